@@ -1,0 +1,20 @@
+//! zkrs: a ZooKeeper-compatible coordination server.
+//!
+//! Module map, from the wire inwards:
+//! - [`server`]: the only tokio code — listener, connections, the write pipeline driver.
+//! - [`proto`]: wire ↔ domain: request decoding, reply encoding, path rules, 4lw text.
+//! - [`session`]: sessions, their expiry buckets, authentication and ACL checks.
+//! - [`prepare`]: turns a write request into a [`txn::Txn`], validating against the
+//!   tree plus the txns not yet applied.
+//! - [`tree`]: znodes and watches; changed only by applying txns.
+//! - [`txn`]: the transaction model shared by prepare, the log and apply.
+//! - [`config`]: zoo.cfg parsing.
+//!
+//! `tree`, `session`, `prepare` and `txn` own no sockets, tasks, clocks or files: time
+//! comes in as arguments, so they can be driven deterministically.
+#![deny(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod config;
+pub mod tree;
+pub mod txn;

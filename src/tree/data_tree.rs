@@ -1,0 +1,437 @@
+//! The znode store: a concurrent map from a parent's path to the table of its children.
+//!
+//! Keying by parent path (not by each node's full path) means full paths are stored only
+//! for nodes that have children; a leaf costs its name, its stat and its data. A node is
+//! found with one map lookup plus one table lookup: `/a/b/c` lives in the table of `/a/b`
+//! under `c`. The root lives in the table of `""` under `""`, so every node, the root
+//! included, has a parent table.
+//!
+//! Readers use `&self` concurrently. Mutations (`pub(super)`, used only by `apply`) also
+//! take `&self`, and the caller must make them exclusive: [`crate::tree::Database`] holds
+//! its gate for writing around every apply, which also makes a multi atomic for readers.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+use compact_str::CompactString;
+use dashmap::DashMap;
+use jute::records::{Acl, Stat};
+use jute::Code;
+use parking_lot::{Mutex, RwLock};
+
+use crate::tree::acl::{AclCache, AclId, AclList};
+use crate::tree::node::{Node, NodeKind};
+use crate::txn::{SessionId, Zxid};
+
+type Hasher = foldhash::fast::RandomState;
+type ChildTable = HashMap<CompactString, Box<Node>, Hasher>;
+
+/// The znodes, their ACLs, and the indexes ZooKeeper keeps beside them.
+#[derive(Debug)]
+pub struct DataTree {
+    tables: DashMap<Box<str>, ChildTable, Hasher>,
+    acls: RwLock<AclCache>,
+    ephemerals: Mutex<HashMap<SessionId, BTreeSet<String>>>,
+    containers: Mutex<BTreeSet<String>>,
+    ttls: Mutex<BTreeSet<String>>,
+    node_count: AtomicUsize,
+    /// Sum of path and data lengths, ZooKeeper's `approximate_data_size`.
+    data_size: AtomicI64,
+    extended_types_enabled: bool,
+}
+
+/// Splits a path into (parent path, name); the root (and its alias `""`) is `("", "")`.
+/// `None` for strings without a `/`, which name no node.
+pub fn split_path(path: &str) -> Option<(&str, &str)> {
+    if path.is_empty() || path == "/" {
+        return Some(("", ""));
+    }
+    let slash = path.rfind('/')?;
+    let parent = if slash == 0 { "/" } else { path.get(..slash)? };
+    Some((parent, path.get(slash + 1..)?))
+}
+
+/// The key of the table holding `path`'s children (the root's alias `""` maps to `/`).
+fn children_key(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
+}
+
+/// What [`DataTree::delete_node`] removed, for watch triggers and bookkeeping.
+#[derive(Debug)]
+pub struct Deleted {
+    /// The removed node.
+    pub node: Box<Node>,
+}
+
+impl DataTree {
+    /// A tree holding what every ZooKeeper has: `/`, `/zookeeper`, `/zookeeper/quota`
+    /// and `/zookeeper/config` (readable by anyone, writable by no one).
+    pub fn new(extended_types_enabled: bool) -> DataTree {
+        let tree = DataTree {
+            tables: DashMap::with_hasher(Hasher::default()),
+            acls: RwLock::new(AclCache::default()),
+            ephemerals: Mutex::new(HashMap::new()),
+            containers: Mutex::new(BTreeSet::new()),
+            ttls: Mutex::new(BTreeSet::new()),
+            node_count: AtomicUsize::new(0),
+            data_size: AtomicI64::new(0),
+            extended_types_enabled,
+        };
+        let system_node = |acl| Node::new(Some(Box::new([])), acl, 0, 0, 0);
+        tree.insert_raw("", "", system_node(AclId::OPEN));
+        tree.insert_raw("/", "zookeeper", system_node(AclId::OPEN));
+        tree.insert_raw("/zookeeper", "quota", system_node(AclId::OPEN));
+        tree.insert_raw("/zookeeper", "config", system_node(AclId::READ_ONLY));
+        tree
+    }
+
+    fn insert_raw(&self, parent: &str, name: &str, node: Node) {
+        let path_len = match parent {
+            "" => 1,
+            "/" => 1 + name.len(),
+            _ => parent.len() + 1 + name.len(),
+        };
+        self.data_size
+            .fetch_add((path_len + node.data_len()) as i64, Ordering::Relaxed);
+        self.tables
+            .entry(parent.into())
+            .or_default()
+            .insert(name.into(), Box::new(node));
+        self.node_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether TTL owners are decoded as TTLs (`extendedTypesEnabled`).
+    pub fn extended_types_enabled(&self) -> bool {
+        self.extended_types_enabled
+    }
+
+    /// Number of children of `path` (0 for a missing node).
+    pub fn num_children(&self, path: &str) -> usize {
+        self.tables
+            .get(children_key(path))
+            .map_or(0, |table| table.len())
+    }
+
+    /// Calls `f` with the node at `path` and its number of children.
+    pub fn with_node<R>(&self, path: &str, f: impl FnOnce(&Node, usize) -> R) -> Option<R> {
+        let (parent, name) = split_path(path)?;
+        let num_children = self.num_children(path);
+        let table = self.tables.get(parent)?;
+        let node = table.get(name)?;
+        Some(f(node, num_children))
+    }
+
+    /// The client-visible stat of `path`.
+    pub fn stat(&self, path: &str) -> Option<Stat> {
+        self.with_node(path, |node, num_children| {
+            node.stat(num_children, self.extended_types_enabled)
+        })
+    }
+
+    /// Whether `path` exists.
+    pub fn exists(&self, path: &str) -> bool {
+        self.with_node(path, |_, _| ()).is_some()
+    }
+
+    /// Names of the children of `path`, in no particular order (as ZooKeeper's HashSet).
+    pub fn children(&self, path: &str) -> Vec<String> {
+        match self.tables.get(children_key(path)) {
+            Some(table) => table.keys().map(|name| name.as_str().to_owned()).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Number of descendants of `path`, not counting itself (`getAllChildrenNumber`).
+    pub fn descendant_count(&self, path: &str) -> usize {
+        if path == "/" {
+            return self.node_count().saturating_sub(1);
+        }
+        let mut count = 0;
+        let mut pending = vec![children_key(path).to_owned()];
+        while let Some(parent) = pending.pop() {
+            let Some(table) = self.tables.get(parent.as_str()) else {
+                continue;
+            };
+            count += table.len();
+            for name in table.keys() {
+                pending.push(child_path(&parent, name));
+            }
+        }
+        count
+    }
+
+    /// The ACL list behind an id.
+    pub fn acl(&self, id: AclId) -> AclList {
+        self.acls.read().get(id)
+    }
+
+    /// Number of distinct ACL lists in use.
+    pub fn acl_count(&self) -> usize {
+        self.acls.read().len()
+    }
+
+    /// The session's ephemeral nodes, sorted.
+    pub fn ephemerals(&self, session: SessionId) -> Vec<String> {
+        self.ephemerals
+            .lock()
+            .get(&session)
+            .map(|paths| paths.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every session that owns ephemeral nodes, with its paths, sorted by session.
+    pub fn all_ephemerals(&self) -> Vec<(SessionId, Vec<String>)> {
+        let mut all: Vec<_> = self
+            .ephemerals
+            .lock()
+            .iter()
+            .map(|(session, paths)| (*session, paths.iter().cloned().collect()))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Number of ephemeral nodes.
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.lock().values().map(BTreeSet::len).sum()
+    }
+
+    /// Paths of all container nodes.
+    pub fn containers(&self) -> Vec<String> {
+        self.containers.lock().iter().cloned().collect()
+    }
+
+    /// Paths of all TTL nodes.
+    pub fn ttls(&self) -> Vec<String> {
+        self.ttls.lock().iter().cloned().collect()
+    }
+
+    /// Number of znodes, the root and `/zookeeper` included.
+    pub fn node_count(&self) -> usize {
+        self.node_count.load(Ordering::Relaxed)
+    }
+
+    /// Sum of path and data lengths over all nodes.
+    pub fn approximate_data_size(&self) -> i64 {
+        self.data_size.load(Ordering::Relaxed)
+    }
+
+    /// Adds a node (`DataTree.createNode`). `parent_cversion` -1 means "one more than
+    /// now"; the parent's cversion and pzxid only ever move forward.
+    ///
+    /// # Errors
+    /// `NoNode` without a parent, `NodeExists` if the path is taken.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn create_node(
+        &self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        ephemeral_owner: i64,
+        parent_cversion: i32,
+        zxid: Zxid,
+        time: i64,
+    ) -> Result<Stat, Code> {
+        let (parent, name) = split_path(path).ok_or(Code::NoNode)?;
+        if name.is_empty() {
+            return Err(Code::NodeExists);
+        }
+        let (grandparent, parent_name) = split_path(parent).ok_or(Code::NoNode)?;
+        if !self.exists(parent) {
+            return Err(Code::NoNode);
+        }
+        // One shard guard at a time: DashMap guards must not nest.
+        if self
+            .tables
+            .get(parent)
+            .is_some_and(|children| children.contains_key(name))
+        {
+            return Err(Code::NodeExists);
+        }
+        {
+            let mut table = self.tables.get_mut(grandparent).ok_or(Code::NoNode)?;
+            let parent_node = table.get_mut(parent_name).ok_or(Code::NoNode)?;
+            let parent_cversion = if parent_cversion == -1 {
+                parent_node.cversion + 1
+            } else {
+                parent_cversion
+            };
+            if parent_cversion > parent_node.cversion {
+                parent_node.cversion = parent_cversion;
+                parent_node.pzxid = zxid;
+            }
+        }
+        let acl_id = self.acls.write().intern(acl);
+        let node = Node::new(data.map(Box::from), acl_id, ephemeral_owner, zxid, time);
+        let stat = node.stat(0, self.extended_types_enabled);
+        self.insert_raw(parent, name, node);
+        match NodeKind::from_owner(ephemeral_owner, self.extended_types_enabled) {
+            NodeKind::Persistent => {}
+            NodeKind::Container => {
+                self.containers.lock().insert(path.to_owned());
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.lock().insert(path.to_owned());
+            }
+            NodeKind::Ephemeral(session) => {
+                self.ephemerals
+                    .lock()
+                    .entry(session)
+                    .or_default()
+                    .insert(path.to_owned());
+            }
+        }
+        Ok(stat)
+    }
+
+    /// Removes a leaf node (`DataTree.deleteNode`). The parent's pzxid moves forward
+    /// even when the child is already gone, as in ZooKeeper.
+    ///
+    /// # Errors
+    /// `NoNode` if the parent or the node is missing.
+    pub(super) fn delete_node(&self, path: &str, zxid: Zxid) -> Result<Deleted, Code> {
+        let (parent, name) = split_path(path).ok_or(Code::NoNode)?;
+        let (grandparent, parent_name) = split_path(parent).ok_or(Code::NoNode)?;
+        if name.is_empty() {
+            return Err(Code::NoNode);
+        }
+        {
+            let mut table = self.tables.get_mut(grandparent).ok_or(Code::NoNode)?;
+            let parent_node = table.get_mut(parent_name).ok_or(Code::NoNode)?;
+            if zxid > parent_node.pzxid {
+                parent_node.pzxid = zxid;
+            }
+        }
+        let node = {
+            let mut siblings = self.tables.get_mut(parent).ok_or(Code::NoNode)?;
+            let node = siblings.remove(name).ok_or(Code::NoNode)?;
+            let now_empty = siblings.is_empty();
+            drop(siblings);
+            if now_empty {
+                self.tables.remove_if(parent, |_, table| table.is_empty());
+            }
+            node
+        };
+        self.node_count.fetch_sub(1, Ordering::Relaxed);
+        self.data_size
+            .fetch_sub((path.len() + node.data_len()) as i64, Ordering::Relaxed);
+        self.acls.write().release(node.acl);
+        match NodeKind::from_owner(node.ephemeral_owner, self.extended_types_enabled) {
+            NodeKind::Persistent => {}
+            NodeKind::Container => {
+                self.containers.lock().remove(path);
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.lock().remove(path);
+            }
+            NodeKind::Ephemeral(session) => {
+                let mut ephemerals = self.ephemerals.lock();
+                if let Some(paths) = ephemerals.get_mut(&session) {
+                    paths.remove(path);
+                    if paths.is_empty() {
+                        ephemerals.remove(&session);
+                    }
+                }
+            }
+        }
+        Ok(Deleted { node })
+    }
+
+    fn update<R>(&self, path: &str, f: impl FnOnce(&mut Node) -> R) -> Result<(R, Stat), Code> {
+        let (parent, name) = split_path(path).ok_or(Code::NoNode)?;
+        let num_children = self.num_children(path);
+        let mut table = self.tables.get_mut(parent).ok_or(Code::NoNode)?;
+        let node = table.get_mut(name).ok_or(Code::NoNode)?;
+        let result = f(node);
+        Ok((result, node.stat(num_children, self.extended_types_enabled)))
+    }
+
+    /// Replaces a node's data (`DataTree.setData`).
+    ///
+    /// # Errors
+    /// `NoNode` if the node is missing.
+    pub(super) fn set_data(
+        &self,
+        path: &str,
+        data: Option<&[u8]>,
+        version: i32,
+        zxid: Zxid,
+        time: i64,
+    ) -> Result<Stat, Code> {
+        let (old_len, stat) = self.update(path, |node| {
+            let old_len = node.data_len();
+            node.data = data.map(Box::from);
+            node.mtime = time;
+            node.mzxid = zxid;
+            node.version = version;
+            old_len
+        })?;
+        let new_len = data.map_or(0, <[u8]>::len);
+        self.data_size
+            .fetch_add(new_len as i64 - old_len as i64, Ordering::Relaxed);
+        Ok(stat)
+    }
+
+    /// Replaces a node's ACL (`DataTree.setACL`).
+    ///
+    /// # Errors
+    /// `NoNode` if the node is missing.
+    pub(super) fn set_acl(&self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, Code> {
+        let new_id = self.acls.write().intern(acl);
+        match self.update(path, |node| {
+            node.aversion = version;
+            std::mem::replace(&mut node.acl, new_id)
+        }) {
+            Ok((old_id, stat)) => {
+                self.acls.write().release(old_id);
+                Ok(stat)
+            }
+            Err(code) => {
+                self.acls.write().release(new_id);
+                Err(code)
+            }
+        }
+    }
+
+    /// Moves a node's cversion (and pzxid) forward, used when replaying a create whose
+    /// node already exists (`DataTree.setCversionPzxid`).
+    ///
+    /// # Errors
+    /// `NoNode` if the node is missing.
+    pub(super) fn set_cversion_pzxid(
+        &self,
+        path: &str,
+        cversion: i32,
+        zxid: Zxid,
+    ) -> Result<(), Code> {
+        self.update(path, |node| {
+            let cversion = if cversion == -1 {
+                node.cversion + 1
+            } else {
+                cversion
+            };
+            if cversion > node.cversion {
+                node.cversion = cversion;
+                node.pzxid = zxid;
+            }
+        })
+        .map(|_| ())
+    }
+}
+
+/// Joins a parent path and a child name.
+pub fn child_path(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+#[cfg(test)]
+#[path = "data_tree_test.rs"]
+mod tests;

@@ -1,0 +1,145 @@
+use super::*;
+use crate::tree::acl::{perms, world_anyone};
+use crate::tree::node::{NodeKind, CONTAINER_EPHEMERAL_OWNER};
+
+fn open() -> Vec<Acl> {
+    vec![world_anyone(perms::ALL)]
+}
+
+fn create(tree: &DataTree, path: &str, owner: i64, zxid: Zxid) -> Result<Stat, Code> {
+    tree.create_node(path, Some(b"data"), &open(), owner, -1, zxid, 1000 + zxid)
+}
+
+#[test]
+fn split_paths() {
+    assert_eq!(split_path("/"), Some(("", "")));
+    assert_eq!(split_path(""), Some(("", "")));
+    assert_eq!(split_path("/a"), Some(("/", "a")));
+    assert_eq!(split_path("/a/b"), Some(("/a", "b")));
+    assert_eq!(split_path("/a/"), Some(("/a", "")));
+    assert_eq!(split_path("relative"), None);
+}
+
+#[test]
+fn starts_with_the_system_nodes() {
+    let tree = DataTree::new(false);
+    assert_eq!(tree.node_count(), 4);
+    let mut children = tree.children("/zookeeper");
+    children.sort();
+    assert_eq!(children, ["config", "quota"]);
+    assert_eq!(tree.children("/"), ["zookeeper"]);
+    assert_eq!(tree.children(""), ["zookeeper"], "\"\" is the root's alias");
+    let root = tree.stat("/").expect("root");
+    assert_eq!((root.cversion, root.num_children), (-1, 1));
+    assert_eq!(tree.stat("/zookeeper").expect("exists").cversion, -2);
+    assert_eq!(tree.descendant_count("/"), 3);
+    assert_eq!(tree.approximate_data_size(), 1 + 10 + 16 + 17);
+}
+
+#[test]
+fn create_updates_parent_and_stat() {
+    let tree = DataTree::new(false);
+    let stat = create(&tree, "/a", 0, 5).expect("created");
+    assert_eq!(
+        (
+            stat.czxid,
+            stat.mzxid,
+            stat.pzxid,
+            stat.ctime,
+            stat.data_length
+        ),
+        (5, 5, 5, 1005, 4)
+    );
+    create(&tree, "/a/b", 0, 6).expect("created");
+    let parent = tree.stat("/a").expect("exists");
+    assert_eq!(
+        (
+            parent.cversion,
+            parent.num_children,
+            parent.pzxid,
+            parent.mzxid
+        ),
+        (1, 1, 6, 5)
+    );
+    assert_eq!(create(&tree, "/a/b", 0, 7), Err(Code::NodeExists));
+    assert_eq!(create(&tree, "/x/y", 0, 7), Err(Code::NoNode));
+    assert_eq!(tree.descendant_count("/a"), 1);
+    assert_eq!(tree.descendant_count("/"), 5);
+}
+
+#[test]
+fn delete_moves_pzxid_and_keeps_creation_count() {
+    let tree = DataTree::new(false);
+    create(&tree, "/a", 0, 1).expect("created");
+    create(&tree, "/a/b", 0, 2).expect("created");
+    tree.delete_node("/a/b", 3).expect("deleted");
+    let parent = tree.stat("/a").expect("exists");
+    assert_eq!(
+        (parent.cversion, parent.num_children, parent.pzxid),
+        (2, 0, 3)
+    );
+    assert!(matches!(tree.delete_node("/a/b", 4), Err(Code::NoNode)));
+    assert_eq!(
+        tree.stat("/a").expect("exists").pzxid,
+        4,
+        "pzxid moves even for a missing child"
+    );
+    assert!(
+        tree.tables.get("/a").is_none(),
+        "empty child tables are dropped"
+    );
+}
+
+#[test]
+fn ephemerals_containers_and_ttls_are_indexed() {
+    let tree = DataTree::new(true);
+    create(&tree, "/e1", 0x77, 1).expect("created");
+    create(&tree, "/e2", 0x77, 2).expect("created");
+    create(&tree, "/c", CONTAINER_EPHEMERAL_OWNER, 3).expect("created");
+    let ttl = NodeKind::ttl_owner(100).expect("valid");
+    create(&tree, "/t", ttl, 4).expect("created");
+    assert_eq!(tree.ephemerals(0x77), ["/e1", "/e2"]);
+    assert_eq!(tree.ephemeral_count(), 2);
+    assert_eq!(tree.containers(), ["/c"]);
+    assert_eq!(tree.ttls(), ["/t"]);
+    tree.delete_node("/e1", 5).expect("deleted");
+    tree.delete_node("/c", 6).expect("deleted");
+    tree.delete_node("/t", 7).expect("deleted");
+    assert_eq!(tree.ephemerals(0x77), ["/e2"]);
+    assert!(tree.containers().is_empty());
+    assert!(tree.ttls().is_empty());
+}
+
+#[test]
+fn set_data_and_acl() {
+    let tree = DataTree::new(false);
+    create(&tree, "/a", 0, 1).expect("created");
+    let stat = tree.set_data("/a", None, 1, 2, 2000).expect("set");
+    assert_eq!(
+        (stat.version, stat.mzxid, stat.mtime, stat.data_length),
+        (1, 2, 2000, 0)
+    );
+    assert_eq!(
+        tree.with_node("/a", |node, _| node.data.clone()),
+        Some(None)
+    );
+    let acl = vec![world_anyone(perms::READ)];
+    let stat = tree.set_acl("/a", &acl, 1).expect("set");
+    assert_eq!(stat.aversion, 1);
+    let acl_id = tree.with_node("/a", |node, _| node.acl).expect("exists");
+    assert_eq!(tree.acl(acl_id).as_ref(), acl.as_slice());
+    assert_eq!(tree.set_data("/missing", None, 1, 3, 0), Err(Code::NoNode));
+}
+
+#[test]
+fn explicit_parent_cversion_only_moves_forward() {
+    let tree = DataTree::new(false);
+    create(&tree, "/p", 0, 1).expect("created");
+    tree.create_node("/p/a", None, &open(), 0, 5, 2, 0)
+        .expect("created");
+    tree.create_node("/p/b", None, &open(), 0, 3, 3, 0)
+        .expect("created");
+    let parent = tree.stat("/p").expect("exists");
+    assert_eq!(parent.pzxid, 2, "a lower cversion leaves pzxid alone");
+    assert_eq!(parent.cversion, 5 * 2 - 2);
+}

@@ -1,0 +1,109 @@
+//! The replicated state: znodes, ACLs and watches, changed only by applying txns.
+//!
+//! [`Database`] bundles the [`DataTree`] with the two [`WatchManager`]s and a gate. Readers
+//! hold the gate shared for the duration of one request, so reading a node and leaving a
+//! watch on it is atomic with respect to changes; [`Database::apply`] holds it exclusively
+//! while it changes the tree and hands out the triggered notifications, so a client always
+//! receives the notification before any read that reflects the change, and no reader sees
+//! half of a multi. This module owns no sockets, tasks or clocks.
+
+pub mod acl;
+mod apply;
+pub mod data_tree;
+pub mod node;
+pub mod watch;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use parking_lot::{RwLock, RwLockReadGuard};
+
+pub use apply::{Notification, TxnResult};
+pub use data_tree::DataTree;
+pub use watch::{EventType, WatchManager, WatcherId, WatcherMode};
+
+use crate::txn::Zxid;
+
+/// The tree, its watches, and the last applied zxid, behind one read/apply gate.
+#[derive(Debug)]
+pub struct Database {
+    gate: RwLock<()>,
+    tree: DataTree,
+    data_watches: WatchManager,
+    child_watches: WatchManager,
+    last_applied_zxid: AtomicI64,
+}
+
+/// A consistent view for one read request; changes wait until it is dropped.
+pub struct ReadView<'a> {
+    _gate: RwLockReadGuard<'a, ()>,
+    database: &'a Database,
+}
+
+impl Database {
+    /// A database holding only ZooKeeper's system nodes.
+    pub fn new(extended_types_enabled: bool) -> Database {
+        Database {
+            gate: RwLock::new(()),
+            tree: DataTree::new(extended_types_enabled),
+            data_watches: WatchManager::default(),
+            child_watches: WatchManager::default(),
+            last_applied_zxid: AtomicI64::new(0),
+        }
+    }
+
+    /// Opens a consistent view for one read.
+    pub fn read(&self) -> ReadView<'_> {
+        ReadView {
+            _gate: self.gate.read(),
+            database: self,
+        }
+    }
+
+    /// The zxid of the last applied txn.
+    pub fn last_applied_zxid(&self) -> Zxid {
+        self.last_applied_zxid.load(Ordering::Acquire)
+    }
+
+    /// The tree, for reads that need no consistency with watches (statistics, dumps).
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    /// Data and exists watches.
+    pub fn data_watches(&self) -> &WatchManager {
+        &self.data_watches
+    }
+
+    /// Child watches.
+    pub fn child_watches(&self) -> &WatchManager {
+        &self.child_watches
+    }
+
+    /// Drops every watch of a closed connection.
+    pub fn remove_watcher(&self, watcher: WatcherId) {
+        self.data_watches.remove_watcher(watcher);
+        self.child_watches.remove_watcher(watcher);
+    }
+}
+
+impl ReadView<'_> {
+    /// The tree as of this view.
+    pub fn tree(&self) -> &DataTree {
+        &self.database.tree
+    }
+
+    /// The zxid of the last applied txn, which every reply header carries.
+    pub fn last_applied_zxid(&self) -> Zxid {
+        self.database.last_applied_zxid()
+    }
+
+    /// Data and exists watches.
+    pub fn data_watches(&self) -> &WatchManager {
+        &self.database.data_watches
+    }
+
+    /// Child watches.
+    pub fn child_watches(&self) -> &WatchManager {
+        &self.database.child_watches
+    }
+}

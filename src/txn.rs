@@ -1,0 +1,234 @@
+//! Transactions: the only way the replicated state changes.
+//!
+//! `prepare` turns a write request into a [`Txn`]; the log stores its jute encoding
+//! (ZooKeeper's own `TxnHeader` + txn records, so `zkrs log dump` reads like
+//! `zkTxnLogToolkit`); `tree::Database::apply` applies it. A failed request still becomes
+//! a txn ([`TxnBody::Error`]) and takes a zxid, as in ZooKeeper, so that a client never
+//! sees a zxid the log does not have.
+
+use bytes::{Bytes, BytesMut};
+use jute::records::{
+    CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn,
+    CreateTxn, DeleteTxn, ErrorTxn, MultiTxn, SetAclTxn, SetDataTxn, Txn as SubTxnRecord,
+    TxnHeader,
+};
+use jute::{DecodeError, OpCode, Reader, Record};
+
+/// A zxid: `epoch << 32 | counter`.
+pub type Zxid = i64;
+
+/// A session id.
+pub type SessionId = i64;
+
+/// The epoch half of a zxid.
+pub fn zxid_epoch(zxid: Zxid) -> u32 {
+    (zxid >> 32) as u32
+}
+
+/// The counter half of a zxid.
+pub fn zxid_counter(zxid: Zxid) -> u32 {
+    zxid as u32
+}
+
+/// One transaction: who asked (`client_id`, `cxid`), when, under which zxid, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Txn {
+    /// ZooKeeper's header; `op_type` always matches `body`.
+    pub header: TxnHeader,
+    /// What the transaction does.
+    pub body: TxnBody,
+}
+
+/// The effect of a transaction, one variant per txn record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnBody {
+    /// create or create2 (the opcode in the header tells which reply to give).
+    Create(CreateTxn),
+    /// createTTL.
+    CreateTtl(CreateTtlTxn),
+    /// createContainer.
+    CreateContainer(CreateContainerTxn),
+    /// delete or deleteContainer.
+    Delete(DeleteTxn),
+    /// setData.
+    SetData(SetDataTxn),
+    /// setACL.
+    SetAcl(SetAclTxn),
+    /// A passed check.
+    Check(CheckVersionTxn),
+    /// A new session.
+    CreateSession(CreateSessionTxn),
+    /// A session closed by its client or expired.
+    CloseSession(CloseSessionTxn),
+    /// A failed request or sub-request.
+    Error(ErrorTxn),
+    /// A multi: every sub-txn under the header's zxid.
+    Multi(Vec<SubTxn>),
+}
+
+/// One sub-transaction of a multi, with its own opcode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubTxn {
+    /// The sub-op's opcode (error for a failed or rolled-back op).
+    pub op_type: OpCode,
+    /// What it does.
+    pub body: TxnBody,
+}
+
+impl TxnBody {
+    fn write(&self, out: &mut BytesMut) {
+        match self {
+            TxnBody::Create(txn) => txn.write(out),
+            TxnBody::CreateTtl(txn) => txn.write(out),
+            TxnBody::CreateContainer(txn) => txn.write(out),
+            TxnBody::Delete(txn) => txn.write(out),
+            TxnBody::SetData(txn) => txn.write(out),
+            TxnBody::SetAcl(txn) => txn.write(out),
+            TxnBody::Check(txn) => txn.write(out),
+            TxnBody::CreateSession(txn) => txn.write(out),
+            TxnBody::CloseSession(txn) => txn.write(out),
+            TxnBody::Error(txn) => txn.write(out),
+            TxnBody::Multi(subs) => {
+                let txns = subs
+                    .iter()
+                    .map(|sub| {
+                        let mut data = BytesMut::new();
+                        sub.body.write(&mut data);
+                        SubTxnRecord {
+                            op_type: sub.op_type.as_i32(),
+                            data: data.freeze(),
+                        }
+                    })
+                    .collect();
+                MultiTxn { txns }.write(out);
+            }
+        }
+    }
+
+    fn read(op_type: i32, reader: &mut Reader<'_>) -> Result<TxnBody, DecodeError> {
+        let offset = reader.position();
+        let invalid = DecodeError::Invalid {
+            what: "TxnHeader.op_type",
+            offset,
+            reason: "unknown txn type",
+        };
+        Ok(match OpCode::from_i32(op_type).ok_or(invalid.clone())? {
+            OpCode::Create | OpCode::Create2 => TxnBody::Create(Record::read(reader)?),
+            OpCode::CreateTtl => TxnBody::CreateTtl(Record::read(reader)?),
+            OpCode::CreateContainer => TxnBody::CreateContainer(Record::read(reader)?),
+            OpCode::Delete | OpCode::DeleteContainer => TxnBody::Delete(Record::read(reader)?),
+            OpCode::SetData => TxnBody::SetData(Record::read(reader)?),
+            OpCode::SetAcl => TxnBody::SetAcl(Record::read(reader)?),
+            OpCode::Check => TxnBody::Check(Record::read(reader)?),
+            OpCode::CreateSession => TxnBody::CreateSession(Record::read(reader)?),
+            OpCode::CloseSession => TxnBody::CloseSession(Record::read(reader)?),
+            OpCode::Error => TxnBody::Error(Record::read(reader)?),
+            OpCode::Multi => {
+                let multi = MultiTxn::read(reader)?;
+                let mut subs = Vec::with_capacity(multi.txns.len());
+                for sub in multi.txns {
+                    let sub_op = OpCode::from_i32(sub.op_type).ok_or(invalid.clone())?;
+                    if sub_op == OpCode::Multi {
+                        return Err(invalid);
+                    }
+                    let body = TxnBody::read(sub.op_type, &mut Reader::new(&sub.data))?;
+                    subs.push(SubTxn {
+                        op_type: sub_op,
+                        body,
+                    });
+                }
+                TxnBody::Multi(subs)
+            }
+            _ => return Err(invalid),
+        })
+    }
+}
+
+impl Txn {
+    /// The transaction's zxid.
+    pub fn zxid(&self) -> Zxid {
+        self.header.zxid
+    }
+
+    /// The jute encoding the log stores: `TxnHeader` then the txn record.
+    pub fn encode(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(64);
+        self.header.write(&mut out);
+        self.body.write(&mut out);
+        out.freeze()
+    }
+
+    /// Decodes what [`Txn::encode`] wrote.
+    ///
+    /// # Errors
+    /// [`DecodeError`] if `bytes` is not a valid encoding.
+    pub fn decode(bytes: &Bytes) -> Result<Txn, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let header = TxnHeader::read(&mut reader)?;
+        let body = TxnBody::read(header.op_type, &mut reader)?;
+        Ok(Txn { header, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jute::records::{Acl, Id};
+
+    fn header(op_type: OpCode) -> TxnHeader {
+        TxnHeader {
+            client_id: 0x100,
+            cxid: 7,
+            zxid: 0x5_0000_0001,
+            time: 1234,
+            op_type: op_type.as_i32(),
+        }
+    }
+
+    #[test]
+    fn multi_txn_round_trips() {
+        let acl = vec![Acl {
+            perms: 31,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        }];
+        let txn = Txn {
+            header: header(OpCode::Multi),
+            body: TxnBody::Multi(vec![
+                SubTxn {
+                    op_type: OpCode::Create,
+                    body: TxnBody::Create(CreateTxn {
+                        path: "/a".into(),
+                        data: Some(Bytes::from_static(b"x")),
+                        acl,
+                        ephemeral: false,
+                        parent_cversion: 1,
+                    }),
+                },
+                SubTxn {
+                    op_type: OpCode::Error,
+                    body: TxnBody::Error(ErrorTxn { err: -2 }),
+                },
+            ]),
+        };
+        assert_eq!(Txn::decode(&txn.encode()).expect("decodes"), txn);
+    }
+
+    #[test]
+    fn unknown_txn_type_is_an_error_not_a_panic() {
+        let mut txn = Txn {
+            header: header(OpCode::Delete),
+            body: TxnBody::Delete(DeleteTxn { path: "/a".into() }),
+        };
+        txn.header.op_type = 77;
+        assert!(Txn::decode(&txn.encode()).is_err());
+    }
+
+    #[test]
+    fn zxid_halves() {
+        assert_eq!(zxid_epoch(0x5_0000_0001), 5);
+        assert_eq!(zxid_counter(0x5_0000_0001), 1);
+    }
+}
