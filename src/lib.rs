@@ -16,5 +16,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod config;
+pub mod prepare;
+pub mod proto;
+pub mod session;
 pub mod tree;
 pub mod txn;

@@ -1,0 +1,164 @@
+//! create, create2, createContainer and createTTL (`pRequest2TxnCreate`).
+
+use bytes::Bytes;
+use jute::records::{Acl, CreateContainerTxn, CreateTtlTxn, CreateTxn};
+use jute::{Code, OpCode};
+
+use super::{NodeRecord, Scope};
+use crate::proto::validate_path;
+use crate::session::auth::{check_acl, fixup_acl};
+use crate::tree::acl::perms;
+use crate::tree::node::{NodeKind, CONTAINER_EPHEMERAL_OWNER};
+use crate::txn::TxnBody;
+
+/// The fields shared by `CreateRequest` and `CreateTtlRequest`.
+pub(super) struct CreateArgs<'a> {
+    pub path: &'a str,
+    pub data: Option<&'a Bytes>,
+    pub acl: &'a [Acl],
+    pub flags: i32,
+    /// -1 for creates without a TTL.
+    pub ttl: i64,
+}
+
+/// ZooKeeper's `CreateMode`, from a request's flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CreateMode {
+    Persistent,
+    Ephemeral,
+    PersistentSequential,
+    EphemeralSequential,
+    Container,
+    PersistentWithTtl,
+    PersistentSequentialWithTtl,
+}
+
+impl CreateMode {
+    pub(super) fn from_flags(flags: i32) -> Option<CreateMode> {
+        Some(match flags {
+            0 => CreateMode::Persistent,
+            1 => CreateMode::Ephemeral,
+            2 => CreateMode::PersistentSequential,
+            3 => CreateMode::EphemeralSequential,
+            4 => CreateMode::Container,
+            5 => CreateMode::PersistentWithTtl,
+            6 => CreateMode::PersistentSequentialWithTtl,
+            _ => return None,
+        })
+    }
+
+    fn is_sequential(self) -> bool {
+        matches!(
+            self,
+            CreateMode::PersistentSequential
+                | CreateMode::EphemeralSequential
+                | CreateMode::PersistentSequentialWithTtl
+        )
+    }
+
+    fn is_ephemeral(self) -> bool {
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
+    }
+
+    pub(super) fn is_ttl(self) -> bool {
+        matches!(
+            self,
+            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
+        )
+    }
+}
+
+/// Prepares a create whose opcode is `op` (it decides the txn record: a create with
+/// container flags but opcode create makes a persistent node, as in ZooKeeper).
+pub(super) fn create(
+    scope: &mut Scope<'_, '_>,
+    op: OpCode,
+    args: CreateArgs<'_>,
+) -> Result<(OpCode, TxnBody), Code> {
+    let mode = CreateMode::from_flags(args.flags).ok_or(Code::BadArguments)?;
+    if mode.is_ttl() && !scope.context.extended_types_enabled {
+        return Err(Code::Unimplemented);
+    }
+    let ttl_owner = if mode.is_ttl() {
+        Some(NodeKind::ttl_owner(args.ttl).ok_or(Code::BadArguments)?)
+    } else if args.ttl >= 0 {
+        return Err(Code::BadArguments);
+    } else {
+        None
+    };
+    scope.check_session()?;
+
+    let slash = args
+        .path
+        .rfind('/')
+        .filter(|_| !args.path.contains('\0'))
+        .ok_or(Code::BadArguments)?;
+    let parent_path = args.path.get(..slash).ok_or(Code::BadArguments)?;
+    let acl = fixup_acl(args.acl, scope.context.auth)?;
+    let mut parent = scope.record(parent_path)?;
+    check_acl(&parent.acl, perms::CREATE, scope.context.auth)?;
+
+    let path = if mode.is_sequential() {
+        format!("{}{:010}", args.path, parent.cversion)
+    } else {
+        args.path.to_owned()
+    };
+    validate_path(&path).map_err(|_| Code::BadArguments)?;
+    if scope.lookup(&path).is_some() {
+        return Err(Code::NodeExists);
+    }
+    if matches!(
+        NodeKind::from_owner(parent.ephemeral_owner, scope.context.extended_types_enabled),
+        NodeKind::Ephemeral(_)
+    ) {
+        return Err(Code::NoChildrenForEphemerals);
+    }
+    let parent_cversion = parent.cversion + 1;
+    let data = args.data.cloned();
+    let body = match op {
+        OpCode::CreateContainer => TxnBody::CreateContainer(CreateContainerTxn {
+            path: path.clone(),
+            data,
+            acl: acl.clone(),
+            parent_cversion,
+        }),
+        OpCode::CreateTtl => TxnBody::CreateTtl(CreateTtlTxn {
+            path: path.clone(),
+            data,
+            acl: acl.clone(),
+            parent_cversion,
+            ttl: args.ttl,
+        }),
+        _ => TxnBody::Create(CreateTxn {
+            path: path.clone(),
+            data,
+            acl: acl.clone(),
+            ephemeral: mode.is_ephemeral(),
+            parent_cversion,
+        }),
+    };
+    let ephemeral_owner = match (mode, ttl_owner) {
+        (CreateMode::Container, _) => CONTAINER_EPHEMERAL_OWNER,
+        (_, Some(owner)) => owner,
+        _ if mode.is_ephemeral() => scope.context.session_id,
+        _ => 0,
+    };
+    parent.child_count += 1;
+    parent.cversion = parent_cversion;
+    scope.set(parent_path, Some(parent));
+    scope.set(
+        &path,
+        Some(NodeRecord {
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner,
+            child_count: 0,
+            acl: acl.into(),
+        }),
+    );
+    Ok((op, body))
+}

@@ -1,0 +1,149 @@
+//! Changes prepared but not yet applied (ZooKeeper's `outstandingChanges`).
+//!
+//! A request is validated against the newest version of each node: the one its own
+//! multi just produced, else the one a pending txn will produce, else the tree's.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::tree::acl::AclList;
+use crate::tree::data_tree::DataTree;
+use crate::txn::Zxid;
+
+/// What prepare needs to know of a node (ZooKeeper's `ChangeRecord`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Data version.
+    pub version: i32,
+    /// Number of child creations ever (the stored cversion).
+    pub cversion: i32,
+    /// ACL version.
+    pub aversion: i32,
+    /// Session, container marker or TTL.
+    pub ephemeral_owner: i64,
+    /// Number of children.
+    pub child_count: i32,
+    /// The node's ACL.
+    pub acl: AclList,
+}
+
+/// The pending changes, oldest first, with the newest record per path.
+#[derive(Debug, Default)]
+pub struct PendingChanges {
+    order: VecDeque<(Zxid, String)>,
+    /// Newest record per path and the zxid that produced it; `None` = deleted.
+    newest: HashMap<String, (Zxid, Option<NodeRecord>)>,
+}
+
+impl PendingChanges {
+    /// The newest pending record of `path`, if a pending txn touches it: `Some(None)`
+    /// means a pending txn deletes it.
+    pub fn get(&self, path: &str) -> Option<Option<&NodeRecord>> {
+        self.newest.get(path).map(|(_, record)| record.as_ref())
+    }
+
+    /// Records the effect of a prepared txn.
+    pub fn push(&mut self, zxid: Zxid, path: String, record: Option<NodeRecord>) {
+        self.order.push_back((zxid, path.clone()));
+        self.newest.insert(path, (zxid, record));
+    }
+
+    /// Forgets the changes of txns up to `zxid`, now visible in the tree.
+    pub fn applied(&mut self, zxid: Zxid) {
+        while let Some((pending_zxid, _)) = self.order.front() {
+            if *pending_zxid > zxid {
+                break;
+            }
+            let Some((pending_zxid, path)) = self.order.pop_front() else {
+                break;
+            };
+            if self
+                .newest
+                .get(&path)
+                .is_some_and(|(newest, _)| *newest == pending_zxid)
+            {
+                self.newest.remove(&path);
+            }
+        }
+    }
+
+    /// Number of pending records.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Paths whose newest pending record is an ephemeral of `session`, and paths whose
+    /// newest pending record is a deletion.
+    pub fn ephemeral_changes(&self, session: i64) -> (Vec<String>, Vec<String>) {
+        let mut created = Vec::new();
+        let mut deleted = Vec::new();
+        for (path, (_, record)) in &self.newest {
+            match record {
+                None => deleted.push(path.clone()),
+                Some(record) if record.ephemeral_owner == session => created.push(path.clone()),
+                Some(_) => {}
+            }
+        }
+        (created, deleted)
+    }
+}
+
+/// A record read from the tree.
+pub fn record_from_tree(tree: &DataTree, path: &str) -> Option<NodeRecord> {
+    tree.with_node(path, |node, num_children| NodeRecord {
+        version: node.version,
+        cversion: node.cversion,
+        aversion: node.aversion,
+        ephemeral_owner: node.ephemeral_owner,
+        child_count: i32::try_from(num_children).unwrap_or(i32::MAX),
+        acl: tree.acl(node.acl),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::acl::{perms, world_anyone};
+
+    fn record(version: i32) -> NodeRecord {
+        NodeRecord {
+            version,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: 0,
+            child_count: 0,
+            acl: vec![world_anyone(perms::ALL)].into(),
+        }
+    }
+
+    #[test]
+    fn newest_record_wins_until_applied() {
+        let mut pending = PendingChanges::default();
+        pending.push(1, "/a".into(), Some(record(0)));
+        pending.push(2, "/a".into(), Some(record(1)));
+        assert_eq!(pending.get("/a").flatten().map(|r| r.version), Some(1));
+        pending.applied(1);
+        assert_eq!(
+            pending.get("/a").flatten().map(|r| r.version),
+            Some(1),
+            "zxid 2 still pending"
+        );
+        pending.applied(2);
+        assert_eq!(pending.get("/a"), None);
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn deletions_are_remembered() {
+        let mut pending = PendingChanges::default();
+        pending.push(3, "/e".into(), None);
+        assert_eq!(pending.get("/e"), Some(None));
+        let (created, deleted) = pending.ephemeral_changes(7);
+        assert!(created.is_empty());
+        assert_eq!(deleted, ["/e"]);
+    }
+}

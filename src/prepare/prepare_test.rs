@@ -1,0 +1,280 @@
+use bytes::Bytes;
+use jute::records::{Acl, CreateRequest, DeleteRequest, Id, MultiOp, MultiRequest, SetDataRequest};
+
+use super::*;
+use crate::tree::acl::{perms, world_anyone};
+use crate::tree::Database;
+
+const SESSION: SessionId = 0x42;
+
+struct Fixture {
+    db: Database,
+    sessions: SessionTracker,
+    auth: AuthIds,
+    preparer: Preparer,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let mut sessions = SessionTracker::new(1000, 1);
+        sessions.add(SESSION, 10_000, 0);
+        Fixture {
+            db: Database::new(true),
+            sessions,
+            auth: AuthIds::for_client("127.0.0.1".parse().expect("ip")),
+            preparer: Preparer::new(0),
+        }
+    }
+
+    fn prepare(&mut self, request: Request) -> Txn {
+        let context = Context {
+            tree: self.db.tree(),
+            sessions: &self.sessions,
+            auth: &self.auth,
+            session_id: SESSION,
+            extended_types_enabled: true,
+            reconfig_enabled: false,
+        };
+        self.preparer
+            .prepare(&context, &request, 1, 1000)
+            .expect("a txn")
+    }
+
+    fn apply(&mut self, txn: &Txn) {
+        self.db.apply(txn, &mut |_, _| {});
+        self.preparer.applied(txn.zxid());
+    }
+
+    fn run(&mut self, request: Request) -> Txn {
+        let txn = self.prepare(request);
+        self.apply(&txn);
+        txn
+    }
+}
+
+fn create(path: &str, flags: i32) -> Request {
+    create_with_acl(path, flags, vec![world_anyone(perms::ALL)])
+}
+
+fn create_with_acl(path: &str, flags: i32, acl: Vec<Acl>) -> Request {
+    Request::Create {
+        op: OpCode::Create,
+        request: CreateRequest {
+            path: path.into(),
+            data: Some(Bytes::from_static(b"d")),
+            acl,
+            flags,
+        },
+    }
+}
+
+fn error_of(txn: &Txn) -> Option<i32> {
+    match &txn.body {
+        TxnBody::Error(error) => Some(error.err),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_txn_takes_the_next_zxid() {
+    let mut fixture = Fixture::new();
+    let first = fixture.run(create("/a", 0));
+    let failed = fixture.run(create("/a", 0));
+    assert_eq!((first.zxid(), failed.zxid()), (1, 2));
+    assert_eq!(error_of(&failed), Some(Code::NodeExists.as_i32()));
+    assert_eq!(failed.header.op_type, OpCode::Error.as_i32());
+}
+
+#[test]
+fn sequential_names_use_the_creation_count() {
+    let mut fixture = Fixture::new();
+    fixture.run(create("/p", 0));
+    fixture.run(create("/p/a", 0));
+    fixture.run(Request::Delete(DeleteRequest {
+        path: "/p/a".into(),
+        version: -1,
+    }));
+    let txn = fixture.run(create("/p/s-", 2));
+    let TxnBody::Create(created) = &txn.body else {
+        panic!("not a create: {txn:?}")
+    };
+    assert_eq!(created.path, "/p/s-0000000001");
+    assert_eq!(created.parent_cversion, 2);
+}
+
+#[test]
+fn pending_changes_are_seen_before_apply() {
+    let mut fixture = Fixture::new();
+    let first = fixture.prepare(create("/a", 0));
+    let second = fixture.prepare(create("/a", 0));
+    assert_eq!(error_of(&second), Some(Code::NodeExists.as_i32()));
+    let child = fixture.prepare(create("/a/b", 0));
+    assert_eq!(
+        error_of(&child),
+        None,
+        "parent exists in the pending changes"
+    );
+    fixture.apply(&first);
+    fixture.apply(&second);
+    fixture.apply(&child);
+    assert!(fixture.db.tree().exists("/a/b"));
+}
+
+#[test]
+fn errors_come_in_zookeepers_order() {
+    let mut fixture = Fixture::new();
+    assert_eq!(
+        error_of(&fixture.run(create("/x", 9))),
+        Some(Code::BadArguments.as_i32())
+    );
+    assert_eq!(
+        error_of(&fixture.run(create("noslash", 0))),
+        Some(Code::BadArguments.as_i32())
+    );
+    assert_eq!(
+        error_of(&fixture.run(create_with_acl("/x", 0, vec![]))),
+        Some(Code::InvalidAcl.as_i32())
+    );
+    assert_eq!(
+        error_of(&fixture.run(create("/missing/x", 0))),
+        Some(Code::NoNode.as_i32())
+    );
+    assert_eq!(
+        error_of(&fixture.run(create("/x/", 0))),
+        Some(Code::NoNode.as_i32()),
+        "parent /x missing"
+    );
+    fixture.run(create("/e", 1));
+    assert_eq!(
+        error_of(&fixture.run(create("/e/c", 0))),
+        Some(Code::NoChildrenForEphemerals.as_i32())
+    );
+    assert_eq!(
+        error_of(&fixture.run(create("/e/", 0))),
+        Some(Code::BadArguments.as_i32())
+    );
+    let readonly = vec![Acl {
+        perms: perms::READ,
+        id: Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }];
+    fixture.run(create_with_acl("/r", 0, readonly));
+    assert_eq!(
+        error_of(&fixture.run(create("/r/c", 0))),
+        Some(Code::NoAuth.as_i32())
+    );
+    let delete_root = fixture.run(Request::Delete(DeleteRequest {
+        path: "/zookeeper".into(),
+        version: -1,
+    }));
+    assert_eq!(error_of(&delete_root), Some(Code::BadArguments.as_i32()));
+    let bad_version = fixture.run(Request::SetData(SetDataRequest {
+        path: "/e".into(),
+        data: None,
+        version: 3,
+    }));
+    assert_eq!(error_of(&bad_version), Some(Code::BadVersion.as_i32()));
+}
+
+#[test]
+fn expired_sessions_cannot_write() {
+    let mut fixture = Fixture::new();
+    fixture.sessions.set_closing(SESSION);
+    assert_eq!(
+        error_of(&fixture.run(create("/a", 0))),
+        Some(Code::SessionExpired.as_i32())
+    );
+}
+
+#[test]
+fn failed_multi_leaves_no_pending_changes() {
+    let mut fixture = Fixture::new();
+    let ops = vec![
+        MultiOp::Create {
+            op_type: 1,
+            request: CreateRequest {
+                path: "/m".into(),
+                data: None,
+                acl: vec![world_anyone(perms::ALL)],
+                flags: 0,
+            },
+        },
+        MultiOp::Delete(DeleteRequest {
+            path: "/nope".into(),
+            version: -1,
+        }),
+        MultiOp::Delete(DeleteRequest {
+            path: "/m".into(),
+            version: -1,
+        }),
+    ];
+    let txn = fixture.prepare(Request::Multi(MultiRequest { ops }));
+    let TxnBody::Multi(subs) = &txn.body else {
+        panic!("not a multi")
+    };
+    let codes: Vec<_> = subs
+        .iter()
+        .map(|sub| {
+            error_of(&Txn {
+                header: txn.header.clone(),
+                body: sub.body.clone(),
+            })
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            None,
+            Some(Code::NoNode.as_i32()),
+            Some(Code::RuntimeInconsistency.as_i32())
+        ]
+    );
+    assert_eq!(fixture.preparer.pending_len(), 0);
+    let after = fixture.prepare(create("/m", 0));
+    assert_eq!(
+        error_of(&after),
+        None,
+        "the failed multi's create was rolled back"
+    );
+}
+
+#[test]
+fn close_session_lists_its_ephemerals() {
+    let mut fixture = Fixture::new();
+    fixture.run(create("/e1", 1));
+    let pending_create = fixture.prepare(create("/e2", 1));
+    let close = fixture.prepare(Request::CloseSession);
+    let TxnBody::CloseSession(close_txn) = &close.body else {
+        panic!("not a close")
+    };
+    assert_eq!(close_txn.paths_to_delete, ["/e1", "/e2"]);
+    fixture.apply(&pending_create);
+    fixture.apply(&close);
+    assert_eq!(fixture.db.tree().ephemeral_count(), 0);
+}
+
+#[test]
+fn ttl_rules() {
+    let mut fixture = Fixture::new();
+    let ttl = |ttl: i64, flags: i32| {
+        Request::CreateTtl(jute::records::CreateTtlRequest {
+            path: "/t".into(),
+            data: None,
+            acl: vec![world_anyone(perms::ALL)],
+            flags,
+            ttl,
+        })
+    };
+    assert_eq!(
+        error_of(&fixture.run(ttl(0, 5))),
+        Some(Code::BadArguments.as_i32())
+    );
+    assert_eq!(
+        error_of(&fixture.run(ttl(100, 0))),
+        Some(Code::BadArguments.as_i32())
+    );
+    assert_eq!(error_of(&fixture.run(ttl(100, 5))), None);
+    assert_eq!(fixture.db.tree().ttls(), ["/t"]);
+}

@@ -1,0 +1,12 @@
+//! Wire ↔ domain: decoding requests, framing replies, path rules, four-letter words.
+//!
+//! Owns the meaning of the jute records on the client protocol, but no IO: the server
+//! module feeds it bytes and writes out what it returns.
+
+pub mod four_letter;
+pub mod path;
+pub mod reply;
+pub mod request;
+
+pub use path::validate_path;
+pub use request::{Frame, Request, RequestError};

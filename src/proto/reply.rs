@@ -1,0 +1,106 @@
+//! Reply frames: a 4-byte length, a `ReplyHeader`, and (on success) the response record.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use jute::opcode::XID_NOTIFICATION;
+use jute::records::{ReplyHeader, WatcherEvent};
+use jute::{Code, Record};
+
+use crate::tree::Notification;
+use crate::txn::Zxid;
+
+/// `KeeperState.SyncConnected`, the state of every notification a server sends.
+const STATE_SYNC_CONNECTED: i32 = 3;
+
+/// Builds one length-prefixed frame around whatever `write_body` appends.
+pub fn frame_with(write_body: impl FnOnce(&mut BytesMut)) -> Bytes {
+    let mut out = BytesMut::with_capacity(64);
+    out.put_i32(0);
+    write_body(&mut out);
+    let len = i32::try_from(out.len() - 4).unwrap_or(i32::MAX);
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    out.freeze()
+}
+
+/// A reply: header, then `body` if any. ZooKeeper sends no body with an error.
+pub fn reply(xid: i32, zxid: Zxid, err: Code, body: Option<&dyn WriteRecord>) -> Bytes {
+    frame_with(|out| {
+        ReplyHeader {
+            xid,
+            zxid,
+            err: err.as_i32(),
+        }
+        .write(out);
+        if let Some(body) = body {
+            body.write_record(out);
+        }
+    })
+}
+
+/// A successful reply with a body.
+pub fn ok(xid: i32, zxid: Zxid, body: &dyn WriteRecord) -> Bytes {
+    reply(xid, zxid, Code::Ok, Some(body))
+}
+
+/// An error reply, or a successful one without a body.
+pub fn status(xid: i32, zxid: Zxid, err: Code) -> Bytes {
+    reply(xid, zxid, err, None)
+}
+
+/// A watch notification: xid -1, zxid -1, as ZooKeeper 3.8 sends them.
+pub fn notification(notification: &Notification) -> Bytes {
+    frame_with(|out| {
+        ReplyHeader {
+            xid: XID_NOTIFICATION,
+            zxid: -1,
+            err: 0,
+        }
+        .write(out);
+        WatcherEvent {
+            event_type: notification.event as i32,
+            state: STATE_SYNC_CONNECTED,
+            path: notification.path.clone(),
+        }
+        .write(out);
+    })
+}
+
+/// Object-safe access to [`Record::write`], so replies can take any record.
+pub trait WriteRecord {
+    /// Appends the record's encoding.
+    fn write_record(&self, out: &mut BytesMut);
+}
+
+impl<T: Record> WriteRecord for T {
+    fn write_record(&self, out: &mut BytesMut) {
+        self.write(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::EventType;
+    use jute::records::SyncResponse;
+
+    #[test]
+    fn frames_are_length_prefixed() {
+        let frame = ok(7, 0x10, &SyncResponse { path: "/a".into() });
+        assert_eq!(&frame[..4], &(16 + 6i32).to_be_bytes());
+        assert_eq!(&frame[4..8], &7i32.to_be_bytes());
+        assert_eq!(&frame[8..16], &0x10i64.to_be_bytes());
+        assert_eq!(frame.len(), 26);
+        assert_eq!(status(1, 2, Code::NoNode).len(), 20);
+    }
+
+    #[test]
+    fn notifications_carry_minus_one() {
+        let frame = notification(&Notification {
+            event: EventType::NodeDeleted,
+            path: "/x".into(),
+        });
+        assert_eq!(&frame[4..8], &(-1i32).to_be_bytes());
+        assert_eq!(&frame[8..16], &(-1i64).to_be_bytes());
+        assert_eq!(&frame[20..24], &2i32.to_be_bytes());
+        assert_eq!(&frame[24..28], &3i32.to_be_bytes());
+    }
+}

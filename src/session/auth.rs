@@ -1,0 +1,416 @@
+//! Authentication schemes and ACL checks, as ZooKeeper's auth providers do them.
+//!
+//! Schemes: `world` (only `anyone`), `digest` (`user:base64(sha1(user:password))`), `ip`
+//! (an address with an optional prefix length) and `auth` (in an ACL: "whoever I am
+//! authenticated as"). A `super` identity, gained by the super digest, passes every check.
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use jute::records::{Acl, ClientInfo, Id};
+use jute::Code;
+use sha1::{Digest, Sha1};
+
+/// The identities a connection has authenticated as, in the order ZooKeeper's
+/// `ServerCnxn.authInfo` (a `ConcurrentHashMap` key set) iterates them, so `whoAmI` and
+/// `auth`-scheme ACLs come out in the same order as with ZooKeeper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthIds {
+    ids: Vec<Id>,
+}
+
+impl AuthIds {
+    /// A new connection from `client_ip`, which is its first identity (`ip:<address>`).
+    pub fn for_client(client_ip: IpAddr) -> AuthIds {
+        AuthIds {
+            ids: vec![Id {
+                scheme: "ip".into(),
+                id: java_host_address(client_ip),
+            }],
+        }
+    }
+
+    /// Adds an identity; a duplicate is ignored.
+    pub fn add(&mut self, id: Id) {
+        if !self.ids.contains(&id) {
+            self.ids.push(id);
+            self.ids = java_hash_set_order(std::mem::take(&mut self.ids));
+        }
+    }
+
+    /// The identities in iteration order.
+    pub fn ids(&self) -> &[Id] {
+        &self.ids
+    }
+
+    /// Whether this connection is the super user.
+    pub fn is_super(&self) -> bool {
+        self.ids.iter().any(|id| id.scheme == "super")
+    }
+
+    /// What `whoAmI` reports: each identity's scheme and user name.
+    pub fn client_infos(&self) -> Vec<ClientInfo> {
+        self.ids
+            .iter()
+            .map(|id| {
+                let user = match id.scheme.as_str() {
+                    "digest" => id.id.split(':').next().unwrap_or("").to_owned(),
+                    _ => id.id.clone(),
+                };
+                ClientInfo {
+                    auth_scheme: id.scheme.clone(),
+                    user,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Java's `String.hashCode`.
+fn java_string_hash(value: &str) -> i32 {
+    value.encode_utf16().fold(0i32, |hash, unit| {
+        hash.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
+}
+
+/// Orders ids as a `ConcurrentHashMap` key set iterates them: by bucket of the jute
+/// `Id.hashCode`, then insertion order within a bucket.
+fn java_hash_set_order(ids: Vec<Id>) -> Vec<Id> {
+    let mut table_len = 16usize;
+    while ids.len() >= table_len * 3 / 4 {
+        table_len *= 2;
+    }
+    let bucket = |id: &Id| {
+        let hash = 37i32
+            .wrapping_mul(
+                37i32
+                    .wrapping_mul(17)
+                    .wrapping_add(java_string_hash(&id.scheme)),
+            )
+            .wrapping_add(java_string_hash(&id.id));
+        let spread = (hash ^ ((hash as u32) >> 16) as i32) & 0x7fff_ffff;
+        spread as usize & (table_len - 1)
+    };
+    let mut indexed: Vec<(usize, usize, Id)> = ids
+        .into_iter()
+        .enumerate()
+        .map(|(order, id)| (bucket(&id), order, id))
+        .collect();
+    indexed.sort_by_key(|(bucket, order, _)| (*bucket, *order));
+    indexed.into_iter().map(|(_, _, id)| id).collect()
+}
+
+/// How Java's `InetAddress.getHostAddress` prints an address.
+pub fn java_host_address(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6
+                .segments()
+                .iter()
+                .map(|segment| format!("{segment:x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+        },
+    }
+}
+
+/// `user:base64(sha1(user:password))` for `user:password`.
+pub fn digest(user_password: &str) -> String {
+    let user = user_password.split(':').next().unwrap_or("");
+    let hash = Sha1::digest(user_password.as_bytes());
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
+}
+
+/// The identities an `addauth` packet grants, or `AuthFailed` for a scheme without a
+/// provider (ZooKeeper then closes the connection).
+///
+/// # Errors
+/// [`Code::AuthFailed`] for unknown schemes.
+pub fn authenticate(
+    scheme: &str,
+    auth: &[u8],
+    client_ip: IpAddr,
+    super_digest: Option<&str>,
+) -> Result<Vec<Id>, Code> {
+    match scheme {
+        "digest" => {
+            let digest = digest(&String::from_utf8_lossy(auth));
+            let mut ids = Vec::new();
+            if super_digest == Some(digest.as_str()) {
+                ids.push(Id {
+                    scheme: "super".into(),
+                    id: String::new(),
+                });
+            }
+            ids.push(Id {
+                scheme: "digest".into(),
+                id: digest,
+            });
+            Ok(ids)
+        }
+        "ip" => Ok(vec![Id {
+            scheme: "ip".into(),
+            id: java_host_address(client_ip),
+        }]),
+        _ => Err(Code::AuthFailed),
+    }
+}
+
+fn parse_ip_expression(expression: &str) -> Option<(IpAddr, u32)> {
+    let (address, bits) = match expression.split_once('/') {
+        Some((address, bits)) => (address, Some(bits)),
+        None => (expression, None),
+    };
+    let address: IpAddr = address.parse().ok()?;
+    let max_bits = if address.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        Some(bits) => bits.parse::<u32>().ok().filter(|bits| *bits <= max_bits)?,
+        None => max_bits,
+    };
+    Some((address, bits))
+}
+
+fn ip_matches(client: &str, expression: &str) -> bool {
+    let (Some((acl_address, bits)), Ok(client)) =
+        (parse_ip_expression(expression), client.parse::<IpAddr>())
+    else {
+        return false;
+    };
+    let masked = |address: IpAddr| -> Option<u128> {
+        let (value, width) = match address {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
+            IpAddr::V6(v6) => (u128::from(v6), 128),
+        };
+        let mask = if bits == 0 {
+            0
+        } else {
+            (!0u128 >> (128 - bits)) << (width - bits)
+        };
+        Some(value & mask)
+    };
+    acl_address.is_ipv4() == client.is_ipv4() && masked(acl_address) == masked(client)
+}
+
+/// Whether an ACL id is well formed for its scheme (the provider's `isValid`).
+fn is_valid_id(id: &Id) -> bool {
+    match id.scheme.as_str() {
+        "digest" => {
+            // Java's split(":") drops trailing empty parts.
+            let mut parts: Vec<&str> = id.id.split(':').collect();
+            while parts.last() == Some(&"") {
+                parts.pop();
+            }
+            parts.len() == 2
+        }
+        "ip" => parse_ip_expression(&id.id).is_some(),
+        _ => false,
+    }
+}
+
+/// Checks and expands the ACL of a create or setACL (`PrepRequestProcessor.fixupACL`):
+/// duplicates dropped, `auth` entries replaced by the requester's authenticated ids.
+///
+/// # Errors
+/// [`Code::InvalidAcl`] for an empty list, a malformed id, or `auth` without an
+/// authenticated identity.
+pub fn fixup_acl(acl: &[Acl], auth: &AuthIds) -> Result<Vec<Acl>, Code> {
+    let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
+    for entry in acl {
+        if !unique.contains(&entry) {
+            unique.push(entry);
+        }
+    }
+    if unique.is_empty() {
+        return Err(Code::InvalidAcl);
+    }
+    let mut fixed = Vec::with_capacity(unique.len());
+    for entry in unique {
+        let id = &entry.id;
+        if id.scheme == "world" && id.id == "anyone" {
+            fixed.push(entry.clone());
+        } else if id.scheme == "auth" {
+            let authenticated: Vec<&Id> = auth
+                .ids()
+                .iter()
+                .filter(|id| id.scheme == "digest")
+                .collect();
+            if authenticated.is_empty() {
+                return Err(Code::InvalidAcl);
+            }
+            fixed.extend(authenticated.into_iter().map(|id| Acl {
+                perms: entry.perms,
+                id: id.clone(),
+            }));
+        } else if is_valid_id(id) {
+            fixed.push(entry.clone());
+        } else {
+            return Err(Code::InvalidAcl);
+        }
+    }
+    Ok(fixed)
+}
+
+/// Whether `auth` may do `perm` on a node with `acl` (`ZooKeeperServer.checkACL`).
+///
+/// # Errors
+/// [`Code::NoAuth`] if no entry grants the permission.
+pub fn check_acl(acl: &[Acl], perm: i32, auth: &AuthIds) -> Result<(), Code> {
+    if acl.is_empty() || auth.is_super() {
+        return Ok(());
+    }
+    for entry in acl.iter().filter(|entry| entry.perms & perm != 0) {
+        let id = &entry.id;
+        let granted = match id.scheme.as_str() {
+            "world" => id.id == "anyone",
+            "digest" => auth
+                .ids()
+                .iter()
+                .any(|own| own.scheme == "digest" && own.id == id.id),
+            "ip" => auth
+                .ids()
+                .iter()
+                .any(|own| own.scheme == "ip" && ip_matches(&own.id, &id.id)),
+            _ => false,
+        };
+        if granted {
+            return Ok(());
+        }
+    }
+    Err(Code::NoAuth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::acl::perms;
+
+    fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
+        Acl {
+            perms,
+            id: Id {
+                scheme: scheme.into(),
+                id: id.into(),
+            },
+        }
+    }
+
+    fn localhost() -> AuthIds {
+        AuthIds::for_client("127.0.0.1".parse().expect("ip"))
+    }
+
+    #[test]
+    fn digest_matches_zookeeper() {
+        // zkcli-expected.txt: digest:alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E= for alice:secret.
+        assert_eq!(digest("alice:secret"), "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=");
+        // The compat harness's super digest is super:test.
+        assert_eq!(digest("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+    }
+
+    #[test]
+    fn whoami_order_matches_zookeeper() {
+        let mut auth = localhost();
+        auth.add(Id {
+            scheme: "digest".into(),
+            id: digest("alice:secret"),
+        });
+        let infos: Vec<String> = auth
+            .client_infos()
+            .iter()
+            .map(|info| format!("{}: {}", info.auth_scheme, info.user))
+            .collect();
+        assert_eq!(infos, ["digest: alice", "ip: 127.0.0.1"]);
+    }
+
+    #[test]
+    fn super_digest_grants_super() {
+        let ip = "10.0.0.1".parse().expect("ip");
+        let ids = authenticate(
+            "digest",
+            b"super:test",
+            ip,
+            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="),
+        )
+        .expect("ok");
+        assert_eq!(ids[0].scheme, "super");
+        assert_eq!(
+            authenticate("kerberos", b"x", ip, None),
+            Err(Code::AuthFailed)
+        );
+    }
+
+    #[test]
+    fn acl_checks() {
+        let mut auth = localhost();
+        let alice = acl(
+            perms::READ | perms::WRITE,
+            "digest",
+            &digest("alice:secret"),
+        );
+        assert_eq!(
+            check_acl(&[alice.clone()], perms::READ, &auth),
+            Err(Code::NoAuth)
+        );
+        auth.add(Id {
+            scheme: "digest".into(),
+            id: digest("alice:secret"),
+        });
+        assert_eq!(check_acl(&[alice.clone()], perms::READ, &auth), Ok(()));
+        assert_eq!(check_acl(&[alice], perms::ADMIN, &auth), Err(Code::NoAuth));
+        assert_eq!(
+            check_acl(
+                &[acl(perms::ALL, "ip", "127.0.0.0/8")],
+                perms::DELETE,
+                &localhost()
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_acl(
+                &[acl(perms::ALL, "ip", "10.0.0.0/8")],
+                perms::DELETE,
+                &localhost()
+            ),
+            Err(Code::NoAuth)
+        );
+        assert_eq!(check_acl(&[], perms::ADMIN, &localhost()), Ok(()));
+    }
+
+    #[test]
+    fn fixup_expands_auth_and_rejects_bad_ids() {
+        let mut auth = localhost();
+        assert_eq!(
+            fixup_acl(&[acl(perms::READ, "auth", "")], &auth),
+            Err(Code::InvalidAcl)
+        );
+        auth.add(Id {
+            scheme: "digest".into(),
+            id: "alice:x".into(),
+        });
+        let fixed = fixup_acl(
+            &[acl(perms::READ, "auth", ""), acl(perms::READ, "auth", "")],
+            &auth,
+        )
+        .expect("valid");
+        assert_eq!(fixed, [acl(perms::READ, "digest", "alice:x")]);
+        assert_eq!(fixup_acl(&[], &auth), Err(Code::InvalidAcl));
+        assert_eq!(
+            fixup_acl(&[acl(1, "digest", "nocolon")], &auth),
+            Err(Code::InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(&[acl(1, "world", "someone")], &auth),
+            Err(Code::InvalidAcl)
+        );
+        assert_eq!(
+            fixup_acl(&[acl(1, "ip", "1.2.3.4/33")], &auth),
+            Err(Code::InvalidAcl)
+        );
+        assert!(fixup_acl(&[acl(1, "ip", "1.2.3.4/24")], &auth).is_ok());
+        assert!(fixup_acl(&[acl(1, "digest", "a:b:")], &auth).is_ok());
+    }
+}

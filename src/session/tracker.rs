@@ -1,0 +1,252 @@
+//! Which sessions are alive and when each expires (ZooKeeper's `SessionTrackerImpl` and
+//! `ExpiryQueue`).
+//!
+//! Expiry times are rounded up to the next multiple of the tick, so sessions fall into
+//! one bucket per tick and expiring them costs one bucket lookup per tick, however many
+//! sessions exist. A touch moves a session to a later bucket.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use jute::Code;
+
+use crate::txn::SessionId;
+
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    timeout_ms: u64,
+    expires_at_ms: u64,
+    closing: bool,
+}
+
+/// A live session as reported by the `dump` and `cons` four-letter words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session id.
+    pub session_id: SessionId,
+    /// Negotiated timeout.
+    pub timeout_ms: u64,
+    /// When it expires unless touched, on the tracker's clock.
+    pub expires_at_ms: u64,
+}
+
+/// The live sessions and their expiry buckets.
+#[derive(Debug)]
+pub struct SessionTracker {
+    tick_ms: u64,
+    sessions: HashMap<SessionId, Session>,
+    buckets: BTreeMap<u64, BTreeSet<SessionId>>,
+    next_session_id: SessionId,
+}
+
+impl SessionTracker {
+    /// A tracker handing out ids from `first_session_id` (see
+    /// [`crate::session::password::initial_session_id`]).
+    pub fn new(tick_ms: u64, first_session_id: SessionId) -> SessionTracker {
+        SessionTracker {
+            tick_ms: tick_ms.max(1),
+            sessions: HashMap::new(),
+            buckets: BTreeMap::new(),
+            next_session_id: first_session_id,
+        }
+    }
+
+    /// A fresh session id.
+    pub fn next_session_id(&mut self) -> SessionId {
+        let id = self.next_session_id;
+        self.next_session_id = self.next_session_id.wrapping_add(1);
+        id
+    }
+
+    fn round_up(&self, time_ms: u64) -> u64 {
+        (time_ms / self.tick_ms + 1) * self.tick_ms
+    }
+
+    fn schedule(&mut self, session_id: SessionId, expires_at_ms: u64) {
+        let Some(session) = self.sessions.get_mut(&session_id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut session.expires_at_ms, expires_at_ms);
+        if old == expires_at_ms {
+            return;
+        }
+        if let Some(bucket) = self.buckets.get_mut(&old) {
+            bucket.remove(&session_id);
+            if bucket.is_empty() {
+                self.buckets.remove(&old);
+            }
+        }
+        self.buckets
+            .entry(expires_at_ms)
+            .or_default()
+            .insert(session_id);
+    }
+
+    /// Starts tracking a session (or refreshes its timeout if it is known).
+    pub fn add(&mut self, session_id: SessionId, timeout_ms: u64, now_ms: u64) {
+        self.sessions
+            .entry(session_id)
+            .or_insert(Session {
+                timeout_ms,
+                expires_at_ms: 0,
+                closing: false,
+            })
+            .timeout_ms = timeout_ms;
+        let expires_at_ms = self.round_up(now_ms + timeout_ms);
+        self.schedule(session_id, expires_at_ms);
+    }
+
+    /// Pushes a session's expiry back by its timeout; false if the session is unknown or
+    /// closing, in which case the client must be told its session expired.
+    pub fn touch(&mut self, session_id: SessionId, now_ms: u64) -> bool {
+        let Some(session) = self.sessions.get(&session_id) else {
+            return false;
+        };
+        if session.closing {
+            return false;
+        }
+        let expires_at_ms = self.round_up(now_ms + session.timeout_ms);
+        self.schedule(session_id, expires_at_ms);
+        true
+    }
+
+    /// Marks a session as closing: its closeSession is on its way, so no new request
+    /// of it may be accepted.
+    pub fn set_closing(&mut self, session_id: SessionId) {
+        if let Some(session) = self.sessions.get_mut(&session_id) {
+            session.closing = true;
+        }
+    }
+
+    /// Forgets a session whose closeSession was applied.
+    pub fn remove(&mut self, session_id: SessionId) {
+        if let Some(session) = self.sessions.remove(&session_id) {
+            if let Some(bucket) = self.buckets.get_mut(&session.expires_at_ms) {
+                bucket.remove(&session_id);
+                if bucket.is_empty() {
+                    self.buckets.remove(&session.expires_at_ms);
+                }
+            }
+        }
+    }
+
+    /// `Ok` for a live session, `SessionExpired` for an unknown or closing one.
+    ///
+    /// # Errors
+    /// [`Code::SessionExpired`] as described.
+    pub fn check(&self, session_id: SessionId) -> Result<(), Code> {
+        match self.sessions.get(&session_id) {
+            Some(session) if !session.closing => Ok(()),
+            _ => Err(Code::SessionExpired),
+        }
+    }
+
+    /// Whether the session is known (closing or not).
+    pub fn contains(&self, session_id: SessionId) -> bool {
+        self.sessions.contains_key(&session_id)
+    }
+
+    /// The negotiated timeout of a session.
+    pub fn timeout_ms(&self, session_id: SessionId) -> Option<u64> {
+        self.sessions
+            .get(&session_id)
+            .map(|session| session.timeout_ms)
+    }
+
+    /// Takes the sessions whose expiry time has passed and marks them closing.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<SessionId> {
+        let mut expired = Vec::new();
+        while let Some(entry) = self.buckets.first_entry() {
+            if *entry.key() > now_ms {
+                break;
+            }
+            for session_id in entry.remove() {
+                if let Some(session) = self.sessions.get_mut(&session_id) {
+                    session.closing = true;
+                    expired.push(session_id);
+                }
+            }
+        }
+        expired
+    }
+
+    /// When the next bucket is due, if any.
+    pub fn next_expiry_ms(&self) -> Option<u64> {
+        self.buckets.keys().next().copied()
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Every live session, sorted by expiry then id, for the `dump` four-letter word.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        let mut all: Vec<SessionInfo> = self
+            .sessions
+            .iter()
+            .map(|(session_id, session)| SessionInfo {
+                session_id: *session_id,
+                timeout_ms: session.timeout_ms,
+                expires_at_ms: session.expires_at_ms,
+            })
+            .collect();
+        all.sort_by_key(|info| (info.expires_at_ms, info.session_id));
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_rounded_to_the_next_tick() {
+        let mut tracker = SessionTracker::new(2000, 100);
+        tracker.add(1, 4000, 500);
+        assert_eq!(tracker.next_expiry_ms(), Some(6000));
+        assert!(tracker.expire(5999).is_empty());
+        assert_eq!(tracker.expire(6000), [1]);
+        assert_eq!(
+            tracker.check(1),
+            Err(Code::SessionExpired),
+            "an expired session is closing"
+        );
+        assert!(!tracker.touch(1, 6000));
+        tracker.remove(1);
+        assert!(!tracker.contains(1));
+    }
+
+    #[test]
+    fn touch_postpones_expiry() {
+        let mut tracker = SessionTracker::new(1000, 100);
+        tracker.add(1, 3000, 0);
+        tracker.add(2, 3000, 0);
+        assert!(tracker.touch(1, 2500));
+        assert_eq!(tracker.expire(4000), [2]);
+        assert_eq!(tracker.expire(6000), [1]);
+        assert_eq!(tracker.next_expiry_ms(), None);
+    }
+
+    #[test]
+    fn ids_increase() {
+        let mut tracker = SessionTracker::new(1000, 0x100);
+        assert_eq!(tracker.next_session_id(), 0x100);
+        assert_eq!(tracker.next_session_id(), 0x101);
+    }
+
+    #[test]
+    fn closing_sessions_fail_checks_but_are_listed() {
+        let mut tracker = SessionTracker::new(1000, 0);
+        tracker.add(9, 2000, 0);
+        assert_eq!(tracker.check(9), Ok(()));
+        tracker.set_closing(9);
+        assert_eq!(tracker.check(9), Err(Code::SessionExpired));
+        assert_eq!(tracker.sessions().len(), 1);
+        assert_eq!(tracker.timeout_ms(9), Some(2000));
+    }
+}
