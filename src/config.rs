@@ -23,9 +23,9 @@ clientPort=2181
 pub const JUTE_MAX_BUFFER_DEFAULT: usize = 0xfffff;
 
 /// The four-letter words zkrs knows, for `4lw.commands.whitelist=*`.
-pub const FOUR_LETTER_WORDS: [&str; 16] = [
-    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "isro", "mntr", "ruok", "srst", "srvr",
-    "stat", "wchc", "wchp", "wchs",
+pub const FOUR_LETTER_WORDS: [&str; 15] = [
+    "conf", "cons", "crst", "dirs", "dump", "envi", "isro", "mntr", "ruok", "srst", "srvr", "stat",
+    "wchc", "wchp", "wchs",
 ];
 
 /// One `server.N=host:quorumPort:electionPort[:role][;[clientHost:]clientPort]` line.

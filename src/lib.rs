@@ -15,9 +15,12 @@
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod cli;
 pub mod config;
 pub mod prepare;
 pub mod proto;
+pub mod server;
 pub mod session;
+pub mod storage;
 pub mod tree;
 pub mod txn;

@@ -75,6 +75,16 @@ mod tests {
     }
 
     #[test]
+    fn password_matches_zookeeper() {
+        // Recorded from Apache ZooKeeper 3.8.0 with kazoo.
+        let expected = [
+            0xb5, 0x77, 0xab, 0x50, 0x9e, 0xc7, 0xff, 0x83, 0x1b, 0xbe, 0xe8, 0xb2, 0x17, 0x7c,
+            0x6b, 0x88,
+        ];
+        assert_eq!(session_password(0x1000_0084_2310_000), expected);
+    }
+
+    #[test]
     fn password_is_stable_per_session() {
         assert_eq!(session_password(0x1000), session_password(0x1000));
         assert_ne!(session_password(0x1000), session_password(0x1001));

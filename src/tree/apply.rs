@@ -154,6 +154,7 @@ impl Database {
             }
             TxnBody::Check(check) => {
                 result.path.clone_from(&check.path);
+                result.stat = self.tree.stat(&check.path);
                 Ok(())
             }
             TxnBody::CreateSession(_) => Ok(()),

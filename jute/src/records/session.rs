@@ -56,13 +56,13 @@ record! {
 record! {
     /// One SASL token from the client.
     GetSaslRequest {
-        token: Bytes,
+        token: Option<Bytes>,
     }
 }
 
 record! {
     /// One SASL token from the server.
     SetSaslResponse {
-        token: Bytes,
+        token: Option<Bytes>,
     }
 }

@@ -1,0 +1,80 @@
+//! Command line: `zkrs server [zoo.cfg]`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// zkrs: a ZooKeeper-compatible coordination server.
+#[derive(Debug, Parser)]
+#[command(name = "zkrs", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs a server from a zoo.cfg, or from the embedded default (standalone, port
+    /// 2181, data in ./zkrs-data) when none is given.
+    Server {
+        /// Path of a zoo.cfg file.
+        config: Option<PathBuf>,
+    },
+}
+
+/// Runs the command the arguments name.
+///
+/// # Errors
+/// A bad configuration, a port that cannot be bound, or a failed server.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Server { config } => {
+            let config = match config {
+                Some(path) => {
+                    Config::load(&path).with_context(|| format!("loading {}", path.display()))?
+                }
+                None => Config::embedded_default(),
+            };
+            serve(config)
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating dataDir {}", config.data_dir.display()))?;
+        let address = SocketAddr::new(
+            config
+                .client_port_address
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            config.client_port,
+        );
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("binding {address}"))?;
+        crate::server::run(config, listener, shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,396 @@
+//! One client connection: the handshake (or a four-letter word), then the request loop.
+//!
+//! Requests are handled in the order they arrive. Writes go to the driver at once and
+//! pipeline freely; a read waits until every earlier write of the connection has been
+//! answered, then runs against the tree right here, so each session sees its own writes
+//! and replies leave in request order (ZooKeeper's per-session FIFO guarantee).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use jute::records::{ConnectRequest, ConnectResponse};
+use jute::{Code, Reader, Record};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tracing::Instrument;
+
+use crate::proto::four_letter::FourLetterWord;
+use crate::proto::reply::{self, frame_with};
+use crate::proto::{Frame, Request, RequestError};
+use crate::server::driver::Input;
+use crate::server::reads;
+use crate::server::registry::Connection;
+use crate::server::stats::short_op_name;
+use crate::server::{four_letter, Shared};
+use crate::session::auth::authenticate;
+use crate::session::password::{session_password, PASSWORD_LEN};
+use crate::session::AuthIds;
+use crate::txn::SessionId;
+
+/// How long a new connection may take to send its handshake (ZooKeeper's
+/// `sessionlessCnxnTimeout`).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Requests read but not yet dispatched, per connection; reading stops beyond it.
+const QUEUED_REQUESTS_MAX: usize = 1000;
+
+/// Writes sent to the driver and not yet answered, per connection.
+const WRITES_IN_FLIGHT_MAX: u64 = 1000;
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error("no handshake within {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("frame length {0} outside 0..={1}")]
+    FrameLength(i64, usize),
+    #[error("malformed frame: {0}")]
+    Malformed(#[from] jute::DecodeError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("client has seen zxid 0x{client:x}, ahead of this server's 0x{server:x}")]
+    ZxidAhead { client: i64, server: i64 },
+    #[error("session expired or closed")]
+    SessionGone,
+    #[error("unknown opcode {0}")]
+    UnknownOpcode(i32),
+    #[error("authentication failed for scheme {0}")]
+    AuthFailed(String),
+    #[error("the server is shutting down")]
+    ServerStopping,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let connection = match shared.registry.open(
+        peer,
+        shared.config.max_client_cnxns,
+        shared.clock.wall_ms(),
+    ) {
+        Ok(connection) => connection,
+        Err(_) => {
+            tracing::warn!(peer = %peer, limit = shared.config.max_client_cnxns, "too many connections from this address");
+            return;
+        }
+    };
+    let span = tracing::info_span!("connection", peer = %peer, id = connection.id);
+    async {
+        let _ = stream.set_nodelay(true);
+        let (read_half, write_half) = stream.into_split();
+        let writer = tokio::spawn(write_loop(connection.clone(), write_half));
+        match read_loop(&shared, &connection, read_half).await {
+            Ok(()) => tracing::debug!("connection closed"),
+            Err(
+                err @ (ConnectionError::Io(_)
+                | ConnectionError::SessionGone
+                | ConnectionError::ServerStopping),
+            ) => {
+                tracing::debug!(cause = %err, "connection closed")
+            }
+            Err(err) => tracing::warn!(cause = %err, "closing connection"),
+        }
+        connection.outbox.close();
+        let _ = writer.await;
+    }
+    .instrument(span)
+    .await;
+    shared.registry.close(&connection);
+    shared.database.remove_watcher(connection.id);
+}
+
+async fn write_loop(connection: Arc<Connection>, mut socket: OwnedWriteHalf) {
+    let mut buffer = Vec::with_capacity(64 * 1024);
+    while connection.outbox.drain_into(&mut buffer).await {
+        if socket.write_all(&buffer).await.is_err() {
+            connection.request_close();
+            break;
+        }
+        buffer.clear();
+    }
+    let _ = socket.shutdown().await;
+}
+
+async fn read_loop(
+    shared: &Arc<Shared>,
+    connection: &Arc<Connection>,
+    mut socket: OwnedReadHalf,
+) -> Result<(), ConnectionError> {
+    let frame_len_max = shared.config.jute_max_buffer;
+    let mut first = [0u8; 4];
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, socket.read_exact(&mut first))
+        .await
+        .map_err(|_| ConnectionError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
+    shared
+        .stats
+        .packets_received
+        .fetch_add(1, Ordering::Relaxed);
+    if let Some(word) = FourLetterWord::parse(first) {
+        four_letter::respond(shared, connection, word);
+        return Ok(());
+    }
+    let len = i32::from_be_bytes(first);
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|len| *len <= frame_len_max)
+        .ok_or(ConnectionError::FrameLength(len.into(), frame_len_max))?;
+    let mut body = vec![0u8; len];
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, socket.read_exact(&mut body))
+        .await
+        .map_err(|_| ConnectionError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
+    connection.stats.lock().received += 1;
+    let Some(session_id) = handshake(shared, connection, &Bytes::from(body)).await? else {
+        return Ok(());
+    };
+
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(frame_len_max)
+        .new_codec();
+    let mut frames = FramedRead::new(socket, codec);
+    let mut session = Session {
+        shared,
+        connection,
+        session_id,
+        auth: Arc::new(AuthIds::for_client(connection.peer.ip())),
+        queue: VecDeque::new(),
+        writes_submitted: connection.writes_completed(),
+    };
+    loop {
+        session.dispatch().await?;
+        tokio::select! {
+            biased;
+            () = connection.closing() => return Ok(()),
+            frame = frames.next(), if session.queue.len() < QUEUED_REQUESTS_MAX => match frame {
+                None => return Ok(()),
+                Some(Err(err)) => return Err(ConnectionError::Io(err)),
+                Some(Ok(frame)) => session.receive(frame.freeze())?,
+            },
+            () = connection.write_completed(), if !session.queue.is_empty() => {}
+        }
+    }
+}
+
+/// Reads the connect request and establishes or resumes the session. `None` when the
+/// connection should close after the reply (an expired or unknown session).
+async fn handshake(
+    shared: &Arc<Shared>,
+    connection: &Arc<Connection>,
+    body: &Bytes,
+) -> Result<Option<SessionId>, ConnectionError> {
+    let mut reader = Reader::new(body);
+    let request = ConnectRequest::read(&mut reader)?;
+    let sent_read_only = reader.remaining() > 0;
+    let server_zxid = shared.database.last_applied_zxid();
+    if request.last_zxid_seen > server_zxid {
+        return Err(ConnectionError::ZxidAhead {
+            client: request.last_zxid_seen,
+            server: server_zxid,
+        });
+    }
+    let timeout_ms = shared.config.negotiate_session_timeout_ms(request.time_out);
+    if request.session_id == 0 {
+        let input = Input::CreateSession {
+            connection: connection.clone(),
+            timeout_ms,
+            sent_read_only,
+        };
+        shared
+            .driver
+            .send(input)
+            .await
+            .map_err(|_| ConnectionError::ServerStopping)?;
+        // The driver binds the session and answers; wait for it like for any write.
+        let writes_before = 0;
+        while connection.writes_completed() == writes_before {
+            tokio::select! {
+                () = connection.write_completed() => {}
+                () = connection.closing() => return Ok(None),
+            }
+        }
+        return Ok(Some(connection.session_id()));
+    }
+    let session_id = request.session_id;
+    let password_ok = request.passwd.as_ref() == session_password(session_id);
+    let valid = password_ok
+        && shared
+            .sessions
+            .lock()
+            .touch(session_id, shared.clock.now_ms());
+    let (time_out, reply_session, passwd) = if valid {
+        (timeout_ms, session_id, session_password(session_id))
+    } else {
+        tracing::info!(
+            session_id = format_args!("0x{session_id:x}"),
+            password_ok,
+            "refusing to resume session"
+        );
+        (0, 0, [0u8; PASSWORD_LEN])
+    };
+    let response = ConnectResponse {
+        protocol_version: 0,
+        time_out,
+        session_id: reply_session,
+        passwd: Bytes::copy_from_slice(&passwd),
+    };
+    connection.send(frame_with(|out: &mut BytesMut| {
+        response.write(out);
+        if sent_read_only {
+            false.write(out);
+        }
+    }));
+    if !valid {
+        connection.request_close();
+        return Ok(None);
+    }
+    shared
+        .registry
+        .bind_session(connection, session_id, i64::from(timeout_ms));
+    Ok(Some(session_id))
+}
+
+/// The request loop's state for an established session.
+struct Session<'a> {
+    shared: &'a Arc<Shared>,
+    connection: &'a Arc<Connection>,
+    session_id: SessionId,
+    auth: Arc<AuthIds>,
+    /// Requests not yet dispatched, with their xid and arrival time.
+    queue: VecDeque<(i32, Result<Request, RequestError>, u64)>,
+    writes_submitted: u64,
+}
+
+impl Session<'_> {
+    fn receive(&mut self, body: Bytes) -> Result<(), ConnectionError> {
+        self.shared
+            .stats
+            .packets_received
+            .fetch_add(1, Ordering::Relaxed);
+        self.connection.stats.lock().received += 1;
+        let now_ms = self.shared.clock.now_ms();
+        if !self.shared.sessions.lock().touch(self.session_id, now_ms) {
+            return Err(ConnectionError::SessionGone);
+        }
+        let frame = Frame::decode(&body)?;
+        match frame.request {
+            Ok(Request::Auth(packet)) => {
+                // Like ZooKeeper, auth is answered at once, ahead of queued requests.
+                let super_digest = self.shared.config.super_digest.as_deref();
+                match authenticate(
+                    &packet.scheme,
+                    &packet.auth,
+                    self.connection.peer.ip(),
+                    super_digest,
+                ) {
+                    Ok(ids) => {
+                        let mut auth = (*self.auth).clone();
+                        ids.into_iter().for_each(|id| auth.add(id));
+                        self.auth = Arc::new(auth);
+                        tracing::info!(scheme = %packet.scheme, "auth success");
+                        self.connection.send(reply::status(frame.xid, 0, Code::Ok));
+                    }
+                    Err(code) => {
+                        self.shared
+                            .stats
+                            .auth_failed
+                            .fetch_add(1, Ordering::Relaxed);
+                        self.connection.send(reply::status(frame.xid, 0, code));
+                        self.connection.request_close();
+                        return Err(ConnectionError::AuthFailed(packet.scheme));
+                    }
+                }
+            }
+            request => self.queue.push_back((frame.xid, request, now_ms)),
+        }
+        Ok(())
+    }
+
+    fn writes_in_flight(&self) -> u64 {
+        self.writes_submitted - self.connection.writes_completed()
+    }
+
+    /// Sends writes to the driver and answers reads, in order, as far as the per-session
+    /// ordering allows.
+    async fn dispatch(&mut self) -> Result<(), ConnectionError> {
+        while let Some((xid, request, received_ms)) = self.queue.front() {
+            let (xid, received_ms) = (*xid, *received_ms);
+            match request {
+                Ok(request) if request.is_write() => {
+                    if self.writes_in_flight() >= WRITES_IN_FLIGHT_MAX {
+                        return Ok(());
+                    }
+                    let Some((_, Ok(request), _)) = self.queue.pop_front() else {
+                        continue;
+                    };
+                    let input = Input::Request {
+                        connection: self.connection.clone(),
+                        session_id: self.session_id,
+                        xid,
+                        request,
+                        auth: self.auth.clone(),
+                        received_ms,
+                    };
+                    self.writes_submitted += 1;
+                    self.shared
+                        .driver
+                        .send(input)
+                        .await
+                        .map_err(|_| ConnectionError::ServerStopping)?;
+                }
+                _ if self.writes_in_flight() > 0 => return Ok(()),
+                Ok(_) => {
+                    let Some((_, Ok(request), _)) = self.queue.pop_front() else {
+                        continue;
+                    };
+                    self.read(xid, &request, received_ms);
+                }
+                Err(RequestError::UnknownOpcode(op)) => {
+                    let op = *op;
+                    self.connection
+                        .send(reply::status(xid, -1, Code::Unimplemented));
+                    self.connection.request_close();
+                    return Err(ConnectionError::UnknownOpcode(op));
+                }
+                Err(RequestError::Malformed(op, err)) => {
+                    tracing::debug!(op = ?op, cause = %err, "malformed request");
+                    let zxid = self.shared.database.last_applied_zxid();
+                    self.connection
+                        .send(reply::status(xid, zxid, Code::MarshallingError));
+                    self.queue.pop_front();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, xid: i32, request: &Request, received_ms: u64) {
+        let reader = reads::Reader {
+            connection: self.connection,
+            session_id: self.session_id,
+            auth: &self.auth,
+        };
+        let zxid = {
+            let view = self.shared.database.read();
+            reads::answer(&view, &reader, xid, request)
+        };
+        let now_ms = self.shared.clock.now_ms();
+        let latency_ms = now_ms.saturating_sub(received_ms);
+        self.shared
+            .stats
+            .packets_sent
+            .fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.latency.lock().record(latency_ms);
+        let mut stats = self.connection.stats.lock();
+        stats.last_op = short_op_name(request.op());
+        stats.last_cxid = i64::from(xid);
+        stats.last_zxid = zxid;
+        stats.last_response_ms = now_ms;
+        stats.last_latency_ms = latency_ms;
+        stats.latency.record(latency_ms);
+    }
+}

@@ -1,0 +1,424 @@
+//! The write pipeline: prepare → log → commit → apply → notify → reply, one txn at a time
+//! in zxid order, in batches of whatever arrived together.
+//!
+//! Standalone is an ensemble of one: a txn is committed as soon as it is logged. The
+//! driver also owns time-based work that produces txns: session expiry every tick and
+//! the container and TTL reaper.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jute::records::ConnectResponse;
+use jute::{OpCode, Record};
+use tokio::sync::mpsc;
+
+use crate::prepare::{Context, Preparer};
+use crate::proto::reply::frame_with;
+use crate::proto::write_reply::write_reply;
+use crate::proto::{reply, Request};
+use crate::server::registry::Connection;
+use crate::server::Shared;
+use crate::session::password::session_password;
+use crate::session::AuthIds;
+use crate::storage::memory::MemoryWal;
+use crate::storage::{StorageError, Wal};
+use crate::tree::node::NodeKind;
+use crate::txn::{SessionId, Txn, TxnBody};
+
+/// Most inputs prepared into one batch before it is logged.
+const BATCH_MAX: usize = 1000;
+
+/// Txns the in-memory log retains.
+const MEMORY_WAL_RETAIN: usize = 10_000;
+
+/// Work for the driver, sent by connections.
+#[derive(Debug)]
+pub enum Input {
+    /// A write request (or `sync`) of an established session.
+    Request {
+        /// Where to send the reply.
+        connection: Arc<Connection>,
+        /// The session, as bound when the request was read.
+        session_id: SessionId,
+        /// The request's xid.
+        xid: i32,
+        /// The request.
+        request: Request,
+        /// The connection's identities when the request was read.
+        auth: Arc<AuthIds>,
+        /// When the request was read, for latency statistics.
+        received_ms: u64,
+    },
+    /// A handshake that asked for a new session.
+    CreateSession {
+        /// The connection that asked.
+        connection: Arc<Connection>,
+        /// The negotiated timeout.
+        timeout_ms: i32,
+        /// Whether the client sent the `readOnly` byte; then the reply carries one too.
+        sent_read_only: bool,
+    },
+}
+
+/// Who gets told about a txn once it is applied.
+enum ReplyTo {
+    /// Nobody: the server's own txns.
+    Nobody,
+    /// A client request.
+    Client {
+        connection: Arc<Connection>,
+        op: OpCode,
+        xid: i32,
+        received_ms: u64,
+    },
+    /// A handshake waiting for its new session.
+    Handshake {
+        connection: Arc<Connection>,
+        sent_read_only: bool,
+    },
+}
+
+/// One prepared unit of work, kept in order.
+enum Work {
+    Txn(Txn, ReplyTo),
+    Sync {
+        connection: Arc<Connection>,
+        xid: i32,
+        path: String,
+        received_ms: u64,
+    },
+}
+
+struct Driver {
+    shared: Arc<Shared>,
+    preparer: Preparer,
+    wal: Box<dyn Wal>,
+    server_auth: AuthIds,
+}
+
+/// Runs the pipeline until every sender is gone.
+///
+/// # Errors
+/// If the log fails; the server must stop.
+pub async fn run(
+    shared: Arc<Shared>,
+    mut inputs: mpsc::Receiver<Input>,
+) -> Result<(), StorageError> {
+    let last_zxid = shared.database.last_applied_zxid();
+    let mut driver = Driver {
+        preparer: Preparer::new(last_zxid),
+        wal: Box::new(MemoryWal::new(MEMORY_WAL_RETAIN)),
+        server_auth: AuthIds::server(),
+        shared,
+    };
+    let mut ticks = tokio::time::interval(Duration::from_millis(u64::from(
+        driver.shared.config.tick_time_ms,
+    )));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let reap_period =
+        Duration::from_millis(driver.shared.config.container_check_interval_ms.max(1));
+    let mut reaps = tokio::time::interval(reap_period);
+    reaps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut batch = Vec::new();
+        tokio::select! {
+            input = inputs.recv() => {
+                let Some(input) = input else { return Ok(()) };
+                driver.prepare(input, &mut batch);
+                while batch.len() < BATCH_MAX {
+                    match inputs.try_recv() {
+                        Ok(input) => driver.prepare(input, &mut batch),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = ticks.tick() => driver.expire_sessions(&mut batch),
+            _ = reaps.tick() => driver.reap_containers(&mut batch),
+        }
+        driver.commit(batch)?;
+    }
+}
+
+fn context<'a>(
+    shared: &'a Shared,
+    sessions: &'a crate::session::SessionTracker,
+    auth: &'a AuthIds,
+    session_id: SessionId,
+) -> Context<'a> {
+    Context {
+        tree: shared.database.tree(),
+        sessions,
+        auth,
+        session_id,
+        extended_types_enabled: shared.config.extended_types_enabled,
+        reconfig_enabled: shared.config.reconfig_enabled,
+    }
+}
+
+impl Driver {
+    fn prepare(&mut self, input: Input, batch: &mut Vec<Work>) {
+        let wall_ms = self.shared.clock.wall_ms() as i64;
+        match input {
+            Input::Request {
+                connection,
+                session_id,
+                xid,
+                request,
+                auth,
+                received_ms,
+            } => {
+                let shared = self.shared.clone();
+                let mut sessions = shared.sessions.lock();
+                let context = context(&shared, &sessions, &auth, session_id);
+                let prepared = self.preparer.prepare(&context, &request, xid, wall_ms);
+                match prepared {
+                    Some(txn) => {
+                        if matches!(txn.body, TxnBody::CloseSession(_)) {
+                            sessions.set_closing(session_id);
+                        }
+                        let op = request.op();
+                        batch.push(Work::Txn(
+                            txn,
+                            ReplyTo::Client {
+                                connection,
+                                op,
+                                xid,
+                                received_ms,
+                            },
+                        ));
+                    }
+                    None => {
+                        let path = match request {
+                            Request::Sync(sync) => sync.path,
+                            _ => String::new(),
+                        };
+                        batch.push(Work::Sync {
+                            connection,
+                            xid,
+                            path,
+                            received_ms,
+                        });
+                    }
+                }
+            }
+            Input::CreateSession {
+                connection,
+                timeout_ms,
+                sent_read_only,
+            } => {
+                let shared = self.shared.clone();
+                let mut sessions = shared.sessions.lock();
+                let session_id = sessions.next_session_id();
+                sessions.add(
+                    session_id,
+                    u64::try_from(timeout_ms).unwrap_or(0),
+                    shared.clock.now_ms(),
+                );
+                let context = context(&shared, &sessions, &self.server_auth, session_id);
+                let txn = self
+                    .preparer
+                    .prepare_create_session(&context, timeout_ms, wall_ms);
+                batch.push(Work::Txn(
+                    txn,
+                    ReplyTo::Handshake {
+                        connection,
+                        sent_read_only,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// Closes the sessions whose time is up, with a closeSession txn each.
+    fn expire_sessions(&mut self, batch: &mut Vec<Work>) {
+        let shared = self.shared.clone();
+        let mut sessions = shared.sessions.lock();
+        for session_id in sessions.expire(shared.clock.now_ms()) {
+            tracing::info!(
+                session_id = format_args!("0x{session_id:x}"),
+                timeout_ms = sessions.timeout_ms(session_id).unwrap_or(0),
+                "expiring session"
+            );
+            let context = context(&shared, &sessions, &self.server_auth, session_id);
+            let wall_ms = shared.clock.wall_ms() as i64;
+            if let Some(txn) = self
+                .preparer
+                .prepare(&context, &Request::CloseSession, 0, wall_ms)
+            {
+                batch.push(Work::Txn(txn, ReplyTo::Nobody));
+            }
+        }
+    }
+
+    /// Deletes empty containers that once had a child, and childless TTL nodes unchanged
+    /// for longer than their TTL (ZooKeeper's `ContainerManager`).
+    fn reap_containers(&mut self, batch: &mut Vec<Work>) {
+        let shared = self.shared.clone();
+        let tree = shared.database.tree();
+        let wall_ms = shared.clock.wall_ms() as i64;
+        let mut candidates = Vec::new();
+        for path in tree.containers() {
+            if tree.with_node(&path, |node, children| children == 0 && node.cversion > 0)
+                == Some(true)
+            {
+                candidates.push(path);
+            }
+        }
+        for path in tree.ttls() {
+            let expired = tree.with_node(&path, |node, children| {
+                let kind =
+                    NodeKind::from_owner(node.ephemeral_owner, tree.extended_types_enabled());
+                matches!(kind, NodeKind::Ttl(ttl) if children == 0 && wall_ms - node.mtime > ttl)
+            });
+            if expired == Some(true) {
+                candidates.push(path);
+            }
+        }
+        let sessions = shared.sessions.lock();
+        for path in candidates {
+            tracing::debug!(path = %path, "reaping container or TTL node");
+            let context = context(&shared, &sessions, &self.server_auth, 0);
+            if let Some(txn) =
+                self.preparer
+                    .prepare(&context, &Request::DeleteContainer(path), 0, wall_ms)
+            {
+                batch.push(Work::Txn(txn, ReplyTo::Nobody));
+            }
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<Work>) -> Result<(), StorageError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let txns: Vec<&Txn> = batch
+            .iter()
+            .filter_map(|work| match work {
+                Work::Txn(txn, _) => Some(txn),
+                Work::Sync { .. } => None,
+            })
+            .collect();
+        if let Err(err) = self.wal.append(&txns) {
+            tracing::error!(cause = %err, "the transaction log failed; stopping");
+            return Err(err);
+        }
+        for work in batch {
+            match work {
+                Work::Txn(txn, reply_to) => self.apply(&txn, reply_to),
+                Work::Sync {
+                    connection,
+                    xid,
+                    path,
+                    received_ms,
+                } => {
+                    let zxid = self.shared.database.last_applied_zxid();
+                    let frame = reply::ok(xid, zxid, &jute::records::SyncResponse { path });
+                    self.answer(&connection, frame, OpCode::Sync, xid, zxid, received_ms);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, txn: &Txn, reply_to: ReplyTo) {
+        let shared = self.shared.clone();
+        let result = shared.database.apply(txn, &mut |watcher, notification| {
+            shared.registry.deliver(watcher, notification);
+        });
+        self.preparer.applied(txn.zxid());
+        let zxid = txn.zxid();
+        let session_id = txn.header.client_id;
+        if let TxnBody::CloseSession(_) = txn.body {
+            shared.sessions.lock().remove(session_id);
+            let own_close = matches!(
+                &reply_to,
+                ReplyTo::Client {
+                    op: OpCode::CloseSession,
+                    ..
+                }
+            );
+            if !own_close {
+                if let Some(connection) = shared.registry.for_session(session_id) {
+                    connection.request_close();
+                }
+            }
+        }
+        match reply_to {
+            ReplyTo::Nobody => {}
+            ReplyTo::Client {
+                connection,
+                op,
+                xid,
+                received_ms,
+            } => {
+                let frame = write_reply(op, &result, xid, zxid);
+                self.answer(&connection, frame, op, xid, zxid, received_ms);
+                if op == OpCode::CloseSession {
+                    connection.request_close();
+                }
+            }
+            ReplyTo::Handshake {
+                connection,
+                sent_read_only,
+            } => {
+                let TxnBody::CreateSession(create) = &txn.body else {
+                    return;
+                };
+                let response = ConnectResponse {
+                    protocol_version: 0,
+                    time_out: create.time_out,
+                    session_id,
+                    passwd: bytes::Bytes::copy_from_slice(&session_password(session_id)),
+                };
+                connection.send(frame_with(|out| {
+                    response.write(out);
+                    if sent_read_only {
+                        // This server is never a read-only one while it has a quorum.
+                        false.write(out);
+                    }
+                }));
+                shared
+                    .stats
+                    .packets_sent
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                shared
+                    .registry
+                    .bind_session(&connection, session_id, i64::from(create.time_out));
+                connection.complete_write();
+                tracing::debug!(
+                    session_id = format_args!("0x{session_id:x}"),
+                    "session established"
+                );
+            }
+        }
+    }
+
+    fn answer(
+        &self,
+        connection: &Connection,
+        frame: bytes::Bytes,
+        op: OpCode,
+        xid: i32,
+        zxid: i64,
+        received_ms: u64,
+    ) {
+        connection.send(frame);
+        let now_ms = self.shared.clock.now_ms();
+        let latency_ms = now_ms.saturating_sub(received_ms);
+        self.shared
+            .stats
+            .packets_sent
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared.stats.latency.lock().record(latency_ms);
+        {
+            let mut stats = connection.stats.lock();
+            stats.last_op = crate::server::stats::short_op_name(op);
+            stats.last_cxid = i64::from(xid);
+            stats.last_zxid = zxid;
+            stats.last_response_ms = now_ms;
+            stats.last_latency_ms = latency_ms;
+            stats.latency.record(latency_ms);
+        }
+        connection.complete_write();
+    }
+}

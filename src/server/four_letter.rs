@@ -1,0 +1,418 @@
+//! The answers to four-letter words, in ZooKeeper 3.8's text formats, so monitoring
+//! scripts and clients (kazoo reads `envi`, Curator and zkServer.sh read `srvr`) parse them.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use crate::proto::four_letter::FourLetterWord;
+use crate::server::registry::Connection;
+use crate::server::stats::ConnectionStats;
+use crate::server::Shared;
+
+/// The version zkrs reports: ZooKeeper's protocol generation, then our own version.
+/// kazoo parses the leading `x.y.z` to decide which features the server has.
+pub const VERSION: &str = concat!("3.8.4-zkrs-", env!("CARGO_PKG_VERSION"));
+
+/// Answers a four-letter word on `connection`, then closes it.
+pub fn respond(shared: &Shared, connection: &Connection, word: FourLetterWord) {
+    let name = word.name();
+    let text = if shared.config.four_letter_words.contains(name) {
+        tracing::info!(command = name, "processing four-letter word");
+        render(shared, word)
+    } else {
+        format!("{name} is not executed because it is not in the whitelist.\n")
+    };
+    connection.send(bytes::Bytes::from(text));
+    connection.request_close();
+}
+
+fn render(shared: &Shared, word: FourLetterWord) -> String {
+    let mut out = String::new();
+    match word {
+        FourLetterWord::Ruok => out.push_str("imok"),
+        FourLetterWord::Isro => out.push_str("rw"),
+        FourLetterWord::Srvr => {
+            let _ = writeln!(out, "Zookeeper version: {VERSION}");
+            server_stats(shared, &mut out);
+        }
+        FourLetterWord::Stat => {
+            let _ = writeln!(out, "Zookeeper version: {VERSION}");
+            out.push_str("Clients:\n");
+            for connection in shared.registry.all() {
+                connection_info(&connection, true, &mut out);
+                out.push('\n');
+            }
+            out.push('\n');
+            server_stats(shared, &mut out);
+        }
+        FourLetterWord::Cons => {
+            for connection in shared.registry.all() {
+                connection_info(&connection, false, &mut out);
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+        FourLetterWord::Crst => {
+            for connection in shared.registry.all() {
+                let mut stats = connection.stats.lock();
+                *stats = ConnectionStats {
+                    last_op: "NA",
+                    ..ConnectionStats::default()
+                };
+            }
+            out.push_str("Connection stats reset.\n");
+        }
+        FourLetterWord::Srst => {
+            shared.stats.reset();
+            out.push_str("Server stats reset.\n");
+        }
+        FourLetterWord::Conf => conf(shared, &mut out),
+        FourLetterWord::Envi => envi(&mut out),
+        FourLetterWord::Mntr => mntr(shared, &mut out),
+        FourLetterWord::Wchs => {
+            let summary = shared.database.data_watches().summary();
+            let _ = writeln!(
+                out,
+                "{} connections watching {} paths",
+                summary.connections, summary.paths
+            );
+            let _ = writeln!(out, "Total watches:{}", summary.watches);
+        }
+        FourLetterWord::Wchc => {
+            for (watcher, paths) in shared.database.data_watches().by_watcher() {
+                let session_id = shared.registry.get(watcher).map_or(0, |c| c.session_id());
+                let _ = writeln!(out, "0x{session_id:x}");
+                for path in paths {
+                    let _ = writeln!(out, "\t{path}");
+                }
+            }
+            out.push('\n');
+        }
+        FourLetterWord::Wchp => {
+            for (path, watchers) in shared.database.data_watches().by_path() {
+                let _ = writeln!(out, "{path}");
+                for watcher in watchers {
+                    let session_id = shared.registry.get(watcher).map_or(0, |c| c.session_id());
+                    let _ = writeln!(out, "\t0x{session_id:x}");
+                }
+            }
+            out.push('\n');
+        }
+        FourLetterWord::Dump => dump(shared, &mut out),
+        FourLetterWord::Dirs => {
+            let _ = writeln!(
+                out,
+                "datadir_size: {}",
+                directory_size(&shared.config.data_dir)
+            );
+            let _ = writeln!(
+                out,
+                "logdir_size: {}",
+                directory_size(shared.config.log_dir())
+            );
+        }
+    }
+    out
+}
+
+/// ZooKeeper's node count, which counts the root twice (under `/` and its alias `""`);
+/// reporting the same number keeps dashboards comparable.
+fn zookeeper_node_count(shared: &Shared) -> usize {
+    shared.database.tree().node_count() + 1
+}
+
+fn outstanding(shared: &Shared) -> usize {
+    shared
+        .registry
+        .all()
+        .iter()
+        .map(|connection| connection.outbox.queued())
+        .sum()
+}
+
+fn server_stats(shared: &Shared, out: &mut String) {
+    let latency = *shared.stats.latency.lock();
+    let _ = writeln!(
+        out,
+        "Latency min/avg/max: {}/{:?}/{}",
+        latency.min_ms,
+        latency.average_ms(),
+        latency.max_ms
+    );
+    let _ = writeln!(
+        out,
+        "Received: {}",
+        shared.stats.packets_received.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "Sent: {}",
+        shared.stats.packets_sent.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "Connections: {}", shared.registry.len());
+    let _ = writeln!(out, "Outstanding: {}", outstanding(shared));
+    let _ = writeln!(out, "Zxid: 0x{:x}", shared.database.last_applied_zxid());
+    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Node count: {}", zookeeper_node_count(shared));
+}
+
+fn connection_info(connection: &Connection, brief: bool, out: &mut String) {
+    let stats = connection.stats.lock().clone();
+    let session_id = connection.session_id();
+    let interest = if session_id == 0 { 0 } else { 1 };
+    let _ = write!(
+        out,
+        " /{}[{interest}](queued={},recved={},sent={}",
+        connection.peer,
+        connection.outbox.queued(),
+        stats.received,
+        stats.sent
+    );
+    if !brief && session_id != 0 {
+        let average = if stats.latency.count == 0 {
+            0
+        } else {
+            stats.latency.total_ms / stats.latency.count
+        };
+        let _ = write!(
+            out,
+            ",sid=0x{session_id:x},lop={},est={},to={}",
+            if stats.last_op.is_empty() {
+                "NA"
+            } else {
+                stats.last_op
+            },
+            connection.established_ms,
+            connection.session_timeout_ms()
+        );
+        if stats.last_cxid >= 0 {
+            let _ = write!(out, ",lcxid=0x{:x}", stats.last_cxid);
+        }
+        let _ = write!(
+            out,
+            ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={average},maxlat={}",
+            stats.last_zxid,
+            stats.last_response_ms,
+            stats.last_latency_ms,
+            stats.latency.min_ms,
+            stats.latency.max_ms
+        );
+    }
+    out.push(')');
+}
+
+fn conf(shared: &Shared, out: &mut String) {
+    let config = &shared.config;
+    let _ = writeln!(out, "clientPort={}", config.client_port);
+    let _ = writeln!(out, "secureClientPort=-1");
+    let _ = writeln!(out, "dataDir={}", config.data_dir.display());
+    let _ = writeln!(out, "dataDirSize={}", directory_size(&config.data_dir));
+    let _ = writeln!(out, "dataLogDir={}", config.log_dir().display());
+    let _ = writeln!(out, "dataLogSize={}", directory_size(config.log_dir()));
+    let _ = writeln!(out, "tickTime={}", config.tick_time_ms);
+    let _ = writeln!(out, "maxClientCnxns={}", config.max_client_cnxns);
+    let _ = writeln!(out, "minSessionTimeout={}", config.session_timeout_ms_min);
+    let _ = writeln!(out, "maxSessionTimeout={}", config.session_timeout_ms_max);
+    let _ = writeln!(out, "clientPortListenBacklog=-1");
+    let _ = writeln!(out, "serverId={}", config.my_id.unwrap_or(0));
+}
+
+fn envi(out: &mut String) {
+    let variable = |name: &str| std::env::var(name).unwrap_or_default();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let current_dir = std::env::current_dir()
+        .map(|dir| dir.display().to_string())
+        .unwrap_or_default();
+    out.push_str("Environment:\n");
+    let _ = writeln!(out, "zookeeper.version={VERSION}");
+    let _ = writeln!(out, "host.name={}", host.trim());
+    let _ = writeln!(out, "os.name={}", std::env::consts::OS);
+    let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
+    let _ = writeln!(out, "os.version={}", os_version.trim());
+    let _ = writeln!(out, "user.name={}", variable("USER"));
+    let _ = writeln!(out, "user.home={}", variable("HOME"));
+    let _ = writeln!(out, "user.dir={current_dir}");
+}
+
+fn mntr(shared: &Shared, out: &mut String) {
+    let latency = *shared.stats.latency.lock();
+    let tree = shared.database.tree();
+    let watch_count = shared.database.data_watches().summary().watches
+        + shared.database.child_watches().summary().watches;
+    let open_fds = std::fs::read_dir("/proc/self/fd")
+        .map(|dir| dir.count())
+        .unwrap_or(0);
+    let mut line = |key: &str, value: String| {
+        let _ = writeln!(out, "zk_{key}\t{value}");
+    };
+    line("version", VERSION.to_owned());
+    line("server_state", "standalone".to_owned());
+    line("ephemerals_count", tree.ephemeral_count().to_string());
+    line("num_alive_connections", shared.registry.len().to_string());
+    line("avg_latency", format!("{:?}", latency.average_ms()));
+    line("outstanding_requests", outstanding(shared).to_string());
+    line("znode_count", zookeeper_node_count(shared).to_string());
+    line("global_sessions", shared.sessions.lock().len().to_string());
+    line("local_sessions", "0".to_owned());
+    line(
+        "packets_sent",
+        shared
+            .stats
+            .packets_sent
+            .load(Ordering::Relaxed)
+            .to_string(),
+    );
+    line(
+        "packets_received",
+        shared
+            .stats
+            .packets_received
+            .load(Ordering::Relaxed)
+            .to_string(),
+    );
+    line("watch_count", watch_count.to_string());
+    line(
+        "auth_failed_count",
+        shared.stats.auth_failed.load(Ordering::Relaxed).to_string(),
+    );
+    line("min_latency", latency.min_ms.to_string());
+    line("max_latency", latency.max_ms.to_string());
+    line(
+        "approximate_data_size",
+        tree.approximate_data_size().to_string(),
+    );
+    line("open_file_descriptor_count", open_fds.to_string());
+    line("uptime", shared.clock.now_ms().to_string());
+}
+
+fn dump(shared: &Shared, out: &mut String) {
+    let sessions = shared.sessions.lock().sessions();
+    let now_ms = shared.clock.now_ms();
+    let wall_ms = shared.clock.wall_ms();
+    let mut buckets: Vec<(u64, Vec<i64>)> = Vec::new();
+    for session in &sessions {
+        match buckets.last_mut() {
+            Some((expires, ids)) if *expires == session.expires_at_ms => {
+                ids.push(session.session_id)
+            }
+            _ => buckets.push((session.expires_at_ms, vec![session.session_id])),
+        }
+    }
+    out.push_str("SessionTracker dump:\n");
+    let _ = writeln!(
+        out,
+        "Session Sets ({})/({}):",
+        buckets.len(),
+        sessions.len()
+    );
+    for (expires_at_ms, ids) in &buckets {
+        let expires_wall_ms = (wall_ms + expires_at_ms).saturating_sub(now_ms);
+        let _ = writeln!(
+            out,
+            "{} expire at {}:",
+            ids.len(),
+            java_date(expires_wall_ms)
+        );
+        for id in ids {
+            let _ = writeln!(out, "\t0x{id:x}");
+        }
+    }
+    out.push_str("ephemeral nodes dump:\n");
+    let ephemerals = shared.database.tree().all_ephemerals();
+    let _ = writeln!(out, "Sessions with Ephemerals ({}):", ephemerals.len());
+    for (session_id, paths) in ephemerals {
+        let _ = writeln!(out, "0x{session_id:x}:");
+        for path in paths {
+            let _ = writeln!(out, "\t{path}");
+        }
+    }
+    out.push_str("Connections dump:\n");
+    let connections = shared.registry.all();
+    let _ = writeln!(out, "Connections Sets (1)/({}):", connections.len());
+    let _ = writeln!(
+        out,
+        "{} expire at {}:",
+        connections.len(),
+        java_date(wall_ms)
+    );
+    for connection in connections {
+        let _ = writeln!(
+            out,
+            "\tip: /{} sessionId: 0x{:x}",
+            connection.peer,
+            connection.session_id()
+        );
+    }
+}
+
+/// Total size of the files in a directory tree, 0 if it cannot be read.
+fn directory_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.metadata() {
+            Ok(metadata) if metadata.is_dir() => directory_size(&entry.path()),
+            Ok(metadata) => metadata.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Formats epoch milliseconds as Java's `Date.toString()` in UTC:
+/// `Sun Nov 22 00:15:29 UTC 2026`.
+pub fn java_date(epoch_ms: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let seconds = epoch_ms / 1000;
+    let days = (seconds / 86_400) as i64;
+    let time = seconds % 86_400;
+    // Howard Hinnant's civil-from-days.
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        DAYS.get(days.rem_euclid(7) as usize).unwrap_or(&"???"),
+        MONTHS.get((month - 1) as usize).unwrap_or(&"???"),
+        day,
+        time / 3600,
+        time % 3600 / 60,
+        time % 60,
+        year
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_dates() {
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        // Seen from ZooKeeper's `dump` on 2026-11-22.
+        assert_eq!(java_date(1_795_306_529_000), "Sun Nov 22 00:15:29 UTC 2026");
+        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+    }
+
+    #[test]
+    fn version_keeps_the_zookeeper_prefix() {
+        assert!(VERSION.starts_with("3.8.4-zkrs-"));
+    }
+}

@@ -1,0 +1,111 @@
+//! The tokio shell: listener, connections, and the write pipeline driver.
+//!
+//! This is the only module with sockets, tasks and clocks. Requests flow:
+//! [`connection`] decodes a frame → reads run at once against the tree ([`reads`]) unless
+//! an earlier write of the session is still in flight → writes go to the [`driver`],
+//! which prepares, logs, applies and answers them in zxid order.
+
+pub mod connection;
+pub mod driver;
+pub mod four_letter;
+pub mod listener;
+pub mod outbox;
+pub mod reads;
+pub mod registry;
+pub mod stats;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::session::password::initial_session_id;
+use crate::session::SessionTracker;
+use crate::tree::Database;
+
+/// Standalone servers use this id in their session ids, as ZooKeeper does.
+const STANDALONE_SERVER_ID: u64 = 1;
+
+/// Capacity of the queue from connections to the driver; connections wait when it is full.
+const DRIVER_QUEUE_CAPACITY: usize = 4096;
+
+/// The server's two clocks: a monotonic one for timeouts, wall time for txn headers.
+#[derive(Debug)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    /// Milliseconds since the server started (monotonic).
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn wall_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as u64)
+    }
+}
+
+/// What every task of the server shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration the server runs with.
+    pub config: Config,
+    /// Znodes and watches.
+    pub database: Database,
+    /// Live sessions; touched by connections, expired by the driver.
+    pub sessions: Mutex<SessionTracker>,
+    /// Live connections.
+    pub registry: registry::Registry,
+    /// Counters for the four-letter words.
+    pub stats: stats::ServerStats,
+    /// The queue into the write pipeline.
+    pub driver: mpsc::Sender<driver::Input>,
+    /// Timeouts and timestamps.
+    pub clock: Clock,
+}
+
+/// Runs a server on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// Returns when the write pipeline fails (its log could not store a txn).
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let clock = Clock {
+        start: Instant::now(),
+    };
+    let first_session_id = initial_session_id(STANDALONE_SERVER_ID, clock.wall_ms());
+    let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
+    let shared = Arc::new(Shared {
+        database: Database::new(config.extended_types_enabled),
+        sessions: Mutex::new(SessionTracker::new(
+            u64::from(config.tick_time_ms),
+            first_session_id,
+        )),
+        registry: registry::Registry::default(),
+        stats: stats::ServerStats::default(),
+        driver: driver_tx,
+        clock,
+        config,
+    });
+    let driver = tokio::spawn(driver::run(shared.clone(), driver_rx));
+    tracing::info!(address = %listener.local_addr()?, "serving clients");
+    tokio::select! {
+        () = listener::run(shared.clone(), listener) => {}
+        result = driver => {
+            result??;
+        }
+        () = shutdown => tracing::info!("shutting down"),
+    }
+    Ok(())
+}

@@ -1,0 +1,262 @@
+//! The live client connections: by id (watch delivery), by session (a reconnect closes
+//! the old connection), and by IP (`maxClientCnxns`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::proto::reply;
+use crate::server::outbox::Outbox;
+use crate::server::stats::ConnectionStats;
+use crate::tree::{Notification, WatcherId};
+use crate::txn::SessionId;
+
+/// A connection's id; also the id of its watches.
+pub type ConnId = WatcherId;
+
+/// What the server shares about one client connection.
+#[derive(Debug)]
+pub struct Connection {
+    /// Unique for the server's lifetime.
+    pub id: ConnId,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Frames to write to the client.
+    pub outbox: Outbox,
+    /// When the connection was accepted, milliseconds since the epoch.
+    pub established_ms: u64,
+    session_id: AtomicI64,
+    session_timeout_ms: AtomicI64,
+    writes_completed: AtomicU64,
+    write_completed: Notify,
+    close_requested: AtomicBool,
+    close: Notify,
+    /// Counters for `cons`.
+    pub stats: Mutex<ConnectionStats>,
+}
+
+impl Connection {
+    /// The session bound to this connection, 0 before the handshake.
+    pub fn session_id(&self) -> SessionId {
+        self.session_id.load(Ordering::Acquire)
+    }
+
+    /// Negotiated session timeout, 0 before the handshake.
+    pub fn session_timeout_ms(&self) -> i64 {
+        self.session_timeout_ms.load(Ordering::Relaxed)
+    }
+
+    /// Queues a frame for the client and counts it.
+    pub fn send(&self, frame: Bytes) {
+        if self.outbox.push(frame) {
+            self.stats.lock().sent += 1;
+        }
+    }
+
+    /// Called by the driver after it queued the reply to one of this connection's
+    /// writes, so reads waiting behind it may run.
+    pub fn complete_write(&self) {
+        self.writes_completed.fetch_add(1, Ordering::AcqRel);
+        self.write_completed.notify_one();
+    }
+
+    /// Writes completed so far.
+    pub fn writes_completed(&self) -> u64 {
+        self.writes_completed.load(Ordering::Acquire)
+    }
+
+    /// Waits for the next completed write.
+    pub async fn write_completed(&self) {
+        self.write_completed.notified().await;
+    }
+
+    /// Asks the connection to stop reading and close once its queued frames are out.
+    pub fn request_close(&self) {
+        self.close_requested.store(true, Ordering::Release);
+        self.outbox.close();
+        self.close.notify_one();
+    }
+
+    /// Whether a close was requested.
+    pub fn close_requested(&self) -> bool {
+        self.close_requested.load(Ordering::Acquire)
+    }
+
+    /// Waits until a close is requested.
+    pub async fn closing(&self) {
+        loop {
+            let notified = self.close.notified();
+            if self.close_requested() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyConnections;
+
+/// All live connections.
+#[derive(Debug, Default)]
+pub struct Registry {
+    connections: DashMap<ConnId, Arc<Connection>>,
+    by_session: DashMap<SessionId, ConnId>,
+    per_ip: DashMap<IpAddr, u32>,
+    next_id: AtomicU64,
+}
+
+impl Registry {
+    /// Registers a new connection, unless `peer`'s IP already has `per_ip_max` (0 = no limit).
+    ///
+    /// # Errors
+    /// [`TooManyConnections`] when over the per-IP limit.
+    pub fn open(
+        &self,
+        peer: SocketAddr,
+        per_ip_max: u32,
+        now_ms: u64,
+    ) -> Result<Arc<Connection>, TooManyConnections> {
+        {
+            let mut count = self.per_ip.entry(peer.ip()).or_insert(0);
+            if per_ip_max != 0 && *count >= per_ip_max {
+                return Err(TooManyConnections);
+            }
+            *count += 1;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let connection = Arc::new(Connection {
+            id,
+            peer,
+            outbox: Outbox::default(),
+            established_ms: now_ms,
+            session_id: AtomicI64::new(0),
+            session_timeout_ms: AtomicI64::new(0),
+            writes_completed: AtomicU64::new(0),
+            write_completed: Notify::new(),
+            close_requested: AtomicBool::new(false),
+            close: Notify::new(),
+            stats: Mutex::new(ConnectionStats::default()),
+        });
+        self.connections.insert(id, connection.clone());
+        Ok(connection)
+    }
+
+    /// Binds a session to a connection; a previous connection of the session is closed,
+    /// as ZooKeeper closes it when the client reconnects elsewhere.
+    pub fn bind_session(&self, connection: &Connection, session_id: SessionId, timeout_ms: i64) {
+        connection
+            .session_timeout_ms
+            .store(timeout_ms, Ordering::Relaxed);
+        connection.session_id.store(session_id, Ordering::Release);
+        if let Some(previous) = self.by_session.insert(session_id, connection.id) {
+            if previous != connection.id {
+                if let Some(old) = self.get(previous) {
+                    tracing::info!(
+                        session_id = format_args!("0x{session_id:x}"),
+                        "closing the session's previous connection"
+                    );
+                    old.request_close();
+                }
+            }
+        }
+    }
+
+    /// Forgets a closed connection.
+    pub fn close(&self, connection: &Connection) {
+        connection.outbox.close();
+        if self.connections.remove(&connection.id).is_none() {
+            return;
+        }
+        let session_id = connection.session_id();
+        self.by_session
+            .remove_if(&session_id, |_, id| *id == connection.id);
+        let ip = connection.peer.ip();
+        if let Some(mut count) = self.per_ip.get_mut(&ip) {
+            *count = count.saturating_sub(1);
+        }
+        self.per_ip.remove_if(&ip, |_, count| *count == 0);
+    }
+
+    /// A connection by id.
+    pub fn get(&self, id: ConnId) -> Option<Arc<Connection>> {
+        self.connections.get(&id).map(|entry| entry.clone())
+    }
+
+    /// The connection currently serving a session.
+    pub fn for_session(&self, session_id: SessionId) -> Option<Arc<Connection>> {
+        let id = *self.by_session.get(&session_id)?;
+        self.get(id)
+    }
+
+    /// Sends a watch notification to the connection that registered the watch.
+    pub fn deliver(&self, watcher: WatcherId, notification: &Notification) {
+        if let Some(connection) = self.get(watcher) {
+            connection.send(reply::notification(notification));
+        }
+    }
+
+    /// Every live connection, ordered by id.
+    pub fn all(&self) -> Vec<Arc<Connection>> {
+        let mut all: Vec<_> = self
+            .connections
+            .iter()
+            .map(|entry| entry.value().clone())
+            .collect();
+        all.sort_by_key(|connection| connection.id);
+        all
+    }
+
+    /// Number of live connections.
+    pub fn len(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Whether no connection is live.
+    pub fn is_empty(&self) -> bool {
+        self.connections.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn per_ip_limit() {
+        let registry = Registry::default();
+        let first = registry.open(peer(1), 2, 0).expect("first");
+        registry.open(peer(2), 2, 0).expect("second");
+        assert_eq!(registry.open(peer(3), 2, 0).err(), Some(TooManyConnections));
+        registry.close(&first);
+        registry.open(peer(4), 2, 0).expect("room again");
+        assert_eq!(registry.len(), 2);
+    }
+
+    #[test]
+    fn rebinding_a_session_closes_the_old_connection() {
+        let registry = Registry::default();
+        let old = registry.open(peer(1), 0, 0).expect("open");
+        let new = registry.open(peer(2), 0, 0).expect("open");
+        registry.bind_session(&old, 7, 4000);
+        registry.bind_session(&new, 7, 4000);
+        assert!(old.close_requested());
+        assert_eq!(registry.for_session(7).map(|c| c.id), Some(new.id));
+        registry.close(&old);
+        assert_eq!(
+            registry.for_session(7).map(|c| c.id),
+            Some(new.id),
+            "closing the old one keeps the binding"
+        );
+    }
+}
