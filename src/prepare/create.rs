@@ -84,7 +84,9 @@ pub(super) fn create(
     }
     let ttl_owner = if mode.is_ttl() {
         Some(NodeKind::ttl_owner(args.ttl).ok_or(Code::BadArguments)?)
-    } else if args.ttl >= 0 {
+    } else if args.ttl >= 0 || op == OpCode::CreateTtl {
+        // ZooKeeper 3.8 accepts createTTL with a non-TTL mode and ttl -1, then dies
+        // applying it; zkrs refuses it like any other invalid TTL.
         return Err(Code::BadArguments);
     } else {
         None

@@ -237,8 +237,7 @@ impl Preparer {
             Request::SetAcl(request) => update::set_acl(&mut scope, request),
             Request::Check(request) => update::check(&mut scope, request),
             Request::Multi(request) => {
-                let body = multi::multi(&mut scope, &request.ops);
-                Ok((OpCode::Multi, body))
+                multi::multi(&mut scope, &request.ops).map(|body| (OpCode::Multi, body))
             }
             Request::Reconfig(_) => {
                 if context.reconfig_enabled {

@@ -20,11 +20,12 @@ fn create_op_for_flags(flags: i32) -> OpCode {
 fn prepare_op(scope: &mut Scope<'_, '_>, op: &MultiOp) -> Result<(OpCode, TxnBody), Code> {
     match op {
         MultiOp::Create { request, .. } => {
-            let op = match create_op_for_flags(request.flags) {
-                // A TTL mode without a TTL field cannot be valid.
-                OpCode::CreateTtl => OpCode::Create,
-                op => op,
-            };
+            let op = create_op_for_flags(request.flags);
+            if op == OpCode::CreateTtl {
+                // ZooKeeper turns this op into a TTL create without a TTL and fails the
+                // whole request with a ClassCastException, answered as MarshallingError.
+                return Err(ABORT_WHOLE_MULTI);
+            }
             let args = CreateArgs {
                 path: &request.path,
                 data: request.data.as_ref(),
@@ -53,13 +54,20 @@ fn prepare_op(scope: &mut Scope<'_, '_>, op: &MultiOp) -> Result<(OpCode, TxnBod
         MultiOp::Delete(request) => delete::delete(scope, &request.path, request.version),
         MultiOp::SetData(request) => update::set_data(scope, request),
         MultiOp::Check(request) => update::check(scope, request),
-        MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(Code::MarshallingError),
+        MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ABORT_WHOLE_MULTI),
     }
 }
 
+/// Marks an op that fails the whole multi rather than just itself.
+const ABORT_WHOLE_MULTI: Code = Code::MarshallingError;
+
 /// Prepares every op; after the first failure the changes so far are dropped, the
 /// failed op records its code and the remaining ops record RuntimeInconsistency.
-pub(super) fn multi(scope: &mut Scope<'_, '_>, ops: &[MultiOp]) -> TxnBody {
+///
+/// # Errors
+/// `MarshallingError` for an op ZooKeeper cannot even turn into a txn; the whole
+/// request then fails.
+pub(super) fn multi(scope: &mut Scope<'_, '_>, ops: &[MultiOp]) -> Result<TxnBody, Code> {
     let mut subs = Vec::with_capacity(ops.len());
     let mut failed = false;
     for op in ops {
@@ -69,6 +77,10 @@ pub(super) fn multi(scope: &mut Scope<'_, '_>, ops: &[MultiOp]) -> TxnBody {
         }
         match prepare_op(scope, op) {
             Ok((op_type, body)) => subs.push(SubTxn { op_type, body }),
+            Err(ABORT_WHOLE_MULTI) => {
+                scope.changes.clear();
+                return Err(ABORT_WHOLE_MULTI);
+            }
             Err(code) => {
                 failed = true;
                 scope.changes.clear();
@@ -76,7 +88,7 @@ pub(super) fn multi(scope: &mut Scope<'_, '_>, ops: &[MultiOp]) -> TxnBody {
             }
         }
     }
-    TxnBody::Multi(subs)
+    Ok(TxnBody::Multi(subs))
 }
 
 fn error(code: Code) -> SubTxn {

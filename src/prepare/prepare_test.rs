@@ -275,6 +275,11 @@ fn ttl_rules() {
         error_of(&fixture.run(ttl(100, 0))),
         Some(Code::BadArguments.as_i32())
     );
+    assert_eq!(
+        error_of(&fixture.run(ttl(-1, 1))),
+        Some(Code::BadArguments.as_i32()),
+        "ZooKeeper crashes here"
+    );
     assert_eq!(error_of(&fixture.run(ttl(100, 5))), None);
     assert_eq!(fixture.db.tree().ttls(), ["/t"]);
 }

@@ -97,6 +97,7 @@ mod tests {
         let frame = notification(&Notification {
             event: EventType::NodeDeleted,
             path: "/x".into(),
+            acl: Default::default(),
         });
         assert_eq!(&frame[4..8], &(-1i32).to_be_bytes());
         assert_eq!(&frame[8..16], &(-1i64).to_be_bytes());

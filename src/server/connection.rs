@@ -31,7 +31,6 @@ use crate::server::stats::short_op_name;
 use crate::server::{four_letter, Shared};
 use crate::session::auth::authenticate;
 use crate::session::password::{session_password, PASSWORD_LEN};
-use crate::session::AuthIds;
 use crate::txn::SessionId;
 
 /// How long a new connection may take to send its handshake (ZooKeeper's
@@ -157,7 +156,6 @@ async fn read_loop(
         shared,
         connection,
         session_id,
-        auth: Arc::new(AuthIds::for_client(connection.peer.ip())),
         queue: VecDeque::new(),
         writes_submitted: connection.writes_completed(),
     };
@@ -259,7 +257,6 @@ struct Session<'a> {
     shared: &'a Arc<Shared>,
     connection: &'a Arc<Connection>,
     session_id: SessionId,
-    auth: Arc<AuthIds>,
     /// Requests not yet dispatched, with their xid and arrival time.
     queue: VecDeque<(i32, Result<Request, RequestError>, u64)>,
     writes_submitted: u64,
@@ -288,9 +285,9 @@ impl Session<'_> {
                     super_digest,
                 ) {
                     Ok(ids) => {
-                        let mut auth = (*self.auth).clone();
+                        let mut auth = (*self.connection.auth()).clone();
                         ids.into_iter().for_each(|id| auth.add(id));
-                        self.auth = Arc::new(auth);
+                        self.connection.set_auth(auth);
                         tracing::info!(scheme = %packet.scheme, "auth success");
                         self.connection.send(reply::status(frame.xid, 0, Code::Ok));
                     }
@@ -332,7 +329,7 @@ impl Session<'_> {
                         session_id: self.session_id,
                         xid,
                         request,
-                        auth: self.auth.clone(),
+                        auth: self.connection.auth(),
                         received_ms,
                     };
                     self.writes_submitted += 1;
@@ -369,10 +366,11 @@ impl Session<'_> {
     }
 
     fn read(&mut self, xid: i32, request: &Request, received_ms: u64) {
+        let auth = self.connection.auth();
         let reader = reads::Reader {
             connection: self.connection,
             session_id: self.session_id,
-            auth: &self.auth,
+            auth: &auth,
         };
         let zxid = {
             let view = self.shared.database.read();

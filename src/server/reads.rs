@@ -18,7 +18,7 @@ use crate::proto::Request;
 use crate::server::registry::Connection;
 use crate::session::auth::check_acl;
 use crate::session::AuthIds;
-use crate::tree::acl::perms;
+use crate::tree::acl::{perms, AclList};
 use crate::tree::{EventType, Notification, ReadView, WatcherMode};
 use crate::txn::SessionId;
 
@@ -117,6 +117,10 @@ fn execute(
         }
         Request::MultiRead(multi) => Box::new(multi_read(view, reader, multi)),
         Request::CheckWatches(CheckWatchesRequest { path, watcher_type }) => {
+            // ZooKeeper walks the path's parents here and fails on a path without '/'.
+            if !path.is_empty() && !path.contains('/') {
+                return Err(Code::MarshallingError);
+            }
             let found = match watcher_type {
                 1 => view.child_watches().contains(path, watcher),
                 2 => view.data_watches().contains(path, watcher),
@@ -155,10 +159,10 @@ fn execute(
         }
         Request::AddWatch(AddWatchRequest { path, mode }) => {
             let mode = WatcherMode::from_add_watch_mode(*mode).ok_or(Code::MarshallingError)?;
+            // ZooKeeper 3.8 registers both kinds, recursive ones included (in the child
+            // manager a recursive watch still sees deletions, never child-list changes).
             view.data_watches().add(path, watcher, mode);
-            if mode != WatcherMode::PersistentRecursive {
-                view.child_watches().add(path, watcher, mode);
-            }
+            view.child_watches().add(path, watcher, mode);
             Box::new(ErrorResponse { err: 0 })
         }
         Request::WhoAmI => Box::new(WhoAmIResponse {
@@ -251,10 +255,12 @@ fn set_watches(view: &ReadView<'_>, reader: &Reader<'_>, watches: &SetWatches2) 
     let tree = view.tree();
     let watcher = reader.connection.id;
     let fire = |event, path: &str| {
-        reader.connection.send(reply::notification(&Notification {
+        let notification = Notification {
             event,
             path: path.to_owned(),
-        }));
+            acl: AclList::default(),
+        };
+        reader.connection.send(reply::notification(&notification));
     };
     let relative = watches.relative_zxid;
     for path in &watches.data_watches {

@@ -7,12 +7,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 use crate::proto::reply;
 use crate::server::outbox::Outbox;
 use crate::server::stats::ConnectionStats;
+use crate::session::auth::check_acl;
+use crate::session::AuthIds;
+use crate::tree::acl::perms;
 use crate::tree::{Notification, WatcherId};
 use crate::txn::SessionId;
 
@@ -38,9 +41,21 @@ pub struct Connection {
     close: Notify,
     /// Counters for `cons`.
     pub stats: Mutex<ConnectionStats>,
+    /// Who the client has authenticated as; notifications are filtered by it.
+    auth: RwLock<Arc<AuthIds>>,
 }
 
 impl Connection {
+    /// The identities the client has authenticated as.
+    pub fn auth(&self) -> Arc<AuthIds> {
+        self.auth.read().clone()
+    }
+
+    /// Replaces the identities after an `addauth`.
+    pub fn set_auth(&self, auth: AuthIds) {
+        *self.auth.write() = Arc::new(auth);
+    }
+
     /// The session bound to this connection, 0 before the handshake.
     pub fn session_id(&self) -> SessionId {
         self.session_id.load(Ordering::Acquire)
@@ -143,6 +158,7 @@ impl Registry {
             close_requested: AtomicBool::new(false),
             close: Notify::new(),
             stats: Mutex::new(ConnectionStats::default()),
+            auth: RwLock::new(Arc::new(AuthIds::for_client(peer.ip()))),
         });
         self.connections.insert(id, connection.clone());
         Ok(connection)
@@ -195,10 +211,13 @@ impl Registry {
         self.get(id)
     }
 
-    /// Sends a watch notification to the connection that registered the watch.
+    /// Sends a watch notification to the connection that registered the watch, if it
+    /// may read the node (ZooKeeper's fix for CVE-2024-23944); the watch is spent either way.
     pub fn deliver(&self, watcher: WatcherId, notification: &Notification) {
         if let Some(connection) = self.get(watcher) {
-            connection.send(reply::notification(notification));
+            if check_acl(&notification.acl, perms::READ, &connection.auth()).is_ok() {
+                connection.send(reply::notification(notification));
+            }
         }
     }
 

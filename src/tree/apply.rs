@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use jute::records::Stat;
 use jute::{Code, OpCode};
 
+use crate::tree::acl::AclList;
 use crate::tree::node::{NodeKind, CONTAINER_EPHEMERAL_OWNER};
 use crate::tree::watch::{EventType, WatcherId};
 use crate::tree::Database;
@@ -19,6 +20,10 @@ pub struct Notification {
     pub event: EventType,
     /// Where.
     pub path: String,
+    /// The ACL of the node the event is about (the parent's for NodeChildrenChanged);
+    /// only watchers with READ permission on it receive the event (CVE-2024-23944).
+    /// Empty for events that carry no ACL restriction.
+    pub acl: AclList,
 }
 
 /// What applying a txn produced (ZooKeeper's `ProcessTxnResult`), from which the server
@@ -142,7 +147,8 @@ impl Database {
                 self.tree
                     .set_data(&set.path, set.data.as_deref(), set.version, zxid, time)
                     .map(|stat| {
-                        self.notify(&set.path, EventType::NodeDataChanged, deliver);
+                        let acl = self.node_acl(&set.path);
+                        self.notify(&set.path, EventType::NodeDataChanged, acl, deliver);
                         result.stat = Some(stat);
                     })
             }
@@ -215,22 +221,25 @@ impl Database {
         let stat = self
             .tree
             .create_node(path, data, acl, owner, parent_cversion, zxid, time)?;
-        self.notify(path, EventType::NodeCreated, deliver);
+        self.notify(path, EventType::NodeCreated, acl.into(), deliver);
         self.notify_child_list(path, deliver);
         Ok(stat)
     }
 
     fn delete(&self, path: &str, zxid: Zxid, deliver: &mut Deliver<'_>) -> Result<(), Code> {
-        self.tree.delete_node(path, zxid)?;
-        let notified = self.notify(path, EventType::NodeDeleted, deliver);
+        let deleted = self.tree.delete_node(path, zxid)?;
+        let acl = self.tree.acl(deleted.acl);
+        let notified = self.notify(path, EventType::NodeDeleted, acl.clone(), deliver);
         let child_watchers = self.child_watches.trigger(path, EventType::NodeDeleted);
         let notification = Notification {
             event: EventType::NodeDeleted,
             path: path.to_owned(),
+            acl,
         };
         for watcher in child_watchers.difference(&notified) {
             deliver(*watcher, &notification);
         }
+        self.tree.release_acl(deleted.acl);
         self.notify_child_list(path, deliver);
         Ok(())
     }
@@ -269,17 +278,25 @@ impl Database {
         }
     }
 
+    fn node_acl(&self, path: &str) -> AclList {
+        self.tree
+            .with_node(path, |node, _| self.tree.acl(node.acl))
+            .unwrap_or_default()
+    }
+
     /// Fires the data watches of `path` and returns who was notified.
     fn notify(
         &self,
         path: &str,
         event: EventType,
+        acl: AclList,
         deliver: &mut Deliver<'_>,
     ) -> BTreeSet<WatcherId> {
         let watchers = self.data_watches.trigger(path, event);
         let notification = Notification {
             event,
             path: path.to_owned(),
+            acl,
         };
         for watcher in &watchers {
             deliver(*watcher, &notification);
@@ -293,9 +310,11 @@ impl Database {
         let watchers = self
             .child_watches
             .trigger(parent, EventType::NodeChildrenChanged);
+        let acl = self.node_acl(parent);
         let notification = Notification {
             event: EventType::NodeChildrenChanged,
             path: parent.to_owned(),
+            acl,
         };
         for watcher in watchers {
             deliver(watcher, &notification);

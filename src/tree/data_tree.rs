@@ -60,11 +60,11 @@ fn children_key(path: &str) -> &str {
     }
 }
 
-/// What [`DataTree::delete_node`] removed, for watch triggers and bookkeeping.
+/// What [`DataTree::delete_node`] removed, for watch triggers.
 #[derive(Debug)]
 pub struct Deleted {
-    /// The removed node.
-    pub node: Box<Node>,
+    /// The removed node's ACL; it stays interned until the caller releases it.
+    pub acl: AclId,
 }
 
 impl DataTree {
@@ -319,7 +319,6 @@ impl DataTree {
         self.node_count.fetch_sub(1, Ordering::Relaxed);
         self.data_size
             .fetch_sub((path.len() + node.data_len()) as i64, Ordering::Relaxed);
-        self.acls.write().release(node.acl);
         match NodeKind::from_owner(node.ephemeral_owner, self.extended_types_enabled) {
             NodeKind::Persistent => {}
             NodeKind::Container => {
@@ -338,7 +337,12 @@ impl DataTree {
                 }
             }
         }
-        Ok(Deleted { node })
+        Ok(Deleted { acl: node.acl })
+    }
+
+    /// Drops a reference to an ACL list, once a deleted node's notifications are out.
+    pub(super) fn release_acl(&self, acl: AclId) {
+        self.acls.write().release(acl);
     }
 
     fn update<R>(&self, path: &str, f: impl FnOnce(&mut Node) -> R) -> Result<(R, Stat), Code> {

@@ -1,0 +1,736 @@
+//! Differential test: the same seeded random operations go to Apache ZooKeeper 3.8 and to
+//! zkrs; every reply and every watch notification must match after normalising what may
+//! legitimately differ (absolute zxids and times, session ids, child-list order).
+//!
+//! `ZKRS_DIFF_SEEDS` (default 12) and `ZKRS_DIFF_OPS` (default 250) size a run;
+//! `ZKRS_SEED=n` replays one seed.
+
+mod support;
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use bytes::{Bytes, BytesMut};
+use jute::records::*;
+use jute::{OpCode, Reader, Record};
+use support::client::{Client, Empty, Incoming};
+use support::server::ServerProcess;
+use support::zookeeper::ReferenceZooKeeper;
+
+const SESSIONS: usize = 3;
+
+/// SplitMix64: small, seedable, good enough to pick operations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// One step of a scenario.
+enum Step {
+    /// A request, sent byte for byte to both servers on the same session.
+    Request {
+        session: usize,
+        op: OpCode,
+        body: Bytes,
+        description: String,
+    },
+    /// Close a session and open a new one in its place.
+    Reconnect { session: usize },
+}
+
+struct Generator<'a> {
+    rng: &'a mut Rng,
+    prefix: String,
+}
+
+impl Generator<'_> {
+    fn path(&mut self) -> String {
+        let prefix = self.prefix.clone();
+        match self.rng.below(100) {
+            0 => format!("{prefix}/a/"),
+            1 => format!("{prefix}//a"),
+            2 => "relative".into(),
+            3 => format!("{prefix}/a/."),
+            4 => prefix,
+            _ => {
+                let depth = 1 + self.rng.below(3);
+                let mut path = prefix;
+                for _ in 0..depth {
+                    let name =
+                        *self
+                            .rng
+                            .pick(&["a", "b", "c", "s-0000000000", "s-0000000001", "e"]);
+                    path.push('/');
+                    path.push_str(name);
+                }
+                path
+            }
+        }
+    }
+
+    fn data(&mut self) -> Option<Bytes> {
+        match self.rng.below(5) {
+            0 => None,
+            1 => Some(Bytes::new()),
+            2 => Some(Bytes::from_static(b"hello")),
+            _ => Some(
+                (0..self.rng.below(16))
+                    .map(|_| self.rng.below(256) as u8)
+                    .collect::<Vec<u8>>()
+                    .into(),
+            ),
+        }
+    }
+
+    fn acl(&mut self) -> Vec<Acl> {
+        let entry = |perms: i32, scheme: &str, id: &str| Acl {
+            perms,
+            id: Id {
+                scheme: scheme.into(),
+                id: id.into(),
+            },
+        };
+        match self.rng.below(12) {
+            0 => vec![entry(1, "world", "anyone")],
+            1 => vec![entry(31, "digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=")],
+            2 => vec![entry(self.rng.below(32) as i32, "auth", "")],
+            3 => vec![entry(31, "digest", "nocolon")],
+            4 => Vec::new(),
+            5 => vec![entry(31, "ip", "127.0.0.1")],
+            6 => vec![entry(31, "ip", "10.0.0.0/8"), entry(1, "world", "anyone")],
+            7 => vec![entry(31, "world", "someone")],
+            8 => vec![
+                entry(3, "digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E="),
+                entry(3, "digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E="),
+            ],
+            _ => vec![entry(31, "world", "anyone")],
+        }
+    }
+
+    fn flags(&mut self) -> i32 {
+        match self.rng.below(20) {
+            0 => 7,
+            1 => -1,
+            _ => self.rng.below(7) as i32,
+        }
+    }
+
+    fn version(&mut self) -> i32 {
+        if self.rng.chance(60) {
+            -1
+        } else {
+            self.rng.below(4) as i32
+        }
+    }
+
+    fn create(&mut self) -> CreateRequest {
+        CreateRequest {
+            path: self.path(),
+            data: self.data(),
+            acl: self.acl(),
+            flags: self.flags(),
+        }
+    }
+
+    fn ttl_create(&mut self) -> CreateTtlRequest {
+        let flags = if self.rng.chance(70) {
+            5 + self.rng.below(2) as i32
+        } else {
+            self.flags()
+        };
+        // A createTTL with a non-TTL mode and a negative TTL kills ZooKeeper 3.8 (it
+        // fails while applying the txn); zkrs answers BadArguments instead.
+        let ttl = if (5..=6).contains(&flags) {
+            *self.rng.pick(&[-1i64, 0, 1, 3_600_000, 1 << 41])
+        } else {
+            *self.rng.pick(&[0i64, 1, 3_600_000])
+        };
+        CreateTtlRequest {
+            path: self.path(),
+            data: self.data(),
+            acl: self.acl(),
+            flags,
+            ttl,
+        }
+    }
+
+    fn multi_op(&mut self) -> MultiOp {
+        match self.rng.below(6) {
+            0 | 1 => MultiOp::Create {
+                op_type: *self.rng.pick(&[1, 15, 19]),
+                request: self.create(),
+            },
+            2 => MultiOp::Delete(DeleteRequest {
+                path: self.path(),
+                version: self.version(),
+            }),
+            3 => MultiOp::SetData(SetDataRequest {
+                path: self.path(),
+                data: self.data(),
+                version: self.version(),
+            }),
+            4 => MultiOp::Check(CheckVersionRequest {
+                path: self.path(),
+                version: self.version(),
+            }),
+            _ => MultiOp::CreateTtl(self.ttl_create()),
+        }
+    }
+
+    fn step(&mut self) -> Step {
+        let session = self.rng.below(SESSIONS as u64) as usize;
+        if self.rng.chance(2) {
+            return Step::Reconnect { session };
+        }
+        let watch = self.rng.chance(50);
+        let (op, body, description): (OpCode, Box<dyn Describe>, String) = match self.rng.below(24)
+        {
+            0..=3 => {
+                let op = *self.rng.pick(&[
+                    OpCode::Create,
+                    OpCode::Create,
+                    OpCode::Create2,
+                    OpCode::CreateContainer,
+                ]);
+                let request = self.create();
+                (op, Box::new(request.clone()), format!("{op:?} {request:?}"))
+            }
+            4 => {
+                let request = self.ttl_create();
+                (
+                    OpCode::CreateTtl,
+                    Box::new(request.clone()),
+                    format!("createTTL {request:?}"),
+                )
+            }
+            5 | 6 => {
+                let request = DeleteRequest {
+                    path: self.path(),
+                    version: self.version(),
+                };
+                (
+                    OpCode::Delete,
+                    Box::new(request.clone()),
+                    format!("{request:?}"),
+                )
+            }
+            7 | 8 => {
+                let request = SetDataRequest {
+                    path: self.path(),
+                    data: self.data(),
+                    version: self.version(),
+                };
+                (
+                    OpCode::SetData,
+                    Box::new(request.clone()),
+                    format!("{request:?}"),
+                )
+            }
+            9 | 10 => {
+                let request = GetDataRequest {
+                    path: self.path(),
+                    watch,
+                };
+                (
+                    OpCode::GetData,
+                    Box::new(request.clone()),
+                    format!("{request:?}"),
+                )
+            }
+            11 => {
+                let request = ExistsRequest {
+                    path: self.path(),
+                    watch,
+                };
+                (
+                    OpCode::Exists,
+                    Box::new(request.clone()),
+                    format!("{request:?}"),
+                )
+            }
+            12 => {
+                let op = *self.rng.pick(&[OpCode::GetChildren, OpCode::GetChildren2]);
+                let request = GetChildrenRequest {
+                    path: self.path(),
+                    watch,
+                };
+                (op, Box::new(request.clone()), format!("{op:?} {request:?}"))
+            }
+            13 => {
+                let request = GetAclRequest { path: self.path() };
+                (
+                    OpCode::GetAcl,
+                    Box::new(request.clone()),
+                    format!("{request:?}"),
+                )
+            }
+            14 => {
+                let request = SetAclRequest {
+                    path: self.path(),
+                    acl: self.acl(),
+                    version: self.version(),
+                };
+                (
+                    OpCode::SetAcl,
+                    Box::new(request.clone()),
+                    format!("{request:?}"),
+                )
+            }
+            15 | 16 => {
+                let count = 1 + self.rng.below(4);
+                let request = MultiRequest {
+                    ops: (0..count).map(|_| self.multi_op()).collect(),
+                };
+                (
+                    OpCode::Multi,
+                    Box::new(request.clone()),
+                    format!("{request:?}"),
+                )
+            }
+            17 => {
+                let ops = (0..1 + self.rng.below(3))
+                    .map(|_| {
+                        if self.rng.chance(50) {
+                            MultiOp::GetData(GetDataRequest {
+                                path: self.path(),
+                                watch: false,
+                            })
+                        } else {
+                            MultiOp::GetChildren(GetChildrenRequest {
+                                path: self.path(),
+                                watch: false,
+                            })
+                        }
+                    })
+                    .collect();
+                let request = MultiRequest { ops };
+                (
+                    OpCode::MultiRead,
+                    Box::new(request.clone()),
+                    format!("multiRead {request:?}"),
+                )
+            }
+            18 => {
+                let request = AddWatchRequest {
+                    path: self.path(),
+                    mode: self.rng.below(3) as i32,
+                };
+                (
+                    OpCode::AddWatch,
+                    Box::new(request.clone()),
+                    format!("{request:?}"),
+                )
+            }
+            19 => {
+                let op = *self
+                    .rng
+                    .pick(&[OpCode::CheckWatches, OpCode::RemoveWatches]);
+                let request = CheckWatchesRequest {
+                    path: self.path(),
+                    watcher_type: 1 + self.rng.below(3) as i32,
+                };
+                (op, Box::new(request.clone()), format!("{op:?} {request:?}"))
+            }
+            20 => {
+                let request = GetAllChildrenNumberRequest { path: self.path() };
+                (
+                    OpCode::GetAllChildrenNumber,
+                    Box::new(request.clone()),
+                    format!("{request:?}"),
+                )
+            }
+            21 => {
+                let request = GetEphemeralsRequest {
+                    prefix_path: self.prefix.clone(),
+                };
+                (
+                    OpCode::GetEphemerals,
+                    Box::new(request.clone()),
+                    format!("{request:?}"),
+                )
+            }
+            22 => {
+                let user = *self.rng.pick(&["alice:secret", "bob:x"]);
+                let request = AuthPacket {
+                    auth_type: 0,
+                    scheme: "digest".into(),
+                    auth: Bytes::from(user),
+                };
+                (
+                    OpCode::Auth,
+                    Box::new(request),
+                    format!("addauth digest {user}"),
+                )
+            }
+            _ => {
+                let request = SyncRequest { path: self.path() };
+                (
+                    OpCode::Sync,
+                    Box::new(request.clone()),
+                    format!("{request:?}"),
+                )
+            }
+        };
+        let mut bytes = BytesMut::new();
+        body.write_body(&mut bytes);
+        Step::Request {
+            session,
+            op,
+            body: bytes.freeze(),
+            description,
+        }
+    }
+}
+
+/// A request body that can describe itself.
+trait Describe {
+    fn write_body(&self, out: &mut BytesMut);
+}
+
+impl<T: Record> Describe for T {
+    fn write_body(&self, out: &mut BytesMut) {
+        self.write(out);
+    }
+}
+
+/// One server's side of the comparison.
+struct Side {
+    address: std::net::SocketAddr,
+    clients: Vec<Client>,
+    /// Session id → stable label ("S0", "S1", ...).
+    labels: HashMap<i64, String>,
+    next_label: usize,
+    base_zxid: i64,
+}
+
+impl Side {
+    async fn open(address: std::net::SocketAddr) -> Side {
+        let mut side = Side {
+            address,
+            clients: Vec::new(),
+            labels: HashMap::new(),
+            next_label: 0,
+            base_zxid: 0,
+        };
+        for _ in 0..SESSIONS {
+            let client = side.connect().await;
+            side.clients.push(client);
+        }
+        let ping = side.clients[0]
+            .call(OpCode::Sync, &SyncRequest { path: "/".into() })
+            .await;
+        side.base_zxid = ping.header.zxid;
+        side
+    }
+
+    async fn connect(&mut self) -> Client {
+        let client = Client::connect(self.address).await;
+        self.labels
+            .insert(client.session_id, format!("S{}", self.next_label));
+        self.next_label += 1;
+        client
+    }
+
+    fn zxid(&self, zxid: i64) -> i64 {
+        if zxid <= 0 {
+            zxid
+        } else {
+            zxid - self.base_zxid
+        }
+    }
+
+    fn stat(&self, stat: &mut Stat) {
+        stat.czxid = self.zxid(stat.czxid);
+        stat.mzxid = self.zxid(stat.mzxid);
+        stat.pzxid = self.zxid(stat.pzxid);
+        stat.ctime = 0;
+        stat.mtime = 0;
+        if stat.ephemeral_owner != 0 {
+            stat.ephemeral_owner = self
+                .labels
+                .get(&stat.ephemeral_owner)
+                .map_or(-1, |label| label[1..].parse().unwrap_or(-1));
+        }
+    }
+
+    fn reply(&self, op: OpCode, reply: &Incoming) -> String {
+        let mut out = format!(
+            "xid={} zxid={} err={}",
+            reply.header.xid,
+            self.zxid(reply.header.zxid),
+            reply.header.err
+        );
+        if reply.header.err != 0 || reply.body.is_empty() {
+            return out;
+        }
+        let mut reader = Reader::new(&reply.body);
+        let body = match op {
+            OpCode::Create => format!("{:?}", CreateResponse::read(&mut reader)),
+            OpCode::Create2 | OpCode::CreateTtl | OpCode::CreateContainer => {
+                Create2Response::read(&mut reader)
+                    .map(|mut r| {
+                        self.stat(&mut r.stat);
+                        format!("{r:?}")
+                    })
+                    .unwrap_or_else(|e| format!("{e}"))
+            }
+            OpCode::SetData => SetDataResponse::read(&mut reader)
+                .map(|mut r| {
+                    self.stat(&mut r.stat);
+                    format!("{r:?}")
+                })
+                .unwrap_or_else(|e| format!("{e}")),
+            OpCode::SetAcl => SetAclResponse::read(&mut reader)
+                .map(|mut r| {
+                    self.stat(&mut r.stat);
+                    format!("{r:?}")
+                })
+                .unwrap_or_else(|e| format!("{e}")),
+            OpCode::GetData => GetDataResponse::read(&mut reader)
+                .map(|mut r| {
+                    self.stat(&mut r.stat);
+                    format!("{r:?}")
+                })
+                .unwrap_or_else(|e| format!("{e}")),
+            OpCode::Exists => ExistsResponse::read(&mut reader)
+                .map(|mut r| {
+                    self.stat(&mut r.stat);
+                    format!("{r:?}")
+                })
+                .unwrap_or_else(|e| format!("{e}")),
+            OpCode::GetChildren => GetChildrenResponse::read(&mut reader)
+                .map(|mut r| {
+                    r.children.sort();
+                    format!("{r:?}")
+                })
+                .unwrap_or_else(|e| format!("{e}")),
+            OpCode::GetChildren2 => GetChildren2Response::read(&mut reader)
+                .map(|mut r| {
+                    r.children.sort();
+                    self.stat(&mut r.stat);
+                    format!("{r:?}")
+                })
+                .unwrap_or_else(|e| format!("{e}")),
+            OpCode::GetAcl => GetAclResponse::read(&mut reader)
+                .map(|mut r| {
+                    self.stat(&mut r.stat);
+                    format!("{r:?}")
+                })
+                .unwrap_or_else(|e| format!("{e}")),
+            OpCode::Multi | OpCode::MultiRead => MultiResponse::read(&mut reader)
+                .map(|mut r| {
+                    for result in &mut r.results {
+                        match result {
+                            MultiResult::Create2 { stat, .. }
+                            | MultiResult::SetData(stat)
+                            | MultiResult::GetData { stat, .. } => self.stat(stat),
+                            MultiResult::GetChildren(children) => children.sort(),
+                            _ => {}
+                        }
+                    }
+                    format!("{r:?}")
+                })
+                .unwrap_or_else(|e| format!("{e}")),
+            OpCode::GetEphemerals => GetEphemeralsResponse::read(&mut reader)
+                .map(|mut r| {
+                    r.ephemerals.sort();
+                    format!("{r:?}")
+                })
+                .unwrap_or_else(|e| format!("{e}")),
+            OpCode::GetAllChildrenNumber => {
+                format!("{:?}", GetAllChildrenNumberResponse::read(&mut reader))
+            }
+            OpCode::Sync => format!("{:?}", SyncResponse::read(&mut reader)),
+            OpCode::AddWatch => format!("{:?}", ErrorResponse::read(&mut reader)),
+            OpCode::WhoAmI => format!("{:?}", WhoAmIResponse::read(&mut reader)),
+            _ => format!("{:?}", reply.body),
+        };
+        let _ = write!(out, " {body}");
+        out
+    }
+
+    /// Pings every session and returns the notifications each received before the pong.
+    async fn drain_events(&mut self, sort: bool) -> Vec<Vec<String>> {
+        let mut all = Vec::new();
+        for client in &mut self.clients {
+            client.send_with_xid(-2, OpCode::Ping, &Empty).await;
+            let mut events = Vec::new();
+            loop {
+                let frame = client.next_frame().await.expect("frame");
+                match frame.event() {
+                    Some(event) => events.push(format!(
+                        "{} {} {}",
+                        event.event_type, event.state, event.path
+                    )),
+                    None => {
+                        assert_eq!(
+                            frame.header.xid, -2,
+                            "only the pong may follow the notifications"
+                        );
+                        break;
+                    }
+                }
+            }
+            if sort {
+                events.sort();
+            }
+            all.push(events);
+        }
+        all
+    }
+
+    async fn run(&mut self, step: &Step, xid: i32) -> String {
+        match step {
+            Step::Request {
+                session, op, body, ..
+            } => {
+                let client = &mut self.clients[*session];
+                client.send_with_xid(xid, *op, &RawBody(body.clone())).await;
+                let reply = client.reply(xid).await;
+                self.reply(*op, &reply)
+            }
+            Step::Reconnect { session } => {
+                let new_client = self.connect().await;
+                let old = std::mem::replace(&mut self.clients[*session], new_client);
+                old.close().await;
+                "reconnected".into()
+            }
+        }
+    }
+}
+
+struct RawBody(Bytes);
+
+impl Record for RawBody {
+    const MIN_LEN: usize = 0;
+    fn read_as(_: &mut Reader<'_>, _: &'static str) -> Result<Self, jute::DecodeError> {
+        unreachable!("only written")
+    }
+    fn write(&self, out: &mut BytesMut) {
+        out.extend_from_slice(&self.0);
+    }
+}
+
+async fn four_letter(address: std::net::SocketAddr, word: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stream.write_all(word.as_bytes()).await.expect("send");
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out).await;
+    out
+}
+
+async fn run_seed(
+    seed: u64,
+    ops: usize,
+    reference: &ReferenceZooKeeper,
+    candidate: &ServerProcess,
+) {
+    let mut rng = Rng(seed);
+    let prefix = format!("/d{seed}");
+    let mut zookeeper = Side::open(reference.address).await;
+    let mut zkrs = Side::open(candidate.address).await;
+    for side in [&mut zookeeper, &mut zkrs] {
+        assert_eq!(
+            side.clients[0].create(&prefix, b"", 0).await,
+            Ok(prefix.clone())
+        );
+    }
+    let mut generator = Generator {
+        rng: &mut rng,
+        prefix: prefix.clone(),
+    };
+    for index in 0..ops {
+        let step = generator.step();
+        let xid = i32::try_from(index).unwrap_or(0) + 10;
+        let what = match &step {
+            Step::Request {
+                session,
+                description,
+                ..
+            } => format!("S{session}: {description}"),
+            Step::Reconnect { session } => format!("reconnect S{session}"),
+        };
+        let trace = std::env::var_os("ZKRS_DIFF_TRACE").is_some();
+        if trace {
+            eprintln!("step {index}: {what}");
+        }
+        let expected = zookeeper.run(&step, xid).await;
+        let got = zkrs.run(&step, xid).await;
+        if trace {
+            eprintln!("  -> {expected}");
+        }
+        assert_eq!(
+            got, expected,
+            "seed {seed} step {index}: {what}\n(replay with ZKRS_SEED={seed})"
+        );
+        let reconnect = matches!(step, Step::Reconnect { .. });
+        let expected_events = zookeeper.drain_events(reconnect).await;
+        let got_events = zkrs.drain_events(reconnect).await;
+        if std::env::var_os("ZKRS_DIFF_TRACE").is_some()
+            && expected_events.iter().any(|e| !e.is_empty())
+        {
+            eprintln!("  events {expected_events:?}");
+        }
+        if got_events != expected_events {
+            for (name, address) in [
+                ("zookeeper", reference.address),
+                ("zkrs", candidate.address),
+            ] {
+                eprintln!("{name} wchc:\n{}", four_letter(address, "wchc").await);
+            }
+        }
+        assert_eq!(
+            got_events, expected_events,
+            "seed {seed} step {index}: notifications after {what}"
+        );
+    }
+    for side in [zookeeper, zkrs] {
+        for client in side.clients {
+            client.close().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_operations_match_zookeeper() {
+    let no_reaping = "znode.container.checkIntervalMs=3600000";
+    let reference =
+        ReferenceZooKeeper::start("", &["-Dznode.container.checkIntervalMs=3600000"]).await;
+    let candidate = ServerProcess::start(no_reaping);
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let ops = env("ZKRS_DIFF_OPS", 250) as usize;
+    let seeds: Vec<u64> = match std::env::var("ZKRS_SEED").ok().and_then(|v| v.parse().ok()) {
+        Some(seed) => vec![seed],
+        None => (1..=env("ZKRS_DIFF_SEEDS", 12)).collect(),
+    };
+    for seed in seeds {
+        run_seed(seed, ops, &reference, &candidate).await;
+    }
+}

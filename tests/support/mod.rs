@@ -1,0 +1,6 @@
+//! Shared by the integration tests: the real server process and a wire-level client.
+#![allow(dead_code)]
+
+pub mod client;
+pub mod server;
+pub mod zookeeper;

@@ -1,0 +1,97 @@
+//! Starts the real `zkrs` binary on 127.0.0.1 with an ephemeral port, and stops it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a server may take to start listening.
+const START_WAIT: Duration = Duration::from_secs(30);
+
+/// A running server; killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// Its working directory (config, data, log).
+    pub dir: PathBuf,
+}
+
+/// A fresh directory under the system temp dir, unique per call.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("zkrs-test-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+impl ServerProcess {
+    /// Starts a standalone server; `extra` is appended to its zoo.cfg.
+    pub fn start(extra: &str) -> ServerProcess {
+        let dir = scratch_dir("server");
+        let config = dir.join("zoo.cfg");
+        let mut file = std::fs::File::create(&config).expect("zoo.cfg");
+        write!(
+            file,
+            "tickTime=500\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n\
+             4lw.commands.whitelist=*\nextendedTypesEnabled=true\n{extra}\n",
+            dir.join("data").display()
+        )
+        .expect("write zoo.cfg");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zkrs"))
+            .arg("server")
+            .arg(&config)
+            .env("ZKRS_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn zkrs");
+        let stderr = child.stderr.take().expect("stderr");
+        let (found, address) = mpsc::channel();
+        let log_path = dir.join("server.log");
+        std::thread::spawn(move || {
+            let mut log = std::fs::File::create(log_path).expect("log file");
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("address=").nth(1) {
+                    if let Ok(address) = rest.trim().parse::<SocketAddr>() {
+                        let _ = found.send(address);
+                    }
+                }
+                let _ = writeln!(log, "{line}");
+            }
+        });
+        let address = address
+            .recv_timeout(START_WAIT)
+            .expect("the server did not start listening");
+        ServerProcess {
+            child,
+            address,
+            dir,
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Starts Apache ZooKeeper 3.8 (Debian's package) as a reference server for
+//! differential tests.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::client::{Client, Handshake};
+use super::server::scratch_dir;
+
+/// Jars that make up a runnable ZooKeeper server (the package's manifest pulls in the rest).
+const CLASSPATH: &[&str] = &[
+    "/usr/share/java/zookeeper.jar",
+    "/usr/share/java/zookeeper-jute.jar",
+    "/usr/share/java/slf4j-api.jar",
+    "/usr/share/java/slf4j-simple.jar",
+];
+
+/// A running reference ZooKeeper; killed when dropped.
+pub struct ReferenceZooKeeper {
+    child: Child,
+    /// Where it listens.
+    pub address: SocketAddr,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("free port")
+}
+
+impl ReferenceZooKeeper {
+    /// Starts ZooKeeper with `extra` appended to its zoo.cfg and `properties` as `-D` flags.
+    ///
+    /// # Panics
+    /// If ZooKeeper is not installed: the test suite needs it (`scripts/test` installs it).
+    pub async fn start(extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
+        for jar in CLASSPATH {
+            assert!(
+                Path::new(jar).exists(),
+                "{jar} is missing: the differential tests need Apache ZooKeeper 3.8 \
+                 (apt-get install zookeeper libslf4j-java, or run scripts/test)"
+            );
+        }
+        let dir = scratch_dir("zookeeper");
+        let port = free_port();
+        let config = dir.join("zoo.cfg");
+        std::fs::write(
+            &config,
+            format!(
+                "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n\
+                 4lw.commands.whitelist=*\nextendedTypesEnabled=true\nadmin.enableServer=false\n{extra}\n",
+                dir.join("data").display()
+            ),
+        )
+        .expect("zoo.cfg");
+        let log = std::fs::File::create(dir.join("zookeeper.log")).expect("log");
+        let child = Command::new("java")
+            .args([
+                "-Xmx512m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+                "-Dzookeeper.admin.enableServer=false",
+            ])
+            .args(properties)
+            .arg("-cp")
+            .arg(CLASSPATH.join(":"))
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("java is required for the differential tests");
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let reference = ReferenceZooKeeper { child, address };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let handshake = Handshake {
+                timeout_ms: 5000,
+                ..Handshake::default()
+            };
+            if let Ok(client) = Client::handshake(address, handshake).await {
+                if client.session_id != 0 {
+                    client.close().await;
+                    return reference;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ZooKeeper did not start; see {}",
+                dir.display()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for ReferenceZooKeeper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
