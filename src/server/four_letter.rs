@@ -170,11 +170,11 @@ fn connection_info(connection: &Connection, brief: bool, out: &mut String) {
         stats.sent
     );
     if !brief && session_id != 0 {
-        let average = if stats.latency.count == 0 {
-            0
-        } else {
-            stats.latency.total_ms / stats.latency.count
-        };
+        let average = stats
+            .latency
+            .total_ms
+            .checked_div(stats.latency.count)
+            .unwrap_or(0);
         let _ = write!(
             out,
             ",sid=0x{session_id:x},lop={},est={},to={}",

@@ -363,14 +363,17 @@ mod tests {
             &digest("alice:secret"),
         );
         assert_eq!(
-            check_acl(&[alice.clone()], perms::READ, &auth),
+            check_acl(std::slice::from_ref(&alice), perms::READ, &auth),
             Err(Code::NoAuth)
         );
         auth.add(Id {
             scheme: "digest".into(),
             id: digest("alice:secret"),
         });
-        assert_eq!(check_acl(&[alice.clone()], perms::READ, &auth), Ok(()));
+        assert_eq!(
+            check_acl(std::slice::from_ref(&alice), perms::READ, &auth),
+            Ok(())
+        );
         assert_eq!(check_acl(&[alice], perms::ADMIN, &auth), Err(Code::NoAuth));
         assert_eq!(
             check_acl(
