@@ -45,6 +45,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
+    if !config.is_standalone() {
+        tracing::warn!(
+            members = config.servers.len(),
+            "ensemble configured, but replication is not implemented yet: serving standalone"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -106,12 +106,8 @@ pub struct Config {
     pub standalone_enabled: bool,
     /// Whether to fsync the log before acknowledging (`forceSync`).
     pub force_sync: bool,
-    /// Whether a server cut off from its quorum serves read-only clients.
-    pub read_only_mode_enabled: bool,
     /// Interval of the container and TTL reaper (`znode.container.checkIntervalMs`).
     pub container_check_interval_ms: u64,
-    /// Limit of requests in flight in the whole server (`globalOutstandingLimit`).
-    pub global_outstanding_limit: u32,
     /// The ensemble's members by id; empty for standalone.
     pub servers: BTreeMap<u64, ServerSpec>,
     /// This server's id, read from `dataDir/myid` for ensembles.
@@ -232,19 +228,9 @@ impl Config {
             reconfig_enabled: parse_bool("reconfigEnabled", get("reconfigEnabled"), false)?,
             standalone_enabled: parse_bool("standaloneEnabled", get("standaloneEnabled"), true)?,
             force_sync: parse_bool("forceSync", get("forceSync"), true)?,
-            read_only_mode_enabled: parse_bool(
-                "readonlymode.enabled",
-                get("readonlymode.enabled"),
-                false,
-            )?,
             container_check_interval_ms: parse_or(
                 "znode.container.checkIntervalMs",
                 get("znode.container.checkIntervalMs"),
-                1000,
-            )?,
-            global_outstanding_limit: parse_or(
-                "globalOutstandingLimit",
-                get("globalOutstandingLimit"),
                 1000,
             )?,
             servers,

@@ -68,17 +68,18 @@ enum ConnectionError {
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    let connection = match shared.registry.open(
-        peer,
-        shared.config.max_client_cnxns,
-        shared.clock.wall_ms(),
-    ) {
-        Ok(connection) => connection,
-        Err(_) => {
-            tracing::warn!(peer = %peer, limit = shared.config.max_client_cnxns, "too many connections from this address");
-            return;
-        }
-    };
+    let connection =
+        match shared
+            .registry
+            .open(peer, shared.config.max_client_cnxns, shared.clock.wall_ms())
+        {
+            Ok(connection) => connection,
+            Err(_) => {
+                let limit = shared.config.max_client_cnxns;
+                tracing::warn!(peer = %peer, limit, "too many connections from this address");
+                return;
+            }
+        };
     let span = tracing::info_span!("connection", peer = %peer, id = connection.id);
     async {
         let _ = stream.set_nodelay(true);

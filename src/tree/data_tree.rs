@@ -13,23 +13,22 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
-use compact_str::CompactString;
 use dashmap::DashMap;
 use jute::records::{Acl, Stat};
 use jute::Code;
 use parking_lot::{Mutex, RwLock};
 
 use crate::tree::acl::{AclCache, AclId, AclList};
+use crate::tree::children::{Children, Hasher};
 use crate::tree::node::{Node, NodeKind};
 use crate::txn::{SessionId, Zxid};
-
-type Hasher = foldhash::fast::RandomState;
-type ChildTable = HashMap<CompactString, Box<Node>, Hasher>;
 
 /// The znodes, their ACLs, and the indexes ZooKeeper keeps beside them.
 #[derive(Debug)]
 pub struct DataTree {
-    tables: DashMap<Box<str>, ChildTable, Hasher>,
+    tables: DashMap<Box<str>, Children, Hasher>,
+    /// Hashes child names in every [`Children`] table.
+    hasher: Hasher,
     acls: RwLock<AclCache>,
     ephemerals: Mutex<HashMap<SessionId, BTreeSet<String>>>,
     containers: Mutex<BTreeSet<String>>,
@@ -73,6 +72,7 @@ impl DataTree {
     pub fn new(extended_types_enabled: bool) -> DataTree {
         let tree = DataTree {
             tables: DashMap::with_hasher(Hasher::default()),
+            hasher: Hasher::default(),
             acls: RwLock::new(AclCache::default()),
             ephemerals: Mutex::new(HashMap::new()),
             containers: Mutex::new(BTreeSet::new()),
@@ -81,26 +81,34 @@ impl DataTree {
             data_size: AtomicI64::new(0),
             extended_types_enabled,
         };
-        let system_node = |acl| Node::new(Some(Box::new([])), acl, 0, 0, 0);
-        tree.insert_raw("", "", system_node(AclId::OPEN));
-        tree.insert_raw("/", "zookeeper", system_node(AclId::OPEN));
-        tree.insert_raw("/zookeeper", "quota", system_node(AclId::OPEN));
-        tree.insert_raw("/zookeeper", "config", system_node(AclId::READ_ONLY));
+        let system_node =
+            |name: &str, acl| Node::new(name.into(), Some(Box::new([])), acl, 0, 0, 0);
+        tree.insert_raw("", system_node("", AclId::OPEN));
+        tree.insert_raw("/", system_node("zookeeper", AclId::OPEN));
+        tree.insert_raw("/zookeeper", system_node("quota", AclId::OPEN));
+        tree.insert_raw("/zookeeper", system_node("config", AclId::READ_ONLY));
         tree
     }
 
-    fn insert_raw(&self, parent: &str, name: &str, node: Node) {
+    /// Adds `node` to the table of `parent`; the caller has checked that its name is free.
+    fn insert_raw(&self, parent: &str, node: Node) {
+        let name_len = node.name.len();
         let path_len = match parent {
             "" => 1,
-            "/" => 1 + name.len(),
-            _ => parent.len() + 1 + name.len(),
+            "/" => 1 + name_len,
+            _ => parent.len() + 1 + name_len,
         };
-        self.data_size
-            .fetch_add((path_len + node.data_len()) as i64, Ordering::Relaxed);
-        self.tables
+        let size = (path_len + node.data_len()) as i64;
+        let inserted = self
+            .tables
             .entry(parent.into())
             .or_default()
-            .insert(name.into(), Box::new(node));
+            .insert(&self.hasher, Box::new(node));
+        assert!(
+            inserted,
+            "a node was inserted over a sibling of the same name"
+        );
+        self.data_size.fetch_add(size, Ordering::Relaxed);
         self.node_count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -121,7 +129,7 @@ impl DataTree {
         let (parent, name) = split_path(path)?;
         let num_children = self.num_children(path);
         let table = self.tables.get(parent)?;
-        let node = table.get(name)?;
+        let node = table.get(&self.hasher, name)?;
         Some(f(node, num_children))
     }
 
@@ -140,7 +148,7 @@ impl DataTree {
     /// Names of the children of `path`, in no particular order (as ZooKeeper's HashSet).
     pub fn children(&self, path: &str) -> Vec<String> {
         match self.tables.get(children_key(path)) {
-            Some(table) => table.keys().map(|name| name.as_str().to_owned()).collect(),
+            Some(table) => table.names().map(str::to_owned).collect(),
             None => Vec::new(),
         }
     }
@@ -157,7 +165,7 @@ impl DataTree {
                 continue;
             };
             count += table.len();
-            for name in table.keys() {
+            for name in table.names() {
                 pending.push(child_path(&parent, name));
             }
         }
@@ -248,13 +256,15 @@ impl DataTree {
         if self
             .tables
             .get(parent)
-            .is_some_and(|children| children.contains_key(name))
+            .is_some_and(|children| children.contains(&self.hasher, name))
         {
             return Err(Code::NodeExists);
         }
         {
             let mut table = self.tables.get_mut(grandparent).ok_or(Code::NoNode)?;
-            let parent_node = table.get_mut(parent_name).ok_or(Code::NoNode)?;
+            let parent_node = table
+                .get_mut(&self.hasher, parent_name)
+                .ok_or(Code::NoNode)?;
             let parent_cversion = if parent_cversion == -1 {
                 parent_node.cversion + 1
             } else {
@@ -266,9 +276,16 @@ impl DataTree {
             }
         }
         let acl_id = self.acls.write().intern(acl);
-        let node = Node::new(data.map(Box::from), acl_id, ephemeral_owner, zxid, time);
+        let node = Node::new(
+            name.into(),
+            data.map(Box::from),
+            acl_id,
+            ephemeral_owner,
+            zxid,
+            time,
+        );
         let stat = node.stat(0, self.extended_types_enabled);
-        self.insert_raw(parent, name, node);
+        self.insert_raw(parent, node);
         match NodeKind::from_owner(ephemeral_owner, self.extended_types_enabled) {
             NodeKind::Persistent => {}
             NodeKind::Container => {
@@ -301,14 +318,16 @@ impl DataTree {
         }
         {
             let mut table = self.tables.get_mut(grandparent).ok_or(Code::NoNode)?;
-            let parent_node = table.get_mut(parent_name).ok_or(Code::NoNode)?;
+            let parent_node = table
+                .get_mut(&self.hasher, parent_name)
+                .ok_or(Code::NoNode)?;
             if zxid > parent_node.pzxid {
                 parent_node.pzxid = zxid;
             }
         }
         let node = {
             let mut siblings = self.tables.get_mut(parent).ok_or(Code::NoNode)?;
-            let node = siblings.remove(name).ok_or(Code::NoNode)?;
+            let node = siblings.remove(&self.hasher, name).ok_or(Code::NoNode)?;
             let now_empty = siblings.is_empty();
             drop(siblings);
             if now_empty {
@@ -349,7 +368,7 @@ impl DataTree {
         let (parent, name) = split_path(path).ok_or(Code::NoNode)?;
         let num_children = self.num_children(path);
         let mut table = self.tables.get_mut(parent).ok_or(Code::NoNode)?;
-        let node = table.get_mut(name).ok_or(Code::NoNode)?;
+        let node = table.get_mut(&self.hasher, name).ok_or(Code::NoNode)?;
         let result = f(node);
         Ok((result, node.stat(num_children, self.extended_types_enabled)))
     }

@@ -9,6 +9,7 @@
 
 pub mod acl;
 mod apply;
+pub mod children;
 pub mod data_tree;
 pub mod node;
 pub mod watch;

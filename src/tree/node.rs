@@ -1,5 +1,6 @@
 //! One znode as stored, and the stat clients see of it.
 
+use compact_str::CompactString;
 use jute::records::Stat;
 
 use crate::tree::acl::AclId;
@@ -52,10 +53,12 @@ impl NodeKind {
     }
 }
 
-/// A znode. Its name lives in the parent's child table, its children in a table of
-/// their own, so a node holds only what cannot be derived.
+/// A znode. It lives in its parent's child table and its children in a table of their
+/// own, so a node holds only its name, its stat and its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
+    /// The last component of the node's path (empty for the root).
+    pub name: CompactString,
     /// The data; `None` when created with null data, which clients see as null.
     pub data: Option<Box<[u8]>>,
     /// zxid of the create.
@@ -83,6 +86,7 @@ pub struct Node {
 impl Node {
     /// A node as created by a txn at `zxid` and `time`.
     pub fn new(
+        name: CompactString,
         data: Option<Box<[u8]>>,
         acl: AclId,
         ephemeral_owner: i64,
@@ -90,6 +94,7 @@ impl Node {
         time: i64,
     ) -> Node {
         Node {
+            name,
             data,
             czxid: zxid,
             mzxid: zxid,
@@ -142,7 +147,7 @@ mod tests {
 
     #[test]
     fn visible_cversion_counts_creations_and_deletions() {
-        let mut node = Node::new(None, AclId::OPEN, 0, 1, 0);
+        let mut node = Node::new("n".into(), None, AclId::OPEN, 0, 1, 0);
         node.cversion = 1;
         assert_eq!(node.stat(1, false).cversion, 1, "one child created");
         assert_eq!(node.stat(0, false).cversion, 2, "and deleted again");
@@ -162,11 +167,18 @@ mod tests {
             NodeKind::from_owner(ttl_owner, false),
             NodeKind::Ephemeral(ttl_owner)
         );
-        let node = Node::new(None, AclId::OPEN, ttl_owner, 1, 0);
+        let node = Node::new("n".into(), None, AclId::OPEN, ttl_owner, 1, 0);
         assert_eq!(node.stat(0, true).ephemeral_owner, 0);
-        let container = Node::new(None, AclId::OPEN, CONTAINER_EPHEMERAL_OWNER, 1, 0);
+        let container = Node::new(
+            "n".into(),
+            None,
+            AclId::OPEN,
+            CONTAINER_EPHEMERAL_OWNER,
+            1,
+            0,
+        );
         assert_eq!(container.stat(0, true).ephemeral_owner, 0);
-        let ephemeral = Node::new(None, AclId::OPEN, 0x1234, 1, 0);
+        let ephemeral = Node::new("n".into(), None, AclId::OPEN, 0x1234, 1, 0);
         assert_eq!(ephemeral.stat(0, true).ephemeral_owner, 0x1234);
     }
 

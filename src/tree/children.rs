@@ -1,0 +1,115 @@
+//! The table of one node's children: boxed nodes found by name.
+//!
+//! Each node carries its own name, so the table holds only an 8-byte pointer per child;
+//! at a million znodes that saves tens of megabytes over a map from name to node.
+
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+
+use crate::tree::node::Node;
+
+/// The hasher shared by every child table of a tree.
+pub type Hasher = foldhash::fast::RandomState;
+
+/// One node's children.
+#[derive(Debug, Default)]
+pub struct Children {
+    table: HashTable<Box<Node>>,
+}
+
+fn hash(hasher: &Hasher, name: &str) -> u64 {
+    hasher.hash_one(name)
+}
+
+impl Children {
+    /// The child called `name`.
+    pub fn get(&self, hasher: &Hasher, name: &str) -> Option<&Node> {
+        self.table
+            .find(hash(hasher, name), |node| node.name == name)
+            .map(|node| &**node)
+    }
+
+    /// The child called `name`, to change it.
+    pub fn get_mut(&mut self, hasher: &Hasher, name: &str) -> Option<&mut Node> {
+        self.table
+            .find_mut(hash(hasher, name), |node| node.name == name)
+            .map(|node| &mut **node)
+    }
+
+    /// Whether a child called `name` exists.
+    pub fn contains(&self, hasher: &Hasher, name: &str) -> bool {
+        self.get(hasher, name).is_some()
+    }
+
+    /// Adds a child; returns false (dropping `node`) if the name is taken.
+    pub fn insert(&mut self, hasher: &Hasher, node: Box<Node>) -> bool {
+        let node_hash = hash(hasher, &node.name);
+        if self
+            .table
+            .find(node_hash, |existing| existing.name == node.name)
+            .is_some()
+        {
+            return false;
+        }
+        self.table
+            .insert_unique(node_hash, node, |existing| hash(hasher, &existing.name));
+        true
+    }
+
+    /// Removes and returns the child called `name`.
+    pub fn remove(&mut self, hasher: &Hasher, name: &str) -> Option<Box<Node>> {
+        match self
+            .table
+            .find_entry(hash(hasher, name), |node| node.name == name)
+        {
+            Ok(entry) => Some(entry.remove().0),
+            Err(_) => None,
+        }
+    }
+
+    /// Number of children.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether there are no children.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// The children's names, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.table.iter().map(|node| node.name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::acl::AclId;
+
+    fn node(name: &str) -> Box<Node> {
+        Box::new(Node::new(name.into(), None, AclId::OPEN, 0, 1, 0))
+    }
+
+    #[test]
+    fn insert_find_remove() {
+        let hasher = Hasher::default();
+        let mut children = Children::default();
+        assert!(children.insert(&hasher, node("a")));
+        assert!(!children.insert(&hasher, node("a")), "names are unique");
+        for i in 0..100 {
+            assert!(children.insert(&hasher, node(&format!("n{i}"))));
+        }
+        assert_eq!(children.len(), 101);
+        children.get_mut(&hasher, "n7").expect("present").version = 3;
+        assert_eq!(children.get(&hasher, "n7").map(|n| n.version), Some(3));
+        assert_eq!(
+            children.remove(&hasher, "a").map(|n| n.name.to_string()),
+            Some("a".into())
+        );
+        assert!(!children.contains(&hasher, "a"));
+        assert_eq!(children.names().count(), 100);
+    }
+}
