@@ -1,4 +1,5 @@
 //! Property tests: every record survives encode → decode, and no input makes decoding panic.
+#![allow(clippy::indexing_slicing)] // Tests may index: a wrong index fails the test.
 
 use bytes::Bytes;
 use proptest::prelude::*;
