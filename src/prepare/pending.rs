@@ -3,7 +3,9 @@
 //! A request is validated against the newest version of each node: the one its own
 //! multi just produced, else the one a pending txn will produce, else the tree's.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::fast_hash::FastHashMap;
 
 use crate::tree::acl::AclList;
 use crate::tree::data_tree::DataTree;
@@ -31,7 +33,7 @@ pub struct NodeRecord {
 pub struct PendingChanges {
     order: VecDeque<(Zxid, String)>,
     /// Newest record per path and the zxid that produced it; `None` = deleted.
-    newest: HashMap<String, (Zxid, Option<NodeRecord>)>,
+    newest: FastHashMap<String, (Zxid, Option<NodeRecord>)>,
 }
 
 impl PendingChanges {

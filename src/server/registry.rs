@@ -5,8 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::fast_hash::FastDashMap;
 use bytes::Bytes;
-use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
@@ -121,9 +121,9 @@ pub struct TooManyConnections;
 /// All live connections.
 #[derive(Debug, Default)]
 pub struct Registry {
-    connections: DashMap<ConnId, Arc<Connection>>,
-    by_session: DashMap<SessionId, ConnId>,
-    per_ip: DashMap<IpAddr, u32>,
+    connections: FastDashMap<ConnId, Arc<Connection>>,
+    by_session: FastDashMap<SessionId, ConnId>,
+    per_ip: FastDashMap<IpAddr, u32>,
     next_id: AtomicU64,
 }
 

@@ -5,10 +5,11 @@
 //! one bucket per tick and expiring them costs one bucket lookup per tick, however many
 //! sessions exist. A touch moves a session to a later bucket.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use jute::Code;
 
+use crate::fast_hash::FastHashMap;
 use crate::txn::SessionId;
 
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +34,7 @@ pub struct SessionInfo {
 #[derive(Debug)]
 pub struct SessionTracker {
     tick_ms: u64,
-    sessions: HashMap<SessionId, Session>,
+    sessions: FastHashMap<SessionId, Session>,
     buckets: BTreeMap<u64, BTreeSet<SessionId>>,
     next_session_id: SessionId,
 }
@@ -44,7 +45,7 @@ impl SessionTracker {
     pub fn new(tick_ms: u64, first_session_id: SessionId) -> SessionTracker {
         SessionTracker {
             tick_ms: tick_ms.max(1),
-            sessions: HashMap::new(),
+            sessions: FastHashMap::default(),
             buckets: BTreeMap::new(),
             next_session_id: first_session_id,
         }

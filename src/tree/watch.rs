@@ -5,7 +5,9 @@
 //! (watcher, path) pair has one mode, and registering again replaces the mode, exactly as
 //! ZooKeeper 3.8's `WatcherModeManager`. One trigger notifies each watcher at most once.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::fast_hash::{FastHashMap, FastHashSet};
 
 use parking_lot::Mutex;
 
@@ -79,10 +81,10 @@ fn path_and_parents(path: &str, recursive: bool) -> impl Iterator<Item = (&str, 
 
 #[derive(Debug, Default)]
 struct WatchTable {
-    by_path: HashMap<String, HashSet<WatcherId>>,
-    by_watcher: HashMap<WatcherId, HashSet<String>>,
+    by_path: FastHashMap<String, FastHashSet<WatcherId>>,
+    by_watcher: FastHashMap<WatcherId, FastHashSet<String>>,
     /// Modes other than [`WatcherMode::Standard`].
-    modes: HashMap<(WatcherId, String), WatcherMode>,
+    modes: FastHashMap<(WatcherId, String), WatcherMode>,
     recursive_count: usize,
 }
 
@@ -252,7 +254,7 @@ impl WatchManager {
         WatchSummary {
             connections: table.by_watcher.len(),
             paths: table.by_path.len(),
-            watches: table.by_watcher.values().map(HashSet::len).sum(),
+            watches: table.by_watcher.values().map(FastHashSet::len).sum(),
         }
     }
 
