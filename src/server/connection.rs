@@ -158,7 +158,6 @@ async fn read_loop(
         connection,
         session_id,
         queue: VecDeque::new(),
-        writes_submitted: connection.writes_completed(),
     };
     loop {
         session.dispatch().await?;
@@ -199,6 +198,7 @@ async fn handshake(
             timeout_ms,
             sent_read_only,
         };
+        connection.submit_write();
         shared
             .driver
             .send(input)
@@ -260,7 +260,6 @@ struct Session<'a> {
     session_id: SessionId,
     /// Requests not yet dispatched, with their xid and arrival time.
     queue: VecDeque<(i32, Result<Request, RequestError>, u64)>,
-    writes_submitted: u64,
 }
 
 impl Session<'_> {
@@ -308,10 +307,6 @@ impl Session<'_> {
         Ok(())
     }
 
-    fn writes_in_flight(&self) -> u64 {
-        self.writes_submitted - self.connection.writes_completed()
-    }
-
     /// Sends writes to the driver and answers reads, in order, as far as the per-session
     /// ordering allows.
     async fn dispatch(&mut self) -> Result<(), ConnectionError> {
@@ -319,12 +314,13 @@ impl Session<'_> {
             let (xid, received_ms) = (*xid, *received_ms);
             match request {
                 Ok(request) if request.is_write() => {
-                    if self.writes_in_flight() >= WRITES_IN_FLIGHT_MAX {
+                    if self.connection.writes_in_flight() >= WRITES_IN_FLIGHT_MAX {
                         return Ok(());
                     }
                     let Some((_, Ok(request), _)) = self.queue.pop_front() else {
                         continue;
                     };
+                    tracing::debug!(xid, op = ?request.op(), "write");
                     let input = Input::Request {
                         connection: self.connection.clone(),
                         session_id: self.session_id,
@@ -333,14 +329,14 @@ impl Session<'_> {
                         auth: self.connection.auth(),
                         received_ms,
                     };
-                    self.writes_submitted += 1;
+                    self.connection.submit_write();
                     self.shared
                         .driver
                         .send(input)
                         .await
                         .map_err(|_| ConnectionError::ServerStopping)?;
                 }
-                _ if self.writes_in_flight() > 0 => return Ok(()),
+                _ if self.connection.writes_in_flight() > 0 => return Ok(()),
                 Ok(_) => {
                     let Some((_, Ok(request), _)) = self.queue.pop_front() else {
                         continue;
@@ -367,6 +363,7 @@ impl Session<'_> {
     }
 
     fn read(&mut self, xid: i32, request: &Request, received_ms: u64) {
+        tracing::debug!(xid, op = ?request.op(), "read");
         let auth = self.connection.auth();
         let reader = reads::Reader {
             connection: self.connection,

@@ -122,12 +122,12 @@ fn zookeeper_node_count(shared: &Shared) -> usize {
     shared.database.tree().node_count() + 1
 }
 
-fn outstanding(shared: &Shared) -> usize {
+fn outstanding(shared: &Shared) -> u64 {
     shared
         .registry
         .all()
         .iter()
-        .map(|connection| connection.outbox.queued())
+        .map(|connection| connection.writes_in_flight())
         .sum()
 }
 
@@ -165,7 +165,7 @@ fn connection_info(connection: &Connection, brief: bool, out: &mut String) {
         out,
         " /{}[{interest}](queued={},recved={},sent={}",
         connection.peer,
-        connection.outbox.queued(),
+        connection.writes_in_flight(),
         stats.received,
         stats.sent
     );

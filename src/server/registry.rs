@@ -35,6 +35,7 @@ pub struct Connection {
     pub established_ms: u64,
     session_id: AtomicI64,
     session_timeout_ms: AtomicI64,
+    writes_submitted: AtomicU64,
     writes_completed: AtomicU64,
     write_completed: Notify,
     close_requested: AtomicBool,
@@ -83,6 +84,19 @@ impl Connection {
     /// Writes completed so far.
     pub fn writes_completed(&self) -> u64 {
         self.writes_completed.load(Ordering::Acquire)
+    }
+
+    /// Counts a write handed to the driver (the handshake's session creation included).
+    pub fn submit_write(&self) {
+        self.writes_submitted.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Writes handed to the driver and not yet answered: ZooKeeper's "outstanding".
+    pub fn writes_in_flight(&self) -> u64 {
+        let completed = self.writes_completed();
+        self.writes_submitted
+            .load(Ordering::Acquire)
+            .saturating_sub(completed)
     }
 
     /// Waits for the next completed write.
@@ -153,6 +167,7 @@ impl Registry {
             established_ms: now_ms,
             session_id: AtomicI64::new(0),
             session_timeout_ms: AtomicI64::new(0),
+            writes_submitted: AtomicU64::new(0),
             writes_completed: AtomicU64::new(0),
             write_completed: Notify::new(),
             close_requested: AtomicBool::new(false),
