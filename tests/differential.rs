@@ -202,8 +202,7 @@ impl Generator<'_> {
             return Step::Reconnect { session };
         }
         let watch = self.rng.chance(50);
-        let (op, body, description): (OpCode, Box<dyn Describe>, String) = match self.rng.below(24)
-        {
+        let (op, body, description) = match self.rng.below(24) {
             0..=3 => {
                 let op = *self.rng.pick(&[
                     OpCode::Create,
@@ -211,205 +210,137 @@ impl Generator<'_> {
                     OpCode::Create2,
                     OpCode::CreateContainer,
                 ]);
-                let request = self.create();
-                (op, Box::new(request.clone()), format!("{op:?} {request:?}"))
+                request(op, self.create())
             }
-            4 => {
-                let request = self.ttl_create();
-                (
-                    OpCode::CreateTtl,
-                    Box::new(request.clone()),
-                    format!("createTTL {request:?}"),
-                )
-            }
-            5 | 6 => {
-                let request = DeleteRequest {
+            4 => request(OpCode::CreateTtl, self.ttl_create()),
+            5 | 6 => request(
+                OpCode::Delete,
+                DeleteRequest {
                     path: self.path(),
                     version: self.version(),
-                };
-                (
-                    OpCode::Delete,
-                    Box::new(request.clone()),
-                    format!("{request:?}"),
-                )
-            }
+                },
+            ),
             7 | 8 => {
-                let request = SetDataRequest {
+                let request_body = SetDataRequest {
                     path: self.path(),
                     data: self.data(),
                     version: self.version(),
                 };
-                (
-                    OpCode::SetData,
-                    Box::new(request.clone()),
-                    format!("{request:?}"),
-                )
+                request(OpCode::SetData, request_body)
             }
-            9 | 10 => {
-                let request = GetDataRequest {
+            9 | 10 => request(
+                OpCode::GetData,
+                GetDataRequest {
                     path: self.path(),
                     watch,
-                };
-                (
-                    OpCode::GetData,
-                    Box::new(request.clone()),
-                    format!("{request:?}"),
-                )
-            }
-            11 => {
-                let request = ExistsRequest {
+                },
+            ),
+            11 => request(
+                OpCode::Exists,
+                ExistsRequest {
                     path: self.path(),
                     watch,
-                };
-                (
-                    OpCode::Exists,
-                    Box::new(request.clone()),
-                    format!("{request:?}"),
-                )
-            }
+                },
+            ),
             12 => {
                 let op = *self.rng.pick(&[OpCode::GetChildren, OpCode::GetChildren2]);
-                let request = GetChildrenRequest {
-                    path: self.path(),
-                    watch,
-                };
-                (op, Box::new(request.clone()), format!("{op:?} {request:?}"))
-            }
-            13 => {
-                let request = GetAclRequest { path: self.path() };
-                (
-                    OpCode::GetAcl,
-                    Box::new(request.clone()),
-                    format!("{request:?}"),
+                request(
+                    op,
+                    GetChildrenRequest {
+                        path: self.path(),
+                        watch,
+                    },
                 )
             }
+            13 => request(OpCode::GetAcl, GetAclRequest { path: self.path() }),
             14 => {
-                let request = SetAclRequest {
+                let request_body = SetAclRequest {
                     path: self.path(),
                     acl: self.acl(),
                     version: self.version(),
                 };
-                (
-                    OpCode::SetAcl,
-                    Box::new(request.clone()),
-                    format!("{request:?}"),
-                )
+                request(OpCode::SetAcl, request_body)
             }
             15 | 16 => {
                 let count = 1 + self.rng.below(4);
-                let request = MultiRequest {
-                    ops: (0..count).map(|_| self.multi_op()).collect(),
-                };
-                (
+                request(
                     OpCode::Multi,
-                    Box::new(request.clone()),
-                    format!("{request:?}"),
+                    MultiRequest {
+                        ops: (0..count).map(|_| self.multi_op()).collect(),
+                    },
                 )
             }
             17 => {
                 let ops = (0..1 + self.rng.below(3))
                     .map(|_| {
+                        let path = self.path();
                         if self.rng.chance(50) {
-                            MultiOp::GetData(GetDataRequest {
-                                path: self.path(),
-                                watch: false,
-                            })
+                            MultiOp::GetData(GetDataRequest { path, watch: false })
                         } else {
-                            MultiOp::GetChildren(GetChildrenRequest {
-                                path: self.path(),
-                                watch: false,
-                            })
+                            MultiOp::GetChildren(GetChildrenRequest { path, watch: false })
                         }
                     })
                     .collect();
-                let request = MultiRequest { ops };
-                (
-                    OpCode::MultiRead,
-                    Box::new(request.clone()),
-                    format!("multiRead {request:?}"),
-                )
+                request(OpCode::MultiRead, MultiRequest { ops })
             }
             18 => {
-                let request = AddWatchRequest {
-                    path: self.path(),
-                    mode: self.rng.below(3) as i32,
-                };
-                (
+                let mode = self.rng.below(3) as i32;
+                request(
                     OpCode::AddWatch,
-                    Box::new(request.clone()),
-                    format!("{request:?}"),
+                    AddWatchRequest {
+                        path: self.path(),
+                        mode,
+                    },
                 )
             }
             19 => {
                 let op = *self
                     .rng
                     .pick(&[OpCode::CheckWatches, OpCode::RemoveWatches]);
-                let request = CheckWatchesRequest {
-                    path: self.path(),
-                    watcher_type: 1 + self.rng.below(3) as i32,
-                };
-                (op, Box::new(request.clone()), format!("{op:?} {request:?}"))
-            }
-            20 => {
-                let request = GetAllChildrenNumberRequest { path: self.path() };
-                (
-                    OpCode::GetAllChildrenNumber,
-                    Box::new(request.clone()),
-                    format!("{request:?}"),
+                let watcher_type = 1 + self.rng.below(3) as i32;
+                request(
+                    op,
+                    CheckWatchesRequest {
+                        path: self.path(),
+                        watcher_type,
+                    },
                 )
             }
-            21 => {
-                let request = GetEphemeralsRequest {
+            20 => request(
+                OpCode::GetAllChildrenNumber,
+                GetAllChildrenNumberRequest { path: self.path() },
+            ),
+            21 => request(
+                OpCode::GetEphemerals,
+                GetEphemeralsRequest {
                     prefix_path: self.prefix.clone(),
-                };
-                (
-                    OpCode::GetEphemerals,
-                    Box::new(request.clone()),
-                    format!("{request:?}"),
-                )
-            }
+                },
+            ),
             22 => {
                 let user = *self.rng.pick(&["alice:secret", "bob:x"]);
-                let request = AuthPacket {
+                let auth = AuthPacket {
                     auth_type: 0,
                     scheme: "digest".into(),
                     auth: Bytes::from(user),
                 };
-                (
-                    OpCode::Auth,
-                    Box::new(request),
-                    format!("addauth digest {user}"),
-                )
+                request(OpCode::Auth, auth)
             }
-            _ => {
-                let request = SyncRequest { path: self.path() };
-                (
-                    OpCode::Sync,
-                    Box::new(request.clone()),
-                    format!("{request:?}"),
-                )
-            }
+            _ => request(OpCode::Sync, SyncRequest { path: self.path() }),
         };
-        let mut bytes = BytesMut::new();
-        body.write_body(&mut bytes);
         Step::Request {
             session,
             op,
-            body: bytes.freeze(),
+            body,
             description,
         }
     }
 }
 
-/// A request body that can describe itself.
-trait Describe {
-    fn write_body(&self, out: &mut BytesMut);
-}
-
-impl<T: Record> Describe for T {
-    fn write_body(&self, out: &mut BytesMut) {
-        self.write(out);
-    }
+/// Encodes a request body and describes it for failure messages.
+fn request<T: Record + std::fmt::Debug>(op: OpCode, body: T) -> (OpCode, Bytes, String) {
+    let mut bytes = BytesMut::new();
+    body.write(&mut bytes);
+    (op, bytes.freeze(), format!("{op:?} {body:?}"))
 }
 
 /// One server's side of the comparison.
@@ -473,95 +404,48 @@ impl Side {
     }
 
     fn reply(&self, op: OpCode, reply: &Incoming) -> String {
+        let zxid = self.zxid(reply.header.zxid);
         let mut out = format!(
-            "xid={} zxid={} err={}",
-            reply.header.xid,
-            self.zxid(reply.header.zxid),
-            reply.header.err
+            "xid={} zxid={zxid} err={}",
+            reply.header.xid, reply.header.err
         );
         if reply.header.err != 0 || reply.body.is_empty() {
             return out;
         }
-        let mut reader = Reader::new(&reply.body);
+        let reader = &mut Reader::new(&reply.body);
         let body = match op {
-            OpCode::Create => format!("{:?}", CreateResponse::read(&mut reader)),
+            OpCode::Create => show(reader, |_: &mut CreateResponse| {}),
             OpCode::Create2 | OpCode::CreateTtl | OpCode::CreateContainer => {
-                Create2Response::read(&mut reader)
-                    .map(|mut r| {
-                        self.stat(&mut r.stat);
-                        format!("{r:?}")
-                    })
-                    .unwrap_or_else(|e| format!("{e}"))
+                show(reader, |r: &mut Create2Response| self.stat(&mut r.stat))
             }
-            OpCode::SetData => SetDataResponse::read(&mut reader)
-                .map(|mut r| {
-                    self.stat(&mut r.stat);
-                    format!("{r:?}")
-                })
-                .unwrap_or_else(|e| format!("{e}")),
-            OpCode::SetAcl => SetAclResponse::read(&mut reader)
-                .map(|mut r| {
-                    self.stat(&mut r.stat);
-                    format!("{r:?}")
-                })
-                .unwrap_or_else(|e| format!("{e}")),
-            OpCode::GetData => GetDataResponse::read(&mut reader)
-                .map(|mut r| {
-                    self.stat(&mut r.stat);
-                    format!("{r:?}")
-                })
-                .unwrap_or_else(|e| format!("{e}")),
-            OpCode::Exists => ExistsResponse::read(&mut reader)
-                .map(|mut r| {
-                    self.stat(&mut r.stat);
-                    format!("{r:?}")
-                })
-                .unwrap_or_else(|e| format!("{e}")),
-            OpCode::GetChildren => GetChildrenResponse::read(&mut reader)
-                .map(|mut r| {
-                    r.children.sort();
-                    format!("{r:?}")
-                })
-                .unwrap_or_else(|e| format!("{e}")),
-            OpCode::GetChildren2 => GetChildren2Response::read(&mut reader)
-                .map(|mut r| {
-                    r.children.sort();
-                    self.stat(&mut r.stat);
-                    format!("{r:?}")
-                })
-                .unwrap_or_else(|e| format!("{e}")),
-            OpCode::GetAcl => GetAclResponse::read(&mut reader)
-                .map(|mut r| {
-                    self.stat(&mut r.stat);
-                    format!("{r:?}")
-                })
-                .unwrap_or_else(|e| format!("{e}")),
-            OpCode::Multi | OpCode::MultiRead => MultiResponse::read(&mut reader)
-                .map(|mut r| {
-                    for result in &mut r.results {
-                        match result {
-                            MultiResult::Create2 { stat, .. }
-                            | MultiResult::SetData(stat)
-                            | MultiResult::GetData { stat, .. } => self.stat(stat),
-                            MultiResult::GetChildren(children) => children.sort(),
-                            _ => {}
-                        }
+            OpCode::SetData => show(reader, |r: &mut SetDataResponse| self.stat(&mut r.stat)),
+            OpCode::SetAcl => show(reader, |r: &mut SetAclResponse| self.stat(&mut r.stat)),
+            OpCode::GetData => show(reader, |r: &mut GetDataResponse| self.stat(&mut r.stat)),
+            OpCode::Exists => show(reader, |r: &mut ExistsResponse| self.stat(&mut r.stat)),
+            OpCode::GetAcl => show(reader, |r: &mut GetAclResponse| self.stat(&mut r.stat)),
+            OpCode::GetChildren => show(reader, |r: &mut GetChildrenResponse| r.children.sort()),
+            OpCode::GetChildren2 => show(reader, |r: &mut GetChildren2Response| {
+                r.children.sort();
+                self.stat(&mut r.stat);
+            }),
+            OpCode::Multi | OpCode::MultiRead => show(reader, |r: &mut MultiResponse| {
+                for result in &mut r.results {
+                    match result {
+                        MultiResult::Create2 { stat, .. }
+                        | MultiResult::SetData(stat)
+                        | MultiResult::GetData { stat, .. } => self.stat(stat),
+                        MultiResult::GetChildren(children) => children.sort(),
+                        _ => {}
                     }
-                    format!("{r:?}")
-                })
-                .unwrap_or_else(|e| format!("{e}")),
-            OpCode::GetEphemerals => GetEphemeralsResponse::read(&mut reader)
-                .map(|mut r| {
-                    r.ephemerals.sort();
-                    format!("{r:?}")
-                })
-                .unwrap_or_else(|e| format!("{e}")),
-            OpCode::GetAllChildrenNumber => {
-                format!("{:?}", GetAllChildrenNumberResponse::read(&mut reader))
+                }
+            }),
+            OpCode::GetEphemerals => {
+                show(reader, |r: &mut GetEphemeralsResponse| r.ephemerals.sort())
             }
-            OpCode::Sync => format!("{:?}", SyncResponse::read(&mut reader)),
-            OpCode::AddWatch => format!("{:?}", ErrorResponse::read(&mut reader)),
-            OpCode::WhoAmI => format!("{:?}", WhoAmIResponse::read(&mut reader)),
+            OpCode::GetAllChildrenNumber => show(reader, |_: &mut GetAllChildrenNumberResponse| {}),
+            OpCode::Sync => show(reader, |_: &mut SyncResponse| {}),
+            OpCode::AddWatch => show(reader, |_: &mut ErrorResponse| {}),
+            OpCode::WhoAmI => show(reader, |_: &mut WhoAmIResponse| {}),
             _ => format!("{:?}", reply.body),
         };
         let _ = write!(out, " {body}");
@@ -615,6 +499,20 @@ impl Side {
                 "reconnected".into()
             }
         }
+    }
+}
+
+/// Decodes a reply body, normalises it, and prints it for comparison.
+fn show<T: Record + std::fmt::Debug>(
+    reader: &mut Reader<'_>,
+    normalise: impl FnOnce(&mut T),
+) -> String {
+    match T::read(reader) {
+        Ok(mut value) => {
+            normalise(&mut value);
+            format!("{value:?}")
+        }
+        Err(err) => format!("undecodable: {err}"),
     }
 }
 

@@ -114,21 +114,9 @@ fn parent_for_delete(path: &str) -> Result<&str, Code> {
     }
 }
 
-/// Whether a request becomes a txn.
+/// Whether a request becomes a txn: every write but `sync`, which only orders.
 fn is_txn(request: &Request) -> bool {
-    matches!(
-        request,
-        Request::Create { .. }
-            | Request::CreateTtl(_)
-            | Request::Delete(_)
-            | Request::DeleteContainer(_)
-            | Request::SetData(_)
-            | Request::SetAcl(_)
-            | Request::Check(_)
-            | Request::Multi(_)
-            | Request::Reconfig(_)
-            | Request::CloseSession
-    )
+    request.is_write() && !matches!(request, Request::Sync(_))
 }
 
 impl Preparer {

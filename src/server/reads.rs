@@ -19,7 +19,7 @@ use crate::server::registry::Connection;
 use crate::session::auth::check_acl;
 use crate::session::AuthIds;
 use crate::tree::acl::{perms, AclList};
-use crate::tree::{EventType, Notification, ReadView, WatcherMode};
+use crate::tree::{EventType, Notification, ReadView, WatchManager, WatcherMode};
 use crate::txn::SessionId;
 
 /// Who is reading.
@@ -121,37 +121,15 @@ fn execute(
             if !path.is_empty() && !path.contains('/') {
                 return Err(Code::MarshallingError);
             }
-            let found = match watcher_type {
-                1 => view.child_watches().contains(path, watcher),
-                2 => view.data_watches().contains(path, watcher),
-                3 => {
-                    view.child_watches().contains(path, watcher)
-                        | view.data_watches().contains(path, watcher)
-                }
-                _ => return Err(Code::MarshallingError),
-            };
-            return if found {
-                Ok(None)
-            } else {
-                Err(Code::NoWatcher)
-            };
+            return for_watches(view, *watcher_type, |watches| {
+                watches.contains(path, watcher)
+            });
         }
         Request::RemoveWatches(request) => {
-            let (path, watcher_type) = (&request.path, request.watcher_type);
-            let removed = match watcher_type {
-                1 => view.child_watches().remove(path, watcher),
-                2 => view.data_watches().remove(path, watcher),
-                3 => {
-                    view.child_watches().remove(path, watcher)
-                        | view.data_watches().remove(path, watcher)
-                }
-                _ => return Err(Code::MarshallingError),
-            };
-            return if removed {
-                Ok(None)
-            } else {
-                Err(Code::NoWatcher)
-            };
+            let path = &request.path;
+            return for_watches(view, request.watcher_type, |watches| {
+                watches.remove(path, watcher)
+            });
         }
         Request::SetWatches(watches) => {
             set_watches(view, reader, watches);
@@ -171,6 +149,26 @@ fn execute(
         Request::Sasl(_) => Box::new(SetSaslResponse { token: None }),
         _ => return Err(Code::Unimplemented),
     }))
+}
+
+/// Applies `check` to the watches a `watcherType` names (1 children, 2 data, 3 both);
+/// `NoWatcher` unless one of them answers true.
+fn for_watches(
+    view: &ReadView<'_>,
+    watcher_type: i32,
+    check: impl Fn(&WatchManager) -> bool,
+) -> Result<Option<Body>, Code> {
+    let found = match watcher_type {
+        1 => check(view.child_watches()),
+        2 => check(view.data_watches()),
+        3 => check(view.child_watches()) | check(view.data_watches()),
+        _ => return Err(Code::MarshallingError),
+    };
+    if found {
+        Ok(None)
+    } else {
+        Err(Code::NoWatcher)
+    }
 }
 
 fn get_data(
