@@ -1,4 +1,4 @@
-//! Command line: `zkrs server [zoo.cfg]`.
+//! Command line: `zkrs server [zoo.cfg]`, `zkrs log dump DIR`, `zkrs snapshot dump DIR`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::storage::rocks::RocksStorage;
 
 /// zkrs: a ZooKeeper-compatible coordination server.
 #[derive(Debug, Parser)]
@@ -24,6 +25,28 @@ enum Command {
         /// Path of a zoo.cfg file.
         config: Option<PathBuf>,
     },
+    /// The transaction log of a data directory.
+    Log {
+        #[command(subcommand)]
+        action: DumpAction,
+    },
+    /// The newest snapshot of a data directory.
+    Snapshot {
+        #[command(subcommand)]
+        action: DumpAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DumpAction {
+    /// Prints every entry, with checksums verified.
+    Dump {
+        /// The server's dataDir.
+        data_dir: PathBuf,
+        /// The server's dataLogDir, when it has one.
+        #[arg(long)]
+        data_log_dir: Option<PathBuf>,
+    },
 }
 
 /// Runs the command the arguments name.
@@ -40,6 +63,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 None => Config::embedded_default(),
             };
             serve(config)
+        }
+        Command::Log {
+            action:
+                DumpAction::Dump {
+                    data_dir,
+                    data_log_dir,
+                },
+        } => {
+            let storage = RocksStorage::open_read_only(&data_dir, data_log_dir.as_deref())?;
+            crate::dump::dump_log(&storage, &mut std::io::stdout().lock())
+        }
+        Command::Snapshot {
+            action:
+                DumpAction::Dump {
+                    data_dir,
+                    data_log_dir,
+                },
+        } => {
+            let storage = RocksStorage::open_read_only(&data_dir, data_log_dir.as_deref())?;
+            crate::dump::dump_snapshot(&storage, &mut std::io::stdout().lock())
         }
     }
 }

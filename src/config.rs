@@ -108,6 +108,12 @@ pub struct Config {
     pub force_sync: bool,
     /// Interval of the container and TTL reaper (`znode.container.checkIntervalMs`).
     pub container_check_interval_ms: u64,
+    /// Txns between snapshots, randomised over the second half (`snapCount`).
+    pub snap_count: u64,
+    /// Snapshots kept (`autopurge.snapRetainCount`, at least 3 as in ZooKeeper).
+    pub snap_retain_count: usize,
+    /// Hours between purges (`autopurge.purgeInterval`); 0 purges after every snapshot.
+    pub purge_interval_hours: u64,
     /// The ensemble's members by id; empty for standalone.
     pub servers: BTreeMap<u64, ServerSpec>,
     /// This server's id, read from `dataDir/myid` for ensembles.
@@ -232,6 +238,18 @@ impl Config {
                 "znode.container.checkIntervalMs",
                 get("znode.container.checkIntervalMs"),
                 1000,
+            )?,
+            snap_count: parse_or("snapCount", get("snapCount"), 100_000)?,
+            snap_retain_count: parse_or(
+                "autopurge.snapRetainCount",
+                get("autopurge.snapRetainCount"),
+                3usize,
+            )?
+            .max(3),
+            purge_interval_hours: parse_or(
+                "autopurge.purgeInterval",
+                get("autopurge.purgeInterval"),
+                0,
             )?,
             servers,
             my_id: None,

@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dump;
 pub mod fast_hash;
 pub mod prepare;
 pub mod proto;

@@ -75,6 +75,12 @@ impl<'a> Reader<'a> {
         Ok(i64::from_be_bytes(self.take_array(what)?))
     }
 
+    /// Reads one raw byte (not a jute type; used by formats built on jute primitives).
+    pub fn read_u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+        let [byte] = self.take_array::<1>(what)?;
+        Ok(byte)
+    }
+
     /// Reads a jute `boolean`: one byte, any non-zero value is true (as Java's readBoolean).
     pub fn read_bool(&mut self, what: &'static str) -> Result<bool, DecodeError> {
         let [byte] = self.take_array::<1>(what)?;

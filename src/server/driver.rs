@@ -16,20 +16,19 @@ use crate::prepare::{Context, Preparer};
 use crate::proto::reply::frame_with;
 use crate::proto::write_reply::write_reply;
 use crate::proto::{reply, Request};
+use crate::server::log_writer::{LogWriter, Logged};
 use crate::server::registry::Connection;
+use crate::server::snapshotter::Snapshotter;
 use crate::server::Shared;
 use crate::session::password::session_password;
 use crate::session::AuthIds;
-use crate::storage::memory::MemoryWal;
-use crate::storage::{StorageError, Wal};
+use crate::storage::record::encode_entry;
+use crate::storage::{LogEntry, Storage, StorageError};
 use crate::tree::node::NodeKind;
 use crate::txn::{SessionId, Txn, TxnBody};
 
 /// Most inputs prepared into one batch before it is logged.
 const BATCH_MAX: usize = 1000;
-
-/// Txns the in-memory log retains.
-const MEMORY_WAL_RETAIN: usize = 10_000;
 
 /// Work for the driver, sent by connections.
 #[derive(Debug)]
@@ -92,8 +91,14 @@ enum Work {
 struct Driver {
     shared: Arc<Shared>,
     preparer: Preparer,
-    wal: Box<dyn Wal>,
     server_auth: AuthIds,
+    storage: Arc<dyn Storage>,
+    log: LogWriter,
+    /// Prepared work waiting for the batch in flight to be logged.
+    unlogged: Vec<Work>,
+    /// The batch the log writer is syncing.
+    logging: Option<Vec<Work>>,
+    snapshotter: Snapshotter,
 }
 
 /// Runs the pipeline until every sender is gone.
@@ -102,40 +107,57 @@ struct Driver {
 /// If the log fails; the server must stop.
 pub async fn run(
     shared: Arc<Shared>,
+    storage: Arc<dyn Storage>,
     mut inputs: mpsc::Receiver<Input>,
 ) -> Result<(), StorageError> {
-    let last_zxid = shared.database.last_applied_zxid();
+    let (log, mut logged) = LogWriter::spawn(storage.clone())
+        .map_err(|err| StorageError::Backend(format!("cannot start the log writer: {err}")))?;
+    let config = &shared.config;
+    let snapshotter = Snapshotter::new(
+        config.snap_count,
+        config.snap_retain_count,
+        config.purge_interval_hours == 0,
+        shared.clock.wall_ms(),
+    );
     let mut driver = Driver {
-        preparer: Preparer::new(last_zxid),
-        wal: Box::new(MemoryWal::new(MEMORY_WAL_RETAIN)),
+        preparer: Preparer::new(shared.database.last_applied_zxid()),
         server_auth: AuthIds::server(),
+        storage,
+        log,
+        unlogged: Vec::new(),
+        logging: None,
+        snapshotter,
         shared,
     };
-    let mut ticks = tokio::time::interval(Duration::from_millis(u64::from(
-        driver.shared.config.tick_time_ms,
-    )));
+    let tick = Duration::from_millis(u64::from(driver.shared.config.tick_time_ms));
+    let mut ticks = tokio::time::interval(tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reap_period =
         Duration::from_millis(driver.shared.config.container_check_interval_ms.max(1));
     let mut reaps = tokio::time::interval(reap_period);
     reaps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let mut batch = Vec::new();
+        driver.start_logging()?;
         tokio::select! {
             input = inputs.recv() => {
                 let Some(input) = input else { return Ok(()) };
-                driver.prepare(input, &mut batch);
-                while batch.len() < BATCH_MAX {
+                driver.prepare(input);
+                while driver.unlogged.len() < BATCH_MAX {
                     match inputs.try_recv() {
-                        Ok(input) => driver.prepare(input, &mut batch),
+                        Ok(input) => driver.prepare(input),
                         Err(_) => break,
                     }
                 }
             }
-            _ = ticks.tick() => driver.expire_sessions(&mut batch),
-            _ = reaps.tick() => driver.reap_containers(&mut batch),
+            outcome = logged.recv(), if driver.logging.is_some() => {
+                let outcome = outcome.unwrap_or_else(|| {
+                    Err(StorageError::Backend("the log writer thread stopped".into()))
+                });
+                driver.commit_logged(outcome)?;
+            }
+            _ = ticks.tick() => driver.expire_sessions(),
+            _ = reaps.tick() => driver.reap_containers(),
         }
-        driver.commit(batch)?;
     }
 }
 
@@ -156,7 +178,7 @@ fn context<'a>(
 }
 
 impl Driver {
-    fn prepare(&mut self, input: Input, batch: &mut Vec<Work>) {
+    fn prepare(&mut self, input: Input) {
         let wall_ms = self.shared.clock.wall_ms() as i64;
         match input {
             Input::Request {
@@ -177,7 +199,7 @@ impl Driver {
                             sessions.set_closing(session_id);
                         }
                         let op = request.op();
-                        batch.push(Work::Txn(
+                        self.unlogged.push(Work::Txn(
                             txn,
                             ReplyTo::Client {
                                 connection,
@@ -192,7 +214,7 @@ impl Driver {
                             Request::Sync(sync) => sync.path,
                             _ => String::new(),
                         };
-                        batch.push(Work::Sync {
+                        self.unlogged.push(Work::Sync {
                             connection,
                             xid,
                             path,
@@ -218,7 +240,7 @@ impl Driver {
                 let txn = self
                     .preparer
                     .prepare_create_session(&context, timeout_ms, wall_ms);
-                batch.push(Work::Txn(
+                self.unlogged.push(Work::Txn(
                     txn,
                     ReplyTo::Handshake {
                         connection,
@@ -230,7 +252,7 @@ impl Driver {
     }
 
     /// Closes the sessions whose time is up, with a closeSession txn each.
-    fn expire_sessions(&mut self, batch: &mut Vec<Work>) {
+    fn expire_sessions(&mut self) {
         let shared = self.shared.clone();
         let mut sessions = shared.sessions.lock();
         for session_id in sessions.expire(shared.clock.now_ms()) {
@@ -245,14 +267,14 @@ impl Driver {
                 .preparer
                 .prepare(&context, &Request::CloseSession, 0, wall_ms)
             {
-                batch.push(Work::Txn(txn, ReplyTo::Nobody));
+                self.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
             }
         }
     }
 
     /// Deletes empty containers that once had a child, and childless TTL nodes unchanged
     /// for longer than their TTL (ZooKeeper's `ContainerManager`).
-    fn reap_containers(&mut self, batch: &mut Vec<Work>) {
+    fn reap_containers(&mut self) {
         let shared = self.shared.clone();
         let tree = shared.database.tree();
         let wall_ms = shared.clock.wall_ms() as i64;
@@ -282,29 +304,54 @@ impl Driver {
                 self.preparer
                     .prepare(&context, &Request::DeleteContainer(path), 0, wall_ms)
             {
-                batch.push(Work::Txn(txn, ReplyTo::Nobody));
+                self.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
             }
         }
     }
 
-    fn commit(&mut self, batch: Vec<Work>) -> Result<(), StorageError> {
-        if batch.is_empty() {
+    /// Hands the prepared work to the log writer unless a batch is already syncing.
+    /// Work without txns (syncs only) needs no log and is answered at once.
+    fn start_logging(&mut self) -> Result<(), StorageError> {
+        if self.logging.is_some() || self.unlogged.is_empty() {
             return Ok(());
         }
-        let txns: Vec<&Txn> = batch
+        let batch = std::mem::take(&mut self.unlogged);
+        let entries: Vec<LogEntry> = batch
             .iter()
             .filter_map(|work| match work {
-                Work::Txn(txn, _) => Some(txn),
+                Work::Txn(txn, _) => Some(encode_entry(txn)),
                 Work::Sync { .. } => None,
             })
             .collect();
-        if let Err(err) = self.wal.append(&txns) {
+        if entries.is_empty() {
+            self.apply_batch(batch);
+            return Ok(());
+        }
+        self.log.write(entries)?;
+        self.logging = Some(batch);
+        Ok(())
+    }
+
+    /// The batch in flight is durable (or the log failed): commit and apply it.
+    fn commit_logged(&mut self, outcome: Logged) -> Result<(), StorageError> {
+        if let Err(err) = outcome {
             tracing::error!(cause = %err, "the transaction log failed; stopping");
             return Err(err);
         }
+        if let Some(batch) = self.logging.take() {
+            self.apply_batch(batch);
+        }
+        Ok(())
+    }
+
+    fn apply_batch(&mut self, batch: Vec<Work>) {
+        let mut applied = 0u64;
         for work in batch {
             match work {
-                Work::Txn(txn, reply_to) => self.apply(&txn, reply_to),
+                Work::Txn(txn, reply_to) => {
+                    self.apply(&txn, reply_to);
+                    applied += 1;
+                }
                 Work::Sync {
                     connection,
                     xid,
@@ -317,7 +364,25 @@ impl Driver {
                 }
             }
         }
-        Ok(())
+        if applied > 0 {
+            let zxid = self.shared.database.last_applied_zxid();
+            let shared = self.shared.clone();
+            self.snapshotter
+                .applied(applied, zxid, &self.shared, &self.storage, || {
+                    shared
+                        .sessions
+                        .lock()
+                        .sessions()
+                        .iter()
+                        .map(|session| {
+                            (
+                                session.session_id,
+                                i32::try_from(session.timeout_ms).unwrap_or(i32::MAX),
+                            )
+                        })
+                        .collect()
+                });
+        }
     }
 
     fn apply(&mut self, txn: &Txn, reply_to: ReplyTo) {

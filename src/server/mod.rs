@@ -9,9 +9,11 @@ pub mod connection;
 pub mod driver;
 pub mod four_letter;
 pub mod listener;
+pub mod log_writer;
 pub mod outbox;
 pub mod reads;
 pub mod registry;
+pub mod snapshotter;
 pub mod stats;
 
 use std::future::Future;
@@ -25,6 +27,9 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::session::password::initial_session_id;
 use crate::session::SessionTracker;
+use crate::storage::recovery::recover;
+use crate::storage::rocks::RocksStorage;
+use crate::storage::Storage;
 use crate::tree::Database;
 
 /// Standalone servers use this id in their session ids, as ZooKeeper does.
@@ -72,33 +77,77 @@ pub struct Shared {
     pub clock: Clock,
 }
 
-/// Runs a server on `listener` until `shutdown` completes.
+/// Runs a server on `listener` until `shutdown` completes, with its state in RocksDB in
+/// the configured `dataDir` (recovered first).
 ///
 /// # Errors
-/// Returns when the write pipeline fails (its log could not store a txn).
+/// When the store cannot be opened or recovered, or the write pipeline fails.
 pub async fn run(
     config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (data_dir, log_dir, sync) = (
+        config.data_dir.clone(),
+        config.data_log_dir.clone(),
+        config.force_sync,
+    );
+    let storage = tokio::task::spawn_blocking(move || {
+        RocksStorage::open(&data_dir, log_dir.as_deref(), sync)
+    })
+    .await??;
+    run_with_storage(config, Arc::new(storage), listener, shutdown).await
+}
+
+/// Runs a server over any [`Storage`]: recovers its state, then serves until `shutdown`.
+///
+/// # Errors
+/// When recovery fails or the write pipeline stops.
+pub async fn run_with_storage(
+    config: Config,
+    storage: Arc<dyn Storage>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let clock = Clock {
         start: Instant::now(),
     };
-    let first_session_id = initial_session_id(STANDALONE_SERVER_ID, clock.wall_ms());
+    let started = Instant::now();
+    let extended = config.extended_types_enabled;
+    let recovering = storage.clone();
+    let recovered =
+        tokio::task::spawn_blocking(move || recover(recovering.as_ref(), extended)).await??;
+    let mut sessions = SessionTracker::new(
+        u64::from(config.tick_time_ms),
+        initial_session_id(STANDALONE_SERVER_ID, clock.wall_ms()),
+    );
+    for (session_id, timeout_ms) in &recovered.sessions {
+        // Sessions restored from disk expire by their timeouts from now, as in ZooKeeper.
+        sessions.add(
+            *session_id,
+            u64::try_from(*timeout_ms).unwrap_or(0),
+            clock.now_ms(),
+        );
+    }
+    tracing::info!(
+        zxid = format_args!("0x{:x}", recovered.last_zxid),
+        nodes = recovered.database.tree().node_count(),
+        sessions = recovered.sessions.len(),
+        replayed = recovered.replayed,
+        seconds = started.elapsed().as_secs_f64(),
+        "state recovered"
+    );
     let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
     let shared = Arc::new(Shared {
-        database: Database::new(config.extended_types_enabled),
-        sessions: Mutex::new(SessionTracker::new(
-            u64::from(config.tick_time_ms),
-            first_session_id,
-        )),
+        database: recovered.database,
+        sessions: Mutex::new(sessions),
         registry: registry::Registry::default(),
         stats: stats::ServerStats::default(),
         driver: driver_tx,
         clock,
         config,
     });
-    let driver = tokio::spawn(driver::run(shared.clone(), driver_rx));
+    let driver = tokio::spawn(driver::run(shared.clone(), storage, driver_rx));
     tracing::info!(address = %listener.local_addr()?, "serving clients");
     tokio::select! {
         () = listener::run(shared.clone(), listener) => {}

@@ -1,94 +1,182 @@
-//! A log kept in memory: the txns since the last `retain_max`, lost on restart.
+//! A [`Storage`] in memory: what the simulator and unit tests run on.
+//!
+//! Appends are "synced" the moment they return, like a durable store; a simulated crash
+//! is dropping the server while keeping this storage, which loses nothing appended.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 
-use crate::storage::{StorageError, Wal};
-use crate::txn::{Txn, Zxid};
+use crate::storage::record::{decode_header, encode_header, HEADER_INDEX};
+use crate::storage::{Epochs, LogEntry, SnapshotHeader, Storage, StorageError};
+use crate::txn::Zxid;
 
-/// An in-memory [`Wal`] keeping a bounded tail of encoded txns.
-#[derive(Debug)]
-pub struct MemoryWal {
-    entries: VecDeque<(Zxid, Bytes)>,
-    retain_max: usize,
-    last_zxid: Zxid,
+#[derive(Debug, Default)]
+struct State {
+    log: BTreeMap<Zxid, Bytes>,
+    snapshots: BTreeMap<(Zxid, u32), Bytes>,
+    epochs: Epochs,
 }
 
-impl MemoryWal {
-    /// A log that keeps at most `retain_max` txns.
-    pub fn new(retain_max: usize) -> MemoryWal {
-        MemoryWal {
-            entries: VecDeque::new(),
-            retain_max,
-            last_zxid: 0,
-        }
-    }
+/// Log, snapshots and epochs in maps behind one lock.
+#[derive(Debug, Default)]
+pub struct MemoryStorage {
+    state: Mutex<State>,
+}
 
-    /// The retained txns after `zxid`, decoded.
-    pub fn read_after(&self, zxid: Zxid) -> Vec<Txn> {
-        self.entries
-            .iter()
-            .filter(|(entry_zxid, _)| *entry_zxid > zxid)
-            .filter_map(|(_, bytes)| Txn::decode(bytes).ok())
-            .collect()
+impl MemoryStorage {
+    /// Replaces a stored log value, to test how recovery meets damaged data.
+    pub fn corrupt_log_entry(&self, zxid: Zxid, value: Bytes) {
+        self.state.lock().log.insert(zxid, value);
     }
 }
 
-impl Wal for MemoryWal {
-    fn append(&mut self, txns: &[&Txn]) -> Result<(), StorageError> {
-        for txn in txns {
-            if txn.zxid() <= self.last_zxid {
+impl Storage for MemoryStorage {
+    fn append(&self, entries: &[LogEntry]) -> Result<(), StorageError> {
+        let mut state = self.state.lock();
+        let mut last = state.log.keys().next_back().copied().unwrap_or(0);
+        for entry in entries {
+            if entry.zxid <= last {
                 return Err(StorageError::OutOfOrder {
-                    zxid: txn.zxid(),
-                    last: self.last_zxid,
+                    zxid: entry.zxid,
+                    last,
                 });
             }
-            self.last_zxid = txn.zxid();
-            self.entries.push_back((txn.zxid(), txn.encode()));
-            if self.entries.len() > self.retain_max {
-                self.entries.pop_front();
+            last = entry.zxid;
+        }
+        for entry in entries {
+            state.log.insert(entry.zxid, entry.value.clone());
+        }
+        Ok(())
+    }
+
+    fn last_logged_zxid(&self) -> Zxid {
+        self.state
+            .lock()
+            .log
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn read_log(
+        &self,
+        after: Zxid,
+        visit: &mut dyn FnMut(LogEntry) -> bool,
+    ) -> Result<(), StorageError> {
+        let entries: Vec<LogEntry> = self
+            .state
+            .lock()
+            .log
+            .range(after.saturating_add(1)..)
+            .map(|(zxid, value)| LogEntry {
+                zxid: *zxid,
+                value: value.clone(),
+            })
+            .collect();
+        for entry in entries {
+            if !visit(entry) {
+                break;
             }
         }
         Ok(())
     }
 
-    fn last_zxid(&self) -> Zxid {
-        self.last_zxid
+    fn truncate_after(&self, zxid: Zxid) -> Result<(), StorageError> {
+        self.state.lock().log.split_off(&zxid.saturating_add(1));
+        Ok(())
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use jute::records::{DeleteTxn, TxnHeader};
-    use jute::OpCode;
+    fn purge_log_through(&self, zxid: Zxid) -> Result<(), StorageError> {
+        let mut state = self.state.lock();
+        let kept = state.log.split_off(&zxid.saturating_add(1));
+        state.log = kept;
+        Ok(())
+    }
 
-    use super::*;
-    use crate::txn::TxnBody;
+    fn put_snapshot_chunk(
+        &self,
+        zxid: Zxid,
+        index: u32,
+        chunk: &Bytes,
+    ) -> Result<(), StorageError> {
+        self.state
+            .lock()
+            .snapshots
+            .insert((zxid, index), crate::storage::record::seal(chunk));
+        Ok(())
+    }
 
-    fn txn(zxid: Zxid) -> Txn {
-        Txn {
-            header: TxnHeader {
-                client_id: 1,
-                cxid: 1,
-                zxid,
-                time: 0,
-                op_type: OpCode::Delete.as_i32(),
-            },
-            body: TxnBody::Delete(DeleteTxn { path: "/a".into() }),
+    fn finish_snapshot(&self, header: &SnapshotHeader) -> Result<(), StorageError> {
+        self.state
+            .lock()
+            .snapshots
+            .insert((header.zxid, HEADER_INDEX), encode_header(header));
+        Ok(())
+    }
+
+    fn snapshots(&self) -> Result<Vec<SnapshotHeader>, StorageError> {
+        let state = self.state.lock();
+        let mut headers: Vec<SnapshotHeader> = state
+            .snapshots
+            .iter()
+            .filter(|((_, index), _)| *index == HEADER_INDEX)
+            .filter_map(|(_, value)| decode_header(value).ok())
+            .collect();
+        headers.sort_by_key(|header| std::cmp::Reverse(header.zxid));
+        Ok(headers)
+    }
+
+    fn read_snapshot(
+        &self,
+        header: &SnapshotHeader,
+        visit: &mut dyn FnMut(usize, Bytes) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        for index in 0..header.chunks {
+            let sealed = self
+                .state
+                .lock()
+                .snapshots
+                .get(&(header.zxid, index))
+                .cloned();
+            let chunk = sealed
+                .as_ref()
+                .and_then(crate::storage::record::unseal)
+                .ok_or_else(|| {
+                    StorageError::Corrupt(format!(
+                        "snapshot 0x{:x} chunk {index} is missing or damaged",
+                        header.zxid
+                    ))
+                })?;
+            visit(index as usize, chunk)?;
         }
+        Ok(())
     }
 
-    #[test]
-    fn keeps_a_bounded_tail_in_order() {
-        let mut wal = MemoryWal::new(2);
-        wal.append(&[&txn(1), &txn(2), &txn(3)]).expect("in order");
-        assert_eq!(wal.last_zxid(), 3);
-        let zxids: Vec<_> = wal.read_after(0).iter().map(Txn::zxid).collect();
-        assert_eq!(zxids, [2, 3]);
-        assert!(matches!(
-            wal.append(&[&txn(3)]),
-            Err(StorageError::OutOfOrder { zxid: 3, last: 3 })
-        ));
+    fn delete_snapshot(&self, zxid: Zxid) -> Result<(), StorageError> {
+        self.state
+            .lock()
+            .snapshots
+            .retain(|(snapshot, _), _| *snapshot != zxid);
+        Ok(())
+    }
+
+    fn unfinished_snapshots(&self) -> Result<Vec<Zxid>, StorageError> {
+        let state = self.state.lock();
+        let mut started: Vec<Zxid> = state.snapshots.keys().map(|(zxid, _)| *zxid).collect();
+        started.dedup();
+        started.retain(|zxid| !state.snapshots.contains_key(&(*zxid, HEADER_INDEX)));
+        Ok(started)
+    }
+
+    fn epochs(&self) -> Result<Epochs, StorageError> {
+        Ok(self.state.lock().epochs)
+    }
+
+    fn set_epochs(&self, epochs: Epochs) -> Result<(), StorageError> {
+        self.state.lock().epochs = epochs;
+        Ok(())
     }
 }

@@ -1,15 +1,25 @@
-//! Where txns are logged before they are committed.
+//! Durable state: the transaction log, snapshots, and the epoch metadata.
 //!
-//! The write pipeline appends every prepared txn to a [`Wal`] before applying it, so an
-//! acknowledged write is in the log. This is the seam the durable RocksDB log fills; the
-//! in-memory log keeps the pipeline's shape until then.
+//! [`Storage`] is the small interface the server needs; [`rocks::RocksStorage`] keeps it in
+//! RocksDB (one column family each for the log, the snapshots and the metadata), and
+//! [`memory::MemoryStorage`] in memory, with crash semantics for the simulator.
+//! [`recovery`] rebuilds the database from whatever a storage holds.
+//!
+//! # Durability contract
+//! When [`Storage::append`] returns `Ok` with syncing on, its txns survive a crash or a
+//! power loss; only then may they be acknowledged (and, in an ensemble, acked to the
+//! leader). A failed append poisons the server: it must stop, not retry and carry on.
 
 pub mod memory;
+pub mod record;
+pub mod recovery;
+pub mod rocks;
 
-use crate::txn::{Txn, Zxid};
+use bytes::Bytes;
 
-/// Why the log failed. A failed log poisons the server: it stops rather than acknowledge
-/// writes it may not have stored.
+use crate::txn::Zxid;
+
+/// Why storage failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// A txn's zxid does not follow the last logged one.
@@ -20,20 +30,146 @@ pub enum StorageError {
         /// The log's last zxid.
         last: Zxid,
     },
+    /// The underlying store failed (disk full, IO error, corruption RocksDB detected).
+    #[error("storage: {0}")]
+    Backend(String),
+    /// The data directory was written by another program or an incompatible version.
+    #[error("{0}")]
+    Incompatible(String),
+    /// Data fails its checksum or does not decode, somewhere recovery cannot repair.
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
 }
 
-/// An append-only log of txns in zxid order.
-///
-/// # Contract
-/// When [`Wal::append`] returns `Ok`, the txns are stored as durably as the
-/// implementation promises, and only then may their effects be acknowledged.
-pub trait Wal: Send {
-    /// Appends txns whose zxids strictly increase past [`Wal::last_zxid`].
+/// One logged txn: its zxid and its encoding ([`record::encode_entry`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// The txn's zxid, the entry's key.
+    pub zxid: Zxid,
+    /// Checksum and jute encoding of the txn.
+    pub value: Bytes,
+}
+
+/// What a complete snapshot holds, written after its last chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    /// Every txn up to this zxid is in the snapshot (later ones may be too).
+    pub zxid: Zxid,
+    /// Number of chunks.
+    pub chunks: u32,
+    /// Znodes in it.
+    pub nodes: u64,
+    /// Sessions in it.
+    pub sessions: u32,
+    /// Bytes of the chunks, before compression.
+    pub bytes: u64,
+    /// When it was finished, milliseconds since the epoch.
+    pub created_ms: i64,
+}
+
+/// ZAB's persistent epochs: the last epoch this server accepted a NEWEPOCH for, and the
+/// last it acknowledged a NEWLEADER for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Epochs {
+    /// acceptedEpoch.
+    pub accepted: u32,
+    /// currentEpoch.
+    pub current: u32,
+}
+
+/// Where the log, snapshots and epochs live. Methods take `&self`: the log writer and
+/// the snapshot writer use one storage from two threads.
+pub trait Storage: Send + Sync {
+    /// Appends entries (zxids strictly increasing past the last entry) as one atomic
+    /// batch, synced before returning when syncing is on: ZooKeeper's group commit.
     ///
     /// # Errors
-    /// [`StorageError`] if the txns could not be stored; the caller must stop.
-    fn append(&mut self, txns: &[&Txn]) -> Result<(), StorageError>;
+    /// [`StorageError`]; the entries may or may not be stored, and the caller must stop.
+    fn append(&self, entries: &[LogEntry]) -> Result<(), StorageError>;
 
-    /// The zxid of the last appended txn, 0 for an empty log.
-    fn last_zxid(&self) -> Zxid;
+    /// The zxid of the last entry, 0 for an empty log.
+    fn last_logged_zxid(&self) -> Zxid;
+
+    /// Calls `visit` with each entry after `after` in zxid order until it returns false.
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store cannot be read.
+    fn read_log(
+        &self,
+        after: Zxid,
+        visit: &mut dyn FnMut(LogEntry) -> bool,
+    ) -> Result<(), StorageError>;
+
+    /// Removes every entry after `zxid` (a follower told to TRUNC, a corrupt tail).
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store cannot be written.
+    fn truncate_after(&self, zxid: Zxid) -> Result<(), StorageError>;
+
+    /// Removes every entry up to and including `zxid`, once a snapshot covers them.
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store cannot be written.
+    fn purge_log_through(&self, zxid: Zxid) -> Result<(), StorageError>;
+
+    /// Stores chunk `index` of the snapshot labelled `zxid`.
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store cannot be written.
+    fn put_snapshot_chunk(&self, zxid: Zxid, index: u32, chunk: &Bytes)
+        -> Result<(), StorageError>;
+
+    /// Marks the snapshot complete; durable on return. Only complete snapshots are loaded.
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store cannot be written.
+    fn finish_snapshot(&self, header: &SnapshotHeader) -> Result<(), StorageError>;
+
+    /// Complete snapshots, newest first. A header that fails its checksum is skipped.
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store cannot be read.
+    fn snapshots(&self) -> Result<Vec<SnapshotHeader>, StorageError>;
+
+    /// Calls `visit` with each chunk of the snapshot in order, after checking its checksum.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] for a missing or damaged chunk, or what `visit` returns.
+    fn read_snapshot(
+        &self,
+        header: &SnapshotHeader,
+        visit: &mut dyn FnMut(usize, Bytes) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError>;
+
+    /// Deletes a snapshot (complete or not).
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store cannot be written.
+    fn delete_snapshot(&self, zxid: Zxid) -> Result<(), StorageError>;
+
+    /// Labels of snapshots that were started but never finished (a crash while writing).
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store cannot be read.
+    fn unfinished_snapshots(&self) -> Result<Vec<Zxid>, StorageError>;
+
+    /// The persisted epochs.
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store cannot be read.
+    fn epochs(&self) -> Result<Epochs, StorageError>;
+
+    /// Gives the space of purged data back to the file system (compaction).
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store fails.
+    fn reclaim_space(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Persists the epochs; durable on return.
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store cannot be written.
+    fn set_epochs(&self, epochs: Epochs) -> Result<(), StorageError>;
 }

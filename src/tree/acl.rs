@@ -87,6 +87,13 @@ impl AclCache {
         id
     }
 
+    /// Adds one reference to a list already interned.
+    pub fn acquire(&mut self, id: AclId) {
+        if let Some((_, count)) = self.by_id.get_mut(&id) {
+            *count += 1;
+        }
+    }
+
     /// Drops one reference; the list is forgotten with its last one. The two built-in
     /// lists are never forgotten.
     pub fn release(&mut self, id: AclId) {

@@ -78,6 +78,11 @@ impl Children {
         self.table.is_empty()
     }
 
+    /// The children, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Node> {
+        self.table.iter().map(|node| &**node)
+    }
+
     /// The children's names, in no particular order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.table.iter().map(|node| node.name.as_str())

@@ -70,7 +70,19 @@ impl DataTree {
     /// A tree holding what every ZooKeeper has: `/`, `/zookeeper`, `/zookeeper/quota`
     /// and `/zookeeper/config` (readable by anyone, writable by no one).
     pub fn new(extended_types_enabled: bool) -> DataTree {
-        let tree = DataTree {
+        let tree = DataTree::empty(extended_types_enabled);
+        let system_node =
+            |name: &str, acl| Node::new(name.into(), Some(Box::new([])), acl, 0, 0, 0);
+        tree.insert_raw("", system_node("", AclId::OPEN));
+        tree.insert_raw("/", system_node("zookeeper", AclId::OPEN));
+        tree.insert_raw("/zookeeper", system_node("quota", AclId::OPEN));
+        tree.insert_raw("/zookeeper", system_node("config", AclId::READ_ONLY));
+        tree
+    }
+
+    /// A tree without even a root, to be filled from a snapshot.
+    pub fn empty(extended_types_enabled: bool) -> DataTree {
+        DataTree {
             tables: DashMap::with_hasher(Hasher::default()),
             hasher: Hasher::default(),
             acls: RwLock::new(AclCache::default()),
@@ -80,14 +92,7 @@ impl DataTree {
             node_count: AtomicUsize::new(0),
             data_size: AtomicI64::new(0),
             extended_types_enabled,
-        };
-        let system_node =
-            |name: &str, acl| Node::new(name.into(), Some(Box::new([])), acl, 0, 0, 0);
-        tree.insert_raw("", system_node("", AclId::OPEN));
-        tree.insert_raw("/", system_node("zookeeper", AclId::OPEN));
-        tree.insert_raw("/zookeeper", system_node("quota", AclId::OPEN));
-        tree.insert_raw("/zookeeper", system_node("config", AclId::READ_ONLY));
-        tree
+        }
     }
 
     /// Adds `node` to the table of `parent`; the caller has checked that its name is free.
@@ -359,8 +364,68 @@ impl DataTree {
         Ok(Deleted { acl: node.acl })
     }
 
+    /// Paths of the nodes that have children (the keys of the child tables), for
+    /// walking the tree one table at a time.
+    pub fn parents(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .map(|entry| entry.key().to_string())
+            .collect()
+    }
+
+    /// Calls `f` with the child table of `parent` (`""` holds the root), if any.
+    pub fn with_children<R>(&self, parent: &str, f: impl FnOnce(&Children) -> R) -> Option<R> {
+        self.tables.get(parent).map(|table| f(&table))
+    }
+
+    /// Interns an ACL list, taking one reference the caller must give back with
+    /// [`DataTree::release_acl`] (snapshot loading interns a list once per chunk).
+    pub fn intern_acl(&self, acl: &[Acl]) -> AclId {
+        self.acls.write().intern(acl)
+    }
+
+    /// Adds a node read from a snapshot under `parent`, indexing it as `create` would;
+    /// takes its own reference on the node's (already interned) ACL.
+    ///
+    /// # Errors
+    /// `NodeExists` if the snapshot holds the same node twice.
+    pub fn load_node(&self, parent: &str, node: Node) -> Result<(), Code> {
+        let kind = NodeKind::from_owner(node.ephemeral_owner, self.extended_types_enabled);
+        let path = child_path(if parent.is_empty() { "" } else { parent }, &node.name);
+        let acl = node.acl;
+        if self
+            .tables
+            .get(parent)
+            .is_some_and(|children| children.contains(&self.hasher, &node.name))
+        {
+            return Err(Code::NodeExists);
+        }
+        self.acls.write().acquire(acl);
+        self.insert_raw(parent, node);
+        if parent.is_empty() {
+            return Ok(());
+        }
+        match kind {
+            NodeKind::Persistent => {}
+            NodeKind::Container => {
+                self.containers.lock().insert(path);
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.lock().insert(path);
+            }
+            NodeKind::Ephemeral(session) => {
+                self.ephemerals
+                    .lock()
+                    .entry(session)
+                    .or_default()
+                    .insert(path);
+            }
+        }
+        Ok(())
+    }
+
     /// Drops a reference to an ACL list, once a deleted node's notifications are out.
-    pub(super) fn release_acl(&self, acl: AclId) {
+    pub fn release_acl(&self, acl: AclId) {
         self.acls.write().release(acl);
     }
 

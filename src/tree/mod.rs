@@ -12,6 +12,7 @@ mod apply;
 pub mod children;
 pub mod data_tree;
 pub mod node;
+pub mod snapshot;
 pub mod watch;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -49,6 +50,17 @@ impl Database {
             data_watches: WatchManager::default(),
             child_watches: WatchManager::default(),
             last_applied_zxid: AtomicI64::new(0),
+        }
+    }
+
+    /// A database over a tree recovered from a snapshot, as of `last_applied_zxid`.
+    pub fn from_tree(tree: DataTree, last_applied_zxid: Zxid) -> Database {
+        Database {
+            gate: RwLock::new(()),
+            tree,
+            data_watches: WatchManager::default(),
+            child_watches: WatchManager::default(),
+            last_applied_zxid: AtomicI64::new(last_applied_zxid),
         }
     }
 

@@ -158,7 +158,7 @@ impl Client {
     }
 
     /// Sends a request and returns its xid without waiting for the reply.
-    pub async fn send(&mut self, op: OpCode, body: &dyn RecordRef) -> i32 {
+    pub async fn send(&mut self, op: OpCode, body: &(dyn RecordRef + Sync)) -> i32 {
         let xid = self.next_xid;
         self.next_xid += 1;
         self.send_with_xid(xid, op, body).await;
@@ -166,7 +166,7 @@ impl Client {
     }
 
     /// Sends a request with a chosen xid.
-    pub async fn send_with_xid(&mut self, xid: i32, op: OpCode, body: &dyn RecordRef) {
+    pub async fn send_with_xid(&mut self, xid: i32, op: OpCode, body: &(dyn RecordRef + Sync)) {
         let mut out = BytesMut::new();
         RequestHeader {
             xid,
@@ -210,7 +210,7 @@ impl Client {
     }
 
     /// Sends a request and waits for its reply.
-    pub async fn call(&mut self, op: OpCode, body: &dyn RecordRef) -> Incoming {
+    pub async fn call(&mut self, op: OpCode, body: &(dyn RecordRef + Sync)) -> Incoming {
         let xid = self.send(op, body).await;
         self.reply(xid).await
     }

@@ -10,13 +10,14 @@ use std::time::Duration;
 /// How long a server may take to start listening.
 const START_WAIT: Duration = Duration::from_secs(30);
 
-/// A running server; killed when dropped.
+/// A running server; killed when dropped, and its directory removed unless kept.
 pub struct ServerProcess {
     child: Child,
     /// Where it listens.
     pub address: SocketAddr,
     /// Its working directory (config, data, log).
     pub dir: PathBuf,
+    keep_dir: bool,
 }
 
 /// A fresh directory under the system temp dir, unique per call.
@@ -30,9 +31,14 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 }
 
 impl ServerProcess {
-    /// Starts a standalone server; `extra` is appended to its zoo.cfg.
+    /// Starts a standalone server in a fresh directory; `extra` is appended to its zoo.cfg.
     pub fn start(extra: &str) -> ServerProcess {
-        let dir = scratch_dir("server");
+        ServerProcess::start_in(scratch_dir("server"), extra, false)
+    }
+
+    /// Starts a server on the data in `dir` (a restart when it holds data already); the
+    /// directory is kept after the server stops when `keep_dir`.
+    pub fn start_in(dir: PathBuf, extra: &str, keep_dir: bool) -> ServerProcess {
         let config = dir.join("zoo.cfg");
         let mut file = std::fs::File::create(&config).expect("zoo.cfg");
         write!(
@@ -54,8 +60,10 @@ impl ServerProcess {
         let stderr = child.stderr.take().expect("stderr");
         let (found, address) = mpsc::channel();
         let log_path = dir.join("server.log");
+        let previous_log = std::fs::read_to_string(&log_path).unwrap_or_default();
         std::thread::spawn(move || {
             let mut log = std::fs::File::create(log_path).expect("log file");
+            let _ = log.write_all(previous_log.as_bytes());
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("address=").nth(1) {
                     if let Ok(address) = rest.trim().parse::<SocketAddr>() {
@@ -72,7 +80,27 @@ impl ServerProcess {
             child,
             address,
             dir,
+            keep_dir,
         }
+    }
+
+    /// Kills the server with SIGKILL and waits for it; returns its directory.
+    pub fn kill(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.keep_dir = true;
+        self.dir.clone()
+    }
+
+    /// Stops the server with SIGTERM and waits for it; returns its directory.
+    pub fn terminate(mut self) -> PathBuf {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        self.keep_dir = true;
+        self.dir.clone()
     }
 
     /// The server's log so far.
@@ -90,7 +118,7 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if !std::thread::panicking() {
+        if !self.keep_dir && !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

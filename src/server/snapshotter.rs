@@ -1,0 +1,166 @@
+//! Background snapshots: every `snapCount` txns (randomised as ZooKeeper does, so the
+//! members of an ensemble do not all snapshot at once), without stopping writes, then a
+//! purge of what the retained snapshots make unnecessary.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::server::Shared;
+use crate::storage::{SnapshotHeader, Storage, StorageError};
+use crate::tree::snapshot::write_snapshot;
+use crate::txn::{SessionId, Zxid};
+
+/// Decides when to snapshot and runs one snapshot at a time on its own thread.
+#[derive(Debug)]
+pub struct Snapshotter {
+    snap_count: u64,
+    retain: usize,
+    purge_after_snapshot: bool,
+    txns_since_snapshot: u64,
+    threshold: u64,
+    random: u64,
+    running: Option<JoinHandle<()>>,
+}
+
+impl Snapshotter {
+    /// A snapshotter taking a snapshot every `snap_count` txns (at a random point in the
+    /// second half of each interval), keeping `retain` snapshots, and purging older ones
+    /// right after each snapshot when `purge_after_snapshot`.
+    pub fn new(
+        snap_count: u64,
+        retain: usize,
+        purge_after_snapshot: bool,
+        seed: u64,
+    ) -> Snapshotter {
+        let mut snapshotter = Snapshotter {
+            snap_count: snap_count.max(2),
+            retain: retain.max(1),
+            purge_after_snapshot,
+            txns_since_snapshot: 0,
+            threshold: 0,
+            random: seed | 1,
+            running: None,
+        };
+        snapshotter.roll();
+        snapshotter
+    }
+
+    fn roll(&mut self) {
+        // xorshift64: enough to spread snapshot points; no global randomness.
+        self.random ^= self.random << 13;
+        self.random ^= self.random >> 7;
+        self.random ^= self.random << 17;
+        let half = self.snap_count / 2;
+        self.threshold = half + self.random % half.max(1);
+    }
+
+    /// Counts applied txns; starts a snapshot labelled `zxid` (the last applied) when due
+    /// and none is running. `sessions` are the live sessions then.
+    pub fn applied(
+        &mut self,
+        count: u64,
+        zxid: Zxid,
+        shared: &Arc<Shared>,
+        storage: &Arc<dyn Storage>,
+        sessions: impl FnOnce() -> Vec<(SessionId, i32)>,
+    ) {
+        self.txns_since_snapshot += count;
+        if self.txns_since_snapshot < self.threshold {
+            return;
+        }
+        if self
+            .running
+            .as_ref()
+            .is_some_and(|running| !running.is_finished())
+        {
+            return;
+        }
+        self.txns_since_snapshot = 0;
+        self.roll();
+        let (shared, storage, sessions) = (shared.clone(), storage.clone(), sessions());
+        let (retain, purge) = (self.retain, self.purge_after_snapshot);
+        let spawned = std::thread::Builder::new()
+            .name("zkrs-snapshot".into())
+            .spawn(
+                move || match take_snapshot(&shared, storage.as_ref(), zxid, &sessions) {
+                    Ok(()) if purge => {
+                        if let Err(err) = purge_old(storage.as_ref(), retain) {
+                            tracing::warn!(cause = %err, "purging old snapshots failed");
+                        }
+                    }
+                    Ok(()) => {}
+                    Err(err) => tracing::error!(cause = %err, "snapshot failed"),
+                },
+            );
+        match spawned {
+            Ok(handle) => self.running = Some(handle),
+            Err(err) => tracing::warn!(cause = %err, "cannot start a snapshot thread"),
+        }
+    }
+}
+
+/// Writes a (fuzzy) snapshot labelled `zxid` of the current tree.
+///
+/// # Errors
+/// If the storage fails.
+pub fn take_snapshot(
+    shared: &Shared,
+    storage: &dyn Storage,
+    zxid: Zxid,
+    sessions: &[(SessionId, i32)],
+) -> Result<(), StorageError> {
+    let started = Instant::now();
+    tracing::info!(zxid = format_args!("0x{zxid:x}"), "taking a snapshot");
+    let mut index = 0u32;
+    let summary = write_snapshot(shared.database.tree(), sessions, |chunk| {
+        storage.put_snapshot_chunk(zxid, index, &chunk)?;
+        index += 1;
+        Ok::<(), StorageError>(())
+    })?;
+    let header = SnapshotHeader {
+        zxid,
+        chunks: index,
+        nodes: summary.nodes,
+        sessions: u32::try_from(summary.sessions).unwrap_or(u32::MAX),
+        bytes: summary.bytes,
+        created_ms: shared.clock.wall_ms() as i64,
+    };
+    storage.finish_snapshot(&header)?;
+    tracing::info!(
+        zxid = format_args!("0x{zxid:x}"),
+        nodes = summary.nodes,
+        bytes = summary.bytes,
+        seconds = started.elapsed().as_secs_f64(),
+        "snapshot written"
+    );
+    Ok(())
+}
+
+/// Keeps the `retain` newest snapshots, deletes the rest and unfinished ones, and the log
+/// entries the oldest kept snapshot covers (ZooKeeper's autopurge).
+///
+/// # Errors
+/// If the storage fails.
+pub fn purge_old(storage: &dyn Storage, retain: usize) -> Result<(), StorageError> {
+    let snapshots = storage.snapshots()?;
+    let Some(newest) = snapshots.first().map(|header| header.zxid) else {
+        return Ok(());
+    };
+    for header in snapshots.iter().skip(retain) {
+        storage.delete_snapshot(header.zxid)?;
+    }
+    for zxid in storage.unfinished_snapshots()? {
+        if zxid < newest {
+            storage.delete_snapshot(zxid)?;
+        }
+    }
+    let oldest_kept = snapshots
+        .iter()
+        .take(retain)
+        .map(|header| header.zxid)
+        .min()
+        .unwrap_or(newest);
+    storage.purge_log_through(oldest_kept)?;
+    storage.reclaim_space()
+}

@@ -1,0 +1,233 @@
+//! The byte layout of stored values: a CRC-32C, then the payload, checked on both ends.
+//!
+//! Log keys are zxids in big-endian, so RocksDB's byte order is zxid order; snapshot keys
+//! are the snapshot's zxid followed by a chunk index, the header taking the last index.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use jute::writer::{write_i32, write_i64};
+use jute::{DecodeError, Reader};
+
+use crate::storage::{LogEntry, SnapshotHeader, StorageError};
+use crate::txn::{Txn, Zxid};
+
+/// The chunk index under which a snapshot's header is stored.
+pub const HEADER_INDEX: u32 = u32::MAX;
+
+const SNAPSHOT_MAGIC: i64 = 0x5a4b_5253_534e_4150; // "ZKRSSNAP"
+const SNAPSHOT_FORMAT: i32 = 1;
+
+/// The key of a log entry.
+pub fn log_key(zxid: Zxid) -> [u8; 8] {
+    (zxid as u64).to_be_bytes()
+}
+
+/// The zxid a log key names.
+pub fn zxid_of_log_key(key: &[u8]) -> Option<Zxid> {
+    Some(u64::from_be_bytes(key.try_into().ok()?) as i64)
+}
+
+/// The key of a snapshot chunk (or, with [`HEADER_INDEX`], of its header).
+pub fn snapshot_key(zxid: Zxid, index: u32) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&(zxid as u64).to_be_bytes());
+    key[8..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// The (zxid, index) a snapshot key names.
+pub fn parse_snapshot_key(key: &[u8]) -> Option<(Zxid, u32)> {
+    let zxid = u64::from_be_bytes(key.get(..8)?.try_into().ok()?) as i64;
+    let index = u32::from_be_bytes(key.get(8..12)?.try_into().ok()?);
+    Some((zxid, index))
+}
+
+/// Prefixes a payload with its CRC-32C.
+pub fn seal(payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(payload.len() + 4);
+    out.put_u32(crc32c::crc32c(payload));
+    out.extend_from_slice(payload);
+    out.freeze()
+}
+
+/// The payload of a sealed value, if its checksum holds.
+pub fn unseal(value: &Bytes) -> Option<Bytes> {
+    let checksum = u32::from_be_bytes(value.get(..4)?.try_into().ok()?);
+    let payload = value.slice(4..);
+    (crc32c::crc32c(&payload) == checksum).then_some(payload)
+}
+
+/// The log entry of a txn: its zxid and its sealed encoding. The checksum is verified
+/// right after sealing, so a bad encoder cannot write what recovery would refuse.
+pub fn encode_entry(txn: &Txn) -> LogEntry {
+    let value = seal(&txn.encode());
+    assert!(
+        unseal(&value).is_some(),
+        "a freshly sealed log entry must verify"
+    );
+    LogEntry {
+        zxid: txn.zxid(),
+        value,
+    }
+}
+
+/// The txn in a log entry.
+///
+/// # Errors
+/// [`StorageError::Corrupt`] if the checksum fails, the txn does not decode, or its zxid
+/// differs from the key's.
+pub fn decode_entry(entry: &LogEntry) -> Result<Txn, StorageError> {
+    let payload = unseal(&entry.value).ok_or_else(|| {
+        StorageError::Corrupt(format!("log entry 0x{:x} fails its checksum", entry.zxid))
+    })?;
+    let txn = Txn::decode(&payload).map_err(|err| {
+        StorageError::Corrupt(format!(
+            "log entry 0x{:x} does not decode: {err}",
+            entry.zxid
+        ))
+    })?;
+    if txn.zxid() != entry.zxid {
+        return Err(StorageError::Corrupt(format!(
+            "log entry 0x{:x} holds zxid 0x{:x}",
+            entry.zxid,
+            txn.zxid()
+        )));
+    }
+    Ok(txn)
+}
+
+/// The sealed encoding of a snapshot header.
+pub fn encode_header(header: &SnapshotHeader) -> Bytes {
+    let mut out = BytesMut::with_capacity(64);
+    write_i64(&mut out, SNAPSHOT_MAGIC);
+    write_i32(&mut out, SNAPSHOT_FORMAT);
+    write_i64(&mut out, header.zxid);
+    write_i32(&mut out, header.chunks as i32);
+    write_i64(&mut out, header.nodes as i64);
+    write_i32(&mut out, header.sessions as i32);
+    write_i64(&mut out, header.bytes as i64);
+    write_i64(&mut out, header.created_ms);
+    seal(&out)
+}
+
+/// Decodes a sealed snapshot header.
+///
+/// # Errors
+/// [`StorageError::Corrupt`] for a bad checksum, magic or layout;
+/// [`StorageError::Incompatible`] for another format version.
+pub fn decode_header(value: &Bytes) -> Result<SnapshotHeader, StorageError> {
+    let payload = unseal(value)
+        .ok_or_else(|| StorageError::Corrupt("snapshot header fails its checksum".into()))?;
+    let corrupt = |err: DecodeError| StorageError::Corrupt(format!("snapshot header: {err}"));
+    let mut reader = Reader::new(&payload);
+    if reader.read_i64("magic").map_err(corrupt)? != SNAPSHOT_MAGIC {
+        return Err(StorageError::Corrupt(
+            "snapshot header has a wrong magic number".into(),
+        ));
+    }
+    let format = reader.read_i32("format").map_err(corrupt)?;
+    if format != SNAPSHOT_FORMAT {
+        return Err(StorageError::Incompatible(format!(
+            "snapshot format {format}, this zkrs reads {SNAPSHOT_FORMAT}"
+        )));
+    }
+    Ok(SnapshotHeader {
+        zxid: reader.read_i64("zxid").map_err(corrupt)?,
+        chunks: reader.read_i32("chunks").map_err(corrupt)? as u32,
+        nodes: reader.read_i64("nodes").map_err(corrupt)? as u64,
+        sessions: reader.read_i32("sessions").map_err(corrupt)? as u32,
+        bytes: reader.read_i64("bytes").map_err(corrupt)? as u64,
+        created_ms: reader.read_i64("created").map_err(corrupt)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use jute::records::{DeleteTxn, TxnHeader};
+    use jute::OpCode;
+
+    use super::*;
+    use crate::txn::TxnBody;
+
+    fn txn(zxid: Zxid) -> Txn {
+        Txn {
+            header: TxnHeader {
+                client_id: 1,
+                cxid: 2,
+                zxid,
+                time: 3,
+                op_type: OpCode::Delete.as_i32(),
+            },
+            body: TxnBody::Delete(DeleteTxn { path: "/x".into() }),
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_and_detect_every_flipped_bit() {
+        let entry = encode_entry(&txn(0x1_0000_0005));
+        assert_eq!(decode_entry(&entry).expect("valid"), txn(0x1_0000_0005));
+        for byte in 0..entry.value.len() {
+            for bit in 0..8 {
+                let mut damaged = entry.value.to_vec();
+                damaged[byte] ^= 1 << bit;
+                let damaged = LogEntry {
+                    zxid: entry.zxid,
+                    value: damaged.into(),
+                };
+                assert!(
+                    matches!(decode_entry(&damaged), Err(StorageError::Corrupt(_))),
+                    "byte {byte} bit {bit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn torn_entries_are_corrupt() {
+        let entry = encode_entry(&txn(9));
+        for len in 0..entry.value.len() {
+            let torn = LogEntry {
+                zxid: 9,
+                value: entry.value.slice(..len),
+            };
+            assert!(decode_entry(&torn).is_err(), "length {len}");
+        }
+    }
+
+    #[test]
+    fn an_entry_under_the_wrong_key_is_corrupt() {
+        let mut entry = encode_entry(&txn(9));
+        entry.zxid = 10;
+        assert!(decode_entry(&entry).is_err());
+    }
+
+    #[test]
+    fn keys_sort_by_zxid() {
+        let mut keys = [log_key(0x2_0000_0001), log_key(5), log_key(0x1_ffff_ffff)];
+        keys.sort();
+        let zxids: Vec<_> = keys.iter().filter_map(|key| zxid_of_log_key(key)).collect();
+        assert_eq!(zxids, [5, 0x1_ffff_ffff, 0x2_0000_0001]);
+        assert_eq!(
+            parse_snapshot_key(&snapshot_key(77, HEADER_INDEX)),
+            Some((77, HEADER_INDEX))
+        );
+    }
+
+    #[test]
+    fn headers_round_trip() {
+        let header = SnapshotHeader {
+            zxid: 42,
+            chunks: 3,
+            nodes: 1000,
+            sessions: 7,
+            bytes: 123_456,
+            created_ms: 99,
+        };
+        assert_eq!(
+            decode_header(&encode_header(&header)).expect("valid"),
+            header
+        );
+        let mut damaged = encode_header(&header).to_vec();
+        damaged[10] ^= 4;
+        assert!(decode_header(&damaged.into()).is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! Rebuilding the database at start: the newest snapshot that loads, then the log after it.
+//!
+//! - A snapshot that fails a checksum or does not decode is skipped for the one before.
+//! - A damaged log entry with nothing valid after it is a torn tail: it and anything
+//!   after it are truncated, with a warning (such entries were never acknowledged).
+//! - A damaged or missing entry in the middle of the log is an error: starting would
+//!   serve wrong data, so the server refuses.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::storage::record::decode_entry;
+use crate::storage::{SnapshotHeader, Storage, StorageError};
+use crate::tree::data_tree::DataTree;
+use crate::tree::snapshot::{load_chunk, Loaded};
+use crate::tree::Database;
+use crate::txn::{zxid_counter, zxid_epoch, SessionId, Txn, TxnBody, Zxid};
+
+/// How often long loads report progress.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The state recovered from storage.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The tree with every logged txn applied.
+    pub database: Database,
+    /// Sessions alive at the last logged txn, with their timeouts.
+    pub sessions: Vec<(SessionId, i32)>,
+    /// The last zxid in the state.
+    pub last_zxid: Zxid,
+    /// The snapshot loaded, if any.
+    pub snapshot: Option<SnapshotHeader>,
+    /// Txns replayed from the log.
+    pub replayed: u64,
+}
+
+fn load_snapshot(
+    storage: &dyn Storage,
+    header: &SnapshotHeader,
+    extended: bool,
+) -> Result<(DataTree, Loaded), StorageError> {
+    let tree = DataTree::empty(extended);
+    let mut loaded = Loaded::default();
+    let started = Instant::now();
+    let mut reported = started;
+    storage.read_snapshot(header, &mut |index, chunk| {
+        load_chunk(&tree, index, &chunk, &mut loaded)
+            .map_err(|err| StorageError::Corrupt(err.to_string()))?;
+        if reported.elapsed() >= PROGRESS_INTERVAL {
+            reported = Instant::now();
+            tracing::info!(
+                chunk = index + 1,
+                chunks = header.chunks,
+                nodes = loaded.nodes,
+                "loading snapshot"
+            );
+        }
+        Ok(())
+    })?;
+    if loaded.nodes != header.nodes {
+        return Err(StorageError::Corrupt(format!(
+            "snapshot 0x{:x} holds {} znodes, its header says {}",
+            header.zxid, loaded.nodes, header.nodes
+        )));
+    }
+    tracing::info!(
+        zxid = format_args!("0x{:x}", header.zxid),
+        nodes = loaded.nodes,
+        sessions = loaded.sessions.len(),
+        bytes = header.bytes,
+        seconds = started.elapsed().as_secs_f64(),
+        "snapshot loaded"
+    );
+    Ok((tree, loaded))
+}
+
+/// Whether `next` may follow `previous` in the log: the next counter of the same epoch,
+/// or the start of a later epoch.
+fn follows(previous: Zxid, next: Zxid) -> bool {
+    if zxid_epoch(next) == zxid_epoch(previous) {
+        next == previous + 1
+    } else {
+        zxid_epoch(next) > zxid_epoch(previous) && zxid_counter(next) >= 1
+    }
+}
+
+/// Recovers the state from `storage`.
+///
+/// # Errors
+/// [`StorageError::Corrupt`] when the log is damaged in the middle, or when it no longer
+/// reaches back to any loadable snapshot; [`StorageError::Backend`] on read failures.
+pub fn recover(
+    storage: &dyn Storage,
+    extended_types_enabled: bool,
+) -> Result<Recovered, StorageError> {
+    let mut tree = None;
+    let mut sessions = BTreeMap::new();
+    let mut snapshot = None;
+    for header in storage.snapshots()? {
+        match load_snapshot(storage, &header, extended_types_enabled) {
+            Ok((loaded_tree, loaded)) => {
+                tree = Some(loaded_tree);
+                sessions.extend(loaded.sessions);
+                snapshot = Some(header);
+                break;
+            }
+            Err(err) => tracing::warn!(
+                zxid = format_args!("0x{:x}", header.zxid),
+                cause = %err,
+                "snapshot unreadable, trying an older one"
+            ),
+        }
+    }
+    let snapshot_zxid = snapshot.map_or(0, |header| header.zxid);
+    let database = Database::from_tree(
+        tree.unwrap_or_else(|| DataTree::new(extended_types_enabled)),
+        snapshot_zxid,
+    );
+
+    let started = Instant::now();
+    let mut reported = started;
+    let mut previous = snapshot_zxid;
+    let mut replayed = 0u64;
+    let mut bytes = 0u64;
+    let mut damaged: Option<(Zxid, StorageError)> = None;
+    let mut after_damage = 0u64;
+    let mut failure = None;
+    storage.read_log(snapshot_zxid, &mut |entry| {
+        if damaged.is_some() {
+            after_damage += 1;
+            return true;
+        }
+        let zxid = entry.zxid;
+        let txn = match decode_entry(&entry) {
+            Ok(txn) => txn,
+            Err(err) => {
+                damaged = Some((zxid, err));
+                return true;
+            }
+        };
+        if !follows(previous, zxid) {
+            failure = Some(StorageError::Corrupt(format!(
+                "the log jumps from zxid 0x{previous:x} to 0x{zxid:x}: entries are missing"
+            )));
+            return false;
+        }
+        bytes += entry.value.len() as u64;
+        apply_recovered(&database, &txn, &mut sessions);
+        previous = zxid;
+        replayed += 1;
+        if reported.elapsed() >= PROGRESS_INTERVAL {
+            reported = Instant::now();
+            tracing::info!(
+                replayed,
+                zxid = format_args!("0x{zxid:x}"),
+                "replaying the log"
+            );
+        }
+        true
+    })?;
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    if let Some((zxid, err)) = damaged {
+        if after_damage > 0 {
+            return Err(StorageError::Corrupt(format!(
+                "{err}, and {after_damage} entries follow it: the log is damaged in the middle"
+            )));
+        }
+        let at = format_args!("0x{zxid:x}");
+        tracing::warn!(zxid = at, cause = %err, "truncating a damaged log tail");
+        storage.truncate_after(zxid - 1)?;
+    }
+    if replayed > 0 {
+        tracing::info!(
+            replayed,
+            bytes,
+            seconds = started.elapsed().as_secs_f64(),
+            "log replayed"
+        );
+    }
+    let last_zxid = previous.max(snapshot_zxid);
+    Ok(Recovered {
+        database,
+        sessions: sessions.into_iter().collect(),
+        last_zxid,
+        snapshot,
+        replayed,
+    })
+}
+
+/// Applies a txn read from the log, keeping track of the sessions it opens and closes.
+fn apply_recovered(database: &Database, txn: &Txn, sessions: &mut BTreeMap<SessionId, i32>) {
+    database.apply(txn, &mut |_, _| {});
+    match &txn.body {
+        TxnBody::CreateSession(create) => {
+            sessions.insert(txn.header.client_id, create.time_out);
+        }
+        TxnBody::CloseSession(_) => {
+            sessions.remove(&txn.header.client_id);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+#[path = "recovery_test.rs"]
+mod tests;

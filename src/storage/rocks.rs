@@ -1,0 +1,460 @@
+//! [`Storage`] on RocksDB: column families `log`, `snapshots` and `metadata` in
+//! `dataDir/zkrs`, with RocksDB's write-ahead log in `dataLogDir` when one is set.
+//!
+//! Each append is one `WriteBatch`, synced when `forceSync` is on: the group commit.
+//! RocksDB's own recovery keeps a consistent prefix of synced batches after a crash; the
+//! checksums in [`record`] catch whatever it cannot (bit rot, a damaged file).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use bytes::Bytes;
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Direction,
+    IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
+
+use crate::storage::record::{
+    decode_header, encode_header, log_key, parse_snapshot_key, seal, snapshot_key, unseal,
+    zxid_of_log_key, HEADER_INDEX,
+};
+use crate::storage::{Epochs, LogEntry, SnapshotHeader, Storage, StorageError};
+use crate::txn::Zxid;
+
+const LOG: &str = "log";
+const SNAPSHOTS: &str = "snapshots";
+const METADATA: &str = "metadata";
+
+const FORMAT_KEY: &[u8] = b"format";
+const FORMAT: &[u8] = b"zkrs-storage-1";
+const EPOCHS_KEY: &[u8] = b"epochs";
+
+/// The subdirectory of `dataDir` that holds the store.
+pub const STORE_DIR: &str = "zkrs";
+
+/// The RocksDB-backed store.
+pub struct RocksStorage {
+    db: DB,
+    sync: bool,
+    last_logged_zxid: AtomicI64,
+}
+
+impl std::fmt::Debug for RocksStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksStorage")
+            .field("path", &self.db.path())
+            .field("sync", &self.sync)
+            .finish()
+    }
+}
+
+fn backend(err: rocksdb::Error) -> StorageError {
+    StorageError::Backend(err.into_string())
+}
+
+fn column_options() -> Options {
+    let mut options = Options::default();
+    options.set_compression_type(DBCompressionType::Lz4);
+    options.set_write_buffer_size(16 << 20);
+    options.set_max_write_buffer_number(2);
+    options
+}
+
+fn database_options(log_dir: Option<&Path>) -> Options {
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    // A torn last record (a crash mid-write) is dropped; damage anywhere else is an error.
+    options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
+    options.set_max_total_wal_size(64 << 20);
+    options.set_keep_log_file_num(2);
+    options.set_max_log_file_size(1 << 20);
+    options.set_max_background_jobs(2);
+    if let Some(dir) = log_dir {
+        options.set_wal_dir(dir);
+    }
+    options
+}
+
+fn descriptors() -> Vec<ColumnFamilyDescriptor> {
+    [LOG, SNAPSHOTS, METADATA]
+        .into_iter()
+        .map(|name| ColumnFamilyDescriptor::new(name, column_options()))
+        .collect()
+}
+
+/// Where the store of a data directory lives, and where its write-ahead log goes.
+pub fn store_paths(data_dir: &Path, data_log_dir: Option<&Path>) -> (PathBuf, Option<PathBuf>) {
+    (
+        data_dir.join(STORE_DIR),
+        data_log_dir.map(|dir| dir.join("zkrs-wal")),
+    )
+}
+
+impl RocksStorage {
+    /// Opens (or creates) the store in `data_dir`, syncing appends when `sync`.
+    ///
+    /// # Errors
+    /// [`StorageError::Incompatible`] for a directory another program or version wrote;
+    /// [`StorageError::Backend`] when RocksDB cannot open it.
+    pub fn open(
+        data_dir: &Path,
+        data_log_dir: Option<&Path>,
+        sync: bool,
+    ) -> Result<RocksStorage, StorageError> {
+        if data_dir.join("version-2").exists() {
+            return Err(StorageError::Incompatible(format!(
+                "{} holds Apache ZooKeeper data (version-2); zkrs cannot read it, \
+                 use another dataDir",
+                data_dir.display()
+            )));
+        }
+        let (path, wal_dir) = store_paths(data_dir, data_log_dir);
+        let db =
+            DB::open_cf_descriptors(&database_options(wal_dir.as_deref()), &path, descriptors())
+                .map_err(backend)?;
+        let storage = RocksStorage {
+            db,
+            sync,
+            last_logged_zxid: AtomicI64::new(0),
+        };
+        storage.check_format()?;
+        let last = storage.read_last_logged_zxid()?;
+        storage.last_logged_zxid.store(last, Ordering::Release);
+        Ok(storage)
+    }
+
+    /// Opens an existing store read-only, for the dump tools.
+    ///
+    /// # Errors
+    /// As [`RocksStorage::open`], and when there is no store.
+    pub fn open_read_only(
+        data_dir: &Path,
+        data_log_dir: Option<&Path>,
+    ) -> Result<RocksStorage, StorageError> {
+        let (path, wal_dir) = store_paths(data_dir, data_log_dir);
+        if !path.exists() {
+            return Err(StorageError::Incompatible(format!(
+                "no zkrs store in {}",
+                data_dir.display()
+            )));
+        }
+        let mut options = database_options(wal_dir.as_deref());
+        options.create_if_missing(false);
+        let db = DB::open_cf_for_read_only(&options, &path, [LOG, SNAPSHOTS, METADATA], false)
+            .map_err(backend)?;
+        let storage = RocksStorage {
+            db,
+            sync: false,
+            last_logged_zxid: AtomicI64::new(0),
+        };
+        let last = storage.read_last_logged_zxid()?;
+        storage.last_logged_zxid.store(last, Ordering::Release);
+        Ok(storage)
+    }
+
+    fn cf(&self, name: &str) -> Result<&ColumnFamily, StorageError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StorageError::Backend(format!("column family {name} is missing")))
+    }
+
+    fn write_options(&self, sync: bool) -> WriteOptions {
+        let mut options = WriteOptions::default();
+        options.set_sync(sync);
+        options
+    }
+
+    fn check_format(&self) -> Result<(), StorageError> {
+        let metadata = self.cf(METADATA)?;
+        match self.db.get_cf(metadata, FORMAT_KEY).map_err(backend)? {
+            Some(format) if format == FORMAT => Ok(()),
+            Some(format) => Err(StorageError::Incompatible(format!(
+                "the data directory was written by an incompatible zkrs ({}); this one writes {}",
+                String::from_utf8_lossy(&format),
+                String::from_utf8_lossy(FORMAT)
+            ))),
+            None => {
+                let log_empty = self
+                    .db
+                    .iterator_cf(self.cf(LOG)?, IteratorMode::Start)
+                    .next()
+                    .is_none();
+                let snapshots_empty = self
+                    .db
+                    .iterator_cf(self.cf(SNAPSHOTS)?, IteratorMode::Start)
+                    .next()
+                    .is_none();
+                if !(log_empty && snapshots_empty) {
+                    return Err(StorageError::Incompatible(
+                        "the data directory has data but no format marker".into(),
+                    ));
+                }
+                self.db
+                    .put_cf_opt(metadata, FORMAT_KEY, FORMAT, &self.write_options(true))
+                    .map_err(backend)
+            }
+        }
+    }
+
+    fn read_last_logged_zxid(&self) -> Result<Zxid, StorageError> {
+        match self.db.iterator_cf(self.cf(LOG)?, IteratorMode::End).next() {
+            None => Ok(0),
+            Some(item) => {
+                let (key, _) = item.map_err(backend)?;
+                zxid_of_log_key(&key)
+                    .ok_or_else(|| StorageError::Corrupt("a log key is not a zxid".into()))
+            }
+        }
+    }
+}
+
+impl Storage for RocksStorage {
+    fn append(&self, entries: &[LogEntry]) -> Result<(), StorageError> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let last = self.last_logged_zxid.load(Ordering::Acquire);
+        if first.zxid <= last {
+            return Err(StorageError::OutOfOrder {
+                zxid: first.zxid,
+                last,
+            });
+        }
+        let log = self.cf(LOG)?;
+        let mut batch = WriteBatch::default();
+        let mut previous = last;
+        for entry in entries {
+            if entry.zxid <= previous {
+                return Err(StorageError::OutOfOrder {
+                    zxid: entry.zxid,
+                    last: previous,
+                });
+            }
+            previous = entry.zxid;
+            batch.put_cf(log, log_key(entry.zxid), &entry.value);
+        }
+        self.db
+            .write_opt(batch, &self.write_options(self.sync))
+            .map_err(backend)?;
+        self.last_logged_zxid.store(previous, Ordering::Release);
+        Ok(())
+    }
+
+    fn last_logged_zxid(&self) -> Zxid {
+        self.last_logged_zxid.load(Ordering::Acquire)
+    }
+
+    fn read_log(
+        &self,
+        after: Zxid,
+        visit: &mut dyn FnMut(LogEntry) -> bool,
+    ) -> Result<(), StorageError> {
+        let start = log_key(after.saturating_add(1));
+        for item in self.db.iterator_cf(
+            self.cf(LOG)?,
+            IteratorMode::From(&start, Direction::Forward),
+        ) {
+            let (key, value) = item.map_err(backend)?;
+            let zxid = zxid_of_log_key(&key)
+                .ok_or_else(|| StorageError::Corrupt("a log key is not a zxid".into()))?;
+            if !visit(LogEntry {
+                zxid,
+                value: Bytes::from(value.into_vec()),
+            }) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn truncate_after(&self, zxid: Zxid) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            self.cf(LOG)?,
+            &log_key(zxid.saturating_add(1))[..],
+            &[0xffu8; 9][..],
+        );
+        self.db
+            .write_opt(batch, &self.write_options(true))
+            .map_err(backend)?;
+        let last = self.read_last_logged_zxid()?;
+        self.last_logged_zxid.store(last, Ordering::Release);
+        Ok(())
+    }
+
+    fn purge_log_through(&self, zxid: Zxid) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.cf(LOG)?, log_key(0), log_key(zxid.saturating_add(1)));
+        self.db
+            .write_opt(batch, &self.write_options(false))
+            .map_err(backend)
+    }
+
+    fn put_snapshot_chunk(
+        &self,
+        zxid: Zxid,
+        index: u32,
+        chunk: &Bytes,
+    ) -> Result<(), StorageError> {
+        let key = snapshot_key(zxid, index);
+        self.db
+            .put_cf_opt(
+                self.cf(SNAPSHOTS)?,
+                key,
+                seal(chunk),
+                &self.write_options(false),
+            )
+            .map_err(backend)
+    }
+
+    fn finish_snapshot(&self, header: &SnapshotHeader) -> Result<(), StorageError> {
+        // Synced: it also makes the chunks written before it durable (one WAL).
+        let key = snapshot_key(header.zxid, HEADER_INDEX);
+        self.db
+            .put_cf_opt(
+                self.cf(SNAPSHOTS)?,
+                key,
+                encode_header(header),
+                &self.write_options(true),
+            )
+            .map_err(backend)
+    }
+
+    fn snapshots(&self) -> Result<Vec<SnapshotHeader>, StorageError> {
+        let mut headers = Vec::new();
+        for item in self.db.iterator_cf(self.cf(SNAPSHOTS)?, IteratorMode::End) {
+            let (key, value) = item.map_err(backend)?;
+            let Some((zxid, index)) = parse_snapshot_key(&key) else {
+                continue;
+            };
+            if index != HEADER_INDEX {
+                continue;
+            }
+            match decode_header(&Bytes::from(value.into_vec())) {
+                Ok(header) => headers.push(header),
+                Err(err) => {
+                    let zxid = format_args!("0x{zxid:x}");
+                    tracing::warn!(zxid, cause = %err, "skipping a damaged snapshot header")
+                }
+            }
+        }
+        Ok(headers)
+    }
+
+    fn read_snapshot(
+        &self,
+        header: &SnapshotHeader,
+        visit: &mut dyn FnMut(usize, Bytes) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let snapshots = self.cf(SNAPSHOTS)?;
+        let start = snapshot_key(header.zxid, 0);
+        let mut expected = 0u32;
+        for item in self
+            .db
+            .iterator_cf(snapshots, IteratorMode::From(&start, Direction::Forward))
+        {
+            let (key, value) = item.map_err(backend)?;
+            match parse_snapshot_key(&key) {
+                Some((zxid, index))
+                    if zxid == header.zxid && index == expected && index < header.chunks =>
+                {
+                    let chunk = unseal(&Bytes::from(value.into_vec())).ok_or_else(|| {
+                        StorageError::Corrupt(format!(
+                            "snapshot 0x{:x} chunk {index} fails its checksum",
+                            header.zxid
+                        ))
+                    })?;
+                    visit(index as usize, chunk)?;
+                    expected += 1;
+                }
+                _ => break,
+            }
+        }
+        if expected != header.chunks {
+            return Err(StorageError::Corrupt(format!(
+                "snapshot 0x{:x} has {expected} of its {} chunks",
+                header.zxid, header.chunks
+            )));
+        }
+        Ok(())
+    }
+
+    fn delete_snapshot(&self, zxid: Zxid) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            self.cf(SNAPSHOTS)?,
+            snapshot_key(zxid, 0),
+            snapshot_key(zxid.saturating_add(1), 0),
+        );
+        self.db
+            .write_opt(batch, &self.write_options(false))
+            .map_err(backend)
+    }
+
+    fn unfinished_snapshots(&self) -> Result<Vec<Zxid>, StorageError> {
+        let mut started = Vec::new();
+        let mut finished = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(SNAPSHOTS)?, IteratorMode::Start)
+        {
+            let (key, _) = item.map_err(backend)?;
+            if let Some((zxid, index)) = parse_snapshot_key(&key) {
+                if index == HEADER_INDEX {
+                    finished.push(zxid);
+                } else if started.last() != Some(&zxid) {
+                    started.push(zxid);
+                }
+            }
+        }
+        started.retain(|zxid| !finished.contains(zxid));
+        Ok(started)
+    }
+
+    fn reclaim_space(&self) -> Result<(), StorageError> {
+        self.db
+            .compact_range_cf(self.cf(LOG)?, None::<&[u8]>, None::<&[u8]>);
+        self.db
+            .compact_range_cf(self.cf(SNAPSHOTS)?, None::<&[u8]>, None::<&[u8]>);
+        Ok(())
+    }
+
+    fn epochs(&self) -> Result<Epochs, StorageError> {
+        match self
+            .db
+            .get_cf(self.cf(METADATA)?, EPOCHS_KEY)
+            .map_err(backend)?
+        {
+            None => Ok(Epochs::default()),
+            Some(value) => {
+                let payload = unseal(&Bytes::from(value))
+                    .filter(|payload| payload.len() == 8)
+                    .ok_or_else(|| {
+                        StorageError::Corrupt("the epochs record fails its checksum".into())
+                    })?;
+                let accepted = u32::from_be_bytes(payload[..4].try_into().unwrap_or_default());
+                let current = u32::from_be_bytes(payload[4..].try_into().unwrap_or_default());
+                Ok(Epochs { accepted, current })
+            }
+        }
+    }
+
+    fn set_epochs(&self, epochs: Epochs) -> Result<(), StorageError> {
+        let mut payload = [0u8; 8];
+        payload[..4].copy_from_slice(&epochs.accepted.to_be_bytes());
+        payload[4..].copy_from_slice(&epochs.current.to_be_bytes());
+        self.db
+            .put_cf_opt(
+                self.cf(METADATA)?,
+                EPOCHS_KEY,
+                seal(&payload),
+                &self.write_options(true),
+            )
+            .map_err(backend)
+    }
+}
+
+#[cfg(test)]
+#[path = "rocks_test.rs"]
+mod tests;

@@ -1,0 +1,200 @@
+use bytes::Bytes;
+use jute::records::{CreateTxn, TxnHeader};
+use jute::OpCode;
+
+use super::*;
+use crate::storage::record::{decode_entry, encode_entry};
+use crate::txn::{Txn, TxnBody};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zkrs-rocks-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn entry(zxid: Zxid) -> LogEntry {
+    encode_entry(&Txn {
+        header: TxnHeader {
+            client_id: 1,
+            cxid: 0,
+            zxid,
+            time: 0,
+            op_type: OpCode::Create.as_i32(),
+        },
+        body: TxnBody::Create(CreateTxn {
+            path: format!("/n{zxid}"),
+            data: None,
+            acl: Vec::new(),
+            ephemeral: false,
+            parent_cversion: 1,
+        }),
+    })
+}
+
+fn zxids(storage: &RocksStorage, after: Zxid) -> Vec<Zxid> {
+    let mut seen = Vec::new();
+    storage
+        .read_log(after, &mut |entry| {
+            decode_entry(&entry).expect("valid");
+            seen.push(entry.zxid);
+            true
+        })
+        .expect("readable");
+    seen
+}
+
+#[test]
+fn the_log_survives_reopening_and_obeys_truncate_and_purge() {
+    let dir = scratch("log");
+    {
+        let storage = RocksStorage::open(&dir, None, true).expect("open");
+        storage
+            .append(&[entry(1), entry(2), entry(3)])
+            .expect("append");
+        storage.append(&[entry(4)]).expect("append");
+        assert!(matches!(
+            storage.append(&[entry(4)]),
+            Err(StorageError::OutOfOrder { .. })
+        ));
+    }
+    let storage = RocksStorage::open(&dir, None, true).expect("reopen");
+    assert_eq!(storage.last_logged_zxid(), 4);
+    assert_eq!(zxids(&storage, 0), [1, 2, 3, 4]);
+    assert_eq!(zxids(&storage, 2), [3, 4]);
+    storage.truncate_after(3).expect("truncate");
+    assert_eq!(
+        (zxids(&storage, 0), storage.last_logged_zxid()),
+        (vec![1, 2, 3], 3)
+    );
+    storage.purge_log_through(1).expect("purge");
+    assert_eq!(zxids(&storage, 0), [2, 3]);
+    storage.append(&[entry(4)]).expect("append after truncate");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn snapshots_are_listed_only_when_finished() {
+    let dir = scratch("snapshots");
+    let storage = RocksStorage::open(&dir, None, false).expect("open");
+    for zxid in [5, 9] {
+        for index in 0..3 {
+            storage
+                .put_snapshot_chunk(zxid, index, &Bytes::from(format!("chunk {index}")))
+                .expect("chunk");
+        }
+    }
+    let header = SnapshotHeader {
+        zxid: 5,
+        chunks: 3,
+        nodes: 1,
+        sessions: 0,
+        bytes: 24,
+        created_ms: 7,
+    };
+    storage.finish_snapshot(&header).expect("finish");
+    assert_eq!(storage.snapshots().expect("list"), [header]);
+    assert_eq!(storage.unfinished_snapshots().expect("list"), [9]);
+    let mut chunks = Vec::new();
+    storage
+        .read_snapshot(&header, &mut |_, chunk| {
+            chunks.push(chunk);
+            Ok(())
+        })
+        .expect("read");
+    assert_eq!(
+        chunks,
+        [
+            Bytes::from("chunk 0"),
+            Bytes::from("chunk 1"),
+            Bytes::from("chunk 2")
+        ]
+    );
+    let short = SnapshotHeader {
+        chunks: 4,
+        ..header
+    };
+    assert!(
+        storage.read_snapshot(&short, &mut |_, _| Ok(())).is_err(),
+        "a missing chunk is corruption"
+    );
+    storage.delete_snapshot(9).expect("delete");
+    storage.delete_snapshot(5).expect("delete");
+    assert!(storage.snapshots().expect("list").is_empty());
+    assert!(storage.unfinished_snapshots().expect("list").is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn epochs_persist() {
+    let dir = scratch("epochs");
+    {
+        let storage = RocksStorage::open(&dir, None, true).expect("open");
+        assert_eq!(storage.epochs().expect("read"), Epochs::default());
+        storage
+            .set_epochs(Epochs {
+                accepted: 3,
+                current: 2,
+            })
+            .expect("write");
+    }
+    let storage = RocksStorage::open(&dir, None, true).expect("reopen");
+    assert_eq!(
+        storage.epochs().expect("read"),
+        Epochs {
+            accepted: 3,
+            current: 2
+        }
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn foreign_and_incompatible_directories_are_refused() {
+    let dir = scratch("zookeeper");
+    std::fs::create_dir_all(dir.join("version-2")).expect("mkdir");
+    assert!(matches!(
+        RocksStorage::open(&dir, None, true),
+        Err(StorageError::Incompatible(_))
+    ));
+    let dir = scratch("format");
+    {
+        let storage = RocksStorage::open(&dir, None, true).expect("open");
+        let metadata = storage.cf(METADATA).expect("cf");
+        storage
+            .db
+            .put_cf(metadata, FORMAT_KEY, b"zkrs-storage-99")
+            .expect("overwrite");
+    }
+    let err = RocksStorage::open(&dir, None, true).expect_err("refused");
+    assert!(err.to_string().contains("incompatible"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_torn_write_ahead_log_tail_loses_only_the_torn_batch() {
+    let dir = scratch("torn");
+    {
+        let storage = RocksStorage::open(&dir, None, true).expect("open");
+        storage.append(&[entry(1), entry(2)]).expect("append");
+        storage.append(&[entry(3)]).expect("append");
+    }
+    let store = dir.join(STORE_DIR);
+    let wal = std::fs::read_dir(&store)
+        .expect("store dir")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
+        .max_by_key(|path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
+        .expect("a write-ahead log file");
+    let len = std::fs::metadata(&wal).expect("metadata").len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wal)
+        .expect("open wal");
+    file.set_len(len - 5).expect("tear the last record");
+    drop(file);
+    let storage = RocksStorage::open(&dir, None, true).expect("reopens after a torn tail");
+    assert_eq!(zxids(&storage, 0), [1, 2]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,336 @@
+//! The snapshot format: the whole state (every znode with its stat, data and ACL, and the
+//! live sessions) as a sequence of self-contained chunks.
+//!
+//! Snapshots are written while applies go on, one child table at a time, so a snapshot
+//! is *fuzzy* as ZooKeeper's are: it holds every change up to the zxid it is labelled
+//! with, and possibly some after. Recovery replays the log from that zxid; applying a
+//! txn whose effect is already there is harmless (a create finds the node, a delete does
+//! not, sets write the same version), exactly as in ZooKeeper.
+//!
+//! Each chunk carries its own ACL dictionary and names the parent of every group of
+//! nodes, so chunks decode independently. Checksums belong to the storage layer.
+
+use std::collections::HashMap;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use compact_str::CompactString;
+use jute::records::Acl;
+use jute::writer::{write_buffer, write_i32, write_i64, write_ustring};
+use jute::{DecodeError, Reader, Record};
+
+use crate::tree::acl::AclId;
+use crate::tree::data_tree::DataTree;
+use crate::tree::node::Node;
+use crate::txn::SessionId;
+
+/// Chunks are cut once they pass this size (a larger single node makes a larger chunk).
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+const KIND_NODES: u8 = 1;
+const KIND_SESSIONS: u8 = 2;
+
+/// Why a snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A chunk does not decode.
+    #[error("snapshot chunk {chunk} is malformed: {source}")]
+    Malformed {
+        /// Index of the chunk.
+        chunk: usize,
+        /// What is wrong.
+        source: DecodeError,
+    },
+    /// A chunk is internally inconsistent (unknown kind, ACL, duplicate node).
+    #[error("snapshot chunk {chunk} is inconsistent: {reason}")]
+    Inconsistent {
+        /// Index of the chunk.
+        chunk: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// What a written snapshot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SnapshotSummary {
+    /// Chunks written.
+    pub chunks: usize,
+    /// Znodes written.
+    pub nodes: u64,
+    /// Sessions written.
+    pub sessions: usize,
+    /// Bytes written, before compression.
+    pub bytes: u64,
+}
+
+/// Builds chunks of nodes, each with the ACLs its nodes use.
+struct ChunkBuilder {
+    body: BytesMut,
+    acls: HashMap<AclId, i32>,
+    acl_lists: Vec<(i32, Vec<Acl>)>,
+    /// The parent of the group being written, and where its node count sits in `body`.
+    group: Option<(String, usize, i32)>,
+}
+
+impl ChunkBuilder {
+    fn new() -> ChunkBuilder {
+        ChunkBuilder {
+            body: BytesMut::with_capacity(CHUNK_BYTES + 4096),
+            acls: HashMap::new(),
+            acl_lists: Vec::new(),
+            group: None,
+        }
+    }
+
+    fn close_group(&mut self) {
+        if let Some((_, count_at, count)) = self.group.take() {
+            if let Some(slot) = self.body.get_mut(count_at..count_at + 4) {
+                slot.copy_from_slice(&count.to_be_bytes());
+            }
+        }
+    }
+
+    fn add(&mut self, tree: &DataTree, parent: &str, node: &Node) {
+        if self
+            .group
+            .as_ref()
+            .is_none_or(|(group_parent, _, _)| group_parent != parent)
+        {
+            self.close_group();
+            write_ustring(&mut self.body, parent);
+            let count_at = self.body.len();
+            write_i32(&mut self.body, 0);
+            self.group = Some((parent.to_owned(), count_at, 0));
+        }
+        let next_id = i32::try_from(self.acls.len()).unwrap_or(i32::MAX);
+        let local_acl = *self.acls.entry(node.acl).or_insert_with(|| {
+            self.acl_lists.push((next_id, tree.acl(node.acl).to_vec()));
+            next_id
+        });
+        write_ustring(&mut self.body, &node.name);
+        write_buffer(&mut self.body, node.data.as_deref());
+        for value in [
+            node.czxid,
+            node.mzxid,
+            node.pzxid,
+            node.ctime,
+            node.mtime,
+            node.ephemeral_owner,
+        ] {
+            write_i64(&mut self.body, value);
+        }
+        for value in [node.version, node.cversion, node.aversion, local_acl] {
+            write_i32(&mut self.body, value);
+        }
+        if let Some((_, _, count)) = self.group.as_mut() {
+            *count += 1;
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.body.len() >= CHUNK_BYTES
+    }
+
+    fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    /// The finished chunk: kind, ACL dictionary, then the node groups.
+    fn finish(&mut self) -> Bytes {
+        self.close_group();
+        let mut chunk = BytesMut::with_capacity(self.body.len() + 256);
+        chunk.put_u8(KIND_NODES);
+        write_i32(
+            &mut chunk,
+            i32::try_from(self.acl_lists.len()).unwrap_or(i32::MAX),
+        );
+        for (id, list) in self.acl_lists.drain(..) {
+            write_i32(&mut chunk, id);
+            list.write(&mut chunk);
+        }
+        chunk.extend_from_slice(&self.body);
+        self.body.clear();
+        self.acls.clear();
+        chunk.freeze()
+    }
+}
+
+/// Writes the whole state as chunks, handing each to `emit` as soon as it is full.
+/// `sessions` are the live sessions and their timeouts at the snapshot's zxid.
+///
+/// # Errors
+/// Whatever `emit` returns.
+pub fn write_snapshot<E>(
+    tree: &DataTree,
+    sessions: &[(SessionId, i32)],
+    mut emit: impl FnMut(Bytes) -> Result<(), E>,
+) -> Result<SnapshotSummary, E> {
+    let mut summary = SnapshotSummary::default();
+    let mut chunk = BytesMut::new();
+    chunk.put_u8(KIND_SESSIONS);
+    write_i32(
+        &mut chunk,
+        i32::try_from(sessions.len()).unwrap_or(i32::MAX),
+    );
+    for (session_id, timeout_ms) in sessions {
+        write_i64(&mut chunk, *session_id);
+        write_i32(&mut chunk, *timeout_ms);
+    }
+    summary.sessions = sessions.len();
+    summary.bytes += chunk.len() as u64;
+    summary.chunks += 1;
+    emit(chunk.freeze())?;
+
+    let mut builder = ChunkBuilder::new();
+    let mut parents = tree.parents();
+    parents.sort();
+    for parent in parents {
+        // One table at a time, so applies to other tables go on meanwhile. A node added
+        // to this table while it waits is picked up by the log replay after loading.
+        let nodes: Vec<Node> = tree
+            .with_children(&parent, |children| children.iter().cloned().collect())
+            .unwrap_or_default();
+        for node in &nodes {
+            builder.add(tree, &parent, node);
+            summary.nodes += 1;
+            if builder.is_full() {
+                let chunk = builder.finish();
+                summary.bytes += chunk.len() as u64;
+                summary.chunks += 1;
+                emit(chunk)?;
+            }
+        }
+    }
+    if !builder.is_empty() {
+        let chunk = builder.finish();
+        summary.bytes += chunk.len() as u64;
+        summary.chunks += 1;
+        emit(chunk)?;
+    }
+    Ok(summary)
+}
+
+/// The state a snapshot restores.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Live sessions and their timeouts.
+    pub sessions: Vec<(SessionId, i32)>,
+    /// Znodes loaded.
+    pub nodes: u64,
+}
+
+/// Loads one chunk into `tree` (which started [`DataTree::empty`]).
+///
+/// # Errors
+/// [`SnapshotError`] if the chunk does not decode or contradicts itself.
+pub fn load_chunk(
+    tree: &DataTree,
+    index: usize,
+    chunk: &Bytes,
+    loaded: &mut Loaded,
+) -> Result<(), SnapshotError> {
+    let malformed = |source| SnapshotError::Malformed {
+        chunk: index,
+        source,
+    };
+    let inconsistent = |reason| SnapshotError::Inconsistent {
+        chunk: index,
+        reason,
+    };
+    let mut reader = Reader::new(chunk);
+    match reader.read_u8("chunk kind").map_err(malformed)? {
+        KIND_SESSIONS => {
+            let count = reader
+                .read_len("sessions", 12)
+                .map_err(malformed)?
+                .unwrap_or(0);
+            for _ in 0..count {
+                let session_id = reader.read_i64("session id").map_err(malformed)?;
+                let timeout_ms = reader.read_i32("session timeout").map_err(malformed)?;
+                loaded.sessions.push((session_id, timeout_ms));
+            }
+            Ok(())
+        }
+        KIND_NODES => {
+            let acl_count = reader.read_len("acls", 8).map_err(malformed)?.unwrap_or(0);
+            let mut acls = HashMap::with_capacity(acl_count);
+            for _ in 0..acl_count {
+                let local = reader.read_i32("acl id").map_err(malformed)?;
+                let list = Vec::<Acl>::read(&mut reader).map_err(malformed)?;
+                acls.insert(local, tree.intern_acl(&list));
+            }
+            let result = load_groups(tree, &mut reader, &acls, loaded, index);
+            for acl in acls.values() {
+                tree.release_acl(*acl);
+            }
+            result
+        }
+        _ => Err(inconsistent("unknown chunk kind")),
+    }
+}
+
+fn load_groups(
+    tree: &DataTree,
+    reader: &mut Reader<'_>,
+    acls: &HashMap<i32, AclId>,
+    loaded: &mut Loaded,
+    index: usize,
+) -> Result<(), SnapshotError> {
+    let malformed = |source| SnapshotError::Malformed {
+        chunk: index,
+        source,
+    };
+    let inconsistent = |reason| SnapshotError::Inconsistent {
+        chunk: index,
+        reason,
+    };
+    while reader.remaining() > 0 {
+        let parent = String::read(reader).map_err(malformed)?;
+        let count = reader
+            .read_len("nodes", 64)
+            .map_err(malformed)?
+            .unwrap_or(0);
+        for _ in 0..count {
+            let name = reader
+                .read_ustring("name")
+                .map_err(malformed)?
+                .unwrap_or_default();
+            let data = reader.read_buffer("data").map_err(malformed)?;
+            let mut longs = [0i64; 6];
+            for value in &mut longs {
+                *value = reader.read_i64("stat").map_err(malformed)?;
+            }
+            let mut ints = [0i32; 4];
+            for value in &mut ints {
+                *value = reader.read_i32("stat").map_err(malformed)?;
+            }
+            let [czxid, mzxid, pzxid, ctime, mtime, ephemeral_owner] = longs;
+            let [version, cversion, aversion, local_acl] = ints;
+            let acl = *acls
+                .get(&local_acl)
+                .ok_or(inconsistent("a node names an ACL the chunk lacks"))?;
+            let node = Node {
+                name: CompactString::from(name),
+                data: data.map(|bytes| Box::from(bytes.as_ref())),
+                czxid,
+                mzxid,
+                pzxid,
+                ctime,
+                mtime,
+                ephemeral_owner,
+                version,
+                cversion,
+                aversion,
+                acl,
+            };
+            tree.load_node(&parent, node)
+                .map_err(|_| inconsistent("a node appears twice"))?;
+            loaded.nodes += 1;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "snapshot_test.rs"]
+mod tests;
