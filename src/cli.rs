@@ -64,23 +64,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             serve(config)
         }
-        Command::Log {
-            action:
-                DumpAction::Dump {
-                    data_dir,
-                    data_log_dir,
-                },
-        } => {
+        Command::Log { action: DumpAction::Dump { data_dir, data_log_dir } } => {
             let storage = RocksStorage::open_read_only(&data_dir, data_log_dir.as_deref())?;
             crate::dump::dump_log(&storage, &mut std::io::stdout().lock())
         }
-        Command::Snapshot {
-            action:
-                DumpAction::Dump {
-                    data_dir,
-                    data_log_dir,
-                },
-        } => {
+        Command::Snapshot { action: DumpAction::Dump { data_dir, data_log_dir } } => {
             let storage = RocksStorage::open_read_only(&data_dir, data_log_dir.as_deref())?;
             crate::dump::dump_snapshot(&storage, &mut std::io::stdout().lock())
         }
@@ -94,16 +82,12 @@ fn serve(config: Config) -> anyhow::Result<()> {
             "ensemble configured, but replication is not implemented yet: serving standalone"
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating dataDir {}", config.data_dir.display()))?;
         let address = SocketAddr::new(
-            config
-                .client_port_address
-                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            config.client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             config.client_port,
         );
         let listener = tokio::net::TcpListener::bind(address)

@@ -128,18 +128,14 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] if the file cannot be read or holds an invalid value.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         let mut config = Config::parse(&text)?;
         config.source = Some(path.to_owned());
         if !config.servers.is_empty() {
             let myid_path = config.data_dir.join("myid");
-            let myid = std::fs::read_to_string(&myid_path).map_err(|source| ConfigError::Read {
-                path: myid_path,
-                source,
-            })?;
+            let myid = std::fs::read_to_string(&myid_path)
+                .map_err(|source| ConfigError::Read { path: myid_path, source })?;
             config.my_id = Some(parse_number("myid", myid.trim())?);
         }
         Ok(config)
@@ -168,9 +164,7 @@ impl Config {
         if tick_time_ms == 0 {
             return Err(invalid("tickTime", "0", "must be positive"));
         }
-        let data_dir = get("dataDir")
-            .map(PathBuf::from)
-            .ok_or(ConfigError::Missing("dataDir"))?;
+        let data_dir = get("dataDir").map(PathBuf::from).ok_or(ConfigError::Missing("dataDir"))?;
         let session_timeout_ms_min = match get("minSessionTimeout") {
             Some(value) if value != "-1" => parse_number("minSessionTimeout", value)?,
             _ => tick_time_ms * 2,
@@ -335,12 +329,7 @@ fn parse_properties(text: &str) -> BTreeMap<String, String> {
 
 fn parse_whitelist(value: Option<&str>) -> BTreeSet<String> {
     let mut words: BTreeSet<String> = BTreeSet::new();
-    for word in value
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|word| !word.is_empty())
-    {
+    for word in value.unwrap_or("").split(',').map(str::trim).filter(|word| !word.is_empty()) {
         if word == "*" {
             words.extend(FOUR_LETTER_WORDS.iter().map(|word| (*word).to_owned()));
         } else {
@@ -383,18 +372,11 @@ fn parse_server_spec(key: &str, value: &str) -> Result<ServerSpec, ConfigError> 
 }
 
 fn invalid(key: &str, value: &str, reason: &'static str) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_owned(),
-        value: value.to_owned(),
-        reason,
-    }
+    ConfigError::Invalid { key: key.to_owned(), value: value.to_owned(), reason }
 }
 
 fn parse_number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| invalid(key, value, "not a valid number or address"))
+    value.trim().parse().map_err(|_| invalid(key, value, "not a valid number or address"))
 }
 
 fn parse_or<T: std::str::FromStr>(
@@ -443,10 +425,7 @@ mod tests {
         assert_eq!(config.max_client_cnxns, 0);
         assert!(config.extended_types_enabled);
         assert!(config.four_letter_words.contains("mntr"));
-        assert_eq!(
-            config.super_digest.as_deref(),
-            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
-        );
+        assert_eq!(config.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
         assert_eq!(config.servers.len(), 2);
         let second = &config.servers[&2];
         assert!(second.observer);
@@ -457,20 +436,14 @@ mod tests {
     #[test]
     fn whitelist_defaults_to_srvr_only() {
         let config = Config::parse("dataDir=/d\n").expect("valid");
-        assert_eq!(
-            config.four_letter_words,
-            BTreeSet::from(["srvr".to_owned()])
-        );
+        assert_eq!(config.four_letter_words, BTreeSet::from(["srvr".to_owned()]));
     }
 
     #[test]
     fn rejects_bad_values_with_the_key_named() {
         let err = Config::parse("dataDir=/d\nclientPort=nope\n").expect_err("invalid");
         assert!(err.to_string().contains("clientPort"));
-        assert!(matches!(
-            Config::parse("tickTime=5\n"),
-            Err(ConfigError::Missing("dataDir"))
-        ));
+        assert!(matches!(Config::parse("tickTime=5\n"), Err(ConfigError::Missing("dataDir"))));
     }
 
     #[test]

@@ -62,18 +62,12 @@ fn describe(body: &TxnBody) -> String {
             )
         }
         TxnBody::Delete(delete) => delete.path.clone(),
-        TxnBody::SetData(set) => format!(
-            "{} data={} version={}",
-            set.path,
-            show_data(set.data.as_ref()),
-            set.version
-        ),
-        TxnBody::SetAcl(set) => format!(
-            "{} acl={} version={}",
-            set.path,
-            show_acl(&set.acl),
-            set.version
-        ),
+        TxnBody::SetData(set) => {
+            format!("{} data={} version={}", set.path, show_data(set.data.as_ref()), set.version)
+        }
+        TxnBody::SetAcl(set) => {
+            format!("{} acl={} version={}", set.path, show_acl(&set.acl), set.version)
+        }
         TxnBody::Check(check) => format!("{} version={}", check.path, check.version),
         TxnBody::CreateSession(create) => format!("timeout={}", create.time_out),
         TxnBody::CloseSession(close) => format!("ephemerals={:?}", close.paths_to_delete),

@@ -94,10 +94,7 @@ impl TxnBody {
                     .map(|sub| {
                         let mut data = BytesMut::new();
                         sub.body.write(&mut data);
-                        SubTxnRecord {
-                            op_type: sub.op_type.as_i32(),
-                            data: data.freeze(),
-                        }
+                        SubTxnRecord { op_type: sub.op_type.as_i32(), data: data.freeze() }
                     })
                     .collect();
                 MultiTxn { txns }.write(out);
@@ -107,11 +104,8 @@ impl TxnBody {
 
     fn read(op_type: i32, reader: &mut Reader<'_>) -> Result<TxnBody, DecodeError> {
         let offset = reader.position();
-        let invalid = DecodeError::Invalid {
-            what: "TxnHeader.op_type",
-            offset,
-            reason: "unknown txn type",
-        };
+        let invalid =
+            DecodeError::Invalid { what: "TxnHeader.op_type", offset, reason: "unknown txn type" };
         Ok(match OpCode::from_i32(op_type).ok_or(invalid.clone())? {
             OpCode::Create | OpCode::Create2 => TxnBody::Create(Record::read(reader)?),
             OpCode::CreateTtl => TxnBody::CreateTtl(Record::read(reader)?),
@@ -132,10 +126,7 @@ impl TxnBody {
                         return Err(invalid);
                     }
                     let body = TxnBody::read(sub.op_type, &mut Reader::new(&sub.data))?;
-                    subs.push(SubTxn {
-                        op_type: sub_op,
-                        body,
-                    });
+                    subs.push(SubTxn { op_type: sub_op, body });
                 }
                 TxnBody::Multi(subs)
             }
@@ -187,13 +178,7 @@ mod tests {
 
     #[test]
     fn multi_txn_round_trips() {
-        let acl = vec![Acl {
-            perms: 31,
-            id: Id {
-                scheme: "world".into(),
-                id: "anyone".into(),
-            },
-        }];
+        let acl = vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }];
         let txn = Txn {
             header: header(OpCode::Multi),
             body: TxnBody::Multi(vec![
@@ -207,10 +192,7 @@ mod tests {
                         parent_cversion: 1,
                     }),
                 },
-                SubTxn {
-                    op_type: OpCode::Error,
-                    body: TxnBody::Error(ErrorTxn { err: -2 }),
-                },
+                SubTxn { op_type: OpCode::Error, body: TxnBody::Error(ErrorTxn { err: -2 }) },
             ]),
         };
         assert_eq!(Txn::decode(&txn.encode()).expect("decodes"), txn);

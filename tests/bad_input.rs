@@ -27,10 +27,7 @@ async fn closes(stream: &mut TcpStream) -> bool {
 
 async fn healthy(server: &ServerProcess) {
     let mut client = Client::connect(server.address).await;
-    client
-        .create("/healthy", b"", 1)
-        .await
-        .expect("the server still serves");
+    client.create("/healthy", b"", 1).await.expect("the server still serves");
     client.close().await;
 }
 
@@ -51,17 +48,11 @@ async fn oversized_request_frame_closes_only_that_connection() {
     let server = ServerProcess::start("jute.maxbuffer=1000");
     let mut bystander = Client::connect(server.address).await;
     let mut client = Client::connect(server.address).await;
-    let request = SetDataRequest {
-        path: "/x".into(),
-        data: Some(vec![0u8; 2000].into()),
-        version: -1,
-    };
+    let request =
+        SetDataRequest { path: "/x".into(), data: Some(vec![0u8; 2000].into()), version: -1 };
     client.send(OpCode::SetData, &request).await;
     assert!(client.closed_by_server().await);
-    bystander
-        .create("/still-here", b"", 0)
-        .await
-        .expect("other sessions are unaffected");
+    bystander.create("/still-here", b"", 0).await.expect("other sessions are unaffected");
 }
 
 #[tokio::test]
@@ -87,17 +78,10 @@ async fn garbage_after_the_handshake() {
     let server = ServerProcess::start("");
     let mut client = Client::connect(server.address).await;
     client.send_raw(&framed(b"\x00\x00")).await;
-    assert!(
-        client.closed_by_server().await,
-        "a frame shorter than a header"
-    );
+    assert!(client.closed_by_server().await, "a frame shorter than a header");
     let mut client = Client::connect(server.address).await;
     let mut body = BytesMut::new();
-    RequestHeader {
-        xid: 9,
-        op_type: OpCode::Create.as_i32(),
-    }
-    .write(&mut body);
+    RequestHeader { xid: 9, op_type: OpCode::Create.as_i32() }.write(&mut body);
     body.extend_from_slice(&[0, 0, 0, 50, b'/']);
     client.send_raw(&framed(&body)).await;
     let reply = client.reply(9).await;
@@ -106,10 +90,7 @@ async fn garbage_after_the_handshake() {
         Code::MarshallingError.as_i32(),
         "a malformed body gets MarshallingError"
     );
-    client
-        .create("/after", b"", 0)
-        .await
-        .expect("and the session carries on");
+    client.create("/after", b"", 0).await.expect("and the session carries on");
 }
 
 #[tokio::test]
@@ -117,17 +98,10 @@ async fn unknown_opcode_gets_unimplemented_and_a_close() {
     let server = ServerProcess::start("");
     let mut client = Client::connect(server.address).await;
     let mut body = BytesMut::new();
-    RequestHeader {
-        xid: 4,
-        op_type: 999,
-    }
-    .write(&mut body);
+    RequestHeader { xid: 4, op_type: 999 }.write(&mut body);
     client.send_raw(&framed(&body)).await;
     let reply = client.next_frame().await.expect("reply");
-    assert_eq!(
-        (reply.header.xid, reply.header.err),
-        (4, Code::Unimplemented.as_i32())
-    );
+    assert_eq!((reply.header.xid, reply.header.err), (4, Code::Unimplemented.as_i32()));
     assert!(client.closed_by_server().await);
     healthy(&server).await;
 }
@@ -165,20 +139,14 @@ async fn per_ip_connection_limit() {
         kept.push(Client::connect(server.address).await);
     }
     let mut stream = TcpStream::connect(server.address).await.expect("connect");
-    assert!(
-        closes(&mut stream).await,
-        "the fourth connection from 127.0.0.1 is refused"
-    );
+    assert!(closes(&mut stream).await, "the fourth connection from 127.0.0.1 is refused");
     kept.pop();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut fourth = None;
     for _ in 0..50 {
         if let Ok(client) = Client::handshake(
             server.address,
-            support::client::Handshake {
-                timeout_ms: 5000,
-                ..Default::default()
-            },
+            support::client::Handshake { timeout_ms: 5000, ..Default::default() },
         )
         .await
         {
@@ -209,19 +177,8 @@ async fn invalid_paths_and_acls_get_error_codes() {
     for (path, code) in cases {
         assert_eq!(client.create(path, b"", 0).await, Err(code), "{path:?}");
     }
-    let bad_acl = vec![Acl {
-        perms: 31,
-        id: Id {
-            scheme: "digest".into(),
-            id: "nocolon".into(),
-        },
-    }];
-    let request = CreateRequest {
-        path: "/acl".into(),
-        data: None,
-        acl: bad_acl,
-        flags: 0,
-    };
+    let bad_acl = vec![Acl { perms: 31, id: Id { scheme: "digest".into(), id: "nocolon".into() } }];
+    let request = CreateRequest { path: "/acl".into(), data: None, acl: bad_acl, flags: 0 };
     assert_eq!(
         support::client::result(&client.call(OpCode::Create, &request).await),
         Err(Code::InvalidAcl)

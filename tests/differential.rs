@@ -47,12 +47,7 @@ impl Rng {
 /// One step of a scenario.
 enum Step {
     /// A request, sent byte for byte to both servers on the same session.
-    Request {
-        session: usize,
-        op: OpCode,
-        body: Bytes,
-        description: String,
-    },
+    Request { session: usize, op: OpCode, body: Bytes, description: String },
     /// Close a session and open a new one in its place.
     Reconnect { session: usize },
 }
@@ -76,9 +71,7 @@ impl Generator<'_> {
                 let mut path = prefix;
                 for _ in 0..depth {
                     let name =
-                        *self
-                            .rng
-                            .pick(&["a", "b", "c", "s-0000000000", "s-0000000001", "e"]);
+                        *self.rng.pick(&["a", "b", "c", "s-0000000000", "s-0000000001", "e"]);
                     path.push('/');
                     path.push_str(name);
                 }
@@ -104,10 +97,7 @@ impl Generator<'_> {
     fn acl(&mut self) -> Vec<Acl> {
         let entry = |perms: i32, scheme: &str, id: &str| Acl {
             perms,
-            id: Id {
-                scheme: scheme.into(),
-                id: id.into(),
-            },
+            id: Id { scheme: scheme.into(), id: id.into() },
         };
         match self.rng.below(12) {
             0 => vec![entry(1, "world", "anyone")],
@@ -143,20 +133,11 @@ impl Generator<'_> {
     }
 
     fn create(&mut self) -> CreateRequest {
-        CreateRequest {
-            path: self.path(),
-            data: self.data(),
-            acl: self.acl(),
-            flags: self.flags(),
-        }
+        CreateRequest { path: self.path(), data: self.data(), acl: self.acl(), flags: self.flags() }
     }
 
     fn ttl_create(&mut self) -> CreateTtlRequest {
-        let flags = if self.rng.chance(70) {
-            5 + self.rng.below(2) as i32
-        } else {
-            self.flags()
-        };
+        let flags = if self.rng.chance(70) { 5 + self.rng.below(2) as i32 } else { self.flags() };
         // A createTTL with a non-TTL mode and a negative TTL kills ZooKeeper 3.8 (it
         // fails while applying the txn); zkrs answers BadArguments instead.
         let ttl = if (5..=6).contains(&flags) {
@@ -164,34 +145,21 @@ impl Generator<'_> {
         } else {
             *self.rng.pick(&[0i64, 1, 3_600_000])
         };
-        CreateTtlRequest {
-            path: self.path(),
-            data: self.data(),
-            acl: self.acl(),
-            flags,
-            ttl,
-        }
+        CreateTtlRequest { path: self.path(), data: self.data(), acl: self.acl(), flags, ttl }
     }
 
     fn multi_op(&mut self) -> MultiOp {
         match self.rng.below(6) {
-            0 | 1 => MultiOp::Create {
-                op_type: *self.rng.pick(&[1, 15, 19]),
-                request: self.create(),
-            },
-            2 => MultiOp::Delete(DeleteRequest {
-                path: self.path(),
-                version: self.version(),
-            }),
+            0 | 1 => {
+                MultiOp::Create { op_type: *self.rng.pick(&[1, 15, 19]), request: self.create() }
+            }
+            2 => MultiOp::Delete(DeleteRequest { path: self.path(), version: self.version() }),
             3 => MultiOp::SetData(SetDataRequest {
                 path: self.path(),
                 data: self.data(),
                 version: self.version(),
             }),
-            4 => MultiOp::Check(CheckVersionRequest {
-                path: self.path(),
-                version: self.version(),
-            }),
+            4 => MultiOp::Check(CheckVersionRequest { path: self.path(), version: self.version() }),
             _ => MultiOp::CreateTtl(self.ttl_create()),
         }
     }
@@ -215,10 +183,7 @@ impl Generator<'_> {
             4 => request(OpCode::CreateTtl, self.ttl_create()),
             5 | 6 => request(
                 OpCode::Delete,
-                DeleteRequest {
-                    path: self.path(),
-                    version: self.version(),
-                },
+                DeleteRequest { path: self.path(), version: self.version() },
             ),
             7 | 8 => {
                 let request_body = SetDataRequest {
@@ -228,46 +193,23 @@ impl Generator<'_> {
                 };
                 request(OpCode::SetData, request_body)
             }
-            9 | 10 => request(
-                OpCode::GetData,
-                GetDataRequest {
-                    path: self.path(),
-                    watch,
-                },
-            ),
-            11 => request(
-                OpCode::Exists,
-                ExistsRequest {
-                    path: self.path(),
-                    watch,
-                },
-            ),
+            9 | 10 => request(OpCode::GetData, GetDataRequest { path: self.path(), watch }),
+            11 => request(OpCode::Exists, ExistsRequest { path: self.path(), watch }),
             12 => {
                 let op = *self.rng.pick(&[OpCode::GetChildren, OpCode::GetChildren2]);
-                request(
-                    op,
-                    GetChildrenRequest {
-                        path: self.path(),
-                        watch,
-                    },
-                )
+                request(op, GetChildrenRequest { path: self.path(), watch })
             }
             13 => request(OpCode::GetAcl, GetAclRequest { path: self.path() }),
             14 => {
-                let request_body = SetAclRequest {
-                    path: self.path(),
-                    acl: self.acl(),
-                    version: self.version(),
-                };
+                let request_body =
+                    SetAclRequest { path: self.path(), acl: self.acl(), version: self.version() };
                 request(OpCode::SetAcl, request_body)
             }
             15 | 16 => {
                 let count = 1 + self.rng.below(4);
                 request(
                     OpCode::Multi,
-                    MultiRequest {
-                        ops: (0..count).map(|_| self.multi_op()).collect(),
-                    },
+                    MultiRequest { ops: (0..count).map(|_| self.multi_op()).collect() },
                 )
             }
             17 => {
@@ -285,26 +227,12 @@ impl Generator<'_> {
             }
             18 => {
                 let mode = self.rng.below(3) as i32;
-                request(
-                    OpCode::AddWatch,
-                    AddWatchRequest {
-                        path: self.path(),
-                        mode,
-                    },
-                )
+                request(OpCode::AddWatch, AddWatchRequest { path: self.path(), mode })
             }
             19 => {
-                let op = *self
-                    .rng
-                    .pick(&[OpCode::CheckWatches, OpCode::RemoveWatches]);
+                let op = *self.rng.pick(&[OpCode::CheckWatches, OpCode::RemoveWatches]);
                 let watcher_type = 1 + self.rng.below(3) as i32;
-                request(
-                    op,
-                    CheckWatchesRequest {
-                        path: self.path(),
-                        watcher_type,
-                    },
-                )
+                request(op, CheckWatchesRequest { path: self.path(), watcher_type })
             }
             20 => request(
                 OpCode::GetAllChildrenNumber,
@@ -312,27 +240,17 @@ impl Generator<'_> {
             ),
             21 => request(
                 OpCode::GetEphemerals,
-                GetEphemeralsRequest {
-                    prefix_path: self.prefix.clone(),
-                },
+                GetEphemeralsRequest { prefix_path: self.prefix.clone() },
             ),
             22 => {
                 let user = *self.rng.pick(&["alice:secret", "bob:x"]);
-                let auth = AuthPacket {
-                    auth_type: 0,
-                    scheme: "digest".into(),
-                    auth: Bytes::from(user),
-                };
+                let auth =
+                    AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Bytes::from(user) };
                 request(OpCode::Auth, auth)
             }
             _ => request(OpCode::Sync, SyncRequest { path: self.path() }),
         };
-        Step::Request {
-            session,
-            op,
-            body,
-            description,
-        }
+        Step::Request { session, op, body, description }
     }
 }
 
@@ -366,17 +284,14 @@ impl Side {
             let client = side.connect().await;
             side.clients.push(client);
         }
-        let ping = side.clients[0]
-            .call(OpCode::Sync, &SyncRequest { path: "/".into() })
-            .await;
+        let ping = side.clients[0].call(OpCode::Sync, &SyncRequest { path: "/".into() }).await;
         side.base_zxid = ping.header.zxid;
         side
     }
 
     async fn connect(&mut self) -> Client {
         let client = Client::connect(self.address).await;
-        self.labels
-            .insert(client.session_id, format!("S{}", self.next_label));
+        self.labels.insert(client.session_id, format!("S{}", self.next_label));
         self.next_label += 1;
         client
     }
@@ -405,10 +320,7 @@ impl Side {
 
     fn reply(&self, op: OpCode, reply: &Incoming) -> String {
         let zxid = self.zxid(reply.header.zxid);
-        let mut out = format!(
-            "xid={} zxid={zxid} err={}",
-            reply.header.xid, reply.header.err
-        );
+        let mut out = format!("xid={} zxid={zxid} err={}", reply.header.xid, reply.header.err);
         if reply.header.err != 0 || reply.body.is_empty() {
             return out;
         }
@@ -461,10 +373,9 @@ impl Side {
             loop {
                 let frame = client.next_frame().await.expect("frame");
                 match frame.event() {
-                    Some(event) => events.push(format!(
-                        "{} {} {}",
-                        event.event_type, event.state, event.path
-                    )),
+                    Some(event) => {
+                        events.push(format!("{} {} {}", event.event_type, event.state, event.path))
+                    }
                     None => {
                         assert_eq!(
                             frame.header.xid, -2,
@@ -484,9 +395,7 @@ impl Side {
 
     async fn run(&mut self, step: &Step, xid: i32) -> String {
         match step {
-            Step::Request {
-                session, op, body, ..
-            } => {
+            Step::Request { session, op, body, .. } => {
                 let client = &mut self.clients[*session];
                 client.send_with_xid(xid, *op, &RawBody(body.clone())).await;
                 let reply = client.reply(xid).await;
@@ -530,9 +439,7 @@ impl Record for RawBody {
 
 async fn four_letter(address: std::net::SocketAddr, word: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
     stream.write_all(word.as_bytes()).await.expect("send");
     let mut out = String::new();
     let _ = stream.read_to_string(&mut out).await;
@@ -550,24 +457,14 @@ async fn run_seed(
     let mut zookeeper = Side::open(reference.address).await;
     let mut zkrs = Side::open(candidate.address).await;
     for side in [&mut zookeeper, &mut zkrs] {
-        assert_eq!(
-            side.clients[0].create(&prefix, b"", 0).await,
-            Ok(prefix.clone())
-        );
+        assert_eq!(side.clients[0].create(&prefix, b"", 0).await, Ok(prefix.clone()));
     }
-    let mut generator = Generator {
-        rng: &mut rng,
-        prefix: prefix.clone(),
-    };
+    let mut generator = Generator { rng: &mut rng, prefix: prefix.clone() };
     for index in 0..ops {
         let step = generator.step();
         let xid = i32::try_from(index).unwrap_or(0) + 10;
         let what = match &step {
-            Step::Request {
-                session,
-                description,
-                ..
-            } => format!("S{session}: {description}"),
+            Step::Request { session, description, .. } => format!("S{session}: {description}"),
             Step::Reconnect { session } => format!("reconnect S{session}"),
         };
         let trace = std::env::var_os("ZKRS_DIFF_TRACE").is_some();
@@ -592,10 +489,7 @@ async fn run_seed(
             eprintln!("  events {expected_events:?}");
         }
         if got_events != expected_events {
-            for (name, address) in [
-                ("zookeeper", reference.address),
-                ("zkrs", candidate.address),
-            ] {
+            for (name, address) in [("zookeeper", reference.address), ("zkrs", candidate.address)] {
                 eprintln!("{name} wchc:\n{}", four_letter(address, "wchc").await);
             }
         }
@@ -618,10 +512,7 @@ async fn random_operations_match_zookeeper() {
         ReferenceZooKeeper::start("", &["-Dznode.container.checkIntervalMs=3600000"]).await;
     let candidate = ServerProcess::start(no_reaping);
     let env = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
+        std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
     };
     let ops = env("ZKRS_DIFF_OPS", 250) as usize;
     let seeds: Vec<u64> = match std::env::var("ZKRS_SEED").ok().and_then(|v| v.parse().ok()) {

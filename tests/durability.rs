@@ -40,26 +40,15 @@ fn next(seed: &mut u64) -> u64 {
 
 /// Creates nodes and rewrites them with versioned sets until the server goes away.
 async fn worker(address: std::net::SocketAddr, round: usize, worker: usize, ledger: Ledger) {
-    let Ok(mut client) = Client::handshake(
-        address,
-        Handshake {
-            timeout_ms: 10_000,
-            ..Handshake::default()
-        },
-    )
-    .await
+    let Ok(mut client) =
+        Client::handshake(address, Handshake { timeout_ms: 10_000, ..Handshake::default() }).await
     else {
         return;
     };
     for item in 0.. {
         let path = format!("/crash/r{round}-w{worker}-{item}");
         let data = format!("{path}@0").into_bytes();
-        ledger
-            .lock()
-            .entry(path.clone())
-            .or_default()
-            .issued
-            .push((data.clone(), 0));
+        ledger.lock().entry(path.clone()).or_default().issued.push((data.clone(), 0));
         let request = CreateRequest {
             path: path.clone(),
             data: Some(Bytes::from(data.clone())),
@@ -74,20 +63,10 @@ async fn worker(address: std::net::SocketAddr, round: usize, worker: usize, ledg
         };
         let Some(reply) = reply else { return };
         assert_eq!(reply.header.err, 0, "create {path}");
-        ledger
-            .lock()
-            .entry(path.clone())
-            .or_default()
-            .acked
-            .push((data, 0));
+        ledger.lock().entry(path.clone()).or_default().acked.push((data, 0));
         for version in 1..=2 {
             let data = format!("{path}@{version}").into_bytes();
-            ledger
-                .lock()
-                .entry(path.clone())
-                .or_default()
-                .issued
-                .push((data.clone(), version));
+            ledger.lock().entry(path.clone()).or_default().issued.push((data.clone(), version));
             let request = SetDataRequest {
                 path: path.clone(),
                 data: Some(Bytes::from(data.clone())),
@@ -100,12 +79,7 @@ async fn worker(address: std::net::SocketAddr, round: usize, worker: usize, ledg
                 return;
             };
             assert_eq!(reply.header.err, 0, "set {path} to version {version}");
-            ledger
-                .lock()
-                .entry(path.clone())
-                .or_default()
-                .acked
-                .push((data, version));
+            ledger.lock().entry(path.clone()).or_default().acked.push((data, version));
         }
     }
 }
@@ -122,10 +96,7 @@ async fn next_reply(client: &mut Client, xid: i32) -> Option<support::client::In
 /// Every acknowledged write is there (or a later issued one), nothing unissued is.
 async fn verify(address: std::net::SocketAddr, ledger: &Ledger) {
     let mut client = Client::connect(address).await;
-    let (children, _) = client
-        .children("/crash", false)
-        .await
-        .expect("/crash exists");
+    let (children, _) = client.children("/crash", false).await.expect("/crash exists");
     let ledger = ledger.lock().clone();
     for child in &children {
         let path = format!("/crash/{child}");
@@ -140,10 +111,7 @@ async fn verify(address: std::net::SocketAddr, ledger: &Ledger) {
             (None, None) => {}
             (_, Some((data, stat))) => {
                 let state = (data.as_deref().unwrap_or_default().to_vec(), stat.version);
-                assert!(
-                    history.issued.contains(&state),
-                    "{path}: {state:?} was never written"
-                );
+                assert!(history.issued.contains(&state), "{path}: {state:?} was never written");
                 let acked_version = history.acked.last().map_or(-1, |(_, version)| *version);
                 assert!(
                     stat.version >= acked_version,
@@ -158,23 +126,14 @@ async fn verify(address: std::net::SocketAddr, ledger: &Ledger) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_acknowledged_write() {
-    let kills: usize = std::env::var("ZKRS_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    let mut seed: u64 = std::env::var("ZKRS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(7);
+    let kills: usize =
+        std::env::var("ZKRS_CRASH_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let mut seed: u64 = std::env::var("ZKRS_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
     eprintln!("crash test: {kills} kills, seed {seed}");
     let dir = scratch_dir("crash");
     let ledger: Ledger = Arc::default();
     let mut server = ServerProcess::start_in(dir, CONFIG, true);
-    Client::connect(server.address)
-        .await
-        .create("/crash", b"", 0)
-        .await
-        .expect("/crash");
+    Client::connect(server.address).await.create("/crash", b"", 0).await.expect("/crash");
     for round in 0..kills {
         let workers: Vec<_> = (0..4)
             .map(|index| tokio::spawn(worker(server.address, round, index, ledger.clone())))
@@ -188,15 +147,8 @@ async fn sigkill_under_load_loses_no_acknowledged_write() {
         server = ServerProcess::start_in(dir, CONFIG, true);
         verify(server.address, &ledger).await;
     }
-    let acked: usize = ledger
-        .lock()
-        .values()
-        .map(|history| history.acked.len())
-        .sum();
-    assert!(
-        acked > kills * 10,
-        "the workload acknowledged only {acked} writes"
-    );
+    let acked: usize = ledger.lock().values().map(|history| history.acked.len()).sum();
+    assert!(acked > kills * 10, "the workload acknowledged only {acked} writes");
     let dir = server.kill();
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -204,13 +156,8 @@ async fn sigkill_under_load_loses_no_acknowledged_write() {
 #[tokio::test]
 async fn ephemerals_of_sessions_lost_in_a_crash_expire_after_restart() {
     let mut server = ServerProcess::start_in(scratch_dir("expiry"), CONFIG, true);
-    let handshake = Handshake {
-        timeout_ms: 2000,
-        ..Handshake::default()
-    };
-    let mut client = Client::handshake(server.address, handshake)
-        .await
-        .expect("handshake");
+    let handshake = Handshake { timeout_ms: 2000, ..Handshake::default() };
+    let mut client = Client::handshake(server.address, handshake).await.expect("handshake");
     client.create("/orphan", b"", 1).await.expect("ephemeral");
     let dir = server.kill();
     server = ServerProcess::start_in(dir, CONFIG, true);
@@ -222,10 +169,7 @@ async fn ephemerals_of_sessions_lost_in_a_crash_expire_after_restart() {
     let started = Instant::now();
     let event = observer.next_event().await;
     assert_eq!((event.event_type, event.path.as_str()), (2, "/orphan"));
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "expired within its timeout"
-    );
+    assert!(started.elapsed() < Duration::from_secs(8), "expired within its timeout");
     let dir = server.kill();
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -239,44 +183,27 @@ async fn dump(client: &mut Client, root: &str) -> Vec<String> {
         for path in &level {
             xids.push(
                 client
-                    .send(
-                        OpCode::GetData,
-                        &GetDataRequest {
-                            path: path.clone(),
-                            watch: false,
-                        },
-                    )
+                    .send(OpCode::GetData, &GetDataRequest { path: path.clone(), watch: false })
                     .await,
             );
             xids.push(
                 client
                     .send(
                         OpCode::GetChildren,
-                        &GetChildrenRequest {
-                            path: path.clone(),
-                            watch: false,
-                        },
+                        &GetChildrenRequest { path: path.clone(), watch: false },
                     )
                     .await,
             );
         }
         let mut next_level = Vec::new();
         for (index, path) in level.iter().enumerate() {
-            let data = client
-                .reply(xids[2 * index])
-                .await
-                .decode::<GetDataResponse>();
-            let mut children = client
-                .reply(xids[2 * index + 1])
-                .await
-                .decode::<GetChildrenResponse>()
-                .children;
+            let data = client.reply(xids[2 * index]).await.decode::<GetDataResponse>();
+            let mut children =
+                client.reply(xids[2 * index + 1]).await.decode::<GetChildrenResponse>().children;
             children.sort();
             lines.push(format!("{path} {:?} {:?}", data.data, data.stat));
             next_level.extend(
-                children
-                    .iter()
-                    .map(|child| format!("{}/{child}", path.trim_end_matches('/'))),
+                children.iter().map(|child| format!("{}/{child}", path.trim_end_matches('/'))),
             );
         }
         level = next_level;
@@ -287,18 +214,12 @@ async fn dump(client: &mut Client, root: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_with_100k_znodes_restores_the_same_tree() {
-    let server = ServerProcess::start_in(
-        scratch_dir("restart"),
-        "forceSync=no\nsnapCount=30000",
-        true,
-    );
+    let server =
+        ServerProcess::start_in(scratch_dir("restart"), "forceSync=no\nsnapCount=30000", true);
     let mut client = Client::connect(server.address).await;
     client.create("/big", b"", 0).await.expect("/big");
     for dir in 0..100 {
-        client
-            .create(&format!("/big/d{dir:03}"), b"", 0)
-            .await
-            .expect("dir");
+        client.create(&format!("/big/d{dir:03}"), b"", 0).await.expect("dir");
         let mut xids = Vec::new();
         for node in 0..1000 {
             let path = format!("/big/d{dir:03}/n{node:04}");
@@ -314,10 +235,7 @@ async fn restart_with_100k_znodes_restores_the_same_tree() {
             assert_eq!(client.reply(xid).await.header.err, 0);
         }
     }
-    client
-        .set_data("/big/d007/n0042", b"changed", 0)
-        .await
-        .expect("set");
+    client.set_data("/big/d007/n0042", b"changed", 0).await.expect("set");
     client.delete("/big/d099/n0999", -1).await.expect("delete");
     let before = dump(&mut client, "/big").await;
     assert_eq!(before.len(), 1 + 100 + 100_000 - 1);
@@ -329,10 +247,7 @@ async fn restart_with_100k_znodes_restores_the_same_tree() {
     let server = ServerProcess::start_in(server.kill(), "forceSync=no\nsnapCount=30000", true);
     let mut client = Client::connect(server.address).await;
     assert_eq!(dump(&mut client, "/big").await, before, "after SIGKILL");
-    assert!(
-        server.log().contains("snapshot loaded"),
-        "recovery started from a snapshot"
-    );
+    assert!(server.log().contains("snapshot loaded"), "recovery started from a snapshot");
     let dir = server.kill();
     let _ = std::fs::remove_dir_all(dir);
 }

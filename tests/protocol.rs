@@ -12,13 +12,8 @@ use support::server::ServerProcess;
 async fn session_timeout_is_negotiated_into_the_tick_range() {
     let server = ServerProcess::start("");
     for (asked, granted) in [(10, 1000), (5000, 5000), (100_000, 10_000)] {
-        let handshake = Handshake {
-            timeout_ms: asked,
-            ..Handshake::default()
-        };
-        let client = Client::handshake(server.address, handshake)
-            .await
-            .expect("handshake");
+        let handshake = Handshake { timeout_ms: asked, ..Handshake::default() };
+        let client = Client::handshake(server.address, handshake).await.expect("handshake");
         assert_eq!(client.timeout_ms, granted, "asked for {asked}");
         assert_ne!(client.session_id, 0);
         assert_eq!(client.password.len(), 16);
@@ -32,10 +27,7 @@ async fn crud_versions_and_errors() {
     assert_eq!(client.create("/a", b"one", 0).await, Ok("/a".into()));
     assert_eq!(client.create("/a", b"one", 0).await, Err(Code::NodeExists));
     assert_eq!(client.create("/missing/b", b"", 0).await, Err(Code::NoNode));
-    assert_eq!(
-        client.create("relative", b"", 0).await,
-        Err(Code::BadArguments)
-    );
+    assert_eq!(client.create("relative", b"", 0).await, Err(Code::BadArguments));
     assert_eq!(client.create("/a/", b"", 0).await, Err(Code::BadArguments));
     let (data, stat) = client.get_data("/a", false).await.expect("get");
     assert_eq!(data.as_deref(), Some(&b"one"[..]));
@@ -43,10 +35,7 @@ async fn crud_versions_and_errors() {
         (stat.version, stat.data_length, stat.czxid, stat.mzxid),
         (0, 3, stat.pzxid, stat.czxid)
     );
-    assert_eq!(
-        client.set_data("/a", b"two", 5).await,
-        Err(Code::BadVersion)
-    );
+    assert_eq!(client.set_data("/a", b"two", 5).await, Err(Code::BadVersion));
     let stat = client.set_data("/a", b"two", 0).await.expect("set");
     assert_eq!(stat.version, 1);
     assert!(stat.mzxid > stat.czxid);
@@ -56,22 +45,14 @@ async fn crud_versions_and_errors() {
     client.delete("/a/child", 0).await.expect("delete child");
     client.delete("/a", -1).await.expect("delete");
     assert_eq!(client.get_data("/a", false).await, Err(Code::NoNode));
-    assert_eq!(
-        client.delete("/zookeeper", -1).await,
-        Err(Code::BadArguments)
-    );
+    assert_eq!(client.delete("/zookeeper", -1).await, Err(Code::BadArguments));
 }
 
 #[tokio::test]
 async fn null_data_stays_null() {
     let server = ServerProcess::start("");
     let mut client = Client::connect(server.address).await;
-    let request = CreateRequest {
-        path: "/n".into(),
-        data: None,
-        acl: open_acl(),
-        flags: 0,
-    };
+    let request = CreateRequest { path: "/n".into(), data: None, acl: open_acl(), flags: 0 };
     assert_eq!(result(&client.call(OpCode::Create, &request).await), Ok(()));
     let (data, stat) = client.get_data("/n", false).await.expect("get");
     assert_eq!((data, stat.data_length), (None, 0));
@@ -83,23 +64,11 @@ async fn sequential_names_count_creations_while_cversion_counts_changes() {
     let mut client = Client::connect(server.address).await;
     client.create("/p", b"", 0).await.expect("parent");
     client.create("/p/a", b"", 0).await.expect("a");
-    assert_eq!(
-        client.children("/p", false).await.expect("ls").1.cversion,
-        1
-    );
+    assert_eq!(client.children("/p", false).await.expect("ls").1.cversion, 1);
     client.delete("/p/a", -1).await.expect("delete");
-    assert_eq!(
-        client.children("/p", false).await.expect("ls").1.cversion,
-        2
-    );
-    assert_eq!(
-        client.create("/p/s-", b"", 2).await,
-        Ok("/p/s-0000000001".into())
-    );
-    assert_eq!(
-        client.create("/p/s-", b"", 3).await,
-        Ok("/p/s-0000000002".into())
-    );
+    assert_eq!(client.children("/p", false).await.expect("ls").1.cversion, 2);
+    assert_eq!(client.create("/p/s-", b"", 2).await, Ok("/p/s-0000000001".into()));
+    assert_eq!(client.create("/p/s-", b"", 3).await, Ok("/p/s-0000000002".into()));
     let (_, root) = client.children("/", false).await.expect("ls /");
     // One creation (/p) and two children: /zookeeper was never created by a txn.
     assert_eq!(root.cversion, 0);
@@ -111,10 +80,7 @@ async fn ephemerals_die_with_close_session_immediately() {
     let mut owner = Client::connect(server.address).await;
     let mut observer = Client::connect(server.address).await;
     owner.create("/e", b"", 1).await.expect("ephemeral");
-    assert_eq!(
-        owner.create("/e/child", b"", 0).await,
-        Err(Code::NoChildrenForEphemerals)
-    );
+    assert_eq!(owner.create("/e/child", b"", 0).await, Err(Code::NoChildrenForEphemerals));
     let stat = observer.exists("/e", true).await.expect("exists");
     assert_eq!(stat.ephemeral_owner, owner.session_id);
     owner.close().await;
@@ -126,13 +92,8 @@ async fn ephemerals_die_with_close_session_immediately() {
 #[tokio::test]
 async fn expired_session_loses_ephemerals_and_cannot_resume() {
     let server = ServerProcess::start("");
-    let handshake = Handshake {
-        timeout_ms: 1000,
-        ..Handshake::default()
-    };
-    let mut doomed = Client::handshake(server.address, handshake)
-        .await
-        .expect("handshake");
+    let handshake = Handshake { timeout_ms: 1000, ..Handshake::default() };
+    let mut doomed = Client::handshake(server.address, handshake).await.expect("handshake");
     doomed.create("/gone", b"", 1).await.expect("ephemeral");
     let (session_id, password) = (doomed.session_id, doomed.password.clone());
     let mut observer = Client::connect(server.address).await;
@@ -147,14 +108,8 @@ async fn expired_session_loses_ephemerals_and_cannot_resume() {
         read_only_flag: true,
         ..Handshake::default()
     };
-    let mut late = Client::handshake(server.address, resume)
-        .await
-        .expect("handshake");
-    assert_eq!(
-        (late.timeout_ms, late.session_id),
-        (0, 0),
-        "expired: timeOut 0"
-    );
+    let mut late = Client::handshake(server.address, resume).await.expect("handshake");
+    assert_eq!((late.timeout_ms, late.session_id), (0, 0), "expired: timeOut 0");
     assert!(late.closed_by_server().await);
 }
 
@@ -170,39 +125,22 @@ async fn reconnect_keeps_the_session_and_closes_the_old_connection() {
         last_zxid_seen: 1,
         read_only_flag: true,
     };
-    let mut second = Client::handshake(server.address, resume.clone())
-        .await
-        .expect("resume");
+    let mut second = Client::handshake(server.address, resume.clone()).await.expect("resume");
     assert_eq!(second.session_id, first.session_id);
-    assert!(
-        first.closed_by_server().await,
-        "the old connection is closed"
-    );
+    assert!(first.closed_by_server().await, "the old connection is closed");
     assert_eq!(
-        second
-            .exists("/mine", false)
-            .await
-            .map(|s| s.ephemeral_owner),
+        second.exists("/mine", false).await.map(|s| s.ephemeral_owner),
         Ok(first.session_id)
     );
-    let wrong = Handshake {
-        password: Bytes::from_static(&[7; 16]),
-        ..resume
-    };
-    let refused = Client::handshake(server.address, wrong)
-        .await
-        .expect("handshake");
+    let wrong = Handshake { password: Bytes::from_static(&[7; 16]), ..resume };
+    let refused = Client::handshake(server.address, wrong).await.expect("handshake");
     assert_eq!(refused.timeout_ms, 0);
 }
 
 #[tokio::test]
 async fn a_client_ahead_of_the_server_is_refused() {
     let server = ServerProcess::start("");
-    let handshake = Handshake {
-        timeout_ms: 5000,
-        last_zxid_seen: 1 << 40,
-        ..Handshake::default()
-    };
+    let handshake = Handshake { timeout_ms: 5000, last_zxid_seen: 1 << 40, ..Handshake::default() };
     let result = Client::handshake(server.address, handshake).await;
     assert!(result.is_err(), "closed without a ConnectResponse");
     Client::connect(server.address).await.close().await;
@@ -215,12 +153,7 @@ async fn multi_is_atomic_with_per_op_results() {
     client.create("/m", b"", 0).await.expect("create");
     let create = |path: &str, flags| MultiOp::Create {
         op_type: 1,
-        request: CreateRequest {
-            path: path.into(),
-            data: None,
-            acl: open_acl(),
-            flags,
-        },
+        request: CreateRequest { path: path.into(), data: None, acl: open_acl(), flags },
     };
     let ok = MultiRequest {
         ops: vec![
@@ -231,10 +164,7 @@ async fn multi_is_atomic_with_per_op_results() {
                 data: Some(Bytes::from_static(b"x")),
                 version: 0,
             }),
-            MultiOp::Check(CheckVersionRequest {
-                path: "/m".into(),
-                version: 1,
-            }),
+            MultiOp::Check(CheckVersionRequest { path: "/m".into(), version: 1 }),
         ],
     };
     let reply = client.call(OpCode::Multi, &ok).await;
@@ -248,30 +178,14 @@ async fn multi_is_atomic_with_per_op_results() {
     let failing = MultiRequest {
         ops: vec![
             create("/m/b", 0),
-            MultiOp::Check(CheckVersionRequest {
-                path: "/m".into(),
-                version: 99,
-            }),
-            MultiOp::Delete(DeleteRequest {
-                path: "/m/a".into(),
-                version: -1,
-            }),
+            MultiOp::Check(CheckVersionRequest { path: "/m".into(), version: 99 }),
+            MultiOp::Delete(DeleteRequest { path: "/m/a".into(), version: -1 }),
         ],
     };
     let reply = client.call(OpCode::Multi, &failing).await;
-    assert_eq!(
-        reply.header.err, 0,
-        "a failed multi still answers 0 in the header"
-    );
+    assert_eq!(reply.header.err, 0, "a failed multi still answers 0 in the header");
     let results = reply.decode::<MultiResponse>().results;
-    assert_eq!(
-        results,
-        [
-            MultiResult::Error(0),
-            MultiResult::Error(-103),
-            MultiResult::Error(-2)
-        ]
-    );
+    assert_eq!(results, [MultiResult::Error(0), MultiResult::Error(-103), MultiResult::Error(-2)]);
     assert_eq!(client.exists("/m/b", false).await, Err(Code::NoNode));
     assert!(client.exists("/m/a", false).await.is_ok());
 }
@@ -283,14 +197,8 @@ async fn multi_read_answers_each_op() {
     client.create("/r", b"data", 0).await.expect("create");
     let request = MultiRequest {
         ops: vec![
-            MultiOp::GetData(GetDataRequest {
-                path: "/r".into(),
-                watch: false,
-            }),
-            MultiOp::GetChildren(GetChildrenRequest {
-                path: "/nope".into(),
-                watch: false,
-            }),
+            MultiOp::GetData(GetDataRequest { path: "/r".into(), watch: false }),
+            MultiOp::GetChildren(GetChildrenRequest { path: "/nope".into(), watch: false }),
         ],
     };
     let reply = client.call(OpCode::MultiRead, &request).await;
@@ -309,17 +217,10 @@ async fn pipelined_requests_are_answered_in_order() {
     for i in 0..200 {
         let path = format!("/p{}", i % 20);
         xids.push(if i % 3 == 0 {
-            let request = CreateRequest {
-                path,
-                data: None,
-                acl: open_acl(),
-                flags: 0,
-            };
+            let request = CreateRequest { path, data: None, acl: open_acl(), flags: 0 };
             client.send(OpCode::Create, &request).await
         } else {
-            client
-                .send(OpCode::Exists, &ExistsRequest { path, watch: false })
-                .await
+            client.send(OpCode::Exists, &ExistsRequest { path, watch: false }).await
         });
     }
     for xid in xids {
@@ -346,20 +247,10 @@ async fn a_read_after_a_write_sees_it() {
             client.create("/x", b"", 0).await.expect("create");
         }
         client.send(OpCode::SetData, &request).await;
-        let xid = client
-            .send(
-                OpCode::GetData,
-                &GetDataRequest {
-                    path: "/x".into(),
-                    watch: false,
-                },
-            )
-            .await;
+        let xid =
+            client.send(OpCode::GetData, &GetDataRequest { path: "/x".into(), watch: false }).await;
         let reply = client.reply(xid).await;
-        assert_eq!(
-            reply.decode::<GetDataResponse>().data.as_deref(),
-            Some(data.as_bytes())
-        );
+        assert_eq!(reply.decode::<GetDataResponse>().data.as_deref(), Some(data.as_bytes()));
     }
 }
 
@@ -374,92 +265,33 @@ async fn acls_digest_auth_and_masking() {
         scheme: "digest".into(),
         auth: Bytes::from(user.to_owned()),
     };
-    assert_eq!(
-        result(&alice.call(OpCode::Auth, &auth("alice:secret")).await),
-        Ok(())
-    );
-    let auth_acl = vec![Acl {
-        perms: 3,
-        id: Id {
-            scheme: "auth".into(),
-            id: String::new(),
-        },
-    }];
-    let request = CreateRequest {
-        path: "/secret".into(),
-        data: None,
-        acl: auth_acl,
-        flags: 0,
-    };
+    assert_eq!(result(&alice.call(OpCode::Auth, &auth("alice:secret")).await), Ok(()));
+    let auth_acl = vec![Acl { perms: 3, id: Id { scheme: "auth".into(), id: String::new() } }];
+    let request = CreateRequest { path: "/secret".into(), data: None, acl: auth_acl, flags: 0 };
     assert_eq!(result(&alice.call(OpCode::Create, &request).await), Ok(()));
     let acl = alice
-        .call(
-            OpCode::GetAcl,
-            &GetAclRequest {
-                path: "/secret".into(),
-            },
-        )
+        .call(OpCode::GetAcl, &GetAclRequest { path: "/secret".into() })
         .await
         .decode::<GetAclResponse>();
-    assert_eq!(
-        acl.acl[0].id.id, "alice:x",
-        "no ADMIN permission: digest masked"
-    );
-    assert_eq!(
-        alice
-            .set_data("/secret", b"ok", -1)
-            .await
-            .map(|s| s.version),
-        Ok(1)
-    );
+    assert_eq!(acl.acl[0].id.id, "alice:x", "no ADMIN permission: digest masked");
+    assert_eq!(alice.set_data("/secret", b"ok", -1).await.map(|s| s.version), Ok(1));
 
     let mut mallory = Client::connect(server.address).await;
     assert_eq!(mallory.get_data("/secret", false).await, Err(Code::NoAuth));
-    assert_eq!(
-        mallory.set_data("/secret", b"no", -1).await,
-        Err(Code::NoAuth)
-    );
-    let no_auth_acl = vec![Acl {
-        perms: 31,
-        id: Id {
-            scheme: "auth".into(),
-            id: String::new(),
-        },
-    }];
-    let request = CreateRequest {
-        path: "/x".into(),
-        data: None,
-        acl: no_auth_acl,
-        flags: 0,
-    };
-    assert_eq!(
-        result(&mallory.call(OpCode::Create, &request).await),
-        Err(Code::InvalidAcl)
-    );
+    assert_eq!(mallory.set_data("/secret", b"no", -1).await, Err(Code::NoAuth));
+    let no_auth_acl = vec![Acl { perms: 31, id: Id { scheme: "auth".into(), id: String::new() } }];
+    let request = CreateRequest { path: "/x".into(), data: None, acl: no_auth_acl, flags: 0 };
+    assert_eq!(result(&mallory.call(OpCode::Create, &request).await), Err(Code::InvalidAcl));
 
     let mut root = Client::connect(server.address).await;
     root.call(OpCode::Auth, &auth("super:test")).await;
-    assert!(
-        root.get_data("/secret", false).await.is_ok(),
-        "super passes every ACL"
-    );
-    let who = root
-        .call(OpCode::WhoAmI, &Empty)
-        .await
-        .decode::<WhoAmIResponse>();
-    let schemes: Vec<_> = who
-        .client_info
-        .iter()
-        .map(|info| info.auth_scheme.as_str())
-        .collect();
+    assert!(root.get_data("/secret", false).await.is_ok(), "super passes every ACL");
+    let who = root.call(OpCode::WhoAmI, &Empty).await.decode::<WhoAmIResponse>();
+    let schemes: Vec<_> = who.client_info.iter().map(|info| info.auth_scheme.as_str()).collect();
     assert!(schemes.contains(&"super") && schemes.contains(&"ip") && schemes.contains(&"digest"));
 
     let mut stranger = Client::connect(server.address).await;
-    let bad = AuthPacket {
-        auth_type: 0,
-        scheme: "kerberos".into(),
-        auth: Bytes::new(),
-    };
+    let bad = AuthPacket { auth_type: 0, scheme: "kerberos".into(), auth: Bytes::new() };
     let reply = stranger.call(OpCode::Auth, &bad).await;
     assert_eq!(result(&reply), Err(Code::AuthFailed));
     assert!(stranger.closed_by_server().await);
@@ -469,24 +301,12 @@ async fn acls_digest_auth_and_masking() {
 async fn system_nodes_exist_as_in_zookeeper() {
     let server = ServerProcess::start("");
     let mut client = Client::connect(server.address).await;
-    assert_eq!(
-        client.children("/zookeeper", false).await.expect("ls").0,
-        ["config", "quota"]
-    );
-    assert_eq!(
-        client.set_data("/zookeeper/config", b"x", -1).await,
-        Err(Code::NoAuth)
-    );
+    assert_eq!(client.children("/zookeeper", false).await.expect("ls").0, ["config", "quota"]);
+    assert_eq!(client.set_data("/zookeeper/config", b"x", -1).await, Err(Code::NoAuth));
     let count = client
-        .call(
-            OpCode::GetAllChildrenNumber,
-            &GetAllChildrenNumberRequest { path: "/".into() },
-        )
+        .call(OpCode::GetAllChildrenNumber, &GetAllChildrenNumberRequest { path: "/".into() })
         .await;
-    assert_eq!(
-        count.decode::<GetAllChildrenNumberResponse>().total_number,
-        3
-    );
+    assert_eq!(count.decode::<GetAllChildrenNumberResponse>().total_number, 3);
 }
 
 #[tokio::test]
@@ -499,34 +319,14 @@ async fn ephemerals_and_descendant_counts() {
     client.create("/t/e1", b"", 1).await.expect("e1");
     client.create("/u", b"", 1).await.expect("u");
     let count = client
-        .call(
-            OpCode::GetAllChildrenNumber,
-            &GetAllChildrenNumberRequest { path: "/t".into() },
-        )
+        .call(OpCode::GetAllChildrenNumber, &GetAllChildrenNumberRequest { path: "/t".into() })
         .await;
-    assert_eq!(
-        count.decode::<GetAllChildrenNumberResponse>().total_number,
-        3
-    );
-    let all = client
-        .call(
-            OpCode::GetEphemerals,
-            &GetEphemeralsRequest {
-                prefix_path: "/".into(),
-            },
-        )
-        .await;
-    assert_eq!(
-        all.decode::<GetEphemeralsResponse>().ephemerals,
-        ["/t/e1", "/u"]
-    );
+    assert_eq!(count.decode::<GetAllChildrenNumberResponse>().total_number, 3);
+    let all =
+        client.call(OpCode::GetEphemerals, &GetEphemeralsRequest { prefix_path: "/".into() }).await;
+    assert_eq!(all.decode::<GetEphemeralsResponse>().ephemerals, ["/t/e1", "/u"]);
     let some = client
-        .call(
-            OpCode::GetEphemerals,
-            &GetEphemeralsRequest {
-                prefix_path: "/t".into(),
-            },
-        )
+        .call(OpCode::GetEphemerals, &GetEphemeralsRequest { prefix_path: "/t".into() })
         .await;
     assert_eq!(some.decode::<GetEphemeralsResponse>().ephemerals, ["/t/e1"]);
 }
@@ -535,56 +335,25 @@ async fn ephemerals_and_descendant_counts() {
 async fn containers_and_ttl_nodes_are_reaped() {
     let server = ServerProcess::start("znode.container.checkIntervalMs=100");
     let mut client = Client::connect(server.address).await;
-    let container = CreateRequest {
-        path: "/c".into(),
-        data: None,
-        acl: open_acl(),
-        flags: 4,
-    };
-    assert_eq!(
-        result(&client.call(OpCode::CreateContainer, &container).await),
-        Ok(())
-    );
-    let never_used = CreateRequest {
-        path: "/unused".into(),
-        data: None,
-        acl: open_acl(),
-        flags: 4,
-    };
+    let container = CreateRequest { path: "/c".into(), data: None, acl: open_acl(), flags: 4 };
+    assert_eq!(result(&client.call(OpCode::CreateContainer, &container).await), Ok(()));
+    let never_used =
+        CreateRequest { path: "/unused".into(), data: None, acl: open_acl(), flags: 4 };
     client.call(OpCode::CreateContainer, &never_used).await;
     client.create("/c/child", b"", 0).await.expect("child");
-    let ttl = CreateTtlRequest {
-        path: "/ttl".into(),
-        data: None,
-        acl: open_acl(),
-        flags: 5,
-        ttl: 200,
-    };
+    let ttl =
+        CreateTtlRequest { path: "/ttl".into(), data: None, acl: open_acl(), flags: 5, ttl: 200 };
     assert_eq!(result(&client.call(OpCode::CreateTtl, &ttl).await), Ok(()));
     client.exists("/c", true).await.expect("watch");
     client.exists("/ttl", true).await.expect("watch");
     client.delete("/c/child", -1).await.expect("delete child");
-    let mut deleted = vec![
-        client.next_event().await.path,
-        client.next_event().await.path,
-    ];
+    let mut deleted = vec![client.next_event().await.path, client.next_event().await.path];
     deleted.sort();
     assert_eq!(deleted, ["/c", "/ttl"]);
-    assert!(
-        client.exists("/unused", false).await.is_ok(),
-        "never-used containers stay"
-    );
-    let zero_ttl = CreateTtlRequest {
-        path: "/t0".into(),
-        data: None,
-        acl: open_acl(),
-        flags: 5,
-        ttl: 0,
-    };
-    assert_eq!(
-        result(&client.call(OpCode::CreateTtl, &zero_ttl).await),
-        Err(Code::BadArguments)
-    );
+    assert!(client.exists("/unused", false).await.is_ok(), "never-used containers stay");
+    let zero_ttl =
+        CreateTtlRequest { path: "/t0".into(), data: None, acl: open_acl(), flags: 5, ttl: 0 };
+    assert_eq!(result(&client.call(OpCode::CreateTtl, &zero_ttl).await), Err(Code::BadArguments));
 }
 
 #[tokio::test]
@@ -592,17 +361,9 @@ async fn ttl_needs_extended_types() {
     let dir_config = "extendedTypesEnabled=false";
     let server = ServerProcess::start(dir_config);
     let mut client = Client::connect(server.address).await;
-    let ttl = CreateTtlRequest {
-        path: "/ttl".into(),
-        data: None,
-        acl: open_acl(),
-        flags: 5,
-        ttl: 1000,
-    };
-    assert_eq!(
-        result(&client.call(OpCode::CreateTtl, &ttl).await),
-        Err(Code::Unimplemented)
-    );
+    let ttl =
+        CreateTtlRequest { path: "/ttl".into(), data: None, acl: open_acl(), flags: 5, ttl: 1000 };
+    assert_eq!(result(&client.call(OpCode::CreateTtl, &ttl).await), Err(Code::Unimplemented));
 }
 
 #[tokio::test]
@@ -615,29 +376,16 @@ async fn reconfig_answers_as_a_standalone_server() {
     };
     let server = ServerProcess::start("");
     let mut client = Client::connect(server.address).await;
-    assert_eq!(
-        result(&client.call(OpCode::Reconfig, &request).await),
-        Err(Code::ReconfigDisabled)
-    );
+    assert_eq!(result(&client.call(OpCode::Reconfig, &request).await), Err(Code::ReconfigDisabled));
     let server = ServerProcess::start("reconfigEnabled=true");
     let mut client = Client::connect(server.address).await;
-    assert_eq!(
-        result(&client.call(OpCode::Reconfig, &request).await),
-        Err(Code::Unimplemented)
-    );
+    assert_eq!(result(&client.call(OpCode::Reconfig, &request).await), Err(Code::Unimplemented));
 }
 
 #[tokio::test]
 async fn sync_answers_with_its_path() {
     let server = ServerProcess::start("");
     let mut client = Client::connect(server.address).await;
-    let reply = client
-        .call(
-            OpCode::Sync,
-            &SyncRequest {
-                path: "/any".into(),
-            },
-        )
-        .await;
+    let reply = client.call(OpCode::Sync, &SyncRequest { path: "/any".into() }).await;
     assert_eq!(reply.decode::<SyncResponse>().path, "/any");
 }

@@ -5,23 +5,11 @@
 use std::path::{Path, PathBuf};
 
 /// Modules that must stay free of IO, clocks and global randomness.
-const PURE: &[&str] = &[
-    "src/tree",
-    "src/session",
-    "src/prepare",
-    "src/txn.rs",
-    "jute/src",
-];
+const PURE: &[&str] = &["src/tree", "src/session", "src/prepare", "src/txn.rs", "jute/src"];
 
 /// What the pure modules may not mention.
-const FORBIDDEN_IN_PURE: &[&str] = &[
-    "tokio",
-    "Instant::now",
-    "SystemTime",
-    "thread_rng",
-    "std::fs",
-    "std::net::Tcp",
-];
+const FORBIDDEN_IN_PURE: &[&str] =
+    &["tokio", "Instant::now", "SystemTime", "thread_rng", "std::fs", "std::net::Tcp"];
 
 const LINE_COLUMNS_MAX: usize = 100;
 
@@ -72,11 +60,7 @@ fn pure_modules_do_no_io() {
             }
         }
     }
-    assert!(
-        offences.is_empty(),
-        "pure modules must not do IO:\n{}",
-        offences.join("\n")
-    );
+    assert!(offences.is_empty(), "pure modules must not do IO:\n{}", offences.join("\n"));
 }
 
 #[test]

@@ -18,21 +18,9 @@ const SESSION: i64 = 0x77;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create {
-        path: String,
-        data: Vec<u8>,
-        ephemeral: bool,
-        sequential: bool,
-    },
-    Delete {
-        path: String,
-        version: i32,
-    },
-    Set {
-        path: String,
-        data: Vec<u8>,
-        version: i32,
-    },
+    Create { path: String, data: Vec<u8>, ephemeral: bool, sequential: bool },
+    Delete { path: String, version: i32 },
+    Set { path: String, data: Vec<u8>, version: i32 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,33 +59,18 @@ struct Model {
 
 impl Model {
     fn new() -> Model {
-        let root = ModelNode {
-            data: Vec::new(),
-            version: 0,
-            creations: 0,
-            ephemeral: false,
-        };
-        Model {
-            nodes: BTreeMap::from([("/".to_owned(), root)]),
-        }
+        let root = ModelNode { data: Vec::new(), version: 0, creations: 0, ephemeral: false };
+        Model { nodes: BTreeMap::from([("/".to_owned(), root)]) }
     }
 
     fn children(&self, path: &str) -> usize {
-        self.nodes
-            .keys()
-            .filter(|other| other.as_str() != "/" && parent_of(other) == path)
-            .count()
+        self.nodes.keys().filter(|other| other.as_str() != "/" && parent_of(other) == path).count()
     }
 
     /// The expected outcome: the created path, or the error code.
     fn apply(&mut self, op: &Op) -> Result<String, Code> {
         match op {
-            Op::Create {
-                path,
-                data,
-                ephemeral,
-                sequential,
-            } => {
+            Op::Create { path, data, ephemeral, sequential } => {
                 let parent = parent_of(path).to_owned();
                 let parent_node = self.nodes.get(&parent).ok_or(Code::NoNode)?;
                 let path = if *sequential {
@@ -134,11 +107,7 @@ impl Model {
                 self.nodes.remove(path);
                 Ok(String::new())
             }
-            Op::Set {
-                path,
-                data,
-                version,
-            } => {
+            Op::Set { path, data, version } => {
                 let node = self.nodes.get_mut(path).ok_or(Code::NoNode)?;
                 if *version != -1 && *version != node.version {
                     return Err(Code::BadVersion);
@@ -152,20 +121,9 @@ impl Model {
 }
 
 fn request(op: &Op) -> Request {
-    let open = vec![Acl {
-        perms: 31,
-        id: Id {
-            scheme: "world".into(),
-            id: "anyone".into(),
-        },
-    }];
+    let open = vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }];
     match op {
-        Op::Create {
-            path,
-            data,
-            ephemeral,
-            sequential,
-        } => Request::Create {
+        Op::Create { path, data, ephemeral, sequential } => Request::Create {
             op: OpCode::Create,
             request: CreateRequest {
                 path: path.clone(),
@@ -174,15 +132,10 @@ fn request(op: &Op) -> Request {
                 flags: i32::from(*ephemeral) | (i32::from(*sequential) << 1),
             },
         },
-        Op::Delete { path, version } => Request::Delete(DeleteRequest {
-            path: path.clone(),
-            version: *version,
-        }),
-        Op::Set {
-            path,
-            data,
-            version,
-        } => Request::SetData(SetDataRequest {
+        Op::Delete { path, version } => {
+            Request::Delete(DeleteRequest { path: path.clone(), version: *version })
+        }
+        Op::Set { path, data, version } => Request::SetData(SetDataRequest {
             path: path.clone(),
             data: Some(Bytes::from(data.clone())),
             version: *version,

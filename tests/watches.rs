@@ -43,29 +43,12 @@ async fn one_shot_watches_fire_once_in_zookeeper_order() {
         (DELETED, "/w/x"),
         "one NodeDeleted for data and child watch"
     );
-    let reply = watcher
-        .call(
-            OpCode::Exists,
-            &ExistsRequest {
-                path: "/w".into(),
-                watch: false,
-            },
-        )
-        .await;
+    let reply =
+        watcher.call(OpCode::Exists, &ExistsRequest { path: "/w".into(), watch: false }).await;
     assert_eq!(result(&reply), Ok(()));
-    let stray = watcher
-        .call(
-            OpCode::Exists,
-            &ExistsRequest {
-                path: "/w".into(),
-                watch: false,
-            },
-        )
-        .await;
-    assert!(
-        !stray.is_notification(),
-        "no second event arrived before this reply"
-    );
+    let stray =
+        watcher.call(OpCode::Exists, &ExistsRequest { path: "/w".into(), watch: false }).await;
+    assert!(!stray.is_notification(), "no second event arrived before this reply");
 }
 
 #[tokio::test]
@@ -76,38 +59,20 @@ async fn notification_precedes_the_reply_of_a_read_that_sees_the_change() {
     writer.create("/o", b"0", 0).await.expect("create");
     for round in 1..=50 {
         watcher.get_data("/o", true).await.expect("watch");
-        writer
-            .set_data("/o", round.to_string().as_bytes(), -1)
-            .await
-            .expect("set");
+        writer.set_data("/o", round.to_string().as_bytes(), -1).await.expect("set");
         let xid = watcher
-            .send(
-                OpCode::GetData,
-                &GetDataRequest {
-                    path: "/o".into(),
-                    watch: false,
-                },
-            )
+            .send(OpCode::GetData, &GetDataRequest { path: "/o".into(), watch: false })
             .await;
         let first = watcher.next_frame().await.expect("frame");
         let second = watcher.next_frame().await.expect("frame");
-        let (notification, reply) = if first.is_notification() {
-            (first, second)
-        } else {
-            (second, first)
-        };
+        let (notification, reply) =
+            if first.is_notification() { (first, second) } else { (second, first) };
         assert_eq!(reply.header.xid, xid);
         let data = reply.decode::<GetDataResponse>().data.expect("data");
         if data.as_ref() == round.to_string().as_bytes() {
-            assert!(
-                notification.header.xid == -1,
-                "round {round}: event came first"
-            );
+            assert!(notification.header.xid == -1, "round {round}: event came first");
         }
-        assert_eq!(
-            event(&notification.event().expect("event")),
-            (CHANGED, "/o")
-        );
+        assert_eq!(event(&notification.event().expect("event")), (CHANGED, "/o"));
     }
 }
 
@@ -117,60 +82,27 @@ async fn persistent_and_recursive_watches() {
     let mut watcher = Client::connect(server.address).await;
     let mut writer = Client::connect(server.address).await;
     writer.create("/p", b"", 0).await.expect("create");
-    let add = |path: &str, mode| AddWatchRequest {
-        path: path.into(),
-        mode,
-    };
-    assert_eq!(
-        result(&watcher.call(OpCode::AddWatch, &add("/p", 0)).await),
-        Ok(())
-    );
-    assert_eq!(
-        result(&watcher.call(OpCode::AddWatch, &add("/r", 1)).await),
-        Ok(())
-    );
+    let add = |path: &str, mode| AddWatchRequest { path: path.into(), mode };
+    assert_eq!(result(&watcher.call(OpCode::AddWatch, &add("/p", 0)).await), Ok(()));
+    assert_eq!(result(&watcher.call(OpCode::AddWatch, &add("/r", 1)).await), Ok(()));
     writer.set_data("/p", b"1", -1).await.expect("set");
     writer.set_data("/p", b"2", -1).await.expect("set");
     assert_eq!(event(&watcher.next_event().await), (CHANGED, "/p"));
-    assert_eq!(
-        event(&watcher.next_event().await),
-        (CHANGED, "/p"),
-        "persistent: still there"
-    );
+    assert_eq!(event(&watcher.next_event().await), (CHANGED, "/p"), "persistent: still there");
     writer.create("/p/c", b"", 0).await.expect("create");
     assert_eq!(event(&watcher.next_event().await), (CHILDREN, "/p"));
     writer.create("/r", b"", 0).await.expect("create");
     writer.create("/r/a", b"", 0).await.expect("create");
     writer.create("/r/a/b", b"", 0).await.expect("create");
     writer.delete("/r/a/b", -1).await.expect("delete");
-    for expected in [
-        (CREATED, "/r"),
-        (CREATED, "/r/a"),
-        (CREATED, "/r/a/b"),
-        (DELETED, "/r/a/b"),
-    ] {
+    for expected in [(CREATED, "/r"), (CREATED, "/r/a"), (CREATED, "/r/a/b"), (DELETED, "/r/a/b")] {
         assert_eq!(event(&watcher.next_event().await), expected);
     }
-    let check = CheckWatchesRequest {
-        path: "/r".into(),
-        watcher_type: 2,
-    };
-    assert_eq!(
-        result(&watcher.call(OpCode::CheckWatches, &check).await),
-        Ok(())
-    );
-    let remove = RemoveWatchesRequest {
-        path: "/r".into(),
-        watcher_type: 3,
-    };
-    assert_eq!(
-        result(&watcher.call(OpCode::RemoveWatches, &remove).await),
-        Ok(())
-    );
-    assert_eq!(
-        result(&watcher.call(OpCode::RemoveWatches, &remove).await),
-        Err(Code::NoWatcher)
-    );
+    let check = CheckWatchesRequest { path: "/r".into(), watcher_type: 2 };
+    assert_eq!(result(&watcher.call(OpCode::CheckWatches, &check).await), Ok(()));
+    let remove = RemoveWatchesRequest { path: "/r".into(), watcher_type: 3 };
+    assert_eq!(result(&watcher.call(OpCode::RemoveWatches, &remove).await), Ok(()));
+    assert_eq!(result(&watcher.call(OpCode::RemoveWatches, &remove).await), Err(Code::NoWatcher));
 }
 
 #[tokio::test]

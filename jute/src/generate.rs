@@ -60,10 +60,7 @@ impl Generate for bool {
 impl Generate for String {
     fn generate(source: &mut Source<'_>) -> Self {
         let len = source.small_len() * 3;
-        (0..len)
-            .map(|_| char::from(b'!' + source.byte() % 90))
-            .collect::<String>()
-            + "/é"
+        (0..len).map(|_| char::from(b'!' + source.byte() % 90)).collect::<String>() + "/é"
     }
 }
 

@@ -39,22 +39,16 @@ impl<'a> Reader<'a> {
     fn take(&mut self, what: &'static str, len: usize) -> Result<&'a [u8], DecodeError> {
         let start = self.position;
         let Some(end) = start.checked_add(len) else {
-            return Err(DecodeError::Invalid {
-                what,
-                offset: start,
-                reason: "length overflows",
-            });
+            return Err(DecodeError::Invalid { what, offset: start, reason: "length overflows" });
         };
         match self.buf.get(start..end) {
             Some(bytes) => {
                 self.position = end;
                 Ok(bytes)
             }
-            None => Err(DecodeError::Incomplete {
-                what,
-                offset: start,
-                needed: end - self.buf.len(),
-            }),
+            None => {
+                Err(DecodeError::Incomplete { what, offset: start, needed: end - self.buf.len() })
+            }
         }
     }
 
@@ -101,11 +95,7 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         let Ok(len) = usize::try_from(len) else {
-            return Err(DecodeError::Invalid {
-                what,
-                offset,
-                reason: "negative length",
-            });
+            return Err(DecodeError::Invalid { what, offset, reason: "negative length" });
         };
         let bytes_needed = len.saturating_mul(element_len_min.max(1));
         if bytes_needed > self.remaining() {

@@ -91,10 +91,7 @@ macro_rules! for_every_record {
 impl Generate for MultiOp {
     fn generate(source: &mut Source<'_>) -> Self {
         match u8::try_from(i32::generate(source).rem_euclid(7)).unwrap_or(0) {
-            0 => MultiOp::Create {
-                op_type: 15,
-                request: Generate::generate(source),
-            },
+            0 => MultiOp::Create { op_type: 15, request: Generate::generate(source) },
             1 => MultiOp::CreateTtl(Generate::generate(source)),
             2 => MultiOp::Delete(Generate::generate(source)),
             3 => MultiOp::SetData(Generate::generate(source)),
@@ -107,9 +104,7 @@ impl Generate for MultiOp {
 
 impl Generate for MultiRequest {
     fn generate(source: &mut Source<'_>) -> Self {
-        MultiRequest {
-            ops: Generate::generate(source),
-        }
+        MultiRequest { ops: Generate::generate(source) }
     }
 }
 
@@ -136,9 +131,7 @@ impl Generate for MultiResult {
 
 impl Generate for MultiResponse {
     fn generate(source: &mut Source<'_>) -> Self {
-        MultiResponse {
-            results: Generate::generate(source),
-        }
+        MultiResponse { results: Generate::generate(source) }
     }
 }
 
@@ -183,27 +176,15 @@ fn negative_lengths_other_than_null_are_invalid() {
 
 #[test]
 fn null_data_stays_null() {
-    let request = SetDataRequest {
-        path: "/a".into(),
-        data: None,
-        version: -1,
-    };
+    let request = SetDataRequest { path: "/a".into(), data: None, version: -1 };
     let encoded = to_bytes(&request);
     assert_eq!(&encoded[6..10], &(-1i32).to_be_bytes());
-    assert_eq!(
-        from_bytes::<SetDataRequest>(&encoded).expect("decodes"),
-        request
-    );
+    assert_eq!(from_bytes::<SetDataRequest>(&encoded).expect("decodes"), request);
 }
 
 #[test]
 fn stat_layout_matches_zookeeper() {
-    let stat = Stat {
-        czxid: 1,
-        num_children: 2,
-        pzxid: 3,
-        ..Stat::default()
-    };
+    let stat = Stat { czxid: 1, num_children: 2, pzxid: 3, ..Stat::default() };
     let encoded = to_bytes(&stat);
     assert_eq!(encoded.len(), 68);
     assert_eq!(&encoded[0..8], &1i64.to_be_bytes());

@@ -57,17 +57,11 @@ impl CreateMode {
     }
 
     fn is_ephemeral(self) -> bool {
-        matches!(
-            self,
-            CreateMode::Ephemeral | CreateMode::EphemeralSequential
-        )
+        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
     }
 
     pub(super) fn is_ttl(self) -> bool {
-        matches!(
-            self,
-            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
-        )
+        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
     }
 }
 
@@ -93,11 +87,8 @@ pub(super) fn create(
     };
     scope.check_session()?;
 
-    let slash = args
-        .path
-        .rfind('/')
-        .filter(|_| !args.path.contains('\0'))
-        .ok_or(Code::BadArguments)?;
+    let slash =
+        args.path.rfind('/').filter(|_| !args.path.contains('\0')).ok_or(Code::BadArguments)?;
     let parent_path = args.path.get(..slash).ok_or(Code::BadArguments)?;
     let acl = fixup_acl(args.acl, scope.context.auth)?;
     let mut parent = scope.record(parent_path)?;

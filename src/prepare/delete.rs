@@ -27,12 +27,7 @@ pub(super) fn delete(
     parent.child_count -= 1;
     scope.set(parent_path, Some(parent));
     scope.set(path, None);
-    Ok((
-        OpCode::Delete,
-        TxnBody::Delete(DeleteTxn {
-            path: path.to_owned(),
-        }),
-    ))
+    Ok((OpCode::Delete, TxnBody::Delete(DeleteTxn { path: path.to_owned() })))
 }
 
 /// The reaper's delete of an empty container or expired TTL node. No ACL applies, so
@@ -55,10 +50,5 @@ pub(super) fn delete_container(
     parent.child_count -= 1;
     scope.set(parent_path, Some(parent));
     scope.set(path, None);
-    Ok((
-        OpCode::DeleteContainer,
-        TxnBody::Delete(DeleteTxn {
-            path: path.to_owned(),
-        }),
-    ))
+    Ok((OpCode::DeleteContainer, TxnBody::Delete(DeleteTxn { path: path.to_owned() })))
 }

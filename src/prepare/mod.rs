@@ -57,12 +57,7 @@ struct Scope<'a, 'b> {
 
 impl Scope<'_, '_> {
     fn lookup(&self, path: &str) -> Option<NodeRecord> {
-        if let Some((_, record)) = self
-            .changes
-            .iter()
-            .rev()
-            .find(|(changed, _)| changed == path)
-        {
+        if let Some((_, record)) = self.changes.iter().rev().find(|(changed, _)| changed == path) {
             return record.clone();
         }
         match self.pending.get(path) {
@@ -98,10 +93,7 @@ fn check_and_increment_version(current: i32, expected: i32) -> Result<i32, Code>
 
 /// ZooKeeper's special paths, which may not be deleted.
 fn is_special_path(path: &str) -> bool {
-    matches!(
-        path,
-        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
-    )
+    matches!(path, "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config")
 }
 
 /// The parent of a path to delete (`getParentPathAndValidate`).
@@ -122,10 +114,7 @@ fn is_txn(request: &Request) -> bool {
 impl Preparer {
     /// A preparer whose next zxid follows `last_zxid`.
     pub fn new(last_zxid: Zxid) -> Preparer {
-        Preparer {
-            last_zxid,
-            pending: PendingChanges::default(),
-        }
+        Preparer { last_zxid, pending: PendingChanges::default() }
     }
 
     /// The zxid of the last prepared txn.
@@ -170,10 +159,7 @@ impl Preparer {
             }
             Err(code) => {
                 header.op_type = OpCode::Error.as_i32();
-                Txn {
-                    header,
-                    body: TxnBody::Error(ErrorTxn { err: code.as_i32() }),
-                }
+                Txn { header, body: TxnBody::Error(ErrorTxn { err: code.as_i32() }) }
             }
         }
     }
@@ -191,11 +177,7 @@ impl Preparer {
             return None;
         }
         let header = self.next_header(context, cxid, time_ms);
-        let mut scope = Scope {
-            context,
-            pending: &self.pending,
-            changes: Vec::new(),
-        };
+        let mut scope = Scope { context, pending: &self.pending, changes: Vec::new() };
         let outcome = match request {
             Request::Create { op, request } => create::create(
                 &mut scope,

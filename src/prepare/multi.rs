@@ -37,11 +37,7 @@ fn prepare_op(scope: &mut Scope<'_, '_>, op: &MultiOp) -> Result<(OpCode, TxnBod
         }
         MultiOp::CreateTtl(request) => {
             let ttl_mode = CreateMode::from_flags(request.flags).is_some_and(CreateMode::is_ttl);
-            let op = if ttl_mode {
-                OpCode::CreateTtl
-            } else {
-                create_op_for_flags(request.flags)
-            };
+            let op = if ttl_mode { OpCode::CreateTtl } else { create_op_for_flags(request.flags) };
             let args = CreateArgs {
                 path: &request.path,
                 data: request.data.as_ref(),
@@ -92,8 +88,5 @@ pub(super) fn multi(scope: &mut Scope<'_, '_>, ops: &[MultiOp]) -> Result<TxnBod
 }
 
 fn error(code: Code) -> SubTxn {
-    SubTxn {
-        op_type: OpCode::Error,
-        body: TxnBody::Error(ErrorTxn { err: code.as_i32() }),
-    }
+    SubTxn { op_type: OpCode::Error, body: TxnBody::Error(ErrorTxn { err: code.as_i32() }) }
 }

@@ -58,11 +58,7 @@ impl PendingChanges {
             let Some((pending_zxid, path)) = self.order.pop_front() else {
                 break;
             };
-            if self
-                .newest
-                .get(&path)
-                .is_some_and(|(newest, _)| *newest == pending_zxid)
-            {
+            if self.newest.get(&path).is_some_and(|(newest, _)| *newest == pending_zxid) {
                 self.newest.remove(&path);
             }
         }
@@ -129,11 +125,7 @@ mod tests {
         pending.push(2, "/a".into(), Some(record(1)));
         assert_eq!(pending.get("/a").flatten().map(|r| r.version), Some(1));
         pending.applied(1);
-        assert_eq!(
-            pending.get("/a").flatten().map(|r| r.version),
-            Some(1),
-            "zxid 2 still pending"
-        );
+        assert_eq!(pending.get("/a").flatten().map(|r| r.version), Some(1), "zxid 2 still pending");
         pending.applied(2);
         assert_eq!(pending.get("/a"), None);
         assert!(pending.is_empty());

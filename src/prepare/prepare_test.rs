@@ -35,9 +35,7 @@ impl Fixture {
             extended_types_enabled: true,
             reconfig_enabled: false,
         };
-        self.preparer
-            .prepare(&context, &request, 1, 1000)
-            .expect("a txn")
+        self.preparer.prepare(&context, &request, 1, 1000).expect("a txn")
     }
 
     fn apply(&mut self, txn: &Txn) {
@@ -90,14 +88,9 @@ fn sequential_names_use_the_creation_count() {
     let mut fixture = Fixture::new();
     fixture.run(create("/p", 0));
     fixture.run(create("/p/a", 0));
-    fixture.run(Request::Delete(DeleteRequest {
-        path: "/p/a".into(),
-        version: -1,
-    }));
+    fixture.run(Request::Delete(DeleteRequest { path: "/p/a".into(), version: -1 }));
     let txn = fixture.run(create("/p/s-", 2));
-    let TxnBody::Create(created) = &txn.body else {
-        panic!("not a create: {txn:?}")
-    };
+    let TxnBody::Create(created) = &txn.body else { panic!("not a create: {txn:?}") };
     assert_eq!(created.path, "/p/s-0000000001");
     assert_eq!(created.parent_cversion, 2);
 }
@@ -109,11 +102,7 @@ fn pending_changes_are_seen_before_apply() {
     let second = fixture.prepare(create("/a", 0));
     assert_eq!(error_of(&second), Some(Code::NodeExists.as_i32()));
     let child = fixture.prepare(create("/a/b", 0));
-    assert_eq!(
-        error_of(&child),
-        None,
-        "parent exists in the pending changes"
-    );
+    assert_eq!(error_of(&child), None, "parent exists in the pending changes");
     fixture.apply(&first);
     fixture.apply(&second);
     fixture.apply(&child);
@@ -123,22 +112,13 @@ fn pending_changes_are_seen_before_apply() {
 #[test]
 fn errors_come_in_zookeepers_order() {
     let mut fixture = Fixture::new();
-    assert_eq!(
-        error_of(&fixture.run(create("/x", 9))),
-        Some(Code::BadArguments.as_i32())
-    );
-    assert_eq!(
-        error_of(&fixture.run(create("noslash", 0))),
-        Some(Code::BadArguments.as_i32())
-    );
+    assert_eq!(error_of(&fixture.run(create("/x", 9))), Some(Code::BadArguments.as_i32()));
+    assert_eq!(error_of(&fixture.run(create("noslash", 0))), Some(Code::BadArguments.as_i32()));
     assert_eq!(
         error_of(&fixture.run(create_with_acl("/x", 0, vec![]))),
         Some(Code::InvalidAcl.as_i32())
     );
-    assert_eq!(
-        error_of(&fixture.run(create("/missing/x", 0))),
-        Some(Code::NoNode.as_i32())
-    );
+    assert_eq!(error_of(&fixture.run(create("/missing/x", 0))), Some(Code::NoNode.as_i32()));
     assert_eq!(
         error_of(&fixture.run(create("/x/", 0))),
         Some(Code::NoNode.as_i32()),
@@ -149,32 +129,16 @@ fn errors_come_in_zookeepers_order() {
         error_of(&fixture.run(create("/e/c", 0))),
         Some(Code::NoChildrenForEphemerals.as_i32())
     );
-    assert_eq!(
-        error_of(&fixture.run(create("/e/", 0))),
-        Some(Code::BadArguments.as_i32())
-    );
-    let readonly = vec![Acl {
-        perms: perms::READ,
-        id: Id {
-            scheme: "world".into(),
-            id: "anyone".into(),
-        },
-    }];
+    assert_eq!(error_of(&fixture.run(create("/e/", 0))), Some(Code::BadArguments.as_i32()));
+    let readonly =
+        vec![Acl { perms: perms::READ, id: Id { scheme: "world".into(), id: "anyone".into() } }];
     fixture.run(create_with_acl("/r", 0, readonly));
-    assert_eq!(
-        error_of(&fixture.run(create("/r/c", 0))),
-        Some(Code::NoAuth.as_i32())
-    );
-    let delete_root = fixture.run(Request::Delete(DeleteRequest {
-        path: "/zookeeper".into(),
-        version: -1,
-    }));
+    assert_eq!(error_of(&fixture.run(create("/r/c", 0))), Some(Code::NoAuth.as_i32()));
+    let delete_root =
+        fixture.run(Request::Delete(DeleteRequest { path: "/zookeeper".into(), version: -1 }));
     assert_eq!(error_of(&delete_root), Some(Code::BadArguments.as_i32()));
-    let bad_version = fixture.run(Request::SetData(SetDataRequest {
-        path: "/e".into(),
-        data: None,
-        version: 3,
-    }));
+    let bad_version =
+        fixture.run(Request::SetData(SetDataRequest { path: "/e".into(), data: None, version: 3 }));
     assert_eq!(error_of(&bad_version), Some(Code::BadVersion.as_i32()));
 }
 
@@ -182,10 +146,7 @@ fn errors_come_in_zookeepers_order() {
 fn expired_sessions_cannot_write() {
     let mut fixture = Fixture::new();
     fixture.sessions.set_closing(SESSION);
-    assert_eq!(
-        error_of(&fixture.run(create("/a", 0))),
-        Some(Code::SessionExpired.as_i32())
-    );
+    assert_eq!(error_of(&fixture.run(create("/a", 0))), Some(Code::SessionExpired.as_i32()));
 }
 
 #[test]
@@ -201,43 +162,22 @@ fn failed_multi_leaves_no_pending_changes() {
                 flags: 0,
             },
         },
-        MultiOp::Delete(DeleteRequest {
-            path: "/nope".into(),
-            version: -1,
-        }),
-        MultiOp::Delete(DeleteRequest {
-            path: "/m".into(),
-            version: -1,
-        }),
+        MultiOp::Delete(DeleteRequest { path: "/nope".into(), version: -1 }),
+        MultiOp::Delete(DeleteRequest { path: "/m".into(), version: -1 }),
     ];
     let txn = fixture.prepare(Request::Multi(MultiRequest { ops }));
-    let TxnBody::Multi(subs) = &txn.body else {
-        panic!("not a multi")
-    };
+    let TxnBody::Multi(subs) = &txn.body else { panic!("not a multi") };
     let codes: Vec<_> = subs
         .iter()
-        .map(|sub| {
-            error_of(&Txn {
-                header: txn.header.clone(),
-                body: sub.body.clone(),
-            })
-        })
+        .map(|sub| error_of(&Txn { header: txn.header.clone(), body: sub.body.clone() }))
         .collect();
     assert_eq!(
         codes,
-        [
-            None,
-            Some(Code::NoNode.as_i32()),
-            Some(Code::RuntimeInconsistency.as_i32())
-        ]
+        [None, Some(Code::NoNode.as_i32()), Some(Code::RuntimeInconsistency.as_i32())]
     );
     assert_eq!(fixture.preparer.pending_len(), 0);
     let after = fixture.prepare(create("/m", 0));
-    assert_eq!(
-        error_of(&after),
-        None,
-        "the failed multi's create was rolled back"
-    );
+    assert_eq!(error_of(&after), None, "the failed multi's create was rolled back");
 }
 
 #[test]
@@ -246,9 +186,7 @@ fn close_session_lists_its_ephemerals() {
     fixture.run(create("/e1", 1));
     let pending_create = fixture.prepare(create("/e2", 1));
     let close = fixture.prepare(Request::CloseSession);
-    let TxnBody::CloseSession(close_txn) = &close.body else {
-        panic!("not a close")
-    };
+    let TxnBody::CloseSession(close_txn) = &close.body else { panic!("not a close") };
     assert_eq!(close_txn.paths_to_delete, ["/e1", "/e2"]);
     fixture.apply(&pending_create);
     fixture.apply(&close);
@@ -267,14 +205,8 @@ fn ttl_rules() {
             ttl,
         })
     };
-    assert_eq!(
-        error_of(&fixture.run(ttl(0, 5))),
-        Some(Code::BadArguments.as_i32())
-    );
-    assert_eq!(
-        error_of(&fixture.run(ttl(100, 0))),
-        Some(Code::BadArguments.as_i32())
-    );
+    assert_eq!(error_of(&fixture.run(ttl(0, 5))), Some(Code::BadArguments.as_i32()));
+    assert_eq!(error_of(&fixture.run(ttl(100, 0))), Some(Code::BadArguments.as_i32()));
     assert_eq!(
         error_of(&fixture.run(ttl(-1, 1))),
         Some(Code::BadArguments.as_i32()),

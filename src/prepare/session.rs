@@ -7,9 +7,7 @@ use crate::txn::TxnBody;
 
 /// A new session with its negotiated timeout.
 pub(super) fn create_session(timeout_ms: i32) -> TxnBody {
-    TxnBody::CreateSession(CreateSessionTxn {
-        time_out: timeout_ms,
-    })
+    TxnBody::CreateSession(CreateSessionTxn { time_out: timeout_ms })
 }
 
 /// Closes a session: its ephemeral nodes, counting pending creates and deletes, go with it.
@@ -32,7 +30,5 @@ pub(super) fn close_session(scope: &mut Scope<'_, '_>) -> TxnBody {
         }
         scope.set(path, None);
     }
-    TxnBody::CloseSession(CloseSessionTxn {
-        paths_to_delete: paths,
-    })
+    TxnBody::CloseSession(CloseSessionTxn { paths_to_delete: paths })
 }

@@ -23,11 +23,7 @@ pub(super) fn set_data(
     let version = check_and_increment_version(node.version, request.version)?;
     node.version = version;
     scope.set(&request.path, Some(node));
-    let txn = SetDataTxn {
-        path: request.path.clone(),
-        data: request.data.clone(),
-        version,
-    };
+    let txn = SetDataTxn { path: request.path.clone(), data: request.data.clone(), version };
     Ok((OpCode::SetData, TxnBody::SetData(txn)))
 }
 
@@ -46,14 +42,7 @@ pub(super) fn set_acl(
     node.aversion = version;
     node.acl = acl.clone().into();
     scope.set(&request.path, Some(node));
-    Ok((
-        OpCode::SetAcl,
-        TxnBody::SetAcl(SetAclTxn {
-            path: request.path.clone(),
-            acl,
-            version,
-        }),
-    ))
+    Ok((OpCode::SetAcl, TxnBody::SetAcl(SetAclTxn { path: request.path.clone(), acl, version })))
 }
 
 /// check: READ permission and the data version; changes nothing.
@@ -66,11 +55,5 @@ pub(super) fn check(
     let node = scope.record(&request.path)?;
     check_acl(&node.acl, perms::READ, scope.context.auth)?;
     let version = check_and_increment_version(node.version, request.version)?;
-    Ok((
-        OpCode::Check,
-        TxnBody::Check(CheckVersionTxn {
-            path: request.path.clone(),
-            version,
-        }),
-    ))
+    Ok((OpCode::Check, TxnBody::Check(CheckVersionTxn { path: request.path.clone(), version })))
 }

@@ -78,9 +78,7 @@ impl FourLetterWord {
 
     /// The word these first four bytes spell, if any.
     pub fn parse(first: [u8; 4]) -> Option<FourLetterWord> {
-        FourLetterWord::ALL
-            .into_iter()
-            .find(|word| word.name().as_bytes() == first)
+        FourLetterWord::ALL.into_iter().find(|word| word.name().as_bytes() == first)
     }
 }
 

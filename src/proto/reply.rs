@@ -24,12 +24,7 @@ pub fn frame_with(write_body: impl FnOnce(&mut BytesMut)) -> Bytes {
 /// A reply: header, then `body` if any. ZooKeeper sends no body with an error.
 pub fn reply(xid: i32, zxid: Zxid, err: Code, body: Option<&dyn WriteRecord>) -> Bytes {
     frame_with(|out| {
-        ReplyHeader {
-            xid,
-            zxid,
-            err: err.as_i32(),
-        }
-        .write(out);
+        ReplyHeader { xid, zxid, err: err.as_i32() }.write(out);
         if let Some(body) = body {
             body.write_record(out);
         }
@@ -49,12 +44,7 @@ pub fn status(xid: i32, zxid: Zxid, err: Code) -> Bytes {
 /// A watch notification: xid -1, zxid -1, as ZooKeeper 3.8 sends them.
 pub fn notification(notification: &Notification) -> Bytes {
     frame_with(|out| {
-        ReplyHeader {
-            xid: XID_NOTIFICATION,
-            zxid: -1,
-            err: 0,
-        }
-        .write(out);
+        ReplyHeader { xid: XID_NOTIFICATION, zxid: -1, err: 0 }.write(out);
         WatcherEvent {
             event_type: notification.event as i32,
             state: STATE_SYNC_CONNECTED,

@@ -102,10 +102,7 @@ impl Frame {
         let mut reader = Reader::new(body);
         let header = RequestHeader::read(&mut reader)?;
         let request = Request::decode(header.op_type, &mut reader);
-        Ok(Frame {
-            xid: header.xid,
-            request,
-        })
+        Ok(Frame { xid: header.xid, request })
     }
 }
 
@@ -113,10 +110,7 @@ impl Request {
     fn decode(op_type: i32, reader: &mut Reader<'_>) -> Result<Request, RequestError> {
         let op = match OpCode::from_i32(op_type) {
             Some(op)
-                if !matches!(
-                    op,
-                    OpCode::Notification | OpCode::CreateSession | OpCode::Error
-                ) =>
+                if !matches!(op, OpCode::Notification | OpCode::CreateSession | OpCode::Error) =>
             {
                 op
             }
@@ -124,10 +118,9 @@ impl Request {
         };
         let malformed = |err| RequestError::Malformed(op, err);
         let request = match op {
-            OpCode::Create | OpCode::Create2 | OpCode::CreateContainer => Request::Create {
-                op,
-                request: Record::read(reader).map_err(malformed)?,
-            },
+            OpCode::Create | OpCode::Create2 | OpCode::CreateContainer => {
+                Request::Create { op, request: Record::read(reader).map_err(malformed)? }
+            }
             OpCode::CreateTtl => Request::CreateTtl(Record::read(reader).map_err(malformed)?),
             OpCode::Delete => Request::Delete(Record::read(reader).map_err(malformed)?),
             OpCode::Exists => Request::Exists(Record::read(reader).map_err(malformed)?),
@@ -145,11 +138,7 @@ impl Request {
                 // ZooKeeper refuses a multi that mixes reads and writes, or whose kind
                 // does not match its opcode.
                 let want_reads = op == OpCode::MultiRead;
-                if multi
-                    .ops
-                    .iter()
-                    .any(|multi_op| multi_op.is_read() != want_reads)
-                {
+                if multi.ops.iter().any(|multi_op| multi_op.is_read() != want_reads) {
                     return Err(malformed(DecodeError::Invalid {
                         what: "multi",
                         offset: 0,
@@ -270,18 +259,9 @@ mod tests {
 
     #[test]
     fn decodes_a_get_data() {
-        let body = GetDataRequest {
-            path: "/a".into(),
-            watch: true,
-        };
+        let body = GetDataRequest { path: "/a".into(), watch: true };
         let decoded = Frame::decode(&frame(4, &body)).expect("header");
-        assert_eq!(
-            decoded,
-            Frame {
-                xid: 5,
-                request: Ok(Request::GetData(body))
-            }
-        );
+        assert_eq!(decoded, Frame { xid: 5, request: Ok(Request::GetData(body)) });
     }
 
     #[test]
@@ -299,10 +279,7 @@ mod tests {
         RequestHeader { xid: 1, op_type: 1 }.write(&mut out);
         out.extend_from_slice(&[0, 0, 0, 9, b'/']);
         let decoded = Frame::decode(&out.freeze()).expect("header");
-        assert!(matches!(
-            decoded.request,
-            Err(RequestError::Malformed(OpCode::Create, _))
-        ));
+        assert!(matches!(decoded.request, Err(RequestError::Malformed(OpCode::Create, _))));
         assert!(Frame::decode(&Bytes::from_static(&[0, 0, 1])).is_err());
     }
 
@@ -310,21 +287,12 @@ mod tests {
     fn mixed_multi_is_malformed() {
         let multi = MultiRequest {
             ops: vec![
-                MultiOp::Delete(DeleteRequest {
-                    path: "/a".into(),
-                    version: -1,
-                }),
-                MultiOp::GetData(GetDataRequest {
-                    path: "/a".into(),
-                    watch: false,
-                }),
+                MultiOp::Delete(DeleteRequest { path: "/a".into(), version: -1 }),
+                MultiOp::GetData(GetDataRequest { path: "/a".into(), watch: false }),
             ],
         };
         let decoded = Frame::decode(&frame(14, &multi)).expect("header");
-        assert!(matches!(
-            decoded.request,
-            Err(RequestError::Malformed(OpCode::Multi, _))
-        ));
+        assert!(matches!(decoded.request, Err(RequestError::Malformed(OpCode::Multi, _))));
     }
 
     #[test]
@@ -335,9 +303,7 @@ mod tests {
             ..SetWatches::default()
         };
         let decoded = Frame::decode(&frame(101, &old)).expect("header");
-        let Ok(Request::SetWatches(watches)) = decoded.request else {
-            panic!("not setWatches")
-        };
+        let Ok(Request::SetWatches(watches)) = decoded.request else { panic!("not setWatches") };
         assert_eq!((watches.relative_zxid, watches.data_watches.len()), (9, 1));
         assert!(watches.persistent_watches.is_empty());
     }

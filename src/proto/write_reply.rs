@@ -19,21 +19,10 @@ pub fn write_reply(op: OpCode, result: &TxnResult, xid: i32, zxid: Zxid) -> Byte
     }
     let stat = result.stat.clone().unwrap_or_default();
     match op {
-        OpCode::Create => reply::ok(
-            xid,
-            zxid,
-            &CreateResponse {
-                path: result.path.clone(),
-            },
-        ),
-        OpCode::Create2 | OpCode::CreateTtl | OpCode::CreateContainer => reply::ok(
-            xid,
-            zxid,
-            &Create2Response {
-                path: result.path.clone(),
-                stat,
-            },
-        ),
+        OpCode::Create => reply::ok(xid, zxid, &CreateResponse { path: result.path.clone() }),
+        OpCode::Create2 | OpCode::CreateTtl | OpCode::CreateContainer => {
+            reply::ok(xid, zxid, &Create2Response { path: result.path.clone(), stat })
+        }
         OpCode::SetData | OpCode::Check => reply::ok(xid, zxid, &SetDataResponse { stat }),
         OpCode::SetAcl => reply::ok(xid, zxid, &SetAclResponse { stat }),
         OpCode::Multi => {
@@ -55,12 +44,7 @@ fn multi_result(result: &TxnResult) -> MultiResult {
         OpCode::Delete | OpCode::DeleteContainer => MultiResult::Delete,
         OpCode::SetData => MultiResult::SetData(result.stat.clone().unwrap_or_default()),
         _ => MultiResult::Error(
-            if result.op_type == OpCode::Error {
-                result.err
-            } else {
-                Code::Ok
-            }
-            .as_i32(),
+            if result.op_type == OpCode::Error { result.err } else { Code::Ok }.as_i32(),
         ),
     }
 }
@@ -88,20 +72,8 @@ mod tests {
 
     #[test]
     fn failed_write_has_no_body() {
-        let frame = write_reply(
-            OpCode::Create,
-            &result(OpCode::Error, Code::NodeExists),
-            3,
-            9,
-        );
-        assert_eq!(
-            header(&frame),
-            ReplyHeader {
-                xid: 3,
-                zxid: 9,
-                err: -110
-            }
-        );
+        let frame = write_reply(OpCode::Create, &result(OpCode::Error, Code::NodeExists), 3, 9);
+        assert_eq!(header(&frame), ReplyHeader { xid: 3, zxid: 9, err: -110 });
         assert_eq!(frame.len(), 4 + 16);
     }
 
@@ -126,11 +98,7 @@ mod tests {
         let response: MultiResponse = from_bytes(&frame.slice(20..)).expect("multi");
         assert_eq!(
             response.results,
-            [
-                MultiResult::Error(0),
-                MultiResult::Error(-103),
-                MultiResult::Error(-2)
-            ]
+            [MultiResult::Error(0), MultiResult::Error(-103), MultiResult::Error(-2)]
         );
     }
 }

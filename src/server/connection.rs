@@ -69,10 +69,7 @@ enum ConnectionError {
 /// Serves one accepted connection until it closes.
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let connection =
-        match shared
-            .registry
-            .open(peer, shared.config.max_client_cnxns, shared.clock.wall_ms())
-        {
+        match shared.registry.open(peer, shared.config.max_client_cnxns, shared.clock.wall_ms()) {
             Ok(connection) => connection,
             Err(_) => {
                 let limit = shared.config.max_client_cnxns;
@@ -127,10 +124,7 @@ async fn read_loop(
     tokio::time::timeout(HANDSHAKE_TIMEOUT, socket.read_exact(&mut first))
         .await
         .map_err(|_| ConnectionError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
-    shared
-        .stats
-        .packets_received
-        .fetch_add(1, Ordering::Relaxed);
+    shared.stats.packets_received.fetch_add(1, Ordering::Relaxed);
     if let Some(word) = FourLetterWord::parse(first) {
         four_letter::respond(shared, connection, word);
         return Ok(());
@@ -149,16 +143,9 @@ async fn read_loop(
         return Ok(());
     };
 
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(frame_len_max)
-        .new_codec();
+    let codec = LengthDelimitedCodec::builder().max_frame_length(frame_len_max).new_codec();
     let mut frames = FramedRead::new(socket, codec);
-    let mut session = Session {
-        shared,
-        connection,
-        session_id,
-        queue: VecDeque::new(),
-    };
+    let mut session = Session { shared, connection, session_id, queue: VecDeque::new() };
     loop {
         session.dispatch().await?;
         tokio::select! {
@@ -193,17 +180,10 @@ async fn handshake(
     }
     let timeout_ms = shared.config.negotiate_session_timeout_ms(request.time_out);
     if request.session_id == 0 {
-        let input = Input::CreateSession {
-            connection: connection.clone(),
-            timeout_ms,
-            sent_read_only,
-        };
+        let input =
+            Input::CreateSession { connection: connection.clone(), timeout_ms, sent_read_only };
         connection.submit_write();
-        shared
-            .driver
-            .send(input)
-            .await
-            .map_err(|_| ConnectionError::ServerStopping)?;
+        shared.driver.send(input).await.map_err(|_| ConnectionError::ServerStopping)?;
         // The driver binds the session and answers; wait for it like for any write.
         let writes_before = 0;
         while connection.writes_completed() == writes_before {
@@ -216,11 +196,7 @@ async fn handshake(
     }
     let session_id = request.session_id;
     let password_ok = request.passwd.as_ref() == session_password(session_id);
-    let valid = password_ok
-        && shared
-            .sessions
-            .lock()
-            .touch(session_id, shared.clock.now_ms());
+    let valid = password_ok && shared.sessions.lock().touch(session_id, shared.clock.now_ms());
     let (time_out, reply_session, passwd) = if valid {
         (timeout_ms, session_id, session_password(session_id))
     } else {
@@ -247,9 +223,7 @@ async fn handshake(
         connection.request_close();
         return Ok(None);
     }
-    shared
-        .registry
-        .bind_session(connection, session_id, i64::from(timeout_ms));
+    shared.registry.bind_session(connection, session_id, i64::from(timeout_ms));
     Ok(Some(session_id))
 }
 
@@ -264,10 +238,7 @@ struct Session<'a> {
 
 impl Session<'_> {
     fn receive(&mut self, body: Bytes) -> Result<(), ConnectionError> {
-        self.shared
-            .stats
-            .packets_received
-            .fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.packets_received.fetch_add(1, Ordering::Relaxed);
         self.connection.stats.lock().received += 1;
         let now_ms = self.shared.clock.now_ms();
         if !self.shared.sessions.lock().touch(self.session_id, now_ms) {
@@ -292,10 +263,7 @@ impl Session<'_> {
                         self.connection.send(reply::status(frame.xid, 0, Code::Ok));
                     }
                     Err(code) => {
-                        self.shared
-                            .stats
-                            .auth_failed
-                            .fetch_add(1, Ordering::Relaxed);
+                        self.shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
                         self.connection.send(reply::status(frame.xid, 0, code));
                         self.connection.request_close();
                         return Err(ConnectionError::AuthFailed(packet.scheme));
@@ -345,16 +313,14 @@ impl Session<'_> {
                 }
                 Err(RequestError::UnknownOpcode(op)) => {
                     let op = *op;
-                    self.connection
-                        .send(reply::status(xid, -1, Code::Unimplemented));
+                    self.connection.send(reply::status(xid, -1, Code::Unimplemented));
                     self.connection.request_close();
                     return Err(ConnectionError::UnknownOpcode(op));
                 }
                 Err(RequestError::Malformed(op, err)) => {
                     tracing::debug!(op = ?op, cause = %err, "malformed request");
                     let zxid = self.shared.database.last_applied_zxid();
-                    self.connection
-                        .send(reply::status(xid, zxid, Code::MarshallingError));
+                    self.connection.send(reply::status(xid, zxid, Code::MarshallingError));
                     self.queue.pop_front();
                 }
             }
@@ -365,21 +331,15 @@ impl Session<'_> {
     fn read(&mut self, xid: i32, request: &Request, received_ms: u64) {
         tracing::debug!(xid, op = ?request.op(), "read");
         let auth = self.connection.auth();
-        let reader = reads::Reader {
-            connection: self.connection,
-            session_id: self.session_id,
-            auth: &auth,
-        };
+        let reader =
+            reads::Reader { connection: self.connection, session_id: self.session_id, auth: &auth };
         let zxid = {
             let view = self.shared.database.read();
             reads::answer(&view, &reader, xid, request)
         };
         let now_ms = self.shared.clock.now_ms();
         let latency_ms = now_ms.saturating_sub(received_ms);
-        self.shared
-            .stats
-            .packets_sent
-            .fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
         self.shared.stats.latency.lock().record(latency_ms);
         let mut stats = self.connection.stats.lock();
         stats.last_op = short_op_name(request.op());

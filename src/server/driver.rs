@@ -64,28 +64,15 @@ enum ReplyTo {
     /// Nobody: the server's own txns.
     Nobody,
     /// A client request.
-    Client {
-        connection: Arc<Connection>,
-        op: OpCode,
-        xid: i32,
-        received_ms: u64,
-    },
+    Client { connection: Arc<Connection>, op: OpCode, xid: i32, received_ms: u64 },
     /// A handshake waiting for its new session.
-    Handshake {
-        connection: Arc<Connection>,
-        sent_read_only: bool,
-    },
+    Handshake { connection: Arc<Connection>, sent_read_only: bool },
 }
 
 /// One prepared unit of work, kept in order.
 enum Work {
     Txn(Txn, ReplyTo),
-    Sync {
-        connection: Arc<Connection>,
-        xid: i32,
-        path: String,
-        received_ms: u64,
-    },
+    Sync { connection: Arc<Connection>, xid: i32, path: String, received_ms: u64 },
 }
 
 struct Driver {
@@ -181,14 +168,7 @@ impl Driver {
     fn prepare(&mut self, input: Input) {
         let wall_ms = self.shared.clock.wall_ms() as i64;
         match input {
-            Input::Request {
-                connection,
-                session_id,
-                xid,
-                request,
-                auth,
-                received_ms,
-            } => {
+            Input::Request { connection, session_id, xid, request, auth, received_ms } => {
                 let shared = self.shared.clone();
                 let mut sessions = shared.sessions.lock();
                 let context = context(&shared, &sessions, &auth, session_id);
@@ -201,12 +181,7 @@ impl Driver {
                         let op = request.op();
                         self.unlogged.push(Work::Txn(
                             txn,
-                            ReplyTo::Client {
-                                connection,
-                                op,
-                                xid,
-                                received_ms,
-                            },
+                            ReplyTo::Client { connection, op, xid, received_ms },
                         ));
                     }
                     None => {
@@ -214,20 +189,11 @@ impl Driver {
                             Request::Sync(sync) => sync.path,
                             _ => String::new(),
                         };
-                        self.unlogged.push(Work::Sync {
-                            connection,
-                            xid,
-                            path,
-                            received_ms,
-                        });
+                        self.unlogged.push(Work::Sync { connection, xid, path, received_ms });
                     }
                 }
             }
-            Input::CreateSession {
-                connection,
-                timeout_ms,
-                sent_read_only,
-            } => {
+            Input::CreateSession { connection, timeout_ms, sent_read_only } => {
                 let shared = self.shared.clone();
                 let mut sessions = shared.sessions.lock();
                 let session_id = sessions.next_session_id();
@@ -237,16 +203,9 @@ impl Driver {
                     shared.clock.now_ms(),
                 );
                 let context = context(&shared, &sessions, &self.server_auth, session_id);
-                let txn = self
-                    .preparer
-                    .prepare_create_session(&context, timeout_ms, wall_ms);
-                self.unlogged.push(Work::Txn(
-                    txn,
-                    ReplyTo::Handshake {
-                        connection,
-                        sent_read_only,
-                    },
-                ));
+                let txn = self.preparer.prepare_create_session(&context, timeout_ms, wall_ms);
+                self.unlogged
+                    .push(Work::Txn(txn, ReplyTo::Handshake { connection, sent_read_only }));
             }
         }
     }
@@ -263,10 +222,7 @@ impl Driver {
             );
             let context = context(&shared, &sessions, &self.server_auth, session_id);
             let wall_ms = shared.clock.wall_ms() as i64;
-            if let Some(txn) = self
-                .preparer
-                .prepare(&context, &Request::CloseSession, 0, wall_ms)
-            {
+            if let Some(txn) = self.preparer.prepare(&context, &Request::CloseSession, 0, wall_ms) {
                 self.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
             }
         }
@@ -301,8 +257,7 @@ impl Driver {
             tracing::debug!(path = %path, "reaping container or TTL node");
             let context = context(&shared, &sessions, &self.server_auth, 0);
             if let Some(txn) =
-                self.preparer
-                    .prepare(&context, &Request::DeleteContainer(path), 0, wall_ms)
+                self.preparer.prepare(&context, &Request::DeleteContainer(path), 0, wall_ms)
             {
                 self.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
             }
@@ -352,12 +307,7 @@ impl Driver {
                     self.apply(&txn, reply_to);
                     applied += 1;
                 }
-                Work::Sync {
-                    connection,
-                    xid,
-                    path,
-                    received_ms,
-                } => {
+                Work::Sync { connection, xid, path, received_ms } => {
                     let zxid = self.shared.database.last_applied_zxid();
                     let frame = reply::ok(xid, zxid, &jute::records::SyncResponse { path });
                     self.answer(&connection, frame, OpCode::Sync, xid, zxid, received_ms);
@@ -367,21 +317,17 @@ impl Driver {
         if applied > 0 {
             let zxid = self.shared.database.last_applied_zxid();
             let shared = self.shared.clone();
-            self.snapshotter
-                .applied(applied, zxid, &self.shared, &self.storage, || {
-                    shared
-                        .sessions
-                        .lock()
-                        .sessions()
-                        .iter()
-                        .map(|session| {
-                            (
-                                session.session_id,
-                                i32::try_from(session.timeout_ms).unwrap_or(i32::MAX),
-                            )
-                        })
-                        .collect()
-                });
+            self.snapshotter.applied(applied, zxid, &self.shared, &self.storage, || {
+                shared
+                    .sessions
+                    .lock()
+                    .sessions()
+                    .iter()
+                    .map(|session| {
+                        (session.session_id, i32::try_from(session.timeout_ms).unwrap_or(i32::MAX))
+                    })
+                    .collect()
+            });
         }
     }
 
@@ -395,13 +341,7 @@ impl Driver {
         let session_id = txn.header.client_id;
         if let TxnBody::CloseSession(_) = txn.body {
             shared.sessions.lock().remove(session_id);
-            let own_close = matches!(
-                &reply_to,
-                ReplyTo::Client {
-                    op: OpCode::CloseSession,
-                    ..
-                }
-            );
+            let own_close = matches!(&reply_to, ReplyTo::Client { op: OpCode::CloseSession, .. });
             if !own_close {
                 if let Some(connection) = shared.registry.for_session(session_id) {
                     connection.request_close();
@@ -410,22 +350,14 @@ impl Driver {
         }
         match reply_to {
             ReplyTo::Nobody => {}
-            ReplyTo::Client {
-                connection,
-                op,
-                xid,
-                received_ms,
-            } => {
+            ReplyTo::Client { connection, op, xid, received_ms } => {
                 let frame = write_reply(op, &result, xid, zxid);
                 self.answer(&connection, frame, op, xid, zxid, received_ms);
                 if op == OpCode::CloseSession {
                     connection.request_close();
                 }
             }
-            ReplyTo::Handshake {
-                connection,
-                sent_read_only,
-            } => {
+            ReplyTo::Handshake { connection, sent_read_only } => {
                 let TxnBody::CreateSession(create) = &txn.body else {
                     return;
                 };
@@ -442,13 +374,8 @@ impl Driver {
                         false.write(out);
                     }
                 }));
-                shared
-                    .stats
-                    .packets_sent
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                shared
-                    .registry
-                    .bind_session(&connection, session_id, i64::from(create.time_out));
+                shared.stats.packets_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                shared.registry.bind_session(&connection, session_id, i64::from(create.time_out));
                 connection.complete_write();
                 tracing::debug!(
                     session_id = format_args!("0x{session_id:x}"),
@@ -470,10 +397,7 @@ impl Driver {
         connection.send(frame);
         let now_ms = self.shared.clock.now_ms();
         let latency_ms = now_ms.saturating_sub(received_ms);
-        self.shared
-            .stats
-            .packets_sent
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared.stats.packets_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.shared.stats.latency.lock().record(latency_ms);
         {
             let mut stats = connection.stats.lock();

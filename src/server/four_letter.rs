@@ -56,10 +56,7 @@ fn render(shared: &Shared, word: FourLetterWord) -> String {
         FourLetterWord::Crst => {
             for connection in shared.registry.all() {
                 let mut stats = connection.stats.lock();
-                *stats = ConnectionStats {
-                    last_op: "NA",
-                    ..ConnectionStats::default()
-                };
+                *stats = ConnectionStats { last_op: "NA", ..ConnectionStats::default() };
             }
             out.push_str("Connection stats reset.\n");
         }
@@ -101,16 +98,8 @@ fn render(shared: &Shared, word: FourLetterWord) -> String {
         }
         FourLetterWord::Dump => dump(shared, &mut out),
         FourLetterWord::Dirs => {
-            let _ = writeln!(
-                out,
-                "datadir_size: {}",
-                directory_size(&shared.config.data_dir)
-            );
-            let _ = writeln!(
-                out,
-                "logdir_size: {}",
-                directory_size(shared.config.log_dir())
-            );
+            let _ = writeln!(out, "datadir_size: {}", directory_size(&shared.config.data_dir));
+            let _ = writeln!(out, "logdir_size: {}", directory_size(shared.config.log_dir()));
         }
     }
     out
@@ -123,12 +112,7 @@ fn zookeeper_node_count(shared: &Shared) -> usize {
 }
 
 fn outstanding(shared: &Shared) -> u64 {
-    shared
-        .registry
-        .all()
-        .iter()
-        .map(|connection| connection.writes_in_flight())
-        .sum()
+    shared.registry.all().iter().map(|connection| connection.writes_in_flight()).sum()
 }
 
 fn server_stats(shared: &Shared, out: &mut String) {
@@ -140,16 +124,8 @@ fn server_stats(shared: &Shared, out: &mut String) {
         latency.average_ms(),
         latency.max_ms
     );
-    let _ = writeln!(
-        out,
-        "Received: {}",
-        shared.stats.packets_received.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "Sent: {}",
-        shared.stats.packets_sent.load(Ordering::Relaxed)
-    );
+    let _ = writeln!(out, "Received: {}", shared.stats.packets_received.load(Ordering::Relaxed));
+    let _ = writeln!(out, "Sent: {}", shared.stats.packets_sent.load(Ordering::Relaxed));
     let _ = writeln!(out, "Connections: {}", shared.registry.len());
     let _ = writeln!(out, "Outstanding: {}", outstanding(shared));
     let _ = writeln!(out, "Zxid: 0x{:x}", shared.database.last_applied_zxid());
@@ -170,19 +146,11 @@ fn connection_info(connection: &Connection, brief: bool, out: &mut String) {
         stats.sent
     );
     if !brief && session_id != 0 {
-        let average = stats
-            .latency
-            .total_ms
-            .checked_div(stats.latency.count)
-            .unwrap_or(0);
+        let average = stats.latency.total_ms.checked_div(stats.latency.count).unwrap_or(0);
         let _ = write!(
             out,
             ",sid=0x{session_id:x},lop={},est={},to={}",
-            if stats.last_op.is_empty() {
-                "NA"
-            } else {
-                stats.last_op
-            },
+            if stats.last_op.is_empty() { "NA" } else { stats.last_op },
             connection.established_ms,
             connection.session_timeout_ms()
         );
@@ -222,9 +190,8 @@ fn envi(out: &mut String) {
     let variable = |name: &str| std::env::var(name).unwrap_or_default();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let current_dir = std::env::current_dir()
-        .map(|dir| dir.display().to_string())
-        .unwrap_or_default();
+    let current_dir =
+        std::env::current_dir().map(|dir| dir.display().to_string()).unwrap_or_default();
     out.push_str("Environment:\n");
     let _ = writeln!(out, "zookeeper.version={VERSION}");
     let _ = writeln!(out, "host.name={}", host.trim());
@@ -241,9 +208,7 @@ fn mntr(shared: &Shared, out: &mut String) {
     let tree = shared.database.tree();
     let watch_count = shared.database.data_watches().summary().watches
         + shared.database.child_watches().summary().watches;
-    let open_fds = std::fs::read_dir("/proc/self/fd")
-        .map(|dir| dir.count())
-        .unwrap_or(0);
+    let open_fds = std::fs::read_dir("/proc/self/fd").map(|dir| dir.count()).unwrap_or(0);
     let mut line = |key: &str, value: String| {
         let _ = writeln!(out, "zk_{key}\t{value}");
     };
@@ -256,33 +221,13 @@ fn mntr(shared: &Shared, out: &mut String) {
     line("znode_count", zookeeper_node_count(shared).to_string());
     line("global_sessions", shared.sessions.lock().len().to_string());
     line("local_sessions", "0".to_owned());
-    line(
-        "packets_sent",
-        shared
-            .stats
-            .packets_sent
-            .load(Ordering::Relaxed)
-            .to_string(),
-    );
-    line(
-        "packets_received",
-        shared
-            .stats
-            .packets_received
-            .load(Ordering::Relaxed)
-            .to_string(),
-    );
+    line("packets_sent", shared.stats.packets_sent.load(Ordering::Relaxed).to_string());
+    line("packets_received", shared.stats.packets_received.load(Ordering::Relaxed).to_string());
     line("watch_count", watch_count.to_string());
-    line(
-        "auth_failed_count",
-        shared.stats.auth_failed.load(Ordering::Relaxed).to_string(),
-    );
+    line("auth_failed_count", shared.stats.auth_failed.load(Ordering::Relaxed).to_string());
     line("min_latency", latency.min_ms.to_string());
     line("max_latency", latency.max_ms.to_string());
-    line(
-        "approximate_data_size",
-        tree.approximate_data_size().to_string(),
-    );
+    line("approximate_data_size", tree.approximate_data_size().to_string());
     line("open_file_descriptor_count", open_fds.to_string());
     line("uptime", shared.clock.now_ms().to_string());
 }
@@ -301,20 +246,10 @@ fn dump(shared: &Shared, out: &mut String) {
         }
     }
     out.push_str("SessionTracker dump:\n");
-    let _ = writeln!(
-        out,
-        "Session Sets ({})/({}):",
-        buckets.len(),
-        sessions.len()
-    );
+    let _ = writeln!(out, "Session Sets ({})/({}):", buckets.len(), sessions.len());
     for (expires_at_ms, ids) in &buckets {
         let expires_wall_ms = (wall_ms + expires_at_ms).saturating_sub(now_ms);
-        let _ = writeln!(
-            out,
-            "{} expire at {}:",
-            ids.len(),
-            java_date(expires_wall_ms)
-        );
+        let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(expires_wall_ms));
         for id in ids {
             let _ = writeln!(out, "\t0x{id:x}");
         }
@@ -331,19 +266,10 @@ fn dump(shared: &Shared, out: &mut String) {
     out.push_str("Connections dump:\n");
     let connections = shared.registry.all();
     let _ = writeln!(out, "Connections Sets (1)/({}):", connections.len());
-    let _ = writeln!(
-        out,
-        "{} expire at {}:",
-        connections.len(),
-        java_date(wall_ms)
-    );
+    let _ = writeln!(out, "{} expire at {}:", connections.len(), java_date(wall_ms));
     for connection in connections {
-        let _ = writeln!(
-            out,
-            "\tip: /{} sessionId: 0x{:x}",
-            connection.peer,
-            connection.session_id()
-        );
+        let _ =
+            writeln!(out, "\tip: /{} sessionId: 0x{:x}", connection.peer, connection.session_id());
     }
 }
 
@@ -366,9 +292,8 @@ fn directory_size(path: &Path) -> u64 {
 /// `Sun Nov 22 00:15:29 UTC 2026`.
 pub fn java_date(epoch_ms: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let seconds = epoch_ms / 1000;
     let days = (seconds / 86_400) as i64;
     let time = seconds % 86_400;
@@ -381,11 +306,7 @@ pub fn java_date(epoch_ms: u64) -> String {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     format!(
         "{} {} {:02} {:02}:{:02}:{:02} UTC {}",

@@ -31,17 +31,15 @@ impl LogWriter {
     ) -> std::io::Result<(LogWriter, mpsc::Receiver<Logged>)> {
         let (batches, incoming) = std_mpsc::sync_channel::<Vec<LogEntry>>(1);
         let (done, completions) = mpsc::channel(1);
-        std::thread::Builder::new()
-            .name("zkrs-log".into())
-            .spawn(move || {
-                while let Ok(batch) = incoming.recv() {
-                    let last = batch.last().map_or(0, |entry| entry.zxid);
-                    let outcome = storage.append(&batch).map(|()| last);
-                    if done.blocking_send(outcome).is_err() {
-                        break;
-                    }
+        std::thread::Builder::new().name("zkrs-log".into()).spawn(move || {
+            while let Ok(batch) = incoming.recv() {
+                let last = batch.last().map_or(0, |entry| entry.zxid);
+                let outcome = storage.append(&batch).map(|()| last);
+                if done.blocking_send(outcome).is_err() {
+                    break;
                 }
-            })?;
+            }
+        })?;
         Ok((LogWriter { batches }, completions))
     }
 

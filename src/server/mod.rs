@@ -52,9 +52,7 @@ impl Clock {
 
     /// Milliseconds since the Unix epoch.
     pub fn wall_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_millis() as u64)
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
     }
 }
 
@@ -87,11 +85,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let (data_dir, log_dir, sync) = (
-        config.data_dir.clone(),
-        config.data_log_dir.clone(),
-        config.force_sync,
-    );
+    let (data_dir, log_dir, sync) =
+        (config.data_dir.clone(), config.data_log_dir.clone(), config.force_sync);
     let storage = tokio::task::spawn_blocking(move || {
         RocksStorage::open(&data_dir, log_dir.as_deref(), sync)
     })
@@ -109,9 +104,7 @@ pub async fn run_with_storage(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let clock = Clock {
-        start: Instant::now(),
-    };
+    let clock = Clock { start: Instant::now() };
     let started = Instant::now();
     let extended = config.extended_types_enabled;
     let recovering = storage.clone();
@@ -123,11 +116,7 @@ pub async fn run_with_storage(
     );
     for (session_id, timeout_ms) in &recovered.sessions {
         // Sessions restored from disk expire by their timeouts from now, as in ZooKeeper.
-        sessions.add(
-            *session_id,
-            u64::try_from(*timeout_ms).unwrap_or(0),
-            clock.now_ms(),
-        );
+        sessions.add(*session_id, u64::try_from(*timeout_ms).unwrap_or(0), clock.now_ms());
     }
     tracing::info!(
         zxid = format_args!("0x{:x}", recovered.last_zxid),

@@ -49,8 +49,7 @@ type Body = Box<dyn WriteRecord>;
 
 fn node_acl(view: &ReadView<'_>, path: &str) -> Result<Vec<Acl>, Code> {
     let tree = view.tree();
-    tree.with_node(path, |node, _| tree.acl(node.acl).to_vec())
-        .ok_or(Code::NoNode)
+    tree.with_node(path, |node, _| tree.acl(node.acl).to_vec()).ok_or(Code::NoNode)
 }
 
 fn execute(
@@ -67,12 +66,9 @@ fn execute(
                 return Err(Code::BadArguments);
             }
             if *watch {
-                view.data_watches()
-                    .add(path, watcher, WatcherMode::Standard);
+                view.data_watches().add(path, watcher, WatcherMode::Standard);
             }
-            Box::new(ExistsResponse {
-                stat: tree.stat(path).ok_or(Code::NoNode)?,
-            })
+            Box::new(ExistsResponse { stat: tree.stat(path).ok_or(Code::NoNode)? })
         }
         Request::GetData(request) => {
             Box::new(get_data(view, reader, &request.path, request.watch)?)
@@ -121,9 +117,7 @@ fn execute(
             if !path.is_empty() && !path.contains('/') {
                 return Err(Code::MarshallingError);
             }
-            return for_watches(view, *watcher_type, |watches| {
-                watches.contains(path, watcher)
-            });
+            return for_watches(view, *watcher_type, |watches| watches.contains(path, watcher));
         }
         Request::RemoveWatches(request) => {
             let path = &request.path;
@@ -143,9 +137,7 @@ fn execute(
             view.child_watches().add(path, watcher, mode);
             Box::new(ErrorResponse { err: 0 })
         }
-        Request::WhoAmI => Box::new(WhoAmIResponse {
-            client_info: reader.auth.client_infos(),
-        }),
+        Request::WhoAmI => Box::new(WhoAmIResponse { client_info: reader.auth.client_infos() }),
         Request::Sasl(_) => Box::new(SetSaslResponse { token: None }),
         _ => return Err(Code::Unimplemented),
     }))
@@ -181,8 +173,7 @@ fn get_data(
     let acl = node_acl(view, path)?;
     check_acl(&acl, perms::READ, reader.auth)?;
     if watch {
-        view.data_watches()
-            .add(path, reader.connection.id, WatcherMode::Standard);
+        view.data_watches().add(path, reader.connection.id, WatcherMode::Standard);
     }
     tree.with_node(path, |node, children| GetDataResponse {
         data: node.data.as_deref().map(bytes::Bytes::copy_from_slice),
@@ -202,8 +193,7 @@ fn get_children(
     check_acl(&acl, perms::READ, reader.auth)?;
     let stat = tree.stat(path).ok_or(Code::NoNode)?;
     if watch {
-        view.child_watches()
-            .add(path, reader.connection.id, WatcherMode::Standard);
+        view.child_watches().add(path, reader.connection.id, WatcherMode::Standard);
     }
     Ok((tree.children(path), stat))
 }
@@ -216,13 +206,7 @@ fn mask_digests(acl: Vec<Acl>) -> Vec<Acl> {
                 return entry;
             }
             let user = entry.id.id.split(':').next().unwrap_or("");
-            Acl {
-                perms: entry.perms,
-                id: Id {
-                    scheme: "digest".into(),
-                    id: format!("{user}:x"),
-                },
-            }
+            Acl { perms: entry.perms, id: Id { scheme: "digest".into(), id: format!("{user}:x") } }
         })
         .collect()
 }
@@ -253,11 +237,7 @@ fn set_watches(view: &ReadView<'_>, reader: &Reader<'_>, watches: &SetWatches2) 
     let tree = view.tree();
     let watcher = reader.connection.id;
     let fire = |event, path: &str| {
-        let notification = Notification {
-            event,
-            path: path.to_owned(),
-            acl: AclList::default(),
-        };
+        let notification = Notification { event, path: path.to_owned(), acl: AclList::default() };
         reader.connection.send(reply::notification(&notification));
     };
     let relative = watches.relative_zxid;
@@ -266,8 +246,7 @@ fn set_watches(view: &ReadView<'_>, reader: &Reader<'_>, watches: &SetWatches2) 
             None => fire(EventType::NodeDeleted, path),
             Some(mzxid) if mzxid > relative => fire(EventType::NodeDataChanged, path),
             Some(_) => {
-                view.data_watches()
-                    .add(path, watcher, WatcherMode::Standard);
+                view.data_watches().add(path, watcher, WatcherMode::Standard);
             }
         }
     }
@@ -275,8 +254,7 @@ fn set_watches(view: &ReadView<'_>, reader: &Reader<'_>, watches: &SetWatches2) 
         if tree.exists(path) {
             fire(EventType::NodeCreated, path);
         } else {
-            view.data_watches()
-                .add(path, watcher, WatcherMode::Standard);
+            view.data_watches().add(path, watcher, WatcherMode::Standard);
         }
     }
     for path in &watches.child_watches {
@@ -284,17 +262,13 @@ fn set_watches(view: &ReadView<'_>, reader: &Reader<'_>, watches: &SetWatches2) 
             None => fire(EventType::NodeDeleted, path),
             Some(pzxid) if pzxid > relative => fire(EventType::NodeChildrenChanged, path),
             Some(_) => {
-                view.child_watches()
-                    .add(path, watcher, WatcherMode::Standard);
+                view.child_watches().add(path, watcher, WatcherMode::Standard);
             }
         }
     }
     for (paths, mode) in [
         (&watches.persistent_watches, WatcherMode::Persistent),
-        (
-            &watches.persistent_recursive_watches,
-            WatcherMode::PersistentRecursive,
-        ),
+        (&watches.persistent_recursive_watches, WatcherMode::PersistentRecursive),
     ] {
         for path in paths {
             view.child_watches().add(path, watcher, mode);

@@ -94,9 +94,7 @@ impl Connection {
     /// Writes handed to the driver and not yet answered: ZooKeeper's "outstanding".
     pub fn writes_in_flight(&self) -> u64 {
         let completed = self.writes_completed();
-        self.writes_submitted
-            .load(Ordering::Acquire)
-            .saturating_sub(completed)
+        self.writes_submitted.load(Ordering::Acquire).saturating_sub(completed)
     }
 
     /// Waits for the next completed write.
@@ -182,9 +180,7 @@ impl Registry {
     /// Binds a session to a connection; a previous connection of the session is closed,
     /// as ZooKeeper closes it when the client reconnects elsewhere.
     pub fn bind_session(&self, connection: &Connection, session_id: SessionId, timeout_ms: i64) {
-        connection
-            .session_timeout_ms
-            .store(timeout_ms, Ordering::Relaxed);
+        connection.session_timeout_ms.store(timeout_ms, Ordering::Relaxed);
         connection.session_id.store(session_id, Ordering::Release);
         if let Some(previous) = self.by_session.insert(session_id, connection.id) {
             if previous != connection.id {
@@ -206,8 +202,7 @@ impl Registry {
             return;
         }
         let session_id = connection.session_id();
-        self.by_session
-            .remove_if(&session_id, |_, id| *id == connection.id);
+        self.by_session.remove_if(&session_id, |_, id| *id == connection.id);
         let ip = connection.peer.ip();
         if let Some(mut count) = self.per_ip.get_mut(&ip) {
             *count = count.saturating_sub(1);
@@ -238,11 +233,7 @@ impl Registry {
 
     /// Every live connection, ordered by id.
     pub fn all(&self) -> Vec<Arc<Connection>> {
-        let mut all: Vec<_> = self
-            .connections
-            .iter()
-            .map(|entry| entry.value().clone())
-            .collect();
+        let mut all: Vec<_> = self.connections.iter().map(|entry| entry.value().clone()).collect();
         all.sort_by_key(|connection| connection.id);
         all
     }

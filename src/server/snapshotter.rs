@@ -69,30 +69,24 @@ impl Snapshotter {
         if self.txns_since_snapshot < self.threshold {
             return;
         }
-        if self
-            .running
-            .as_ref()
-            .is_some_and(|running| !running.is_finished())
-        {
+        if self.running.as_ref().is_some_and(|running| !running.is_finished()) {
             return;
         }
         self.txns_since_snapshot = 0;
         self.roll();
         let (shared, storage, sessions) = (shared.clone(), storage.clone(), sessions());
         let (retain, purge) = (self.retain, self.purge_after_snapshot);
-        let spawned = std::thread::Builder::new()
-            .name("zkrs-snapshot".into())
-            .spawn(
-                move || match take_snapshot(&shared, storage.as_ref(), zxid, &sessions) {
-                    Ok(()) if purge => {
-                        if let Err(err) = purge_old(storage.as_ref(), retain) {
-                            tracing::warn!(cause = %err, "purging old snapshots failed");
-                        }
+        let spawned = std::thread::Builder::new().name("zkrs-snapshot".into()).spawn(move || {
+            match take_snapshot(&shared, storage.as_ref(), zxid, &sessions) {
+                Ok(()) if purge => {
+                    if let Err(err) = purge_old(storage.as_ref(), retain) {
+                        tracing::warn!(cause = %err, "purging old snapshots failed");
                     }
-                    Ok(()) => {}
-                    Err(err) => tracing::error!(cause = %err, "snapshot failed"),
-                },
-            );
+                }
+                Ok(()) => {}
+                Err(err) => tracing::error!(cause = %err, "snapshot failed"),
+            }
+        });
         match spawned {
             Ok(handle) => self.running = Some(handle),
             Err(err) => tracing::warn!(cause = %err, "cannot start a snapshot thread"),
@@ -155,12 +149,8 @@ pub fn purge_old(storage: &dyn Storage, retain: usize) -> Result<(), StorageErro
             storage.delete_snapshot(zxid)?;
         }
     }
-    let oldest_kept = snapshots
-        .iter()
-        .take(retain)
-        .map(|header| header.zxid)
-        .min()
-        .unwrap_or(newest);
+    let oldest_kept =
+        snapshots.iter().take(retain).map(|header| header.zxid).min().unwrap_or(newest);
     storage.purge_log_through(oldest_kept)?;
     storage.reclaim_space()
 }

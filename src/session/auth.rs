@@ -22,23 +22,13 @@ pub struct AuthIds {
 impl AuthIds {
     /// A new connection from `client_ip`, which is its first identity (`ip:<address>`).
     pub fn for_client(client_ip: IpAddr) -> AuthIds {
-        AuthIds {
-            ids: vec![Id {
-                scheme: "ip".into(),
-                id: java_host_address(client_ip),
-            }],
-        }
+        AuthIds { ids: vec![Id { scheme: "ip".into(), id: java_host_address(client_ip) }] }
     }
 
     /// The server's own identity, for the requests it makes itself (session expiry,
     /// container reaping), which no ACL may stop.
     pub fn server() -> AuthIds {
-        AuthIds {
-            ids: vec![Id {
-                scheme: "super".into(),
-                id: String::new(),
-            }],
-        }
+        AuthIds { ids: vec![Id { scheme: "super".into(), id: String::new() }] }
     }
 
     /// Adds an identity; a duplicate is ignored.
@@ -68,10 +58,7 @@ impl AuthIds {
                     "digest" => id.id.split(':').next().unwrap_or("").to_owned(),
                     _ => id.id.clone(),
                 };
-                ClientInfo {
-                    auth_scheme: id.scheme.clone(),
-                    user,
-                }
+                ClientInfo { auth_scheme: id.scheme.clone(), user }
             })
             .collect()
     }
@@ -79,9 +66,9 @@ impl AuthIds {
 
 /// Java's `String.hashCode`.
 fn java_string_hash(value: &str) -> i32 {
-    value.encode_utf16().fold(0i32, |hash, unit| {
-        hash.wrapping_mul(31).wrapping_add(i32::from(unit))
-    })
+    value
+        .encode_utf16()
+        .fold(0i32, |hash, unit| hash.wrapping_mul(31).wrapping_add(i32::from(unit)))
 }
 
 /// Orders ids as a `ConcurrentHashMap` key set iterates them: by bucket of the jute
@@ -93,20 +80,13 @@ fn java_hash_set_order(ids: Vec<Id>) -> Vec<Id> {
     }
     let bucket = |id: &Id| {
         let hash = 37i32
-            .wrapping_mul(
-                37i32
-                    .wrapping_mul(17)
-                    .wrapping_add(java_string_hash(&id.scheme)),
-            )
+            .wrapping_mul(37i32.wrapping_mul(17).wrapping_add(java_string_hash(&id.scheme)))
             .wrapping_add(java_string_hash(&id.id));
         let spread = (hash ^ ((hash as u32) >> 16) as i32) & 0x7fff_ffff;
         spread as usize & (table_len - 1)
     };
-    let mut indexed: Vec<(usize, usize, Id)> = ids
-        .into_iter()
-        .enumerate()
-        .map(|(order, id)| (bucket(&id), order, id))
-        .collect();
+    let mut indexed: Vec<(usize, usize, Id)> =
+        ids.into_iter().enumerate().map(|(order, id)| (bucket(&id), order, id)).collect();
     indexed.sort_by_key(|(bucket, order, _)| (*bucket, *order));
     indexed.into_iter().map(|(_, _, id)| id).collect()
 }
@@ -131,10 +111,7 @@ pub fn java_host_address(ip: IpAddr) -> String {
 pub fn digest(user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or("");
     let hash = Sha1::digest(user_password.as_bytes());
-    format!(
-        "{user}:{}",
-        base64::engine::general_purpose::STANDARD.encode(hash)
-    )
+    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
 }
 
 /// The identities an `addauth` packet grants, or `AuthFailed` for a scheme without a
@@ -153,21 +130,12 @@ pub fn authenticate(
             let digest = digest(&String::from_utf8_lossy(auth));
             let mut ids = Vec::new();
             if super_digest == Some(digest.as_str()) {
-                ids.push(Id {
-                    scheme: "super".into(),
-                    id: String::new(),
-                });
+                ids.push(Id { scheme: "super".into(), id: String::new() });
             }
-            ids.push(Id {
-                scheme: "digest".into(),
-                id: digest,
-            });
+            ids.push(Id { scheme: "digest".into(), id: digest });
             Ok(ids)
         }
-        "ip" => Ok(vec![Id {
-            scheme: "ip".into(),
-            id: java_host_address(client_ip),
-        }]),
+        "ip" => Ok(vec![Id { scheme: "ip".into(), id: java_host_address(client_ip) }]),
         _ => Err(Code::AuthFailed),
     }
 }
@@ -197,11 +165,7 @@ fn ip_matches(client: &str, expression: &str) -> bool {
             IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
             IpAddr::V6(v6) => (u128::from(v6), 128),
         };
-        let mask = if bits == 0 {
-            0
-        } else {
-            (!0u128 >> (128 - bits)) << (width - bits)
-        };
+        let mask = if bits == 0 { 0 } else { (!0u128 >> (128 - bits)) << (width - bits) };
         Some(value & mask)
     };
     acl_address.is_ipv4() == client.is_ipv4() && masked(acl_address) == masked(client)
@@ -245,18 +209,14 @@ pub fn fixup_acl(acl: &[Acl], auth: &AuthIds) -> Result<Vec<Acl>, Code> {
         if id.scheme == "world" && id.id == "anyone" {
             fixed.push(entry.clone());
         } else if id.scheme == "auth" {
-            let authenticated: Vec<&Id> = auth
-                .ids()
-                .iter()
-                .filter(|id| id.scheme == "digest")
-                .collect();
+            let authenticated: Vec<&Id> =
+                auth.ids().iter().filter(|id| id.scheme == "digest").collect();
             if authenticated.is_empty() {
                 return Err(Code::InvalidAcl);
             }
-            fixed.extend(authenticated.into_iter().map(|id| Acl {
-                perms: entry.perms,
-                id: id.clone(),
-            }));
+            fixed.extend(
+                authenticated.into_iter().map(|id| Acl { perms: entry.perms, id: id.clone() }),
+            );
         } else if is_valid_id(id) {
             fixed.push(entry.clone());
         } else {
@@ -278,14 +238,8 @@ pub fn check_acl(acl: &[Acl], perm: i32, auth: &AuthIds) -> Result<(), Code> {
         let id = &entry.id;
         let granted = match id.scheme.as_str() {
             "world" => id.id == "anyone",
-            "digest" => auth
-                .ids()
-                .iter()
-                .any(|own| own.scheme == "digest" && own.id == id.id),
-            "ip" => auth
-                .ids()
-                .iter()
-                .any(|own| own.scheme == "ip" && ip_matches(&own.id, &id.id)),
+            "digest" => auth.ids().iter().any(|own| own.scheme == "digest" && own.id == id.id),
+            "ip" => auth.ids().iter().any(|own| own.scheme == "ip" && ip_matches(&own.id, &id.id)),
             _ => false,
         };
         if granted {
@@ -301,13 +255,7 @@ mod tests {
     use crate::tree::acl::perms;
 
     fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
-        Acl {
-            perms,
-            id: Id {
-                scheme: scheme.into(),
-                id: id.into(),
-            },
-        }
+        Acl { perms, id: Id { scheme: scheme.into(), id: id.into() } }
     }
 
     fn localhost() -> AuthIds {
@@ -325,10 +273,7 @@ mod tests {
     #[test]
     fn whoami_order_matches_zookeeper() {
         let mut auth = localhost();
-        auth.add(Id {
-            scheme: "digest".into(),
-            id: digest("alice:secret"),
-        });
+        auth.add(Id { scheme: "digest".into(), id: digest("alice:secret") });
         let infos: Vec<String> = auth
             .client_infos()
             .iter()
@@ -340,55 +285,27 @@ mod tests {
     #[test]
     fn super_digest_grants_super() {
         let ip = "10.0.0.1".parse().expect("ip");
-        let ids = authenticate(
-            "digest",
-            b"super:test",
-            ip,
-            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="),
-        )
-        .expect("ok");
+        let ids =
+            authenticate("digest", b"super:test", ip, Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="))
+                .expect("ok");
         assert_eq!(ids[0].scheme, "super");
-        assert_eq!(
-            authenticate("kerberos", b"x", ip, None),
-            Err(Code::AuthFailed)
-        );
+        assert_eq!(authenticate("kerberos", b"x", ip, None), Err(Code::AuthFailed));
     }
 
     #[test]
     fn acl_checks() {
         let mut auth = localhost();
-        let alice = acl(
-            perms::READ | perms::WRITE,
-            "digest",
-            &digest("alice:secret"),
-        );
-        assert_eq!(
-            check_acl(std::slice::from_ref(&alice), perms::READ, &auth),
-            Err(Code::NoAuth)
-        );
-        auth.add(Id {
-            scheme: "digest".into(),
-            id: digest("alice:secret"),
-        });
-        assert_eq!(
-            check_acl(std::slice::from_ref(&alice), perms::READ, &auth),
-            Ok(())
-        );
+        let alice = acl(perms::READ | perms::WRITE, "digest", &digest("alice:secret"));
+        assert_eq!(check_acl(std::slice::from_ref(&alice), perms::READ, &auth), Err(Code::NoAuth));
+        auth.add(Id { scheme: "digest".into(), id: digest("alice:secret") });
+        assert_eq!(check_acl(std::slice::from_ref(&alice), perms::READ, &auth), Ok(()));
         assert_eq!(check_acl(&[alice], perms::ADMIN, &auth), Err(Code::NoAuth));
         assert_eq!(
-            check_acl(
-                &[acl(perms::ALL, "ip", "127.0.0.0/8")],
-                perms::DELETE,
-                &localhost()
-            ),
+            check_acl(&[acl(perms::ALL, "ip", "127.0.0.0/8")], perms::DELETE, &localhost()),
             Ok(())
         );
         assert_eq!(
-            check_acl(
-                &[acl(perms::ALL, "ip", "10.0.0.0/8")],
-                perms::DELETE,
-                &localhost()
-            ),
+            check_acl(&[acl(perms::ALL, "ip", "10.0.0.0/8")], perms::DELETE, &localhost()),
             Err(Code::NoAuth)
         );
         assert_eq!(check_acl(&[], perms::ADMIN, &localhost()), Ok(()));
@@ -397,33 +314,15 @@ mod tests {
     #[test]
     fn fixup_expands_auth_and_rejects_bad_ids() {
         let mut auth = localhost();
-        assert_eq!(
-            fixup_acl(&[acl(perms::READ, "auth", "")], &auth),
-            Err(Code::InvalidAcl)
-        );
-        auth.add(Id {
-            scheme: "digest".into(),
-            id: "alice:x".into(),
-        });
-        let fixed = fixup_acl(
-            &[acl(perms::READ, "auth", ""), acl(perms::READ, "auth", "")],
-            &auth,
-        )
-        .expect("valid");
+        assert_eq!(fixup_acl(&[acl(perms::READ, "auth", "")], &auth), Err(Code::InvalidAcl));
+        auth.add(Id { scheme: "digest".into(), id: "alice:x".into() });
+        let fixed = fixup_acl(&[acl(perms::READ, "auth", ""), acl(perms::READ, "auth", "")], &auth)
+            .expect("valid");
         assert_eq!(fixed, [acl(perms::READ, "digest", "alice:x")]);
         assert_eq!(fixup_acl(&[], &auth), Err(Code::InvalidAcl));
-        assert_eq!(
-            fixup_acl(&[acl(1, "digest", "nocolon")], &auth),
-            Err(Code::InvalidAcl)
-        );
-        assert_eq!(
-            fixup_acl(&[acl(1, "world", "someone")], &auth),
-            Err(Code::InvalidAcl)
-        );
-        assert_eq!(
-            fixup_acl(&[acl(1, "ip", "1.2.3.4/33")], &auth),
-            Err(Code::InvalidAcl)
-        );
+        assert_eq!(fixup_acl(&[acl(1, "digest", "nocolon")], &auth), Err(Code::InvalidAcl));
+        assert_eq!(fixup_acl(&[acl(1, "world", "someone")], &auth), Err(Code::InvalidAcl));
+        assert_eq!(fixup_acl(&[acl(1, "ip", "1.2.3.4/33")], &auth), Err(Code::InvalidAcl));
         assert!(fixup_acl(&[acl(1, "ip", "1.2.3.4/24")], &auth).is_ok());
         assert!(fixup_acl(&[acl(1, "digest", "a:b:")], &auth).is_ok());
     }

@@ -22,9 +22,7 @@ impl JavaRandom {
     const MASK: i64 = (1 << 48) - 1;
 
     fn new(seed: i64) -> JavaRandom {
-        JavaRandom {
-            seed: (seed ^ Self::MULTIPLIER) & Self::MASK,
-        }
+        JavaRandom { seed: (seed ^ Self::MULTIPLIER) & Self::MASK }
     }
 
     fn next_int(&mut self) -> i32 {

@@ -76,21 +76,14 @@ impl SessionTracker {
                 self.buckets.remove(&old);
             }
         }
-        self.buckets
-            .entry(expires_at_ms)
-            .or_default()
-            .insert(session_id);
+        self.buckets.entry(expires_at_ms).or_default().insert(session_id);
     }
 
     /// Starts tracking a session (or refreshes its timeout if it is known).
     pub fn add(&mut self, session_id: SessionId, timeout_ms: u64, now_ms: u64) {
         self.sessions
             .entry(session_id)
-            .or_insert(Session {
-                timeout_ms,
-                expires_at_ms: 0,
-                closing: false,
-            })
+            .or_insert(Session { timeout_ms, expires_at_ms: 0, closing: false })
             .timeout_ms = timeout_ms;
         let expires_at_ms = self.round_up(now_ms + timeout_ms);
         self.schedule(session_id, expires_at_ms);
@@ -148,9 +141,7 @@ impl SessionTracker {
 
     /// The negotiated timeout of a session.
     pub fn timeout_ms(&self, session_id: SessionId) -> Option<u64> {
-        self.sessions
-            .get(&session_id)
-            .map(|session| session.timeout_ms)
+        self.sessions.get(&session_id).map(|session| session.timeout_ms)
     }
 
     /// Takes the sessions whose expiry time has passed and marks them closing.
@@ -212,11 +203,7 @@ mod tests {
         assert_eq!(tracker.next_expiry_ms(), Some(6000));
         assert!(tracker.expire(5999).is_empty());
         assert_eq!(tracker.expire(6000), [1]);
-        assert_eq!(
-            tracker.check(1),
-            Err(Code::SessionExpired),
-            "an expired session is closing"
-        );
+        assert_eq!(tracker.check(1), Err(Code::SessionExpired), "an expired session is closing");
         assert!(!tracker.touch(1, 6000));
         tracker.remove(1);
         assert!(!tracker.contains(1));

@@ -38,10 +38,7 @@ impl Storage for MemoryStorage {
         let mut last = state.log.keys().next_back().copied().unwrap_or(0);
         for entry in entries {
             if entry.zxid <= last {
-                return Err(StorageError::OutOfOrder {
-                    zxid: entry.zxid,
-                    last,
-                });
+                return Err(StorageError::OutOfOrder { zxid: entry.zxid, last });
             }
             last = entry.zxid;
         }
@@ -52,13 +49,7 @@ impl Storage for MemoryStorage {
     }
 
     fn last_logged_zxid(&self) -> Zxid {
-        self.state
-            .lock()
-            .log
-            .keys()
-            .next_back()
-            .copied()
-            .unwrap_or(0)
+        self.state.lock().log.keys().next_back().copied().unwrap_or(0)
     }
 
     fn read_log(
@@ -71,10 +62,7 @@ impl Storage for MemoryStorage {
             .lock()
             .log
             .range(after.saturating_add(1)..)
-            .map(|(zxid, value)| LogEntry {
-                zxid: *zxid,
-                value: value.clone(),
-            })
+            .map(|(zxid, value)| LogEntry { zxid: *zxid, value: value.clone() })
             .collect();
         for entry in entries {
             if !visit(entry) {
@@ -102,18 +90,12 @@ impl Storage for MemoryStorage {
         index: u32,
         chunk: &Bytes,
     ) -> Result<(), StorageError> {
-        self.state
-            .lock()
-            .snapshots
-            .insert((zxid, index), crate::storage::record::seal(chunk));
+        self.state.lock().snapshots.insert((zxid, index), crate::storage::record::seal(chunk));
         Ok(())
     }
 
     fn finish_snapshot(&self, header: &SnapshotHeader) -> Result<(), StorageError> {
-        self.state
-            .lock()
-            .snapshots
-            .insert((header.zxid, HEADER_INDEX), encode_header(header));
+        self.state.lock().snapshots.insert((header.zxid, HEADER_INDEX), encode_header(header));
         Ok(())
     }
 
@@ -135,16 +117,9 @@ impl Storage for MemoryStorage {
         visit: &mut dyn FnMut(usize, Bytes) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
         for index in 0..header.chunks {
-            let sealed = self
-                .state
-                .lock()
-                .snapshots
-                .get(&(header.zxid, index))
-                .cloned();
-            let chunk = sealed
-                .as_ref()
-                .and_then(crate::storage::record::unseal)
-                .ok_or_else(|| {
+            let sealed = self.state.lock().snapshots.get(&(header.zxid, index)).cloned();
+            let chunk =
+                sealed.as_ref().and_then(crate::storage::record::unseal).ok_or_else(|| {
                     StorageError::Corrupt(format!(
                         "snapshot 0x{:x} chunk {index} is missing or damaged",
                         header.zxid
@@ -156,10 +131,7 @@ impl Storage for MemoryStorage {
     }
 
     fn delete_snapshot(&self, zxid: Zxid) -> Result<(), StorageError> {
-        self.state
-            .lock()
-            .snapshots
-            .retain(|(snapshot, _), _| *snapshot != zxid);
+        self.state.lock().snapshots.retain(|(snapshot, _), _| *snapshot != zxid);
         Ok(())
     }
 

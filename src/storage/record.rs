@@ -60,14 +60,8 @@ pub fn unseal(value: &Bytes) -> Option<Bytes> {
 /// right after sealing, so a bad encoder cannot write what recovery would refuse.
 pub fn encode_entry(txn: &Txn) -> LogEntry {
     let value = seal(&txn.encode());
-    assert!(
-        unseal(&value).is_some(),
-        "a freshly sealed log entry must verify"
-    );
-    LogEntry {
-        zxid: txn.zxid(),
-        value,
-    }
+    assert!(unseal(&value).is_some(), "a freshly sealed log entry must verify");
+    LogEntry { zxid: txn.zxid(), value }
 }
 
 /// The txn in a log entry.
@@ -80,10 +74,7 @@ pub fn decode_entry(entry: &LogEntry) -> Result<Txn, StorageError> {
         StorageError::Corrupt(format!("log entry 0x{:x} fails its checksum", entry.zxid))
     })?;
     let txn = Txn::decode(&payload).map_err(|err| {
-        StorageError::Corrupt(format!(
-            "log entry 0x{:x} does not decode: {err}",
-            entry.zxid
-        ))
+        StorageError::Corrupt(format!("log entry 0x{:x} does not decode: {err}", entry.zxid))
     })?;
     if txn.zxid() != entry.zxid {
         return Err(StorageError::Corrupt(format!(
@@ -120,9 +111,7 @@ pub fn decode_header(value: &Bytes) -> Result<SnapshotHeader, StorageError> {
     let corrupt = |err: DecodeError| StorageError::Corrupt(format!("snapshot header: {err}"));
     let mut reader = Reader::new(&payload);
     if reader.read_i64("magic").map_err(corrupt)? != SNAPSHOT_MAGIC {
-        return Err(StorageError::Corrupt(
-            "snapshot header has a wrong magic number".into(),
-        ));
+        return Err(StorageError::Corrupt("snapshot header has a wrong magic number".into()));
     }
     let format = reader.read_i32("format").map_err(corrupt)?;
     if format != SNAPSHOT_FORMAT {
@@ -169,10 +158,7 @@ mod tests {
             for bit in 0..8 {
                 let mut damaged = entry.value.to_vec();
                 damaged[byte] ^= 1 << bit;
-                let damaged = LogEntry {
-                    zxid: entry.zxid,
-                    value: damaged.into(),
-                };
+                let damaged = LogEntry { zxid: entry.zxid, value: damaged.into() };
                 assert!(
                     matches!(decode_entry(&damaged), Err(StorageError::Corrupt(_))),
                     "byte {byte} bit {bit}"
@@ -185,10 +171,7 @@ mod tests {
     fn torn_entries_are_corrupt() {
         let entry = encode_entry(&txn(9));
         for len in 0..entry.value.len() {
-            let torn = LogEntry {
-                zxid: 9,
-                value: entry.value.slice(..len),
-            };
+            let torn = LogEntry { zxid: 9, value: entry.value.slice(..len) };
             assert!(decode_entry(&torn).is_err(), "length {len}");
         }
     }
@@ -206,10 +189,7 @@ mod tests {
         keys.sort();
         let zxids: Vec<_> = keys.iter().filter_map(|key| zxid_of_log_key(key)).collect();
         assert_eq!(zxids, [5, 0x1_ffff_ffff, 0x2_0000_0001]);
-        assert_eq!(
-            parse_snapshot_key(&snapshot_key(77, HEADER_INDEX)),
-            Some((77, HEADER_INDEX))
-        );
+        assert_eq!(parse_snapshot_key(&snapshot_key(77, HEADER_INDEX)), Some((77, HEADER_INDEX)));
     }
 
     #[test]
@@ -222,10 +202,7 @@ mod tests {
             bytes: 123_456,
             created_ms: 99,
         };
-        assert_eq!(
-            decode_header(&encode_header(&header)).expect("valid"),
-            header
-        );
+        assert_eq!(decode_header(&encode_header(&header)).expect("valid"), header);
         let mut damaged = encode_header(&header).to_vec();
         damaged[10] ^= 4;
         assert!(decode_header(&damaged.into()).is_err());

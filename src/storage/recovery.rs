@@ -150,11 +150,7 @@ pub fn recover(
         replayed += 1;
         if reported.elapsed() >= PROGRESS_INTERVAL {
             reported = Instant::now();
-            tracing::info!(
-                replayed,
-                zxid = format_args!("0x{zxid:x}"),
-                "replaying the log"
-            );
+            tracing::info!(replayed, zxid = format_args!("0x{zxid:x}"), "replaying the log");
         }
         true
     })?;
@@ -172,12 +168,7 @@ pub fn recover(
         storage.truncate_after(zxid - 1)?;
     }
     if replayed > 0 {
-        tracing::info!(
-            replayed,
-            bytes,
-            seconds = started.elapsed().as_secs_f64(),
-            "log replayed"
-        );
+        tracing::info!(replayed, bytes, seconds = started.elapsed().as_secs_f64(), "log replayed");
     }
     let last_zxid = previous.max(snapshot_zxid);
     Ok(Recovered {

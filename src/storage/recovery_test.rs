@@ -79,21 +79,11 @@ fn the_log_alone_rebuilds_nodes_and_sessions() {
     let storage = MemoryStorage::default();
     append(
         &storage,
-        &[
-            session(1, 0x10),
-            session(2, 0x11),
-            create(3, "/a", None),
-            create(4, "/a/e", Some(0x10)),
-        ],
+        &[session(1, 0x10), session(2, 0x11), create(3, "/a", None), create(4, "/a/e", Some(0x10))],
     );
     append(
         &storage,
-        &[txn(
-            5,
-            0x11,
-            OpCode::CloseSession,
-            TxnBody::CloseSession(CloseSessionTxn::default()),
-        )],
+        &[txn(5, 0x11, OpCode::CloseSession, TxnBody::CloseSession(CloseSessionTxn::default()))],
     );
     let recovered = recover(&storage, false).expect("recovers");
     assert_eq!(recovered.last_zxid, 5);
@@ -106,12 +96,8 @@ fn the_log_alone_rebuilds_nodes_and_sessions() {
 fn snapshot_plus_log_after_it() {
     let storage = MemoryStorage::default();
     let database = Database::new(false);
-    let log = [
-        session(1, 0x10),
-        create(2, "/a", None),
-        create(3, "/b", None),
-        create(4, "/a/c", None),
-    ];
+    let log =
+        [session(1, 0x10), create(2, "/a", None), create(3, "/b", None), create(4, "/a/c", None)];
     append(&storage, &log);
     for entry in &log[..2] {
         database.apply(entry, &mut |_, _| {});
@@ -130,19 +116,13 @@ fn snapshot_plus_log_after_it() {
 fn a_damaged_snapshot_falls_back_to_the_previous_one() {
     let storage = MemoryStorage::default();
     let database = Database::new(false);
-    let log = [
-        create(1, "/a", None),
-        create(2, "/b", None),
-        create(3, "/c", None),
-    ];
+    let log = [create(1, "/a", None), create(2, "/b", None), create(3, "/c", None)];
     append(&storage, &log);
     database.apply(&log[0], &mut |_, _| {});
     snapshot(&storage, &database, 1, &[]);
     database.apply(&log[1], &mut |_, _| {});
     snapshot(&storage, &database, 2, &[]);
-    storage
-        .put_snapshot_chunk(2, 1, &Bytes::from_static(b"\x01garbage"))
-        .expect("damaged");
+    storage.put_snapshot_chunk(2, 1, &Bytes::from_static(b"\x01garbage")).expect("damaged");
     let recovered = recover(&storage, false).expect("recovers");
     assert_eq!(recovered.snapshot.map(|header| header.zxid), Some(1));
     assert_eq!(recovered.replayed, 2);
@@ -152,14 +132,7 @@ fn a_damaged_snapshot_falls_back_to_the_previous_one() {
 #[test]
 fn a_damaged_tail_is_truncated() {
     let storage = MemoryStorage::default();
-    append(
-        &storage,
-        &[
-            create(1, "/a", None),
-            create(2, "/b", None),
-            create(3, "/c", None),
-        ],
-    );
+    append(&storage, &[create(1, "/a", None), create(2, "/b", None), create(3, "/c", None)]);
     storage.corrupt_log_entry(3, Bytes::from_static(b"torn"));
     let recovered = recover(&storage, false).expect("recovers");
     assert_eq!(recovered.last_zxid, 2);
@@ -170,14 +143,7 @@ fn a_damaged_tail_is_truncated() {
 #[test]
 fn damage_in_the_middle_is_refused() {
     let storage = MemoryStorage::default();
-    append(
-        &storage,
-        &[
-            create(1, "/a", None),
-            create(2, "/b", None),
-            create(3, "/c", None),
-        ],
-    );
+    append(&storage, &[create(1, "/a", None), create(2, "/b", None), create(3, "/c", None)]);
     let mut flipped = encode_entry(&create(2, "/b", None)).value.to_vec();
     flipped[6] ^= 1;
     storage.corrupt_log_entry(2, flipped.into());
@@ -196,14 +162,8 @@ fn a_gap_in_the_log_is_refused() {
 #[test]
 fn a_new_epoch_may_restart_the_counter() {
     let storage = MemoryStorage::default();
-    append(
-        &storage,
-        &[create(1, "/a", None), create(0x1_0000_0001, "/b", None)],
-    );
-    assert_eq!(
-        recover(&storage, false).expect("recovers").last_zxid,
-        0x1_0000_0001
-    );
+    append(&storage, &[create(1, "/a", None), create(0x1_0000_0001, "/b", None)]);
+    assert_eq!(recover(&storage, false).expect("recovers").last_zxid, 0x1_0000_0001);
 }
 
 #[test]

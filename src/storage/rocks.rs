@@ -85,10 +85,7 @@ fn descriptors() -> Vec<ColumnFamilyDescriptor> {
 
 /// Where the store of a data directory lives, and where its write-ahead log goes.
 pub fn store_paths(data_dir: &Path, data_log_dir: Option<&Path>) -> (PathBuf, Option<PathBuf>) {
-    (
-        data_dir.join(STORE_DIR),
-        data_log_dir.map(|dir| dir.join("zkrs-wal")),
-    )
+    (data_dir.join(STORE_DIR), data_log_dir.map(|dir| dir.join("zkrs-wal")))
 }
 
 impl RocksStorage {
@@ -113,11 +110,7 @@ impl RocksStorage {
         let db =
             DB::open_cf_descriptors(&database_options(wal_dir.as_deref()), &path, descriptors())
                 .map_err(backend)?;
-        let storage = RocksStorage {
-            db,
-            sync,
-            last_logged_zxid: AtomicI64::new(0),
-        };
+        let storage = RocksStorage { db, sync, last_logged_zxid: AtomicI64::new(0) };
         storage.check_format()?;
         let last = storage.read_last_logged_zxid()?;
         storage.last_logged_zxid.store(last, Ordering::Release);
@@ -143,11 +136,7 @@ impl RocksStorage {
         options.create_if_missing(false);
         let db = DB::open_cf_for_read_only(&options, &path, [LOG, SNAPSHOTS, METADATA], false)
             .map_err(backend)?;
-        let storage = RocksStorage {
-            db,
-            sync: false,
-            last_logged_zxid: AtomicI64::new(0),
-        };
+        let storage = RocksStorage { db, sync: false, last_logged_zxid: AtomicI64::new(0) };
         let last = storage.read_last_logged_zxid()?;
         storage.last_logged_zxid.store(last, Ordering::Release);
         Ok(storage)
@@ -175,16 +164,10 @@ impl RocksStorage {
                 String::from_utf8_lossy(FORMAT)
             ))),
             None => {
-                let log_empty = self
-                    .db
-                    .iterator_cf(self.cf(LOG)?, IteratorMode::Start)
-                    .next()
-                    .is_none();
-                let snapshots_empty = self
-                    .db
-                    .iterator_cf(self.cf(SNAPSHOTS)?, IteratorMode::Start)
-                    .next()
-                    .is_none();
+                let log_empty =
+                    self.db.iterator_cf(self.cf(LOG)?, IteratorMode::Start).next().is_none();
+                let snapshots_empty =
+                    self.db.iterator_cf(self.cf(SNAPSHOTS)?, IteratorMode::Start).next().is_none();
                 if !(log_empty && snapshots_empty) {
                     return Err(StorageError::Incompatible(
                         "the data directory has data but no format marker".into(),
@@ -216,27 +199,19 @@ impl Storage for RocksStorage {
         };
         let last = self.last_logged_zxid.load(Ordering::Acquire);
         if first.zxid <= last {
-            return Err(StorageError::OutOfOrder {
-                zxid: first.zxid,
-                last,
-            });
+            return Err(StorageError::OutOfOrder { zxid: first.zxid, last });
         }
         let log = self.cf(LOG)?;
         let mut batch = WriteBatch::default();
         let mut previous = last;
         for entry in entries {
             if entry.zxid <= previous {
-                return Err(StorageError::OutOfOrder {
-                    zxid: entry.zxid,
-                    last: previous,
-                });
+                return Err(StorageError::OutOfOrder { zxid: entry.zxid, last: previous });
             }
             previous = entry.zxid;
             batch.put_cf(log, log_key(entry.zxid), &entry.value);
         }
-        self.db
-            .write_opt(batch, &self.write_options(self.sync))
-            .map_err(backend)?;
+        self.db.write_opt(batch, &self.write_options(self.sync)).map_err(backend)?;
         self.last_logged_zxid.store(previous, Ordering::Release);
         Ok(())
     }
@@ -251,17 +226,13 @@ impl Storage for RocksStorage {
         visit: &mut dyn FnMut(LogEntry) -> bool,
     ) -> Result<(), StorageError> {
         let start = log_key(after.saturating_add(1));
-        for item in self.db.iterator_cf(
-            self.cf(LOG)?,
-            IteratorMode::From(&start, Direction::Forward),
-        ) {
+        for item in
+            self.db.iterator_cf(self.cf(LOG)?, IteratorMode::From(&start, Direction::Forward))
+        {
             let (key, value) = item.map_err(backend)?;
             let zxid = zxid_of_log_key(&key)
                 .ok_or_else(|| StorageError::Corrupt("a log key is not a zxid".into()))?;
-            if !visit(LogEntry {
-                zxid,
-                value: Bytes::from(value.into_vec()),
-            }) {
+            if !visit(LogEntry { zxid, value: Bytes::from(value.into_vec()) }) {
                 break;
             }
         }
@@ -275,9 +246,7 @@ impl Storage for RocksStorage {
             &log_key(zxid.saturating_add(1))[..],
             &[0xffu8; 9][..],
         );
-        self.db
-            .write_opt(batch, &self.write_options(true))
-            .map_err(backend)?;
+        self.db.write_opt(batch, &self.write_options(true)).map_err(backend)?;
         let last = self.read_last_logged_zxid()?;
         self.last_logged_zxid.store(last, Ordering::Release);
         Ok(())
@@ -286,9 +255,7 @@ impl Storage for RocksStorage {
     fn purge_log_through(&self, zxid: Zxid) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(self.cf(LOG)?, log_key(0), log_key(zxid.saturating_add(1)));
-        self.db
-            .write_opt(batch, &self.write_options(false))
-            .map_err(backend)
+        self.db.write_opt(batch, &self.write_options(false)).map_err(backend)
     }
 
     fn put_snapshot_chunk(
@@ -299,12 +266,7 @@ impl Storage for RocksStorage {
     ) -> Result<(), StorageError> {
         let key = snapshot_key(zxid, index);
         self.db
-            .put_cf_opt(
-                self.cf(SNAPSHOTS)?,
-                key,
-                seal(chunk),
-                &self.write_options(false),
-            )
+            .put_cf_opt(self.cf(SNAPSHOTS)?, key, seal(chunk), &self.write_options(false))
             .map_err(backend)
     }
 
@@ -312,12 +274,7 @@ impl Storage for RocksStorage {
         // Synced: it also makes the chunks written before it durable (one WAL).
         let key = snapshot_key(header.zxid, HEADER_INDEX);
         self.db
-            .put_cf_opt(
-                self.cf(SNAPSHOTS)?,
-                key,
-                encode_header(header),
-                &self.write_options(true),
-            )
+            .put_cf_opt(self.cf(SNAPSHOTS)?, key, encode_header(header), &self.write_options(true))
             .map_err(backend)
     }
 
@@ -350,10 +307,7 @@ impl Storage for RocksStorage {
         let snapshots = self.cf(SNAPSHOTS)?;
         let start = snapshot_key(header.zxid, 0);
         let mut expected = 0u32;
-        for item in self
-            .db
-            .iterator_cf(snapshots, IteratorMode::From(&start, Direction::Forward))
-        {
+        for item in self.db.iterator_cf(snapshots, IteratorMode::From(&start, Direction::Forward)) {
             let (key, value) = item.map_err(backend)?;
             match parse_snapshot_key(&key) {
                 Some((zxid, index))
@@ -387,18 +341,13 @@ impl Storage for RocksStorage {
             snapshot_key(zxid, 0),
             snapshot_key(zxid.saturating_add(1), 0),
         );
-        self.db
-            .write_opt(batch, &self.write_options(false))
-            .map_err(backend)
+        self.db.write_opt(batch, &self.write_options(false)).map_err(backend)
     }
 
     fn unfinished_snapshots(&self) -> Result<Vec<Zxid>, StorageError> {
         let mut started = Vec::new();
         let mut finished = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(SNAPSHOTS)?, IteratorMode::Start)
-        {
+        for item in self.db.iterator_cf(self.cf(SNAPSHOTS)?, IteratorMode::Start) {
             let (key, _) = item.map_err(backend)?;
             if let Some((zxid, index)) = parse_snapshot_key(&key) {
                 if index == HEADER_INDEX {
@@ -413,26 +362,19 @@ impl Storage for RocksStorage {
     }
 
     fn reclaim_space(&self) -> Result<(), StorageError> {
-        self.db
-            .compact_range_cf(self.cf(LOG)?, None::<&[u8]>, None::<&[u8]>);
-        self.db
-            .compact_range_cf(self.cf(SNAPSHOTS)?, None::<&[u8]>, None::<&[u8]>);
+        self.db.compact_range_cf(self.cf(LOG)?, None::<&[u8]>, None::<&[u8]>);
+        self.db.compact_range_cf(self.cf(SNAPSHOTS)?, None::<&[u8]>, None::<&[u8]>);
         Ok(())
     }
 
     fn epochs(&self) -> Result<Epochs, StorageError> {
-        match self
-            .db
-            .get_cf(self.cf(METADATA)?, EPOCHS_KEY)
-            .map_err(backend)?
-        {
+        match self.db.get_cf(self.cf(METADATA)?, EPOCHS_KEY).map_err(backend)? {
             None => Ok(Epochs::default()),
             Some(value) => {
-                let payload = unseal(&Bytes::from(value))
-                    .filter(|payload| payload.len() == 8)
-                    .ok_or_else(|| {
-                        StorageError::Corrupt("the epochs record fails its checksum".into())
-                    })?;
+                let payload =
+                    unseal(&Bytes::from(value)).filter(|payload| payload.len() == 8).ok_or_else(
+                        || StorageError::Corrupt("the epochs record fails its checksum".into()),
+                    )?;
                 let accepted = u32::from_be_bytes(payload[..4].try_into().unwrap_or_default());
                 let current = u32::from_be_bytes(payload[4..].try_into().unwrap_or_default());
                 Ok(Epochs { accepted, current })
@@ -445,12 +387,7 @@ impl Storage for RocksStorage {
         payload[..4].copy_from_slice(&epochs.accepted.to_be_bytes());
         payload[4..].copy_from_slice(&epochs.current.to_be_bytes());
         self.db
-            .put_cf_opt(
-                self.cf(METADATA)?,
-                EPOCHS_KEY,
-                seal(&payload),
-                &self.write_options(true),
-            )
+            .put_cf_opt(self.cf(METADATA)?, EPOCHS_KEY, seal(&payload), &self.write_options(true))
             .map_err(backend)
     }
 }

@@ -49,24 +49,16 @@ fn the_log_survives_reopening_and_obeys_truncate_and_purge() {
     let dir = scratch("log");
     {
         let storage = RocksStorage::open(&dir, None, true).expect("open");
-        storage
-            .append(&[entry(1), entry(2), entry(3)])
-            .expect("append");
+        storage.append(&[entry(1), entry(2), entry(3)]).expect("append");
         storage.append(&[entry(4)]).expect("append");
-        assert!(matches!(
-            storage.append(&[entry(4)]),
-            Err(StorageError::OutOfOrder { .. })
-        ));
+        assert!(matches!(storage.append(&[entry(4)]), Err(StorageError::OutOfOrder { .. })));
     }
     let storage = RocksStorage::open(&dir, None, true).expect("reopen");
     assert_eq!(storage.last_logged_zxid(), 4);
     assert_eq!(zxids(&storage, 0), [1, 2, 3, 4]);
     assert_eq!(zxids(&storage, 2), [3, 4]);
     storage.truncate_after(3).expect("truncate");
-    assert_eq!(
-        (zxids(&storage, 0), storage.last_logged_zxid()),
-        (vec![1, 2, 3], 3)
-    );
+    assert_eq!((zxids(&storage, 0), storage.last_logged_zxid()), (vec![1, 2, 3], 3));
     storage.purge_log_through(1).expect("purge");
     assert_eq!(zxids(&storage, 0), [2, 3]);
     storage.append(&[entry(4)]).expect("append after truncate");
@@ -84,14 +76,8 @@ fn snapshots_are_listed_only_when_finished() {
                 .expect("chunk");
         }
     }
-    let header = SnapshotHeader {
-        zxid: 5,
-        chunks: 3,
-        nodes: 1,
-        sessions: 0,
-        bytes: 24,
-        created_ms: 7,
-    };
+    let header =
+        SnapshotHeader { zxid: 5, chunks: 3, nodes: 1, sessions: 0, bytes: 24, created_ms: 7 };
     storage.finish_snapshot(&header).expect("finish");
     assert_eq!(storage.snapshots().expect("list"), [header]);
     assert_eq!(storage.unfinished_snapshots().expect("list"), [9]);
@@ -102,18 +88,8 @@ fn snapshots_are_listed_only_when_finished() {
             Ok(())
         })
         .expect("read");
-    assert_eq!(
-        chunks,
-        [
-            Bytes::from("chunk 0"),
-            Bytes::from("chunk 1"),
-            Bytes::from("chunk 2")
-        ]
-    );
-    let short = SnapshotHeader {
-        chunks: 4,
-        ..header
-    };
+    assert_eq!(chunks, [Bytes::from("chunk 0"), Bytes::from("chunk 1"), Bytes::from("chunk 2")]);
+    let short = SnapshotHeader { chunks: 4, ..header };
     assert!(
         storage.read_snapshot(&short, &mut |_, _| Ok(())).is_err(),
         "a missing chunk is corruption"
@@ -131,21 +107,10 @@ fn epochs_persist() {
     {
         let storage = RocksStorage::open(&dir, None, true).expect("open");
         assert_eq!(storage.epochs().expect("read"), Epochs::default());
-        storage
-            .set_epochs(Epochs {
-                accepted: 3,
-                current: 2,
-            })
-            .expect("write");
+        storage.set_epochs(Epochs { accepted: 3, current: 2 }).expect("write");
     }
     let storage = RocksStorage::open(&dir, None, true).expect("reopen");
-    assert_eq!(
-        storage.epochs().expect("read"),
-        Epochs {
-            accepted: 3,
-            current: 2
-        }
-    );
+    assert_eq!(storage.epochs().expect("read"), Epochs { accepted: 3, current: 2 });
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -153,18 +118,12 @@ fn epochs_persist() {
 fn foreign_and_incompatible_directories_are_refused() {
     let dir = scratch("zookeeper");
     std::fs::create_dir_all(dir.join("version-2")).expect("mkdir");
-    assert!(matches!(
-        RocksStorage::open(&dir, None, true),
-        Err(StorageError::Incompatible(_))
-    ));
+    assert!(matches!(RocksStorage::open(&dir, None, true), Err(StorageError::Incompatible(_))));
     let dir = scratch("format");
     {
         let storage = RocksStorage::open(&dir, None, true).expect("open");
         let metadata = storage.cf(METADATA).expect("cf");
-        storage
-            .db
-            .put_cf(metadata, FORMAT_KEY, b"zkrs-storage-99")
-            .expect("overwrite");
+        storage.db.put_cf(metadata, FORMAT_KEY, b"zkrs-storage-99").expect("overwrite");
     }
     let err = RocksStorage::open(&dir, None, true).expect_err("refused");
     assert!(err.to_string().contains("incompatible"), "{err}");
@@ -188,10 +147,7 @@ fn a_torn_write_ahead_log_tail_loses_only_the_torn_batch() {
         .max_by_key(|path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
         .expect("a write-ahead log file");
     let len = std::fs::metadata(&wal).expect("metadata").len();
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&wal)
-        .expect("open wal");
+    let file = std::fs::OpenOptions::new().write(true).open(&wal).expect("open wal");
     file.set_len(len - 5).expect("tear the last record");
     drop(file);
     let storage = RocksStorage::open(&dir, None, true).expect("reopens after a torn tail");

@@ -38,13 +38,7 @@ pub type AclList = Arc<[Acl]>;
 
 /// `world:anyone` with the given permissions.
 pub fn world_anyone(perms: i32) -> Acl {
-    Acl {
-        perms,
-        id: Id {
-            scheme: "world".into(),
-            id: "anyone".into(),
-        },
-    }
+    Acl { perms, id: Id { scheme: "world".into(), id: "anyone".into() } }
 }
 
 /// The interned lists with their reference counts.
@@ -57,11 +51,7 @@ pub struct AclCache {
 
 impl Default for AclCache {
     fn default() -> Self {
-        let mut cache = AclCache {
-            by_id: HashMap::new(),
-            by_list: HashMap::new(),
-            next_id: 0,
-        };
+        let mut cache = AclCache { by_id: HashMap::new(), by_list: HashMap::new(), next_id: 0 };
         let open = cache.intern(&[world_anyone(perms::ALL)]);
         let read_only = cache.intern(&[world_anyone(perms::READ)]);
         assert_eq!(open, AclId::OPEN);
@@ -139,13 +129,7 @@ mod tests {
     use super::*;
 
     fn digest(user: &str) -> Vec<Acl> {
-        vec![Acl {
-            perms: perms::ALL,
-            id: Id {
-                scheme: "digest".into(),
-                id: format!("{user}:x"),
-            },
-        }]
+        vec![Acl { perms: perms::ALL, id: Id { scheme: "digest".into(), id: format!("{user}:x") } }]
     }
 
     #[test]
@@ -166,9 +150,6 @@ mod tests {
     fn builtins_survive_release() {
         let mut cache = AclCache::default();
         cache.release(AclId::OPEN);
-        assert_eq!(
-            cache.get(AclId::OPEN).as_ref(),
-            [world_anyone(perms::ALL)].as_slice()
-        );
+        assert_eq!(cache.get(AclId::OPEN).as_ref(), [world_anyone(perms::ALL)].as_slice());
     }
 }

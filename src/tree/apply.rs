@@ -44,13 +44,7 @@ pub struct TxnResult {
 
 impl TxnResult {
     fn new(op_type: OpCode) -> TxnResult {
-        TxnResult {
-            op_type,
-            err: Code::Ok,
-            path: String::new(),
-            stat: None,
-            multi: Vec::new(),
-        }
+        TxnResult { op_type, err: Code::Ok, path: String::new(), stat: None, multi: Vec::new() }
     }
 }
 
@@ -65,8 +59,7 @@ impl Database {
         let op_type = OpCode::from_i32(txn.header.op_type).unwrap_or(OpCode::Error);
         let result = self.apply_body(op_type, &txn.body, txn, deliver);
         if txn.header.zxid > self.last_applied_zxid.load(Ordering::Relaxed) {
-            self.last_applied_zxid
-                .store(txn.header.zxid, Ordering::Release);
+            self.last_applied_zxid.store(txn.header.zxid, Ordering::Release);
         }
         result
     }
@@ -84,11 +77,7 @@ impl Database {
         let outcome = match body {
             TxnBody::Create(create) => {
                 result.path.clone_from(&create.path);
-                let owner = if create.ephemeral {
-                    txn.header.client_id
-                } else {
-                    0
-                };
+                let owner = if create.ephemeral { txn.header.client_id } else { 0 };
                 let outcome = self.create(
                     &create.path,
                     create.data.as_deref(),
@@ -144,13 +133,13 @@ impl Database {
             }
             TxnBody::SetData(set) => {
                 result.path.clone_from(&set.path);
-                self.tree
-                    .set_data(&set.path, set.data.as_deref(), set.version, zxid, time)
-                    .map(|stat| {
+                self.tree.set_data(&set.path, set.data.as_deref(), set.version, zxid, time).map(
+                    |stat| {
                         let acl = self.node_acl(&set.path);
                         self.notify(&set.path, EventType::NodeDataChanged, acl, deliver);
                         result.stat = Some(stat);
-                    })
+                    },
+                )
             }
             TxnBody::SetAcl(set) => {
                 result.path.clone_from(&set.path);
@@ -192,11 +181,7 @@ impl Database {
         for sub in subs {
             if failed && sub.op_type != OpCode::Error {
                 let mut rolled_back = TxnResult::new(OpCode::Error);
-                rolled_back.err = if after_failure {
-                    Code::RuntimeInconsistency
-                } else {
-                    Code::Ok
-                };
+                rolled_back.err = if after_failure { Code::RuntimeInconsistency } else { Code::Ok };
                 results.push(rolled_back);
                 continue;
             }
@@ -218,9 +203,7 @@ impl Database {
         time: i64,
         deliver: &mut Deliver<'_>,
     ) -> Result<Stat, Code> {
-        let stat = self
-            .tree
-            .create_node(path, data, acl, owner, parent_cversion, zxid, time)?;
+        let stat = self.tree.create_node(path, data, acl, owner, parent_cversion, zxid, time)?;
         self.notify(path, EventType::NodeCreated, acl.into(), deliver);
         self.notify_child_list(path, deliver);
         Ok(stat)
@@ -231,11 +214,8 @@ impl Database {
         let acl = self.tree.acl(deleted.acl);
         let notified = self.notify(path, EventType::NodeDeleted, acl.clone(), deliver);
         let child_watchers = self.child_watches.trigger(path, EventType::NodeDeleted);
-        let notification = Notification {
-            event: EventType::NodeDeleted,
-            path: path.to_owned(),
-            acl,
-        };
+        let notification =
+            Notification { event: EventType::NodeDeleted, path: path.to_owned(), acl };
         for watcher in child_watchers.difference(&notified) {
             deliver(*watcher, &notification);
         }
@@ -253,8 +233,7 @@ impl Database {
         zxid: Zxid,
     ) -> Result<(), Code> {
         let parent = crate::tree::data_tree::split_path(path).map_or("/", |(parent, _)| parent);
-        self.tree
-            .set_cversion_pzxid(parent, parent_cversion, zxid)?;
+        self.tree.set_cversion_pzxid(parent, parent_cversion, zxid)?;
         Err(Code::NodeExists)
     }
 
@@ -279,9 +258,7 @@ impl Database {
     }
 
     fn node_acl(&self, path: &str) -> AclList {
-        self.tree
-            .with_node(path, |node, _| self.tree.acl(node.acl))
-            .unwrap_or_default()
+        self.tree.with_node(path, |node, _| self.tree.acl(node.acl)).unwrap_or_default()
     }
 
     /// Fires the data watches of `path` and returns who was notified.
@@ -293,11 +270,7 @@ impl Database {
         deliver: &mut Deliver<'_>,
     ) -> BTreeSet<WatcherId> {
         let watchers = self.data_watches.trigger(path, event);
-        let notification = Notification {
-            event,
-            path: path.to_owned(),
-            acl,
-        };
+        let notification = Notification { event, path: path.to_owned(), acl };
         for watcher in &watchers {
             deliver(*watcher, &notification);
         }
@@ -307,15 +280,10 @@ impl Database {
     fn notify_child_list(&self, path: &str, deliver: &mut Deliver<'_>) {
         let parent = crate::tree::data_tree::split_path(path).map_or("/", |(parent, _)| parent);
         let parent = if parent.is_empty() { "/" } else { parent };
-        let watchers = self
-            .child_watches
-            .trigger(parent, EventType::NodeChildrenChanged);
+        let watchers = self.child_watches.trigger(parent, EventType::NodeChildrenChanged);
         let acl = self.node_acl(parent);
-        let notification = Notification {
-            event: EventType::NodeChildrenChanged,
-            path: parent.to_owned(),
-            acl,
-        };
+        let notification =
+            Notification { event: EventType::NodeChildrenChanged, path: parent.to_owned(), acl };
         for watcher in watchers {
             deliver(watcher, &notification);
         }

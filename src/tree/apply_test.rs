@@ -7,13 +7,7 @@ use crate::tree::WatcherMode;
 
 fn txn(zxid: Zxid, op_type: OpCode, body: TxnBody) -> Txn {
     Txn {
-        header: TxnHeader {
-            client_id: 0x55,
-            cxid: 1,
-            zxid,
-            time: 100,
-            op_type: op_type.as_i32(),
-        },
+        header: TxnHeader { client_id: 0x55, cxid: 1, zxid, time: 100, op_type: op_type.as_i32() },
         body,
     }
 }
@@ -30,9 +24,8 @@ fn create(path: &str, ephemeral: bool) -> TxnBody {
 
 fn apply(db: &Database, txn: &Txn) -> (TxnResult, Vec<(WatcherId, EventType, String)>) {
     let mut seen = Vec::new();
-    let result = db.apply(txn, &mut |watcher, n: &Notification| {
-        seen.push((watcher, n.event, n.path.clone()))
-    });
+    let result = db
+        .apply(txn, &mut |watcher, n: &Notification| seen.push((watcher, n.event, n.path.clone())));
     (result, seen)
 }
 
@@ -46,10 +39,7 @@ fn create_fires_created_then_children_changed() {
     assert_eq!(result.stat.as_ref().map(|s| s.czxid), Some(1));
     assert_eq!(
         seen,
-        [
-            (1, EventType::NodeCreated, "/a".into()),
-            (1, EventType::NodeChildrenChanged, "/".into())
-        ]
+        [(1, EventType::NodeCreated, "/a".into()), (1, EventType::NodeChildrenChanged, "/".into())]
     );
     assert_eq!(db.last_applied_zxid(), 1);
 }
@@ -61,21 +51,12 @@ fn delete_notifies_each_watcher_once() {
     db.data_watches().add("/a", 1, WatcherMode::Standard);
     db.child_watches().add("/a", 1, WatcherMode::Standard);
     db.child_watches().add("/a", 2, WatcherMode::Standard);
-    let (result, seen) = apply(
-        &db,
-        &txn(
-            2,
-            OpCode::Delete,
-            TxnBody::Delete(DeleteTxn { path: "/a".into() }),
-        ),
-    );
+    let (result, seen) =
+        apply(&db, &txn(2, OpCode::Delete, TxnBody::Delete(DeleteTxn { path: "/a".into() })));
     assert_eq!(result.err, Code::Ok);
     assert_eq!(
         seen,
-        [
-            (1, EventType::NodeDeleted, "/a".into()),
-            (2, EventType::NodeDeleted, "/a".into())
-        ]
+        [(1, EventType::NodeDeleted, "/a".into()), (2, EventType::NodeDeleted, "/a".into())]
     );
 }
 
@@ -83,54 +64,33 @@ fn delete_notifies_each_watcher_once() {
 fn failed_multi_reports_rollback_codes_and_changes_nothing() {
     let db = Database::new(false);
     let subs = vec![
+        SubTxn { op_type: OpCode::Create, body: create("/m", false) },
         SubTxn {
-            op_type: OpCode::Create,
-            body: create("/m", false),
+            op_type: OpCode::Error,
+            body: TxnBody::Error(ErrorTxn { err: Code::BadVersion.as_i32() }),
         },
         SubTxn {
             op_type: OpCode::Error,
-            body: TxnBody::Error(ErrorTxn {
-                err: Code::BadVersion.as_i32(),
-            }),
-        },
-        SubTxn {
-            op_type: OpCode::Error,
-            body: TxnBody::Error(ErrorTxn {
-                err: Code::RuntimeInconsistency.as_i32(),
-            }),
+            body: TxnBody::Error(ErrorTxn { err: Code::RuntimeInconsistency.as_i32() }),
         },
     ];
     let (result, seen) = apply(&db, &txn(1, OpCode::Multi, TxnBody::Multi(subs)));
     let codes: Vec<_> = result.multi.iter().map(|r| r.err).collect();
-    assert_eq!(
-        codes,
-        [Code::Ok, Code::BadVersion, Code::RuntimeInconsistency]
-    );
+    assert_eq!(codes, [Code::Ok, Code::BadVersion, Code::RuntimeInconsistency]);
     assert_eq!(result.err, Code::BadVersion);
     assert!(seen.is_empty());
     assert!(!db.tree().exists("/m"));
-    assert_eq!(
-        db.last_applied_zxid(),
-        1,
-        "a failed multi still takes its zxid"
-    );
+    assert_eq!(db.last_applied_zxid(), 1, "a failed multi still takes its zxid");
 }
 
 #[test]
 fn successful_multi_applies_every_op() {
     let db = Database::new(false);
     let subs = vec![
-        SubTxn {
-            op_type: OpCode::Create,
-            body: create("/m", false),
-        },
+        SubTxn { op_type: OpCode::Create, body: create("/m", false) },
         SubTxn {
             op_type: OpCode::SetData,
-            body: TxnBody::SetData(SetDataTxn {
-                path: "/m".into(),
-                data: None,
-                version: 1,
-            }),
+            body: TxnBody::SetData(SetDataTxn { path: "/m".into(), data: None, version: 1 }),
         },
     ];
     let (result, _) = apply(&db, &txn(1, OpCode::Multi, TxnBody::Multi(subs)));
@@ -144,9 +104,7 @@ fn close_session_deletes_listed_and_leftover_ephemerals() {
     apply(&db, &txn(1, OpCode::Create, create("/e1", true)));
     apply(&db, &txn(2, OpCode::Create, create("/e2", true)));
     db.data_watches().add("/e2", 9, WatcherMode::Standard);
-    let close = TxnBody::CloseSession(CloseSessionTxn {
-        paths_to_delete: vec!["/e1".into()],
-    });
+    let close = TxnBody::CloseSession(CloseSessionTxn { paths_to_delete: vec!["/e1".into()] });
     let (_, seen) = apply(&db, &txn(3, OpCode::CloseSession, close));
     assert!(!db.tree().exists("/e1"));
     assert!(!db.tree().exists("/e2"));
@@ -157,10 +115,7 @@ fn close_session_deletes_listed_and_leftover_ephemerals() {
 #[test]
 fn error_txn_reports_its_code() {
     let db = Database::new(false);
-    let (result, _) = apply(
-        &db,
-        &txn(4, OpCode::Error, TxnBody::Error(ErrorTxn { err: -110 })),
-    );
+    let (result, _) = apply(&db, &txn(4, OpCode::Error, TxnBody::Error(ErrorTxn { err: -110 })));
     assert_eq!(result.err, Code::NodeExists);
     assert_eq!(db.last_applied_zxid(), 4);
 }

@@ -25,16 +25,12 @@ fn hash(hasher: &Hasher, name: &str) -> u64 {
 impl Children {
     /// The child called `name`.
     pub fn get(&self, hasher: &Hasher, name: &str) -> Option<&Node> {
-        self.table
-            .find(hash(hasher, name), |node| node.name == name)
-            .map(|node| &**node)
+        self.table.find(hash(hasher, name), |node| node.name == name).map(|node| &**node)
     }
 
     /// The child called `name`, to change it.
     pub fn get_mut(&mut self, hasher: &Hasher, name: &str) -> Option<&mut Node> {
-        self.table
-            .find_mut(hash(hasher, name), |node| node.name == name)
-            .map(|node| &mut **node)
+        self.table.find_mut(hash(hasher, name), |node| node.name == name).map(|node| &mut **node)
     }
 
     /// Whether a child called `name` exists.
@@ -45,24 +41,16 @@ impl Children {
     /// Adds a child; returns false (dropping `node`) if the name is taken.
     pub fn insert(&mut self, hasher: &Hasher, node: Box<Node>) -> bool {
         let node_hash = hash(hasher, &node.name);
-        if self
-            .table
-            .find(node_hash, |existing| existing.name == node.name)
-            .is_some()
-        {
+        if self.table.find(node_hash, |existing| existing.name == node.name).is_some() {
             return false;
         }
-        self.table
-            .insert_unique(node_hash, node, |existing| hash(hasher, &existing.name));
+        self.table.insert_unique(node_hash, node, |existing| hash(hasher, &existing.name));
         true
     }
 
     /// Removes and returns the child called `name`.
     pub fn remove(&mut self, hasher: &Hasher, name: &str) -> Option<Box<Node>> {
-        match self
-            .table
-            .find_entry(hash(hasher, name), |node| node.name == name)
-        {
+        match self.table.find_entry(hash(hasher, name), |node| node.name == name) {
             Ok(entry) => Some(entry.remove().0),
             Err(_) => None,
         }
@@ -110,10 +98,7 @@ mod tests {
         assert_eq!(children.len(), 101);
         children.get_mut(&hasher, "n7").expect("present").version = 3;
         assert_eq!(children.get(&hasher, "n7").map(|n| n.version), Some(3));
-        assert_eq!(
-            children.remove(&hasher, "a").map(|n| n.name.to_string()),
-            Some("a".into())
-        );
+        assert_eq!(children.remove(&hasher, "a").map(|n| n.name.to_string()), Some("a".into()));
         assert!(!children.contains(&hasher, "a"));
         assert_eq!(children.names().count(), 100);
     }

@@ -104,15 +104,9 @@ impl DataTree {
             _ => parent.len() + 1 + name_len,
         };
         let size = (path_len + node.data_len()) as i64;
-        let inserted = self
-            .tables
-            .entry(parent.into())
-            .or_default()
-            .insert(&self.hasher, Box::new(node));
-        assert!(
-            inserted,
-            "a node was inserted over a sibling of the same name"
-        );
+        let inserted =
+            self.tables.entry(parent.into()).or_default().insert(&self.hasher, Box::new(node));
+        assert!(inserted, "a node was inserted over a sibling of the same name");
         self.data_size.fetch_add(size, Ordering::Relaxed);
         self.node_count.fetch_add(1, Ordering::Relaxed);
     }
@@ -124,9 +118,7 @@ impl DataTree {
 
     /// Number of children of `path` (0 for a missing node).
     pub fn num_children(&self, path: &str) -> usize {
-        self.tables
-            .get(children_key(path))
-            .map_or(0, |table| table.len())
+        self.tables.get(children_key(path)).map_or(0, |table| table.len())
     }
 
     /// Calls `f` with the node at `path` and its number of children.
@@ -258,37 +250,21 @@ impl DataTree {
             return Err(Code::NoNode);
         }
         // One shard guard at a time: DashMap guards must not nest.
-        if self
-            .tables
-            .get(parent)
-            .is_some_and(|children| children.contains(&self.hasher, name))
-        {
+        if self.tables.get(parent).is_some_and(|children| children.contains(&self.hasher, name)) {
             return Err(Code::NodeExists);
         }
         {
             let mut table = self.tables.get_mut(grandparent).ok_or(Code::NoNode)?;
-            let parent_node = table
-                .get_mut(&self.hasher, parent_name)
-                .ok_or(Code::NoNode)?;
-            let parent_cversion = if parent_cversion == -1 {
-                parent_node.cversion + 1
-            } else {
-                parent_cversion
-            };
+            let parent_node = table.get_mut(&self.hasher, parent_name).ok_or(Code::NoNode)?;
+            let parent_cversion =
+                if parent_cversion == -1 { parent_node.cversion + 1 } else { parent_cversion };
             if parent_cversion > parent_node.cversion {
                 parent_node.cversion = parent_cversion;
                 parent_node.pzxid = zxid;
             }
         }
         let acl_id = self.acls.write().intern(acl);
-        let node = Node::new(
-            name.into(),
-            data.map(Box::from),
-            acl_id,
-            ephemeral_owner,
-            zxid,
-            time,
-        );
+        let node = Node::new(name.into(), data.map(Box::from), acl_id, ephemeral_owner, zxid, time);
         let stat = node.stat(0, self.extended_types_enabled);
         self.insert_raw(parent, node);
         match NodeKind::from_owner(ephemeral_owner, self.extended_types_enabled) {
@@ -300,11 +276,7 @@ impl DataTree {
                 self.ttls.lock().insert(path.to_owned());
             }
             NodeKind::Ephemeral(session) => {
-                self.ephemerals
-                    .lock()
-                    .entry(session)
-                    .or_default()
-                    .insert(path.to_owned());
+                self.ephemerals.lock().entry(session).or_default().insert(path.to_owned());
             }
         }
         Ok(stat)
@@ -323,9 +295,7 @@ impl DataTree {
         }
         {
             let mut table = self.tables.get_mut(grandparent).ok_or(Code::NoNode)?;
-            let parent_node = table
-                .get_mut(&self.hasher, parent_name)
-                .ok_or(Code::NoNode)?;
+            let parent_node = table.get_mut(&self.hasher, parent_name).ok_or(Code::NoNode)?;
             if zxid > parent_node.pzxid {
                 parent_node.pzxid = zxid;
             }
@@ -341,8 +311,7 @@ impl DataTree {
             node
         };
         self.node_count.fetch_sub(1, Ordering::Relaxed);
-        self.data_size
-            .fetch_sub((path.len() + node.data_len()) as i64, Ordering::Relaxed);
+        self.data_size.fetch_sub((path.len() + node.data_len()) as i64, Ordering::Relaxed);
         match NodeKind::from_owner(node.ephemeral_owner, self.extended_types_enabled) {
             NodeKind::Persistent => {}
             NodeKind::Container => {
@@ -367,10 +336,7 @@ impl DataTree {
     /// Paths of the nodes that have children (the keys of the child tables), for
     /// walking the tree one table at a time.
     pub fn parents(&self) -> Vec<String> {
-        self.tables
-            .iter()
-            .map(|entry| entry.key().to_string())
-            .collect()
+        self.tables.iter().map(|entry| entry.key().to_string()).collect()
     }
 
     /// Calls `f` with the child table of `parent` (`""` holds the root), if any.
@@ -414,11 +380,7 @@ impl DataTree {
                 self.ttls.lock().insert(path);
             }
             NodeKind::Ephemeral(session) => {
-                self.ephemerals
-                    .lock()
-                    .entry(session)
-                    .or_default()
-                    .insert(path);
+                self.ephemerals.lock().entry(session).or_default().insert(path);
             }
         }
         Ok(())
@@ -459,8 +421,7 @@ impl DataTree {
             old_len
         })?;
         let new_len = data.map_or(0, <[u8]>::len);
-        self.data_size
-            .fetch_add(new_len as i64 - old_len as i64, Ordering::Relaxed);
+        self.data_size.fetch_add(new_len as i64 - old_len as i64, Ordering::Relaxed);
         Ok(stat)
     }
 
@@ -497,11 +458,7 @@ impl DataTree {
         zxid: Zxid,
     ) -> Result<(), Code> {
         self.update(path, |node| {
-            let cversion = if cversion == -1 {
-                node.cversion + 1
-            } else {
-                cversion
-            };
+            let cversion = if cversion == -1 { node.cversion + 1 } else { cversion };
             if cversion > node.cversion {
                 node.cversion = cversion;
                 node.pzxid = zxid;

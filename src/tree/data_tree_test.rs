@@ -41,26 +41,12 @@ fn create_updates_parent_and_stat() {
     let tree = DataTree::new(false);
     let stat = create(&tree, "/a", 0, 5).expect("created");
     assert_eq!(
-        (
-            stat.czxid,
-            stat.mzxid,
-            stat.pzxid,
-            stat.ctime,
-            stat.data_length
-        ),
+        (stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.data_length),
         (5, 5, 5, 1005, 4)
     );
     create(&tree, "/a/b", 0, 6).expect("created");
     let parent = tree.stat("/a").expect("exists");
-    assert_eq!(
-        (
-            parent.cversion,
-            parent.num_children,
-            parent.pzxid,
-            parent.mzxid
-        ),
-        (1, 1, 6, 5)
-    );
+    assert_eq!((parent.cversion, parent.num_children, parent.pzxid, parent.mzxid), (1, 1, 6, 5));
     assert_eq!(create(&tree, "/a/b", 0, 7), Err(Code::NodeExists));
     assert_eq!(create(&tree, "/x/y", 0, 7), Err(Code::NoNode));
     assert_eq!(tree.descendant_count("/a"), 1);
@@ -74,20 +60,10 @@ fn delete_moves_pzxid_and_keeps_creation_count() {
     create(&tree, "/a/b", 0, 2).expect("created");
     tree.delete_node("/a/b", 3).expect("deleted");
     let parent = tree.stat("/a").expect("exists");
-    assert_eq!(
-        (parent.cversion, parent.num_children, parent.pzxid),
-        (2, 0, 3)
-    );
+    assert_eq!((parent.cversion, parent.num_children, parent.pzxid), (2, 0, 3));
     assert!(matches!(tree.delete_node("/a/b", 4), Err(Code::NoNode)));
-    assert_eq!(
-        tree.stat("/a").expect("exists").pzxid,
-        4,
-        "pzxid moves even for a missing child"
-    );
-    assert!(
-        tree.tables.get("/a").is_none(),
-        "empty child tables are dropped"
-    );
+    assert_eq!(tree.stat("/a").expect("exists").pzxid, 4, "pzxid moves even for a missing child");
+    assert!(tree.tables.get("/a").is_none(), "empty child tables are dropped");
 }
 
 #[test]
@@ -115,14 +91,8 @@ fn set_data_and_acl() {
     let tree = DataTree::new(false);
     create(&tree, "/a", 0, 1).expect("created");
     let stat = tree.set_data("/a", None, 1, 2, 2000).expect("set");
-    assert_eq!(
-        (stat.version, stat.mzxid, stat.mtime, stat.data_length),
-        (1, 2, 2000, 0)
-    );
-    assert_eq!(
-        tree.with_node("/a", |node, _| node.data.clone()),
-        Some(None)
-    );
+    assert_eq!((stat.version, stat.mzxid, stat.mtime, stat.data_length), (1, 2, 2000, 0));
+    assert_eq!(tree.with_node("/a", |node, _| node.data.clone()), Some(None));
     let acl = vec![world_anyone(perms::READ)];
     let stat = tree.set_acl("/a", &acl, 1).expect("set");
     assert_eq!(stat.aversion, 1);
@@ -135,10 +105,8 @@ fn set_data_and_acl() {
 fn explicit_parent_cversion_only_moves_forward() {
     let tree = DataTree::new(false);
     create(&tree, "/p", 0, 1).expect("created");
-    tree.create_node("/p/a", None, &open(), 0, 5, 2, 0)
-        .expect("created");
-    tree.create_node("/p/b", None, &open(), 0, 3, 3, 0)
-        .expect("created");
+    tree.create_node("/p/a", None, &open(), 0, 5, 2, 0).expect("created");
+    tree.create_node("/p/b", None, &open(), 0, 3, 3, 0).expect("created");
     let parent = tree.stat("/p").expect("exists");
     assert_eq!(parent.pzxid, 2, "a lower cversion leaves pzxid alone");
     assert_eq!(parent.cversion, 5 * 2 - 2);

@@ -66,10 +66,7 @@ impl Database {
 
     /// Opens a consistent view for one read.
     pub fn read(&self) -> ReadView<'_> {
-        ReadView {
-            _gate: self.gate.read(),
-            database: self,
-        }
+        ReadView { _gate: self.gate.read(), database: self }
     }
 
     /// The zxid of the last applied txn.

@@ -47,9 +47,7 @@ impl NodeKind {
 
     /// The `ephemeralOwner` of a TTL node, or `None` if the TTL is not in `1..=TTL_MS_MAX`.
     pub fn ttl_owner(ttl_ms: i64) -> Option<i64> {
-        (1..=TTL_MS_MAX)
-            .contains(&ttl_ms)
-            .then_some(EXTENDED_MASK | ttl_ms)
+        (1..=TTL_MS_MAX).contains(&ttl_ms).then_some(EXTENDED_MASK | ttl_ms)
     }
 }
 
@@ -152,31 +150,17 @@ mod tests {
         assert_eq!(node.stat(1, false).cversion, 1, "one child created");
         assert_eq!(node.stat(0, false).cversion, 2, "and deleted again");
         node.cversion = 0;
-        assert_eq!(
-            node.stat(1, false).cversion,
-            -1,
-            "the root with /zookeeper added directly"
-        );
+        assert_eq!(node.stat(1, false).cversion, -1, "the root with /zookeeper added directly");
     }
 
     #[test]
     fn ttl_and_container_owners_are_hidden_from_clients() {
         let ttl_owner = NodeKind::ttl_owner(5000).expect("valid ttl");
         assert_eq!(NodeKind::from_owner(ttl_owner, true), NodeKind::Ttl(5000));
-        assert_eq!(
-            NodeKind::from_owner(ttl_owner, false),
-            NodeKind::Ephemeral(ttl_owner)
-        );
+        assert_eq!(NodeKind::from_owner(ttl_owner, false), NodeKind::Ephemeral(ttl_owner));
         let node = Node::new("n".into(), None, AclId::OPEN, ttl_owner, 1, 0);
         assert_eq!(node.stat(0, true).ephemeral_owner, 0);
-        let container = Node::new(
-            "n".into(),
-            None,
-            AclId::OPEN,
-            CONTAINER_EPHEMERAL_OWNER,
-            1,
-            0,
-        );
+        let container = Node::new("n".into(), None, AclId::OPEN, CONTAINER_EPHEMERAL_OWNER, 1, 0);
         assert_eq!(container.stat(0, true).ephemeral_owner, 0);
         let ephemeral = Node::new("n".into(), None, AclId::OPEN, 0x1234, 1, 0);
         assert_eq!(ephemeral.stat(0, true).ephemeral_owner, 0x1234);

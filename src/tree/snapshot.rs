@@ -91,11 +91,7 @@ impl ChunkBuilder {
     }
 
     fn add(&mut self, tree: &DataTree, parent: &str, node: &Node) {
-        if self
-            .group
-            .as_ref()
-            .is_none_or(|(group_parent, _, _)| group_parent != parent)
-        {
+        if self.group.as_ref().is_none_or(|(group_parent, _, _)| group_parent != parent) {
             self.close_group();
             write_ustring(&mut self.body, parent);
             let count_at = self.body.len();
@@ -109,14 +105,9 @@ impl ChunkBuilder {
         });
         write_ustring(&mut self.body, &node.name);
         write_buffer(&mut self.body, node.data.as_deref());
-        for value in [
-            node.czxid,
-            node.mzxid,
-            node.pzxid,
-            node.ctime,
-            node.mtime,
-            node.ephemeral_owner,
-        ] {
+        for value in
+            [node.czxid, node.mzxid, node.pzxid, node.ctime, node.mtime, node.ephemeral_owner]
+        {
             write_i64(&mut self.body, value);
         }
         for value in [node.version, node.cversion, node.aversion, local_acl] {
@@ -140,10 +131,7 @@ impl ChunkBuilder {
         self.close_group();
         let mut chunk = BytesMut::with_capacity(self.body.len() + 256);
         chunk.put_u8(KIND_NODES);
-        write_i32(
-            &mut chunk,
-            i32::try_from(self.acl_lists.len()).unwrap_or(i32::MAX),
-        );
+        write_i32(&mut chunk, i32::try_from(self.acl_lists.len()).unwrap_or(i32::MAX));
         for (id, list) in self.acl_lists.drain(..) {
             write_i32(&mut chunk, id);
             list.write(&mut chunk);
@@ -168,10 +156,7 @@ pub fn write_snapshot<E>(
     let mut summary = SnapshotSummary::default();
     let mut chunk = BytesMut::new();
     chunk.put_u8(KIND_SESSIONS);
-    write_i32(
-        &mut chunk,
-        i32::try_from(sessions.len()).unwrap_or(i32::MAX),
-    );
+    write_i32(&mut chunk, i32::try_from(sessions.len()).unwrap_or(i32::MAX));
     for (session_id, timeout_ms) in sessions {
         write_i64(&mut chunk, *session_id);
         write_i32(&mut chunk, *timeout_ms);
@@ -229,21 +214,12 @@ pub fn load_chunk(
     chunk: &Bytes,
     loaded: &mut Loaded,
 ) -> Result<(), SnapshotError> {
-    let malformed = |source| SnapshotError::Malformed {
-        chunk: index,
-        source,
-    };
-    let inconsistent = |reason| SnapshotError::Inconsistent {
-        chunk: index,
-        reason,
-    };
+    let malformed = |source| SnapshotError::Malformed { chunk: index, source };
+    let inconsistent = |reason| SnapshotError::Inconsistent { chunk: index, reason };
     let mut reader = Reader::new(chunk);
     match reader.read_u8("chunk kind").map_err(malformed)? {
         KIND_SESSIONS => {
-            let count = reader
-                .read_len("sessions", 12)
-                .map_err(malformed)?
-                .unwrap_or(0);
+            let count = reader.read_len("sessions", 12).map_err(malformed)?.unwrap_or(0);
             for _ in 0..count {
                 let session_id = reader.read_i64("session id").map_err(malformed)?;
                 let timeout_ms = reader.read_i32("session timeout").map_err(malformed)?;
@@ -276,25 +252,13 @@ fn load_groups(
     loaded: &mut Loaded,
     index: usize,
 ) -> Result<(), SnapshotError> {
-    let malformed = |source| SnapshotError::Malformed {
-        chunk: index,
-        source,
-    };
-    let inconsistent = |reason| SnapshotError::Inconsistent {
-        chunk: index,
-        reason,
-    };
+    let malformed = |source| SnapshotError::Malformed { chunk: index, source };
+    let inconsistent = |reason| SnapshotError::Inconsistent { chunk: index, reason };
     while reader.remaining() > 0 {
         let parent = String::read(reader).map_err(malformed)?;
-        let count = reader
-            .read_len("nodes", 64)
-            .map_err(malformed)?
-            .unwrap_or(0);
+        let count = reader.read_len("nodes", 64).map_err(malformed)?.unwrap_or(0);
         for _ in 0..count {
-            let name = reader
-                .read_ustring("name")
-                .map_err(malformed)?
-                .unwrap_or_default();
+            let name = reader.read_ustring("name").map_err(malformed)?.unwrap_or_default();
             let data = reader.read_buffer("data").map_err(malformed)?;
             let mut longs = [0i64; 6];
             for value in &mut longs {
@@ -306,9 +270,8 @@ fn load_groups(
             }
             let [czxid, mzxid, pzxid, ctime, mtime, ephemeral_owner] = longs;
             let [version, cversion, aversion, local_acl] = ints;
-            let acl = *acls
-                .get(&local_acl)
-                .ok_or(inconsistent("a node names an ACL the chunk lacks"))?;
+            let acl =
+                *acls.get(&local_acl).ok_or(inconsistent("a node names an ACL the chunk lacks"))?;
             let node = Node {
                 name: CompactString::from(name),
                 data: data.map(|bytes| Box::from(bytes.as_ref())),
@@ -323,8 +286,7 @@ fn load_groups(
                 aversion,
                 acl,
             };
-            tree.load_node(&parent, node)
-                .map_err(|_| inconsistent("a node appears twice"))?;
+            tree.load_node(&parent, node).map_err(|_| inconsistent("a node appears twice"))?;
             loaded.nodes += 1;
         }
     }

@@ -83,25 +83,12 @@ fn round_trip(database: &Database, sessions: &[(i64, i32)]) -> (DataTree, Loaded
 #[test]
 fn a_snapshot_restores_every_node_stat_acl_and_session() {
     let database = Database::new(true);
-    let alice = vec![Acl {
-        perms: perms::READ,
-        id: Id {
-            scheme: "digest".into(),
-            id: "alice:x".into(),
-        },
-    }];
+    let alice =
+        vec![Acl { perms: perms::READ, id: Id { scheme: "digest".into(), id: "alice:x".into() } }];
     let steps = vec![
-        txn(
-            1,
-            OpCode::Create,
-            create("/a", Some(b"one"), vec![world_anyone(perms::ALL)], false),
-        ),
+        txn(1, OpCode::Create, create("/a", Some(b"one"), vec![world_anyone(perms::ALL)], false)),
         txn(2, OpCode::Create, create("/a/b", None, alice, false)),
-        txn(
-            3,
-            OpCode::Create,
-            create("/a/e", Some(b""), vec![world_anyone(perms::READ)], true),
-        ),
+        txn(3, OpCode::Create, create("/a/e", Some(b""), vec![world_anyone(perms::READ)], true)),
         txn(
             4,
             OpCode::CreateContainer,
@@ -136,10 +123,7 @@ fn a_snapshot_restores_every_node_stat_acl_and_session() {
     assert_eq!(loaded_tree.ephemerals(0x99), ["/a/e"]);
     assert_eq!(loaded_tree.containers(), ["/c"]);
     assert_eq!(loaded_tree.ttls(), ["/t"]);
-    assert_eq!(
-        loaded_tree.approximate_data_size(),
-        database.tree().approximate_data_size()
-    );
+    assert_eq!(loaded_tree.approximate_data_size(), database.tree().approximate_data_size());
     assert_eq!(loaded_tree.acl_count(), database.tree().acl_count());
 }
 
@@ -148,11 +132,7 @@ fn large_trees_span_chunks_that_load_independently() {
     let database = Database::new(false);
     let data = vec![b'x'; 1000];
     database.apply(
-        &txn(
-            1,
-            OpCode::Create,
-            create("/big", None, vec![world_anyone(perms::ALL)], false),
-        ),
+        &txn(1, OpCode::Create, create("/big", None, vec![world_anyone(perms::ALL)], false)),
         &mut |_, _| {},
     );
     for i in 0..3000 {
@@ -179,19 +159,11 @@ fn replaying_txns_over_a_fuzzy_snapshot_converges() {
         txn(1, OpCode::Create, create_at("/p", None, open(), false, 2)),
         txn(2, OpCode::Create, create_at("/p/a", None, open(), false, 1)),
         txn(3, OpCode::Create, create_at("/p/e", None, open(), true, 2)),
-        txn(
-            4,
-            OpCode::Delete,
-            TxnBody::Delete(jute::records::DeleteTxn {
-                path: "/p/a".into(),
-            }),
-        ),
+        txn(4, OpCode::Delete, TxnBody::Delete(jute::records::DeleteTxn { path: "/p/a".into() })),
         txn(
             5,
             OpCode::CloseSession,
-            TxnBody::CloseSession(CloseSessionTxn {
-                paths_to_delete: vec!["/p/e".into()],
-            }),
+            TxnBody::CloseSession(CloseSessionTxn { paths_to_delete: vec!["/p/e".into()] }),
         ),
         txn(6, OpCode::Create, create_at("/p/b", None, open(), false, 3)),
     ];

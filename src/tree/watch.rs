@@ -94,10 +94,7 @@ impl WatchTable {
         if self.modes.is_empty() {
             return WatcherMode::Standard;
         }
-        self.modes
-            .get(&(watcher, path.to_owned()))
-            .copied()
-            .unwrap_or(WatcherMode::Standard)
+        self.modes.get(&(watcher, path.to_owned())).copied().unwrap_or(WatcherMode::Standard)
     }
 
     fn set_mode(&mut self, watcher: WatcherId, path: &str, mode: WatcherMode) {
@@ -136,17 +133,9 @@ impl WatchManager {
     /// Registers `watcher` on `path`; returns whether the pair is new.
     pub fn add(&self, path: &str, watcher: WatcherId, mode: WatcherMode) -> bool {
         let mut table = self.table.lock();
-        table
-            .by_path
-            .entry(path.to_owned())
-            .or_default()
-            .insert(watcher);
+        table.by_path.entry(path.to_owned()).or_default().insert(watcher);
         table.set_mode(watcher, path, mode);
-        table
-            .by_watcher
-            .entry(watcher)
-            .or_default()
-            .insert(path.to_owned())
+        table.by_watcher.entry(watcher).or_default().insert(path.to_owned())
     }
 
     /// Removes every registration of `watcher` (its connection closed).
@@ -261,11 +250,7 @@ impl WatchManager {
     /// Watched paths per watcher, for `wchc`.
     pub fn by_watcher(&self) -> BTreeMap<WatcherId, BTreeSet<String>> {
         let table = self.table.lock();
-        table
-            .by_watcher
-            .iter()
-            .map(|(w, paths)| (*w, paths.iter().cloned().collect()))
-            .collect()
+        table.by_watcher.iter().map(|(w, paths)| (*w, paths.iter().cloned().collect())).collect()
     }
 
     /// Watchers per path, for `wchp`.
@@ -297,19 +282,9 @@ mod tests {
     fn standard_watch_fires_once() {
         let watches = WatchManager::default();
         assert!(watches.add("/a", 1, WatcherMode::Standard));
-        assert_eq!(
-            watches.trigger("/a", EventType::NodeDataChanged),
-            BTreeSet::from([1])
-        );
+        assert_eq!(watches.trigger("/a", EventType::NodeDataChanged), BTreeSet::from([1]));
         assert!(watches.trigger("/a", EventType::NodeDataChanged).is_empty());
-        assert_eq!(
-            watches.summary(),
-            WatchSummary {
-                connections: 0,
-                paths: 0,
-                watches: 0
-            }
-        );
+        assert_eq!(watches.summary(), WatchSummary { connections: 0, paths: 0, watches: 0 });
     }
 
     #[test]
@@ -317,10 +292,7 @@ mod tests {
         let watches = WatchManager::default();
         watches.add("/a", 1, WatcherMode::Persistent);
         for _ in 0..2 {
-            assert_eq!(
-                watches.trigger("/a", EventType::NodeDataChanged),
-                BTreeSet::from([1])
-            );
+            assert_eq!(watches.trigger("/a", EventType::NodeDataChanged), BTreeSet::from([1]));
         }
         assert!(watches.trigger("/a/b", EventType::NodeCreated).is_empty());
     }
@@ -329,17 +301,9 @@ mod tests {
     fn recursive_watch_sees_descendants_but_not_child_list_changes() {
         let watches = WatchManager::default();
         watches.add("/a", 7, WatcherMode::PersistentRecursive);
-        assert_eq!(
-            watches.trigger("/a/b/c", EventType::NodeCreated),
-            BTreeSet::from([7])
-        );
-        assert_eq!(
-            watches.trigger("/a", EventType::NodeDataChanged),
-            BTreeSet::from([7])
-        );
-        assert!(watches
-            .trigger("/a", EventType::NodeChildrenChanged)
-            .is_empty());
+        assert_eq!(watches.trigger("/a/b/c", EventType::NodeCreated), BTreeSet::from([7]));
+        assert_eq!(watches.trigger("/a", EventType::NodeDataChanged), BTreeSet::from([7]));
+        assert!(watches.trigger("/a", EventType::NodeChildrenChanged).is_empty());
         assert!(watches.trigger("/b", EventType::NodeCreated).is_empty());
     }
 
@@ -349,10 +313,7 @@ mod tests {
         watches.add("/a", 1, WatcherMode::PersistentRecursive);
         watches.add("/a/b", 1, WatcherMode::Standard);
         watches.add("/a/b", 2, WatcherMode::Standard);
-        assert_eq!(
-            watches.trigger("/a/b", EventType::NodeDeleted),
-            BTreeSet::from([1, 2])
-        );
+        assert_eq!(watches.trigger("/a/b", EventType::NodeDeleted), BTreeSet::from([1, 2]));
     }
 
     #[test]
@@ -360,24 +321,15 @@ mod tests {
         let watches = WatchManager::default();
         watches.add("/a", 1, WatcherMode::Persistent);
         watches.add("/a", 1, WatcherMode::Standard);
-        assert_eq!(
-            watches.trigger("/a", EventType::NodeDataChanged),
-            BTreeSet::from([1])
-        );
-        assert!(
-            watches.trigger("/a", EventType::NodeDataChanged).is_empty(),
-            "now one-shot"
-        );
+        assert_eq!(watches.trigger("/a", EventType::NodeDataChanged), BTreeSet::from([1]));
+        assert!(watches.trigger("/a", EventType::NodeDataChanged).is_empty(), "now one-shot");
     }
 
     #[test]
     fn remove_and_contains() {
         let watches = WatchManager::default();
         watches.add("/a", 1, WatcherMode::Standard);
-        assert!(
-            watches.contains("/a", 2),
-            "3.8 answers for any watcher of the exact path"
-        );
+        assert!(watches.contains("/a", 2), "3.8 answers for any watcher of the exact path");
         assert!(!watches.remove("/a", 2));
         assert!(watches.remove("/a", 1));
         assert!(!watches.contains("/a", 1));

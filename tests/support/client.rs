@@ -103,11 +103,7 @@ impl Client {
     pub async fn connect(address: SocketAddr) -> Client {
         Client::handshake(
             address,
-            Handshake {
-                timeout_ms: 10_000,
-                read_only_flag: true,
-                ..Handshake::default()
-            },
+            Handshake { timeout_ms: 10_000, read_only_flag: true, ..Handshake::default() },
         )
         .await
         .expect("handshake")
@@ -135,11 +131,10 @@ impl Client {
         }
         stream.write_all(&framed(&body)).await?;
         let mut buffer = BytesMut::new();
-        let reply = tokio::time::timeout(FRAME_WAIT, read_frame(&mut stream, &mut buffer))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "no ConnectResponse")
-            })??;
+        let reply =
+            tokio::time::timeout(FRAME_WAIT, read_frame(&mut stream, &mut buffer)).await.map_err(
+                |_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no ConnectResponse"),
+            )??;
         let response = ConnectResponse::read(&mut Reader::new(&reply)).expect("ConnectResponse");
         Ok(Client {
             stream,
@@ -168,11 +163,7 @@ impl Client {
     /// Sends a request with a chosen xid.
     pub async fn send_with_xid(&mut self, xid: i32, op: OpCode, body: &(dyn RecordRef + Sync)) {
         let mut out = BytesMut::new();
-        RequestHeader {
-            xid,
-            op_type: op.as_i32(),
-        }
-        .write(&mut out);
+        RequestHeader { xid, op_type: op.as_i32() }.write(&mut out);
         body.write_to(&mut out);
         self.send_raw(&framed(&out)).await;
     }
@@ -188,10 +179,7 @@ impl Client {
                 .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no frame"))??;
         let mut reader = Reader::new(&bytes);
         let header = ReplyHeader::read(&mut reader).expect("reply header");
-        Ok(Incoming {
-            header,
-            body: reader.rest(),
-        })
+        Ok(Incoming { header, body: reader.rest() })
     }
 
     /// Waits for the reply to `xid`, keeping notifications that arrive first for
@@ -261,15 +249,7 @@ impl Client {
         path: &str,
         watch: bool,
     ) -> Result<(Option<Bytes>, Stat), Code> {
-        let reply = self
-            .call(
-                OpCode::GetData,
-                &GetDataRequest {
-                    path: path.into(),
-                    watch,
-                },
-            )
-            .await;
+        let reply = self.call(OpCode::GetData, &GetDataRequest { path: path.into(), watch }).await;
         result(&reply).map(|()| {
             let response: GetDataResponse = reply.decode();
             (response.data, response.stat)
@@ -278,53 +258,28 @@ impl Client {
 
     /// setData; returns the new stat.
     pub async fn set_data(&mut self, path: &str, data: &[u8], version: i32) -> Result<Stat, Code> {
-        let request = SetDataRequest {
-            path: path.into(),
-            data: Some(Bytes::copy_from_slice(data)),
-            version,
-        };
+        let request =
+            SetDataRequest { path: path.into(), data: Some(Bytes::copy_from_slice(data)), version };
         let reply = self.call(OpCode::SetData, &request).await;
         result(&reply).map(|()| reply.decode::<SetDataResponse>().stat)
     }
 
     /// delete.
     pub async fn delete(&mut self, path: &str, version: i32) -> Result<(), Code> {
-        let reply = self
-            .call(
-                OpCode::Delete,
-                &DeleteRequest {
-                    path: path.into(),
-                    version,
-                },
-            )
-            .await;
+        let reply = self.call(OpCode::Delete, &DeleteRequest { path: path.into(), version }).await;
         result(&reply)
     }
 
     /// exists.
     pub async fn exists(&mut self, path: &str, watch: bool) -> Result<Stat, Code> {
-        let reply = self
-            .call(
-                OpCode::Exists,
-                &ExistsRequest {
-                    path: path.into(),
-                    watch,
-                },
-            )
-            .await;
+        let reply = self.call(OpCode::Exists, &ExistsRequest { path: path.into(), watch }).await;
         result(&reply).map(|()| reply.decode::<ExistsResponse>().stat)
     }
 
     /// getChildren2, children sorted.
     pub async fn children(&mut self, path: &str, watch: bool) -> Result<(Vec<String>, Stat), Code> {
         let reply = self
-            .call(
-                OpCode::GetChildren2,
-                &GetChildren2Request {
-                    path: path.into(),
-                    watch,
-                },
-            )
+            .call(OpCode::GetChildren2, &GetChildren2Request { path: path.into(), watch })
             .await;
         result(&reply).map(|()| {
             let mut response: GetChildren2Response = reply.decode();
@@ -342,13 +297,7 @@ impl Client {
 
 /// `world:anyone:cdrwa`.
 pub fn open_acl() -> Vec<Acl> {
-    vec![Acl {
-        perms: 31,
-        id: Id {
-            scheme: "world".into(),
-            id: "anyone".into(),
-        },
-    }]
+    vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }]
 }
 
 /// `Ok` or the reply's error code.

@@ -73,15 +73,8 @@ impl ServerProcess {
                 let _ = writeln!(log, "{line}");
             }
         });
-        let address = address
-            .recv_timeout(START_WAIT)
-            .expect("the server did not start listening");
-        ServerProcess {
-            child,
-            address,
-            dir,
-            keep_dir,
-        }
+        let address = address.recv_timeout(START_WAIT).expect("the server did not start listening");
+        ServerProcess { child, address, dir, keep_dir }
     }
 
     /// Kills the server with SIGKILL and waits for it; returns its directory.
@@ -94,10 +87,7 @@ impl ServerProcess {
 
     /// Stops the server with SIGTERM and waits for it; returns its directory.
     pub fn terminate(mut self) -> PathBuf {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
         self.keep_dir = true;
         self.dir.clone()

@@ -78,21 +78,14 @@ impl ReferenceZooKeeper {
         let reference = ReferenceZooKeeper { child, address };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let handshake = Handshake {
-                timeout_ms: 5000,
-                ..Handshake::default()
-            };
+            let handshake = Handshake { timeout_ms: 5000, ..Handshake::default() };
             if let Ok(client) = Client::handshake(address, handshake).await {
                 if client.session_id != 0 {
                     client.close().await;
                     return reference;
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "ZooKeeper did not start; see {}",
-                dir.display()
-            );
+            assert!(Instant::now() < deadline, "ZooKeeper did not start; see {}", dir.display());
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

@@ -99,11 +99,7 @@ impl Record for MultiRequest {
                 return Ok(MultiRequest { ops });
             }
             if ops.len() >= MULTI_OPS_MAX {
-                return Err(DecodeError::Invalid {
-                    what: "multi",
-                    offset,
-                    reason: "too many ops",
-                });
+                return Err(DecodeError::Invalid { what: "multi", offset, reason: "too many ops" });
             }
             let op = match OpCode::from_i32(header.op_type) {
                 Some(OpCode::Create | OpCode::Create2 | OpCode::CreateContainer) => {
@@ -134,12 +130,7 @@ impl Record for MultiRequest {
 
     fn write(&self, out: &mut BytesMut) {
         for op in &self.ops {
-            MultiHeader {
-                op_type: op.header_type(),
-                done: false,
-                err: -1,
-            }
-            .write(out);
+            MultiHeader { op_type: op.header_type(), done: false, err: -1 }.write(out);
             match op {
                 MultiOp::Create { request, .. } => request.write(out),
                 MultiOp::CreateTtl(request) => request.write(out),
@@ -150,12 +141,7 @@ impl Record for MultiRequest {
                 MultiOp::GetData(request) => request.write(out),
             }
         }
-        MultiHeader {
-            op_type: -1,
-            done: true,
-            err: -1,
-        }
-        .write(out);
+        MultiHeader { op_type: -1, done: true, err: -1 }.write(out);
     }
 }
 
@@ -256,12 +242,7 @@ impl Record for MultiResponse {
                 MultiResult::GetData { .. } => (OpCode::GetData, 0),
                 MultiResult::Error(err) => (OpCode::Error, *err),
             };
-            MultiHeader {
-                op_type: op_type.as_i32(),
-                done: false,
-                err,
-            }
-            .write(out);
+            MultiHeader { op_type: op_type.as_i32(), done: false, err }.write(out);
             match result {
                 MultiResult::Create(path) => crate::writer::write_ustring(out, path),
                 MultiResult::Create2 { path, stat } => {
@@ -278,11 +259,6 @@ impl Record for MultiResponse {
                 MultiResult::Error(err) => err.write(out),
             }
         }
-        MultiHeader {
-            op_type: -1,
-            done: true,
-            err: -1,
-        }
-        .write(out);
+        MultiHeader { op_type: -1, done: true, err: -1 }.write(out);
     }
 }
