@@ -106,21 +106,17 @@ pub fn take_snapshot(
 ) -> Result<(), StorageError> {
     let started = Instant::now();
     tracing::info!(zxid = format_args!("0x{zxid:x}"), "taking a snapshot");
-    let mut index = 0u32;
-    let summary = write_snapshot(shared.database.tree(), sessions, |chunk| {
-        storage.put_snapshot_chunk(zxid, index, &chunk)?;
-        index += 1;
-        Ok::<(), StorageError>(())
-    })?;
+    let mut writer = storage.begin_snapshot(zxid)?;
+    let summary = write_snapshot(shared.database.tree(), sessions, |chunk| writer.put(&chunk))?;
     let header = SnapshotHeader {
         zxid,
-        chunks: index,
+        chunks: u32::try_from(summary.chunks).unwrap_or(u32::MAX),
         nodes: summary.nodes,
         sessions: u32::try_from(summary.sessions).unwrap_or(u32::MAX),
         bytes: summary.bytes,
         created_ms: shared.clock.wall_ms() as i64,
     };
-    storage.finish_snapshot(&header)?;
+    writer.finish(&header)?;
     tracing::info!(
         zxid = format_args!("0x{zxid:x}"),
         nodes = summary.nodes,
@@ -131,7 +127,7 @@ pub fn take_snapshot(
     Ok(())
 }
 
-/// Keeps the `retain` newest snapshots, deletes the rest and unfinished ones, and the log
+/// Keeps the `retain` newest snapshots, deletes the rest, and the log
 /// entries the oldest kept snapshot covers (ZooKeeper's autopurge).
 ///
 /// # Errors
@@ -144,13 +140,7 @@ pub fn purge_old(storage: &dyn Storage, retain: usize) -> Result<(), StorageErro
     for header in snapshots.iter().skip(retain) {
         storage.delete_snapshot(header.zxid)?;
     }
-    for zxid in storage.unfinished_snapshots()? {
-        if zxid < newest {
-            storage.delete_snapshot(zxid)?;
-        }
-    }
     let oldest_kept =
         snapshots.iter().take(retain).map(|header| header.zxid).min().unwrap_or(newest);
-    storage.purge_log_through(oldest_kept)?;
-    storage.reclaim_space()
+    storage.purge_log_through(oldest_kept)
 }

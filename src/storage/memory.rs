@@ -9,7 +9,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::storage::record::{decode_header, encode_header, HEADER_INDEX};
-use crate::storage::{Epochs, LogEntry, SnapshotHeader, Storage, StorageError};
+use crate::storage::{Epochs, LogEntry, SnapshotHeader, SnapshotWriter, Storage, StorageError};
 use crate::txn::Zxid;
 
 #[derive(Debug, Default)]
@@ -29,6 +29,36 @@ impl MemoryStorage {
     /// Replaces a stored log value, to test how recovery meets damaged data.
     pub fn corrupt_log_entry(&self, zxid: Zxid, value: Bytes) {
         self.state.lock().log.insert(zxid, value);
+    }
+}
+
+/// Gathers the chunks and stores them with the header in one step, as RocksDB's file
+/// ingestion does: a crash while writing leaves nothing of the snapshot.
+struct MemorySnapshotWriter<'a> {
+    storage: &'a MemoryStorage,
+    chunks: Vec<Bytes>,
+}
+
+impl SnapshotWriter for MemorySnapshotWriter<'_> {
+    fn put(&mut self, chunk: &Bytes) -> Result<(), StorageError> {
+        self.chunks.push(crate::storage::record::seal(chunk));
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, header: &SnapshotHeader) -> Result<(), StorageError> {
+        let mut state = self.storage.state.lock();
+        for (index, chunk) in (0u32..).zip(self.chunks) {
+            state.snapshots.insert((header.zxid, index), chunk);
+        }
+        state.snapshots.insert((header.zxid, HEADER_INDEX), encode_header(header));
+        Ok(())
+    }
+}
+
+impl MemoryStorage {
+    /// Replaces a stored snapshot chunk, to test how recovery meets damaged data.
+    pub fn corrupt_snapshot_chunk(&self, zxid: Zxid, index: u32, value: Bytes) {
+        self.state.lock().snapshots.insert((zxid, index), value);
     }
 }
 
@@ -84,19 +114,8 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    fn put_snapshot_chunk(
-        &self,
-        zxid: Zxid,
-        index: u32,
-        chunk: &Bytes,
-    ) -> Result<(), StorageError> {
-        self.state.lock().snapshots.insert((zxid, index), crate::storage::record::seal(chunk));
-        Ok(())
-    }
-
-    fn finish_snapshot(&self, header: &SnapshotHeader) -> Result<(), StorageError> {
-        self.state.lock().snapshots.insert((header.zxid, HEADER_INDEX), encode_header(header));
-        Ok(())
+    fn begin_snapshot(&self, _zxid: Zxid) -> Result<Box<dyn SnapshotWriter + '_>, StorageError> {
+        Ok(Box::new(MemorySnapshotWriter { storage: self, chunks: Vec::new() }))
     }
 
     fn snapshots(&self) -> Result<Vec<SnapshotHeader>, StorageError> {
@@ -133,14 +152,6 @@ impl Storage for MemoryStorage {
     fn delete_snapshot(&self, zxid: Zxid) -> Result<(), StorageError> {
         self.state.lock().snapshots.retain(|(snapshot, _), _| *snapshot != zxid);
         Ok(())
-    }
-
-    fn unfinished_snapshots(&self) -> Result<Vec<Zxid>, StorageError> {
-        let state = self.state.lock();
-        let mut started: Vec<Zxid> = state.snapshots.keys().map(|(zxid, _)| *zxid).collect();
-        started.dedup();
-        started.retain(|zxid| !state.snapshots.contains_key(&(*zxid, HEADER_INDEX)));
-        Ok(started)
     }
 
     fn epochs(&self) -> Result<Epochs, StorageError> {

@@ -67,6 +67,22 @@ pub struct SnapshotHeader {
     pub created_ms: i64,
 }
 
+/// Receives the chunks of one snapshot in order, then completes it.
+pub trait SnapshotWriter {
+    /// Adds the next chunk.
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store cannot take it.
+    fn put(&mut self, chunk: &Bytes) -> Result<(), StorageError>;
+
+    /// Completes the snapshot; durable on return. Until it returns, a crash leaves
+    /// nothing of it: the chunks and the header become visible together.
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store cannot complete it.
+    fn finish(self: Box<Self>, header: &SnapshotHeader) -> Result<(), StorageError>;
+}
+
 /// ZAB's persistent epochs: the last epoch this server accepted a NEWEPOCH for, and the
 /// last it acknowledged a NEWLEADER for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -112,18 +128,12 @@ pub trait Storage: Send + Sync {
     /// [`StorageError`] if the store cannot be written.
     fn purge_log_through(&self, zxid: Zxid) -> Result<(), StorageError>;
 
-    /// Stores chunk `index` of the snapshot labelled `zxid`.
+    /// Starts writing the snapshot labelled `zxid`: every txn up to it is in the state
+    /// written (and possibly some later ones: snapshots are fuzzy).
     ///
     /// # Errors
-    /// [`StorageError`] if the store cannot be written.
-    fn put_snapshot_chunk(&self, zxid: Zxid, index: u32, chunk: &Bytes)
-        -> Result<(), StorageError>;
-
-    /// Marks the snapshot complete; durable on return. Only complete snapshots are loaded.
-    ///
-    /// # Errors
-    /// [`StorageError`] if the store cannot be written.
-    fn finish_snapshot(&self, header: &SnapshotHeader) -> Result<(), StorageError>;
+    /// [`StorageError`] if the store cannot start one.
+    fn begin_snapshot(&self, zxid: Zxid) -> Result<Box<dyn SnapshotWriter + '_>, StorageError>;
 
     /// Complete snapshots, newest first. A header that fails its checksum is skipped.
     ///
@@ -141,31 +151,17 @@ pub trait Storage: Send + Sync {
         visit: &mut dyn FnMut(usize, Bytes) -> Result<(), StorageError>,
     ) -> Result<(), StorageError>;
 
-    /// Deletes a snapshot (complete or not).
+    /// Deletes a snapshot.
     ///
     /// # Errors
     /// [`StorageError`] if the store cannot be written.
     fn delete_snapshot(&self, zxid: Zxid) -> Result<(), StorageError>;
-
-    /// Labels of snapshots that were started but never finished (a crash while writing).
-    ///
-    /// # Errors
-    /// [`StorageError`] if the store cannot be read.
-    fn unfinished_snapshots(&self) -> Result<Vec<Zxid>, StorageError>;
 
     /// The persisted epochs.
     ///
     /// # Errors
     /// [`StorageError`] if the store cannot be read.
     fn epochs(&self) -> Result<Epochs, StorageError>;
-
-    /// Gives the space of purged data back to the file system (compaction).
-    ///
-    /// # Errors
-    /// [`StorageError`] if the store fails.
-    fn reclaim_space(&self) -> Result<(), StorageError> {
-        Ok(())
-    }
 
     /// Persists the epochs; durable on return.
     ///

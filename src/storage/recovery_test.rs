@@ -48,13 +48,9 @@ fn append(storage: &MemoryStorage, txns: &[Txn]) {
 }
 
 fn snapshot(storage: &MemoryStorage, database: &Database, zxid: Zxid, sessions: &[(i64, i32)]) {
-    let mut index = 0u32;
-    let summary = write_snapshot(database.tree(), sessions, |chunk| {
-        storage.put_snapshot_chunk(zxid, index, &chunk)?;
-        index += 1;
-        Ok::<(), StorageError>(())
-    })
-    .expect("written");
+    let mut writer = storage.begin_snapshot(zxid).expect("begun");
+    let summary =
+        write_snapshot(database.tree(), sessions, |chunk| writer.put(&chunk)).expect("written");
     let header = SnapshotHeader {
         zxid,
         chunks: summary.chunks as u32,
@@ -63,7 +59,7 @@ fn snapshot(storage: &MemoryStorage, database: &Database, zxid: Zxid, sessions: 
         bytes: summary.bytes,
         created_ms: 0,
     };
-    storage.finish_snapshot(&header).expect("finished");
+    writer.finish(&header).expect("finished");
 }
 
 #[test]
@@ -122,7 +118,7 @@ fn a_damaged_snapshot_falls_back_to_the_previous_one() {
     snapshot(&storage, &database, 1, &[]);
     database.apply(&log[1], &mut |_, _| {});
     snapshot(&storage, &database, 2, &[]);
-    storage.put_snapshot_chunk(2, 1, &Bytes::from_static(b"\x01garbage")).expect("damaged");
+    storage.corrupt_snapshot_chunk(2, 1, Bytes::from_static(b"\x01garbage"));
     let recovered = recover(&storage, false).expect("recovers");
     assert_eq!(recovered.snapshot.map(|header| header.zxid), Some(1));
     assert_eq!(recovered.replayed, 2);

@@ -65,39 +65,70 @@ fn the_log_survives_reopening_and_obeys_truncate_and_purge() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn snapshots_are_listed_only_when_finished() {
-    let dir = scratch("snapshots");
-    let storage = RocksStorage::open(&dir, None, false).expect("open");
-    for zxid in [5, 9] {
-        for index in 0..3 {
-            storage
-                .put_snapshot_chunk(zxid, index, &Bytes::from(format!("chunk {index}")))
-                .expect("chunk");
-        }
-    }
-    let header =
-        SnapshotHeader { zxid: 5, chunks: 3, nodes: 1, sessions: 0, bytes: 24, created_ms: 7 };
-    storage.finish_snapshot(&header).expect("finish");
-    assert_eq!(storage.snapshots().expect("list"), [header]);
-    assert_eq!(storage.unfinished_snapshots().expect("list"), [9]);
+fn read_chunks(storage: &RocksStorage, header: &SnapshotHeader) -> Vec<Bytes> {
     let mut chunks = Vec::new();
     storage
-        .read_snapshot(&header, &mut |_, chunk| {
+        .read_snapshot(header, &mut |_, chunk| {
             chunks.push(chunk);
             Ok(())
         })
         .expect("read");
-    assert_eq!(chunks, [Bytes::from("chunk 0"), Bytes::from("chunk 1"), Bytes::from("chunk 2")]);
+    chunks
+}
+
+#[test]
+fn snapshots_appear_whole_and_survive_reopening() {
+    let dir = scratch("snapshots");
+    let header =
+        SnapshotHeader { zxid: 5, chunks: 3, nodes: 1, sessions: 0, bytes: 24, created_ms: 7 };
+    let written = [Bytes::from("chunk 0"), Bytes::from("chunk 1"), Bytes::from("chunk 2")];
+    {
+        let storage = RocksStorage::open(&dir, None, false).expect("open");
+        let mut writer = storage.begin_snapshot(5).expect("begin");
+        for chunk in &written {
+            writer.put(chunk).expect("chunk");
+        }
+        assert!(storage.snapshots().expect("list").is_empty(), "not visible before finish");
+        writer.finish(&header).expect("finish");
+        let mut abandoned = storage.begin_snapshot(9).expect("begin");
+        abandoned.put(&Bytes::from("never finished")).expect("chunk");
+        drop(abandoned);
+        assert_eq!(storage.snapshots().expect("list"), [header]);
+    }
+    let scratch_files = std::fs::read_dir(dir.join("zkrs-snapshot-tmp")).map_or(0, Iterator::count);
+    assert_eq!(scratch_files, 0, "an abandoned snapshot leaves no file behind");
+    let storage = RocksStorage::open(&dir, None, false).expect("reopen");
+    assert_eq!(storage.snapshots().expect("list"), [header]);
+    assert_eq!(read_chunks(&storage, &header), written);
     let short = SnapshotHeader { chunks: 4, ..header };
     assert!(
         storage.read_snapshot(&short, &mut |_, _| Ok(())).is_err(),
         "a missing chunk is corruption"
     );
-    storage.delete_snapshot(9).expect("delete");
     storage.delete_snapshot(5).expect("delete");
     assert!(storage.snapshots().expect("list").is_empty());
-    assert!(storage.unfinished_snapshots().expect("list").is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn newer_snapshots_list_first_and_deleting_one_keeps_the_others() {
+    let dir = scratch("snapshot-order");
+    let storage = RocksStorage::open(&dir, None, false).expect("open");
+    let mut headers = Vec::new();
+    for zxid in [3, 0x1_0000_0002, 8] {
+        let mut writer = storage.begin_snapshot(zxid).expect("begin");
+        writer.put(&Bytes::from(format!("state at {zxid}"))).expect("chunk");
+        let header =
+            SnapshotHeader { zxid, chunks: 1, nodes: 1, sessions: 0, bytes: 1, created_ms: 0 };
+        writer.finish(&header).expect("finish");
+        headers.push(header);
+    }
+    let listed: Vec<Zxid> = storage.snapshots().expect("list").iter().map(|h| h.zxid).collect();
+    assert_eq!(listed, [0x1_0000_0002, 8, 3]);
+    storage.delete_snapshot(8).expect("delete");
+    let listed: Vec<Zxid> = storage.snapshots().expect("list").iter().map(|h| h.zxid).collect();
+    assert_eq!(listed, [0x1_0000_0002, 3]);
+    assert_eq!(read_chunks(&storage, &headers[0]), [Bytes::from("state at 3")]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

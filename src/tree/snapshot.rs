@@ -169,21 +169,24 @@ pub fn write_snapshot<E>(
     let mut builder = ChunkBuilder::new();
     let mut parents = tree.parents();
     parents.sort();
+    let mut full = Vec::new();
     for parent in parents {
-        // One table at a time, so applies to other tables go on meanwhile. A node added
-        // to this table while it waits is picked up by the log replay after loading.
-        let nodes: Vec<Node> = tree
-            .with_children(&parent, |children| children.iter().cloned().collect())
-            .unwrap_or_default();
-        for node in &nodes {
-            builder.add(tree, &parent, node);
-            summary.nodes += 1;
-            if builder.is_full() {
-                let chunk = builder.finish();
-                summary.bytes += chunk.len() as u64;
-                summary.chunks += 1;
-                emit(chunk)?;
+        // One table at a time, encoded under its shard's read lock and stored after the
+        // lock is released, so applies go on meanwhile. A node added to this table while
+        // it waits is picked up by the log replay after loading.
+        tree.with_children(&parent, |children| {
+            for node in children.iter() {
+                builder.add(tree, &parent, node);
+                summary.nodes += 1;
+                if builder.is_full() {
+                    full.push(builder.finish());
+                }
             }
+        });
+        for chunk in full.drain(..) {
+            summary.bytes += chunk.len() as u64;
+            summary.chunks += 1;
+            emit(chunk)?;
         }
     }
     if !builder.is_empty() {
