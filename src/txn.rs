@@ -144,9 +144,14 @@ impl Txn {
     /// The jute encoding the log stores: `TxnHeader` then the txn record.
     pub fn encode(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(64);
-        self.header.write(&mut out);
-        self.body.write(&mut out);
+        self.encode_into(&mut out);
         out.freeze()
+    }
+
+    /// Appends [`Txn::encode`]'s bytes to `out`.
+    pub fn encode_into(&self, out: &mut BytesMut) {
+        self.header.write(out);
+        self.body.write(out);
     }
 
     /// Decodes what [`Txn::encode`] wrote.

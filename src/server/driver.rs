@@ -8,9 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use jute::records::ConnectResponse;
 use jute::{OpCode, Record};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::prepare::{Context, Preparer};
 use crate::proto::reply::frame_with;
@@ -22,7 +24,7 @@ use crate::server::snapshotter::Snapshotter;
 use crate::server::Shared;
 use crate::session::password::session_password;
 use crate::session::AuthIds;
-use crate::storage::record::encode_entry;
+use crate::storage::record::encode_entry_into;
 use crate::storage::{LogEntry, Storage, StorageError};
 use crate::tree::node::NodeKind;
 use crate::txn::{SessionId, Txn, TxnBody};
@@ -85,10 +87,17 @@ struct Driver {
     unlogged: Vec<Work>,
     /// The batch the log writer is syncing.
     logging: Option<Vec<Work>>,
+    /// The last applied batch's emptied vector, reused for the next one so a busy server
+    /// does not allocate (and page in) a fresh batch vector every round.
+    spare: Vec<Work>,
+    /// Where each batch is encoded for the log. Once the log writer has dropped a batch,
+    /// the next one reuses the same allocation.
+    log_buffer: BytesMut,
     snapshotter: Snapshotter,
 }
 
-/// Runs the pipeline until every sender is gone.
+/// Runs the pipeline until `stop` is cancelled, then stops the log writer and any
+/// snapshot in progress and waits for both, so the store closes before the caller goes on.
 ///
 /// # Errors
 /// If the log fails; the server must stop.
@@ -96,6 +105,7 @@ pub async fn run(
     shared: Arc<Shared>,
     storage: Arc<dyn Storage>,
     mut inputs: mpsc::Receiver<Input>,
+    stop: CancellationToken,
 ) -> Result<(), StorageError> {
     let (log, mut logged) = LogWriter::spawn(storage.clone())
         .map_err(|err| StorageError::Backend(format!("cannot start the log writer: {err}")))?;
@@ -113,37 +123,56 @@ pub async fn run(
         log,
         unlogged: Vec::new(),
         logging: None,
+        spare: Vec::new(),
+        log_buffer: BytesMut::new(),
         snapshotter,
         shared,
     };
-    let tick = Duration::from_millis(u64::from(driver.shared.config.tick_time_ms));
-    let mut ticks = tokio::time::interval(tick);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let reap_period =
-        Duration::from_millis(driver.shared.config.container_check_interval_ms.max(1));
-    let mut reaps = tokio::time::interval(reap_period);
-    reaps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        driver.start_logging()?;
-        tokio::select! {
-            input = inputs.recv() => {
-                let Some(input) = input else { return Ok(()) };
-                driver.prepare(input);
-                while driver.unlogged.len() < BATCH_MAX {
-                    match inputs.try_recv() {
-                        Ok(input) => driver.prepare(input),
-                        Err(_) => break,
+    let outcome = driver.serve(&mut inputs, &mut logged, &stop).await;
+    // The log writer may be waiting to hand over a completion nobody will read.
+    drop(logged);
+    driver.log.close();
+    driver.snapshotter.close();
+    outcome
+}
+
+impl Driver {
+    async fn serve(
+        &mut self,
+        inputs: &mut mpsc::Receiver<Input>,
+        logged: &mut mpsc::Receiver<Logged>,
+        stop: &CancellationToken,
+    ) -> Result<(), StorageError> {
+        let tick = Duration::from_millis(u64::from(self.shared.config.tick_time_ms));
+        let mut ticks = tokio::time::interval(tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let reap_period =
+            Duration::from_millis(self.shared.config.container_check_interval_ms.max(1));
+        let mut reaps = tokio::time::interval(reap_period);
+        reaps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.start_logging()?;
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                input = inputs.recv() => {
+                    let Some(input) = input else { return Ok(()) };
+                    self.prepare(input);
+                    while self.unlogged.len() < BATCH_MAX {
+                        match inputs.try_recv() {
+                            Ok(input) => self.prepare(input),
+                            Err(_) => break,
+                        }
                     }
                 }
+                outcome = logged.recv(), if self.logging.is_some() => {
+                    let outcome = outcome.unwrap_or_else(|| {
+                        Err(StorageError::Backend("the log writer thread stopped".into()))
+                    });
+                    self.commit_logged(outcome)?;
+                }
+                _ = ticks.tick() => self.expire_sessions(),
+                _ = reaps.tick() => self.reap_containers(),
             }
-            outcome = logged.recv(), if driver.logging.is_some() => {
-                let outcome = outcome.unwrap_or_else(|| {
-                    Err(StorageError::Backend("the log writer thread stopped".into()))
-                });
-                driver.commit_logged(outcome)?;
-            }
-            _ = ticks.tick() => driver.expire_sessions(),
-            _ = reaps.tick() => driver.reap_containers(),
         }
     }
 }
@@ -270,13 +299,19 @@ impl Driver {
         if self.logging.is_some() || self.unlogged.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.unlogged);
-        let entries: Vec<LogEntry> = batch
-            .iter()
-            .filter_map(|work| match work {
-                Work::Txn(txn, _) => Some(encode_entry(txn)),
-                Work::Sync { .. } => None,
-            })
+        let batch = std::mem::replace(&mut self.unlogged, std::mem::take(&mut self.spare));
+        let mut bounds = Vec::with_capacity(batch.len());
+        for work in &batch {
+            if let Work::Txn(txn, _) = work {
+                let start = self.log_buffer.len();
+                encode_entry_into(txn, &mut self.log_buffer);
+                bounds.push((txn.zxid(), start, self.log_buffer.len()));
+            }
+        }
+        let encoded = self.log_buffer.split().freeze();
+        let entries: Vec<LogEntry> = bounds
+            .into_iter()
+            .map(|(zxid, start, end)| LogEntry { zxid, value: encoded.slice(start..end) })
             .collect();
         if entries.is_empty() {
             self.apply_batch(batch);
@@ -299,9 +334,9 @@ impl Driver {
         Ok(())
     }
 
-    fn apply_batch(&mut self, batch: Vec<Work>) {
+    fn apply_batch(&mut self, mut batch: Vec<Work>) {
         let mut applied = 0u64;
-        for work in batch {
+        for work in batch.drain(..) {
             match work {
                 Work::Txn(txn, reply_to) => {
                     self.apply(&txn, reply_to);
@@ -314,6 +349,7 @@ impl Driver {
                 }
             }
         }
+        self.spare = batch;
         if applied > 0 {
             let zxid = self.shared.database.last_applied_zxid();
             let shared = self.shared.clone();

@@ -16,6 +16,7 @@ use crate::txn::Zxid;
 #[derive(Debug)]
 pub struct LogWriter {
     batches: std_mpsc::SyncSender<Vec<LogEntry>>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 /// The outcome of one batch: the last zxid now durable, or why the log failed.
@@ -31,16 +32,18 @@ impl LogWriter {
     ) -> std::io::Result<(LogWriter, mpsc::Receiver<Logged>)> {
         let (batches, incoming) = std_mpsc::sync_channel::<Vec<LogEntry>>(1);
         let (done, completions) = mpsc::channel(1);
-        std::thread::Builder::new().name("zkrs-log".into()).spawn(move || {
+        let thread = std::thread::Builder::new().name("zkrs-log".into()).spawn(move || {
             while let Ok(batch) = incoming.recv() {
                 let last = batch.last().map_or(0, |entry| entry.zxid);
                 let outcome = storage.append(&batch).map(|()| last);
+                // Released before the driver hears back, so it can reuse the buffer.
+                drop(batch);
                 if done.blocking_send(outcome).is_err() {
                     break;
                 }
             }
         })?;
-        Ok((LogWriter { batches }, completions))
+        Ok((LogWriter { batches, thread }, completions))
     }
 
     /// Hands a batch to the writer; its completion follows on the receiver.
@@ -51,5 +54,14 @@ impl LogWriter {
         self.batches
             .send(batch)
             .map_err(|_| StorageError::Backend("the log writer thread stopped".into()))
+    }
+
+    /// Waits for the batch being written, then stops the thread. Drop the completion
+    /// receiver first: the thread may be blocked handing it a completion.
+    pub fn close(self) {
+        drop(self.batches);
+        if self.thread.join().is_err() {
+            tracing::error!("the log writer thread panicked");
+        }
     }
 }

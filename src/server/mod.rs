@@ -23,6 +23,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::session::password::initial_session_id;
@@ -136,14 +137,19 @@ pub async fn run_with_storage(
         clock,
         config,
     });
-    let driver = tokio::spawn(driver::run(shared.clone(), storage, driver_rx));
+    let stop = CancellationToken::new();
+    let mut driver = tokio::spawn(driver::run(shared.clone(), storage, driver_rx, stop.clone()));
     tracing::info!(address = %listener.local_addr()?, "serving clients");
+    // Accepting runs on the runtime's workers, like the connections it spawns, not on the
+    // thread that awaits this function.
+    let accepting = tokio::spawn(listener::run(shared.clone(), listener));
     tokio::select! {
-        () = listener::run(shared.clone(), listener) => {}
-        result = driver => {
-            result??;
-        }
+        result = &mut driver => return Ok(result??),
         () = shutdown => tracing::info!("shutting down"),
     }
-    Ok(())
+    accepting.abort();
+    // The driver closes the store on its way out: RocksDB must not outlive it in
+    // background threads while the process exits.
+    stop.cancel();
+    Ok(driver.await??)
 }

@@ -2,6 +2,7 @@
 //! members of an ensemble do not all snapshot at once), without stopping writes, then a
 //! purge of what the retained snapshots make unnecessary.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -21,6 +22,8 @@ pub struct Snapshotter {
     threshold: u64,
     random: u64,
     running: Option<JoinHandle<()>>,
+    /// Set at shutdown: the running snapshot gives up at its next chunk.
+    stopping: Arc<AtomicBool>,
 }
 
 impl Snapshotter {
@@ -41,6 +44,7 @@ impl Snapshotter {
             threshold: 0,
             random: seed | 1,
             running: None,
+            stopping: Arc::new(AtomicBool::new(false)),
         };
         snapshotter.roll();
         snapshotter
@@ -55,8 +59,8 @@ impl Snapshotter {
         self.threshold = half + self.random % half.max(1);
     }
 
-    /// Counts applied txns; starts a snapshot labelled `zxid` (the last applied) when due
-    /// and none is running. `sessions` are the live sessions then.
+    /// Counts applied txns; when a snapshot is due, starts one labelled `zxid` (the last
+    /// applied) unless one is still running. `sessions` are the live sessions then.
     pub fn applied(
         &mut self,
         count: u64,
@@ -69,21 +73,28 @@ impl Snapshotter {
         if self.txns_since_snapshot < self.threshold {
             return;
         }
-        if self.running.as_ref().is_some_and(|running| !running.is_finished()) {
-            return;
-        }
+        // As in ZooKeeper, a snapshot that comes due while another is still being
+        // written is skipped, not postponed: the count starts over either way.
         self.txns_since_snapshot = 0;
         self.roll();
+        if self.running.as_ref().is_some_and(|running| !running.is_finished()) {
+            tracing::info!(zxid = format_args!("0x{zxid:x}"), "too busy to snapshot, skipping");
+            return;
+        }
         let (shared, storage, sessions) = (shared.clone(), storage.clone(), sessions());
-        let (retain, purge) = (self.retain, self.purge_after_snapshot);
+        let (retain, purge, stopping) =
+            (self.retain, self.purge_after_snapshot, self.stopping.clone());
         let spawned = std::thread::Builder::new().name("zkrs-snapshot".into()).spawn(move || {
-            match take_snapshot(&shared, storage.as_ref(), zxid, &sessions) {
+            match take_snapshot(&shared, storage.as_ref(), zxid, &sessions, &stopping) {
                 Ok(()) if purge => {
                     if let Err(err) = purge_old(storage.as_ref(), retain) {
                         tracing::warn!(cause = %err, "purging old snapshots failed");
                     }
                 }
                 Ok(()) => {}
+                Err(StorageError::Interrupted) => {
+                    tracing::info!("snapshot abandoned: the server is stopping")
+                }
                 Err(err) => tracing::error!(cause = %err, "snapshot failed"),
             }
         });
@@ -92,22 +103,40 @@ impl Snapshotter {
             Err(err) => tracing::warn!(cause = %err, "cannot start a snapshot thread"),
         }
     }
+
+    /// Stops the snapshot in progress, if any, and waits for its thread: the store must
+    /// not be closed under it.
+    pub fn close(self) {
+        self.stopping.store(true, Ordering::Release);
+        if let Some(running) = self.running {
+            if running.join().is_err() {
+                tracing::error!("the snapshot thread panicked");
+            }
+        }
+    }
 }
 
-/// Writes a (fuzzy) snapshot labelled `zxid` of the current tree.
+/// Writes a (fuzzy) snapshot labelled `zxid` of the current tree, unless `stopping` is
+/// set before it is complete.
 ///
 /// # Errors
-/// If the storage fails.
+/// If the storage fails; [`StorageError::Interrupted`] when stopped.
 pub fn take_snapshot(
     shared: &Shared,
     storage: &dyn Storage,
     zxid: Zxid,
     sessions: &[(SessionId, i32)],
+    stopping: &AtomicBool,
 ) -> Result<(), StorageError> {
     let started = Instant::now();
     tracing::info!(zxid = format_args!("0x{zxid:x}"), "taking a snapshot");
     let mut writer = storage.begin_snapshot(zxid)?;
-    let summary = write_snapshot(shared.database.tree(), sessions, |chunk| writer.put(&chunk))?;
+    let summary = write_snapshot(shared.database.tree(), sessions, |chunk| {
+        if stopping.load(Ordering::Acquire) {
+            return Err(StorageError::Interrupted);
+        }
+        writer.put(chunk)
+    })?;
     let header = SnapshotHeader {
         zxid,
         chunks: u32::try_from(summary.chunks).unwrap_or(u32::MAX),

@@ -40,7 +40,7 @@ struct MemorySnapshotWriter<'a> {
 }
 
 impl SnapshotWriter for MemorySnapshotWriter<'_> {
-    fn put(&mut self, chunk: &Bytes) -> Result<(), StorageError> {
+    fn put(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
         self.chunks.push(crate::storage::record::seal(chunk));
         Ok(())
     }

@@ -39,6 +39,9 @@ pub enum StorageError {
     /// Data fails its checksum or does not decode, somewhere recovery cannot repair.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// Long work (a snapshot) gave up because the server is stopping.
+    #[error("interrupted: the server is stopping")]
+    Interrupted,
 }
 
 /// One logged txn: its zxid and its encoding ([`record::encode_entry`]).
@@ -73,7 +76,7 @@ pub trait SnapshotWriter {
     ///
     /// # Errors
     /// [`StorageError`] if the store cannot take it.
-    fn put(&mut self, chunk: &Bytes) -> Result<(), StorageError>;
+    fn put(&mut self, chunk: &[u8]) -> Result<(), StorageError>;
 
     /// Completes the snapshot; durable on return. Until it returns, a crash leaves
     /// nothing of it: the chunks and the header become visible together.

@@ -49,6 +49,14 @@ pub fn seal(payload: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// [`seal`] into a reusable buffer, replacing what it held.
+pub fn seal_into(payload: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(payload.len() + 4);
+    out.extend_from_slice(&crc32c::crc32c(payload).to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
 /// The payload of a sealed value, if its checksum holds.
 pub fn unseal(value: &Bytes) -> Option<Bytes> {
     let checksum = u32::from_be_bytes(value.get(..4)?.try_into().ok()?);
@@ -56,12 +64,23 @@ pub fn unseal(value: &Bytes) -> Option<Bytes> {
     (crc32c::crc32c(&payload) == checksum).then_some(payload)
 }
 
-/// The log entry of a txn: its zxid and its sealed encoding. The checksum is verified
-/// right after sealing, so a bad encoder cannot write what recovery would refuse.
+/// The log entry of a txn: its zxid and its sealed encoding.
 pub fn encode_entry(txn: &Txn) -> LogEntry {
-    let value = seal(&txn.encode());
-    assert!(unseal(&value).is_some(), "a freshly sealed log entry must verify");
-    LogEntry { zxid: txn.zxid(), value }
+    let mut value = BytesMut::new();
+    encode_entry_into(txn, &mut value);
+    LogEntry { zxid: txn.zxid(), value: value.freeze() }
+}
+
+/// Appends the value [`encode_entry`] makes to `out`, sealed in place, so that a batch of
+/// entries can share one buffer.
+pub fn encode_entry_into(txn: &Txn, out: &mut BytesMut) {
+    let start = out.len();
+    out.put_u32(0);
+    txn.encode_into(out);
+    let crc = out.get(start + 4..).map_or(0, crc32c::crc32c);
+    if let Some(slot) = out.get_mut(start..start + 4) {
+        slot.copy_from_slice(&crc.to_be_bytes());
+    }
 }
 
 /// The txn in a log entry.
@@ -168,6 +187,15 @@ mod tests {
     }
 
     #[test]
+    fn entries_encoded_into_a_shared_buffer_match_entries_encoded_alone() {
+        let mut shared = BytesMut::from(&b"earlier entries"[..]);
+        encode_entry_into(&txn(7), &mut shared);
+        let value = shared.split_off(15).freeze();
+        assert_eq!(value, encode_entry(&txn(7)).value);
+        assert_eq!(decode_entry(&LogEntry { zxid: 7, value }).expect("valid"), txn(7));
+    }
+
+    #[test]
     fn torn_entries_are_corrupt() {
         let entry = encode_entry(&txn(9));
         for len in 0..entry.value.len() {
@@ -190,6 +218,14 @@ mod tests {
         let zxids: Vec<_> = keys.iter().filter_map(|key| zxid_of_log_key(key)).collect();
         assert_eq!(zxids, [5, 0x1_ffff_ffff, 0x2_0000_0001]);
         assert_eq!(parse_snapshot_key(&snapshot_key(77, HEADER_INDEX)), Some((77, HEADER_INDEX)));
+    }
+
+    #[test]
+    fn sealing_into_a_used_buffer_matches_sealing_afresh() {
+        let mut buffer = b"left over from a longer chunk".to_vec();
+        seal_into(b"chunk", &mut buffer);
+        assert_eq!(buffer, seal(b"chunk"));
+        assert_eq!(unseal(&Bytes::from(buffer)), Some(Bytes::from_static(b"chunk")));
     }
 
     #[test]

@@ -50,7 +50,7 @@ fn append(storage: &MemoryStorage, txns: &[Txn]) {
 fn snapshot(storage: &MemoryStorage, database: &Database, zxid: Zxid, sessions: &[(i64, i32)]) {
     let mut writer = storage.begin_snapshot(zxid).expect("begun");
     let summary =
-        write_snapshot(database.tree(), sessions, |chunk| writer.put(&chunk)).expect("written");
+        write_snapshot(database.tree(), sessions, |chunk| writer.put(chunk)).expect("written");
     let header = SnapshotHeader {
         zxid,
         chunks: summary.chunks as u32,

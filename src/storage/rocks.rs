@@ -15,8 +15,8 @@ use rocksdb::{
 };
 
 use crate::storage::record::{
-    decode_header, encode_header, log_key, parse_snapshot_key, seal, snapshot_key, unseal,
-    zxid_of_log_key, HEADER_INDEX,
+    decode_header, encode_header, log_key, parse_snapshot_key, seal, seal_into, snapshot_key,
+    unseal, zxid_of_log_key, HEADER_INDEX,
 };
 use crate::storage::{Epochs, LogEntry, SnapshotHeader, SnapshotWriter, Storage, StorageError};
 use crate::txn::Zxid;
@@ -51,11 +51,15 @@ struct RocksSnapshotWriter<'a> {
     path: PathBuf,
     zxid: Zxid,
     next_index: u32,
+    /// The chunk being sealed, reused from chunk to chunk.
+    sealed: Vec<u8>,
 }
 
 impl SnapshotWriter for RocksSnapshotWriter<'_> {
-    fn put(&mut self, chunk: &Bytes) -> Result<(), StorageError> {
-        self.writer.put(snapshot_key(self.zxid, self.next_index), seal(chunk)).map_err(backend)?;
+    fn put(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
+        seal_into(chunk, &mut self.sealed);
+        let key = snapshot_key(self.zxid, self.next_index);
+        self.writer.put(key, &self.sealed).map_err(backend)?;
         self.next_index += 1;
         Ok(())
     }
@@ -335,27 +339,41 @@ impl Storage for RocksStorage {
         let path = self.scratch_dir.join(format!("snapshot-{zxid:016x}.sst"));
         let writer = SstFileWriter::create(&self.table_options);
         writer.open(&path).map_err(backend)?;
-        Ok(Box::new(RocksSnapshotWriter { storage: self, writer, path, zxid, next_index: 0 }))
+        Ok(Box::new(RocksSnapshotWriter {
+            storage: self,
+            writer,
+            path,
+            zxid,
+            next_index: 0,
+            sealed: Vec::new(),
+        }))
     }
 
     fn snapshots(&self) -> Result<Vec<SnapshotHeader>, StorageError> {
+        // A header is its snapshot's last key: hop from header to header backwards
+        // instead of reading (and decompressing) every chunk in between.
         let mut headers = Vec::new();
-        for item in self.db.iterator_cf(self.cf(SNAPSHOTS)?, IteratorMode::End) {
-            let (key, value) = item.map_err(backend)?;
-            let Some((zxid, index)) = parse_snapshot_key(&key) else {
-                continue;
+        let mut iter = self.db.raw_iterator_cf(self.cf(SNAPSHOTS)?);
+        iter.seek_to_last();
+        while let Some((key, value)) = iter.item() {
+            let Some((zxid, index)) = parse_snapshot_key(key) else {
+                break;
             };
-            if index != HEADER_INDEX {
-                continue;
-            }
-            match decode_header(&Bytes::from(value.into_vec())) {
-                Ok(header) => headers.push(header),
-                Err(err) => {
-                    let zxid = format_args!("0x{zxid:x}");
-                    tracing::warn!(zxid, cause = %err, "skipping a damaged snapshot header")
+            if index == HEADER_INDEX {
+                match decode_header(&Bytes::copy_from_slice(value)) {
+                    Ok(header) => headers.push(header),
+                    Err(err) => {
+                        let zxid = format_args!("0x{zxid:x}");
+                        tracing::warn!(zxid, cause = %err, "skipping a damaged snapshot header")
+                    }
                 }
             }
+            if zxid <= 0 {
+                break;
+            }
+            iter.seek_for_prev(snapshot_key(zxid - 1, HEADER_INDEX));
         }
+        iter.status().map_err(backend)?;
         Ok(headers)
     }
 

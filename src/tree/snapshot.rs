@@ -126,20 +126,20 @@ impl ChunkBuilder {
         self.body.is_empty()
     }
 
-    /// The finished chunk: kind, ACL dictionary, then the node groups.
-    fn finish(&mut self) -> Bytes {
+    /// Writes the finished chunk into `out`: kind, ACL dictionary, then the node groups.
+    fn finish_into(&mut self, out: &mut BytesMut) {
         self.close_group();
-        let mut chunk = BytesMut::with_capacity(self.body.len() + 256);
-        chunk.put_u8(KIND_NODES);
-        write_i32(&mut chunk, i32::try_from(self.acl_lists.len()).unwrap_or(i32::MAX));
+        out.clear();
+        out.reserve(self.body.len() + 256);
+        out.put_u8(KIND_NODES);
+        write_i32(out, i32::try_from(self.acl_lists.len()).unwrap_or(i32::MAX));
         for (id, list) in self.acl_lists.drain(..) {
-            write_i32(&mut chunk, id);
-            list.write(&mut chunk);
+            write_i32(out, id);
+            list.write(out);
         }
-        chunk.extend_from_slice(&self.body);
+        out.extend_from_slice(&self.body);
         self.body.clear();
         self.acls.clear();
-        chunk.freeze()
     }
 }
 
@@ -151,7 +151,7 @@ impl ChunkBuilder {
 pub fn write_snapshot<E>(
     tree: &DataTree,
     sessions: &[(SessionId, i32)],
-    mut emit: impl FnMut(Bytes) -> Result<(), E>,
+    mut emit: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<SnapshotSummary, E> {
     let mut summary = SnapshotSummary::default();
     let mut chunk = BytesMut::new();
@@ -164,12 +164,15 @@ pub fn write_snapshot<E>(
     summary.sessions = sessions.len();
     summary.bytes += chunk.len() as u64;
     summary.chunks += 1;
-    emit(chunk.freeze())?;
+    emit(&chunk)?;
 
     let mut builder = ChunkBuilder::new();
     let mut parents = tree.parents();
     parents.sort();
-    let mut full = Vec::new();
+    // Chunk buffers are reused: a snapshot of a big tree would otherwise allocate (and
+    // page in) a fresh megabyte for every chunk.
+    let mut spare: Vec<BytesMut> = vec![chunk];
+    let mut full: Vec<BytesMut> = Vec::new();
     for parent in parents {
         // One table at a time, encoded under its shard's read lock and stored after the
         // lock is released, so applies go on meanwhile. A node added to this table while
@@ -179,21 +182,25 @@ pub fn write_snapshot<E>(
                 builder.add(tree, &parent, node);
                 summary.nodes += 1;
                 if builder.is_full() {
-                    full.push(builder.finish());
+                    let mut out = spare.pop().unwrap_or_default();
+                    builder.finish_into(&mut out);
+                    full.push(out);
                 }
             }
         });
         for chunk in full.drain(..) {
             summary.bytes += chunk.len() as u64;
             summary.chunks += 1;
-            emit(chunk)?;
+            emit(&chunk)?;
+            spare.push(chunk);
         }
     }
     if !builder.is_empty() {
-        let chunk = builder.finish();
-        summary.bytes += chunk.len() as u64;
+        let mut out = spare.pop().unwrap_or_default();
+        builder.finish_into(&mut out);
+        summary.bytes += out.len() as u64;
         summary.chunks += 1;
-        emit(chunk)?;
+        emit(&out)?;
     }
     Ok(summary)
 }

@@ -68,7 +68,7 @@ fn dump(tree: &DataTree) -> Vec<String> {
 fn round_trip(database: &Database, sessions: &[(i64, i32)]) -> (DataTree, Loaded, SnapshotSummary) {
     let mut chunks = Vec::new();
     let summary = write_snapshot(database.tree(), sessions, |chunk| {
-        chunks.push(chunk);
+        chunks.push(Bytes::copy_from_slice(chunk));
         Ok::<(), ()>(())
     })
     .expect("written");

@@ -85,10 +85,21 @@ impl ServerProcess {
         self.dir.clone()
     }
 
-    /// Stops the server with SIGTERM and waits for it; returns its directory.
+    /// Stops the server with SIGTERM, waits for it and checks that it shut down cleanly
+    /// (exit status 0); returns its directory.
     pub fn terminate(mut self) -> PathBuf {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => panic!("the server did not stop within 60 s of SIGTERM:\n{}", self.log()),
+            }
+        };
+        assert!(status.success(), "SIGTERM ended the server with {status}:\n{}", self.log());
         self.keep_dir = true;
         self.dir.clone()
     }
