@@ -9,8 +9,10 @@
 //! - [`tree`]: znodes and watches; changed only by applying txns.
 //! - [`txn`]: the transaction model shared by prepare, the log and apply.
 //! - [`config`]: zoo.cfg parsing.
+//! - [`zab`]: the replication core (election, discovery, sync, broadcast), a pure state
+//!   machine the server's shell and the simulator drive.
 //!
-//! `tree`, `session`, `prepare` and `txn` own no sockets, tasks, clocks or files: time
+//! `tree`, `session`, `prepare`, `txn` and `zab` own no sockets, tasks, clocks or files: time
 //! comes in as arguments, so they can be driven deterministically.
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -26,3 +28,4 @@ pub mod session;
 pub mod storage;
 pub mod tree;
 pub mod txn;
+pub mod zab;

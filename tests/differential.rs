@@ -14,35 +14,11 @@ use bytes::{Bytes, BytesMut};
 use jute::records::*;
 use jute::{OpCode, Reader, Record};
 use support::client::{Client, Empty, Incoming};
+use support::rng::Rng;
 use support::server::ServerProcess;
 use support::zookeeper::ReferenceZooKeeper;
 
 const SESSIONS: usize = 3;
-
-/// SplitMix64: small, seedable, good enough to pick operations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
 
 /// One step of a scenario.
 enum Step {

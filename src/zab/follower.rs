@@ -1,0 +1,281 @@
+//! A learner's side of ZAB: join the leader (FOLLOWERINFO, ACKEPOCH), take its history
+//! (DIFF or SNAP, then proposals), persist it with the new currentEpoch before
+//! acknowledging NEWLEADER, then log, acknowledge and apply what the leader broadcasts.
+
+use crate::storage::Epochs;
+use crate::txn::Zxid;
+use crate::zab::message::Message;
+use crate::zab::peer::{Core, Transition};
+use crate::zab::{Action, Entry, Role, ServerId};
+
+/// How far a learner has come with its leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// FOLLOWERINFO sent; waiting for LEADERINFO.
+    Connecting,
+    /// ACKEPOCH sent; taking the leader's history.
+    Syncing,
+    /// NEWLEADER received; waiting for the history up to `zxid` to be durable.
+    Persisting { zxid: Zxid },
+    /// NEWLEADER acknowledged; waiting for UPTODATE.
+    Synced,
+    /// Serving.
+    Active,
+}
+
+/// A learner's state while following (or observing) one leader.
+#[derive(Debug)]
+pub(super) struct Follower {
+    leader: ServerId,
+    observer: bool,
+    stage: Stage,
+    /// The epoch from LEADERINFO.
+    epoch: u32,
+    /// Whether the leader's DIFF or SNAP has been taken: before it, the leader's commit
+    /// point says nothing about this learner's own entries.
+    has_history: bool,
+    leader_committed: Zxid,
+    /// The last zxid acknowledged to the leader.
+    acked: Zxid,
+    silent_ticks: u32,
+    /// Client syncs: sent to the leader (`None`), or waiting to apply up to a zxid.
+    syncs: Vec<(u64, Option<Zxid>)>,
+}
+
+impl Follower {
+    /// Starts following `leader`: FOLLOWERINFO.
+    pub fn start(core: &Core, leader: ServerId, observer: bool, out: &mut Vec<Action>) -> Self {
+        let follower = Follower {
+            leader,
+            observer,
+            stage: Stage::Connecting,
+            epoch: 0,
+            has_history: false,
+            leader_committed: 0,
+            acked: 0,
+            silent_ticks: 0,
+            syncs: Vec::new(),
+        };
+        follower.send_info(core, out);
+        follower
+    }
+
+    /// The leader followed.
+    pub fn leader(&self) -> ServerId {
+        self.leader
+    }
+
+    /// Whether the leader's epoch is established here (UPTODATE received).
+    pub fn is_active(&self) -> bool {
+        self.stage == Stage::Active
+    }
+
+    fn send_info(&self, core: &Core, out: &mut Vec<Action>) {
+        let message =
+            Message::FollowerInfo { accepted_epoch: core.epochs.accepted, observer: self.observer };
+        out.push(Action::Send { to: self.leader, message });
+    }
+
+    fn send(&self, message: Message, out: &mut Vec<Action>) {
+        out.push(Action::Send { to: self.leader, message });
+    }
+
+    /// A tick: gives up on a silent leader; repeats FOLLOWERINFO until it is answered.
+    pub fn tick(&mut self, core: &Core, out: &mut Vec<Action>) -> Transition {
+        self.silent_ticks += 1;
+        let limit = if self.stage == Stage::Active {
+            core.config.sync_limit_ticks
+        } else {
+            core.config.init_limit_ticks
+        };
+        if self.silent_ticks > limit {
+            return Transition::StepDown;
+        }
+        if self.stage == Stage::Connecting {
+            self.send_info(core, out);
+        }
+        Transition::Stay
+    }
+
+    /// The connection to `peer` broke.
+    pub fn disconnected(&mut self, peer: ServerId) -> Transition {
+        if peer == self.leader {
+            Transition::StepDown
+        } else {
+            Transition::Stay
+        }
+    }
+
+    /// A message from a member; only the leader's count.
+    pub fn on_message(
+        &mut self,
+        core: &mut Core,
+        from: ServerId,
+        message: Message,
+        out: &mut Vec<Action>,
+    ) -> Transition {
+        if from != self.leader {
+            return Transition::Stay;
+        }
+        self.silent_ticks = 0;
+        match message {
+            Message::LeaderInfo { epoch } => return self.on_leader_info(core, epoch, out),
+            Message::Diff { truncate_to, entries, committed } if self.stage == Stage::Syncing => {
+                self.take_history(core, truncate_to, None, entries, committed, out);
+            }
+            Message::Snap { truncate_to, zxid, epoch_ends, entries, committed }
+                if self.stage == Stage::Syncing =>
+            {
+                let snapshot = Some((zxid, epoch_ends));
+                self.take_history(core, truncate_to, snapshot, entries, committed, out);
+            }
+            Message::NewLeader { epoch, zxid } if self.stage == Stage::Syncing => {
+                if epoch != self.epoch || !self.has_history {
+                    return Transition::StepDown;
+                }
+                self.stage = Stage::Persisting { zxid };
+                self.on_persisted(core, out);
+            }
+            Message::Proposal(entry) if self.has_history => {
+                core.history.append(entry.clone());
+                out.push(Action::Append(vec![entry]));
+            }
+            Message::UpToDate { committed } if self.stage == Stage::Synced => {
+                self.stage = Stage::Active;
+                let (leader, epoch) = (self.leader, self.epoch);
+                out.push(Action::Role(if self.observer {
+                    Role::Observing { leader, epoch }
+                } else {
+                    Role::Following { leader, epoch }
+                }));
+                self.committed(core, committed, out);
+            }
+            Message::Commit { zxid } if self.has_history => self.committed(core, zxid, out),
+            Message::Ping { round, committed } => {
+                self.send(Message::Pong { round }, out);
+                if self.has_history {
+                    self.committed(core, committed, out);
+                }
+            }
+            Message::SyncReply { id, zxid } => {
+                for sync in &mut self.syncs {
+                    if sync.0 == id {
+                        sync.1 = Some(zxid);
+                    }
+                }
+                self.finish_syncs(core, out);
+            }
+            _ => {}
+        }
+        Transition::Stay
+    }
+
+    fn on_leader_info(&mut self, core: &mut Core, epoch: u32, out: &mut Vec<Action>) -> Transition {
+        if self.stage != Stage::Connecting {
+            return Transition::Stay;
+        }
+        if epoch < core.epochs.accepted {
+            tracing::warn!(epoch, accepted = core.epochs.accepted, "leader's epoch is stale");
+            return Transition::StepDown;
+        }
+        if epoch > core.epochs.accepted {
+            core.epochs = Epochs { accepted: epoch, current: core.epochs.current };
+            out.push(Action::PersistEpochs(core.epochs));
+        }
+        self.epoch = epoch;
+        self.stage = Stage::Syncing;
+        self.send(
+            Message::AckEpoch {
+                current_epoch: core.epochs.current,
+                last_zxid: core.history.last(),
+                epoch_ends: core.history.epoch_ends().to_vec(),
+            },
+            out,
+        );
+        Transition::Stay
+    }
+
+    fn take_history(
+        &mut self,
+        core: &mut Core,
+        truncate_to: Option<Zxid>,
+        snapshot: Option<(Zxid, Vec<Zxid>)>,
+        entries: Vec<Entry>,
+        committed: Zxid,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(zxid) = truncate_to {
+            assert!(zxid >= core.applied, "truncating applied entries after 0x{zxid:x}");
+            out.push(Action::Truncate(zxid));
+            core.history.truncate_after(zxid);
+            core.persisted = core.persisted.min(zxid);
+        }
+        if let Some((zxid, epoch_ends)) = snapshot {
+            out.push(Action::InstallSnapshot(zxid));
+            core.history.install_snapshot(zxid, epoch_ends);
+            core.persisted = zxid;
+            core.applied = zxid;
+        }
+        if !entries.is_empty() {
+            for entry in &entries {
+                core.history.append(entry.clone());
+            }
+            out.push(Action::Append(entries));
+        }
+        self.has_history = true;
+        self.committed(core, committed, out);
+    }
+
+    /// Entries up to `zxid` are durable.
+    pub fn on_persisted(&mut self, core: &mut Core, out: &mut Vec<Action>) {
+        match self.stage {
+            Stage::Persisting { zxid } if core.persisted >= zxid => {
+                core.epochs = Epochs { accepted: core.epochs.accepted, current: self.epoch };
+                out.push(Action::PersistEpochs(core.epochs));
+                self.send(Message::AckNewLeader { epoch: self.epoch }, out);
+                self.acked = zxid;
+                self.stage = Stage::Synced;
+            }
+            Stage::Synced | Stage::Active if core.persisted > self.acked => {
+                self.acked = core.persisted;
+                self.send(Message::Ack { zxid: core.persisted }, out);
+            }
+            _ => {}
+        }
+        let committed = self.leader_committed;
+        self.committed(core, committed, out);
+    }
+
+    fn committed(&mut self, core: &mut Core, zxid: Zxid, out: &mut Vec<Action>) {
+        self.leader_committed = self.leader_committed.max(zxid);
+        core.apply_through(self.leader_committed.min(core.persisted), out);
+        self.finish_syncs(core, out);
+    }
+
+    /// A client's sync: ask the leader to confirm its leadership.
+    pub fn sync(&mut self, id: u64, out: &mut Vec<Action>) {
+        if self.stage != Stage::Active {
+            out.push(Action::SyncFailed { id });
+            return;
+        }
+        self.syncs.push((id, None));
+        self.send(Message::SyncRequest { id }, out);
+    }
+
+    fn finish_syncs(&mut self, core: &Core, out: &mut Vec<Action>) {
+        self.syncs.retain(|(id, zxid)| match zxid {
+            Some(zxid) if *zxid <= core.applied => {
+                out.push(Action::SyncDone { id: *id });
+                false
+            }
+            _ => true,
+        });
+    }
+
+    /// Leaving: syncs still waiting fail.
+    pub fn abandon(&mut self, out: &mut Vec<Action>) {
+        for (id, _) in self.syncs.drain(..) {
+            out.push(Action::SyncFailed { id });
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! A member's history as the core sees it: the last zxid, where each epoch ends, and a
+//! window of recent entries to bring learners up to date with.
+//!
+//! Two histories agree on every entry up to a common point, and the epoch ends find it:
+//! entries of one epoch all come from that epoch's single leader, in counter order, so
+//! two members that both hold entries of epoch `e` agree on them up to the smaller of
+//! their last zxids in `e` (and on everything before `e`).
+
+use std::collections::VecDeque;
+
+use crate::txn::Zxid;
+use crate::zab::{epoch_of, Entry};
+
+/// The log's shape and its recent entries.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// The last zxid of each epoch that has entries, ascending, over the whole history
+    /// (including what snapshots cover).
+    epoch_ends: Vec<Zxid>,
+    /// Recent entries, ascending; every entry after `window_base` is here.
+    window: VecDeque<Entry>,
+    /// The zxid just before the window's first entry.
+    window_base: Zxid,
+    /// The last entry's zxid (or the snapshot's, with no entries after it).
+    last: Zxid,
+}
+
+impl History {
+    /// A history that starts from state at `base` (a snapshot, or 0), whose epochs up to
+    /// `base` ended at `epoch_ends`, followed by `entries`.
+    pub fn new(base: Zxid, epoch_ends: Vec<Zxid>, entries: Vec<Entry>) -> History {
+        let mut history = History {
+            epoch_ends: epoch_ends.into_iter().filter(|end| *end <= base).collect(),
+            window: VecDeque::new(),
+            window_base: base,
+            last: base,
+        };
+        history.note_end(base);
+        for entry in entries {
+            history.append(entry);
+        }
+        history
+    }
+
+    /// The last zxid.
+    pub fn last(&self) -> Zxid {
+        self.last
+    }
+
+    /// Where each epoch ends.
+    pub fn epoch_ends(&self) -> &[Zxid] {
+        &self.epoch_ends
+    }
+
+    /// Adds the next entry.
+    ///
+    /// # Panics
+    /// If its zxid does not follow the last one: a broken invariant of the caller.
+    pub fn append(&mut self, entry: Entry) {
+        assert!(entry.zxid > self.last, "zxid 0x{:x} after 0x{:x}", entry.zxid, self.last);
+        self.last = entry.zxid;
+        self.note_end(entry.zxid);
+        self.window.push_back(entry);
+    }
+
+    fn note_end(&mut self, zxid: Zxid) {
+        if zxid & 0xffff_ffff == 0 {
+            return;
+        }
+        match self.epoch_ends.last_mut() {
+            Some(end) if epoch_of(*end) == epoch_of(zxid) => *end = zxid,
+            _ => self.epoch_ends.push(zxid),
+        }
+    }
+
+    /// Drops every entry after `zxid`.
+    pub fn truncate_after(&mut self, zxid: Zxid) {
+        if zxid >= self.last {
+            return;
+        }
+        self.window.retain(|entry| entry.zxid <= zxid);
+        self.epoch_ends.retain(|end| *end <= zxid);
+        self.note_end(zxid);
+        self.window_base = self.window_base.min(zxid);
+        self.last = zxid;
+    }
+
+    /// Starts over from a snapshot at `zxid` whose history's epochs ended at `epoch_ends`.
+    pub fn install_snapshot(&mut self, zxid: Zxid, epoch_ends: Vec<Zxid>) {
+        *self = History::new(zxid, epoch_ends, Vec::new());
+    }
+
+    /// The last zxid of `epoch` in this history, if it has entries of that epoch.
+    fn end_of(&self, epoch: u32) -> Option<Zxid> {
+        self.epoch_ends.iter().copied().find(|end| epoch_of(*end) == epoch)
+    }
+
+    /// The last zxid up to which a learner with these epoch ends agrees with this history.
+    pub fn common_point(&self, learner_ends: &[Zxid]) -> Zxid {
+        for learner_end in learner_ends.iter().rev() {
+            if let Some(end) = self.end_of(epoch_of(*learner_end)) {
+                return end.min(*learner_end);
+            }
+        }
+        0
+    }
+
+    /// The epoch ends of the history up to `zxid`.
+    pub fn epoch_ends_through(&self, zxid: Zxid) -> Vec<Zxid> {
+        let mut ends: Vec<Zxid> = self.epoch_ends.iter().copied().filter(|e| *e <= zxid).collect();
+        if zxid & 0xffff_ffff != 0 && ends.last().map(|end| epoch_of(*end)) != Some(epoch_of(zxid))
+        {
+            ends.push(zxid);
+        }
+        ends
+    }
+
+    /// The entries after `zxid`, if the window still has all of them.
+    pub fn entries_after(&self, zxid: Zxid) -> Option<Vec<Entry>> {
+        if zxid < self.window_base {
+            return None;
+        }
+        Some(self.window.iter().filter(|entry| entry.zxid > zxid).cloned().collect())
+    }
+
+    /// The entries in `(after, through]`.
+    ///
+    /// # Panics
+    /// If the window no longer has them: the core keeps every entry it has not applied.
+    pub fn entries_between(&self, after: Zxid, through: Zxid) -> Vec<Entry> {
+        assert!(after >= self.window_base, "entries after 0x{after:x} are gone");
+        self.window
+            .iter()
+            .filter(|entry| entry.zxid > after && entry.zxid <= through)
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets the oldest entries beyond `max_entries`, never those after `keep_after`.
+    pub fn trim(&mut self, keep_after: Zxid, max_entries: usize) {
+        while self.window.len() > max_entries {
+            match self.window.front() {
+                Some(front) if front.zxid <= keep_after => {
+                    self.window_base = front.zxid;
+                    self.window.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zab::epoch_start;
+
+    fn entry(epoch: u32, counter: i64) -> Entry {
+        Entry { zxid: epoch_start(epoch) + counter, payload: bytes::Bytes::new() }
+    }
+
+    fn history(entries: &[(u32, i64)]) -> History {
+        History::new(0, Vec::new(), entries.iter().map(|(e, c)| entry(*e, *c)).collect())
+    }
+
+    #[test]
+    fn epoch_ends_track_appends_and_truncation() {
+        let mut h = history(&[(1, 1), (1, 2), (2, 1), (2, 2), (2, 3)]);
+        assert_eq!(h.epoch_ends(), &[epoch_start(1) + 2, epoch_start(2) + 3]);
+        h.truncate_after(epoch_start(2) + 1);
+        assert_eq!(h.epoch_ends(), &[epoch_start(1) + 2, epoch_start(2) + 1]);
+        h.truncate_after(epoch_start(1) + 2);
+        assert_eq!(h.epoch_ends(), &[epoch_start(1) + 2]);
+        assert_eq!(h.last(), epoch_start(1) + 2);
+    }
+
+    #[test]
+    fn common_point_stops_where_an_uncommitted_epoch_tail_begins() {
+        // The leader went 1.1–1.3 then 3.x; the learner holds 1.1–1.2 and a lost 2.x tail.
+        let leader = history(&[(1, 1), (1, 2), (1, 3), (3, 1)]);
+        let learner = history(&[(1, 1), (1, 2), (2, 1), (2, 2)]);
+        assert_eq!(leader.common_point(learner.epoch_ends()), epoch_start(1) + 2);
+        // A learner that is simply behind agrees up to its last entry.
+        let behind = history(&[(1, 1), (1, 2), (1, 3)]);
+        assert_eq!(leader.common_point(behind.epoch_ends()), epoch_start(1) + 3);
+        // One ahead in the leader's own epoch agrees up to the leader's last entry.
+        let ahead = history(&[(1, 1), (1, 2), (1, 3), (3, 1), (3, 2)]);
+        assert_eq!(leader.common_point(ahead.epoch_ends()), epoch_start(3) + 1);
+    }
+
+    #[test]
+    fn the_window_serves_diffs_until_trimmed() {
+        let mut h = history(&[(1, 1), (1, 2), (1, 3), (1, 4)]);
+        assert_eq!(h.entries_after(epoch_start(1) + 2).map(|e| e.len()), Some(2));
+        h.trim(epoch_start(1) + 3, 1);
+        assert_eq!(h.entries_after(epoch_start(1) + 2), None);
+        assert_eq!(h.entries_after(epoch_start(1) + 3).map(|e| e.len()), Some(1));
+        // Entries after the applied point stay whatever the limit.
+        h.trim(epoch_start(1) + 3, 0);
+        assert_eq!(h.entries_between(epoch_start(1) + 3, h.last()).len(), 1);
+    }
+
+    #[test]
+    fn snapshot_restarts_the_history_at_its_zxid() {
+        let mut h = history(&[(1, 1), (2, 1)]);
+        h.install_snapshot(epoch_start(3) + 7, vec![epoch_start(1) + 9, epoch_start(3) + 7]);
+        assert_eq!(h.last(), epoch_start(3) + 7);
+        assert_eq!(h.epoch_ends(), &[epoch_start(1) + 9, epoch_start(3) + 7]);
+        assert_eq!(h.entries_after(epoch_start(3) + 7), Some(Vec::new()));
+        assert_eq!(h.entries_after(epoch_start(3) + 6), None);
+    }
+}

@@ -1,0 +1,444 @@
+//! The leader's side of ZAB.
+//!
+//! Discovery: collect FOLLOWERINFO from a quorum, choose an epoch above every accepted
+//! one, collect ACKEPOCH from a quorum none of which is ahead of this history.
+//! Synchronisation: bring each learner to this history (DIFF from the window, or SNAP,
+//! after truncating what it holds beyond the common point), then NEWLEADER; once a quorum
+//! (this server included) has the history durable, the epoch is established and the whole
+//! history committed. Broadcast: propose, count acknowledgements, commit in order.
+
+use std::collections::BTreeMap;
+
+use crate::storage::Epochs;
+use crate::txn::Zxid;
+use crate::zab::message::Message;
+use crate::zab::peer::{Core, Transition};
+use crate::zab::{Action, Entry, Role, ServerId};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stage {
+    /// FOLLOWERINFO received.
+    Connected,
+    /// ACKEPOCH received; waiting to be synchronised.
+    EpochAcked { current_epoch: u32, last_zxid: Zxid, epoch_ends: Vec<Zxid> },
+    /// History and NEWLEADER sent.
+    Syncing,
+    /// NEWLEADER acknowledged: its acknowledgements count.
+    Synced,
+}
+
+#[derive(Debug)]
+struct Learner {
+    observer: bool,
+    stage: Stage,
+    /// The tick it was last heard from.
+    heard_at: u64,
+    /// Entries up to here are durable on it.
+    acked: Zxid,
+    /// The last ping round it answered.
+    pong_round: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Discovering,
+    Synchronising,
+    Broadcasting,
+}
+
+/// A sync waiting for a quorum to answer a ping round.
+#[derive(Debug)]
+struct PendingSync {
+    /// The learner that asked, or `None` for this server's own client.
+    requester: Option<ServerId>,
+    id: u64,
+    round: u64,
+}
+
+/// A leader's state for one term.
+#[derive(Debug)]
+pub(super) struct Leader {
+    phase: Phase,
+    /// The epoch being established, once a quorum's accepted epochs are known.
+    epoch: Option<u32>,
+    accepted_epochs: BTreeMap<ServerId, u32>,
+    learners: BTreeMap<ServerId, Learner>,
+    /// The history's last zxid when synchronisation began: established means committed.
+    newleader_zxid: Zxid,
+    committed: Zxid,
+    now: u64,
+    ping_round: u64,
+    syncs: Vec<PendingSync>,
+}
+
+impl Leader {
+    /// Starts leading: discovery, counting this server's own accepted epoch.
+    pub fn start(core: &mut Core, out: &mut Vec<Action>) -> Leader {
+        let mut leader = Leader {
+            phase: Phase::Discovering,
+            epoch: None,
+            accepted_epochs: BTreeMap::from([(core.config.id, core.epochs.accepted)]),
+            learners: BTreeMap::new(),
+            newleader_zxid: 0,
+            committed: core.applied,
+            now: 0,
+            ping_round: 0,
+            syncs: Vec::new(),
+        };
+        leader.try_choose_epoch(core, out);
+        leader
+    }
+
+    /// Whether the epoch is established.
+    pub fn is_established(&self) -> bool {
+        self.phase == Phase::Broadcasting
+    }
+
+    /// A tick: pings everyone, and steps down without a quorum.
+    pub fn tick(&mut self, core: &mut Core, out: &mut Vec<Action>) -> Transition {
+        self.now += 1;
+        self.ping_round += 1;
+        let silence_max = u64::from(match self.phase {
+            Phase::Broadcasting => core.config.sync_limit_ticks,
+            _ => core.config.init_limit_ticks,
+        });
+        let now = self.now;
+        self.learners.retain(|_, learner| now - learner.heard_at <= silence_max);
+        if self.phase != Phase::Broadcasting && now > u64::from(core.config.init_limit_ticks) {
+            tracing::info!(phase = ?self.phase, "no quorum joined in time; electing again");
+            return Transition::StepDown;
+        }
+        if self.phase == Phase::Broadcasting {
+            let live = self.learners.iter().filter(|(_, l)| l.stage == Stage::Synced);
+            let ids = live.map(|(id, _)| *id).chain([core.config.id]);
+            if !core.quorum.contains_majority(ids) {
+                tracing::info!("lost the quorum; electing again");
+                return Transition::StepDown;
+            }
+        }
+        let ping = Message::Ping { round: self.ping_round, committed: self.committed };
+        for (id, learner) in &self.learners {
+            if matches!(learner.stage, Stage::Syncing | Stage::Synced) {
+                out.push(Action::Send { to: *id, message: ping.clone() });
+            }
+        }
+        self.finish_syncs(core, out);
+        Transition::Stay
+    }
+
+    /// The connection to a learner broke: it starts over when it reconnects.
+    pub fn disconnected(&mut self, peer: ServerId) {
+        self.learners.remove(&peer);
+    }
+
+    /// A message from a learner.
+    pub fn on_message(
+        &mut self,
+        core: &mut Core,
+        from: ServerId,
+        message: Message,
+        out: &mut Vec<Action>,
+    ) -> Transition {
+        if let Message::FollowerInfo { accepted_epoch, observer } = message {
+            self.on_follower_info(core, from, accepted_epoch, observer, out);
+            return Transition::Stay;
+        }
+        let now = self.now;
+        let Some(learner) = self.learners.get_mut(&from) else {
+            return Transition::Stay;
+        };
+        learner.heard_at = now;
+        match message {
+            Message::AckEpoch { current_epoch, last_zxid, epoch_ends }
+                if learner.stage == Stage::Connected && self.epoch.is_some() =>
+            {
+                learner.stage = Stage::EpochAcked { current_epoch, last_zxid, epoch_ends };
+                return self.on_ack_epoch(core, from, current_epoch, last_zxid, out);
+            }
+            Message::AckNewLeader { epoch } if learner.stage == Stage::Syncing => {
+                if Some(epoch) != self.epoch {
+                    return Transition::Stay;
+                }
+                learner.stage = Stage::Synced;
+                if self.phase == Phase::Broadcasting {
+                    let committed = self.committed;
+                    out.push(Action::Send { to: from, message: Message::UpToDate { committed } });
+                }
+                self.progress(core, out);
+            }
+            Message::Ack { zxid } if learner.stage == Stage::Synced => {
+                learner.acked = learner.acked.max(zxid);
+                self.progress(core, out);
+            }
+            Message::Pong { round } => {
+                learner.pong_round = learner.pong_round.max(round);
+                self.finish_syncs(core, out);
+            }
+            Message::SyncRequest { id } => self.sync_for(Some(from), id, core, out),
+            _ => {}
+        }
+        Transition::Stay
+    }
+
+    fn on_follower_info(
+        &mut self,
+        core: &mut Core,
+        from: ServerId,
+        accepted_epoch: u32,
+        observer: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let fresh = Learner {
+            observer,
+            stage: Stage::Connected,
+            heard_at: self.now,
+            acked: 0,
+            pong_round: 0,
+        };
+        match self.learners.get_mut(&from) {
+            // A repeated FOLLOWERINFO before LEADERINFO arrived: answer it again.
+            Some(learner) if learner.stage == Stage::Connected => learner.heard_at = self.now,
+            // Anything else is a new connection: the learner starts over.
+            _ => {
+                self.learners.insert(from, fresh);
+            }
+        }
+        if let Some(epoch) = self.epoch {
+            out.push(Action::Send { to: from, message: Message::LeaderInfo { epoch } });
+        } else if !observer {
+            self.accepted_epochs.insert(from, accepted_epoch);
+            self.try_choose_epoch(core, out);
+        }
+    }
+
+    /// Once a quorum's accepted epochs are known: the new epoch is above all of them.
+    fn try_choose_epoch(&mut self, core: &mut Core, out: &mut Vec<Action>) {
+        if self.epoch.is_some()
+            || !core.quorum.contains_majority(self.accepted_epochs.keys().copied())
+        {
+            return;
+        }
+        let epoch = self.accepted_epochs.values().copied().max().unwrap_or(0) + 1;
+        self.epoch = Some(epoch);
+        core.epochs = Epochs { accepted: epoch, current: core.epochs.current };
+        out.push(Action::PersistEpochs(core.epochs));
+        for (id, learner) in &self.learners {
+            if learner.stage == Stage::Connected {
+                out.push(Action::Send { to: *id, message: Message::LeaderInfo { epoch } });
+            }
+        }
+        self.try_synchronise(core, out);
+    }
+
+    fn on_ack_epoch(
+        &mut self,
+        core: &mut Core,
+        from: ServerId,
+        current_epoch: u32,
+        last_zxid: Zxid,
+        out: &mut Vec<Action>,
+    ) -> Transition {
+        if self.phase == Phase::Discovering {
+            if (current_epoch, last_zxid) > (core.epochs.current, core.history.last()) {
+                tracing::info!(learner = from, "a learner is ahead of this leader; electing again");
+                return Transition::StepDown;
+            }
+            self.try_synchronise(core, out);
+        } else {
+            self.sync_learner(core, from, out);
+        }
+        Transition::Stay
+    }
+
+    /// Once a quorum acknowledged the epoch: persist it as current and sync everyone.
+    fn try_synchronise(&mut self, core: &mut Core, out: &mut Vec<Action>) {
+        let Some(epoch) = self.epoch else { return };
+        let acked =
+            self.learners.iter().filter(|(_, l)| matches!(l.stage, Stage::EpochAcked { .. }));
+        let ids = acked.map(|(id, _)| *id).chain([core.config.id]);
+        if self.phase != Phase::Discovering || !core.quorum.contains_majority(ids) {
+            return;
+        }
+        self.phase = Phase::Synchronising;
+        self.newleader_zxid = core.history.last();
+        core.epochs = Epochs { accepted: epoch, current: epoch };
+        out.push(Action::PersistEpochs(core.epochs));
+        let waiting: Vec<ServerId> = self.learners.keys().copied().collect();
+        for id in waiting {
+            self.sync_learner(core, id, out);
+        }
+        self.progress(core, out);
+    }
+
+    /// Sends a learner that acknowledged the epoch what it lacks of the history, then
+    /// NEWLEADER.
+    fn sync_learner(&mut self, core: &Core, id: ServerId, out: &mut Vec<Action>) {
+        let (Some(epoch), Some(learner)) = (self.epoch, self.learners.get_mut(&id)) else {
+            return;
+        };
+        let Stage::EpochAcked { last_zxid, epoch_ends, .. } = &learner.stage else { return };
+        let common = core.history.common_point(epoch_ends);
+        let truncate_to = (*last_zxid > common).then_some(common);
+        let committed = self.committed;
+        let message = match core.history.entries_after(common) {
+            Some(entries) => Message::Diff { truncate_to, entries, committed },
+            None => Message::Snap {
+                truncate_to,
+                zxid: core.applied,
+                epoch_ends: core.history.epoch_ends_through(core.applied),
+                entries: core.history.entries_between(core.applied, core.history.last()),
+                committed,
+            },
+        };
+        out.push(Action::Send { to: id, message });
+        let zxid = core.history.last();
+        out.push(Action::Send { to: id, message: Message::NewLeader { epoch, zxid } });
+        learner.stage = Stage::Syncing;
+        learner.acked = zxid;
+    }
+
+    /// Establishes the epoch or advances the commit point, as acknowledgements allow.
+    fn progress(&mut self, core: &mut Core, out: &mut Vec<Action>) {
+        match self.phase {
+            Phase::Discovering => {}
+            Phase::Synchronising => {
+                if core.persisted < self.newleader_zxid {
+                    return;
+                }
+                let synced = self.learners.iter().filter(|(_, l)| l.stage == Stage::Synced);
+                let ids = synced.map(|(id, _)| *id).chain([core.config.id]);
+                if core.quorum.contains_majority(ids) {
+                    self.establish(core, out);
+                }
+            }
+            Phase::Broadcasting => self.advance_commit(core, out),
+        }
+    }
+
+    fn establish(&mut self, core: &mut Core, out: &mut Vec<Action>) {
+        let epoch = self.epoch.unwrap_or(core.epochs.current);
+        tracing::info!(epoch, zxid = format_args!("0x{:x}", self.newleader_zxid), "leading");
+        self.phase = Phase::Broadcasting;
+        self.committed = self.newleader_zxid;
+        core.apply_through(self.committed, out);
+        out.push(Action::Role(Role::Leading { epoch, last_zxid: core.history.last() }));
+        let committed = self.committed;
+        for (id, learner) in &self.learners {
+            if learner.stage == Stage::Synced {
+                out.push(Action::Send { to: *id, message: Message::UpToDate { committed } });
+            }
+        }
+    }
+
+    /// The highest zxid durable on a quorum, this server included.
+    fn advance_commit(&mut self, core: &mut Core, out: &mut Vec<Action>) {
+        let mut acked: Vec<Zxid> = core
+            .quorum
+            .voters()
+            .map(|id| {
+                if id == core.config.id {
+                    return core.persisted;
+                }
+                self.learners
+                    .get(&id)
+                    .filter(|l| l.stage == Stage::Synced && !l.observer)
+                    .map_or(0, |l| l.acked)
+            })
+            .collect();
+        acked.sort_unstable_by(|a, b| b.cmp(a));
+        let majority = acked.len() / 2;
+        let durable_on_quorum = acked.get(majority).copied().unwrap_or(0);
+        let commit = durable_on_quorum.min(core.persisted);
+        if commit <= self.committed {
+            return;
+        }
+        self.committed = commit;
+        core.apply_through(commit, out);
+        for (id, learner) in &self.learners {
+            if learner.stage == Stage::Synced {
+                out.push(Action::Send { to: *id, message: Message::Commit { zxid: commit } });
+            }
+        }
+        self.finish_syncs(core, out);
+    }
+
+    /// A new entry from this server's shell, once established.
+    pub fn propose(&mut self, core: &mut Core, entry: Entry, out: &mut Vec<Action>) {
+        assert_eq!(self.phase, Phase::Broadcasting, "proposal before the epoch is established");
+        assert_eq!(
+            crate::zab::epoch_of(entry.zxid),
+            self.epoch.unwrap_or(0),
+            "proposal outside the epoch"
+        );
+        core.history.append(entry.clone());
+        out.push(Action::Append(vec![entry.clone()]));
+        for (id, learner) in &self.learners {
+            if matches!(learner.stage, Stage::Syncing | Stage::Synced) {
+                out.push(Action::Send { to: *id, message: Message::Proposal(entry.clone()) });
+            }
+        }
+    }
+
+    /// This server's log is durable up to `core.persisted`.
+    pub fn on_persisted(&mut self, core: &mut Core, out: &mut Vec<Action>) {
+        self.progress(core, out);
+    }
+
+    /// A sync from this server's client (`requester` `None`) or a learner's: confirmed
+    /// once a quorum answers a ping sent after it arrived.
+    pub fn sync_for(
+        &mut self,
+        requester: Option<ServerId>,
+        id: u64,
+        core: &Core,
+        out: &mut Vec<Action>,
+    ) {
+        if self.phase != Phase::Broadcasting {
+            if requester.is_none() {
+                out.push(Action::SyncFailed { id });
+            }
+            return;
+        }
+        self.ping_round += 1;
+        self.syncs.push(PendingSync { requester, id, round: self.ping_round });
+        let ping = Message::Ping { round: self.ping_round, committed: self.committed };
+        for (to, learner) in &self.learners {
+            if learner.stage == Stage::Synced && !learner.observer {
+                out.push(Action::Send { to: *to, message: ping.clone() });
+            }
+        }
+        self.finish_syncs(core, out);
+    }
+
+    fn finish_syncs(&mut self, core: &Core, out: &mut Vec<Action>) {
+        let committed = self.committed;
+        let learners = &self.learners;
+        self.syncs.retain(|sync| {
+            let answered = learners
+                .iter()
+                .filter(|(_, l)| l.stage == Stage::Synced && l.pong_round >= sync.round)
+                .map(|(id, _)| *id)
+                .chain([core.config.id]);
+            if !core.quorum.contains_majority(answered) {
+                return true;
+            }
+            match sync.requester {
+                None => out.push(Action::SyncDone { id: sync.id }),
+                Some(to) => out.push(Action::Send {
+                    to,
+                    message: Message::SyncReply { id: sync.id, zxid: committed },
+                }),
+            }
+            false
+        });
+    }
+
+    /// Leaving: this server's own syncs fail.
+    pub fn abandon(&mut self, out: &mut Vec<Action>) {
+        for sync in self.syncs.drain(..) {
+            if sync.requester.is_none() {
+                out.push(Action::SyncFailed { id: sync.id });
+            }
+        }
+    }
+}

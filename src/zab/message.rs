@@ -1,0 +1,148 @@
+//! What members say to each other: election notifications, and the ZAB messages between a
+//! leader and its learners.
+
+use crate::txn::Zxid;
+use crate::zab::{Entry, ServerId};
+
+/// A proposal for who should lead: ZooKeeper's vote. Votes are ordered by the candidate's
+/// currentEpoch, then its last zxid, then its id; the greatest wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Vote {
+    /// The candidate's currentEpoch.
+    pub epoch: u32,
+    /// The candidate's last logged zxid.
+    pub zxid: Zxid,
+    /// The candidate.
+    pub leader: ServerId,
+}
+
+/// What a member is doing, as it tells others during elections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Electing.
+    Looking,
+    /// Following the vote's leader.
+    Following,
+    /// Leading.
+    Leading,
+    /// Observing the vote's leader.
+    Observing,
+}
+
+/// An election message: the sender's round, its current vote and its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notification {
+    /// The sender's election round (ZooKeeper's logical clock).
+    pub round: u64,
+    /// Whom the sender votes for (or follows).
+    pub vote: Vote,
+    /// What the sender is doing.
+    pub state: PeerState,
+}
+
+/// Everything members send each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Election.
+    Notification(Notification),
+    /// Learner → leader, first on a connection: FOLLOWERINFO.
+    FollowerInfo {
+        /// The learner's acceptedEpoch.
+        accepted_epoch: u32,
+        /// Whether the learner observes rather than votes.
+        observer: bool,
+    },
+    /// Leader → learner: LEADERINFO, the new epoch.
+    LeaderInfo {
+        /// The epoch the leader will establish.
+        epoch: u32,
+    },
+    /// Learner → leader: ACKEPOCH, after persisting acceptedEpoch.
+    AckEpoch {
+        /// The learner's currentEpoch.
+        current_epoch: u32,
+        /// The learner's last logged zxid.
+        last_zxid: Zxid,
+        /// The last zxid of each epoch in the learner's history, ascending.
+        epoch_ends: Vec<Zxid>,
+    },
+    /// Leader → learner: the learner's log matches up to a point; drop what follows it
+    /// (if `truncate_to` is set) and append `entries`.
+    Diff {
+        /// Where the learner's log diverges, when it has entries after it.
+        truncate_to: Option<Zxid>,
+        /// The leader's entries after the common point.
+        entries: Vec<Entry>,
+        /// The leader's commit point: entries up to it are committed.
+        committed: Zxid,
+    },
+    /// Leader → learner: replace the state with the snapshot at `zxid` that the shell sends
+    /// along, then append `entries`.
+    Snap {
+        /// Where the learner's log diverges, when it has entries after it.
+        truncate_to: Option<Zxid>,
+        /// The snapshot's zxid.
+        zxid: Zxid,
+        /// The last zxid of each epoch of the history up to `zxid`.
+        epoch_ends: Vec<Zxid>,
+        /// The leader's entries after the snapshot.
+        entries: Vec<Entry>,
+        /// The leader's commit point.
+        committed: Zxid,
+    },
+    /// Leader → learner: NEWLEADER; persist the history up to `zxid` and currentEpoch.
+    NewLeader {
+        /// The new epoch.
+        epoch: u32,
+        /// The last zxid of the history sent.
+        zxid: Zxid,
+    },
+    /// Learner → leader: the history and currentEpoch are durable.
+    AckNewLeader {
+        /// The epoch acknowledged.
+        epoch: u32,
+    },
+    /// Leader → learner: the epoch is established; serve clients.
+    UpToDate {
+        /// The leader's commit point.
+        committed: Zxid,
+    },
+    /// Leader → learner: a new entry.
+    Proposal(Entry),
+    /// Learner → leader: every entry up to `zxid` is durable here.
+    Ack {
+        /// The learner's last durable zxid.
+        zxid: Zxid,
+    },
+    /// Leader → learner: entries up to `zxid` are committed.
+    Commit {
+        /// The commit point.
+        zxid: Zxid,
+    },
+    /// Leader → learner, every tick: the leader is alive; `round` numbers the pings so
+    /// a quorum's answers confirm the leadership at a point in time.
+    Ping {
+        /// The ping round.
+        round: u64,
+        /// The commit point.
+        committed: Zxid,
+    },
+    /// Learner → leader: the answer to a ping.
+    Pong {
+        /// The round answered.
+        round: u64,
+    },
+    /// Learner → leader: a client of the learner asked for `sync`.
+    SyncRequest {
+        /// The learner's handle for it.
+        id: u64,
+    },
+    /// Leader → learner: the leadership is confirmed; once `zxid` is applied, the sync
+    /// `id` may be answered.
+    SyncReply {
+        /// The learner's handle.
+        id: u64,
+        /// The leader's commit point when the leadership was confirmed.
+        zxid: Zxid,
+    },
+}

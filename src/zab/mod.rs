@@ -1,0 +1,195 @@
+//! The replication core: leader election, discovery, synchronisation and broadcast
+//! (ZooKeeper's ZAB) as a pure state machine.
+//!
+//! [`Zab::step`] takes one [`Input`] (a peer's message, a tick, a storage completion, a
+//! proposal) and returns the [`Action`]s to carry out, in order. The core owns no
+//! sockets, threads, clocks, files or randomness: time arrives as ticks, persistence is an
+//! action whose completion comes back as an input. The server's shell does the IO; the
+//! simulator in `tests/zab_simulation.rs` drives the same core through crashes,
+//! partitions and message loss.
+//!
+//! What it does not own: the znode tree, sessions and the meaning of a txn. Entries are
+//! opaque payloads with a zxid; the leader's shell prepares them (assigning zxids from the
+//! epoch the core announces) and every server's shell applies them when the core says so.
+//!
+//! # Persist before send
+//! Actions are carried out in order. [`Action::PersistEpochs`], [`Action::Truncate`] and
+//! [`Action::InstallSnapshot`] are synchronous: durable before the next action is carried
+//! out, so a message that follows one may rely on it. [`Action::Append`] may complete
+//! later; the shell reports it with [`Input::Persisted`], and only then does the core
+//! acknowledge the entries to the leader or count them towards a quorum.
+
+mod election;
+mod follower;
+mod history;
+mod leader;
+mod message;
+mod peer;
+mod quorum;
+
+pub use history::History;
+pub use message::{Message, Notification, PeerState, Vote};
+pub use peer::Zab;
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+
+use crate::storage::Epochs;
+use crate::txn::Zxid;
+
+/// A server's `myid`.
+pub type ServerId = u64;
+
+/// One entry of the replicated log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its position: epoch in the high 32 bits, counter in the low.
+    pub zxid: Zxid,
+    /// The encoded txn, opaque to the core.
+    pub payload: Bytes,
+}
+
+/// Who the ensemble is and how patient to be, in ticks.
+#[derive(Debug, Clone)]
+pub struct ZabConfig {
+    /// This server.
+    pub id: ServerId,
+    /// The members that vote (ZooKeeper's participants), this one included if it votes.
+    pub voters: BTreeSet<ServerId>,
+    /// Members that follow without voting.
+    pub observers: BTreeSet<ServerId>,
+    /// Ticks a new leader waits for a quorum to join and sync (`initLimit`).
+    pub init_limit_ticks: u32,
+    /// Ticks without hearing from the other side before giving up on it (`syncLimit`).
+    pub sync_limit_ticks: u32,
+    /// Ticks an election waits after reaching a quorum, for a better vote to show up.
+    pub finalize_ticks: u32,
+    /// Recent entries kept in memory so a follower that is a little behind is brought
+    /// up to date with a DIFF rather than a whole snapshot.
+    pub window_entries: usize,
+}
+
+/// What a server recovered from its storage at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct Restored {
+    /// acceptedEpoch and currentEpoch.
+    pub epochs: Epochs,
+    /// The history: what is logged, starting from the state's snapshot.
+    pub history: History,
+    /// The zxid of the state the shell recovered (its snapshot's): entries logged after
+    /// it are applied only once a leader has them committed.
+    pub applied: Zxid,
+}
+
+/// The server's part in the ensemble, announced with [`Action::Role`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Looking for a leader; serves nobody.
+    Looking,
+    /// Leading `epoch`, and a quorum is in sync: it takes proposals, whose zxids continue
+    /// after `last_zxid`.
+    Leading {
+        /// The established epoch.
+        epoch: u32,
+        /// The last zxid of the history the epoch starts from.
+        last_zxid: Zxid,
+    },
+    /// Following `leader` in `epoch`, in sync: it may serve reads.
+    Following {
+        /// The leader.
+        leader: ServerId,
+        /// The established epoch.
+        epoch: u32,
+    },
+    /// Observing `leader` in `epoch`, in sync: it may serve reads.
+    Observing {
+        /// The leader.
+        leader: ServerId,
+        /// The established epoch.
+        epoch: u32,
+    },
+}
+
+/// Work for the core.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Time passed: one tick.
+    Tick,
+    /// A message from another member.
+    Message {
+        /// Who sent it.
+        from: ServerId,
+        /// What it says.
+        message: Message,
+    },
+    /// The connection to `peer` broke; messages to it may have been lost.
+    Disconnected {
+        /// The other side.
+        peer: ServerId,
+    },
+    /// Every entry up to `zxid` is durable in the log.
+    Persisted {
+        /// The last durable zxid.
+        zxid: Zxid,
+    },
+    /// The leader proposes a new entry; its zxid follows the last one.
+    Propose(Entry),
+    /// A client asked for `sync`: answer with [`Action::SyncDone`] once this server has
+    /// applied everything committed before the request, as confirmed by a quorum.
+    Sync {
+        /// The shell's handle for the request.
+        id: u64,
+    },
+}
+
+/// What the shell must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a message to a member (over the connection to it, in order).
+    Send {
+        /// The member.
+        to: ServerId,
+        /// The message.
+        message: Message,
+    },
+    /// Append entries to the log; report [`Input::Persisted`] once they are durable.
+    Append(Vec<Entry>),
+    /// Remove every log entry after the zxid, durably. Never below what is applied:
+    /// only entries no quorum committed are dropped. Completions of appends made before
+    /// it are not reported after it.
+    Truncate(Zxid),
+    /// Replace the state with the snapshot that came with the last [`Message::Snap`]
+    /// (the state at its zxid or later), durably, then drop the log entries it covers.
+    InstallSnapshot(Zxid),
+    /// Persist the epochs, durably, before carrying out the next action.
+    PersistEpochs(Epochs),
+    /// Apply these committed entries to the state, in order.
+    Apply(Vec<Entry>),
+    /// The role changed.
+    Role(Role),
+    /// The `sync` request `id` may be answered: everything committed before it is applied.
+    SyncDone {
+        /// The request's handle.
+        id: u64,
+    },
+    /// The `sync` request `id` cannot be answered here (no established leader); the
+    /// client gets an error and retries elsewhere.
+    SyncFailed {
+        /// The request's handle.
+        id: u64,
+    },
+}
+
+/// The epoch of a zxid.
+pub fn epoch_of(zxid: Zxid) -> u32 {
+    crate::txn::zxid_epoch(zxid)
+}
+
+/// The first zxid of `epoch`, before any entry: `epoch << 32`.
+pub fn epoch_start(epoch: u32) -> Zxid {
+    i64::from(epoch) << 32
+}
+
+#[cfg(test)]
+mod peer_test;

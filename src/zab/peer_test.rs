@@ -1,0 +1,172 @@
+//! Engine tests: feed one input, check the exact actions out.
+
+use bytes::Bytes;
+
+use crate::storage::Epochs;
+use crate::zab::message::{Message, Notification, PeerState, Vote};
+use crate::zab::{epoch_start, Action, Entry, History, Input, Restored, Role, Zab, ZabConfig};
+
+fn config(id: u64, voters: &[u64]) -> ZabConfig {
+    ZabConfig {
+        id,
+        voters: voters.iter().copied().collect(),
+        observers: Default::default(),
+        init_limit_ticks: 10,
+        sync_limit_ticks: 5,
+        finalize_ticks: 0,
+        window_entries: 100,
+    }
+}
+
+fn entry(epoch: u32, counter: i64) -> Entry {
+    Entry { zxid: epoch_start(epoch) + counter, payload: Bytes::from(format!("{epoch}.{counter}")) }
+}
+
+fn restored(entries: Vec<Entry>, epochs: Epochs) -> Restored {
+    Restored { epochs, history: History::new(0, Vec::new(), entries), applied: 0 }
+}
+
+fn messages_to(actions: &[Action], peer: u64) -> Vec<Message> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Send { to, message } if *to == peer => Some(message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_single_member_leads_and_commits_what_it_persists() {
+    let (mut zab, actions) =
+        Zab::new(config(1, &[1]), restored(vec![entry(1, 1)], Epochs::default()));
+    assert_eq!(actions, vec![Action::Role(Role::Looking)]);
+    let actions = zab.step(Input::Tick);
+    assert_eq!(
+        actions,
+        vec![
+            Action::PersistEpochs(Epochs { accepted: 1, current: 0 }),
+            Action::PersistEpochs(Epochs { accepted: 1, current: 1 }),
+            Action::Apply(vec![entry(1, 1)]),
+            Action::Role(Role::Leading { epoch: 1, last_zxid: epoch_start(1) + 1 }),
+        ]
+    );
+    let actions = zab.step(Input::Propose(entry(1, 2)));
+    assert_eq!(actions, vec![Action::Append(vec![entry(1, 2)])]);
+    let actions = zab.step(Input::Persisted { zxid: epoch_start(1) + 2 });
+    assert_eq!(actions, vec![Action::Apply(vec![entry(1, 2)])]);
+}
+
+/// Member 1 of three, elected with 2's vote and leading, before anyone joined.
+fn leader_of_three(entries: Vec<Entry>) -> Zab {
+    let epochs = Epochs { accepted: 1, current: 1 };
+    let (mut zab, _) = Zab::new(config(1, &[1, 2, 3]), restored(entries, epochs));
+    let vote = Vote { epoch: 1, zxid: zab.last_zxid(), leader: 1 };
+    let n = Notification { round: 1, vote, state: PeerState::Looking };
+    zab.step(Input::Message { from: 2, message: Message::Notification(n) });
+    zab.step(Input::Tick);
+    zab
+}
+
+#[test]
+fn a_leader_establishes_its_epoch_with_one_follower() {
+    let mut zab = leader_of_three(vec![entry(1, 1), entry(1, 2)]);
+    let info = Message::FollowerInfo { accepted_epoch: 1, observer: false };
+    let actions = zab.step(Input::Message { from: 2, message: info });
+    assert_eq!(
+        actions,
+        vec![
+            Action::PersistEpochs(Epochs { accepted: 2, current: 1 }),
+            Action::Send { to: 2, message: Message::LeaderInfo { epoch: 2 } },
+        ]
+    );
+    // The follower is simply behind: it gets 1.2, with nothing to truncate.
+    let ack = Message::AckEpoch {
+        current_epoch: 1,
+        last_zxid: epoch_start(1) + 1,
+        epoch_ends: vec![epoch_start(1) + 1],
+    };
+    let actions = zab.step(Input::Message { from: 2, message: ack });
+    assert_eq!(actions[0], Action::PersistEpochs(Epochs { accepted: 2, current: 2 }));
+    assert_eq!(
+        messages_to(&actions, 2),
+        vec![
+            Message::Diff { truncate_to: None, entries: vec![entry(1, 2)], committed: 0 },
+            Message::NewLeader { epoch: 2, zxid: epoch_start(1) + 2 },
+        ]
+    );
+    let actions = zab.step(Input::Message { from: 2, message: Message::AckNewLeader { epoch: 2 } });
+    assert_eq!(
+        actions,
+        vec![
+            Action::Apply(vec![entry(1, 1), entry(1, 2)]),
+            Action::Role(Role::Leading { epoch: 2, last_zxid: epoch_start(1) + 2 }),
+            Action::Send { to: 2, message: Message::UpToDate { committed: epoch_start(1) + 2 } },
+        ]
+    );
+}
+
+#[test]
+fn a_learner_ahead_of_the_leader_sends_it_back_to_election() {
+    let mut zab = leader_of_three(vec![entry(1, 1)]);
+    let info = Message::FollowerInfo { accepted_epoch: 1, observer: false };
+    zab.step(Input::Message { from: 2, message: info });
+    let ack = Message::AckEpoch {
+        current_epoch: 1,
+        last_zxid: epoch_start(1) + 5,
+        epoch_ends: vec![epoch_start(1) + 5],
+    };
+    let actions = zab.step(Input::Message { from: 2, message: ack });
+    assert!(actions.contains(&Action::Role(Role::Looking)), "{actions:?}");
+}
+
+#[test]
+fn a_follower_drops_a_divergent_tail_and_acks_newleader_only_once_durable() {
+    let epochs = Epochs { accepted: 2, current: 2 };
+    let mine = vec![entry(1, 1), entry(2, 1), entry(2, 2)];
+    let (mut zab, _) = Zab::new(config(2, &[1, 2, 3]), restored(mine, epochs));
+    // Members 1 and 3 settled on 1 as leader.
+    let vote = Vote { epoch: 3, zxid: epoch_start(3) + 1, leader: 1 };
+    for (from, state) in [(3, PeerState::Following), (1, PeerState::Leading)] {
+        let n = Notification { round: 7, vote, state };
+        zab.step(Input::Message { from, message: Message::Notification(n) });
+    }
+    let leader_info = Message::LeaderInfo { epoch: 4 };
+    let actions = zab.step(Input::Message { from: 1, message: leader_info });
+    assert_eq!(actions[0], Action::PersistEpochs(Epochs { accepted: 4, current: 2 }));
+    let diff = Message::Diff {
+        truncate_to: Some(epoch_start(1) + 1),
+        entries: vec![entry(3, 1)],
+        committed: epoch_start(1) + 1,
+    };
+    let actions = zab.step(Input::Message { from: 1, message: diff });
+    assert_eq!(
+        actions,
+        vec![
+            Action::Truncate(epoch_start(1) + 1),
+            Action::Append(vec![entry(3, 1)]),
+            Action::Apply(vec![entry(1, 1)]),
+        ]
+    );
+    let new_leader = Message::NewLeader { epoch: 4, zxid: epoch_start(3) + 1 };
+    assert_eq!(zab.step(Input::Message { from: 1, message: new_leader }), vec![]);
+    let actions = zab.step(Input::Persisted { zxid: epoch_start(3) + 1 });
+    assert_eq!(
+        actions,
+        vec![
+            Action::PersistEpochs(Epochs { accepted: 4, current: 4 }),
+            Action::Send { to: 1, message: Message::AckNewLeader { epoch: 4 } },
+        ]
+    );
+    let actions = zab.step(Input::Message {
+        from: 1,
+        message: Message::UpToDate { committed: epoch_start(3) + 1 },
+    });
+    assert_eq!(
+        actions,
+        vec![
+            Action::Role(Role::Following { leader: 1, epoch: 4 }),
+            Action::Apply(vec![entry(3, 1)]),
+        ]
+    );
+}
