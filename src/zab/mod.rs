@@ -26,6 +26,7 @@ mod leader;
 mod message;
 mod peer;
 mod quorum;
+pub mod wire;
 
 pub use history::History;
 pub use message::{Message, Notification, PeerState, Vote};

@@ -1,0 +1,310 @@
+//! The byte form of [`Message`] between zkrs members: a tag, then the fields as jute
+//! primitives (big-endian ints and longs, length-prefixed buffers and vectors).
+//!
+//! Only zkrs members speak it (ZooKeeper's own quorum protocol is not a goal); the peer
+//! transport frames each message with a length, as client frames are. Decoding checks
+//! every length against the frame before allocating and rejects trailing bytes, so a
+//! damaged or hostile frame is an error, never a panic.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use jute::writer::{write_bool, write_buffer, write_i32, write_i64, write_len};
+use jute::{DecodeError, Reader};
+
+use crate::txn::Zxid;
+use crate::zab::message::{Message, Notification, PeerState, Vote};
+use crate::zab::Entry;
+
+/// Smallest encoding of an entry: its zxid and an empty buffer's length.
+const ENTRY_LEN_MIN: usize = 12;
+
+/// Appends the encoding of `message` to `out`.
+pub fn encode(message: &Message, out: &mut BytesMut) {
+    match message {
+        Message::Notification(n) => {
+            out.put_u8(0);
+            write_i64(out, n.round as i64);
+            write_i32(out, n.vote.epoch as i32);
+            write_i64(out, n.vote.zxid);
+            write_i64(out, n.vote.leader as i64);
+            out.put_u8(match n.state {
+                PeerState::Looking => 0,
+                PeerState::Following => 1,
+                PeerState::Leading => 2,
+                PeerState::Observing => 3,
+            });
+        }
+        Message::FollowerInfo { accepted_epoch, observer } => {
+            out.put_u8(1);
+            write_i32(out, *accepted_epoch as i32);
+            write_bool(out, *observer);
+        }
+        Message::LeaderInfo { epoch } => {
+            out.put_u8(2);
+            write_i32(out, *epoch as i32);
+        }
+        Message::AckEpoch { current_epoch, last_zxid, epoch_ends } => {
+            out.put_u8(3);
+            write_i32(out, *current_epoch as i32);
+            write_i64(out, *last_zxid);
+            write_zxids(out, epoch_ends);
+        }
+        Message::Diff { truncate_to, entries, committed } => {
+            out.put_u8(4);
+            write_optional(out, *truncate_to);
+            write_entries(out, entries);
+            write_i64(out, *committed);
+        }
+        Message::Snap { truncate_to, zxid, epoch_ends, entries, committed } => {
+            out.put_u8(5);
+            write_optional(out, *truncate_to);
+            write_i64(out, *zxid);
+            write_zxids(out, epoch_ends);
+            write_entries(out, entries);
+            write_i64(out, *committed);
+        }
+        Message::NewLeader { epoch, zxid } => {
+            out.put_u8(6);
+            write_i32(out, *epoch as i32);
+            write_i64(out, *zxid);
+        }
+        Message::AckNewLeader { epoch } => {
+            out.put_u8(7);
+            write_i32(out, *epoch as i32);
+        }
+        Message::UpToDate { committed } => tagged_zxid(out, 8, *committed),
+        Message::Proposal(entry) => {
+            out.put_u8(9);
+            write_entry(out, entry);
+        }
+        Message::Ack { zxid } => tagged_zxid(out, 10, *zxid),
+        Message::Commit { zxid } => tagged_zxid(out, 11, *zxid),
+        Message::Ping { round, committed } => {
+            out.put_u8(12);
+            write_i64(out, *round as i64);
+            write_i64(out, *committed);
+        }
+        Message::Pong { round } => tagged_zxid(out, 13, *round as i64),
+        Message::SyncRequest { id } => tagged_zxid(out, 14, *id as i64),
+        Message::SyncReply { id, zxid } => {
+            out.put_u8(15);
+            write_i64(out, *id as i64);
+            write_i64(out, *zxid);
+        }
+    }
+}
+
+fn tagged_zxid(out: &mut BytesMut, tag: u8, value: i64) {
+    out.put_u8(tag);
+    write_i64(out, value);
+}
+
+fn write_optional(out: &mut BytesMut, zxid: Option<Zxid>) {
+    write_bool(out, zxid.is_some());
+    write_i64(out, zxid.unwrap_or(0));
+}
+
+fn write_zxids(out: &mut BytesMut, zxids: &[Zxid]) {
+    write_len(out, zxids.len());
+    for zxid in zxids {
+        write_i64(out, *zxid);
+    }
+}
+
+fn write_entry(out: &mut BytesMut, entry: &Entry) {
+    write_i64(out, entry.zxid);
+    write_buffer(out, Some(&entry.payload));
+}
+
+fn write_entries(out: &mut BytesMut, entries: &[Entry]) {
+    write_len(out, entries.len());
+    for entry in entries {
+        write_entry(out, entry);
+    }
+}
+
+/// Decodes one whole message.
+///
+/// # Errors
+/// [`DecodeError`] for a truncated, malformed or overlong frame.
+pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
+    let mut r = Reader::new(frame);
+    let message = match r.read_u8("message tag")? {
+        0 => Message::Notification(Notification {
+            round: r.read_i64("round")? as u64,
+            vote: Vote {
+                epoch: r.read_i32("vote epoch")? as u32,
+                zxid: r.read_i64("vote zxid")?,
+                leader: r.read_i64("vote leader")? as u64,
+            },
+            state: match r.read_u8("peer state")? {
+                0 => PeerState::Looking,
+                1 => PeerState::Following,
+                2 => PeerState::Leading,
+                3 => PeerState::Observing,
+                _ => return Err(invalid(&r, "peer state", "unknown state")),
+            },
+        }),
+        1 => Message::FollowerInfo {
+            accepted_epoch: r.read_i32("accepted epoch")? as u32,
+            observer: r.read_bool("observer")?,
+        },
+        2 => Message::LeaderInfo { epoch: r.read_i32("epoch")? as u32 },
+        3 => Message::AckEpoch {
+            current_epoch: r.read_i32("current epoch")? as u32,
+            last_zxid: r.read_i64("last zxid")?,
+            epoch_ends: read_zxids(&mut r)?,
+        },
+        4 => Message::Diff {
+            truncate_to: read_optional(&mut r)?,
+            entries: read_entries(&mut r)?,
+            committed: r.read_i64("committed")?,
+        },
+        5 => Message::Snap {
+            truncate_to: read_optional(&mut r)?,
+            zxid: r.read_i64("snapshot zxid")?,
+            epoch_ends: read_zxids(&mut r)?,
+            entries: read_entries(&mut r)?,
+            committed: r.read_i64("committed")?,
+        },
+        6 => Message::NewLeader { epoch: r.read_i32("epoch")? as u32, zxid: r.read_i64("zxid")? },
+        7 => Message::AckNewLeader { epoch: r.read_i32("epoch")? as u32 },
+        8 => Message::UpToDate { committed: r.read_i64("committed")? },
+        9 => Message::Proposal(read_entry(&mut r)?),
+        10 => Message::Ack { zxid: r.read_i64("zxid")? },
+        11 => Message::Commit { zxid: r.read_i64("zxid")? },
+        12 => Message::Ping {
+            round: r.read_i64("round")? as u64,
+            committed: r.read_i64("committed")?,
+        },
+        13 => Message::Pong { round: r.read_i64("round")? as u64 },
+        14 => Message::SyncRequest { id: r.read_i64("sync id")? as u64 },
+        15 => Message::SyncReply { id: r.read_i64("sync id")? as u64, zxid: r.read_i64("zxid")? },
+        _ => return Err(invalid(&r, "message tag", "unknown message")),
+    };
+    if r.remaining() != 0 {
+        return Err(invalid(&r, "message", "trailing bytes"));
+    }
+    Ok(message)
+}
+
+fn invalid(r: &Reader<'_>, what: &'static str, reason: &'static str) -> DecodeError {
+    DecodeError::Invalid { what, offset: r.position(), reason }
+}
+
+fn read_optional(r: &mut Reader<'_>) -> Result<Option<Zxid>, DecodeError> {
+    let present = r.read_bool("truncation present")?;
+    let zxid = r.read_i64("truncation zxid")?;
+    Ok(present.then_some(zxid))
+}
+
+fn read_zxids(r: &mut Reader<'_>) -> Result<Vec<Zxid>, DecodeError> {
+    let len = r.read_len("epoch ends", 8)?.unwrap_or(0);
+    (0..len).map(|_| r.read_i64("epoch end")).collect()
+}
+
+fn read_entry(r: &mut Reader<'_>) -> Result<Entry, DecodeError> {
+    let zxid = r.read_i64("entry zxid")?;
+    let payload = r.read_buffer("entry payload")?.unwrap_or_default();
+    Ok(Entry { zxid, payload })
+}
+
+fn read_entries(r: &mut Reader<'_>) -> Result<Vec<Entry>, DecodeError> {
+    let len = r.read_len("entries", ENTRY_LEN_MIN)?.unwrap_or(0);
+    (0..len).map(|_| read_entry(r)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn entry() -> impl Strategy<Value = Entry> + Clone {
+        (any::<i64>(), proptest::collection::vec(any::<u8>(), 0..16))
+            .prop_map(|(zxid, payload)| Entry { zxid, payload: Bytes::from(payload) })
+    }
+
+    fn message() -> impl Strategy<Value = Message> {
+        let zxids = proptest::collection::vec(any::<i64>(), 0..4);
+        let entries = proptest::collection::vec(entry(), 0..4);
+        let state = prop_oneof![
+            Just(PeerState::Looking),
+            Just(PeerState::Following),
+            Just(PeerState::Leading),
+            Just(PeerState::Observing),
+        ];
+        prop_oneof![
+            (any::<u64>(), any::<u32>(), any::<i64>(), any::<u64>(), state).prop_map(
+                |(round, epoch, zxid, leader, state)| Message::Notification(Notification {
+                    round,
+                    vote: Vote { epoch, zxid, leader },
+                    state,
+                })
+            ),
+            (any::<u32>(), any::<bool>()).prop_map(|(accepted_epoch, observer)| {
+                Message::FollowerInfo { accepted_epoch, observer }
+            }),
+            any::<u32>().prop_map(|epoch| Message::LeaderInfo { epoch }),
+            (any::<u32>(), any::<i64>(), zxids.clone()).prop_map(
+                |(current_epoch, last_zxid, epoch_ends)| Message::AckEpoch {
+                    current_epoch,
+                    last_zxid,
+                    epoch_ends
+                }
+            ),
+            (any::<Option<i64>>(), entries.clone(), any::<i64>()).prop_map(
+                |(truncate_to, entries, committed)| Message::Diff {
+                    truncate_to,
+                    entries,
+                    committed
+                }
+            ),
+            (any::<Option<i64>>(), any::<i64>(), zxids, entries, any::<i64>()).prop_map(
+                |(truncate_to, zxid, epoch_ends, entries, committed)| Message::Snap {
+                    truncate_to,
+                    zxid,
+                    epoch_ends,
+                    entries,
+                    committed
+                }
+            ),
+            (any::<u32>(), any::<i64>())
+                .prop_map(|(epoch, zxid)| Message::NewLeader { epoch, zxid }),
+            any::<u32>().prop_map(|epoch| Message::AckNewLeader { epoch }),
+            any::<i64>().prop_map(|committed| Message::UpToDate { committed }),
+            entry().prop_map(Message::Proposal),
+            any::<i64>().prop_map(|zxid| Message::Ack { zxid }),
+            any::<i64>().prop_map(|zxid| Message::Commit { zxid }),
+            (any::<u64>(), any::<i64>())
+                .prop_map(|(round, committed)| Message::Ping { round, committed }),
+            any::<u64>().prop_map(|round| Message::Pong { round }),
+            any::<u64>().prop_map(|id| Message::SyncRequest { id }),
+            (any::<u64>(), any::<i64>()).prop_map(|(id, zxid)| Message::SyncReply { id, zxid }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_message_round_trips(message in message()) {
+            let mut out = BytesMut::new();
+            encode(&message, &mut out);
+            prop_assert_eq!(decode(&out.freeze()), Ok(message));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode(&Bytes::from(bytes));
+        }
+
+        #[test]
+        fn truncated_or_extended_frames_are_refused(message in message(), extra in 1usize..4) {
+            let mut out = BytesMut::new();
+            encode(&message, &mut out);
+            let whole = out.freeze();
+            prop_assert!(decode(&whole.slice(..whole.len() - 1)).is_err());
+            let mut longer = BytesMut::from(&whole[..]);
+            longer.extend(std::iter::repeat_n(0u8, extra));
+            prop_assert!(decode(&longer.freeze()).is_err());
+        }
+    }
+}
