@@ -134,7 +134,9 @@ pub enum Input {
         /// The last durable zxid.
         zxid: Zxid,
     },
-    /// The leader proposes a new entry; its zxid follows the last one.
+    /// The leader proposes a new entry; its zxid follows the last one. Only while the
+    /// last role announced is [`Role::Leading`]: the core panics otherwise, as that is a
+    /// broken invariant of the shell, not bad input.
     Propose(Entry),
     /// A client asked for `sync`: answer with [`Action::SyncDone`] once this server has
     /// applied everything committed before the request, as confirmed by a quorum.
