@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use crate::txn::Zxid;
+use crate::txn::{zxid_counter, Zxid};
 use crate::zab::{epoch_of, Entry};
 
 /// The log's shape and its recent entries.
@@ -64,7 +64,7 @@ impl History {
     }
 
     fn note_end(&mut self, zxid: Zxid) {
-        if zxid & 0xffff_ffff == 0 {
+        if zxid_counter(zxid) == 0 {
             return;
         }
         match self.epoch_ends.last_mut() {
@@ -108,7 +108,7 @@ impl History {
     /// The epoch ends of the history up to `zxid`.
     pub fn epoch_ends_through(&self, zxid: Zxid) -> Vec<Zxid> {
         let mut ends: Vec<Zxid> = self.epoch_ends.iter().copied().filter(|e| *e <= zxid).collect();
-        if zxid & 0xffff_ffff != 0 && ends.last().map(|end| epoch_of(*end)) != Some(epoch_of(zxid))
+        if zxid_counter(zxid) != 0 && ends.last().map(|end| epoch_of(*end)) != Some(epoch_of(zxid))
         {
             ends.push(zxid);
         }

@@ -1,5 +1,8 @@
 //! The leader's side of ZAB.
 //!
+//! The leader's commit point is what it has applied (`Core::applied`): it applies each
+//! entry as soon as it is committed.
+//!
 //! Discovery: collect FOLLOWERINFO from a quorum, choose an epoch above every accepted
 //! one, collect ACKEPOCH from a quorum none of which is ahead of this history.
 //! Synchronisation: bring each learner to this history (DIFF from the window, or SNAP,
@@ -65,7 +68,6 @@ pub(super) struct Leader {
     learners: BTreeMap<ServerId, Learner>,
     /// The history's last zxid when synchronisation began: established means committed.
     newleader_zxid: Zxid,
-    committed: Zxid,
     now: u64,
     ping_round: u64,
     syncs: Vec<PendingSync>,
@@ -80,7 +82,6 @@ impl Leader {
             accepted_epochs: BTreeMap::from([(core.config.id, core.epochs.accepted)]),
             learners: BTreeMap::new(),
             newleader_zxid: 0,
-            committed: core.applied,
             now: 0,
             ping_round: 0,
             syncs: Vec::new(),
@@ -116,7 +117,7 @@ impl Leader {
                 return Transition::StepDown;
             }
         }
-        let ping = Message::Ping { round: self.ping_round, committed: self.committed };
+        let ping = Message::Ping { round: self.ping_round, committed: core.applied };
         for (id, learner) in &self.learners {
             if matches!(learner.stage, Stage::Syncing | Stage::Synced) {
                 out.push(Action::Send { to: *id, message: ping.clone() });
@@ -161,7 +162,7 @@ impl Leader {
                 }
                 learner.stage = Stage::Synced;
                 if self.phase == Phase::Broadcasting {
-                    let committed = self.committed;
+                    let committed = core.applied;
                     out.push(Action::Send { to: from, message: Message::UpToDate { committed } });
                 }
                 self.progress(core, out);
@@ -279,7 +280,7 @@ impl Leader {
         let Stage::EpochAcked { last_zxid, epoch_ends, .. } = &learner.stage else { return };
         let common = core.history.common_point(epoch_ends);
         let truncate_to = (*last_zxid > common).then_some(common);
-        let committed = self.committed;
+        let committed = core.applied;
         let message = match core.history.entries_after(common) {
             Some(entries) => Message::Diff { truncate_to, entries, committed },
             None => Message::Snap {
@@ -319,10 +320,9 @@ impl Leader {
         let epoch = self.epoch.unwrap_or(core.epochs.current);
         tracing::info!(epoch, zxid = format_args!("0x{:x}", self.newleader_zxid), "leading");
         self.phase = Phase::Broadcasting;
-        self.committed = self.newleader_zxid;
-        core.apply_through(self.committed, out);
+        core.apply_through(self.newleader_zxid, out);
         out.push(Action::Role(Role::Leading { epoch, last_zxid: core.history.last() }));
-        let committed = self.committed;
+        let committed = core.applied;
         for (id, learner) in &self.learners {
             if learner.stage == Stage::Synced {
                 out.push(Action::Send { to: *id, message: Message::UpToDate { committed } });
@@ -349,10 +349,9 @@ impl Leader {
         let majority = acked.len() / 2;
         let durable_on_quorum = acked.get(majority).copied().unwrap_or(0);
         let commit = durable_on_quorum.min(core.persisted);
-        if commit <= self.committed {
+        if commit <= core.applied {
             return;
         }
-        self.committed = commit;
         core.apply_through(commit, out);
         for (id, learner) in &self.learners {
             if learner.stage == Stage::Synced {
@@ -401,7 +400,7 @@ impl Leader {
         }
         self.ping_round += 1;
         self.syncs.push(PendingSync { requester, id, round: self.ping_round });
-        let ping = Message::Ping { round: self.ping_round, committed: self.committed };
+        let ping = Message::Ping { round: self.ping_round, committed: core.applied };
         for (to, learner) in &self.learners {
             if learner.stage == Stage::Synced && !learner.observer {
                 out.push(Action::Send { to: *to, message: ping.clone() });
@@ -411,7 +410,7 @@ impl Leader {
     }
 
     fn finish_syncs(&mut self, core: &Core, out: &mut Vec<Action>) {
-        let committed = self.committed;
+        let committed = core.applied;
         let learners = &self.learners;
         self.syncs.retain(|sync| {
             let answered = learners

@@ -235,10 +235,6 @@ impl Zab {
         } else {
             State::Following(Follower::start(&self.core, vote.leader, !voter, out))
         };
-        // A single-member ensemble may be established at once.
-        if let State::Leading(leader) = &mut self.state {
-            leader.on_persisted(&mut self.core, out);
-        }
     }
 
     /// Gives up the current role and starts a new election round.
