@@ -127,6 +127,16 @@ struct Server {
     known_links: BTreeMap<ServerId, u64>,
     persist_due: u64,
     syncs: BTreeMap<u64, usize>,
+    /// Role changes so far, so sessions notice their connection was closed.
+    role_changes: u64,
+}
+
+/// A client session: the server it is connected to, and the newest zxid it has read.
+struct Session {
+    /// The server, its life and its role change count when the session connected: a
+    /// restart or a role change closes client connections, as ZooKeeper's do.
+    connection: Option<(ServerId, u64, u64)>,
+    seen: Zxid,
 }
 
 struct Sim {
@@ -151,7 +161,7 @@ struct Sim {
     /// Writes acknowledged after the faults stopped.
     acked_when_calm: usize,
     written: u64,
-    sessions: Vec<Zxid>,
+    sessions: Vec<Session>,
     sync_ids: u64,
     pending_syncs: BTreeMap<u64, (ServerId, usize)>,
     /// Writes proposed and not yet acknowledged: by whom, in which of its lives.
@@ -196,7 +206,7 @@ impl Sim {
             leaders: BTreeMap::new(),
             acked_when_calm: 0,
             written: 0,
-            sessions: vec![0; 4],
+            sessions: (0..4).map(|_| Session { connection: None, seen: 0 }).collect(),
             sync_ids: 0,
             pending_syncs: BTreeMap::new(),
             proposals: BTreeMap::new(),
@@ -214,6 +224,7 @@ impl Sim {
                 known_links: BTreeMap::new(),
                 persist_due: 0,
                 syncs: BTreeMap::new(),
+                role_changes: 0,
             };
             sim.servers.insert(*id, server);
         }
@@ -498,6 +509,7 @@ impl Sim {
         }
         let server = self.servers.get_mut(&id).expect("member");
         server.role = role;
+        server.role_changes += 1;
         if let Role::Leading { epoch, last_zxid } = role {
             server.next_zxid =
                 if epoch_of(last_zxid) == epoch { last_zxid + 1 } else { epoch_start(epoch) + 1 };
@@ -524,20 +536,37 @@ impl Sim {
         }
     }
 
+    fn serving(&self, id: ServerId) -> Option<(ServerId, u64, u64)> {
+        let server = self.servers.get(&id).filter(|s| s.zab.is_some())?;
+        let serving = !matches!(server.role, Role::Looking);
+        serving.then_some((id, server.life, server.role_changes))
+    }
+
     fn read(&mut self) {
-        let ids = self.ids();
-        let id = ids[self.rng.below(ids.len() as u64) as usize];
-        let serving = self.alive(id) && !matches!(self.servers[&id].role, Role::Looking);
-        if !serving {
-            return;
-        }
-        self.check_prefix(id);
         let session = self.rng.below(self.sessions.len() as u64) as usize;
-        let applied = self.servers[&id].state.last().map_or(0, |e| e.zxid);
-        // A ZooKeeper client never connects to a server behind what it has seen.
-        if applied >= self.sessions[session] {
-            self.sessions[session] = applied;
+        let connection = self.sessions[session].connection;
+        let still_open = connection.is_some_and(|(id, ..)| self.serving(id) == connection);
+        if !still_open {
+            // Connect anew; a ZooKeeper server behind what the client has seen refuses it.
+            let ids = self.ids();
+            let id = *self.rng.pick(&ids);
+            let applied = self.servers[&id].state.last().map_or(0, |e| e.zxid);
+            let accepted = self.serving(id).filter(|_| applied >= self.sessions[session].seen);
+            self.sessions[session].connection = accepted;
+            if accepted.is_none() {
+                return;
+            }
         }
+        let Some((id, ..)) = self.sessions[session].connection else { return };
+        self.check_prefix(id);
+        let applied = self.servers[&id].state.last().map_or(0, |e| e.zxid);
+        if applied < self.sessions[session].seen {
+            self.fail(format!(
+                "session {session} reads 0x{applied:x} at {id} after 0x{:x}",
+                self.sessions[session].seen
+            ));
+        }
+        self.sessions[session].seen = applied;
         if self.rng.chance(30) {
             self.sync_ids += 1;
             let sync = self.sync_ids;
