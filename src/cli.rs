@@ -76,19 +76,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    if !config.is_standalone() {
-        tracing::warn!(
-            members = config.servers.len(),
-            "ensemble configured, but replication is not implemented yet: serving standalone"
-        );
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating dataDir {}", config.data_dir.display()))?;
         let address = SocketAddr::new(
             config.client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-            config.client_port,
+            config.serving_client_port(),
         );
         let listener = tokio::net::TcpListener::bind(address)
             .await

@@ -263,6 +263,15 @@ impl Config {
         requested_ms.clamp(min, max)
     }
 
+    /// The port clients connect to: this member's `;clientPort` in its `server.N` line,
+    /// else `clientPort`.
+    pub fn serving_client_port(&self) -> u16 {
+        self.my_id
+            .and_then(|id| self.servers.get(&id))
+            .and_then(|spec| spec.client_port)
+            .unwrap_or(self.client_port)
+    }
+
     /// The directory of the transaction log.
     pub fn log_dir(&self) -> &Path {
         self.data_log_dir.as_deref().unwrap_or(&self.data_dir)

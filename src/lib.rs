@@ -20,6 +20,7 @@
 pub mod cli;
 pub mod config;
 pub mod dump;
+pub mod ensemble;
 pub mod fast_hash;
 pub mod prepare;
 pub mod proto;

@@ -56,8 +56,7 @@ async fn worker(address: std::net::SocketAddr, round: usize, worker: usize, ledg
             flags: 0,
         };
         let xid = client.send(OpCode::Create, &request).await;
-        let Ok(reply) =
-            tokio::time::timeout(Duration::from_secs(5), next_reply(&mut client, xid)).await
+        let Ok(reply) = tokio::time::timeout(Duration::from_secs(5), client.try_reply(xid)).await
         else {
             return;
         };
@@ -74,21 +73,12 @@ async fn worker(address: std::net::SocketAddr, round: usize, worker: usize, ledg
             };
             let xid = client.send(OpCode::SetData, &request).await;
             let Ok(Some(reply)) =
-                tokio::time::timeout(Duration::from_secs(5), next_reply(&mut client, xid)).await
+                tokio::time::timeout(Duration::from_secs(5), client.try_reply(xid)).await
             else {
                 return;
             };
             assert_eq!(reply.header.err, 0, "set {path} to version {version}");
             ledger.lock().entry(path.clone()).or_default().acked.push((data, version));
-        }
-    }
-}
-
-async fn next_reply(client: &mut Client, xid: i32) -> Option<support::client::Incoming> {
-    loop {
-        let frame = client.next_frame().await.ok()?;
-        if frame.header.xid == xid {
-            return Some(frame);
         }
     }
 }
@@ -174,44 +164,6 @@ async fn ephemerals_of_sessions_lost_in_a_crash_expire_after_restart() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Every node under `root` with its data and stat, fetched with pipelined requests.
-async fn dump(client: &mut Client, root: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut level = vec![root.to_owned()];
-    while !level.is_empty() {
-        let mut xids = Vec::new();
-        for path in &level {
-            xids.push(
-                client
-                    .send(OpCode::GetData, &GetDataRequest { path: path.clone(), watch: false })
-                    .await,
-            );
-            xids.push(
-                client
-                    .send(
-                        OpCode::GetChildren,
-                        &GetChildrenRequest { path: path.clone(), watch: false },
-                    )
-                    .await,
-            );
-        }
-        let mut next_level = Vec::new();
-        for (index, path) in level.iter().enumerate() {
-            let data = client.reply(xids[2 * index]).await.decode::<GetDataResponse>();
-            let mut children =
-                client.reply(xids[2 * index + 1]).await.decode::<GetChildrenResponse>().children;
-            children.sort();
-            lines.push(format!("{path} {:?} {:?}", data.data, data.stat));
-            next_level.extend(
-                children.iter().map(|child| format!("{}/{child}", path.trim_end_matches('/'))),
-            );
-        }
-        level = next_level;
-    }
-    lines.sort();
-    lines
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_with_100k_znodes_restores_the_same_tree() {
     let server =
@@ -237,16 +189,16 @@ async fn restart_with_100k_znodes_restores_the_same_tree() {
     }
     client.set_data("/big/d007/n0042", b"changed", 0).await.expect("set");
     client.delete("/big/d099/n0999", -1).await.expect("delete");
-    let before = dump(&mut client, "/big").await;
+    let before = client.dump("/big").await;
     assert_eq!(before.len(), 1 + 100 + 100_000 - 1);
     drop(client);
     let server = ServerProcess::start_in(server.terminate(), "forceSync=no\nsnapCount=30000", true);
     let mut client = Client::connect(server.address).await;
-    assert_eq!(dump(&mut client, "/big").await, before, "after SIGTERM");
+    assert_eq!(client.dump("/big").await, before, "after SIGTERM");
     drop(client);
     let server = ServerProcess::start_in(server.kill(), "forceSync=no\nsnapCount=30000", true);
     let mut client = Client::connect(server.address).await;
-    assert_eq!(dump(&mut client, "/big").await, before, "after SIGKILL");
+    assert_eq!(client.dump("/big").await, before, "after SIGKILL");
     assert!(server.log().contains("snapshot loaded"), "recovery started from a snapshot");
     let dir = server.kill();
     let _ = std::fs::remove_dir_all(dir);

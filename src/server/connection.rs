@@ -64,6 +64,8 @@ enum ConnectionError {
     AuthFailed(String),
     #[error("the server is shutting down")]
     ServerStopping,
+    #[error("not serving clients: no leader is established")]
+    NotServing,
 }
 
 /// Serves one accepted connection until it closes.
@@ -87,7 +89,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             Err(
                 err @ (ConnectionError::Io(_)
                 | ConnectionError::SessionGone
-                | ConnectionError::ServerStopping),
+                | ConnectionError::ServerStopping
+                | ConnectionError::NotServing),
             ) => {
                 tracing::debug!(cause = %err, "connection closed")
             }
@@ -168,6 +171,9 @@ async fn handshake(
     connection: &Arc<Connection>,
     body: &Bytes,
 ) -> Result<Option<SessionId>, ConnectionError> {
+    if !shared.mode.lock().is_serving() {
+        return Err(ConnectionError::NotServing);
+    }
     let mut reader = Reader::new(body);
     let request = ConnectRequest::read(&mut reader)?;
     let sent_read_only = reader.remaining() > 0;
@@ -232,8 +238,9 @@ struct Session<'a> {
     shared: &'a Arc<Shared>,
     connection: &'a Arc<Connection>,
     session_id: SessionId,
-    /// Requests not yet dispatched, with their xid and arrival time.
-    queue: VecDeque<(i32, Result<Request, RequestError>, u64)>,
+    /// Requests not yet dispatched, with their xid, arrival time and frame (which a
+    /// follower forwards to its leader as the client sent it).
+    queue: VecDeque<(i32, Result<Request, RequestError>, u64, Bytes)>,
 }
 
 impl Session<'_> {
@@ -270,7 +277,7 @@ impl Session<'_> {
                     }
                 }
             }
-            request => self.queue.push_back((frame.xid, request, now_ms)),
+            request => self.queue.push_back((frame.xid, request, now_ms, body)),
         }
         Ok(())
     }
@@ -278,14 +285,14 @@ impl Session<'_> {
     /// Sends writes to the driver and answers reads, in order, as far as the per-session
     /// ordering allows.
     async fn dispatch(&mut self) -> Result<(), ConnectionError> {
-        while let Some((xid, request, received_ms)) = self.queue.front() {
+        while let Some((xid, request, received_ms, _)) = self.queue.front() {
             let (xid, received_ms) = (*xid, *received_ms);
             match request {
                 Ok(request) if request.is_write() => {
                     if self.connection.writes_in_flight() >= WRITES_IN_FLIGHT_MAX {
                         return Ok(());
                     }
-                    let Some((_, Ok(request), _)) = self.queue.pop_front() else {
+                    let Some((_, Ok(request), _, frame)) = self.queue.pop_front() else {
                         continue;
                     };
                     tracing::debug!(xid, op = ?request.op(), "write");
@@ -294,6 +301,7 @@ impl Session<'_> {
                         session_id: self.session_id,
                         xid,
                         request,
+                        frame,
                         auth: self.connection.auth(),
                         received_ms,
                     };
@@ -306,7 +314,7 @@ impl Session<'_> {
                 }
                 _ if self.connection.writes_in_flight() > 0 => return Ok(()),
                 Ok(_) => {
-                    let Some((_, Ok(request), _)) = self.queue.pop_front() else {
+                    let Some((_, Ok(request), _, _)) = self.queue.pop_front() else {
                         continue;
                     };
                     self.read(xid, &request, received_ms);

@@ -129,7 +129,7 @@ fn server_stats(shared: &Shared, out: &mut String) {
     let _ = writeln!(out, "Connections: {}", shared.registry.len());
     let _ = writeln!(out, "Outstanding: {}", outstanding(shared));
     let _ = writeln!(out, "Zxid: 0x{:x}", shared.database.last_applied_zxid());
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", shared.mode.lock().name());
     let _ = writeln!(out, "Node count: {}", zookeeper_node_count(shared));
 }
 
@@ -213,7 +213,7 @@ fn mntr(shared: &Shared, out: &mut String) {
         let _ = writeln!(out, "zk_{key}\t{value}");
     };
     line("version", VERSION.to_owned());
-    line("server_state", "standalone".to_owned());
+    line("server_state", shared.mode.lock().name().to_owned());
     line("ephemerals_count", tree.ephemeral_count().to_string());
     line("num_alive_connections", shared.registry.len().to_string());
     line("avg_latency", format!("{:?}", latency.average_ms()));

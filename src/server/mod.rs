@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::session::password::initial_session_id;
 use crate::session::SessionTracker;
-use crate::storage::recovery::recover;
+use crate::storage::recovery::{recover, Replay};
 use crate::storage::rocks::RocksStorage;
 use crate::storage::Storage;
 use crate::tree::Database;
@@ -57,6 +57,39 @@ impl Clock {
     }
 }
 
+/// What the server does in its ensemble, as connections and the four-letter words see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Alone: every write is committed once logged.
+    Standalone,
+    /// Electing a leader or syncing with one: serves no clients.
+    Looking,
+    /// Leading an established epoch.
+    Leader,
+    /// Following an established leader.
+    Follower,
+    /// Observing an established leader.
+    Observer,
+}
+
+impl Mode {
+    /// The name ZooKeeper's `srvr` and `mntr` give the mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Standalone => "standalone",
+            Mode::Looking => "looking",
+            Mode::Leader => "leader",
+            Mode::Follower => "follower",
+            Mode::Observer => "observer",
+        }
+    }
+
+    /// Whether clients are served.
+    pub fn is_serving(self) -> bool {
+        self != Mode::Looking
+    }
+}
+
 /// What every task of the server shares.
 #[derive(Debug)]
 pub struct Shared {
@@ -74,6 +107,8 @@ pub struct Shared {
     pub driver: mpsc::Sender<driver::Input>,
     /// Timeouts and timestamps.
     pub clock: Clock,
+    /// The server's mode, set by the driver.
+    pub mode: Mutex<Mode>,
 }
 
 /// Runs a server on `listener` until `shutdown` completes, with its state in RocksDB in
@@ -108,12 +143,22 @@ pub async fn run_with_storage(
     let clock = Clock { start: Instant::now() };
     let started = Instant::now();
     let extended = config.extended_types_enabled;
+    let membership = if config.is_standalone() {
+        None
+    } else {
+        Some(crate::ensemble::Membership::from_config(&config)?)
+    };
+    // An ensemble member's log may end in txns no quorum committed: they are applied
+    // only once a leader says so.
+    let replay = if membership.is_some() { Replay::Collect } else { Replay::Apply };
     let recovering = storage.clone();
     let recovered =
-        tokio::task::spawn_blocking(move || recover(recovering.as_ref(), extended)).await??;
+        tokio::task::spawn_blocking(move || recover(recovering.as_ref(), extended, replay))
+            .await??;
+    let server_id = membership.as_ref().map_or(STANDALONE_SERVER_ID, |m| m.id());
     let mut sessions = SessionTracker::new(
         u64::from(config.tick_time_ms),
-        initial_session_id(STANDALONE_SERVER_ID, clock.wall_ms()),
+        initial_session_id(server_id, clock.wall_ms()),
     );
     for (session_id, timeout_ms) in &recovered.sessions {
         // Sessions restored from disk expire by their timeouts from now, as in ZooKeeper.
@@ -124,10 +169,18 @@ pub async fn run_with_storage(
         nodes = recovered.database.tree().node_count(),
         sessions = recovered.sessions.len(),
         replayed = recovered.replayed,
+        unapplied = recovered.unapplied.len(),
         seconds = started.elapsed().as_secs_f64(),
         "state recovered"
     );
+    let snapshot_zxid = recovered.snapshot.map_or(0, |header| header.zxid);
+    let unapplied: Vec<crate::zab::Entry> = recovered
+        .unapplied
+        .into_iter()
+        .map(|entry| crate::zab::Entry { zxid: entry.zxid, payload: entry.value })
+        .collect();
     let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
+    let mode = if membership.is_some() { Mode::Looking } else { Mode::Standalone };
     let shared = Arc::new(Shared {
         database: recovered.database,
         sessions: Mutex::new(sessions),
@@ -136,9 +189,33 @@ pub async fn run_with_storage(
         driver: driver_tx,
         clock,
         config,
+        mode: Mutex::new(mode),
     });
     let stop = CancellationToken::new();
-    let mut driver = tokio::spawn(driver::run(shared.clone(), storage, driver_rx, stop.clone()));
+    let mut driver = match membership {
+        None => tokio::spawn(driver::run(shared.clone(), storage, driver_rx, stop.clone())),
+        Some(membership) => {
+            let restored = crate::zab::Restored {
+                epochs: storage.epochs()?,
+                history: crate::zab::History::new(snapshot_zxid, storage.epoch_ends()?, unapplied),
+                applied: snapshot_zxid,
+            };
+            let address = membership.addresses[&membership.id()];
+            let election = TcpListener::bind(address)
+                .await
+                .map_err(|err| anyhow::anyhow!("binding the election port {address}: {err}"))?;
+            tracing::info!(id = membership.id(), %address, "ensemble member; electing a leader");
+            tokio::spawn(driver::member::run(
+                shared.clone(),
+                storage,
+                driver_rx,
+                stop.clone(),
+                membership,
+                restored,
+                election,
+            ))
+        }
+    };
     tracing::info!(address = %listener.local_addr()?, "serving clients");
     // Accepting runs on the runtime's workers, like the connections it spawns, not on the
     // thread that awaits this function.

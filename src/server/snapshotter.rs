@@ -104,6 +104,18 @@ impl Snapshotter {
         }
     }
 
+    /// Stops the running snapshot, if any, and waits for it: the state is about to be
+    /// replaced, and a snapshot must not mix the old state with the new.
+    pub fn interrupt(&mut self) {
+        self.stopping.store(true, Ordering::Release);
+        if let Some(running) = self.running.take() {
+            if running.join().is_err() {
+                tracing::error!("the snapshot thread panicked");
+            }
+        }
+        self.stopping.store(false, Ordering::Release);
+    }
+
     /// Stops the snapshot in progress, if any, and waits for its thread: the store must
     /// not be closed under it.
     pub fn close(self) {

@@ -31,6 +31,11 @@ impl AuthIds {
         AuthIds { ids: vec![Id { scheme: "super".into(), id: String::new() }] }
     }
 
+    /// Identities exactly as another member's [`AuthIds::ids`] listed them.
+    pub fn from_ids(ids: Vec<Id>) -> AuthIds {
+        AuthIds { ids }
+    }
+
     /// Adds an identity; a duplicate is ignored.
     pub fn add(&mut self, id: Id) {
         if !self.ids.contains(&id) {

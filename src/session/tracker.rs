@@ -37,6 +37,10 @@ pub struct SessionTracker {
     sessions: FastHashMap<SessionId, Session>,
     buckets: BTreeMap<u64, BTreeSet<SessionId>>,
     next_session_id: SessionId,
+    /// Whether touches are recorded for the leader (on a follower or observer).
+    reporting: bool,
+    /// Sessions touched since the last [`SessionTracker::take_touched`].
+    touched: Vec<SessionId>,
 }
 
 impl SessionTracker {
@@ -48,6 +52,8 @@ impl SessionTracker {
             sessions: FastHashMap::default(),
             buckets: BTreeMap::new(),
             next_session_id: first_session_id,
+            reporting: false,
+            touched: Vec::new(),
         }
     }
 
@@ -100,7 +106,43 @@ impl SessionTracker {
         }
         let expires_at_ms = self.round_up(now_ms + session.timeout_ms);
         self.schedule(session_id, expires_at_ms);
+        if self.reporting {
+            self.touched.push(session_id);
+        }
         true
+    }
+
+    /// Gives every session its whole timeout from now: a new leader does not know when
+    /// the other members last heard from their clients.
+    pub fn touch_all(&mut self, now_ms: u64) {
+        let all: Vec<(SessionId, u64)> =
+            self.sessions.iter().map(|(id, session)| (*id, session.timeout_ms)).collect();
+        for (session_id, timeout_ms) in all {
+            let expires_at_ms = self.round_up(now_ms + timeout_ms);
+            self.schedule(session_id, expires_at_ms);
+        }
+    }
+
+    /// Starts or stops recording touches: a follower reports them to the leader, which
+    /// owns expiry.
+    pub fn set_reporting(&mut self, reporting: bool) {
+        self.reporting = reporting;
+        self.touched.clear();
+    }
+
+    /// The sessions touched since the last call, each once.
+    pub fn take_touched(&mut self) -> Vec<SessionId> {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        touched
+    }
+
+    /// Forgets every session: the state they belonged to was replaced.
+    pub fn clear(&mut self) {
+        self.sessions.clear();
+        self.buckets.clear();
+        self.touched.clear();
     }
 
     /// Marks a session as closing: its closeSession is on its way, so no new request
@@ -195,6 +237,33 @@ impl SessionTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn touches_are_reported_once_each_while_reporting() {
+        let mut tracker = SessionTracker::new(100, 1);
+        tracker.add(7, 1000, 0);
+        tracker.add(8, 1000, 0);
+        assert!(tracker.touch(7, 10));
+        assert!(tracker.take_touched().is_empty());
+        tracker.set_reporting(true);
+        assert!(tracker.touch(8, 20));
+        assert!(tracker.touch(7, 30));
+        assert!(tracker.touch(8, 40));
+        assert!(!tracker.touch(9, 40));
+        assert_eq!(tracker.take_touched(), [7, 8]);
+        assert!(tracker.take_touched().is_empty());
+    }
+
+    #[test]
+    fn touch_all_gives_every_session_its_whole_timeout() {
+        let mut tracker = SessionTracker::new(100, 1);
+        tracker.add(7, 1000, 0);
+        tracker.add(8, 3000, 0);
+        tracker.touch_all(5000);
+        assert!(tracker.expire(5900).is_empty());
+        assert_eq!(tracker.expire(6100), [7]);
+        assert_eq!(tracker.expire(8100), [8]);
+    }
 
     #[test]
     fn expiry_is_rounded_to_the_next_tick() {

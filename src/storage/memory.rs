@@ -17,6 +17,7 @@ struct State {
     log: BTreeMap<Zxid, Bytes>,
     snapshots: BTreeMap<(Zxid, u32), Bytes>,
     epochs: Epochs,
+    epoch_ends: Vec<Zxid>,
 }
 
 /// Log, snapshots and epochs in maps behind one lock.
@@ -160,6 +161,15 @@ impl Storage for MemoryStorage {
 
     fn set_epochs(&self, epochs: Epochs) -> Result<(), StorageError> {
         self.state.lock().epochs = epochs;
+        Ok(())
+    }
+
+    fn epoch_ends(&self) -> Result<Vec<Zxid>, StorageError> {
+        Ok(self.state.lock().epoch_ends.clone())
+    }
+
+    fn set_epoch_ends(&self, ends: &[Zxid]) -> Result<(), StorageError> {
+        self.state.lock().epoch_ends = ends.to_vec();
         Ok(())
     }
 }

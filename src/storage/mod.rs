@@ -171,4 +171,18 @@ pub trait Storage: Send + Sync {
     /// # Errors
     /// [`StorageError`] if the store cannot be written.
     fn set_epochs(&self, epochs: Epochs) -> Result<(), StorageError>;
+
+    /// The last zxid of each epoch of the history, as last recorded: an ensemble member
+    /// needs them for epochs whose entries snapshots have replaced (see
+    /// [`crate::zab::History`]). Empty if never recorded.
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store cannot be read or the record is damaged.
+    fn epoch_ends(&self) -> Result<Vec<Zxid>, StorageError>;
+
+    /// Records the epochs' last zxids; durable on return.
+    ///
+    /// # Errors
+    /// [`StorageError`] if the store cannot be written.
+    fn set_epoch_ends(&self, ends: &[Zxid]) -> Result<(), StorageError>;
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::storage::record::decode_entry;
-use crate::storage::{SnapshotHeader, Storage, StorageError};
+use crate::storage::{LogEntry, SnapshotHeader, Storage, StorageError};
 use crate::tree::data_tree::DataTree;
 use crate::tree::snapshot::{load_chunk, Loaded};
 use crate::tree::Database;
@@ -32,6 +32,18 @@ pub struct Recovered {
     pub snapshot: Option<SnapshotHeader>,
     /// Txns replayed from the log.
     pub replayed: u64,
+    /// With [`Replay::Collect`]: the checked log entries after the snapshot, in order.
+    pub unapplied: Vec<LogEntry>,
+}
+
+/// What recovery does with the log entries after the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Applies them: a standalone server's log holds only committed txns.
+    Apply,
+    /// Checks and returns them unapplied: an ensemble member's log may end in txns no
+    /// quorum committed, so they wait until a leader says they are.
+    Collect,
 }
 
 fn load_snapshot(
@@ -92,6 +104,7 @@ fn follows(previous: Zxid, next: Zxid) -> bool {
 pub fn recover(
     storage: &dyn Storage,
     extended_types_enabled: bool,
+    replay: Replay,
 ) -> Result<Recovered, StorageError> {
     let mut tree = None;
     let mut sessions = BTreeMap::new();
@@ -125,6 +138,7 @@ pub fn recover(
     let mut damaged: Option<(Zxid, StorageError)> = None;
     let mut after_damage = 0u64;
     let mut failure = None;
+    let mut unapplied = Vec::new();
     storage.read_log(snapshot_zxid, &mut |entry| {
         if damaged.is_some() {
             after_damage += 1;
@@ -145,12 +159,17 @@ pub fn recover(
             return false;
         }
         bytes += entry.value.len() as u64;
-        apply_recovered(&database, &txn, &mut sessions);
+        match replay {
+            Replay::Apply => {
+                apply_recovered(&database, &txn, &mut sessions);
+                replayed += 1;
+            }
+            Replay::Collect => unapplied.push(entry),
+        }
         previous = zxid;
-        replayed += 1;
         if reported.elapsed() >= PROGRESS_INTERVAL {
             reported = Instant::now();
-            tracing::info!(replayed, zxid = format_args!("0x{zxid:x}"), "replaying the log");
+            tracing::info!(zxid = format_args!("0x{zxid:x}"), "reading the log");
         }
         true
     })?;
@@ -170,6 +189,11 @@ pub fn recover(
     if replayed > 0 {
         tracing::info!(replayed, bytes, seconds = started.elapsed().as_secs_f64(), "log replayed");
     }
+    if !unapplied.is_empty() {
+        let entries = unapplied.len();
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(entries, bytes, seconds, "log read; entries wait for a leader's commit");
+    }
     let last_zxid = previous.max(snapshot_zxid);
     Ok(Recovered {
         database,
@@ -177,6 +201,7 @@ pub fn recover(
         last_zxid,
         snapshot,
         replayed,
+        unapplied,
     })
 }
 

@@ -64,7 +64,7 @@ fn snapshot(storage: &MemoryStorage, database: &Database, zxid: Zxid, sessions: 
 
 #[test]
 fn an_empty_store_recovers_the_initial_tree() {
-    let recovered = recover(&MemoryStorage::default(), false).expect("recovers");
+    let recovered = recover(&MemoryStorage::default(), false, Replay::Apply).expect("recovers");
     assert_eq!((recovered.last_zxid, recovered.replayed), (0, 0));
     assert_eq!(recovered.database.tree().node_count(), 4);
     assert!(recovered.snapshot.is_none());
@@ -81,15 +81,15 @@ fn the_log_alone_rebuilds_nodes_and_sessions() {
         &storage,
         &[txn(5, 0x11, OpCode::CloseSession, TxnBody::CloseSession(CloseSessionTxn::default()))],
     );
-    let recovered = recover(&storage, false).expect("recovers");
+    let recovered = recover(&storage, false, Replay::Apply).expect("recovers");
     assert_eq!(recovered.last_zxid, 5);
     assert_eq!(recovered.sessions, [(0x10, 4000)]);
     assert_eq!(recovered.database.tree().ephemerals(0x10), ["/a/e"]);
     assert_eq!(recovered.database.last_applied_zxid(), 5);
 }
 
-#[test]
-fn snapshot_plus_log_after_it() {
+/// A log of four txns with a snapshot after the second.
+fn snapshot_within_the_log() -> MemoryStorage {
     let storage = MemoryStorage::default();
     let database = Database::new(false);
     let log =
@@ -99,13 +99,30 @@ fn snapshot_plus_log_after_it() {
         database.apply(entry, &mut |_, _| {});
     }
     snapshot(&storage, &database, 2, &[(0x10, 4000)]);
+    storage
+}
+
+#[test]
+fn snapshot_plus_log_after_it() {
+    let storage = snapshot_within_the_log();
     storage.purge_log_through(2).expect("purged");
-    let recovered = recover(&storage, false).expect("recovers");
+    let recovered = recover(&storage, false, Replay::Apply).expect("recovers");
     assert_eq!(recovered.snapshot.map(|header| header.zxid), Some(2));
     assert_eq!(recovered.replayed, 2);
     assert!(recovered.database.tree().exists("/a/c"));
     assert!(recovered.database.tree().exists("/b"));
     assert_eq!(recovered.sessions, [(0x10, 4000)]);
+}
+
+#[test]
+fn collecting_leaves_the_log_after_the_snapshot_unapplied() {
+    let storage = snapshot_within_the_log();
+    let recovered = recover(&storage, false, Replay::Collect).expect("recovers");
+    assert_eq!(recovered.database.last_applied_zxid(), 2);
+    assert!(!recovered.database.tree().exists("/b"));
+    let zxids: Vec<Zxid> = recovered.unapplied.iter().map(|entry| entry.zxid).collect();
+    assert_eq!(zxids, [3, 4]);
+    assert_eq!(recovered.last_zxid, 4);
 }
 
 #[test]
@@ -119,7 +136,7 @@ fn a_damaged_snapshot_falls_back_to_the_previous_one() {
     database.apply(&log[1], &mut |_, _| {});
     snapshot(&storage, &database, 2, &[]);
     storage.corrupt_snapshot_chunk(2, 1, Bytes::from_static(b"\x01garbage"));
-    let recovered = recover(&storage, false).expect("recovers");
+    let recovered = recover(&storage, false, Replay::Apply).expect("recovers");
     assert_eq!(recovered.snapshot.map(|header| header.zxid), Some(1));
     assert_eq!(recovered.replayed, 2);
     assert!(recovered.database.tree().exists("/c"));
@@ -130,7 +147,7 @@ fn a_damaged_tail_is_truncated() {
     let storage = MemoryStorage::default();
     append(&storage, &[create(1, "/a", None), create(2, "/b", None), create(3, "/c", None)]);
     storage.corrupt_log_entry(3, Bytes::from_static(b"torn"));
-    let recovered = recover(&storage, false).expect("recovers");
+    let recovered = recover(&storage, false, Replay::Apply).expect("recovers");
     assert_eq!(recovered.last_zxid, 2);
     assert!(!recovered.database.tree().exists("/c"));
     assert_eq!(storage.last_logged_zxid(), 2, "the damaged entry is gone");
@@ -143,7 +160,7 @@ fn damage_in_the_middle_is_refused() {
     let mut flipped = encode_entry(&create(2, "/b", None)).value.to_vec();
     flipped[6] ^= 1;
     storage.corrupt_log_entry(2, flipped.into());
-    let err = recover(&storage, false).expect_err("refuses");
+    let err = recover(&storage, false, Replay::Apply).expect_err("refuses");
     assert!(err.to_string().contains("middle"), "{err}");
 }
 
@@ -151,7 +168,7 @@ fn damage_in_the_middle_is_refused() {
 fn a_gap_in_the_log_is_refused() {
     let storage = MemoryStorage::default();
     append(&storage, &[create(1, "/a", None), create(3, "/c", None)]);
-    let err = recover(&storage, false).expect_err("refuses");
+    let err = recover(&storage, false, Replay::Apply).expect_err("refuses");
     assert!(err.to_string().contains("missing"), "{err}");
 }
 
@@ -159,7 +176,7 @@ fn a_gap_in_the_log_is_refused() {
 fn a_new_epoch_may_restart_the_counter() {
     let storage = MemoryStorage::default();
     append(&storage, &[create(1, "/a", None), create(0x1_0000_0001, "/b", None)]);
-    assert_eq!(recover(&storage, false).expect("recovers").last_zxid, 0x1_0000_0001);
+    assert_eq!(recover(&storage, false, Replay::Apply).expect("recovers").last_zxid, 0x1_0000_0001);
 }
 
 #[test]
@@ -167,5 +184,5 @@ fn a_purged_log_without_a_snapshot_is_refused() {
     let storage = MemoryStorage::default();
     append(&storage, &[create(1, "/a", None), create(2, "/b", None)]);
     storage.purge_log_through(1).expect("purged");
-    assert!(recover(&storage, false).is_err());
+    assert!(recover(&storage, false, Replay::Apply).is_err());
 }

@@ -28,6 +28,7 @@ const METADATA: &str = "metadata";
 const FORMAT_KEY: &[u8] = b"format";
 const FORMAT: &[u8] = b"zkrs-storage-1";
 const EPOCHS_KEY: &[u8] = b"epochs";
+const EPOCH_ENDS_KEY: &[u8] = b"epoch_ends";
 
 /// The subdirectory of `dataDir` that holds the store.
 pub const STORE_DIR: &str = "zkrs";
@@ -438,6 +439,35 @@ impl Storage for RocksStorage {
         payload[4..].copy_from_slice(&epochs.current.to_be_bytes());
         self.db
             .put_cf_opt(self.cf(METADATA)?, EPOCHS_KEY, seal(&payload), &self.write_options(true))
+            .map_err(backend)
+    }
+
+    fn epoch_ends(&self) -> Result<Vec<Zxid>, StorageError> {
+        match self.db.get_cf(self.cf(METADATA)?, EPOCH_ENDS_KEY).map_err(backend)? {
+            None => Ok(Vec::new()),
+            Some(value) => {
+                let payload = unseal(&Bytes::from(value))
+                    .filter(|payload| payload.len() % 8 == 0)
+                    .ok_or_else(|| {
+                        StorageError::Corrupt("the epoch ends record fails its checksum".into())
+                    })?;
+                Ok(payload
+                    .chunks_exact(8)
+                    .map(|end| i64::from_be_bytes(end.try_into().unwrap_or_default()))
+                    .collect())
+            }
+        }
+    }
+
+    fn set_epoch_ends(&self, ends: &[Zxid]) -> Result<(), StorageError> {
+        let payload: Vec<u8> = ends.iter().flat_map(|end| end.to_be_bytes()).collect();
+        self.db
+            .put_cf_opt(
+                self.cf(METADATA)?,
+                EPOCH_ENDS_KEY,
+                seal(&payload),
+                &self.write_options(true),
+            )
             .map_err(backend)
     }
 }

@@ -138,10 +138,13 @@ fn epochs_persist() {
     {
         let storage = RocksStorage::open(&dir, None, true).expect("open");
         assert_eq!(storage.epochs().expect("read"), Epochs::default());
+        assert_eq!(storage.epoch_ends().expect("read"), Vec::<i64>::new());
         storage.set_epochs(Epochs { accepted: 3, current: 2 }).expect("write");
+        storage.set_epoch_ends(&[0x1_0000_0007, 0x2_0000_0001]).expect("write");
     }
     let storage = RocksStorage::open(&dir, None, true).expect("reopen");
     assert_eq!(storage.epochs().expect("read"), Epochs { accepted: 3, current: 2 });
+    assert_eq!(storage.epoch_ends().expect("read"), [0x1_0000_0007, 0x2_0000_0001]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -95,6 +95,17 @@ impl DataTree {
         }
     }
 
+    /// Empties the tree (not even a root is left), to be filled from a snapshot again.
+    pub fn clear(&self) {
+        self.tables.clear();
+        *self.acls.write() = AclCache::default();
+        self.ephemerals.lock().clear();
+        self.containers.lock().clear();
+        self.ttls.lock().clear();
+        self.node_count.store(0, Ordering::Relaxed);
+        self.data_size.store(0, Ordering::Relaxed);
+    }
+
     /// Adds `node` to the table of `parent`; the caller has checked that its name is free.
     fn insert_raw(&self, parent: &str, node: Node) {
         let name_len = node.name.len();

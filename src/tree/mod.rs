@@ -89,6 +89,24 @@ impl Database {
         &self.child_watches
     }
 
+    /// Replaces the whole state with what `load` puts into the emptied tree (a snapshot
+    /// from the leader), as of `zxid`. Readers wait meanwhile; watches are kept, but a
+    /// member only reloads while it serves no clients.
+    ///
+    /// # Errors
+    /// What `load` returns; the tree is then partly loaded and must be reloaded.
+    pub fn reload<E>(
+        &self,
+        zxid: Zxid,
+        load: impl FnOnce(&DataTree) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let _gate = self.gate.write();
+        self.tree.clear();
+        load(&self.tree)?;
+        self.last_applied_zxid.store(zxid, Ordering::Release);
+        Ok(())
+    }
+
     /// Drops every watch of a closed connection.
     pub fn remove_watcher(&self, watcher: WatcherId) {
         self.data_watches.remove_watcher(watcher);

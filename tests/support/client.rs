@@ -160,6 +160,61 @@ impl Client {
         xid
     }
 
+    /// Sends a request, reporting a broken connection instead of panicking.
+    pub async fn try_send(
+        &mut self,
+        op: OpCode,
+        body: &(dyn RecordRef + Sync),
+    ) -> std::io::Result<i32> {
+        let xid = self.next_xid;
+        self.next_xid += 1;
+        let mut out = BytesMut::new();
+        RequestHeader { xid, op_type: op.as_i32() }.write(&mut out);
+        body.write_to(&mut out);
+        self.stream.write_all(&framed(&out)).await?;
+        Ok(xid)
+    }
+
+    /// The reply to `xid`, or `None` if the connection ends or goes quiet first.
+    pub async fn try_reply(&mut self, xid: i32) -> Option<Incoming> {
+        loop {
+            let frame = self.next_frame().await.ok()?;
+            if frame.header.xid == xid {
+                return Some(frame);
+            }
+        }
+    }
+
+    /// Every node under `root` with its data and stat, one line each, sorted; fetched
+    /// with pipelined requests.
+    pub async fn dump(&mut self, root: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut level = vec![root.to_owned()];
+        while !level.is_empty() {
+            let mut xids = Vec::new();
+            for path in &level {
+                let get = GetDataRequest { path: path.clone(), watch: false };
+                xids.push(self.send(OpCode::GetData, &get).await);
+                let children = GetChildrenRequest { path: path.clone(), watch: false };
+                xids.push(self.send(OpCode::GetChildren, &children).await);
+            }
+            let mut next_level = Vec::new();
+            for (index, path) in level.iter().enumerate() {
+                let data = self.reply(xids[2 * index]).await.decode::<GetDataResponse>();
+                let mut children =
+                    self.reply(xids[2 * index + 1]).await.decode::<GetChildrenResponse>().children;
+                children.sort();
+                lines.push(format!("{path} {:?} {:?}", data.data, data.stat));
+                next_level.extend(
+                    children.iter().map(|child| format!("{}/{child}", path.trim_end_matches('/'))),
+                );
+            }
+            level = next_level;
+        }
+        lines.sort();
+        lines
+    }
+
     /// Sends a request with a chosen xid.
     pub async fn send_with_xid(&mut self, xid: i32, op: OpCode, body: &(dyn RecordRef + Sync)) {
         let mut out = BytesMut::new();

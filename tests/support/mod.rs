@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod ensemble;
 pub mod rng;
 pub mod server;
 pub mod zookeeper;

@@ -39,15 +39,18 @@ impl ServerProcess {
     /// Starts a server on the data in `dir` (a restart when it holds data already); the
     /// directory is kept after the server stops when `keep_dir`.
     pub fn start_in(dir: PathBuf, extra: &str, keep_dir: bool) -> ServerProcess {
-        let config = dir.join("zoo.cfg");
-        let mut file = std::fs::File::create(&config).expect("zoo.cfg");
-        write!(
-            file,
+        let config = format!(
             "tickTime=500\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n\
              4lw.commands.whitelist=*\nextendedTypesEnabled=true\n{extra}\n",
             dir.join("data").display()
-        )
-        .expect("write zoo.cfg");
+        );
+        ServerProcess::start_with_config(dir, &config, keep_dir)
+    }
+
+    /// Starts a server in `dir` with `config` as its whole zoo.cfg.
+    pub fn start_with_config(dir: PathBuf, config_text: &str, keep_dir: bool) -> ServerProcess {
+        let config = dir.join("zoo.cfg");
+        std::fs::write(&config, config_text).expect("write zoo.cfg");
         let mut child = Command::new(env!("CARGO_BIN_EXE_zkrs"))
             .arg("server")
             .arg(&config)
@@ -65,7 +68,8 @@ impl ServerProcess {
             let mut log = std::fs::File::create(log_path).expect("log file");
             let _ = log.write_all(previous_log.as_bytes());
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("address=").nth(1) {
+                let serving = line.split("serving clients address=").nth(1);
+                if let Some(rest) = serving {
                     if let Ok(address) = rest.trim().parse::<SocketAddr>() {
                         let _ = found.send(address);
                     }

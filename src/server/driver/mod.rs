@@ -29,6 +29,8 @@ use crate::storage::{LogEntry, Storage, StorageError};
 use crate::tree::node::NodeKind;
 use crate::txn::{SessionId, Txn, TxnBody};
 
+pub mod member;
+
 /// Most inputs prepared into one batch before it is logged.
 const BATCH_MAX: usize = 1000;
 
@@ -45,6 +47,8 @@ pub enum Input {
         xid: i32,
         /// The request.
         request: Request,
+        /// The request's frame as the client sent it, for a follower to forward.
+        frame: bytes::Bytes,
         /// The connection's identities when the request was read.
         auth: Arc<AuthIds>,
         /// When the request was read, for latency statistics.
@@ -107,33 +111,57 @@ pub async fn run(
     mut inputs: mpsc::Receiver<Input>,
     stop: CancellationToken,
 ) -> Result<(), StorageError> {
-    let (log, mut logged) = LogWriter::spawn(storage.clone())
-        .map_err(|err| StorageError::Backend(format!("cannot start the log writer: {err}")))?;
-    let config = &shared.config;
-    let snapshotter = Snapshotter::new(
-        config.snap_count,
-        config.snap_retain_count,
-        config.purge_interval_hours == 0,
-        shared.clock.wall_ms(),
-    );
-    let mut driver = Driver {
-        preparer: Preparer::new(shared.database.last_applied_zxid()),
-        server_auth: AuthIds::server(),
-        storage,
-        log,
-        unlogged: Vec::new(),
-        logging: None,
-        spare: Vec::new(),
-        log_buffer: BytesMut::new(),
-        snapshotter,
-        shared,
-    };
+    let (mut driver, mut logged) = Driver::start(shared, storage)?;
     let outcome = driver.serve(&mut inputs, &mut logged, &stop).await;
     // The log writer may be waiting to hand over a completion nobody will read.
     drop(logged);
-    driver.log.close();
-    driver.snapshotter.close();
+    driver.close();
     outcome
+}
+
+impl Driver {
+    /// A driver with its log writer started; log completions arrive on the receiver.
+    fn start(
+        shared: Arc<Shared>,
+        storage: Arc<dyn Storage>,
+    ) -> Result<(Driver, mpsc::Receiver<Logged>), StorageError> {
+        let (log, logged) = LogWriter::spawn(storage.clone())
+            .map_err(|err| StorageError::Backend(format!("cannot start the log writer: {err}")))?;
+        let config = &shared.config;
+        let snapshotter = Snapshotter::new(
+            config.snap_count,
+            config.snap_retain_count,
+            config.purge_interval_hours == 0,
+            shared.clock.wall_ms(),
+        );
+        let driver = Driver {
+            preparer: Preparer::new(shared.database.last_applied_zxid()),
+            server_auth: AuthIds::server(),
+            storage,
+            log,
+            unlogged: Vec::new(),
+            logging: None,
+            spare: Vec::new(),
+            log_buffer: BytesMut::new(),
+            snapshotter,
+            shared,
+        };
+        Ok((driver, logged))
+    }
+
+    /// Waits for the batch being logged and any snapshot in progress, then stops both.
+    /// Drop the completion receiver first.
+    fn close(self) {
+        self.log.close();
+        self.snapshotter.close();
+    }
+}
+
+/// An interval that skips ticks missed while the driver was busy.
+fn interval(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
 }
 
 impl Driver {
@@ -143,13 +171,7 @@ impl Driver {
         logged: &mut mpsc::Receiver<Logged>,
         stop: &CancellationToken,
     ) -> Result<(), StorageError> {
-        let tick = Duration::from_millis(u64::from(self.shared.config.tick_time_ms));
-        let mut ticks = tokio::time::interval(tick);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let reap_period =
-            Duration::from_millis(self.shared.config.container_check_interval_ms.max(1));
-        let mut reaps = tokio::time::interval(reap_period);
-        reaps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut ticks, mut reaps) = self.intervals();
         loop {
             self.start_logging()?;
             tokio::select! {
@@ -177,6 +199,27 @@ impl Driver {
     }
 }
 
+/// The live sessions and their timeouts, as snapshots record them.
+fn live_sessions(shared: &Shared) -> Vec<(SessionId, i32)> {
+    shared
+        .sessions
+        .lock()
+        .sessions()
+        .iter()
+        .map(|session| (session.session_id, i32::try_from(session.timeout_ms).unwrap_or(i32::MAX)))
+        .collect()
+}
+
+impl Driver {
+    /// The session expiry tick and the container reaper's period.
+    fn intervals(&self) -> (tokio::time::Interval, tokio::time::Interval) {
+        let config = &self.shared.config;
+        let tick = Duration::from_millis(u64::from(config.tick_time_ms));
+        let reap_period = Duration::from_millis(config.container_check_interval_ms.max(1));
+        (interval(tick), interval(reap_period))
+    }
+}
+
 fn context<'a>(
     shared: &'a Shared,
     sessions: &'a crate::session::SessionTracker,
@@ -195,18 +238,10 @@ fn context<'a>(
 
 impl Driver {
     fn prepare(&mut self, input: Input) {
-        let wall_ms = self.shared.clock.wall_ms() as i64;
         match input {
-            Input::Request { connection, session_id, xid, request, auth, received_ms } => {
-                let shared = self.shared.clone();
-                let mut sessions = shared.sessions.lock();
-                let context = context(&shared, &sessions, &auth, session_id);
-                let prepared = self.preparer.prepare(&context, &request, xid, wall_ms);
-                match prepared {
+            Input::Request { connection, session_id, xid, request, auth, received_ms, .. } => {
+                match self.prepare_request(session_id, xid, &request, &auth) {
                     Some(txn) => {
-                        if matches!(txn.body, TxnBody::CloseSession(_)) {
-                            sessions.set_closing(session_id);
-                        }
                         let op = request.op();
                         self.unlogged.push(Work::Txn(
                             txn,
@@ -223,20 +258,41 @@ impl Driver {
                 }
             }
             Input::CreateSession { connection, timeout_ms, sent_read_only } => {
-                let shared = self.shared.clone();
-                let mut sessions = shared.sessions.lock();
-                let session_id = sessions.next_session_id();
-                sessions.add(
-                    session_id,
-                    u64::try_from(timeout_ms).unwrap_or(0),
-                    shared.clock.now_ms(),
-                );
-                let context = context(&shared, &sessions, &self.server_auth, session_id);
-                let txn = self.preparer.prepare_create_session(&context, timeout_ms, wall_ms);
+                let session_id = self.shared.sessions.lock().next_session_id();
+                let txn = self.prepare_create_session(session_id, timeout_ms);
                 self.unlogged
                     .push(Work::Txn(txn, ReplyTo::Handshake { connection, sent_read_only }));
             }
         }
+    }
+
+    /// The txn for a write request of `session_id`, or `None` for `sync`, which has none.
+    fn prepare_request(
+        &mut self,
+        session_id: SessionId,
+        xid: i32,
+        request: &Request,
+        auth: &AuthIds,
+    ) -> Option<Txn> {
+        let wall_ms = self.shared.clock.wall_ms() as i64;
+        let shared = self.shared.clone();
+        let mut sessions = shared.sessions.lock();
+        let context = context(&shared, &sessions, auth, session_id);
+        let txn = self.preparer.prepare(&context, request, xid, wall_ms)?;
+        if matches!(txn.body, TxnBody::CloseSession(_)) {
+            sessions.set_closing(session_id);
+        }
+        Some(txn)
+    }
+
+    /// The createSession txn of a new session, which is tracked from now on.
+    fn prepare_create_session(&mut self, session_id: SessionId, timeout_ms: i32) -> Txn {
+        let wall_ms = self.shared.clock.wall_ms() as i64;
+        let shared = self.shared.clone();
+        let mut sessions = shared.sessions.lock();
+        sessions.add(session_id, u64::try_from(timeout_ms).unwrap_or(0), shared.clock.now_ms());
+        let context = context(&shared, &sessions, &self.server_auth, session_id);
+        self.preparer.prepare_create_session(&context, timeout_ms, wall_ms)
     }
 
     /// Closes the sessions whose time is up, with a closeSession txn each.
@@ -343,28 +399,30 @@ impl Driver {
                     applied += 1;
                 }
                 Work::Sync { connection, xid, path, received_ms } => {
-                    let zxid = self.shared.database.last_applied_zxid();
-                    let frame = reply::ok(xid, zxid, &jute::records::SyncResponse { path });
-                    self.answer(&connection, frame, OpCode::Sync, xid, zxid, received_ms);
+                    self.answer_sync(&connection, xid, path, received_ms);
                 }
             }
         }
         self.spare = batch;
-        if applied > 0 {
-            let zxid = self.shared.database.last_applied_zxid();
-            let shared = self.shared.clone();
-            self.snapshotter.applied(applied, zxid, &self.shared, &self.storage, || {
-                shared
-                    .sessions
-                    .lock()
-                    .sessions()
-                    .iter()
-                    .map(|session| {
-                        (session.session_id, i32::try_from(session.timeout_ms).unwrap_or(i32::MAX))
-                    })
-                    .collect()
-            });
+        self.count_applied(applied);
+    }
+
+    /// Answers a `sync`: everything committed before it is applied.
+    fn answer_sync(&self, connection: &Connection, xid: i32, path: String, received_ms: u64) {
+        let zxid = self.shared.database.last_applied_zxid();
+        let frame = reply::ok(xid, zxid, &jute::records::SyncResponse { path });
+        self.answer(connection, frame, OpCode::Sync, xid, zxid, received_ms);
+    }
+
+    /// Counts `applied` txns towards the next snapshot, starting one when it is due.
+    fn count_applied(&mut self, applied: u64) {
+        if applied == 0 {
+            return;
         }
+        let zxid = self.shared.database.last_applied_zxid();
+        let shared = self.shared.clone();
+        self.snapshotter
+            .applied(applied, zxid, &self.shared, &self.storage, || live_sessions(&shared));
     }
 
     fn apply(&mut self, txn: &Txn, reply_to: ReplyTo) {

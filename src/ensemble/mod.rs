@@ -1,0 +1,119 @@
+//! What an ensemble member needs around the replication core: who the members are and
+//! where they listen ([`Membership`]), the frames members exchange ([`frame`]) and the
+//! connections that carry them ([`link`]). The server's driver feeds the core and
+//! carries out its actions (`server::driver::member`).
+
+pub mod frame;
+pub mod link;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::zab::{ServerId, ZabConfig};
+
+/// Core ticks per `tickTime`: the core counts time in quarter ticks, so a member notices
+/// a silent peer, and an election settles, within a fraction of a tick; the limits of
+/// zoo.cfg (`initLimit`, `syncLimit`, in ticks) are scaled to match.
+pub const CORE_TICKS_PER_TICK: u32 = 4;
+
+/// How long an election waits, once a quorum agrees, for a better vote (ZooKeeper's
+/// `finalizeWait`).
+const FINALIZE_WAIT_MS: u32 = 200;
+
+/// Recent entries a leader keeps to bring a lagging follower up to date with a DIFF;
+/// one further behind gets a snapshot.
+const DIFF_WINDOW_ENTRIES: usize = 10_000;
+
+/// This member's place in the ensemble.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    /// The core's configuration: ids, voters, observers, limits in core ticks.
+    pub zab: ZabConfig,
+    /// Every member's election address, where links are made.
+    pub addresses: BTreeMap<ServerId, SocketAddr>,
+    /// How often the core ticks, in milliseconds.
+    pub core_tick_ms: u64,
+}
+
+impl Membership {
+    /// The membership `config` describes: its `server.N` lines and `myid`.
+    ///
+    /// # Errors
+    /// If `myid` is missing or not among the servers, or an address does not resolve.
+    pub fn from_config(config: &Config) -> anyhow::Result<Membership> {
+        let id = config.my_id.context("an ensemble member needs dataDir/myid")?;
+        anyhow::ensure!(
+            config.servers.contains_key(&id),
+            "myid {id} has no server.{id} line in the configuration"
+        );
+        let mut addresses = BTreeMap::new();
+        let (mut voters, mut observers) = (BTreeSet::new(), BTreeSet::new());
+        for (&member, spec) in &config.servers {
+            let address = (spec.host.as_str(), spec.election_port)
+                .to_socket_addrs()
+                .with_context(|| format!("resolving server.{member} ({})", spec.host))?
+                .next()
+                .with_context(|| format!("server.{member} ({}) has no address", spec.host))?;
+            addresses.insert(member, address);
+            if spec.observer {
+                observers.insert(member);
+            } else {
+                voters.insert(member);
+            }
+        }
+        let core_tick_ms = u64::from((config.tick_time_ms / CORE_TICKS_PER_TICK).max(1));
+        let finalize_ticks =
+            u32::try_from(u64::from(FINALIZE_WAIT_MS).div_ceil(core_tick_ms)).unwrap_or(1).max(1);
+        let zab = ZabConfig {
+            id,
+            voters,
+            observers,
+            init_limit_ticks: config.init_limit.max(1) * CORE_TICKS_PER_TICK,
+            sync_limit_ticks: config.sync_limit.max(1) * CORE_TICKS_PER_TICK,
+            finalize_ticks,
+            window_entries: DIFF_WINDOW_ENTRIES,
+        };
+        Ok(Membership { zab, addresses, core_tick_ms })
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> ServerId {
+        self.zab.id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_scaled_to_core_ticks_and_observers_do_not_vote() {
+        let mut config = Config::parse(
+            "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir=/tmp/x\n\
+             server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n\
+             server.3=127.0.0.1:2890:3890:observer\n",
+        )
+        .expect("parses");
+        config.my_id = Some(2);
+        let membership = Membership::from_config(&config).expect("valid");
+        assert_eq!(membership.id(), 2);
+        assert_eq!(membership.core_tick_ms, 125);
+        assert_eq!(membership.zab.init_limit_ticks, 40);
+        assert_eq!(membership.zab.sync_limit_ticks, 20);
+        assert_eq!(membership.zab.finalize_ticks, 2);
+        assert_eq!(membership.zab.voters, BTreeSet::from([1, 2]));
+        assert_eq!(membership.zab.observers, BTreeSet::from([3]));
+        assert_eq!(membership.addresses[&3], "127.0.0.1:3890".parse().expect("address"));
+    }
+
+    #[test]
+    fn a_member_without_its_own_server_line_is_refused() {
+        let mut config =
+            Config::parse("dataDir=/tmp/x\nserver.1=127.0.0.1:2888:3888\n").expect("parses");
+        config.my_id = Some(4);
+        assert!(Membership::from_config(&config).is_err());
+    }
+}

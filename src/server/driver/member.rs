@@ -1,0 +1,600 @@
+//! The write pipeline of an ensemble member: the replication core ([`Zab`]) decides what
+//! is logged, committed and applied; this shell feeds it and carries out its actions.
+//!
+//! - Leader: requests are prepared as on a standalone server, then proposed; each is
+//!   answered once the core has it committed and this member has applied it. The leader
+//!   alone expires sessions and reaps containers.
+//! - Follower and observer: writes go to the leader as the client framed them, new
+//!   sessions with an id this member chose; the answer goes out when the committed txn
+//!   comes back and is applied here, matched by session and xid (by session id for a
+//!   new session). Touched sessions are reported to the leader every core tick.
+//! - Any role: `sync` asks the core, which has a quorum confirm the leadership first.
+//! - Looking: no clients are served; their connections are closed, and they reconnect
+//!   to another member.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{interval, live_sessions, Driver, Input, ReplyTo, Work};
+use crate::ensemble::frame::PeerFrame;
+use crate::ensemble::link::{LinkEvent, Links};
+use crate::ensemble::Membership;
+use crate::fast_hash::FastHashMap;
+use crate::prepare::Preparer;
+use crate::proto::{Frame, Request};
+use crate::server::log_writer::Logged;
+use crate::server::registry::Connection;
+use crate::server::{Mode, Shared};
+use crate::session::AuthIds;
+use crate::storage::record::{decode_entry, encode_entry_into};
+use crate::storage::{LogEntry, SnapshotHeader, Storage, StorageError};
+use crate::tree::snapshot::{load_chunk, write_snapshot, Loaded};
+use crate::txn::{SessionId, Txn, TxnBody, Zxid};
+use crate::zab::{self, Action, Entry, Message, Restored, Role, ServerId, Zab};
+
+/// A client's `sync` waiting for the core.
+struct PendingSync {
+    connection: Arc<Connection>,
+    xid: i32,
+    path: String,
+    received_ms: u64,
+}
+
+/// The driver of an ensemble member.
+struct Member {
+    base: Driver,
+    zab: Zab,
+    links: Links,
+    role: Role,
+    /// Log completions from the log writer.
+    logged: mpsc::Receiver<Logged>,
+    /// Entries the core asked to append, waiting for the batch in flight.
+    unlogged: Vec<LogEntry>,
+    /// Whether a batch is being logged.
+    logging: bool,
+    /// The leader's own proposals, in zxid order, with whom to answer.
+    proposed: VecDeque<(Txn, ReplyTo)>,
+    /// Writes forwarded to the leader, by session and xid.
+    forwarded: FastHashMap<(SessionId, i32), ReplyTo>,
+    /// New sessions asked of the leader, by the id this member chose.
+    handshakes: FastHashMap<SessionId, ReplyTo>,
+    syncs: FastHashMap<u64, PendingSync>,
+    next_sync: u64,
+    /// Chunks of the snapshot the leader is sending, installed by the coming `Snap`.
+    snapshot_chunks: Vec<Bytes>,
+    /// Where proposals are encoded.
+    entry_buffer: BytesMut,
+}
+
+/// Runs an ensemble member's pipeline until `stop` is cancelled; `restored` is what it
+/// recovered (the state is at `restored.applied`), `election` its election port.
+///
+/// # Errors
+/// If the log or the store fails; the server must stop.
+pub async fn run(
+    shared: Arc<Shared>,
+    storage: Arc<dyn Storage>,
+    mut inputs: mpsc::Receiver<Input>,
+    stop: CancellationToken,
+    membership: Membership,
+    restored: Restored,
+    election: tokio::net::TcpListener,
+) -> Result<(), StorageError> {
+    let (base, logged) = Driver::start(shared, storage)?;
+    let (events_tx, mut events) = mpsc::channel(4096);
+    let links = Links::start(membership.id(), &membership.addresses, election, events_tx, &stop);
+    let (zab, actions) = Zab::new(membership.zab.clone(), restored);
+    let mut member = Member {
+        base,
+        zab,
+        links,
+        role: Role::Looking,
+        logged,
+        unlogged: Vec::new(),
+        logging: false,
+        proposed: VecDeque::new(),
+        forwarded: FastHashMap::default(),
+        handshakes: FastHashMap::default(),
+        syncs: FastHashMap::default(),
+        next_sync: 0,
+        snapshot_chunks: Vec::new(),
+        entry_buffer: BytesMut::new(),
+    };
+    let core_tick = Duration::from_millis(membership.core_tick_ms);
+    let outcome = match member.carry_out(actions).await {
+        Ok(()) => member.serve(&mut inputs, &mut events, core_tick, &stop).await,
+        Err(err) => Err(err),
+    };
+    let Member { base, logged, .. } = member;
+    drop(logged);
+    base.close();
+    outcome
+}
+
+impl Member {
+    async fn serve(
+        &mut self,
+        inputs: &mut mpsc::Receiver<Input>,
+        events: &mut mpsc::Receiver<LinkEvent>,
+        core_tick: Duration,
+        stop: &CancellationToken,
+    ) -> Result<(), StorageError> {
+        let (mut ticks, mut reaps) = self.base.intervals();
+        let mut core_ticks = interval(core_tick);
+        loop {
+            self.start_logging()?;
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                input = inputs.recv() => {
+                    let Some(input) = input else { return Ok(()) };
+                    self.client_input(input).await?;
+                    for _ in 0..super::BATCH_MAX {
+                        match inputs.try_recv() {
+                            Ok(input) => self.client_input(input).await?,
+                            Err(_) => break,
+                        }
+                    }
+                }
+                event = events.recv() => {
+                    let Some(event) = event else { return Ok(()) };
+                    self.link_event(event).await?;
+                }
+                outcome = self.logged.recv(), if self.logging => {
+                    self.logging = false;
+                    let zxid = log_outcome(outcome)?;
+                    self.step(zab::Input::Persisted { zxid }).await?;
+                }
+                _ = core_ticks.tick() => {
+                    self.step(zab::Input::Tick).await?;
+                    self.report_touches();
+                }
+                _ = ticks.tick(), if self.is_leading() => {
+                    self.base.expire_sessions();
+                    self.propose_prepared().await?;
+                }
+                _ = reaps.tick(), if self.is_leading() => {
+                    self.base.reap_containers();
+                    self.propose_prepared().await?;
+                }
+            }
+        }
+    }
+
+    fn is_leading(&self) -> bool {
+        matches!(self.role, Role::Leading { .. })
+    }
+
+    fn leader(&self) -> Option<ServerId> {
+        match self.role {
+            Role::Following { leader, .. } | Role::Observing { leader, .. } => Some(leader),
+            _ => None,
+        }
+    }
+
+    /// Feeds the core one input and carries out what it says.
+    async fn step(&mut self, input: zab::Input) -> Result<(), StorageError> {
+        let actions = self.zab.step(input);
+        self.carry_out(actions).await
+    }
+
+    /// A request or handshake from one of this member's clients.
+    async fn client_input(&mut self, input: Input) -> Result<(), StorageError> {
+        if self.is_leading() {
+            if let Input::Request {
+                request: Request::Sync(sync),
+                connection,
+                xid,
+                received_ms,
+                ..
+            } = input
+            {
+                return self.sync(connection, xid, sync.path, received_ms).await;
+            }
+            self.base.prepare(input);
+            return self.propose_prepared().await;
+        }
+        let Some(leader) = self.leader() else {
+            // Not serving: the client reconnects to a member that is.
+            match input {
+                Input::Request { connection, .. } | Input::CreateSession { connection, .. } => {
+                    connection.request_close();
+                }
+            }
+            return Ok(());
+        };
+        match input {
+            Input::Request {
+                connection, request: Request::Sync(sync), xid, received_ms, ..
+            } => {
+                self.sync(connection, xid, sync.path, received_ms).await?;
+            }
+            Input::Request { connection, session_id, xid, request, frame, auth, received_ms } => {
+                if matches!(request, Request::CloseSession) {
+                    self.base.shared.sessions.lock().set_closing(session_id);
+                }
+                let op = request.op();
+                self.forwarded.insert(
+                    (session_id, xid),
+                    ReplyTo::Client { connection, op, xid, received_ms },
+                );
+                let auth = auth.ids().to_vec();
+                self.links.send(leader, &PeerFrame::Request { session_id, auth, frame });
+            }
+            Input::CreateSession { connection, timeout_ms, sent_read_only } => {
+                let session_id = self.base.shared.sessions.lock().next_session_id();
+                self.handshakes
+                    .insert(session_id, ReplyTo::Handshake { connection, sent_read_only });
+                self.links.send(leader, &PeerFrame::CreateSession { session_id, timeout_ms });
+            }
+        }
+        Ok(())
+    }
+
+    async fn sync(
+        &mut self,
+        connection: Arc<Connection>,
+        xid: i32,
+        path: String,
+        received_ms: u64,
+    ) -> Result<(), StorageError> {
+        let id = self.next_sync;
+        self.next_sync += 1;
+        self.syncs.insert(id, PendingSync { connection, xid, path, received_ms });
+        self.step(zab::Input::Sync { id }).await
+    }
+
+    /// Proposes what the base driver prepared (the leader's txns, in zxid order).
+    async fn propose_prepared(&mut self) -> Result<(), StorageError> {
+        let prepared = std::mem::take(&mut self.base.unlogged);
+        for work in prepared {
+            match work {
+                Work::Txn(txn, reply_to) => {
+                    if !self.is_leading() {
+                        // Leadership was lost while proposing: the client reconnects.
+                        close_reply(&reply_to);
+                        continue;
+                    }
+                    encode_entry_into(&txn, &mut self.entry_buffer);
+                    let entry =
+                        Entry { zxid: txn.zxid(), payload: self.entry_buffer.split().freeze() };
+                    self.proposed.push_back((txn, reply_to));
+                    self.step(zab::Input::Propose(entry)).await?;
+                }
+                Work::Sync { connection, xid, path, received_ms } => {
+                    self.sync(connection, xid, path, received_ms).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn link_event(&mut self, event: LinkEvent) -> Result<(), StorageError> {
+        match event {
+            LinkEvent::Disconnected { peer, breaks } => {
+                self.links.disconnected(peer, breaks);
+                self.step(zab::Input::Disconnected { peer }).await
+            }
+            LinkEvent::Frame { from, frame: PeerFrame::Zab(message) } => {
+                self.step(zab::Input::Message { from, message }).await
+            }
+            LinkEvent::Frame { frame: PeerFrame::SnapshotChunk(chunk), .. } => {
+                self.snapshot_chunks.push(chunk);
+                Ok(())
+            }
+            LinkEvent::Frame { from, .. } if !self.is_leading() => {
+                tracing::debug!(from, "a learner's frame while not leading; ignored");
+                Ok(())
+            }
+            LinkEvent::Frame { from, frame: PeerFrame::Request { session_id, auth, frame } } => {
+                self.forwarded_request(from, session_id, auth, &frame);
+                self.propose_prepared().await
+            }
+            LinkEvent::Frame {
+                frame: PeerFrame::CreateSession { session_id, timeout_ms }, ..
+            } => {
+                let txn = self.base.prepare_create_session(session_id, timeout_ms);
+                self.base.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
+                self.propose_prepared().await
+            }
+            LinkEvent::Frame { frame: PeerFrame::Touch(sessions), .. } => {
+                let shared = self.base.shared.clone();
+                let now_ms = shared.clock.now_ms();
+                let mut tracker = shared.sessions.lock();
+                for session_id in sessions {
+                    tracker.touch(session_id, now_ms);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Prepares a write a learner forwarded; the learner answers its client.
+    fn forwarded_request(
+        &mut self,
+        from: ServerId,
+        session_id: SessionId,
+        auth: Vec<jute::records::Id>,
+        frame: &Bytes,
+    ) {
+        let decoded = match Frame::decode(frame) {
+            Ok(Frame { xid, request: Ok(request) }) if request.is_write() => (xid, request),
+            _ => {
+                tracing::warn!(from, "a learner forwarded a request that is not a write; ignored");
+                return;
+            }
+        };
+        let (xid, request) = decoded;
+        let shared = self.base.shared.clone();
+        shared.sessions.lock().touch(session_id, shared.clock.now_ms());
+        let auth = AuthIds::from_ids(auth);
+        if let Some(txn) = self.base.prepare_request(session_id, xid, &request, &auth) {
+            self.base.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
+        }
+    }
+
+    /// A follower tells the leader which of its sessions were active.
+    fn report_touches(&mut self) {
+        let Some(leader) = self.leader() else {
+            return;
+        };
+        let touched = self.base.shared.sessions.lock().take_touched();
+        if !touched.is_empty() {
+            self.links.send(leader, &PeerFrame::Touch(touched));
+        }
+    }
+
+    /// Carries out the core's actions in order.
+    async fn carry_out(&mut self, actions: Vec<Action>) -> Result<(), StorageError> {
+        for action in actions {
+            match action {
+                Action::Send { to, message } => {
+                    if let Message::Snap { zxid, .. } = &message {
+                        self.send_snapshot(to, *zxid);
+                    }
+                    self.links.send(to, &PeerFrame::Zab(message));
+                }
+                Action::Append(entries) => {
+                    self.unlogged.extend(
+                        entries
+                            .into_iter()
+                            .map(|entry| LogEntry { zxid: entry.zxid, value: entry.payload }),
+                    );
+                }
+                Action::Truncate(zxid) => {
+                    self.flush_log().await?;
+                    self.base.storage.truncate_after(zxid)?;
+                }
+                Action::InstallSnapshot(zxid) => {
+                    self.flush_log().await?;
+                    self.install_snapshot(zxid)?;
+                }
+                Action::PersistEpochs(epochs) => self.base.storage.set_epochs(epochs)?,
+                Action::Apply(entries) => self.apply(entries)?,
+                Action::Role(role) => self.take_role(role)?,
+                Action::SyncDone { id } => {
+                    if let Some(sync) = self.syncs.remove(&id) {
+                        let PendingSync { connection, xid, path, received_ms } = sync;
+                        self.base.answer_sync(&connection, xid, path, received_ms);
+                    }
+                }
+                Action::SyncFailed { id } => {
+                    if let Some(sync) = self.syncs.remove(&id) {
+                        sync.connection.request_close();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the entries waiting to the log writer unless a batch is in flight.
+    fn start_logging(&mut self) -> Result<(), StorageError> {
+        if self.logging || self.unlogged.is_empty() {
+            return Ok(());
+        }
+        self.base.log.write(std::mem::take(&mut self.unlogged))?;
+        self.logging = true;
+        Ok(())
+    }
+
+    /// Writes everything the core asked to append and waits until it is durable, without
+    /// reporting it: a truncation or snapshot follows, after which the core no longer
+    /// takes reports of earlier appends.
+    async fn flush_log(&mut self) -> Result<(), StorageError> {
+        loop {
+            if self.logging {
+                self.logging = false;
+                log_outcome(self.logged.recv().await)?;
+            } else if self.unlogged.is_empty() {
+                return Ok(());
+            } else {
+                self.start_logging()?;
+            }
+        }
+    }
+
+    /// Applies committed entries and answers the clients waiting for them.
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
+        let count = entries.len() as u64;
+        for entry in entries {
+            let own = self.proposed.front().is_some_and(|(txn, _)| txn.zxid() == entry.zxid);
+            let (txn, reply_to) = match self.proposed.pop_front() {
+                Some(proposed) if own => proposed,
+                other => {
+                    if let Some(other) = other {
+                        self.proposed.push_front(other);
+                    }
+                    let txn = decode_entry(&LogEntry { zxid: entry.zxid, value: entry.payload })?;
+                    let reply_to = self.reply_to(&txn);
+                    (txn, reply_to)
+                }
+            };
+            if let TxnBody::CreateSession(create) = &txn.body {
+                let shared = &self.base.shared;
+                let mut sessions = shared.sessions.lock();
+                if !sessions.contains(txn.header.client_id) {
+                    let timeout_ms = u64::try_from(create.time_out).unwrap_or(0);
+                    sessions.add(txn.header.client_id, timeout_ms, shared.clock.now_ms());
+                }
+            }
+            self.base.apply(&txn, reply_to);
+        }
+        self.base.count_applied(count);
+        Ok(())
+    }
+
+    /// Who waits here for a txn the leader committed: a forwarded write or handshake.
+    fn reply_to(&mut self, txn: &Txn) -> ReplyTo {
+        let session_id = txn.header.client_id;
+        let waiting = if matches!(txn.body, TxnBody::CreateSession(_)) {
+            self.handshakes.remove(&session_id)
+        } else {
+            self.forwarded.remove(&(session_id, txn.header.cxid))
+        };
+        waiting.unwrap_or(ReplyTo::Nobody)
+    }
+
+    /// The leader sends a learner its state at `zxid` (which is what is applied here)
+    /// ahead of the `Snap` message.
+    fn send_snapshot(&mut self, to: ServerId, zxid: Zxid) {
+        let shared = self.base.shared.clone();
+        let applied = shared.database.last_applied_zxid();
+        if applied != zxid {
+            tracing::error!(
+                zxid = format_args!("0x{zxid:x}"),
+                applied = format_args!("0x{applied:x}"),
+                "snapshot asked for a zxid that is not the applied one"
+            );
+        }
+        let sessions = live_sessions(&shared);
+        let links = &mut self.links;
+        let summary = write_snapshot(shared.database.tree(), &sessions, |chunk| {
+            links.send(to, &PeerFrame::SnapshotChunk(Bytes::copy_from_slice(chunk)));
+            Ok::<(), std::convert::Infallible>(())
+        });
+        let Ok(summary) = summary;
+        tracing::info!(
+            learner = to,
+            zxid = format_args!("0x{zxid:x}"),
+            nodes = summary.nodes,
+            bytes = summary.bytes,
+            "sent a snapshot"
+        );
+    }
+
+    /// Replaces the state with the snapshot the leader sent, and stores it.
+    fn install_snapshot(&mut self, zxid: Zxid) -> Result<(), StorageError> {
+        let chunks = std::mem::take(&mut self.snapshot_chunks);
+        self.base.snapshotter.interrupt();
+        let shared = self.base.shared.clone();
+        let mut loaded = Loaded::default();
+        shared
+            .database
+            .reload(zxid, |tree| {
+                chunks
+                    .iter()
+                    .enumerate()
+                    .try_for_each(|(index, chunk)| load_chunk(tree, index, chunk, &mut loaded))
+            })
+            .map_err(|err| StorageError::Corrupt(format!("the leader's snapshot: {err}")))?;
+        {
+            let now_ms = shared.clock.now_ms();
+            let mut sessions = shared.sessions.lock();
+            sessions.clear();
+            for (session_id, timeout_ms) in &loaded.sessions {
+                sessions.add(*session_id, u64::try_from(*timeout_ms).unwrap_or(0), now_ms);
+            }
+        }
+        let storage = &self.base.storage;
+        let mut writer = storage.begin_snapshot(zxid)?;
+        let mut bytes = 0u64;
+        for chunk in &chunks {
+            writer.put(chunk)?;
+            bytes += chunk.len() as u64;
+        }
+        writer.finish(&SnapshotHeader {
+            zxid,
+            chunks: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
+            nodes: loaded.nodes,
+            sessions: u32::try_from(loaded.sessions.len()).unwrap_or(u32::MAX),
+            bytes,
+            created_ms: shared.clock.wall_ms() as i64,
+        })?;
+        storage.truncate_after(zxid)?;
+        storage.purge_log_through(zxid)?;
+        storage.set_epoch_ends(self.zab.history().epoch_ends())?;
+        self.base.preparer = Preparer::new(zxid);
+        tracing::info!(
+            zxid = format_args!("0x{zxid:x}"),
+            nodes = loaded.nodes,
+            "installed the leader's snapshot"
+        );
+        Ok(())
+    }
+
+    /// The core announced a role: serve clients or stop serving them.
+    fn take_role(&mut self, role: Role) -> Result<(), StorageError> {
+        self.role = role;
+        let shared = self.base.shared.clone();
+        let mode = match role {
+            Role::Looking => Mode::Looking,
+            Role::Leading { .. } => Mode::Leader,
+            Role::Following { .. } => Mode::Follower,
+            Role::Observing { .. } => Mode::Observer,
+        };
+        *shared.mode.lock() = mode;
+        match role {
+            Role::Looking => {
+                shared.sessions.lock().set_reporting(false);
+                for connection in shared.registry.all() {
+                    connection.request_close();
+                }
+                self.proposed.clear();
+                self.forwarded.clear();
+                self.handshakes.clear();
+                self.syncs.clear();
+                return Ok(());
+            }
+            Role::Leading { epoch, .. } => {
+                self.base.preparer = Preparer::new(zab::epoch_start(epoch));
+                let mut sessions = shared.sessions.lock();
+                sessions.set_reporting(false);
+                sessions.touch_all(shared.clock.now_ms());
+            }
+            Role::Following { .. } | Role::Observing { .. } => {
+                shared.sessions.lock().set_reporting(true);
+            }
+        }
+        tracing::info!(
+            mode = mode.name(),
+            zxid = format_args!("0x{:x}", shared.database.last_applied_zxid()),
+            "serving clients"
+        );
+        self.base.storage.set_epoch_ends(self.zab.history().epoch_ends())
+    }
+}
+
+/// The zxid a log batch made durable, or the error that must stop the server.
+fn log_outcome(outcome: Option<Logged>) -> Result<Zxid, StorageError> {
+    let outcome = outcome
+        .unwrap_or_else(|| Err(StorageError::Backend("the log writer thread stopped".into())));
+    if let Err(err) = &outcome {
+        tracing::error!(cause = %err, "the transaction log failed; stopping");
+    }
+    outcome
+}
+
+/// A request that will not be answered here: its client must reconnect elsewhere.
+fn close_reply(reply_to: &ReplyTo) {
+    match reply_to {
+        ReplyTo::Nobody => {}
+        ReplyTo::Client { connection, .. } | ReplyTo::Handshake { connection, .. } => {
+            connection.request_close();
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! A 3-member ensemble of the real binary on 127.0.0.1: writes through any member reach
+//! all of them; the leader killed under load, a follower far behind, two of three members
+//! down, a rolling restart — and afterwards every acknowledged write is on every member,
+//! whose trees are identical.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use jute::records::{CreateRequest, SyncRequest};
+use jute::OpCode;
+use parking_lot::Mutex;
+use support::client::{open_acl, Client, Handshake};
+use support::ensemble::Ensemble;
+
+/// One acknowledged create: its path, when it was sent and when its reply came.
+#[derive(Debug, Clone)]
+struct Acked {
+    path: String,
+    sent: Instant,
+    acked: Instant,
+}
+
+type Ledger = Arc<Mutex<Vec<Acked>>>;
+
+/// Creates unique nodes under `/load` through the members in `addresses` (the first
+/// that accepts a session), one at a time, reconnecting whenever a connection breaks,
+/// until `stop` is set.
+async fn writer(addresses: Vec<SocketAddr>, name: String, ledger: Ledger, stop: Arc<AtomicBool>) {
+    let mut item = 0usize;
+    let mut next_member = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let address = addresses[next_member % addresses.len()];
+        next_member += 1;
+        let handshake = Handshake { timeout_ms: 6_000, ..Handshake::default() };
+        let connected =
+            tokio::time::timeout(Duration::from_secs(2), Client::handshake(address, handshake));
+        let Ok(Ok(mut client)) = connected.await else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        if client.session_id == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        while !stop.load(Ordering::Relaxed) {
+            let path = format!("/load/{name}-{item}");
+            item += 1;
+            let request = CreateRequest {
+                path: path.clone(),
+                data: Some(Bytes::from(path.clone().into_bytes())),
+                acl: open_acl(),
+                flags: 0,
+            };
+            let sent = Instant::now();
+            let Ok(xid) = client.try_send(OpCode::Create, &request).await else { break };
+            match tokio::time::timeout(Duration::from_secs(5), client.try_reply(xid)).await {
+                Ok(Some(reply)) if reply.header.err == 0 => {
+                    ledger.lock().push(Acked { path, sent, acked: Instant::now() });
+                }
+                Ok(Some(reply)) => panic!("{path}: error {} from the ensemble", reply.header.err),
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Writers, one per member (each preferring its own member, failing over to the others).
+struct Load {
+    ledger: Ledger,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(ensemble: &Ensemble) -> Load {
+        let ledger = Ledger::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..ensemble.addresses.len())
+            .map(|i| {
+                let mut addresses = ensemble.addresses.clone();
+                addresses.rotate_left(i);
+                tokio::spawn(writer(addresses, format!("w{i}"), ledger.clone(), stop.clone()))
+            })
+            .collect();
+        Load { ledger, stop, tasks }
+    }
+
+    /// Waits until a write sent after `since` is acknowledged; returns when it was.
+    async fn first_ack_sent_after(&self, since: Instant, limit: Duration) -> Instant {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(ack) = self.ledger.lock().iter().find(|ack| ack.sent > since) {
+                return ack.acked;
+            }
+            assert!(Instant::now() < deadline, "no write succeeded within {limit:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn finish(self) -> Vec<Acked> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.expect("writer");
+        }
+        let acked = self.ledger.lock().clone();
+        acked
+    }
+}
+
+/// Connects to member `i`, retrying while it is not serving yet.
+async fn connect(ensemble: &Ensemble, i: usize) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let handshake = Handshake { timeout_ms: 10_000, ..Handshake::default() };
+        if let Ok(client) = Client::handshake(ensemble.addresses[i], handshake).await {
+            if client.session_id != 0 {
+                return client;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member {} does not serve: {:?}",
+            i + 1,
+            ensemble.modes()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every member's tree under `root`, after a `sync` on each.
+async fn dumps(ensemble: &Ensemble, root: &str) -> Vec<Vec<String>> {
+    let mut all = Vec::new();
+    for i in 0..ensemble.addresses.len() {
+        let mut client = connect(ensemble, i).await;
+        let reply = client.call(OpCode::Sync, &SyncRequest { path: root.into() }).await;
+        assert_eq!(reply.header.err, 0, "sync on member {}", i + 1);
+        all.push(client.dump(root).await);
+        client.close().await;
+    }
+    all
+}
+
+/// All members hold the same tree, with every acknowledged write in it.
+async fn assert_consistent(ensemble: &Ensemble, acked: &[Acked]) {
+    let dumps = dumps(ensemble, "/load").await;
+    for (i, dump) in dumps.iter().enumerate().skip(1) {
+        assert!(dump == &dumps[0], "member {} differs from member 1", i + 1);
+    }
+    let present: std::collections::BTreeSet<&str> =
+        dumps[0].iter().filter_map(|line| line.split(' ').next()).collect();
+    for ack in acked {
+        assert!(present.contains(ack.path.as_str()), "acknowledged {} is lost", ack.path);
+    }
+}
+
+async fn create_load_root(ensemble: &Ensemble) {
+    let mut client = connect(ensemble, 0).await;
+    client.create("/load", b"", 0).await.expect("/load");
+    client.close().await;
+}
+
+/// Pipelines `count` creates through member `i`.
+async fn bulk_create(ensemble: &Ensemble, i: usize, prefix: &str, count: usize) {
+    let mut client = connect(ensemble, i).await;
+    for batch in 0..count.div_ceil(500) {
+        let mut xids = Vec::new();
+        for item in batch * 500..count.min((batch + 1) * 500) {
+            let request = CreateRequest {
+                path: format!("/load/{prefix}-{item}"),
+                data: Some(Bytes::from_static(b"bulk")),
+                acl: open_acl(),
+                flags: 0,
+            };
+            xids.push(client.send(OpCode::Create, &request).await);
+        }
+        for xid in xids {
+            assert_eq!(client.reply(xid).await.header.err, 0);
+        }
+    }
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_every_member_are_seen_by_every_member() {
+    let ensemble = Ensemble::start(3, "");
+    let leader = ensemble.wait_until_settled();
+    create_load_root(&ensemble).await;
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        clients.push(connect(&ensemble, i).await);
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        for item in 0..20 {
+            client.create(&format!("/load/m{i}-{item}"), b"x", 0).await.expect("create");
+        }
+    }
+    // A member's own write is visible to its next read; another member's after a sync.
+    let follower = (leader + 1) % 3;
+    clients[leader].set_data("/load/m0-0", b"changed", -1).await.expect("set");
+    let reply = clients[follower].call(OpCode::Sync, &SyncRequest { path: "/load".into() }).await;
+    assert_eq!(reply.header.err, 0);
+    let (data, _) = clients[follower].get_data("/load/m0-0", false).await.expect("get");
+    assert_eq!(data.as_deref(), Some(&b"changed"[..]));
+    for client in clients {
+        client.close().await;
+    }
+    let dumps = dumps(&ensemble, "/load").await;
+    assert_eq!(dumps[0].len(), 61);
+    assert!(dumps.iter().all(|dump| dump == &dumps[0]), "members differ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_global_and_survive_a_move_to_another_member() {
+    let ensemble = Ensemble::start(3, "");
+    ensemble.wait_until_settled();
+    let mut owner = connect(&ensemble, 0).await;
+    owner.create("/owned", b"", 1).await.expect("ephemeral");
+    let (session_id, password) = (owner.session_id, owner.password.clone());
+    drop(owner);
+    let moved = Handshake { timeout_ms: 10_000, session_id, password, ..Handshake::default() };
+    let mut resumed = Client::handshake(ensemble.addresses[2], moved).await.expect("connects");
+    assert_eq!(resumed.session_id, session_id, "member 3 knows the session member 1 created");
+    assert!(resumed.exists("/owned", false).await.is_ok());
+    resumed.close().await;
+    // The close went through the leader: the ephemeral is gone on every member.
+    for i in 0..3 {
+        let mut client = connect(&ensemble, i).await;
+        client.call(OpCode::Sync, &SyncRequest { path: "/".into() }).await;
+        assert!(client.exists("/owned", false).await.is_err(), "member {}", i + 1);
+        client.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_killed_under_load_loses_no_acknowledged_write() {
+    let mut ensemble = Ensemble::start(3, "");
+    let leader = ensemble.wait_until_settled();
+    create_load_root(&ensemble).await;
+    let load = Load::start(&ensemble);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let killed = Instant::now();
+    ensemble.kill(leader);
+    let recovered = load.first_ack_sent_after(killed, Duration::from_secs(30)).await;
+    eprintln!("writes succeed again {:?} after the leader was killed", recovered - killed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ensemble.restart(leader);
+    ensemble.wait_until_settled();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let acked = load.finish().await;
+    assert!(acked.iter().any(|ack| ack.sent > killed), "writes went on after the kill");
+    assert_consistent(&ensemble, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_catches_up_by_diff_then_by_snapshot() {
+    let mut ensemble = Ensemble::start(3, "forceSync=no");
+    let leader = ensemble.wait_until_settled();
+    create_load_root(&ensemble).await;
+    let follower = (leader + 1) % 3;
+    ensemble.kill(follower);
+    bulk_create(&ensemble, leader, "diff", 300).await;
+    ensemble.restart(follower);
+    ensemble.wait_until_settled();
+    assert_consistent(&ensemble, &[]).await;
+    assert!(!ensemble.log(follower).contains("installed the leader's snapshot"), "a DIFF did");
+    // Further behind than the leader keeps entries for: a snapshot.
+    ensemble.kill(follower);
+    bulk_create(&ensemble, leader, "snap", 12_000).await;
+    ensemble.restart(follower);
+    ensemble.wait_until_settled();
+    assert_consistent(&ensemble, &[]).await;
+    assert!(ensemble.log(follower).contains("installed the leader's snapshot"));
+    // And the snapshot it installed is its state after a restart too.
+    ensemble.kill(follower);
+    ensemble.restart(follower);
+    ensemble.wait_until_settled();
+    let dumps = dumps(&ensemble, "/load").await;
+    assert_eq!(dumps[follower].len(), 1 + 300 + 12_000);
+    assert!(dumps.iter().all(|dump| dump == &dumps[0]), "members differ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_of_three_down_acknowledges_nothing_until_they_return() {
+    let mut ensemble = Ensemble::start(3, "");
+    let leader = ensemble.wait_until_settled();
+    create_load_root(&ensemble).await;
+    let load = Load::start(&ensemble);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let survivor = (leader + 2) % 3;
+    ensemble.kill(leader);
+    ensemble.kill((leader + 1) % 3);
+    let down = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(ensemble.mode(survivor).as_deref(), Some("looking"), "alone, it must not serve");
+    let returning = Instant::now();
+    // Replies already on their way when the quorum went may arrive a moment later.
+    let grace = Duration::from_millis(200);
+    let acked_while_down: Vec<Acked> = load
+        .ledger
+        .lock()
+        .iter()
+        .filter(|ack| ack.acked > down + grace && ack.acked < returning)
+        .cloned()
+        .collect();
+    assert!(acked_while_down.is_empty(), "acknowledged without a quorum: {acked_while_down:?}");
+    ensemble.restart(leader);
+    ensemble.restart((leader + 1) % 3);
+    ensemble.wait_until_settled();
+    load.first_ack_sent_after(returning, Duration::from_secs(30)).await;
+    let acked = load.finish().await;
+    assert_consistent(&ensemble, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_under_load_loses_no_acknowledged_write() {
+    let mut ensemble = Ensemble::start(3, "");
+    ensemble.wait_until_settled();
+    create_load_root(&ensemble).await;
+    let load = Load::start(&ensemble);
+    for member in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        ensemble.terminate(member);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        ensemble.restart(member);
+        ensemble.wait_until_settled();
+    }
+    let settled = Instant::now();
+    load.first_ack_sent_after(settled, Duration::from_secs(30)).await;
+    let acked = load.finish().await;
+    assert_consistent(&ensemble, &acked).await;
+}

@@ -1,0 +1,161 @@
+//! A 3- or 5-member ensemble of the real `zkrs` binary on 127.0.0.1: start, kill, restart
+//! members, find the leader.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::server::{scratch_dir, ServerProcess};
+
+/// How long an ensemble may take to elect a leader.
+pub const ELECTION_WAIT: Duration = Duration::from_secs(30);
+
+/// The members of an ensemble; a stopped member is `None` but keeps its directory.
+pub struct Ensemble {
+    members: Vec<Option<ServerProcess>>,
+    dirs: Vec<PathBuf>,
+    configs: Vec<String>,
+    /// Each member's client address, fixed across restarts.
+    pub addresses: Vec<SocketAddr>,
+}
+
+/// Ports the system considers free right now (bound once, then released).
+fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> =
+        (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("free port")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("address").port()).collect()
+}
+
+impl Ensemble {
+    /// Starts `size` members; `extra` is appended to every zoo.cfg.
+    pub fn start(size: usize, extra: &str) -> Ensemble {
+        let ports = free_ports(3 * size);
+        let servers: String = (0..size)
+            .map(|i| {
+                format!("server.{}=127.0.0.1:{}:{}\n", i + 1, ports[3 * i + 1], ports[3 * i + 2])
+            })
+            .collect();
+        let mut ensemble = Ensemble {
+            members: Vec::new(),
+            dirs: Vec::new(),
+            configs: Vec::new(),
+            addresses: Vec::new(),
+        };
+        for i in 0..size {
+            let dir = scratch_dir(&format!("member{}", i + 1));
+            let data = dir.join("data");
+            std::fs::create_dir_all(&data).expect("data dir");
+            std::fs::write(data.join("myid"), format!("{}\n", i + 1)).expect("myid");
+            let config = format!(
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
+                 clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n\
+                 {servers}{extra}\n",
+                data.display(),
+                ports[3 * i]
+            );
+            ensemble.addresses.push(SocketAddr::from(([127, 0, 0, 1], ports[3 * i])));
+            ensemble.dirs.push(dir);
+            ensemble.configs.push(config);
+            ensemble.members.push(None);
+        }
+        for i in 0..size {
+            ensemble.restart(i);
+        }
+        ensemble
+    }
+
+    /// Starts member `i` (again) on its data.
+    pub fn restart(&mut self, i: usize) {
+        assert!(self.members[i].is_none(), "member {} is running", i + 1);
+        let process =
+            ServerProcess::start_with_config(self.dirs[i].clone(), &self.configs[i], true);
+        self.members[i] = Some(process);
+    }
+
+    /// Kills member `i` with SIGKILL.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(process) = self.members[i].take() {
+            process.kill();
+        }
+    }
+
+    /// Stops member `i` with SIGTERM, checking it exits cleanly.
+    pub fn terminate(&mut self, i: usize) {
+        if let Some(process) = self.members[i].take() {
+            process.terminate();
+        }
+    }
+
+    /// Whether member `i` runs.
+    pub fn is_running(&self, i: usize) -> bool {
+        self.members[i].is_some()
+    }
+
+    /// Member `i`'s log so far.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dirs[i].join("server.log")).unwrap_or_default()
+    }
+
+    /// Member `i`'s mode as `srvr` reports it, if it answers.
+    pub fn mode(&self, i: usize) -> Option<String> {
+        if !self.is_running(i) {
+            return None;
+        }
+        let text = four_letter(self.addresses[i], "srvr")?;
+        text.lines().find_map(|line| line.strip_prefix("Mode: ").map(str::to_owned))
+    }
+
+    /// The running members' modes, for failure messages.
+    pub fn modes(&self) -> Vec<Option<String>> {
+        (0..self.members.len()).map(|i| self.mode(i)).collect()
+    }
+
+    /// Waits until a leader serves and every other running member follows it; returns
+    /// the leader.
+    pub fn wait_until_settled(&self) -> usize {
+        let deadline = Instant::now() + ELECTION_WAIT;
+        loop {
+            let modes = self.modes();
+            let leaders: Vec<usize> =
+                (0..modes.len()).filter(|i| modes[*i].as_deref() == Some("leader")).collect();
+            let all_serving = (0..modes.len()).all(|i| {
+                !self.is_running(i)
+                    || matches!(modes[i].as_deref(), Some("leader" | "follower" | "observer"))
+            });
+            if leaders.len() == 1 && all_serving {
+                return leaders[0];
+            }
+            assert!(Instant::now() < deadline, "no settled leader: {modes:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// All members' client addresses as a connect string.
+    pub fn connect_string(&self) -> String {
+        self.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        for member in &mut self.members {
+            drop(member.take());
+        }
+        if !std::thread::panicking() {
+            for dir in &self.dirs {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+}
+
+/// Sends a four-letter word and returns the answer, if the member answers.
+pub fn four_letter(address: SocketAddr, word: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(word.as_bytes()).ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
