@@ -6,6 +6,7 @@ It listens on an ephemeral port of 127.0.0.1; its address is read from its log.
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -21,14 +22,15 @@ BINARY = os.environ.get("ZKRS_BIN", os.path.join(ROOT, "target", "release", "zkr
 class Server:
     """A zkrs process; stop() kills it and removes its directory."""
 
-    def __init__(self, extra=""):
-        self.dir = tempfile.mkdtemp(prefix="zkrs-kazoo-")
+    def __init__(self, extra="", directory=None, client_port=0):
+        self.dir = directory or tempfile.mkdtemp(prefix="zkrs-kazoo-")
         config = os.path.join(self.dir, "zoo.cfg")
         with open(config, "w") as f:
             f.write(
-                "tickTime=500\ndataDir=%s\nclientPort=0\nclientPortAddress=127.0.0.1\n"
+                "tickTime=500\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
                 "maxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n"
-                "znode.container.checkIntervalMs=200\n%s\n" % (os.path.join(self.dir, "data"), extra)
+                "znode.container.checkIntervalMs=200\n%s\n"
+                % (os.path.join(self.dir, "data"), client_port, extra)
             )
         self.process = subprocess.Popen(
             [BINARY, "server", config], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
@@ -41,7 +43,7 @@ class Server:
                 for line in self.process.stderr:
                     log.write(line)
                     log.flush()
-                    match = re.search(r"address=(127\.0\.0\.1:\d+)", line)
+                    match = re.search(r"serving clients address=(127\.0\.0\.1:\d+)", line)
                     if match and not found.is_set():
                         self.hosts = match.group(1)
                         found.set()
@@ -56,10 +58,75 @@ class Server:
         client.start(timeout=15)
         return client
 
-    def stop(self):
+    def kill(self):
+        """SIGKILL; the directory stays."""
         self.process.kill()
         self.process.wait()
+
+    def stop(self):
+        self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def four_letter(hosts, word):
+    host, port = hosts.split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2) as s:
+            s.sendall(word.encode())
+            answer = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return answer.decode()
+                answer += chunk
+    except OSError:
+        return ""
+
+
+class Ensemble:
+    """Three zkrs members on 127.0.0.1; stop() kills them and removes their directories."""
+
+    def __init__(self, size=3):
+        ports = free_ports(3 * size)
+        servers = "".join(
+            "server.%d=127.0.0.1:%d:%d\n" % (i + 1, ports[3 * i + 1], ports[3 * i + 2])
+            for i in range(size)
+        )
+        self.members = []
+        for i in range(size):
+            directory = tempfile.mkdtemp(prefix="zkrs-kazoo-member-")
+            os.makedirs(os.path.join(directory, "data"))
+            with open(os.path.join(directory, "data", "myid"), "w") as f:
+                f.write("%d\n" % (i + 1))
+            self.members.append(Server(servers, directory, ports[3 * i]))
+        self.hosts = ",".join(member.hosts for member in self.members)
+
+    def leader(self):
+        """The index of the member that reports Mode: leader, once one does."""
+        found = []
+
+        def settled():
+            found[:] = [
+                i for i, m in enumerate(self.members) if "Mode: leader" in four_letter(m.hosts, "srvr")
+            ]
+            return len(found) == 1
+
+        wait_until(settled, timeout=30)
+        return found[0]
+
+    def stop(self):
+        for member in self.members:
+            member.stop()
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +163,10 @@ def wait_until(condition, timeout=10.0, interval=0.02):
             return
         time.sleep(interval)
     raise AssertionError("condition not met within %.1f s" % timeout)
+
+
+@pytest.fixture
+def ensemble():
+    ensemble = Ensemble()
+    yield ensemble
+    ensemble.stop()
