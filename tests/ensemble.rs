@@ -15,7 +15,7 @@ use jute::records::{CreateRequest, SyncRequest};
 use jute::OpCode;
 use parking_lot::Mutex;
 use support::client::{open_acl, Client, Handshake};
-use support::ensemble::Ensemble;
+use support::ensemble::{four_letter, Ensemble};
 
 /// One acknowledged create: its path, when it was sent and when its reply came.
 #[derive(Debug, Clone)]
@@ -209,6 +209,12 @@ async fn writes_through_every_member_are_seen_by_every_member() {
     for client in clients {
         client.close().await;
     }
+    let leader_mntr = four_letter(ensemble.addresses[leader], "mntr").unwrap_or_default();
+    for line in ["zk_server_state\tleader", "zk_learners\t2", "zk_synced_followers\t2"] {
+        assert!(leader_mntr.contains(line), "leader mntr lacks {line:?}:\n{leader_mntr}");
+    }
+    let follower_srvr = four_letter(ensemble.addresses[follower], "srvr").unwrap_or_default();
+    assert!(follower_srvr.contains("Mode: follower"), "{follower_srvr}");
     let dumps = dumps(&ensemble, "/load").await;
     assert_eq!(dumps[0].len(), 61);
     assert!(dumps.iter().all(|dump| dump == &dumps[0]), "members differ");
@@ -296,7 +302,9 @@ async fn two_of_three_down_acknowledges_nothing_until_they_return() {
     ensemble.kill((leader + 1) % 3);
     let down = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(ensemble.mode(survivor).as_deref(), Some("looking"), "alone, it must not serve");
+    let srvr = four_letter(ensemble.addresses[survivor], "srvr").unwrap_or_default();
+    assert!(srvr.contains("not currently serving requests"), "alone, it must not serve: {srvr}");
+    assert_eq!(four_letter(ensemble.addresses[survivor], "isro").as_deref(), Some("null"));
     let returning = Instant::now();
     // Replies already on their way when the quorum went may arrive a moment later.
     let grace = Duration::from_millis(200);

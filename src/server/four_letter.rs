@@ -27,11 +27,18 @@ pub fn respond(shared: &Shared, connection: &Connection, word: FourLetterWord) {
     connection.request_close();
 }
 
+/// What ZooKeeper answers to the statistics words while no leader is established.
+const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
+
 fn render(shared: &Shared, word: FourLetterWord) -> String {
+    let serving = shared.mode.lock().is_serving();
+    if !serving && needs_a_running_server(word) {
+        return NOT_SERVING.to_owned();
+    }
     let mut out = String::new();
     match word {
         FourLetterWord::Ruok => out.push_str("imok"),
-        FourLetterWord::Isro => out.push_str("rw"),
+        FourLetterWord::Isro => out.push_str(if serving { "rw" } else { "null" }),
         FourLetterWord::Srvr => {
             let _ = writeln!(out, "Zookeeper version: {VERSION}");
             server_stats(shared, &mut out);
@@ -113,6 +120,11 @@ fn zookeeper_node_count(shared: &Shared) -> usize {
 
 fn outstanding(shared: &Shared) -> u64 {
     shared.registry.all().iter().map(|connection| connection.writes_in_flight()).sum()
+}
+
+/// The words ZooKeeper answers only while it serves clients.
+fn needs_a_running_server(word: FourLetterWord) -> bool {
+    !matches!(word, FourLetterWord::Ruok | FourLetterWord::Isro | FourLetterWord::Envi)
 }
 
 fn server_stats(shared: &Shared, out: &mut String) {
@@ -213,7 +225,18 @@ fn mntr(shared: &Shared, out: &mut String) {
         let _ = writeln!(out, "zk_{key}\t{value}");
     };
     line("version", VERSION.to_owned());
-    line("server_state", shared.mode.lock().name().to_owned());
+    let mode = *shared.mode.lock();
+    line("server_state", mode.name().to_owned());
+    if let Some(peer_state) = mode.peer_state() {
+        line("peer_state", peer_state.to_owned());
+    }
+    if let Some(status) = *shared.leader_status.lock() {
+        line("learners", status.learners.to_string());
+        line("synced_followers", status.synced_followers.to_string());
+        line("synced_non_voting_followers", "0".to_owned());
+        line("synced_observers", status.synced_observers.to_string());
+        line("pending_syncs", status.pending_syncs.to_string());
+    }
     line("ephemerals_count", tree.ephemeral_count().to_string());
     line("num_alive_connections", shared.registry.len().to_string());
     line("avg_latency", format!("{:?}", latency.average_ms()));

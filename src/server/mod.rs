@@ -84,6 +84,17 @@ impl Mode {
         }
     }
 
+    /// ZooKeeper's `zk_peer_state`: the role and the ZAB phase; `None` standalone.
+    pub fn peer_state(self) -> Option<&'static str> {
+        match self {
+            Mode::Standalone => None,
+            Mode::Looking => Some("looking - election"),
+            Mode::Leader => Some("leading - broadcast"),
+            Mode::Follower => Some("following - broadcast"),
+            Mode::Observer => Some("observing - broadcast"),
+        }
+    }
+
     /// Whether clients are served.
     pub fn is_serving(self) -> bool {
         self != Mode::Looking
@@ -109,6 +120,8 @@ pub struct Shared {
     pub clock: Clock,
     /// The server's mode, set by the driver.
     pub mode: Mutex<Mode>,
+    /// A leader's learners and pending syncs, refreshed every core tick.
+    pub leader_status: Mutex<Option<crate::zab::LeaderStatus>>,
 }
 
 /// Runs a server on `listener` until `shutdown` completes, with its state in RocksDB in
@@ -190,6 +203,7 @@ pub async fn run_with_storage(
         clock,
         config,
         mode: Mutex::new(mode),
+        leader_status: Mutex::new(None),
     });
     let stop = CancellationToken::new();
     let mut driver = match membership {

@@ -18,6 +18,19 @@ use crate::zab::message::Message;
 use crate::zab::peer::{Core, Transition};
 use crate::zab::{Action, Entry, Role, ServerId};
 
+/// A leader's learners and pending syncs, as `mntr` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaderStatus {
+    /// Learners connected.
+    pub learners: usize,
+    /// Voting followers in sync.
+    pub synced_followers: usize,
+    /// Observers in sync.
+    pub synced_observers: usize,
+    /// Client `sync`s waiting for a quorum to confirm the leadership.
+    pub pending_syncs: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Stage {
     /// FOLLOWERINFO received.
@@ -125,6 +138,24 @@ impl Leader {
         }
         self.finish_syncs(core, out);
         Transition::Stay
+    }
+
+    /// How many learners are connected and synced (voters and observers), and how many
+    /// syncs wait.
+    pub fn status(&self) -> LeaderStatus {
+        let mut counts = LeaderStatus {
+            learners: self.learners.len(),
+            pending_syncs: self.syncs.len(),
+            ..LeaderStatus::default()
+        };
+        for learner in self.learners.values() {
+            match (learner.stage == Stage::Synced, learner.observer) {
+                (true, false) => counts.synced_followers += 1,
+                (true, true) => counts.synced_observers += 1,
+                (false, _) => {}
+            }
+        }
+        counts
     }
 
     /// The connection to a learner broke: it starts over when it reconnects.

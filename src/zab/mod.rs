@@ -29,6 +29,7 @@ mod quorum;
 pub mod wire;
 
 pub use history::History;
+pub use leader::LeaderStatus;
 pub use message::{Message, Notification, PeerState, Vote};
 pub use peer::Zab;
 

@@ -5,7 +5,7 @@ use crate::txn::Zxid;
 use crate::zab::election::Election;
 use crate::zab::follower::Follower;
 use crate::zab::history::History;
-use crate::zab::leader::Leader;
+use crate::zab::leader::{Leader, LeaderStatus};
 use crate::zab::message::{Message, Notification, PeerState, Vote};
 use crate::zab::quorum::Quorum;
 use crate::zab::{Action, Input, Restored, Role, ServerId, ZabConfig};
@@ -113,6 +113,14 @@ impl Zab {
     /// The persisted epochs as the core knows them.
     pub fn epochs(&self) -> Epochs {
         self.core.epochs
+    }
+
+    /// The leader's learners and pending syncs; `None` unless leading.
+    pub fn status(&self) -> Option<LeaderStatus> {
+        match &self.state {
+            State::Leading(leader) => Some(leader.status()),
+            _ => None,
+        }
     }
 
     /// The history, for tests and the shell's diagnostics.

@@ -152,6 +152,7 @@ impl Member {
                 _ = core_ticks.tick() => {
                     self.step(zab::Input::Tick).await?;
                     self.report_touches();
+                    *self.base.shared.leader_status.lock() = self.zab.status();
                 }
                 _ = ticks.tick(), if self.is_leading() => {
                     self.base.expire_sessions();
