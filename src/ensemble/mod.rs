@@ -14,10 +14,10 @@ use anyhow::Context as _;
 use crate::config::Config;
 use crate::zab::{ServerId, ZabConfig};
 
-/// Core ticks per `tickTime`: the core counts time in quarter ticks, so a member notices
-/// a silent peer, and an election settles, within a fraction of a tick; the limits of
-/// zoo.cfg (`initLimit`, `syncLimit`, in ticks) are scaled to match.
-pub const CORE_TICKS_PER_TICK: u32 = 4;
+/// Core ticks per `tickTime`: the core counts time in tenths of a tick, so a member
+/// notices a silent peer, re-sends a vote and finishes an election within a fraction of a
+/// tick; the limits of zoo.cfg (`initLimit`, `syncLimit`, in ticks) are scaled to match.
+pub const CORE_TICKS_PER_TICK: u32 = 10;
 
 /// How long an election waits, once a quorum agrees, for a better vote (ZooKeeper's
 /// `finalizeWait`).
@@ -100,10 +100,10 @@ mod tests {
         config.my_id = Some(2);
         let membership = Membership::from_config(&config).expect("valid");
         assert_eq!(membership.id(), 2);
-        assert_eq!(membership.core_tick_ms, 125);
-        assert_eq!(membership.zab.init_limit_ticks, 40);
-        assert_eq!(membership.zab.sync_limit_ticks, 20);
-        assert_eq!(membership.zab.finalize_ticks, 2);
+        assert_eq!(membership.core_tick_ms, 50);
+        assert_eq!(membership.zab.init_limit_ticks, 100);
+        assert_eq!(membership.zab.sync_limit_ticks, 50);
+        assert_eq!(membership.zab.finalize_ticks, 4);
         assert_eq!(membership.zab.voters, BTreeSet::from([1, 2]));
         assert_eq!(membership.zab.observers, BTreeSet::from([3]));
         assert_eq!(membership.addresses[&3], "127.0.0.1:3890".parse().expect("address"));

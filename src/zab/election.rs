@@ -153,6 +153,13 @@ impl Election {
             self.settling = None;
             self.record_own();
             self.broadcast(quorum, out);
+        } else if n.vote < self.vote {
+            // The sender has not heard the better vote (it may have been settled when it
+            // came): tell it now rather than at the next re-send.
+            out.push(Action::Send {
+                to: from,
+                message: Message::Notification(self.notification()),
+            });
         }
         self.received.insert(from, (n.vote, n.state));
         if self.settling.is_none() && self.agreed(&self.received, self.vote, quorum) {
@@ -227,6 +234,21 @@ mod tests {
             })
             .collect();
         assert_eq!(announced, vec![(2, vote(2, 9)), (3, vote(2, 9))]);
+    }
+
+    #[test]
+    fn a_worse_vote_of_the_round_is_answered_with_the_better_one() {
+        let mut out = Vec::new();
+        let mut e = Election::start(2, 3, vote(2, 9), 2, &quorum(), &mut out);
+        out.clear();
+        assert_eq!(e.on_notification(1, looking(3, vote(1, 9)), &quorum(), &mut out), None);
+        let expected =
+            Action::Send { to: 1, message: Message::Notification(looking(3, vote(2, 9))) };
+        assert_eq!(out, vec![expected]);
+        out.clear();
+        // An equal vote needs no answer.
+        assert_eq!(e.on_notification(1, looking(3, vote(2, 9)), &quorum(), &mut out), None);
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! [`Zab`]: one member's state machine, switching between electing, leading and following.
 
+use std::collections::BTreeMap;
+
 use crate::storage::Epochs;
 use crate::txn::Zxid;
 use crate::zab::election::Election;
@@ -65,6 +67,10 @@ pub struct Zab {
     /// The vote the last election settled on, told to members still looking.
     settled_vote: Vote,
     round: u64,
+    /// FOLLOWERINFOs that arrived while this member was still electing, from members
+    /// that already settled on it: handed to it if it leads, so they need not wait
+    /// for the learner's next re-send.
+    early_learners: BTreeMap<ServerId, Message>,
 }
 
 impl Zab {
@@ -91,7 +97,13 @@ impl Zab {
             &mut out,
         );
         out.push(Action::Role(Role::Looking));
-        let zab = Zab { core, state: State::Looking(election), settled_vote, round: 1 };
+        let zab = Zab {
+            core,
+            state: State::Looking(election),
+            settled_vote,
+            round: 1,
+            early_learners: BTreeMap::new(),
+        };
         (zab, out)
     }
 
@@ -138,7 +150,12 @@ impl Zab {
                 Transition::Stay
             }
             Input::Message { from, message } => match &mut self.state {
-                State::Looking(_) => Transition::Stay,
+                State::Looking(_) => {
+                    if matches!(message, Message::FollowerInfo { .. }) {
+                        self.early_learners.insert(from, message);
+                    }
+                    Transition::Stay
+                }
                 State::Leading(leader) => {
                     leader.on_message(&mut self.core, from, message, &mut out)
                 }
@@ -238,8 +255,14 @@ impl Zab {
         self.settled_vote = vote;
         let id = self.core.config.id;
         let voter = self.core.quorum.is_voter(id);
+        let early_learners = std::mem::take(&mut self.early_learners);
         self.state = if vote.leader == id && voter {
-            State::Leading(Leader::start(&mut self.core, out))
+            let mut leader = Leader::start(&mut self.core, out);
+            for (from, message) in early_learners {
+                // FOLLOWERINFO only registers the learner: it cannot end the term.
+                let _ = leader.on_message(&mut self.core, from, message, out);
+            }
+            State::Leading(leader)
         } else {
             State::Following(Follower::start(&self.core, vote.leader, !voter, out))
         };
@@ -256,6 +279,7 @@ impl Zab {
             State::Looking(_) => return,
         }
         self.round += 1;
+        self.early_learners.clear();
         let own = self.core.own_vote();
         let election = Election::start(
             self.core.config.id,

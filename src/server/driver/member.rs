@@ -179,6 +179,9 @@ impl Member {
 
     /// Feeds the core one input and carries out what it says.
     async fn step(&mut self, input: zab::Input) -> Result<(), StorageError> {
+        if !matches!(input, zab::Input::Tick) {
+            tracing::trace!(?input, "core input");
+        }
         let actions = self.zab.step(input);
         self.carry_out(actions).await
     }
@@ -352,6 +355,7 @@ impl Member {
     /// Carries out the core's actions in order.
     async fn carry_out(&mut self, actions: Vec<Action>) -> Result<(), StorageError> {
         for action in actions {
+            tracing::trace!(?action, "core action");
             match action {
                 Action::Send { to, message } => {
                     if let Message::Snap { zxid, .. } = &message {
