@@ -106,6 +106,9 @@ pub struct Config {
     pub standalone_enabled: bool,
     /// Whether to fsync the log before acknowledging (`forceSync`).
     pub force_sync: bool,
+    /// Whether a member cut off from its quorum serves read-only clients
+    /// (`readonlymode.enabled`).
+    pub read_only_mode_enabled: bool,
     /// Interval of the container and TTL reaper (`znode.container.checkIntervalMs`).
     pub container_check_interval_ms: u64,
     /// Txns between snapshots, randomised over the second half (`snapCount`).
@@ -228,6 +231,11 @@ impl Config {
             reconfig_enabled: parse_bool("reconfigEnabled", get("reconfigEnabled"), false)?,
             standalone_enabled: parse_bool("standaloneEnabled", get("standaloneEnabled"), true)?,
             force_sync: parse_bool("forceSync", get("forceSync"), true)?,
+            read_only_mode_enabled: parse_bool(
+                "readonlymode.enabled",
+                get("readonlymode.enabled"),
+                false,
+            )?,
             container_check_interval_ms: parse_or(
                 "znode.container.checkIntervalMs",
                 get("znode.container.checkIntervalMs"),

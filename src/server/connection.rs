@@ -28,7 +28,7 @@ use crate::server::driver::Input;
 use crate::server::reads;
 use crate::server::registry::Connection;
 use crate::server::stats::short_op_name;
-use crate::server::{four_letter, Shared};
+use crate::server::{four_letter, Mode, Shared};
 use crate::session::auth::authenticate;
 use crate::session::password::{session_password, PASSWORD_LEN};
 use crate::txn::SessionId;
@@ -171,12 +171,18 @@ async fn handshake(
     connection: &Arc<Connection>,
     body: &Bytes,
 ) -> Result<Option<SessionId>, ConnectionError> {
-    if !shared.mode.lock().is_serving() {
+    let mode = *shared.mode.lock();
+    if !mode.is_serving() {
         return Err(ConnectionError::NotServing);
     }
     let mut reader = Reader::new(body);
     let request = ConnectRequest::read(&mut reader)?;
     let sent_read_only = reader.remaining() > 0;
+    let can_be_read_only = sent_read_only && reader.read_bool("readOnly")?;
+    if mode == Mode::ReadOnly && !can_be_read_only {
+        // Cut off from the quorum, only clients content with reads are served.
+        return Err(ConnectionError::NotServing);
+    }
     let server_zxid = shared.database.last_applied_zxid();
     if request.last_zxid_seen > server_zxid {
         return Err(ConnectionError::ZxidAhead {
@@ -222,7 +228,7 @@ async fn handshake(
     connection.send(frame_with(|out: &mut BytesMut| {
         response.write(out);
         if sent_read_only {
-            false.write(out);
+            (mode == Mode::ReadOnly).write(out);
         }
     }));
     if !valid {

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::proto::four_letter::FourLetterWord;
 use crate::server::registry::Connection;
 use crate::server::stats::ConnectionStats;
-use crate::server::Shared;
+use crate::server::{Mode, Shared};
 
 /// The version zkrs reports: ZooKeeper's protocol generation, then our own version.
 /// kazoo parses the leading `x.y.z` to decide which features the server has.
@@ -38,7 +38,11 @@ fn render(shared: &Shared, word: FourLetterWord) -> String {
     let mut out = String::new();
     match word {
         FourLetterWord::Ruok => out.push_str("imok"),
-        FourLetterWord::Isro => out.push_str(if serving { "rw" } else { "null" }),
+        FourLetterWord::Isro => out.push_str(match *shared.mode.lock() {
+            Mode::ReadOnly => "ro",
+            _ if serving => "rw",
+            _ => "null",
+        }),
         FourLetterWord::Srvr => {
             let _ = writeln!(out, "Zookeeper version: {VERSION}");
             server_stats(shared, &mut out);

@@ -70,6 +70,9 @@ pub enum Mode {
     Follower,
     /// Observing an established leader.
     Observer,
+    /// Cut off from the quorum with `readonlymode.enabled`: serves reads to clients that
+    /// accept a read-only server, refuses their writes.
+    ReadOnly,
 }
 
 impl Mode {
@@ -81,6 +84,7 @@ impl Mode {
             Mode::Leader => "leader",
             Mode::Follower => "follower",
             Mode::Observer => "observer",
+            Mode::ReadOnly => "read-only",
         }
     }
 
@@ -88,7 +92,7 @@ impl Mode {
     pub fn peer_state(self) -> Option<&'static str> {
         match self {
             Mode::Standalone => None,
-            Mode::Looking => Some("looking - election"),
+            Mode::Looking | Mode::ReadOnly => Some("looking - election"),
             Mode::Leader => Some("leading - broadcast"),
             Mode::Follower => Some("following - broadcast"),
             Mode::Observer => Some("observing - broadcast"),

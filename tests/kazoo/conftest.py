@@ -96,20 +96,25 @@ def four_letter(hosts, word):
 class Ensemble:
     """Three zkrs members on 127.0.0.1; stop() kills them and removes their directories."""
 
-    def __init__(self, size=3):
+    def __init__(self, size=3, extra=""):
         ports = free_ports(3 * size)
-        servers = "".join(
+        self.config = extra + "\n" + "".join(
             "server.%d=127.0.0.1:%d:%d\n" % (i + 1, ports[3 * i + 1], ports[3 * i + 2])
             for i in range(size)
         )
+        self.ports = [ports[3 * i] for i in range(size)]
         self.members = []
         for i in range(size):
             directory = tempfile.mkdtemp(prefix="zkrs-kazoo-member-")
             os.makedirs(os.path.join(directory, "data"))
             with open(os.path.join(directory, "data", "myid"), "w") as f:
                 f.write("%d\n" % (i + 1))
-            self.members.append(Server(servers, directory, ports[3 * i]))
+            self.members.append(Server(self.config, directory, self.ports[i]))
         self.hosts = ",".join(member.hosts for member in self.members)
+
+    def restart(self, i):
+        """Starts member i again on its data, after kill()."""
+        self.members[i] = Server(self.config, self.members[i].dir, self.ports[i])
 
     def leader(self):
         """The index of the member that reports Mode: leader, once one does."""

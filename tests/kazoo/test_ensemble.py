@@ -3,9 +3,13 @@ leader is killed, and clients fail over to the surviving members."""
 import threading
 import time
 
+import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import ConnectionLoss, SessionExpiredError
+from kazoo.exceptions import ConnectionLoss, NotReadOnlyCallError, SessionExpiredError
+from kazoo.protocol.states import KeeperState
 from kazoo.retry import KazooRetry
+
+from conftest import Ensemble, four_letter, wait_until
 
 
 def test_lock_mutual_exclusion_while_the_leader_is_killed(ensemble):
@@ -58,3 +62,47 @@ def test_lock_mutual_exclusion_while_the_leader_is_killed(ensemble):
     assert violations == []
     assert sum(1 for _, at in acquisitions if at < killed_at) > 0
     assert sum(1 for _, at in acquisitions if at > killed_at) >= 20, "the lock works after failover"
+
+
+def test_a_member_cut_off_from_its_quorum_serves_read_only_clients():
+    ensemble = Ensemble(extra="readonlymode.enabled=true")
+    try:
+        leader = ensemble.leader()
+        writer = KazooClient(hosts=ensemble.hosts, timeout=10)
+        writer.start(timeout=15)
+        writer.create("/ro/data", b"kept", makepath=True)
+        writer.stop()
+        writer.close()
+        survivor = (leader + 1) % 3
+        others = [i for i in range(3) if i != survivor]
+        for i in others:
+            ensemble.members[i].kill()
+        survivor_hosts = ensemble.members[survivor].hosts
+        wait_until(lambda: four_letter(survivor_hosts, "isro") == "ro", timeout=20)
+        assert "Mode: read-only" in four_letter(survivor_hosts, "srvr")
+        reader = KazooClient(hosts=survivor_hosts, read_only=True, timeout=10)
+        reader.start(timeout=15)
+        assert reader.client_state == KeeperState.CONNECTED_RO
+        assert reader.get("/ro/data")[0] == b"kept"
+        with pytest.raises(NotReadOnlyCallError):
+            reader.create("/ro/refused", b"")
+        # A client that needs writes is not served.
+        needs_writes = KazooClient(hosts=survivor_hosts, timeout=10)
+        with pytest.raises(Exception):
+            needs_writes.start(timeout=3)
+        needs_writes.stop()
+        needs_writes.close()
+        reader.stop()
+        reader.close()
+        # With the quorum back, the member serves writes again.
+        for i in others:
+            ensemble.restart(i)
+        wait_until(lambda: four_letter(survivor_hosts, "isro") == "rw", timeout=30)
+        client = KazooClient(hosts=survivor_hosts, timeout=10)
+        client.start(timeout=15)
+        client.create("/ro/after", b"")
+        assert client.get("/ro/data")[0] == b"kept"
+        client.stop()
+        client.close()
+    finally:
+        ensemble.stop()

@@ -14,9 +14,10 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use jute::{Code, OpCode};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +27,7 @@ use crate::ensemble::link::{LinkEvent, Links};
 use crate::ensemble::Membership;
 use crate::fast_hash::FastHashMap;
 use crate::prepare::Preparer;
-use crate::proto::{Frame, Request};
+use crate::proto::{reply, Frame, Request};
 use crate::server::log_writer::Logged;
 use crate::server::registry::Connection;
 use crate::server::{Mode, Shared};
@@ -69,6 +70,10 @@ struct Member {
     snapshot_chunks: Vec<Bytes>,
     /// Where proposals are encoded.
     entry_buffer: BytesMut,
+    /// Since when this member has been looking for a leader.
+    looking_since: Option<Instant>,
+    /// Sessions opened while read-only: known to no one else, closed when it ends.
+    read_only_sessions: Vec<SessionId>,
 }
 
 /// Runs an ensemble member's pipeline until `stop` is cancelled; `restored` is what it
@@ -104,6 +109,8 @@ pub async fn run(
         next_sync: 0,
         snapshot_chunks: Vec::new(),
         entry_buffer: BytesMut::new(),
+        looking_since: Some(Instant::now()),
+        read_only_sessions: Vec::new(),
     };
     let core_tick = Duration::from_millis(membership.core_tick_ms);
     let outcome = match member.carry_out(actions).await {
@@ -153,6 +160,7 @@ impl Member {
                     self.step(zab::Input::Tick).await?;
                     self.report_touches();
                     *self.base.shared.leader_status.lock() = self.zab.status();
+                    self.start_read_only_when_due();
                 }
                 _ = ticks.tick(), if self.is_leading() => {
                     self.base.expire_sessions();
@@ -202,6 +210,10 @@ impl Member {
             self.base.prepare(input);
             return self.propose_prepared().await;
         }
+        if *self.base.shared.mode.lock() == Mode::ReadOnly {
+            self.read_only_input(input);
+            return Ok(());
+        }
         let Some(leader) = self.leader() else {
             // Not serving: the client reconnects to a member that is.
             match input {
@@ -237,6 +249,49 @@ impl Member {
             }
         }
         Ok(())
+    }
+
+    /// ZooKeeper's read-only server: after a grace period of looking (the larger of 2 s
+    /// and a tick, time for an election to succeed), serve read-only clients.
+    fn start_read_only_when_due(&mut self) {
+        let shared = &self.base.shared;
+        let grace = Duration::from_millis(u64::from(shared.config.tick_time_ms).max(2000));
+        let due = self.looking_since.is_some_and(|since| since.elapsed() >= grace);
+        let mut mode = shared.mode.lock();
+        if shared.config.read_only_mode_enabled && due && *mode == Mode::Looking {
+            *mode = Mode::ReadOnly;
+            tracing::info!("no quorum; serving read-only clients");
+        }
+    }
+
+    /// A read-only member opens sessions locally and refuses every change.
+    fn read_only_input(&mut self, input: Input) {
+        let shared = self.base.shared.clone();
+        match input {
+            Input::CreateSession { connection, timeout_ms, .. } => {
+                let session_id = {
+                    let mut sessions = shared.sessions.lock();
+                    let session_id = sessions.next_session_id();
+                    let timeout = u64::try_from(timeout_ms).unwrap_or(0);
+                    sessions.add(session_id, timeout, shared.clock.now_ms());
+                    session_id
+                };
+                self.read_only_sessions.push(session_id);
+                self.base.establish(&connection, session_id, timeout_ms, Some(true));
+            }
+            Input::Request { connection, session_id, xid, request, received_ms, .. } => {
+                let zxid = shared.database.last_applied_zxid();
+                let op = request.op();
+                let frame = if op == OpCode::CloseSession {
+                    shared.sessions.lock().remove(session_id);
+                    connection.request_close();
+                    reply::status(xid, zxid, Code::Ok)
+                } else {
+                    reply::status(xid, zxid, Code::NotReadOnly)
+                };
+                self.base.answer(&connection, frame, op, xid, zxid, received_ms);
+            }
+        }
     }
 
     async fn sync(
@@ -546,6 +601,12 @@ impl Member {
     fn take_role(&mut self, role: Role) -> Result<(), StorageError> {
         self.role = role;
         let shared = self.base.shared.clone();
+        if role == Role::Looking {
+            self.looking_since.get_or_insert_with(Instant::now);
+        } else {
+            self.looking_since = None;
+            self.end_read_only();
+        }
         let mode = match role {
             Role::Looking => Mode::Looking,
             Role::Leading { .. } => Mode::Leader,
@@ -581,6 +642,24 @@ impl Member {
             "serving clients"
         );
         self.base.storage.set_epoch_ends(self.zab.history().epoch_ends())
+    }
+}
+
+impl Member {
+    /// Leaving read-only service: its clients reconnect (to a read-write server, if they
+    /// can), and its local sessions are forgotten.
+    fn end_read_only(&mut self) {
+        let shared = self.base.shared.clone();
+        if *shared.mode.lock() != Mode::ReadOnly {
+            return;
+        }
+        for connection in shared.registry.all() {
+            connection.request_close();
+        }
+        let mut sessions = shared.sessions.lock();
+        for session_id in self.read_only_sessions.drain(..) {
+            sessions.remove(session_id);
+        }
     }
 }
 

@@ -452,31 +452,41 @@ impl Driver {
                 }
             }
             ReplyTo::Handshake { connection, sent_read_only } => {
-                let TxnBody::CreateSession(create) = &txn.body else {
-                    return;
-                };
-                let response = ConnectResponse {
-                    protocol_version: 0,
-                    time_out: create.time_out,
-                    session_id,
-                    passwd: bytes::Bytes::copy_from_slice(&session_password(session_id)),
-                };
-                connection.send(frame_with(|out| {
-                    response.write(out);
-                    if sent_read_only {
-                        // This server is never a read-only one while it has a quorum.
-                        false.write(out);
-                    }
-                }));
-                shared.stats.packets_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                shared.registry.bind_session(&connection, session_id, i64::from(create.time_out));
-                connection.complete_write();
-                tracing::debug!(
-                    session_id = format_args!("0x{session_id:x}"),
-                    "session established"
-                );
+                if let TxnBody::CreateSession(create) = &txn.body {
+                    // A server with a committed txn has a quorum: it is not read-only.
+                    let read_only = sent_read_only.then_some(false);
+                    self.establish(&connection, session_id, create.time_out, read_only);
+                }
             }
         }
+    }
+
+    /// Answers a handshake with its new session and binds the session to the connection.
+    /// `read_only` is the flag to append, if the client sent one.
+    fn establish(
+        &self,
+        connection: &Connection,
+        session_id: SessionId,
+        timeout_ms: i32,
+        read_only: Option<bool>,
+    ) {
+        let response = ConnectResponse {
+            protocol_version: 0,
+            time_out: timeout_ms,
+            session_id,
+            passwd: bytes::Bytes::copy_from_slice(&session_password(session_id)),
+        };
+        connection.send(frame_with(|out| {
+            response.write(out);
+            if let Some(read_only) = read_only {
+                read_only.write(out);
+            }
+        }));
+        let shared = &self.shared;
+        shared.stats.packets_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        shared.registry.bind_session(connection, session_id, i64::from(timeout_ms));
+        connection.complete_write();
+        tracing::debug!(session_id = format_args!("0x{session_id:x}"), "session established");
     }
 
     fn answer(
