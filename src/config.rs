@@ -109,6 +109,12 @@ pub struct Config {
     /// Whether a member cut off from its quorum serves read-only clients
     /// (`readonlymode.enabled`).
     pub read_only_mode_enabled: bool,
+    /// Whether ensemble members open sessions locally, without a txn
+    /// (`localSessionsEnabled`).
+    pub local_sessions_enabled: bool,
+    /// Whether a local session that creates an ephemeral node becomes global rather than
+    /// failing (`localSessionsUpgradingEnabled`).
+    pub local_sessions_upgrading_enabled: bool,
     /// Interval of the container and TTL reaper (`znode.container.checkIntervalMs`).
     pub container_check_interval_ms: u64,
     /// Txns between snapshots, randomised over the second half (`snapCount`).
@@ -234,6 +240,16 @@ impl Config {
             read_only_mode_enabled: parse_bool(
                 "readonlymode.enabled",
                 get("readonlymode.enabled"),
+                false,
+            )?,
+            local_sessions_enabled: parse_bool(
+                "localSessionsEnabled",
+                get("localSessionsEnabled"),
+                false,
+            )?,
+            local_sessions_upgrading_enabled: parse_bool(
+                "localSessionsUpgradingEnabled",
+                get("localSessionsUpgradingEnabled"),
                 false,
             )?,
             container_check_interval_ms: parse_or(

@@ -342,3 +342,62 @@ async fn rolling_restart_under_load_loses_no_acknowledged_write() {
     let acked = load.finish().await;
     assert_consistent(&ensemble, &acked).await;
 }
+
+/// Member `i`'s `mntr` value for `key`.
+fn mntr(ensemble: &Ensemble, i: usize, key: &str) -> String {
+    let text = four_letter(ensemble.addresses[i], "mntr").unwrap_or_default();
+    let prefix = format!("{key}\t");
+    text.lines().find_map(|line| line.strip_prefix(&prefix).map(str::to_owned)).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_sessions_stay_on_their_member_and_cannot_own_ephemerals() {
+    let ensemble = Ensemble::start(3, "localSessionsEnabled=true");
+    let leader = ensemble.wait_until_settled();
+    let follower = (leader + 1) % 3;
+    let mut local = connect(&ensemble, follower).await;
+    assert_eq!(mntr(&ensemble, follower, "zk_local_sessions"), "1");
+    assert_eq!(mntr(&ensemble, leader, "zk_global_sessions"), "0", "no txn opened it");
+    // Its writes go through the leader like any other.
+    local.create("/by-local", b"x", 0).await.expect("a persistent node");
+    assert_eq!(local.create("/eph", b"", 1).await, Err(jute::Code::EphemeralOnLocalSession));
+    // Another member does not know it.
+    let moved = Handshake {
+        timeout_ms: 10_000,
+        session_id: local.session_id,
+        password: local.password.clone(),
+        ..Handshake::default()
+    };
+    let elsewhere = Client::handshake(ensemble.addresses[leader], moved).await.expect("answers");
+    assert_eq!(elsewhere.session_id, 0, "a local session is refused by other members");
+    local.close().await;
+    assert_eq!(mntr(&ensemble, follower, "zk_local_sessions"), "0");
+    let dumps = dumps(&ensemble, "/by-local").await;
+    assert!(dumps.iter().all(|dump| dump.len() == 1 && dump == &dumps[0]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_session_creating_an_ephemeral_becomes_global() {
+    let ensemble =
+        Ensemble::start(3, "localSessionsEnabled=true\nlocalSessionsUpgradingEnabled=true");
+    let leader = ensemble.wait_until_settled();
+    let follower = (leader + 1) % 3;
+    let mut client = connect(&ensemble, follower).await;
+    client.create("/upgraded", b"", 1).await.expect("the session is upgraded first");
+    assert_eq!(mntr(&ensemble, leader, "zk_global_sessions"), "1");
+    let moved = Handshake {
+        timeout_ms: 10_000,
+        session_id: client.session_id,
+        password: client.password.clone(),
+        ..Handshake::default()
+    };
+    drop(client);
+    let mut resumed = Client::handshake(ensemble.addresses[leader], moved).await.expect("answers");
+    assert_ne!(resumed.session_id, 0, "a global session moves between members");
+    assert!(resumed.exists("/upgraded", false).await.is_ok());
+    resumed.close().await;
+    let mut observer = connect(&ensemble, leader).await;
+    observer.call(OpCode::Sync, &SyncRequest { path: "/".into() }).await;
+    assert!(observer.exists("/upgraded", false).await.is_err(), "closing removed it");
+    observer.close().await;
+}

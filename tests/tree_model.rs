@@ -168,6 +168,7 @@ proptest! {
                 sessions: &sessions,
                 auth: &auth,
                 session_id: SESSION,
+                session_owned_elsewhere: false,
                 extended_types_enabled: false,
                 reconfig_enabled: false,
             };

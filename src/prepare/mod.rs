@@ -34,6 +34,9 @@ pub struct Context<'a> {
     pub auth: &'a AuthIds,
     /// The requesting session (0 for the server's own requests).
     pub session_id: SessionId,
+    /// The session is another member's local session: unknown here, live there
+    /// (ZooKeeper's leader lets those through its session check).
+    pub session_owned_elsewhere: bool,
     /// Whether TTL nodes may be created.
     pub extended_types_enabled: bool,
     /// Whether `reconfig` is enabled.
@@ -76,6 +79,9 @@ impl Scope<'_, '_> {
     }
 
     fn check_session(&self) -> Result<(), Code> {
+        if self.context.session_owned_elsewhere {
+            return Ok(());
+        }
         self.context.sessions.check(self.context.session_id)
     }
 }

@@ -189,6 +189,21 @@ impl Request {
         Ok(request)
     }
 
+    /// Whether it creates an ephemeral node (alone or in a multi): a local session must
+    /// become global first (ZooKeeper's `checkUpgradeSession`).
+    pub fn creates_ephemeral(&self) -> bool {
+        // CreateMode flags: 1 = EPHEMERAL, 3 = EPHEMERAL_SEQUENTIAL.
+        let ephemeral = |flags: i32| matches!(flags, 1 | 3);
+        match self {
+            Request::Create { request, .. } => ephemeral(request.flags),
+            Request::Multi(multi) => multi.ops.iter().any(|op| match op {
+                jute::records::MultiOp::Create { request, .. } => ephemeral(request.flags),
+                _ => false,
+            }),
+            _ => false,
+        }
+    }
+
     /// Whether the request changes state and so goes through the write pipeline (in
     /// order with the session's other writes). `sync` is one too: it answers only once
     /// every write before it is applied.

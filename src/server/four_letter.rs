@@ -246,8 +246,10 @@ fn mntr(shared: &Shared, out: &mut String) {
     line("avg_latency", format!("{:?}", latency.average_ms()));
     line("outstanding_requests", outstanding(shared).to_string());
     line("znode_count", zookeeper_node_count(shared).to_string());
-    line("global_sessions", shared.sessions.lock().len().to_string());
-    line("local_sessions", "0".to_owned());
+    let sessions = shared.sessions.lock().sessions();
+    let local = sessions.iter().filter(|session| session.local).count();
+    line("global_sessions", (sessions.len() - local).to_string());
+    line("local_sessions", local.to_string());
     line("packets_sent", shared.stats.packets_sent.load(Ordering::Relaxed).to_string());
     line("packets_received", shared.stats.packets_received.load(Ordering::Relaxed).to_string());
     line("watch_count", watch_count.to_string());

@@ -17,6 +17,9 @@ struct Session {
     timeout_ms: u64,
     expires_at_ms: u64,
     closing: bool,
+    /// Known only to this server (ZooKeeper's local sessions): no txn created it, and
+    /// none closes it.
+    local: bool,
 }
 
 /// A live session as reported by the `dump` and `cons` four-letter words.
@@ -28,6 +31,8 @@ pub struct SessionInfo {
     pub timeout_ms: u64,
     /// When it expires unless touched, on the tracker's clock.
     pub expires_at_ms: u64,
+    /// Whether it is a local session.
+    pub local: bool,
 }
 
 /// The live sessions and their expiry buckets.
@@ -87,12 +92,43 @@ impl SessionTracker {
 
     /// Starts tracking a session (or refreshes its timeout if it is known).
     pub fn add(&mut self, session_id: SessionId, timeout_ms: u64, now_ms: u64) {
-        self.sessions
-            .entry(session_id)
-            .or_insert(Session { timeout_ms, expires_at_ms: 0, closing: false })
-            .timeout_ms = timeout_ms;
+        self.insert(session_id, timeout_ms, now_ms, false);
+    }
+
+    /// Starts tracking a local session: one only this server knows.
+    pub fn add_local(&mut self, session_id: SessionId, timeout_ms: u64, now_ms: u64) {
+        self.insert(session_id, timeout_ms, now_ms, true);
+    }
+
+    fn insert(&mut self, session_id: SessionId, timeout_ms: u64, now_ms: u64, local: bool) {
+        let fresh = Session { timeout_ms, expires_at_ms: 0, closing: false, local };
+        let session = self.sessions.entry(session_id).or_insert(fresh);
+        session.timeout_ms = timeout_ms;
+        // A local session that a txn makes global stays global.
+        session.local &= local;
         let expires_at_ms = self.round_up(now_ms + timeout_ms);
         self.schedule(session_id, expires_at_ms);
+    }
+
+    /// Whether the session is a local one.
+    pub fn is_local(&self, session_id: SessionId) -> bool {
+        self.sessions.get(&session_id).is_some_and(|session| session.local)
+    }
+
+    /// Makes a local session global: its createSession txn is on its way.
+    pub fn upgrade(&mut self, session_id: SessionId) {
+        if let Some(session) = self.sessions.get_mut(&session_id) {
+            session.local = false;
+        }
+    }
+
+    /// Forgets every local session: the server stopped serving, and they die with it.
+    pub fn remove_local(&mut self) {
+        let local: Vec<SessionId> =
+            self.sessions.iter().filter(|(_, s)| s.local).map(|(id, _)| *id).collect();
+        for session_id in local {
+            self.remove(session_id);
+        }
     }
 
     /// Pushes a session's expiry back by its timeout; false if the session is unknown or
@@ -104,9 +140,10 @@ impl SessionTracker {
         if session.closing {
             return false;
         }
-        let expires_at_ms = self.round_up(now_ms + session.timeout_ms);
+        let (timeout_ms, local) = (session.timeout_ms, session.local);
+        let expires_at_ms = self.round_up(now_ms + timeout_ms);
         self.schedule(session_id, expires_at_ms);
-        if self.reporting {
+        if self.reporting && !local {
             self.touched.push(session_id);
         }
         true
@@ -115,8 +152,12 @@ impl SessionTracker {
     /// Gives every session its whole timeout from now: a new leader does not know when
     /// the other members last heard from their clients.
     pub fn touch_all(&mut self, now_ms: u64) {
-        let all: Vec<(SessionId, u64)> =
-            self.sessions.iter().map(|(id, session)| (*id, session.timeout_ms)).collect();
+        let all: Vec<(SessionId, u64)> = self
+            .sessions
+            .iter()
+            .filter(|(_, session)| !session.closing)
+            .map(|(id, session)| (*id, session.timeout_ms))
+            .collect();
         for (session_id, timeout_ms) in all {
             let expires_at_ms = self.round_up(now_ms + timeout_ms);
             self.schedule(session_id, expires_at_ms);
@@ -188,6 +229,13 @@ impl SessionTracker {
 
     /// Takes the sessions whose expiry time has passed and marks them closing.
     pub fn expire(&mut self, now_ms: u64) -> Vec<SessionId> {
+        self.expire_owned(now_ms, true)
+    }
+
+    /// Like [`SessionTracker::expire`], but global sessions are expired only when
+    /// `global` (on the leader, which owns them); otherwise they merely leave the
+    /// expiry buckets until their next touch, and only local sessions expire.
+    pub fn expire_owned(&mut self, now_ms: u64, global: bool) -> Vec<SessionId> {
         let mut expired = Vec::new();
         while let Some(entry) = self.buckets.first_entry() {
             if *entry.key() > now_ms {
@@ -195,8 +243,10 @@ impl SessionTracker {
             }
             for session_id in entry.remove() {
                 if let Some(session) = self.sessions.get_mut(&session_id) {
-                    session.closing = true;
-                    expired.push(session_id);
+                    if global || session.local {
+                        session.closing = true;
+                        expired.push(session_id);
+                    }
                 }
             }
         }
@@ -227,6 +277,7 @@ impl SessionTracker {
                 session_id: *session_id,
                 timeout_ms: session.timeout_ms,
                 expires_at_ms: session.expires_at_ms,
+                local: session.local,
             })
             .collect();
         all.sort_by_key(|info| (info.expires_at_ms, info.session_id));
@@ -252,6 +303,32 @@ mod tests {
         assert!(!tracker.touch(9, 40));
         assert_eq!(tracker.take_touched(), [7, 8]);
         assert!(tracker.take_touched().is_empty());
+    }
+
+    #[test]
+    fn local_sessions_expire_everywhere_global_ones_only_where_owned() {
+        let mut tracker = SessionTracker::new(100, 1);
+        tracker.add(7, 1000, 0);
+        tracker.add_local(8, 1000, 0);
+        tracker.set_reporting(true);
+        assert!(tracker.touch(8, 10), "a local session is live");
+        assert!(tracker.take_touched().is_empty(), "the leader does not hear of local ones");
+        assert_eq!(tracker.expire_owned(5000, false), [8]);
+        assert!(tracker.contains(7), "a follower does not expire global sessions");
+        tracker.touch_all(5000);
+        assert_eq!(tracker.expire_owned(7000, true), [7]);
+    }
+
+    #[test]
+    fn an_upgraded_session_is_global() {
+        let mut tracker = SessionTracker::new(100, 1);
+        tracker.add_local(8, 1000, 0);
+        assert!(tracker.is_local(8));
+        tracker.upgrade(8);
+        assert!(!tracker.is_local(8));
+        tracker.add_local(9, 1000, 0);
+        tracker.remove_local();
+        assert!(tracker.contains(8) && !tracker.contains(9));
     }
 
     #[test]

@@ -139,6 +139,9 @@ pub enum Input {
     /// last role announced is [`Role::Leading`]: the core panics otherwise, as that is a
     /// broken invariant of the shell, not bad input.
     Propose(Entry),
+    /// The leader's zxid counter is exhausted (ZooKeeper's xid rollover): give up the
+    /// leadership so that an election starts a new epoch. Ignored unless leading.
+    StepDown,
     /// A client asked for `sync`: answer with [`Action::SyncDone`] once this server has
     /// applied everything committed before the request, as confirmed by a quorum.
     Sync {

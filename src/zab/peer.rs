@@ -188,6 +188,13 @@ impl Zab {
                 }
                 Transition::Stay
             }
+            Input::StepDown => match self.state {
+                State::Leading(_) => {
+                    tracing::info!("the zxid counter is exhausted; electing a new epoch");
+                    Transition::StepDown
+                }
+                _ => Transition::Stay,
+            },
             Input::Sync { id } => {
                 match &mut self.state {
                     State::Looking(_) => out.push(Action::SyncFailed { id }),

@@ -170,3 +170,14 @@ fn a_follower_drops_a_divergent_tail_and_acks_newleader_only_once_durable() {
         ]
     );
 }
+
+#[test]
+fn a_leader_told_to_step_down_starts_a_new_election() {
+    let (mut zab, _) = Zab::new(config(1, &[1]), restored(vec![entry(1, 1)], Epochs::default()));
+    zab.step(Input::Tick);
+    assert_eq!(zab.step(Input::StepDown), vec![Action::Role(Role::Looking)]);
+    assert!(zab.step(Input::StepDown).is_empty(), "ignored unless leading");
+    // The next election establishes a later epoch, whose counter starts again.
+    let leading = Action::Role(Role::Leading { epoch: 2, last_zxid: epoch_start(1) + 1 });
+    assert!(zab.step(Input::Tick).contains(&leading));
+}

@@ -27,7 +27,7 @@ use crate::ensemble::link::{LinkEvent, Links};
 use crate::ensemble::Membership;
 use crate::fast_hash::FastHashMap;
 use crate::prepare::Preparer;
-use crate::proto::{reply, Frame, Request};
+use crate::proto::{Frame, Request};
 use crate::server::log_writer::Logged;
 use crate::server::registry::Connection;
 use crate::server::{Mode, Shared};
@@ -162,8 +162,8 @@ impl Member {
                     *self.base.shared.leader_status.lock() = self.zab.status();
                     self.start_read_only_when_due();
                 }
-                _ = ticks.tick(), if self.is_leading() => {
-                    self.base.expire_sessions();
+                _ = ticks.tick(), if self.role != Role::Looking => {
+                    self.expire_sessions();
                     self.propose_prepared().await?;
                 }
                 _ = reaps.tick(), if self.is_leading() => {
@@ -214,6 +214,15 @@ impl Member {
             self.read_only_input(input);
             return Ok(());
         }
+        let input = if self.base.shared.config.local_sessions_enabled && self.role != Role::Looking
+        {
+            match self.local_session_input(input) {
+                Some(input) => input,
+                None => return Ok(()),
+            }
+        } else {
+            input
+        };
         let Some(leader) = self.leader() else {
             // Not serving: the client reconnects to a member that is.
             match input {
@@ -251,6 +260,98 @@ impl Member {
         Ok(())
     }
 
+    /// With local sessions: a new session is opened here without a txn; a local session
+    /// closes here; one creating an ephemeral node becomes global first (or fails with
+    /// EphemeralOnLocalSession when upgrading is off). `None` when nothing is left to do.
+    fn local_session_input(&mut self, input: Input) -> Option<Input> {
+        let shared = self.base.shared.clone();
+        match input {
+            Input::CreateSession { connection, timeout_ms, sent_read_only } => {
+                let session_id = {
+                    let mut sessions = shared.sessions.lock();
+                    let session_id = sessions.next_session_id();
+                    let timeout = u64::try_from(timeout_ms).unwrap_or(0);
+                    sessions.add_local(session_id, timeout, shared.clock.now_ms());
+                    session_id
+                };
+                let read_only = sent_read_only.then_some(false);
+                self.base.establish(&connection, session_id, timeout_ms, read_only);
+                None
+            }
+            Input::Request { connection, session_id, xid, request, received_ms, .. }
+                if shared.sessions.lock().is_local(session_id)
+                    && (matches!(request, Request::CloseSession)
+                        || (request.creates_ephemeral()
+                            && !shared.config.local_sessions_upgrading_enabled)) =>
+            {
+                let op = request.op();
+                let code = if op == OpCode::CloseSession {
+                    shared.sessions.lock().remove(session_id);
+                    Code::Ok
+                } else {
+                    Code::EphemeralOnLocalSession
+                };
+                self.base.answer_locally(&connection, op, xid, code, received_ms);
+                None
+            }
+            Input::Request { session_id, ref request, .. }
+                if request.creates_ephemeral() && shared.sessions.lock().is_local(session_id) =>
+            {
+                self.upgrade_session(session_id);
+                Some(input)
+            }
+            input => Some(input),
+        }
+    }
+
+    /// Makes a local session global: its createSession txn goes ahead of the request
+    /// that needs it, in the same order to the leader.
+    fn upgrade_session(&mut self, session_id: SessionId) {
+        let shared = self.base.shared.clone();
+        let timeout_ms = {
+            let mut sessions = shared.sessions.lock();
+            sessions.upgrade(session_id);
+            sessions.timeout_ms(session_id).unwrap_or(0)
+        };
+        let timeout_ms = i32::try_from(timeout_ms).unwrap_or(i32::MAX);
+        tracing::debug!(session_id = format_args!("0x{session_id:x}"), "upgrading local session");
+        match self.leader() {
+            Some(leader) => {
+                self.links.send(leader, &PeerFrame::CreateSession { session_id, timeout_ms });
+            }
+            None => {
+                let txn = self.base.prepare_create_session(session_id, timeout_ms);
+                self.base.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
+            }
+        }
+    }
+
+    /// Expires sessions: local ones here, with no txn; global ones only on the leader,
+    /// which owns them.
+    fn expire_sessions(&mut self) {
+        let shared = self.base.shared.clone();
+        let leading = self.is_leading();
+        let (local, global): (Vec<SessionId>, Vec<SessionId>) = {
+            let mut sessions = shared.sessions.lock();
+            let expired = sessions.expire_owned(shared.clock.now_ms(), leading);
+            let (local, global): (Vec<SessionId>, Vec<SessionId>) =
+                expired.into_iter().partition(|id| sessions.is_local(*id));
+            for session_id in &local {
+                sessions.remove(*session_id);
+            }
+            (local, global)
+        };
+        for session_id in local {
+            tracing::info!(session_id = format_args!("0x{session_id:x}"), "local session expired");
+            if let Some(connection) = shared.registry.for_session(session_id) {
+                connection.request_close();
+            }
+        }
+        if leading {
+            self.base.close_expired(global);
+        }
+    }
+
     /// ZooKeeper's read-only server: after a grace period of looking (the larger of 2 s
     /// and a tick, time for an election to succeed), serve read-only clients.
     fn start_read_only_when_due(&mut self) {
@@ -280,16 +381,14 @@ impl Member {
                 self.base.establish(&connection, session_id, timeout_ms, Some(true));
             }
             Input::Request { connection, session_id, xid, request, received_ms, .. } => {
-                let zxid = shared.database.last_applied_zxid();
                 let op = request.op();
-                let frame = if op == OpCode::CloseSession {
+                let code = if op == OpCode::CloseSession {
                     shared.sessions.lock().remove(session_id);
-                    connection.request_close();
-                    reply::status(xid, zxid, Code::Ok)
+                    Code::Ok
                 } else {
-                    reply::status(xid, zxid, Code::NotReadOnly)
+                    Code::NotReadOnly
                 };
-                self.base.answer(&connection, frame, op, xid, zxid, received_ms);
+                self.base.answer_locally(&connection, op, xid, code, received_ms);
             }
         }
     }
@@ -316,6 +415,12 @@ impl Member {
                     if !self.is_leading() {
                         // Leadership was lost while proposing: the client reconnects.
                         close_reply(&reply_to);
+                        continue;
+                    }
+                    if crate::txn::zxid_counter(txn.zxid()) == u32::MAX {
+                        // ZooKeeper's xid rollover: a new epoch restarts the counter.
+                        close_reply(&reply_to);
+                        self.step(zab::Input::StepDown).await?;
                         continue;
                     }
                     encode_entry_into(&txn, &mut self.entry_buffer);
@@ -389,9 +494,18 @@ impl Member {
         };
         let (xid, request) = decoded;
         let shared = self.base.shared.clone();
-        shared.sessions.lock().touch(session_id, shared.clock.now_ms());
+        let known = shared.sessions.lock().touch(session_id, shared.clock.now_ms());
+        // A session the leader does not know, opened by another member while local
+        // sessions are on, is that member's local session: ZooKeeper's leader lets it
+        // through, except to own ephemerals, which need a global session.
+        let owned_elsewhere = !known
+            && shared.config.local_sessions_enabled
+            && (session_id as u64 >> 56) != self.zab.id()
+            && !request.creates_ephemeral();
         let auth = AuthIds::from_ids(auth);
-        if let Some(txn) = self.base.prepare_request(session_id, xid, &request, &auth) {
+        if let Some(txn) =
+            self.base.prepare_request(session_id, xid, &request, &auth, owned_elsewhere)
+        {
             self.base.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
         }
     }
@@ -616,7 +730,10 @@ impl Member {
         *shared.mode.lock() = mode;
         match role {
             Role::Looking => {
-                shared.sessions.lock().set_reporting(false);
+                let mut sessions = shared.sessions.lock();
+                sessions.set_reporting(false);
+                sessions.remove_local();
+                drop(sessions);
                 for connection in shared.registry.all() {
                     connection.request_close();
                 }

@@ -199,13 +199,15 @@ impl Driver {
     }
 }
 
-/// The live sessions and their timeouts, as snapshots record them.
+/// The live global sessions and their timeouts, as snapshots record them (local sessions
+/// die with their server).
 fn live_sessions(shared: &Shared) -> Vec<(SessionId, i32)> {
     shared
         .sessions
         .lock()
         .sessions()
         .iter()
+        .filter(|session| !session.local)
         .map(|session| (session.session_id, i32::try_from(session.timeout_ms).unwrap_or(i32::MAX)))
         .collect()
 }
@@ -231,6 +233,7 @@ fn context<'a>(
         sessions,
         auth,
         session_id,
+        session_owned_elsewhere: false,
         extended_types_enabled: shared.config.extended_types_enabled,
         reconfig_enabled: shared.config.reconfig_enabled,
     }
@@ -240,7 +243,7 @@ impl Driver {
     fn prepare(&mut self, input: Input) {
         match input {
             Input::Request { connection, session_id, xid, request, auth, received_ms, .. } => {
-                match self.prepare_request(session_id, xid, &request, &auth) {
+                match self.prepare_request(session_id, xid, &request, &auth, false) {
                     Some(txn) => {
                         let op = request.op();
                         self.unlogged.push(Work::Txn(
@@ -267,17 +270,22 @@ impl Driver {
     }
 
     /// The txn for a write request of `session_id`, or `None` for `sync`, which has none.
+    /// `owned_elsewhere`: the session is another member's local session.
     fn prepare_request(
         &mut self,
         session_id: SessionId,
         xid: i32,
         request: &Request,
         auth: &AuthIds,
+        owned_elsewhere: bool,
     ) -> Option<Txn> {
         let wall_ms = self.shared.clock.wall_ms() as i64;
         let shared = self.shared.clone();
         let mut sessions = shared.sessions.lock();
-        let context = context(&shared, &sessions, auth, session_id);
+        let context = Context {
+            session_owned_elsewhere: owned_elsewhere,
+            ..context(&shared, &sessions, auth, session_id)
+        };
         let txn = self.preparer.prepare(&context, request, xid, wall_ms)?;
         if matches!(txn.body, TxnBody::CloseSession(_)) {
             sessions.set_closing(session_id);
@@ -297,9 +305,15 @@ impl Driver {
 
     /// Closes the sessions whose time is up, with a closeSession txn each.
     fn expire_sessions(&mut self) {
+        let expired = self.shared.sessions.lock().expire(self.shared.clock.now_ms());
+        self.close_expired(expired);
+    }
+
+    /// Prepares a closeSession txn for each expired session.
+    fn close_expired(&mut self, expired: Vec<SessionId>) {
         let shared = self.shared.clone();
-        let mut sessions = shared.sessions.lock();
-        for session_id in sessions.expire(shared.clock.now_ms()) {
+        let sessions = shared.sessions.lock();
+        for session_id in expired {
             tracing::info!(
                 session_id = format_args!("0x{session_id:x}"),
                 timeout_ms = sessions.timeout_ms(session_id).unwrap_or(0),
@@ -405,6 +419,24 @@ impl Driver {
         }
         self.spare = batch;
         self.count_applied(applied);
+    }
+
+    /// Answers a request decided without a txn (a local session's close, a write refused
+    /// by a read-only member) with `code`; a close also ends the connection.
+    fn answer_locally(
+        &self,
+        connection: &Connection,
+        op: OpCode,
+        xid: i32,
+        code: jute::Code,
+        received_ms: u64,
+    ) {
+        let zxid = self.shared.database.last_applied_zxid();
+        let frame = reply::status(xid, zxid, code);
+        self.answer(connection, frame, op, xid, zxid, received_ms);
+        if op == OpCode::CloseSession {
+            connection.request_close();
+        }
     }
 
     /// Answers a `sync`: everything committed before it is applied.
