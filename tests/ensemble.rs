@@ -401,3 +401,26 @@ async fn a_local_session_creating_an_ephemeral_becomes_global() {
     assert!(observer.exists("/upgraded", false).await.is_err(), "closing removed it");
     observer.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_connection_of_a_moved_session_gets_session_moved() {
+    let ensemble = Ensemble::start(3, "");
+    let leader = ensemble.wait_until_settled();
+    let (first, second) = ((leader + 1) % 3, (leader + 2) % 3);
+    let mut stale = connect(&ensemble, first).await;
+    stale.create("/moved", b"old", 0).await.expect("create");
+    let moved = Handshake {
+        timeout_ms: 10_000,
+        session_id: stale.session_id,
+        password: stale.password.clone(),
+        ..Handshake::default()
+    };
+    let mut current = Client::handshake(ensemble.addresses[second], moved).await.expect("moves");
+    assert_eq!(current.session_id, stale.session_id);
+    current.set_data("/moved", b"new", -1).await.expect("the session's new member");
+    // The first member still has its connection, but the session lives elsewhere now.
+    assert_eq!(stale.set_data("/moved", b"stale", -1).await, Err(jute::Code::SessionMoved));
+    let (data, stat) = current.get_data("/moved", false).await.expect("get");
+    assert_eq!((data.as_deref(), stat.version), (Some(&b"new"[..]), 1));
+    current.close().await;
+}

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use jute::records::{Acl, CreateRequest, DeleteRequest, Id, SetDataRequest};
 use jute::{Code, OpCode};
 use proptest::prelude::*;
-use zkrs::prepare::{Context, Preparer};
+use zkrs::prepare::{Context, Preparer, SessionCheck};
 use zkrs::proto::Request;
 use zkrs::session::{AuthIds, SessionTracker};
 use zkrs::tree::Database;
@@ -168,7 +168,7 @@ proptest! {
                 sessions: &sessions,
                 auth: &auth,
                 session_id: SESSION,
-                session_owned_elsewhere: false,
+                session_check: SessionCheck::Tracker,
                 extended_types_enabled: false,
                 reconfig_enabled: false,
             };

@@ -45,6 +45,12 @@ pub enum PeerFrame {
     Touch(Vec<SessionId>),
     /// Leader → learner: the next chunk of the snapshot the coming `Snap` installs.
     SnapshotChunk(Bytes),
+    /// Learner → leader: a client resumed this session here; requests for it from
+    /// other members are stale from now on.
+    Attach {
+        /// The session.
+        session_id: SessionId,
+    },
 }
 
 /// Appends the encoding of `frame` to `out`.
@@ -79,6 +85,10 @@ pub fn encode(frame: &PeerFrame, out: &mut BytesMut) {
             out.put_u8(4);
             write_buffer(out, Some(chunk));
         }
+        PeerFrame::Attach { session_id } => {
+            out.put_u8(5);
+            write_i64(out, *session_id);
+        }
     }
 }
 
@@ -108,6 +118,7 @@ pub fn decode(frame: &Bytes) -> Result<PeerFrame, DecodeError> {
             )
         }
         4 => PeerFrame::SnapshotChunk(r.read_buffer("snapshot chunk")?.unwrap_or_default()),
+        5 => PeerFrame::Attach { session_id: r.read_i64("session id")? },
         _ => {
             return Err(DecodeError::Invalid {
                 what: "frame kind",
@@ -145,6 +156,7 @@ mod tests {
             }),
             proptest::collection::vec(any::<i64>(), 0..4).prop_map(PeerFrame::Touch),
             bytes.prop_map(PeerFrame::SnapshotChunk),
+            any::<i64>().prop_map(|session_id| PeerFrame::Attach { session_id }),
         ]
     }
 

@@ -34,13 +34,25 @@ pub struct Context<'a> {
     pub auth: &'a AuthIds,
     /// The requesting session (0 for the server's own requests).
     pub session_id: SessionId,
-    /// The session is another member's local session: unknown here, live there
-    /// (ZooKeeper's leader lets those through its session check).
-    pub session_owned_elsewhere: bool,
+    /// How the requesting session is checked.
+    pub session_check: SessionCheck,
     /// Whether TTL nodes may be created.
     pub extended_types_enabled: bool,
     /// Whether `reconfig` is enabled.
     pub reconfig_enabled: bool,
+}
+
+/// How a request's session is checked: ZooKeeper's `checkSession(sessionId, owner)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionCheck {
+    /// Against the tracker: an unknown or closing session gets SessionExpired.
+    Tracker,
+    /// Not at all: another member's local session, unknown here but live there
+    /// (ZooKeeper's leader lets those through).
+    OwnedElsewhere,
+    /// The session's client has moved to another member since this request's member
+    /// sent it: SessionMoved, so a stale connection changes nothing.
+    Moved,
 }
 
 /// Allocates zxids and remembers the effect of every txn not yet applied.
@@ -79,10 +91,11 @@ impl Scope<'_, '_> {
     }
 
     fn check_session(&self) -> Result<(), Code> {
-        if self.context.session_owned_elsewhere {
-            return Ok(());
+        match self.context.session_check {
+            SessionCheck::Tracker => self.context.sessions.check(self.context.session_id),
+            SessionCheck::OwnedElsewhere => Ok(()),
+            SessionCheck::Moved => Err(Code::SessionMoved),
         }
-        self.context.sessions.check(self.context.session_id)
     }
 }
 

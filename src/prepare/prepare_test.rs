@@ -32,7 +32,7 @@ impl Fixture {
             sessions: &self.sessions,
             auth: &self.auth,
             session_id: SESSION,
-            session_owned_elsewhere: false,
+            session_check: SessionCheck::Tracker,
             extended_types_enabled: true,
             reconfig_enabled: false,
         };

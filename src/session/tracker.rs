@@ -20,6 +20,8 @@ struct Session {
     /// Known only to this server (ZooKeeper's local sessions): no txn created it, and
     /// none closes it.
     local: bool,
+    /// On a leader: the member whose client holds the session, once known.
+    owner: Option<u64>,
 }
 
 /// A live session as reported by the `dump` and `cons` four-letter words.
@@ -101,13 +103,25 @@ impl SessionTracker {
     }
 
     fn insert(&mut self, session_id: SessionId, timeout_ms: u64, now_ms: u64, local: bool) {
-        let fresh = Session { timeout_ms, expires_at_ms: 0, closing: false, local };
+        let fresh = Session { timeout_ms, expires_at_ms: 0, closing: false, local, owner: None };
         let session = self.sessions.entry(session_id).or_insert(fresh);
         session.timeout_ms = timeout_ms;
         // A local session that a txn makes global stays global.
         session.local &= local;
         let expires_at_ms = self.round_up(now_ms + timeout_ms);
         self.schedule(session_id, expires_at_ms);
+    }
+
+    /// Records which member's client holds the session (a leader's view).
+    pub fn set_owner(&mut self, session_id: SessionId, owner: u64) {
+        if let Some(session) = self.sessions.get_mut(&session_id) {
+            session.owner = Some(owner);
+        }
+    }
+
+    /// The member whose client holds the session, if known.
+    pub fn owner(&self, session_id: SessionId) -> Option<u64> {
+        self.sessions.get(&session_id).and_then(|session| session.owner)
     }
 
     /// Whether the session is a local one.

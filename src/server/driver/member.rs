@@ -26,7 +26,7 @@ use crate::ensemble::frame::PeerFrame;
 use crate::ensemble::link::{LinkEvent, Links};
 use crate::ensemble::Membership;
 use crate::fast_hash::FastHashMap;
-use crate::prepare::Preparer;
+use crate::prepare::{Preparer, SessionCheck};
 use crate::proto::{Frame, Request};
 use crate::server::log_writer::Logged;
 use crate::server::registry::Connection;
@@ -207,7 +207,15 @@ impl Member {
             {
                 return self.sync(connection, xid, sync.path, received_ms).await;
             }
-            self.base.prepare(input);
+            let check = match &input {
+                Input::Request { session_id, .. } => self.session_check(*session_id, self.zab.id()),
+                Input::Attach { session_id } => {
+                    self.attach(*session_id);
+                    return Ok(());
+                }
+                Input::CreateSession { .. } => SessionCheck::Tracker,
+            };
+            self.base.prepare_checked(input, check);
             return self.propose_prepared().await;
         }
         if *self.base.shared.mode.lock() == Mode::ReadOnly {
@@ -229,6 +237,7 @@ impl Member {
                 Input::Request { connection, .. } | Input::CreateSession { connection, .. } => {
                     connection.request_close();
                 }
+                Input::Attach { .. } => {}
             }
             return Ok(());
         };
@@ -256,6 +265,7 @@ impl Member {
                     .insert(session_id, ReplyTo::Handshake { connection, sent_read_only });
                 self.links.send(leader, &PeerFrame::CreateSession { session_id, timeout_ms });
             }
+            Input::Attach { session_id } => self.attach(session_id),
         }
         Ok(())
     }
@@ -369,6 +379,7 @@ impl Member {
     fn read_only_input(&mut self, input: Input) {
         let shared = self.base.shared.clone();
         match input {
+            Input::Attach { .. } => {}
             Input::CreateSession { connection, timeout_ms, .. } => {
                 let session_id = {
                     let mut sessions = shared.sessions.lock();
@@ -458,10 +469,16 @@ impl Member {
                 self.forwarded_request(from, session_id, auth, &frame);
                 self.propose_prepared().await
             }
+            LinkEvent::Frame { from, frame: PeerFrame::Attach { session_id } } => {
+                self.base.shared.sessions.lock().set_owner(session_id, from);
+                Ok(())
+            }
             LinkEvent::Frame {
-                frame: PeerFrame::CreateSession { session_id, timeout_ms }, ..
+                from,
+                frame: PeerFrame::CreateSession { session_id, timeout_ms },
             } => {
                 let txn = self.base.prepare_create_session(session_id, timeout_ms);
+                self.base.shared.sessions.lock().set_owner(session_id, from);
                 self.base.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
                 self.propose_prepared().await
             }
@@ -498,15 +515,43 @@ impl Member {
         // A session the leader does not know, opened by another member while local
         // sessions are on, is that member's local session: ZooKeeper's leader lets it
         // through, except to own ephemerals, which need a global session.
-        let owned_elsewhere = !known
+        let check = if !known
             && shared.config.local_sessions_enabled
             && (session_id as u64 >> 56) != self.zab.id()
-            && !request.creates_ephemeral();
-        let auth = AuthIds::from_ids(auth);
-        if let Some(txn) =
-            self.base.prepare_request(session_id, xid, &request, &auth, owned_elsewhere)
+            && !request.creates_ephemeral()
         {
+            SessionCheck::OwnedElsewhere
+        } else {
+            self.session_check(session_id, from)
+        };
+        let auth = AuthIds::from_ids(auth);
+        if let Some(txn) = self.base.prepare_request(session_id, xid, &request, &auth, check) {
             self.base.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
+        }
+    }
+
+    /// The leader's check of a request that `member` sent for `session_id`: once the
+    /// session's client has resumed on another member, this one's requests are stale
+    /// (SessionMoved). The first member heard from owns a session whose owner is not
+    /// known yet (one created before this leader's term).
+    fn session_check(&self, session_id: SessionId, member: ServerId) -> SessionCheck {
+        let mut sessions = self.base.shared.sessions.lock();
+        match sessions.owner(session_id) {
+            Some(owner) if owner != member => SessionCheck::Moved,
+            Some(_) => SessionCheck::Tracker,
+            None => {
+                sessions.set_owner(session_id, member);
+                SessionCheck::Tracker
+            }
+        }
+    }
+
+    /// A client resumed `session_id` here: the leader records this member as its owner.
+    fn attach(&mut self, session_id: SessionId) {
+        if self.is_leading() {
+            self.base.shared.sessions.lock().set_owner(session_id, self.zab.id());
+        } else if let Some(leader) = self.leader() {
+            self.links.send(leader, &PeerFrame::Attach { session_id });
         }
     }
 

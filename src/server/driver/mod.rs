@@ -14,7 +14,7 @@ use jute::{OpCode, Record};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::prepare::{Context, Preparer};
+use crate::prepare::{Context, Preparer, SessionCheck};
 use crate::proto::reply::frame_with;
 use crate::proto::write_reply::write_reply;
 use crate::proto::{reply, Request};
@@ -53,6 +53,12 @@ pub enum Input {
         auth: Arc<AuthIds>,
         /// When the request was read, for latency statistics.
         received_ms: u64,
+    },
+    /// A handshake resumed an existing session on this server; in an ensemble, the
+    /// leader learns that the session's client is here now.
+    Attach {
+        /// The session.
+        session_id: SessionId,
     },
     /// A handshake that asked for a new session.
     CreateSession {
@@ -233,7 +239,7 @@ fn context<'a>(
         sessions,
         auth,
         session_id,
-        session_owned_elsewhere: false,
+        session_check: SessionCheck::Tracker,
         extended_types_enabled: shared.config.extended_types_enabled,
         reconfig_enabled: shared.config.reconfig_enabled,
     }
@@ -241,9 +247,15 @@ fn context<'a>(
 
 impl Driver {
     fn prepare(&mut self, input: Input) {
+        self.prepare_checked(input, SessionCheck::Tracker);
+    }
+
+    /// Prepares `input`, checking a request's session as `session_check` says.
+    fn prepare_checked(&mut self, input: Input, session_check: SessionCheck) {
         match input {
+            Input::Attach { .. } => {}
             Input::Request { connection, session_id, xid, request, auth, received_ms, .. } => {
-                match self.prepare_request(session_id, xid, &request, &auth, false) {
+                match self.prepare_request(session_id, xid, &request, &auth, session_check) {
                     Some(txn) => {
                         let op = request.op();
                         self.unlogged.push(Work::Txn(
@@ -270,22 +282,18 @@ impl Driver {
     }
 
     /// The txn for a write request of `session_id`, or `None` for `sync`, which has none.
-    /// `owned_elsewhere`: the session is another member's local session.
     fn prepare_request(
         &mut self,
         session_id: SessionId,
         xid: i32,
         request: &Request,
         auth: &AuthIds,
-        owned_elsewhere: bool,
+        session_check: SessionCheck,
     ) -> Option<Txn> {
         let wall_ms = self.shared.clock.wall_ms() as i64;
         let shared = self.shared.clone();
         let mut sessions = shared.sessions.lock();
-        let context = Context {
-            session_owned_elsewhere: owned_elsewhere,
-            ..context(&shared, &sessions, auth, session_id)
-        };
+        let context = Context { session_check, ..context(&shared, &sessions, auth, session_id) };
         let txn = self.preparer.prepare(&context, request, xid, wall_ms)?;
         if matches!(txn.body, TxnBody::CloseSession(_)) {
             sessions.set_closing(session_id);
