@@ -424,3 +424,47 @@ async fn a_stale_connection_of_a_moved_session_gets_session_moved() {
     assert_eq!((data.as_deref(), stat.version), (Some(&b"new"[..]), 1));
     current.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_serves_and_forwards_writes_without_voting() {
+    let mut ensemble = Ensemble::start_with_observers(3, 1, "");
+    let leader = ensemble.wait_until_settled();
+    let observer = 3;
+    assert_eq!(ensemble.mode(observer).as_deref(), Some("observer"));
+    assert_eq!(mntr(&ensemble, leader, "zk_synced_observers"), "1");
+    assert_eq!(mntr(&ensemble, leader, "zk_synced_followers"), "2");
+    create_load_root(&ensemble).await;
+    bulk_create(&ensemble, observer, "observed", 50).await;
+    // Two voters down: the observer cannot make a quorum, so writes stop.
+    let (a, b) = ((leader + 1) % 3, (leader + 2) % 3);
+    ensemble.kill(a);
+    ensemble.kill(b);
+    let alone = Handshake { timeout_ms: 10_000, ..Handshake::default() };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let refused = Client::handshake(ensemble.addresses[observer], alone).await;
+    assert!(refused.map(|client| client.session_id == 0).unwrap_or(true), "no quorum, no service");
+    ensemble.restart(a);
+    ensemble.restart(b);
+    ensemble.wait_until_settled();
+    let dumps = dumps(&ensemble, "/load").await;
+    assert_eq!(dumps[observer].len(), 51);
+    assert!(dumps.iter().all(|dump| dump == &dumps[0]), "members differ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_members_survive_two_failures_including_the_leader() {
+    let mut ensemble = Ensemble::start(5, "");
+    let leader = ensemble.wait_until_settled();
+    create_load_root(&ensemble).await;
+    let load = Load::start(&ensemble);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed = Instant::now();
+    ensemble.kill(leader);
+    ensemble.kill((leader + 1) % 5);
+    load.first_ack_sent_after(killed, Duration::from_secs(30)).await;
+    ensemble.restart(leader);
+    ensemble.restart((leader + 1) % 5);
+    ensemble.wait_until_settled();
+    let acked = load.finish().await;
+    assert_consistent(&ensemble, &acked).await;
+}

@@ -28,12 +28,20 @@ fn free_ports(count: usize) -> Vec<u16> {
 }
 
 impl Ensemble {
-    /// Starts `size` members; `extra` is appended to every zoo.cfg.
+    /// Starts `size` voting members; `extra` is appended to every zoo.cfg.
     pub fn start(size: usize, extra: &str) -> Ensemble {
+        Ensemble::start_with_observers(size, 0, extra)
+    }
+
+    /// Starts `voters` voting members, then `observers` observers.
+    pub fn start_with_observers(voters: usize, observers: usize, extra: &str) -> Ensemble {
+        let size = voters + observers;
         let ports = free_ports(3 * size);
         let servers: String = (0..size)
             .map(|i| {
-                format!("server.{}=127.0.0.1:{}:{}\n", i + 1, ports[3 * i + 1], ports[3 * i + 2])
+                let role = if i < voters { "" } else { ":observer" };
+                let (quorum, election) = (ports[3 * i + 1], ports[3 * i + 2]);
+                format!("server.{}=127.0.0.1:{quorum}:{election}{role}\n", i + 1)
             })
             .collect();
         let mut ensemble = Ensemble {
@@ -111,8 +119,8 @@ impl Ensemble {
         (0..self.members.len()).map(|i| self.mode(i)).collect()
     }
 
-    /// Waits until a leader serves and every other running member follows it; returns
-    /// the leader.
+    /// Waits until a leader serves and every other running member follows (or observes)
+    /// it; returns the leader.
     pub fn wait_until_settled(&self) -> usize {
         let deadline = Instant::now() + ELECTION_WAIT;
         loop {
