@@ -120,20 +120,26 @@ impl History {
         if zxid < self.window_base {
             return None;
         }
-        Some(self.window.iter().filter(|entry| entry.zxid > zxid).cloned().collect())
+        Some(self.window.range(self.position_after(zxid)..).cloned().collect())
     }
 
-    /// The entries in `(after, through]`.
+    /// The entries in `(after, through]`. The window is in zxid order, so both ends are
+    /// found by binary search: a leader applies every commit from a window of thousands.
     ///
     /// # Panics
     /// If the window no longer has them: the core keeps every entry it has not applied.
     pub fn entries_between(&self, after: Zxid, through: Zxid) -> Vec<Entry> {
         assert!(after >= self.window_base, "entries after 0x{after:x} are gone");
-        self.window
-            .iter()
-            .filter(|entry| entry.zxid > after && entry.zxid <= through)
-            .cloned()
-            .collect()
+        let (start, end) = (self.position_after(after), self.position_after(through));
+        if start >= end {
+            return Vec::new();
+        }
+        self.window.range(start..end).cloned().collect()
+    }
+
+    /// The index of the first window entry after `zxid`.
+    fn position_after(&self, zxid: Zxid) -> usize {
+        self.window.partition_point(|entry| entry.zxid <= zxid)
     }
 
     /// Forgets the oldest entries beyond `max_entries`, never those after `keep_after`.
@@ -161,6 +167,20 @@ mod tests {
 
     fn history(entries: &[(u32, i64)]) -> History {
         History::new(0, Vec::new(), entries.iter().map(|(e, c)| entry(*e, *c)).collect())
+    }
+
+    #[test]
+    fn entries_are_found_by_zxid_range() {
+        let h = history(&[(1, 1), (1, 2), (1, 3), (2, 1)]);
+        let zxids = |entries: Vec<Entry>| entries.iter().map(|e| e.zxid).collect::<Vec<_>>();
+        let between = h.entries_between(epoch_start(1) + 1, epoch_start(2) + 1);
+        assert_eq!(zxids(between), [epoch_start(1) + 2, epoch_start(1) + 3, epoch_start(2) + 1]);
+        assert!(h.entries_between(epoch_start(1) + 3, epoch_start(1) + 2).is_empty());
+        assert_eq!(
+            zxids(h.entries_after(epoch_start(1) + 3).expect("in window")),
+            [epoch_start(2) + 1]
+        );
+        assert_eq!(h.entries_after(epoch_start(3)).expect("in window"), Vec::new());
     }
 
     #[test]
