@@ -215,6 +215,11 @@ async fn writes_through_every_member_are_seen_by_every_member() {
     }
     let follower_srvr = four_letter(ensemble.addresses[follower], "srvr").unwrap_or_default();
     assert!(follower_srvr.contains("Mode: follower"), "{follower_srvr}");
+    let conf = four_letter(ensemble.addresses[follower], "conf").unwrap_or_default();
+    let expected = format!("serverId={}\ninitLimit=10\nsyncLimit=5\nelectionAlg=3\n", follower + 1);
+    assert!(conf.contains(&expected), "{conf}");
+    assert!(conf.contains("peerType=0\nmembership: \nserver.1=127.0.0.1:"), "{conf}");
+    assert!(conf.ends_with(":participant\nversion=0\n"), "{conf}");
     let dumps = dumps(&ensemble, "/load").await;
     assert_eq!(dumps[0].len(), 61);
     assert!(dumps.iter().all(|dump| dump == &dumps[0]), "members differ");

@@ -188,7 +188,7 @@ fn connection_info(connection: &Connection, brief: bool, out: &mut String) {
 
 fn conf(shared: &Shared, out: &mut String) {
     let config = &shared.config;
-    let _ = writeln!(out, "clientPort={}", config.client_port);
+    let _ = writeln!(out, "clientPort={}", config.serving_client_port());
     let _ = writeln!(out, "secureClientPort=-1");
     let _ = writeln!(out, "dataDir={}", config.data_dir.display());
     let _ = writeln!(out, "dataDirSize={}", directory_size(&config.data_dir));
@@ -200,6 +200,31 @@ fn conf(shared: &Shared, out: &mut String) {
     let _ = writeln!(out, "maxSessionTimeout={}", config.session_timeout_ms_max);
     let _ = writeln!(out, "clientPortListenBacklog=-1");
     let _ = writeln!(out, "serverId={}", config.my_id.unwrap_or(0));
+    let Some(me) = config.my_id.and_then(|id| config.servers.get(&id)) else {
+        return;
+    };
+    if config.is_standalone() {
+        return;
+    }
+    let _ = writeln!(out, "initLimit={}", config.init_limit);
+    let _ = writeln!(out, "syncLimit={}", config.sync_limit);
+    let _ = writeln!(out, "electionAlg=3");
+    let _ = writeln!(out, "electionPort={}", me.election_port);
+    let _ = writeln!(out, "quorumPort={}", me.quorum_port);
+    let _ = writeln!(out, "peerType={}", u8::from(me.observer));
+    out.push_str("membership: \n");
+    for (id, server) in &config.servers {
+        let role = if server.observer { "observer" } else { "participant" };
+        let (host, quorum, election) = (&server.host, server.quorum_port, server.election_port);
+        let _ = write!(out, "server.{id}={host}:{quorum}:{election}:{role}");
+        match server.client_port {
+            Some(port) => {
+                let _ = writeln!(out, ";0.0.0.0:{port}");
+            }
+            None => out.push('\n'),
+        }
+    }
+    out.push_str("version=0\n");
 }
 
 fn envi(out: &mut String) {
