@@ -452,6 +452,8 @@ impl Member {
         match event {
             LinkEvent::Disconnected { peer, breaks } => {
                 self.links.disconnected(peer, breaks);
+                // A snapshot in transit is incomplete: the leader sends a whole one again.
+                self.snapshot_chunks.clear();
                 self.step(zab::Input::Disconnected { peer }).await
             }
             LinkEvent::Frame { from, frame: PeerFrame::Zab(message) } => {
