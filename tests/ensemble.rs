@@ -473,3 +473,39 @@ async fn five_members_survive_two_failures_including_the_leader() {
     let acked = load.finish().await;
     assert_consistent(&ensemble, &acked).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_expires_loses_its_ephemerals_on_every_member() {
+    let ensemble = Ensemble::start(3, "");
+    let leader = ensemble.wait_until_settled();
+    let follower = (leader + 1) % 3;
+    // tickTime=200: the shortest timeout is 400 ms.
+    let short = Handshake { timeout_ms: 400, ..Handshake::default() };
+    let mut doomed =
+        Client::handshake(ensemble.addresses[follower], short.clone()).await.expect("session");
+    doomed.create("/doomed", b"", 1).await.expect("ephemeral");
+    let mut watcher = connect(&ensemble, leader).await;
+    assert!(watcher.exists("/doomed", true).await.is_ok());
+    // The client goes silent without closing: only the leader's expiry can remove it.
+    let started = Instant::now();
+    let event = tokio::time::timeout(Duration::from_secs(10), watcher.next_event()).await;
+    let event = event.expect("the session expired");
+    assert_eq!((event.event_type, event.path.as_str()), (2, "/doomed"));
+    assert!(started.elapsed() >= Duration::from_millis(300), "not before its timeout");
+    drop(doomed);
+    // A client that only reads from its member stays alive: the member reports it.
+    let mut reader = Client::handshake(ensemble.addresses[follower], short).await.expect("session");
+    reader.create("/reader", b"", 1).await.expect("ephemeral");
+    for _ in 0..15 {
+        assert!(reader.exists("/reader", false).await.is_ok(), "the reading session lives");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    reader.close().await;
+    for i in 0..3 {
+        let mut client = connect(&ensemble, i).await;
+        client.call(OpCode::Sync, &SyncRequest { path: "/".into() }).await;
+        assert!(client.exists("/doomed", false).await.is_err(), "member {}", i + 1);
+        client.close().await;
+    }
+    watcher.close().await;
+}
