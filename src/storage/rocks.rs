@@ -128,11 +128,23 @@ fn database_options(log_dir: Option<&Path>) -> Options {
     options
 }
 
+/// The log is written once and deleted a few snapshots later, whole files at a time
+/// (`purge_log_through`). Letting flushed files wait in level 0 means most of them are
+/// deleted before any compaction rewrites them.
+fn log_options() -> Options {
+    let mut options = column_options();
+    options.set_level_zero_file_num_compaction_trigger(32);
+    options.set_level_zero_slowdown_writes_trigger(64);
+    options.set_level_zero_stop_writes_trigger(96);
+    options
+}
+
 fn descriptors() -> Vec<ColumnFamilyDescriptor> {
-    [LOG, SNAPSHOTS, METADATA]
-        .into_iter()
-        .map(|name| ColumnFamilyDescriptor::new(name, column_options()))
-        .collect()
+    vec![
+        ColumnFamilyDescriptor::new(LOG, log_options()),
+        ColumnFamilyDescriptor::new(SNAPSHOTS, column_options()),
+        ColumnFamilyDescriptor::new(METADATA, column_options()),
+    ]
 }
 
 /// Where the store of a data directory lives, and where its write-ahead log goes.
