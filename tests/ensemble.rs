@@ -112,6 +112,16 @@ impl Load {
     }
 }
 
+/// A handshake that resumes `client`'s session (on another connection).
+fn resuming(client: &Client) -> Handshake {
+    Handshake {
+        timeout_ms: 10_000,
+        session_id: client.session_id,
+        password: client.password.clone(),
+        ..Handshake::default()
+    }
+}
+
 /// Connects to member `i`, retrying while it is not serving yet.
 async fn connect(ensemble: &Ensemble, i: usize) -> Client {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -367,12 +377,7 @@ async fn local_sessions_stay_on_their_member_and_cannot_own_ephemerals() {
     local.create("/by-local", b"x", 0).await.expect("a persistent node");
     assert_eq!(local.create("/eph", b"", 1).await, Err(jute::Code::EphemeralOnLocalSession));
     // Another member does not know it.
-    let moved = Handshake {
-        timeout_ms: 10_000,
-        session_id: local.session_id,
-        password: local.password.clone(),
-        ..Handshake::default()
-    };
+    let moved = resuming(&local);
     let elsewhere = Client::handshake(ensemble.addresses[leader], moved).await.expect("answers");
     assert_eq!(elsewhere.session_id, 0, "a local session is refused by other members");
     local.close().await;
@@ -390,12 +395,7 @@ async fn a_local_session_creating_an_ephemeral_becomes_global() {
     let mut client = connect(&ensemble, follower).await;
     client.create("/upgraded", b"", 1).await.expect("the session is upgraded first");
     assert_eq!(mntr(&ensemble, leader, "zk_global_sessions"), "1");
-    let moved = Handshake {
-        timeout_ms: 10_000,
-        session_id: client.session_id,
-        password: client.password.clone(),
-        ..Handshake::default()
-    };
+    let moved = resuming(&client);
     drop(client);
     let mut resumed = Client::handshake(ensemble.addresses[leader], moved).await.expect("answers");
     assert_ne!(resumed.session_id, 0, "a global session moves between members");
@@ -414,12 +414,7 @@ async fn a_stale_connection_of_a_moved_session_gets_session_moved() {
     let (first, second) = ((leader + 1) % 3, (leader + 2) % 3);
     let mut stale = connect(&ensemble, first).await;
     stale.create("/moved", b"old", 0).await.expect("create");
-    let moved = Handshake {
-        timeout_ms: 10_000,
-        session_id: stale.session_id,
-        password: stale.password.clone(),
-        ..Handshake::default()
-    };
+    let moved = resuming(&stale);
     let mut current = Client::handshake(ensemble.addresses[second], moved).await.expect("moves");
     assert_eq!(current.session_id, stale.session_id);
     current.set_data("/moved", b"new", -1).await.expect("the session's new member");

@@ -236,8 +236,10 @@ async fn handshake(
         return Ok(None);
     }
     shared.registry.bind_session(connection, session_id, i64::from(timeout_ms));
-    let attach = Input::Attach { session_id };
-    shared.driver.send(attach).await.map_err(|_| ConnectionError::ServerStopping)?;
+    if mode != Mode::Standalone {
+        let attach = Input::Attach { session_id };
+        shared.driver.send(attach).await.map_err(|_| ConnectionError::ServerStopping)?;
+    }
     Ok(Some(session_id))
 }
 

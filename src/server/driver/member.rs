@@ -72,8 +72,6 @@ struct Member {
     entry_buffer: BytesMut,
     /// Since when this member has been looking for a leader.
     looking_since: Option<Instant>,
-    /// Sessions opened while read-only: known to no one else, closed when it ends.
-    read_only_sessions: Vec<SessionId>,
 }
 
 /// Runs an ensemble member's pipeline until `stop` is cancelled; `restored` is what it
@@ -110,7 +108,6 @@ pub async fn run(
         snapshot_chunks: Vec::new(),
         entry_buffer: BytesMut::new(),
         looking_since: Some(Instant::now()),
-        read_only_sessions: Vec::new(),
     };
     let core_tick = Duration::from_millis(membership.core_tick_ms);
     let outcome = match member.carry_out(actions).await {
@@ -277,15 +274,7 @@ impl Member {
         let shared = self.base.shared.clone();
         match input {
             Input::CreateSession { connection, timeout_ms, sent_read_only } => {
-                let session_id = {
-                    let mut sessions = shared.sessions.lock();
-                    let session_id = sessions.next_session_id();
-                    let timeout = u64::try_from(timeout_ms).unwrap_or(0);
-                    sessions.add_local(session_id, timeout, shared.clock.now_ms());
-                    session_id
-                };
-                let read_only = sent_read_only.then_some(false);
-                self.base.establish(&connection, session_id, timeout_ms, read_only);
+                self.open_local_session(&connection, timeout_ms, sent_read_only.then_some(false));
                 None
             }
             Input::Request { connection, session_id, xid, request, received_ms, .. }
@@ -294,14 +283,8 @@ impl Member {
                         || (request.creates_ephemeral()
                             && !shared.config.local_sessions_upgrading_enabled)) =>
             {
-                let op = request.op();
-                let code = if op == OpCode::CloseSession {
-                    shared.sessions.lock().remove(session_id);
-                    Code::Ok
-                } else {
-                    Code::EphemeralOnLocalSession
-                };
-                self.base.answer_locally(&connection, op, xid, code, received_ms);
+                let refusal = Code::EphemeralOnLocalSession;
+                self.answer_locally(&connection, session_id, xid, &request, refusal, received_ms);
                 None
             }
             Input::Request { session_id, ref request, .. }
@@ -377,31 +360,58 @@ impl Member {
 
     /// A read-only member opens sessions locally and refuses every change.
     fn read_only_input(&mut self, input: Input) {
-        let shared = self.base.shared.clone();
         match input {
             Input::Attach { .. } => {}
+            // Sessions opened while read-only are local: known to no one else, and
+            // forgotten when read-only service ends.
             Input::CreateSession { connection, timeout_ms, .. } => {
-                let session_id = {
-                    let mut sessions = shared.sessions.lock();
-                    let session_id = sessions.next_session_id();
-                    let timeout = u64::try_from(timeout_ms).unwrap_or(0);
-                    sessions.add(session_id, timeout, shared.clock.now_ms());
-                    session_id
-                };
-                self.read_only_sessions.push(session_id);
-                self.base.establish(&connection, session_id, timeout_ms, Some(true));
+                self.open_local_session(&connection, timeout_ms, Some(true));
             }
             Input::Request { connection, session_id, xid, request, received_ms, .. } => {
-                let op = request.op();
-                let code = if op == OpCode::CloseSession {
-                    shared.sessions.lock().remove(session_id);
-                    Code::Ok
-                } else {
-                    Code::NotReadOnly
-                };
-                self.base.answer_locally(&connection, op, xid, code, received_ms);
+                let refusal = Code::NotReadOnly;
+                self.answer_locally(&connection, session_id, xid, &request, refusal, received_ms);
             }
         }
+    }
+
+    /// Opens a session known only to this member, with no txn, and answers the handshake
+    /// (`read_only`: the flag to append, if the client sent one).
+    fn open_local_session(
+        &mut self,
+        connection: &Connection,
+        timeout_ms: i32,
+        read_only: Option<bool>,
+    ) {
+        let shared = &self.base.shared;
+        let session_id = {
+            let mut sessions = shared.sessions.lock();
+            let session_id = sessions.next_session_id();
+            let timeout = u64::try_from(timeout_ms).unwrap_or(0);
+            sessions.add_local(session_id, timeout, shared.clock.now_ms());
+            session_id
+        };
+        self.base.establish(connection, session_id, timeout_ms, read_only);
+    }
+
+    /// Answers a request decided here, without a txn: a close of a local session ends
+    /// it; anything else is refused with `refusal`.
+    fn answer_locally(
+        &self,
+        connection: &Connection,
+        session_id: SessionId,
+        xid: i32,
+        request: &Request,
+        refusal: Code,
+        received_ms: u64,
+    ) {
+        let op = request.op();
+        let code = if op == OpCode::CloseSession {
+            self.base.shared.sessions.lock().remove(session_id);
+            Code::Ok
+        } else {
+            refusal
+        };
+        self.base.answer_locally(connection, op, xid, code, received_ms);
     }
 
     async fn sync(
@@ -644,12 +654,10 @@ impl Member {
         let count = entries.len() as u64;
         for entry in entries {
             let own = self.proposed.front().is_some_and(|(txn, _)| txn.zxid() == entry.zxid);
-            let (txn, reply_to) = match self.proposed.pop_front() {
-                Some(proposed) if own => proposed,
-                other => {
-                    if let Some(other) = other {
-                        self.proposed.push_front(other);
-                    }
+            let proposed = if own { self.proposed.pop_front() } else { None };
+            let (txn, reply_to) = match proposed {
+                Some(proposed) => proposed,
+                None => {
                     let txn = decode_entry(&LogEntry { zxid: entry.zxid, value: entry.payload })?;
                     let reply_to = self.reply_to(&txn);
                     (txn, reply_to)
@@ -820,10 +828,7 @@ impl Member {
         for connection in shared.registry.all() {
             connection.request_close();
         }
-        let mut sessions = shared.sessions.lock();
-        for session_id in self.read_only_sessions.drain(..) {
-            sessions.remove(session_id);
-        }
+        shared.sessions.lock().remove_local();
     }
 }
 
