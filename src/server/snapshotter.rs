@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use crate::server::Shared;
 use crate::storage::{SnapshotHeader, Storage, StorageError};
-use crate::tree::snapshot::write_snapshot;
+use crate::tree::data_tree::DataTree;
+use crate::tree::snapshot::{write_snapshot, SnapshotSummary};
 use crate::txn::{SessionId, Zxid};
 
 /// Decides when to snapshot and runs one snapshot at a time on its own thread.
@@ -128,22 +129,40 @@ impl Snapshotter {
     }
 }
 
-/// Writes a (fuzzy) snapshot labelled `zxid` of the current tree, unless `stopping` is
+/// Writes a (fuzzy) snapshot labelled `zxid` of the server's tree, unless `stopping` is
 /// set before it is complete.
 ///
 /// # Errors
 /// If the storage fails; [`StorageError::Interrupted`] when stopped.
-pub fn take_snapshot(
+fn take_snapshot(
     shared: &Shared,
     storage: &dyn Storage,
     zxid: Zxid,
     sessions: &[(SessionId, i32)],
     stopping: &AtomicBool,
 ) -> Result<(), StorageError> {
+    let created_ms = shared.clock.wall_ms() as i64;
+    take_snapshot_of(shared.database.tree(), storage, zxid, sessions, created_ms, stopping)
+        .map(|_| ())
+}
+
+/// Writes a (fuzzy) snapshot labelled `zxid` of `tree` and `sessions`, unless `stopping`
+/// is set before it is complete, logging its size and duration.
+///
+/// # Errors
+/// If the storage fails; [`StorageError::Interrupted`] when stopped.
+pub fn take_snapshot_of(
+    tree: &DataTree,
+    storage: &dyn Storage,
+    zxid: Zxid,
+    sessions: &[(SessionId, i32)],
+    created_ms: i64,
+    stopping: &AtomicBool,
+) -> Result<SnapshotSummary, StorageError> {
     let started = Instant::now();
     tracing::info!(zxid = format_args!("0x{zxid:x}"), "taking a snapshot");
     let mut writer = storage.begin_snapshot(zxid)?;
-    let summary = write_snapshot(shared.database.tree(), sessions, |chunk| {
+    let summary = write_snapshot(tree, sessions, |chunk| {
         if stopping.load(Ordering::Acquire) {
             return Err(StorageError::Interrupted);
         }
@@ -155,7 +174,7 @@ pub fn take_snapshot(
         nodes: summary.nodes,
         sessions: u32::try_from(summary.sessions).unwrap_or(u32::MAX),
         bytes: summary.bytes,
-        created_ms: shared.clock.wall_ms() as i64,
+        created_ms,
     };
     writer.finish(&header)?;
     tracing::info!(
@@ -165,7 +184,7 @@ pub fn take_snapshot(
         seconds = started.elapsed().as_secs_f64(),
         "snapshot written"
     );
-    Ok(())
+    Ok(summary)
 }
 
 /// Keeps the `retain` newest snapshots, deletes the rest, and the log

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
 
 use crate::storage::record::{decode_header, encode_header, HEADER_INDEX};
@@ -41,8 +41,9 @@ struct MemorySnapshotWriter<'a> {
 }
 
 impl SnapshotWriter for MemorySnapshotWriter<'_> {
-    fn put(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
-        self.chunks.push(crate::storage::record::seal(chunk));
+    fn put(&mut self, chunk: &mut BytesMut) -> Result<(), StorageError> {
+        crate::storage::record::seal_in_place(chunk);
+        self.chunks.push(chunk.split().freeze());
         Ok(())
     }
 

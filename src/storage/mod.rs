@@ -15,7 +15,7 @@ pub mod record;
 pub mod recovery;
 pub mod rocks;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::txn::Zxid;
 
@@ -76,7 +76,7 @@ pub trait SnapshotWriter {
     ///
     /// # Errors
     /// [`StorageError`] if the store cannot take it.
-    fn put(&mut self, chunk: &[u8]) -> Result<(), StorageError>;
+    fn put(&mut self, chunk: &mut BytesMut) -> Result<(), StorageError>;
 
     /// Completes the snapshot; durable on return. Until it returns, a crash leaves
     /// nothing of it: the chunks and the header become visible together.

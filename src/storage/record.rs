@@ -1,4 +1,5 @@
-//! The byte layout of stored values: a CRC-32C, then the payload, checked on both ends.
+//! The byte layout of stored values: the payload, then its CRC-32C, checked on both ends.
+//! The checksum goes last so a value can be sealed where it was built, without a copy.
 //!
 //! Log keys are zxids in big-endian, so RocksDB's byte order is zxid order; snapshot keys
 //! are the snapshot's zxid followed by a chunk index, the header taking the last index.
@@ -14,7 +15,7 @@ use crate::txn::{Txn, Zxid};
 pub const HEADER_INDEX: u32 = u32::MAX;
 
 const SNAPSHOT_MAGIC: i64 = 0x5a4b_5253_534e_4150; // "ZKRSSNAP"
-const SNAPSHOT_FORMAT: i32 = 1;
+const SNAPSHOT_FORMAT: i32 = 2;
 
 /// The key of a log entry.
 pub fn log_key(zxid: Zxid) -> [u8; 8] {
@@ -41,26 +42,28 @@ pub fn parse_snapshot_key(key: &[u8]) -> Option<(Zxid, u32)> {
     Some((zxid, index))
 }
 
-/// Prefixes a payload with its CRC-32C.
+/// The length of the checksum that ends every stored value.
+const CHECKSUM_LEN: usize = 4;
+
+/// A payload followed by its CRC-32C.
 pub fn seal(payload: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(payload.len() + 4);
-    out.put_u32(crc32c::crc32c(payload));
+    let mut out = BytesMut::with_capacity(payload.len() + CHECKSUM_LEN);
     out.extend_from_slice(payload);
+    seal_in_place(&mut out);
     out.freeze()
 }
 
-/// [`seal`] into a reusable buffer, replacing what it held.
-pub fn seal_into(payload: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    out.reserve(payload.len() + 4);
-    out.extend_from_slice(&crc32c::crc32c(payload).to_be_bytes());
-    out.extend_from_slice(payload);
+/// Seals the payload `buffer` holds by appending its CRC-32C.
+pub fn seal_in_place(buffer: &mut BytesMut) {
+    let crc = crc32c::crc32c(buffer);
+    buffer.put_u32(crc);
 }
 
 /// The payload of a sealed value, if its checksum holds.
 pub fn unseal(value: &Bytes) -> Option<Bytes> {
-    let checksum = u32::from_be_bytes(value.get(..4)?.try_into().ok()?);
-    let payload = value.slice(4..);
+    let split = value.len().checked_sub(CHECKSUM_LEN)?;
+    let checksum = u32::from_be_bytes(value.get(split..)?.try_into().ok()?);
+    let payload = value.slice(..split);
     (crc32c::crc32c(&payload) == checksum).then_some(payload)
 }
 
@@ -75,12 +78,9 @@ pub fn encode_entry(txn: &Txn) -> LogEntry {
 /// entries can share one buffer.
 pub fn encode_entry_into(txn: &Txn, out: &mut BytesMut) {
     let start = out.len();
-    out.put_u32(0);
     txn.encode_into(out);
-    let crc = out.get(start + 4..).map_or(0, crc32c::crc32c);
-    if let Some(slot) = out.get_mut(start..start + 4) {
-        slot.copy_from_slice(&crc.to_be_bytes());
-    }
+    let crc = out.get(start..).map_or(0, crc32c::crc32c);
+    out.put_u32(crc);
 }
 
 /// The txn in a log entry.
@@ -221,11 +221,19 @@ mod tests {
     }
 
     #[test]
-    fn sealing_into_a_used_buffer_matches_sealing_afresh() {
-        let mut buffer = b"left over from a longer chunk".to_vec();
-        seal_into(b"chunk", &mut buffer);
+    fn sealing_in_place_matches_sealing_a_copy() {
+        let mut buffer = BytesMut::from(&b"chunk"[..]);
+        seal_in_place(&mut buffer);
         assert_eq!(buffer, seal(b"chunk"));
-        assert_eq!(unseal(&Bytes::from(buffer)), Some(Bytes::from_static(b"chunk")));
+        assert_eq!(unseal(&buffer.freeze()), Some(Bytes::from_static(b"chunk")));
+    }
+
+    #[test]
+    fn values_shorter_than_a_checksum_are_not_intact() {
+        for len in 0..4 {
+            assert_eq!(unseal(&Bytes::from(vec![0u8; len])), None, "length {len}");
+        }
+        assert_eq!(unseal(&seal(b"")), Some(Bytes::new()));
     }
 
     #[test]

@@ -8,14 +8,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rocksdb::{
     ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Direction,
     IngestExternalFileOptions, IteratorMode, Options, SstFileWriter, WriteBatch, WriteOptions, DB,
 };
 
 use crate::storage::record::{
-    decode_header, encode_header, log_key, parse_snapshot_key, seal, seal_into, snapshot_key,
+    decode_header, encode_header, log_key, parse_snapshot_key, seal, seal_in_place, snapshot_key,
     unseal, zxid_of_log_key, HEADER_INDEX,
 };
 use crate::storage::{Epochs, LogEntry, SnapshotHeader, SnapshotWriter, Storage, StorageError};
@@ -26,7 +26,8 @@ const SNAPSHOTS: &str = "snapshots";
 const METADATA: &str = "metadata";
 
 const FORMAT_KEY: &[u8] = b"format";
-const FORMAT: &[u8] = b"zkrs-storage-1";
+// 2: checksums follow their payload; node chunks end with their ACL table.
+const FORMAT: &[u8] = b"zkrs-storage-2";
 const EPOCHS_KEY: &[u8] = b"epochs";
 const EPOCH_ENDS_KEY: &[u8] = b"epoch_ends";
 
@@ -52,15 +53,13 @@ struct RocksSnapshotWriter<'a> {
     path: PathBuf,
     zxid: Zxid,
     next_index: u32,
-    /// The chunk being sealed, reused from chunk to chunk.
-    sealed: Vec<u8>,
 }
 
 impl SnapshotWriter for RocksSnapshotWriter<'_> {
-    fn put(&mut self, chunk: &[u8]) -> Result<(), StorageError> {
-        seal_into(chunk, &mut self.sealed);
+    fn put(&mut self, chunk: &mut BytesMut) -> Result<(), StorageError> {
+        seal_in_place(chunk);
         let key = snapshot_key(self.zxid, self.next_index);
-        self.writer.put(key, &self.sealed).map_err(backend)?;
+        self.writer.put(key, &chunk[..]).map_err(backend)?;
         self.next_index += 1;
         Ok(())
     }
@@ -352,14 +351,7 @@ impl Storage for RocksStorage {
         let path = self.scratch_dir.join(format!("snapshot-{zxid:016x}.sst"));
         let writer = SstFileWriter::create(&self.table_options);
         writer.open(&path).map_err(backend)?;
-        Ok(Box::new(RocksSnapshotWriter {
-            storage: self,
-            writer,
-            path,
-            zxid,
-            next_index: 0,
-            sealed: Vec::new(),
-        }))
+        Ok(Box::new(RocksSnapshotWriter { storage: self, writer, path, zxid, next_index: 0 }))
     }
 
     fn snapshots(&self) -> Result<Vec<SnapshotHeader>, StorageError> {

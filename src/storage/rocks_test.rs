@@ -1,4 +1,4 @@
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use jute::records::{CreateTxn, TxnHeader};
 use jute::OpCode;
 
@@ -86,12 +86,12 @@ fn snapshots_appear_whole_and_survive_reopening() {
         let storage = RocksStorage::open(&dir, None, false).expect("open");
         let mut writer = storage.begin_snapshot(5).expect("begin");
         for chunk in &written {
-            writer.put(chunk).expect("chunk");
+            writer.put(&mut BytesMut::from(&chunk[..])).expect("chunk");
         }
         assert!(storage.snapshots().expect("list").is_empty(), "not visible before finish");
         writer.finish(&header).expect("finish");
         let mut abandoned = storage.begin_snapshot(9).expect("begin");
-        abandoned.put(&Bytes::from("never finished")).expect("chunk");
+        abandoned.put(&mut BytesMut::from("never finished")).expect("chunk");
         drop(abandoned);
         assert_eq!(storage.snapshots().expect("list"), [header]);
     }
@@ -117,7 +117,7 @@ fn newer_snapshots_list_first_and_deleting_one_keeps_the_others() {
     let mut headers = Vec::new();
     for zxid in [3, 0x1_0000_0002, 8] {
         let mut writer = storage.begin_snapshot(zxid).expect("begin");
-        writer.put(&Bytes::from(format!("state at {zxid}"))).expect("chunk");
+        writer.put(&mut BytesMut::from(format!("state at {zxid}").as_str())).expect("chunk");
         let header =
             SnapshotHeader { zxid, chunks: 1, nodes: 1, sessions: 0, bytes: 1, created_ms: 0 };
         writer.finish(&header).expect("finish");

@@ -13,6 +13,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
+use compact_str::CompactString;
 use dashmap::DashMap;
 use jute::records::{Acl, Stat};
 use jute::Code;
@@ -350,9 +351,30 @@ impl DataTree {
         self.tables.iter().map(|entry| entry.key().to_string()).collect()
     }
 
-    /// Calls `f` with the child table of `parent` (`""` holds the root), if any.
-    pub fn with_children<R>(&self, parent: &str, f: impl FnOnce(&Children) -> R) -> Option<R> {
-        self.tables.get(parent).map(|table| f(&table))
+    /// The names of the children in `parent`'s table (`""` holds the root), if any.
+    pub fn child_names(&self, parent: &str) -> Vec<CompactString> {
+        self.tables
+            .get(parent)
+            .map(|table| table.names().map(CompactString::from).collect())
+            .unwrap_or_default()
+    }
+
+    /// Calls `f` with each child of `parent` named in `names` that still exists, under
+    /// one hold of the table's lock: a snapshot walks a big table a slice at a time, so
+    /// an apply to it never waits for the whole table to be encoded.
+    pub fn with_named_children(
+        &self,
+        parent: &str,
+        names: &[CompactString],
+        mut f: impl FnMut(&Node),
+    ) {
+        if let Some(table) = self.tables.get(parent) {
+            for name in names {
+                if let Some(node) = table.get(&self.hasher, name) {
+                    f(node);
+                }
+            }
+        }
     }
 
     /// Interns an ACL list, taking one reference the caller must give back with

@@ -111,3 +111,21 @@ fn explicit_parent_cversion_only_moves_forward() {
     assert_eq!(parent.pzxid, 2, "a lower cversion leaves pzxid alone");
     assert_eq!(parent.cversion, 5 * 2 - 2);
 }
+
+#[test]
+fn named_children_are_visited_while_they_exist() {
+    let tree = DataTree::new(false);
+    create(&tree, "/t", 0, 1).expect("created");
+    for (zxid, name) in (2..).zip(["a", "b", "c"]) {
+        create(&tree, &format!("/t/{name}"), 0, zxid).expect("created");
+    }
+    let mut names = tree.child_names("/t");
+    names.sort();
+    assert_eq!(names, ["a", "b", "c"]);
+    tree.delete_node("/t/b", 10).expect("deleted");
+    create(&tree, "/t/d", 0, 11).expect("created");
+    let mut visited = Vec::new();
+    tree.with_named_children("/t", &names, |node| visited.push((node.name.clone(), node.czxid)));
+    assert_eq!(visited, [("a".into(), 2), ("c".into(), 4)], "b is gone, d was not named");
+    assert!(tree.child_names("/nothing").is_empty());
+}

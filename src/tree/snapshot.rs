@@ -7,8 +7,9 @@
 //! txn whose effect is already there is harmless (a create finds the node, a delete does
 //! not, sets write the same version), exactly as in ZooKeeper.
 //!
-//! Each chunk carries its own ACL dictionary and names the parent of every group of
-//! nodes, so chunks decode independently. Checksums belong to the storage layer.
+//! Each chunk carries its own ACL dictionary (at its end, so a chunk is written in one
+//! pass) and names the parent of every group of nodes, so chunks decode independently.
+//! Checksums belong to the storage layer.
 
 use std::collections::HashMap;
 
@@ -24,7 +25,10 @@ use crate::tree::node::Node;
 use crate::txn::SessionId;
 
 /// Chunks are cut once they pass this size (a larger single node makes a larger chunk).
-pub const CHUNK_BYTES: usize = 1 << 20;
+pub const CHUNK_BYTES: usize = 1 << 18;
+
+/// Nodes encoded per hold of their table's lock.
+const NODES_PER_LOCK: usize = 128;
 
 const KIND_NODES: u8 = 1;
 const KIND_SESSIONS: u8 = 2;
@@ -63,28 +67,27 @@ pub struct SnapshotSummary {
     pub bytes: u64,
 }
 
-/// Builds chunks of nodes, each with the ACLs its nodes use.
+/// Builds chunks of nodes, each ending with the ACLs its nodes use. A chunk is built in
+/// the buffer it is handed over in: node data is copied once, from the tree.
 struct ChunkBuilder {
-    body: BytesMut,
+    chunk: BytesMut,
     acls: HashMap<AclId, i32>,
     acl_lists: Vec<(i32, Vec<Acl>)>,
-    /// The parent of the group being written, and where its node count sits in `body`.
+    /// The parent of the group being written, and where its node count sits in `chunk`.
     group: Option<(String, usize, i32)>,
 }
 
 impl ChunkBuilder {
-    fn new() -> ChunkBuilder {
-        ChunkBuilder {
-            body: BytesMut::with_capacity(CHUNK_BYTES + 4096),
-            acls: HashMap::new(),
-            acl_lists: Vec::new(),
-            group: None,
-        }
+    /// A builder writing into `chunk` (cleared first).
+    fn new(mut chunk: BytesMut) -> ChunkBuilder {
+        chunk.clear();
+        chunk.put_u8(KIND_NODES);
+        ChunkBuilder { chunk, acls: HashMap::new(), acl_lists: Vec::new(), group: None }
     }
 
     fn close_group(&mut self) {
         if let Some((_, count_at, count)) = self.group.take() {
-            if let Some(slot) = self.body.get_mut(count_at..count_at + 4) {
+            if let Some(slot) = self.chunk.get_mut(count_at..count_at + 4) {
                 slot.copy_from_slice(&count.to_be_bytes());
             }
         }
@@ -93,9 +96,9 @@ impl ChunkBuilder {
     fn add(&mut self, tree: &DataTree, parent: &str, node: &Node) {
         if self.group.as_ref().is_none_or(|(group_parent, _, _)| group_parent != parent) {
             self.close_group();
-            write_ustring(&mut self.body, parent);
-            let count_at = self.body.len();
-            write_i32(&mut self.body, 0);
+            write_ustring(&mut self.chunk, parent);
+            let count_at = self.chunk.len();
+            write_i32(&mut self.chunk, 0);
             self.group = Some((parent.to_owned(), count_at, 0));
         }
         let next_id = i32::try_from(self.acls.len()).unwrap_or(i32::MAX);
@@ -103,15 +106,15 @@ impl ChunkBuilder {
             self.acl_lists.push((next_id, tree.acl(node.acl).to_vec()));
             next_id
         });
-        write_ustring(&mut self.body, &node.name);
-        write_buffer(&mut self.body, node.data.as_deref());
+        write_ustring(&mut self.chunk, &node.name);
+        write_buffer(&mut self.chunk, node.data.as_deref());
         for value in
             [node.czxid, node.mzxid, node.pzxid, node.ctime, node.mtime, node.ephemeral_owner]
         {
-            write_i64(&mut self.body, value);
+            write_i64(&mut self.chunk, value);
         }
         for value in [node.version, node.cversion, node.aversion, local_acl] {
-            write_i32(&mut self.body, value);
+            write_i32(&mut self.chunk, value);
         }
         if let Some((_, _, count)) = self.group.as_mut() {
             *count += 1;
@@ -119,39 +122,42 @@ impl ChunkBuilder {
     }
 
     fn is_full(&self) -> bool {
-        self.body.len() >= CHUNK_BYTES
+        self.chunk.len() >= CHUNK_BYTES
     }
 
     fn is_empty(&self) -> bool {
-        self.body.is_empty()
+        self.chunk.len() <= 1
     }
 
-    /// Writes the finished chunk into `out`: kind, ACL dictionary, then the node groups.
-    fn finish_into(&mut self, out: &mut BytesMut) {
+    /// Ends the chunk with its ACL dictionary and where that starts, and hands it over;
+    /// the builder goes on in `next`.
+    fn finish(&mut self, next: BytesMut) -> BytesMut {
         self.close_group();
-        out.clear();
-        out.reserve(self.body.len() + 256);
-        out.put_u8(KIND_NODES);
-        write_i32(out, i32::try_from(self.acl_lists.len()).unwrap_or(i32::MAX));
+        let acls_at = u32::try_from(self.chunk.len()).unwrap_or(u32::MAX);
+        write_i32(&mut self.chunk, i32::try_from(self.acl_lists.len()).unwrap_or(i32::MAX));
         for (id, list) in self.acl_lists.drain(..) {
-            write_i32(out, id);
-            list.write(out);
+            write_i32(&mut self.chunk, id);
+            list.write(&mut self.chunk);
         }
-        out.extend_from_slice(&self.body);
-        self.body.clear();
+        self.chunk.put_u32(acls_at);
         self.acls.clear();
+        let mut next = next;
+        next.clear();
+        next.put_u8(KIND_NODES);
+        std::mem::replace(&mut self.chunk, next)
     }
 }
 
 /// Writes the whole state as chunks, handing each to `emit` as soon as it is full.
-/// `sessions` are the live sessions and their timeouts at the snapshot's zxid.
+/// `sessions` are the live sessions and their timeouts at the snapshot's zxid. `emit` may
+/// change or take the buffer it is given; its allocation is reused if left.
 ///
 /// # Errors
 /// Whatever `emit` returns.
 pub fn write_snapshot<E>(
     tree: &DataTree,
     sessions: &[(SessionId, i32)],
-    mut emit: impl FnMut(&[u8]) -> Result<(), E>,
+    mut emit: impl FnMut(&mut BytesMut) -> Result<(), E>,
 ) -> Result<SnapshotSummary, E> {
     let mut summary = SnapshotSummary::default();
     let mut chunk = BytesMut::new();
@@ -164,45 +170,50 @@ pub fn write_snapshot<E>(
     summary.sessions = sessions.len();
     summary.bytes += chunk.len() as u64;
     summary.chunks += 1;
-    emit(&chunk)?;
+    emit(&mut chunk)?;
 
-    let mut builder = ChunkBuilder::new();
+    // Chunk buffers are reused: a snapshot of a big tree would otherwise allocate (and
+    // page in) a fresh buffer for every chunk.
+    let mut builder = ChunkBuilder::new(new_chunk_buffer());
+    let mut spare: Vec<BytesMut> = Vec::new();
+    let mut full: Vec<BytesMut> = Vec::new();
     let mut parents = tree.parents();
     parents.sort();
-    // Chunk buffers are reused: a snapshot of a big tree would otherwise allocate (and
-    // page in) a fresh megabyte for every chunk.
-    let mut spare: Vec<BytesMut> = vec![chunk];
-    let mut full: Vec<BytesMut> = Vec::new();
     for parent in parents {
-        // One table at a time, encoded under its shard's read lock and stored after the
-        // lock is released, so applies go on meanwhile. A node added to this table while
-        // it waits is picked up by the log replay after loading.
-        tree.with_children(&parent, |children| {
-            for node in children.iter() {
+        // A table's names first, then its nodes a slice at a time, each slice encoded
+        // under the table's read lock and stored after it is released, so applies go on
+        // meanwhile. A node added after the names were taken is picked up by the log
+        // replay after loading; one deleted since is skipped.
+        let names = tree.child_names(&parent);
+        for slice in names.chunks(NODES_PER_LOCK) {
+            tree.with_named_children(&parent, slice, |node| {
                 builder.add(tree, &parent, node);
                 summary.nodes += 1;
                 if builder.is_full() {
-                    let mut out = spare.pop().unwrap_or_default();
-                    builder.finish_into(&mut out);
-                    full.push(out);
+                    let next = spare.pop().unwrap_or_else(new_chunk_buffer);
+                    full.push(builder.finish(next));
                 }
+            });
+            for mut chunk in full.drain(..) {
+                summary.bytes += chunk.len() as u64;
+                summary.chunks += 1;
+                emit(&mut chunk)?;
+                spare.push(chunk);
             }
-        });
-        for chunk in full.drain(..) {
-            summary.bytes += chunk.len() as u64;
-            summary.chunks += 1;
-            emit(&chunk)?;
-            spare.push(chunk);
         }
     }
     if !builder.is_empty() {
-        let mut out = spare.pop().unwrap_or_default();
-        builder.finish_into(&mut out);
-        summary.bytes += out.len() as u64;
+        let mut chunk = builder.finish(BytesMut::new());
+        summary.bytes += chunk.len() as u64;
         summary.chunks += 1;
-        emit(&out)?;
+        emit(&mut chunk)?;
     }
     Ok(summary)
+}
+
+/// A buffer with room for a full chunk and what storage appends to it.
+fn new_chunk_buffer() -> BytesMut {
+    BytesMut::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 16)
 }
 
 /// The state a snapshot restores.
@@ -238,14 +249,22 @@ pub fn load_chunk(
             Ok(())
         }
         KIND_NODES => {
-            let acl_count = reader.read_len("acls", 8).map_err(malformed)?.unwrap_or(0);
+            let (groups, acl_table) = split_node_chunk(chunk).ok_or(inconsistent(
+                "the ACL table of a node chunk is not where the chunk says it is",
+            ))?;
+            let mut acl_reader = Reader::new(&acl_table);
+            let acl_count = acl_reader.read_len("acls", 8).map_err(malformed)?.unwrap_or(0);
             let mut acls = HashMap::with_capacity(acl_count);
             for _ in 0..acl_count {
-                let local = reader.read_i32("acl id").map_err(malformed)?;
-                let list = Vec::<Acl>::read(&mut reader).map_err(malformed)?;
+                let local = acl_reader.read_i32("acl id").map_err(malformed)?;
+                let list = Vec::<Acl>::read(&mut acl_reader).map_err(malformed)?;
                 acls.insert(local, tree.intern_acl(&list));
             }
-            let result = load_groups(tree, &mut reader, &acls, loaded, index);
+            let result = if acl_reader.remaining() > 0 {
+                Err(inconsistent("bytes after the ACL table"))
+            } else {
+                load_groups(tree, &mut Reader::new(&groups), &acls, loaded, index)
+            };
             for acl in acls.values() {
                 tree.release_acl(*acl);
             }
@@ -253,6 +272,14 @@ pub fn load_chunk(
         }
         _ => Err(inconsistent("unknown chunk kind")),
     }
+}
+
+/// A node chunk's node groups and its ACL table: the chunk's last four bytes say where
+/// the table starts (after the kind byte and the groups).
+fn split_node_chunk(chunk: &Bytes) -> Option<(Bytes, Bytes)> {
+    let end = chunk.len().checked_sub(4)?;
+    let acls_at = u32::from_be_bytes(chunk.get(end..)?.try_into().ok()?) as usize;
+    (1..=end).contains(&acls_at).then(|| (chunk.slice(1..acls_at), chunk.slice(acls_at..end)))
 }
 
 fn load_groups(

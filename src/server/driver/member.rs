@@ -703,7 +703,7 @@ impl Member {
         let sessions = live_sessions(&shared);
         let links = &mut self.links;
         let summary = write_snapshot(shared.database.tree(), &sessions, |chunk| {
-            links.send(to, &PeerFrame::SnapshotChunk(Bytes::copy_from_slice(chunk)));
+            links.send(to, &PeerFrame::SnapshotChunk(chunk.split().freeze()));
             Ok::<(), std::convert::Infallible>(())
         });
         let Ok(summary) = summary;
@@ -742,13 +742,16 @@ impl Member {
         let storage = &self.base.storage;
         let mut writer = storage.begin_snapshot(zxid)?;
         let mut bytes = 0u64;
-        for chunk in &chunks {
-            writer.put(chunk)?;
+        let count = chunks.len();
+        for chunk in chunks {
             bytes += chunk.len() as u64;
+            let mut chunk =
+                chunk.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+            writer.put(&mut chunk)?;
         }
         writer.finish(&SnapshotHeader {
             zxid,
-            chunks: u32::try_from(chunks.len()).unwrap_or(u32::MAX),
+            chunks: u32::try_from(count).unwrap_or(u32::MAX),
             nodes: loaded.nodes,
             sessions: u32::try_from(loaded.sessions.len()).unwrap_or(u32::MAX),
             bytes,
