@@ -155,8 +155,9 @@ async fn dumps(ensemble: &Ensemble, root: &str) -> Vec<Vec<String>> {
     all
 }
 
-/// All members hold the same tree, with every acknowledged write in it.
-async fn assert_consistent(ensemble: &Ensemble, acked: &[Acked]) {
+/// All members hold the same `/load` tree, with every acknowledged write in it; returns
+/// the members' dumps.
+async fn assert_consistent(ensemble: &Ensemble, acked: &[Acked]) -> Vec<Vec<String>> {
     let dumps = dumps(ensemble, "/load").await;
     for (i, dump) in dumps.iter().enumerate().skip(1) {
         assert!(dump == &dumps[0], "member {} differs from member 1", i + 1);
@@ -166,6 +167,7 @@ async fn assert_consistent(ensemble: &Ensemble, acked: &[Acked]) {
     for ack in acked {
         assert!(present.contains(ack.path.as_str()), "acknowledged {} is lost", ack.path);
     }
+    dumps
 }
 
 async fn create_load_root(ensemble: &Ensemble) {
@@ -230,9 +232,8 @@ async fn writes_through_every_member_are_seen_by_every_member() {
     assert!(conf.contains(&expected), "{conf}");
     assert!(conf.contains("peerType=0\nmembership: \nserver.1=127.0.0.1:"), "{conf}");
     assert!(conf.ends_with(":participant\nversion=0\n"), "{conf}");
-    let dumps = dumps(&ensemble, "/load").await;
+    let dumps = assert_consistent(&ensemble, &[]).await;
     assert_eq!(dumps[0].len(), 61);
-    assert!(dumps.iter().all(|dump| dump == &dumps[0]), "members differ");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,9 +301,8 @@ async fn a_follower_behind_catches_up_by_diff_then_by_snapshot() {
     ensemble.kill(follower);
     ensemble.restart(follower);
     ensemble.wait_until_settled();
-    let dumps = dumps(&ensemble, "/load").await;
+    let dumps = assert_consistent(&ensemble, &[]).await;
     assert_eq!(dumps[follower].len(), 1 + 300 + 12_000);
-    assert!(dumps.iter().all(|dump| dump == &dumps[0]), "members differ");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,9 +446,8 @@ async fn an_observer_serves_and_forwards_writes_without_voting() {
     ensemble.restart(a);
     ensemble.restart(b);
     ensemble.wait_until_settled();
-    let dumps = dumps(&ensemble, "/load").await;
+    let dumps = assert_consistent(&ensemble, &[]).await;
     assert_eq!(dumps[observer].len(), 51);
-    assert!(dumps.iter().all(|dump| dump == &dumps[0]), "members differ");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,9 +79,8 @@ struct ChunkBuilder {
 
 impl ChunkBuilder {
     /// A builder writing into `chunk` (cleared first).
-    fn new(mut chunk: BytesMut) -> ChunkBuilder {
-        chunk.clear();
-        chunk.put_u8(KIND_NODES);
+    fn new(chunk: BytesMut) -> ChunkBuilder {
+        let chunk = start_node_chunk(chunk);
         ChunkBuilder { chunk, acls: HashMap::new(), acl_lists: Vec::new(), group: None }
     }
 
@@ -141,10 +140,22 @@ impl ChunkBuilder {
         }
         self.chunk.put_u32(acls_at);
         self.acls.clear();
-        let mut next = next;
-        next.clear();
-        next.put_u8(KIND_NODES);
-        std::mem::replace(&mut self.chunk, next)
+        std::mem::replace(&mut self.chunk, start_node_chunk(next))
+    }
+}
+
+/// `chunk` emptied and begun as a node chunk.
+fn start_node_chunk(mut chunk: BytesMut) -> BytesMut {
+    chunk.clear();
+    chunk.put_u8(KIND_NODES);
+    chunk
+}
+
+impl SnapshotSummary {
+    /// Counts a chunk about to be handed over.
+    fn count(&mut self, chunk: &BytesMut) {
+        self.bytes += chunk.len() as u64;
+        self.chunks += 1;
     }
 }
 
@@ -168,8 +179,7 @@ pub fn write_snapshot<E>(
         write_i32(&mut chunk, *timeout_ms);
     }
     summary.sessions = sessions.len();
-    summary.bytes += chunk.len() as u64;
-    summary.chunks += 1;
+    summary.count(&chunk);
     emit(&mut chunk)?;
 
     // Chunk buffers are reused: a snapshot of a big tree would otherwise allocate (and
@@ -195,8 +205,7 @@ pub fn write_snapshot<E>(
                 }
             });
             for mut chunk in full.drain(..) {
-                summary.bytes += chunk.len() as u64;
-                summary.chunks += 1;
+                summary.count(&chunk);
                 emit(&mut chunk)?;
                 spare.push(chunk);
             }
@@ -204,8 +213,7 @@ pub fn write_snapshot<E>(
     }
     if !builder.is_empty() {
         let mut chunk = builder.finish(BytesMut::new());
-        summary.bytes += chunk.len() as u64;
-        summary.chunks += 1;
+        summary.count(&chunk);
         emit(&mut chunk)?;
     }
     Ok(summary)
