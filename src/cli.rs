@@ -17,6 +17,14 @@ pub struct Cli {
     command: Command,
 }
 
+impl Cli {
+    /// Whether this command runs a server (rather than a tool that reads a data
+    /// directory and exits), for set-up only a long-running server needs.
+    pub fn runs_server(&self) -> bool {
+        matches!(self.command, Command::Server { .. })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs a server from a zoo.cfg, or from the embedded default (standalone, port

@@ -55,6 +55,7 @@ impl ServerProcess {
             .arg("server")
             .arg(&config)
             .env("ZKRS_LOG", "info")
+            .env_remove("MIMALLOC_PURGE_DECOMMITS")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -111,6 +112,11 @@ impl ServerProcess {
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// The process id the test started, which the server keeps for its whole life.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running.

@@ -1,0 +1,31 @@
+//! The server process itself: how it starts.
+
+mod support;
+
+use support::client::Client;
+use support::server::ServerProcess;
+
+/// The server re-executes itself once, in the same process, to give mimalloc its server
+/// options (which mimalloc reads only from the environment at load): the process the test
+/// started is the one serving, with the option in its environment and its arguments as
+/// given.
+#[tokio::test]
+async fn the_server_restarts_itself_once_with_its_allocator_options() {
+    let server = ServerProcess::start("");
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{}", server.pid()));
+    let environment = std::fs::read(proc_dir.join("environ")).expect("read environ");
+    let variables: Vec<&[u8]> = environment.split(|&byte| byte == 0).collect();
+    assert!(
+        variables.contains(&&b"MIMALLOC_PURGE_DECOMMITS=0"[..]),
+        "the serving process lacks the allocator option: {:?}",
+        String::from_utf8_lossy(&environment)
+    );
+    let command_line = std::fs::read(proc_dir.join("cmdline")).expect("read cmdline");
+    let arguments: Vec<&[u8]> = command_line.split(|&byte| byte == 0).collect();
+    let config = server.dir.join("zoo.cfg");
+    assert_eq!(arguments[0], env!("CARGO_BIN_EXE_zkrs").as_bytes());
+    assert_eq!(arguments[1], b"server");
+    assert_eq!(arguments[2], config.to_string_lossy().as_bytes());
+    Client::connect(server.address).await.close().await;
+    assert_eq!(server.log().matches("serving clients").count(), 1, "{}", server.log());
+}
