@@ -359,21 +359,20 @@ impl DataTree {
             .unwrap_or_default()
     }
 
-    /// Calls `f` with each child of `parent` named in `names` that still exists, under
-    /// one hold of the table's lock: a snapshot walks a big table a slice at a time, so
-    /// an apply to it never waits for the whole table to be encoded.
+    /// Calls `f` once with those children of `parent` named in `names` that still exist,
+    /// in the order of `names`, under one hold of the table's lock: a snapshot walks a big
+    /// table a slice at a time, so an apply to it never waits for the whole table to be
+    /// encoded.
     pub fn with_named_children(
         &self,
         parent: &str,
         names: &[CompactString],
-        mut f: impl FnMut(&Node),
+        f: impl FnOnce(&[&Node]),
     ) {
         if let Some(table) = self.tables.get(parent) {
-            for name in names {
-                if let Some(node) = table.get(&self.hasher, name) {
-                    f(node);
-                }
-            }
+            let nodes: Vec<&Node> =
+                names.iter().filter_map(|name| table.get(&self.hasher, name)).collect();
+            f(&nodes);
         }
     }
 

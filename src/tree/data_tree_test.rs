@@ -125,7 +125,9 @@ fn named_children_are_visited_while_they_exist() {
     tree.delete_node("/t/b", 10).expect("deleted");
     create(&tree, "/t/d", 0, 11).expect("created");
     let mut visited = Vec::new();
-    tree.with_named_children("/t", &names, |node| visited.push((node.name.clone(), node.czxid)));
+    tree.with_named_children("/t", &names, |nodes| {
+        visited.extend(nodes.iter().map(|node| (node.name.clone(), node.czxid)));
+    });
     assert_eq!(visited, [("a".into(), 2), ("c".into(), 4)], "b is gone, d was not named");
     assert!(tree.child_names("/nothing").is_empty());
 }
