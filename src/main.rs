@@ -12,8 +12,8 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc options for a server, which mimalloc reads from the environment only as the
-/// process loads, before `main`.
+/// The mimalloc option a server runs with, which mimalloc reads from the environment
+/// only as the process loads, before `main`.
 ///
 /// `PURGE_DECOMMITS=0`: memory mimalloc holds unused for a second goes back with
 /// MADV_FREE, which the kernel reclaims only under memory pressure, rather than
@@ -22,11 +22,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// transparent huge pages and zero them again: profiling a create load after a delete
 /// showed 15,000 page faults a second and 15% of the server's samples in page zeroing;
 /// with MADV_FREE the faults fell 5 to 20 times and creates rose 6-10%.
-const SERVER_ALLOCATOR_ENVIRONMENT: [(&str, &str); 1] = [("MIMALLOC_PURGE_DECOMMITS", "0")];
+const SERVER_ALLOCATOR_OPTION: (&str, &str) = ("MIMALLOC_PURGE_DECOMMITS", "0");
 
 fn main() -> std::process::ExitCode {
     let cli = zkrs::cli::Cli::parse();
-    let reexec_error = cli.runs_server().then(reexec_with_allocator_environment).flatten();
+    let reexec_error = cli.runs_server().then(reexec_with_allocator_option).flatten();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("ZKRS_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -47,16 +47,13 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Replaces this process (same pid, arguments and descriptors) with this binary started
-/// again with [`SERVER_ALLOCATOR_ENVIRONMENT`], which is the only way to set those options
-/// without unsafe code. Returns at once when every option is already in the environment
-/// (the second start, or a user's own choice, which is kept); otherwise returns only if
-/// exec failed, with the error, and the server then runs on mimalloc's defaults.
-fn reexec_with_allocator_environment() -> Option<std::io::Error> {
-    let unset: Vec<_> = SERVER_ALLOCATOR_ENVIRONMENT
-        .iter()
-        .filter(|(name, _)| std::env::var_os(name).is_none())
-        .collect();
-    if unset.is_empty() {
+/// again with [`SERVER_ALLOCATOR_OPTION`] set, which is the only way to set it without
+/// unsafe code. Returns at once when the variable is already set (the second start, or a
+/// user's own choice, which is kept); otherwise returns only if exec failed, with the
+/// error, and the server then runs on mimalloc's defaults.
+fn reexec_with_allocator_option() -> Option<std::io::Error> {
+    let (name, value) = SERVER_ALLOCATOR_OPTION;
+    if std::env::var_os(name).is_some() {
         return None;
     }
     let mut arguments = std::env::args_os();
@@ -66,9 +63,6 @@ fn reexec_with_allocator_environment() -> Option<std::io::Error> {
         Err(err) => return Some(err),
     };
     let mut command = std::process::Command::new(executable);
-    command.arg0(program_name).args(arguments);
-    for (name, value) in unset {
-        command.env(name, value);
-    }
+    command.arg0(program_name).args(arguments).env(name, value);
     Some(command.exec())
 }
