@@ -164,6 +164,39 @@ fn foreign_and_incompatible_directories_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The write-ahead log file RocksDB writes into: the newest one.
+fn current_wal(dir: &Path) -> PathBuf {
+    let number = |path: &PathBuf| {
+        path.file_stem().and_then(|stem| stem.to_str()).and_then(|stem| stem.parse::<u64>().ok())
+    };
+    std::fs::read_dir(dir.join(STORE_DIR))
+        .expect("store dir")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
+        .max_by_key(|path| number(path))
+        .expect("a write-ahead log file")
+}
+
+#[test]
+fn a_synced_store_writes_its_log_over_blocks_the_file_already_has() {
+    let dir = scratch("primed");
+    {
+        let storage = RocksStorage::open(&dir, None, true).expect("open");
+        let wal = current_wal(&dir);
+        let len = std::fs::metadata(&wal).expect("metadata").len();
+        assert!(len >= PRIMED_LOG_BYTES as u64, "{} is {len} bytes", wal.display());
+        for zxid in 1..=100 {
+            storage.append(&[entry(zxid)]).expect("append");
+        }
+        assert_eq!(current_wal(&dir), wal, "no switch to another file");
+        assert_eq!(std::fs::metadata(&wal).expect("metadata").len(), len, "the file did not grow");
+    }
+    let storage = RocksStorage::open(&dir, None, true).expect("reopen");
+    assert_eq!(zxids(&storage, 0), (1..=100).collect::<Vec<_>>());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_torn_write_ahead_log_tail_loses_only_the_torn_batch() {
     let dir = scratch("torn");
@@ -172,18 +205,17 @@ fn a_torn_write_ahead_log_tail_loses_only_the_torn_batch() {
         storage.append(&[entry(1), entry(2)]).expect("append");
         storage.append(&[entry(3)]).expect("append");
     }
-    let store = dir.join(STORE_DIR);
-    let wal = std::fs::read_dir(&store)
-        .expect("store dir")
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
-        .max_by_key(|path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
-        .expect("a write-ahead log file");
-    let len = std::fs::metadata(&wal).expect("metadata").len();
-    let file = std::fs::OpenOptions::new().write(true).open(&wal).expect("open wal");
-    file.set_len(len - 5).expect("tear the last record");
-    drop(file);
+    // The log file is recycled: what follows the last record is older bytes (zeros), so
+    // a torn write leaves the record's end as those were.
+    let wal = current_wal(&dir);
+    let mut bytes = std::fs::read(&wal).expect("read wal");
+    let last = entry(3).value;
+    let at = bytes
+        .windows(last.len())
+        .rposition(|window| window == &last[..])
+        .expect("the last record is in the newest log file");
+    bytes[at + last.len() - 5..at + last.len()].fill(0);
+    std::fs::write(&wal, &bytes).expect("tear the last record");
     let storage = RocksStorage::open(&dir, None, true).expect("reopens after a torn tail");
     assert_eq!(zxids(&storage, 0), [1, 2]);
     let _ = std::fs::remove_dir_all(&dir);
