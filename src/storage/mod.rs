@@ -17,6 +17,7 @@ pub mod rocks;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::tree::snapshot::SnapshotError;
 use crate::txn::Zxid;
 
 /// Why storage failed.
@@ -42,6 +43,12 @@ pub enum StorageError {
     /// Long work (a snapshot) gave up because the server is stopping.
     #[error("interrupted: the server is stopping")]
     Interrupted,
+}
+
+impl From<SnapshotError> for StorageError {
+    fn from(err: SnapshotError) -> StorageError {
+        StorageError::Corrupt(err.to_string())
+    }
 }
 
 /// One logged txn: its zxid and its encoding ([`record::encode_entry`]).

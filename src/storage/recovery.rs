@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use crate::storage::record::decode_entry;
 use crate::storage::{LogEntry, SnapshotHeader, Storage, StorageError};
 use crate::tree::data_tree::DataTree;
-use crate::tree::snapshot::{load_chunk, Loaded};
+use crate::tree::parallel_load::{load_parallel, loader_threads};
+use crate::tree::snapshot::Loaded;
 use crate::tree::Database;
 use crate::txn::{zxid_counter, zxid_epoch, SessionId, Txn, TxnBody, Zxid};
 
@@ -52,22 +53,22 @@ fn load_snapshot(
     extended: bool,
 ) -> Result<(DataTree, Loaded), StorageError> {
     let tree = DataTree::empty(extended);
-    let mut loaded = Loaded::default();
     let started = Instant::now();
     let mut reported = started;
-    storage.read_snapshot(header, &mut |index, chunk| {
-        load_chunk(&tree, index, &chunk, &mut loaded)
-            .map_err(|err| StorageError::Corrupt(err.to_string()))?;
-        if reported.elapsed() >= PROGRESS_INTERVAL {
-            reported = Instant::now();
-            tracing::info!(
-                chunk = index + 1,
-                chunks = header.chunks,
-                nodes = loaded.nodes,
-                "loading snapshot"
-            );
-        }
-        Ok(())
+    let loaded = load_parallel(&tree, loader_threads(), |load| {
+        storage.read_snapshot(header, &mut |index, chunk| {
+            load(index, chunk);
+            if reported.elapsed() >= PROGRESS_INTERVAL {
+                reported = Instant::now();
+                tracing::info!(
+                    chunk = index + 1,
+                    chunks = header.chunks,
+                    nodes = tree.node_count(),
+                    "loading snapshot"
+                );
+            }
+            Ok(())
+        })
     })?;
     if loaded.nodes != header.nodes {
         return Err(StorageError::Corrupt(format!(

@@ -77,10 +77,10 @@ impl AclCache {
         id
     }
 
-    /// Adds one reference to a list already interned.
-    pub fn acquire(&mut self, id: AclId) {
+    /// Adds `references` references to a list already interned.
+    pub fn acquire(&mut self, id: AclId, references: u64) {
         if let Some((_, count)) = self.by_id.get_mut(&id) {
-            *count += 1;
+            *count += references;
         }
     }
 

@@ -109,6 +109,14 @@ impl DataTree {
 
     /// Adds `node` to the table of `parent`; the caller has checked that its name is free.
     fn insert_raw(&self, parent: &str, node: Node) {
+        let inserted = self.try_insert(parent, node);
+        assert!(inserted, "a node was inserted over a sibling of the same name");
+    }
+
+    /// Adds `node` to the table of `parent` unless a sibling has its name: the check and
+    /// the insertion hold the table's lock together, so concurrent loaders cannot both
+    /// insert one name.
+    fn try_insert(&self, parent: &str, node: Node) -> bool {
         let name_len = node.name.len();
         let path_len = match parent {
             "" => 1,
@@ -118,9 +126,11 @@ impl DataTree {
         let size = (path_len + node.data_len()) as i64;
         let inserted =
             self.tables.entry(parent.into()).or_default().insert(&self.hasher, Box::new(node));
-        assert!(inserted, "a node was inserted over a sibling of the same name");
-        self.data_size.fetch_add(size, Ordering::Relaxed);
-        self.node_count.fetch_add(1, Ordering::Relaxed);
+        if inserted {
+            self.data_size.fetch_add(size, Ordering::Relaxed);
+            self.node_count.fetch_add(1, Ordering::Relaxed);
+        }
+        inserted
     }
 
     /// Whether TTL owners are decoded as TTLs (`extendedTypesEnabled`).
@@ -382,24 +392,23 @@ impl DataTree {
         self.acls.write().intern(acl)
     }
 
-    /// Adds a node read from a snapshot under `parent`, indexing it as `create` would;
-    /// takes its own reference on the node's (already interned) ACL.
+    /// Takes `count` more references on an interned ACL list: one per node that uses it.
+    pub fn acquire_acl(&self, acl: AclId, count: u64) {
+        self.acls.write().acquire(acl, count);
+    }
+
+    /// Adds a node read from a snapshot under `parent`, indexing it as `create` would.
+    /// The caller takes the node's reference on its ACL list ([`DataTree::acquire_acl`]),
+    /// one call for all the nodes of a chunk rather than a lock per node.
     ///
     /// # Errors
     /// `NodeExists` if the snapshot holds the same node twice.
     pub fn load_node(&self, parent: &str, node: Node) -> Result<(), Code> {
         let kind = NodeKind::from_owner(node.ephemeral_owner, self.extended_types_enabled);
         let path = child_path(if parent.is_empty() { "" } else { parent }, &node.name);
-        let acl = node.acl;
-        if self
-            .tables
-            .get(parent)
-            .is_some_and(|children| children.contains(&self.hasher, &node.name))
-        {
+        if !self.try_insert(parent, node) {
             return Err(Code::NodeExists);
         }
-        self.acls.write().acquire(acl);
-        self.insert_raw(parent, node);
         if parent.is_empty() {
             return Ok(());
         }

@@ -279,19 +279,21 @@ pub fn load_chunk(
             ))?;
             let mut acl_reader = Reader::new(&acl_table);
             let acl_count = acl_reader.read_len("acls", 8).map_err(malformed)?.unwrap_or(0);
+            // Each of the chunk's ACL lists, interned, with the number of nodes using it.
             let mut acls = HashMap::with_capacity(acl_count);
             for _ in 0..acl_count {
                 let local = acl_reader.read_i32("acl id").map_err(malformed)?;
                 let list = Vec::<Acl>::read(&mut acl_reader).map_err(malformed)?;
-                acls.insert(local, tree.intern_acl(&list));
+                acls.insert(local, (tree.intern_acl(&list), 0));
             }
             let result = if acl_reader.remaining() > 0 {
                 Err(inconsistent("bytes after the ACL table"))
             } else {
-                load_groups(tree, &mut Reader::new(&groups), &acls, loaded, index)
+                load_groups(tree, &mut Reader::new(&groups), &mut acls, loaded, index)
             };
-            for acl in acls.values() {
-                tree.release_acl(*acl);
+            for (acl, uses) in acls.into_values() {
+                tree.acquire_acl(acl, uses);
+                tree.release_acl(acl);
             }
             result
         }
@@ -310,7 +312,7 @@ fn split_node_chunk(chunk: &Bytes) -> Option<(Bytes, Bytes)> {
 fn load_groups(
     tree: &DataTree,
     reader: &mut Reader<'_>,
-    acls: &HashMap<i32, AclId>,
+    acls: &mut HashMap<i32, (AclId, u64)>,
     loaded: &mut Loaded,
     index: usize,
 ) -> Result<(), SnapshotError> {
@@ -332,8 +334,11 @@ fn load_groups(
             }
             let [czxid, mzxid, pzxid, ctime, mtime, ephemeral_owner] = longs;
             let [version, cversion, aversion, local_acl] = ints;
-            let acl =
-                *acls.get(&local_acl).ok_or(inconsistent("a node names an ACL the chunk lacks"))?;
+            let (acl, uses) = acls
+                .get_mut(&local_acl)
+                .ok_or(inconsistent("a node names an ACL the chunk lacks"))?;
+            *uses += 1;
+            let acl = *acl;
             let node = Node {
                 name: CompactString::from(name),
                 data: data.map(|bytes| Box::from(bytes.as_ref())),
