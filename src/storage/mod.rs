@@ -11,6 +11,7 @@
 //! leader). A failed append poisons the server: it must stop, not retry and carry on.
 
 pub mod memory;
+mod parallel_load;
 pub mod record;
 pub mod recovery;
 pub mod rocks;

@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::storage::parallel_load::{load_parallel, loader_threads};
 use crate::storage::record::decode_entry;
 use crate::storage::{LogEntry, SnapshotHeader, Storage, StorageError};
 use crate::tree::data_tree::DataTree;
-use crate::tree::parallel_load::{load_parallel, loader_threads};
 use crate::tree::snapshot::Loaded;
 use crate::tree::Database;
 use crate::txn::{zxid_counter, zxid_epoch, SessionId, Txn, TxnBody, Zxid};

@@ -12,7 +12,6 @@ mod apply;
 pub mod children;
 pub mod data_tree;
 pub mod node;
-pub mod parallel_load;
 pub mod snapshot;
 pub mod watch;
 
