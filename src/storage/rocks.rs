@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, DBRecoveryMode, Direction,
-    FlushOptions, IngestExternalFileOptions, IteratorMode, Options, SstFileWriter, WriteBatch,
-    WriteOptions, DB,
+    BottommostLevelCompaction, ColumnFamily, ColumnFamilyDescriptor, CompactOptions,
+    DBCompressionType, DBRecoveryMode, Direction, FlushOptions, IngestExternalFileOptions,
+    IteratorMode, Options, SstFileWriter, WriteBatch, WriteOptions, DB,
 };
 
 use crate::storage::record::{
@@ -77,13 +77,13 @@ impl SnapshotWriter for RocksSnapshotWriter<'_> {
         let key = snapshot_key(header.zxid, HEADER_INDEX);
         self.writer.put(key, encode_header(header)).map_err(backend)?;
         self.writer.finish().map_err(backend)?;
-        let mut options = IngestExternalFileOptions::default();
-        options.set_move_files(true);
-        let family = self.storage.cf(SNAPSHOTS)?;
-        self.storage
-            .db
-            .ingest_external_file_cf_opts(family, &options, vec![&self.path])
-            .map_err(backend)
+        let storage = self.storage;
+        if storage.ingest_snapshot_file(&self.path).is_err() {
+            // Only a snapshot labelled with the same zxid overlaps this one.
+            storage.clear_snapshot(header.zxid)?;
+            storage.ingest_snapshot_file(&self.path)?;
+        }
+        Ok(())
     }
 }
 
@@ -293,6 +293,34 @@ impl RocksStorage {
             self.db.write_opt(batch, &self.write_options(true)).map_err(backend)?;
             self.db.flush_cfs_opt(&families, &FlushOptions::default()).map_err(backend)?;
         }
+        Ok(())
+    }
+
+    /// Moves a snapshot's table file into the `snapshots` family, failing rather than let
+    /// RocksDB give the file a sequence number of its own (as it does to a file that
+    /// overlaps what the family holds). Such a number has no record in the write-ahead
+    /// log; recovery through a recycled log file (see `prime_log_recycling`) can take the
+    /// gap for lost records and drop the log files after it.
+    fn ingest_snapshot_file(&self, path: &Path) -> Result<(), StorageError> {
+        let mut options = IngestExternalFileOptions::default();
+        options.set_move_files(true);
+        options.set_allow_global_seqno(false);
+        options.set_allow_blocking_flush(false);
+        let family = self.cf(SNAPSHOTS)?;
+        self.db.ingest_external_file_cf_opts(family, &options, vec![path]).map_err(backend)
+    }
+
+    /// Removes every trace of the snapshot labelled `zxid`, its deletion included: flushed
+    /// out of the memtable and compacted away, so a new snapshot with that label overlaps
+    /// nothing.
+    fn clear_snapshot(&self, zxid: Zxid) -> Result<(), StorageError> {
+        self.delete_snapshot(zxid)?;
+        let family = self.cf(SNAPSHOTS)?;
+        self.db.flush_cf(family).map_err(backend)?;
+        let (start, end) = (snapshot_key(zxid, 0), snapshot_key(zxid.saturating_add(1), 0));
+        let mut options = CompactOptions::default();
+        options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        self.db.compact_range_cf_opt(family, Some(start), Some(end), &options);
         Ok(())
     }
 
