@@ -365,6 +365,20 @@ fn mntr(ensemble: &Ensemble, i: usize, key: &str) -> String {
     text.lines().find_map(|line| line.strip_prefix(&prefix).map(str::to_owned)).unwrap_or_default()
 }
 
+/// Waits (up to 10 s) until member `i`'s `mntr` shows `expected` for `key`: a learner
+/// reports its mode as it starts to sync, and the leader counts it once the sync is done.
+fn await_mntr(ensemble: &Ensemble, i: usize, key: &str, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = mntr(ensemble, i, key);
+        if value == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{key} is {value:?}, not {expected:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_sessions_stay_on_their_member_and_cannot_own_ephemerals() {
     let ensemble = Ensemble::start(3, "localSessionsEnabled=true");
@@ -431,8 +445,8 @@ async fn an_observer_serves_and_forwards_writes_without_voting() {
     let leader = ensemble.wait_until_settled();
     let observer = 3;
     assert_eq!(ensemble.mode(observer).as_deref(), Some("observer"));
-    assert_eq!(mntr(&ensemble, leader, "zk_synced_observers"), "1");
-    assert_eq!(mntr(&ensemble, leader, "zk_synced_followers"), "2");
+    await_mntr(&ensemble, leader, "zk_synced_observers", "1");
+    await_mntr(&ensemble, leader, "zk_synced_followers", "2");
     create_load_root(&ensemble).await;
     bulk_create(&ensemble, observer, "observed", 50).await;
     // Two voters down: the observer cannot make a quorum, so writes stop.
