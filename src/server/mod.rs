@@ -141,7 +141,11 @@ pub async fn run(
     let (data_dir, log_dir, sync) =
         (config.data_dir.clone(), config.data_log_dir.clone(), config.force_sync);
     let storage = tokio::task::spawn_blocking(move || {
-        RocksStorage::open(&data_dir, log_dir.as_deref(), sync)
+        let storage = RocksStorage::open(&data_dir, log_dir.as_deref(), sync)?;
+        if let Err(err) = storage.prime_log_recycling() {
+            tracing::warn!(cause = %err, "cannot prepare a log file to recycle; syncs cost more");
+        }
+        Ok::<_, crate::storage::StorageError>(storage)
     })
     .await??;
     run_with_storage(config, Arc::new(storage), listener, shutdown).await

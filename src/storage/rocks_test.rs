@@ -183,6 +183,7 @@ fn a_synced_store_writes_its_log_over_blocks_the_file_already_has() {
     let dir = scratch("primed");
     {
         let storage = RocksStorage::open(&dir, None, true).expect("open");
+        storage.prime_log_recycling().expect("primed");
         let wal = current_wal(&dir);
         let len = std::fs::metadata(&wal).expect("metadata").len();
         assert!(len >= PRIMED_LOG_BYTES as u64, "{} is {len} bytes", wal.display());
@@ -202,6 +203,7 @@ fn a_torn_write_ahead_log_tail_loses_only_the_torn_batch() {
     let dir = scratch("torn");
     {
         let storage = RocksStorage::open(&dir, None, true).expect("open");
+        storage.prime_log_recycling().expect("primed");
         storage.append(&[entry(1), entry(2)]).expect("append");
         storage.append(&[entry(3)]).expect("append");
     }
