@@ -98,6 +98,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Listening for the stop signals comes first: one that arrives while the server
+        // starts must stop it, not be swallowed by a handler installed meanwhile.
+        let shutdown = shutdown_signal().context("listening for SIGTERM and SIGINT")?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating dataDir {}", config.data_dir.display()))?;
         let address = SocketAddr::new(
@@ -107,21 +110,19 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("binding {address}"))?;
-        crate::server::run(config, listener, shutdown_signal()).await
+        crate::server::run(config, listener, shutdown).await
     })
 }
 
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Completes at the first SIGTERM or SIGINT received after this call.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
+    })
 }

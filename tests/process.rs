@@ -1,4 +1,4 @@
-//! The server process itself: how it starts.
+//! The server process itself: how it starts and stops.
 
 mod support;
 
@@ -28,4 +28,15 @@ async fn the_server_restarts_itself_once_with_its_allocator_options() {
     assert_eq!(arguments[2], config.to_string_lossy().as_bytes());
     Client::connect(server.address).await.close().await;
     assert_eq!(server.log().matches("serving clients").count(), 1, "{}", server.log());
+}
+
+/// A SIGTERM sent the moment the server says it serves stops it cleanly: the handler is
+/// in place before the server listens, so the signal is neither lost (which left the
+/// server running) nor left to its default action (which killed it mid-start).
+#[test]
+fn a_sigterm_as_soon_as_the_server_serves_stops_it_cleanly() {
+    for _ in 0..10 {
+        let dir = ServerProcess::start("").terminate();
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
