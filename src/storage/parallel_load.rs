@@ -95,7 +95,7 @@ fn load_from(
             Err(poisoned) => poisoned.into_inner().recv(),
         };
         let Ok((index, chunk)) = next else { break };
-        if failure.is_some() || failed.load(Ordering::Relaxed) {
+        if failed.load(Ordering::Relaxed) {
             continue;
         }
         if let Err(err) = load_chunk(tree, index, &chunk, &mut loaded) {

@@ -287,14 +287,15 @@ impl RocksStorage {
         if !self.sync {
             return Ok(());
         }
-        let families = [self.cf(LOG)?, self.cf(SNAPSHOTS)?, self.cf(METADATA)?];
+        let metadata = self.cf(METADATA)?;
+        let families = [self.cf(LOG)?, self.cf(SNAPSHOTS)?, metadata];
         for filler_bytes in [PRIMED_LOG_BYTES, 0] {
             let mut batch = WriteBatch::default();
             if filler_bytes > 0 {
                 batch.put_log_data(vec![0u8; filler_bytes]);
             }
             // A memtable entry, without which the flush would not switch log files.
-            batch.delete_cf(families[2], PRIMER_KEY);
+            batch.delete_cf(metadata, PRIMER_KEY);
             self.db.write_opt(batch, &self.write_options(true)).map_err(backend)?;
             self.db.flush_cfs_opt(&families, &FlushOptions::default()).map_err(backend)?;
         }
