@@ -89,6 +89,10 @@ def test_election_has_one_leader_and_fails_over(clients):
     wait_until(lambda: len(leaders) >= 3, timeout=20)
     assert sorted(leaders[:3]) == ["c0", "c1", "c2"], "each led in turn"
     stop.set()
+    # The last leader still releases its lock: its client must outlive the release.
+    for thread in threads:
+        thread.join(10)
+    assert not any(thread.is_alive() for thread in threads)
 
 
 def test_barrier(clients):
