@@ -246,9 +246,13 @@ impl Follower {
         self.committed(core, committed, out);
     }
 
+    /// Applies what the leader committed as soon as it is here, durable here or not, as
+    /// ZooKeeper's followers do: a quorum already holds it durably, so no election can
+    /// lose it. Waiting for this member's own log would let a client that saw its write
+    /// answered by another member read the old state here.
     fn committed(&mut self, core: &mut Core, zxid: Zxid, out: &mut Vec<Action>) {
         self.leader_committed = self.leader_committed.max(zxid);
-        core.apply_through(self.leader_committed.min(core.persisted), out);
+        core.apply_through(self.leader_committed, out);
         self.finish_syncs(core, out);
     }
 

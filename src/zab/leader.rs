@@ -383,12 +383,15 @@ impl Leader {
         if commit <= core.applied {
             return;
         }
-        core.apply_through(commit, out);
+        // Learners hear of the commit before this server answers its own clients, as in
+        // ZooKeeper: a client told of its write here then finds it on the other members
+        // as soon as it can ask them.
         for (id, learner) in &self.learners {
             if learner.stage == Stage::Synced {
                 out.push(Action::Send { to: *id, message: Message::Commit { zxid: commit } });
             }
         }
+        core.apply_through(commit, out);
         self.finish_syncs(core, out);
     }
 

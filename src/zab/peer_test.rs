@@ -104,6 +104,24 @@ fn a_leader_establishes_its_epoch_with_one_follower() {
             Action::Send { to: 2, message: Message::UpToDate { committed: epoch_start(1) + 2 } },
         ]
     );
+    // Broadcast: the follower hears of a commit before the leader answers its clients.
+    let actions = zab.step(Input::Propose(entry(2, 1)));
+    assert_eq!(
+        actions,
+        vec![
+            Action::Append(vec![entry(2, 1)]),
+            Action::Send { to: 2, message: Message::Proposal(entry(2, 1)) },
+        ]
+    );
+    assert_eq!(zab.step(Input::Persisted { zxid: epoch_start(2) + 1 }), vec![]);
+    let ack = Message::Ack { zxid: epoch_start(2) + 1 };
+    assert_eq!(
+        zab.step(Input::Message { from: 2, message: ack }),
+        vec![
+            Action::Send { to: 2, message: Message::Commit { zxid: epoch_start(2) + 1 } },
+            Action::Apply(vec![entry(2, 1)]),
+        ]
+    );
 }
 
 #[test]
@@ -168,6 +186,43 @@ fn a_follower_drops_a_divergent_tail_and_acks_newleader_only_once_durable() {
             Action::Role(Role::Following { leader: 1, epoch: 4 }),
             Action::Apply(vec![entry(3, 1)]),
         ]
+    );
+}
+
+#[test]
+fn a_follower_applies_a_commit_before_its_own_log_is_durable() {
+    let epochs = Epochs { accepted: 2, current: 2 };
+    let (mut zab, _) = Zab::new(config(2, &[1, 2, 3]), restored(vec![entry(2, 1)], epochs));
+    let vote = Vote { epoch: 2, zxid: epoch_start(2) + 1, leader: 1 };
+    for (from, state) in [(3, PeerState::Following), (1, PeerState::Leading)] {
+        let n = Notification { round: 3, vote, state };
+        zab.step(Input::Message { from, message: Message::Notification(n) });
+    }
+    let from_leader = [
+        Message::LeaderInfo { epoch: 3 },
+        Message::Diff { truncate_to: None, entries: vec![], committed: epoch_start(2) + 1 },
+        Message::NewLeader { epoch: 3, zxid: epoch_start(2) + 1 },
+        Message::UpToDate { committed: epoch_start(2) + 1 },
+    ];
+    for message in from_leader {
+        zab.step(Input::Message { from: 1, message });
+    }
+    let proposal = Message::Proposal(entry(3, 1));
+    assert_eq!(
+        zab.step(Input::Message { from: 1, message: proposal }),
+        vec![Action::Append(vec![entry(3, 1)])]
+    );
+    // Members 1 and 3 made it durable and the leader committed it: it is applied here
+    // while this member's own write is still on its way to the disk.
+    let commit = Message::Commit { zxid: epoch_start(3) + 1 };
+    assert_eq!(
+        zab.step(Input::Message { from: 1, message: commit }),
+        vec![Action::Apply(vec![entry(3, 1)])]
+    );
+    let ack = Message::Ack { zxid: epoch_start(3) + 1 };
+    assert_eq!(
+        zab.step(Input::Persisted { zxid: epoch_start(3) + 1 }),
+        vec![Action::Send { to: 1, message: ack }]
     );
 }
 
