@@ -76,6 +76,24 @@ fn read_chunks(storage: &RocksStorage, header: &SnapshotHeader) -> Vec<Bytes> {
     chunks
 }
 
+/// Writes a snapshot labelled `zxid` of `chunks` and returns its header.
+fn write_snapshot_at(storage: &RocksStorage, zxid: Zxid, chunks: &[&str]) -> SnapshotHeader {
+    let header = SnapshotHeader {
+        zxid,
+        chunks: chunks.len() as u32,
+        nodes: 0,
+        sessions: 0,
+        bytes: 0,
+        created_ms: chunks.len() as i64,
+    };
+    let mut writer = storage.begin_snapshot(zxid).expect("begin");
+    for chunk in chunks {
+        writer.put(&mut BytesMut::from(*chunk)).expect("chunk");
+    }
+    writer.finish(&header).expect("finish");
+    header
+}
+
 #[test]
 fn snapshots_appear_whole_and_survive_reopening() {
     let dir = scratch("snapshots");
@@ -116,12 +134,7 @@ fn newer_snapshots_list_first_and_deleting_one_keeps_the_others() {
     let storage = RocksStorage::open(&dir, None, false).expect("open");
     let mut headers = Vec::new();
     for zxid in [3, 0x1_0000_0002, 8] {
-        let mut writer = storage.begin_snapshot(zxid).expect("begin");
-        writer.put(&mut BytesMut::from(format!("state at {zxid}").as_str())).expect("chunk");
-        let header =
-            SnapshotHeader { zxid, chunks: 1, nodes: 1, sessions: 0, bytes: 1, created_ms: 0 };
-        writer.finish(&header).expect("finish");
-        headers.push(header);
+        headers.push(write_snapshot_at(&storage, zxid, &[&format!("state at {zxid}")]));
     }
     let listed: Vec<Zxid> = storage.snapshots().expect("list").iter().map(|h| h.zxid).collect();
     assert_eq!(listed, [0x1_0000_0002, 8, 3]);
@@ -221,23 +234,6 @@ fn a_torn_write_ahead_log_tail_loses_only_the_torn_batch() {
     let storage = RocksStorage::open(&dir, None, true).expect("reopens after a torn tail");
     assert_eq!(zxids(&storage, 0), [1, 2]);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn write_snapshot_at(storage: &RocksStorage, zxid: Zxid, chunks: &[&str]) -> SnapshotHeader {
-    let header = SnapshotHeader {
-        zxid,
-        chunks: chunks.len() as u32,
-        nodes: 0,
-        sessions: 0,
-        bytes: 0,
-        created_ms: chunks.len() as i64,
-    };
-    let mut writer = storage.begin_snapshot(zxid).expect("begin");
-    for chunk in chunks {
-        writer.put(&mut BytesMut::from(*chunk)).expect("chunk");
-    }
-    writer.finish(&header).expect("finish");
-    header
 }
 
 /// The sequence numbers after `after` that records of the write-ahead log carry.
