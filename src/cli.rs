@@ -1,17 +1,36 @@
-//! Command line: `zkrs server [zoo.cfg]`, `zkrs log dump DIR`, `zkrs snapshot dump DIR`.
+//! Command line: `zkrs server`, the dump tools, and `zkrs config`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::storage::rocks::RocksStorage;
+
+/// The version `--version` and the start-up banner print: the crate's version and the
+/// commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("ZKRS_COMMIT"), ")");
+
+/// The environment variables `zkrs server` reads, for `zkrs server --help`.
+const SERVER_ENVIRONMENT: &str = "\
+Environment:
+  ZKRS_LOG            log filter: a level (error, warn, info, debug, trace) or
+                      target=level directives, e.g. info,zkrs::server=debug (default info)
+  RUST_LOG            read when ZKRS_LOG is unset
+  ZKRS_LOG_DIR        also write the log to DIR/zkrs.log, rotated daily
+  ZKRS_LOG_MAX_FILES  rotated log files kept in ZKRS_LOG_DIR (default 7)
+  ZKRS_LOG_FORMAT     text (default) or json: one JSON object per line
+  ZKRS_PID_FILE       write the server's pid to this file while it runs
+  NOTIFY_SOCKET       set by systemd (Type=notify): readiness is reported there
+  MIMALLOC_PURGE_DECOMMITS  the allocator option the server sets for itself (0)
+
+Signals: SIGTERM, SIGINT and SIGHUP stop the server cleanly (ZooKeeper's JVM also
+exits on SIGHUP); under nohup, SIGHUP stays ignored.";
 
 /// zkrs: a ZooKeeper-compatible coordination server.
 #[derive(Debug, Parser)]
-#[command(name = "zkrs", version)]
+#[command(name = "zkrs", version = VERSION)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,6 +48,7 @@ impl Cli {
 enum Command {
     /// Runs a server from a zoo.cfg, or from the embedded default (standalone, port
     /// 2181, data in ./zkrs-data) when none is given.
+    #[command(after_help = SERVER_ENVIRONMENT)]
     Server {
         /// Path of a zoo.cfg file.
         config: Option<PathBuf>,
@@ -36,25 +56,114 @@ enum Command {
     /// The transaction log of a data directory.
     Log {
         #[command(subcommand)]
-        action: DumpAction,
+        action: LogAction,
     },
-    /// The newest snapshot of a data directory.
+    /// The snapshots of a data directory.
     Snapshot {
         #[command(subcommand)]
-        action: DumpAction,
+        action: SnapshotAction,
+    },
+    /// The zoo.cfg keys zkrs knows, and checking a zoo.cfg.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+/// Where a tool finds the data: a zoo.cfg (which names both directories) or the
+/// directories themselves.
+#[derive(Debug, Args)]
+struct DataLocation {
+    /// The server's dataDir (or give --config).
+    #[arg(required_unless_present = "config")]
+    data_dir: Option<PathBuf>,
+    /// The server's zoo.cfg: its dataDir and dataLogDir are used.
+    #[arg(long, conflicts_with_all = ["data_dir", "data_log_dir"])]
+    config: Option<PathBuf>,
+    /// The server's dataLogDir, when it has one.
+    #[arg(long)]
+    data_log_dir: Option<PathBuf>,
+}
+
+impl DataLocation {
+    fn open(&self) -> anyhow::Result<RocksStorage> {
+        let (data_dir, data_log_dir) = match (&self.config, &self.data_dir) {
+            (Some(path), _) => {
+                let config =
+                    Config::load(path).with_context(|| format!("loading {}", path.display()))?;
+                (config.data_dir.clone(), config.data_log_dir.clone())
+            }
+            (None, Some(data_dir)) => (data_dir.clone(), self.data_log_dir.clone()),
+            (None, None) => anyhow::bail!("give a data directory or --config"),
+        };
+        Ok(RocksStorage::open_read_only(&data_dir, data_log_dir.as_deref())?)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum LogAction {
+    /// Prints the logged txns, with checksums verified.
+    Dump {
+        #[command(flatten)]
+        location: DataLocation,
+        /// The first zxid to print (hex with 0x, or decimal).
+        #[arg(long, value_parser = parse_zxid)]
+        from: Option<i64>,
+        /// The last zxid to print (hex with 0x, or decimal).
+        #[arg(long, value_parser = parse_zxid)]
+        to: Option<i64>,
     },
 }
 
 #[derive(Debug, Subcommand)]
-enum DumpAction {
-    /// Prints every entry, with checksums verified.
+enum SnapshotAction {
+    /// Prints a snapshot: the newest, or the one with --zxid.
     Dump {
-        /// The server's dataDir.
-        data_dir: PathBuf,
-        /// The server's dataLogDir, when it has one.
-        #[arg(long)]
-        data_log_dir: Option<PathBuf>,
+        #[command(flatten)]
+        location: DataLocation,
+        /// The zxid of the snapshot to print (hex with 0x, or decimal).
+        #[arg(long, value_parser = parse_zxid)]
+        zxid: Option<i64>,
     },
+    /// Lists the snapshots, newest first.
+    List {
+        #[command(flatten)]
+        location: DataLocation,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Prints every zoo.cfg key ZooKeeper documents and what zkrs does with it.
+    Keys,
+    /// Reads a zoo.cfg as `zkrs server` would, prints what start-up would report and the
+    /// effective settings, and exits 2 if the server would refuse it.
+    Check {
+        /// Path of a zoo.cfg file.
+        config: PathBuf,
+    },
+}
+
+/// `0x1f` or `31`.
+fn parse_zxid(text: &str) -> Result<i64, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => i64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|err| format!("{text:?} is not a zxid: {err}"))
+}
+
+/// How a failed command ends, with ZooKeeper's exit codes: 2 for a configuration it
+/// would also refuse ("Invalid config, exiting abnormally"), 3 for a data directory it
+/// may not create, 1 for everything else.
+pub fn exit_status(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|cause| cause.is::<ConfigError>()) {
+        2
+    } else if err.chain().any(|cause| cause.is::<crate::startup::DataDirMissing>()) {
+        3
+    } else {
+        1
+    }
 }
 
 /// Runs the command the arguments name.
@@ -62,67 +171,36 @@ enum DumpAction {
 /// # Errors
 /// A bad configuration, a port that cannot be bound, or a failed server.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Server { config } => {
-            let config = match config {
+            let config = match &config {
                 Some(path) => {
-                    Config::load(&path).with_context(|| format!("loading {}", path.display()))?
+                    Config::load(path).with_context(|| format!("loading {}", path.display()))?
                 }
                 None => Config::embedded_default(),
             };
-            serve(config)
+            crate::startup::serve(config)
         }
-        Command::Log { action: DumpAction::Dump { data_dir, data_log_dir } } => {
-            let storage = RocksStorage::open_read_only(&data_dir, data_log_dir.as_deref())?;
-            crate::dump::dump_log(&storage, &mut std::io::stdout().lock())
+        Command::Log { action: LogAction::Dump { location, from, to } } => {
+            let range = from.unwrap_or(i64::MIN)..=to.unwrap_or(i64::MAX);
+            crate::dump::dump_log(&location.open()?, range, &mut out)
         }
-        Command::Snapshot { action: DumpAction::Dump { data_dir, data_log_dir } } => {
-            let storage = RocksStorage::open_read_only(&data_dir, data_log_dir.as_deref())?;
-            crate::dump::dump_snapshot(&storage, &mut std::io::stdout().lock())
+        Command::Snapshot { action: SnapshotAction::Dump { location, zxid } } => {
+            crate::dump::dump_snapshot(&location.open()?, zxid, &mut out)
+        }
+        Command::Snapshot { action: SnapshotAction::List { location } } => {
+            crate::dump::list_snapshots(&location.open()?, &mut out)
+        }
+        Command::Config { action: ConfigAction::Keys } => {
+            use std::io::Write as _;
+            out.write_all(crate::config::keys::markdown_table().as_bytes())?;
+            Ok(())
+        }
+        Command::Config { action: ConfigAction::Check { config } } => {
+            let config =
+                Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
+            crate::startup::describe_config(&config, &mut out)
         }
     }
-}
-
-/// Tokio workers for a server: half the cores, at least one. The other half is left to
-/// the threads that finish each write (the log thread's syncs, snapshots, RocksDB's
-/// flushes and compactions) and to whatever else runs there. On this project's 2-core
-/// machine one worker beat two on every zkbench workload (get +17%, connect +12%, set,
-/// create and lock +5-6%), with fewer wake-ups crossing cores.
-fn server_worker_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
-}
-
-fn serve(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(server_worker_threads())
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        // Listening for the stop signals comes first: one that arrives while the server
-        // starts must stop it, not be swallowed by a handler installed meanwhile.
-        let shutdown = shutdown_signal().context("listening for SIGTERM and SIGINT")?;
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating dataDir {}", config.data_dir.display()))?;
-        let address = SocketAddr::new(
-            config.client_port_address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-            config.serving_client_port(),
-        );
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("binding {address}"))?;
-        crate::server::run(config, listener, shutdown).await
-    })
-}
-
-/// Completes at the first SIGTERM or SIGINT received after this call.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    })
 }

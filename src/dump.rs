@@ -2,6 +2,7 @@
 //! holds, with every checksum verified (zkrs's zkTxnLogToolkit and zkSnapShotToolkit).
 
 use std::io::Write;
+use std::ops::RangeInclusive;
 
 use bytes::Bytes;
 use jute::records::Acl;
@@ -12,7 +13,7 @@ use crate::storage::record::decode_entry;
 use crate::storage::{SnapshotHeader, Storage};
 use crate::tree::data_tree::{child_path, DataTree};
 use crate::tree::snapshot::{load_chunk, Loaded};
-use crate::txn::{Txn, TxnBody};
+use crate::txn::{Txn, TxnBody, Zxid};
 
 fn show_data(data: Option<&Bytes>) -> String {
     match data {
@@ -98,14 +99,23 @@ fn describe_txn(txn: &Txn) -> String {
     )
 }
 
-/// Lists every log entry, checking its checksum; damaged entries are reported and counted.
+/// Lists the log entries whose zxids are in `range`, checking each checksum; damaged
+/// entries are reported and counted.
 ///
 /// # Errors
 /// When the store cannot be read or `out` fails.
-pub fn dump_log(storage: &dyn Storage, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn dump_log(
+    storage: &dyn Storage,
+    range: RangeInclusive<Zxid>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let (mut entries, mut damaged) = (0u64, 0u64);
     let mut failure = None;
-    storage.read_log(0, &mut |entry| {
+    let after = range.start().saturating_sub(1).max(0);
+    storage.read_log(after, &mut |entry| {
+        if entry.zxid > *range.end() {
+            return false;
+        }
         entries += 1;
         let line = match decode_entry(&entry) {
             Ok(txn) => describe_txn(&txn),
@@ -131,14 +141,27 @@ pub fn dump_log(storage: &dyn Storage, out: &mut dyn Write) -> anyhow::Result<()
     Ok(())
 }
 
-/// Prints a snapshot: header, sessions, and every znode with its stat, sorted by path.
+/// Prints a snapshot — the newest, or the one labelled `zxid` — with its header,
+/// sessions, and every znode with its stat, sorted by path.
 ///
 /// # Errors
-/// When the store cannot be read, the snapshot is damaged, or `out` fails.
-pub fn dump_snapshot(storage: &dyn Storage, out: &mut dyn Write) -> anyhow::Result<()> {
-    let Some(header) = storage.snapshots()?.into_iter().next() else {
-        writeln!(out, "no snapshot")?;
-        return Ok(());
+/// When the store cannot be read, there is no such snapshot, the snapshot is damaged, or
+/// `out` fails.
+pub fn dump_snapshot(
+    storage: &dyn Storage,
+    zxid: Option<Zxid>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let snapshots = storage.snapshots()?;
+    let chosen = match zxid {
+        None => snapshots.into_iter().next(),
+        Some(zxid) => snapshots.into_iter().find(|header| header.zxid == zxid),
+    };
+    let Some(header) = chosen else {
+        match zxid {
+            None => anyhow::bail!("no snapshot in this data directory"),
+            Some(zxid) => anyhow::bail!("no snapshot at zxid 0x{zxid:x} (see zkrs snapshot list)"),
+        }
     };
     let tree = DataTree::empty(true);
     let mut loaded = Loaded::default();
@@ -152,6 +175,19 @@ pub fn dump_snapshot(storage: &dyn Storage, out: &mut dyn Write) -> anyhow::Resu
         writeln!(out, "  0x{session_id:x} timeout {timeout_ms} ms")?;
     }
     write_tree(&tree, out)
+}
+
+/// Lists the complete snapshots, newest first, one header a line.
+///
+/// # Errors
+/// When the store cannot be read or `out` fails.
+pub fn list_snapshots(storage: &dyn Storage, out: &mut dyn Write) -> anyhow::Result<()> {
+    let snapshots = storage.snapshots()?;
+    for header in &snapshots {
+        write_header(header, out)?;
+    }
+    writeln!(out, "{} snapshots", snapshots.len())?;
+    Ok(())
 }
 
 fn write_header(header: &SnapshotHeader, out: &mut dyn Write) -> anyhow::Result<()> {

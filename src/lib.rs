@@ -8,7 +8,8 @@
 //!   tree plus the txns not yet applied.
 //! - [`tree`]: znodes and watches; changed only by applying txns.
 //! - [`txn`]: the transaction model shared by prepare, the log and apply.
-//! - [`config`]: zoo.cfg parsing.
+//! - [`config`]: zoo.cfg read as ZooKeeper reads it, and the table of its keys.
+//! - [`startup`], [`logging`]: what `zkrs server` does before serving, and where logs go.
 //! - [`zab`]: the replication core (election, discovery, sync, broadcast), a pure state
 //!   machine the server's shell and the simulator drive.
 //!
@@ -22,10 +23,12 @@ pub mod config;
 pub mod dump;
 pub mod ensemble;
 pub mod fast_hash;
+pub mod logging;
 pub mod prepare;
 pub mod proto;
 pub mod server;
 pub mod session;
+pub mod startup;
 pub mod storage;
 pub mod tree;
 pub mod txn;

@@ -5,7 +5,6 @@
 use std::os::unix::process::CommandExt;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc: per-thread heaps without glibc's arena locks, which profiling showed as the
 /// largest cost on the write path.
@@ -27,21 +26,20 @@ const SERVER_ALLOCATOR_OPTION: (&str, &str) = ("MIMALLOC_PURGE_DECOMMITS", "0");
 fn main() -> std::process::ExitCode {
     let cli = zkrs::cli::Cli::parse();
     let reexec_error = cli.runs_server().then(reexec_with_allocator_option).flatten();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("ZKRS_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    zkrs::logging::init();
     if let Some(err) = reexec_error {
         tracing::warn!("running with mimalloc's default options: re-executing failed: {err}");
     }
     match zkrs::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!("{err:#}");
-            std::process::ExitCode::FAILURE
+            let status = zkrs::cli::exit_status(&err);
+            if status == 2 {
+                tracing::error!("Invalid config, exiting abnormally: {err:#}");
+            } else {
+                tracing::error!("{err:#}");
+            }
+            std::process::ExitCode::from(status)
         }
     }
 }

@@ -231,7 +231,15 @@ async fn writes_through_every_member_are_seen_by_every_member() {
     let expected = format!("serverId={}\ninitLimit=10\nsyncLimit=5\nelectionAlg=3\n", follower + 1);
     assert!(conf.contains(&expected), "{conf}");
     assert!(conf.contains("peerType=0\nmembership: \nserver.1=127.0.0.1:"), "{conf}");
-    assert!(conf.ends_with(":participant\nversion=0\n"), "{conf}");
+    assert!(conf.ends_with(":participant\nversion=0"), "{conf}");
+    // /zookeeper/config holds the same membership text, as ZooKeeper's members show it.
+    let mut client = connect(&ensemble, follower).await;
+    let (data, stat) = client.get_data("/zookeeper/config", false).await.expect("config node");
+    let membership = String::from_utf8(data.expect("data").to_vec()).expect("text");
+    assert!(conf.ends_with(&format!("membership: \n{membership}")), "{membership}\n{conf}");
+    assert_eq!(membership.lines().count(), 4, "{membership}");
+    assert_eq!((stat.version, stat.aversion, stat.mzxid), (-1, -1, 0), "{stat:?}");
+    client.close().await;
     let dumps = assert_consistent(&ensemble, &[]).await;
     assert_eq!(dumps[0].len(), 61);
 }

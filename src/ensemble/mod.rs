@@ -46,12 +46,12 @@ impl Membership {
     pub fn from_config(config: &Config) -> anyhow::Result<Membership> {
         let id = config.my_id.context("an ensemble member needs dataDir/myid")?;
         anyhow::ensure!(
-            config.servers.contains_key(&id),
+            config.membership.servers.contains_key(&id),
             "myid {id} has no server.{id} line in the configuration"
         );
         let mut addresses = BTreeMap::new();
         let (mut voters, mut observers) = (BTreeSet::new(), BTreeSet::new());
-        for (&member, spec) in &config.servers {
+        for (&member, spec) in &config.membership.servers {
             let address = (spec.host.as_str(), spec.election_port)
                 .to_socket_addrs()
                 .with_context(|| format!("resolving server.{member} ({})", spec.host))?

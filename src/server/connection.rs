@@ -18,12 +18,13 @@ use jute::{Code, Reader, Record};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::codec::FramedRead;
 use tracing::Instrument;
 
 use crate::proto::four_letter::FourLetterWord;
 use crate::proto::reply::{self, frame_with};
 use crate::proto::{Frame, Request, RequestError};
+use crate::server::client_frame::{check_length, ClientFrames, FrameError, FrameTooLong};
 use crate::server::driver::Input;
 use crate::server::reads;
 use crate::server::registry::Connection;
@@ -48,8 +49,8 @@ const WRITES_IN_FLIGHT_MAX: u64 = 1000;
 enum ConnectionError {
     #[error("no handshake within {0:?}")]
     HandshakeTimeout(Duration),
-    #[error("frame length {0} outside 0..={1}")]
-    FrameLength(i64, usize),
+    #[error(transparent)]
+    FrameLength(#[from] FrameTooLong),
     #[error("malformed frame: {0}")]
     Malformed(#[from] jute::DecodeError),
     #[error("io: {0}")]
@@ -132,11 +133,7 @@ async fn read_loop(
         four_letter::respond(shared, connection, word);
         return Ok(());
     }
-    let len = i32::from_be_bytes(first);
-    let len = usize::try_from(len)
-        .ok()
-        .filter(|len| *len <= frame_len_max)
-        .ok_or(ConnectionError::FrameLength(len.into(), frame_len_max))?;
+    let len = check_length(first, frame_len_max)?;
     let mut body = vec![0u8; len];
     tokio::time::timeout(HANDSHAKE_TIMEOUT, socket.read_exact(&mut body))
         .await
@@ -146,8 +143,7 @@ async fn read_loop(
         return Ok(());
     };
 
-    let codec = LengthDelimitedCodec::builder().max_frame_length(frame_len_max).new_codec();
-    let mut frames = FramedRead::new(socket, codec);
+    let mut frames = FramedRead::new(socket, ClientFrames { limit: frame_len_max });
     let mut session = Session { shared, connection, session_id, queue: VecDeque::new() };
     loop {
         session.dispatch().await?;
@@ -156,7 +152,8 @@ async fn read_loop(
             () = connection.closing() => return Ok(()),
             frame = frames.next(), if session.queue.len() < QUEUED_REQUESTS_MAX => match frame {
                 None => return Ok(()),
-                Some(Err(err)) => return Err(ConnectionError::Io(err)),
+                Some(Err(FrameError::Io(err))) => return Err(ConnectionError::Io(err)),
+                Some(Err(FrameError::TooLong(err))) => return Err(err.into()),
                 Some(Ok(frame)) => session.receive(frame.freeze())?,
             },
             () = connection.write_completed(), if !session.queue.is_empty() => {}

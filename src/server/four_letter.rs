@@ -18,7 +18,9 @@ pub const VERSION: &str = concat!("3.8.4-zkrs-", env!("CARGO_PKG_VERSION"));
 pub fn respond(shared: &Shared, connection: &Connection, word: FourLetterWord) {
     let name = word.name();
     let text = if shared.config.four_letter_words.contains(name) {
-        tracing::info!(command = name, "processing four-letter word");
+        // Monitoring polls these every few seconds: one INFO line each (as ZooKeeper
+        // logs them) would bury everything else.
+        tracing::debug!(command = name, "processing four-letter word");
         render(shared, word)
     } else {
         format!("{name} is not executed because it is not in the whitelist.\n")
@@ -200,7 +202,7 @@ fn conf(shared: &Shared, out: &mut String) {
     let _ = writeln!(out, "maxSessionTimeout={}", config.session_timeout_ms_max);
     let _ = writeln!(out, "clientPortListenBacklog=-1");
     let _ = writeln!(out, "serverId={}", config.my_id.unwrap_or(0));
-    let Some(me) = config.my_id.and_then(|id| config.servers.get(&id)) else {
+    let Some(me) = config.my_id.and_then(|id| config.membership.servers.get(&id)) else {
         return;
     };
     if config.is_standalone() {
@@ -213,18 +215,7 @@ fn conf(shared: &Shared, out: &mut String) {
     let _ = writeln!(out, "quorumPort={}", me.quorum_port);
     let _ = writeln!(out, "peerType={}", u8::from(me.observer));
     out.push_str("membership: \n");
-    for (id, server) in &config.servers {
-        let role = if server.observer { "observer" } else { "participant" };
-        let (host, quorum, election) = (&server.host, server.quorum_port, server.election_port);
-        let _ = write!(out, "server.{id}={host}:{quorum}:{election}:{role}");
-        match server.client_port {
-            Some(port) => {
-                let _ = writeln!(out, ";0.0.0.0:{port}");
-            }
-            None => out.push('\n'),
-        }
-    }
-    out.push_str("version=0\n");
+    out.push_str(&config.membership.to_zookeeper_text());
 }
 
 fn envi(out: &mut String) {

@@ -5,6 +5,7 @@
 //! an earlier write of the session is still in flight → writes go to the [`driver`],
 //! which prepares, logs, applies and answers them in zxid order.
 
+pub mod client_frame;
 pub mod connection;
 pub mod driver;
 pub mod four_letter;
@@ -128,14 +129,15 @@ pub struct Shared {
     pub leader_status: Mutex<Option<crate::zab::LeaderStatus>>,
 }
 
-/// Runs a server on `listener` until `shutdown` completes, with its state in RocksDB in
-/// the configured `dataDir` (recovered first).
+/// Runs a server on `listener` (none without `clientPort`, as in ZooKeeper) until
+/// `shutdown` completes, with its state in RocksDB in the configured `dataDir`
+/// (recovered first).
 ///
 /// # Errors
 /// When the store cannot be opened or recovered, or the write pipeline fails.
 pub async fn run(
     config: Config,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (data_dir, log_dir, sync) =
@@ -158,7 +160,7 @@ pub async fn run(
 pub async fn run_with_storage(
     config: Config,
     storage: Arc<dyn Storage>,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let clock = Clock { start: Instant::now() };
@@ -194,6 +196,12 @@ pub async fn run_with_storage(
         seconds = started.elapsed().as_secs_f64(),
         "state recovered"
     );
+    if membership.is_some() {
+        let text = config.membership.to_zookeeper_text();
+        let version = i64::try_from(config.membership.version).unwrap_or(i64::MAX);
+        let now_ms = i64::try_from(clock.wall_ms()).unwrap_or(i64::MAX);
+        recovered.database.tree().set_config_node(&text, version, now_ms);
+    }
     let snapshot_zxid = recovered.snapshot.map_or(0, |header| header.zxid);
     let unapplied: Vec<crate::zab::Entry> = recovered
         .unapplied
@@ -222,7 +230,10 @@ pub async fn run_with_storage(
                 history: crate::zab::History::new(snapshot_zxid, storage.epoch_ends()?, unapplied),
                 applied: snapshot_zxid,
             };
-            let address = membership.addresses[&membership.id()];
+            let mut address = membership.addresses[&membership.id()];
+            if shared.config.quorum_listen_on_all_ips {
+                address.set_ip(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            }
             let election = TcpListener::bind(address)
                 .await
                 .map_err(|err| anyhow::anyhow!("binding the election port {address}: {err}"))?;
@@ -238,15 +249,27 @@ pub async fn run_with_storage(
             ))
         }
     };
-    tracing::info!(address = %listener.local_addr()?, "serving clients");
     // Accepting runs on the runtime's workers, like the connections it spawns, not on the
     // thread that awaits this function.
-    let accepting = tokio::spawn(listener::run(shared.clone(), listener));
+    let accepting = match listener {
+        Some(listener) => {
+            tracing::info!(address = %listener.local_addr()?, "serving clients");
+            Some(tokio::spawn(listener::run(shared.clone(), listener)))
+        }
+        None => None,
+    };
+    // Under systemd (Type=notify) the unit is ready now; elsewhere this does nothing.
+    if let Err(err) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(cause = %err, "cannot tell systemd the server is ready");
+    }
     tokio::select! {
         result = &mut driver => return Ok(result??),
         () = shutdown => tracing::info!("shutting down"),
     }
-    accepting.abort();
+    if let Some(accepting) = accepting {
+        accepting.abort();
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     // The driver closes the store on its way out: RocksDB must not outlive it in
     // background threads while the process exits.
     stop.cancel();

@@ -155,6 +155,58 @@ fn descriptors() -> Vec<ColumnFamilyDescriptor> {
     ]
 }
 
+/// The file in the store naming the directory of its write-ahead log (empty: inside the
+/// store), so a reader that was not told the `dataLogDir` fails instead of missing the
+/// entries that are only in that log.
+const WAL_DIR_FILE: &str = "ZKRS-WAL-DIR";
+
+/// A file that shows `dir` holds Apache ZooKeeper's data: a snapshot, a txn log or an
+/// epoch file in `version-2/`. An empty `version-2/` (as `zkCleanup.sh` leaves behind)
+/// holds nothing.
+fn zookeeper_data_file(dir: &Path) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir.join("version-2")).ok()?;
+    entries.filter_map(Result::ok).map(|entry| entry.path()).find(|path| {
+        path.file_name().and_then(|name| name.to_str()).is_some_and(|name| {
+            name.starts_with("snapshot.")
+                || name.starts_with("log.")
+                || name == "acceptedEpoch"
+                || name == "currentEpoch"
+        })
+    })
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_owned())
+}
+
+/// Records where the write-ahead log of the store at `store` lives.
+fn record_wal_dir(store: &Path, wal_dir: Option<&Path>) -> Result<(), StorageError> {
+    let text = wal_dir.map(|dir| absolute(dir).display().to_string()).unwrap_or_default();
+    std::fs::write(store.join(WAL_DIR_FILE), text)
+        .map_err(|err| StorageError::Backend(format!("recording the log directory: {err}")))
+}
+
+/// Fails when a reader names another write-ahead log directory than the store's own.
+fn check_wal_dir(store: &Path, wal_dir: Option<&Path>) -> Result<(), StorageError> {
+    let Ok(recorded) = std::fs::read_to_string(store.join(WAL_DIR_FILE)) else {
+        return Ok(());
+    };
+    let given = wal_dir.map(|dir| absolute(dir).display().to_string()).unwrap_or_default();
+    if recorded == given {
+        return Ok(());
+    }
+    Err(StorageError::Incompatible(match (recorded.is_empty(), given.is_empty()) {
+        (false, true) => format!(
+            "this store's log is in dataLogDir {}; give --data-log-dir or --config",
+            Path::new(&recorded).parent().unwrap_or(Path::new(&recorded)).display()
+        ),
+        (true, false) => {
+            "this store has no separate dataLogDir; leave --data-log-dir out".to_owned()
+        }
+        _ => format!("this store's log is in {recorded}, not {given}"),
+    }))
+}
+
 /// Where the store of a data directory lives, and where its write-ahead log goes.
 pub fn store_paths(data_dir: &Path, data_log_dir: Option<&Path>) -> (PathBuf, Option<PathBuf>) {
     (data_dir.join(STORE_DIR), data_log_dir.map(|dir| dir.join("zkrs-wal")))
@@ -171,12 +223,15 @@ impl RocksStorage {
         data_log_dir: Option<&Path>,
         sync: bool,
     ) -> Result<RocksStorage, StorageError> {
-        if data_dir.join("version-2").exists() {
-            return Err(StorageError::Incompatible(format!(
-                "{} holds Apache ZooKeeper data (version-2); zkrs cannot read it, \
-                 use another dataDir",
-                data_dir.display()
-            )));
+        for dir in std::iter::once(data_dir).chain(data_log_dir) {
+            if let Some(file) = zookeeper_data_file(dir) {
+                return Err(StorageError::Incompatible(format!(
+                    "{} holds Apache ZooKeeper data ({}); zkrs cannot read it, use another \
+                     dataDir",
+                    dir.display(),
+                    file.display()
+                )));
+            }
         }
         let (path, wal_dir) = store_paths(data_dir, data_log_dir);
         let db =
@@ -193,6 +248,7 @@ impl RocksStorage {
             scratch_dir,
         };
         storage.check_format()?;
+        record_wal_dir(&path, wal_dir.as_deref())?;
         let last = storage.read_last_logged_zxid()?;
         storage.last_logged_zxid.store(last, Ordering::Release);
         Ok(storage)
@@ -213,6 +269,7 @@ impl RocksStorage {
                 data_dir.display()
             )));
         }
+        check_wal_dir(&path, wal_dir.as_deref())?;
         let mut options = database_options(wal_dir.as_deref());
         options.create_if_missing(false);
         let db = DB::open_cf_for_read_only(&options, &path, [LOG, SNAPSHOTS, METADATA], false)

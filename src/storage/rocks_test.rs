@@ -165,7 +165,16 @@ fn epochs_persist() {
 fn foreign_and_incompatible_directories_are_refused() {
     let dir = scratch("zookeeper");
     std::fs::create_dir_all(dir.join("version-2")).expect("mkdir");
+    std::fs::write(dir.join("version-2/snapshot.0"), b"").expect("snapshot");
     assert!(matches!(RocksStorage::open(&dir, None, true), Err(StorageError::Incompatible(_))));
+    let log_dir = scratch("zookeeper-log");
+    std::fs::create_dir_all(log_dir.join("version-2")).expect("mkdir");
+    std::fs::write(log_dir.join("version-2/log.1"), b"").expect("log");
+    let clean = scratch("clean");
+    assert!(matches!(
+        RocksStorage::open(&clean, Some(&log_dir), true),
+        Err(StorageError::Incompatible(_))
+    ));
     let dir = scratch("format");
     {
         let storage = RocksStorage::open(&dir, None, true).expect("open");
@@ -175,6 +184,31 @@ fn foreign_and_incompatible_directories_are_refused() {
     let err = RocksStorage::open(&dir, None, true).expect_err("refused");
     assert!(err.to_string().contains("incompatible"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn issue_13_an_empty_version_2_left_by_zk_cleanup_is_not_zookeeper_data() {
+    let dir = scratch("cleaned");
+    std::fs::create_dir_all(dir.join("version-2")).expect("mkdir");
+    assert!(RocksStorage::open(&dir, None, true).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn issue_13_a_reader_that_forgets_the_data_log_dir_is_refused() {
+    let dir = scratch("walled");
+    let log_dir = scratch("walled-log");
+    drop(RocksStorage::open(&dir, Some(&log_dir), true).expect("open"));
+    let err = RocksStorage::open_read_only(&dir, None).expect_err("refused");
+    assert!(err.to_string().contains("dataLogDir"), "{err}");
+    assert!(RocksStorage::open_read_only(&dir, Some(&log_dir)).is_ok());
+    let plain = scratch("unwalled");
+    drop(RocksStorage::open(&plain, None, true).expect("open"));
+    assert!(RocksStorage::open_read_only(&plain, Some(&log_dir)).is_err());
+    assert!(RocksStorage::open_read_only(&plain, None).is_ok());
+    for dir in [dir, log_dir, plain] {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 /// The write-ahead log file RocksDB writes into: the newest one.

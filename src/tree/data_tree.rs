@@ -77,7 +77,11 @@ impl DataTree {
         tree.insert_raw("", system_node("", AclId::OPEN));
         tree.insert_raw("/", system_node("zookeeper", AclId::OPEN));
         tree.insert_raw("/zookeeper", system_node("quota", AclId::OPEN));
-        tree.insert_raw("/zookeeper", system_node("config", AclId::READ_ONLY));
+        // ZooKeeper's addConfigNode sets the node's ACL with version -1, so its aversion
+        // is -1 on every server.
+        let mut config = system_node("config", AclId::READ_ONLY);
+        config.aversion = -1;
+        tree.insert_raw("/zookeeper", config);
         tree
     }
 
@@ -439,6 +443,17 @@ impl DataTree {
         let node = table.get_mut(&self.hasher, name).ok_or(Code::NoNode)?;
         let result = f(node);
         Ok((result, node.stat(num_children, self.extended_types_enabled)))
+    }
+
+    /// Puts an ensemble's membership in `/zookeeper/config`, as ZooKeeper's
+    /// `initConfigInZKDatabase` does when a member starts: the text of `zoo.cfg`'s
+    /// membership, `mzxid` the membership's version, `version` -1, `mtime` now. It is no
+    /// txn: every member sets it for itself at start, so only its data must agree.
+    pub fn set_config_node(&self, membership_text: &str, membership_version: Zxid, now_ms: i64) {
+        let path = "/zookeeper/config";
+        let set =
+            self.set_data(path, Some(membership_text.as_bytes()), -1, membership_version, now_ms);
+        debug_assert!(set.is_ok(), "every tree has {path}");
     }
 
     /// Replaces a node's data (`DataTree.setData`).

@@ -131,3 +131,15 @@ fn named_children_are_visited_while_they_exist() {
     assert_eq!(visited, [("a".into(), 2), ("c".into(), 4)], "b is gone, d was not named");
     assert!(tree.child_names("/nothing").is_empty());
 }
+
+#[test]
+fn issue_13_config_node_holds_the_membership_as_zookeeper_sets_it() {
+    let tree = DataTree::new(false);
+    let standalone = tree.stat("/zookeeper/config").expect("config");
+    assert_eq!((standalone.version, standalone.aversion, standalone.mtime), (0, -1, 0));
+    tree.set_config_node("server.1=h:1:2:participant\nversion=0", 0, 1234);
+    let data = tree.with_node("/zookeeper/config", |node, _| node.data.clone()).expect("config");
+    assert_eq!(data.as_deref(), Some(&b"server.1=h:1:2:participant\nversion=0"[..]));
+    let stat = tree.stat("/zookeeper/config").expect("config");
+    assert_eq!((stat.version, stat.aversion, stat.mtime, stat.mzxid), (-1, -1, 1234, 0));
+}

@@ -35,13 +35,26 @@ impl Ensemble {
 
     /// Starts `voters` voting members, then `observers` observers.
     pub fn start_with_observers(voters: usize, observers: usize, extra: &str) -> Ensemble {
+        Ensemble::start_members(voters, observers, extra, false)
+    }
+
+    /// Starts `size` voting members configured as ZooKeeper 3.5+ writes them: zoo.cfg
+    /// names a `dynamicConfigFile` (`zoo.cfg.dynamic.100000000`, version 0x100000000)
+    /// holding the `server.N` lines with each member's client address.
+    pub fn start_dynamic(size: usize, extra: &str) -> Ensemble {
+        Ensemble::start_members(size, 0, extra, true)
+    }
+
+    fn start_members(voters: usize, observers: usize, extra: &str, dynamic: bool) -> Ensemble {
         let size = voters + observers;
         let ports = free_ports(3 * size);
         let servers: String = (0..size)
             .map(|i| {
                 let role = if i < voters { "" } else { ":observer" };
                 let (quorum, election) = (ports[3 * i + 1], ports[3 * i + 2]);
-                format!("server.{}=127.0.0.1:{quorum}:{election}{role}\n", i + 1)
+                let client =
+                    if dynamic { format!(";127.0.0.1:{}", ports[3 * i]) } else { String::new() };
+                format!("server.{}=127.0.0.1:{quorum}:{election}{role}{client}\n", i + 1)
             })
             .collect();
         let mut ensemble = Ensemble {
@@ -55,12 +68,17 @@ impl Ensemble {
             let data = dir.join("data");
             std::fs::create_dir_all(&data).expect("data dir");
             std::fs::write(data.join("myid"), format!("{}\n", i + 1)).expect("myid");
+            let membership = if dynamic {
+                let file = dir.join("zoo.cfg.dynamic.100000000");
+                std::fs::write(&file, &servers).expect("dynamic config file");
+                format!("dynamicConfigFile={}\n", file.display())
+            } else {
+                format!("clientPort={}\nclientPortAddress=127.0.0.1\n{servers}", ports[3 * i])
+            };
             let config = format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={}\n\
-                 clientPortAddress=127.0.0.1\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n\
-                 {servers}{extra}\n",
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nmaxClientCnxns=0\n\
+                 4lw.commands.whitelist=*\n{membership}{extra}\n",
                 data.display(),
-                ports[3 * i]
             );
             ensemble.addresses.push(SocketAddr::from(([127, 0, 0, 1], ports[3 * i])));
             ensemble.dirs.push(dir);

@@ -1,0 +1,237 @@
+use super::*;
+
+fn parse(text: &str) -> Config {
+    Config::parse(text).unwrap_or_else(|err| panic!("{err}\n{text}"))
+}
+
+fn refused(text: &str) -> Vec<String> {
+    match Config::parse(text) {
+        Err(ConfigError::Refused(messages)) => messages,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn embedded_default_is_standalone_on_2181() {
+    let config = Config::embedded_default();
+    assert_eq!(config.static_client_address, Some("0.0.0.0:2181".parse().expect("address")));
+    assert_eq!(config.data_dir, PathBuf::from("./zkrs-data"));
+    assert!(config.is_standalone());
+    assert_eq!(config.session_timeout_ms_min, 4000);
+    assert_eq!(config.session_timeout_ms_max, 40000);
+    assert!(config.notices.is_empty(), "{:?}", config.notices);
+}
+
+#[test]
+fn defaults_are_zookeepers() {
+    let config = parse("dataDir=/d\nclientPort=2181\n");
+    assert_eq!(config.tick_time_ms, 3000);
+    assert_eq!((config.session_timeout_ms_min, config.session_timeout_ms_max), (6000, 60000));
+    assert_eq!(config.max_client_cnxns, 60);
+    assert_eq!(config.max_cnxns, 0);
+    assert_eq!(config.jute_max_buffer, 0xfffff);
+    assert_eq!(config.snap_count, 100_000);
+    assert!(config.force_sync);
+    assert!(!config.extended_types_enabled);
+    assert_eq!(config.four_letter_words, BTreeSet::from(["srvr".to_owned()]));
+}
+
+#[test]
+fn parses_the_compat_harness_config() {
+    let text = "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/tmp/x/data\n\
+                clientPort=32310\nmaxClientCnxns=0\n4lw.commands.whitelist=*\n\
+                extendedTypesEnabled=true\nadmin.enableServer=false\n\
+                DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=\n\
+                server.1=127.0.0.1:32111:32112\nserver.2=127.0.0.1:32121:32122\n\
+                server.3=127.0.0.1:32131:32132:observer;127.0.0.1:32310\n";
+    let config = parse(text);
+    assert_eq!(config.max_client_cnxns, 0);
+    assert!(config.extended_types_enabled);
+    assert!(config.four_letter_words.contains("mntr"));
+    assert_eq!(config.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
+    assert_eq!(config.membership.servers.len(), 3);
+    assert!(config.membership.servers[&3].observer);
+    assert!(!config.is_standalone());
+    let warnings: Vec<&str> =
+        config.notices.iter().filter(|notice| notice.warn).map(|n| n.message.as_str()).collect();
+    assert_eq!(warnings, ["No server failure will be tolerated. You need at least 3 servers."]);
+    let member = config.with_my_id(Some(3)).expect("member 3");
+    let address = member.client_address().expect("resolves");
+    assert_eq!(address, Some("127.0.0.1:32310".parse().expect("address")));
+}
+
+#[test]
+fn issue_13_tls_only_file_refuses_instead_of_serving_plaintext() {
+    let messages = refused(
+        "tickTime=2000\ndataDir=/d\nsecureClientPort=2281\n\
+         serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+         ssl.keyStore.location=/etc/zk/keystore.jks\nssl.keyStore.password=secret\n\
+         ssl.trustStore.location=/etc/zk/truststore.jks\n\
+         authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n",
+    );
+    let all = messages.join("\n");
+    for key in [
+        "secureClientPort",
+        "ssl.keyStore.location",
+        "ssl.trustStore.location",
+        "authProvider.x509",
+    ] {
+        assert!(all.contains(key), "{key} is not named in:\n{all}");
+    }
+}
+
+#[test]
+fn issue_13_misspelt_client_port_means_no_listener_and_names_the_key() {
+    let config = parse("dataDir=/d\nclientport=2181\n");
+    assert_eq!(config.static_client_address, None);
+    assert_eq!(config.client_address().expect("no lookup"), None);
+    assert!(config
+        .notices
+        .iter()
+        .any(|notice| notice.warn && notice.message.contains("did you mean clientPort?")));
+}
+
+#[test]
+fn issue_13_key_value_lines_and_continuations_are_read() {
+    let config = parse(
+        "tickTime 2000\ndataDir /var/lib/zk\nclientPort: 2181\n\
+                        4lw.commands.whitelist=ruok,\\\n    conf\n",
+    );
+    assert_eq!(config.tick_time_ms, 2000);
+    assert_eq!(config.data_dir, PathBuf::from("/var/lib/zk"));
+    assert!(config.four_letter_words.contains("conf"));
+    assert!(config.four_letter_words.contains("ruok"));
+}
+
+#[test]
+fn issue_13_host_names_are_accepted_for_client_port_address() {
+    let config = parse("dataDir=/d\nclientPort=2181\nclientPortAddress=localhost\n");
+    let address = config.static_client_address.expect("an address");
+    assert!(address.ip().is_loopback(), "{address}");
+    assert_eq!(address.port(), 2181);
+}
+
+#[test]
+fn client_port_address_without_client_port_is_an_error() {
+    assert!(matches!(
+        Config::parse("dataDir=/d\nclientPortAddress=127.0.0.1\n"),
+        Err(ConfigError::Inconsistent(_))
+    ));
+}
+
+#[test]
+fn rejects_bad_values_with_the_key_named() {
+    let err = Config::parse("dataDir=/d\nclientPort=nope\n").expect_err("invalid");
+    assert!(err.to_string().contains("clientPort"));
+    assert!(matches!(Config::parse("tickTime=5\n"), Err(ConfigError::Missing("dataDir"))));
+    let err = Config::parse("dataDir=/d\nlocalSessionsEnabled=yes\n").expect_err("strict");
+    assert!(err.to_string().contains("localSessionsEnabled"));
+    assert!(Config::parse("dataDir=/d\nelectionAlg=1\n").is_err());
+}
+
+#[test]
+fn force_sync_is_off_only_for_no() {
+    assert!(!parse("dataDir=/d\nforceSync=no\n").force_sync);
+    let lenient = parse("dataDir=/d\nforceSync=false\n");
+    assert!(lenient.force_sync, "ZooKeeper syncs unless the value is exactly no");
+    assert!(lenient
+        .notices
+        .iter()
+        .any(|notice| notice.warn && notice.message.contains("forceSync")));
+}
+
+#[test]
+fn an_ensemble_needs_init_and_sync_limits_and_a_myid() {
+    let servers = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n";
+    let missing = Config::parse(&format!("dataDir=/d\nsyncLimit=5\n{servers}"));
+    assert!(matches!(missing, Err(ConfigError::Missing("initLimit"))));
+    let config = parse(&format!("dataDir=/d\ninitLimit=10\nsyncLimit=5\n{servers}"));
+    assert!(config.clone().with_my_id(None).is_err(), "myid file is missing");
+    assert!(config.clone().with_my_id(Some(7)).is_err(), "not a member");
+    assert!(config.with_my_id(Some(2)).is_ok());
+}
+
+#[test]
+fn one_participant_runs_standalone_unless_standalone_is_disabled() {
+    let one = parse("dataDir=/d\nserver.1=127.0.0.1:2888:3888\n");
+    assert!(one.is_standalone());
+    let forced = parse(
+        "dataDir=/d\ninitLimit=5\nsyncLimit=2\nstandaloneEnabled=false\nserver.1=127.0.0.1:2888:3888\n",
+    );
+    assert!(!forced.is_standalone());
+    assert!(Config::parse(
+        "dataDir=/d\nserver.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889:observer\n"
+    )
+    .is_err());
+}
+
+#[test]
+fn member_client_address_must_agree_with_the_static_one() {
+    let text = "dataDir=/d\ninitLimit=5\nsyncLimit=2\nclientPort=2181\n\
+                server.1=127.0.0.1:2888:3888;2182\nserver.2=127.0.0.1:2889:3889;2181\n";
+    assert!(parse(text).with_my_id(Some(1)).is_err());
+    assert!(parse(text).with_my_id(Some(2)).is_ok());
+}
+
+#[test]
+fn session_timeouts_are_clamped() {
+    let config = parse("dataDir=/d\ntickTime=100\n");
+    assert_eq!(config.negotiate_session_timeout_ms(1), 200);
+    assert_eq!(config.negotiate_session_timeout_ms(100_000), 2000);
+    assert_eq!(config.negotiate_session_timeout_ms(700), 700);
+}
+
+#[test]
+fn read_only_mode_enables_isro() {
+    let config = parse("dataDir=/d\nreadonlymode.enabled=true\n");
+    assert!(config.four_letter_words.contains("isro"));
+}
+
+#[test]
+fn dynamic_file_version_is_the_hex_suffix() {
+    assert_eq!(dynamic_file_version(Path::new("/c/zoo.cfg.dynamic.100000000")), Some(0x100000000));
+    assert_eq!(dynamic_file_version(Path::new("/c/zoo.cfg.dynamic")), None);
+}
+
+#[test]
+fn issue_13_dynamic_config_file_forms_an_ensemble() {
+    let dir = std::env::temp_dir().join(format!("zkrs-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("data")).expect("mkdir");
+    std::fs::write(dir.join("data/myid"), "2\n").expect("myid");
+    let dynamic = dir.join("zoo.cfg.dynamic.100000000");
+    std::fs::write(
+        &dynamic,
+        "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+         server.2=127.0.0.1:2889:3889:participant;2182\nserver.3=127.0.0.1:2890:3890;2183\n",
+    )
+    .expect("dynamic");
+    let static_file = dir.join("zoo.cfg");
+    std::fs::write(
+        &static_file,
+        format!(
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\ndynamicConfigFile={}\n",
+            dir.join("data").display(),
+            dynamic.display()
+        ),
+    )
+    .expect("zoo.cfg");
+    let config = Config::load(&static_file).expect("loads");
+    assert!(!config.is_standalone());
+    assert_eq!(config.my_id, Some(2));
+    assert_eq!(config.membership.version, 0x100000000);
+    assert_eq!(
+        config.client_address().expect("resolves"),
+        Some("0.0.0.0:2182".parse().expect("a"))
+    );
+    assert!(config.membership.to_zookeeper_text().ends_with("version=100000000"));
+
+    std::fs::write(&dynamic, "server.1=127.0.0.1:2888:3888\nversion=1\n").expect("dynamic");
+    assert!(Config::load(&static_file).is_err(), "a version inside the dynamic file");
+    std::fs::write(&dynamic, "server.1=127.0.0.1:2888:3888\n").expect("dynamic");
+    let mut with_servers = std::fs::read_to_string(&static_file).expect("read");
+    with_servers.push_str("server.4=127.0.0.1:2891:3891\n");
+    std::fs::write(&static_file, with_servers).expect("zoo.cfg");
+    let err = Config::load(&static_file).expect_err("server lines in both files");
+    assert!(err.to_string().contains("must be in a separate dynamic config file"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,524 @@
+//! Every zoo.cfg key ZooKeeper 3.9 documents, and what zkrs does with each.
+//!
+//! This table is the one place that says how zkrs treats a key: [`super::Config`] reads
+//! only keys marked [`Support::Honoured`], start-up reports the others through
+//! [`classify`], and `zkrs config keys` prints the table the README's configuration
+//! section is checked against. A key is one of:
+//! - honoured: zkrs does what ZooKeeper does with it, with ZooKeeper's default;
+//! - ignored: a tuning knob of ZooKeeper's own machinery (JVM, NIO threads, caches),
+//!   harmless to leave out — said once at INFO;
+//! - unsupported: zkrs does not do it yet. When the key only changes behaviour that
+//!   clients notice, zkrs warns and runs; when it changes security, membership or
+//!   durability, zkrs refuses to start, unless the value is ZooKeeper's default (asks for
+//!   nothing): running weaker than configured is never an option.
+//!
+//! ZooKeeper maps a zoo.cfg key it does not parse itself to the system property
+//! `zookeeper.<key>`; zkrs reads both spellings, `key` and `zookeeper.key`, as the same
+//! key (keys whose property has no such prefix, like `jute.maxbuffer`, are read from
+//! zoo.cfg too: zkrs has no JVM command line to take them from).
+
+use super::values::Rule;
+
+/// How zkrs treats a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// zkrs does what ZooKeeper does with it.
+    Honoured,
+    /// Harmless to leave out: it tunes machinery zkrs does not have.
+    Ignored,
+    /// Not done by zkrs yet; what leaving it out would change.
+    Unsupported(Impact),
+}
+
+/// What an unsupported key would change if zkrs ran without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Impact {
+    /// Behaviour clients may notice; zkrs warns and runs.
+    Behaviour,
+    /// Who may connect or what they may do; zkrs refuses to start.
+    Security,
+    /// Who the members are or how they talk; zkrs refuses to start.
+    Membership,
+    /// What survives a crash; zkrs refuses to start.
+    Durability,
+}
+
+impl Impact {
+    /// Whether a key of this impact, set to other than its default, stops start-up.
+    pub fn refuses(self) -> bool {
+        self != Impact::Behaviour
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Impact::Behaviour => "behaviour",
+            Impact::Security => "security",
+            Impact::Membership => "membership",
+            Impact::Durability => "durability",
+        }
+    }
+}
+
+/// One zoo.cfg key, or a family of keys when the name ends in `.*`.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    /// The name as ZooKeeper's documentation spells it.
+    pub name: &'static str,
+    /// How ZooKeeper reads the value.
+    pub rule: Rule,
+    /// ZooKeeper's default as text; empty when unset by default.
+    pub default: &'static str,
+    /// What zkrs does with it.
+    pub support: Support,
+    /// One line for the operator: what the key does in zkrs.
+    pub note: &'static str,
+    /// For an unsupported key, the value under which zkrs already does what ZooKeeper
+    /// does: the default, unless ZooKeeper's default turns on something zkrs lacks.
+    pub inert: &'static str,
+}
+
+const fn key(name: &'static str, rule: Rule, default: &'static str, support: Support) -> Key {
+    Key { name, rule, default, support, note: "", inert: default }
+}
+
+impl Key {
+    const fn note(mut self, note: &'static str) -> Key {
+        self.note = note;
+        self
+    }
+
+    const fn inert(mut self, inert: &'static str) -> Key {
+        self.inert = inert;
+        self
+    }
+
+    /// Whether `value` asks for nothing zkrs lacks.
+    pub fn is_inert(&self, value: &str) -> bool {
+        let value = value.trim();
+        match self.rule {
+            Rule::Boolean | Rule::LenientBoolean => value.eq_ignore_ascii_case(self.inert),
+            _ => value == self.inert,
+        }
+    }
+
+    /// The table column saying what zkrs does.
+    pub fn support_text(&self) -> String {
+        match self.support {
+            Support::Honoured => "honoured".to_owned(),
+            Support::Ignored => "ignored (harmless)".to_owned(),
+            Support::Unsupported(Impact::Behaviour) => "not supported: warns".to_owned(),
+            Support::Unsupported(impact) => {
+                format!("not supported ({}): refuses to start unless the default", impact.name())
+            }
+        }
+    }
+}
+
+use Impact::{Behaviour, Durability, Membership, Security};
+use Rule::{Boolean, DecodedInteger, Integer, LenientBoolean, Text, YesUnlessNo};
+use Support::{Honoured, Ignored, Unsupported};
+
+/// Every key, in the order of ZooKeeper's administrator's guide.
+pub const KEYS: &[Key] = &[
+    // Minimum configuration.
+    key("clientPort", Integer, "", Honoured)
+        .note("Unset: no client listener, as in ZooKeeper (misspelt keys are reported)."),
+    key("secureClientPort", Integer, "", Unsupported(Security)).note("TLS is not supported yet."),
+    key("secureClientPortAddress", Text, "", Unsupported(Security)),
+    key("observerMasterPort", Integer, "", Ignored)
+        .note("Observers sync from the leader instead of a follower."),
+    key("dataDir", Text, "", Honoured).note("Required. Created when missing."),
+    key("tickTime", Integer, "3000", Honoured),
+    // Advanced configuration.
+    key("dataLogDir", Text, "", Honoured)
+        .note("Holds the store's write-ahead log; created when missing."),
+    key("globalOutstandingLimit", DecodedInteger, "1000", Ignored)
+        .note("zkrs bounds each connection's outstanding requests at 1000."),
+    key("preAllocSize", DecodedInteger, "65536", Ignored)
+        .note("The log is RocksDB's, recycled rather than preallocated."),
+    key("snapCount", DecodedInteger, "100000", Honoured),
+    key("snapSizeLimitInKb", DecodedInteger, "4194304", Ignored)
+        .note("Snapshots are taken by count only."),
+    key("txnLogSizeLimitInKb", DecodedInteger, "-1", Ignored),
+    key("maxCnxns", DecodedInteger, "0", Honoured)
+        .note("Client connections in all (0 = no limit)."),
+    key("maxClientCnxns", Integer, "60", Honoured)
+        .note("Client connections per IP address (0 = no limit)."),
+    key("clientPortAddress", Text, "", Honoured).note("An address or a host name."),
+    key("minSessionTimeout", Integer, "-1", Honoured).note("-1: 2 ticks."),
+    key("maxSessionTimeout", Integer, "-1", Honoured).note("-1: 20 ticks."),
+    key("fsync.warningthresholdms", DecodedInteger, "1000", Honoured)
+        .note("A log sync slower than this is logged at WARN."),
+    key("maxResponseCacheSize", DecodedInteger, "400", Ignored),
+    key("maxGetChildrenResponseCacheSize", DecodedInteger, "400", Ignored),
+    key("autopurge.snapRetainCount", Integer, "3", Honoured).note("At least 3."),
+    key("autopurge.purgeInterval", Integer, "0", Honoured)
+        .note("0 purges after every snapshot (ZooKeeper: never purges)."),
+    key("syncEnabled", Boolean, "true", Ignored).note("Observers always log to disk."),
+    key("extendedTypesEnabled", LenientBoolean, "false", Honoured).note("TTL nodes."),
+    key("emulate353TTLNodes", LenientBoolean, "false", Unsupported(Behaviour)),
+    key("watchManagerName", Text, "", Ignored),
+    key("watcherCleanThreadsNum", DecodedInteger, "2", Ignored),
+    key("watcherCleanThreshold", DecodedInteger, "1000", Ignored),
+    key("watcherCleanIntervalInSeconds", DecodedInteger, "600", Ignored),
+    key("maxInProcessingDeadWatchers", DecodedInteger, "-1", Ignored),
+    key("bitHashCacheSize", DecodedInteger, "10", Ignored),
+    key("fastleader.minNotificationInterval", DecodedInteger, "200", Ignored)
+        .note("Elections are timed in tenths of a tick."),
+    key("fastleader.maxNotificationInterval", DecodedInteger, "60000", Ignored),
+    key("connectionMaxTokens", DecodedInteger, "0", Unsupported(Behaviour))
+        .note("Connection throttling is not supported yet."),
+    key("connectionTokenFillTime", DecodedInteger, "1", Unsupported(Behaviour)),
+    key("connectionTokenFillCount", DecodedInteger, "1", Unsupported(Behaviour)),
+    key("connectionFreezeTime", DecodedInteger, "-1", Unsupported(Behaviour)),
+    key("connectionDropIncrease", Text, "0.02", Unsupported(Behaviour)),
+    key("connectionDropDecrease", Text, "0.002", Unsupported(Behaviour)),
+    key("connectionDecreaseRatio", Text, "0", Unsupported(Behaviour)),
+    key(
+        "zookeeper.connection_throttle_weight_enabled",
+        LenientBoolean,
+        "false",
+        Unsupported(Behaviour),
+    ),
+    key(
+        "zookeeper.connection_throttle_global_session_weight",
+        DecodedInteger,
+        "3",
+        Unsupported(Behaviour),
+    ),
+    key(
+        "zookeeper.connection_throttle_local_session_weight",
+        DecodedInteger,
+        "1",
+        Unsupported(Behaviour),
+    ),
+    key(
+        "zookeeper.connection_throttle_renew_session_weight",
+        DecodedInteger,
+        "2",
+        Unsupported(Behaviour),
+    ),
+    key("clientPortListenBacklog", Integer, "-1", Honoured).note("-1: zkrs's default of 1024."),
+    key("serverCnxnFactory", Text, "", Ignored).note("zkrs has one connection layer."),
+    key("flushDelay", DecodedInteger, "0", Ignored).note("zkrs commits in groups without a timer."),
+    key("maxWriteQueuePollTime", DecodedInteger, "0", Ignored),
+    key("maxBatchSize", DecodedInteger, "1000", Ignored),
+    key("enforceQuota", LenientBoolean, "false", Unsupported(Security))
+        .note("Quotas are not enforced yet."),
+    key("requestThrottleLimit", DecodedInteger, "0", Unsupported(Behaviour))
+        .note("Request throttling is not supported yet."),
+    key("requestThrottleStallTime", DecodedInteger, "100", Unsupported(Behaviour)),
+    key("requestThrottleDropStale", LenientBoolean, "true", Unsupported(Behaviour)),
+    key("requestStaleLatencyCheck", LenientBoolean, "false", Unsupported(Behaviour)),
+    key("requestStaleConnectionCheck", LenientBoolean, "true", Unsupported(Behaviour)),
+    key("zookeeper.request_throttler.shutdownTimeout", DecodedInteger, "10000", Ignored),
+    key("advancedFlowControlEnabled", LenientBoolean, "false", Ignored)
+        .note("Each connection stops reading past 1000 queued requests."),
+    key("enableEagerACLCheck", LenientBoolean, "false", Ignored)
+        .note("ACLs are checked where the write is prepared."),
+    key("maxConcurrentSnapSyncs", DecodedInteger, "10", Ignored),
+    key("maxConcurrentDiffSyncs", DecodedInteger, "100", Ignored),
+    key("digest.enabled", LenientBoolean, "true", Ignored)
+        .note("Every log record and snapshot chunk carries a CRC-32C instead."),
+    key("snapshot.compression.method", Text, "", Ignored)
+        .note("zkrs snapshots are compressed by the store."),
+    key("snapshot.trust.empty", LenientBoolean, "false", Ignored),
+    key("audit.enable", LenientBoolean, "false", Unsupported(Security))
+        .note("Audit logging is not supported yet."),
+    key("audit.impl.class", Text, "", Ignored),
+    key("largeRequestMaxBytes", DecodedInteger, "104857600", Unsupported(Behaviour)),
+    key("largeRequestThreshold", DecodedInteger, "-1", Unsupported(Behaviour)),
+    // Cluster options.
+    key("electionAlg", Integer, "3", Honoured).note("Only 3, as in ZooKeeper."),
+    key("maxTimeToWaitForEpoch", DecodedInteger, "2000", Ignored),
+    key("initLimit", Integer, "", Honoured).note("Required for an ensemble."),
+    key("connectToLearnerMasterLimit", Integer, "0", Ignored).note("initLimit applies."),
+    key("leaderServes", Text, "yes", Unsupported(Behaviour))
+        .note("The leader always serves clients."),
+    key("server.*", Text, "", Honoured)
+        .note("host:port:port[:participant|observer][;[clientHost:]clientPort], one address."),
+    key("syncLimit", Integer, "", Honoured).note("Required for an ensemble."),
+    key("group.*", Text, "", Unsupported(Membership)).note("Hierarchical quorums."),
+    key("weight.*", Text, "", Unsupported(Membership)),
+    key("cnxTimeout", DecodedInteger, "5000", Ignored),
+    key("quorumCnxnTimeoutMs", DecodedInteger, "-1", Ignored),
+    key("standaloneEnabled", Boolean, "true", Honoured),
+    key("reconfigEnabled", Boolean, "false", Unsupported(Behaviour))
+        .note("No dynamic reconfiguration yet: reconfig gets Unimplemented when true."),
+    key("4lw.commands.whitelist", Text, "srvr", Honoured)
+        .note("srvr is always on, isro too in read-only mode."),
+    key("tcpKeepAlive", LenientBoolean, "false", Ignored),
+    key("clientTcpKeepAlive", LenientBoolean, "false", Ignored),
+    key("electionPortBindRetry", DecodedInteger, "3", Ignored),
+    key("observer.reconnectDelayMs", DecodedInteger, "0", Ignored),
+    key("observer.election.DelayMs", DecodedInteger, "200", Ignored),
+    key("dynamicConfigFile", Text, "", Honoured)
+        .note("Holds the server.N lines; its name's hex suffix is the version."),
+    key("version", Text, "0", Honoured).note("The membership's version, in hex."),
+    key("localSessionsEnabled", Boolean, "false", Honoured)
+        .note("Sessions opened without a txn on the member that holds them."),
+    key("localSessionsUpgradingEnabled", Boolean, "false", Honoured),
+    key("oraclePath", Text, "", Unsupported(Membership))
+        .note("The quorum oracle of two-member ensembles."),
+    key("peerType", Text, "participant", Honoured)
+        .note("The server.N line of this member decides, as in ZooKeeper."),
+    // Encryption, authentication, authorization.
+    key("DigestAuthenticationProvider.enabled", LenientBoolean, "true", Unsupported(Security))
+        .note("Digest authentication is always on."),
+    key("DigestAuthenticationProvider.superDigest", Text, "", Honoured),
+    key("DigestAuthenticationProvider.digestAlg", Text, "SHA1", Unsupported(Security)),
+    key("IPAuthenticationProvider.usexforwardedfor", LenientBoolean, "false", Ignored)
+        .note("Applies to the AdminServer only."),
+    key("X509AuthenticationProvider.superUser", Text, "", Unsupported(Security)),
+    key("zookeeper.superUser", Text, "", Unsupported(Security)),
+    key("ssl.authProvider", Text, "", Unsupported(Security)),
+    key("zookeeper.ensembleAuthName", Text, "", Unsupported(Security)),
+    key("sessionRequireClientSASLAuth", LenientBoolean, "false", Unsupported(Security)),
+    key("requireClientAuthScheme", Text, "", Unsupported(Security)),
+    key("enforce.auth.enabled", LenientBoolean, "false", Unsupported(Security)),
+    key("enforce.auth.schemes", Text, "", Unsupported(Security)),
+    key("sslQuorum", Boolean, "false", Unsupported(Security)),
+    key("ssl.*", Text, "", Unsupported(Security))
+        .note("Every ssl.* and ssl.quorum.* key: TLS is not supported yet."),
+    key("sslQuorumReloadCertFiles", Boolean, "false", Unsupported(Security)),
+    key("client.certReload", LenientBoolean, "false", Unsupported(Security)),
+    key("client.portUnification", LenientBoolean, "false", Unsupported(Security)),
+    key("portUnification", Boolean, "false", Unsupported(Security)),
+    key("authProvider.*", Text, "", Honoured)
+        .note("ZooKeeper's digest and IP providers only; any other provider refuses to start."),
+    key("quorum.auth.enableSasl", Boolean, "false", Unsupported(Security)),
+    key("quorum.auth.learnerRequireSasl", Boolean, "false", Unsupported(Security)),
+    key("quorum.auth.serverRequireSasl", Boolean, "false", Unsupported(Security)),
+    key("quorum.auth.learner.saslLoginContext", Text, "QuorumLearner", Ignored),
+    key("quorum.auth.server.saslLoginContext", Text, "QuorumServer", Ignored),
+    key("quorum.auth.kerberos.servicePrincipal", Text, "zkquorum/localhost", Ignored),
+    key("quorum.cnxn.threads.size", Integer, "20", Ignored),
+    key("multiAddress.enabled", LenientBoolean, "false", Ignored)
+        .note("A server.N line with several addresses refuses to start."),
+    key("multiAddress.reachabilityCheckTimeoutMs", Integer, "1000", Ignored),
+    key("multiAddress.reachabilityCheckEnabled", LenientBoolean, "true", Ignored),
+    key("fips-mode", LenientBoolean, "true", Ignored).note("No TLS yet."),
+    // Experimental, unsafe and tuning options.
+    key("readonlymode.enabled", LenientBoolean, "false", Honoured),
+    key("zookeeper.follower.skipLearnerRequestToNextProcessor", LenientBoolean, "false", Ignored),
+    key("forceSync", YesUnlessNo, "yes", Honoured)
+        .note("Only the exact value no turns the log sync off, as in ZooKeeper."),
+    key("jute.maxbuffer", DecodedInteger, "1048575", Honoured)
+        .note("The largest frame a client may send."),
+    key("jute.maxbuffer.extrasize", DecodedInteger, "1048575", Ignored),
+    key("skipACL", YesUnlessNo, "no", Unsupported(Behaviour)).note("ACLs are always checked."),
+    key("quorumListenOnAllIPs", Boolean, "false", Honoured),
+    key("zookeeper.datadir.autocreate", LenientBoolean, "true", Honoured)
+        .note("false: a missing dataDir or dataLogDir refuses to start."),
+    key("zookeeper.db.autocreate", LenientBoolean, "true", Unsupported(Durability)),
+    key("zookeeper.nio.numSelectorThreads", DecodedInteger, "", Ignored),
+    key("zookeeper.nio.numWorkerThreads", DecodedInteger, "", Ignored),
+    key("zookeeper.nio.shutdownTimeout", DecodedInteger, "5000", Ignored),
+    key("zookeeper.commitProcessor.numWorkerThreads", DecodedInteger, "", Ignored),
+    key("zookeeper.commitProcessor.maxReadBatchSize", DecodedInteger, "-1", Ignored),
+    key("zookeeper.commitProcessor.maxCommitBatchSize", DecodedInteger, "1", Ignored),
+    key("znode.container.checkIntervalMs", DecodedInteger, "60000", Honoured)
+        .note("zkrs's default is 1000: empty containers and expired TTL nodes go within a second."),
+    key("znode.container.maxPerMinute", DecodedInteger, "10000", Ignored),
+    key("znode.container.maxNeverUsedIntervalMs", DecodedInteger, "0", Ignored)
+        .note("Never-used containers are kept, as with ZooKeeper's default."),
+    key("zookeeper.messageTracker.BufferSize", DecodedInteger, "10", Ignored),
+    key("zookeeper.messageTracker.Enabled", LenientBoolean, "false", Ignored),
+    key("jvm.pause.info-threshold.ms", DecodedInteger, "1000", Ignored).note("No JVM."),
+    key("jvm.pause.warn-threshold.ms", DecodedInteger, "10000", Ignored),
+    key("jvm.pause.sleep.time.ms", DecodedInteger, "500", Ignored),
+    key("jvm.pause.monitor", Boolean, "false", Ignored),
+    // AdminServer and metrics.
+    key("admin.enableServer", LenientBoolean, "true", Unsupported(Behaviour))
+        .inert("false")
+        .note("There is no AdminServer yet (ZooKeeper starts one on 8080 by default)."),
+    key("admin.serverAddress", Text, "0.0.0.0", Ignored),
+    key("admin.serverPort", DecodedInteger, "8080", Ignored),
+    key("admin.idleTimeout", DecodedInteger, "30000", Ignored),
+    key("admin.commandURL", Text, "/commands", Ignored),
+    key("admin.rateLimiterIntervalInMS", DecodedInteger, "300000", Ignored),
+    key("admin.snapshot.enabled", LenientBoolean, "true", Ignored),
+    key("admin.restore.enabled", LenientBoolean, "true", Ignored),
+    key("admin.needClientAuth", LenientBoolean, "false", Ignored),
+    key("admin.forceHttps", LenientBoolean, "false", Ignored),
+    key("admin.portUnification", LenientBoolean, "false", Ignored),
+    key(
+        "metricsProvider.className",
+        Text,
+        "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider",
+        Unsupported(Behaviour),
+    )
+    .note("No Prometheus endpoint yet; mntr has the counters."),
+    key("metricsProvider.*", Text, "", Ignored).note("Settings of the metrics provider."),
+];
+
+/// The ZooKeeper digest and IP authentication providers, which zkrs has built in.
+const BUILT_IN_AUTH_PROVIDERS: [&str; 2] = [
+    "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+];
+
+/// The table entry for a zoo.cfg key: an exact name first, then the longest family, each
+/// tried as written and with the `zookeeper.` prefix added or removed.
+pub fn lookup(name: &str) -> Option<&'static Key> {
+    let other = match name.strip_prefix("zookeeper.") {
+        Some(bare) => bare.to_owned(),
+        None => format!("zookeeper.{name}"),
+    };
+    let spellings = [name, other.as_str()];
+    let exact = KEYS.iter().find(|key| spellings.contains(&key.name));
+    exact.or_else(|| {
+        KEYS.iter()
+            .filter_map(|key| Some((key, key.name.strip_suffix('*')?)))
+            .filter(|(_, prefix)| spellings.iter().any(|spelling| spelling.starts_with(prefix)))
+            .max_by_key(|(_, prefix)| prefix.len())
+            .map(|(key, _)| key)
+    })
+}
+
+/// What start-up must say or do about one key of a zoo.cfg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// zkrs reads it.
+    Honoured,
+    /// Said once at INFO.
+    Ignored(String),
+    /// Said at WARN; the server runs.
+    Warn(String),
+    /// The server must not start.
+    Refuse(String),
+}
+
+/// How start-up treats `name=value`.
+pub fn classify(name: &str, value: &str) -> Verdict {
+    let Some(key) = lookup(name) else {
+        return Verdict::Warn(match nearest(name) {
+            Some(known) => format!("unknown key {name}; did you mean {known}?"),
+            None => format!("unknown key {name}; ZooKeeper would only set a system property"),
+        });
+    };
+    let note = if key.note.is_empty() { String::new() } else { format!(" ({})", key.note) };
+    match key.support {
+        Support::Honoured if key.name == "authProvider.*" => {
+            if BUILT_IN_AUTH_PROVIDERS.contains(&value.trim()) {
+                Verdict::Honoured
+            } else {
+                Verdict::Refuse(format!(
+                    "{name}={value} (security: only ZooKeeper's digest and IP providers are \
+                     built in; SASL and x509 are not supported yet)"
+                ))
+            }
+        }
+        Support::Honoured => Verdict::Honoured,
+        Support::Ignored => Verdict::Ignored(format!("{name} is ignored{note}")),
+        Support::Unsupported(_) if key.is_inert(value) => {
+            Verdict::Ignored(format!("{name}={value} asks for nothing zkrs lacks{note}"))
+        }
+        Support::Unsupported(impact) if impact.refuses() => {
+            let why = if key.note.is_empty() { "not supported yet" } else { key.note };
+            Verdict::Refuse(format!("{name} ({}: {})", impact.name(), why.trim_end_matches('.')))
+        }
+        Support::Unsupported(_) => Verdict::Warn(format!("{name} is not supported{note}")),
+    }
+}
+
+/// The known key nearest to a misspelt one, if any is close enough to be the intent:
+/// the same ignoring case, or a few edits away.
+pub fn nearest(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    KEYS.iter()
+        .filter(|key| !key.name.ends_with('*'))
+        .map(|key| (key.name, strsim::levenshtein(&lower, &key.name.to_ascii_lowercase())))
+        .filter(|(known, distance)| *distance <= (known.len() / 4).clamp(1, 3))
+        .min_by_key(|(_, distance)| *distance)
+        .map(|(known, _)| known)
+}
+
+/// The table as Markdown, for the README's configuration section.
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| key | ZooKeeper's rule | ZooKeeper's default | zkrs | note |\n|---|---|---|---|---|\n",
+    );
+    for key in KEYS {
+        let default = if key.default.is_empty() { "-" } else { key.default };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            key.name,
+            key.rule.expects(),
+            default,
+            key.support_text(),
+            key.note.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_listed_once() {
+        let mut names: Vec<&str> = KEYS.iter().map(|key| key.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "a key is listed twice");
+    }
+
+    #[test]
+    fn both_spellings_of_a_property_find_the_key() {
+        assert_eq!(lookup("snapCount").map(|key| key.name), Some("snapCount"));
+        assert_eq!(lookup("zookeeper.snapCount").map(|key| key.name), Some("snapCount"));
+        assert_eq!(lookup("superUser").map(|key| key.name), Some("zookeeper.superUser"));
+        assert_eq!(lookup("server.12").map(|key| key.name), Some("server.*"));
+        assert_eq!(lookup("ssl.quorum.keyStore.location").map(|key| key.name), Some("ssl.*"));
+        assert_eq!(lookup("sslQuorum").map(|key| key.name), Some("sslQuorum"));
+        assert_eq!(
+            lookup("metricsProvider.className").map(|key| key.name),
+            Some("metricsProvider.className")
+        );
+        assert!(lookup("clientport").is_none());
+    }
+
+    #[test]
+    fn security_keys_refuse_unless_they_ask_for_the_default() {
+        assert!(matches!(classify("secureClientPort", "2281"), Verdict::Refuse(_)));
+        assert!(matches!(classify("ssl.keyStore.location", "/k.jks"), Verdict::Refuse(_)));
+        assert!(matches!(classify("sslQuorum", "true"), Verdict::Refuse(_)));
+        assert!(matches!(classify("sslQuorum", "false"), Verdict::Ignored(_)));
+        assert!(matches!(classify("enforceQuota", "true"), Verdict::Refuse(_)));
+        assert!(matches!(classify("quorum.auth.enableSasl", "TRUE"), Verdict::Refuse(_)));
+        assert!(matches!(classify("zookeeper.db.autocreate", "false"), Verdict::Refuse(_)));
+        assert!(matches!(classify("group.1", "1:2:3"), Verdict::Refuse(_)));
+    }
+
+    #[test]
+    fn auth_providers_other_than_the_built_in_ones_refuse() {
+        let sasl = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
+        assert!(matches!(classify("authProvider.1", sasl), Verdict::Refuse(_)));
+        let digest = "org.apache.zookeeper.server.auth.DigestAuthenticationProvider";
+        assert_eq!(classify("authProvider.1", digest), Verdict::Honoured);
+    }
+
+    #[test]
+    fn misspelt_keys_name_the_nearest_known_key() {
+        assert_eq!(nearest("clientport"), Some("clientPort"));
+        assert_eq!(nearest("tickTim"), Some("tickTime"));
+        assert_eq!(nearest("dataLogdir"), Some("dataLogDir"));
+        assert_eq!(nearest("completelyDifferent"), None);
+        match classify("clientport", "2181") {
+            Verdict::Warn(message) => assert!(message.contains("did you mean clientPort?")),
+            other => panic!("expected a warning, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn behaviour_keys_warn_and_tuning_keys_are_ignored() {
+        assert!(matches!(classify("admin.enableServer", "true"), Verdict::Warn(_)));
+        assert!(matches!(classify("admin.enableServer", "false"), Verdict::Ignored(_)));
+        assert!(matches!(classify("requestThrottleLimit", "100"), Verdict::Warn(_)));
+        assert!(matches!(classify("preAllocSize", "1"), Verdict::Ignored(_)));
+        assert_eq!(classify("tickTime", "2000"), Verdict::Honoured);
+    }
+}
