@@ -98,7 +98,8 @@ class Ensemble:
 
     def __init__(self, size=3, extra=""):
         ports = free_ports(3 * size)
-        self.config = extra + "\n" + "".join(
+        # ZooKeeper refuses an ensemble without initLimit and syncLimit, and so does zkrs.
+        self.config = "initLimit=10\nsyncLimit=5\n" + extra + "\n" + "".join(
             "server.%d=127.0.0.1:%d:%d\n" % (i + 1, ports[3 * i + 1], ports[3 * i + 2])
             for i in range(size)
         )
