@@ -458,6 +458,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn readme_lists_the_key_table() {
+        let readme = include_str!("../../README.md");
+        let begin = "<!-- zoo.cfg keys: begin (scripts/readme-keys) -->\n";
+        let start = readme.find(begin).expect("the README's key table markers") + begin.len();
+        let length = readme[start..].find("<!-- zoo.cfg keys: end -->").expect("end marker");
+        assert!(
+            readme[start..start + length] == markdown_table(),
+            "the README's zoo.cfg table differs from src/config/keys.rs: run scripts/readme-keys"
+        );
+    }
+
+    #[test]
     fn every_key_is_listed_once() {
         let mut names: Vec<&str> = KEYS.iter().map(|key| key.name).collect();
         names.sort_unstable();
