@@ -5,9 +5,11 @@
 mod support;
 
 use std::io::{Read, Write};
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
+use tokio::io::AsyncReadExt as _;
 
 use support::client::Client;
 use support::ensemble::Ensemble;
@@ -339,4 +341,22 @@ fn issue_13_readiness_is_reported_to_systemd() {
     let length = systemd.recv(&mut message).expect("a notification");
     assert_eq!(&message[..length], b"STOPPING=1\n");
     assert!(server.wait_exit().success());
+}
+
+#[tokio::test]
+async fn issue_13_max_cnxns_and_fsync_warning_threshold_are_honoured() {
+    let server = ServerProcess::start("maxCnxns=1\nfsync.warningthresholdms=0");
+    let mut first = Client::connect(server.address).await;
+    first.create("/synced", b"x", 0).await.expect("create");
+    let mut second = tokio::net::TcpStream::connect(server.address).await.expect("connect");
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(10), second.read(&mut byte)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "a second connection was kept: {read:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !(server.log().contains("maxCnxns") && server.log().contains("fsync.warningthresholdms"))
+    {
+        assert!(std::time::Instant::now() < deadline, "not logged:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.close().await;
 }

@@ -27,7 +27,7 @@ use crate::proto::{Frame, Request, RequestError};
 use crate::server::client_frame::{check_length, ClientFrames, FrameError, FrameTooLong};
 use crate::server::driver::Input;
 use crate::server::reads;
-use crate::server::registry::Connection;
+use crate::server::registry::{Connection, ConnectionLimits, TooManyConnections};
 use crate::server::stats::short_op_name;
 use crate::server::{four_letter, Mode, Shared};
 use crate::session::auth::authenticate;
@@ -71,15 +71,23 @@ enum ConnectionError {
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    let connection =
-        match shared.registry.open(peer, shared.config.max_client_cnxns, shared.clock.wall_ms()) {
-            Ok(connection) => connection,
-            Err(_) => {
-                let limit = shared.config.max_client_cnxns;
-                tracing::warn!(peer = %peer, limit, "too many connections from this address");
-                return;
-            }
-        };
+    let limits = ConnectionLimits {
+        per_ip_max: shared.config.max_client_cnxns,
+        total_max: shared.config.max_cnxns,
+    };
+    let connection = match shared.registry.open(peer, limits, shared.clock.wall_ms()) {
+        Ok(connection) => connection,
+        Err(TooManyConnections::FromAddress) => {
+            let limit = limits.per_ip_max;
+            tracing::warn!(peer = %peer, limit, "too many connections from this address");
+            return;
+        }
+        Err(TooManyConnections::InAll) => {
+            let limit = limits.total_max;
+            tracing::warn!(peer = %peer, limit, "too many connections in all (maxCnxns)");
+            return;
+        }
+    };
     let span = tracing::info_span!("connection", peer = %peer, id = connection.id);
     async {
         let _ = stream.set_nodelay(true);

@@ -23,19 +23,33 @@ pub struct LogWriter {
 pub type Logged = Result<Zxid, StorageError>;
 
 impl LogWriter {
-    /// Starts the writer thread; completions arrive on the returned receiver in order.
+    /// Starts the writer thread; completions arrive on the returned receiver in order. A
+    /// batch that takes longer than `sync_warning_ms` to write and sync is logged at WARN,
+    /// as ZooKeeper logs a slow fsync (`fsync.warningthresholdms`).
     ///
     /// # Errors
     /// If the thread cannot be spawned.
     pub fn spawn(
         storage: Arc<dyn Storage>,
+        sync_warning_ms: u64,
     ) -> std::io::Result<(LogWriter, mpsc::Receiver<Logged>)> {
         let (batches, incoming) = std_mpsc::sync_channel::<Vec<LogEntry>>(1);
         let (done, completions) = mpsc::channel(1);
         let thread = std::thread::Builder::new().name("zkrs-log".into()).spawn(move || {
             while let Ok(batch) = incoming.recv() {
                 let last = batch.last().map_or(0, |entry| entry.zxid);
+                let started = std::time::Instant::now();
                 let outcome = storage.append(&batch).map(|()| last);
+                let took = started.elapsed();
+                if took > std::time::Duration::from_millis(sync_warning_ms) {
+                    tracing::warn!(
+                        took_ms = took.as_secs_f64() * 1000.0,
+                        txns = batch.len(),
+                        threshold_ms = sync_warning_ms,
+                        "syncing the log took longer than fsync.warningthresholdms, which \
+                         adversely affects operation latency"
+                    );
+                }
                 // Released before the driver hears back, so it can reuse the buffer.
                 drop(batch);
                 if done.blocking_send(outcome).is_err() {

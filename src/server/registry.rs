@@ -2,7 +2,7 @@
 //! the old connection), and by IP (`maxClientCnxns`).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::fast_hash::FastDashMap;
@@ -128,7 +128,21 @@ impl Connection {
 
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooManyConnections;
+pub enum TooManyConnections {
+    /// Its IP address has `maxClientCnxns` connections.
+    FromAddress,
+    /// The server has `maxCnxns` connections.
+    InAll,
+}
+
+/// How many client connections the server takes (0 = no limit).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// From one IP address (`maxClientCnxns`).
+    pub per_ip_max: u32,
+    /// In all (`maxCnxns`).
+    pub total_max: u32,
+}
 
 /// All live connections.
 #[derive(Debug, Default)]
@@ -136,24 +150,32 @@ pub struct Registry {
     connections: FastDashMap<ConnId, Arc<Connection>>,
     by_session: FastDashMap<SessionId, ConnId>,
     per_ip: FastDashMap<IpAddr, u32>,
+    open: AtomicU32,
     next_id: AtomicU64,
 }
 
 impl Registry {
-    /// Registers a new connection, unless `peer`'s IP already has `per_ip_max` (0 = no limit).
+    /// Registers a new connection, unless the server or `peer`'s IP is at its limit.
     ///
     /// # Errors
-    /// [`TooManyConnections`] when over the per-IP limit.
+    /// [`TooManyConnections`] when over either limit.
     pub fn open(
         &self,
         peer: SocketAddr,
-        per_ip_max: u32,
+        limits: ConnectionLimits,
         now_ms: u64,
     ) -> Result<Arc<Connection>, TooManyConnections> {
+        let reserved = self.open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+            (limits.total_max == 0 || open < limits.total_max).then_some(open + 1)
+        });
+        if reserved.is_err() {
+            return Err(TooManyConnections::InAll);
+        }
         {
             let mut count = self.per_ip.entry(peer.ip()).or_insert(0);
-            if per_ip_max != 0 && *count >= per_ip_max {
-                return Err(TooManyConnections);
+            if limits.per_ip_max != 0 && *count >= limits.per_ip_max {
+                self.open.fetch_sub(1, Ordering::AcqRel);
+                return Err(TooManyConnections::FromAddress);
             }
             *count += 1;
         }
@@ -201,6 +223,7 @@ impl Registry {
         if self.connections.remove(&connection.id).is_none() {
             return;
         }
+        self.open.fetch_sub(1, Ordering::AcqRel);
         let session_id = connection.session_id();
         self.by_session.remove_if(&session_id, |_, id| *id == connection.id);
         let ip = connection.peer.ip();
@@ -257,22 +280,39 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
+    const UNLIMITED: ConnectionLimits = ConnectionLimits { per_ip_max: 0, total_max: 0 };
+
     #[test]
     fn per_ip_limit() {
         let registry = Registry::default();
-        let first = registry.open(peer(1), 2, 0).expect("first");
-        registry.open(peer(2), 2, 0).expect("second");
-        assert_eq!(registry.open(peer(3), 2, 0).err(), Some(TooManyConnections));
+        let limits = ConnectionLimits { per_ip_max: 2, total_max: 0 };
+        let first = registry.open(peer(1), limits, 0).expect("first");
+        registry.open(peer(2), limits, 0).expect("second");
+        assert_eq!(registry.open(peer(3), limits, 0).err(), Some(TooManyConnections::FromAddress));
         registry.close(&first);
-        registry.open(peer(4), 2, 0).expect("room again");
+        registry.open(peer(4), limits, 0).expect("room again");
         assert_eq!(registry.len(), 2);
+    }
+
+    #[test]
+    fn issue_13_max_cnxns_limits_connections_in_all() {
+        let registry = Registry::default();
+        let limits = ConnectionLimits { per_ip_max: 0, total_max: 2 };
+        let first = registry.open(peer(1), limits, 0).expect("first");
+        let other_address = SocketAddr::from(([127, 0, 0, 2], 1));
+        registry.open(other_address, limits, 0).expect("second");
+        assert_eq!(registry.open(peer(3), limits, 0).err(), Some(TooManyConnections::InAll));
+        let per_ip = ConnectionLimits { per_ip_max: 1, total_max: 3 };
+        assert_eq!(registry.open(peer(4), per_ip, 0).err(), Some(TooManyConnections::FromAddress));
+        registry.close(&first);
+        registry.open(peer(5), limits, 0).expect("room again: the refusals released their places");
     }
 
     #[test]
     fn rebinding_a_session_closes_the_old_connection() {
         let registry = Registry::default();
-        let old = registry.open(peer(1), 0, 0).expect("open");
-        let new = registry.open(peer(2), 0, 0).expect("open");
+        let old = registry.open(peer(1), UNLIMITED, 0).expect("open");
+        let new = registry.open(peer(2), UNLIMITED, 0).expect("open");
         registry.bind_session(&old, 7, 4000);
         registry.bind_session(&new, 7, 4000);
         assert!(old.close_requested());

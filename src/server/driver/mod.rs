@@ -131,8 +131,10 @@ impl Driver {
         shared: Arc<Shared>,
         storage: Arc<dyn Storage>,
     ) -> Result<(Driver, mpsc::Receiver<Logged>), StorageError> {
-        let (log, logged) = LogWriter::spawn(storage.clone())
-            .map_err(|err| StorageError::Backend(format!("cannot start the log writer: {err}")))?;
+        let (log, logged) =
+            LogWriter::spawn(storage.clone(), shared.config.fsync_warning_threshold_ms).map_err(
+                |err| StorageError::Backend(format!("cannot start the log writer: {err}")),
+            )?;
         let config = &shared.config;
         let snapshotter = Snapshotter::new(
             config.snap_count,
