@@ -326,17 +326,25 @@ fn issue_13_dump_tools_take_the_zoo_cfg_and_refuse_a_forgotten_data_log_dir() {
 fn issue_13_readiness_is_reported_to_systemd() {
     let dir = scratch_dir("notify");
     let socket_path = dir.join("notify.sock");
+    let port = free_port();
     let systemd = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind");
     systemd.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
     let mut server = launch(
         &dir,
-        &format!("dataDir={}\nclientPort={}\n", dir.join("data").display(), free_port()),
+        &format!("dataDir={}\nclientPort={port}\n", dir.join("data").display()),
         &[("NOTIFY_SOCKET", socket_path.to_str().expect("utf-8"))],
     );
     let mut message = [0u8; 256];
     let length = systemd.recv(&mut message).expect("a notification");
     assert_eq!(&message[..length], b"READY=1\n", "{}", server.log());
-    assert!(server.log().contains("serving clients"), "ready before serving:\n{}", server.log());
+    let connected = std::net::TcpStream::connect(("127.0.0.1", port));
+    assert!(connected.is_ok(), "ready but not accepting: {connected:?}\n{}", server.log());
+    // The log reaches the file through a reader thread, so the line may trail the notification.
+    assert!(
+        server.wait_for_line("serving clients").is_some(),
+        "ready, not serving:\n{}",
+        server.log()
+    );
     server.signal("TERM");
     let length = systemd.recv(&mut message).expect("a notification");
     assert_eq!(&message[..length], b"STOPPING=1\n");
