@@ -423,6 +423,8 @@ impl Sim {
                 Action::SyncFailed { id: sync } => {
                     self.pending_syncs.remove(&sync);
                 }
+                // Correct members never break the protocol.
+                Action::DropLink { peer } => self.fail(format!("{id} drops its link to {peer}")),
             }
         }
     }

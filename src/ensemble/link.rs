@@ -13,13 +13,14 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +70,16 @@ struct Peer {
     outgoing: mpsc::UnboundedSender<Outgoing>,
     /// The last break count the driver has processed.
     known_breaks: u64,
+    /// Asks the link task to close its connection.
+    reset: Arc<Reset>,
+}
+
+/// A request from the driver to close one connection: the one it knew as the link's
+/// `breaks`-th, so that a request about a connection already gone closes no newer one.
+#[derive(Default)]
+struct Reset {
+    wake: Notify,
+    breaks: std::sync::atomic::AtomicU64,
 }
 
 /// The driver's side of all links: send frames, learn of breaks.
@@ -107,9 +118,18 @@ impl Links {
                 accepting.insert(peer, incoming);
                 Side::Accept(dialled)
             };
-            let task = LinkTask { my_id, peer, side, queue, events: events.clone(), breaks: 0 };
+            let reset = Arc::new(Reset::default());
+            let task = LinkTask {
+                my_id,
+                peer,
+                side,
+                queue,
+                events: events.clone(),
+                breaks: 0,
+                reset: reset.clone(),
+            };
             tokio::spawn(stopping(stop.clone(), task.run()));
-            peers.insert(peer, Peer { outgoing, known_breaks: 0 });
+            peers.insert(peer, Peer { outgoing, known_breaks: 0, reset });
         }
         tokio::spawn(stopping(stop.clone(), accept(listener, accepting)));
         Links { peers, buffer: BytesMut::new() }
@@ -123,6 +143,15 @@ impl Links {
         frame::encode(frame, &mut self.buffer);
         let bytes = self.buffer.split().freeze();
         let _ = peer.outgoing.send(Outgoing { breaks: peer.known_breaks, bytes });
+    }
+
+    /// Closes the connection to `peer`, if one is up; the break is reported as any other
+    /// and the link connects again.
+    pub fn reset(&mut self, peer: ServerId) {
+        if let Some(peer) = self.peers.get(&peer) {
+            peer.reset.breaks.store(peer.known_breaks, std::sync::atomic::Ordering::Release);
+            peer.reset.wake.notify_one();
+        }
     }
 
     /// The driver processed a [`LinkEvent::Disconnected`]: later frames go on the next
@@ -156,6 +185,8 @@ struct LinkTask {
     queue: mpsc::UnboundedReceiver<Outgoing>,
     events: mpsc::Sender<LinkEvent>,
     breaks: u64,
+    /// The driver asks for the connection to be closed.
+    reset: Arc<Reset>,
 }
 
 /// Why a connection ended.
@@ -257,6 +288,13 @@ impl LinkTask {
                 frame = frames.next() => {
                     if let Some(ended) = self.received(frame).await {
                         return ended;
+                    }
+                }
+                () = self.reset.wake.notified() => {
+                    let breaks = self.reset.breaks.load(std::sync::atomic::Ordering::Acquire);
+                    if breaks == self.breaks {
+                        tracing::info!(peer = self.peer, "closing the member connection");
+                        return Ended::Broke(None);
                     }
                 }
                 stream = replaced => {

@@ -54,13 +54,21 @@ pub type Deliver<'a> = dyn FnMut(WatcherId, &Notification) + 'a;
 impl Database {
     /// Applies a committed txn, calling `deliver` for every triggered watch while the
     /// change is still invisible to readers.
+    ///
+    /// # Panics
+    /// If `txn` does not come after the last one applied: a txn applied twice or out of
+    /// order is a bug of the pipeline, which must not go on and diverge from the others.
     pub fn apply(&self, txn: &Txn, deliver: &mut Deliver<'_>) -> TxnResult {
         let _gate = self.gate.write();
+        let last = self.last_applied_zxid.load(Ordering::Relaxed);
+        assert!(
+            txn.header.zxid > last,
+            "txn 0x{:x} applied after 0x{last:x}: applied twice or out of order",
+            txn.header.zxid
+        );
         let op_type = OpCode::from_i32(txn.header.op_type).unwrap_or(OpCode::Error);
         let result = self.apply_body(op_type, &txn.body, txn, deliver);
-        if txn.header.zxid > self.last_applied_zxid.load(Ordering::Relaxed) {
-            self.last_applied_zxid.store(txn.header.zxid, Ordering::Release);
-        }
+        self.last_applied_zxid.store(txn.header.zxid, Ordering::Release);
         result
     }
 

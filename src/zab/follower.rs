@@ -6,7 +6,7 @@ use crate::storage::Epochs;
 use crate::txn::Zxid;
 use crate::zab::message::Message;
 use crate::zab::peer::{Core, Transition};
-use crate::zab::{Action, Entry, Role, ServerId};
+use crate::zab::{Action, Entry, PeerError, Role, ServerId};
 
 /// How far a learner has come with its leader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,37 +106,39 @@ impl Follower {
         }
     }
 
-    /// A message from a member; only the leader's count.
+    /// A message from a member; only the leader's count. A message that breaks the
+    /// protocol is an error, and nothing of it is taken.
     pub fn on_message(
         &mut self,
         core: &mut Core,
         from: ServerId,
         message: Message,
         out: &mut Vec<Action>,
-    ) -> Transition {
+    ) -> Result<Transition, PeerError> {
         if from != self.leader {
-            return Transition::Stay;
+            return Ok(Transition::Stay);
         }
         self.silent_ticks = 0;
         match message {
-            Message::LeaderInfo { epoch } => return self.on_leader_info(core, epoch, out),
+            Message::LeaderInfo { epoch } => return Ok(self.on_leader_info(core, epoch, out)),
             Message::Diff { truncate_to, entries, committed } if self.stage == Stage::Syncing => {
-                self.take_history(core, truncate_to, None, entries, committed, out);
+                self.take_history(core, truncate_to, None, entries, committed, out)?;
             }
             Message::Snap { truncate_to, zxid, epoch_ends, entries, committed }
                 if self.stage == Stage::Syncing =>
             {
                 let snapshot = Some((zxid, epoch_ends));
-                self.take_history(core, truncate_to, snapshot, entries, committed, out);
+                self.take_history(core, truncate_to, snapshot, entries, committed, out)?;
             }
             Message::NewLeader { epoch, zxid } if self.stage == Stage::Syncing => {
                 if epoch != self.epoch || !self.has_history {
-                    return Transition::StepDown;
+                    return Ok(Transition::StepDown);
                 }
                 self.stage = Stage::Persisting { zxid };
                 self.on_persisted(core, out);
             }
             Message::Proposal(entry) if self.has_history => {
+                follows(core.history.last(), &[&entry])?;
                 core.history.append(entry.clone());
                 out.push(Action::Append(vec![entry]));
             }
@@ -167,7 +169,7 @@ impl Follower {
             }
             _ => {}
         }
-        Transition::Stay
+        Ok(Transition::Stay)
     }
 
     fn on_leader_info(&mut self, core: &mut Core, epoch: u32, out: &mut Vec<Action>) -> Transition {
@@ -203,9 +205,19 @@ impl Follower {
         entries: Vec<Entry>,
         committed: Zxid,
         out: &mut Vec<Action>,
-    ) {
+    ) -> Result<(), PeerError> {
         if let Some(zxid) = truncate_to {
-            assert!(zxid >= core.applied, "truncating applied entries after 0x{zxid:x}");
+            if zxid < core.applied {
+                return Err(PeerError::TruncateBelowApplied { zxid, applied: core.applied });
+            }
+        }
+        let base = match (&snapshot, truncate_to) {
+            (Some((zxid, _)), _) => *zxid,
+            (None, Some(zxid)) => zxid.min(core.history.last()),
+            (None, None) => core.history.last(),
+        };
+        follows(base, &entries.iter().collect::<Vec<_>>())?;
+        if let Some(zxid) = truncate_to {
             out.push(Action::Truncate(zxid));
             core.history.truncate_after(zxid);
             core.persisted = core.persisted.min(zxid);
@@ -224,6 +236,7 @@ impl Follower {
         }
         self.has_history = true;
         self.committed(core, committed, out);
+        Ok(())
     }
 
     /// Entries up to `zxid` are durable.
@@ -282,4 +295,15 @@ impl Follower {
             out.push(Action::SyncFailed { id });
         }
     }
+}
+
+/// Checks that `entries` continue a history ending at `last`, each after the one before.
+fn follows(mut last: Zxid, entries: &[&Entry]) -> Result<(), PeerError> {
+    for entry in entries {
+        if entry.zxid <= last {
+            return Err(PeerError::ZxidNotIncreasing { zxid: entry.zxid, last });
+        }
+        last = entry.zxid;
+    }
+    Ok(())
 }

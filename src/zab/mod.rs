@@ -186,6 +186,34 @@ pub enum Action {
         /// The request's handle.
         id: u64,
     },
+    /// Close the connection to `peer`: it sent a message that breaks the protocol. The
+    /// link reconnects, and both sides start over from the handshake.
+    DropLink {
+        /// The member.
+        peer: ServerId,
+    },
+}
+
+/// A message from a member that breaks the protocol. It never stops this member: the
+/// core drops the link to the sender (and, if that is its leader, elects again).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    /// A proposal or history entry whose zxid does not follow the last one logged.
+    #[error("entry 0x{zxid:x} does not follow 0x{last:x}")]
+    ZxidNotIncreasing {
+        /// The entry's zxid.
+        zxid: Zxid,
+        /// The last zxid of the history it was to follow.
+        last: Zxid,
+    },
+    /// A DIFF or SNAP asked to drop entries this member has already applied.
+    #[error("truncation after 0x{zxid:x} is below the applied 0x{applied:x}")]
+    TruncateBelowApplied {
+        /// Where the leader asked to truncate.
+        zxid: Zxid,
+        /// What this member has applied.
+        applied: Zxid,
+    },
 }
 
 /// The epoch of a zxid.

@@ -10,7 +10,7 @@ use crate::zab::history::History;
 use crate::zab::leader::{Leader, LeaderStatus};
 use crate::zab::message::{Message, Notification, PeerState, Vote};
 use crate::zab::quorum::Quorum;
-use crate::zab::{Action, Input, Restored, Role, ServerId, ZabConfig};
+use crate::zab::{Action, Input, PeerError, Restored, Role, ServerId, ZabConfig};
 
 /// What every role shares: the configuration and the durable state as the core knows it.
 #[derive(Debug)]
@@ -160,7 +160,10 @@ impl Zab {
                     leader.on_message(&mut self.core, from, message, &mut out)
                 }
                 State::Following(follower) => {
-                    follower.on_message(&mut self.core, from, message, &mut out)
+                    match follower.on_message(&mut self.core, from, message, &mut out) {
+                        Ok(transition) => transition,
+                        Err(error) => Self::refuse(from, &error, &mut out),
+                    }
                 }
             },
             Input::Disconnected { peer } => match &mut self.state {
@@ -208,6 +211,14 @@ impl Zab {
             self.look(&mut out);
         }
         out
+    }
+
+    /// A member broke the protocol: drop the link to it. Only a learner's leader sends
+    /// messages that can, so the learner elects again.
+    fn refuse(from: ServerId, error: &PeerError, out: &mut Vec<Action>) -> Transition {
+        tracing::warn!(peer = from, %error, "a member broke the protocol; dropping the link");
+        out.push(Action::DropLink { peer: from });
+        Transition::StepDown
     }
 
     fn tick(&mut self, out: &mut Vec<Action>) -> Transition {

@@ -236,3 +236,66 @@ fn a_leader_told_to_step_down_starts_a_new_election() {
     let leading = Action::Role(Role::Leading { epoch: 2, last_zxid: epoch_start(1) + 1 });
     assert!(zab.step(Input::Tick).contains(&leading));
 }
+
+/// Member 2 of three, synced with leader 1 in epoch 3 and serving; it has applied
+/// `applied` (a snapshot's zxid in epoch 2).
+fn follower_in_epoch_3(applied: i64) -> Zab {
+    let epochs = Epochs { accepted: 2, current: 2 };
+    let history = History::new(applied, vec![applied], Vec::new());
+    let (mut zab, _) = Zab::new(config(2, &[1, 2, 3]), Restored { epochs, history, applied });
+    let vote = Vote { epoch: 2, zxid: applied, leader: 1 };
+    for (from, state) in [(3, PeerState::Following), (1, PeerState::Leading)] {
+        let n = Notification { round: 3, vote, state };
+        zab.step(Input::Message { from, message: Message::Notification(n) });
+    }
+    zab.step(Input::Message { from: 1, message: Message::LeaderInfo { epoch: 3 } });
+    zab
+}
+
+fn drops_the_leader(actions: &[Action]) -> bool {
+    actions.contains(&Action::DropLink { peer: 1 })
+        && actions.contains(&Action::Role(Role::Looking))
+}
+
+#[test]
+fn a_diff_that_truncates_applied_entries_drops_the_link_and_keeps_the_state() {
+    let applied = epoch_start(2) + 5;
+    let mut zab = follower_in_epoch_3(applied);
+    let diff = Message::Diff {
+        truncate_to: Some(epoch_start(2) + 1),
+        entries: vec![entry(3, 1)],
+        committed: epoch_start(3) + 1,
+    };
+    let actions = zab.step(Input::Message { from: 1, message: diff });
+    assert!(drops_the_leader(&actions), "{actions:?}");
+    assert!(!actions.iter().any(|a| matches!(a, Action::Truncate(_) | Action::Append(_))));
+    assert_eq!((zab.last_zxid(), zab.applied_zxid()), (applied, applied));
+}
+
+#[test]
+fn entries_whose_zxids_do_not_increase_drop_the_link_and_are_not_logged() {
+    let applied = epoch_start(2) + 1;
+    let mut zab = follower_in_epoch_3(applied);
+    let backwards = Message::Diff {
+        truncate_to: None,
+        entries: vec![entry(3, 2), entry(3, 1)],
+        committed: applied,
+    };
+    let actions = zab.step(Input::Message { from: 1, message: backwards });
+    assert!(drops_the_leader(&actions), "{actions:?}");
+    assert_eq!(zab.last_zxid(), applied);
+
+    let mut zab = follower_in_epoch_3(applied);
+    let from_leader = [
+        Message::Diff { truncate_to: None, entries: vec![], committed: applied },
+        Message::NewLeader { epoch: 3, zxid: applied },
+        Message::UpToDate { committed: applied },
+        Message::Proposal(entry(3, 1)),
+    ];
+    for message in from_leader {
+        zab.step(Input::Message { from: 1, message });
+    }
+    let actions = zab.step(Input::Message { from: 1, message: Message::Proposal(entry(3, 1)) });
+    assert!(drops_the_leader(&actions), "{actions:?}");
+    assert_eq!(zab.last_zxid(), epoch_start(3) + 1);
+}

@@ -618,6 +618,7 @@ impl Member {
                         sync.connection.request_close();
                     }
                 }
+                Action::DropLink { peer } => self.links.reset(peer),
             }
         }
         Ok(())
