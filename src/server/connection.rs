@@ -67,6 +67,8 @@ enum ConnectionError {
     ServerStopping,
     #[error("not serving clients: no leader is established")]
     NotServing,
+    #[error("refusing to resume global session 0x{0:x} in read-only mode")]
+    GlobalSessionWhileReadOnly(SessionId),
 }
 
 /// Serves one accepted connection until it closes.
@@ -102,6 +104,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                 | ConnectionError::NotServing),
             ) => {
                 tracing::debug!(cause = %err, "connection closed")
+            }
+            Err(err @ ConnectionError::GlobalSessionWhileReadOnly(_)) => {
+                tracing::info!(cause = %err, "closing connection")
             }
             Err(err) => tracing::warn!(cause = %err, "closing connection"),
         }
@@ -212,6 +217,11 @@ async fn handshake(
         return Ok(Some(connection.session_id()));
     }
     let session_id = request.session_id;
+    if mode == Mode::ReadOnly && shared.sessions.lock().is_global(session_id) {
+        // As ZooKeeper's read-only server: a global session may have expired on the
+        // quorum this member lost, its ephemerals (a lock) gone to another client.
+        return Err(ConnectionError::GlobalSessionWhileReadOnly(session_id));
+    }
     let password_ok = request.passwd.as_ref() == session_password(session_id);
     let valid = password_ok && shared.sessions.lock().touch(session_id, shared.clock.now_ms());
     let (time_out, reply_session, passwd) = if valid {

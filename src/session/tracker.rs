@@ -124,6 +124,11 @@ impl SessionTracker {
         self.sessions.get(&session_id).and_then(|session| session.owner)
     }
 
+    /// Whether the session is a known global one.
+    pub fn is_global(&self, session_id: SessionId) -> bool {
+        self.sessions.get(&session_id).is_some_and(|session| !session.local)
+    }
+
     /// Whether the session is a local one.
     pub fn is_local(&self, session_id: SessionId) -> bool {
         self.sessions.get(&session_id).is_some_and(|session| session.local)
@@ -337,9 +342,10 @@ mod tests {
     fn an_upgraded_session_is_global() {
         let mut tracker = SessionTracker::new(100, 1);
         tracker.add_local(8, 1000, 0);
-        assert!(tracker.is_local(8));
+        assert!(tracker.is_local(8) && !tracker.is_global(8));
         tracker.upgrade(8);
-        assert!(!tracker.is_local(8));
+        assert!(!tracker.is_local(8) && tracker.is_global(8));
+        assert!(!tracker.is_global(10), "an unknown session is neither");
         tracker.add_local(9, 1000, 0);
         tracker.remove_local();
         assert!(tracker.contains(8) && !tracker.contains(9));

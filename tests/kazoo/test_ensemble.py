@@ -1,5 +1,7 @@
 """kazoo against a 3-member zkrs ensemble: its Lock keeps mutual exclusion while the
 leader is killed, and clients fail over to the surviving members."""
+import socket
+import struct
 import threading
 import time
 
@@ -106,5 +108,68 @@ def test_a_member_cut_off_from_its_quorum_serves_read_only_clients():
         assert client.get("/ro/data")[0] == b"kept"
         client.stop()
         client.close()
+    finally:
+        ensemble.stop()
+
+
+def test_a_read_only_client_started_again_gets_the_survivor_read_only():
+    """Two members stop at once; a read-only client that stops and starts again (a new
+    session) is served read-only by the one left, as ZooKeeper 3.8 with local sessions."""
+    ensemble = Ensemble(extra="readonlymode.enabled=true\nlocalSessionsEnabled=true")
+    try:
+        leader = ensemble.leader()
+        survivor = (leader + 1) % 3
+        client = KazooClient(hosts=ensemble.hosts, read_only=True, timeout=10)
+        client.start(timeout=15)
+        client.create("/started-again", b"kept")
+        wait_until(lambda: client.exists("/started-again") is not None)
+        for i in range(3):
+            if i != survivor:
+                ensemble.members[i].kill()
+        client.stop()
+        client.start(timeout=15)
+        assert client.client_state == KeeperState.CONNECTED_RO
+        assert client.get("/started-again")[0] == b"kept"
+        client.stop()
+        client.close()
+    finally:
+        ensemble.stop()
+
+
+def connect_raw(hosts, session_id=0, password=b"\0" * 16):
+    """A read-only ConnectRequest on a fresh socket; the raw reply, b"" if the server
+    closed the connection without one."""
+    host, port = hosts.split(":")
+    body = struct.pack(">iqiq", 0, 0, 10000, session_id) + struct.pack(">i", 16) + password
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(struct.pack(">i", len(body) + 1) + body + b"\1")
+        reply = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                return reply
+            reply += chunk
+            if len(reply) >= 4 and len(reply) >= 4 + struct.unpack(">i", reply[:4])[0]:
+                return reply
+
+
+def test_a_read_only_member_refuses_to_resume_a_global_session():
+    """ZooKeeper's ReadOnlyZooKeeperServer closes the connection of a client resuming a
+    global session: the quorum it lost may have expired it and given its ephemerals away."""
+    ensemble = Ensemble(extra="readonlymode.enabled=true")
+    try:
+        leader = ensemble.leader()
+        survivor = ensemble.members[(leader + 1) % 3]
+        created = connect_raw(survivor.hosts)
+        session_id = struct.unpack(">q", created[12:20])[0]
+        password = created[24:40]
+        assert session_id != 0 and created[-1:] == b"\0", created.hex()
+        for i, member in enumerate(ensemble.members):
+            if member is not survivor:
+                member.kill()
+        wait_until(lambda: four_letter(survivor.hosts, "isro") == "ro", timeout=20)
+        assert connect_raw(survivor.hosts, session_id, password) == b""
+        fresh = connect_raw(survivor.hosts)
+        assert struct.unpack(">i", fresh[8:12])[0] > 0 and fresh[-1:] == b"\1", fresh.hex()
     finally:
         ensemble.stop()
