@@ -96,11 +96,12 @@ impl std::fmt::Debug for Links {
 
 impl Links {
     /// Starts a link to every member in `members` but `my_id`, accepting on `listener`
-    /// (this member's election port); events go to `events` until `stop` is cancelled.
+    /// (this member's election port; none on a standalone server, which has no peers);
+    /// events go to `events` until `stop` is cancelled.
     pub fn start(
         my_id: ServerId,
         members: &BTreeMap<ServerId, SocketAddr>,
-        listener: TcpListener,
+        listener: Option<TcpListener>,
         events: mpsc::Sender<LinkEvent>,
         stop: &CancellationToken,
     ) -> Links {
@@ -131,7 +132,9 @@ impl Links {
             tokio::spawn(stopping(stop.clone(), task.run()));
             peers.insert(peer, Peer { outgoing, known_breaks: 0, reset });
         }
-        tokio::spawn(stopping(stop.clone(), accept(listener, accepting)));
+        if let Some(listener) = listener {
+            tokio::spawn(stopping(stop.clone(), accept(listener, accepting)));
+        }
         Links { peers, buffer: BytesMut::new() }
     }
 

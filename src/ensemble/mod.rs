@@ -36,6 +36,9 @@ pub struct Membership {
     pub addresses: BTreeMap<ServerId, SocketAddr>,
     /// How often the core ticks, in milliseconds.
     pub core_tick_ms: u64,
+    /// A standalone server: an ensemble of one voter with no peers and no election
+    /// port, which reports itself in ZooKeeper's standalone mode.
+    pub standalone: bool,
 }
 
 impl Membership {
@@ -64,7 +67,7 @@ impl Membership {
                 voters.insert(member);
             }
         }
-        let core_tick_ms = u64::from((config.tick_time_ms / CORE_TICKS_PER_TICK).max(1));
+        let core_tick_ms = core_tick_ms(config);
         let finalize_ticks =
             u32::try_from(u64::from(FINALIZE_WAIT_MS).div_ceil(core_tick_ms)).unwrap_or(1).max(1);
         let zab = ZabConfig {
@@ -76,13 +79,35 @@ impl Membership {
             finalize_ticks,
             window_entries: DIFF_WINDOW_ENTRIES,
         };
-        Ok(Membership { zab, addresses, core_tick_ms })
+        Ok(Membership { zab, addresses, core_tick_ms, standalone: false })
+    }
+
+    /// A standalone server as the ensemble of one it is, with the id `id`: it elects
+    /// itself at its first tick and commits what it logs. It keeps no entries for
+    /// followers, having none.
+    pub fn standalone(config: &Config, id: ServerId) -> Membership {
+        let zab = ZabConfig {
+            id,
+            voters: BTreeSet::from([id]),
+            observers: BTreeSet::new(),
+            init_limit_ticks: CORE_TICKS_PER_TICK,
+            sync_limit_ticks: CORE_TICKS_PER_TICK,
+            finalize_ticks: 0,
+            window_entries: 0,
+        };
+        let core_tick_ms = core_tick_ms(config);
+        Membership { zab, addresses: BTreeMap::new(), core_tick_ms, standalone: true }
     }
 
     /// This member's id.
     pub fn id(&self) -> ServerId {
         self.zab.id
     }
+}
+
+/// The core's tick: a tenth of `tickTime`.
+fn core_tick_ms(config: &Config) -> u64 {
+    u64::from((config.tick_time_ms / CORE_TICKS_PER_TICK).max(1))
 }
 
 #[cfg(test)]

@@ -167,18 +167,18 @@ pub async fn run_with_storage(
     let started = Instant::now();
     let extended = config.extended_types_enabled;
     let membership = if config.is_standalone() {
-        None
+        crate::ensemble::Membership::standalone(&config, STANDALONE_SERVER_ID)
     } else {
-        Some(crate::ensemble::Membership::from_config(&config)?)
+        crate::ensemble::Membership::from_config(&config)?
     };
     // An ensemble member's log may end in txns no quorum committed: they are applied
-    // only once a leader says so.
-    let replay = if membership.is_some() { Replay::Collect } else { Replay::Apply };
+    // only once a leader says so. A standalone server committed all it logged.
+    let replay = if membership.standalone { Replay::Apply } else { Replay::Collect };
     let recovering = storage.clone();
     let recovered =
         tokio::task::spawn_blocking(move || recover(recovering.as_ref(), extended, replay))
             .await??;
-    let server_id = membership.as_ref().map_or(STANDALONE_SERVER_ID, |m| m.id());
+    let server_id = membership.id();
     let mut sessions = SessionTracker::new(
         u64::from(config.tick_time_ms),
         initial_session_id(server_id, clock.wall_ms()),
@@ -196,20 +196,27 @@ pub async fn run_with_storage(
         seconds = started.elapsed().as_secs_f64(),
         "state recovered"
     );
-    if membership.is_some() {
+    if !membership.standalone {
         let text = config.membership.to_zookeeper_text();
         let version = i64::try_from(config.membership.version).unwrap_or(i64::MAX);
         let now_ms = i64::try_from(clock.wall_ms()).unwrap_or(i64::MAX);
         recovered.database.tree().set_config_node(&text, version, now_ms);
     }
-    let snapshot_zxid = recovered.snapshot.map_or(0, |header| header.zxid);
+    // The state is at its snapshot's zxid, or, on a standalone server, at the end of the
+    // log it replayed; the history the core starts from begins there.
+    let applied = recovered.database.last_applied_zxid();
     let unapplied: Vec<crate::zab::Entry> = recovered
         .unapplied
         .into_iter()
         .map(|entry| crate::zab::Entry { zxid: entry.zxid, payload: entry.value })
         .collect();
+    let restored = crate::zab::Restored {
+        epochs: storage.epochs()?,
+        history: crate::zab::History::new(applied, storage.epoch_ends()?, unapplied),
+        applied,
+    };
     let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
-    let mode = if membership.is_some() { Mode::Looking } else { Mode::Standalone };
+    let mode = if membership.standalone { Mode::Standalone } else { Mode::Looking };
     let shared = Arc::new(Shared {
         database: recovered.database,
         sessions: Mutex::new(sessions),
@@ -222,33 +229,28 @@ pub async fn run_with_storage(
         leader_status: Mutex::new(None),
     });
     let stop = CancellationToken::new();
-    let mut driver = match membership {
-        None => tokio::spawn(driver::run(shared.clone(), storage, driver_rx, stop.clone())),
-        Some(membership) => {
-            let restored = crate::zab::Restored {
-                epochs: storage.epochs()?,
-                history: crate::zab::History::new(snapshot_zxid, storage.epoch_ends()?, unapplied),
-                applied: snapshot_zxid,
-            };
-            let mut address = membership.addresses[&membership.id()];
-            if shared.config.quorum_listen_on_all_ips {
-                address.set_ip(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-            }
-            let election = TcpListener::bind(address)
-                .await
-                .map_err(|err| anyhow::anyhow!("binding the election port {address}: {err}"))?;
-            tracing::info!(id = membership.id(), %address, "ensemble member; electing a leader");
-            tokio::spawn(driver::member::run(
-                shared.clone(),
-                storage,
-                driver_rx,
-                stop.clone(),
-                membership,
-                restored,
-                election,
-            ))
+    let election = if membership.standalone {
+        None
+    } else {
+        let mut address = membership.addresses[&membership.id()];
+        if shared.config.quorum_listen_on_all_ips {
+            address.set_ip(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         }
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|err| anyhow::anyhow!("binding the election port {address}: {err}"))?;
+        tracing::info!(id = membership.id(), %address, "ensemble member; electing a leader");
+        Some(listener)
     };
+    let mut driver = tokio::spawn(driver::member::run(
+        shared.clone(),
+        storage,
+        driver_rx,
+        stop.clone(),
+        membership,
+        restored,
+        election,
+    ));
     // Accepting runs on the runtime's workers, like the connections it spawns, not on the
     // thread that awaits this function.
     let accepting = match listener {

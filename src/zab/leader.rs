@@ -69,6 +69,9 @@ struct PendingSync {
     requester: Option<ServerId>,
     id: u64,
     round: u64,
+    /// The last zxid proposed when the sync arrived: the requester's earlier writes are
+    /// at or before it, and are answered before the sync.
+    through: Zxid,
 }
 
 /// A leader's state for one term.
@@ -418,7 +421,8 @@ impl Leader {
     }
 
     /// A sync from this server's client (`requester` `None`) or a learner's: confirmed
-    /// once a quorum answers a ping sent after it arrived.
+    /// once a quorum answers a ping sent after it arrived, and answered after every
+    /// entry proposed before it, so a session's replies keep their order.
     pub fn sync_for(
         &mut self,
         requester: Option<ServerId>,
@@ -433,7 +437,8 @@ impl Leader {
             return;
         }
         self.ping_round += 1;
-        self.syncs.push(PendingSync { requester, id, round: self.ping_round });
+        let through = core.history.last();
+        self.syncs.push(PendingSync { requester, id, round: self.ping_round, through });
         let ping = Message::Ping { round: self.ping_round, committed: core.applied };
         for (to, learner) in &self.learners {
             if learner.stage == Stage::Synced && !learner.observer {
@@ -456,10 +461,12 @@ impl Leader {
                 return true;
             }
             match sync.requester {
+                None if committed < sync.through => return true,
                 None => out.push(Action::SyncDone { id: sync.id }),
+                // The learner answers once it has applied this far.
                 Some(to) => out.push(Action::Send {
                     to,
-                    message: Message::SyncReply { id: sync.id, zxid: committed },
+                    message: Message::SyncReply { id: sync.id, zxid: committed.max(sync.through) },
                 }),
             }
             false

@@ -143,7 +143,8 @@ pub enum Input {
     /// leadership so that an election starts a new epoch. Ignored unless leading.
     StepDown,
     /// A client asked for `sync`: answer with [`Action::SyncDone`] once this server has
-    /// applied everything committed before the request, as confirmed by a quorum.
+    /// applied everything committed before the request, as confirmed by a quorum, and
+    /// everything proposed before it (the session's own earlier writes among them).
     Sync {
         /// The shell's handle for the request.
         id: u64,

@@ -299,3 +299,16 @@ fn entries_whose_zxids_do_not_increase_drop_the_link_and_are_not_logged() {
     assert!(drops_the_leader(&actions), "{actions:?}");
     assert_eq!(zab.last_zxid(), epoch_start(3) + 1);
 }
+
+#[test]
+fn a_sync_is_answered_after_the_writes_proposed_before_it() {
+    let (mut zab, _) = Zab::new(config(1, &[1]), restored(vec![], Epochs::default()));
+    zab.step(Input::Tick);
+    assert_eq!(zab.step(Input::Propose(entry(1, 1))), vec![Action::Append(vec![entry(1, 1)])]);
+    assert!(zab.step(Input::Sync { id: 7 }).is_empty(), "the write before it is not committed");
+    assert_eq!(
+        zab.step(Input::Persisted { zxid: epoch_start(1) + 1 }),
+        vec![Action::Apply(vec![entry(1, 1)]), Action::SyncDone { id: 7 }]
+    );
+    assert_eq!(zab.step(Input::Sync { id: 8 }), vec![Action::SyncDone { id: 8 }]);
+}

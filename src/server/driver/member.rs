@@ -1,14 +1,17 @@
-//! The write pipeline of an ensemble member: the replication core ([`Zab`]) decides what
-//! is logged, committed and applied; this shell feeds it and carries out its actions.
+//! The write pipeline of every server: the replication core ([`Zab`]) decides what is
+//! logged, committed and applied; this shell feeds it and carries out its actions.
 //!
-//! - Leader: requests are prepared as on a standalone server, then proposed; each is
-//!   answered once the core has it committed and this member has applied it. The leader
-//!   alone expires sessions and reaps containers.
+//! - Standalone: an ensemble of one voter with no links, which elects itself before it
+//!   takes its first input and then leads, committing what its own log holds.
+//! - Leader: requests are prepared, then proposed; each is answered once the core has it
+//!   committed and this member has applied it. The leader alone expires sessions and
+//!   reaps containers.
 //! - Follower and observer: writes go to the leader as the client framed them, new
 //!   sessions with an id this member chose; the answer goes out when the committed txn
 //!   comes back and is applied here, matched by session and xid (by session id for a
 //!   new session). Touched sessions are reported to the leader every core tick.
-//! - Any role: `sync` asks the core, which has a quorum confirm the leadership first.
+//! - Any role: `sync` asks the core, which has a quorum confirm the leadership first and
+//!   answers it after the writes proposed before it.
 //! - Looking: no clients are served; their connections are closed, and they reconnect
 //!   to another member.
 
@@ -46,11 +49,13 @@ struct PendingSync {
     received_ms: u64,
 }
 
-/// The driver of an ensemble member.
+/// The driver of a server, standalone or an ensemble member.
 struct Member {
     base: Driver,
     zab: Zab,
     links: Links,
+    /// An ensemble of one, shown as ZooKeeper's standalone mode.
+    standalone: bool,
     role: Role,
     /// Log completions from the log writer.
     logged: mpsc::Receiver<Logged>,
@@ -74,8 +79,11 @@ struct Member {
     looking_since: Option<Instant>,
 }
 
-/// Runs an ensemble member's pipeline until `stop` is cancelled; `restored` is what it
-/// recovered (the state is at `restored.applied`), `election` its election port.
+/// Runs the pipeline until `stop` is cancelled, then stops the log writer and any
+/// snapshot in progress and waits for both, so the store closes before the caller goes
+/// on. `restored` is what it recovered (the state is at `restored.applied`), `election`
+/// its election port (none when standalone). A standalone server elects itself before
+/// it takes its first input.
 ///
 /// # Errors
 /// If the log or the store fails; the server must stop.
@@ -86,7 +94,7 @@ pub async fn run(
     stop: CancellationToken,
     membership: Membership,
     restored: Restored,
-    election: tokio::net::TcpListener,
+    election: Option<tokio::net::TcpListener>,
 ) -> Result<(), StorageError> {
     let (base, logged) = Driver::start(shared, storage)?;
     let (events_tx, mut events) = mpsc::channel(4096);
@@ -96,6 +104,7 @@ pub async fn run(
         base,
         zab,
         links,
+        standalone: membership.standalone,
         role: Role::Looking,
         logged,
         unlogged: Vec::new(),
@@ -110,7 +119,11 @@ pub async fn run(
         looking_since: Some(Instant::now()),
     };
     let core_tick = Duration::from_millis(membership.core_tick_ms);
-    let outcome = match member.carry_out(actions).await {
+    let mut started = member.carry_out(actions).await;
+    if started.is_ok() && member.standalone {
+        started = member.step(zab::Input::Tick).await;
+    }
+    let outcome = match started {
         Ok(()) => member.serve(&mut inputs, &mut events, core_tick, &stop).await,
         Err(err) => Err(err),
     };
@@ -144,7 +157,8 @@ impl Member {
                         }
                     }
                 }
-                event = events.recv() => {
+                // A standalone server has no links, so no sender of link events.
+                event = events.recv(), if !self.standalone => {
                     let Some(event) = event else { return Ok(()) };
                     self.link_event(event).await?;
                 }
@@ -156,7 +170,9 @@ impl Member {
                 _ = core_ticks.tick() => {
                     self.step(zab::Input::Tick).await?;
                     self.report_touches();
-                    *self.base.shared.leader_status.lock() = self.zab.status();
+                    if !self.standalone {
+                        *self.base.shared.leader_status.lock() = self.zab.status();
+                    }
                     self.start_read_only_when_due();
                 }
                 _ = ticks.tick(), if self.role != Role::Looking => {
@@ -314,7 +330,7 @@ impl Member {
             }
             None => {
                 let txn = self.base.prepare_create_session(session_id, timeout_ms);
-                self.base.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
+                self.base.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
             }
         }
     }
@@ -429,7 +445,7 @@ impl Member {
 
     /// Proposes what the base driver prepared (the leader's txns, in zxid order).
     async fn propose_prepared(&mut self) -> Result<(), StorageError> {
-        let prepared = std::mem::take(&mut self.base.unlogged);
+        let prepared = std::mem::take(&mut self.base.prepared);
         for work in prepared {
             match work {
                 Work::Txn(txn, reply_to) => {
@@ -491,7 +507,7 @@ impl Member {
             } => {
                 let txn = self.base.prepare_create_session(session_id, timeout_ms);
                 self.base.shared.sessions.lock().set_owner(session_id, from);
-                self.base.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
+                self.base.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
                 self.propose_prepared().await
             }
             LinkEvent::Frame { frame: PeerFrame::Touch(sessions), .. } => {
@@ -538,7 +554,7 @@ impl Member {
         };
         let auth = AuthIds::from_ids(auth);
         if let Some(txn) = self.base.prepare_request(session_id, xid, &request, &auth, check) {
-            self.base.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
+            self.base.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
         }
     }
 
@@ -781,6 +797,7 @@ impl Member {
             self.end_read_only();
         }
         let mode = match role {
+            _ if self.standalone => Mode::Standalone,
             Role::Looking => Mode::Looking,
             Role::Leading { .. } => Mode::Leader,
             Role::Following { .. } => Mode::Follower,
@@ -812,11 +829,12 @@ impl Member {
                 shared.sessions.lock().set_reporting(true);
             }
         }
-        tracing::info!(
-            mode = mode.name(),
-            zxid = format_args!("0x{:x}", shared.database.last_applied_zxid()),
-            "serving clients"
-        );
+        let zxid = format_args!("0x{:x}", shared.database.last_applied_zxid());
+        if self.standalone {
+            tracing::debug!(?role, zxid, "a standalone server leads itself");
+        } else {
+            tracing::info!(mode = mode.name(), zxid, "serving clients");
+        }
         self.base.storage.set_epoch_ends(self.zab.history().epoch_ends())
     }
 }

@@ -1,18 +1,19 @@
-//! The write pipeline: prepare → log → commit → apply → notify → reply, one txn at a time
-//! in zxid order, in batches of whatever arrived together.
+//! The write pipeline, the same for every role: prepare → propose → log → commit →
+//! apply → notify → reply, in zxid order, in batches of whatever arrived together.
 //!
-//! Standalone is an ensemble of one: a txn is committed as soon as it is logged. The
-//! driver also owns time-based work that produces txns: session expiry every tick and
-//! the container and TTL reaper.
+//! [`member`] runs it: the replication core (`crate::zab`) decides what is logged,
+//! committed and applied, and a standalone server is an ensemble of one voter, which
+//! commits what it logs. This module holds the steps every role shares: preparing a
+//! request into a txn ([`Driver::prepare_checked`]), applying a committed txn and
+//! answering whoever waits for it, and the time-based work that produces txns (session
+//! expiry and the container and TTL reaper).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use jute::records::ConnectResponse;
 use jute::{OpCode, Record};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::prepare::{Context, Preparer, SessionCheck};
 use crate::proto::reply::frame_with;
@@ -24,14 +25,13 @@ use crate::server::snapshotter::Snapshotter;
 use crate::server::Shared;
 use crate::session::password::session_password;
 use crate::session::AuthIds;
-use crate::storage::record::encode_entry_into;
-use crate::storage::{LogEntry, Storage, StorageError};
+use crate::storage::{Storage, StorageError};
 use crate::tree::node::NodeKind;
 use crate::txn::{SessionId, Txn, TxnBody};
 
 pub mod member;
 
-/// Most inputs prepared into one batch before it is logged.
+/// Most client inputs taken in one round before the pipeline logs what they made.
 const BATCH_MAX: usize = 1000;
 
 /// Work for the driver, sent by connections.
@@ -87,42 +87,16 @@ enum Work {
     Sync { connection: Arc<Connection>, xid: i32, path: String, received_ms: u64 },
 }
 
+/// What every role's pipeline shares: preparing, applying, answering, snapshots.
 struct Driver {
     shared: Arc<Shared>,
     preparer: Preparer,
     server_auth: AuthIds,
     storage: Arc<dyn Storage>,
     log: LogWriter,
-    /// Prepared work waiting for the batch in flight to be logged.
-    unlogged: Vec<Work>,
-    /// The batch the log writer is syncing.
-    logging: Option<Vec<Work>>,
-    /// The last applied batch's emptied vector, reused for the next one so a busy server
-    /// does not allocate (and page in) a fresh batch vector every round.
-    spare: Vec<Work>,
-    /// Where each batch is encoded for the log. Once the log writer has dropped a batch,
-    /// the next one reuses the same allocation.
-    log_buffer: BytesMut,
+    /// Prepared work, in order, waiting to be proposed.
+    prepared: Vec<Work>,
     snapshotter: Snapshotter,
-}
-
-/// Runs the pipeline until `stop` is cancelled, then stops the log writer and any
-/// snapshot in progress and waits for both, so the store closes before the caller goes on.
-///
-/// # Errors
-/// If the log fails; the server must stop.
-pub async fn run(
-    shared: Arc<Shared>,
-    storage: Arc<dyn Storage>,
-    mut inputs: mpsc::Receiver<Input>,
-    stop: CancellationToken,
-) -> Result<(), StorageError> {
-    let (mut driver, mut logged) = Driver::start(shared, storage)?;
-    let outcome = driver.serve(&mut inputs, &mut logged, &stop).await;
-    // The log writer may be waiting to hand over a completion nobody will read.
-    drop(logged);
-    driver.close();
-    outcome
 }
 
 impl Driver {
@@ -147,10 +121,7 @@ impl Driver {
             server_auth: AuthIds::server(),
             storage,
             log,
-            unlogged: Vec::new(),
-            logging: None,
-            spare: Vec::new(),
-            log_buffer: BytesMut::new(),
+            prepared: Vec::new(),
             snapshotter,
             shared,
         };
@@ -170,41 +141,6 @@ fn interval(period: Duration) -> tokio::time::Interval {
     let mut interval = tokio::time::interval(period);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval
-}
-
-impl Driver {
-    async fn serve(
-        &mut self,
-        inputs: &mut mpsc::Receiver<Input>,
-        logged: &mut mpsc::Receiver<Logged>,
-        stop: &CancellationToken,
-    ) -> Result<(), StorageError> {
-        let (mut ticks, mut reaps) = self.intervals();
-        loop {
-            self.start_logging()?;
-            tokio::select! {
-                () = stop.cancelled() => return Ok(()),
-                input = inputs.recv() => {
-                    let Some(input) = input else { return Ok(()) };
-                    self.prepare(input);
-                    while self.unlogged.len() < BATCH_MAX {
-                        match inputs.try_recv() {
-                            Ok(input) => self.prepare(input),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                outcome = logged.recv(), if self.logging.is_some() => {
-                    let outcome = outcome.unwrap_or_else(|| {
-                        Err(StorageError::Backend("the log writer thread stopped".into()))
-                    });
-                    self.commit_logged(outcome)?;
-                }
-                _ = ticks.tick() => self.expire_sessions(),
-                _ = reaps.tick() => self.reap_containers(),
-            }
-        }
-    }
 }
 
 /// The live global sessions and their timeouts, as snapshots record them (local sessions
@@ -248,10 +184,6 @@ fn context<'a>(
 }
 
 impl Driver {
-    fn prepare(&mut self, input: Input) {
-        self.prepare_checked(input, SessionCheck::Tracker);
-    }
-
     /// Prepares `input`, checking a request's session as `session_check` says.
     fn prepare_checked(&mut self, input: Input, session_check: SessionCheck) {
         match input {
@@ -260,7 +192,7 @@ impl Driver {
                 match self.prepare_request(session_id, xid, &request, &auth, session_check) {
                     Some(txn) => {
                         let op = request.op();
-                        self.unlogged.push(Work::Txn(
+                        self.prepared.push(Work::Txn(
                             txn,
                             ReplyTo::Client { connection, op, xid, received_ms },
                         ));
@@ -270,14 +202,14 @@ impl Driver {
                             Request::Sync(sync) => sync.path,
                             _ => String::new(),
                         };
-                        self.unlogged.push(Work::Sync { connection, xid, path, received_ms });
+                        self.prepared.push(Work::Sync { connection, xid, path, received_ms });
                     }
                 }
             }
             Input::CreateSession { connection, timeout_ms, sent_read_only } => {
                 let session_id = self.shared.sessions.lock().next_session_id();
                 let txn = self.prepare_create_session(session_id, timeout_ms);
-                self.unlogged
+                self.prepared
                     .push(Work::Txn(txn, ReplyTo::Handshake { connection, sent_read_only }));
             }
         }
@@ -313,12 +245,6 @@ impl Driver {
         self.preparer.prepare_create_session(&context, timeout_ms, wall_ms)
     }
 
-    /// Closes the sessions whose time is up, with a closeSession txn each.
-    fn expire_sessions(&mut self) {
-        let expired = self.shared.sessions.lock().expire(self.shared.clock.now_ms());
-        self.close_expired(expired);
-    }
-
     /// Prepares a closeSession txn for each expired session.
     fn close_expired(&mut self, expired: Vec<SessionId>) {
         let shared = self.shared.clone();
@@ -332,7 +258,7 @@ impl Driver {
             let context = context(&shared, &sessions, &self.server_auth, session_id);
             let wall_ms = shared.clock.wall_ms() as i64;
             if let Some(txn) = self.preparer.prepare(&context, &Request::CloseSession, 0, wall_ms) {
-                self.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
+                self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
             }
         }
     }
@@ -368,67 +294,9 @@ impl Driver {
             if let Some(txn) =
                 self.preparer.prepare(&context, &Request::DeleteContainer(path), 0, wall_ms)
             {
-                self.unlogged.push(Work::Txn(txn, ReplyTo::Nobody));
+                self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
             }
         }
-    }
-
-    /// Hands the prepared work to the log writer unless a batch is already syncing.
-    /// Work without txns (syncs only) needs no log and is answered at once.
-    fn start_logging(&mut self) -> Result<(), StorageError> {
-        if self.logging.is_some() || self.unlogged.is_empty() {
-            return Ok(());
-        }
-        let batch = std::mem::replace(&mut self.unlogged, std::mem::take(&mut self.spare));
-        let mut bounds = Vec::with_capacity(batch.len());
-        for work in &batch {
-            if let Work::Txn(txn, _) = work {
-                let start = self.log_buffer.len();
-                encode_entry_into(txn, &mut self.log_buffer);
-                bounds.push((txn.zxid(), start, self.log_buffer.len()));
-            }
-        }
-        let encoded = self.log_buffer.split().freeze();
-        let entries: Vec<LogEntry> = bounds
-            .into_iter()
-            .map(|(zxid, start, end)| LogEntry { zxid, value: encoded.slice(start..end) })
-            .collect();
-        if entries.is_empty() {
-            self.apply_batch(batch);
-            return Ok(());
-        }
-        self.log.write(entries)?;
-        self.logging = Some(batch);
-        Ok(())
-    }
-
-    /// The batch in flight is durable (or the log failed): commit and apply it.
-    fn commit_logged(&mut self, outcome: Logged) -> Result<(), StorageError> {
-        if let Err(err) = outcome {
-            tracing::error!(cause = %err, "the transaction log failed; stopping");
-            return Err(err);
-        }
-        if let Some(batch) = self.logging.take() {
-            self.apply_batch(batch);
-        }
-        Ok(())
-    }
-
-    fn apply_batch(&mut self, mut batch: Vec<Work>) {
-        let mut applied = 0u64;
-        for work in batch.drain(..) {
-            match work {
-                Work::Txn(txn, reply_to) => {
-                    self.apply(&txn, reply_to);
-                    applied += 1;
-                }
-                Work::Sync { connection, xid, path, received_ms } => {
-                    self.answer_sync(&connection, xid, path, received_ms);
-                }
-            }
-        }
-        self.spare = batch;
-        self.count_applied(applied);
     }
 
     /// Answers a request decided without a txn (a local session's close, a write refused
