@@ -5,7 +5,7 @@ use jute::opcode::XID_NOTIFICATION;
 use jute::records::{ReplyHeader, WatcherEvent};
 use jute::{Code, Record};
 
-use crate::tree::Notification;
+use crate::tree::WatchEvent;
 use crate::txn::Zxid;
 
 /// `KeeperState.SyncConnected`, the state of every notification a server sends.
@@ -42,7 +42,7 @@ pub fn status(xid: i32, zxid: Zxid, err: Code) -> Bytes {
 }
 
 /// A watch notification: xid -1, zxid -1, as ZooKeeper 3.8 sends them.
-pub fn notification(notification: &Notification) -> Bytes {
+pub fn notification(notification: &WatchEvent) -> Bytes {
     frame_with(|out| {
         ReplyHeader { xid: XID_NOTIFICATION, zxid: -1, err: 0 }.write(out);
         WatcherEvent {
@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn notifications_carry_minus_one() {
-        let frame = notification(&Notification {
+        let frame = notification(&WatchEvent {
             event: EventType::NodeDeleted,
             path: "/x".into(),
             acl: Default::default(),

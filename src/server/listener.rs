@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::server::{connection, Shared};
+use crate::server::{client, Shared};
 
 /// Accepts connections until the task is dropped. Accept errors (such as running out of
 /// file descriptors) are logged and retried after a pause rather than ending the server.
@@ -13,7 +13,7 @@ pub async fn run(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                tokio::spawn(connection::serve(shared.clone(), stream, peer));
+                tokio::spawn(client::serve(shared.clone(), stream, peer));
             }
             Err(err) => {
                 tracing::warn!(cause = %err, "accept failed");

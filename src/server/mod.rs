@@ -1,12 +1,12 @@
 //! The tokio shell: listener, connections, and the write pipeline driver.
 //!
 //! This is the only module with sockets, tasks and clocks. Requests flow:
-//! [`connection`] decodes a frame → reads run at once against the tree ([`reads`]) unless
+//! [`client`] decodes a frame → reads run at once against the tree ([`reads`]) unless
 //! an earlier write of the session is still in flight → writes go to the [`driver`],
 //! which prepares, logs, applies and answers them in zxid order.
 
+pub mod client;
 pub mod client_frame;
-pub mod connection;
 pub mod driver;
 pub mod four_letter;
 pub mod listener;

@@ -19,11 +19,11 @@ use crate::server::registry::Connection;
 use crate::session::auth::check_acl;
 use crate::session::AuthIds;
 use crate::tree::acl::{perms, AclList};
-use crate::tree::{EventType, Notification, ReadView, WatchManager, WatcherMode};
+use crate::tree::{EventType, ReadView, WatchEvent, WatchManager, WatcherMode};
 use crate::txn::SessionId;
 
 /// Who is reading.
-pub struct Reader<'a> {
+pub struct ReadRequester<'a> {
     /// The connection, whose id is the watcher id and which receives the reply.
     pub connection: &'a Connection,
     /// The connection's session.
@@ -34,7 +34,7 @@ pub struct Reader<'a> {
 
 /// Answers a read and queues the reply (and any notifications it causes) on the
 /// connection. Returns the zxid the reply carried.
-pub fn answer(view: &ReadView<'_>, reader: &Reader<'_>, xid: i32, request: &Request) -> i64 {
+pub fn answer(view: &ReadView<'_>, reader: &ReadRequester<'_>, xid: i32, request: &Request) -> i64 {
     let zxid = view.last_applied_zxid();
     let frame = match execute(view, reader, request) {
         Ok(Some(body)) => reply::ok(xid, zxid, body.as_ref()),
@@ -54,7 +54,7 @@ fn node_acl(view: &ReadView<'_>, path: &str) -> Result<Vec<Acl>, Code> {
 
 fn execute(
     view: &ReadView<'_>,
-    reader: &Reader<'_>,
+    reader: &ReadRequester<'_>,
     request: &Request,
 ) -> Result<Option<Body>, Code> {
     let tree = view.tree();
@@ -165,7 +165,7 @@ fn for_watches(
 
 fn get_data(
     view: &ReadView<'_>,
-    reader: &Reader<'_>,
+    reader: &ReadRequester<'_>,
     path: &str,
     watch: bool,
 ) -> Result<GetDataResponse, Code> {
@@ -184,7 +184,7 @@ fn get_data(
 
 fn get_children(
     view: &ReadView<'_>,
-    reader: &Reader<'_>,
+    reader: &ReadRequester<'_>,
     path: &str,
     watch: bool,
 ) -> Result<(Vec<String>, jute::records::Stat), Code> {
@@ -211,7 +211,11 @@ fn mask_digests(acl: Vec<Acl>) -> Vec<Acl> {
         .collect()
 }
 
-fn multi_read(view: &ReadView<'_>, reader: &Reader<'_>, multi: &MultiRequest) -> MultiResponse {
+fn multi_read(
+    view: &ReadView<'_>,
+    reader: &ReadRequester<'_>,
+    multi: &MultiRequest,
+) -> MultiResponse {
     let results = multi
         .ops
         .iter()
@@ -233,11 +237,11 @@ fn multi_read(view: &ReadView<'_>, reader: &Reader<'_>, multi: &MultiRequest) ->
 
 /// Re-registers a reconnecting client's watches; a watch whose event it missed since
 /// `relative_zxid` fires at once instead (`DataTree.setWatches`).
-fn set_watches(view: &ReadView<'_>, reader: &Reader<'_>, watches: &SetWatches2) {
+fn set_watches(view: &ReadView<'_>, reader: &ReadRequester<'_>, watches: &SetWatches2) {
     let tree = view.tree();
     let watcher = reader.connection.id;
     let fire = |event, path: &str| {
-        let notification = Notification { event, path: path.to_owned(), acl: AclList::default() };
+        let notification = WatchEvent { event, path: path.to_owned(), acl: AclList::default() };
         reader.connection.send(reply::notification(&notification));
     };
     let relative = watches.relative_zxid;

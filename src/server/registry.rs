@@ -16,7 +16,7 @@ use crate::server::stats::ConnectionStats;
 use crate::session::auth::check_acl;
 use crate::session::AuthIds;
 use crate::tree::acl::perms;
-use crate::tree::{Notification, WatcherId};
+use crate::tree::{WatchEvent, WatcherId};
 use crate::txn::SessionId;
 
 /// A connection's id; also the id of its watches.
@@ -246,7 +246,7 @@ impl Registry {
 
     /// Sends a watch notification to the connection that registered the watch, if it
     /// may read the node (ZooKeeper's fix for CVE-2024-23944); the watch is spent either way.
-    pub fn deliver(&self, watcher: WatcherId, notification: &Notification) {
+    pub fn deliver(&self, watcher: WatcherId, notification: &WatchEvent) {
         if let Some(connection) = self.get(watcher) {
             if check_acl(&notification.acl, perms::READ, &connection.auth()).is_ok() {
                 connection.send(reply::notification(notification));

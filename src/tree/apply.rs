@@ -15,7 +15,7 @@ use crate::txn::{SessionId, SubTxn, Txn, TxnBody, Zxid};
 
 /// A watch notification for one watcher.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notification {
+pub struct WatchEvent {
     /// What happened.
     pub event: EventType,
     /// Where.
@@ -49,7 +49,7 @@ impl TxnResult {
 }
 
 /// Receives each notification as the change that triggers it is applied.
-pub type Deliver<'a> = dyn FnMut(WatcherId, &Notification) + 'a;
+pub type Deliver<'a> = dyn FnMut(WatcherId, &WatchEvent) + 'a;
 
 impl Database {
     /// Applies a committed txn, calling `deliver` for every triggered watch while the
@@ -222,8 +222,7 @@ impl Database {
         let acl = self.tree.acl(deleted.acl);
         let notified = self.notify(path, EventType::NodeDeleted, acl.clone(), deliver);
         let child_watchers = self.child_watches.trigger(path, EventType::NodeDeleted);
-        let notification =
-            Notification { event: EventType::NodeDeleted, path: path.to_owned(), acl };
+        let notification = WatchEvent { event: EventType::NodeDeleted, path: path.to_owned(), acl };
         for watcher in child_watchers.difference(&notified) {
             deliver(*watcher, &notification);
         }
@@ -278,7 +277,7 @@ impl Database {
         deliver: &mut Deliver<'_>,
     ) -> BTreeSet<WatcherId> {
         let watchers = self.data_watches.trigger(path, event);
-        let notification = Notification { event, path: path.to_owned(), acl };
+        let notification = WatchEvent { event, path: path.to_owned(), acl };
         for watcher in &watchers {
             deliver(*watcher, &notification);
         }
@@ -291,7 +290,7 @@ impl Database {
         let watchers = self.child_watches.trigger(parent, EventType::NodeChildrenChanged);
         let acl = self.node_acl(parent);
         let notification =
-            Notification { event: EventType::NodeChildrenChanged, path: parent.to_owned(), acl };
+            WatchEvent { event: EventType::NodeChildrenChanged, path: parent.to_owned(), acl };
         for watcher in watchers {
             deliver(watcher, &notification);
         }

@@ -24,8 +24,8 @@ fn create(path: &str, ephemeral: bool) -> TxnBody {
 
 fn apply(db: &Database, txn: &Txn) -> (TxnResult, Vec<(WatcherId, EventType, String)>) {
     let mut seen = Vec::new();
-    let result = db
-        .apply(txn, &mut |watcher, n: &Notification| seen.push((watcher, n.event, n.path.clone())));
+    let result =
+        db.apply(txn, &mut |watcher, n: &WatchEvent| seen.push((watcher, n.event, n.path.clone())));
     (result, seen)
 }
 

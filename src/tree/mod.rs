@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use parking_lot::{RwLock, RwLockReadGuard};
 
-pub use apply::{Notification, TxnResult};
+pub use apply::{TxnResult, WatchEvent};
 pub use data_tree::DataTree;
 pub use watch::{EventType, WatchManager, WatcherId, WatcherMode};
 

@@ -71,6 +71,8 @@ pub struct Zab {
     /// that already settled on it: handed to it if it leads, so they need not wait
     /// for the learner's next re-send.
     early_learners: BTreeMap<ServerId, Message>,
+    /// The role last announced with [`Action::Role`]: the one place the role lives.
+    role: Role,
 }
 
 impl Zab {
@@ -103,6 +105,7 @@ impl Zab {
             settled_vote,
             round: 1,
             early_learners: BTreeMap::new(),
+            role: Role::Looking,
         };
         (zab, out)
     }
@@ -110,6 +113,12 @@ impl Zab {
     /// This member's id.
     pub fn id(&self) -> ServerId {
         self.core.config.id
+    }
+
+    /// The role last announced: what the member serves as once the actions of the last
+    /// step are carried out.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// The last logged zxid.
@@ -209,6 +218,13 @@ impl Zab {
         };
         if transition == Transition::StepDown {
             self.look(&mut out);
+        }
+        let announced = out.iter().rev().find_map(|action| match action {
+            Action::Role(role) => Some(*role),
+            _ => None,
+        });
+        if let Some(role) = announced {
+            self.role = role;
         }
         out
     }

@@ -229,8 +229,11 @@ fn a_follower_applies_a_commit_before_its_own_log_is_durable() {
 #[test]
 fn a_leader_told_to_step_down_starts_a_new_election() {
     let (mut zab, _) = Zab::new(config(1, &[1]), restored(vec![entry(1, 1)], Epochs::default()));
+    assert_eq!(zab.role(), Role::Looking);
     zab.step(Input::Tick);
+    assert_eq!(zab.role(), Role::Leading { epoch: 1, last_zxid: epoch_start(1) + 1 });
     assert_eq!(zab.step(Input::StepDown), vec![Action::Role(Role::Looking)]);
+    assert_eq!(zab.role(), Role::Looking);
     assert!(zab.step(Input::StepDown).is_empty(), "ignored unless leading");
     // The next election establishes a later epoch, whose counter starts again.
     let leading = Action::Role(Role::Leading { epoch: 2, last_zxid: epoch_start(1) + 1 });

@@ -56,7 +56,6 @@ struct Member {
     links: Links,
     /// An ensemble of one, shown as ZooKeeper's standalone mode.
     standalone: bool,
-    role: Role,
     /// Log completions from the log writer.
     logged: mpsc::Receiver<Logged>,
     /// Entries the core asked to append, waiting for the batch in flight.
@@ -105,7 +104,6 @@ pub async fn run(
         zab,
         links,
         standalone: membership.standalone,
-        role: Role::Looking,
         logged,
         unlogged: Vec::new(),
         logging: false,
@@ -175,7 +173,7 @@ impl Member {
                     }
                     self.start_read_only_when_due();
                 }
-                _ = ticks.tick(), if self.role != Role::Looking => {
+                _ = ticks.tick(), if self.zab.role() != Role::Looking => {
                     self.expire_sessions();
                     self.propose_prepared().await?;
                 }
@@ -188,11 +186,11 @@ impl Member {
     }
 
     fn is_leading(&self) -> bool {
-        matches!(self.role, Role::Leading { .. })
+        matches!(self.zab.role(), Role::Leading { .. })
     }
 
     fn leader(&self) -> Option<ServerId> {
-        match self.role {
+        match self.zab.role() {
             Role::Following { leader, .. } | Role::Observing { leader, .. } => Some(leader),
             _ => None,
         }
@@ -235,15 +233,15 @@ impl Member {
             self.read_only_input(input);
             return Ok(());
         }
-        let input = if self.base.shared.config.local_sessions_enabled && self.role != Role::Looking
-        {
-            match self.local_session_input(input) {
-                Some(input) => input,
-                None => return Ok(()),
-            }
-        } else {
-            input
-        };
+        let input =
+            if self.base.shared.config.local_sessions_enabled && self.zab.role() != Role::Looking {
+                match self.local_session_input(input) {
+                    Some(input) => input,
+                    None => return Ok(()),
+                }
+            } else {
+                input
+            };
         let Some(leader) = self.leader() else {
             // Not serving: the client reconnects to a member that is.
             match input {
@@ -788,7 +786,6 @@ impl Member {
 
     /// The core announced a role: serve clients or stop serving them.
     fn take_role(&mut self, role: Role) -> Result<(), StorageError> {
-        self.role = role;
         let shared = self.base.shared.clone();
         if role == Role::Looking {
             self.looking_since.get_or_insert_with(Instant::now);

@@ -364,8 +364,11 @@ impl Session<'_> {
     fn read(&mut self, xid: i32, request: &Request, received_ms: u64) {
         tracing::debug!(xid, op = ?request.op(), "read");
         let auth = self.connection.auth();
-        let reader =
-            reads::Reader { connection: self.connection, session_id: self.session_id, auth: &auth };
+        let reader = reads::ReadRequester {
+            connection: self.connection,
+            session_id: self.session_id,
+            auth: &auth,
+        };
         let zxid = {
             let view = self.shared.database.read();
             reads::answer(&view, &reader, xid, request)
