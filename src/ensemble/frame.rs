@@ -12,7 +12,7 @@ use jute::records::Id;
 use jute::writer::{write_buffer, write_i32, write_i64, write_len};
 use jute::{DecodeError, Reader, Record};
 
-use crate::txn::SessionId;
+use crate::txn::{SessionId, Zxid};
 use crate::zab::{wire, Message};
 
 /// Smallest encoding of an identity: two empty strings' lengths.
@@ -44,7 +44,14 @@ pub enum PeerFrame {
     /// report; the leader, which expires sessions, pushes their deadlines back.
     Touch(Vec<SessionId>),
     /// Leader → learner: the next chunk of the snapshot the coming `Snap` installs.
-    SnapshotChunk(Bytes),
+    SnapshotChunk {
+        /// The snapshot's label: the zxid the leader had applied when it began.
+        zxid: Zxid,
+        /// The chunk's place, from 0; chunks come in order.
+        index: u32,
+        /// The chunk, in the snapshot format.
+        chunk: Bytes,
+    },
     /// Learner → leader: a client resumed this session here; requests for it from
     /// other members are stale from now on.
     Attach {
@@ -81,8 +88,10 @@ pub fn encode(frame: &PeerFrame, out: &mut BytesMut) {
                 write_i64(out, *session_id);
             }
         }
-        PeerFrame::SnapshotChunk(chunk) => {
+        PeerFrame::SnapshotChunk { zxid, index, chunk } => {
             out.put_u8(4);
+            write_i64(out, *zxid);
+            write_i32(out, i32::try_from(*index).unwrap_or(i32::MAX));
             write_buffer(out, Some(chunk));
         }
         PeerFrame::Attach { session_id } => {
@@ -117,7 +126,18 @@ pub fn decode(frame: &Bytes) -> Result<PeerFrame, DecodeError> {
                 (0..count).map(|_| r.read_i64("session id")).collect::<Result<_, _>>()?,
             )
         }
-        4 => PeerFrame::SnapshotChunk(r.read_buffer("snapshot chunk")?.unwrap_or_default()),
+        4 => {
+            let zxid = r.read_i64("snapshot zxid")?;
+            let index = u32::try_from(r.read_i32("snapshot chunk index")?).map_err(|_| {
+                DecodeError::Invalid {
+                    what: "snapshot chunk index",
+                    offset: r.position(),
+                    reason: "negative",
+                }
+            })?;
+            let chunk = r.read_buffer("snapshot chunk")?.unwrap_or_default();
+            PeerFrame::SnapshotChunk { zxid, index, chunk }
+        }
         5 => PeerFrame::Attach { session_id: r.read_i64("session id")? },
         _ => {
             return Err(DecodeError::Invalid {
@@ -155,7 +175,8 @@ mod tests {
                 PeerFrame::CreateSession { session_id, timeout_ms }
             }),
             proptest::collection::vec(any::<i64>(), 0..4).prop_map(PeerFrame::Touch),
-            bytes.prop_map(PeerFrame::SnapshotChunk),
+            (any::<i64>(), 0..u32::MAX / 2, bytes)
+                .prop_map(|(zxid, index, chunk)| PeerFrame::SnapshotChunk { zxid, index, chunk }),
             any::<i64>().prop_map(|session_id| PeerFrame::Attach { session_id }),
         ]
     }

@@ -10,13 +10,21 @@
 //! the core against: messages on one connection arrive in order or not at all, and both
 //! sides learn when a connection is gone. Frames sent while no connection is up are
 //! dropped; the core resends what must arrive (votes, FOLLOWERINFO) on its own.
+//!
+//! Each link's queue is bounded in bytes ([`QUEUE_BYTES_MAX`]): a member that falls so
+//! far behind is disconnected, as a slow client is, and catches up again from the
+//! handshake. A snapshot does not pass through the queue: its place in the queue holds
+//! the channel its chunks come through ([`Links::stream`]), read chunk by chunk as the
+//! connection takes them, and frames queued after it wait behind it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -38,6 +46,10 @@ const FRAME_LEN_MAX: usize = 256 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pauses between dials of an unreachable member, growing up to the last.
 const REDIAL_PAUSES_MS: [u64; 4] = [50, 100, 250, 500];
+/// Most bytes of frames waiting for one member's connection. A frame that would pass it
+/// disconnects the member instead (one frame alone may be larger, up to
+/// [`FRAME_LEN_MAX`]).
+pub const QUEUE_BYTES_MAX: usize = 64 << 20;
 
 /// What the links tell the driver.
 #[derive(Debug)]
@@ -59,15 +71,35 @@ pub enum LinkEvent {
     },
 }
 
-/// An encoded frame and the break count the driver knew when it sent it.
+/// What the driver queued and the break count it knew when it queued it.
 struct Outgoing {
     breaks: u64,
-    bytes: Bytes,
+    item: Item,
+}
+
+/// One entry of a link's queue.
+enum Item {
+    /// An encoded frame.
+    Frame(Bytes),
+    /// Encoded frames to write, as they come, until the channel closes (a snapshot).
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl Item {
+    /// The bytes it holds in the queue.
+    fn queued_bytes(&self) -> usize {
+        match self {
+            Item::Frame(bytes) => bytes.len(),
+            Item::Stream(_) => 0,
+        }
+    }
 }
 
 /// The driver's handle on one member's link.
 struct Peer {
     outgoing: mpsc::UnboundedSender<Outgoing>,
+    /// Bytes in the queue, which [`QUEUE_BYTES_MAX`] bounds.
+    queued: Arc<AtomicUsize>,
     /// The last break count the driver has processed.
     known_breaks: u64,
     /// Asks the link task to close its connection.
@@ -79,7 +111,7 @@ struct Peer {
 #[derive(Default)]
 struct Reset {
     wake: Notify,
-    breaks: std::sync::atomic::AtomicU64,
+    breaks: AtomicU64,
 }
 
 /// The driver's side of all links: send frames, learn of breaks.
@@ -120,17 +152,19 @@ impl Links {
                 Side::Accept(dialled)
             };
             let reset = Arc::new(Reset::default());
+            let queued = Arc::new(AtomicUsize::new(0));
             let task = LinkTask {
                 my_id,
                 peer,
                 side,
                 queue,
+                queued: queued.clone(),
                 events: events.clone(),
                 breaks: 0,
                 reset: reset.clone(),
             };
             tokio::spawn(stopping(stop.clone(), task.run()));
-            peers.insert(peer, Peer { outgoing, known_breaks: 0, reset });
+            peers.insert(peer, Peer { outgoing, queued, known_breaks: 0, reset });
         }
         if let Some(listener) = listener {
             tokio::spawn(stopping(stop.clone(), accept(listener, accepting)));
@@ -138,21 +172,50 @@ impl Links {
         Links { peers, buffer: BytesMut::new() }
     }
 
-    /// Sends `frame` to `to` on the current connection, if there is one.
+    /// Sends `frame` to `to` on the current connection, if there is one. If the queue to
+    /// `to` would pass [`QUEUE_BYTES_MAX`], the frame is dropped and the connection
+    /// closed instead.
     pub fn send(&mut self, to: ServerId, frame: &PeerFrame) {
+        if !self.peers.contains_key(&to) {
+            return;
+        }
+        frame::encode(frame, &mut self.buffer);
+        let bytes = self.buffer.split().freeze();
+        self.enqueue(to, Item::Frame(bytes));
+    }
+
+    /// Sends the frames that come through `frames` to `to`, in order, ahead of anything
+    /// sent after this call; the link reads them as its connection takes them, so the
+    /// sender waits for the connection (a snapshot). The channel is dropped, closing it
+    /// to the sender, if the connection breaks.
+    pub fn stream(&mut self, to: ServerId, frames: mpsc::Receiver<Bytes>) {
+        self.enqueue(to, Item::Stream(frames));
+    }
+
+    fn enqueue(&mut self, to: ServerId, item: Item) {
         let Some(peer) = self.peers.get(&to) else {
             return;
         };
-        frame::encode(frame, &mut self.buffer);
-        let bytes = self.buffer.split().freeze();
-        let _ = peer.outgoing.send(Outgoing { breaks: peer.known_breaks, bytes });
+        let len = item.queued_bytes();
+        let before = peer.queued.fetch_add(len, Ordering::AcqRel);
+        if before > 0 && before + len > QUEUE_BYTES_MAX {
+            peer.queued.fetch_sub(len, Ordering::AcqRel);
+            tracing::warn!(
+                peer = to,
+                queued_bytes = before,
+                "a member falls behind: its queue is full; disconnecting it"
+            );
+            self.reset(to);
+            return;
+        }
+        let _ = peer.outgoing.send(Outgoing { breaks: peer.known_breaks, item });
     }
 
     /// Closes the connection to `peer`, if one is up; the break is reported as any other
     /// and the link connects again.
     pub fn reset(&mut self, peer: ServerId) {
         if let Some(peer) = self.peers.get(&peer) {
-            peer.reset.breaks.store(peer.known_breaks, std::sync::atomic::Ordering::Release);
+            peer.reset.breaks.store(peer.known_breaks, Ordering::Release);
             peer.reset.wake.notify_one();
         }
     }
@@ -186,6 +249,8 @@ struct LinkTask {
     peer: ServerId,
     side: Side,
     queue: mpsc::UnboundedReceiver<Outgoing>,
+    /// Bytes in `queue`, shared with the driver's [`Peer`].
+    queued: Arc<AtomicUsize>,
     events: mpsc::Sender<LinkEvent>,
     breaks: u64,
     /// The driver asks for the connection to be closed.
@@ -237,13 +302,13 @@ impl LinkTask {
                     let dial = tokio::time::timeout(CONNECT_TIMEOUT, dial(address, self.my_id));
                     tokio::select! {
                         result = dial => result.ok().and_then(Result::ok),
-                        () = drain(&mut self.queue) => return None,
+                        () = drain(&mut self.queue, &self.queued) => return None,
                     }
                 }
                 Side::Accept(dialled) => {
                     tokio::select! {
                         stream = dialled.recv() => Some(stream?),
-                        () = drain(&mut self.queue) => return None,
+                        () = drain(&mut self.queue, &self.queued) => return None,
                     }
                 }
             };
@@ -253,15 +318,37 @@ impl LinkTask {
             attempt += 1;
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
-                () = drain(&mut self.queue) => return None,
+                () = drain(&mut self.queue, &self.queued) => return None,
             }
         }
     }
 
+    /// Carries frames both ways on `stream` until it breaks, is replaced, or the driver
+    /// asks for it to be closed. Reading runs on a task of its own, so a peer that stops
+    /// reading never keeps this member from reading what that peer sends.
     async fn serve(&mut self, stream: TcpStream) -> Ended {
         let _ = stream.set_nodelay(true);
         let codec = LengthDelimitedCodec::builder().max_frame_length(FRAME_LEN_MAX).new_codec();
-        let (mut sink, mut frames) = Framed::new(stream, codec).split();
+        let (sink, frames) = Framed::new(stream, codec).split();
+        let mut reader = Some(tokio::spawn(read_frames(frames, self.peer, self.events.clone())));
+        let ended = self.write(sink, &mut reader).await;
+        // Nothing read on this connection may reach the driver after its break does.
+        if let Some(reader) = reader {
+            reader.abort();
+            let _ = reader.await;
+        }
+        ended
+    }
+
+    async fn write(
+        &mut self,
+        mut sink: SplitSink<Framed<TcpStream, LengthDelimitedCodec>, Bytes>,
+        reader: &mut Option<tokio::task::JoinHandle<Ended>>,
+    ) -> Ended {
+        let reset = self.reset.clone();
+        let breaks = self.breaks;
+        // A snapshot being written out; the queue waits until it ends.
+        let mut streaming: Option<mpsc::Receiver<Bytes>> = None;
         loop {
             let replaced = async {
                 match &mut self.side {
@@ -269,36 +356,38 @@ impl LinkTask {
                     Side::Dial(_) => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                outgoing = self.queue.recv() => {
+            let idle = streaming.is_none();
+            let read = async {
+                match reader {
+                    Some(reading) => reading.await,
+                    None => std::future::pending().await,
+                }
+            };
+            let streamed = async {
+                match &mut streaming {
+                    Some(chunks) => chunks.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let frames = tokio::select! {
+                outgoing = self.queue.recv(), if idle => {
                     let Some(first) = outgoing else { return Ended::Stopped };
-                    let mut batch = vec![first];
-                    while let Ok(more) = self.queue.try_recv() {
-                        batch.push(more);
-                    }
-                    for outgoing in batch {
-                        if outgoing.breaks < self.breaks {
-                            continue;
-                        }
-                        if sink.feed(outgoing.bytes).await.is_err() {
-                            return Ended::Broke(None);
-                        }
-                    }
-                    if sink.flush().await.is_err() {
-                        return Ended::Broke(None);
-                    }
+                    self.take_batch(first, &mut streaming)
                 }
-                frame = frames.next() => {
-                    if let Some(ended) = self.received(frame).await {
-                        return ended;
+                chunk = streamed => match chunk {
+                    Some(bytes) => vec![bytes],
+                    None => {
+                        streaming = None;
+                        continue;
                     }
+                },
+                read = read => {
+                    *reader = None;
+                    return read.unwrap_or(Ended::Broke(None));
                 }
-                () = self.reset.wake.notified() => {
-                    let breaks = self.reset.breaks.load(std::sync::atomic::Ordering::Acquire);
-                    if breaks == self.breaks {
-                        tracing::info!(peer = self.peer, "closing the member connection");
-                        return Ended::Broke(None);
-                    }
+                () = reset_requested(&reset, breaks) => {
+                    tracing::info!(peer = self.peer, "closing the member connection");
+                    return Ended::Broke(None);
                 }
                 stream = replaced => {
                     tracing::info!(peer = self.peer, "member reconnected; new connection");
@@ -307,43 +396,98 @@ impl LinkTask {
                         None => Ended::Stopped,
                     };
                 }
+            };
+            let written = async {
+                for bytes in frames {
+                    sink.feed(bytes).await?;
+                }
+                sink.flush().await
+            };
+            tokio::select! {
+                outcome = written => if outcome.is_err() {
+                    return Ended::Broke(None);
+                },
+                () = reset_requested(&reset, breaks) => {
+                    tracing::info!(peer = self.peer, "closing the member connection");
+                    return Ended::Broke(None);
+                }
             }
+        }
+    }
+
+    /// Takes `first` and what else is queued, up to and including a stream (which it
+    /// starts): the frames to write now, of this connection (stale ones are dropped).
+    fn take_batch(
+        &mut self,
+        first: Outgoing,
+        streaming: &mut Option<mpsc::Receiver<Bytes>>,
+    ) -> Vec<Bytes> {
+        let mut frames = Vec::new();
+        let mut next = Some(first);
+        while let Some(outgoing) = next.take() {
+            self.queued.fetch_sub(outgoing.item.queued_bytes(), Ordering::AcqRel);
+            let current = outgoing.breaks >= self.breaks;
+            match outgoing.item {
+                Item::Frame(bytes) if current => frames.push(bytes),
+                Item::Stream(chunks) if current => {
+                    // Frames queued behind a stream wait until it ends.
+                    *streaming = Some(chunks);
+                    break;
+                }
+                Item::Frame(_) | Item::Stream(_) => {}
+            }
+            next = self.queue.try_recv().ok();
+        }
+        frames
+    }
+}
+
+/// Returns once the driver asks to close the connection it knew as the `breaks`-th.
+async fn reset_requested(reset: &Reset, breaks: u64) {
+    loop {
+        reset.wake.notified().await;
+        if reset.breaks.load(Ordering::Acquire) == breaks {
+            return;
         }
     }
 }
 
-impl LinkTask {
-    /// Passes a frame read from the connection on to the driver; `Some` when the
-    /// connection ended instead.
-    async fn received(&mut self, frame: Option<Result<BytesMut, std::io::Error>>) -> Option<Ended> {
-        let bytes = match frame {
+/// Passes the frames read from a connection on to the driver, until the connection
+/// breaks or sends a frame that does not decode ([`Ended::Broke`]), or the driver is
+/// gone ([`Ended::Stopped`]).
+async fn read_frames(
+    mut frames: SplitStream<Framed<TcpStream, LengthDelimitedCodec>>,
+    peer: ServerId,
+    events: mpsc::Sender<LinkEvent>,
+) -> Ended {
+    loop {
+        let bytes = match frames.next().await {
             Some(Ok(bytes)) => bytes.freeze(),
             Some(Err(err)) => {
-                tracing::warn!(peer = self.peer, cause = %err, "member connection failed");
-                return Some(Ended::Broke(None));
+                tracing::warn!(peer, cause = %err, "member connection failed");
+                return Ended::Broke(None);
             }
-            None => return Some(Ended::Broke(None)),
+            None => return Ended::Broke(None),
         };
         let frame = match frame::decode(&bytes) {
             Ok(frame) => frame,
             Err(err) => {
-                let peer = self.peer;
                 tracing::warn!(peer, cause = %err, "malformed frame from a member; reconnecting");
-                return Some(Ended::Broke(None));
+                return Ended::Broke(None);
             }
         };
-        let event = LinkEvent::Frame { from: self.peer, frame };
-        if self.events.send(event).await.is_err() {
-            return Some(Ended::Stopped);
+        if events.send(LinkEvent::Frame { from: peer, frame }).await.is_err() {
+            return Ended::Stopped;
         }
-        None
     }
 }
 
 /// Drops queued frames (no connection is up to carry them); returns once the queue
 /// closes, when the driver is gone.
-async fn drain(queue: &mut mpsc::UnboundedReceiver<Outgoing>) {
-    while queue.recv().await.is_some() {}
+async fn drain(queue: &mut mpsc::UnboundedReceiver<Outgoing>, queued: &AtomicUsize) {
+    while let Some(outgoing) = queue.recv().await {
+        queued.fetch_sub(outgoing.item.queued_bytes(), Ordering::AcqRel);
+    }
 }
 
 /// Connects to a member with a lower id and introduces this one.
@@ -389,5 +533,92 @@ async fn accept(listener: TcpListener, links: BTreeMap<ServerId, mpsc::Sender<Tc
             }
             None => tracing::warn!(%address, id, "connection from an unknown or lower member id"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A member that accepts the connection and then reads nothing.
+    async fn silent_member() -> (SocketAddr, tokio::sync::oneshot::Receiver<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (accepted, connection) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            if let Ok((stream, _)) = listener.accept().await {
+                let _ = accepted.send(stream);
+            }
+        });
+        (address, connection)
+    }
+
+    #[tokio::test]
+    async fn a_member_that_reads_nothing_is_disconnected_once_its_queue_is_full() {
+        let (address, connection) = silent_member().await;
+        let stop = CancellationToken::new();
+        let (events_tx, mut events) = mpsc::channel(16);
+        let members = BTreeMap::from([(1, address), (2, "127.0.0.1:9".parse().expect("address"))]);
+        let mut links = Links::start(2, &members, None, events_tx, &stop);
+        let held = tokio::time::timeout(Duration::from_secs(10), connection)
+            .await
+            .expect("member 2 dials member 1")
+            .expect("accepted");
+        let frame =
+            PeerFrame::SnapshotChunk { zxid: 1, index: 0, chunk: Bytes::from(vec![7; 1 << 20]) };
+        let mut sent = 0usize;
+        let event = loop {
+            assert!(sent < 4 * (QUEUE_BYTES_MAX >> 20), "no disconnection after {sent} MiB");
+            links.send(1, &frame);
+            sent += 1;
+            match tokio::time::timeout(Duration::from_millis(5), events.recv()).await {
+                Ok(event) => break event,
+                Err(_) => continue,
+            }
+        };
+        assert!(matches!(event, Some(LinkEvent::Disconnected { peer: 1, breaks: 1 })), "{event:?}");
+        assert!(sent > QUEUE_BYTES_MAX >> 20, "disconnected after only {sent} MiB");
+        drop(held);
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_stream_is_written_before_the_frames_queued_after_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let stop = CancellationToken::new();
+        let (events_tx, _events) = mpsc::channel(16);
+        let members = BTreeMap::from([(1, address), (2, "127.0.0.1:9".parse().expect("address"))]);
+        let mut links = Links::start(2, &members, None, events_tx, &stop);
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut hello = [0u8; 16];
+        stream.read_exact(&mut hello).await.expect("hello");
+        let (chunks, frames) = mpsc::channel(1);
+        links.stream(1, frames);
+        links.send(1, &PeerFrame::Touch(vec![42]));
+        fn chunk(index: u32) -> PeerFrame {
+            PeerFrame::SnapshotChunk { zxid: 5, index, chunk: Bytes::from_static(b"c") }
+        }
+        let sender = tokio::spawn(async move {
+            for index in 0..3 {
+                let mut bytes = BytesMut::new();
+                frame::encode(&chunk(index), &mut bytes);
+                chunks.send(bytes.freeze()).await.expect("the link reads the stream");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let codec = LengthDelimitedCodec::builder().max_frame_length(FRAME_LEN_MAX).new_codec();
+        let mut received = Framed::new(stream, codec);
+        let mut order = Vec::new();
+        for _ in 0..4 {
+            let bytes = received.next().await.expect("a frame").expect("readable");
+            order.push(frame::decode(&bytes.freeze()).expect("decodes"));
+        }
+        sender.await.expect("sender");
+        assert_eq!(order[3], PeerFrame::Touch(vec![42]));
+        for (index, frame) in order.iter().take(3).enumerate() {
+            assert_eq!(frame, &chunk(u32::try_from(index).expect("small")));
+        }
+        stop.cancel();
     }
 }

@@ -100,15 +100,27 @@ impl DataTree {
         }
     }
 
-    /// Empties the tree (not even a root is left), to be filled from a snapshot again.
-    pub fn clear(&self) {
+    /// An empty tree to be filled from a snapshot and then moved into this one with
+    /// [`DataTree::replace_with`]: it hashes child names as this one does.
+    pub fn empty_like(&self) -> DataTree {
+        DataTree { hasher: self.hasher, ..DataTree::empty(self.extended_types_enabled) }
+    }
+
+    /// Replaces everything in this tree with `other`'s contents, which must come from
+    /// [`DataTree::empty_like`] on this tree. The caller keeps readers out meanwhile.
+    pub fn replace_with(&self, other: DataTree) {
+        let DataTree { tables, acls, ephemerals, containers, ttls, node_count, data_size, .. } =
+            other;
         self.tables.clear();
-        *self.acls.write() = AclCache::default();
-        self.ephemerals.lock().clear();
-        self.containers.lock().clear();
-        self.ttls.lock().clear();
-        self.node_count.store(0, Ordering::Relaxed);
-        self.data_size.store(0, Ordering::Relaxed);
+        for (parent, children) in tables {
+            self.tables.insert(parent, children);
+        }
+        *self.acls.write() = acls.into_inner();
+        *self.ephemerals.lock() = ephemerals.into_inner();
+        *self.containers.lock() = containers.into_inner();
+        *self.ttls.lock() = ttls.into_inner();
+        self.node_count.store(node_count.into_inner(), Ordering::Relaxed);
+        self.data_size.store(data_size.into_inner(), Ordering::Relaxed);
     }
 
     /// Adds `node` to the table of `parent`; the caller has checked that its name is free.

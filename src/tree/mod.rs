@@ -89,22 +89,13 @@ impl Database {
         &self.child_watches
     }
 
-    /// Replaces the whole state with what `load` puts into the emptied tree (a snapshot
-    /// from the leader), as of `zxid`. Readers wait meanwhile; watches are kept, but a
-    /// member only reloads while it serves no clients.
-    ///
-    /// # Errors
-    /// What `load` returns; the tree is then partly loaded and must be reloaded.
-    pub fn reload<E>(
-        &self,
-        zxid: Zxid,
-        load: impl FnOnce(&DataTree) -> Result<(), E>,
-    ) -> Result<(), E> {
+    /// Replaces the whole state with `tree` (a snapshot from the leader, built with
+    /// [`DataTree::empty_like`] on this database's tree), as of `zxid`. Readers wait
+    /// meanwhile; watches are kept, but a member only installs while it serves no clients.
+    pub fn install(&self, zxid: Zxid, tree: DataTree) {
         let _gate = self.gate.write();
-        self.tree.clear();
-        load(&self.tree)?;
+        self.tree.replace_with(tree);
         self.last_applied_zxid.store(zxid, Ordering::Release);
-        Ok(())
     }
 
     /// Drops every watch of a closed connection.

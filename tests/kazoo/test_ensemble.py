@@ -122,7 +122,12 @@ def test_a_read_only_client_started_again_gets_the_survivor_read_only():
         client = KazooClient(hosts=ensemble.hosts, read_only=True, timeout=10)
         client.start(timeout=15)
         client.create("/started-again", b"kept")
-        wait_until(lambda: client.exists("/started-again") is not None)
+        # The survivor may be the follower the commit had not reached yet: wait for it.
+        witness = KazooClient(hosts=ensemble.members[survivor].hosts, timeout=10)
+        witness.start(timeout=15)
+        wait_until(lambda: witness.exists("/started-again") is not None)
+        witness.stop()
+        witness.close()
         for i in range(3):
             if i != survivor:
                 ensemble.members[i].kill()
@@ -160,6 +165,8 @@ def test_a_read_only_member_refuses_to_resume_a_global_session():
     try:
         leader = ensemble.leader()
         survivor = ensemble.members[(leader + 1) % 3]
+        # The leader may serve before this follower has synced with it.
+        wait_until(lambda: "Mode: follower" in four_letter(survivor.hosts, "srvr"), timeout=20)
         created = connect_raw(survivor.hosts)
         session_id = struct.unpack(">q", created[12:20])[0]
         password = created[24:40]

@@ -24,6 +24,7 @@ use jute::{Code, OpCode};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::transfer::{self, Inbound, Outbound};
 use super::{interval, live_sessions, Driver, Input, ReplyTo, Work};
 use crate::ensemble::frame::PeerFrame;
 use crate::ensemble::link::{LinkEvent, Links};
@@ -36,8 +37,7 @@ use crate::server::registry::Connection;
 use crate::server::{Mode, Shared};
 use crate::session::AuthIds;
 use crate::storage::record::{decode_entry, encode_entry_into};
-use crate::storage::{LogEntry, SnapshotHeader, Storage, StorageError};
-use crate::tree::snapshot::{load_chunk, write_snapshot, Loaded};
+use crate::storage::{LogEntry, Storage, StorageError};
 use crate::txn::{SessionId, Txn, TxnBody, Zxid};
 use crate::zab::{self, Action, Entry, Message, Restored, Role, ServerId, Zab};
 
@@ -70,8 +70,11 @@ struct Member {
     handshakes: FastHashMap<SessionId, ReplyTo>,
     syncs: FastHashMap<u64, PendingSync>,
     next_sync: u64,
-    /// Chunks of the snapshot the leader is sending, installed by the coming `Snap`.
-    snapshot_chunks: Vec<Bytes>,
+    /// The snapshot a leader (the member named) is sending, installed by the coming
+    /// `Snap`.
+    inbound: Option<(ServerId, Inbound)>,
+    /// Snapshots this member is sending its learners.
+    outbound: Vec<Outbound>,
     /// Where proposals are encoded.
     entry_buffer: BytesMut,
     /// Since when this member has been looking for a leader.
@@ -112,7 +115,8 @@ pub async fn run(
         handshakes: FastHashMap::default(),
         syncs: FastHashMap::default(),
         next_sync: 0,
-        snapshot_chunks: Vec::new(),
+        inbound: None,
+        outbound: Vec::new(),
         entry_buffer: BytesMut::new(),
         looking_since: Some(Instant::now()),
     };
@@ -125,8 +129,9 @@ pub async fn run(
         Ok(()) => member.serve(&mut inputs, &mut events, core_tick, &stop).await,
         Err(err) => Err(err),
     };
-    let Member { base, logged, .. } = member;
+    let Member { base, logged, outbound, .. } = member;
     drop(logged);
+    outbound.into_iter().for_each(Outbound::stop);
     base.close();
     outcome
 }
@@ -477,15 +482,21 @@ impl Member {
             LinkEvent::Disconnected { peer, breaks } => {
                 self.links.disconnected(peer, breaks);
                 // A snapshot in transit is incomplete: the leader sends a whole one again.
-                self.snapshot_chunks.clear();
+                if self.inbound.as_ref().is_some_and(|(source, _)| *source == peer) {
+                    self.inbound = None;
+                }
                 self.step(zab::Input::Disconnected { peer }).await
             }
             LinkEvent::Frame { from, frame: PeerFrame::Zab(message) } => {
+                if let Message::Snap { zxid, .. } = &message {
+                    if !self.seal_snapshot(from, *zxid).await {
+                        return Ok(());
+                    }
+                }
                 self.step(zab::Input::Message { from, message }).await
             }
-            LinkEvent::Frame { frame: PeerFrame::SnapshotChunk(chunk), .. } => {
-                self.snapshot_chunks.push(chunk);
-                Ok(())
+            LinkEvent::Frame { from, frame: PeerFrame::SnapshotChunk { zxid, index, chunk } } => {
+                self.snapshot_chunk(from, zxid, index, chunk).await
             }
             LinkEvent::Frame { from, .. } if !self.is_leading() => {
                 tracing::debug!(from, "a learner's frame while not leading; ignored");
@@ -616,7 +627,7 @@ impl Member {
                 }
                 Action::InstallSnapshot(zxid) => {
                     self.flush_log().await?;
-                    self.install_snapshot(zxid)?;
+                    self.install_snapshot(zxid).await?;
                 }
                 Action::PersistEpochs(epochs) => self.base.storage.set_epochs(epochs)?,
                 Action::Apply(entries) => self.apply(entries)?,
@@ -704,8 +715,9 @@ impl Member {
     }
 
     /// The leader sends a learner its state at `zxid` (which is what is applied here)
-    /// ahead of the `Snap` message.
+    /// ahead of the `Snap` message, from a thread of its own.
     fn send_snapshot(&mut self, to: ServerId, zxid: Zxid) {
+        self.outbound.retain(|outbound| !outbound.is_finished());
         let shared = self.base.shared.clone();
         let applied = shared.database.last_applied_zxid();
         if applied != zxid {
@@ -716,36 +728,85 @@ impl Member {
             );
         }
         let sessions = live_sessions(&shared);
-        let links = &mut self.links;
-        let summary = write_snapshot(shared.database.tree(), &sessions, |chunk| {
-            links.send(to, &PeerFrame::SnapshotChunk(chunk.split().freeze()));
-            Ok::<(), std::convert::Infallible>(())
-        });
-        let Ok(summary) = summary;
-        tracing::info!(
-            learner = to,
-            zxid = format_args!("0x{zxid:x}"),
-            nodes = summary.nodes,
-            bytes = summary.bytes,
-            "sent a snapshot"
-        );
+        let (chunks, frames) = transfer::outbound_channel();
+        match Outbound::start(shared, to, zxid, sessions, chunks) {
+            Ok(outbound) => {
+                self.links.stream(to, frames);
+                self.outbound.push(outbound);
+            }
+            Err(err) => {
+                tracing::error!(learner = to, cause = %err, "cannot start a snapshot transfer");
+                self.links.reset(to);
+            }
+        }
     }
 
-    /// Replaces the state with the snapshot the leader sent, and stores it.
-    fn install_snapshot(&mut self, zxid: Zxid) -> Result<(), StorageError> {
-        let chunks = std::mem::take(&mut self.snapshot_chunks);
+    /// A chunk of the snapshot the leader `from` is sending: the first starts a new
+    /// transfer. A chunk out of order drops the link; the leader starts over.
+    async fn snapshot_chunk(
+        &mut self,
+        from: ServerId,
+        zxid: Zxid,
+        index: u32,
+        chunk: Bytes,
+    ) -> Result<(), StorageError> {
+        if index == 0 {
+            self.inbound = None;
+            self.base.snapshotter.interrupt();
+            let storage = self.base.storage.clone();
+            let created_ms = self.base.shared.clock.wall_ms() as i64;
+            let tree = self.base.shared.database.tree();
+            let inbound = Inbound::start(storage, tree, zxid, created_ms).map_err(|err| {
+                StorageError::Backend(format!("cannot start a snapshot transfer: {err}"))
+            })?;
+            self.inbound = Some((from, inbound));
+        }
+        let received = match &mut self.inbound {
+            Some((source, inbound)) if *source == from => inbound.chunk(zxid, index, chunk).await,
+            _ => Err(transfer::TransferError::Unexpected { zxid, index }),
+        };
+        if let Err(err) = received {
+            tracing::warn!(from, cause = %err, "a bad snapshot transfer; dropping the link");
+            self.inbound = None;
+            self.links.reset(from);
+        }
+        Ok(())
+    }
+
+    /// The leader `from` offers the snapshot `zxid` it sent: whether every chunk of it
+    /// came and loaded. If not, the link is dropped and the offer ignored.
+    async fn seal_snapshot(&mut self, from: ServerId, zxid: Zxid) -> bool {
+        let sealed = match &self.inbound {
+            Some((source, inbound)) if *source == from && inbound.zxid() == zxid => {
+                inbound.seal().await
+            }
+            _ => Err(transfer::TransferError::Missing { zxid }),
+        };
+        match sealed {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(from, cause = %err, "a bad snapshot transfer; dropping the link");
+                self.inbound = None;
+                self.links.reset(from);
+                false
+            }
+        }
+    }
+
+    /// Replaces the state with the snapshot the leader sent, once it is stored.
+    async fn install_snapshot(&mut self, zxid: Zxid) -> Result<(), StorageError> {
+        let Some((_, inbound)) = self.inbound.take().filter(|(_, inbound)| inbound.zxid() == zxid)
+        else {
+            return Err(StorageError::Corrupt(format!(
+                "the core installs snapshot 0x{zxid:x}, which did not arrive"
+            )));
+        };
         self.base.snapshotter.interrupt();
+        self.outbound.drain(..).for_each(Outbound::stop);
+        let installed = inbound.install(self.zab.history().epoch_ends().to_vec()).await?;
         let shared = self.base.shared.clone();
-        let mut loaded = Loaded::default();
-        shared
-            .database
-            .reload(zxid, |tree| {
-                chunks
-                    .iter()
-                    .enumerate()
-                    .try_for_each(|(index, chunk)| load_chunk(tree, index, chunk, &mut loaded))
-            })
-            .map_err(|err| StorageError::Corrupt(format!("the leader's snapshot: {err}")))?;
+        let loaded = installed.loaded;
+        shared.database.install(zxid, installed.tree);
         {
             let now_ms = shared.clock.now_ms();
             let mut sessions = shared.sessions.lock();
@@ -754,27 +815,6 @@ impl Member {
                 sessions.add(*session_id, u64::try_from(*timeout_ms).unwrap_or(0), now_ms);
             }
         }
-        let storage = &self.base.storage;
-        let mut writer = storage.begin_snapshot(zxid)?;
-        let mut bytes = 0u64;
-        let count = chunks.len();
-        for chunk in chunks {
-            bytes += chunk.len() as u64;
-            let mut chunk =
-                chunk.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-            writer.put(&mut chunk)?;
-        }
-        writer.finish(&SnapshotHeader {
-            zxid,
-            chunks: u32::try_from(count).unwrap_or(u32::MAX),
-            nodes: loaded.nodes,
-            sessions: u32::try_from(loaded.sessions.len()).unwrap_or(u32::MAX),
-            bytes,
-            created_ms: shared.clock.wall_ms() as i64,
-        })?;
-        storage.truncate_after(zxid)?;
-        storage.purge_log_through(zxid)?;
-        storage.set_epoch_ends(self.zab.history().epoch_ends())?;
         self.base.preparer = Preparer::new(zxid);
         tracing::info!(
             zxid = format_args!("0x{zxid:x}"),

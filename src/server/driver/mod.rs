@@ -30,6 +30,7 @@ use crate::tree::node::NodeKind;
 use crate::txn::{SessionId, Txn, TxnBody};
 
 pub mod member;
+pub mod transfer;
 
 /// Most client inputs taken in one round before the pipeline logs what they made.
 const BATCH_MAX: usize = 1000;

@@ -1,0 +1,122 @@
+use bytes::Bytes;
+use jute::records::{CreateTxn, TxnHeader};
+use jute::OpCode;
+
+use super::*;
+use crate::storage::memory::MemoryStorage;
+use crate::tree::acl::{perms, world_anyone};
+use crate::tree::Database;
+use crate::txn::{Txn, TxnBody};
+
+/// A database with `count` nodes under `/n`, each with a little data.
+fn database_with(count: i64) -> Database {
+    let database = Database::new(false);
+    let create = |zxid: i64, path: String| Txn {
+        header: TxnHeader {
+            client_id: 0x99,
+            cxid: 0,
+            zxid,
+            time: 1000 + zxid,
+            op_type: OpCode::Create.as_i32(),
+        },
+        body: TxnBody::Create(CreateTxn {
+            path,
+            data: Some(Bytes::from_static(b"data")),
+            acl: vec![world_anyone(perms::ALL)],
+            ephemeral: false,
+            parent_cversion: -1,
+        }),
+    };
+    database.apply(&create(1, "/n".into()), &mut |_, _| {});
+    for i in 0..count {
+        database.apply(&create(2 + i, format!("/n/{i:05}")), &mut |_, _| {});
+    }
+    database
+}
+
+fn chunks_of(database: &Database, sessions: &[(SessionId, i32)]) -> Vec<Bytes> {
+    let mut chunks = Vec::new();
+    let written = write_snapshot(database.tree(), sessions, |chunk| {
+        chunks.push(chunk.split().freeze());
+        Ok::<(), ()>(())
+    });
+    assert!(written.is_ok());
+    chunks
+}
+
+/// Every node's path and stat, sorted.
+fn stats(tree: &DataTree) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut pending = vec!["/".to_owned()];
+    while let Some(path) = pending.pop() {
+        lines.push(format!("{path} {:?}", tree.stat(&path)));
+        for child in tree.children(&path) {
+            pending.push(crate::tree::data_tree::child_path(&path, &child));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+#[tokio::test]
+async fn a_received_snapshot_is_stored_then_replaces_the_state_whole() {
+    let leader = database_with(5000);
+    let sessions = [(0x99, 4000)];
+    let chunks = chunks_of(&leader, &sessions);
+    assert!(chunks.len() > 2, "several chunks: {}", chunks.len());
+    let storage = Arc::new(MemoryStorage::default());
+    let learner = Database::new(false);
+    let mut inbound = Inbound::start(storage.clone(), learner.tree(), 5001, 77).expect("thread");
+    for (index, chunk) in (0u32..).zip(chunks.iter().cloned()) {
+        inbound.chunk(5001, index, chunk).await.expect("in order");
+    }
+    inbound.seal().await.expect("every chunk loads");
+    assert!(storage.snapshots().expect("readable").is_empty(), "stored only at install");
+    assert_eq!(learner.tree().node_count(), 4, "the old state is untouched until install");
+    let installed = inbound.install(vec![0x1_0000_0000]).await.expect("stored");
+    assert_eq!(installed.loaded.sessions, sessions);
+    learner.install(5001, installed.tree);
+    assert_eq!(learner.last_applied_zxid(), 5001);
+    assert_eq!(stats(learner.tree()), stats(leader.tree()));
+    let headers = storage.snapshots().expect("readable");
+    assert_eq!(headers.len(), 1);
+    let header = &headers[0];
+    assert_eq!((header.zxid, header.chunks as usize), (5001, chunks.len()));
+    assert_eq!((header.nodes, header.sessions, header.created_ms), (5005, 1, 77));
+    assert_eq!(storage.epoch_ends().expect("readable"), [0x1_0000_0000]);
+    let mut stored = Vec::new();
+    storage
+        .read_snapshot(header, &mut |_, chunk| {
+            stored.push(chunk);
+            Ok(())
+        })
+        .expect("readable");
+    assert_eq!(stored, chunks);
+}
+
+#[tokio::test]
+async fn chunks_out_of_order_or_of_another_snapshot_are_refused() {
+    let chunks = chunks_of(&database_with(10), &[]);
+    let storage = Arc::new(MemoryStorage::default());
+    let like = DataTree::new(false);
+    let mut inbound = Inbound::start(storage, &like, 11, 0).expect("thread");
+    let skipped = inbound.chunk(11, 1, chunks[0].clone()).await;
+    assert!(matches!(skipped, Err(TransferError::OutOfOrder { index: 1, expected: 0, .. })));
+    let other = inbound.chunk(12, 0, chunks[0].clone()).await;
+    assert!(matches!(other, Err(TransferError::OutOfOrder { zxid: 12, receiving: 11, .. })));
+    inbound.chunk(11, 0, chunks[0].clone()).await.expect("the one due");
+}
+
+#[tokio::test]
+async fn a_malformed_chunk_fails_the_seal_and_nothing_is_stored() {
+    let chunks = chunks_of(&database_with(10), &[]);
+    let storage = Arc::new(MemoryStorage::default());
+    let like = DataTree::new(false);
+    let mut inbound = Inbound::start(storage.clone(), &like, 11, 0).expect("thread");
+    inbound.chunk(11, 0, chunks[0].clone()).await.expect("in order");
+    inbound.chunk(11, 1, Bytes::from_static(b"\x01garbage")).await.expect("in order");
+    let sealed = inbound.seal().await;
+    assert!(matches!(sealed, Err(TransferError::Malformed(_))), "{sealed:?}");
+    drop(inbound);
+    assert!(storage.snapshots().expect("readable").is_empty());
+}
