@@ -366,19 +366,19 @@ impl Leader {
 
     /// The highest zxid durable on a quorum, this server included.
     fn advance_commit(&mut self, core: &mut Core, out: &mut Vec<Action>) {
-        let mut acked: Vec<Zxid> = core
+        let acked_by: Vec<(ServerId, Zxid)> = core
             .quorum
             .voters()
             .map(|id| {
                 if id == core.config.id {
-                    return core.persisted;
+                    return (id, core.persisted);
                 }
-                self.learners
-                    .get(&id)
-                    .filter(|l| l.stage == Stage::Synced && !l.observer)
-                    .map_or(0, |l| l.acked)
+                let learner = self.learners.get(&id);
+                let synced = learner.filter(|l| l.stage == Stage::Synced && !l.observer);
+                (id, synced.map_or(0, |l| l.acked))
             })
             .collect();
+        let mut acked: Vec<Zxid> = acked_by.iter().map(|(_, zxid)| *zxid).collect();
         acked.sort_unstable_by(|a, b| b.cmp(a));
         let majority = acked.len() / 2;
         let durable_on_quorum = acked.get(majority).copied().unwrap_or(0);
@@ -386,6 +386,13 @@ impl Leader {
         if commit <= core.applied {
             return;
         }
+        // Pair assertion: counted the other way, the voters holding the commit point
+        // durably are a majority. A commit past that could lose an acknowledged write.
+        let holders = acked_by.iter().filter(|(_, zxid)| *zxid >= commit).map(|(id, _)| *id);
+        assert!(
+            core.quorum.contains_majority(holders),
+            "commit 0x{commit:x} passes what a quorum persisted: {acked_by:?}"
+        );
         // Learners hear of the commit before this server answers its own clients, as in
         // ZooKeeper: a client told of its write here then finds it on the other members
         // as soon as it can ask them.
