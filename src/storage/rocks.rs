@@ -6,7 +6,7 @@
 //! checksums in [`record`] catch whatever it cannot (bit rot, a damaged file).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use rocksdb::{
@@ -51,6 +51,9 @@ pub struct RocksStorage {
     table_options: Options,
     /// Where snapshot table files are built before RocksDB takes them in.
     scratch_dir: PathBuf,
+    /// Numbers each writer's table file, so that two writers of one zxid (a snapshot
+    /// from the leader sent again while the abandoned one still closes) never share one.
+    next_scratch: AtomicU64,
 }
 
 /// Writes a snapshot into its own table file (no write-ahead log, no memtable, no
@@ -246,6 +249,7 @@ impl RocksStorage {
             last_logged_zxid: AtomicI64::new(0),
             table_options: column_options(),
             scratch_dir,
+            next_scratch: AtomicU64::new(0),
         };
         storage.check_format()?;
         record_wal_dir(&path, wal_dir.as_deref())?;
@@ -280,6 +284,7 @@ impl RocksStorage {
             last_logged_zxid: AtomicI64::new(0),
             table_options: column_options(),
             scratch_dir: data_dir.join("zkrs-snapshot-tmp"),
+            next_scratch: AtomicU64::new(0),
         };
         let last = storage.read_last_logged_zxid()?;
         storage.last_logged_zxid.store(last, Ordering::Release);
@@ -477,7 +482,8 @@ impl Storage for RocksStorage {
     fn begin_snapshot(&self, zxid: Zxid) -> Result<Box<dyn SnapshotWriter + '_>, StorageError> {
         std::fs::create_dir_all(&self.scratch_dir)
             .map_err(|err| StorageError::Backend(err.to_string()))?;
-        let path = self.scratch_dir.join(format!("snapshot-{zxid:016x}.sst"));
+        let scratch = self.next_scratch.fetch_add(1, Ordering::Relaxed);
+        let path = self.scratch_dir.join(format!("snapshot-{zxid:016x}-{scratch}.sst"));
         let writer = SstFileWriter::create(&self.table_options);
         writer.open(&path).map_err(backend)?;
         Ok(Box::new(RocksSnapshotWriter { storage: self, writer, path, zxid, next_index: 0 }))
