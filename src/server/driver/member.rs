@@ -728,9 +728,8 @@ impl Member {
             );
         }
         let sessions = live_sessions(&shared);
-        let (chunks, frames) = transfer::outbound_channel();
-        match Outbound::start(shared, to, zxid, sessions, chunks) {
-            Ok(outbound) => {
+        match Outbound::start(shared, to, zxid, sessions) {
+            Ok((outbound, frames)) => {
                 self.links.stream(to, frames);
                 self.outbound.push(outbound);
             }
@@ -766,11 +765,16 @@ impl Member {
             _ => Err(transfer::TransferError::Unexpected { zxid, index }),
         };
         if let Err(err) = received {
-            tracing::warn!(from, cause = %err, "a bad snapshot transfer; dropping the link");
-            self.inbound = None;
-            self.links.reset(from);
+            self.abandon_snapshot(from, &err);
         }
         Ok(())
+    }
+
+    /// Gives up the transfer from `from` and drops the link; the leader starts over.
+    fn abandon_snapshot(&mut self, from: ServerId, err: &transfer::TransferError) {
+        tracing::warn!(from, cause = %err, "a bad snapshot transfer; dropping the link");
+        self.inbound = None;
+        self.links.reset(from);
     }
 
     /// The leader `from` offers the snapshot `zxid` it sent: whether every chunk of it
@@ -785,9 +789,7 @@ impl Member {
         match sealed {
             Ok(()) => true,
             Err(err) => {
-                tracing::warn!(from, cause = %err, "a bad snapshot transfer; dropping the link");
-                self.inbound = None;
-                self.links.reset(from);
+                self.abandon_snapshot(from, &err);
                 false
             }
         }

@@ -43,8 +43,8 @@ pub struct Outbound {
 
 impl Outbound {
     /// Starts streaming the state, labelled `zxid` (the one applied now), with the live
-    /// `sessions`, as encoded [`PeerFrame::SnapshotChunk`] frames into `chunks`, which
-    /// the link to `learner` writes out ahead of anything queued after it.
+    /// `sessions`, as encoded [`PeerFrame::SnapshotChunk`] frames into the channel it
+    /// returns, which the link to `learner` writes out ahead of anything queued after it.
     ///
     /// # Errors
     /// If no thread can be started.
@@ -53,8 +53,8 @@ impl Outbound {
         learner: crate::zab::ServerId,
         zxid: Zxid,
         sessions: Vec<(SessionId, i32)>,
-        chunks: mpsc::Sender<Bytes>,
-    ) -> std::io::Result<Outbound> {
+    ) -> std::io::Result<(Outbound, mpsc::Receiver<Bytes>)> {
+        let (chunks, frames) = mpsc::channel(OUTBOUND_CHUNKS_IN_FLIGHT);
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread =
@@ -73,7 +73,7 @@ impl Outbound {
                     Err(Ended::Stopped) => tracing::debug!(learner, "snapshot transfer stopped"),
                 }
             })?;
-        Ok(Outbound { stop, thread })
+        Ok((Outbound { stop, thread }, frames))
     }
 
     /// Whether the transfer is over, sent in full or not.
@@ -127,11 +127,6 @@ fn stream(
             }
         }
     })
-}
-
-/// The channel a leader's snapshot thread writes into and its link reads from.
-pub fn outbound_channel() -> (mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>) {
-    mpsc::channel(OUTBOUND_CHUNKS_IN_FLIGHT)
 }
 
 /// What a learner's transfer thread is told.
