@@ -1,6 +1,7 @@
 //! Deterministic simulation of the replication core (`zkrs::zab`): 3- and 5-member
 //! ensembles (some with an observer) of the real state machine, driven by a seeded
-//! scheduler through crashes and restarts that lose unsynced log writes, partitions,
+//! scheduler through crashes and restarts that lose unsynced log and epoch writes
+//! (a message the core sends after a persist reaches no one before it), partitions,
 //! broken connections, lost, duplicated, delayed and reordered election messages, slow
 //! disks, client writes, reads and syncs.
 //!
@@ -94,19 +95,54 @@ impl Ord for Scheduled {
 #[derive(Default)]
 struct Disk {
     log: Vec<Entry>,
-    /// Appended batches not yet durable, lost in a crash.
-    unsynced: Vec<Vec<Entry>>,
+    /// Writes not yet durable, in the order they were asked for; lost in a crash.
+    unsynced: Vec<Unsynced>,
     epochs: Epochs,
     snapshot_zxid: Zxid,
     snapshot_state: Vec<Entry>,
     snapshot_epoch_ends: Vec<Zxid>,
 }
 
+/// A write waiting to be durable.
+enum Unsynced {
+    Batch(Vec<Entry>),
+    Epochs(Epochs),
+}
+
 impl Disk {
+    /// Makes every write asked for so far durable.
     fn flush(&mut self) {
-        for batch in self.unsynced.drain(..) {
-            self.log.extend(batch);
+        let pending: Vec<Unsynced> = self.unsynced.drain(..).collect();
+        pending.into_iter().for_each(|write| self.make_durable(write));
+    }
+
+    /// Makes writes durable in order, through the batch that ends at `zxid`.
+    fn flush_through(&mut self, zxid: Zxid) {
+        while let Some(write) = self.unsynced.first() {
+            if let Unsynced::Batch(batch) = write {
+                if batch.first().is_some_and(|e| e.zxid > zxid) {
+                    return;
+                }
+            }
+            let write = self.unsynced.remove(0);
+            self.make_durable(write);
         }
+    }
+
+    fn make_durable(&mut self, write: Unsynced) {
+        match write {
+            Unsynced::Batch(batch) => self.log.extend(batch),
+            Unsynced::Epochs(epochs) => self.epochs = epochs,
+        }
+    }
+
+    /// The epochs as the member last asked them persisted.
+    fn latest_epochs(&self) -> Epochs {
+        let pending = self.unsynced.iter().rev().find_map(|write| match write {
+            Unsynced::Epochs(epochs) => Some(*epochs),
+            Unsynced::Batch(_) => None,
+        });
+        pending.unwrap_or(self.epochs)
     }
 }
 
@@ -388,11 +424,17 @@ impl Sim {
         for action in actions {
             match action {
                 Action::Send { to, message } => self.send(id, to, message),
+                // The shell holds the message until the writes before it are durable;
+                // here they become durable at once, which a crash cannot tell apart.
+                Action::SendAfterPersist { to, message } => {
+                    self.servers.get_mut(&id).expect("member").disk.flush();
+                    self.send(id, to, message);
+                }
                 Action::Append(entries) => {
                     let delay = 1 + self.rng.below(8);
                     let server = self.servers.get_mut(&id).expect("member");
                     let zxid = entries.last().map_or(0, |e| e.zxid);
-                    server.disk.unsynced.push(entries);
+                    server.disk.unsynced.push(Unsynced::Batch(entries));
                     server.persist_due = server.persist_due.max(self.now + delay);
                     let (life, generation) = (server.life, server.generation);
                     let at = server.persist_due - self.now;
@@ -410,12 +452,11 @@ impl Sim {
                 Action::InstallSnapshot(zxid) => self.install_snapshot(id, zxid),
                 Action::PersistEpochs(epochs) => {
                     let server = self.servers.get_mut(&id).expect("member");
-                    if epochs.accepted < server.disk.epochs.accepted
-                        || epochs.current < server.disk.epochs.current
-                    {
+                    let latest = server.disk.latest_epochs();
+                    if epochs.accepted < latest.accepted || epochs.current < latest.current {
                         self.fail(format!("{id} lowers its epochs to {epochs:?}"));
                     }
-                    server.disk.epochs = epochs;
+                    server.disk.unsynced.push(Unsynced::Epochs(epochs));
                 }
                 Action::Apply(entries) => self.apply(id, entries),
                 Action::Role(role) => self.role(id, role),
@@ -695,15 +736,7 @@ impl Sim {
                 if member.life != life || member.generation != generation || member.zab.is_none() {
                     return;
                 }
-                while member
-                    .disk
-                    .unsynced
-                    .first()
-                    .is_some_and(|b| b.first().is_some_and(|e| e.zxid <= zxid))
-                {
-                    let batch = member.disk.unsynced.remove(0);
-                    member.disk.log.extend(batch);
-                }
+                member.disk.flush_through(zxid);
                 self.step(server, Input::Persisted { zxid });
             }
             Event::Faults => {

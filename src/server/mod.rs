@@ -10,12 +10,12 @@ pub mod client_frame;
 pub mod driver;
 pub mod four_letter;
 pub mod listener;
-pub mod log_writer;
 pub mod outbox;
 pub mod reads;
 pub mod registry;
 pub mod snapshotter;
 pub mod stats;
+pub mod storage_writer;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -104,8 +104,9 @@ pub struct Epochs {
     pub current: u32,
 }
 
-/// Where the log, snapshots and epochs live. Methods take `&self`: the log writer and
-/// the snapshot writer use one storage from two threads.
+/// Where the log, snapshots and epochs live. Methods take `&self`: the storage thread,
+/// the snapshot writer and a learner's transfer thread use one storage from their own
+/// threads.
 pub trait Storage: Send + Sync {
     /// Appends entries (zxids strictly increasing past the last entry) as one atomic
     /// batch, synced before returning when syncing is on: ZooKeeper's group commit.

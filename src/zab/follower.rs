@@ -80,6 +80,11 @@ impl Follower {
         out.push(Action::Send { to: self.leader, message });
     }
 
+    /// Sends what promises the epochs or history just stored, once they are durable.
+    fn send_after_persist(&self, message: Message, out: &mut Vec<Action>) {
+        out.push(Action::SendAfterPersist { to: self.leader, message });
+    }
+
     /// A tick: gives up on a silent leader; repeats FOLLOWERINFO until it is answered.
     pub fn tick(&mut self, core: &Core, out: &mut Vec<Action>) -> Transition {
         self.silent_ticks += 1;
@@ -186,7 +191,7 @@ impl Follower {
         }
         self.epoch = epoch;
         self.stage = Stage::Syncing;
-        self.send(
+        self.send_after_persist(
             Message::AckEpoch {
                 current_epoch: core.epochs.current,
                 last_zxid: core.history.last(),
@@ -245,7 +250,7 @@ impl Follower {
             Stage::Persisting { zxid } if core.persisted >= zxid => {
                 core.epochs = Epochs { accepted: core.epochs.accepted, current: self.epoch };
                 out.push(Action::PersistEpochs(core.epochs));
-                self.send(Message::AckNewLeader { epoch: self.epoch }, out);
+                self.send_after_persist(Message::AckNewLeader { epoch: self.epoch }, out);
                 self.acked = zxid;
                 self.stage = Stage::Synced;
             }

@@ -239,7 +239,7 @@ impl Leader {
             }
         }
         if let Some(epoch) = self.epoch {
-            out.push(Action::Send { to: from, message: Message::LeaderInfo { epoch } });
+            out.push(Action::SendAfterPersist { to: from, message: Message::LeaderInfo { epoch } });
         } else if !observer {
             self.accepted_epochs.insert(from, accepted_epoch);
             self.try_choose_epoch(core, out);
@@ -259,7 +259,10 @@ impl Leader {
         out.push(Action::PersistEpochs(core.epochs));
         for (id, learner) in &self.learners {
             if learner.stage == Stage::Connected {
-                out.push(Action::Send { to: *id, message: Message::LeaderInfo { epoch } });
+                out.push(Action::SendAfterPersist {
+                    to: *id,
+                    message: Message::LeaderInfo { epoch },
+                });
             }
         }
         self.try_synchronise(core, out);
@@ -325,9 +328,9 @@ impl Leader {
                 committed,
             },
         };
-        out.push(Action::Send { to: id, message });
+        out.push(Action::SendAfterPersist { to: id, message });
         let zxid = core.history.last();
-        out.push(Action::Send { to: id, message: Message::NewLeader { epoch, zxid } });
+        out.push(Action::SendAfterPersist { to: id, message: Message::NewLeader { epoch, zxid } });
         learner.stage = Stage::Syncing;
         learner.acked = zxid;
     }

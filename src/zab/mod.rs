@@ -13,11 +13,15 @@
 //! epoch the core announces) and every server's shell applies them when the core says so.
 //!
 //! # Persist before send
-//! Actions are carried out in order. [`Action::PersistEpochs`], [`Action::Truncate`] and
-//! [`Action::InstallSnapshot`] are synchronous: durable before the next action is carried
-//! out, so a message that follows one may rely on it. [`Action::Append`] may complete
-//! later; the shell reports it with [`Input::Persisted`], and only then does the core
-//! acknowledge the entries to the leader or count them towards a quorum.
+//! Storage actions ([`Action::Append`], [`Action::Truncate`], [`Action::InstallSnapshot`],
+//! [`Action::PersistEpochs`]) are carried out in order but may complete later, off the
+//! shell's task. Whether a message may leave before them is a property of its action:
+//! [`Action::Send`] goes at once, [`Action::SendAfterPersist`] only once every storage
+//! action before it is durable (a promise about the epochs or the history rides on it).
+//! Messages to one member never overtake each other, so a `Send` that follows a
+//! `SendAfterPersist` to the same member waits with it. An append's completion comes
+//! back as [`Input::Persisted`]; only then does the core acknowledge the entries to the
+//! leader or count them towards a quorum.
 
 mod election;
 mod follower;
@@ -161,16 +165,26 @@ pub enum Action {
         /// The message.
         message: Message,
     },
+    /// Send a message to a member once every storage action before this one is durable:
+    /// it promises what they store (an epoch accepted, a history taken on).
+    SendAfterPersist {
+        /// The member.
+        to: ServerId,
+        /// The message.
+        message: Message,
+    },
     /// Append entries to the log; report [`Input::Persisted`] once they are durable.
     Append(Vec<Entry>),
-    /// Remove every log entry after the zxid, durably. Never below what is applied:
-    /// only entries no quorum committed are dropped. Completions of appends made before
-    /// it are not reported after it.
+    /// Remove every log entry after the zxid. Never below what is applied: only entries
+    /// no quorum committed are dropped. Completions of appends made before it are not
+    /// reported after it.
     Truncate(Zxid),
     /// Replace the state with the snapshot that came with the last [`Message::Snap`]
-    /// (the state at its zxid or later), durably, then drop the log entries it covers.
+    /// (the state at its zxid or later) before the next action, store it, then drop the
+    /// log entries it covers. Completions of appends made before it are not reported
+    /// after it.
     InstallSnapshot(Zxid),
-    /// Persist the epochs, durably, before carrying out the next action.
+    /// Persist the epochs.
     PersistEpochs(Epochs),
     /// Apply these committed entries to the state, in order.
     Apply(Vec<Entry>),

@@ -30,7 +30,11 @@ fn messages_to(actions: &[Action], peer: u64) -> Vec<Message> {
     actions
         .iter()
         .filter_map(|action| match action {
-            Action::Send { to, message } if *to == peer => Some(message.clone()),
+            Action::Send { to, message } | Action::SendAfterPersist { to, message }
+                if *to == peer =>
+            {
+                Some(message.clone())
+            }
             _ => None,
         })
         .collect()
@@ -77,7 +81,7 @@ fn a_leader_establishes_its_epoch_with_one_follower() {
         actions,
         vec![
             Action::PersistEpochs(Epochs { accepted: 2, current: 1 }),
-            Action::Send { to: 2, message: Message::LeaderInfo { epoch: 2 } },
+            Action::SendAfterPersist { to: 2, message: Message::LeaderInfo { epoch: 2 } },
         ]
     );
     // The follower is simply behind: it gets 1.2, with nothing to truncate.
@@ -173,7 +177,7 @@ fn a_follower_drops_a_divergent_tail_and_acks_newleader_only_once_durable() {
         actions,
         vec![
             Action::PersistEpochs(Epochs { accepted: 4, current: 4 }),
-            Action::Send { to: 1, message: Message::AckNewLeader { epoch: 4 } },
+            Action::SendAfterPersist { to: 1, message: Message::AckNewLeader { epoch: 4 } },
         ]
     );
     let actions = zab.step(Input::Message {

@@ -24,7 +24,8 @@ use jute::{Code, OpCode};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::transfer::{self, Inbound, Outbound};
+use super::persist_queue::PersistQueue;
+use super::transfer::{self, Inbound, Outbound, Sealed};
 use super::{interval, live_sessions, Driver, Input, ReplyTo, Work};
 use crate::ensemble::frame::PeerFrame;
 use crate::ensemble::link::{LinkEvent, Links};
@@ -32,8 +33,8 @@ use crate::ensemble::Membership;
 use crate::fast_hash::FastHashMap;
 use crate::prepare::{Preparer, SessionCheck};
 use crate::proto::{Frame, Request};
-use crate::server::log_writer::Logged;
 use crate::server::registry::Connection;
+use crate::server::storage_writer::{Write, Written};
 use crate::server::{Mode, Shared};
 use crate::session::AuthIds;
 use crate::storage::record::{decode_entry, encode_entry_into};
@@ -49,6 +50,13 @@ struct PendingSync {
     received_ms: u64,
 }
 
+/// A message to a member as this shell sends it: a `Snap` goes behind the stream of
+/// its snapshot's chunks.
+struct Outgoing {
+    message: Message,
+    snapshot: Option<mpsc::Receiver<Bytes>>,
+}
+
 /// The driver of a server, standalone or an ensemble member.
 struct Member {
     base: Driver,
@@ -56,12 +64,10 @@ struct Member {
     links: Links,
     /// An ensemble of one, shown as ZooKeeper's standalone mode.
     standalone: bool,
-    /// Log completions from the log writer.
-    logged: mpsc::Receiver<Logged>,
-    /// Entries the core asked to append, waiting for the batch in flight.
-    unlogged: Vec<LogEntry>,
-    /// Whether a batch is being logged.
-    logging: bool,
+    /// Batch completions from the storage thread.
+    written: mpsc::Receiver<Written>,
+    /// Writes asked of the storage thread, and the messages that wait for them.
+    persist: PersistQueue<Outgoing>,
     /// The leader's own proposals, in zxid order, with whom to answer.
     proposed: VecDeque<(Txn, ReplyTo)>,
     /// Writes forwarded to the leader, by session and xid.
@@ -70,9 +76,10 @@ struct Member {
     handshakes: FastHashMap<SessionId, ReplyTo>,
     syncs: FastHashMap<u64, PendingSync>,
     next_sync: u64,
-    /// The snapshot a leader (the member named) is sending, installed by the coming
-    /// `Snap`.
+    /// The snapshot a leader (the member named) is sending.
     inbound: Option<(ServerId, Inbound)>,
+    /// The snapshot that leader sent in full, installed by the `Snap` it offers.
+    sealed: Option<(ServerId, Sealed)>,
     /// Snapshots this member is sending its learners.
     outbound: Vec<Outbound>,
     /// Where proposals are encoded.
@@ -81,7 +88,7 @@ struct Member {
     looking_since: Option<Instant>,
 }
 
-/// Runs the pipeline until `stop` is cancelled, then stops the log writer and any
+/// Runs the pipeline until `stop` is cancelled, then stops the storage thread and any
 /// snapshot in progress and waits for both, so the store closes before the caller goes
 /// on. `restored` is what it recovered (the state is at `restored.applied`), `election`
 /// its election port (none when standalone). A standalone server elects itself before
@@ -98,39 +105,40 @@ pub async fn run(
     restored: Restored,
     election: Option<tokio::net::TcpListener>,
 ) -> Result<(), StorageError> {
-    let (base, logged) = Driver::start(shared, storage)?;
+    let (base, written) = Driver::start(shared, storage)?;
     let (events_tx, mut events) = mpsc::channel(4096);
     let links = Links::start(membership.id(), &membership.addresses, election, events_tx, &stop);
     let (zab, actions) = Zab::new(membership.zab.clone(), restored);
+    let persist = PersistQueue::new(zab.last_zxid());
     let mut member = Member {
         base,
         zab,
         links,
         standalone: membership.standalone,
-        logged,
-        unlogged: Vec::new(),
-        logging: false,
+        written,
+        persist,
         proposed: VecDeque::new(),
         forwarded: FastHashMap::default(),
         handshakes: FastHashMap::default(),
         syncs: FastHashMap::default(),
         next_sync: 0,
         inbound: None,
+        sealed: None,
         outbound: Vec::new(),
         entry_buffer: BytesMut::new(),
         looking_since: Some(Instant::now()),
     };
     let core_tick = Duration::from_millis(membership.core_tick_ms);
-    let mut started = member.carry_out(actions).await;
+    let mut started = member.carry_out(actions);
     if started.is_ok() && member.standalone {
-        started = member.step(zab::Input::Tick).await;
+        started = member.step(zab::Input::Tick);
     }
     let outcome = match started {
         Ok(()) => member.serve(&mut inputs, &mut events, core_tick, &stop).await,
         Err(err) => Err(err),
     };
-    let Member { base, logged, outbound, .. } = member;
-    drop(logged);
+    let Member { base, written, outbound, .. } = member;
+    drop(written);
     outbound.into_iter().for_each(Outbound::stop);
     base.close();
     outcome
@@ -147,15 +155,15 @@ impl Member {
         let (mut ticks, mut reaps) = self.base.intervals();
         let mut core_ticks = interval(core_tick);
         loop {
-            self.start_logging()?;
+            self.start_writing()?;
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
                 input = inputs.recv() => {
                     let Some(input) = input else { return Ok(()) };
-                    self.client_input(input).await?;
+                    self.client_input(input)?;
                     for _ in 0..super::BATCH_MAX {
                         match inputs.try_recv() {
-                            Ok(input) => self.client_input(input).await?,
+                            Ok(input) => self.client_input(input)?,
                             Err(_) => break,
                         }
                     }
@@ -165,13 +173,12 @@ impl Member {
                     let Some(event) = event else { return Ok(()) };
                     self.link_event(event).await?;
                 }
-                outcome = self.logged.recv(), if self.logging => {
-                    self.logging = false;
-                    let zxid = log_outcome(outcome)?;
-                    self.step(zab::Input::Persisted { zxid }).await?;
+                outcome = self.written.recv(), if self.persist.is_writing() => {
+                    write_outcome(outcome)?;
+                    self.batch_written()?;
                 }
                 _ = core_ticks.tick() => {
-                    self.step(zab::Input::Tick).await?;
+                    self.step(zab::Input::Tick)?;
                     self.report_touches();
                     if !self.standalone {
                         *self.base.shared.leader_status.lock() = self.zab.status();
@@ -180,11 +187,11 @@ impl Member {
                 }
                 _ = ticks.tick(), if self.zab.role() != Role::Looking => {
                     self.expire_sessions();
-                    self.propose_prepared().await?;
+                    self.propose_prepared()?;
                 }
                 _ = reaps.tick(), if self.is_leading() => {
                     self.base.reap_containers();
-                    self.propose_prepared().await?;
+                    self.propose_prepared()?;
                 }
             }
         }
@@ -202,16 +209,16 @@ impl Member {
     }
 
     /// Feeds the core one input and carries out what it says.
-    async fn step(&mut self, input: zab::Input) -> Result<(), StorageError> {
+    fn step(&mut self, input: zab::Input) -> Result<(), StorageError> {
         if !matches!(input, zab::Input::Tick) {
             tracing::trace!(?input, "core input");
         }
         let actions = self.zab.step(input);
-        self.carry_out(actions).await
+        self.carry_out(actions)
     }
 
     /// A request or handshake from one of this member's clients.
-    async fn client_input(&mut self, input: Input) -> Result<(), StorageError> {
+    fn client_input(&mut self, input: Input) -> Result<(), StorageError> {
         if self.is_leading() {
             if let Input::Request {
                 request: Request::Sync(sync),
@@ -221,7 +228,7 @@ impl Member {
                 ..
             } = input
             {
-                return self.sync(connection, xid, sync.path, received_ms).await;
+                return self.sync(connection, xid, sync.path, received_ms);
             }
             let check = match &input {
                 Input::Request { session_id, .. } => self.session_check(*session_id, self.zab.id()),
@@ -232,7 +239,7 @@ impl Member {
                 Input::CreateSession { .. } => SessionCheck::Tracker,
             };
             self.base.prepare_checked(input, check);
-            return self.propose_prepared().await;
+            return self.propose_prepared();
         }
         if *self.base.shared.mode.lock() == Mode::ReadOnly {
             self.read_only_input(input);
@@ -261,7 +268,7 @@ impl Member {
             Input::Request {
                 connection, request: Request::Sync(sync), xid, received_ms, ..
             } => {
-                self.sync(connection, xid, sync.path, received_ms).await?;
+                self.sync(connection, xid, sync.path, received_ms)?;
             }
             Input::Request { connection, session_id, xid, request, frame, auth, received_ms } => {
                 if matches!(request, Request::CloseSession) {
@@ -433,7 +440,7 @@ impl Member {
         self.base.answer_locally(connection, op, xid, code, received_ms);
     }
 
-    async fn sync(
+    fn sync(
         &mut self,
         connection: Arc<Connection>,
         xid: i32,
@@ -443,11 +450,11 @@ impl Member {
         let id = self.next_sync;
         self.next_sync += 1;
         self.syncs.insert(id, PendingSync { connection, xid, path, received_ms });
-        self.step(zab::Input::Sync { id }).await
+        self.step(zab::Input::Sync { id })
     }
 
     /// Proposes what the base driver prepared (the leader's txns, in zxid order).
-    async fn propose_prepared(&mut self) -> Result<(), StorageError> {
+    fn propose_prepared(&mut self) -> Result<(), StorageError> {
         let prepared = std::mem::take(&mut self.base.prepared);
         for work in prepared {
             match work {
@@ -460,17 +467,17 @@ impl Member {
                     if crate::txn::zxid_counter(txn.zxid()) == u32::MAX {
                         // ZooKeeper's xid rollover: a new epoch restarts the counter.
                         close_reply(&reply_to);
-                        self.step(zab::Input::StepDown).await?;
+                        self.step(zab::Input::StepDown)?;
                         continue;
                     }
                     encode_entry_into(&txn, &mut self.entry_buffer);
                     let entry =
                         Entry { zxid: txn.zxid(), payload: self.entry_buffer.split().freeze() };
                     self.proposed.push_back((txn, reply_to));
-                    self.step(zab::Input::Propose(entry)).await?;
+                    self.step(zab::Input::Propose(entry))?;
                 }
                 Work::Sync { connection, xid, path, received_ms } => {
-                    self.sync(connection, xid, path, received_ms).await?;
+                    self.sync(connection, xid, path, received_ms)?;
                 }
             }
         }
@@ -481,11 +488,12 @@ impl Member {
         match event {
             LinkEvent::Disconnected { peer, breaks } => {
                 self.links.disconnected(peer, breaks);
+                self.persist.forget(peer);
                 // A snapshot in transit is incomplete: the leader sends a whole one again.
                 if self.inbound.as_ref().is_some_and(|(source, _)| *source == peer) {
                     self.inbound = None;
                 }
-                self.step(zab::Input::Disconnected { peer }).await
+                self.step(zab::Input::Disconnected { peer })
             }
             LinkEvent::Frame { from, frame: PeerFrame::Zab(message) } => {
                 if let Message::Snap { zxid, .. } = &message {
@@ -493,7 +501,7 @@ impl Member {
                         return Ok(());
                     }
                 }
-                self.step(zab::Input::Message { from, message }).await
+                self.step(zab::Input::Message { from, message })
             }
             LinkEvent::Frame { from, frame: PeerFrame::SnapshotChunk { zxid, index, chunk } } => {
                 self.snapshot_chunk(from, zxid, index, chunk).await
@@ -504,7 +512,7 @@ impl Member {
             }
             LinkEvent::Frame { from, frame: PeerFrame::Request { session_id, auth, frame } } => {
                 self.forwarded_request(from, session_id, auth, &frame);
-                self.propose_prepared().await
+                self.propose_prepared()
             }
             LinkEvent::Frame { from, frame: PeerFrame::Attach { session_id } } => {
                 self.base.shared.sessions.lock().set_owner(session_id, from);
@@ -517,7 +525,7 @@ impl Member {
                 let txn = self.base.prepare_create_session(session_id, timeout_ms);
                 self.base.shared.sessions.lock().set_owner(session_id, from);
                 self.base.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
-                self.propose_prepared().await
+                self.propose_prepared()
             }
             LinkEvent::Frame { frame: PeerFrame::Touch(sessions), .. } => {
                 let shared = self.base.shared.clone();
@@ -603,35 +611,36 @@ impl Member {
         }
     }
 
-    /// Carries out the core's actions in order.
-    async fn carry_out(&mut self, actions: Vec<Action>) -> Result<(), StorageError> {
+    /// Carries out the core's actions in order; storage writes go to the storage thread.
+    fn carry_out(&mut self, actions: Vec<Action>) -> Result<(), StorageError> {
         for action in actions {
             tracing::trace!(?action, "core action");
             match action {
                 Action::Send { to, message } => {
-                    if let Message::Snap { zxid, .. } = &message {
-                        self.send_snapshot(to, *zxid);
+                    let outgoing = self.outgoing(to, message);
+                    if let Some(outgoing) = self.persist.send(to, outgoing) {
+                        self.transmit(to, outgoing);
                     }
-                    self.links.send(to, &PeerFrame::Zab(message));
+                }
+                Action::SendAfterPersist { to, message } => {
+                    let outgoing = self.outgoing(to, message);
+                    if let Some(outgoing) = self.persist.send_after_persist(to, outgoing) {
+                        self.transmit(to, outgoing);
+                    }
                 }
                 Action::Append(entries) => {
-                    self.unlogged.extend(
+                    self.persist.push(Write::Append(
                         entries
                             .into_iter()
-                            .map(|entry| LogEntry { zxid: entry.zxid, value: entry.payload }),
-                    );
+                            .map(|entry| LogEntry { zxid: entry.zxid, value: entry.payload })
+                            .collect(),
+                    ));
                 }
-                Action::Truncate(zxid) => {
-                    self.flush_log().await?;
-                    self.base.storage.truncate_after(zxid)?;
-                }
-                Action::InstallSnapshot(zxid) => {
-                    self.flush_log().await?;
-                    self.install_snapshot(zxid).await?;
-                }
-                Action::PersistEpochs(epochs) => self.base.storage.set_epochs(epochs)?,
+                Action::Truncate(zxid) => self.persist.push(Write::Truncate(zxid)),
+                Action::InstallSnapshot(zxid) => self.install_snapshot(zxid)?,
+                Action::PersistEpochs(epochs) => self.persist.push(Write::Epochs(epochs)),
                 Action::Apply(entries) => self.apply(entries)?,
-                Action::Role(role) => self.take_role(role)?,
+                Action::Role(role) => self.take_role(role),
                 Action::SyncDone { id } => {
                     if let Some(sync) = self.syncs.remove(&id) {
                         let PendingSync { connection, xid, path, received_ms } = sync;
@@ -643,35 +652,53 @@ impl Member {
                         sync.connection.request_close();
                     }
                 }
-                Action::DropLink { peer } => self.links.reset(peer),
+                Action::DropLink { peer } => self.reset_link(peer),
             }
         }
         Ok(())
     }
 
-    /// Hands the entries waiting to the log writer unless a batch is in flight.
-    fn start_logging(&mut self) -> Result<(), StorageError> {
-        if self.logging || self.unlogged.is_empty() {
-            return Ok(());
-        }
-        self.base.log.write(std::mem::take(&mut self.unlogged))?;
-        self.logging = true;
-        Ok(())
+    /// A message as it will be sent: the leader starts streaming the snapshot a `Snap`
+    /// offers now, at the state it is about, even if the message waits.
+    fn outgoing(&mut self, to: ServerId, message: Message) -> Outgoing {
+        let snapshot = match &message {
+            Message::Snap { zxid, .. } => self.send_snapshot(to, *zxid),
+            _ => None,
+        };
+        Outgoing { message, snapshot }
     }
 
-    /// Writes everything the core asked to append and waits until it is durable, without
-    /// reporting it: a truncation or snapshot follows, after which the core no longer
-    /// takes reports of earlier appends.
-    async fn flush_log(&mut self) -> Result<(), StorageError> {
-        loop {
-            if self.logging {
-                self.logging = false;
-                log_outcome(self.logged.recv().await)?;
-            } else if self.unlogged.is_empty() {
-                return Ok(());
-            } else {
-                self.start_logging()?;
-            }
+    fn transmit(&mut self, to: ServerId, outgoing: Outgoing) {
+        if let Some(frames) = outgoing.snapshot {
+            self.links.stream(to, frames);
+        }
+        self.links.send(to, &PeerFrame::Zab(outgoing.message));
+    }
+
+    /// Closes the connection to `peer` (it reconnects), with the messages waiting for it.
+    fn reset_link(&mut self, peer: ServerId) {
+        self.persist.forget(peer);
+        self.links.reset(peer);
+    }
+
+    /// Hands the writes waiting to the storage thread unless a batch is in flight.
+    fn start_writing(&mut self) -> Result<(), StorageError> {
+        match self.persist.take_batch() {
+            Some(batch) => self.base.writer.write(batch),
+            None => Ok(()),
+        }
+    }
+
+    /// The batch in flight is durable: the messages waiting for it go, and the core
+    /// hears which log position is durable.
+    fn batch_written(&mut self) -> Result<(), StorageError> {
+        let done = self.persist.written();
+        for (to, outgoing) in done.released {
+            self.transmit(to, outgoing);
+        }
+        match done.persisted {
+            Some(zxid) => self.step(zab::Input::Persisted { zxid }),
+            None => Ok(()),
         }
     }
 
@@ -699,7 +726,10 @@ impl Member {
             }
             self.base.apply(&txn, reply_to);
         }
-        self.base.count_applied(count);
+        // A periodic snapshot would store the received state before the store holds it.
+        if !self.persist.rewriting() {
+            self.base.count_applied(count);
+        }
         Ok(())
     }
 
@@ -714,9 +744,9 @@ impl Member {
         waiting.unwrap_or(ReplyTo::Nobody)
     }
 
-    /// The leader sends a learner its state at `zxid` (which is what is applied here)
-    /// ahead of the `Snap` message, from a thread of its own.
-    fn send_snapshot(&mut self, to: ServerId, zxid: Zxid) {
+    /// The leader starts sending a learner its state at `zxid` (which is what is applied
+    /// here) from a thread of its own; the chunks come out of the channel returned.
+    fn send_snapshot(&mut self, to: ServerId, zxid: Zxid) -> Option<mpsc::Receiver<Bytes>> {
         self.outbound.retain(|outbound| !outbound.is_finished());
         let shared = self.base.shared.clone();
         let applied = shared.database.last_applied_zxid();
@@ -730,12 +760,13 @@ impl Member {
         let sessions = live_sessions(&shared);
         match Outbound::start(shared, to, zxid, sessions) {
             Ok((outbound, frames)) => {
-                self.links.stream(to, frames);
                 self.outbound.push(outbound);
+                Some(frames)
             }
             Err(err) => {
                 tracing::error!(learner = to, cause = %err, "cannot start a snapshot transfer");
-                self.links.reset(to);
+                self.reset_link(to);
+                None
             }
         }
     }
@@ -751,6 +782,7 @@ impl Member {
     ) -> Result<(), StorageError> {
         if index == 0 {
             self.inbound = None;
+            self.sealed = None;
             self.base.snapshotter.interrupt();
             let storage = self.base.storage.clone();
             let created_ms = self.base.shared.clock.wall_ms() as i64;
@@ -774,20 +806,23 @@ impl Member {
     fn abandon_snapshot(&mut self, from: ServerId, err: &transfer::TransferError) {
         tracing::warn!(from, cause = %err, "a bad snapshot transfer; dropping the link");
         self.inbound = None;
-        self.links.reset(from);
+        self.reset_link(from);
     }
 
     /// The leader `from` offers the snapshot `zxid` it sent: whether every chunk of it
     /// came and loaded. If not, the link is dropped and the offer ignored.
     async fn seal_snapshot(&mut self, from: ServerId, zxid: Zxid) -> bool {
-        let sealed = match &self.inbound {
-            Some((source, inbound)) if *source == from && inbound.zxid() == zxid => {
+        let sealed = match self.inbound.take() {
+            Some((source, inbound)) if source == from && inbound.zxid() == zxid => {
                 inbound.seal().await
             }
             _ => Err(transfer::TransferError::Missing { zxid }),
         };
         match sealed {
-            Ok(()) => true,
+            Ok(sealed) => {
+                self.sealed = Some((from, sealed));
+                true
+            }
             Err(err) => {
                 self.abandon_snapshot(from, &err);
                 false
@@ -795,9 +830,11 @@ impl Member {
         }
     }
 
-    /// Replaces the state with the snapshot the leader sent, once it is stored.
-    async fn install_snapshot(&mut self, zxid: Zxid) -> Result<(), StorageError> {
-        let Some((_, inbound)) = self.inbound.take().filter(|(_, inbound)| inbound.zxid() == zxid)
+    /// Replaces the state with the snapshot the leader sent and has the storage thread
+    /// store it, after every write asked for before.
+    fn install_snapshot(&mut self, zxid: Zxid) -> Result<(), StorageError> {
+        let Some((_, sealed)) =
+            self.sealed.take().filter(|(_, sealed)| sealed.store.zxid() == zxid)
         else {
             return Err(StorageError::Corrupt(format!(
                 "the core installs snapshot 0x{zxid:x}, which did not arrive"
@@ -805,10 +842,9 @@ impl Member {
         };
         self.base.snapshotter.interrupt();
         self.outbound.drain(..).for_each(Outbound::stop);
-        let installed = inbound.install(self.zab.history().epoch_ends().to_vec()).await?;
+        let Sealed { tree, loaded, store } = sealed;
         let shared = self.base.shared.clone();
-        let loaded = installed.loaded;
-        shared.database.install(zxid, installed.tree);
+        shared.database.install(zxid, tree);
         {
             let now_ms = shared.clock.now_ms();
             let mut sessions = shared.sessions.lock();
@@ -818,6 +854,7 @@ impl Member {
             }
         }
         self.base.preparer = Preparer::new(zxid);
+        self.persist.push(Write::Snapshot(store, self.zab.history().epoch_ends().to_vec()));
         tracing::info!(
             zxid = format_args!("0x{zxid:x}"),
             nodes = loaded.nodes,
@@ -827,7 +864,7 @@ impl Member {
     }
 
     /// The core announced a role: serve clients or stop serving them.
-    fn take_role(&mut self, role: Role) -> Result<(), StorageError> {
+    fn take_role(&mut self, role: Role) {
         let shared = self.base.shared.clone();
         if role == Role::Looking {
             self.looking_since.get_or_insert_with(Instant::now);
@@ -856,7 +893,7 @@ impl Member {
                 self.forwarded.clear();
                 self.handshakes.clear();
                 self.syncs.clear();
-                return Ok(());
+                return;
             }
             Role::Leading { epoch, .. } => {
                 self.base.preparer = Preparer::new(zab::epoch_start(epoch));
@@ -874,7 +911,7 @@ impl Member {
         } else {
             tracing::info!(mode = mode.name(), zxid, "serving clients");
         }
-        self.base.storage.set_epoch_ends(self.zab.history().epoch_ends())
+        self.persist.push(Write::EpochEnds(self.zab.history().epoch_ends().to_vec()));
     }
 }
 
@@ -893,12 +930,12 @@ impl Member {
     }
 }
 
-/// The zxid a log batch made durable, or the error that must stop the server.
-fn log_outcome(outcome: Option<Logged>) -> Result<Zxid, StorageError> {
-    let outcome = outcome
-        .unwrap_or_else(|| Err(StorageError::Backend("the log writer thread stopped".into())));
+/// A batch's outcome, or the error that must stop the server.
+fn write_outcome(outcome: Option<Written>) -> Result<(), StorageError> {
+    let outcome =
+        outcome.unwrap_or_else(|| Err(StorageError::Backend("the storage thread stopped".into())));
     if let Err(err) = &outcome {
-        tracing::error!(cause = %err, "the transaction log failed; stopping");
+        tracing::error!(cause = %err, "writing to the store failed; stopping");
     }
     outcome
 }

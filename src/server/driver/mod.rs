@@ -19,9 +19,9 @@ use crate::prepare::{Context, Preparer, SessionCheck};
 use crate::proto::reply::frame_with;
 use crate::proto::write_reply::write_reply;
 use crate::proto::{reply, Request};
-use crate::server::log_writer::{LogWriter, Logged};
 use crate::server::registry::Connection;
 use crate::server::snapshotter::Snapshotter;
+use crate::server::storage_writer::{StorageWriter, Written};
 use crate::server::Shared;
 use crate::session::password::session_password;
 use crate::session::AuthIds;
@@ -30,6 +30,7 @@ use crate::tree::node::NodeKind;
 use crate::txn::{SessionId, Txn, TxnBody};
 
 pub mod member;
+mod persist_queue;
 pub mod transfer;
 
 /// Most client inputs taken in one round before the pipeline logs what they made.
@@ -94,22 +95,23 @@ struct Driver {
     preparer: Preparer,
     server_auth: AuthIds,
     storage: Arc<dyn Storage>,
-    log: LogWriter,
+    writer: StorageWriter,
     /// Prepared work, in order, waiting to be proposed.
     prepared: Vec<Work>,
     snapshotter: Snapshotter,
 }
 
 impl Driver {
-    /// A driver with its log writer started; log completions arrive on the receiver.
+    /// A driver with its storage thread started; batch completions arrive on the receiver.
     fn start(
         shared: Arc<Shared>,
         storage: Arc<dyn Storage>,
-    ) -> Result<(Driver, mpsc::Receiver<Logged>), StorageError> {
-        let (log, logged) =
-            LogWriter::spawn(storage.clone(), shared.config.fsync_warning_threshold_ms).map_err(
-                |err| StorageError::Backend(format!("cannot start the log writer: {err}")),
-            )?;
+    ) -> Result<(Driver, mpsc::Receiver<Written>), StorageError> {
+        let (writer, written) =
+            StorageWriter::spawn(storage.clone(), shared.config.fsync_warning_threshold_ms)
+                .map_err(|err| {
+                    StorageError::Backend(format!("cannot start the storage thread: {err}"))
+                })?;
         let config = &shared.config;
         let snapshotter = Snapshotter::new(
             config.snap_count,
@@ -121,18 +123,18 @@ impl Driver {
             preparer: Preparer::new(shared.database.last_applied_zxid()),
             server_auth: AuthIds::server(),
             storage,
-            log,
+            writer,
             prepared: Vec::new(),
             snapshotter,
             shared,
         };
-        Ok((driver, logged))
+        Ok((driver, written))
     }
 
-    /// Waits for the batch being logged and any snapshot in progress, then stops both.
+    /// Waits for the batch being written and any snapshot in progress, then stops both.
     /// Drop the completion receiver first.
     fn close(self) {
-        self.log.close();
+        self.writer.close();
         self.snapshotter.close();
     }
 }

@@ -10,7 +10,9 @@
 //! A learner ([`Inbound`]) loads each chunk into a new tree and writes it to a pending
 //! snapshot as it arrives, on a thread of its own, so it never holds the raw snapshot in
 //! memory. Its old state stays untouched until the core installs the new one: a transfer
-//! that breaks off, or a chunk that does not decode, leaves it as it was.
+//! that breaks off, or a chunk that does not decode, leaves it as it was. Once installed
+//! in memory, the snapshot is stored when the storage thread reaches it ([`Store`]), in
+//! order with the log writes around it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -133,20 +135,49 @@ fn stream(
 enum Command {
     /// The next chunk.
     Chunk(Bytes),
-    /// Every chunk has come: report whether all loaded.
-    Seal(oneshot::Sender<Result<(), String>>),
-    /// The core installs the snapshot: store it durably, drop the log it replaces, and
-    /// hand over the new state.
-    Install { epoch_ends: Vec<Zxid>, done: oneshot::Sender<Result<Installed, StorageError>> },
+    /// Every chunk has come: hand over the new state if all loaded.
+    Seal(oneshot::Sender<Result<(DataTree, Loaded), String>>),
+    /// The core installed the snapshot: store it durably and drop the log it replaces.
+    Store { epoch_ends: Vec<Zxid>, done: oneshot::Sender<Result<(), StorageError>> },
 }
 
-/// A learner's new state, stored and ready to replace the old one.
+/// A learner's new state, every chunk loaded, ready to replace the old one; what it
+/// describes is stored when the storage thread reaches [`Sealed::store`].
 #[derive(Debug)]
-pub struct Installed {
+pub struct Sealed {
     /// The tree the snapshot describes.
     pub tree: DataTree,
     /// Its sessions and node count.
     pub loaded: Loaded,
+    /// Stores the snapshot.
+    pub store: Store,
+}
+
+/// The pending snapshot of a sealed transfer, stored by [`Store::finish`]; dropped
+/// unfinished, it is discarded.
+#[derive(Debug)]
+pub struct Store {
+    zxid: Zxid,
+    commands: mpsc::Sender<Command>,
+}
+
+impl Store {
+    /// The snapshot's label.
+    pub fn zxid(&self) -> Zxid {
+        self.zxid
+    }
+
+    /// Stores the snapshot durably with the history's `epoch_ends` and drops the log
+    /// entries it replaces. Blocks: call it from the storage thread.
+    ///
+    /// # Errors
+    /// If the storage fails.
+    pub fn finish(self, epoch_ends: Vec<Zxid>) -> Result<(), StorageError> {
+        let gone = || StorageError::Backend("the snapshot transfer thread is gone".into());
+        let (done, outcome) = oneshot::channel();
+        self.commands.blocking_send(Command::Store { epoch_ends, done }).map_err(|_| gone())?;
+        outcome.blocking_recv().map_err(|_| gone())?
+    }
 }
 
 /// A snapshot a learner is receiving from its leader.
@@ -245,31 +276,22 @@ impl Inbound {
         self.commands.send(Command::Chunk(chunk)).await.map_err(|_| TransferError::Gone)
     }
 
-    /// Waits until every chunk handed over is loaded.
+    /// Waits until every chunk handed over is loaded, then takes the new state.
     ///
     /// # Errors
     /// [`TransferError::Malformed`] if one did not load.
-    pub async fn seal(&self) -> Result<(), TransferError> {
+    pub async fn seal(self) -> Result<Sealed, TransferError> {
         let (done, outcome) = oneshot::channel();
         self.commands.send(Command::Seal(done)).await.map_err(|_| TransferError::Gone)?;
-        outcome.await.map_err(|_| TransferError::Gone)?.map_err(TransferError::Malformed)
-    }
-
-    /// Stores the snapshot durably, with the history's `epoch_ends`, drops the log
-    /// entries it replaces, and hands over the new state.
-    ///
-    /// # Errors
-    /// If the storage fails.
-    pub async fn install(self, epoch_ends: Vec<Zxid>) -> Result<Installed, StorageError> {
-        let (done, outcome) = oneshot::channel();
-        let gone = || StorageError::Backend("the snapshot transfer thread is gone".into());
-        self.commands.send(Command::Install { epoch_ends, done }).await.map_err(|_| gone())?;
-        outcome.await.map_err(|_| gone())?
+        let (tree, loaded) =
+            outcome.await.map_err(|_| TransferError::Gone)?.map_err(TransferError::Malformed)?;
+        Ok(Sealed { tree, loaded, store: Store { zxid: self.zxid, commands: self.commands } })
     }
 }
 
-/// The learner's transfer thread: loads and stores chunks until told to install, or
-/// until the channel closes (the transfer was abandoned; the pending snapshot goes).
+/// The learner's transfer thread: loads and stores chunks until sealed, hands over the
+/// tree, then stores the snapshot when told to. If the channel closes first (the
+/// transfer was abandoned), the pending snapshot goes.
 fn receive(
     storage: &dyn Storage,
     tree: DataTree,
@@ -281,9 +303,9 @@ fn receive(
     let mut loaded = Loaded::default();
     let mut failure: Option<String> = None;
     let (mut chunks, mut bytes) = (0usize, 0u64);
-    while let Some(command) = commands.blocking_recv() {
-        match command {
-            Command::Chunk(chunk) => {
+    let sealed = loop {
+        match commands.blocking_recv() {
+            Some(Command::Chunk(chunk)) => {
                 if failure.is_some() {
                     continue;
                 }
@@ -297,28 +319,34 @@ fn receive(
                     chunk.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
                 writer.put(&mut chunk)?;
             }
-            Command::Seal(done) => {
-                let _ = done.send(failure.clone().map_or(Ok(()), Err));
-            }
-            Command::Install { epoch_ends, done } => {
-                let header = SnapshotHeader {
-                    zxid,
-                    chunks: u32::try_from(chunks).unwrap_or(u32::MAX),
-                    nodes: loaded.nodes,
-                    sessions: u32::try_from(loaded.sessions.len()).unwrap_or(u32::MAX),
-                    bytes,
-                    created_ms,
-                };
-                let stored = writer.finish(&header).and_then(|()| {
-                    storage.truncate_after(zxid)?;
-                    storage.purge_log_through(zxid)?;
-                    storage.set_epoch_ends(&epoch_ends)
-                });
-                let _ = done.send(stored.map(|()| Installed { tree, loaded }));
-                return Ok(());
-            }
+            Some(Command::Seal(sealed)) => break sealed,
+            Some(Command::Store { .. }) | None => return Ok(()),
         }
+    };
+    if let Some(failure) = failure {
+        let _ = sealed.send(Err(failure));
+        return Ok(());
     }
+    let header = SnapshotHeader {
+        zxid,
+        chunks: u32::try_from(chunks).unwrap_or(u32::MAX),
+        nodes: loaded.nodes,
+        sessions: u32::try_from(loaded.sessions.len()).unwrap_or(u32::MAX),
+        bytes,
+        created_ms,
+    };
+    if sealed.send(Ok((tree, loaded))).is_err() {
+        return Ok(());
+    }
+    let Some(Command::Store { epoch_ends, done }) = commands.blocking_recv() else {
+        return Ok(());
+    };
+    let stored = writer.finish(&header).and_then(|()| {
+        storage.truncate_after(zxid)?;
+        storage.purge_log_through(zxid)?;
+        storage.set_epoch_ends(&epoch_ends)
+    });
+    let _ = done.send(stored);
     Ok(())
 }
 

@@ -70,12 +70,16 @@ async fn a_received_snapshot_is_stored_then_replaces_the_state_whole() {
     for (index, chunk) in (0u32..).zip(chunks.iter().cloned()) {
         inbound.chunk(5001, index, chunk).await.expect("in order");
     }
-    inbound.seal().await.expect("every chunk loads");
-    assert!(storage.snapshots().expect("readable").is_empty(), "stored only at install");
+    let sealed = inbound.seal().await.expect("every chunk loads");
+    assert!(storage.snapshots().expect("readable").is_empty(), "stored only when finished");
     assert_eq!(learner.tree().node_count(), 4, "the old state is untouched until install");
-    let installed = inbound.install(vec![0x1_0000_0000]).await.expect("stored");
-    assert_eq!(installed.loaded.sessions, sessions);
-    learner.install(5001, installed.tree);
+    assert_eq!(sealed.loaded.sessions, sessions);
+    learner.install(5001, sealed.tree);
+    let store = sealed.store;
+    tokio::task::spawn_blocking(move || store.finish(vec![0x1_0000_0000]))
+        .await
+        .expect("the storage side ran")
+        .expect("stored");
     assert_eq!(learner.last_applied_zxid(), 5001);
     assert_eq!(stats(learner.tree()), stats(leader.tree()));
     let headers = storage.snapshots().expect("readable");
@@ -117,6 +121,21 @@ async fn a_malformed_chunk_fails_the_seal_and_nothing_is_stored() {
     inbound.chunk(11, 1, Bytes::from_static(b"\x01garbage")).await.expect("in order");
     let sealed = inbound.seal().await;
     assert!(matches!(sealed, Err(TransferError::Malformed(_))), "{sealed:?}");
-    drop(inbound);
+    assert!(storage.snapshots().expect("readable").is_empty());
+}
+
+#[tokio::test]
+async fn a_sealed_snapshot_never_finished_is_not_stored() {
+    let leader = database_with(10);
+    let chunks = chunks_of(&leader, &[]);
+    let storage = Arc::new(MemoryStorage::default());
+    let like = DataTree::new(false);
+    let mut inbound = Inbound::start(storage.clone(), &like, 11, 0).expect("thread");
+    for (index, chunk) in (0u32..).zip(chunks.iter().cloned()) {
+        inbound.chunk(11, index, chunk).await.expect("in order");
+    }
+    let sealed = inbound.seal().await.expect("every chunk loads");
+    assert_eq!(stats(&sealed.tree), stats(leader.tree()));
+    drop(sealed);
     assert!(storage.snapshots().expect("readable").is_empty());
 }
