@@ -112,8 +112,9 @@ enum Unsynced {
 impl Disk {
     /// Makes every write asked for so far durable.
     fn flush(&mut self) {
-        let pending: Vec<Unsynced> = self.unsynced.drain(..).collect();
-        pending.into_iter().for_each(|write| self.make_durable(write));
+        for write in std::mem::take(&mut self.unsynced) {
+            self.make_durable(write);
+        }
     }
 
     /// Makes writes durable in order, through the batch that ends at `zxid`.

@@ -616,26 +616,13 @@ impl Member {
         for action in actions {
             tracing::trace!(?action, "core action");
             match action {
-                Action::Send { to, message } => {
-                    let outgoing = self.outgoing(to, message);
-                    if let Some(outgoing) = self.persist.send(to, outgoing) {
-                        self.transmit(to, outgoing);
-                    }
-                }
-                Action::SendAfterPersist { to, message } => {
-                    let outgoing = self.outgoing(to, message);
-                    if let Some(outgoing) = self.persist.send_after_persist(to, outgoing) {
-                        self.transmit(to, outgoing);
-                    }
-                }
-                Action::Append(entries) => {
-                    self.persist.push(Write::Append(
-                        entries
-                            .into_iter()
-                            .map(|entry| LogEntry { zxid: entry.zxid, value: entry.payload })
-                            .collect(),
-                    ));
-                }
+                Action::Send { to, message } => self.send(to, message, false),
+                Action::SendAfterPersist { to, message } => self.send(to, message, true),
+                Action::Append(entries) => self.persist.append(
+                    entries
+                        .into_iter()
+                        .map(|entry| LogEntry { zxid: entry.zxid, value: entry.payload }),
+                ),
                 Action::Truncate(zxid) => self.persist.push(Write::Truncate(zxid)),
                 Action::InstallSnapshot(zxid) => self.install_snapshot(zxid)?,
                 Action::PersistEpochs(epochs) => self.persist.push(Write::Epochs(epochs)),
@@ -658,14 +645,24 @@ impl Member {
         Ok(())
     }
 
-    /// A message as it will be sent: the leader starts streaming the snapshot a `Snap`
-    /// offers now, at the state it is about, even if the message waits.
-    fn outgoing(&mut self, to: ServerId, message: Message) -> Outgoing {
+    /// Sends `message` now, or once the writes asked for before it are durable if
+    /// `after_persist` (or an earlier message to `to` still waits). The leader starts
+    /// streaming the snapshot a `Snap` offers at once, at the state it is about, even if
+    /// the message waits.
+    fn send(&mut self, to: ServerId, message: Message, after_persist: bool) {
         let snapshot = match &message {
             Message::Snap { zxid, .. } => self.send_snapshot(to, *zxid),
             _ => None,
         };
-        Outgoing { message, snapshot }
+        let outgoing = Outgoing { message, snapshot };
+        let now = if after_persist {
+            self.persist.send_after_persist(to, outgoing)
+        } else {
+            self.persist.send(to, outgoing)
+        };
+        if let Some(outgoing) = now {
+            self.transmit(to, outgoing);
+        }
     }
 
     fn transmit(&mut self, to: ServerId, outgoing: Outgoing) {

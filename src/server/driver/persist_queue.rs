@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 
 use crate::server::storage_writer::Write;
+use crate::storage::LogEntry;
 use crate::txn::Zxid;
 use crate::zab::ServerId;
 
@@ -70,30 +71,37 @@ impl<T> PersistQueue<T> {
         }
     }
 
-    /// Asks for `write`, after every write asked for before it. Appends that follow each
-    /// other are written together.
+    /// Asks for `write`, after every write asked for before it.
     pub fn push(&mut self, write: Write) {
-        match &write {
-            Write::Append(entries) => {
-                self.log_end = entries.last().map_or(self.log_end, |entry| entry.zxid);
-            }
+        match write {
+            Write::Append(entries) => return self.append(entries),
             Write::Truncate(zxid) => {
-                self.log_end = self.log_end.min(*zxid);
+                self.log_end = self.log_end.min(zxid);
                 self.rewrites += 1;
             }
-            Write::Snapshot(store, _) => {
+            Write::Snapshot(ref store, _) => {
                 self.log_end = store.zxid();
                 self.rewrites += 1;
             }
             Write::Epochs(_) | Write::EpochEnds(_) => {}
         }
         self.asked += 1;
-        if let (Some(Write::Append(last)), Write::Append(more)) = (self.waiting.last_mut(), &write)
-        {
-            last.extend(more.iter().cloned());
-            return;
-        }
         self.waiting.push(write);
+    }
+
+    /// Asks for `entries` to be appended, after every write asked for before. Appends
+    /// that follow each other are written together.
+    pub fn append(&mut self, entries: impl IntoIterator<Item = LogEntry>) {
+        self.asked += 1;
+        if !matches!(self.waiting.last(), Some(Write::Append(_))) {
+            self.waiting.push(Write::Append(Vec::new()));
+        }
+        if let Some(Write::Append(waiting)) = self.waiting.last_mut() {
+            waiting.extend(entries);
+            if let Some(last) = waiting.last() {
+                self.log_end = last.zxid;
+            }
+        }
     }
 
     /// The writes to hand the storage thread now, if it is idle and any are waiting.
