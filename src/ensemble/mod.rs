@@ -1,7 +1,7 @@
 //! What an ensemble member needs around the replication core: who the members are and
 //! where they listen ([`Membership`]), the frames members exchange ([`frame`]) and the
 //! connections that carry them ([`link`]). The server's driver feeds the core and
-//! carries out its actions (`server::driver::member`).
+//! carries out its actions (`server::pipeline`, fed by `server::driver`).
 
 pub mod frame;
 pub mod link;

@@ -92,7 +92,13 @@ impl Scope<'_, '_> {
 
     fn check_session(&self) -> Result<(), Code> {
         match self.context.session_check {
-            SessionCheck::Tracker => self.context.sessions.check(self.context.session_id),
+            SessionCheck::Tracker => {
+                let session_id = self.context.session_id;
+                match self.context.sessions.check(session_id) {
+                    Err(_) if self.pending.is_opening(session_id) => Ok(()),
+                    checked => checked,
+                }
+            }
             SessionCheck::OwnedElsewhere => Ok(()),
             SessionCheck::Moved => Err(Code::SessionMoved),
         }
@@ -172,6 +178,13 @@ impl Preparer {
             Ok((op, body)) => {
                 for (path, record) in scope_changes {
                     self.pending.push(header.zxid, path, record);
+                }
+                match &body {
+                    TxnBody::CreateSession(_) => {
+                        self.pending.open_session(header.zxid, header.client_id);
+                    }
+                    TxnBody::CloseSession(_) => self.pending.close_session(header.client_id),
+                    _ => {}
                 }
                 header.op_type = op.as_i32();
                 Txn { header, body }

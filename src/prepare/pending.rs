@@ -9,7 +9,7 @@ use crate::fast_hash::FastHashMap;
 
 use crate::tree::acl::AclList;
 use crate::tree::data_tree::DataTree;
-use crate::txn::Zxid;
+use crate::txn::{SessionId, Zxid};
 
 /// What prepare needs to know of a node (ZooKeeper's `ChangeRecord`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,10 @@ pub struct PendingChanges {
     order: VecDeque<(Zxid, String)>,
     /// Newest record per path and the zxid that produced it; `None` = deleted.
     newest: FastHashMap<String, (Zxid, Option<NodeRecord>)>,
+    /// Sessions whose createSession txn is prepared, not yet applied, and not closed by
+    /// a later prepared txn, with that txn's zxid. The tracker knows a session from the
+    /// moment its createSession applies; until then these count as live.
+    opening: VecDeque<(Zxid, SessionId)>,
 }
 
 impl PendingChanges {
@@ -49,8 +53,26 @@ impl PendingChanges {
         self.newest.insert(path, (zxid, record));
     }
 
+    /// Records a prepared createSession txn of `session`.
+    pub fn open_session(&mut self, zxid: Zxid, session: SessionId) {
+        self.opening.push_back((zxid, session));
+    }
+
+    /// Records a prepared closeSession txn of `session`.
+    pub fn close_session(&mut self, session: SessionId) {
+        self.opening.retain(|(_, opening)| *opening != session);
+    }
+
+    /// Whether a prepared createSession txn of `session` is not applied yet.
+    pub fn is_opening(&self, session: SessionId) -> bool {
+        self.opening.iter().any(|(_, opening)| *opening == session)
+    }
+
     /// Forgets the changes of txns up to `zxid`, now visible in the tree.
     pub fn applied(&mut self, zxid: Zxid) {
+        while self.opening.front().is_some_and(|(opening_zxid, _)| *opening_zxid <= zxid) {
+            self.opening.pop_front();
+        }
         while let Some((pending_zxid, _)) = self.order.front() {
             if *pending_zxid > zxid {
                 break;

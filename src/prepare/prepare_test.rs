@@ -151,6 +151,38 @@ fn expired_sessions_cannot_write() {
 }
 
 #[test]
+fn a_session_whose_creation_is_prepared_can_write_before_it_is_applied() {
+    let Fixture { db, sessions, auth, mut preparer } = Fixture::new();
+    let context = Context {
+        tree: db.tree(),
+        sessions: &sessions,
+        auth: &auth,
+        session_id: 0x77,
+        session_check: SessionCheck::Tracker,
+        extended_types_enabled: true,
+        reconfig_enabled: false,
+    };
+    let unknown = preparer.prepare(&context, &create("/u", 0), 1, 1000).expect("a txn");
+    assert_eq!(error_of(&unknown), Some(Code::SessionExpired.as_i32()), "not a session yet");
+    let opened = preparer.prepare_create_session(&context, 10_000, 1000);
+    let created = preparer.prepare(&context, &create("/e", 1), 1, 1000).expect("a txn");
+    assert_eq!(error_of(&created), None, "the session's createSession is ahead of it");
+    preparer.applied(opened.zxid());
+    let applied = preparer.prepare(&context, &create("/f", 0), 1, 1000).expect("a txn");
+    assert_eq!(
+        error_of(&applied),
+        Some(Code::SessionExpired.as_i32()),
+        "once its creation is applied, the tracker alone decides"
+    );
+
+    let _ = preparer.prepare_create_session(&context, 10_000, 1000);
+    let closed = preparer.prepare(&context, &Request::CloseSession, 2, 1000);
+    assert!(matches!(closed.map(|txn| txn.body), Some(TxnBody::CloseSession(_))));
+    let after = preparer.prepare(&context, &create("/g", 0), 3, 1000).expect("a txn");
+    assert_eq!(error_of(&after), Some(Code::SessionExpired.as_i32()), "its close is ahead of it");
+}
+
+#[test]
 fn failed_multi_leaves_no_pending_changes() {
     let mut fixture = Fixture::new();
     let ops = vec![

@@ -25,7 +25,7 @@ use crate::proto::four_letter::FourLetterWord;
 use crate::proto::reply::{self, frame_with};
 use crate::proto::{Frame, Request, RequestError};
 use crate::server::client_frame::{check_length, ClientFrames, FrameError, FrameTooLong};
-use crate::server::driver::Input;
+use crate::server::pipeline::Input;
 use crate::server::reads;
 use crate::server::registry::{Connection, ConnectionLimits, TooManyConnections};
 use crate::server::stats::short_op_name;

@@ -1,9 +1,10 @@
-//! The tokio shell: listener, connections, and the write pipeline driver.
+//! The server: listener, connections, the write pipeline and the shell that drives it.
 //!
-//! This is the only module with sockets, tasks and clocks. Requests flow:
-//! [`client`] decodes a frame → reads run at once against the tree ([`reads`]) unless
-//! an earlier write of the session is still in flight → writes go to the [`driver`],
-//! which prepares, logs, applies and answers them in zxid order.
+//! Requests flow: [`client`] decodes a frame → reads run at once against the tree
+//! ([`reads`]) unless an earlier write of the session is still in flight → writes go
+//! to the [`driver`], the async shell that feeds the [`pipeline`], a synchronous state
+//! machine that prepares, proposes, applies and answers them in zxid order, and does
+//! the IO it asks for.
 
 pub mod client;
 pub mod client_frame;
@@ -11,13 +12,16 @@ pub mod driver;
 pub mod four_letter;
 pub mod listener;
 pub mod outbox;
+pub mod pipeline;
 pub mod reads;
 pub mod registry;
 pub mod snapshotter;
 pub mod stats;
 pub mod storage_writer;
+pub mod transfer;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -41,20 +45,59 @@ const STANDALONE_SERVER_ID: u64 = 1;
 const DRIVER_QUEUE_CAPACITY: usize = 4096;
 
 /// The server's two clocks: a monotonic one for timeouts, wall time for txn headers.
+/// A manual clock moves only when told to, so tests and the simulator decide what time
+/// the pipeline sees.
 #[derive(Debug)]
 pub struct Clock {
-    start: Instant,
+    source: ClockSource,
+}
+
+#[derive(Debug)]
+enum ClockSource {
+    System { start: Instant },
+    Manual { now_ms: AtomicU64, wall_start_ms: u64 },
 }
 
 impl Clock {
+    /// The system's clocks, monotonic time counted from now.
+    pub fn system() -> Clock {
+        Clock { source: ClockSource::System { start: Instant::now() } }
+    }
+
+    /// A clock at 0 that moves only by [`Clock::advance`]; wall time is `wall_start_ms`
+    /// plus the time advanced.
+    pub fn manual(wall_start_ms: u64) -> Clock {
+        Clock { source: ClockSource::Manual { now_ms: AtomicU64::new(0), wall_start_ms } }
+    }
+
+    /// Moves a manual clock forward by `ms`; the system clock moves by itself, so on it
+    /// this does nothing.
+    pub fn advance(&self, ms: u64) {
+        if let ClockSource::Manual { now_ms, .. } = &self.source {
+            now_ms.fetch_add(ms, Ordering::AcqRel);
+        }
+    }
+
     /// Milliseconds since the server started (monotonic).
     pub fn now_ms(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+        match &self.source {
+            ClockSource::System { start } => {
+                u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+            }
+            ClockSource::Manual { now_ms, .. } => now_ms.load(Ordering::Acquire),
+        }
     }
 
     /// Milliseconds since the Unix epoch.
     pub fn wall_ms(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
+        match &self.source {
+            ClockSource::System { .. } => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_millis() as u64),
+            ClockSource::Manual { now_ms, wall_start_ms } => {
+                wall_start_ms + now_ms.load(Ordering::Acquire)
+            }
+        }
     }
 }
 
@@ -113,20 +156,48 @@ pub struct Shared {
     pub config: Config,
     /// Znodes and watches.
     pub database: Database,
-    /// Live sessions; touched by connections, expired by the driver.
+    /// Live sessions; touched by connections, expired by the pipeline.
     pub sessions: Mutex<SessionTracker>,
     /// Live connections.
     pub registry: registry::Registry,
     /// Counters for the four-letter words.
     pub stats: stats::ServerStats,
     /// The queue into the write pipeline.
-    pub driver: mpsc::Sender<driver::Input>,
+    pub driver: mpsc::Sender<pipeline::Input>,
     /// Timeouts and timestamps.
     pub clock: Clock,
-    /// The server's mode, set by the driver.
+    /// The server's mode, set by the pipeline.
     pub mode: Mutex<Mode>,
     /// A leader's learners and pending syncs, refreshed every core tick.
     pub leader_status: Mutex<Option<crate::zab::LeaderStatus>>,
+}
+
+impl Shared {
+    /// What the tasks of a server starting from `database` and `sessions` share, and the
+    /// receiving end of the queue into its write pipeline. It starts standalone or
+    /// looking for a leader.
+    pub fn new(
+        config: Config,
+        database: Database,
+        sessions: SessionTracker,
+        clock: Clock,
+        standalone: bool,
+    ) -> (Arc<Shared>, mpsc::Receiver<pipeline::Input>) {
+        let (driver, inputs) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
+        let mode = if standalone { Mode::Standalone } else { Mode::Looking };
+        let shared = Arc::new(Shared {
+            database,
+            sessions: Mutex::new(sessions),
+            registry: registry::Registry::default(),
+            stats: stats::ServerStats::default(),
+            driver,
+            clock,
+            config,
+            mode: Mutex::new(mode),
+            leader_status: Mutex::new(None),
+        });
+        (shared, inputs)
+    }
 }
 
 /// Runs a server on `listener` (none without `clientPort`, as in ZooKeeper) until
@@ -163,7 +234,7 @@ pub async fn run_with_storage(
     listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let clock = Clock { start: Instant::now() };
+    let clock = Clock::system();
     let started = Instant::now();
     let extended = config.extended_types_enabled;
     let membership = if config.is_standalone() {
@@ -215,19 +286,8 @@ pub async fn run_with_storage(
         history: crate::zab::History::new(applied, storage.epoch_ends()?, unapplied),
         applied,
     };
-    let (driver_tx, driver_rx) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
-    let mode = if membership.standalone { Mode::Standalone } else { Mode::Looking };
-    let shared = Arc::new(Shared {
-        database: recovered.database,
-        sessions: Mutex::new(sessions),
-        registry: registry::Registry::default(),
-        stats: stats::ServerStats::default(),
-        driver: driver_tx,
-        clock,
-        config,
-        mode: Mutex::new(mode),
-        leader_status: Mutex::new(None),
-    });
+    let (shared, driver_rx) =
+        Shared::new(config, recovered.database, sessions, clock, membership.standalone);
     let stop = CancellationToken::new();
     let election = if membership.standalone {
         None
@@ -242,7 +302,7 @@ pub async fn run_with_storage(
         tracing::info!(id = membership.id(), %address, "ensemble member; electing a leader");
         Some(listener)
     };
-    let mut driver = tokio::spawn(driver::member::run(
+    let mut driver = tokio::spawn(driver::run(
         shared.clone(),
         storage,
         driver_rx,

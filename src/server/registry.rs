@@ -74,7 +74,7 @@ impl Connection {
         }
     }
 
-    /// Called by the driver after it queued the reply to one of this connection's
+    /// Called by the pipeline after it queued the reply to one of this connection's
     /// writes, so reads waiting behind it may run.
     pub fn complete_write(&self) {
         self.writes_completed.fetch_add(1, Ordering::AcqRel);

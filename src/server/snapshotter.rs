@@ -204,3 +204,16 @@ pub fn purge_old(storage: &dyn Storage, retain: usize) -> Result<(), StorageErro
         snapshots.iter().take(retain).map(|header| header.zxid).min().unwrap_or(newest);
     storage.purge_log_through(oldest_kept)
 }
+
+/// The live global sessions and their timeouts, as snapshots record them (local sessions
+/// die with their server).
+pub fn live_sessions(shared: &Shared) -> Vec<(SessionId, i32)> {
+    shared
+        .sessions
+        .lock()
+        .sessions()
+        .iter()
+        .filter(|session| !session.local)
+        .map(|session| (session.session_id, i32::try_from(session.timeout_ms).unwrap_or(i32::MAX)))
+        .collect()
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::server::driver::transfer::Store;
+use crate::server::transfer::Store;
 use crate::storage::record::unseal;
 use crate::storage::{Epochs, LogEntry, Storage, StorageError};
 use crate::txn::Zxid;

@@ -1,0 +1,327 @@
+//! The async shell around the write pipeline: it feeds the [`Pipeline`] what comes in
+//! (client inputs, frames from the other members, ticks, storage completions) and does
+//! the IO it asks for, and nothing else. It owns the threads that touch the store or
+//! walk the tree for a long time — the storage thread, periodic snapshots, snapshot
+//! transfers to and from other members — and the links to the other members.
+//!
+//! A snapshot a leader sends arrives as chunks before its `Snap`; the shell loads them on
+//! a transfer thread as they come and hands the pipeline the sealed result with the
+//! `Snap`, having first stopped every thread that reads the state it replaces.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::ensemble::frame::PeerFrame;
+use crate::ensemble::link::{LinkEvent, Links};
+use crate::ensemble::Membership;
+use crate::fast_hash::FastHashMap;
+use crate::server::pipeline::{Effect, Input, Pipeline};
+use crate::server::snapshotter::{live_sessions, Snapshotter};
+use crate::server::storage_writer::{StorageWriter, Written};
+use crate::server::transfer::{self, Inbound, Outbound};
+use crate::server::Shared;
+use crate::storage::{Storage, StorageError};
+use crate::txn::Zxid;
+use crate::zab::{Message, Restored, ServerId};
+
+/// Most client inputs taken in one round before the pipeline logs what they made.
+const BATCH_MAX: usize = 1000;
+
+/// The shell of a server, standalone or an ensemble member.
+struct Shell {
+    pipeline: Pipeline,
+    shared: Arc<Shared>,
+    storage: Arc<dyn Storage>,
+    writer: StorageWriter,
+    /// Batch completions from the storage thread.
+    written: mpsc::Receiver<Written>,
+    snapshotter: Snapshotter,
+    links: Links,
+    /// An ensemble of one: no links, so no link events.
+    standalone: bool,
+    /// The snapshot a leader (the member named) is sending.
+    inbound: Option<(ServerId, Inbound)>,
+    /// Snapshots this member is sending its learners.
+    outbound: Vec<Outbound>,
+    /// Snapshot streams started for a learner, waiting for the `Snap` they go ahead of.
+    streams: FastHashMap<ServerId, mpsc::Receiver<Bytes>>,
+    /// The pipeline's effects being carried out.
+    effects: Vec<Effect>,
+}
+
+/// Runs the pipeline until `stop` is cancelled, then stops the storage thread and any
+/// snapshot in progress and waits for both, so the store closes before the caller goes
+/// on. `restored` is what it recovered (the state is at `restored.applied`), `election`
+/// its election port (none when standalone). A standalone server elects itself before
+/// it takes its first input.
+///
+/// # Errors
+/// If the log or the store fails; the server must stop.
+pub async fn run(
+    shared: Arc<Shared>,
+    storage: Arc<dyn Storage>,
+    mut inputs: mpsc::Receiver<Input>,
+    stop: CancellationToken,
+    membership: Membership,
+    restored: Restored,
+    election: Option<tokio::net::TcpListener>,
+) -> Result<(), StorageError> {
+    let config = &shared.config;
+    let (writer, written) =
+        StorageWriter::spawn(storage.clone(), config.fsync_warning_threshold_ms).map_err(
+            |err| StorageError::Backend(format!("cannot start the storage thread: {err}")),
+        )?;
+    let snapshotter = Snapshotter::new(
+        config.snap_count,
+        config.snap_retain_count,
+        config.purge_interval_hours == 0,
+        shared.clock.wall_ms(),
+    );
+    let (events_tx, mut events) = mpsc::channel(4096);
+    let links = Links::start(membership.id(), &membership.addresses, election, events_tx, &stop);
+    let started =
+        Pipeline::start(shared.clone(), membership.zab.clone(), restored, membership.standalone);
+    let pipeline = match started {
+        Ok(pipeline) => pipeline,
+        Err(err) => {
+            drop(written);
+            writer.close();
+            snapshotter.close();
+            return Err(err);
+        }
+    };
+    let mut shell = Shell {
+        pipeline,
+        shared,
+        storage,
+        writer,
+        written,
+        snapshotter,
+        links,
+        standalone: membership.standalone,
+        inbound: None,
+        outbound: Vec::new(),
+        streams: FastHashMap::default(),
+        effects: Vec::new(),
+    };
+    let core_tick = Duration::from_millis(membership.core_tick_ms);
+    let outcome = match shell.carry_out() {
+        Ok(()) => shell.serve(&mut inputs, &mut events, core_tick, &stop).await,
+        Err(err) => Err(err),
+    };
+    let Shell { writer, written, snapshotter, outbound, .. } = shell;
+    drop(written);
+    outbound.into_iter().for_each(Outbound::stop);
+    writer.close();
+    snapshotter.close();
+    outcome
+}
+
+/// An interval that skips ticks missed while the driver was busy.
+fn interval(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
+impl Shell {
+    async fn serve(
+        &mut self,
+        inputs: &mut mpsc::Receiver<Input>,
+        events: &mut mpsc::Receiver<LinkEvent>,
+        core_tick: Duration,
+        stop: &CancellationToken,
+    ) -> Result<(), StorageError> {
+        let config = &self.shared.config;
+        let mut session_ticks = interval(Duration::from_millis(u64::from(config.tick_time_ms)));
+        let mut reaps = interval(Duration::from_millis(config.container_check_interval_ms.max(1)));
+        let mut core_ticks = interval(core_tick);
+        loop {
+            if let Some(batch) = self.pipeline.take_batch() {
+                self.writer.write(batch)?;
+            }
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                input = inputs.recv() => {
+                    let Some(input) = input else { return Ok(()) };
+                    self.pipeline.client_input(input)?;
+                    for _ in 0..BATCH_MAX {
+                        match inputs.try_recv() {
+                            Ok(input) => self.pipeline.client_input(input)?,
+                            Err(_) => break,
+                        }
+                    }
+                }
+                event = events.recv(), if !self.standalone => {
+                    let Some(event) = event else { return Ok(()) };
+                    self.link_event(event).await?;
+                }
+                outcome = self.written.recv(), if self.pipeline.is_writing() => {
+                    write_outcome(outcome)?;
+                    self.pipeline.batch_written()?;
+                }
+                _ = core_ticks.tick() => self.pipeline.core_tick()?,
+                _ = session_ticks.tick() => self.pipeline.session_tick()?,
+                _ = reaps.tick() => self.pipeline.reap_tick()?,
+            }
+            self.carry_out()?;
+        }
+    }
+
+    /// Carries out the pipeline's effects, in order, until it has none left.
+    fn carry_out(&mut self) -> Result<(), StorageError> {
+        loop {
+            self.pipeline.take_effects(&mut self.effects);
+            if self.effects.is_empty() {
+                return Ok(());
+            }
+            let mut effects = std::mem::take(&mut self.effects);
+            for effect in effects.drain(..) {
+                match effect {
+                    Effect::Send { to, frame } => self.send(to, &frame),
+                    Effect::StreamSnapshot { to, zxid } => self.stream_snapshot(to, zxid),
+                    Effect::ResetLink(peer) => {
+                        self.streams.remove(&peer);
+                        self.links.reset(peer);
+                    }
+                    Effect::Applied(count) => {
+                        let zxid = self.shared.database.last_applied_zxid();
+                        let shared = &self.shared;
+                        self.snapshotter
+                            .applied(count, zxid, shared, &self.storage, || live_sessions(shared));
+                    }
+                }
+            }
+            self.effects = effects;
+        }
+    }
+
+    /// Sends `frame` to `to`; a `Snap` goes behind the stream of its snapshot's chunks,
+    /// and not at all if that stream could not start (the link is being reset).
+    fn send(&mut self, to: ServerId, frame: &PeerFrame) {
+        if let PeerFrame::Zab(Message::Snap { .. }) = frame {
+            match self.streams.remove(&to) {
+                Some(chunks) => self.links.stream(to, chunks),
+                None => return,
+            }
+        }
+        self.links.send(to, frame);
+    }
+
+    /// The leader starts sending a learner its state, labelled `zxid`, from a thread of
+    /// its own; the chunks wait for the `Snap` that offers them.
+    fn stream_snapshot(&mut self, to: ServerId, zxid: Zxid) {
+        self.outbound.retain(|outbound| !outbound.is_finished());
+        let sessions = live_sessions(&self.shared);
+        match Outbound::start(self.shared.clone(), to, zxid, sessions) {
+            Ok((outbound, chunks)) => {
+                self.outbound.push(outbound);
+                self.streams.insert(to, chunks);
+            }
+            Err(err) => {
+                tracing::error!(learner = to, cause = %err, "cannot start a snapshot transfer");
+                self.pipeline.drop_link(to);
+            }
+        }
+    }
+
+    async fn link_event(&mut self, event: LinkEvent) -> Result<(), StorageError> {
+        match event {
+            LinkEvent::Disconnected { peer, breaks } => {
+                self.links.disconnected(peer, breaks);
+                self.streams.remove(&peer);
+                // A snapshot in transit is incomplete: the leader sends a whole one again.
+                if self.inbound.as_ref().is_some_and(|(source, _)| *source == peer) {
+                    self.inbound = None;
+                }
+                self.pipeline.disconnected(peer)
+            }
+            LinkEvent::Frame { from, frame: PeerFrame::SnapshotChunk { zxid, index, chunk } } => {
+                self.snapshot_chunk(from, zxid, index, chunk).await
+            }
+            LinkEvent::Frame { from, frame } => {
+                if let PeerFrame::Zab(Message::Snap { zxid, .. }) = &frame {
+                    if !self.seal_snapshot(from, *zxid).await {
+                        return Ok(());
+                    }
+                }
+                self.pipeline.peer_frame(from, frame)
+            }
+        }
+    }
+
+    /// A chunk of the snapshot the leader `from` is sending: the first starts a new
+    /// transfer. A chunk out of order drops the link; the leader starts over.
+    async fn snapshot_chunk(
+        &mut self,
+        from: ServerId,
+        zxid: Zxid,
+        index: u32,
+        chunk: Bytes,
+    ) -> Result<(), StorageError> {
+        if index == 0 {
+            self.inbound = None;
+            self.snapshotter.interrupt();
+            let created_ms = self.shared.clock.wall_ms() as i64;
+            let tree = self.shared.database.tree();
+            let inbound =
+                Inbound::start(self.storage.clone(), tree, zxid, created_ms).map_err(|err| {
+                    StorageError::Backend(format!("cannot start a snapshot transfer: {err}"))
+                })?;
+            self.inbound = Some((from, inbound));
+        }
+        let received = match &mut self.inbound {
+            Some((source, inbound)) if *source == from => inbound.chunk(zxid, index, chunk).await,
+            _ => Err(transfer::TransferError::Unexpected { zxid, index }),
+        };
+        if let Err(err) = received {
+            self.abandon_snapshot(from, &err);
+        }
+        Ok(())
+    }
+
+    /// Gives up the transfer from `from` and drops the link; the leader starts over.
+    fn abandon_snapshot(&mut self, from: ServerId, err: &transfer::TransferError) {
+        tracing::warn!(from, cause = %err, "a bad snapshot transfer; dropping the link");
+        self.inbound = None;
+        self.pipeline.drop_link(from);
+    }
+
+    /// The leader `from` offers the snapshot `zxid` it sent: whether every chunk of it
+    /// came and loaded. If so, every thread reading the state it replaces stops and the
+    /// pipeline gets it; if not, the link is dropped and the offer ignored.
+    async fn seal_snapshot(&mut self, from: ServerId, zxid: Zxid) -> bool {
+        let sealed = match self.inbound.take() {
+            Some((source, inbound)) if source == from && inbound.zxid() == zxid => {
+                inbound.seal().await
+            }
+            _ => Err(transfer::TransferError::Missing { zxid }),
+        };
+        match sealed {
+            Ok(sealed) => {
+                self.snapshotter.interrupt();
+                self.outbound.drain(..).for_each(Outbound::stop);
+                self.pipeline.snapshot_sealed(from, sealed);
+                true
+            }
+            Err(err) => {
+                self.abandon_snapshot(from, &err);
+                false
+            }
+        }
+    }
+}
+
+/// A batch's outcome, or the error that must stop the server.
+fn write_outcome(outcome: Option<Written>) -> Result<(), StorageError> {
+    let outcome =
+        outcome.unwrap_or_else(|| Err(StorageError::Backend("the storage thread stopped".into())));
+    if let Err(err) = &outcome {
+        tracing::error!(cause = %err, "writing to the store failed; stopping");
+    }
+    outcome
+}

@@ -1,0 +1,564 @@
+//! The write pipeline of every server, as one synchronous state machine: prepare →
+//! propose → log → commit → apply → notify → reply, in zxid order, in batches of
+//! whatever arrived together. It does no IO: the shell (`server::driver`) feeds it
+//! client inputs, peer frames, ticks and storage completions, hands the writes it asks
+//! for to the storage thread, and carries out the [`Effect`]s it emits.
+//!
+//! The replication core ([`Zab`]) decides what is logged, committed and applied, and
+//! holds the role; this module decides what a request becomes in that role:
+//! - Standalone: an ensemble of one voter with no links, which elects itself before it
+//!   takes its first input and then leads, committing what its own log holds.
+//! - Leader: requests are prepared, then proposed; each is answered once the core has it
+//!   committed and this member has applied it. The leader alone expires global
+//!   sessions and reaps containers.
+//! - Follower and observer: writes go to the leader as the client framed them, new
+//!   sessions with an id this member chose; the answer goes out when the committed txn
+//!   comes back and is applied here, matched by session and xid (by session id for a
+//!   new session). Touched sessions are reported to the leader every core tick.
+//! - Any role: `sync` asks the core, which has a quorum confirm the leadership first and
+//!   answers it after the writes proposed before it.
+//! - Looking: no clients are served; their connections are closed, and they reconnect
+//!   to another member (or, with read-only mode, get a read-only session here).
+//!
+//! A session enters the session tracker when its createSession txn is applied, in every
+//! role; a local session (never a txn) when it is opened.
+
+mod answer;
+mod persist_queue;
+mod sessions;
+mod work;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use crate::ensemble::frame::PeerFrame;
+use crate::fast_hash::FastHashMap;
+use crate::prepare::Preparer;
+use crate::server::storage_writer::Write;
+use crate::server::transfer::Sealed;
+use crate::server::{Mode, Shared};
+use crate::session::AuthIds;
+use crate::storage::record::{decode_entry, encode_entry_into, unseal};
+use crate::storage::{LogEntry, StorageError};
+use crate::txn::{SessionId, Txn, TxnBody, Zxid};
+use crate::zab::{self, Action, Entry, Message, Restored, Role, ServerId, Zab, ZabConfig};
+
+use persist_queue::PersistQueue;
+pub use work::Input;
+use work::{ReplyTo, Work};
+
+/// What the shell must do for the pipeline, in the order emitted.
+#[derive(Debug)]
+pub enum Effect {
+    /// Send `frame` on the link to member `to`.
+    Send {
+        /// The member.
+        to: ServerId,
+        /// What to send.
+        frame: PeerFrame,
+    },
+    /// Start streaming the applied state to `to`, labelled `zxid`, from a thread of its
+    /// own; the chunks go ahead of the next `Snap` sent to `to`. It may start a little
+    /// later than the state it is labelled with: it is fuzzy anyway, and the learner's
+    /// replay of the entries after `zxid` makes later changes in it harmless.
+    StreamSnapshot {
+        /// The learner.
+        to: ServerId,
+        /// The zxid applied when the core offered the snapshot.
+        zxid: Zxid,
+    },
+    /// Close the link to `peer` (it reconnects), with anything queued for it.
+    ResetLink(ServerId),
+    /// `count` txns were applied, towards the next periodic snapshot.
+    Applied(u64),
+}
+
+/// A client's `sync` waiting for the core.
+struct PendingSync {
+    connection: Arc<crate::server::registry::Connection>,
+    xid: i32,
+    path: String,
+    received_ms: u64,
+}
+
+/// The pipeline of a server, standalone or an ensemble member.
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    zab: Zab,
+    /// An ensemble of one, shown as ZooKeeper's standalone mode.
+    standalone: bool,
+    preparer: Preparer,
+    /// Who the server's own txns (expiry, reaping) run as.
+    server_auth: AuthIds,
+    /// Writes asked of the storage thread, and the messages that wait for them.
+    persist: PersistQueue<Message>,
+    /// Prepared work, in order, waiting to be proposed.
+    prepared: Vec<Work>,
+    /// The leader's own proposals, in zxid order, with whom to answer.
+    proposed: VecDeque<(Txn, ReplyTo)>,
+    /// Writes forwarded to the leader, by session and xid.
+    forwarded: FastHashMap<(SessionId, i32), ReplyTo>,
+    /// New sessions asked of the leader, by the id this member chose.
+    handshakes: FastHashMap<SessionId, ReplyTo>,
+    syncs: FastHashMap<u64, PendingSync>,
+    next_sync: u64,
+    /// The snapshot a leader (the member named) sent in full, installed by its `Snap`.
+    sealed: Option<(ServerId, Sealed)>,
+    /// Where proposals are encoded.
+    entry_buffer: BytesMut,
+    /// Since when (clock milliseconds) this member has been looking for a leader.
+    looking_since_ms: Option<u64>,
+    effects: Vec<Effect>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").field("role", &self.zab.role()).finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// The pipeline of a member with `config`, its state at `restored.applied`. A
+    /// standalone server (`standalone`) has elected itself when this returns.
+    ///
+    /// # Errors
+    /// If carrying out the core's first actions fails.
+    pub fn start(
+        shared: Arc<Shared>,
+        config: ZabConfig,
+        restored: Restored,
+        standalone: bool,
+    ) -> Result<Pipeline, StorageError> {
+        let (zab, actions) = Zab::new(config, restored);
+        let mut pipeline = Pipeline {
+            preparer: Preparer::new(shared.database.last_applied_zxid()),
+            persist: PersistQueue::new(zab.last_zxid()),
+            looking_since_ms: Some(shared.clock.now_ms()),
+            shared,
+            zab,
+            standalone,
+            server_auth: AuthIds::server(),
+            prepared: Vec::new(),
+            proposed: VecDeque::new(),
+            forwarded: FastHashMap::default(),
+            handshakes: FastHashMap::default(),
+            syncs: FastHashMap::default(),
+            next_sync: 0,
+            sealed: None,
+            entry_buffer: BytesMut::new(),
+            effects: Vec::new(),
+        };
+        pipeline.carry_out(actions)?;
+        if standalone {
+            pipeline.step(zab::Input::Tick)?;
+        }
+        Ok(pipeline)
+    }
+
+    /// Moves the effects emitted so far into `into` (which the shell passes empty).
+    pub fn take_effects(&mut self, into: &mut Vec<Effect>) {
+        std::mem::swap(&mut self.effects, into);
+    }
+
+    /// The writes to hand the storage thread now, if it is idle and any are waiting.
+    pub fn take_batch(&mut self) -> Option<Vec<Write>> {
+        self.persist.take_batch()
+    }
+
+    /// Whether the storage thread is writing a batch the pipeline waits for.
+    pub fn is_writing(&self) -> bool {
+        self.persist.is_writing()
+    }
+
+    /// Whether the member is looking for a leader (and so serves no writes).
+    pub fn is_looking(&self) -> bool {
+        self.zab.role() == Role::Looking
+    }
+
+    /// The batch the storage thread was writing is durable: the messages waiting for it
+    /// go, and the core hears which log position is durable.
+    ///
+    /// # Errors
+    /// If applying what this commits fails; the server must stop.
+    pub fn batch_written(&mut self) -> Result<(), StorageError> {
+        let done = self.persist.written();
+        for (to, message) in done.released {
+            self.effects.push(Effect::Send { to, frame: PeerFrame::Zab(message) });
+        }
+        match done.persisted {
+            Some(zxid) => self.step(zab::Input::Persisted { zxid }),
+            None => Ok(()),
+        }
+    }
+
+    /// The core's tick: elections, heartbeats, session reports, read-only service.
+    ///
+    /// # Errors
+    /// If applying what this commits fails; the server must stop.
+    pub fn core_tick(&mut self) -> Result<(), StorageError> {
+        self.step(zab::Input::Tick)?;
+        self.report_touches();
+        if !self.standalone {
+            *self.shared.leader_status.lock() = self.zab.status();
+        }
+        self.start_read_only_when_due();
+        Ok(())
+    }
+
+    /// The session tick: expired sessions are closed.
+    ///
+    /// # Errors
+    /// If proposing fails; the server must stop.
+    pub fn session_tick(&mut self) -> Result<(), StorageError> {
+        if self.is_looking() {
+            return Ok(());
+        }
+        self.expire_sessions();
+        self.propose_prepared()
+    }
+
+    /// The container reaper's tick; only the leader reaps.
+    ///
+    /// # Errors
+    /// If proposing fails; the server must stop.
+    pub fn reap_tick(&mut self) -> Result<(), StorageError> {
+        if !self.is_leading() {
+            return Ok(());
+        }
+        self.reap_containers();
+        self.propose_prepared()
+    }
+
+    /// The link to `peer` broke: what waits for it is dropped, and the core hears.
+    ///
+    /// # Errors
+    /// If applying what this commits fails; the server must stop.
+    pub fn disconnected(&mut self, peer: ServerId) -> Result<(), StorageError> {
+        self.persist.forget(peer);
+        self.step(zab::Input::Disconnected { peer })
+    }
+
+    /// Drops the link to `peer` with what waits for it; it reconnects.
+    pub fn drop_link(&mut self, peer: ServerId) {
+        self.persist.forget(peer);
+        self.effects.push(Effect::ResetLink(peer));
+    }
+
+    /// The leader `from` sent every chunk of a snapshot; its `Snap` follows and installs
+    /// it. The shell has stopped whatever was reading the state.
+    pub fn snapshot_sealed(&mut self, from: ServerId, sealed: Sealed) {
+        self.sealed = Some((from, sealed));
+    }
+
+    /// A frame from member `from` (snapshot chunks are the shell's, not this).
+    ///
+    /// # Errors
+    /// If applying or proposing fails; the server must stop.
+    pub fn peer_frame(&mut self, from: ServerId, frame: PeerFrame) -> Result<(), StorageError> {
+        match frame {
+            PeerFrame::Zab(message) => {
+                if let Some(zxid) = first_unsealed(&message) {
+                    tracing::warn!(
+                        from,
+                        zxid = format_args!("0x{zxid:x}"),
+                        "a member sent a log entry that fails its checksum; dropping the link"
+                    );
+                    self.drop_link(from);
+                    return Ok(());
+                }
+                self.step(zab::Input::Message { from, message })
+            }
+            PeerFrame::SnapshotChunk { .. } => {
+                tracing::debug!(from, "a snapshot chunk reached the pipeline; ignored");
+                Ok(())
+            }
+            _ if !self.is_leading() => {
+                tracing::debug!(from, "a learner's frame while not leading; ignored");
+                Ok(())
+            }
+            PeerFrame::Request { session_id, auth, frame } => {
+                self.forwarded_request(from, session_id, auth, &frame);
+                self.propose_prepared()
+            }
+            PeerFrame::Attach { session_id } => {
+                self.shared.sessions.lock().set_owner(session_id, from);
+                Ok(())
+            }
+            PeerFrame::CreateSession { session_id, timeout_ms } => {
+                let txn = self.prepare_create_session(session_id, timeout_ms);
+                self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
+                self.propose_prepared()
+            }
+            PeerFrame::Touch(sessions) => {
+                let now_ms = self.shared.clock.now_ms();
+                let mut tracker = self.shared.sessions.lock();
+                for session_id in sessions {
+                    tracker.touch(session_id, now_ms);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn is_leading(&self) -> bool {
+        matches!(self.zab.role(), Role::Leading { .. })
+    }
+
+    fn leader(&self) -> Option<ServerId> {
+        match self.zab.role() {
+            Role::Following { leader, .. } | Role::Observing { leader, .. } => Some(leader),
+            _ => None,
+        }
+    }
+
+    fn send_to(&mut self, to: ServerId, frame: PeerFrame) {
+        self.effects.push(Effect::Send { to, frame });
+    }
+
+    /// Feeds the core one input and carries out what it says.
+    fn step(&mut self, input: zab::Input) -> Result<(), StorageError> {
+        if !matches!(input, zab::Input::Tick) {
+            tracing::trace!(?input, "core input");
+        }
+        let actions = self.zab.step(input);
+        self.carry_out(actions)
+    }
+
+    /// Carries out the core's actions in order; storage writes are queued for the
+    /// storage thread, messages for the links.
+    fn carry_out(&mut self, actions: Vec<Action>) -> Result<(), StorageError> {
+        for action in actions {
+            tracing::trace!(?action, "core action");
+            match action {
+                Action::Send { to, message } => self.send(to, message, false),
+                Action::SendAfterPersist { to, message } => self.send(to, message, true),
+                Action::Append(entries) => self.persist.append(
+                    entries
+                        .into_iter()
+                        .map(|entry| LogEntry { zxid: entry.zxid, value: entry.payload }),
+                ),
+                Action::Truncate(zxid) => self.persist.push(Write::Truncate(zxid)),
+                Action::InstallSnapshot(zxid) => self.install_snapshot(zxid)?,
+                Action::PersistEpochs(epochs) => self.persist.push(Write::Epochs(epochs)),
+                Action::Apply(entries) => self.apply(entries)?,
+                Action::Role(role) => self.take_role(role),
+                Action::SyncDone { id } => {
+                    if let Some(sync) = self.syncs.remove(&id) {
+                        let PendingSync { connection, xid, path, received_ms } = sync;
+                        self.answer_sync(&connection, xid, path, received_ms);
+                    }
+                }
+                Action::SyncFailed { id } => {
+                    if let Some(sync) = self.syncs.remove(&id) {
+                        sync.connection.request_close();
+                    }
+                }
+                Action::DropLink { peer } => self.drop_link(peer),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `message` now, or once the writes asked for before it are durable if
+    /// `after_persist` (or an earlier message to `to` still waits). A `Snap` has the
+    /// snapshot it offers start streaming at once, at the state it is about.
+    fn send(&mut self, to: ServerId, message: Message, after_persist: bool) {
+        if let Message::Snap { zxid, .. } = &message {
+            let applied = self.shared.database.last_applied_zxid();
+            if applied != *zxid {
+                tracing::error!(
+                    zxid = format_args!("0x{zxid:x}"),
+                    applied = format_args!("0x{applied:x}"),
+                    "snapshot asked for a zxid that is not the applied one"
+                );
+            }
+            self.effects.push(Effect::StreamSnapshot { to, zxid: *zxid });
+        }
+        let now = if after_persist {
+            self.persist.send_after_persist(to, message)
+        } else {
+            self.persist.send(to, message)
+        };
+        if let Some(message) = now {
+            self.send_to(to, PeerFrame::Zab(message));
+        }
+    }
+
+    /// A client's `sync`, answered once the core says everything before it is applied.
+    fn sync(
+        &mut self,
+        connection: Arc<crate::server::registry::Connection>,
+        xid: i32,
+        path: String,
+        received_ms: u64,
+    ) -> Result<(), StorageError> {
+        let id = self.next_sync;
+        self.next_sync += 1;
+        self.syncs.insert(id, PendingSync { connection, xid, path, received_ms });
+        self.step(zab::Input::Sync { id })
+    }
+
+    /// Proposes what was prepared (the leader's txns, in zxid order).
+    fn propose_prepared(&mut self) -> Result<(), StorageError> {
+        let prepared = std::mem::take(&mut self.prepared);
+        for work in prepared {
+            match work {
+                Work::Txn(txn, reply_to) => {
+                    if !self.is_leading() {
+                        // Leadership was lost while proposing: the client reconnects.
+                        reply_to.close();
+                        continue;
+                    }
+                    if crate::txn::zxid_counter(txn.zxid()) == u32::MAX {
+                        // ZooKeeper's xid rollover: a new epoch restarts the counter.
+                        reply_to.close();
+                        self.step(zab::Input::StepDown)?;
+                        continue;
+                    }
+                    encode_entry_into(&txn, &mut self.entry_buffer);
+                    let entry =
+                        Entry { zxid: txn.zxid(), payload: self.entry_buffer.split().freeze() };
+                    self.proposed.push_back((txn, reply_to));
+                    self.step(zab::Input::Propose(entry))?;
+                }
+                Work::Sync { connection, xid, path, received_ms } => {
+                    self.sync(connection, xid, path, received_ms)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies committed entries and answers the clients waiting for them.
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
+        let count = entries.len() as u64;
+        for entry in entries {
+            let own = self.proposed.front().is_some_and(|(txn, _)| txn.zxid() == entry.zxid);
+            let proposed = if own { self.proposed.pop_front() } else { None };
+            let (txn, reply_to) = match proposed {
+                Some(proposed) => proposed,
+                None => {
+                    let txn = decode_entry(&LogEntry { zxid: entry.zxid, value: entry.payload })?;
+                    let reply_to = self.reply_to(&txn);
+                    (txn, reply_to)
+                }
+            };
+            self.apply_txn(&txn, reply_to);
+        }
+        // A periodic snapshot would store the received state before the store holds it.
+        if count > 0 && !self.persist.rewriting() {
+            self.effects.push(Effect::Applied(count));
+        }
+        Ok(())
+    }
+
+    /// Who waits here for a txn the leader committed: a forwarded write or handshake.
+    fn reply_to(&mut self, txn: &Txn) -> ReplyTo {
+        let session_id = txn.header.client_id;
+        let waiting = if matches!(txn.body, TxnBody::CreateSession(_)) {
+            self.handshakes.remove(&session_id)
+        } else {
+            self.forwarded.remove(&(session_id, txn.header.cxid))
+        };
+        waiting.unwrap_or(ReplyTo::Nobody)
+    }
+
+    /// Replaces the state with the snapshot the leader sent and has the storage thread
+    /// store it, after every write asked for before.
+    fn install_snapshot(&mut self, zxid: Zxid) -> Result<(), StorageError> {
+        let Some((_, sealed)) =
+            self.sealed.take().filter(|(_, sealed)| sealed.store.zxid() == zxid)
+        else {
+            return Err(StorageError::Corrupt(format!(
+                "the core installs snapshot 0x{zxid:x}, which did not arrive"
+            )));
+        };
+        let Sealed { tree, loaded, store } = sealed;
+        let shared = self.shared.clone();
+        shared.database.install(zxid, tree);
+        {
+            let now_ms = shared.clock.now_ms();
+            let mut sessions = shared.sessions.lock();
+            sessions.clear();
+            for (session_id, timeout_ms) in &loaded.sessions {
+                sessions.add(*session_id, u64::try_from(*timeout_ms).unwrap_or(0), now_ms);
+            }
+        }
+        self.preparer = Preparer::new(zxid);
+        self.persist.push(Write::Snapshot(store, self.zab.history().epoch_ends().to_vec()));
+        tracing::info!(
+            zxid = format_args!("0x{zxid:x}"),
+            nodes = loaded.nodes,
+            "installed the leader's snapshot"
+        );
+        Ok(())
+    }
+
+    /// The core announced a role: serve clients or stop serving them.
+    fn take_role(&mut self, role: Role) {
+        let shared = self.shared.clone();
+        if role == Role::Looking {
+            self.looking_since_ms.get_or_insert_with(|| shared.clock.now_ms());
+        } else {
+            self.looking_since_ms = None;
+            self.end_read_only();
+        }
+        let mode = match role {
+            _ if self.standalone => Mode::Standalone,
+            Role::Looking => Mode::Looking,
+            Role::Leading { .. } => Mode::Leader,
+            Role::Following { .. } => Mode::Follower,
+            Role::Observing { .. } => Mode::Observer,
+        };
+        *shared.mode.lock() = mode;
+        match role {
+            Role::Looking => {
+                let mut sessions = shared.sessions.lock();
+                sessions.set_reporting(false);
+                sessions.remove_local();
+                drop(sessions);
+                for connection in shared.registry.all() {
+                    connection.request_close();
+                }
+                self.proposed.clear();
+                self.forwarded.clear();
+                self.handshakes.clear();
+                self.syncs.clear();
+                return;
+            }
+            Role::Leading { epoch, .. } => {
+                self.preparer = Preparer::new(zab::epoch_start(epoch));
+                let mut sessions = shared.sessions.lock();
+                sessions.set_reporting(false);
+                sessions.touch_all(shared.clock.now_ms());
+            }
+            Role::Following { .. } | Role::Observing { .. } => {
+                shared.sessions.lock().set_reporting(true);
+            }
+        }
+        let zxid = format_args!("0x{:x}", shared.database.last_applied_zxid());
+        if self.standalone {
+            tracing::debug!(?role, zxid, "a standalone server leads itself");
+        } else {
+            tracing::info!(mode = mode.name(), zxid, "serving clients");
+        }
+        self.persist.push(Write::EpochEnds(self.zab.history().epoch_ends().to_vec()));
+    }
+}
+
+/// The first log entry in `message` whose checksum fails, if any: a member's entries are
+/// checked as they arrive, so a corrupted one drops that link instead of reaching the log.
+fn first_unsealed(message: &Message) -> Option<Zxid> {
+    let entries: &[Entry] = match message {
+        Message::Proposal(entry) => std::slice::from_ref(entry),
+        Message::Diff { entries, .. } | Message::Snap { entries, .. } => entries,
+        _ => &[],
+    };
+    entries.iter().find(|entry| unseal(&entry.payload).is_none()).map(|entry| entry.zxid)
+}
+
+#[cfg(test)]
+#[path = "pipeline_test.rs"]
+mod tests;

@@ -1,0 +1,182 @@
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use jute::records::CreateRequest;
+use jute::OpCode;
+
+use super::*;
+use crate::config::Config;
+use crate::ensemble::Membership;
+use crate::proto::Request;
+use crate::server::registry::{Connection, ConnectionLimits};
+use crate::server::Clock;
+use crate::session::SessionTracker;
+use crate::tree::acl::{perms, world_anyone};
+use crate::tree::Database;
+
+const EPHEMERAL: i32 = 1;
+
+/// A pipeline over a fresh state with a manual clock; `voters` other than 1 make it an
+/// ensemble member that starts looking.
+fn pipeline(voters: &[ServerId]) -> (Pipeline, Arc<Shared>) {
+    pipeline_with(voters, "")
+}
+
+/// [`pipeline`] with `extra` zoo.cfg lines.
+fn pipeline_with(voters: &[ServerId], extra: &str) -> (Pipeline, Arc<Shared>) {
+    let config = format!("dataDir=/nonexistent\nclientPort=2181\n{extra}");
+    let config = Config::parse(&config).expect("config");
+    let mut membership = Membership::standalone(&config, 1);
+    let standalone = voters == [1];
+    membership.zab.voters = voters.iter().copied().collect::<BTreeSet<_>>();
+    let sessions = SessionTracker::new(u64::from(config.tick_time_ms), 0x100);
+    let database = Database::new(config.extended_types_enabled);
+    let (shared, _inputs) = Shared::new(config, database, sessions, Clock::manual(0), standalone);
+    let pipeline = Pipeline::start(shared.clone(), membership.zab, Restored::default(), standalone)
+        .expect("started");
+    (pipeline, shared)
+}
+
+fn connection(shared: &Shared) -> Arc<Connection> {
+    let limits = ConnectionLimits { per_ip_max: 0, total_max: 0 };
+    shared.registry.open("127.0.0.1:40000".parse().expect("address"), limits, 0).expect("open")
+}
+
+fn create(connection: &Arc<Connection>, path: &str, flags: i32) -> Input {
+    Input::Request {
+        connection: connection.clone(),
+        session_id: connection.session_id(),
+        xid: 1,
+        request: Request::Create {
+            op: OpCode::Create,
+            request: CreateRequest {
+                path: path.into(),
+                data: Some(Bytes::from_static(b"d")),
+                acl: vec![world_anyone(perms::ALL)],
+                flags,
+            },
+        },
+        frame: Bytes::new(),
+        auth: connection.auth(),
+        received_ms: 0,
+    }
+}
+
+fn new_session(connection: &Arc<Connection>, timeout_ms: i32, sent_read_only: bool) -> Input {
+    Input::CreateSession { connection: connection.clone(), timeout_ms, sent_read_only }
+}
+
+/// Hands the waiting writes to a storage that always succeeds, as the shell would.
+fn write_all(pipeline: &mut Pipeline) -> usize {
+    let mut batches = 0;
+    while pipeline.take_batch().is_some() {
+        pipeline.batch_written().expect("applied");
+        batches += 1;
+    }
+    batches
+}
+
+fn effects(pipeline: &mut Pipeline) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    pipeline.take_effects(&mut effects);
+    effects
+}
+
+/// A standalone server's new session, ready for requests.
+fn session(pipeline: &mut Pipeline, shared: &Shared, timeout_ms: i32) -> Arc<Connection> {
+    let connection = connection(shared);
+    pipeline.client_input(new_session(&connection, timeout_ms, false)).expect("prepared");
+    write_all(pipeline);
+    connection
+}
+
+#[test]
+fn a_standalone_write_is_answered_once_its_log_batch_is_durable() {
+    let (mut pipeline, shared) = pipeline(&[1]);
+    write_all(&mut pipeline);
+    let connection = connection(&shared);
+    pipeline.client_input(new_session(&connection, 30_000, false)).expect("prepared");
+    assert_eq!(connection.outbox.queued(), 0, "no answer before the log is durable");
+    assert_eq!(connection.session_id(), 0);
+    assert!(!shared.sessions.lock().contains(0x100), "the session enters at apply");
+
+    let batch = pipeline.take_batch().expect("the createSession txn is to be logged");
+    assert!(matches!(&batch[..], [Write::Append(entries)] if entries.len() == 1));
+    assert!(pipeline.is_writing());
+    pipeline.batch_written().expect("applied");
+    assert_eq!(connection.outbox.queued(), 1, "the handshake is answered");
+    let session_id = connection.session_id();
+    assert_ne!(session_id, 0);
+    assert!(shared.sessions.lock().contains(session_id));
+
+    pipeline.client_input(create(&connection, "/a", 0)).expect("prepared");
+    assert!(!shared.database.tree().exists("/a"));
+    assert_eq!(write_all(&mut pipeline), 1);
+    assert!(shared.database.tree().exists("/a"));
+    assert_eq!(connection.outbox.queued(), 2);
+    assert!(effects(&mut pipeline).iter().all(|effect| matches!(effect, Effect::Applied(_))));
+}
+
+#[test]
+fn an_expired_session_is_closed_with_its_ephemerals_on_the_session_tick() {
+    let (mut pipeline, shared) = pipeline(&[1]);
+    write_all(&mut pipeline);
+    let connection = session(&mut pipeline, &shared, 4000);
+    let session_id = connection.session_id();
+    pipeline.client_input(create(&connection, "/e", EPHEMERAL)).expect("prepared");
+    write_all(&mut pipeline);
+    assert!(shared.database.tree().exists("/e"));
+
+    shared.clock.advance(2000);
+    pipeline.session_tick().expect("ticked");
+    assert_eq!(write_all(&mut pipeline), 0, "not expired before its timeout");
+
+    shared.clock.advance(10_000);
+    pipeline.session_tick().expect("ticked");
+    assert_eq!(write_all(&mut pipeline), 1, "the closeSession txn");
+    assert!(!shared.database.tree().exists("/e"));
+    assert!(!shared.sessions.lock().contains(session_id));
+    assert!(connection.close_requested());
+}
+
+#[test]
+fn a_member_that_sends_a_corrupt_entry_loses_its_link_and_nothing_is_logged() {
+    let (mut pipeline, _shared) = pipeline(&[1, 2, 3]);
+    effects(&mut pipeline);
+    let entry = Entry { zxid: 0x1_0000_0001, payload: Bytes::from_static(b"not sealed") };
+    pipeline.peer_frame(2, PeerFrame::Zab(Message::Proposal(entry))).expect("no stop");
+    let dropped = effects(&mut pipeline);
+    assert!(matches!(&dropped[..], [Effect::ResetLink(2)]), "{dropped:?}");
+    let batch = pipeline.take_batch().unwrap_or_default();
+    assert!(!batch.iter().any(|write| matches!(write, Write::Append(_))));
+
+    let sealed = crate::storage::record::seal(b"sealed");
+    let entry = Entry { zxid: 0x1_0000_0001, payload: sealed };
+    pipeline.peer_frame(2, PeerFrame::Zab(Message::Proposal(entry))).expect("no stop");
+    let kept = effects(&mut pipeline);
+    assert!(!kept.iter().any(|effect| matches!(effect, Effect::ResetLink(_))), "{kept:?}");
+}
+
+#[test]
+fn a_looking_member_closes_its_clients_and_a_grace_period_later_serves_them_read_only() {
+    let (mut pipeline, shared) = pipeline_with(&[1, 2, 3], "readonlymode.enabled=true\n");
+
+    let early = connection(&shared);
+    pipeline.client_input(new_session(&early, 30_000, true)).expect("handled");
+    assert!(early.close_requested(), "no leader: the client goes elsewhere");
+
+    shared.clock.advance(READ_ONLY_DUE_MS);
+    pipeline.core_tick().expect("ticked");
+    assert_eq!(*shared.mode.lock(), Mode::ReadOnly);
+    let late = connection(&shared);
+    pipeline.client_input(new_session(&late, 30_000, true)).expect("handled");
+    assert!(!late.close_requested());
+    assert_eq!(late.outbox.queued(), 1, "a read-only session, opened at once");
+    assert!(shared.sessions.lock().is_local(late.session_id()));
+    pipeline.client_input(create(&late, "/a", 0)).expect("refused");
+    assert_eq!(late.outbox.queued(), 2, "the write is refused");
+    assert!(pipeline.take_batch().is_none());
+}
+
+/// Past the read-only grace period of the default tick.
+const READ_ONLY_DUE_MS: u64 = 3000;

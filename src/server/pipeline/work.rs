@@ -1,0 +1,326 @@
+//! What comes into the pipeline from clients, and what it makes of it: requests routed by
+//! role (prepared here when leading, forwarded to the leader when following), and the
+//! txns the server makes itself (session expiry, the container and TTL reaper).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use jute::OpCode;
+
+use super::Pipeline;
+use crate::ensemble::frame::PeerFrame;
+use crate::prepare::{Context, SessionCheck};
+use crate::proto::{Frame, Request};
+use crate::server::registry::Connection;
+use crate::server::{Mode, Shared};
+use crate::session::{AuthIds, SessionTracker};
+use crate::storage::StorageError;
+use crate::tree::node::NodeKind;
+use crate::txn::{SessionId, Txn, TxnBody};
+use crate::zab::ServerId;
+
+/// Work for the pipeline, sent by client connections.
+#[derive(Debug)]
+pub enum Input {
+    /// A write request (or `sync`) of an established session.
+    Request {
+        /// Where to send the reply.
+        connection: Arc<Connection>,
+        /// The session, as bound when the request was read.
+        session_id: SessionId,
+        /// The request's xid.
+        xid: i32,
+        /// The request.
+        request: Request,
+        /// The request's frame as the client sent it, for a follower to forward.
+        frame: Bytes,
+        /// The connection's identities when the request was read.
+        auth: Arc<AuthIds>,
+        /// When the request was read, for latency statistics.
+        received_ms: u64,
+    },
+    /// A handshake resumed an existing session on this server; in an ensemble, the
+    /// leader learns that the session's client is here now.
+    Attach {
+        /// The session.
+        session_id: SessionId,
+    },
+    /// A handshake that asked for a new session.
+    CreateSession {
+        /// The connection that asked.
+        connection: Arc<Connection>,
+        /// The negotiated timeout.
+        timeout_ms: i32,
+        /// Whether the client sent the `readOnly` byte; then the reply carries one too.
+        sent_read_only: bool,
+    },
+}
+
+/// Who gets told about a txn once it is applied.
+pub(super) enum ReplyTo {
+    /// Nobody: the server's own txns, and those a learner forwarded.
+    Nobody,
+    /// A client request.
+    Client { connection: Arc<Connection>, op: OpCode, xid: i32, received_ms: u64 },
+    /// A handshake waiting for its new session.
+    Handshake { connection: Arc<Connection>, sent_read_only: bool },
+}
+
+impl ReplyTo {
+    /// A request that will not be answered here: its client must reconnect elsewhere.
+    pub(super) fn close(&self) {
+        match self {
+            ReplyTo::Nobody => {}
+            ReplyTo::Client { connection, .. } | ReplyTo::Handshake { connection, .. } => {
+                connection.request_close();
+            }
+        }
+    }
+}
+
+/// One prepared unit of work, kept in order.
+pub(super) enum Work {
+    Txn(Txn, ReplyTo),
+    Sync { connection: Arc<Connection>, xid: i32, path: String, received_ms: u64 },
+}
+
+fn context<'a>(
+    shared: &'a Shared,
+    sessions: &'a SessionTracker,
+    auth: &'a AuthIds,
+    session_id: SessionId,
+) -> Context<'a> {
+    Context {
+        tree: shared.database.tree(),
+        sessions,
+        auth,
+        session_id,
+        session_check: SessionCheck::Tracker,
+        extended_types_enabled: shared.config.extended_types_enabled,
+        reconfig_enabled: shared.config.reconfig_enabled,
+    }
+}
+
+impl Pipeline {
+    /// A request or handshake from one of this member's clients.
+    ///
+    /// # Errors
+    /// If proposing fails; the server must stop.
+    pub fn client_input(&mut self, input: Input) -> Result<(), StorageError> {
+        if self.is_leading() {
+            return self.lead_input(input);
+        }
+        if *self.shared.mode.lock() == Mode::ReadOnly {
+            self.read_only_input(input);
+            return Ok(());
+        }
+        let input = if self.shared.config.local_sessions_enabled && !self.is_looking() {
+            match self.local_session_input(input) {
+                Some(input) => input,
+                None => return Ok(()),
+            }
+        } else {
+            input
+        };
+        let Some(leader) = self.leader() else {
+            // Not serving: the client reconnects to a member that is.
+            match input {
+                Input::Request { connection, .. } | Input::CreateSession { connection, .. } => {
+                    connection.request_close();
+                }
+                Input::Attach { .. } => {}
+            }
+            return Ok(());
+        };
+        self.forward_input(leader, input)
+    }
+
+    /// The leader prepares and proposes its clients' requests.
+    fn lead_input(&mut self, input: Input) -> Result<(), StorageError> {
+        match input {
+            Input::Request {
+                request: Request::Sync(sync), connection, xid, received_ms, ..
+            } => {
+                return self.sync(connection, xid, sync.path, received_ms);
+            }
+            Input::Request { connection, session_id, xid, request, auth, received_ms, .. } => {
+                let check = self.session_check(session_id, self.zab.id());
+                match self.prepare_request(session_id, xid, &request, &auth, check) {
+                    Some(txn) => {
+                        let op = request.op();
+                        let reply_to = ReplyTo::Client { connection, op, xid, received_ms };
+                        self.prepared.push(Work::Txn(txn, reply_to));
+                    }
+                    None => {
+                        let path = match request {
+                            Request::Sync(sync) => sync.path,
+                            _ => String::new(),
+                        };
+                        self.prepared.push(Work::Sync { connection, xid, path, received_ms });
+                    }
+                }
+            }
+            Input::Attach { session_id } => {
+                self.attach(session_id);
+                return Ok(());
+            }
+            Input::CreateSession { connection, timeout_ms, sent_read_only } => {
+                let session_id = self.shared.sessions.lock().next_session_id();
+                let txn = self.prepare_create_session(session_id, timeout_ms);
+                self.prepared
+                    .push(Work::Txn(txn, ReplyTo::Handshake { connection, sent_read_only }));
+            }
+        }
+        self.propose_prepared()
+    }
+
+    /// A learner sends its clients' writes and new sessions to the `leader`.
+    fn forward_input(&mut self, leader: ServerId, input: Input) -> Result<(), StorageError> {
+        match input {
+            Input::Request {
+                connection, request: Request::Sync(sync), xid, received_ms, ..
+            } => {
+                self.sync(connection, xid, sync.path, received_ms)?;
+            }
+            Input::Request { connection, session_id, xid, request, frame, auth, received_ms } => {
+                if matches!(request, Request::CloseSession) {
+                    self.shared.sessions.lock().set_closing(session_id);
+                }
+                let op = request.op();
+                self.forwarded.insert(
+                    (session_id, xid),
+                    ReplyTo::Client { connection, op, xid, received_ms },
+                );
+                let auth = auth.ids().to_vec();
+                self.send_to(leader, PeerFrame::Request { session_id, auth, frame });
+            }
+            Input::CreateSession { connection, timeout_ms, sent_read_only } => {
+                let session_id = self.shared.sessions.lock().next_session_id();
+                self.handshakes
+                    .insert(session_id, ReplyTo::Handshake { connection, sent_read_only });
+                self.send_to(leader, PeerFrame::CreateSession { session_id, timeout_ms });
+            }
+            Input::Attach { session_id } => self.attach(session_id),
+        }
+        Ok(())
+    }
+
+    /// Prepares a write a learner forwarded; the learner answers its client.
+    pub(super) fn forwarded_request(
+        &mut self,
+        from: ServerId,
+        session_id: SessionId,
+        auth: Vec<jute::records::Id>,
+        frame: &Bytes,
+    ) {
+        let decoded = match Frame::decode(frame) {
+            Ok(Frame { xid, request: Ok(request) }) if request.is_write() => (xid, request),
+            _ => {
+                tracing::warn!(from, "a learner forwarded a request that is not a write; ignored");
+                return;
+            }
+        };
+        let (xid, request) = decoded;
+        let shared = self.shared.clone();
+        let known = shared.sessions.lock().touch(session_id, shared.clock.now_ms());
+        // A session the leader does not know, opened by another member while local
+        // sessions are on, is that member's local session: ZooKeeper's leader lets it
+        // through, except to own ephemerals, which need a global session.
+        let check = if !known
+            && shared.config.local_sessions_enabled
+            && (session_id as u64 >> 56) != self.zab.id()
+            && !request.creates_ephemeral()
+        {
+            SessionCheck::OwnedElsewhere
+        } else {
+            self.session_check(session_id, from)
+        };
+        let auth = AuthIds::from_ids(auth);
+        if let Some(txn) = self.prepare_request(session_id, xid, &request, &auth, check) {
+            self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
+        }
+    }
+
+    /// The txn for a write request of `session_id`, or `None` for `sync`, which has none.
+    fn prepare_request(
+        &mut self,
+        session_id: SessionId,
+        xid: i32,
+        request: &Request,
+        auth: &AuthIds,
+        session_check: SessionCheck,
+    ) -> Option<Txn> {
+        let wall_ms = self.shared.clock.wall_ms() as i64;
+        let shared = self.shared.clone();
+        let mut sessions = shared.sessions.lock();
+        let context = Context { session_check, ..context(&shared, &sessions, auth, session_id) };
+        let txn = self.preparer.prepare(&context, request, xid, wall_ms)?;
+        if matches!(txn.body, TxnBody::CloseSession(_)) {
+            sessions.set_closing(session_id);
+        }
+        Some(txn)
+    }
+
+    /// The createSession txn of a new session; the session is tracked once it applies.
+    pub(super) fn prepare_create_session(&mut self, session_id: SessionId, timeout_ms: i32) -> Txn {
+        let wall_ms = self.shared.clock.wall_ms() as i64;
+        let shared = self.shared.clone();
+        let sessions = shared.sessions.lock();
+        let context = context(&shared, &sessions, &self.server_auth, session_id);
+        self.preparer.prepare_create_session(&context, timeout_ms, wall_ms)
+    }
+
+    /// Prepares a closeSession txn for each expired session.
+    pub(super) fn close_expired(&mut self, expired: Vec<SessionId>) {
+        let shared = self.shared.clone();
+        let sessions = shared.sessions.lock();
+        for session_id in expired {
+            tracing::info!(
+                session_id = format_args!("0x{session_id:x}"),
+                timeout_ms = sessions.timeout_ms(session_id).unwrap_or(0),
+                "expiring session"
+            );
+            let context = context(&shared, &sessions, &self.server_auth, session_id);
+            let wall_ms = shared.clock.wall_ms() as i64;
+            if let Some(txn) = self.preparer.prepare(&context, &Request::CloseSession, 0, wall_ms) {
+                self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
+            }
+        }
+    }
+
+    /// Deletes empty containers that once had a child, and childless TTL nodes unchanged
+    /// for longer than their TTL (ZooKeeper's `ContainerManager`).
+    pub(super) fn reap_containers(&mut self) {
+        let shared = self.shared.clone();
+        let tree = shared.database.tree();
+        let wall_ms = shared.clock.wall_ms() as i64;
+        let mut candidates = Vec::new();
+        for path in tree.containers() {
+            if tree.with_node(&path, |node, children| children == 0 && node.cversion > 0)
+                == Some(true)
+            {
+                candidates.push(path);
+            }
+        }
+        for path in tree.ttls() {
+            let expired = tree.with_node(&path, |node, children| {
+                let kind =
+                    NodeKind::from_owner(node.ephemeral_owner, tree.extended_types_enabled());
+                matches!(kind, NodeKind::Ttl(ttl) if children == 0 && wall_ms - node.mtime > ttl)
+            });
+            if expired == Some(true) {
+                candidates.push(path);
+            }
+        }
+        let sessions = shared.sessions.lock();
+        for path in candidates {
+            tracing::debug!(path = %path, "reaping container or TTL node");
+            let context = context(&shared, &sessions, &self.server_auth, 0);
+            if let Some(txn) =
+                self.preparer.prepare(&context, &Request::DeleteContainer(path), 0, wall_ms)
+            {
+                self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
+            }
+        }
+    }
+}
