@@ -200,6 +200,74 @@ impl Shared {
     }
 }
 
+/// A server's state recovered from its store, ready for its pipeline.
+#[derive(Debug)]
+pub struct Restart {
+    /// What the server's tasks share, the tree and sessions recovered.
+    pub shared: Arc<Shared>,
+    /// The queue into the pipeline.
+    pub inputs: mpsc::Receiver<pipeline::Input>,
+    /// What the replication core starts from.
+    pub restored: crate::zab::Restored,
+}
+
+/// Recovers server `id`'s state from `storage`: the tree and sessions of its newest
+/// loadable snapshot and, on a standalone server, the log after it replayed; an ensemble
+/// member's log may end in txns no quorum committed, so those are handed to the core
+/// unapplied, for a leader to decide. Blocks on the store.
+///
+/// # Errors
+/// When the store cannot be read or what it holds is damaged.
+pub fn restore(
+    config: Config,
+    storage: &dyn Storage,
+    id: crate::zab::ServerId,
+    standalone: bool,
+    clock: Clock,
+) -> Result<Restart, crate::storage::StorageError> {
+    let started = Instant::now();
+    let replay = if standalone { Replay::Apply } else { Replay::Collect };
+    let recovered = recover(storage, config.extended_types_enabled, replay)?;
+    let mut sessions = SessionTracker::new(
+        u64::from(config.tick_time_ms),
+        initial_session_id(id, clock.wall_ms()),
+    );
+    for (session_id, timeout_ms) in &recovered.sessions {
+        // Sessions restored from disk expire by their timeouts from now, as in ZooKeeper.
+        sessions.add(*session_id, u64::try_from(*timeout_ms).unwrap_or(0), clock.now_ms());
+    }
+    tracing::info!(
+        zxid = format_args!("0x{:x}", recovered.last_zxid),
+        nodes = recovered.database.tree().node_count(),
+        sessions = recovered.sessions.len(),
+        replayed = recovered.replayed,
+        unapplied = recovered.unapplied.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "state recovered"
+    );
+    if !standalone {
+        let text = config.membership.to_zookeeper_text();
+        let version = i64::try_from(config.membership.version).unwrap_or(i64::MAX);
+        let now_ms = i64::try_from(clock.wall_ms()).unwrap_or(i64::MAX);
+        recovered.database.tree().set_config_node(&text, version, now_ms);
+    }
+    // The state is at its snapshot's zxid, or, on a standalone server, at the end of the
+    // log it replayed; the history the core starts from begins there.
+    let applied = recovered.database.last_applied_zxid();
+    let unapplied: Vec<crate::zab::Entry> = recovered
+        .unapplied
+        .into_iter()
+        .map(|entry| crate::zab::Entry { zxid: entry.zxid, payload: entry.value })
+        .collect();
+    let restored = crate::zab::Restored {
+        epochs: storage.epochs()?,
+        history: crate::zab::History::new(applied, storage.epoch_ends()?, unapplied),
+        applied,
+    };
+    let (shared, inputs) = Shared::new(config, recovered.database, sessions, clock, standalone);
+    Ok(Restart { shared, inputs, restored })
+}
+
 /// Runs a server on `listener` (none without `clientPort`, as in ZooKeeper) until
 /// `shutdown` completes, with its state in RocksDB in the configured `dataDir`
 /// (recovered first).
@@ -234,60 +302,18 @@ pub async fn run_with_storage(
     listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let clock = Clock::system();
-    let started = Instant::now();
-    let extended = config.extended_types_enabled;
     let membership = if config.is_standalone() {
         crate::ensemble::Membership::standalone(&config, STANDALONE_SERVER_ID)
     } else {
         crate::ensemble::Membership::from_config(&config)?
     };
-    // An ensemble member's log may end in txns no quorum committed: they are applied
-    // only once a leader says so. A standalone server committed all it logged.
-    let replay = if membership.standalone { Replay::Apply } else { Replay::Collect };
     let recovering = storage.clone();
-    let recovered =
-        tokio::task::spawn_blocking(move || recover(recovering.as_ref(), extended, replay))
-            .await??;
-    let server_id = membership.id();
-    let mut sessions = SessionTracker::new(
-        u64::from(config.tick_time_ms),
-        initial_session_id(server_id, clock.wall_ms()),
-    );
-    for (session_id, timeout_ms) in &recovered.sessions {
-        // Sessions restored from disk expire by their timeouts from now, as in ZooKeeper.
-        sessions.add(*session_id, u64::try_from(*timeout_ms).unwrap_or(0), clock.now_ms());
-    }
-    tracing::info!(
-        zxid = format_args!("0x{:x}", recovered.last_zxid),
-        nodes = recovered.database.tree().node_count(),
-        sessions = recovered.sessions.len(),
-        replayed = recovered.replayed,
-        unapplied = recovered.unapplied.len(),
-        seconds = started.elapsed().as_secs_f64(),
-        "state recovered"
-    );
-    if !membership.standalone {
-        let text = config.membership.to_zookeeper_text();
-        let version = i64::try_from(config.membership.version).unwrap_or(i64::MAX);
-        let now_ms = i64::try_from(clock.wall_ms()).unwrap_or(i64::MAX);
-        recovered.database.tree().set_config_node(&text, version, now_ms);
-    }
-    // The state is at its snapshot's zxid, or, on a standalone server, at the end of the
-    // log it replayed; the history the core starts from begins there.
-    let applied = recovered.database.last_applied_zxid();
-    let unapplied: Vec<crate::zab::Entry> = recovered
-        .unapplied
-        .into_iter()
-        .map(|entry| crate::zab::Entry { zxid: entry.zxid, payload: entry.value })
-        .collect();
-    let restored = crate::zab::Restored {
-        epochs: storage.epochs()?,
-        history: crate::zab::History::new(applied, storage.epoch_ends()?, unapplied),
-        applied,
-    };
-    let (shared, driver_rx) =
-        Shared::new(config, recovered.database, sessions, clock, membership.standalone);
+    let standalone = membership.standalone;
+    let id = membership.id();
+    let Restart { shared, inputs: driver_rx, restored } = tokio::task::spawn_blocking(move || {
+        restore(config, recovering.as_ref(), id, standalone, Clock::system())
+    })
+    .await??;
     let stop = CancellationToken::new();
     let election = if membership.standalone {
         None

@@ -22,6 +22,17 @@ struct State {
     closed: bool,
 }
 
+/// What [`Outbox::take_into`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Frames, now appended.
+    Frames,
+    /// None yet.
+    Nothing,
+    /// None, and none will come: the outbox is closed.
+    Closed,
+}
+
 /// A bounded queue of outgoing frames with a wake-up for its writer.
 #[derive(Debug, Default)]
 pub struct Outbox {
@@ -67,21 +78,26 @@ impl Outbox {
     pub async fn drain_into(&self, out: &mut Vec<u8>) -> bool {
         loop {
             let notified = self.ready.notified();
-            {
-                let mut state = self.state.lock();
-                if !state.frames.is_empty() {
-                    for frame in state.frames.drain(..) {
-                        out.extend_from_slice(&frame);
-                    }
-                    state.bytes = 0;
-                    return true;
-                }
-                if state.closed {
-                    return false;
-                }
+            match self.take_into(out) {
+                Taken::Frames => return true,
+                Taken::Closed => return false,
+                Taken::Nothing => notified.await,
             }
-            notified.await;
         }
+    }
+
+    /// Appends the queued frames to `out` without waiting: what a writer with nothing
+    /// to wait on (the simulator's clients) reads.
+    pub fn take_into(&self, out: &mut Vec<u8>) -> Taken {
+        let mut state = self.state.lock();
+        if state.frames.is_empty() {
+            return if state.closed { Taken::Closed } else { Taken::Nothing };
+        }
+        for frame in state.frames.drain(..) {
+            out.extend_from_slice(&frame);
+        }
+        state.bytes = 0;
+        Taken::Frames
     }
 
     /// Frames queued and not yet taken by the writer.

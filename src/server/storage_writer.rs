@@ -105,7 +105,13 @@ impl StorageWriter {
     }
 }
 
-fn carry_out(storage: &dyn Storage, write: Write) -> Result<(), StorageError> {
+/// Makes one write durable in `storage`: what the storage thread does with each write of
+/// a batch, in order (and what the simulator's disks do).
+///
+/// # Errors
+/// If the store fails, or a log entry fails its checksum ([`StorageError::Corrupt`]:
+/// nothing of it is written).
+pub fn carry_out(storage: &dyn Storage, write: Write) -> Result<(), StorageError> {
     match write {
         Write::Append(entries) => {
             // A pair assertion: the checksum sealed when the txn was encoded still holds

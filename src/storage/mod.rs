@@ -2,7 +2,9 @@
 //!
 //! [`Storage`] is the small interface the server needs; [`rocks::RocksStorage`] keeps it in
 //! RocksDB (one column family each for the log, the snapshots and the metadata), and
-//! [`memory::MemoryStorage`] in memory, with crash semantics for the simulator.
+//! [`memory::MemoryStorage`] in memory: what unit tests and the whole-server simulator
+//! run on, the simulator keeping the batch being written apart so a crash can lose it
+//! (`tests/simulation/disk.rs`).
 //! [`recovery`] rebuilds the database from whatever a storage holds.
 //!
 //! # Durability contract

@@ -10,7 +10,7 @@ use hashbrown::HashTable;
 use crate::tree::node::Node;
 
 /// The hasher shared by every child table of a tree.
-pub type Hasher = foldhash::fast::RandomState;
+pub type Hasher = crate::fast_hash::FastState;
 
 /// One node's children.
 #[derive(Debug, Default)]

@@ -473,10 +473,12 @@ impl Leader {
             match sync.requester {
                 None if committed < sync.through => return true,
                 None => out.push(Action::SyncDone { id: sync.id }),
-                // The learner answers once it has applied this far.
+                // The learner answers once it has applied what was proposed before the
+                // sync, and no further: a later write of the same session, committed
+                // meanwhile, must be answered after the sync.
                 Some(to) => out.push(Action::Send {
                     to,
-                    message: Message::SyncReply { id: sync.id, zxid: committed.max(sync.through) },
+                    message: Message::SyncReply { id: sync.id, zxid: sync.through },
                 }),
             }
             false

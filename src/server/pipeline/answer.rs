@@ -1,14 +1,17 @@
 //! The end of the pipeline: a committed txn is applied to the tree (its watches fire),
-//! the session tracker follows it, and whoever waits for it here is answered.
+//! the session tracker follows it, and whoever waits for it here is answered. A `sync`
+//! is answered when the core says, which may be after later writes of its session are
+//! applied: their replies wait behind it, so a session's replies keep its order.
 
 use jute::records::ConnectResponse;
 use jute::{OpCode, Record};
 
 use super::work::ReplyTo;
-use super::Pipeline;
+use super::{PendingSync, Pipeline};
 use crate::proto::reply::{self, frame_with};
 use crate::proto::write_reply::write_reply;
 use crate::server::registry::Connection;
+use crate::server::Shared;
 use crate::session::password::session_password;
 use crate::txn::{SessionId, Txn, TxnBody, Zxid};
 
@@ -48,10 +51,8 @@ impl Pipeline {
             ReplyTo::Nobody => {}
             ReplyTo::Client { connection, op, xid, received_ms } => {
                 let frame = write_reply(op, &result, xid, zxid);
-                self.answer(&connection, frame, op, xid, zxid, received_ms);
-                if op == OpCode::CloseSession {
-                    connection.request_close();
-                }
+                let then_close = op == OpCode::CloseSession;
+                self.answer(&connection, Reply { frame, op, xid, zxid, received_ms, then_close });
             }
             ReplyTo::Handshake { connection, sent_read_only } => {
                 if let TxnBody::CreateSession(create) = &txn.body {
@@ -94,7 +95,7 @@ impl Pipeline {
     /// Answers a request decided without a txn (a local session's close, a write refused
     /// by a read-only member) with `code`; a close also ends the connection.
     pub(super) fn answer_status(
-        &self,
+        &mut self,
         connection: &Connection,
         op: OpCode,
         xid: i32,
@@ -103,48 +104,110 @@ impl Pipeline {
     ) {
         let zxid = self.shared.database.last_applied_zxid();
         let frame = reply::status(xid, zxid, code);
-        self.answer(connection, frame, op, xid, zxid, received_ms);
-        if op == OpCode::CloseSession {
-            connection.request_close();
-        }
+        let then_close = op == OpCode::CloseSession;
+        self.answer(connection, Reply { frame, op, xid, zxid, received_ms, then_close });
     }
 
-    /// Answers a `sync`: everything committed before it is applied.
-    pub(super) fn answer_sync(
-        &self,
-        connection: &Connection,
-        xid: i32,
-        path: String,
-        received_ms: u64,
-    ) {
+    /// Answers the `sync` the core calls `id` done: everything committed before it is
+    /// applied. Replies held behind it go now, up to the next `sync` still waiting.
+    pub(super) fn sync_done(&mut self, id: u64) {
+        let Some(PendingSync { connection, xid, path, received_ms }) = self.syncs.remove(&id)
+        else {
+            return;
+        };
         let zxid = self.shared.database.last_applied_zxid();
         let frame = reply::ok(xid, zxid, &jute::records::SyncResponse { path });
-        self.answer(connection, frame, OpCode::Sync, xid, zxid, received_ms);
+        let reply = Reply { frame, op: OpCode::Sync, xid, zxid, received_ms, then_close: false };
+        let Some(slots) = self.behind_syncs.get_mut(&connection.id) else {
+            deliver(&self.shared, &connection, reply);
+            return;
+        };
+        let waiting = slots
+            .iter_mut()
+            .find(|slot| matches!(slot, Slot::Sync { id: waiting, .. } if *waiting == id));
+        if let Some(slot) = waiting {
+            *slot = Slot::Ready(reply);
+        }
+        while let Some(Slot::Ready(_)) = slots.front() {
+            if let Some(Slot::Ready(reply)) = slots.pop_front() {
+                deliver(&self.shared, &connection, reply);
+            }
+        }
+        if slots.is_empty() {
+            self.behind_syncs.remove(&connection.id);
+        }
     }
 
-    fn answer(
-        &self,
-        connection: &Connection,
-        frame: bytes::Bytes,
-        op: OpCode,
-        xid: i32,
-        zxid: Zxid,
-        received_ms: u64,
-    ) {
-        connection.send(frame);
-        let now_ms = self.shared.clock.now_ms();
-        let latency_ms = now_ms.saturating_sub(received_ms);
-        self.shared.stats.packets_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.shared.stats.latency.lock().record(latency_ms);
-        {
-            let mut stats = connection.stats.lock();
-            stats.last_op = crate::server::stats::short_op_name(op);
-            stats.last_cxid = i64::from(xid);
-            stats.last_zxid = zxid;
-            stats.last_response_ms = now_ms;
-            stats.last_latency_ms = latency_ms;
-            stats.latency.record(latency_ms);
+    /// The `sync` the core calls `id` failed: its client reconnects, and what was held
+    /// behind it is dropped with the connection.
+    pub(super) fn sync_failed(&mut self, id: u64) {
+        if let Some(sync) = self.syncs.remove(&id) {
+            self.behind_syncs.remove(&sync.connection.id);
+            sync.connection.request_close();
         }
-        connection.complete_write();
+    }
+
+    /// Sends `reply`, unless a `sync` the client sent before the request is still
+    /// waiting: then it waits behind it, so a session's replies keep the order of its
+    /// requests (clients number their requests in increasing xids).
+    fn answer(&mut self, connection: &Connection, reply: Reply) {
+        match self.behind_syncs.get_mut(&connection.id) {
+            Some(slots) if slots.front().is_some_and(|oldest| oldest.xid() < reply.xid) => {
+                let at = slots.iter().position(|slot| slot.xid() > reply.xid);
+                slots.insert(at.unwrap_or(slots.len()), Slot::Ready(reply));
+            }
+            _ => deliver(&self.shared, connection, reply),
+        }
+    }
+}
+
+/// A reply to a client's request, ready to go.
+pub(super) struct Reply {
+    frame: bytes::Bytes,
+    op: OpCode,
+    xid: i32,
+    zxid: Zxid,
+    received_ms: u64,
+    /// The connection ends once the reply is out (a closeSession).
+    then_close: bool,
+}
+
+/// One of a connection's replies, in xid order, from its oldest waiting `sync` on.
+pub(super) enum Slot {
+    /// A `sync` not answered yet: the core's id for it, and its xid.
+    Sync { id: u64, xid: i32 },
+    /// A reply that waits for the syncs before it.
+    Ready(Reply),
+}
+
+impl Slot {
+    fn xid(&self) -> i32 {
+        match self {
+            Slot::Sync { xid, .. } => *xid,
+            Slot::Ready(reply) => reply.xid,
+        }
+    }
+}
+
+/// Queues `reply` for its client and counts it.
+fn deliver(shared: &Shared, connection: &Connection, reply: Reply) {
+    let Reply { frame, op, xid, zxid, received_ms, then_close } = reply;
+    connection.send(frame);
+    let now_ms = shared.clock.now_ms();
+    let latency_ms = now_ms.saturating_sub(received_ms);
+    shared.stats.packets_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared.stats.latency.lock().record(latency_ms);
+    {
+        let mut stats = connection.stats.lock();
+        stats.last_op = crate::server::stats::short_op_name(op);
+        stats.last_cxid = i64::from(xid);
+        stats.last_zxid = zxid;
+        stats.last_response_ms = now_ms;
+        stats.last_latency_ms = latency_ms;
+        stats.latency.record(latency_ms);
+    }
+    connection.complete_write();
+    if then_close {
+        connection.request_close();
     }
 }

@@ -36,6 +36,7 @@ use bytes::BytesMut;
 use crate::ensemble::frame::PeerFrame;
 use crate::fast_hash::FastHashMap;
 use crate::prepare::Preparer;
+use crate::server::registry::ConnId;
 use crate::server::storage_writer::Write;
 use crate::server::transfer::Sealed;
 use crate::server::{Mode, Shared};
@@ -45,6 +46,7 @@ use crate::storage::{LogEntry, StorageError};
 use crate::txn::{SessionId, Txn, TxnBody, Zxid};
 use crate::zab::{self, Action, Entry, Message, Restored, Role, ServerId, Zab, ZabConfig};
 
+use answer::Slot;
 use persist_queue::PersistQueue;
 pub use work::Input;
 use work::{ReplyTo, Work};
@@ -93,7 +95,7 @@ pub struct Pipeline {
     /// Who the server's own txns (expiry, reaping) run as.
     server_auth: AuthIds,
     /// Writes asked of the storage thread, and the messages that wait for them.
-    persist: PersistQueue<Message>,
+    persist: PersistQueue<PeerFrame>,
     /// Prepared work, in order, waiting to be proposed.
     prepared: Vec<Work>,
     /// The leader's own proposals, in zxid order, with whom to answer.
@@ -104,6 +106,8 @@ pub struct Pipeline {
     handshakes: FastHashMap<SessionId, ReplyTo>,
     syncs: FastHashMap<u64, PendingSync>,
     next_sync: u64,
+    /// Per connection with a `sync` waiting, its replies from that sync on, in order.
+    behind_syncs: FastHashMap<ConnId, VecDeque<Slot>>,
     /// The snapshot a leader (the member named) sent in full, installed by its `Snap`.
     sealed: Option<(ServerId, Sealed)>,
     /// Where proposals are encoded.
@@ -146,6 +150,7 @@ impl Pipeline {
             handshakes: FastHashMap::default(),
             syncs: FastHashMap::default(),
             next_sync: 0,
+            behind_syncs: FastHashMap::default(),
             sealed: None,
             entry_buffer: BytesMut::new(),
             effects: Vec::new(),
@@ -184,8 +189,8 @@ impl Pipeline {
     /// If applying what this commits fails; the server must stop.
     pub fn batch_written(&mut self) -> Result<(), StorageError> {
         let done = self.persist.written();
-        for (to, message) in done.released {
-            self.effects.push(Effect::Send { to, frame: PeerFrame::Zab(message) });
+        for (to, frame) in done.released {
+            self.effects.push(Effect::Send { to, frame });
         }
         match done.persisted {
             Some(zxid) => self.step(zab::Input::Persisted { zxid }),
@@ -313,8 +318,12 @@ impl Pipeline {
         }
     }
 
+    /// Sends `frame` to `to` behind whatever waits to go to it: frames to one member
+    /// never overtake each other (a forwarded write must not pass a `sync` before it).
     fn send_to(&mut self, to: ServerId, frame: PeerFrame) {
-        self.effects.push(Effect::Send { to, frame });
+        if let Some(frame) = self.persist.send(to, frame) {
+            self.effects.push(Effect::Send { to, frame });
+        }
     }
 
     /// Feeds the core one input and carries out what it says.
@@ -344,17 +353,8 @@ impl Pipeline {
                 Action::PersistEpochs(epochs) => self.persist.push(Write::Epochs(epochs)),
                 Action::Apply(entries) => self.apply(entries)?,
                 Action::Role(role) => self.take_role(role),
-                Action::SyncDone { id } => {
-                    if let Some(sync) = self.syncs.remove(&id) {
-                        let PendingSync { connection, xid, path, received_ms } = sync;
-                        self.answer_sync(&connection, xid, path, received_ms);
-                    }
-                }
-                Action::SyncFailed { id } => {
-                    if let Some(sync) = self.syncs.remove(&id) {
-                        sync.connection.request_close();
-                    }
-                }
+                Action::SyncDone { id } => self.sync_done(id),
+                Action::SyncFailed { id } => self.sync_failed(id),
                 Action::DropLink { peer } => self.drop_link(peer),
             }
         }
@@ -376,13 +376,14 @@ impl Pipeline {
             }
             self.effects.push(Effect::StreamSnapshot { to, zxid: *zxid });
         }
+        let frame = PeerFrame::Zab(message);
         let now = if after_persist {
-            self.persist.send_after_persist(to, message)
+            self.persist.send_after_persist(to, frame)
         } else {
-            self.persist.send(to, message)
+            self.persist.send(to, frame)
         };
-        if let Some(message) = now {
-            self.send_to(to, PeerFrame::Zab(message));
+        if let Some(frame) = now {
+            self.effects.push(Effect::Send { to, frame });
         }
     }
 
@@ -396,6 +397,7 @@ impl Pipeline {
     ) -> Result<(), StorageError> {
         let id = self.next_sync;
         self.next_sync += 1;
+        self.behind_syncs.entry(connection.id).or_default().push_back(Slot::Sync { id, xid });
         self.syncs.insert(id, PendingSync { connection, xid, path, received_ms });
         self.step(zab::Input::Sync { id })
     }
@@ -526,6 +528,7 @@ impl Pipeline {
                 self.forwarded.clear();
                 self.handshakes.clear();
                 self.syncs.clear();
+                self.behind_syncs.clear();
                 return;
             }
             Role::Leading { epoch, .. } => {

@@ -43,10 +43,14 @@ fn connection(shared: &Shared) -> Arc<Connection> {
 }
 
 fn create(connection: &Arc<Connection>, path: &str, flags: i32) -> Input {
+    create_as(connection, 1, path, flags)
+}
+
+fn create_as(connection: &Arc<Connection>, xid: i32, path: &str, flags: i32) -> Input {
     Input::Request {
         connection: connection.clone(),
         session_id: connection.session_id(),
-        xid: 1,
+        xid,
         request: Request::Create {
             op: OpCode::Create,
             request: CreateRequest {
@@ -180,3 +184,40 @@ fn a_looking_member_closes_its_clients_and_a_grace_period_later_serves_them_read
 
 /// Past the read-only grace period of the default tick.
 const READ_ONLY_DUE_MS: u64 = 3000;
+
+/// The xids of the replies queued for `connection` (the handshake's answer skipped).
+fn reply_xids(connection: &Connection) -> Vec<i32> {
+    let mut bytes = Vec::new();
+    connection.outbox.take_into(&mut bytes);
+    let mut xids = Vec::new();
+    let mut rest = &bytes[..];
+    while rest.len() >= 8 {
+        let length = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        xids.push(i32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]));
+        rest = &rest[4 + length..];
+    }
+    xids
+}
+
+#[test]
+fn a_write_after_a_sync_is_answered_after_it_even_when_both_are_applied_at_once() {
+    let (mut pipeline, shared) = pipeline(&[1]);
+    write_all(&mut pipeline);
+    let connection = session(&mut pipeline, &shared, 30_000);
+    reply_xids(&connection);
+    pipeline.client_input(create_as(&connection, 1, "/before", 0)).expect("prepared");
+    let sync = Input::Request {
+        connection: connection.clone(),
+        session_id: connection.session_id(),
+        xid: 2,
+        request: Request::Sync(jute::records::SyncRequest { path: "/".into() }),
+        frame: Bytes::new(),
+        auth: connection.auth(),
+        received_ms: 0,
+    };
+    pipeline.client_input(sync).expect("asked");
+    pipeline.client_input(create_as(&connection, 3, "/after", 0)).expect("prepared");
+    write_all(&mut pipeline);
+    assert!(shared.database.tree().exists("/after"));
+    assert_eq!(reply_xids(&connection), [1, 2, 3]);
+}

@@ -158,7 +158,7 @@ impl Pipeline {
     /// Answers a request decided here, without a txn: a close of a local session ends
     /// it; anything else is refused with `refusal`.
     fn answer_here(
-        &self,
+        &mut self,
         connection: &Connection,
         session_id: SessionId,
         xid: i32,

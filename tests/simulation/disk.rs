@@ -1,0 +1,62 @@
+//! A member's store: the in-memory store (what is durable) and the batch its storage
+//! thread is writing (what is not yet). A crash makes a prefix of that batch durable, as
+//! a crash part-way through the thread's writes would, and loses the rest; a failing
+//! disk stops the member, as a storage error stops the server.
+
+use std::sync::Arc;
+
+use zkrs::server::storage_writer::{carry_out, Write};
+use zkrs::storage::memory::MemoryStorage;
+use zkrs::storage::StorageError;
+
+use crate::rng::Rng;
+
+/// One member's store, which outlives the member's crashes.
+#[derive(Default)]
+pub struct Disk {
+    /// What survives a crash.
+    pub durable: Arc<MemoryStorage>,
+    /// The batch being written, and when it will be durable.
+    writing: Option<(u64, Vec<Write>)>,
+    /// The next batch fails to be written.
+    pub failing: bool,
+}
+
+impl Disk {
+    /// Whether a batch is being written.
+    pub fn is_writing(&self) -> bool {
+        self.writing.is_some()
+    }
+
+    /// Starts writing `batch`, durable at `done_at`.
+    pub fn start(&mut self, batch: Vec<Write>, done_at: u64) {
+        self.writing = Some((done_at, batch));
+    }
+
+    /// Finishes the batch due by `now`: `Some(Ok)` once it is durable, `Some(Err)` if the
+    /// disk failed (the member must stop), `None` if none is due.
+    pub fn finish_due(&mut self, now: u64) -> Option<Result<(), StorageError>> {
+        if self.writing.as_ref().is_none_or(|(done_at, _)| *done_at > now) {
+            return None;
+        }
+        let (_, batch) = self.writing.take()?;
+        if std::mem::take(&mut self.failing) {
+            return Some(Err(StorageError::Backend("simulated disk failure".into())));
+        }
+        let storage = self.durable.clone();
+        Some(batch.into_iter().try_for_each(|write| carry_out(storage.as_ref(), write)))
+    }
+
+    /// The member crashed: a random prefix of the batch in flight reached the disk.
+    pub fn crash(&mut self, rng: &mut Rng) {
+        if let Some((_, batch)) = self.writing.take() {
+            let kept = rng.below(batch.len() as u64 + 1) as usize;
+            for write in batch.into_iter().take(kept) {
+                if carry_out(self.durable.as_ref(), write).is_err() {
+                    break;
+                }
+            }
+        }
+        self.failing = false;
+    }
+}

@@ -1,0 +1,7 @@
+//! What must hold, one invariant per file.
+
+pub mod applied;
+pub mod converged;
+pub mod durable;
+pub mod ephemerals;
+pub mod ordered;

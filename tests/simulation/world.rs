@@ -1,0 +1,523 @@
+//! The simulated world: members, their disks, the network, the clients, one clock, and
+//! the faults, all driven by one seeded random sequence in 1 ms steps.
+
+use std::sync::Arc;
+
+use zkrs::config::Config;
+use zkrs::ensemble::Membership;
+use zkrs::server::pipeline::{Effect, Input, Pipeline};
+use zkrs::server::{restore, Clock, Mode, Restart, Shared};
+use zkrs::storage::StorageError;
+use zkrs::txn::Zxid;
+use zkrs::zab::ServerId;
+
+use crate::client::Client;
+use crate::disk::Disk;
+use crate::invariants::{applied, converged, durable, ephemerals};
+use crate::network::{Delivery, Network};
+use crate::rng::Rng;
+
+/// Members of the simulated ensemble.
+const MEMBERS: u64 = 3;
+/// Clients writing to it.
+const CLIENTS: usize = 5;
+/// The simulated zoo.cfg's tickTime.
+const TICK_MS: u64 = 100;
+/// Time with faults, then the longest the ensemble may take to settle once they stop.
+const FAULTY_MS: u64 = 8_000;
+const SETTLE_MS: u64 = 20_000;
+/// How often a client's connection pings (touches its session).
+const PING_MS: u64 = 300;
+
+/// A member as it runs between crashes.
+struct Running {
+    pipeline: Pipeline,
+    shared: Arc<Shared>,
+    /// The queue clients would use; the simulator calls the pipeline directly.
+    _inputs: tokio::sync::mpsc::Receiver<Input>,
+    applied: Zxid,
+}
+
+/// One member: its disk outlives its crashes.
+struct Member {
+    id: ServerId,
+    config: Config,
+    membership: Membership,
+    disk: Disk,
+    running: Option<Running>,
+    /// Counts starts, so a client knows its connection is from an earlier one.
+    incarnation: u64,
+}
+
+/// What a run did, to show that it did something.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub acknowledged: u64,
+    pub crashes: u64,
+    pub partitions: u64,
+    pub disk_failures: u64,
+    /// A hash of the converged tree (of the last seed, when added up).
+    pub fingerprint: u64,
+}
+
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, other: Stats) {
+        self.acknowledged += other.acknowledged;
+        self.crashes += other.crashes;
+        self.partitions += other.partitions;
+        self.disk_failures += other.disk_failures;
+        self.fingerprint = other.fingerprint;
+    }
+}
+
+/// Everything simulated.
+pub struct World {
+    rng: Rng,
+    now: u64,
+    members: Vec<Member>,
+    network: Network,
+    clients: Vec<Client>,
+    /// Clients send no new requests.
+    quiet: bool,
+    stats: Stats,
+    trace: bool,
+}
+
+fn member_config(id: ServerId) -> (Config, Membership) {
+    let mut text = format!(
+        "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir=/nonexistent\nclientPort=2181\n"
+    );
+    for member in 1..=MEMBERS {
+        text.push_str(&format!("server.{member}=127.0.0.1:{}:{}\n", 2888 + member, 3888 + member));
+    }
+    let config = Config::parse(&text).and_then(|config| config.with_my_id(Some(id)));
+    let config = config.expect("the simulated zoo.cfg is valid");
+    let mut membership = Membership::from_config(&config).expect("membership");
+    // Every member keeps its whole history, so a lagging one is sent a DIFF: snapshot
+    // transfers are not simulated yet.
+    membership.zab.window_entries = usize::MAX;
+    (config, membership)
+}
+
+impl World {
+    pub fn new(seed: u64, trace: bool) -> World {
+        let members = (1..=MEMBERS)
+            .map(|id| {
+                let (config, membership) = member_config(id);
+                Member {
+                    id,
+                    config,
+                    membership,
+                    disk: Disk::default(),
+                    running: None,
+                    incarnation: 0,
+                }
+            })
+            .collect();
+        let clients = (0..CLIENTS).map(Client::new).collect();
+        World {
+            rng: Rng(seed),
+            now: 0,
+            members,
+            network: Network::default(),
+            clients,
+            quiet: false,
+            stats: Stats::default(),
+            trace,
+        }
+    }
+
+    fn trace(&self, what: impl FnOnce() -> String) {
+        if self.trace {
+            println!("{:>6} ms  {}", self.now, what());
+        }
+    }
+
+    /// Runs faults, then calm, then checks the state; the first broken invariant.
+    pub fn run(mut self) -> Result<Stats, String> {
+        for index in 0..self.members.len() {
+            self.start(index)?;
+        }
+        while self.now < FAULTY_MS {
+            self.step(true)?;
+        }
+        self.trace(|| "faults stop".into());
+        self.network.heal();
+        for member in &mut self.members {
+            member.disk.failing = false;
+        }
+        let settle_by = self.now + SETTLE_MS;
+        while !self.settled() {
+            if self.now >= settle_by {
+                return Err(format!(
+                    "not settled {SETTLE_MS} ms after the faults stopped: {}",
+                    self.modes()
+                ));
+            }
+            self.step(false)?;
+        }
+        // The clients take no new requests; what they sent is answered.
+        self.quiet = true;
+        while !(self.settled() && self.clients.iter().all(Client::is_idle)) {
+            if self.now >= settle_by + SETTLE_MS {
+                return Err(format!("requests unanswered once settled: {}", self.modes()));
+            }
+            self.step(false)?;
+        }
+        self.check_settled()?;
+        // Every client stops; their sessions expire and take their ephemerals along.
+        for client in &mut self.clients {
+            client.disconnect();
+        }
+        let quiet_until = self.now + 20 * TICK_MS + 4 * crate::client::SESSION_TIMEOUT_MS as u64;
+        while self.now < quiet_until || !self.settled() {
+            if self.now >= quiet_until + SETTLE_MS {
+                return Err(format!("not settled after the sessions expired: {}", self.modes()));
+            }
+            self.step_members()?;
+            self.now += 1;
+        }
+        self.check_settled()?;
+        for member in &self.members {
+            if let Some(running) = &member.running {
+                ephemerals::check(member.id, running.shared.database.tree())?;
+            }
+        }
+        self.stats.acknowledged = self.clients.iter().map(|client| client.acknowledged).sum();
+        if let Some(running) = self.members.iter().find_map(|member| member.running.as_ref()) {
+            let listing = converged::listing(running.shared.database.tree());
+            // FNV-1a: the same listing, the same number, on every run.
+            self.stats.fingerprint = listing.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        }
+        Ok(self.stats)
+    }
+
+    fn modes(&self) -> String {
+        self.members
+            .iter()
+            .map(|member| match &member.running {
+                Some(running) => format!(
+                    "{}:{}@0x{:x}",
+                    member.id,
+                    running.shared.mode.lock().name(),
+                    running.shared.database.last_applied_zxid()
+                ),
+                None => format!("{}:down", member.id),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Every member up and serving, one leading, all at the same applied zxid, nothing
+    /// being written.
+    fn settled(&self) -> bool {
+        let mut leaders = 0;
+        let mut zxids = Vec::new();
+        for member in &self.members {
+            let Some(running) = &member.running else { return false };
+            match *running.shared.mode.lock() {
+                Mode::Leader => leaders += 1,
+                Mode::Follower => {}
+                _ => return false,
+            }
+            if member.disk.is_writing() {
+                return false;
+            }
+            zxids.push(running.shared.database.last_applied_zxid());
+        }
+        leaders == 1 && zxids.windows(2).all(|pair| pair[0] == pair[1])
+    }
+
+    fn check_settled(&self) -> Result<(), String> {
+        let listings: Vec<(ServerId, String)> = self
+            .members
+            .iter()
+            .filter_map(|member| {
+                let running = member.running.as_ref()?;
+                Some((member.id, converged::listing(running.shared.database.tree())))
+            })
+            .collect();
+        converged::check(&listings)?;
+        let running = self.members.iter().find_map(|member| member.running.as_ref());
+        match running {
+            Some(running) => durable::check(&self.clients, running.shared.database.tree()),
+            None => Err("no member is running".into()),
+        }
+    }
+
+    /// Starts member `index` from what its disk holds.
+    fn start(&mut self, index: usize) -> Result<(), String> {
+        let member = &mut self.members[index];
+        member.incarnation += 1;
+        let clock = Clock::manual(1_700_000_000_000 + self.now);
+        let restart =
+            restore(member.config.clone(), member.disk.durable.as_ref(), member.id, false, clock)
+                .map_err(|err| format!("member {} cannot recover: {err}", member.id))?;
+        let Restart { shared, inputs, restored } = restart;
+        let pipeline =
+            Pipeline::start(shared.clone(), member.membership.zab.clone(), restored, false)
+                .map_err(|err| format!("member {} cannot start: {err}", member.id))?;
+        let applied = shared.database.last_applied_zxid();
+        member.running = Some(Running { pipeline, shared, _inputs: inputs, applied });
+        let id = member.id;
+        self.trace(|| format!("member {id} starts"));
+        self.carry_out(index)
+    }
+
+    /// Member `index` stops at once: its connections and what it was writing are lost.
+    fn crash(&mut self, index: usize) {
+        let member = &mut self.members[index];
+        let Some(running) = member.running.take() else { return };
+        for connection in running.shared.registry.all() {
+            connection.request_close();
+        }
+        member.disk.crash(&mut self.rng);
+        self.stats.crashes += 1;
+        let id = member.id;
+        let ids: Vec<ServerId> = self.members.iter().map(|member| member.id).collect();
+        for other in ids.into_iter().filter(|other| *other != id) {
+            self.network.break_link(self.now, id, other);
+        }
+        self.trace(|| format!("member {id} crashes"));
+    }
+
+    /// One millisecond: faults (if `faulty`; otherwise members that are down start
+    /// again, as a supervisor would start them), clients, then the members.
+    fn step(&mut self, faulty: bool) -> Result<(), String> {
+        if faulty {
+            self.fault();
+        } else {
+            for index in 0..self.members.len() {
+                if self.members[index].running.is_none() {
+                    self.start(index)?;
+                }
+            }
+        }
+        self.step_clients()?;
+        self.step_members()?;
+        self.now += 1;
+        Ok(())
+    }
+
+    fn fault(&mut self) {
+        let index = self.rng.below(MEMBERS) as usize;
+        let id = self.members[index].id;
+        match self.rng.below(10_000) {
+            0..=2 => self.crash(index),
+            3..=40 if self.members[index].running.is_none() => {
+                let _ = self.start(index);
+            }
+            41..=42 if !self.network.is_partitioned() => {
+                self.trace(|| format!("member {id} is cut off"));
+                self.stats.partitions += 1;
+                let ids: Vec<ServerId> = self.members.iter().map(|member| member.id).collect();
+                self.network.isolate(self.now, id, &ids);
+            }
+            43..=60 if self.network.is_partitioned() => {
+                self.trace(|| "the partition heals".into());
+                self.network.heal();
+            }
+            61..=63 => {
+                let other = self.members[(index + 1) % self.members.len()].id;
+                self.trace(|| format!("the link {id}-{other} breaks"));
+                self.network.break_link(self.now, id, other);
+            }
+            64 => {
+                self.trace(|| format!("member {id}'s disk fails its next write"));
+                self.members[index].disk.failing = true;
+                self.stats.disk_failures += 1;
+            }
+            _ => {}
+        }
+    }
+
+    fn step_clients(&mut self) -> Result<(), String> {
+        for client_index in 0..self.clients.len() {
+            let open = self.clients[client_index].poll()?;
+            let member = self.clients[client_index].member;
+            let current = member.and_then(|(id, incarnation)| {
+                let index = self.members.iter().position(|member| member.id == id)?;
+                let running = self.members[index].running.as_ref()?;
+                (self.members[index].incarnation == incarnation).then_some((index, running))
+            });
+            let Some((index, running)) =
+                current.map(|(index, running)| (index, running.shared.clone()))
+            else {
+                if member.is_some() {
+                    self.clients[client_index].disconnect();
+                }
+                if self.rng.chance(5) {
+                    self.connect(client_index)?;
+                }
+                continue;
+            };
+            if !open {
+                self.clients[client_index].disconnect();
+                continue;
+            }
+            let client = &mut self.clients[client_index];
+            if client.is_ready() && self.now % PING_MS == client_index as u64 {
+                let session = client.session_id();
+                if !running.sessions.lock().touch(session, running.clock.now_ms()) {
+                    client.disconnect();
+                    continue;
+                }
+            }
+            if client.is_ready() && !self.quiet && self.rng.chance(3) {
+                let session = client.session_id();
+                if !running.sessions.lock().touch(session, running.clock.now_ms()) {
+                    client.disconnect();
+                    continue;
+                }
+                let op = client.next_op(&mut self.rng);
+                if self.trace {
+                    let mode = running.mode.lock().name();
+                    println!(
+                        "{:>6} ms  client {client_index} on member {} ({mode}): {op:?}",
+                        self.now,
+                        index + 1
+                    );
+                }
+                let input = client.request(op, running.clock.now_ms());
+                self.input(index, input)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Client `client_index` connects to a member that is up and asks for a session.
+    fn connect(&mut self, client_index: usize) -> Result<(), String> {
+        let up: Vec<usize> = (0..self.members.len())
+            .filter(|index| self.members[*index].running.is_some())
+            .collect();
+        if up.is_empty() {
+            return Ok(());
+        }
+        let index = *self.rng.pick(&up);
+        let member = &self.members[index];
+        let Some(running) = &member.running else { return Ok(()) };
+        let input =
+            self.clients[client_index].connect(&running.shared, member.id, member.incarnation);
+        self.input(index, input)
+    }
+
+    /// Hands member `index` a client's input, as its connection would.
+    fn input(&mut self, index: usize, input: Input) -> Result<(), String> {
+        let outcome = match &mut self.members[index].running {
+            Some(running) => running.pipeline.client_input(input),
+            None => return Ok(()),
+        };
+        self.after(index, outcome)
+    }
+
+    /// What a member does in this millisecond: arrivals, its disk, its ticks.
+    fn step_members(&mut self) -> Result<(), String> {
+        while let Some(delivery) = self.network.next_due(self.now) {
+            let (member, outcome) = match delivery {
+                Delivery::Frame(flight) => {
+                    let Some(index) = self.index_of(flight.to) else { continue };
+                    let Some(running) = &mut self.members[index].running else { continue };
+                    (index, running.pipeline.peer_frame(flight.from, flight.frame))
+                }
+                Delivery::Broken { member, peer } => {
+                    let Some(index) = self.index_of(member) else { continue };
+                    let Some(running) = &mut self.members[index].running else { continue };
+                    (index, running.pipeline.disconnected(peer))
+                }
+            };
+            self.after(member, outcome)?;
+        }
+        for index in 0..self.members.len() {
+            if self.members[index].running.is_none() {
+                continue;
+            }
+            let done = self.members[index].disk.finish_due(self.now);
+            let outcome = match (done, &mut self.members[index].running) {
+                (Some(Ok(())), Some(running)) => running.pipeline.batch_written(),
+                (Some(Err(err)), _) => Err(err),
+                _ => Ok(()),
+            };
+            self.after(index, outcome)?;
+            self.tick(index)?;
+        }
+        Ok(())
+    }
+
+    fn index_of(&self, id: ServerId) -> Option<usize> {
+        self.members.iter().position(|member| member.id == id)
+    }
+
+    /// The ticks due for member `index` this millisecond.
+    fn tick(&mut self, index: usize) -> Result<(), String> {
+        let core_tick_ms = self.members[index].membership.core_tick_ms;
+        let phase = index as u64;
+        let Some(running) = &mut self.members[index].running else { return Ok(()) };
+        running.shared.clock.advance(1);
+        let mut outcome = Ok(());
+        if self.now % core_tick_ms == phase {
+            outcome = running.pipeline.core_tick();
+        }
+        if outcome.is_ok() && self.now % TICK_MS == phase {
+            outcome = running.pipeline.session_tick();
+        }
+        self.after(index, outcome)
+    }
+
+    /// After member `index` took an input: a storage error stops it; otherwise its
+    /// effects are carried out and its next batch goes to its disk.
+    fn after(&mut self, index: usize, outcome: Result<(), StorageError>) -> Result<(), String> {
+        if let Err(err) = outcome {
+            let id = self.members[index].id;
+            self.trace(|| format!("member {id} stops: {err}"));
+            self.crash(index);
+            return Ok(());
+        }
+        self.carry_out(index)
+    }
+
+    fn carry_out(&mut self, index: usize) -> Result<(), String> {
+        let id = self.members[index].id;
+        let mut effects = Vec::new();
+        loop {
+            let Some(running) = &mut self.members[index].running else { return Ok(()) };
+            running.pipeline.take_effects(&mut effects);
+            let applied_now = running.shared.database.last_applied_zxid();
+            applied::check(id, &mut running.applied, applied_now)?;
+            if effects.is_empty() {
+                break;
+            }
+            for effect in effects.drain(..) {
+                match effect {
+                    Effect::Send { to, frame } => {
+                        let reachable =
+                            self.index_of(to).is_some_and(|to| self.members[to].running.is_some());
+                        self.network.send(&mut self.rng, self.now, (id, to, frame), reachable);
+                    }
+                    Effect::ResetLink(peer) => self.network.break_link(self.now, id, peer),
+                    Effect::StreamSnapshot { to, zxid } => {
+                        return Err(format!(
+                            "member {id} offers member {to} a snapshot at 0x{zxid:x}: not simulated"
+                        ));
+                    }
+                    Effect::Applied(_) => {}
+                }
+            }
+        }
+        let member = &mut self.members[index];
+        if !member.disk.is_writing() {
+            if let Some(batch) =
+                member.running.as_mut().and_then(|running| running.pipeline.take_batch())
+            {
+                let latency = if self.rng.chance(3) {
+                    10 + self.rng.below(30)
+                } else {
+                    1 + self.rng.below(3)
+                };
+                member.disk.start(batch, self.now + latency);
+            }
+        }
+        Ok(())
+    }
+}
