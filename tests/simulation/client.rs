@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use jute::records::{
-    ConnectResponse, CreateRequest, DeleteRequest, ReplyHeader, RequestHeader, SetDataRequest,
-    SyncRequest,
+    ConnectResponse, CreateRequest, DeleteRequest, GetDataRequest, GetDataResponse, ReplyHeader,
+    RequestHeader, SetDataRequest, SyncRequest, WatcherEvent,
 };
 use jute::{OpCode, Reader, Record};
 use zkrs::proto::Frame;
@@ -23,7 +23,7 @@ use zkrs::tree::acl::{perms, world_anyone};
 use zkrs::txn::SessionId;
 use zkrs::zab::ServerId;
 
-use crate::invariants::ordered;
+use crate::invariants::{ordered, read_your_writes};
 use crate::rng::Rng;
 
 /// Session timeout the clients ask for.
@@ -34,10 +34,24 @@ const IN_FLIGHT_MAX: usize = 4;
 /// A write and what it would make of its key.
 #[derive(Debug, Clone)]
 pub enum Op {
-    Create { key: usize, value: Bytes, ephemeral: bool },
-    Set { key: usize, value: Bytes },
-    Delete { key: usize },
+    Create {
+        key: usize,
+        value: Bytes,
+        ephemeral: bool,
+    },
+    Set {
+        key: usize,
+        value: Bytes,
+    },
+    Delete {
+        key: usize,
+    },
     Sync,
+    /// getData, setting a data watch if `watch`.
+    Read {
+        key: usize,
+        watch: bool,
+    },
 }
 
 impl Op {
@@ -48,7 +62,7 @@ impl Op {
                 Some((*key, Some(value.clone())))
             }
             Op::Delete { key } => Some((*key, None)),
-            Op::Create { ephemeral: true, .. } | Op::Sync => None,
+            Op::Create { ephemeral: true, .. } | Op::Sync | Op::Read { .. } => None,
         }
     }
 }
@@ -60,6 +74,9 @@ pub struct KeyModel {
     pub possible: Vec<Option<Bytes>>,
     /// A write of unknown outcome: never written again.
     pub retired: bool,
+    /// The session whose acknowledged write left the key in its one possible state: a
+    /// read in that session must see it.
+    pub known_in: Option<SessionId>,
 }
 
 /// One simulated client.
@@ -74,6 +91,10 @@ pub struct Client {
     received: Vec<u8>,
     pub keys: Vec<KeyModel>,
     busy: BTreeSet<usize>,
+    /// Keys with a data watch set on this connection and not yet fired.
+    watching: BTreeSet<usize>,
+    /// A key to read back as soon as nothing is in flight: its write was just answered.
+    read_back: Option<usize>,
     ephemerals: u64,
     /// Writes answered with success.
     pub acknowledged: u64,
@@ -91,6 +112,8 @@ impl Client {
             received: Vec::new(),
             keys: Vec::new(),
             busy: BTreeSet::new(),
+            watching: BTreeSet::new(),
+            read_back: None,
             ephemerals: 0,
             acknowledged: 0,
         }
@@ -112,9 +135,19 @@ impl Client {
         Input::CreateSession { connection, timeout_ms: SESSION_TIMEOUT_MS, sent_read_only: false }
     }
 
+    /// The session, if established.
+    pub fn session(&self) -> Option<SessionId> {
+        self.session
+    }
+
     /// The session, 0 before it is established.
     pub fn session_id(&self) -> SessionId {
         self.session.unwrap_or(0)
+    }
+
+    /// Whether the client wants to read back a write just answered.
+    pub fn wants_read_back(&self) -> bool {
+        self.read_back.is_some() && self.outstanding.is_empty()
     }
 
     /// Whether no request waits for its reply.
@@ -139,15 +172,31 @@ impl Client {
                 model.retired = true;
             }
         }
+        for model in &mut self.keys {
+            model.known_in = None;
+        }
         self.busy.clear();
+        self.watching.clear();
+        self.read_back = None;
         self.member = None;
         self.connection = None;
         self.session = None;
         self.received.clear();
     }
 
-    /// Picks the next write: on a key not in flight, one that is new or still known.
+    /// Picks the next request: a read of a key when nothing is in flight (as a
+    /// connection runs a read only after the session's earlier writes are answered), or a
+    /// write on a key not in flight, one that is new or still known.
     pub fn next_op(&mut self, rng: &mut Rng) -> Op {
+        if self.outstanding.is_empty() {
+            if let Some(key) = self.read_back.take() {
+                return Op::Read { key, watch: rng.chance(50) };
+            }
+        }
+        if self.outstanding.is_empty() && !self.keys.is_empty() && rng.chance(30) {
+            let key = rng.below(self.keys.len() as u64) as usize;
+            return Op::Read { key, watch: rng.chance(50) };
+        }
         if rng.chance(10) {
             return Op::Sync;
         }
@@ -161,7 +210,7 @@ impl Client {
             .collect();
         let value = Bytes::from(format!("v{}", rng.next() % 1000));
         if writable.is_empty() || rng.chance(20) {
-            self.keys.push(KeyModel { possible: vec![None], retired: false });
+            self.keys.push(KeyModel { possible: vec![None], retired: false, known_in: None });
             return Op::Create { key: self.keys.len() - 1, value, ephemeral: false };
         }
         let key = *rng.pick(&writable);
@@ -183,6 +232,7 @@ impl Client {
             Op::Set { .. } => OpCode::SetData,
             Op::Delete { .. } => OpCode::Delete,
             Op::Sync => OpCode::Sync,
+            Op::Read { .. } => OpCode::GetData,
         };
         RequestHeader { xid, op_type: op_type.as_i32() }.write(&mut body);
         match &op {
@@ -201,6 +251,9 @@ impl Client {
                 DeleteRequest { path: self.path(*key), version: -1 }.write(&mut body)
             }
             Op::Sync => SyncRequest { path: "/".into() }.write(&mut body),
+            Op::Read { key, watch } => {
+                GetDataRequest { path: self.path(*key), watch: *watch }.write(&mut body);
+            }
         }
         let frame = body.freeze();
         let request = match Frame::decode(&frame) {
@@ -209,6 +262,9 @@ impl Client {
         };
         if let Some((key, _)) = op.outcome() {
             self.busy.insert(key);
+        }
+        if let Op::Read { key, watch: true } = op {
+            self.watching.insert(key);
         }
         self.outstanding.push_back((xid, op));
         let connection = self.connection.clone().expect("ready clients are connected");
@@ -239,16 +295,44 @@ impl Client {
         }
         let header = ReplyHeader::read(&mut reader).map_err(|err| err.to_string())?;
         if header.xid == -1 {
+            let event = WatcherEvent::read(&mut reader).map_err(|err| err.to_string())?;
+            let key = (0..self.keys.len()).find(|key| self.path(*key) == event.path);
+            if let Some(key) = key {
+                self.watching.remove(&key);
+            }
             return Ok(());
         }
         let (_, op) = ordered::next_reply(self.id, &mut self.outstanding, header.xid)?;
+        if let Op::Read { key, .. } = op {
+            let seen = match header.err {
+                0 => Some(GetDataResponse::read(&mut reader).map_err(|err| err.to_string())?),
+                _ => None,
+            };
+            let seen = seen.map(|response| response.data.unwrap_or_default());
+            if seen.is_none() {
+                // getData sets no watch on a node that does not exist.
+                self.watching.remove(&key);
+            }
+            return read_your_writes::check(self, key, seen);
+        }
         if header.err == 0 && !matches!(op, Op::Sync) {
             self.acknowledged += 1;
         }
         if let Some((key, state)) = op.outcome() {
             self.busy.remove(&key);
             if header.err == 0 {
-                self.keys[key].possible = vec![state];
+                if self.watching.contains(&key) {
+                    return Err(format!(
+                        "client {}: {} changed by its own write, answered before the watch \
+                         it set on the key fired",
+                        self.id,
+                        self.path(key)
+                    ));
+                }
+                let model = &mut self.keys[key];
+                model.possible = vec![state];
+                model.known_in = self.session;
+                self.read_back = Some(key);
             }
         }
         Ok(())

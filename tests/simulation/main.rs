@@ -3,12 +3,15 @@
 //! replication core), over an in-memory store with crash semantics, a network of
 //! FIFO links that break, and a clock that moves only when the simulator says. Simulated
 //! clients open sessions, create persistent and ephemeral nodes, set and delete them,
-//! and issue `sync`, while members crash (losing what their storage thread had not made
+//! read them with and without watches, and issue `sync`, while members crash (losing what their storage thread had not made
 //! durable), restart from their store, are partitioned, lose connections, and see their
 //! storage fail.
 //!
 //! Invariants, one file each under `invariants/`, checked as it runs and once calm:
 //! - `ordered`: a session's replies come in the order of its requests;
+//! - `read_your_writes`: a session reads its own acknowledged writes;
+//! - a watch a session set fires before the reply to the session's write that changes
+//!   the node (checked where replies are read, in `client`);
 //! - `applied`: a member's applied zxid never goes back;
 //! - `durable`: every acknowledged write is in the converged state;
 //! - `converged`: once calm, every member's tree is the same;

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use zkrs::config::Config;
 use zkrs::ensemble::Membership;
 use zkrs::server::pipeline::{Effect, Input, Pipeline};
+use zkrs::server::reads::{self, ReadRequester};
 use zkrs::server::{restore, Clock, Mode, Restart, Shared};
 use zkrs::storage::StorageError;
 use zkrs::txn::Zxid;
 use zkrs::zab::ServerId;
 
-use crate::client::Client;
+use crate::client::{Client, Op};
 use crate::disk::Disk;
 use crate::invariants::{applied, converged, durable, ephemerals};
 use crate::network::{Delivery, Network};
@@ -32,6 +33,8 @@ const PING_MS: u64 = 300;
 /// A member as it runs between crashes.
 struct Running {
     pipeline: Pipeline,
+    /// The mode last seen, to trace changes.
+    mode: Mode,
     shared: Arc<Shared>,
     /// The queue clients would use; the simulator calls the pipeline directly.
     _inputs: tokio::sync::mpsc::Receiver<Input>,
@@ -260,7 +263,8 @@ impl World {
             Pipeline::start(shared.clone(), member.membership.zab.clone(), restored, false)
                 .map_err(|err| format!("member {} cannot start: {err}", member.id))?;
         let applied = shared.database.last_applied_zxid();
-        member.running = Some(Running { pipeline, shared, _inputs: inputs, applied });
+        let mode = *shared.mode.lock();
+        member.running = Some(Running { pipeline, mode, shared, _inputs: inputs, applied });
         let id = member.id;
         self.trace(|| format!("member {id} starts"));
         self.carry_out(index)
@@ -365,7 +369,8 @@ impl World {
                     continue;
                 }
             }
-            if client.is_ready() && !self.quiet && self.rng.chance(3) {
+            let acts = client.wants_read_back() || self.rng.chance(3);
+            if client.is_ready() && !self.quiet && acts {
                 let session = client.session_id();
                 if !running.sessions.lock().touch(session, running.clock.now_ms()) {
                     client.disconnect();
@@ -380,8 +385,13 @@ impl World {
                         index + 1
                     );
                 }
+                let is_read = matches!(op, Op::Read { .. });
                 let input = client.request(op, running.clock.now_ms());
-                self.input(index, input)?;
+                if is_read {
+                    read(&running, &input);
+                } else {
+                    self.input(index, input)?;
+                }
             }
         }
         Ok(())
@@ -485,6 +495,17 @@ impl World {
             running.pipeline.take_effects(&mut effects);
             let applied_now = running.shared.database.last_applied_zxid();
             applied::check(id, &mut running.applied, applied_now)?;
+            let mode = *running.shared.mode.lock();
+            if mode != running.mode {
+                running.mode = mode;
+                if self.trace {
+                    println!(
+                        "{:>6} ms  member {id} is {} at 0x{applied_now:x}",
+                        self.now,
+                        mode.name()
+                    );
+                }
+            }
             if effects.is_empty() {
                 break;
             }
@@ -519,5 +540,15 @@ impl World {
             }
         }
         Ok(())
+    }
+}
+
+/// Answers a read as the connection that received it would: from the tree, at once,
+/// registering its watch.
+fn read(shared: &Shared, input: &Input) {
+    if let Input::Request { connection, session_id, xid, request, auth, .. } = input {
+        let reader = ReadRequester { connection, session_id: *session_id, auth };
+        let view = shared.database.read();
+        reads::answer(&view, &reader, *xid, request);
     }
 }

@@ -5,3 +5,4 @@ pub mod converged;
 pub mod durable;
 pub mod ephemerals;
 pub mod ordered;
+pub mod read_your_writes;
