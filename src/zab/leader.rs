@@ -175,8 +175,7 @@ impl Leader {
         out: &mut Vec<Action>,
     ) -> Transition {
         if let Message::FollowerInfo { accepted_epoch, observer } = message {
-            self.on_follower_info(core, from, accepted_epoch, observer, out);
-            return Transition::Stay;
+            return self.on_follower_info(core, from, accepted_epoch, observer, out);
         }
         let now = self.now;
         let Some(learner) = self.learners.get_mut(&from) else {
@@ -222,7 +221,19 @@ impl Leader {
         accepted_epoch: u32,
         observer: bool,
         out: &mut Vec<Action>,
-    ) {
+    ) -> Transition {
+        if let Some(epoch) = self.epoch.filter(|epoch| accepted_epoch > *epoch && !observer) {
+            // The voter accepted a later epoch (one a leader proposed that never became
+            // established) and must refuse this one, as ZooKeeper's learners do; left
+            // alone it could never join. A new election chooses an epoch above it.
+            tracing::warn!(
+                learner = from,
+                accepted_epoch,
+                epoch,
+                "a voter accepted a later epoch than this one; electing again"
+            );
+            return Transition::StepDown;
+        }
         let fresh = Learner {
             observer,
             stage: Stage::Connected,
@@ -244,6 +255,7 @@ impl Leader {
             self.accepted_epochs.insert(from, accepted_epoch);
             self.try_choose_epoch(core, out);
         }
+        Transition::Stay
     }
 
     /// Once a quorum's accepted epochs are known: the new epoch is above all of them.

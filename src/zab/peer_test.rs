@@ -73,6 +73,20 @@ fn leader_of_three(entries: Vec<Entry>) -> Zab {
 }
 
 #[test]
+fn a_leader_steps_down_for_a_voter_that_accepted_a_later_epoch() {
+    let mut zab = leader_of_three(vec![entry(1, 1)]);
+    let info = Message::FollowerInfo { accepted_epoch: 1, observer: false };
+    zab.step(Input::Message { from: 2, message: info });
+    assert_eq!(zab.role(), Role::Looking, "epoch 2 chosen, not yet established");
+    // Member 3 once proposed epoch 5 itself and so refuses epoch 2: electing again
+    // chooses an epoch it accepts.
+    let info = Message::FollowerInfo { accepted_epoch: 5, observer: false };
+    let actions = zab.step(Input::Message { from: 3, message: info });
+    assert!(actions.contains(&Action::Role(Role::Looking)), "{actions:?}");
+    assert!(!messages_to(&actions, 3).contains(&Message::LeaderInfo { epoch: 2 }));
+}
+
+#[test]
 fn a_leader_establishes_its_epoch_with_one_follower() {
     let mut zab = leader_of_three(vec![entry(1, 1), entry(1, 2)]);
     let info = Message::FollowerInfo { accepted_epoch: 1, observer: false };
