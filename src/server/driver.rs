@@ -72,9 +72,8 @@ pub async fn run(
 ) -> Result<(), StorageError> {
     let config = &shared.config;
     let (writer, written) =
-        StorageWriter::spawn(storage.clone(), config.fsync_warning_threshold_ms).map_err(
-            |err| StorageError::Backend(format!("cannot start the storage thread: {err}")),
-        )?;
+        StorageWriter::spawn(storage.clone(), config.fsync_warning_threshold_ms)
+            .map_err(|source| StorageError::Io { what: "starting the storage thread", source })?;
     let snapshotter = Snapshotter::new(
         config.snap_count,
         config.snap_retain_count,
@@ -269,8 +268,8 @@ impl Shell {
             let created_ms = self.shared.clock.wall_ms() as i64;
             let tree = self.shared.database.tree();
             let inbound =
-                Inbound::start(self.storage.clone(), tree, zxid, created_ms).map_err(|err| {
-                    StorageError::Backend(format!("cannot start a snapshot transfer: {err}"))
+                Inbound::start(self.storage.clone(), tree, zxid, created_ms).map_err(|source| {
+                    StorageError::Io { what: "starting a snapshot transfer", source }
                 })?;
             self.inbound = Some((from, inbound));
         }

@@ -34,7 +34,23 @@ pub enum StorageError {
         /// The log's last zxid.
         last: Zxid,
     },
-    /// The underlying store failed (disk full, IO error, corruption RocksDB detected).
+    /// RocksDB failed (disk full, an IO error, corruption it detected).
+    #[error("storage: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// A file-system call failed; `what` says what was being done.
+    #[error("storage: {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A snapshot does not decode.
+    #[error("corrupt data: {0}")]
+    Snapshot(#[from] SnapshotError),
+    /// The storage machinery itself failed with no underlying error: a thread that
+    /// stopped or could not start, a column family missing.
     #[error("storage: {0}")]
     Backend(String),
     /// The data directory was written by another program or an incompatible version.
@@ -46,12 +62,6 @@ pub enum StorageError {
     /// Long work (a snapshot) gave up because the server is stopping.
     #[error("interrupted: the server is stopping")]
     Interrupted,
-}
-
-impl From<SnapshotError> for StorageError {
-    fn from(err: SnapshotError) -> StorageError {
-        StorageError::Corrupt(err.to_string())
-    }
 }
 
 /// One logged txn: its zxid and its encoding ([`record::encode_entry`]).

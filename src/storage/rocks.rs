@@ -70,7 +70,7 @@ impl SnapshotWriter for RocksSnapshotWriter<'_> {
     fn put(&mut self, chunk: &mut BytesMut) -> Result<(), StorageError> {
         seal_in_place(chunk);
         let key = snapshot_key(self.zxid, self.next_index);
-        self.writer.put(key, &chunk[..]).map_err(backend)?;
+        self.writer.put(key, &chunk[..]).map_err(StorageError::Rocks)?;
         self.next_index += 1;
         Ok(())
     }
@@ -78,8 +78,8 @@ impl SnapshotWriter for RocksSnapshotWriter<'_> {
     fn finish(mut self: Box<Self>, header: &SnapshotHeader) -> Result<(), StorageError> {
         // The header is the file's last key, so chunks and header arrive together.
         let key = snapshot_key(header.zxid, HEADER_INDEX);
-        self.writer.put(key, encode_header(header)).map_err(backend)?;
-        self.writer.finish().map_err(backend)?;
+        self.writer.put(key, encode_header(header)).map_err(StorageError::Rocks)?;
+        self.writer.finish().map_err(StorageError::Rocks)?;
         let storage = self.storage;
         if storage.ingest_snapshot_file(&self.path).is_err() {
             // Only a snapshot labelled with the same zxid overlaps this one.
@@ -105,10 +105,6 @@ impl std::fmt::Debug for RocksStorage {
             .field("sync", &self.sync)
             .finish()
     }
-}
-
-fn backend(err: rocksdb::Error) -> StorageError {
-    StorageError::Backend(err.into_string())
 }
 
 fn column_options() -> Options {
@@ -186,7 +182,7 @@ fn absolute(path: &Path) -> PathBuf {
 fn record_wal_dir(store: &Path, wal_dir: Option<&Path>) -> Result<(), StorageError> {
     let text = wal_dir.map(|dir| absolute(dir).display().to_string()).unwrap_or_default();
     std::fs::write(store.join(WAL_DIR_FILE), text)
-        .map_err(|err| StorageError::Backend(format!("recording the log directory: {err}")))
+        .map_err(|source| StorageError::Io { what: "recording the log directory", source })
 }
 
 /// Fails when a reader names another write-ahead log directory than the store's own.
@@ -220,7 +216,7 @@ impl RocksStorage {
     ///
     /// # Errors
     /// [`StorageError::Incompatible`] for a directory another program or version wrote;
-    /// [`StorageError::Backend`] when RocksDB cannot open it.
+    /// [`StorageError::Rocks`] when RocksDB cannot open it.
     pub fn open(
         data_dir: &Path,
         data_log_dir: Option<&Path>,
@@ -239,7 +235,7 @@ impl RocksStorage {
         let (path, wal_dir) = store_paths(data_dir, data_log_dir);
         let db =
             DB::open_cf_descriptors(&database_options(wal_dir.as_deref()), &path, descriptors())
-                .map_err(backend)?;
+                .map_err(StorageError::Rocks)?;
         let scratch_dir = data_dir.join("zkrs-snapshot-tmp");
         // Table files of snapshots a crash interrupted are of no use.
         let _ = std::fs::remove_dir_all(&scratch_dir);
@@ -277,7 +273,7 @@ impl RocksStorage {
         let mut options = database_options(wal_dir.as_deref());
         options.create_if_missing(false);
         let db = DB::open_cf_for_read_only(&options, &path, [LOG, SNAPSHOTS, METADATA], false)
-            .map_err(backend)?;
+            .map_err(StorageError::Rocks)?;
         let storage = RocksStorage {
             db,
             sync: false,
@@ -305,7 +301,7 @@ impl RocksStorage {
 
     fn check_format(&self) -> Result<(), StorageError> {
         let metadata = self.cf(METADATA)?;
-        match self.db.get_cf(metadata, FORMAT_KEY).map_err(backend)? {
+        match self.db.get_cf(metadata, FORMAT_KEY).map_err(StorageError::Rocks)? {
             Some(format) if format == FORMAT => Ok(()),
             Some(format) => Err(StorageError::Incompatible(format!(
                 "the data directory was written by an incompatible zkrs ({}); this one writes {}",
@@ -324,7 +320,7 @@ impl RocksStorage {
                 }
                 self.db
                     .put_cf_opt(metadata, FORMAT_KEY, FORMAT, &self.write_options(true))
-                    .map_err(backend)
+                    .map_err(StorageError::Rocks)
             }
         }
     }
@@ -358,8 +354,10 @@ impl RocksStorage {
             }
             // A memtable entry, without which the flush would not switch log files.
             batch.delete_cf(metadata, PRIMER_KEY);
-            self.db.write_opt(batch, &self.write_options(true)).map_err(backend)?;
-            self.db.flush_cfs_opt(&families, &FlushOptions::default()).map_err(backend)?;
+            self.db.write_opt(batch, &self.write_options(true)).map_err(StorageError::Rocks)?;
+            self.db
+                .flush_cfs_opt(&families, &FlushOptions::default())
+                .map_err(StorageError::Rocks)?;
         }
         Ok(())
     }
@@ -375,7 +373,9 @@ impl RocksStorage {
         options.set_allow_global_seqno(false);
         options.set_allow_blocking_flush(false);
         let family = self.cf(SNAPSHOTS)?;
-        self.db.ingest_external_file_cf_opts(family, &options, vec![path]).map_err(backend)
+        self.db
+            .ingest_external_file_cf_opts(family, &options, vec![path])
+            .map_err(StorageError::Rocks)
     }
 
     /// Removes every trace of the snapshot labelled `zxid`, its deletion included: flushed
@@ -384,7 +384,7 @@ impl RocksStorage {
     fn clear_snapshot(&self, zxid: Zxid) -> Result<(), StorageError> {
         self.delete_snapshot(zxid)?;
         let family = self.cf(SNAPSHOTS)?;
-        self.db.flush_cf(family).map_err(backend)?;
+        self.db.flush_cf(family).map_err(StorageError::Rocks)?;
         let (start, end) = (snapshot_key(zxid, 0), snapshot_key(zxid.saturating_add(1), 0));
         let mut options = CompactOptions::default();
         options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
@@ -396,17 +396,17 @@ impl RocksStorage {
     /// compaction needed to get their space back), the rest gets a range tombstone.
     fn delete_range(&self, family: &str, start: &[u8], end: &[u8]) -> Result<(), StorageError> {
         let cf = self.cf(family)?;
-        self.db.delete_file_in_range_cf(cf, start, end).map_err(backend)?;
+        self.db.delete_file_in_range_cf(cf, start, end).map_err(StorageError::Rocks)?;
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(cf, start, end);
-        self.db.write_opt(batch, &self.write_options(false)).map_err(backend)
+        self.db.write_opt(batch, &self.write_options(false)).map_err(StorageError::Rocks)
     }
 
     fn read_last_logged_zxid(&self) -> Result<Zxid, StorageError> {
         match self.db.iterator_cf(self.cf(LOG)?, IteratorMode::End).next() {
             None => Ok(0),
             Some(item) => {
-                let (key, _) = item.map_err(backend)?;
+                let (key, _) = item.map_err(StorageError::Rocks)?;
                 zxid_of_log_key(&key)
                     .ok_or_else(|| StorageError::Corrupt("a log key is not a zxid".into()))
             }
@@ -433,7 +433,7 @@ impl Storage for RocksStorage {
             previous = entry.zxid;
             batch.put_cf(log, log_key(entry.zxid), &entry.value);
         }
-        self.db.write_opt(batch, &self.write_options(self.sync)).map_err(backend)?;
+        self.db.write_opt(batch, &self.write_options(self.sync)).map_err(StorageError::Rocks)?;
         self.last_logged_zxid.store(previous, Ordering::Release);
         Ok(())
     }
@@ -451,7 +451,7 @@ impl Storage for RocksStorage {
         for item in
             self.db.iterator_cf(self.cf(LOG)?, IteratorMode::From(&start, Direction::Forward))
         {
-            let (key, value) = item.map_err(backend)?;
+            let (key, value) = item.map_err(StorageError::Rocks)?;
             let zxid = zxid_of_log_key(&key)
                 .ok_or_else(|| StorageError::Corrupt("a log key is not a zxid".into()))?;
             if !visit(LogEntry { zxid, value: Bytes::from(value.into_vec()) }) {
@@ -468,7 +468,7 @@ impl Storage for RocksStorage {
             &log_key(zxid.saturating_add(1))[..],
             &[0xffu8; 9][..],
         );
-        self.db.write_opt(batch, &self.write_options(true)).map_err(backend)?;
+        self.db.write_opt(batch, &self.write_options(true)).map_err(StorageError::Rocks)?;
         let last = self.read_last_logged_zxid()?;
         self.last_logged_zxid.store(last, Ordering::Release);
         Ok(())
@@ -480,12 +480,14 @@ impl Storage for RocksStorage {
     }
 
     fn begin_snapshot(&self, zxid: Zxid) -> Result<Box<dyn SnapshotWriter + '_>, StorageError> {
-        std::fs::create_dir_all(&self.scratch_dir)
-            .map_err(|err| StorageError::Backend(err.to_string()))?;
+        std::fs::create_dir_all(&self.scratch_dir).map_err(|source| StorageError::Io {
+            what: "creating the snapshot scratch directory",
+            source,
+        })?;
         let scratch = self.next_scratch.fetch_add(1, Ordering::Relaxed);
         let path = self.scratch_dir.join(format!("snapshot-{zxid:016x}-{scratch}.sst"));
         let writer = SstFileWriter::create(&self.table_options);
-        writer.open(&path).map_err(backend)?;
+        writer.open(&path).map_err(StorageError::Rocks)?;
         Ok(Box::new(RocksSnapshotWriter { storage: self, writer, path, zxid, next_index: 0 }))
     }
 
@@ -513,7 +515,7 @@ impl Storage for RocksStorage {
             }
             iter.seek_for_prev(snapshot_key(zxid - 1, HEADER_INDEX));
         }
-        iter.status().map_err(backend)?;
+        iter.status().map_err(StorageError::Rocks)?;
         Ok(headers)
     }
 
@@ -526,7 +528,7 @@ impl Storage for RocksStorage {
         let start = snapshot_key(header.zxid, 0);
         let mut expected = 0u32;
         for item in self.db.iterator_cf(snapshots, IteratorMode::From(&start, Direction::Forward)) {
-            let (key, value) = item.map_err(backend)?;
+            let (key, value) = item.map_err(StorageError::Rocks)?;
             match parse_snapshot_key(&key) {
                 Some((zxid, index))
                     if zxid == header.zxid && index == expected && index < header.chunks =>
@@ -558,7 +560,7 @@ impl Storage for RocksStorage {
     }
 
     fn epochs(&self) -> Result<Epochs, StorageError> {
-        match self.db.get_cf(self.cf(METADATA)?, EPOCHS_KEY).map_err(backend)? {
+        match self.db.get_cf(self.cf(METADATA)?, EPOCHS_KEY).map_err(StorageError::Rocks)? {
             None => Ok(Epochs::default()),
             Some(value) => {
                 let payload =
@@ -578,11 +580,11 @@ impl Storage for RocksStorage {
         payload[4..].copy_from_slice(&epochs.current.to_be_bytes());
         self.db
             .put_cf_opt(self.cf(METADATA)?, EPOCHS_KEY, seal(&payload), &self.write_options(true))
-            .map_err(backend)
+            .map_err(StorageError::Rocks)
     }
 
     fn epoch_ends(&self) -> Result<Vec<Zxid>, StorageError> {
-        match self.db.get_cf(self.cf(METADATA)?, EPOCH_ENDS_KEY).map_err(backend)? {
+        match self.db.get_cf(self.cf(METADATA)?, EPOCH_ENDS_KEY).map_err(StorageError::Rocks)? {
             None => Ok(Vec::new()),
             Some(value) => {
                 let payload = unseal(&Bytes::from(value))
@@ -607,7 +609,7 @@ impl Storage for RocksStorage {
                 seal(&payload),
                 &self.write_options(true),
             )
-            .map_err(backend)
+            .map_err(StorageError::Rocks)
     }
 }
 
