@@ -51,7 +51,7 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
                 None
             }
         };
-        crate::server::run(config, listener, shutdown).await
+        Ok(crate::server::run(config, listener, shutdown).await?)
     })
 }
 

@@ -9,8 +9,6 @@ pub mod link;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use anyhow::Context as _;
-
 use crate::config::Config;
 use crate::zab::{ServerId, ZabConfig};
 
@@ -26,6 +24,36 @@ const FINALIZE_WAIT_MS: u32 = 200;
 /// Recent entries a leader keeps to bring a lagging follower up to date with a DIFF;
 /// one further behind gets a snapshot.
 const DIFF_WINDOW_ENTRIES: usize = 10_000;
+
+/// Why a configuration describes no membership this server can take part in.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    /// An ensemble member without an id.
+    #[error("an ensemble member needs dataDir/myid")]
+    NoId,
+    /// An id no `server.N` line names.
+    #[error("myid {0} has no server.{0} line in the configuration")]
+    UnknownId(ServerId),
+    /// A member's host name does not resolve.
+    #[error("resolving server.{member} ({host}): {source}")]
+    Resolve {
+        /// The member.
+        member: ServerId,
+        /// Its host.
+        host: String,
+        /// Why not.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A member's host name resolves to nothing.
+    #[error("server.{member} ({host}) has no address")]
+    NoAddress {
+        /// The member.
+        member: ServerId,
+        /// Its host.
+        host: String,
+    },
+}
 
 /// This member's place in the ensemble.
 #[derive(Debug, Clone)]
@@ -46,20 +74,20 @@ impl Membership {
     ///
     /// # Errors
     /// If `myid` is missing or not among the servers, or an address does not resolve.
-    pub fn from_config(config: &Config) -> anyhow::Result<Membership> {
-        let id = config.my_id.context("an ensemble member needs dataDir/myid")?;
-        anyhow::ensure!(
-            config.membership.servers.contains_key(&id),
-            "myid {id} has no server.{id} line in the configuration"
-        );
+    pub fn from_config(config: &Config) -> Result<Membership, MembershipError> {
+        let id = config.my_id.ok_or(MembershipError::NoId)?;
+        if !config.membership.servers.contains_key(&id) {
+            return Err(MembershipError::UnknownId(id));
+        }
         let mut addresses = BTreeMap::new();
         let (mut voters, mut observers) = (BTreeSet::new(), BTreeSet::new());
         for (&member, spec) in &config.membership.servers {
+            let host = || spec.host.clone();
             let address = (spec.host.as_str(), spec.election_port)
                 .to_socket_addrs()
-                .with_context(|| format!("resolving server.{member} ({})", spec.host))?
+                .map_err(|source| MembershipError::Resolve { member, host: host(), source })?
                 .next()
-                .with_context(|| format!("server.{member} ({}) has no address", spec.host))?;
+                .ok_or_else(|| MembershipError::NoAddress { member, host: host() })?;
             addresses.insert(member, address);
             if spec.observer {
                 observers.insert(member);

@@ -200,6 +200,32 @@ impl Shared {
     }
 }
 
+/// Why a server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration names no membership this server can take part in.
+    #[error(transparent)]
+    Membership(#[from] crate::ensemble::MembershipError),
+    /// The store failed: it could not be opened or recovered, or a write failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// The election port cannot be bound.
+    #[error("binding the election port {address}: {source}")]
+    Bind {
+        /// The port's address.
+        address: std::net::SocketAddr,
+        /// Why not.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The client listener does not say where it listens.
+    #[error("the client listener: {0}")]
+    Listener(#[source] std::io::Error),
+    /// A task of the server panicked or was cancelled.
+    #[error("a server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// A server's state recovered from its store, ready for its pipeline.
 #[derive(Debug)]
 pub struct Restart {
@@ -278,7 +304,7 @@ pub async fn run(
     config: Config,
     listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServerError> {
     let (data_dir, log_dir, sync) =
         (config.data_dir.clone(), config.data_log_dir.clone(), config.force_sync);
     let storage = tokio::task::spawn_blocking(move || {
@@ -301,7 +327,7 @@ pub async fn run_with_storage(
     storage: Arc<dyn Storage>,
     listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> Result<(), ServerError> {
     let membership = if config.is_standalone() {
         crate::ensemble::Membership::standalone(&config, STANDALONE_SERVER_ID)
     } else {
@@ -324,7 +350,7 @@ pub async fn run_with_storage(
         }
         let listener = TcpListener::bind(address)
             .await
-            .map_err(|err| anyhow::anyhow!("binding the election port {address}: {err}"))?;
+            .map_err(|source| ServerError::Bind { address, source })?;
         tracing::info!(id = membership.id(), %address, "ensemble member; electing a leader");
         Some(listener)
     };
@@ -341,7 +367,8 @@ pub async fn run_with_storage(
     // thread that awaits this function.
     let accepting = match listener {
         Some(listener) => {
-            tracing::info!(address = %listener.local_addr()?, "serving clients");
+            let address = listener.local_addr().map_err(ServerError::Listener)?;
+            tracing::info!(%address, "serving clients");
             Some(tokio::spawn(listener::run(shared.clone(), listener)))
         }
         None => None,

@@ -123,6 +123,13 @@ impl Follower {
         if from != self.leader {
             return Ok(Transition::Stay);
         }
+        if matches!(message, Message::FollowerInfo { .. }) {
+            // The member this one follows follows it in turn (both settled on stale
+            // votes): neither leads, and each one's messages would keep the other from
+            // ever giving up. Elect again.
+            tracing::info!(leader = self.leader, "the leader follows this member; electing again");
+            return Ok(Transition::StepDown);
+        }
         self.silent_ticks = 0;
         match message {
             Message::LeaderInfo { epoch } => return Ok(self.on_leader_info(core, epoch, out)),

@@ -279,6 +279,15 @@ fn drops_the_leader(actions: &[Action]) -> bool {
 }
 
 #[test]
+fn a_follower_whose_leader_follows_it_elects_again() {
+    let mut zab = follower_in_epoch_3(epoch_start(2) + 5);
+    let info = Message::FollowerInfo { accepted_epoch: 2, observer: false };
+    let actions = zab.step(Input::Message { from: 1, message: info });
+    assert!(actions.contains(&Action::Role(Role::Looking)), "{actions:?}");
+    assert_eq!(zab.role(), Role::Looking);
+}
+
+#[test]
 fn a_diff_that_truncates_applied_entries_drops_the_link_and_keeps_the_state() {
     let applied = epoch_start(2) + 5;
     let mut zab = follower_in_epoch_3(applied);
