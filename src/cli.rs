@@ -157,9 +157,18 @@ fn parse_zxid(text: &str) -> Result<i64, String> {
 /// would also refuse ("Invalid config, exiting abnormally"), 3 for a data directory it
 /// may not create, 1 for everything else.
 pub fn exit_status(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|cause| cause.is::<ConfigError>()) {
+    use crate::startup::{DataDirMissing, StartupError};
+    let is_config = |cause: &(dyn std::error::Error + 'static)| {
+        cause.is::<ConfigError>()
+            || matches!(cause.downcast_ref::<StartupError>(), Some(StartupError::Config(_)))
+    };
+    let is_data_dir = |cause: &(dyn std::error::Error + 'static)| {
+        cause.is::<DataDirMissing>()
+            || matches!(cause.downcast_ref::<StartupError>(), Some(StartupError::DataDirMissing(_)))
+    };
+    if err.chain().any(is_config) {
         2
-    } else if err.chain().any(|cause| cause.is::<crate::startup::DataDirMissing>()) {
+    } else if err.chain().any(is_data_dir) {
         3
     } else {
         1
@@ -180,17 +189,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => Config::embedded_default(),
             };
-            crate::startup::serve(config)
+            Ok(crate::startup::serve(config)?)
         }
         Command::Log { action: LogAction::Dump { location, from, to } } => {
             let range = from.unwrap_or(i64::MIN)..=to.unwrap_or(i64::MAX);
-            crate::dump::dump_log(&location.open()?, range, &mut out)
+            Ok(crate::dump::dump_log(&location.open()?, range, &mut out)?)
         }
         Command::Snapshot { action: SnapshotAction::Dump { location, zxid } } => {
-            crate::dump::dump_snapshot(&location.open()?, zxid, &mut out)
+            Ok(crate::dump::dump_snapshot(&location.open()?, zxid, &mut out)?)
         }
         Command::Snapshot { action: SnapshotAction::List { location } } => {
-            crate::dump::list_snapshots(&location.open()?, &mut out)
+            Ok(crate::dump::list_snapshots(&location.open()?, &mut out)?)
         }
         Command::Config { action: ConfigAction::Keys } => {
             use std::io::Write as _;
@@ -200,7 +209,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config { action: ConfigAction::Check { config } } => {
             let config =
                 Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
-            crate::startup::describe_config(&config, &mut out)
+            Ok(crate::startup::describe_config(&config, &mut out)?)
         }
     }
 }

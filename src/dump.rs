@@ -10,7 +10,7 @@ use jute::{Code, OpCode};
 
 use crate::server::four_letter::java_date;
 use crate::storage::record::decode_entry;
-use crate::storage::{SnapshotHeader, Storage};
+use crate::storage::{SnapshotHeader, Storage, StorageError};
 use crate::tree::data_tree::{child_path, DataTree};
 use crate::tree::snapshot::{load_chunk, Loaded};
 use crate::txn::{Txn, TxnBody, Zxid};
@@ -99,6 +99,23 @@ fn describe_txn(txn: &Txn) -> String {
     )
 }
 
+/// Why a dump failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    /// The store cannot be read, or what it holds is damaged.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// No snapshot (`None`), or none at the zxid asked for.
+    #[error("{}", match .0 {
+        None => "no snapshot in this data directory".to_owned(),
+        Some(zxid) => format!("no snapshot at zxid 0x{zxid:x} (see zkrs snapshot list)"),
+    })]
+    NoSnapshot(Option<Zxid>),
+    /// Writing the dump failed.
+    #[error("writing the dump: {0}")]
+    Output(#[from] std::io::Error),
+}
+
 /// Lists the log entries whose zxids are in `range`, checking each checksum; damaged
 /// entries are reported and counted.
 ///
@@ -108,7 +125,7 @@ pub fn dump_log(
     storage: &dyn Storage,
     range: RangeInclusive<Zxid>,
     out: &mut dyn Write,
-) -> anyhow::Result<()> {
+) -> Result<(), DumpError> {
     let (mut entries, mut damaged) = (0u64, 0u64);
     let mut failure = None;
     let after = range.start().saturating_sub(1).max(0);
@@ -131,7 +148,7 @@ pub fn dump_log(
         true
     })?;
     if let Some(err) = failure {
-        return Err(err.into());
+        return Err(DumpError::Output(err));
     }
     writeln!(
         out,
@@ -151,23 +168,19 @@ pub fn dump_snapshot(
     storage: &dyn Storage,
     zxid: Option<Zxid>,
     out: &mut dyn Write,
-) -> anyhow::Result<()> {
+) -> Result<(), DumpError> {
     let snapshots = storage.snapshots()?;
     let chosen = match zxid {
         None => snapshots.into_iter().next(),
         Some(zxid) => snapshots.into_iter().find(|header| header.zxid == zxid),
     };
     let Some(header) = chosen else {
-        match zxid {
-            None => anyhow::bail!("no snapshot in this data directory"),
-            Some(zxid) => anyhow::bail!("no snapshot at zxid 0x{zxid:x} (see zkrs snapshot list)"),
-        }
+        return Err(DumpError::NoSnapshot(zxid));
     };
     let tree = DataTree::empty(true);
     let mut loaded = Loaded::default();
     storage.read_snapshot(&header, &mut |index, chunk| {
-        load_chunk(&tree, index, &chunk, &mut loaded)
-            .map_err(|err| crate::storage::StorageError::Corrupt(err.to_string()))
+        load_chunk(&tree, index, &chunk, &mut loaded).map_err(StorageError::Snapshot)
     })?;
     write_header(&header, out)?;
     writeln!(out, "Sessions ({}):", loaded.sessions.len())?;
@@ -181,7 +194,7 @@ pub fn dump_snapshot(
 ///
 /// # Errors
 /// When the store cannot be read or `out` fails.
-pub fn list_snapshots(storage: &dyn Storage, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn list_snapshots(storage: &dyn Storage, out: &mut dyn Write) -> Result<(), DumpError> {
     let snapshots = storage.snapshots()?;
     for header in &snapshots {
         write_header(header, out)?;
@@ -190,7 +203,7 @@ pub fn list_snapshots(storage: &dyn Storage, out: &mut dyn Write) -> anyhow::Res
     Ok(())
 }
 
-fn write_header(header: &SnapshotHeader, out: &mut dyn Write) -> anyhow::Result<()> {
+fn write_header(header: &SnapshotHeader, out: &mut dyn Write) -> Result<(), DumpError> {
     writeln!(
         out,
         "Snapshot zxid 0x{:x}, {} znodes, {} sessions, {} chunks, {} bytes, written {}",
@@ -208,7 +221,7 @@ fn write_header(header: &SnapshotHeader, out: &mut dyn Write) -> anyhow::Result<
 ///
 /// # Errors
 /// When `out` fails.
-pub fn write_tree(tree: &DataTree, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn write_tree(tree: &DataTree, out: &mut dyn Write) -> Result<(), DumpError> {
     let mut paths = Vec::new();
     let mut pending = vec!["/".to_owned()];
     while let Some(path) = pending.pop() {

@@ -6,9 +6,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+use crate::server::ServerError;
 
 /// A data directory is missing and `zookeeper.datadir.autocreate=false` forbids creating
 /// it; exit status 3, ZooKeeper's "Unable to access datadir".
@@ -22,20 +21,49 @@ pub struct DataDirMissing {
     path: PathBuf,
 }
 
+/// Why `zkrs server` could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A data directory is missing and may not be created (exit status 3).
+    #[error(transparent)]
+    DataDirMissing(#[from] DataDirMissing),
+    /// The configuration cannot be served (exit status 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The server failed.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// A file-system or socket call failed; `what` says what was being done.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
+    let what = what.into();
+    move |source| StartupError::Io { what, source }
+}
+
 /// Runs a server for `config` until a stop signal.
 ///
 /// # Errors
 /// A data directory that cannot be made, a port that cannot be bound, or a failed server.
-pub fn serve(config: Config) -> anyhow::Result<()> {
+pub fn serve(config: Config) -> Result<(), StartupError> {
     log_banner(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(server_worker_threads())
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(io("starting the runtime"))?;
     runtime.block_on(async move {
         // Listening for the stop signals comes first: one that arrives while the server
         // starts must stop it, not be swallowed by a handler installed meanwhile.
-        let shutdown = shutdown_signal().context("listening for stop signals")?;
+        let shutdown = shutdown_signal().map_err(io("listening for stop signals"))?;
         prepare_directory("dataDir", &config.data_dir, config.data_dir_autocreate)?;
         if let Some(log_dir) = &config.data_log_dir {
             prepare_directory("dataLogDir", log_dir, config.data_dir_autocreate)?;
@@ -130,7 +158,7 @@ fn effective_settings(config: &Config) -> Vec<String> {
 ///
 /// # Errors
 /// When `out` fails.
-pub fn describe_config(config: &Config, out: &mut dyn Write) -> anyhow::Result<()> {
+pub fn describe_config(config: &Config, out: &mut dyn Write) -> std::io::Result<()> {
     for notice in &config.notices {
         writeln!(out, "{}: {}", if notice.warn { "WARN" } else { "INFO" }, notice.message)?;
     }
@@ -146,26 +174,34 @@ pub fn describe_config(config: &Config, out: &mut dyn Write) -> anyhow::Result<(
 }
 
 /// Creates a data directory when missing, unless `autocreate` is off.
-fn prepare_directory(kind: &'static str, path: &Path, autocreate: bool) -> anyhow::Result<()> {
+fn prepare_directory(
+    kind: &'static str,
+    path: &Path,
+    autocreate: bool,
+) -> Result<(), StartupError> {
     if path.is_dir() {
         return Ok(());
     }
     if !autocreate {
         return Err(DataDirMissing { kind, path: path.to_owned() }.into());
     }
-    std::fs::create_dir_all(path).with_context(|| format!("creating {kind} {}", path.display()))
+    std::fs::create_dir_all(path).map_err(io(format!("creating {kind} {}", path.display())))
 }
 
 /// Binds the client port with the configured listen backlog.
-fn bind_client_port(address: SocketAddr, backlog: u32) -> anyhow::Result<tokio::net::TcpListener> {
+fn bind_client_port(
+    address: SocketAddr,
+    backlog: u32,
+) -> Result<tokio::net::TcpListener, StartupError> {
     let socket = if address.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
     } else {
         tokio::net::TcpSocket::new_v6()
-    }?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(address).with_context(|| format!("binding the client port {address}"))?;
-    socket.listen(backlog).with_context(|| format!("listening on {address}"))
+    }
+    .map_err(io("opening the client socket"))?;
+    socket.set_reuseaddr(true).map_err(io("opening the client socket"))?;
+    socket.bind(address).map_err(io(format!("binding the client port {address}")))?;
+    socket.listen(backlog).map_err(io(format!("listening on {address}")))
 }
 
 /// The file named by `ZKRS_PID_FILE`, holding the server's pid while it runs (what
@@ -175,12 +211,12 @@ struct PidFile {
 }
 
 impl PidFile {
-    fn create() -> anyhow::Result<PidFile> {
+    fn create() -> Result<PidFile, StartupError> {
         let Some(path) = std::env::var_os("ZKRS_PID_FILE").map(PathBuf::from) else {
             return Ok(PidFile { path: None });
         };
         std::fs::write(&path, format!("{}\n", std::process::id()))
-            .with_context(|| format!("writing the pid file {}", path.display()))?;
+            .map_err(io(format!("writing the pid file {}", path.display())))?;
         Ok(PidFile { path: Some(path) })
     }
 }
