@@ -4,10 +4,14 @@
 //! walk the tree for a long time — the storage thread, periodic snapshots, snapshot
 //! transfers to and from other members — and the links to the other members.
 //!
-//! A snapshot a leader sends arrives as chunks before its `Snap`; the shell loads them on
-//! a transfer thread as they come and hands the pipeline the sealed result with the
-//! `Snap`, having first stopped every thread that reads the state it replaces.
+//! A snapshot a leader sends arrives as chunks before its `Snap`; the shell hands them to
+//! a transfer thread as they come and, with the `Snap`, hands the pipeline the sealed
+//! result, having first stopped every thread that reads the state it replaces. It never
+//! waits for that thread: while the thread is behind, or sealing, the shell takes no
+//! more link events (so frames keep their order) and goes on with everything else.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +26,7 @@ use crate::fast_hash::FastHashMap;
 use crate::server::pipeline::{Effect, Input, Pipeline};
 use crate::server::snapshotter::{live_sessions, Snapshotter};
 use crate::server::storage_writer::{StorageWriter, Written};
-use crate::server::transfer::{self, Inbound, Outbound};
+use crate::server::transfer::{Inbound, Outbound, Sealed, TransferError};
 use crate::server::Shared;
 use crate::storage::{Storage, StorageError};
 use crate::txn::Zxid;
@@ -30,6 +34,9 @@ use crate::zab::{Message, Restored, ServerId};
 
 /// Most client inputs taken in one round before the pipeline logs what they made.
 const BATCH_MAX: usize = 1000;
+
+/// The transfer thread finishing a received snapshot.
+type SealFuture = Pin<Box<dyn Future<Output = Result<Sealed, TransferError>> + Send>>;
 
 /// The shell of a server, standalone or an ensemble member.
 struct Shell {
@@ -45,6 +52,11 @@ struct Shell {
     standalone: bool,
     /// The snapshot a leader (the member named) is sending.
     inbound: Option<(ServerId, Inbound)>,
+    /// A chunk of it the transfer thread has no room for yet; link events wait behind it.
+    held_chunk: Option<(ServerId, Zxid, u32, Bytes)>,
+    /// A `Snap` from the member named whose snapshot is being sealed; link events wait
+    /// behind it.
+    sealing: Option<(ServerId, PeerFrame, SealFuture)>,
     /// Snapshots this member is sending its learners.
     outbound: Vec<Outbound>,
     /// Snapshot streams started for a learner, waiting for the `Snap` they go ahead of.
@@ -103,6 +115,8 @@ pub async fn run(
         links,
         standalone: membership.standalone,
         inbound: None,
+        held_chunk: None,
+        sealing: None,
         outbound: Vec::new(),
         streams: FastHashMap::default(),
         effects: Vec::new(),
@@ -143,6 +157,7 @@ impl Shell {
             if let Some(batch) = self.pipeline.take_batch() {
                 self.writer.write(batch)?;
             }
+            let room = self.inbound.as_ref().map(|(_, inbound)| inbound.room());
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
                 input = inputs.recv() => {
@@ -155,10 +170,13 @@ impl Shell {
                         }
                     }
                 }
-                event = events.recv(), if !self.standalone => {
+                event = events.recv(), if self.takes_link_events() => {
                     let Some(event) = event else { return Ok(()) };
-                    self.link_event(event).await?;
+                    self.link_event(event)?;
                 }
+                () = waiting(room), if self.held_chunk.is_some() => self.offer_held(),
+                sealed = waiting(self.sealing.as_mut().map(|(_, _, seal)| seal.as_mut())),
+                    if self.sealing.is_some() => self.snapshot_sealed(sealed)?,
                 outcome = self.written.recv(), if self.pipeline.is_writing() => {
                     write_outcome(outcome)?;
                     self.pipeline.batch_written()?;
@@ -228,7 +246,14 @@ impl Shell {
         }
     }
 
-    async fn link_event(&mut self, event: LinkEvent) -> Result<(), StorageError> {
+    /// Whether link events are taken now: not when standalone (there are no links), and
+    /// not while a received snapshot's chunk or seal waits for its transfer thread, so
+    /// the frames behind it keep their order.
+    fn takes_link_events(&self) -> bool {
+        !self.standalone && self.held_chunk.is_none() && self.sealing.is_none()
+    }
+
+    fn link_event(&mut self, event: LinkEvent) -> Result<(), StorageError> {
         match event {
             LinkEvent::Disconnected { peer, breaks } => {
                 self.links.disconnected(peer, breaks);
@@ -240,13 +265,12 @@ impl Shell {
                 self.pipeline.disconnected(peer)
             }
             LinkEvent::Frame { from, frame: PeerFrame::SnapshotChunk { zxid, index, chunk } } => {
-                self.snapshot_chunk(from, zxid, index, chunk).await
+                self.snapshot_chunk(from, zxid, index, chunk)
             }
             LinkEvent::Frame { from, frame } => {
                 if let PeerFrame::Zab(Message::Snap { zxid, .. }) = &frame {
-                    if !self.seal_snapshot(from, *zxid).await {
-                        return Ok(());
-                    }
+                    self.seal_snapshot(from, *zxid, frame);
+                    return Ok(());
                 }
                 self.pipeline.peer_frame(from, frame)
             }
@@ -255,7 +279,7 @@ impl Shell {
 
     /// A chunk of the snapshot the leader `from` is sending: the first starts a new
     /// transfer. A chunk out of order drops the link; the leader starts over.
-    async fn snapshot_chunk(
+    fn snapshot_chunk(
         &mut self,
         from: ServerId,
         zxid: Zxid,
@@ -273,45 +297,78 @@ impl Shell {
                 })?;
             self.inbound = Some((from, inbound));
         }
-        let received = match &mut self.inbound {
-            Some((source, inbound)) if *source == from => inbound.chunk(zxid, index, chunk).await,
-            _ => Err(transfer::TransferError::Unexpected { zxid, index }),
-        };
-        if let Err(err) = received {
-            self.abandon_snapshot(from, &err);
-        }
+        self.offer(from, zxid, index, chunk);
         Ok(())
     }
 
+    /// Hands a chunk to the transfer thread, or holds it while the thread is behind.
+    fn offer(&mut self, from: ServerId, zxid: Zxid, index: u32, chunk: Bytes) {
+        let offered = match &mut self.inbound {
+            Some((source, inbound)) if *source == from => inbound.offer(zxid, index, chunk),
+            _ => Err(TransferError::Unexpected { zxid, index }),
+        };
+        match offered {
+            Ok(None) => {}
+            Ok(Some(chunk)) => self.held_chunk = Some((from, zxid, index, chunk)),
+            Err(err) => self.abandon_snapshot(from, &err),
+        }
+    }
+
+    /// The transfer thread has room again: the held chunk goes.
+    fn offer_held(&mut self) {
+        if let Some((from, zxid, index, chunk)) = self.held_chunk.take() {
+            self.offer(from, zxid, index, chunk);
+        }
+    }
+
     /// Gives up the transfer from `from` and drops the link; the leader starts over.
-    fn abandon_snapshot(&mut self, from: ServerId, err: &transfer::TransferError) {
+    fn abandon_snapshot(&mut self, from: ServerId, err: &TransferError) {
         tracing::warn!(from, cause = %err, "a bad snapshot transfer; dropping the link");
         self.inbound = None;
         self.pipeline.drop_link(from);
     }
 
-    /// The leader `from` offers the snapshot `zxid` it sent: whether every chunk of it
-    /// came and loaded. If so, every thread reading the state it replaces stops and the
-    /// pipeline gets it; if not, the link is dropped and the offer ignored.
-    async fn seal_snapshot(&mut self, from: ServerId, zxid: Zxid) -> bool {
-        let sealed = match self.inbound.take() {
+    /// The leader `from` offers the snapshot `zxid` it sent (the `frame`): the transfer
+    /// thread finishes loading it while the shell goes on. If its chunks did not come,
+    /// the link is dropped and the offer ignored.
+    fn seal_snapshot(&mut self, from: ServerId, zxid: Zxid, frame: PeerFrame) {
+        match self.inbound.take() {
             Some((source, inbound)) if source == from && inbound.zxid() == zxid => {
-                inbound.seal().await
+                self.sealing = Some((from, frame, Box::pin(inbound.seal())));
             }
-            _ => Err(transfer::TransferError::Missing { zxid }),
+            _ => self.abandon_snapshot(from, &TransferError::Missing { zxid }),
+        }
+    }
+
+    /// The offered snapshot is sealed: every thread reading the state it replaces stops,
+    /// and the pipeline gets it with its `Snap`. If it did not load, the link is dropped.
+    fn snapshot_sealed(
+        &mut self,
+        sealed: Result<Sealed, TransferError>,
+    ) -> Result<(), StorageError> {
+        let Some((from, frame, _)) = self.sealing.take() else {
+            return Ok(());
         };
         match sealed {
             Ok(sealed) => {
                 self.snapshotter.interrupt();
                 self.outbound.drain(..).for_each(Outbound::stop);
                 self.pipeline.snapshot_sealed(from, sealed);
-                true
+                self.pipeline.peer_frame(from, frame)
             }
             Err(err) => {
                 self.abandon_snapshot(from, &err);
-                false
+                Ok(())
             }
         }
+    }
+}
+
+/// Waits for `future`, or forever if there is none (a disabled `select!` branch).
+async fn waiting<F: Future>(future: Option<F>) -> F::Output {
+    match future {
+        Some(future) => future.await,
+        None => std::future::pending().await,
     }
 }
 

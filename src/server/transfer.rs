@@ -20,6 +20,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ensemble::frame::{self, PeerFrame};
@@ -254,16 +255,17 @@ impl Inbound {
         self.zxid
     }
 
-    /// Hands over the next chunk, waiting while the thread is behind.
+    /// Hands over the next chunk if the thread has room for it; gives it back if the
+    /// thread is behind: offer it again once [`Inbound::room`] completes. Never waits.
     ///
     /// # Errors
     /// [`TransferError`] if it is not the chunk due or the thread is gone.
-    pub async fn chunk(
+    pub fn offer(
         &mut self,
         zxid: Zxid,
         index: u32,
         chunk: Bytes,
-    ) -> Result<(), TransferError> {
+    ) -> Result<Option<Bytes>, TransferError> {
         if zxid != self.zxid || index != self.next_index {
             return Err(TransferError::OutOfOrder {
                 zxid,
@@ -272,11 +274,28 @@ impl Inbound {
                 expected: self.next_index,
             });
         }
-        self.next_index += 1;
-        self.commands.send(Command::Chunk(chunk)).await.map_err(|_| TransferError::Gone)
+        match self.commands.try_send(Command::Chunk(chunk)) {
+            Ok(()) => {
+                self.next_index += 1;
+                Ok(None)
+            }
+            Err(TrySendError::Full(Command::Chunk(chunk))) => Ok(Some(chunk)),
+            Err(_) => Err(TransferError::Gone),
+        }
     }
 
-    /// Waits until every chunk handed over is loaded, then takes the new state.
+    /// Completes once the thread has room for another chunk (at once if it has). It
+    /// borrows nothing, so the shell can wait for it beside everything else it waits for.
+    pub fn room(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let commands = self.commands.clone();
+        async move {
+            // The permit is dropped unused: only the shell sends, so the room stays.
+            let _ = commands.reserve_owned().await;
+        }
+    }
+
+    /// Waits until every chunk handed over is loaded, then takes the new state. The
+    /// future owns the transfer, so the shell can wait for it beside everything else.
     ///
     /// # Errors
     /// [`TransferError::Malformed`] if one did not load.

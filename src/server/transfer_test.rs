@@ -58,6 +58,20 @@ fn stats(tree: &DataTree) -> Vec<String> {
     lines
 }
 
+/// Offers `chunk` until the thread takes it, as the shell does.
+async fn hand_over(
+    inbound: &mut Inbound,
+    zxid: Zxid,
+    index: u32,
+    mut chunk: Bytes,
+) -> Result<(), TransferError> {
+    while let Some(back) = inbound.offer(zxid, index, chunk)? {
+        inbound.room().await;
+        chunk = back;
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_received_snapshot_is_stored_then_replaces_the_state_whole() {
     let leader = database_with(5000);
@@ -68,7 +82,7 @@ async fn a_received_snapshot_is_stored_then_replaces_the_state_whole() {
     let learner = Database::new(false);
     let mut inbound = Inbound::start(storage.clone(), learner.tree(), 5001, 77).expect("thread");
     for (index, chunk) in (0u32..).zip(chunks.iter().cloned()) {
-        inbound.chunk(5001, index, chunk).await.expect("in order");
+        hand_over(&mut inbound, 5001, index, chunk).await.expect("in order");
     }
     let sealed = inbound.seal().await.expect("every chunk loads");
     assert!(storage.snapshots().expect("readable").is_empty(), "stored only when finished");
@@ -104,11 +118,11 @@ async fn chunks_out_of_order_or_of_another_snapshot_are_refused() {
     let storage = Arc::new(MemoryStorage::default());
     let like = DataTree::new(false);
     let mut inbound = Inbound::start(storage, &like, 11, 0).expect("thread");
-    let skipped = inbound.chunk(11, 1, chunks[0].clone()).await;
+    let skipped = hand_over(&mut inbound, 11, 1, chunks[0].clone()).await;
     assert!(matches!(skipped, Err(TransferError::OutOfOrder { index: 1, expected: 0, .. })));
-    let other = inbound.chunk(12, 0, chunks[0].clone()).await;
+    let other = hand_over(&mut inbound, 12, 0, chunks[0].clone()).await;
     assert!(matches!(other, Err(TransferError::OutOfOrder { zxid: 12, receiving: 11, .. })));
-    inbound.chunk(11, 0, chunks[0].clone()).await.expect("the one due");
+    hand_over(&mut inbound, 11, 0, chunks[0].clone()).await.expect("the one due");
 }
 
 #[tokio::test]
@@ -117,8 +131,8 @@ async fn a_malformed_chunk_fails_the_seal_and_nothing_is_stored() {
     let storage = Arc::new(MemoryStorage::default());
     let like = DataTree::new(false);
     let mut inbound = Inbound::start(storage.clone(), &like, 11, 0).expect("thread");
-    inbound.chunk(11, 0, chunks[0].clone()).await.expect("in order");
-    inbound.chunk(11, 1, Bytes::from_static(b"\x01garbage")).await.expect("in order");
+    hand_over(&mut inbound, 11, 0, chunks[0].clone()).await.expect("in order");
+    hand_over(&mut inbound, 11, 1, Bytes::from_static(b"\x01garbage")).await.expect("in order");
     let sealed = inbound.seal().await;
     assert!(matches!(sealed, Err(TransferError::Malformed(_))), "{sealed:?}");
     assert!(storage.snapshots().expect("readable").is_empty());
@@ -132,7 +146,7 @@ async fn a_sealed_snapshot_never_finished_is_not_stored() {
     let like = DataTree::new(false);
     let mut inbound = Inbound::start(storage.clone(), &like, 11, 0).expect("thread");
     for (index, chunk) in (0u32..).zip(chunks.iter().cloned()) {
-        inbound.chunk(11, index, chunk).await.expect("in order");
+        hand_over(&mut inbound, 11, index, chunk).await.expect("in order");
     }
     let sealed = inbound.seal().await.expect("every chunk loads");
     assert_eq!(stats(&sealed.tree), stats(leader.tree()));
