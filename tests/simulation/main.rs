@@ -5,7 +5,8 @@
 //! clients open sessions, create persistent and ephemeral nodes, set and delete them,
 //! read them with and without watches, and issue `sync`, while members crash (losing what their storage thread had not made
 //! durable), restart from their store, are partitioned, lose connections, and see their
-//! storage fail.
+//! storage fail. A member that falls behind is brought up to date by DIFF or, in runs
+//! whose leaders keep few entries, by a snapshot (`transfer`).
 //!
 //! Invariants, one file each under `invariants/`, checked as it runs and once calm:
 //! - `ordered`: a session's replies come in the order of its requests;
@@ -30,6 +31,7 @@ mod client;
 mod disk;
 mod invariants;
 mod network;
+mod transfer;
 mod world;
 
 use world::World;

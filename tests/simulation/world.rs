@@ -1,22 +1,25 @@
 //! The simulated world: members, their disks, the network, the clients, one clock, and
 //! the faults, all driven by one seeded random sequence in 1 ms steps.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use zkrs::config::Config;
+use zkrs::ensemble::frame::PeerFrame;
 use zkrs::ensemble::Membership;
 use zkrs::server::pipeline::{Effect, Input, Pipeline};
 use zkrs::server::reads::{self, ReadRequester};
 use zkrs::server::{restore, Clock, Mode, Restart, Shared};
-use zkrs::storage::StorageError;
+use zkrs::storage::{Storage, StorageError};
 use zkrs::txn::Zxid;
-use zkrs::zab::ServerId;
+use zkrs::zab::{Message, ServerId};
 
 use crate::client::{Client, Op};
 use crate::disk::Disk;
 use crate::invariants::{applied, converged, durable, ephemerals};
 use crate::network::{Delivery, Network};
 use crate::rng::Rng;
+use crate::transfer;
 
 /// Members of the simulated ensemble.
 const MEMBERS: u64 = 3;
@@ -39,6 +42,8 @@ struct Running {
     /// The queue clients would use; the simulator calls the pipeline directly.
     _inputs: tokio::sync::mpsc::Receiver<Input>,
     applied: Zxid,
+    /// A snapshot the member is receiving.
+    receiving: Option<transfer::Receiving>,
 }
 
 /// One member: its disk outlives its crashes.
@@ -59,6 +64,7 @@ pub struct Stats {
     pub crashes: u64,
     pub partitions: u64,
     pub disk_failures: u64,
+    pub snapshots: u64,
     /// A hash of the converged tree (of the last seed, when added up).
     pub fingerprint: u64,
 }
@@ -69,6 +75,7 @@ impl std::ops::AddAssign for Stats {
         self.crashes += other.crashes;
         self.partitions += other.partitions;
         self.disk_failures += other.disk_failures;
+        self.snapshots += other.snapshots;
         self.fingerprint = other.fingerprint;
     }
 }
@@ -83,10 +90,16 @@ pub struct World {
     /// Clients send no new requests.
     quiet: bool,
     stats: Stats,
+    /// Snapshot chunks a leader made for a learner, waiting for the `Snap` they go ahead of.
+    streams: BTreeMap<(ServerId, ServerId), Vec<PeerFrame>>,
+    /// Runs the transfer thread's seal, which the shell would await.
+    runtime: tokio::runtime::Runtime,
     trace: bool,
 }
 
-fn member_config(id: ServerId) -> (Config, Membership) {
+/// `window_entries`: recent entries a leader keeps for a DIFF; a learner further behind
+/// gets a snapshot.
+fn member_config(id: ServerId, window_entries: usize) -> (Config, Membership) {
     let mut text = format!(
         "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir=/nonexistent\nclientPort=2181\n"
     );
@@ -96,17 +109,19 @@ fn member_config(id: ServerId) -> (Config, Membership) {
     let config = Config::parse(&text).and_then(|config| config.with_my_id(Some(id)));
     let config = config.expect("the simulated zoo.cfg is valid");
     let mut membership = Membership::from_config(&config).expect("membership");
-    // Every member keeps its whole history, so a lagging one is sent a DIFF: snapshot
-    // transfers are not simulated yet.
-    membership.zab.window_entries = usize::MAX;
+    membership.zab.window_entries = window_entries;
     (config, membership)
 }
 
 impl World {
     pub fn new(seed: u64, trace: bool) -> World {
+        let mut rng = Rng(seed);
+        // Some runs keep every entry (DIFF only), others few (a lagging member gets a
+        // snapshot).
+        let window_entries = *rng.pick(&[usize::MAX, 50, 500]);
         let members = (1..=MEMBERS)
             .map(|id| {
-                let (config, membership) = member_config(id);
+                let (config, membership) = member_config(id, window_entries);
                 Member {
                     id,
                     config,
@@ -118,8 +133,11 @@ impl World {
             })
             .collect();
         let clients = (0..CLIENTS).map(Client::new).collect();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
         World {
-            rng: Rng(seed),
+            rng,
+            runtime,
+            streams: BTreeMap::new(),
             now: 0,
             members,
             network: Network::default(),
@@ -264,7 +282,8 @@ impl World {
                 .map_err(|err| format!("member {} cannot start: {err}", member.id))?;
         let applied = shared.database.last_applied_zxid();
         let mode = *shared.mode.lock();
-        member.running = Some(Running { pipeline, mode, shared, _inputs: inputs, applied });
+        member.running =
+            Some(Running { pipeline, mode, shared, _inputs: inputs, applied, receiving: None });
         let id = member.id;
         self.trace(|| format!("member {id} starts"));
         self.carry_out(index)
@@ -280,6 +299,7 @@ impl World {
         member.disk.crash(&mut self.rng);
         self.stats.crashes += 1;
         let id = member.id;
+        self.streams.retain(|(from, to), _| *from != id && *to != id);
         let ids: Vec<ServerId> = self.members.iter().map(|member| member.id).collect();
         for other in ids.into_iter().filter(|other| *other != id) {
             self.network.break_link(self.now, id, other);
@@ -428,12 +448,14 @@ impl World {
             let (member, outcome) = match delivery {
                 Delivery::Frame(flight) => {
                     let Some(index) = self.index_of(flight.to) else { continue };
-                    let Some(running) = &mut self.members[index].running else { continue };
-                    (index, running.pipeline.peer_frame(flight.from, flight.frame))
+                    (index, self.arrive(index, flight.from, flight.frame))
                 }
                 Delivery::Broken { member, peer } => {
                     let Some(index) = self.index_of(member) else { continue };
                     let Some(running) = &mut self.members[index].running else { continue };
+                    if running.receiving.as_ref().is_some_and(|transfer| transfer.from == peer) {
+                        running.receiving = None;
+                    }
                     (index, running.pipeline.disconnected(peer))
                 }
             };
@@ -453,6 +475,43 @@ impl World {
             self.tick(index)?;
         }
         Ok(())
+    }
+
+    /// A frame from `from` reaches member `index`, handled as its shell would: snapshot
+    /// chunks go to the transfer thread, a `Snap` brings the sealed snapshot along.
+    fn arrive(
+        &mut self,
+        index: usize,
+        from: ServerId,
+        frame: PeerFrame,
+    ) -> Result<(), StorageError> {
+        let member = &mut self.members[index];
+        let Some(running) = &mut member.running else { return Ok(()) };
+        match frame {
+            PeerFrame::SnapshotChunk { zxid, index, chunk } => {
+                let storage: Arc<dyn Storage> = member.disk.durable.clone();
+                let shared = &running.shared;
+                let chunk = (zxid, index, chunk);
+                if transfer::chunk(&mut running.receiving, shared, storage, from, chunk).is_err() {
+                    running.receiving = None;
+                    running.pipeline.drop_link(from);
+                }
+                Ok(())
+            }
+            PeerFrame::Zab(Message::Snap { zxid, .. }) => {
+                match transfer::seal(&mut running.receiving, &self.runtime, from, zxid) {
+                    Ok(sealed) => {
+                        running.pipeline.snapshot_sealed(from, sealed);
+                        running.pipeline.peer_frame(from, frame)
+                    }
+                    Err(_) => {
+                        running.pipeline.drop_link(from);
+                        Ok(())
+                    }
+                }
+            }
+            frame => running.pipeline.peer_frame(from, frame),
+        }
     }
 
     fn index_of(&self, id: ServerId) -> Option<usize> {
@@ -514,13 +573,29 @@ impl World {
                     Effect::Send { to, frame } => {
                         let reachable =
                             self.index_of(to).is_some_and(|to| self.members[to].running.is_some());
-                        self.network.send(&mut self.rng, self.now, (id, to, frame), reachable);
+                        let mut frames = Vec::new();
+                        if let PeerFrame::Zab(Message::Snap { .. }) = &frame {
+                            // Its chunks go just ahead of it, or it does not go at all.
+                            let Some(chunks) = self.streams.remove(&(id, to)) else { continue };
+                            frames = chunks;
+                        }
+                        frames.push(frame);
+                        for frame in frames {
+                            self.network.send(&mut self.rng, self.now, (id, to, frame), reachable);
+                        }
                     }
-                    Effect::ResetLink(peer) => self.network.break_link(self.now, id, peer),
+                    Effect::ResetLink(peer) => {
+                        self.streams.remove(&(id, peer));
+                        self.network.break_link(self.now, id, peer);
+                    }
                     Effect::StreamSnapshot { to, zxid } => {
-                        return Err(format!(
-                            "member {id} offers member {to} a snapshot at 0x{zxid:x}: not simulated"
-                        ));
+                        self.trace(|| {
+                            format!("member {id} sends member {to} a snapshot at 0x{zxid:x}")
+                        });
+                        self.stats.snapshots += 1;
+                        let chunks =
+                            transfer::chunks_of(&running_shared(&self.members[index]), zxid);
+                        self.streams.insert((id, to), chunks);
                     }
                     Effect::Applied(_) => {}
                 }
@@ -540,6 +615,14 @@ impl World {
             }
         }
         Ok(())
+    }
+}
+
+/// What a running member shares (its state), for a snapshot of it.
+fn running_shared(member: &Member) -> Arc<Shared> {
+    match &member.running {
+        Some(running) => running.shared.clone(),
+        None => unreachable!("only a running member has effects"),
     }
 }
 
