@@ -168,14 +168,19 @@ impl SessionTracker {
         true
     }
 
-    /// Gives every session its whole timeout from now: a new leader does not know when
-    /// the other members last heard from their clients.
+    /// Gives every session its whole timeout from now, a closing one included: a new
+    /// leader does not know when the other members last heard from their clients, nor
+    /// whether the closeSession a closing one waits for will ever be committed (it may
+    /// have been lost with the old leader). Left closing, such a session would never
+    /// expire, and its ephemeral nodes would stay for good.
     pub fn touch_all(&mut self, now_ms: u64) {
         let all: Vec<(SessionId, u64)> = self
             .sessions
-            .iter()
-            .filter(|(_, session)| !session.closing)
-            .map(|(id, session)| (*id, session.timeout_ms))
+            .iter_mut()
+            .map(|(id, session)| {
+                session.closing = false;
+                (*id, session.timeout_ms)
+            })
             .collect();
         for (session_id, timeout_ms) in all {
             let expires_at_ms = self.round_up(now_ms + timeout_ms);
@@ -333,6 +338,7 @@ mod tests {
         assert!(tracker.touch(8, 10), "a local session is live");
         assert!(tracker.take_touched().is_empty(), "the leader does not hear of local ones");
         assert_eq!(tracker.expire_owned(5000, false), [8]);
+        tracker.remove(8);
         assert!(tracker.contains(7), "a follower does not expire global sessions");
         tracker.touch_all(5000);
         assert_eq!(tracker.expire_owned(7000, true), [7]);
@@ -360,6 +366,17 @@ mod tests {
         assert!(tracker.expire(5900).is_empty());
         assert_eq!(tracker.expire(6100), [7]);
         assert_eq!(tracker.expire(8100), [8]);
+    }
+
+    #[test]
+    fn a_session_whose_close_was_lost_expires_under_a_new_leader() {
+        let mut tracker = SessionTracker::new(100, 1);
+        tracker.add(7, 1000, 0);
+        tracker.set_closing(7);
+        assert_eq!(tracker.expire_owned(2000, false), Vec::<SessionId>::new());
+        tracker.touch_all(3000);
+        assert!(tracker.check(7).is_ok(), "live again until it expires");
+        assert_eq!(tracker.expire(4100), [7]);
     }
 
     #[test]
