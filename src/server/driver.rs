@@ -122,10 +122,8 @@ pub async fn run(
         effects: Vec::new(),
     };
     let core_tick = Duration::from_millis(membership.core_tick_ms);
-    let outcome = match shell.carry_out() {
-        Ok(()) => shell.serve(&mut inputs, &mut events, core_tick, &stop).await,
-        Err(err) => Err(err),
-    };
+    shell.carry_out();
+    let outcome = shell.serve(&mut inputs, &mut events, core_tick, &stop).await;
     let Shell { writer, written, snapshotter, outbound, .. } = shell;
     drop(written);
     outbound.into_iter().for_each(Outbound::stop);
@@ -157,7 +155,8 @@ impl Shell {
             if let Some(batch) = self.pipeline.take_batch() {
                 self.writer.write(batch)?;
             }
-            let room = self.inbound.as_ref().map(|(_, inbound)| inbound.room());
+            let held = self.held_chunk.is_some();
+            let room = self.inbound.as_ref().filter(|_| held).map(|(_, inbound)| inbound.room());
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
                 input = inputs.recv() => {
@@ -174,7 +173,7 @@ impl Shell {
                     let Some(event) = event else { return Ok(()) };
                     self.link_event(event)?;
                 }
-                () = waiting(room), if self.held_chunk.is_some() => self.offer_held(),
+                () = waiting(room), if held => self.offer_held(),
                 sealed = waiting(self.sealing.as_mut().map(|(_, _, seal)| seal.as_mut())),
                     if self.sealing.is_some() => self.snapshot_sealed(sealed)?,
                 outcome = self.written.recv(), if self.pipeline.is_writing() => {
@@ -185,18 +184,19 @@ impl Shell {
                 _ = session_ticks.tick() => self.pipeline.session_tick()?,
                 _ = reaps.tick() => self.pipeline.reap_tick()?,
             }
-            self.carry_out()?;
+            self.carry_out();
         }
     }
 
-    /// Carries out the pipeline's effects, in order, until it has none left.
-    fn carry_out(&mut self) -> Result<(), StorageError> {
+    /// Carries out the pipeline's effects, in order, until it has none left. The buffer
+    /// goes back and forth between the two, so no round allocates.
+    fn carry_out(&mut self) {
+        let mut effects = std::mem::take(&mut self.effects);
         loop {
-            self.pipeline.take_effects(&mut self.effects);
-            if self.effects.is_empty() {
-                return Ok(());
+            self.pipeline.take_effects(&mut effects);
+            if effects.is_empty() {
+                break;
             }
-            let mut effects = std::mem::take(&mut self.effects);
             for effect in effects.drain(..) {
                 match effect {
                     Effect::Send { to, frame } => self.send(to, &frame),
@@ -213,8 +213,8 @@ impl Shell {
                     }
                 }
             }
-            self.effects = effects;
         }
+        self.effects = effects;
     }
 
     /// Sends `frame` to `to`; a `Snap` goes behind the stream of its snapshot's chunks,

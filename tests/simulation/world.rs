@@ -568,6 +568,7 @@ impl World {
             if effects.is_empty() {
                 break;
             }
+            let shared = running.shared.clone();
             for effect in effects.drain(..) {
                 match effect {
                     Effect::Send { to, frame } => {
@@ -593,8 +594,7 @@ impl World {
                             format!("member {id} sends member {to} a snapshot at 0x{zxid:x}")
                         });
                         self.stats.snapshots += 1;
-                        let chunks =
-                            transfer::chunks_of(&running_shared(&self.members[index]), zxid);
+                        let chunks = transfer::chunks_of(&shared, zxid);
                         self.streams.insert((id, to), chunks);
                     }
                     Effect::Applied(_) => {}
@@ -615,14 +615,6 @@ impl World {
             }
         }
         Ok(())
-    }
-}
-
-/// What a running member shares (its state), for a snapshot of it.
-fn running_shared(member: &Member) -> Arc<Shared> {
-    match &member.running {
-        Some(running) => running.shared.clone(),
-        None => unreachable!("only a running member has effects"),
     }
 }
 

@@ -178,7 +178,7 @@ impl Pipeline {
     }
 
     /// Whether the member is looking for a leader (and so serves no writes).
-    pub fn is_looking(&self) -> bool {
+    fn is_looking(&self) -> bool {
         self.zab.role() == Role::Looking
     }
 
@@ -377,12 +377,10 @@ impl Pipeline {
             self.effects.push(Effect::StreamSnapshot { to, zxid: *zxid });
         }
         let frame = PeerFrame::Zab(message);
-        let now = if after_persist {
-            self.persist.send_after_persist(to, frame)
-        } else {
-            self.persist.send(to, frame)
-        };
-        if let Some(frame) = now {
+        if !after_persist {
+            return self.send_to(to, frame);
+        }
+        if let Some(frame) = self.persist.send_after_persist(to, frame) {
             self.effects.push(Effect::Send { to, frame });
         }
     }
