@@ -11,10 +11,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
-use jute::records::{ConnectRequest, ConnectResponse};
-use jute::{Code, Reader, Record};
+use jute::Code;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -22,16 +21,16 @@ use tokio_util::codec::FramedRead;
 use tracing::Instrument;
 
 use crate::proto::four_letter::FourLetterWord;
-use crate::proto::reply::{self, frame_with};
+use crate::proto::reply;
 use crate::proto::{Frame, Request, RequestError};
 use crate::server::client_frame::{check_length, ClientFrames, FrameError, FrameTooLong};
+use crate::server::handshake::{admit, Admission, Refusal};
 use crate::server::pipeline::Input;
 use crate::server::reads;
 use crate::server::registry::{Connection, ConnectionLimits, TooManyConnections};
 use crate::server::stats::short_op_name;
-use crate::server::{four_letter, Mode, Shared};
+use crate::server::{four_letter, Shared};
 use crate::session::auth::authenticate;
-use crate::session::password::{session_password, PASSWORD_LEN};
 use crate::txn::SessionId;
 
 /// How long a new connection may take to send its handshake (ZooKeeper's
@@ -55,8 +54,6 @@ enum ConnectionError {
     Malformed(#[from] jute::DecodeError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
-    #[error("client has seen zxid 0x{client:x}, ahead of this server's 0x{server:x}")]
-    ZxidAhead { client: i64, server: i64 },
     #[error("session expired or closed")]
     SessionGone,
     #[error("unknown opcode {0}")]
@@ -65,10 +62,8 @@ enum ConnectionError {
     AuthFailed(String),
     #[error("the server is shutting down")]
     ServerStopping,
-    #[error("not serving clients: no leader is established")]
-    NotServing,
-    #[error("refusing to resume global session 0x{0:x} in read-only mode")]
-    GlobalSessionWhileReadOnly(SessionId),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
 }
 
 /// Serves one accepted connection until it closes.
@@ -101,11 +96,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                 err @ (ConnectionError::Io(_)
                 | ConnectionError::SessionGone
                 | ConnectionError::ServerStopping
-                | ConnectionError::NotServing),
+                | ConnectionError::Refused(Refusal::NotServing)),
             ) => {
                 tracing::debug!(cause = %err, "connection closed")
             }
-            Err(err @ ConnectionError::GlobalSessionWhileReadOnly(_)) => {
+            Err(err @ ConnectionError::Refused(Refusal::GlobalSessionWhileReadOnly(_))) => {
                 tracing::info!(cause = %err, "closing connection")
             }
             Err(err) => tracing::warn!(cause = %err, "closing connection"),
@@ -181,81 +176,28 @@ async fn handshake(
     connection: &Arc<Connection>,
     body: &Bytes,
 ) -> Result<Option<SessionId>, ConnectionError> {
-    let mode = *shared.mode.lock();
-    if !mode.is_serving() {
-        return Err(ConnectionError::NotServing);
-    }
-    let mut reader = Reader::new(body);
-    let request = ConnectRequest::read(&mut reader)?;
-    let sent_read_only = reader.remaining() > 0;
-    let can_be_read_only = sent_read_only && reader.read_bool("readOnly")?;
-    if mode == Mode::ReadOnly && !can_be_read_only {
-        // Cut off from the quorum, only clients content with reads are served.
-        return Err(ConnectionError::NotServing);
-    }
-    let server_zxid = shared.database.last_applied_zxid();
-    if request.last_zxid_seen > server_zxid {
-        return Err(ConnectionError::ZxidAhead {
-            client: request.last_zxid_seen,
-            server: server_zxid,
-        });
-    }
-    let timeout_ms = shared.config.negotiate_session_timeout_ms(request.time_out);
-    if request.session_id == 0 {
-        let input =
-            Input::CreateSession { connection: connection.clone(), timeout_ms, sent_read_only };
-        connection.submit_write();
-        shared.driver.send(input).await.map_err(|_| ConnectionError::ServerStopping)?;
-        // The driver binds the session and answers; wait for it like for any write.
-        let writes_before = 0;
-        while connection.writes_completed() == writes_before {
-            tokio::select! {
-                () = connection.write_completed() => {}
-                () = connection.closing() => return Ok(None),
+    match admit(shared, connection, body)? {
+        Admission::Create(input) => {
+            connection.submit_write();
+            shared.driver.send(input).await.map_err(|_| ConnectionError::ServerStopping)?;
+            // The driver binds the session and answers; wait for it like for any write.
+            let writes_before = 0;
+            while connection.writes_completed() == writes_before {
+                tokio::select! {
+                    () = connection.write_completed() => {}
+                    () = connection.closing() => return Ok(None),
+                }
             }
+            Ok(Some(connection.session_id()))
         }
-        return Ok(Some(connection.session_id()));
-    }
-    let session_id = request.session_id;
-    if mode == Mode::ReadOnly && shared.sessions.lock().is_global(session_id) {
-        // As ZooKeeper's read-only server: a global session may have expired on the
-        // quorum this member lost, its ephemerals (a lock) gone to another client.
-        return Err(ConnectionError::GlobalSessionWhileReadOnly(session_id));
-    }
-    let password_ok = request.passwd.as_ref() == session_password(session_id);
-    let valid = password_ok && shared.sessions.lock().touch(session_id, shared.clock.now_ms());
-    let (time_out, reply_session, passwd) = if valid {
-        (timeout_ms, session_id, session_password(session_id))
-    } else {
-        tracing::info!(
-            session_id = format_args!("0x{session_id:x}"),
-            password_ok,
-            "refusing to resume session"
-        );
-        (0, 0, [0u8; PASSWORD_LEN])
-    };
-    let response = ConnectResponse {
-        protocol_version: 0,
-        time_out,
-        session_id: reply_session,
-        passwd: Bytes::copy_from_slice(&passwd),
-    };
-    connection.send(frame_with(|out: &mut BytesMut| {
-        response.write(out);
-        if sent_read_only {
-            (mode == Mode::ReadOnly).write(out);
+        Admission::Resumed { session_id, attach } => {
+            if let Some(attach) = attach {
+                shared.driver.send(attach).await.map_err(|_| ConnectionError::ServerStopping)?;
+            }
+            Ok(Some(session_id))
         }
-    }));
-    if !valid {
-        connection.request_close();
-        return Ok(None);
+        Admission::Expired => Ok(None),
     }
-    shared.registry.bind_session(connection, session_id, i64::from(timeout_ms));
-    if mode != Mode::Standalone {
-        let attach = Input::Attach { session_id };
-        shared.driver.send(attach).await.map_err(|_| ConnectionError::ServerStopping)?;
-    }
-    Ok(Some(session_id))
 }
 
 /// The request loop's state for an established session.

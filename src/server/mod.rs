@@ -10,6 +10,7 @@ pub mod client;
 pub mod client_frame;
 pub mod driver;
 pub mod four_letter;
+pub mod handshake;
 pub mod listener;
 pub mod outbox;
 pub mod pipeline;

@@ -1,0 +1,128 @@
+//! A client's handshake, decided at once: whether this server takes the connection, and
+//! whether it opens a new session or resumes one. Nothing here waits, so the connection
+//! task and the whole-server simulator run the same decision.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use jute::records::{ConnectRequest, ConnectResponse};
+use jute::{Reader, Record};
+
+use crate::proto::reply::frame_with;
+use crate::server::pipeline::Input;
+use crate::server::registry::Connection;
+use crate::server::{Mode, Shared};
+use crate::session::password::{session_password, PASSWORD_LEN};
+use crate::txn::{SessionId, Zxid};
+
+/// What a handshake that this server takes leads to.
+pub enum Admission {
+    /// A new session: the pipeline creates it and sends the reply.
+    Create(Input),
+    /// An existing session resumed on this connection; the reply is sent. An ensemble
+    /// member hands the pipeline `attach`, so the leader learns where the session is.
+    Resumed {
+        /// The session.
+        session_id: SessionId,
+        /// The input that tells the pipeline, for an ensemble member.
+        attach: Option<Input>,
+    },
+    /// The session has expired or the password is wrong: the reply says so (session 0)
+    /// and the connection is to close.
+    Expired,
+}
+
+/// Why this server does not take a handshake at all; the connection closes without a
+/// reply, and the client tries another server.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The connect request does not decode.
+    #[error("malformed connect request: {0}")]
+    Malformed(#[from] jute::DecodeError),
+    /// No leader is established, or the server is read-only and the client will not be.
+    #[error("not serving clients: no leader is established")]
+    NotServing,
+    /// The client has seen a later state than this server has applied; taking it would
+    /// show it the past.
+    #[error("client has seen zxid 0x{client:x}, ahead of this server's 0x{server:x}")]
+    ZxidAhead {
+        /// What the client last saw.
+        client: Zxid,
+        /// What this server has applied.
+        server: Zxid,
+    },
+    /// As ZooKeeper's read-only server: a global session may have expired on the quorum
+    /// this member lost, its ephemerals (a lock) gone to another client.
+    #[error("refusing to resume global session 0x{0:x} in read-only mode")]
+    GlobalSessionWhileReadOnly(SessionId),
+}
+
+/// Decides the handshake whose connect request is `body`, on `connection`.
+///
+/// # Errors
+/// A [`Refusal`] when this server does not take the connection.
+pub fn admit(
+    shared: &Shared,
+    connection: &Arc<Connection>,
+    body: &Bytes,
+) -> Result<Admission, Refusal> {
+    let mode = *shared.mode.lock();
+    if !mode.is_serving() {
+        return Err(Refusal::NotServing);
+    }
+    let mut reader = Reader::new(body);
+    let request = ConnectRequest::read(&mut reader)?;
+    let sent_read_only = reader.remaining() > 0;
+    let can_be_read_only = sent_read_only && reader.read_bool("readOnly")?;
+    if mode == Mode::ReadOnly && !can_be_read_only {
+        return Err(Refusal::NotServing);
+    }
+    let server_zxid = shared.database.last_applied_zxid();
+    if request.last_zxid_seen > server_zxid {
+        return Err(Refusal::ZxidAhead { client: request.last_zxid_seen, server: server_zxid });
+    }
+    let timeout_ms = shared.config.negotiate_session_timeout_ms(request.time_out);
+    if request.session_id == 0 {
+        let connection = connection.clone();
+        return Ok(Admission::Create(Input::CreateSession {
+            connection,
+            timeout_ms,
+            sent_read_only,
+        }));
+    }
+    let session_id = request.session_id;
+    if mode == Mode::ReadOnly && shared.sessions.lock().is_global(session_id) {
+        return Err(Refusal::GlobalSessionWhileReadOnly(session_id));
+    }
+    let password_ok = request.passwd.as_ref() == session_password(session_id);
+    let valid = password_ok && shared.sessions.lock().touch(session_id, shared.clock.now_ms());
+    let (time_out, reply_session, passwd) = if valid {
+        (timeout_ms, session_id, session_password(session_id))
+    } else {
+        tracing::info!(
+            session_id = format_args!("0x{session_id:x}"),
+            password_ok,
+            "refusing to resume session"
+        );
+        (0, 0, [0u8; PASSWORD_LEN])
+    };
+    let response = ConnectResponse {
+        protocol_version: 0,
+        time_out,
+        session_id: reply_session,
+        passwd: Bytes::copy_from_slice(&passwd),
+    };
+    connection.send(frame_with(|out: &mut BytesMut| {
+        response.write(out);
+        if sent_read_only {
+            (mode == Mode::ReadOnly).write(out);
+        }
+    }));
+    if !valid {
+        connection.request_close();
+        return Ok(Admission::Expired);
+    }
+    shared.registry.bind_session(connection, session_id, i64::from(timeout_ms));
+    let attach = (mode != Mode::Standalone).then_some(Input::Attach { session_id });
+    Ok(Admission::Resumed { session_id, attach })
+}
