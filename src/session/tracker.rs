@@ -20,6 +20,9 @@ struct Session {
     /// Known only to this server (ZooKeeper's local sessions): no txn created it, and
     /// none closes it.
     local: bool,
+    /// A local session whose createSession txn is on its way to the leader: it stays
+    /// local until that txn is applied, since the txn may be lost with the leader.
+    upgrading: bool,
     /// On a leader: the member whose client holds the session, once known.
     owner: Option<u64>,
 }
@@ -103,11 +106,19 @@ impl SessionTracker {
     }
 
     fn insert(&mut self, session_id: SessionId, timeout_ms: u64, now_ms: u64, local: bool) {
-        let fresh = Session { timeout_ms, expires_at_ms: 0, closing: false, local, owner: None };
+        let fresh = Session {
+            timeout_ms,
+            expires_at_ms: 0,
+            closing: false,
+            local,
+            upgrading: false,
+            owner: None,
+        };
         let session = self.sessions.entry(session_id).or_insert(fresh);
         session.timeout_ms = timeout_ms;
         // A local session that a txn makes global stays global.
         session.local &= local;
+        session.upgrading &= session.local;
         let expires_at_ms = self.round_up(now_ms + timeout_ms);
         self.schedule(session_id, expires_at_ms);
     }
@@ -134,10 +145,18 @@ impl SessionTracker {
         self.sessions.get(&session_id).is_some_and(|session| session.local)
     }
 
-    /// Makes a local session global: its createSession txn is on its way.
-    pub fn upgrade(&mut self, session_id: SessionId) {
-        if let Some(session) = self.sessions.get_mut(&session_id) {
-            session.local = false;
+    /// Notes that a local session's createSession txn is on its way; false if it
+    /// already was (or the session is not local). The session becomes global when that
+    /// txn is applied ([`SessionTracker::add`]), not before: until then no other member
+    /// knows it, and if the txn is lost with the leader it must die with this member's
+    /// local sessions rather than live on here as a global session no log records.
+    pub fn upgrade(&mut self, session_id: SessionId) -> bool {
+        match self.sessions.get_mut(&session_id) {
+            Some(session) if session.local && !session.upgrading => {
+                session.upgrading = true;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -330,6 +349,26 @@ mod tests {
     }
 
     #[test]
+    fn an_upgrading_session_stays_local_until_its_txn_is_applied() {
+        let mut tracker = SessionTracker::new(100, 1);
+        tracker.add_local(8, 1000, 0);
+        assert!(tracker.upgrade(8));
+        assert!(!tracker.upgrade(8), "its createSession is already on its way");
+        assert!(tracker.is_local(8));
+        tracker.add(8, 1000, 10);
+        assert!(tracker.is_global(8), "the applied createSession makes it global");
+        assert!(!tracker.upgrade(8));
+        assert!(!tracker.is_global(10), "an unknown session is neither");
+
+        // The leader was lost with the createSession: it dies with the local sessions.
+        tracker.add_local(9, 1000, 0);
+        assert!(tracker.upgrade(9));
+        tracker.remove_local();
+        assert!(!tracker.contains(9));
+        assert!(tracker.contains(8));
+    }
+
+    #[test]
     fn local_sessions_expire_everywhere_global_ones_only_where_owned() {
         let mut tracker = SessionTracker::new(100, 1);
         tracker.add(7, 1000, 0);
@@ -342,19 +381,6 @@ mod tests {
         assert!(tracker.contains(7), "a follower does not expire global sessions");
         tracker.touch_all(5000);
         assert_eq!(tracker.expire_owned(7000, true), [7]);
-    }
-
-    #[test]
-    fn an_upgraded_session_is_global() {
-        let mut tracker = SessionTracker::new(100, 1);
-        tracker.add_local(8, 1000, 0);
-        assert!(tracker.is_local(8) && !tracker.is_global(8));
-        tracker.upgrade(8);
-        assert!(!tracker.is_local(8) && tracker.is_global(8));
-        assert!(!tracker.is_global(10), "an unknown session is neither");
-        tracker.add_local(9, 1000, 0);
-        tracker.remove_local();
-        assert!(tracker.contains(8) && !tracker.contains(9));
     }
 
     #[test]

@@ -28,12 +28,9 @@ impl Pipeline {
         let session_id = txn.header.client_id;
         match &txn.body {
             TxnBody::CreateSession(create) => {
-                let mut sessions = shared.sessions.lock();
-                // A local session made global is tracked already.
-                if !sessions.contains(session_id) {
-                    let timeout_ms = u64::try_from(create.time_out).unwrap_or(0);
-                    sessions.add(session_id, timeout_ms, shared.clock.now_ms());
-                }
+                // A local session being upgraded becomes global here, where its txn is.
+                let timeout_ms = u64::try_from(create.time_out).unwrap_or(0);
+                shared.sessions.lock().add(session_id, timeout_ms, shared.clock.now_ms());
             }
             TxnBody::CloseSession(_) => {
                 shared.sessions.lock().remove(session_id);

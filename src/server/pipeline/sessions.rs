@@ -58,7 +58,10 @@ impl Pipeline {
         };
         let timeout_ms = {
             let mut sessions = self.shared.sessions.lock();
-            sessions.upgrade(session_id);
+            if !sessions.upgrade(session_id) {
+                // Already on its way: the request follows it to the leader.
+                return;
+            }
             sessions.timeout_ms(session_id).unwrap_or(0)
         };
         let timeout_ms = i32::try_from(timeout_ms).unwrap_or(i32::MAX);
