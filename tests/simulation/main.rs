@@ -1,18 +1,27 @@
 //! The whole server, simulated: three members, each the real write pipeline
 //! (`zkrs::server::pipeline`, with the preparer, the tree, the session tracker and the
 //! replication core), over an in-memory store with crash semantics, a network of
-//! FIFO links that break, and a clock that moves only when the simulator says. Simulated
-//! clients open sessions, create persistent and ephemeral nodes, set and delete them,
-//! read them with and without watches, and issue `sync`, while members crash (losing what their storage thread had not made
-//! durable), restart from their store, are partitioned, lose connections, and see their
-//! storage fail. A member that falls behind is brought up to date by DIFF or, in runs
-//! whose leaders keep few entries, by a snapshot (`transfer`).
+//! FIFO links that break, and a clock that moves only when the simulator says. Some runs
+//! have local sessions on (made global by their first ephemeral node).
+//!
+//! Clients shake hands through the server's own admission (`server::handshake`). Writers
+//! create persistent and ephemeral nodes, set and delete them, write several at once in
+//! `multi`s (some of which must fail whole), read them with and without watches, `sync`
+//! and then read another writer's key, and resume their sessions on another member when
+//! a connection breaks or they leave. Lockers run ZooKeeper's lock recipe. Meanwhile
+//! members crash (losing what their storage thread had not made durable), restart from
+//! their store, are partitioned, lose connections, and see their storage fail. A member
+//! that falls behind is brought up to date by DIFF or, in runs whose leaders keep few
+//! entries, by a snapshot (`transfer`).
 //!
 //! Invariants, one file each under `invariants/`, checked as it runs and once calm:
 //! - `ordered`: a session's replies come in the order of its requests;
-//! - `read_your_writes`: a session reads its own acknowledged writes;
+//! - `read_your_writes`: a session reads its own acknowledged writes, on any member it
+//!   moved to;
 //! - a watch a session set fires before the reply to the session's write that changes
 //!   the node (checked where replies are read, in `client`);
+//! - `sync_then_read`: a read after a `sync` sees every write acknowledged before it;
+//! - `lock`: at most one locker holds the lock at a time;
 //! - `applied`: a member's applied zxid never goes back;
 //! - `durable`: every acknowledged write is in the converged state;
 //! - `converged`: once calm, every member's tree is the same;

@@ -14,7 +14,7 @@ use zkrs::storage::{Storage, StorageError};
 use zkrs::txn::Zxid;
 use zkrs::zab::{Message, ServerId};
 
-use crate::client::{Client, Op};
+use crate::client::Client;
 use crate::disk::Disk;
 use crate::invariants::{applied, converged, durable, ephemerals};
 use crate::network::{Delivery, Network};
@@ -23,8 +23,9 @@ use crate::transfer;
 
 /// Members of the simulated ensemble.
 const MEMBERS: u64 = 3;
-/// Clients writing to it.
-const CLIENTS: usize = 5;
+/// Clients writing keys to it, and clients running the lock recipe.
+const WRITERS: usize = 5;
+const LOCKERS: usize = 3;
 /// The simulated zoo.cfg's tickTime.
 const TICK_MS: u64 = 100;
 /// Time with faults, then the longest the ensemble may take to settle once they stop.
@@ -65,6 +66,12 @@ pub struct Stats {
     pub partitions: u64,
     pub disk_failures: u64,
     pub snapshots: u64,
+    /// Handshakes that asked to resume a session.
+    pub resumed: u64,
+    /// Times a locker took the lock.
+    pub locks_taken: u64,
+    /// Reads of another client's key after a sync.
+    pub synced_reads: u64,
     /// A hash of the converged tree (of the last seed, when added up).
     pub fingerprint: u64,
 }
@@ -76,6 +83,9 @@ impl std::ops::AddAssign for Stats {
         self.partitions += other.partitions;
         self.disk_failures += other.disk_failures;
         self.snapshots += other.snapshots;
+        self.resumed += other.resumed;
+        self.locks_taken += other.locks_taken;
+        self.synced_reads += other.synced_reads;
         self.fingerprint = other.fingerprint;
     }
 }
@@ -98,11 +108,19 @@ pub struct World {
 }
 
 /// `window_entries`: recent entries a leader keeps for a DIFF; a learner further behind
-/// gets a snapshot.
-fn member_config(id: ServerId, window_entries: usize) -> (Config, Membership) {
+/// gets a snapshot. `local_sessions`: sessions start local to their member and become
+/// global when they first create an ephemeral node.
+fn member_config(
+    id: ServerId,
+    window_entries: usize,
+    local_sessions: bool,
+) -> (Config, Membership) {
     let mut text = format!(
         "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir=/nonexistent\nclientPort=2181\n"
     );
+    if local_sessions {
+        text.push_str("localSessionsEnabled=true\nlocalSessionsUpgradingEnabled=true\n");
+    }
     for member in 1..=MEMBERS {
         text.push_str(&format!("server.{member}=127.0.0.1:{}:{}\n", 2888 + member, 3888 + member));
     }
@@ -119,9 +137,10 @@ impl World {
         // Some runs keep every entry (DIFF only), others few (a lagging member gets a
         // snapshot).
         let window_entries = *rng.pick(&[usize::MAX, 50, 500]);
+        let local_sessions = rng.chance(30);
         let members = (1..=MEMBERS)
             .map(|id| {
-                let (config, membership) = member_config(id, window_entries);
+                let (config, membership) = member_config(id, window_entries, local_sessions);
                 Member {
                     id,
                     config,
@@ -132,7 +151,7 @@ impl World {
                 }
             })
             .collect();
-        let clients = (0..CLIENTS).map(Client::new).collect();
+        let clients = (0..WRITERS + LOCKERS).map(|id| Client::new(id, id >= WRITERS)).collect();
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
         World {
             rng,
@@ -187,8 +206,9 @@ impl World {
         }
         self.check_settled()?;
         // Every client stops; their sessions expire and take their ephemerals along.
-        for client in &mut self.clients {
-            client.disconnect();
+        for client_index in 0..self.clients.len() {
+            self.leave(client_index);
+            self.clients[client_index].stop();
         }
         let quiet_until = self.now + 20 * TICK_MS + 4 * crate::client::SESSION_TIMEOUT_MS as u64;
         while self.now < quiet_until || !self.settled() {
@@ -205,6 +225,7 @@ impl World {
             }
         }
         self.stats.acknowledged = self.clients.iter().map(|client| client.acknowledged).sum();
+        self.stats.locks_taken = self.clients.iter().map(|client| client.locks_taken).sum();
         if let Some(running) = self.members.iter().find_map(|member| member.running.as_ref()) {
             let listing = converged::listing(running.shared.database.tree());
             // FNV-1a: the same listing, the same number, on every run.
@@ -348,6 +369,14 @@ impl World {
                 self.trace(|| format!("the link {id}-{other} breaks"));
                 self.network.break_link(self.now, id, other);
             }
+            65..=70 => {
+                let client_index = self.rng.below(self.clients.len() as u64) as usize;
+                if self.clients[client_index].member.is_some() {
+                    self.trace(|| format!("client {client_index} leaves its member"));
+                    self.leave(client_index);
+                    self.clients[client_index].disconnect();
+                }
+            }
             64 => {
                 self.trace(|| format!("member {id}'s disk fails its next write"));
                 self.members[index].disk.failing = true;
@@ -359,16 +388,13 @@ impl World {
 
     fn step_clients(&mut self) -> Result<(), String> {
         for client_index in 0..self.clients.len() {
-            let open = self.clients[client_index].poll()?;
+            let open = self.clients[client_index].poll(self.now)?;
+            for observation in std::mem::take(&mut self.clients[client_index].observations) {
+                self.stats.synced_reads += 1;
+                self.clients[observation.target.owner].check_observation(&observation)?;
+            }
             let member = self.clients[client_index].member;
-            let current = member.and_then(|(id, incarnation)| {
-                let index = self.members.iter().position(|member| member.id == id)?;
-                let running = self.members[index].running.as_ref()?;
-                (self.members[index].incarnation == incarnation).then_some((index, running))
-            });
-            let Some((index, running)) =
-                current.map(|(index, running)| (index, running.shared.clone()))
-            else {
+            let Some((index, running)) = self.current_member(client_index) else {
                 if member.is_some() {
                     self.clients[client_index].disconnect();
                 }
@@ -378,6 +404,7 @@ impl World {
                 continue;
             };
             if !open {
+                self.leave(client_index);
                 self.clients[client_index].disconnect();
                 continue;
             }
@@ -385,39 +412,81 @@ impl World {
             if client.is_ready() && self.now % PING_MS == client_index as u64 {
                 let session = client.session_id();
                 if !running.sessions.lock().touch(session, running.clock.now_ms()) {
-                    client.disconnect();
+                    self.leave(client_index);
+                    self.clients[client_index].disconnect();
                     continue;
                 }
             }
             let acts = client.wants_read_back() || self.rng.chance(3);
-            if client.is_ready() && !self.quiet && acts {
-                let session = client.session_id();
-                if !running.sessions.lock().touch(session, running.clock.now_ms()) {
-                    client.disconnect();
-                    continue;
-                }
-                let op = client.next_op(&mut self.rng);
-                if self.trace {
-                    let mode = running.mode.lock().name();
-                    println!(
-                        "{:>6} ms  client {client_index} on member {} ({mode}): {op:?}",
-                        self.now,
-                        index + 1
-                    );
-                }
-                let is_read = matches!(op, Op::Read { .. });
-                let input = client.request(op, running.clock.now_ms());
-                if is_read {
-                    read(&running, &input);
-                } else {
-                    self.input(index, input)?;
-                }
+            if !(client.is_ready() && !self.quiet && acts) {
+                continue;
+            }
+            let session = client.session_id();
+            if !running.sessions.lock().touch(session, running.clock.now_ms()) {
+                self.leave(client_index);
+                self.clients[client_index].disconnect();
+                continue;
+            }
+            let other = self.other_key(client_index);
+            let Some(op) = self.clients[client_index].next_op(&mut self.rng, other) else {
+                continue;
+            };
+            if self.trace {
+                let mode = running.mode.lock().name();
+                println!(
+                    "{:>6} ms  client {client_index} (0x{:x}) on member {} ({mode}): {op:?}",
+                    self.now,
+                    self.clients[client_index].session_id(),
+                    index + 1
+                );
+            }
+            let is_read = op.is_read();
+            let input = self.clients[client_index].request(op, running.clock.now_ms());
+            if is_read {
+                read(&running, &input);
+            } else {
+                self.input(index, input)?;
             }
         }
         Ok(())
     }
 
-    /// Client `client_index` connects to a member that is up and asks for a session.
+    /// The member client `client_index` is connected to, if that member is still the
+    /// incarnation it connected to.
+    fn current_member(&self, client_index: usize) -> Option<(usize, Arc<Shared>)> {
+        let (id, incarnation) = self.clients[client_index].member?;
+        let index = self.index_of(id)?;
+        let running = self.members[index].running.as_ref()?;
+        (self.members[index].incarnation == incarnation).then(|| (index, running.shared.clone()))
+    }
+
+    /// A key of another writer for client `client_index` to read after a sync, sometimes.
+    fn other_key(&mut self, client_index: usize) -> Option<crate::client::Target> {
+        if self.clients[client_index].locker || !self.rng.chance(30) {
+            return None;
+        }
+        let owner = self.rng.below(self.clients.len() as u64) as usize;
+        let owner_client = &self.clients[owner];
+        if owner == client_index || owner_client.locker || !owner_client.has_keys() {
+            return None;
+        }
+        let key = self.rng.below(owner_client.keys.len() as u64) as usize;
+        let path = owner_client.path(key);
+        Some(crate::client::Target { owner, key, path, synced_at: 0 })
+    }
+
+    /// Client `client_index` closes its connection, as the member sees a socket close.
+    fn leave(&mut self, client_index: usize) {
+        let Some((_, shared)) = self.current_member(client_index) else { return };
+        if let Some(connection) = self.clients[client_index].connection() {
+            connection.request_close();
+            shared.registry.close(connection);
+            shared.database.remove_watcher(connection.id);
+        }
+    }
+
+    /// Client `client_index` connects to a member that is up: a writer resumes its
+    /// session there most of the time, a locker always asks for a new one.
     fn connect(&mut self, client_index: usize) -> Result<(), String> {
         let up: Vec<usize> = (0..self.members.len())
             .filter(|index| self.members[*index].running.is_some())
@@ -426,11 +495,18 @@ impl World {
             return Ok(());
         }
         let index = *self.rng.pick(&up);
+        let resume = !self.clients[client_index].locker && self.rng.chance(70);
         let member = &self.members[index];
         let Some(running) = &member.running else { return Ok(()) };
-        let input =
-            self.clients[client_index].connect(&running.shared, member.id, member.incarnation);
-        self.input(index, input)
+        let client = &mut self.clients[client_index];
+        let input = client.connect(&running.shared, (member.id, member.incarnation), resume);
+        if resume && client.connection().is_some() {
+            self.stats.resumed += 1;
+        }
+        match input {
+            Some(input) => self.input(index, input),
+            None => Ok(()),
+        }
     }
 
     /// Hands member `index` a client's input, as its connection would.

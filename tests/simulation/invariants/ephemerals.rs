@@ -10,8 +10,9 @@ use zkrs::zab::ServerId;
 pub fn check(member: ServerId, tree: &DataTree) -> Result<(), String> {
     match tree.ephemeral_count() {
         0 => Ok(()),
-        count => {
-            Err(format!("member {member} holds {count} ephemerals after every session expired"))
-        }
+        count => Err(format!(
+            "member {member} holds {count} ephemerals after every session expired: {:x?}",
+            tree.all_ephemerals()
+        )),
     }
 }

@@ -4,5 +4,7 @@ pub mod applied;
 pub mod converged;
 pub mod durable;
 pub mod ephemerals;
+pub mod lock;
 pub mod ordered;
 pub mod read_your_writes;
+pub mod sync_then_read;
