@@ -1,10 +1,12 @@
 //! Rebuilding the database at start: the newest snapshot that loads, then the log after it.
 //!
 //! - A snapshot that fails a checksum or does not decode is skipped for the one before.
-//! - A damaged log entry with nothing valid after it is a torn tail: it and anything
-//!   after it are truncated, with a warning (such entries were never acknowledged).
-//! - A damaged or missing entry in the middle of the log is an error: starting would
-//!   serve wrong data, so the server refuses.
+//! - A damaged log entry, at the tail or anywhere else, is an error, as a CRC failure is
+//!   in ZooKeeper's txn log. The store writes each batch atomically, so a crash never
+//!   leaves half an entry: a damaged one was written whole, may have been acknowledged,
+//!   and truncating it could lose an acknowledged write (or, on an ensemble member,
+//!   leave it disagreeing with the history it promised its leader).
+//! - A missing entry (a gap) is an error too: starting would serve wrong data.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -100,7 +102,7 @@ fn follows(previous: Zxid, next: Zxid) -> bool {
 /// Recovers the state from `storage`.
 ///
 /// # Errors
-/// [`StorageError::Corrupt`] when the log is damaged in the middle, or when it no longer
+/// [`StorageError::Corrupt`] when a log entry is damaged or missing, or when the log no longer
 /// reaches back to any loadable snapshot; [`StorageError::Backend`] on read failures.
 pub fn recover(
     storage: &dyn Storage,
@@ -136,21 +138,20 @@ pub fn recover(
     let mut previous = snapshot_zxid;
     let mut replayed = 0u64;
     let mut bytes = 0u64;
-    let mut damaged: Option<(Zxid, StorageError)> = None;
-    let mut after_damage = 0u64;
     let mut failure = None;
     let mut unapplied = Vec::new();
     storage.read_log(snapshot_zxid, &mut |entry| {
-        if damaged.is_some() {
-            after_damage += 1;
-            return true;
-        }
         let zxid = entry.zxid;
         let txn = match decode_entry(&entry) {
             Ok(txn) => txn,
             Err(err) => {
-                damaged = Some((zxid, err));
-                return true;
+                failure = Some(StorageError::Corrupt(format!(
+                    "{err}: the data directory is damaged and zkrs will not start on it. \
+                     Restore it from a backup; on an ensemble member whose peers hold a \
+                     quorum, move it aside and the member starts empty and fetches the \
+                     state from the leader"
+                )));
+                return false;
             }
         };
         if !follows(previous, zxid) {
@@ -176,16 +177,6 @@ pub fn recover(
     })?;
     if let Some(err) = failure {
         return Err(err);
-    }
-    if let Some((zxid, err)) = damaged {
-        if after_damage > 0 {
-            return Err(StorageError::Corrupt(format!(
-                "{err}, and {after_damage} entries follow it: the log is damaged in the middle"
-            )));
-        }
-        let at = format_args!("0x{zxid:x}");
-        tracing::warn!(zxid = at, cause = %err, "truncating a damaged log tail");
-        storage.truncate_after(zxid - 1)?;
     }
     if replayed > 0 {
         tracing::info!(replayed, bytes, seconds = started.elapsed().as_secs_f64(), "log replayed");

@@ -143,14 +143,13 @@ fn a_damaged_snapshot_falls_back_to_the_previous_one() {
 }
 
 #[test]
-fn a_damaged_tail_is_truncated() {
+fn a_damaged_tail_is_refused_and_kept() {
     let storage = MemoryStorage::default();
     append(&storage, &[create(1, "/a", None), create(2, "/b", None), create(3, "/c", None)]);
     storage.corrupt_log_entry(3, Bytes::from_static(b"torn"));
-    let recovered = recover(&storage, false, Replay::Apply).expect("recovers");
-    assert_eq!(recovered.last_zxid, 2);
-    assert!(!recovered.database.tree().exists("/c"));
-    assert_eq!(storage.last_logged_zxid(), 2, "the damaged entry is gone");
+    let err = recover(&storage, false, Replay::Apply).expect_err("refuses");
+    assert!(err.to_string().contains("0x3"), "{err}");
+    assert_eq!(storage.last_logged_zxid(), 3, "nothing is truncated");
 }
 
 #[test]
@@ -161,7 +160,7 @@ fn damage_in_the_middle_is_refused() {
     flipped[6] ^= 1;
     storage.corrupt_log_entry(2, flipped.into());
     let err = recover(&storage, false, Replay::Apply).expect_err("refuses");
-    assert!(err.to_string().contains("middle"), "{err}");
+    assert!(err.to_string().contains("damaged"), "{err}");
 }
 
 #[test]
