@@ -1,13 +1,16 @@
 //! A member's store: the in-memory store (what is durable) and the batch its storage
 //! thread is writing (what is not yet). A crash makes a prefix of that batch durable, as
 //! a crash part-way through the thread's writes would, and loses the rest; a failing
-//! disk stops the member, as a storage error stops the server.
+//! disk stops the member, as a storage error stops the server. A disk may also return a
+//! log entry damaged once, as the member reads its store to start.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use zkrs::server::storage_writer::{carry_out, Write};
 use zkrs::storage::memory::MemoryStorage;
-use zkrs::storage::StorageError;
+use zkrs::storage::{Storage, StorageError};
+use zkrs::txn::Zxid;
 
 use crate::rng::Rng;
 
@@ -45,6 +48,46 @@ impl Disk {
         }
         let storage = self.durable.clone();
         Some(batch.into_iter().try_for_each(|write| carry_out(storage.as_ref(), write)))
+    }
+
+    /// Makes the next read of one random log entry return it with a bit flipped, as a
+    /// disk that returns bad data once would: what to hand [`Disk::repair`] after the
+    /// read. `None` for an empty log.
+    pub fn damage_one_entry(&self, rng: &mut Rng) -> Option<(Zxid, Bytes)> {
+        let mut entries = Vec::new();
+        let all = self.durable.read_log(0, &mut |entry| {
+            entries.push(entry);
+            true
+        });
+        all.ok()?;
+        if entries.is_empty() {
+            return None;
+        }
+        // The last entry half the time: recovery reads the tail most carefully.
+        let at = if rng.chance(50) {
+            entries.len() - 1
+        } else {
+            rng.below(entries.len() as u64) as usize
+        };
+        let entry = entries.swap_remove(at);
+        let mut damaged = entry.value.to_vec();
+        let bit = rng.below(damaged.len() as u64 * 8);
+        damaged[(bit / 8) as usize] ^= 1 << (bit % 8);
+        self.durable.corrupt_log_entry(entry.zxid, damaged.into());
+        Some((entry.zxid, entry.value))
+    }
+
+    /// The read is over: the entry damaged by [`Disk::damage_one_entry`] reads right
+    /// again, if it is still stored.
+    pub fn repair(&self, (zxid, value): (Zxid, Bytes)) {
+        let mut stored = false;
+        let read = self.durable.read_log(zxid - 1, &mut |entry| {
+            stored = entry.zxid == zxid;
+            false
+        });
+        if read.is_ok() && stored {
+            self.durable.corrupt_log_entry(zxid, value);
+        }
     }
 
     /// The member crashed: a random prefix of the batch in flight reached the disk.

@@ -66,6 +66,8 @@ pub struct Stats {
     pub partitions: u64,
     pub disk_failures: u64,
     pub snapshots: u64,
+    /// Starts that read a damaged log entry.
+    pub damaged_reads: u64,
     /// Handshakes that asked to resume a session.
     pub resumed: u64,
     /// Times a locker took the lock.
@@ -83,6 +85,7 @@ impl std::ops::AddAssign for Stats {
         self.partitions += other.partitions;
         self.disk_failures += other.disk_failures;
         self.snapshots += other.snapshots;
+        self.damaged_reads += other.damaged_reads;
         self.resumed += other.resumed;
         self.locks_taken += other.locks_taken;
         self.synced_reads += other.synced_reads;
@@ -289,14 +292,31 @@ impl World {
         }
     }
 
-    /// Starts member `index` from what its disk holds.
+    /// Starts member `index` from what its disk holds. While faults run, its disk may
+    /// return one damaged log entry as it is read: the member must then refuse to start
+    /// (and starts on a later try, when the disk reads right) or start from a state the
+    /// invariants accept.
     fn start(&mut self, index: usize) -> Result<(), String> {
+        let damage = self.now < FAULTY_MS && self.rng.chance(10);
+        let member = &mut self.members[index];
+        let damaged = if damage { member.disk.damage_one_entry(&mut self.rng) } else { None };
+        let clock = Clock::manual(1_700_000_000_000 + self.now);
+        let restored =
+            restore(member.config.clone(), member.disk.durable.as_ref(), member.id, false, clock);
+        let id = member.id;
+        if let Some(damaged) = damaged {
+            let zxid = damaged.0;
+            member.disk.repair(damaged);
+            self.stats.damaged_reads += 1;
+            if let Err(err) = &restored {
+                self.trace(|| format!("member {id} reads entry 0x{zxid:x} damaged: {err}"));
+                return Ok(());
+            }
+            self.trace(|| format!("member {id} reads entry 0x{zxid:x} damaged and starts"));
+        }
         let member = &mut self.members[index];
         member.incarnation += 1;
-        let clock = Clock::manual(1_700_000_000_000 + self.now);
-        let restart =
-            restore(member.config.clone(), member.disk.durable.as_ref(), member.id, false, clock)
-                .map_err(|err| format!("member {} cannot recover: {err}", member.id))?;
+        let restart = restored.map_err(|err| format!("member {id} cannot recover: {err}"))?;
         let Restart { shared, inputs, restored } = restart;
         let pipeline =
             Pipeline::start(shared.clone(), member.membership.zab.clone(), restored, false)
@@ -305,7 +325,6 @@ impl World {
         let mode = *shared.mode.lock();
         member.running =
             Some(Running { pipeline, mode, shared, _inputs: inputs, applied, receiving: None });
-        let id = member.id;
         self.trace(|| format!("member {id} starts"));
         self.carry_out(index)
     }
