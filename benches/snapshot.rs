@@ -14,6 +14,7 @@ use zkrs::storage::rocks::RocksStorage;
 use zkrs::tree::acl::{perms, world_anyone};
 use zkrs::tree::data_tree::DataTree;
 use zkrs::tree::node::Node;
+use zkrs::txn::SessionId;
 
 fn main() {
     let nodes: u64 = std::env::args().skip(1).find_map(|arg| arg.parse().ok()).unwrap_or(300_000);
@@ -32,7 +33,7 @@ fn main() {
     }
     let dir = std::env::temp_dir().join(format!("zkrs-bench-snapshot-{}", std::process::id()));
     let storage = RocksStorage::open(&dir, None, true).expect("a store in the temp dir");
-    let sessions: Vec<(i64, i32)> = (0..100).map(|id| (id, 30_000)).collect();
+    let sessions: Vec<(SessionId, i32)> = (0..100).map(|id| (SessionId::new(id), 30_000)).collect();
     let stopping = AtomicBool::new(false);
     let mut best = f64::MAX;
     let mut bytes = 0;

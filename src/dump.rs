@@ -90,9 +90,9 @@ fn describe_txn(txn: &Txn) -> String {
     let op = OpCode::from_i32(txn.header.op_type)
         .map_or_else(|| txn.header.op_type.to_string(), |op| format!("{op:?}"));
     format!(
-        "{} session 0x{:x} cxid 0x{:x} zxid 0x{:x} {op} {}",
+        "{} session {} cxid 0x{:x} zxid 0x{:x} {op} {}",
         java_date(u64::try_from(txn.header.time).unwrap_or(0)),
-        txn.header.client_id,
+        txn.session_id(),
         txn.header.cxid,
         txn.header.zxid,
         describe(&txn.body)
@@ -185,7 +185,7 @@ pub fn dump_snapshot(
     write_header(&header, out)?;
     writeln!(out, "Sessions ({}):", loaded.sessions.len())?;
     for (session_id, timeout_ms) in &loaded.sessions {
-        writeln!(out, "  0x{session_id:x} timeout {timeout_ms} ms")?;
+        writeln!(out, "  {session_id} timeout {timeout_ms} ms")?;
     }
     write_tree(&tree, out)
 }

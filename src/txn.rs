@@ -6,6 +6,8 @@
 //! a txn ([`TxnBody::Error`]) and takes a zxid, as in ZooKeeper, so that a client never
 //! sees a zxid the log does not have.
 
+use std::fmt;
+
 use bytes::{Bytes, BytesMut};
 use jute::records::{
     CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn,
@@ -17,8 +19,45 @@ use jute::{DecodeError, OpCode, Reader, Record};
 /// A zxid: `epoch << 32 | counter`.
 pub type Zxid = i64;
 
-/// A session id.
-pub type SessionId = i64;
+/// A session's id. ZooKeeper puts the id of the server that opened it in the top byte
+/// (`initial_session_id`); on the wire and in txn records it is a plain `long`, so it
+/// becomes one only at those boundaries. Shown as ZooKeeper logs it: `0x` and hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SessionId(i64);
+
+impl SessionId {
+    /// No session (ZooKeeper's 0): what a client sends to ask for a new one, what a
+    /// connection reports before its handshake is done, and the issuer of the server's
+    /// own requests, such as reaping containers.
+    pub const NONE: SessionId = SessionId(0);
+
+    /// The session whose wire value is `raw`.
+    pub const fn new(raw: i64) -> SessionId {
+        SessionId(raw)
+    }
+
+    /// The value the wire and the txn records carry.
+    pub const fn raw(self) -> i64 {
+        self.0
+    }
+
+    /// The id of the server that opened the session, from the top byte.
+    pub const fn server_id(self) -> u64 {
+        self.0 as u64 >> 56
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:x}", self.0)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
 
 /// The epoch half of a zxid.
 pub fn zxid_epoch(zxid: Zxid) -> u32 {
@@ -139,6 +178,11 @@ impl Txn {
     /// The transaction's zxid.
     pub fn zxid(&self) -> Zxid {
         self.header.zxid
+    }
+
+    /// The session that issued the transaction (the header's `clientId`).
+    pub fn session_id(&self) -> SessionId {
+        SessionId::new(self.header.client_id)
     }
 
     /// The jute encoding the log stores: `TxnHeader` then the txn record.

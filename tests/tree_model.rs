@@ -12,9 +12,9 @@ use zkrs::prepare::{Context, Preparer, SessionCheck};
 use zkrs::proto::Request;
 use zkrs::session::{AuthIds, SessionTracker};
 use zkrs::tree::Database;
-use zkrs::txn::{Txn, TxnBody};
+use zkrs::txn::{SessionId, Txn, TxnBody};
 
-const SESSION: i64 = 0x77;
+const SESSION: SessionId = SessionId::new(0x77);
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -157,7 +157,7 @@ proptest! {
     #[test]
     fn tree_matches_a_btreemap_model(ops in proptest::collection::vec(op_strategy(), 1..80)) {
         let database = Database::new(false);
-        let mut sessions = SessionTracker::new(1000, 1);
+        let mut sessions = SessionTracker::new(1000, SessionId::new(1));
         sessions.add(SESSION, 10_000, 0);
         let auth = AuthIds::for_client("127.0.0.1".parse().expect("ip"));
         let mut preparer = Preparer::new(0);
@@ -185,7 +185,7 @@ proptest! {
             prop_assert_eq!(stat.version, node.version, "{}", path);
             prop_assert_eq!(stat.num_children as usize, children, "{}", path);
             prop_assert_eq!(stat.cversion, 2 * node.creations - children as i32, "{}", path);
-            prop_assert_eq!(stat.ephemeral_owner, if node.ephemeral { SESSION } else { 0 }, "{}", path);
+            prop_assert_eq!(stat.ephemeral_owner, if node.ephemeral { SESSION.raw() } else { 0 }, "{}", path);
             let data = tree.with_node(path, |n, _| n.data.as_deref().map(<[u8]>::to_vec)).flatten();
             if path != "/" {
                 prop_assert_eq!(data.as_deref(), Some(node.data.as_slice()), "{}", path);

@@ -69,7 +69,7 @@ pub fn encode(frame: &PeerFrame, out: &mut BytesMut) {
         }
         PeerFrame::Request { session_id, auth, frame } => {
             out.put_u8(1);
-            write_i64(out, *session_id);
+            write_i64(out, session_id.raw());
             write_len(out, auth.len());
             for id in auth {
                 id.write(out);
@@ -78,14 +78,14 @@ pub fn encode(frame: &PeerFrame, out: &mut BytesMut) {
         }
         PeerFrame::CreateSession { session_id, timeout_ms } => {
             out.put_u8(2);
-            write_i64(out, *session_id);
+            write_i64(out, session_id.raw());
             write_i32(out, *timeout_ms);
         }
         PeerFrame::Touch(sessions) => {
             out.put_u8(3);
             write_len(out, sessions.len());
             for session_id in sessions {
-                write_i64(out, *session_id);
+                write_i64(out, session_id.raw());
             }
         }
         PeerFrame::SnapshotChunk { zxid, index, chunk } => {
@@ -96,7 +96,7 @@ pub fn encode(frame: &PeerFrame, out: &mut BytesMut) {
         }
         PeerFrame::Attach { session_id } => {
             out.put_u8(5);
-            write_i64(out, *session_id);
+            write_i64(out, session_id.raw());
         }
     }
 }
@@ -110,20 +110,22 @@ pub fn decode(frame: &Bytes) -> Result<PeerFrame, DecodeError> {
     let decoded = match r.read_u8("frame kind")? {
         0 => return wire::decode(&r.rest()).map(PeerFrame::Zab),
         1 => {
-            let session_id = r.read_i64("session id")?;
+            let session_id = SessionId::new(r.read_i64("session id")?);
             let count = r.read_len("identities", ID_LEN_MIN)?.unwrap_or(0);
             let auth = (0..count).map(|_| Id::read(&mut r)).collect::<Result<_, _>>()?;
             let frame = r.read_buffer("request frame")?.unwrap_or_default();
             PeerFrame::Request { session_id, auth, frame }
         }
         2 => PeerFrame::CreateSession {
-            session_id: r.read_i64("session id")?,
+            session_id: SessionId::new(r.read_i64("session id")?),
             timeout_ms: r.read_i32("session timeout")?,
         },
         3 => {
             let count = r.read_len("sessions", 8)?.unwrap_or(0);
             PeerFrame::Touch(
-                (0..count).map(|_| r.read_i64("session id")).collect::<Result<_, _>>()?,
+                (0..count)
+                    .map(|_| r.read_i64("session id").map(SessionId::new))
+                    .collect::<Result<_, _>>()?,
             )
         }
         4 => {
@@ -138,7 +140,7 @@ pub fn decode(frame: &Bytes) -> Result<PeerFrame, DecodeError> {
             let chunk = r.read_buffer("snapshot chunk")?.unwrap_or_default();
             PeerFrame::SnapshotChunk { zxid, index, chunk }
         }
-        5 => PeerFrame::Attach { session_id: r.read_i64("session id")? },
+        5 => PeerFrame::Attach { session_id: SessionId::new(r.read_i64("session id")?) },
         _ => {
             return Err(DecodeError::Invalid {
                 what: "frame kind",
@@ -163,21 +165,25 @@ mod tests {
 
     use super::*;
 
+    fn session_id() -> impl Strategy<Value = SessionId> {
+        any::<i64>().prop_map(SessionId::new)
+    }
+
     fn frame() -> impl Strategy<Value = PeerFrame> {
         let bytes = proptest::collection::vec(any::<u8>(), 0..16).prop_map(Bytes::from);
         let id = ("[a-z]{0,6}", "[a-z0-9:]{0,8}").prop_map(|(scheme, id)| Id { scheme, id });
         prop_oneof![
             any::<i64>().prop_map(|zxid| PeerFrame::Zab(Message::Ack { zxid })),
-            (any::<i64>(), proptest::collection::vec(id, 0..3), bytes.clone()).prop_map(
+            (session_id(), proptest::collection::vec(id, 0..3), bytes.clone()).prop_map(
                 |(session_id, auth, frame)| PeerFrame::Request { session_id, auth, frame }
             ),
-            (any::<i64>(), any::<i32>()).prop_map(|(session_id, timeout_ms)| {
+            (session_id(), any::<i32>()).prop_map(|(session_id, timeout_ms)| {
                 PeerFrame::CreateSession { session_id, timeout_ms }
             }),
-            proptest::collection::vec(any::<i64>(), 0..4).prop_map(PeerFrame::Touch),
+            proptest::collection::vec(session_id(), 0..4).prop_map(PeerFrame::Touch),
             (any::<i64>(), 0..u32::MAX / 2, bytes)
                 .prop_map(|(zxid, index, chunk)| PeerFrame::SnapshotChunk { zxid, index, chunk }),
-            any::<i64>().prop_map(|session_id| PeerFrame::Attach { session_id }),
+            session_id().prop_map(|session_id| PeerFrame::Attach { session_id }),
         ]
     }
 

@@ -539,6 +539,7 @@ async fn accept(listener: TcpListener, links: BTreeMap<ServerId, mpsc::Sender<Tc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::txn::SessionId;
 
     /// A member that accepts the connection and then reads nothing.
     async fn silent_member() -> (SocketAddr, tokio::sync::oneshot::Receiver<TcpStream>) {
@@ -595,7 +596,7 @@ mod tests {
         stream.read_exact(&mut hello).await.expect("hello");
         let (chunks, frames) = mpsc::channel(1);
         links.stream(1, frames);
-        links.send(1, &PeerFrame::Touch(vec![42]));
+        links.send(1, &PeerFrame::Touch(vec![SessionId::new(42)]));
         fn chunk(index: u32) -> PeerFrame {
             PeerFrame::SnapshotChunk { zxid: 5, index, chunk: Bytes::from_static(b"c") }
         }
@@ -615,7 +616,7 @@ mod tests {
             order.push(frame::decode(&bytes.freeze()).expect("decodes"));
         }
         sender.await.expect("sender");
-        assert_eq!(order[3], PeerFrame::Touch(vec![42]));
+        assert_eq!(order[3], PeerFrame::Touch(vec![SessionId::new(42)]));
         for (index, frame) in order.iter().take(3).enumerate() {
             assert_eq!(frame, &chunk(u32::try_from(index).expect("small")));
         }

@@ -136,7 +136,7 @@ pub(super) fn create(
     let ephemeral_owner = match (mode, ttl_owner) {
         (CreateMode::Container, _) => CONTAINER_EPHEMERAL_OWNER,
         (_, Some(owner)) => owner,
-        _ if mode.is_ephemeral() => scope.context.session_id,
+        _ if mode.is_ephemeral() => scope.context.session_id.raw(),
         _ => 0,
     };
     parent.child_count += 1;

@@ -160,7 +160,7 @@ impl Preparer {
     fn next_header(&mut self, context: &Context<'_>, cxid: i32, time_ms: i64) -> TxnHeader {
         self.last_zxid += 1;
         TxnHeader {
-            client_id: context.session_id,
+            client_id: context.session_id.raw(),
             cxid,
             zxid: self.last_zxid,
             time: time_ms,
@@ -179,11 +179,12 @@ impl Preparer {
                 for (path, record) in scope_changes {
                     self.pending.push(header.zxid, path, record);
                 }
+                let session_id = SessionId::new(header.client_id);
                 match &body {
                     TxnBody::CreateSession(_) => {
-                        self.pending.open_session(header.zxid, header.client_id);
+                        self.pending.open_session(header.zxid, session_id);
                     }
-                    TxnBody::CloseSession(_) => self.pending.close_session(header.client_id),
+                    TxnBody::CloseSession(_) => self.pending.close_session(session_id),
                     _ => {}
                 }
                 header.op_type = op.as_i32();

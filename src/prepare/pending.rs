@@ -98,13 +98,15 @@ impl PendingChanges {
 
     /// Paths whose newest pending record is an ephemeral of `session`, and paths whose
     /// newest pending record is a deletion.
-    pub fn ephemeral_changes(&self, session: i64) -> (Vec<String>, Vec<String>) {
+    pub fn ephemeral_changes(&self, session: SessionId) -> (Vec<String>, Vec<String>) {
         let mut created = Vec::new();
         let mut deleted = Vec::new();
         for (path, (_, record)) in &self.newest {
             match record {
                 None => deleted.push(path.clone()),
-                Some(record) if record.ephemeral_owner == session => created.push(path.clone()),
+                Some(record) if record.ephemeral_owner == session.raw() => {
+                    created.push(path.clone())
+                }
                 Some(_) => {}
             }
         }
@@ -158,7 +160,7 @@ mod tests {
         let mut pending = PendingChanges::default();
         pending.push(3, "/e".into(), None);
         assert_eq!(pending.get("/e"), Some(None));
-        let (created, deleted) = pending.ephemeral_changes(7);
+        let (created, deleted) = pending.ephemeral_changes(SessionId::new(7));
         assert!(created.is_empty());
         assert_eq!(deleted, ["/e"]);
     }

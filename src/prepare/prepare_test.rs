@@ -5,7 +5,7 @@ use super::*;
 use crate::tree::acl::{perms, world_anyone};
 use crate::tree::Database;
 
-const SESSION: SessionId = 0x42;
+const SESSION: SessionId = SessionId::new(0x42);
 
 struct Fixture {
     db: Database,
@@ -16,7 +16,7 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let mut sessions = SessionTracker::new(1000, 1);
+        let mut sessions = SessionTracker::new(1000, SessionId::new(1));
         sessions.add(SESSION, 10_000, 0);
         Fixture {
             db: Database::new(true),
@@ -157,7 +157,7 @@ fn a_session_whose_creation_is_prepared_can_write_before_it_is_applied() {
         tree: db.tree(),
         sessions: &sessions,
         auth: &auth,
-        session_id: 0x77,
+        session_id: SessionId::new(0x77),
         session_check: SessionCheck::Tracker,
         extended_types_enabled: true,
         reconfig_enabled: false,

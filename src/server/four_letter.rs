@@ -9,6 +9,7 @@ use crate::proto::four_letter::FourLetterWord;
 use crate::server::registry::Connection;
 use crate::server::stats::ConnectionStats;
 use crate::server::{Mode, Shared};
+use crate::txn::SessionId;
 
 /// The version zkrs reports: ZooKeeper's protocol generation, then our own version.
 /// kazoo parses the leading `x.y.z` to decide which features the server has.
@@ -91,8 +92,9 @@ fn render(shared: &Shared, word: FourLetterWord) -> String {
         }
         FourLetterWord::Wchc => {
             for (watcher, paths) in shared.database.data_watches().by_watcher() {
-                let session_id = shared.registry.get(watcher).map_or(0, |c| c.session_id());
-                let _ = writeln!(out, "0x{session_id:x}");
+                let session_id =
+                    shared.registry.get(watcher).map_or(SessionId::NONE, |c| c.session_id());
+                let _ = writeln!(out, "{session_id}");
                 for path in paths {
                     let _ = writeln!(out, "\t{path}");
                 }
@@ -103,8 +105,9 @@ fn render(shared: &Shared, word: FourLetterWord) -> String {
             for (path, watchers) in shared.database.data_watches().by_path() {
                 let _ = writeln!(out, "{path}");
                 for watcher in watchers {
-                    let session_id = shared.registry.get(watcher).map_or(0, |c| c.session_id());
-                    let _ = writeln!(out, "\t0x{session_id:x}");
+                    let session_id =
+                        shared.registry.get(watcher).map_or(SessionId::NONE, |c| c.session_id());
+                    let _ = writeln!(out, "\t{session_id}");
                 }
             }
             out.push('\n');
@@ -154,7 +157,7 @@ fn server_stats(shared: &Shared, out: &mut String) {
 fn connection_info(connection: &Connection, brief: bool, out: &mut String) {
     let stats = connection.stats.lock().clone();
     let session_id = connection.session_id();
-    let interest = if session_id == 0 { 0 } else { 1 };
+    let interest = if session_id == SessionId::NONE { 0 } else { 1 };
     let _ = write!(
         out,
         " /{}[{interest}](queued={},recved={},sent={}",
@@ -163,11 +166,11 @@ fn connection_info(connection: &Connection, brief: bool, out: &mut String) {
         stats.received,
         stats.sent
     );
-    if !brief && session_id != 0 {
+    if !brief && session_id != SessionId::NONE {
         let average = stats.latency.total_ms.checked_div(stats.latency.count).unwrap_or(0);
         let _ = write!(
             out,
-            ",sid=0x{session_id:x},lop={},est={},to={}",
+            ",sid={session_id},lop={},est={},to={}",
             if stats.last_op.is_empty() { "NA" } else { stats.last_op },
             connection.established_ms,
             connection.session_timeout_ms()
@@ -281,7 +284,7 @@ fn dump(shared: &Shared, out: &mut String) {
     let sessions = shared.sessions.lock().sessions();
     let now_ms = shared.clock.now_ms();
     let wall_ms = shared.clock.wall_ms();
-    let mut buckets: Vec<(u64, Vec<i64>)> = Vec::new();
+    let mut buckets: Vec<(u64, Vec<SessionId>)> = Vec::new();
     for session in &sessions {
         match buckets.last_mut() {
             Some((expires, ids)) if *expires == session.expires_at_ms => {
@@ -296,14 +299,14 @@ fn dump(shared: &Shared, out: &mut String) {
         let expires_wall_ms = (wall_ms + expires_at_ms).saturating_sub(now_ms);
         let _ = writeln!(out, "{} expire at {}:", ids.len(), java_date(expires_wall_ms));
         for id in ids {
-            let _ = writeln!(out, "\t0x{id:x}");
+            let _ = writeln!(out, "\t{id}");
         }
     }
     out.push_str("ephemeral nodes dump:\n");
     let ephemerals = shared.database.tree().all_ephemerals();
     let _ = writeln!(out, "Sessions with Ephemerals ({}):", ephemerals.len());
     for (session_id, paths) in ephemerals {
-        let _ = writeln!(out, "0x{session_id:x}:");
+        let _ = writeln!(out, "{session_id}:");
         for path in paths {
             let _ = writeln!(out, "\t{path}");
         }
@@ -313,8 +316,7 @@ fn dump(shared: &Shared, out: &mut String) {
     let _ = writeln!(out, "Connections Sets (1)/({}):", connections.len());
     let _ = writeln!(out, "{} expire at {}:", connections.len(), java_date(wall_ms));
     for connection in connections {
-        let _ =
-            writeln!(out, "\tip: /{} sessionId: 0x{:x}", connection.peer, connection.session_id());
+        let _ = writeln!(out, "\tip: /{} sessionId: {}", connection.peer, connection.session_id());
     }
 }
 

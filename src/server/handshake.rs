@@ -53,7 +53,7 @@ pub enum Refusal {
     },
     /// As ZooKeeper's read-only server: a global session may have expired on the quorum
     /// this member lost, its ephemerals (a lock) gone to another client.
-    #[error("refusing to resume global session 0x{0:x} in read-only mode")]
+    #[error("refusing to resume global session {0} in read-only mode")]
     GlobalSessionWhileReadOnly(SessionId),
 }
 
@@ -82,7 +82,8 @@ pub fn admit(
         return Err(Refusal::ZxidAhead { client: request.last_zxid_seen, server: server_zxid });
     }
     let timeout_ms = shared.config.negotiate_session_timeout_ms(request.time_out);
-    if request.session_id == 0 {
+    let session_id = SessionId::new(request.session_id);
+    if session_id == SessionId::NONE {
         let connection = connection.clone();
         return Ok(Admission::Create(Input::CreateSession {
             connection,
@@ -90,7 +91,6 @@ pub fn admit(
             sent_read_only,
         }));
     }
-    let session_id = request.session_id;
     if mode == Mode::ReadOnly && shared.sessions.lock().is_global(session_id) {
         return Err(Refusal::GlobalSessionWhileReadOnly(session_id));
     }
@@ -100,16 +100,16 @@ pub fn admit(
         (timeout_ms, session_id, session_password(session_id))
     } else {
         tracing::info!(
-            session_id = format_args!("0x{session_id:x}"),
+            session_id = %session_id,
             password_ok,
             "refusing to resume session"
         );
-        (0, 0, [0u8; PASSWORD_LEN])
+        (0, SessionId::NONE, [0u8; PASSWORD_LEN])
     };
     let response = ConnectResponse {
         protocol_version: 0,
         time_out,
-        session_id: reply_session,
+        session_id: reply_session.raw(),
         passwd: Bytes::copy_from_slice(&passwd),
     };
     connection.send(frame_with(|out: &mut BytesMut| {

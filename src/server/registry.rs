@@ -57,9 +57,9 @@ impl Connection {
         *self.auth.write() = Arc::new(auth);
     }
 
-    /// The session bound to this connection, 0 before the handshake.
+    /// The session bound to this connection, [`SessionId::NONE`] before the handshake.
     pub fn session_id(&self) -> SessionId {
-        self.session_id.load(Ordering::Acquire)
+        SessionId::new(self.session_id.load(Ordering::Acquire))
     }
 
     /// Negotiated session timeout, 0 before the handshake.
@@ -203,12 +203,12 @@ impl Registry {
     /// as ZooKeeper closes it when the client reconnects elsewhere.
     pub fn bind_session(&self, connection: &Connection, session_id: SessionId, timeout_ms: i64) {
         connection.session_timeout_ms.store(timeout_ms, Ordering::Relaxed);
-        connection.session_id.store(session_id, Ordering::Release);
+        connection.session_id.store(session_id.raw(), Ordering::Release);
         if let Some(previous) = self.by_session.insert(session_id, connection.id) {
             if previous != connection.id {
                 if let Some(old) = self.get(previous) {
                     tracing::info!(
-                        session_id = format_args!("0x{session_id:x}"),
+                        session_id = %session_id,
                         "closing the session's previous connection"
                     );
                     old.request_close();
@@ -313,13 +313,13 @@ mod tests {
         let registry = Registry::default();
         let old = registry.open(peer(1), UNLIMITED, 0).expect("open");
         let new = registry.open(peer(2), UNLIMITED, 0).expect("open");
-        registry.bind_session(&old, 7, 4000);
-        registry.bind_session(&new, 7, 4000);
+        registry.bind_session(&old, SessionId::new(7), 4000);
+        registry.bind_session(&new, SessionId::new(7), 4000);
         assert!(old.close_requested());
-        assert_eq!(registry.for_session(7).map(|c| c.id), Some(new.id));
+        assert_eq!(registry.for_session(SessionId::new(7)).map(|c| c.id), Some(new.id));
         registry.close(&old);
         assert_eq!(
-            registry.for_session(7).map(|c| c.id),
+            registry.for_session(SessionId::new(7)).map(|c| c.id),
             Some(new.id),
             "closing the old one keeps the binding"
         );

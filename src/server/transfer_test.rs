@@ -75,7 +75,7 @@ async fn hand_over(
 #[tokio::test]
 async fn a_received_snapshot_is_stored_then_replaces_the_state_whole() {
     let leader = database_with(5000);
-    let sessions = [(0x99, 4000)];
+    let sessions = [(SessionId::new(0x99), 4000)];
     let chunks = chunks_of(&leader, &sessions);
     assert!(chunks.len() > 2, "several chunks: {}", chunks.len());
     let storage = Arc::new(MemoryStorage::default());

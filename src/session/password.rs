@@ -44,7 +44,7 @@ impl JavaRandom {
 /// The password of a session.
 pub fn session_password(session_id: SessionId) -> [u8; PASSWORD_LEN] {
     let mut password = [0u8; PASSWORD_LEN];
-    JavaRandom::new(session_id ^ SUPER_SECRET).next_bytes(&mut password);
+    JavaRandom::new(session_id.raw() ^ SUPER_SECRET).next_bytes(&mut password);
     password
 }
 
@@ -53,11 +53,7 @@ pub fn session_password(session_id: SessionId) -> [u8; PASSWORD_LEN] {
 pub fn initial_session_id(server_id: u64, now_ms: u64) -> SessionId {
     let time_part = ((now_ms << 24) >> 8) as i64;
     let id = time_part | ((server_id as i64) << 56);
-    if id == i64::MIN {
-        id + 1
-    } else {
-        id
-    }
+    SessionId::new(if id == i64::MIN { id + 1 } else { id })
 }
 
 #[cfg(test)]
@@ -79,19 +75,25 @@ mod tests {
             0xb5, 0x77, 0xab, 0x50, 0x9e, 0xc7, 0xff, 0x83, 0x1b, 0xbe, 0xe8, 0xb2, 0x17, 0x7c,
             0x6b, 0x88,
         ];
-        assert_eq!(session_password(0x0100_0008_4231_0000), expected);
+        assert_eq!(session_password(SessionId::new(0x0100_0008_4231_0000)), expected);
     }
 
     #[test]
     fn password_is_stable_per_session() {
-        assert_eq!(session_password(0x1000), session_password(0x1000));
-        assert_ne!(session_password(0x1000), session_password(0x1001));
+        assert_eq!(
+            session_password(SessionId::new(0x1000)),
+            session_password(SessionId::new(0x1000))
+        );
+        assert_ne!(
+            session_password(SessionId::new(0x1000)),
+            session_password(SessionId::new(0x1001))
+        );
     }
 
     #[test]
     fn session_ids_carry_the_server_id() {
         let id = initial_session_id(1, 1_700_000_000_000);
-        assert_eq!((id as u64) >> 56, 1);
-        assert_eq!(id & 0xffff, 0, "the low bits count sessions");
+        assert_eq!(id.server_id(), 1);
+        assert_eq!(id.raw() & 0xffff, 0, "the low bits count sessions");
     }
 }

@@ -70,7 +70,7 @@ impl SessionTracker {
     /// A fresh session id.
     pub fn next_session_id(&mut self) -> SessionId {
         let id = self.next_session_id;
-        self.next_session_id = self.next_session_id.wrapping_add(1);
+        self.next_session_id = SessionId::new(id.raw().wrapping_add(1));
         id
     }
 
@@ -332,118 +332,126 @@ impl SessionTracker {
 mod tests {
     use super::*;
 
+    fn sid(raw: i64) -> SessionId {
+        SessionId::new(raw)
+    }
+
     #[test]
     fn touches_are_reported_once_each_while_reporting() {
-        let mut tracker = SessionTracker::new(100, 1);
-        tracker.add(7, 1000, 0);
-        tracker.add(8, 1000, 0);
-        assert!(tracker.touch(7, 10));
+        let mut tracker = SessionTracker::new(100, sid(1));
+        tracker.add(sid(7), 1000, 0);
+        tracker.add(sid(8), 1000, 0);
+        assert!(tracker.touch(sid(7), 10));
         assert!(tracker.take_touched().is_empty());
         tracker.set_reporting(true);
-        assert!(tracker.touch(8, 20));
-        assert!(tracker.touch(7, 30));
-        assert!(tracker.touch(8, 40));
-        assert!(!tracker.touch(9, 40));
-        assert_eq!(tracker.take_touched(), [7, 8]);
+        assert!(tracker.touch(sid(8), 20));
+        assert!(tracker.touch(sid(7), 30));
+        assert!(tracker.touch(sid(8), 40));
+        assert!(!tracker.touch(sid(9), 40));
+        assert_eq!(tracker.take_touched(), [sid(7), sid(8)]);
         assert!(tracker.take_touched().is_empty());
     }
 
     #[test]
     fn an_upgrading_session_stays_local_until_its_txn_is_applied() {
-        let mut tracker = SessionTracker::new(100, 1);
-        tracker.add_local(8, 1000, 0);
-        assert!(tracker.upgrade(8));
-        assert!(!tracker.upgrade(8), "its createSession is already on its way");
-        assert!(tracker.is_local(8));
-        tracker.add(8, 1000, 10);
-        assert!(tracker.is_global(8), "the applied createSession makes it global");
-        assert!(!tracker.upgrade(8));
-        assert!(!tracker.is_global(10), "an unknown session is neither");
+        let mut tracker = SessionTracker::new(100, sid(1));
+        tracker.add_local(sid(8), 1000, 0);
+        assert!(tracker.upgrade(sid(8)));
+        assert!(!tracker.upgrade(sid(8)), "its createSession is already on its way");
+        assert!(tracker.is_local(sid(8)));
+        tracker.add(sid(8), 1000, 10);
+        assert!(tracker.is_global(sid(8)), "the applied createSession makes it global");
+        assert!(!tracker.upgrade(sid(8)));
+        assert!(!tracker.is_global(sid(10)), "an unknown session is neither");
 
         // The leader was lost with the createSession: it dies with the local sessions.
-        tracker.add_local(9, 1000, 0);
-        assert!(tracker.upgrade(9));
+        tracker.add_local(sid(9), 1000, 0);
+        assert!(tracker.upgrade(sid(9)));
         tracker.remove_local();
-        assert!(!tracker.contains(9));
-        assert!(tracker.contains(8));
+        assert!(!tracker.contains(sid(9)));
+        assert!(tracker.contains(sid(8)));
     }
 
     #[test]
     fn local_sessions_expire_everywhere_global_ones_only_where_owned() {
-        let mut tracker = SessionTracker::new(100, 1);
-        tracker.add(7, 1000, 0);
-        tracker.add_local(8, 1000, 0);
+        let mut tracker = SessionTracker::new(100, sid(1));
+        tracker.add(sid(7), 1000, 0);
+        tracker.add_local(sid(8), 1000, 0);
         tracker.set_reporting(true);
-        assert!(tracker.touch(8, 10), "a local session is live");
+        assert!(tracker.touch(sid(8), 10), "a local session is live");
         assert!(tracker.take_touched().is_empty(), "the leader does not hear of local ones");
-        assert_eq!(tracker.expire_owned(5000, false), [8]);
-        tracker.remove(8);
-        assert!(tracker.contains(7), "a follower does not expire global sessions");
+        assert_eq!(tracker.expire_owned(5000, false), [sid(8)]);
+        tracker.remove(sid(8));
+        assert!(tracker.contains(sid(7)), "a follower does not expire global sessions");
         tracker.touch_all(5000);
-        assert_eq!(tracker.expire_owned(7000, true), [7]);
+        assert_eq!(tracker.expire_owned(7000, true), [sid(7)]);
     }
 
     #[test]
     fn touch_all_gives_every_session_its_whole_timeout() {
-        let mut tracker = SessionTracker::new(100, 1);
-        tracker.add(7, 1000, 0);
-        tracker.add(8, 3000, 0);
+        let mut tracker = SessionTracker::new(100, sid(1));
+        tracker.add(sid(7), 1000, 0);
+        tracker.add(sid(8), 3000, 0);
         tracker.touch_all(5000);
         assert!(tracker.expire(5900).is_empty());
-        assert_eq!(tracker.expire(6100), [7]);
-        assert_eq!(tracker.expire(8100), [8]);
+        assert_eq!(tracker.expire(6100), [sid(7)]);
+        assert_eq!(tracker.expire(8100), [sid(8)]);
     }
 
     #[test]
     fn a_session_whose_close_was_lost_expires_under_a_new_leader() {
-        let mut tracker = SessionTracker::new(100, 1);
-        tracker.add(7, 1000, 0);
-        tracker.set_closing(7);
+        let mut tracker = SessionTracker::new(100, sid(1));
+        tracker.add(sid(7), 1000, 0);
+        tracker.set_closing(sid(7));
         assert_eq!(tracker.expire_owned(2000, false), Vec::<SessionId>::new());
         tracker.touch_all(3000);
-        assert!(tracker.check(7).is_ok(), "live again until it expires");
-        assert_eq!(tracker.expire(4100), [7]);
+        assert!(tracker.check(sid(7)).is_ok(), "live again until it expires");
+        assert_eq!(tracker.expire(4100), [sid(7)]);
     }
 
     #[test]
     fn expiry_is_rounded_to_the_next_tick() {
-        let mut tracker = SessionTracker::new(2000, 100);
-        tracker.add(1, 4000, 500);
+        let mut tracker = SessionTracker::new(2000, sid(100));
+        tracker.add(sid(1), 4000, 500);
         assert_eq!(tracker.next_expiry_ms(), Some(6000));
         assert!(tracker.expire(5999).is_empty());
-        assert_eq!(tracker.expire(6000), [1]);
-        assert_eq!(tracker.check(1), Err(Code::SessionExpired), "an expired session is closing");
-        assert!(!tracker.touch(1, 6000));
-        tracker.remove(1);
-        assert!(!tracker.contains(1));
+        assert_eq!(tracker.expire(6000), [sid(1)]);
+        assert_eq!(
+            tracker.check(sid(1)),
+            Err(Code::SessionExpired),
+            "an expired session is closing"
+        );
+        assert!(!tracker.touch(sid(1), 6000));
+        tracker.remove(sid(1));
+        assert!(!tracker.contains(sid(1)));
     }
 
     #[test]
     fn touch_postpones_expiry() {
-        let mut tracker = SessionTracker::new(1000, 100);
-        tracker.add(1, 3000, 0);
-        tracker.add(2, 3000, 0);
-        assert!(tracker.touch(1, 2500));
-        assert_eq!(tracker.expire(4000), [2]);
-        assert_eq!(tracker.expire(6000), [1]);
+        let mut tracker = SessionTracker::new(1000, sid(100));
+        tracker.add(sid(1), 3000, 0);
+        tracker.add(sid(2), 3000, 0);
+        assert!(tracker.touch(sid(1), 2500));
+        assert_eq!(tracker.expire(4000), [sid(2)]);
+        assert_eq!(tracker.expire(6000), [sid(1)]);
         assert_eq!(tracker.next_expiry_ms(), None);
     }
 
     #[test]
     fn ids_increase() {
-        let mut tracker = SessionTracker::new(1000, 0x100);
-        assert_eq!(tracker.next_session_id(), 0x100);
-        assert_eq!(tracker.next_session_id(), 0x101);
+        let mut tracker = SessionTracker::new(1000, sid(0x100));
+        assert_eq!(tracker.next_session_id(), sid(0x100));
+        assert_eq!(tracker.next_session_id(), sid(0x101));
     }
 
     #[test]
     fn closing_sessions_fail_checks_but_are_listed() {
-        let mut tracker = SessionTracker::new(1000, 0);
-        tracker.add(9, 2000, 0);
-        assert_eq!(tracker.check(9), Ok(()));
-        tracker.set_closing(9);
-        assert_eq!(tracker.check(9), Err(Code::SessionExpired));
+        let mut tracker = SessionTracker::new(1000, sid(0));
+        tracker.add(sid(9), 2000, 0);
+        assert_eq!(tracker.check(sid(9)), Ok(()));
+        tracker.set_closing(sid(9));
+        assert_eq!(tracker.check(sid(9)), Err(Code::SessionExpired));
         assert_eq!(tracker.sessions().len(), 1);
-        assert_eq!(tracker.timeout_ms(9), Some(2000));
+        assert_eq!(tracker.timeout_ms(sid(9)), Some(2000));
     }
 }

@@ -6,7 +6,7 @@ use super::*;
 use crate::tree::acl::{perms, world_anyone};
 use crate::tree::snapshot::write_snapshot;
 use crate::tree::Database;
-use crate::txn::{Txn, TxnBody};
+use crate::txn::{SessionId, Txn, TxnBody};
 
 #[derive(Debug, PartialEq)]
 enum TestError {
@@ -62,10 +62,14 @@ fn big_database() -> (Database, usize) {
 
 fn chunks_of(database: &Database) -> Vec<Bytes> {
     let mut chunks = Vec::new();
-    write_snapshot(database.tree(), &[(7, 4000), (8, 6000)], |chunk| {
-        chunks.push(chunk.split().freeze());
-        Ok::<(), ()>(())
-    })
+    write_snapshot(
+        database.tree(),
+        &[(SessionId::new(7), 4000), (SessionId::new(8), 6000)],
+        |chunk| {
+            chunks.push(chunk.split().freeze());
+            Ok::<(), ()>(())
+        },
+    )
     .expect("written");
     chunks
 }
@@ -98,7 +102,7 @@ fn several_loaders_restore_the_tree_one_would() {
         assert_eq!(loaded.nodes, database.tree().node_count() as u64);
         let mut sessions = loaded.sessions;
         sessions.sort_unstable();
-        assert_eq!(sessions, [(7, 4000), (8, 6000)]);
+        assert_eq!(sessions, [(SessionId::new(7), 4000), (SessionId::new(8), 6000)]);
         assert_eq!(dump(&tree), dump(database.tree()), "{loaders} loaders");
     }
 }

@@ -202,10 +202,10 @@ fn apply_recovered(database: &Database, txn: &Txn, sessions: &mut BTreeMap<Sessi
     database.apply(txn, &mut |_, _| {});
     match &txn.body {
         TxnBody::CreateSession(create) => {
-            sessions.insert(txn.header.client_id, create.time_out);
+            sessions.insert(txn.session_id(), create.time_out);
         }
         TxnBody::CloseSession(_) => {
-            sessions.remove(&txn.header.client_id);
+            sessions.remove(&txn.session_id());
         }
         _ => {}
     }

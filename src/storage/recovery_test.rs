@@ -47,7 +47,12 @@ fn append(storage: &MemoryStorage, txns: &[Txn]) {
     storage.append(&entries).expect("appended");
 }
 
-fn snapshot(storage: &MemoryStorage, database: &Database, zxid: Zxid, sessions: &[(i64, i32)]) {
+fn snapshot(
+    storage: &MemoryStorage,
+    database: &Database,
+    zxid: Zxid,
+    sessions: &[(SessionId, i32)],
+) {
     let mut writer = storage.begin_snapshot(zxid).expect("begun");
     let summary =
         write_snapshot(database.tree(), sessions, |chunk| writer.put(chunk)).expect("written");
@@ -83,8 +88,8 @@ fn the_log_alone_rebuilds_nodes_and_sessions() {
     );
     let recovered = recover(&storage, false, Replay::Apply).expect("recovers");
     assert_eq!(recovered.last_zxid, 5);
-    assert_eq!(recovered.sessions, [(0x10, 4000)]);
-    assert_eq!(recovered.database.tree().ephemerals(0x10), ["/a/e"]);
+    assert_eq!(recovered.sessions, [(SessionId::new(0x10), 4000)]);
+    assert_eq!(recovered.database.tree().ephemerals(SessionId::new(0x10)), ["/a/e"]);
     assert_eq!(recovered.database.last_applied_zxid(), 5);
 }
 
@@ -98,7 +103,7 @@ fn snapshot_within_the_log() -> MemoryStorage {
     for entry in &log[..2] {
         database.apply(entry, &mut |_, _| {});
     }
-    snapshot(&storage, &database, 2, &[(0x10, 4000)]);
+    snapshot(&storage, &database, 2, &[(SessionId::new(0x10), 4000)]);
     storage
 }
 
@@ -111,7 +116,7 @@ fn snapshot_plus_log_after_it() {
     assert_eq!(recovered.replayed, 2);
     assert!(recovered.database.tree().exists("/a/c"));
     assert!(recovered.database.tree().exists("/b"));
-    assert_eq!(recovered.sessions, [(0x10, 4000)]);
+    assert_eq!(recovered.sessions, [(SessionId::new(0x10), 4000)]);
 }
 
 #[test]

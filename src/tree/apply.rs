@@ -162,7 +162,7 @@ impl Database {
             }
             TxnBody::CreateSession(_) => Ok(()),
             TxnBody::CloseSession(close) => {
-                self.kill_session(txn.header.client_id, zxid, &close.paths_to_delete, deliver);
+                self.kill_session(txn.session_id(), zxid, &close.paths_to_delete, deliver);
                 Ok(())
             }
             TxnBody::Error(error) => Err(Code::from_i32(error.err).unwrap_or(Code::SystemError)),
@@ -253,12 +253,12 @@ impl Database {
     ) {
         for path in paths {
             if self.delete(path, zxid, deliver).is_err() {
-                tracing::warn!(session = format_args!("0x{session:x}"), path = %path,
+                tracing::warn!(session = %session, path = %path,
                     "ephemeral node of a closed session was already gone");
             }
         }
         for path in self.tree.ephemerals(session) {
-            tracing::warn!(session = format_args!("0x{session:x}"), path = %path,
+            tracing::warn!(session = %session, path = %path,
                 "ephemeral node missing from the closeSession txn, deleting it too");
             let _ = self.delete(&path, zxid, deliver);
         }

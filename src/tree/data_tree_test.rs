@@ -74,14 +74,14 @@ fn ephemerals_containers_and_ttls_are_indexed() {
     create(&tree, "/c", CONTAINER_EPHEMERAL_OWNER, 3).expect("created");
     let ttl = NodeKind::ttl_owner(100).expect("valid");
     create(&tree, "/t", ttl, 4).expect("created");
-    assert_eq!(tree.ephemerals(0x77), ["/e1", "/e2"]);
+    assert_eq!(tree.ephemerals(SessionId::new(0x77)), ["/e1", "/e2"]);
     assert_eq!(tree.ephemeral_count(), 2);
     assert_eq!(tree.containers(), ["/c"]);
     assert_eq!(tree.ttls(), ["/t"]);
     tree.delete_node("/e1", 5).expect("deleted");
     tree.delete_node("/c", 6).expect("deleted");
     tree.delete_node("/t", 7).expect("deleted");
-    assert_eq!(tree.ephemerals(0x77), ["/e2"]);
+    assert_eq!(tree.ephemerals(SessionId::new(0x77)), ["/e2"]);
     assert!(tree.containers().is_empty());
     assert!(tree.ttls().is_empty());
 }

@@ -36,12 +36,12 @@ impl NodeKind {
             if owner & RESERVED_BITS_MASK == 0 {
                 return NodeKind::Ttl(owner & TTL_MS_MAX);
             }
-            return NodeKind::Ephemeral(owner);
+            return NodeKind::Ephemeral(SessionId::new(owner));
         }
         match owner {
             0 => NodeKind::Persistent,
             CONTAINER_EPHEMERAL_OWNER => NodeKind::Container,
-            session => NodeKind::Ephemeral(session),
+            session => NodeKind::Ephemeral(SessionId::new(session)),
         }
     }
 
@@ -120,7 +120,7 @@ impl Node {
         let num_children = i32::try_from(num_children).unwrap_or(i32::MAX);
         let ephemeral_owner =
             match NodeKind::from_owner(self.ephemeral_owner, extended_types_enabled) {
-                NodeKind::Ephemeral(session) => session,
+                NodeKind::Ephemeral(session) => session.raw(),
                 NodeKind::Persistent | NodeKind::Container | NodeKind::Ttl(_) => 0,
             };
         Stat {
@@ -157,7 +157,10 @@ mod tests {
     fn ttl_and_container_owners_are_hidden_from_clients() {
         let ttl_owner = NodeKind::ttl_owner(5000).expect("valid ttl");
         assert_eq!(NodeKind::from_owner(ttl_owner, true), NodeKind::Ttl(5000));
-        assert_eq!(NodeKind::from_owner(ttl_owner, false), NodeKind::Ephemeral(ttl_owner));
+        assert_eq!(
+            NodeKind::from_owner(ttl_owner, false),
+            NodeKind::Ephemeral(SessionId::new(ttl_owner))
+        );
         let node = Node::new("n".into(), None, AclId::OPEN, ttl_owner, 1, 0);
         assert_eq!(node.stat(0, true).ephemeral_owner, 0);
         let container = Node::new("n".into(), None, AclId::OPEN, CONTAINER_EPHEMERAL_OWNER, 1, 0);

@@ -175,7 +175,7 @@ pub fn write_snapshot<E>(
     chunk.put_u8(KIND_SESSIONS);
     write_i32(&mut chunk, i32::try_from(sessions.len()).unwrap_or(i32::MAX));
     for (session_id, timeout_ms) in sessions {
-        write_i64(&mut chunk, *session_id);
+        write_i64(&mut chunk, session_id.raw());
         write_i32(&mut chunk, *timeout_ms);
     }
     summary.sessions = sessions.len();
@@ -267,7 +267,7 @@ pub fn load_chunk(
         KIND_SESSIONS => {
             let count = reader.read_len("sessions", 12).map_err(malformed)?.unwrap_or(0);
             for _ in 0..count {
-                let session_id = reader.read_i64("session id").map_err(malformed)?;
+                let session_id = SessionId::new(reader.read_i64("session id").map_err(malformed)?);
                 let timeout_ms = reader.read_i32("session timeout").map_err(malformed)?;
                 loaded.sessions.push((session_id, timeout_ms));
             }

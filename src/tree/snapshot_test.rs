@@ -65,7 +65,10 @@ fn dump(tree: &DataTree) -> Vec<String> {
     lines
 }
 
-fn round_trip(database: &Database, sessions: &[(i64, i32)]) -> (DataTree, Loaded, SnapshotSummary) {
+fn round_trip(
+    database: &Database,
+    sessions: &[(SessionId, i32)],
+) -> (DataTree, Loaded, SnapshotSummary) {
     let mut chunks = Vec::new();
     let summary = write_snapshot(database.tree(), sessions, |chunk| {
         chunks.push(chunk.split().freeze());
@@ -114,13 +117,13 @@ fn a_snapshot_restores_every_node_stat_acl_and_session() {
     for step in &steps {
         database.apply(step, &mut |_, _| {});
     }
-    let sessions = [(0x99, 4000), (0x100, 30_000)];
+    let sessions = [(SessionId::new(0x99), 4000), (SessionId::new(0x100), 30_000)];
     let (loaded_tree, loaded, summary) = round_trip(&database, &sessions);
     assert_eq!(dump(&loaded_tree), dump(database.tree()));
     assert_eq!(loaded.sessions, sessions);
     assert_eq!(loaded.nodes, summary.nodes);
     assert_eq!(loaded_tree.node_count(), database.tree().node_count());
-    assert_eq!(loaded_tree.ephemerals(0x99), ["/a/e"]);
+    assert_eq!(loaded_tree.ephemerals(SessionId::new(0x99)), ["/a/e"]);
     assert_eq!(loaded_tree.containers(), ["/c"]);
     assert_eq!(loaded_tree.ttls(), ["/t"]);
     assert_eq!(loaded_tree.approximate_data_size(), database.tree().approximate_data_size());

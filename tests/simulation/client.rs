@@ -289,13 +289,13 @@ impl Client {
         let connection = shared.registry.open(address, limits, 0).expect("no limits");
         let (session_id, passwd) = match (&self.resumable, resume) {
             (Some((session_id, passwd)), true) => (*session_id, passwd.clone()),
-            _ => (0, Bytes::from_static(&[0; 16])),
+            _ => (SessionId::NONE, Bytes::from_static(&[0; 16])),
         };
         let request = ConnectRequest {
             protocol_version: 0,
             last_zxid_seen: self.last_zxid,
             time_out: SESSION_TIMEOUT_MS,
-            session_id,
+            session_id: session_id.raw(),
             passwd,
         };
         let mut body = BytesMut::new();
@@ -327,9 +327,9 @@ impl Client {
         self.session
     }
 
-    /// The session, 0 before it is established.
+    /// The session, [`SessionId::NONE`] before it is established.
     pub fn session_id(&self) -> SessionId {
-        self.session.unwrap_or(0)
+        self.session.unwrap_or(SessionId::NONE)
     }
 
     /// Whether the client wants to send a read the moment nothing is in flight.
@@ -503,7 +503,7 @@ impl Client {
         }
         self.outstanding.push_back((xid, op));
         let connection = self.connection.clone().expect("ready clients are connected");
-        let session_id = self.session.unwrap_or(0);
+        let session_id = self.session.unwrap_or(SessionId::NONE);
         let auth = connection.auth();
         Input::Request { connection, session_id, xid, request, frame, auth, received_ms: now_ms }
     }
@@ -624,12 +624,13 @@ impl Client {
         let mut reader = Reader::new(&frame);
         if self.session.is_none() {
             let response = ConnectResponse::read(&mut reader).map_err(|err| err.to_string())?;
-            if response.session_id == 0 {
+            let session_id = SessionId::new(response.session_id);
+            if session_id == SessionId::NONE {
                 // Expired: the connection closes; the next one asks for a new session.
                 self.resumable = None;
             } else {
-                self.session = Some(response.session_id);
-                self.resumable = Some((response.session_id, response.passwd));
+                self.session = Some(session_id);
+                self.resumable = Some((session_id, response.passwd));
             }
             return Ok(());
         }

@@ -453,7 +453,7 @@ impl World {
             if self.trace {
                 let mode = running.mode.lock().name();
                 println!(
-                    "{:>6} ms  client {client_index} (0x{:x}) on member {} ({mode}): {op:?}",
+                    "{:>6} ms  client {client_index} ({}) on member {} ({mode}): {op:?}",
                     self.now,
                     self.clients[client_index].session_id(),
                     index + 1

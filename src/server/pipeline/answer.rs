@@ -25,7 +25,7 @@ impl Pipeline {
         });
         self.preparer.applied(txn.zxid());
         let zxid = txn.zxid();
-        let session_id = txn.header.client_id;
+        let session_id = txn.session_id();
         match &txn.body {
             TxnBody::CreateSession(create) => {
                 // A local session being upgraded becomes global here, where its txn is.
@@ -73,7 +73,7 @@ impl Pipeline {
         let response = ConnectResponse {
             protocol_version: 0,
             time_out: timeout_ms,
-            session_id,
+            session_id: session_id.raw(),
             passwd: bytes::Bytes::copy_from_slice(&session_password(session_id)),
         };
         connection.send(frame_with(|out| {
@@ -86,7 +86,7 @@ impl Pipeline {
         shared.stats.packets_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         shared.registry.bind_session(connection, session_id, i64::from(timeout_ms));
         connection.complete_write();
-        tracing::debug!(session_id = format_args!("0x{session_id:x}"), "session established");
+        tracing::debug!(session_id = %session_id, "session established");
     }
 
     /// Answers a request decided without a txn (a local session's close, a write refused

@@ -456,7 +456,7 @@ impl Pipeline {
 
     /// Who waits here for a txn the leader committed: a forwarded write or handshake.
     fn reply_to(&mut self, txn: &Txn) -> ReplyTo {
-        let session_id = txn.header.client_id;
+        let session_id = txn.session_id();
         let waiting = if matches!(txn.body, TxnBody::CreateSession(_)) {
             self.handshakes.remove(&session_id)
         } else {

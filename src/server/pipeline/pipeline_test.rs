@@ -29,7 +29,7 @@ fn pipeline_with(voters: &[ServerId], extra: &str) -> (Pipeline, Arc<Shared>) {
     let mut membership = Membership::standalone(&config, 1);
     let standalone = voters == [1];
     membership.zab.voters = voters.iter().copied().collect::<BTreeSet<_>>();
-    let sessions = SessionTracker::new(u64::from(config.tick_time_ms), 0x100);
+    let sessions = SessionTracker::new(u64::from(config.tick_time_ms), SessionId::new(0x100));
     let database = Database::new(config.extended_types_enabled);
     let (shared, _inputs) = Shared::new(config, database, sessions, Clock::manual(0), standalone);
     let pipeline = Pipeline::start(shared.clone(), membership.zab, Restored::default(), standalone)
@@ -101,8 +101,8 @@ fn a_standalone_write_is_answered_once_its_log_batch_is_durable() {
     let connection = connection(&shared);
     pipeline.client_input(new_session(&connection, 30_000, false)).expect("prepared");
     assert_eq!(connection.outbox.queued(), 0, "no answer before the log is durable");
-    assert_eq!(connection.session_id(), 0);
-    assert!(!shared.sessions.lock().contains(0x100), "the session enters at apply");
+    assert_eq!(connection.session_id(), SessionId::NONE);
+    assert!(!shared.sessions.lock().contains(SessionId::new(0x100)), "the session enters at apply");
 
     let batch = pipeline.take_batch().expect("the createSession txn is to be logged");
     assert!(matches!(&batch[..], [Write::Append(entries)] if entries.len() == 1));
@@ -110,7 +110,7 @@ fn a_standalone_write_is_answered_once_its_log_batch_is_durable() {
     pipeline.batch_written().expect("applied");
     assert_eq!(connection.outbox.queued(), 1, "the handshake is answered");
     let session_id = connection.session_id();
-    assert_ne!(session_id, 0);
+    assert_ne!(session_id, SessionId::NONE);
     assert!(shared.sessions.lock().contains(session_id));
 
     pipeline.client_input(create(&connection, "/a", 0)).expect("prepared");

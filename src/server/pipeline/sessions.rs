@@ -65,7 +65,7 @@ impl Pipeline {
             sessions.timeout_ms(session_id).unwrap_or(0)
         };
         let timeout_ms = i32::try_from(timeout_ms).unwrap_or(i32::MAX);
-        tracing::debug!(session_id = format_args!("0x{session_id:x}"), "upgrading local session");
+        tracing::debug!(session_id = %session_id, "upgrading local session");
         self.send_to(leader, PeerFrame::CreateSession { session_id, timeout_ms });
     }
 
@@ -85,7 +85,7 @@ impl Pipeline {
             (local, global)
         };
         for session_id in local {
-            tracing::info!(session_id = format_args!("0x{session_id:x}"), "local session expired");
+            tracing::info!(session_id = %session_id, "local session expired");
             if let Some(connection) = shared.registry.for_session(session_id) {
                 connection.request_close();
             }

@@ -228,7 +228,7 @@ impl Pipeline {
         // through, except to own ephemerals, which need a global session.
         let check = if !known
             && shared.config.local_sessions_enabled
-            && (session_id as u64 >> 56) != self.zab.id()
+            && session_id.server_id() != self.zab.id()
             && !request.creates_ephemeral()
         {
             SessionCheck::OwnedElsewhere
@@ -276,7 +276,7 @@ impl Pipeline {
         let sessions = shared.sessions.lock();
         for session_id in expired {
             tracing::info!(
-                session_id = format_args!("0x{session_id:x}"),
+                session_id = %session_id,
                 timeout_ms = sessions.timeout_ms(session_id).unwrap_or(0),
                 "expiring session"
             );
@@ -315,7 +315,7 @@ impl Pipeline {
         let sessions = shared.sessions.lock();
         for path in candidates {
             tracing::debug!(path = %path, "reaping container or TTL node");
-            let context = context(&shared, &sessions, &self.server_auth, 0);
+            let context = context(&shared, &sessions, &self.server_auth, SessionId::NONE);
             if let Some(txn) =
                 self.preparer.prepare(&context, &Request::DeleteContainer(path), 0, wall_ms)
             {
