@@ -14,7 +14,7 @@ use zkrs::storage::rocks::RocksStorage;
 use zkrs::tree::acl::{perms, world_anyone};
 use zkrs::tree::data_tree::DataTree;
 use zkrs::tree::node::Node;
-use zkrs::txn::SessionId;
+use zkrs::txn::{SessionId, Zxid};
 
 fn main() {
     let nodes: u64 = std::env::args().skip(1).find_map(|arg| arg.parse().ok()).unwrap_or(300_000);
@@ -23,12 +23,12 @@ fn main() {
     let value = vec![b'x'; 1024].into_boxed_slice();
     for parent in 0..32 {
         let name = format_compact!("s{parent:04}");
-        tree.load_node("/", Node::new(name, None, acl, 0, 1, 0)).expect("a new parent");
+        tree.load_node("/", Node::new(name, None, acl, 0, Zxid::new(1), 0)).expect("a new parent");
     }
     for index in 0..nodes {
         let parent = format!("/s{:04}", index % 32);
         let name = format_compact!("n-{index:010}");
-        let node = Node::new(name, Some(value.clone()), acl, 0, index as i64 + 2, 0);
+        let node = Node::new(name, Some(value.clone()), acl, 0, Zxid::new(index as i64 + 2), 0);
         tree.load_node(&parent, node).expect("a new node");
     }
     let dir = std::env::temp_dir().join(format!("zkrs-bench-snapshot-{}", std::process::id()));
@@ -39,8 +39,9 @@ fn main() {
     let mut bytes = 0;
     for round in 0..3 {
         let started = Instant::now();
-        let summary = take_snapshot_of(&tree, &storage, round + 1, &sessions, 0, &stopping)
-            .expect("the snapshot is written");
+        let summary =
+            take_snapshot_of(&tree, &storage, Zxid::new(round + 1), &sessions, 0, &stopping)
+                .expect("the snapshot is written");
         best = best.min(started.elapsed().as_secs_f64());
         bytes = summary.bytes;
     }

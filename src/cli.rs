@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 use crate::storage::rocks::RocksStorage;
+use crate::txn::Zxid;
 
 /// The version `--version` and the start-up banner print: the crate's version and the
 /// commit it was built from.
@@ -192,11 +193,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(crate::startup::serve(config)?)
         }
         Command::Log { action: LogAction::Dump { location, from, to } } => {
-            let range = from.unwrap_or(i64::MIN)..=to.unwrap_or(i64::MAX);
+            let range = Zxid::new(from.unwrap_or(i64::MIN))..=Zxid::new(to.unwrap_or(i64::MAX));
             Ok(crate::dump::dump_log(&location.open()?, range, &mut out)?)
         }
         Command::Snapshot { action: SnapshotAction::Dump { location, zxid } } => {
-            Ok(crate::dump::dump_snapshot(&location.open()?, zxid, &mut out)?)
+            Ok(crate::dump::dump_snapshot(&location.open()?, zxid.map(Zxid::new), &mut out)?)
         }
         Command::Snapshot { action: SnapshotAction::List { location } } => {
             Ok(crate::dump::list_snapshots(&location.open()?, &mut out)?)

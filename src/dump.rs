@@ -128,7 +128,7 @@ pub fn dump_log(
 ) -> Result<(), DumpError> {
     let (mut entries, mut damaged) = (0u64, 0u64);
     let mut failure = None;
-    let after = range.start().saturating_sub(1).max(0);
+    let after = if *range.start() > Zxid::ZERO { *range.start() - 1 } else { Zxid::ZERO };
     storage.read_log(after, &mut |entry| {
         if entry.zxid > *range.end() {
             return false;

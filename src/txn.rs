@@ -16,8 +16,91 @@ use jute::records::{
 };
 use jute::{DecodeError, OpCode, Reader, Record};
 
-/// A zxid: `epoch << 32 | counter`.
-pub type Zxid = i64;
+/// A transaction's id: `epoch << 32 | counter`, ordered as ZooKeeper orders them (as a
+/// signed `long`). On the wire, in txn records and in stats it is a plain `long`, so it
+/// becomes one only at those boundaries. Shown as ZooKeeper logs it: `0x` and hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Zxid(i64);
+
+impl Zxid {
+    /// Before any transaction: what an empty history has applied.
+    pub const ZERO: Zxid = Zxid(0);
+
+    /// The zxid whose wire value is `raw`.
+    pub const fn new(raw: i64) -> Zxid {
+        Zxid(raw)
+    }
+
+    /// The first zxid of `epoch`, before any entry: `epoch << 32`.
+    pub const fn epoch_start(epoch: u32) -> Zxid {
+        Zxid((epoch as i64) << 32)
+    }
+
+    /// The value the wire, the txn records and the stats carry.
+    pub const fn raw(self) -> i64 {
+        self.0
+    }
+
+    /// The epoch half: the leadership that proposed it.
+    pub const fn epoch(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    /// The counter half: its place in its epoch.
+    pub const fn counter(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// The zxid right after this one, for ranges that start past it (the last zxid
+    /// there is stays where it is).
+    pub const fn next(self) -> Zxid {
+        Zxid(self.0.saturating_add(1))
+    }
+}
+
+/// `zxid + n`: the zxid `n` places later (a counter that overflows runs into the next
+/// epoch, as ZooKeeper's `long` arithmetic does; the leader never lets it).
+impl std::ops::Add<u32> for Zxid {
+    type Output = Zxid;
+
+    fn add(self, n: u32) -> Zxid {
+        Zxid(self.0 + i64::from(n))
+    }
+}
+
+impl std::ops::AddAssign<u32> for Zxid {
+    fn add_assign(&mut self, n: u32) {
+        self.0 += i64::from(n);
+    }
+}
+
+/// `zxid - n`: the zxid `n` places earlier.
+impl std::ops::Sub<u32> for Zxid {
+    type Output = Zxid;
+
+    fn sub(self, n: u32) -> Zxid {
+        Zxid(self.0 - i64::from(n))
+    }
+}
+
+impl fmt::Display for Zxid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{:x}", self.0)
+    }
+}
+
+/// `{:x}`: the bare hex, for messages that put their own `0x` before it.
+impl fmt::LowerHex for Zxid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::LowerHex::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for Zxid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
 
 /// A session's id. ZooKeeper puts the id of the server that opened it in the top byte
 /// (`initial_session_id`); on the wire and in txn records it is a plain `long`, so it
@@ -57,16 +140,6 @@ impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
-}
-
-/// The epoch half of a zxid.
-pub fn zxid_epoch(zxid: Zxid) -> u32 {
-    (zxid >> 32) as u32
-}
-
-/// The counter half of a zxid.
-pub fn zxid_counter(zxid: Zxid) -> u32 {
-    zxid as u32
 }
 
 /// One transaction: who asked (`client_id`, `cxid`), when, under which zxid, and what.
@@ -177,7 +250,7 @@ impl TxnBody {
 impl Txn {
     /// The transaction's zxid.
     pub fn zxid(&self) -> Zxid {
-        self.header.zxid
+        Zxid::new(self.header.zxid)
     }
 
     /// The session that issued the transaction (the header's `clientId`).
@@ -259,7 +332,10 @@ mod tests {
 
     #[test]
     fn zxid_halves() {
-        assert_eq!(zxid_epoch(0x5_0000_0001), 5);
-        assert_eq!(zxid_counter(0x5_0000_0001), 1);
+        let zxid = Zxid::new(0x5_0000_0001);
+        assert_eq!(zxid.epoch(), 5);
+        assert_eq!(zxid.counter(), 1);
+        assert_eq!(zxid, Zxid::epoch_start(5) + 1);
+        assert_eq!(zxid.to_string(), "0x500000001");
     }
 }

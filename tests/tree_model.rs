@@ -12,7 +12,7 @@ use zkrs::prepare::{Context, Preparer, SessionCheck};
 use zkrs::proto::Request;
 use zkrs::session::{AuthIds, SessionTracker};
 use zkrs::tree::Database;
-use zkrs::txn::{SessionId, Txn, TxnBody};
+use zkrs::txn::{SessionId, Txn, TxnBody, Zxid};
 
 const SESSION: SessionId = SessionId::new(0x77);
 
@@ -160,7 +160,7 @@ proptest! {
         let mut sessions = SessionTracker::new(1000, SessionId::new(1));
         sessions.add(SESSION, 10_000, 0);
         let auth = AuthIds::for_client("127.0.0.1".parse().expect("ip"));
-        let mut preparer = Preparer::new(0);
+        let mut preparer = Preparer::new(Zxid::ZERO);
         let mut model = Model::new();
         for (index, op) in ops.iter().enumerate() {
             let context = Context {

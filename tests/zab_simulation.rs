@@ -26,12 +26,8 @@ mod support;
 use bytes::Bytes;
 use support::rng::Rng;
 use zkrs::storage::Epochs;
-use zkrs::zab::{
-    epoch_of, epoch_start, Action, Entry, History, Input, Message, Restored, Role, ServerId, Zab,
-    ZabConfig,
-};
-
-type Zxid = i64;
+use zkrs::txn::Zxid;
+use zkrs::zab::{Action, Entry, History, Input, Message, Restored, Role, ServerId, Zab, ZabConfig};
 
 /// Simulated time units per tick.
 const TICK: u64 = 10;
@@ -243,7 +239,7 @@ impl Sim {
             leaders: BTreeMap::new(),
             acked_when_calm: 0,
             written: 0,
-            sessions: (0..4).map(|_| Session { connection: None, seen: 0 }).collect(),
+            sessions: (0..4).map(|_| Session { connection: None, seen: Zxid::ZERO }).collect(),
             sync_ids: 0,
             pending_syncs: BTreeMap::new(),
             proposals: BTreeMap::new(),
@@ -256,7 +252,7 @@ impl Sim {
                 disk: Disk::default(),
                 state: Vec::new(),
                 role: Role::Looking,
-                next_zxid: 0,
+                next_zxid: Zxid::ZERO,
                 incoming_snapshot: None,
                 known_links: BTreeMap::new(),
                 persist_due: 0,
@@ -400,7 +396,7 @@ impl Sim {
         let snapshot = match &message {
             Message::Snap { zxid, .. } => {
                 let state = self.servers[&from].state.clone();
-                if state.last().map_or(0, |e| e.zxid) != *zxid {
+                if state.last().map_or(Zxid::ZERO, |e| e.zxid) != *zxid {
                     self.fail(format!("{from} sends a snapshot at 0x{zxid:x} of other state"));
                 }
                 Some(state)
@@ -434,7 +430,7 @@ impl Sim {
                 Action::Append(entries) => {
                     let delay = 1 + self.rng.below(8);
                     let server = self.servers.get_mut(&id).expect("member");
-                    let zxid = entries.last().map_or(0, |e| e.zxid);
+                    let zxid = entries.last().map_or(Zxid::ZERO, |e| e.zxid);
                     server.disk.unsynced.push(Unsynced::Batch(entries));
                     server.persist_due = server.persist_due.max(self.now + delay);
                     let (life, generation) = (server.life, server.generation);
@@ -476,7 +472,7 @@ impl Sim {
         let Some(state) = server.incoming_snapshot.take() else {
             self.fail(format!("{id} installs a snapshot it never received"));
         };
-        if state.last().map_or(0, |e| e.zxid) != zxid {
+        if state.last().map_or(Zxid::ZERO, |e| e.zxid) != zxid {
             self.fail(format!("{id} installs a snapshot labelled 0x{zxid:x} of other state"));
         }
         server.disk.flush();
@@ -501,7 +497,7 @@ impl Sim {
     fn apply(&mut self, id: ServerId, entries: Vec<Entry>) {
         for entry in entries {
             let server = self.servers.get_mut(&id).expect("member");
-            let last = server.state.last().map_or(0, |e| e.zxid);
+            let last = server.state.last().map_or(Zxid::ZERO, |e| e.zxid);
             if entry.zxid <= last {
                 self.fail(format!("{id} applies 0x{:x} after 0x{last:x}", entry.zxid));
             }
@@ -540,7 +536,7 @@ impl Sim {
         }
         let server = self.servers.get_mut(&id).expect("member");
         let Some(zab) = &server.zab else { return };
-        let zxid = server.state.last().map_or(0, |e| e.zxid);
+        let zxid = server.state.last().map_or(Zxid::ZERO, |e| e.zxid);
         server.disk.snapshot_zxid = zxid;
         server.disk.snapshot_state = server.state.clone();
         server.disk.snapshot_epoch_ends = zab.history().epoch_ends_through(zxid);
@@ -555,8 +551,11 @@ impl Sim {
         server.role = role;
         server.role_changes += 1;
         if let Role::Leading { epoch, last_zxid } = role {
-            server.next_zxid =
-                if epoch_of(last_zxid) == epoch { last_zxid + 1 } else { epoch_start(epoch) + 1 };
+            server.next_zxid = if last_zxid.epoch() == epoch {
+                last_zxid + 1
+            } else {
+                Zxid::epoch_start(epoch) + 1
+            };
             if let Some(other) = self.leaders.insert(epoch, id) {
                 if other != id {
                     self.fail(format!("epoch {epoch} established by {other} and {id}"));
@@ -594,7 +593,7 @@ impl Sim {
             // Connect anew; a ZooKeeper server behind what the client has seen refuses it.
             let ids = self.ids();
             let id = *self.rng.pick(&ids);
-            let applied = self.servers[&id].state.last().map_or(0, |e| e.zxid);
+            let applied = self.servers[&id].state.last().map_or(Zxid::ZERO, |e| e.zxid);
             let accepted = self.serving(id).filter(|_| applied >= self.sessions[session].seen);
             self.sessions[session].connection = accepted;
             if accepted.is_none() {
@@ -603,7 +602,7 @@ impl Sim {
         }
         let Some((id, ..)) = self.sessions[session].connection else { return };
         self.check_prefix(id);
-        let applied = self.servers[&id].state.last().map_or(0, |e| e.zxid);
+        let applied = self.servers[&id].state.last().map_or(Zxid::ZERO, |e| e.zxid);
         if applied < self.sessions[session].seen {
             self.fail(format!(
                 "session {session} reads 0x{applied:x} at {id} after 0x{:x}",

@@ -90,7 +90,7 @@ pub fn encode(frame: &PeerFrame, out: &mut BytesMut) {
         }
         PeerFrame::SnapshotChunk { zxid, index, chunk } => {
             out.put_u8(4);
-            write_i64(out, *zxid);
+            write_i64(out, zxid.raw());
             write_i32(out, i32::try_from(*index).unwrap_or(i32::MAX));
             write_buffer(out, Some(chunk));
         }
@@ -138,7 +138,7 @@ pub fn decode(frame: &Bytes) -> Result<PeerFrame, DecodeError> {
                 }
             })?;
             let chunk = r.read_buffer("snapshot chunk")?.unwrap_or_default();
-            PeerFrame::SnapshotChunk { zxid, index, chunk }
+            PeerFrame::SnapshotChunk { zxid: Zxid::new(zxid), index, chunk }
         }
         5 => PeerFrame::Attach { session_id: SessionId::new(r.read_i64("session id")?) },
         _ => {
@@ -173,7 +173,7 @@ mod tests {
         let bytes = proptest::collection::vec(any::<u8>(), 0..16).prop_map(Bytes::from);
         let id = ("[a-z]{0,6}", "[a-z0-9:]{0,8}").prop_map(|(scheme, id)| Id { scheme, id });
         prop_oneof![
-            any::<i64>().prop_map(|zxid| PeerFrame::Zab(Message::Ack { zxid })),
+            any::<i64>().prop_map(|zxid| PeerFrame::Zab(Message::Ack { zxid: Zxid::new(zxid) })),
             (session_id(), proptest::collection::vec(id, 0..3), bytes.clone()).prop_map(
                 |(session_id, auth, frame)| PeerFrame::Request { session_id, auth, frame }
             ),
@@ -181,8 +181,9 @@ mod tests {
                 PeerFrame::CreateSession { session_id, timeout_ms }
             }),
             proptest::collection::vec(session_id(), 0..4).prop_map(PeerFrame::Touch),
-            (any::<i64>(), 0..u32::MAX / 2, bytes)
-                .prop_map(|(zxid, index, chunk)| PeerFrame::SnapshotChunk { zxid, index, chunk }),
+            (any::<i64>(), 0..u32::MAX / 2, bytes).prop_map(|(zxid, index, chunk)| {
+                PeerFrame::SnapshotChunk { zxid: Zxid::new(zxid), index, chunk }
+            }),
             session_id().prop_map(|session_id| PeerFrame::Attach { session_id }),
         ]
     }

@@ -539,7 +539,7 @@ async fn accept(listener: TcpListener, links: BTreeMap<ServerId, mpsc::Sender<Tc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::txn::SessionId;
+    use crate::txn::{SessionId, Zxid};
 
     /// A member that accepts the connection and then reads nothing.
     async fn silent_member() -> (SocketAddr, tokio::sync::oneshot::Receiver<TcpStream>) {
@@ -565,8 +565,11 @@ mod tests {
             .await
             .expect("member 2 dials member 1")
             .expect("accepted");
-        let frame =
-            PeerFrame::SnapshotChunk { zxid: 1, index: 0, chunk: Bytes::from(vec![7; 1 << 20]) };
+        let frame = PeerFrame::SnapshotChunk {
+            zxid: Zxid::new(1),
+            index: 0,
+            chunk: Bytes::from(vec![7; 1 << 20]),
+        };
         let mut sent = 0usize;
         let event = loop {
             assert!(sent < 4 * (QUEUE_BYTES_MAX >> 20), "no disconnection after {sent} MiB");
@@ -598,7 +601,7 @@ mod tests {
         links.stream(1, frames);
         links.send(1, &PeerFrame::Touch(vec![SessionId::new(42)]));
         fn chunk(index: u32) -> PeerFrame {
-            PeerFrame::SnapshotChunk { zxid: 5, index, chunk: Bytes::from_static(b"c") }
+            PeerFrame::SnapshotChunk { zxid: Zxid::new(5), index, chunk: Bytes::from_static(b"c") }
         }
         let sender = tokio::spawn(async move {
             for index in 0..3 {

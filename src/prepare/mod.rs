@@ -162,7 +162,7 @@ impl Preparer {
         TxnHeader {
             client_id: context.session_id.raw(),
             cxid,
-            zxid: self.last_zxid,
+            zxid: self.last_zxid.raw(),
             time: time_ms,
             op_type: 0,
         }
@@ -177,12 +177,12 @@ impl Preparer {
         match outcome {
             Ok((op, body)) => {
                 for (path, record) in scope_changes {
-                    self.pending.push(header.zxid, path, record);
+                    self.pending.push(Zxid::new(header.zxid), path, record);
                 }
                 let session_id = SessionId::new(header.client_id);
                 match &body {
                     TxnBody::CreateSession(_) => {
-                        self.pending.open_session(header.zxid, session_id);
+                        self.pending.open_session(Zxid::new(header.zxid), session_id);
                     }
                     TxnBody::CloseSession(_) => self.pending.close_session(session_id),
                     _ => {}

@@ -145,12 +145,12 @@ mod tests {
     #[test]
     fn newest_record_wins_until_applied() {
         let mut pending = PendingChanges::default();
-        pending.push(1, "/a".into(), Some(record(0)));
-        pending.push(2, "/a".into(), Some(record(1)));
+        pending.push(Zxid::new(1), "/a".into(), Some(record(0)));
+        pending.push(Zxid::new(2), "/a".into(), Some(record(1)));
         assert_eq!(pending.get("/a").flatten().map(|r| r.version), Some(1));
-        pending.applied(1);
+        pending.applied(Zxid::new(1));
         assert_eq!(pending.get("/a").flatten().map(|r| r.version), Some(1), "zxid 2 still pending");
-        pending.applied(2);
+        pending.applied(Zxid::new(2));
         assert_eq!(pending.get("/a"), None);
         assert!(pending.is_empty());
     }
@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn deletions_are_remembered() {
         let mut pending = PendingChanges::default();
-        pending.push(3, "/e".into(), None);
+        pending.push(Zxid::new(3), "/e".into(), None);
         assert_eq!(pending.get("/e"), Some(None));
         let (created, deleted) = pending.ephemeral_changes(SessionId::new(7));
         assert!(created.is_empty());

@@ -22,7 +22,7 @@ impl Fixture {
             db: Database::new(true),
             sessions,
             auth: AuthIds::for_client("127.0.0.1".parse().expect("ip")),
-            preparer: Preparer::new(0),
+            preparer: Preparer::new(Zxid::ZERO),
         }
     }
 
@@ -79,7 +79,7 @@ fn every_txn_takes_the_next_zxid() {
     let mut fixture = Fixture::new();
     let first = fixture.run(create("/a", 0));
     let failed = fixture.run(create("/a", 0));
-    assert_eq!((first.zxid(), failed.zxid()), (1, 2));
+    assert_eq!((first.zxid(), failed.zxid()), (Zxid::new(1), Zxid::new(2)));
     assert_eq!(error_of(&failed), Some(Code::NodeExists.as_i32()));
     assert_eq!(failed.header.op_type, OpCode::Error.as_i32());
 }

@@ -24,7 +24,7 @@ pub fn frame_with(write_body: impl FnOnce(&mut BytesMut)) -> Bytes {
 /// A reply: header, then `body` if any. ZooKeeper sends no body with an error.
 pub fn reply(xid: i32, zxid: Zxid, err: Code, body: Option<&dyn WriteRecord>) -> Bytes {
     frame_with(|out| {
-        ReplyHeader { xid, zxid, err: err.as_i32() }.write(out);
+        ReplyHeader { xid, zxid: zxid.raw(), err: err.as_i32() }.write(out);
         if let Some(body) = body {
             body.write_record(out);
         }
@@ -74,12 +74,12 @@ mod tests {
 
     #[test]
     fn frames_are_length_prefixed() {
-        let frame = ok(7, 0x10, &SyncResponse { path: "/a".into() });
+        let frame = ok(7, Zxid::new(0x10), &SyncResponse { path: "/a".into() });
         assert_eq!(&frame[..4], &(16 + 6i32).to_be_bytes());
         assert_eq!(&frame[4..8], &7i32.to_be_bytes());
         assert_eq!(&frame[8..16], &0x10i64.to_be_bytes());
         assert_eq!(frame.len(), 26);
-        assert_eq!(status(1, 2, Code::NoNode).len(), 20);
+        assert_eq!(status(1, Zxid::new(2), Code::NoNode).len(), 20);
     }
 
     #[test]

@@ -72,15 +72,18 @@ mod tests {
 
     #[test]
     fn failed_write_has_no_body() {
-        let frame = write_reply(OpCode::Create, &result(OpCode::Error, Code::NodeExists), 3, 9);
+        let frame =
+            write_reply(OpCode::Create, &result(OpCode::Error, Code::NodeExists), 3, Zxid::new(9));
         assert_eq!(header(&frame), ReplyHeader { xid: 3, zxid: 9, err: -110 });
         assert_eq!(frame.len(), 4 + 16);
     }
 
     #[test]
     fn create_and_create2_differ() {
-        let create = write_reply(OpCode::Create, &result(OpCode::Create, Code::Ok), 1, 1);
-        let create2 = write_reply(OpCode::Create2, &result(OpCode::Create, Code::Ok), 1, 1);
+        let create =
+            write_reply(OpCode::Create, &result(OpCode::Create, Code::Ok), 1, Zxid::new(1));
+        let create2 =
+            write_reply(OpCode::Create2, &result(OpCode::Create, Code::Ok), 1, Zxid::new(1));
         assert_eq!(create.len(), 4 + 16 + 6);
         assert_eq!(create2.len(), 4 + 16 + 6 + Stat::MIN_LEN);
     }
@@ -93,7 +96,7 @@ mod tests {
             result(OpCode::Error, Code::BadVersion),
             result(OpCode::Error, Code::RuntimeInconsistency),
         ];
-        let frame = write_reply(OpCode::Multi, &multi, 1, 1);
+        let frame = write_reply(OpCode::Multi, &multi, 1, Zxid::new(1));
         assert_eq!(header(&frame).err, 0);
         let response: MultiResponse = from_bytes(&frame.slice(20..)).expect("multi");
         assert_eq!(

@@ -31,7 +31,7 @@ use crate::server::registry::{Connection, ConnectionLimits, TooManyConnections};
 use crate::server::stats::short_op_name;
 use crate::server::{four_letter, Shared};
 use crate::session::auth::authenticate;
-use crate::txn::SessionId;
+use crate::txn::{SessionId, Zxid};
 
 /// How long a new connection may take to send its handshake (ZooKeeper's
 /// `sessionlessCnxnTimeout`).
@@ -234,11 +234,11 @@ impl Session<'_> {
                         ids.into_iter().for_each(|id| auth.add(id));
                         self.connection.set_auth(auth);
                         tracing::info!(scheme = %packet.scheme, "auth success");
-                        self.connection.send(reply::status(frame.xid, 0, Code::Ok));
+                        self.connection.send(reply::status(frame.xid, Zxid::ZERO, Code::Ok));
                     }
                     Err(code) => {
                         self.shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
-                        self.connection.send(reply::status(frame.xid, 0, code));
+                        self.connection.send(reply::status(frame.xid, Zxid::ZERO, code));
                         self.connection.request_close();
                         return Err(ConnectionError::AuthFailed(packet.scheme));
                     }
@@ -288,7 +288,7 @@ impl Session<'_> {
                 }
                 Err(RequestError::UnknownOpcode(op)) => {
                     let op = *op;
-                    self.connection.send(reply::status(xid, -1, Code::Unimplemented));
+                    self.connection.send(reply::status(xid, Zxid::new(-1), Code::Unimplemented));
                     self.connection.request_close();
                     return Err(ConnectionError::UnknownOpcode(op));
                 }

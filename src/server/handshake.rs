@@ -78,8 +78,11 @@ pub fn admit(
         return Err(Refusal::NotServing);
     }
     let server_zxid = shared.database.last_applied_zxid();
-    if request.last_zxid_seen > server_zxid {
-        return Err(Refusal::ZxidAhead { client: request.last_zxid_seen, server: server_zxid });
+    if request.last_zxid_seen > server_zxid.raw() {
+        return Err(Refusal::ZxidAhead {
+            client: Zxid::new(request.last_zxid_seen),
+            server: server_zxid,
+        });
     }
     let timeout_ms = shared.config.negotiate_session_timeout_ms(request.time_out);
     let session_id = SessionId::new(request.session_id);

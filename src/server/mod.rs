@@ -38,6 +38,7 @@ use crate::storage::recovery::{recover, Replay};
 use crate::storage::rocks::RocksStorage;
 use crate::storage::Storage;
 use crate::tree::Database;
+use crate::txn::Zxid;
 
 /// Standalone servers use this id in their session ids, as ZooKeeper does.
 const STANDALONE_SERVER_ID: u64 = 1;
@@ -264,7 +265,7 @@ pub fn restore(
         sessions.add(*session_id, u64::try_from(*timeout_ms).unwrap_or(0), clock.now_ms());
     }
     tracing::info!(
-        zxid = format_args!("0x{:x}", recovered.last_zxid),
+        zxid = %recovered.last_zxid,
         nodes = recovered.database.tree().node_count(),
         sessions = recovered.sessions.len(),
         replayed = recovered.replayed,
@@ -276,7 +277,7 @@ pub fn restore(
         let text = config.membership.to_zookeeper_text();
         let version = i64::try_from(config.membership.version).unwrap_or(i64::MAX);
         let now_ms = i64::try_from(clock.wall_ms()).unwrap_or(i64::MAX);
-        recovered.database.tree().set_config_node(&text, version, now_ms);
+        recovered.database.tree().set_config_node(&text, Zxid::new(version), now_ms);
     }
     // The state is at its snapshot's zxid, or, on a standalone server, at the end of the
     // log it replayed; the history the core starts from begins there.

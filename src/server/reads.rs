@@ -20,7 +20,7 @@ use crate::session::auth::check_acl;
 use crate::session::AuthIds;
 use crate::tree::acl::{perms, AclList};
 use crate::tree::{EventType, ReadView, WatchEvent, WatchManager, WatcherMode};
-use crate::txn::SessionId;
+use crate::txn::{SessionId, Zxid};
 
 /// Who is reading.
 pub struct ReadRequester<'a> {
@@ -42,7 +42,7 @@ pub fn answer(view: &ReadView<'_>, reader: &ReadRequester<'_>, xid: i32, request
         Err(code) => reply::status(xid, zxid, code),
     };
     reader.connection.send(frame);
-    zxid
+    zxid.raw()
 }
 
 type Body = Box<dyn WriteRecord>;
@@ -248,7 +248,7 @@ fn set_watches(view: &ReadView<'_>, reader: &ReadRequester<'_>, watches: &SetWat
     for path in &watches.data_watches {
         match tree.with_node(path, |node, _| node.mzxid) {
             None => fire(EventType::NodeDeleted, path),
-            Some(mzxid) if mzxid > relative => fire(EventType::NodeDataChanged, path),
+            Some(mzxid) if mzxid > Zxid::new(relative) => fire(EventType::NodeDataChanged, path),
             Some(_) => {
                 view.data_watches().add(path, watcher, WatcherMode::Standard);
             }
@@ -264,7 +264,9 @@ fn set_watches(view: &ReadView<'_>, reader: &ReadRequester<'_>, watches: &SetWat
     for path in &watches.child_watches {
         match tree.with_node(path, |node, _| node.pzxid) {
             None => fire(EventType::NodeDeleted, path),
-            Some(pzxid) if pzxid > relative => fire(EventType::NodeChildrenChanged, path),
+            Some(pzxid) if pzxid > Zxid::new(relative) => {
+                fire(EventType::NodeChildrenChanged, path)
+            }
             Some(_) => {
                 view.child_watches().add(path, watcher, WatcherMode::Standard);
             }

@@ -79,7 +79,7 @@ impl Snapshotter {
         self.txns_since_snapshot = 0;
         self.roll();
         if self.running.as_ref().is_some_and(|running| !running.is_finished()) {
-            tracing::info!(zxid = format_args!("0x{zxid:x}"), "too busy to snapshot, skipping");
+            tracing::info!(%zxid, "too busy to snapshot, skipping");
             return;
         }
         let (shared, storage, sessions) = (shared.clone(), storage.clone(), sessions());
@@ -160,7 +160,7 @@ pub fn take_snapshot_of(
     stopping: &AtomicBool,
 ) -> Result<SnapshotSummary, StorageError> {
     let started = Instant::now();
-    tracing::info!(zxid = format_args!("0x{zxid:x}"), "taking a snapshot");
+    tracing::info!(%zxid, "taking a snapshot");
     let mut writer = storage.begin_snapshot(zxid)?;
     let summary = write_snapshot(tree, sessions, |chunk| {
         if stopping.load(Ordering::Acquire) {
@@ -178,7 +178,7 @@ pub fn take_snapshot_of(
     };
     writer.finish(&header)?;
     tracing::info!(
-        zxid = format_args!("0x{zxid:x}"),
+        %zxid,
         nodes = summary.nodes,
         bytes = summary.bytes,
         seconds = started.elapsed().as_secs_f64(),

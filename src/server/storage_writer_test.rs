@@ -21,35 +21,39 @@ fn write_one(storage: Arc<MemoryStorage>, batch: Vec<Write>) -> Written {
 fn writes_are_carried_out_in_the_order_asked() {
     let storage = Arc::new(MemoryStorage::default());
     let batch = vec![
-        Write::Append(vec![entry(1, b"a"), entry(2, b"b"), entry(3, b"c")]),
-        Write::Truncate(1),
+        Write::Append(vec![
+            entry(Zxid::new(1), b"a"),
+            entry(Zxid::new(2), b"b"),
+            entry(Zxid::new(3), b"c"),
+        ]),
+        Write::Truncate(Zxid::new(1)),
         Write::Epochs(Epochs { accepted: 2, current: 1 }),
-        Write::Append(vec![entry(5, b"e")]),
-        Write::EpochEnds(vec![1]),
+        Write::Append(vec![entry(Zxid::new(5), b"e")]),
+        Write::EpochEnds(vec![Zxid::new(1)]),
     ];
     write_one(storage.clone(), batch).expect("written");
     let mut logged = Vec::new();
     storage
-        .read_log(0, &mut |entry| {
+        .read_log(Zxid::ZERO, &mut |entry| {
             logged.push(entry.zxid);
             true
         })
         .expect("readable");
-    assert_eq!(logged, [1, 5]);
+    assert_eq!(logged, [Zxid::new(1), Zxid::new(5)]);
     assert_eq!(storage.epochs().expect("readable"), Epochs { accepted: 2, current: 1 });
-    assert_eq!(storage.epoch_ends().expect("readable"), [1]);
+    assert_eq!(storage.epoch_ends().expect("readable"), [Zxid::new(1)]);
 }
 
 #[test]
 fn an_entry_whose_checksum_fails_is_never_logged() {
     let storage = Arc::new(MemoryStorage::default());
-    let mut damaged = entry(2, b"payload").value.to_vec();
+    let mut damaged = entry(Zxid::new(2), b"payload").value.to_vec();
     damaged[0] ^= 0x40;
     let batch = vec![Write::Append(vec![
-        entry(1, b"fine"),
-        LogEntry { zxid: 2, value: Bytes::from(damaged) },
+        entry(Zxid::new(1), b"fine"),
+        LogEntry { zxid: Zxid::new(2), value: Bytes::from(damaged) },
     ])];
     let outcome = write_one(storage.clone(), batch);
     assert!(matches!(outcome, Err(StorageError::Corrupt(_))), "{outcome:?}");
-    assert_eq!(storage.last_logged_zxid(), 0, "none of the batch is written");
+    assert_eq!(storage.last_logged_zxid(), Zxid::ZERO, "none of the batch is written");
 }

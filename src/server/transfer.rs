@@ -65,7 +65,7 @@ impl Outbound {
                 match stream(shared.database.tree(), zxid, &sessions, &chunks, &stopping) {
                     Ok(summary) => tracing::info!(
                         learner,
-                        zxid = format_args!("0x{zxid:x}"),
+                        %zxid,
                         nodes = summary.nodes,
                         bytes = summary.bytes,
                         "sent a snapshot"

@@ -80,28 +80,29 @@ async fn a_received_snapshot_is_stored_then_replaces_the_state_whole() {
     assert!(chunks.len() > 2, "several chunks: {}", chunks.len());
     let storage = Arc::new(MemoryStorage::default());
     let learner = Database::new(false);
-    let mut inbound = Inbound::start(storage.clone(), learner.tree(), 5001, 77).expect("thread");
+    let mut inbound =
+        Inbound::start(storage.clone(), learner.tree(), Zxid::new(5001), 77).expect("thread");
     for (index, chunk) in (0u32..).zip(chunks.iter().cloned()) {
-        hand_over(&mut inbound, 5001, index, chunk).await.expect("in order");
+        hand_over(&mut inbound, Zxid::new(5001), index, chunk).await.expect("in order");
     }
     let sealed = inbound.seal().await.expect("every chunk loads");
     assert!(storage.snapshots().expect("readable").is_empty(), "stored only when finished");
     assert_eq!(learner.tree().node_count(), 4, "the old state is untouched until install");
     assert_eq!(sealed.loaded.sessions, sessions);
-    learner.install(5001, sealed.tree);
+    learner.install(Zxid::new(5001), sealed.tree);
     let store = sealed.store;
-    tokio::task::spawn_blocking(move || store.finish(vec![0x1_0000_0000]))
+    tokio::task::spawn_blocking(move || store.finish(vec![Zxid::new(0x1_0000_0000)]))
         .await
         .expect("the storage side ran")
         .expect("stored");
-    assert_eq!(learner.last_applied_zxid(), 5001);
+    assert_eq!(learner.last_applied_zxid(), Zxid::new(5001));
     assert_eq!(stats(learner.tree()), stats(leader.tree()));
     let headers = storage.snapshots().expect("readable");
     assert_eq!(headers.len(), 1);
     let header = &headers[0];
-    assert_eq!((header.zxid, header.chunks as usize), (5001, chunks.len()));
+    assert_eq!((header.zxid, header.chunks as usize), (Zxid::new(5001), chunks.len()));
     assert_eq!((header.nodes, header.sessions, header.created_ms), (5005, 1, 77));
-    assert_eq!(storage.epoch_ends().expect("readable"), [0x1_0000_0000]);
+    assert_eq!(storage.epoch_ends().expect("readable"), [Zxid::new(0x1_0000_0000)]);
     let mut stored = Vec::new();
     storage
         .read_snapshot(header, &mut |_, chunk| {
@@ -117,12 +118,16 @@ async fn chunks_out_of_order_or_of_another_snapshot_are_refused() {
     let chunks = chunks_of(&database_with(10), &[]);
     let storage = Arc::new(MemoryStorage::default());
     let like = DataTree::new(false);
-    let mut inbound = Inbound::start(storage, &like, 11, 0).expect("thread");
-    let skipped = hand_over(&mut inbound, 11, 1, chunks[0].clone()).await;
+    let mut inbound = Inbound::start(storage, &like, Zxid::new(11), 0).expect("thread");
+    let skipped = hand_over(&mut inbound, Zxid::new(11), 1, chunks[0].clone()).await;
     assert!(matches!(skipped, Err(TransferError::OutOfOrder { index: 1, expected: 0, .. })));
-    let other = hand_over(&mut inbound, 12, 0, chunks[0].clone()).await;
-    assert!(matches!(other, Err(TransferError::OutOfOrder { zxid: 12, receiving: 11, .. })));
-    hand_over(&mut inbound, 11, 0, chunks[0].clone()).await.expect("the one due");
+    let other = hand_over(&mut inbound, Zxid::new(12), 0, chunks[0].clone()).await;
+    assert!(matches!(
+        other,
+        Err(TransferError::OutOfOrder { zxid, receiving, .. })
+            if zxid == Zxid::new(12) && receiving == Zxid::new(11)
+    ));
+    hand_over(&mut inbound, Zxid::new(11), 0, chunks[0].clone()).await.expect("the one due");
 }
 
 #[tokio::test]
@@ -130,9 +135,11 @@ async fn a_malformed_chunk_fails_the_seal_and_nothing_is_stored() {
     let chunks = chunks_of(&database_with(10), &[]);
     let storage = Arc::new(MemoryStorage::default());
     let like = DataTree::new(false);
-    let mut inbound = Inbound::start(storage.clone(), &like, 11, 0).expect("thread");
-    hand_over(&mut inbound, 11, 0, chunks[0].clone()).await.expect("in order");
-    hand_over(&mut inbound, 11, 1, Bytes::from_static(b"\x01garbage")).await.expect("in order");
+    let mut inbound = Inbound::start(storage.clone(), &like, Zxid::new(11), 0).expect("thread");
+    hand_over(&mut inbound, Zxid::new(11), 0, chunks[0].clone()).await.expect("in order");
+    hand_over(&mut inbound, Zxid::new(11), 1, Bytes::from_static(b"\x01garbage"))
+        .await
+        .expect("in order");
     let sealed = inbound.seal().await;
     assert!(matches!(sealed, Err(TransferError::Malformed(_))), "{sealed:?}");
     assert!(storage.snapshots().expect("readable").is_empty());
@@ -144,9 +151,9 @@ async fn a_sealed_snapshot_never_finished_is_not_stored() {
     let chunks = chunks_of(&leader, &[]);
     let storage = Arc::new(MemoryStorage::default());
     let like = DataTree::new(false);
-    let mut inbound = Inbound::start(storage.clone(), &like, 11, 0).expect("thread");
+    let mut inbound = Inbound::start(storage.clone(), &like, Zxid::new(11), 0).expect("thread");
     for (index, chunk) in (0u32..).zip(chunks.iter().cloned()) {
-        hand_over(&mut inbound, 11, index, chunk).await.expect("in order");
+        hand_over(&mut inbound, Zxid::new(11), index, chunk).await.expect("in order");
     }
     let sealed = inbound.seal().await.expect("every chunk loads");
     assert_eq!(stats(&sealed.tree), stats(leader.tree()));

@@ -67,7 +67,7 @@ impl MemoryStorage {
 impl Storage for MemoryStorage {
     fn append(&self, entries: &[LogEntry]) -> Result<(), StorageError> {
         let mut state = self.state.lock();
-        let mut last = state.log.keys().next_back().copied().unwrap_or(0);
+        let mut last = state.log.keys().next_back().copied().unwrap_or(Zxid::ZERO);
         for entry in entries {
             if entry.zxid <= last {
                 return Err(StorageError::OutOfOrder { zxid: entry.zxid, last });
@@ -81,7 +81,7 @@ impl Storage for MemoryStorage {
     }
 
     fn last_logged_zxid(&self) -> Zxid {
-        self.state.lock().log.keys().next_back().copied().unwrap_or(0)
+        self.state.lock().log.keys().next_back().copied().unwrap_or(Zxid::ZERO)
     }
 
     fn read_log(
@@ -93,7 +93,7 @@ impl Storage for MemoryStorage {
             .state
             .lock()
             .log
-            .range(after.saturating_add(1)..)
+            .range(after.next()..)
             .map(|(zxid, value)| LogEntry { zxid: *zxid, value: value.clone() })
             .collect();
         for entry in entries {
@@ -105,13 +105,13 @@ impl Storage for MemoryStorage {
     }
 
     fn truncate_after(&self, zxid: Zxid) -> Result<(), StorageError> {
-        self.state.lock().log.split_off(&zxid.saturating_add(1));
+        self.state.lock().log.split_off(&zxid.next());
         Ok(())
     }
 
     fn purge_log_through(&self, zxid: Zxid) -> Result<(), StorageError> {
         let mut state = self.state.lock();
-        let kept = state.log.split_off(&zxid.saturating_add(1));
+        let kept = state.log.split_off(&zxid.next());
         state.log = kept;
         Ok(())
     }

@@ -6,7 +6,7 @@ use super::*;
 use crate::tree::acl::{perms, world_anyone};
 use crate::tree::snapshot::write_snapshot;
 use crate::tree::Database;
-use crate::txn::{SessionId, Txn, TxnBody};
+use crate::txn::{SessionId, Txn, TxnBody, Zxid};
 
 #[derive(Debug, PartialEq)]
 enum TestError {
@@ -114,7 +114,7 @@ fn acl_references_count_every_node_loaded_on_any_thread() {
     let tree = DataTree::empty(false);
     load_parallel(&tree, 3, feed(&chunks)).expect("loads");
     let acls_with_alice = tree.acl_count();
-    let loaded = Database::from_tree(tree, 10_000);
+    let loaded = Database::from_tree(tree, Zxid::new(10_000));
     let mut zxid = 10_000;
     let mut deleted = 0;
     for parent in 0..4 {

@@ -19,25 +19,25 @@ const SNAPSHOT_FORMAT: i32 = 2;
 
 /// The key of a log entry.
 pub fn log_key(zxid: Zxid) -> [u8; 8] {
-    (zxid as u64).to_be_bytes()
+    (zxid.raw() as u64).to_be_bytes()
 }
 
 /// The zxid a log key names.
 pub fn zxid_of_log_key(key: &[u8]) -> Option<Zxid> {
-    Some(u64::from_be_bytes(key.try_into().ok()?) as i64)
+    Some(Zxid::new(u64::from_be_bytes(key.try_into().ok()?) as i64))
 }
 
 /// The key of a snapshot chunk (or, with [`HEADER_INDEX`], of its header).
 pub fn snapshot_key(zxid: Zxid, index: u32) -> [u8; 12] {
     let mut key = [0u8; 12];
-    key[..8].copy_from_slice(&(zxid as u64).to_be_bytes());
+    key[..8].copy_from_slice(&(zxid.raw() as u64).to_be_bytes());
     key[8..].copy_from_slice(&index.to_be_bytes());
     key
 }
 
 /// The (zxid, index) a snapshot key names.
 pub fn parse_snapshot_key(key: &[u8]) -> Option<(Zxid, u32)> {
-    let zxid = u64::from_be_bytes(key.get(..8)?.try_into().ok()?) as i64;
+    let zxid = Zxid::new(u64::from_be_bytes(key.get(..8)?.try_into().ok()?) as i64);
     let index = u32::from_be_bytes(key.get(8..12)?.try_into().ok()?);
     Some((zxid, index))
 }
@@ -110,7 +110,7 @@ pub fn encode_header(header: &SnapshotHeader) -> Bytes {
     let mut out = BytesMut::with_capacity(64);
     write_i64(&mut out, SNAPSHOT_MAGIC);
     write_i32(&mut out, SNAPSHOT_FORMAT);
-    write_i64(&mut out, header.zxid);
+    write_i64(&mut out, header.zxid.raw());
     write_i32(&mut out, header.chunks as i32);
     write_i64(&mut out, header.nodes as i64);
     write_i32(&mut out, header.sessions as i32);
@@ -139,7 +139,7 @@ pub fn decode_header(value: &Bytes) -> Result<SnapshotHeader, StorageError> {
         )));
     }
     Ok(SnapshotHeader {
-        zxid: reader.read_i64("zxid").map_err(corrupt)?,
+        zxid: Zxid::new(reader.read_i64("zxid").map_err(corrupt)?),
         chunks: reader.read_i32("chunks").map_err(corrupt)? as u32,
         nodes: reader.read_i64("nodes").map_err(corrupt)? as u64,
         sessions: reader.read_i32("sessions").map_err(corrupt)? as u32,
@@ -161,7 +161,7 @@ mod tests {
             header: TxnHeader {
                 client_id: 1,
                 cxid: 2,
-                zxid,
+                zxid: zxid.raw(),
                 time: 3,
                 op_type: OpCode::Delete.as_i32(),
             },
@@ -171,8 +171,8 @@ mod tests {
 
     #[test]
     fn entries_round_trip_and_detect_every_flipped_bit() {
-        let entry = encode_entry(&txn(0x1_0000_0005));
-        assert_eq!(decode_entry(&entry).expect("valid"), txn(0x1_0000_0005));
+        let entry = encode_entry(&txn(Zxid::new(0x1_0000_0005)));
+        assert_eq!(decode_entry(&entry).expect("valid"), txn(Zxid::new(0x1_0000_0005)));
         for byte in 0..entry.value.len() {
             for bit in 0..8 {
                 let mut damaged = entry.value.to_vec();
@@ -189,35 +189,43 @@ mod tests {
     #[test]
     fn entries_encoded_into_a_shared_buffer_match_entries_encoded_alone() {
         let mut shared = BytesMut::from(&b"earlier entries"[..]);
-        encode_entry_into(&txn(7), &mut shared);
+        encode_entry_into(&txn(Zxid::new(7)), &mut shared);
         let value = shared.split_off(15).freeze();
-        assert_eq!(value, encode_entry(&txn(7)).value);
-        assert_eq!(decode_entry(&LogEntry { zxid: 7, value }).expect("valid"), txn(7));
+        assert_eq!(value, encode_entry(&txn(Zxid::new(7))).value);
+        assert_eq!(
+            decode_entry(&LogEntry { zxid: Zxid::new(7), value }).expect("valid"),
+            txn(Zxid::new(7))
+        );
     }
 
     #[test]
     fn torn_entries_are_corrupt() {
-        let entry = encode_entry(&txn(9));
+        let entry = encode_entry(&txn(Zxid::new(9)));
         for len in 0..entry.value.len() {
-            let torn = LogEntry { zxid: 9, value: entry.value.slice(..len) };
+            let torn = LogEntry { zxid: Zxid::new(9), value: entry.value.slice(..len) };
             assert!(decode_entry(&torn).is_err(), "length {len}");
         }
     }
 
     #[test]
     fn an_entry_under_the_wrong_key_is_corrupt() {
-        let mut entry = encode_entry(&txn(9));
-        entry.zxid = 10;
+        let mut entry = encode_entry(&txn(Zxid::new(9)));
+        entry.zxid = Zxid::new(10);
         assert!(decode_entry(&entry).is_err());
     }
 
     #[test]
     fn keys_sort_by_zxid() {
-        let mut keys = [log_key(0x2_0000_0001), log_key(5), log_key(0x1_ffff_ffff)];
+        let mut keys = [
+            log_key(Zxid::new(0x2_0000_0001)),
+            log_key(Zxid::new(5)),
+            log_key(Zxid::new(0x1_ffff_ffff)),
+        ];
         keys.sort();
         let zxids: Vec<_> = keys.iter().filter_map(|key| zxid_of_log_key(key)).collect();
-        assert_eq!(zxids, [5, 0x1_ffff_ffff, 0x2_0000_0001]);
-        assert_eq!(parse_snapshot_key(&snapshot_key(77, HEADER_INDEX)), Some((77, HEADER_INDEX)));
+        assert_eq!(zxids, [Zxid::new(5), Zxid::new(0x1_ffff_ffff), Zxid::new(0x2_0000_0001)]);
+        let key = snapshot_key(Zxid::new(77), HEADER_INDEX);
+        assert_eq!(parse_snapshot_key(&key), Some((Zxid::new(77), HEADER_INDEX)));
     }
 
     #[test]
@@ -239,7 +247,7 @@ mod tests {
     #[test]
     fn headers_round_trip() {
         let header = SnapshotHeader {
-            zxid: 42,
+            zxid: Zxid::new(42),
             chunks: 3,
             nodes: 1000,
             sessions: 7,

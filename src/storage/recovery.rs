@@ -17,7 +17,7 @@ use crate::storage::{LogEntry, SnapshotHeader, Storage, StorageError};
 use crate::tree::data_tree::DataTree;
 use crate::tree::snapshot::Loaded;
 use crate::tree::Database;
-use crate::txn::{zxid_counter, zxid_epoch, SessionId, Txn, TxnBody, Zxid};
+use crate::txn::{SessionId, Txn, TxnBody, Zxid};
 
 /// How often long loads report progress.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
@@ -79,7 +79,7 @@ fn load_snapshot(
         )));
     }
     tracing::info!(
-        zxid = format_args!("0x{:x}", header.zxid),
+        zxid = %header.zxid,
         nodes = loaded.nodes,
         sessions = loaded.sessions.len(),
         bytes = header.bytes,
@@ -92,10 +92,10 @@ fn load_snapshot(
 /// Whether `next` may follow `previous` in the log: the next counter of the same epoch,
 /// or the start of a later epoch.
 fn follows(previous: Zxid, next: Zxid) -> bool {
-    if zxid_epoch(next) == zxid_epoch(previous) {
+    if next.epoch() == previous.epoch() {
         next == previous + 1
     } else {
-        zxid_epoch(next) > zxid_epoch(previous) && zxid_counter(next) >= 1
+        next.epoch() > previous.epoch() && next.counter() >= 1
     }
 }
 
@@ -121,13 +121,13 @@ pub fn recover(
                 break;
             }
             Err(err) => tracing::warn!(
-                zxid = format_args!("0x{:x}", header.zxid),
+                zxid = %header.zxid,
                 cause = %err,
                 "snapshot unreadable, trying an older one"
             ),
         }
     }
-    let snapshot_zxid = snapshot.map_or(0, |header| header.zxid);
+    let snapshot_zxid = snapshot.map_or(Zxid::ZERO, |header| header.zxid);
     let database = Database::from_tree(
         tree.unwrap_or_else(|| DataTree::new(extended_types_enabled)),
         snapshot_zxid,
@@ -171,7 +171,7 @@ pub fn recover(
         previous = zxid;
         if reported.elapsed() >= PROGRESS_INTERVAL {
             reported = Instant::now();
-            tracing::info!(zxid = format_args!("0x{zxid:x}"), "reading the log");
+            tracing::info!(%zxid, "reading the log");
         }
         true
     })?;

@@ -14,8 +14,8 @@ fn txn(zxid: Zxid, client: i64, op_type: OpCode, body: TxnBody) -> Txn {
         header: TxnHeader {
             client_id: client,
             cxid: 0,
-            zxid,
-            time: zxid,
+            zxid: zxid.raw(),
+            time: zxid.raw(),
             op_type: op_type.as_i32(),
         },
         body,
@@ -70,7 +70,7 @@ fn snapshot(
 #[test]
 fn an_empty_store_recovers_the_initial_tree() {
     let recovered = recover(&MemoryStorage::default(), false, Replay::Apply).expect("recovers");
-    assert_eq!((recovered.last_zxid, recovered.replayed), (0, 0));
+    assert_eq!((recovered.last_zxid, recovered.replayed), (Zxid::ZERO, 0));
     assert_eq!(recovered.database.tree().node_count(), 4);
     assert!(recovered.snapshot.is_none());
 }
@@ -80,39 +80,53 @@ fn the_log_alone_rebuilds_nodes_and_sessions() {
     let storage = MemoryStorage::default();
     append(
         &storage,
-        &[session(1, 0x10), session(2, 0x11), create(3, "/a", None), create(4, "/a/e", Some(0x10))],
+        &[
+            session(Zxid::new(1), 0x10),
+            session(Zxid::new(2), 0x11),
+            create(Zxid::new(3), "/a", None),
+            create(Zxid::new(4), "/a/e", Some(0x10)),
+        ],
     );
     append(
         &storage,
-        &[txn(5, 0x11, OpCode::CloseSession, TxnBody::CloseSession(CloseSessionTxn::default()))],
+        &[txn(
+            Zxid::new(5),
+            0x11,
+            OpCode::CloseSession,
+            TxnBody::CloseSession(CloseSessionTxn::default()),
+        )],
     );
     let recovered = recover(&storage, false, Replay::Apply).expect("recovers");
-    assert_eq!(recovered.last_zxid, 5);
+    assert_eq!(recovered.last_zxid, Zxid::new(5));
     assert_eq!(recovered.sessions, [(SessionId::new(0x10), 4000)]);
     assert_eq!(recovered.database.tree().ephemerals(SessionId::new(0x10)), ["/a/e"]);
-    assert_eq!(recovered.database.last_applied_zxid(), 5);
+    assert_eq!(recovered.database.last_applied_zxid(), Zxid::new(5));
 }
 
 /// A log of four txns with a snapshot after the second.
 fn snapshot_within_the_log() -> MemoryStorage {
     let storage = MemoryStorage::default();
     let database = Database::new(false);
-    let log =
-        [session(1, 0x10), create(2, "/a", None), create(3, "/b", None), create(4, "/a/c", None)];
+    let log = [
+        session(Zxid::new(1), 0x10),
+        create(Zxid::new(2), "/a", None),
+        create(Zxid::new(3), "/b", None),
+        create(Zxid::new(4), "/a/c", None),
+    ];
     append(&storage, &log);
     for entry in &log[..2] {
         database.apply(entry, &mut |_, _| {});
     }
-    snapshot(&storage, &database, 2, &[(SessionId::new(0x10), 4000)]);
+    snapshot(&storage, &database, Zxid::new(2), &[(SessionId::new(0x10), 4000)]);
     storage
 }
 
 #[test]
 fn snapshot_plus_log_after_it() {
     let storage = snapshot_within_the_log();
-    storage.purge_log_through(2).expect("purged");
+    storage.purge_log_through(Zxid::new(2)).expect("purged");
     let recovered = recover(&storage, false, Replay::Apply).expect("recovers");
-    assert_eq!(recovered.snapshot.map(|header| header.zxid), Some(2));
+    assert_eq!(recovered.snapshot.map(|header| header.zxid), Some(Zxid::new(2)));
     assert_eq!(recovered.replayed, 2);
     assert!(recovered.database.tree().exists("/a/c"));
     assert!(recovered.database.tree().exists("/b"));
@@ -123,26 +137,30 @@ fn snapshot_plus_log_after_it() {
 fn collecting_leaves_the_log_after_the_snapshot_unapplied() {
     let storage = snapshot_within_the_log();
     let recovered = recover(&storage, false, Replay::Collect).expect("recovers");
-    assert_eq!(recovered.database.last_applied_zxid(), 2);
+    assert_eq!(recovered.database.last_applied_zxid(), Zxid::new(2));
     assert!(!recovered.database.tree().exists("/b"));
     let zxids: Vec<Zxid> = recovered.unapplied.iter().map(|entry| entry.zxid).collect();
-    assert_eq!(zxids, [3, 4]);
-    assert_eq!(recovered.last_zxid, 4);
+    assert_eq!(zxids, [Zxid::new(3), Zxid::new(4)]);
+    assert_eq!(recovered.last_zxid, Zxid::new(4));
 }
 
 #[test]
 fn a_damaged_snapshot_falls_back_to_the_previous_one() {
     let storage = MemoryStorage::default();
     let database = Database::new(false);
-    let log = [create(1, "/a", None), create(2, "/b", None), create(3, "/c", None)];
+    let log = [
+        create(Zxid::new(1), "/a", None),
+        create(Zxid::new(2), "/b", None),
+        create(Zxid::new(3), "/c", None),
+    ];
     append(&storage, &log);
     database.apply(&log[0], &mut |_, _| {});
-    snapshot(&storage, &database, 1, &[]);
+    snapshot(&storage, &database, Zxid::new(1), &[]);
     database.apply(&log[1], &mut |_, _| {});
-    snapshot(&storage, &database, 2, &[]);
-    storage.corrupt_snapshot_chunk(2, 1, Bytes::from_static(b"\x01garbage"));
+    snapshot(&storage, &database, Zxid::new(2), &[]);
+    storage.corrupt_snapshot_chunk(Zxid::new(2), 1, Bytes::from_static(b"\x01garbage"));
     let recovered = recover(&storage, false, Replay::Apply).expect("recovers");
-    assert_eq!(recovered.snapshot.map(|header| header.zxid), Some(1));
+    assert_eq!(recovered.snapshot.map(|header| header.zxid), Some(Zxid::new(1)));
     assert_eq!(recovered.replayed, 2);
     assert!(recovered.database.tree().exists("/c"));
 }
@@ -150,20 +168,34 @@ fn a_damaged_snapshot_falls_back_to_the_previous_one() {
 #[test]
 fn a_damaged_tail_is_refused_and_kept() {
     let storage = MemoryStorage::default();
-    append(&storage, &[create(1, "/a", None), create(2, "/b", None), create(3, "/c", None)]);
-    storage.corrupt_log_entry(3, Bytes::from_static(b"torn"));
+    append(
+        &storage,
+        &[
+            create(Zxid::new(1), "/a", None),
+            create(Zxid::new(2), "/b", None),
+            create(Zxid::new(3), "/c", None),
+        ],
+    );
+    storage.corrupt_log_entry(Zxid::new(3), Bytes::from_static(b"torn"));
     let err = recover(&storage, false, Replay::Apply).expect_err("refuses");
     assert!(err.to_string().contains("0x3"), "{err}");
-    assert_eq!(storage.last_logged_zxid(), 3, "nothing is truncated");
+    assert_eq!(storage.last_logged_zxid(), Zxid::new(3), "nothing is truncated");
 }
 
 #[test]
 fn damage_in_the_middle_is_refused() {
     let storage = MemoryStorage::default();
-    append(&storage, &[create(1, "/a", None), create(2, "/b", None), create(3, "/c", None)]);
-    let mut flipped = encode_entry(&create(2, "/b", None)).value.to_vec();
+    append(
+        &storage,
+        &[
+            create(Zxid::new(1), "/a", None),
+            create(Zxid::new(2), "/b", None),
+            create(Zxid::new(3), "/c", None),
+        ],
+    );
+    let mut flipped = encode_entry(&create(Zxid::new(2), "/b", None)).value.to_vec();
     flipped[6] ^= 1;
-    storage.corrupt_log_entry(2, flipped.into());
+    storage.corrupt_log_entry(Zxid::new(2), flipped.into());
     let err = recover(&storage, false, Replay::Apply).expect_err("refuses");
     assert!(err.to_string().contains("damaged"), "{err}");
 }
@@ -171,7 +203,7 @@ fn damage_in_the_middle_is_refused() {
 #[test]
 fn a_gap_in_the_log_is_refused() {
     let storage = MemoryStorage::default();
-    append(&storage, &[create(1, "/a", None), create(3, "/c", None)]);
+    append(&storage, &[create(Zxid::new(1), "/a", None), create(Zxid::new(3), "/c", None)]);
     let err = recover(&storage, false, Replay::Apply).expect_err("refuses");
     assert!(err.to_string().contains("missing"), "{err}");
 }
@@ -179,14 +211,20 @@ fn a_gap_in_the_log_is_refused() {
 #[test]
 fn a_new_epoch_may_restart_the_counter() {
     let storage = MemoryStorage::default();
-    append(&storage, &[create(1, "/a", None), create(0x1_0000_0001, "/b", None)]);
-    assert_eq!(recover(&storage, false, Replay::Apply).expect("recovers").last_zxid, 0x1_0000_0001);
+    append(
+        &storage,
+        &[create(Zxid::new(1), "/a", None), create(Zxid::new(0x1_0000_0001), "/b", None)],
+    );
+    assert_eq!(
+        recover(&storage, false, Replay::Apply).expect("recovers").last_zxid,
+        Zxid::new(0x1_0000_0001)
+    );
 }
 
 #[test]
 fn a_purged_log_without_a_snapshot_is_refused() {
     let storage = MemoryStorage::default();
-    append(&storage, &[create(1, "/a", None), create(2, "/b", None)]);
-    storage.purge_log_through(1).expect("purged");
+    append(&storage, &[create(Zxid::new(1), "/a", None), create(Zxid::new(2), "/b", None)]);
+    storage.purge_log_through(Zxid::new(1)).expect("purged");
     assert!(recover(&storage, false, Replay::Apply).is_err());
 }

@@ -250,7 +250,7 @@ impl RocksStorage {
         storage.check_format()?;
         record_wal_dir(&path, wal_dir.as_deref())?;
         let last = storage.read_last_logged_zxid()?;
-        storage.last_logged_zxid.store(last, Ordering::Release);
+        storage.last_logged_zxid.store(last.raw(), Ordering::Release);
         Ok(storage)
     }
 
@@ -283,7 +283,7 @@ impl RocksStorage {
             next_scratch: AtomicU64::new(0),
         };
         let last = storage.read_last_logged_zxid()?;
-        storage.last_logged_zxid.store(last, Ordering::Release);
+        storage.last_logged_zxid.store(last.raw(), Ordering::Release);
         Ok(storage)
     }
 
@@ -385,7 +385,7 @@ impl RocksStorage {
         self.delete_snapshot(zxid)?;
         let family = self.cf(SNAPSHOTS)?;
         self.db.flush_cf(family).map_err(StorageError::Rocks)?;
-        let (start, end) = (snapshot_key(zxid, 0), snapshot_key(zxid.saturating_add(1), 0));
+        let (start, end) = (snapshot_key(zxid, 0), snapshot_key(zxid.next(), 0));
         let mut options = CompactOptions::default();
         options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
         self.db.compact_range_cf_opt(family, Some(start), Some(end), &options);
@@ -404,7 +404,7 @@ impl RocksStorage {
 
     fn read_last_logged_zxid(&self) -> Result<Zxid, StorageError> {
         match self.db.iterator_cf(self.cf(LOG)?, IteratorMode::End).next() {
-            None => Ok(0),
+            None => Ok(Zxid::ZERO),
             Some(item) => {
                 let (key, _) = item.map_err(StorageError::Rocks)?;
                 zxid_of_log_key(&key)
@@ -419,7 +419,7 @@ impl Storage for RocksStorage {
         let Some(first) = entries.first() else {
             return Ok(());
         };
-        let last = self.last_logged_zxid.load(Ordering::Acquire);
+        let last = self.last_logged_zxid();
         if first.zxid <= last {
             return Err(StorageError::OutOfOrder { zxid: first.zxid, last });
         }
@@ -434,12 +434,12 @@ impl Storage for RocksStorage {
             batch.put_cf(log, log_key(entry.zxid), &entry.value);
         }
         self.db.write_opt(batch, &self.write_options(self.sync)).map_err(StorageError::Rocks)?;
-        self.last_logged_zxid.store(previous, Ordering::Release);
+        self.last_logged_zxid.store(previous.raw(), Ordering::Release);
         Ok(())
     }
 
     fn last_logged_zxid(&self) -> Zxid {
-        self.last_logged_zxid.load(Ordering::Acquire)
+        Zxid::new(self.last_logged_zxid.load(Ordering::Acquire))
     }
 
     fn read_log(
@@ -447,7 +447,7 @@ impl Storage for RocksStorage {
         after: Zxid,
         visit: &mut dyn FnMut(LogEntry) -> bool,
     ) -> Result<(), StorageError> {
-        let start = log_key(after.saturating_add(1));
+        let start = log_key(after.next());
         for item in
             self.db.iterator_cf(self.cf(LOG)?, IteratorMode::From(&start, Direction::Forward))
         {
@@ -463,19 +463,15 @@ impl Storage for RocksStorage {
 
     fn truncate_after(&self, zxid: Zxid) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(
-            self.cf(LOG)?,
-            &log_key(zxid.saturating_add(1))[..],
-            &[0xffu8; 9][..],
-        );
+        batch.delete_range_cf(self.cf(LOG)?, &log_key(zxid.next())[..], &[0xffu8; 9][..]);
         self.db.write_opt(batch, &self.write_options(true)).map_err(StorageError::Rocks)?;
         let last = self.read_last_logged_zxid()?;
-        self.last_logged_zxid.store(last, Ordering::Release);
+        self.last_logged_zxid.store(last.raw(), Ordering::Release);
         Ok(())
     }
 
     fn purge_log_through(&self, zxid: Zxid) -> Result<(), StorageError> {
-        let (start, end) = (log_key(0), log_key(zxid.saturating_add(1)));
+        let (start, end) = (log_key(Zxid::ZERO), log_key(zxid.next()));
         self.delete_range(LOG, &start, &end)
     }
 
@@ -505,12 +501,11 @@ impl Storage for RocksStorage {
                 match decode_header(&Bytes::copy_from_slice(value)) {
                     Ok(header) => headers.push(header),
                     Err(err) => {
-                        let zxid = format_args!("0x{zxid:x}");
-                        tracing::warn!(zxid, cause = %err, "skipping a damaged snapshot header")
+                        tracing::warn!(%zxid, cause = %err, "skipping a damaged snapshot header")
                     }
                 }
             }
-            if zxid <= 0 {
+            if zxid <= Zxid::ZERO {
                 break;
             }
             iter.seek_for_prev(snapshot_key(zxid - 1, HEADER_INDEX));
@@ -555,7 +550,7 @@ impl Storage for RocksStorage {
     }
 
     fn delete_snapshot(&self, zxid: Zxid) -> Result<(), StorageError> {
-        let (start, end) = (snapshot_key(zxid, 0), snapshot_key(zxid.saturating_add(1), 0));
+        let (start, end) = (snapshot_key(zxid, 0), snapshot_key(zxid.next(), 0));
         self.delete_range(SNAPSHOTS, &start, &end)
     }
 
@@ -594,14 +589,14 @@ impl Storage for RocksStorage {
                     })?;
                 Ok(payload
                     .chunks_exact(8)
-                    .map(|end| i64::from_be_bytes(end.try_into().unwrap_or_default()))
+                    .map(|end| Zxid::new(i64::from_be_bytes(end.try_into().unwrap_or_default())))
                     .collect())
             }
         }
     }
 
     fn set_epoch_ends(&self, ends: &[Zxid]) -> Result<(), StorageError> {
-        let payload: Vec<u8> = ends.iter().flat_map(|end| end.to_be_bytes()).collect();
+        let payload: Vec<u8> = ends.iter().flat_map(|end| end.raw().to_be_bytes()).collect();
         self.db
             .put_cf_opt(
                 self.cf(METADATA)?,

@@ -18,7 +18,7 @@ fn entry(zxid: Zxid) -> LogEntry {
         header: TxnHeader {
             client_id: 1,
             cxid: 0,
-            zxid,
+            zxid: zxid.raw(),
             time: 0,
             op_type: OpCode::Create.as_i32(),
         },
@@ -49,19 +49,30 @@ fn the_log_survives_reopening_and_obeys_truncate_and_purge() {
     let dir = scratch("log");
     {
         let storage = RocksStorage::open(&dir, None, true).expect("open");
-        storage.append(&[entry(1), entry(2), entry(3)]).expect("append");
-        storage.append(&[entry(4)]).expect("append");
-        assert!(matches!(storage.append(&[entry(4)]), Err(StorageError::OutOfOrder { .. })));
+        storage
+            .append(&[entry(Zxid::new(1)), entry(Zxid::new(2)), entry(Zxid::new(3))])
+            .expect("append");
+        storage.append(&[entry(Zxid::new(4))]).expect("append");
+        assert!(matches!(
+            storage.append(&[entry(Zxid::new(4))]),
+            Err(StorageError::OutOfOrder { .. })
+        ));
     }
     let storage = RocksStorage::open(&dir, None, true).expect("reopen");
-    assert_eq!(storage.last_logged_zxid(), 4);
-    assert_eq!(zxids(&storage, 0), [1, 2, 3, 4]);
-    assert_eq!(zxids(&storage, 2), [3, 4]);
-    storage.truncate_after(3).expect("truncate");
-    assert_eq!((zxids(&storage, 0), storage.last_logged_zxid()), (vec![1, 2, 3], 3));
-    storage.purge_log_through(1).expect("purge");
-    assert_eq!(zxids(&storage, 0), [2, 3]);
-    storage.append(&[entry(4)]).expect("append after truncate");
+    assert_eq!(storage.last_logged_zxid(), Zxid::new(4));
+    assert_eq!(
+        zxids(&storage, Zxid::ZERO),
+        [Zxid::new(1), Zxid::new(2), Zxid::new(3), Zxid::new(4)]
+    );
+    assert_eq!(zxids(&storage, Zxid::new(2)), [Zxid::new(3), Zxid::new(4)]);
+    storage.truncate_after(Zxid::new(3)).expect("truncate");
+    assert_eq!(
+        (zxids(&storage, Zxid::ZERO), storage.last_logged_zxid()),
+        (vec![Zxid::new(1), Zxid::new(2), Zxid::new(3)], Zxid::new(3))
+    );
+    storage.purge_log_through(Zxid::new(1)).expect("purge");
+    assert_eq!(zxids(&storage, Zxid::ZERO), [Zxid::new(2), Zxid::new(3)]);
+    storage.append(&[entry(Zxid::new(4))]).expect("append after truncate");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -97,18 +108,24 @@ fn write_snapshot_at(storage: &RocksStorage, zxid: Zxid, chunks: &[&str]) -> Sna
 #[test]
 fn snapshots_appear_whole_and_survive_reopening() {
     let dir = scratch("snapshots");
-    let header =
-        SnapshotHeader { zxid: 5, chunks: 3, nodes: 1, sessions: 0, bytes: 24, created_ms: 7 };
+    let header = SnapshotHeader {
+        zxid: Zxid::new(5),
+        chunks: 3,
+        nodes: 1,
+        sessions: 0,
+        bytes: 24,
+        created_ms: 7,
+    };
     let written = [Bytes::from("chunk 0"), Bytes::from("chunk 1"), Bytes::from("chunk 2")];
     {
         let storage = RocksStorage::open(&dir, None, false).expect("open");
-        let mut writer = storage.begin_snapshot(5).expect("begin");
+        let mut writer = storage.begin_snapshot(Zxid::new(5)).expect("begin");
         for chunk in &written {
             writer.put(&mut BytesMut::from(&chunk[..])).expect("chunk");
         }
         assert!(storage.snapshots().expect("list").is_empty(), "not visible before finish");
         writer.finish(&header).expect("finish");
-        let mut abandoned = storage.begin_snapshot(9).expect("begin");
+        let mut abandoned = storage.begin_snapshot(Zxid::new(9)).expect("begin");
         abandoned.put(&mut BytesMut::from("never finished")).expect("chunk");
         drop(abandoned);
         assert_eq!(storage.snapshots().expect("list"), [header]);
@@ -123,7 +140,7 @@ fn snapshots_appear_whole_and_survive_reopening() {
         storage.read_snapshot(&short, &mut |_, _| Ok(())).is_err(),
         "a missing chunk is corruption"
     );
-    storage.delete_snapshot(5).expect("delete");
+    storage.delete_snapshot(Zxid::new(5)).expect("delete");
     assert!(storage.snapshots().expect("list").is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -134,13 +151,13 @@ fn newer_snapshots_list_first_and_deleting_one_keeps_the_others() {
     let storage = RocksStorage::open(&dir, None, false).expect("open");
     let mut headers = Vec::new();
     for zxid in [3, 0x1_0000_0002, 8] {
-        headers.push(write_snapshot_at(&storage, zxid, &[&format!("state at {zxid}")]));
+        headers.push(write_snapshot_at(&storage, Zxid::new(zxid), &[&format!("state at {zxid}")]));
     }
     let listed: Vec<Zxid> = storage.snapshots().expect("list").iter().map(|h| h.zxid).collect();
-    assert_eq!(listed, [0x1_0000_0002, 8, 3]);
-    storage.delete_snapshot(8).expect("delete");
+    assert_eq!(listed, [Zxid::new(0x1_0000_0002), Zxid::new(8), Zxid::new(3)]);
+    storage.delete_snapshot(Zxid::new(8)).expect("delete");
     let listed: Vec<Zxid> = storage.snapshots().expect("list").iter().map(|h| h.zxid).collect();
-    assert_eq!(listed, [0x1_0000_0002, 3]);
+    assert_eq!(listed, [Zxid::new(0x1_0000_0002), Zxid::new(3)]);
     assert_eq!(read_chunks(&storage, &headers[0]), [Bytes::from("state at 3")]);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -151,13 +168,18 @@ fn epochs_persist() {
     {
         let storage = RocksStorage::open(&dir, None, true).expect("open");
         assert_eq!(storage.epochs().expect("read"), Epochs::default());
-        assert_eq!(storage.epoch_ends().expect("read"), Vec::<i64>::new());
+        assert_eq!(storage.epoch_ends().expect("read"), Vec::<Zxid>::new());
         storage.set_epochs(Epochs { accepted: 3, current: 2 }).expect("write");
-        storage.set_epoch_ends(&[0x1_0000_0007, 0x2_0000_0001]).expect("write");
+        storage
+            .set_epoch_ends(&[Zxid::new(0x1_0000_0007), Zxid::new(0x2_0000_0001)])
+            .expect("write");
     }
     let storage = RocksStorage::open(&dir, None, true).expect("reopen");
     assert_eq!(storage.epochs().expect("read"), Epochs { accepted: 3, current: 2 });
-    assert_eq!(storage.epoch_ends().expect("read"), [0x1_0000_0007, 0x2_0000_0001]);
+    assert_eq!(
+        storage.epoch_ends().expect("read"),
+        [Zxid::new(0x1_0000_0007), Zxid::new(0x2_0000_0001)]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -235,13 +257,13 @@ fn a_synced_store_writes_its_log_over_blocks_the_file_already_has() {
         let len = std::fs::metadata(&wal).expect("metadata").len();
         assert!(len >= PRIMED_LOG_BYTES as u64, "{} is {len} bytes", wal.display());
         for zxid in 1..=100 {
-            storage.append(&[entry(zxid)]).expect("append");
+            storage.append(&[entry(Zxid::new(zxid))]).expect("append");
         }
         assert_eq!(current_wal(&dir), wal, "no switch to another file");
         assert_eq!(std::fs::metadata(&wal).expect("metadata").len(), len, "the file did not grow");
     }
     let storage = RocksStorage::open(&dir, None, true).expect("reopen");
-    assert_eq!(zxids(&storage, 0), (1..=100).collect::<Vec<_>>());
+    assert_eq!(zxids(&storage, Zxid::ZERO), (1..=100).map(Zxid::new).collect::<Vec<_>>());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -251,14 +273,14 @@ fn a_torn_write_ahead_log_tail_loses_only_the_torn_batch() {
     {
         let storage = RocksStorage::open(&dir, None, true).expect("open");
         storage.prime_log_recycling().expect("primed");
-        storage.append(&[entry(1), entry(2)]).expect("append");
-        storage.append(&[entry(3)]).expect("append");
+        storage.append(&[entry(Zxid::new(1)), entry(Zxid::new(2))]).expect("append");
+        storage.append(&[entry(Zxid::new(3))]).expect("append");
     }
     // The log file is recycled: what follows the last record is older bytes (zeros), so
     // a torn write leaves the record's end as those were.
     let wal = current_wal(&dir);
     let mut bytes = std::fs::read(&wal).expect("read wal");
-    let last = entry(3).value;
+    let last = entry(Zxid::new(3)).value;
     let at = bytes
         .windows(last.len())
         .rposition(|window| window == &last[..])
@@ -266,7 +288,7 @@ fn a_torn_write_ahead_log_tail_loses_only_the_torn_batch() {
     bytes[at + last.len() - 5..at + last.len()].fill(0);
     std::fs::write(&wal, &bytes).expect("tear the last record");
     let storage = RocksStorage::open(&dir, None, true).expect("reopens after a torn tail");
-    assert_eq!(zxids(&storage, 0), [1, 2]);
+    assert_eq!(zxids(&storage, Zxid::ZERO), [Zxid::new(1), Zxid::new(2)]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -284,11 +306,13 @@ fn logged_sequence_numbers(storage: &RocksStorage, after: u64) -> Vec<u64> {
 fn a_snapshot_written_again_at_its_zxid_replaces_it_without_a_gap_in_the_log() {
     let dir = scratch("again");
     let storage = RocksStorage::open(&dir, None, true).expect("open");
-    storage.append(&[entry(1), entry(2), entry(3)]).expect("append");
-    write_snapshot_at(&storage, 3, &["old 0", "old 1", "old 2"]);
+    storage
+        .append(&[entry(Zxid::new(1)), entry(Zxid::new(2)), entry(Zxid::new(3))])
+        .expect("append");
+    write_snapshot_at(&storage, Zxid::new(3), &["old 0", "old 1", "old 2"]);
     let before = storage.db.latest_sequence_number();
-    let header = write_snapshot_at(&storage, 3, &["new 0", "new 1"]);
-    storage.append(&[entry(4)]).expect("append");
+    let header = write_snapshot_at(&storage, Zxid::new(3), &["new 0", "new 1"]);
+    storage.append(&[entry(Zxid::new(4))]).expect("append");
     // A sequence number RocksDB hands out without a log record (an ingested file that
     // overlaps the store gets one) is a gap that recovery through a recycled log file
     // can take for lost records, dropping the log files after it.

@@ -92,7 +92,7 @@ impl Database {
                     &create.acl,
                     owner,
                     create.parent_cversion,
-                    zxid,
+                    Zxid::new(zxid),
                     time,
                     deliver,
                 );
@@ -100,7 +100,7 @@ impl Database {
                     self.adjust_parent_after_existing_create(
                         &create.path,
                         create.parent_cversion,
-                        zxid,
+                        Zxid::new(zxid),
                     )
                 } else {
                     outcome.map(|stat| result.stat = Some(stat))
@@ -115,7 +115,7 @@ impl Database {
                     &create.acl,
                     owner,
                     create.parent_cversion,
-                    zxid,
+                    Zxid::new(zxid),
                     time,
                     deliver,
                 )
@@ -129,7 +129,7 @@ impl Database {
                     &create.acl,
                     CONTAINER_EPHEMERAL_OWNER,
                     create.parent_cversion,
-                    zxid,
+                    Zxid::new(zxid),
                     time,
                     deliver,
                 )
@@ -137,17 +137,17 @@ impl Database {
             }
             TxnBody::Delete(delete) => {
                 result.path.clone_from(&delete.path);
-                self.delete(&delete.path, zxid, deliver)
+                self.delete(&delete.path, Zxid::new(zxid), deliver)
             }
             TxnBody::SetData(set) => {
                 result.path.clone_from(&set.path);
-                self.tree.set_data(&set.path, set.data.as_deref(), set.version, zxid, time).map(
-                    |stat| {
+                self.tree
+                    .set_data(&set.path, set.data.as_deref(), set.version, Zxid::new(zxid), time)
+                    .map(|stat| {
                         let acl = self.node_acl(&set.path);
                         self.notify(&set.path, EventType::NodeDataChanged, acl, deliver);
                         result.stat = Some(stat);
-                    },
-                )
+                    })
             }
             TxnBody::SetAcl(set) => {
                 result.path.clone_from(&set.path);
@@ -162,7 +162,12 @@ impl Database {
             }
             TxnBody::CreateSession(_) => Ok(()),
             TxnBody::CloseSession(close) => {
-                self.kill_session(txn.session_id(), zxid, &close.paths_to_delete, deliver);
+                self.kill_session(
+                    txn.session_id(),
+                    Zxid::new(zxid),
+                    &close.paths_to_delete,
+                    deliver,
+                );
                 Ok(())
             }
             TxnBody::Error(error) => Err(Code::from_i32(error.err).unwrap_or(Code::SystemError)),

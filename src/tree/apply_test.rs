@@ -7,7 +7,13 @@ use crate::tree::WatcherMode;
 
 fn txn(zxid: Zxid, op_type: OpCode, body: TxnBody) -> Txn {
     Txn {
-        header: TxnHeader { client_id: 0x55, cxid: 1, zxid, time: 100, op_type: op_type.as_i32() },
+        header: TxnHeader {
+            client_id: 0x55,
+            cxid: 1,
+            zxid: zxid.raw(),
+            time: 100,
+            op_type: op_type.as_i32(),
+        },
         body,
     }
 }
@@ -34,25 +40,27 @@ fn create_fires_created_then_children_changed() {
     let db = Database::new(false);
     db.data_watches().add("/a", 1, WatcherMode::Standard);
     db.child_watches().add("/", 1, WatcherMode::Standard);
-    let (result, seen) = apply(&db, &txn(1, OpCode::Create2, create("/a", false)));
+    let (result, seen) = apply(&db, &txn(Zxid::new(1), OpCode::Create2, create("/a", false)));
     assert_eq!(result.err, Code::Ok);
     assert_eq!(result.stat.as_ref().map(|s| s.czxid), Some(1));
     assert_eq!(
         seen,
         [(1, EventType::NodeCreated, "/a".into()), (1, EventType::NodeChildrenChanged, "/".into())]
     );
-    assert_eq!(db.last_applied_zxid(), 1);
+    assert_eq!(db.last_applied_zxid(), Zxid::new(1));
 }
 
 #[test]
 fn delete_notifies_each_watcher_once() {
     let db = Database::new(false);
-    apply(&db, &txn(1, OpCode::Create, create("/a", false)));
+    apply(&db, &txn(Zxid::new(1), OpCode::Create, create("/a", false)));
     db.data_watches().add("/a", 1, WatcherMode::Standard);
     db.child_watches().add("/a", 1, WatcherMode::Standard);
     db.child_watches().add("/a", 2, WatcherMode::Standard);
-    let (result, seen) =
-        apply(&db, &txn(2, OpCode::Delete, TxnBody::Delete(DeleteTxn { path: "/a".into() })));
+    let (result, seen) = apply(
+        &db,
+        &txn(Zxid::new(2), OpCode::Delete, TxnBody::Delete(DeleteTxn { path: "/a".into() })),
+    );
     assert_eq!(result.err, Code::Ok);
     assert_eq!(
         seen,
@@ -74,13 +82,13 @@ fn failed_multi_reports_rollback_codes_and_changes_nothing() {
             body: TxnBody::Error(ErrorTxn { err: Code::RuntimeInconsistency.as_i32() }),
         },
     ];
-    let (result, seen) = apply(&db, &txn(1, OpCode::Multi, TxnBody::Multi(subs)));
+    let (result, seen) = apply(&db, &txn(Zxid::new(1), OpCode::Multi, TxnBody::Multi(subs)));
     let codes: Vec<_> = result.multi.iter().map(|r| r.err).collect();
     assert_eq!(codes, [Code::Ok, Code::BadVersion, Code::RuntimeInconsistency]);
     assert_eq!(result.err, Code::BadVersion);
     assert!(seen.is_empty());
     assert!(!db.tree().exists("/m"));
-    assert_eq!(db.last_applied_zxid(), 1, "a failed multi still takes its zxid");
+    assert_eq!(db.last_applied_zxid(), Zxid::new(1), "a failed multi still takes its zxid");
 }
 
 #[test]
@@ -93,7 +101,7 @@ fn successful_multi_applies_every_op() {
             body: TxnBody::SetData(SetDataTxn { path: "/m".into(), data: None, version: 1 }),
         },
     ];
-    let (result, _) = apply(&db, &txn(1, OpCode::Multi, TxnBody::Multi(subs)));
+    let (result, _) = apply(&db, &txn(Zxid::new(1), OpCode::Multi, TxnBody::Multi(subs)));
     assert_eq!(result.err, Code::Ok);
     assert_eq!(result.multi[1].stat.as_ref().map(|s| s.version), Some(1));
 }
@@ -101,11 +109,11 @@ fn successful_multi_applies_every_op() {
 #[test]
 fn close_session_deletes_listed_and_leftover_ephemerals() {
     let db = Database::new(false);
-    apply(&db, &txn(1, OpCode::Create, create("/e1", true)));
-    apply(&db, &txn(2, OpCode::Create, create("/e2", true)));
+    apply(&db, &txn(Zxid::new(1), OpCode::Create, create("/e1", true)));
+    apply(&db, &txn(Zxid::new(2), OpCode::Create, create("/e2", true)));
     db.data_watches().add("/e2", 9, WatcherMode::Standard);
     let close = TxnBody::CloseSession(CloseSessionTxn { paths_to_delete: vec!["/e1".into()] });
-    let (_, seen) = apply(&db, &txn(3, OpCode::CloseSession, close));
+    let (_, seen) = apply(&db, &txn(Zxid::new(3), OpCode::CloseSession, close));
     assert!(!db.tree().exists("/e1"));
     assert!(!db.tree().exists("/e2"));
     assert_eq!(seen, [(9, EventType::NodeDeleted, "/e2".into())]);
@@ -115,7 +123,8 @@ fn close_session_deletes_listed_and_leftover_ephemerals() {
 #[test]
 fn error_txn_reports_its_code() {
     let db = Database::new(false);
-    let (result, _) = apply(&db, &txn(4, OpCode::Error, TxnBody::Error(ErrorTxn { err: -110 })));
+    let (result, _) =
+        apply(&db, &txn(Zxid::new(4), OpCode::Error, TxnBody::Error(ErrorTxn { err: -110 })));
     assert_eq!(result.err, Code::NodeExists);
-    assert_eq!(db.last_applied_zxid(), 4);
+    assert_eq!(db.last_applied_zxid(), Zxid::new(4));
 }

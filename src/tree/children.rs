@@ -81,9 +81,10 @@ impl Children {
 mod tests {
     use super::*;
     use crate::tree::acl::AclId;
+    use crate::txn::Zxid;
 
     fn node(name: &str) -> Box<Node> {
-        Box::new(Node::new(name.into(), None, AclId::OPEN, 0, 1, 0))
+        Box::new(Node::new(name.into(), None, AclId::OPEN, 0, Zxid::new(1), 0))
     }
 
     #[test]

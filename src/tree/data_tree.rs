@@ -73,7 +73,7 @@ impl DataTree {
     pub fn new(extended_types_enabled: bool) -> DataTree {
         let tree = DataTree::empty(extended_types_enabled);
         let system_node =
-            |name: &str, acl| Node::new(name.into(), Some(Box::new([])), acl, 0, 0, 0);
+            |name: &str, acl| Node::new(name.into(), Some(Box::new([])), acl, 0, Zxid::ZERO, 0);
         tree.insert_raw("", system_node("", AclId::OPEN));
         tree.insert_raw("/", system_node("zookeeper", AclId::OPEN));
         tree.insert_raw("/zookeeper", system_node("quota", AclId::OPEN));

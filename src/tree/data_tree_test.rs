@@ -7,7 +7,7 @@ fn open() -> Vec<Acl> {
 }
 
 fn create(tree: &DataTree, path: &str, owner: i64, zxid: Zxid) -> Result<Stat, Code> {
-    tree.create_node(path, Some(b"data"), &open(), owner, -1, zxid, 1000 + zxid)
+    tree.create_node(path, Some(b"data"), &open(), owner, -1, zxid, 1000 + zxid.raw())
 }
 
 #[test]
@@ -39,16 +39,16 @@ fn starts_with_the_system_nodes() {
 #[test]
 fn create_updates_parent_and_stat() {
     let tree = DataTree::new(false);
-    let stat = create(&tree, "/a", 0, 5).expect("created");
+    let stat = create(&tree, "/a", 0, Zxid::new(5)).expect("created");
     assert_eq!(
         (stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.data_length),
         (5, 5, 5, 1005, 4)
     );
-    create(&tree, "/a/b", 0, 6).expect("created");
+    create(&tree, "/a/b", 0, Zxid::new(6)).expect("created");
     let parent = tree.stat("/a").expect("exists");
     assert_eq!((parent.cversion, parent.num_children, parent.pzxid, parent.mzxid), (1, 1, 6, 5));
-    assert_eq!(create(&tree, "/a/b", 0, 7), Err(Code::NodeExists));
-    assert_eq!(create(&tree, "/x/y", 0, 7), Err(Code::NoNode));
+    assert_eq!(create(&tree, "/a/b", 0, Zxid::new(7)), Err(Code::NodeExists));
+    assert_eq!(create(&tree, "/x/y", 0, Zxid::new(7)), Err(Code::NoNode));
     assert_eq!(tree.descendant_count("/a"), 1);
     assert_eq!(tree.descendant_count("/"), 5);
 }
@@ -56,12 +56,12 @@ fn create_updates_parent_and_stat() {
 #[test]
 fn delete_moves_pzxid_and_keeps_creation_count() {
     let tree = DataTree::new(false);
-    create(&tree, "/a", 0, 1).expect("created");
-    create(&tree, "/a/b", 0, 2).expect("created");
-    tree.delete_node("/a/b", 3).expect("deleted");
+    create(&tree, "/a", 0, Zxid::new(1)).expect("created");
+    create(&tree, "/a/b", 0, Zxid::new(2)).expect("created");
+    tree.delete_node("/a/b", Zxid::new(3)).expect("deleted");
     let parent = tree.stat("/a").expect("exists");
     assert_eq!((parent.cversion, parent.num_children, parent.pzxid), (2, 0, 3));
-    assert!(matches!(tree.delete_node("/a/b", 4), Err(Code::NoNode)));
+    assert!(matches!(tree.delete_node("/a/b", Zxid::new(4)), Err(Code::NoNode)));
     assert_eq!(tree.stat("/a").expect("exists").pzxid, 4, "pzxid moves even for a missing child");
     assert!(tree.tables.get("/a").is_none(), "empty child tables are dropped");
 }
@@ -69,18 +69,18 @@ fn delete_moves_pzxid_and_keeps_creation_count() {
 #[test]
 fn ephemerals_containers_and_ttls_are_indexed() {
     let tree = DataTree::new(true);
-    create(&tree, "/e1", 0x77, 1).expect("created");
-    create(&tree, "/e2", 0x77, 2).expect("created");
-    create(&tree, "/c", CONTAINER_EPHEMERAL_OWNER, 3).expect("created");
+    create(&tree, "/e1", 0x77, Zxid::new(1)).expect("created");
+    create(&tree, "/e2", 0x77, Zxid::new(2)).expect("created");
+    create(&tree, "/c", CONTAINER_EPHEMERAL_OWNER, Zxid::new(3)).expect("created");
     let ttl = NodeKind::ttl_owner(100).expect("valid");
-    create(&tree, "/t", ttl, 4).expect("created");
+    create(&tree, "/t", ttl, Zxid::new(4)).expect("created");
     assert_eq!(tree.ephemerals(SessionId::new(0x77)), ["/e1", "/e2"]);
     assert_eq!(tree.ephemeral_count(), 2);
     assert_eq!(tree.containers(), ["/c"]);
     assert_eq!(tree.ttls(), ["/t"]);
-    tree.delete_node("/e1", 5).expect("deleted");
-    tree.delete_node("/c", 6).expect("deleted");
-    tree.delete_node("/t", 7).expect("deleted");
+    tree.delete_node("/e1", Zxid::new(5)).expect("deleted");
+    tree.delete_node("/c", Zxid::new(6)).expect("deleted");
+    tree.delete_node("/t", Zxid::new(7)).expect("deleted");
     assert_eq!(tree.ephemerals(SessionId::new(0x77)), ["/e2"]);
     assert!(tree.containers().is_empty());
     assert!(tree.ttls().is_empty());
@@ -89,8 +89,8 @@ fn ephemerals_containers_and_ttls_are_indexed() {
 #[test]
 fn set_data_and_acl() {
     let tree = DataTree::new(false);
-    create(&tree, "/a", 0, 1).expect("created");
-    let stat = tree.set_data("/a", None, 1, 2, 2000).expect("set");
+    create(&tree, "/a", 0, Zxid::new(1)).expect("created");
+    let stat = tree.set_data("/a", None, 1, Zxid::new(2), 2000).expect("set");
     assert_eq!((stat.version, stat.mzxid, stat.mtime, stat.data_length), (1, 2, 2000, 0));
     assert_eq!(tree.with_node("/a", |node, _| node.data.clone()), Some(None));
     let acl = vec![world_anyone(perms::READ)];
@@ -98,15 +98,15 @@ fn set_data_and_acl() {
     assert_eq!(stat.aversion, 1);
     let acl_id = tree.with_node("/a", |node, _| node.acl).expect("exists");
     assert_eq!(tree.acl(acl_id).as_ref(), acl.as_slice());
-    assert_eq!(tree.set_data("/missing", None, 1, 3, 0), Err(Code::NoNode));
+    assert_eq!(tree.set_data("/missing", None, 1, Zxid::new(3), 0), Err(Code::NoNode));
 }
 
 #[test]
 fn explicit_parent_cversion_only_moves_forward() {
     let tree = DataTree::new(false);
-    create(&tree, "/p", 0, 1).expect("created");
-    tree.create_node("/p/a", None, &open(), 0, 5, 2, 0).expect("created");
-    tree.create_node("/p/b", None, &open(), 0, 3, 3, 0).expect("created");
+    create(&tree, "/p", 0, Zxid::new(1)).expect("created");
+    tree.create_node("/p/a", None, &open(), 0, 5, Zxid::new(2), 0).expect("created");
+    tree.create_node("/p/b", None, &open(), 0, 3, Zxid::new(3), 0).expect("created");
     let parent = tree.stat("/p").expect("exists");
     assert_eq!(parent.pzxid, 2, "a lower cversion leaves pzxid alone");
     assert_eq!(parent.cversion, 5 * 2 - 2);
@@ -115,20 +115,24 @@ fn explicit_parent_cversion_only_moves_forward() {
 #[test]
 fn named_children_are_visited_while_they_exist() {
     let tree = DataTree::new(false);
-    create(&tree, "/t", 0, 1).expect("created");
+    create(&tree, "/t", 0, Zxid::new(1)).expect("created");
     for (zxid, name) in (2..).zip(["a", "b", "c"]) {
-        create(&tree, &format!("/t/{name}"), 0, zxid).expect("created");
+        create(&tree, &format!("/t/{name}"), 0, Zxid::new(zxid)).expect("created");
     }
     let mut names = tree.child_names("/t");
     names.sort();
     assert_eq!(names, ["a", "b", "c"]);
-    tree.delete_node("/t/b", 10).expect("deleted");
-    create(&tree, "/t/d", 0, 11).expect("created");
+    tree.delete_node("/t/b", Zxid::new(10)).expect("deleted");
+    create(&tree, "/t/d", 0, Zxid::new(11)).expect("created");
     let mut visited = Vec::new();
     tree.with_named_children("/t", &names, |nodes| {
         visited.extend(nodes.iter().map(|node| (node.name.clone(), node.czxid)));
     });
-    assert_eq!(visited, [("a".into(), 2), ("c".into(), 4)], "b is gone, d was not named");
+    assert_eq!(
+        visited,
+        [("a".into(), Zxid::new(2)), ("c".into(), Zxid::new(4))],
+        "b is gone, d was not named"
+    );
     assert!(tree.child_names("/nothing").is_empty());
 }
 
@@ -137,7 +141,7 @@ fn issue_13_config_node_holds_the_membership_as_zookeeper_sets_it() {
     let tree = DataTree::new(false);
     let standalone = tree.stat("/zookeeper/config").expect("config");
     assert_eq!((standalone.version, standalone.aversion, standalone.mtime), (0, -1, 0));
-    tree.set_config_node("server.1=h:1:2:participant\nversion=0", 0, 1234);
+    tree.set_config_node("server.1=h:1:2:participant\nversion=0", Zxid::ZERO, 1234);
     let data = tree.with_node("/zookeeper/config", |node, _| node.data.clone()).expect("config");
     assert_eq!(data.as_deref(), Some(&b"server.1=h:1:2:participant\nversion=0"[..]));
     let stat = tree.stat("/zookeeper/config").expect("config");

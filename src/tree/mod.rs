@@ -60,7 +60,7 @@ impl Database {
             tree,
             data_watches: WatchManager::default(),
             child_watches: WatchManager::default(),
-            last_applied_zxid: AtomicI64::new(last_applied_zxid),
+            last_applied_zxid: AtomicI64::new(last_applied_zxid.raw()),
         }
     }
 
@@ -71,7 +71,7 @@ impl Database {
 
     /// The zxid of the last applied txn.
     pub fn last_applied_zxid(&self) -> Zxid {
-        self.last_applied_zxid.load(Ordering::Acquire)
+        Zxid::new(self.last_applied_zxid.load(Ordering::Acquire))
     }
 
     /// The tree, for reads that need no consistency with watches (statistics, dumps).
@@ -95,7 +95,7 @@ impl Database {
     pub fn install(&self, zxid: Zxid, tree: DataTree) {
         let _gate = self.gate.write();
         self.tree.replace_with(tree);
-        self.last_applied_zxid.store(zxid, Ordering::Release);
+        self.last_applied_zxid.store(zxid.raw(), Ordering::Release);
     }
 
     /// Drops every watch of a closed connection.

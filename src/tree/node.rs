@@ -124,8 +124,8 @@ impl Node {
                 NodeKind::Persistent | NodeKind::Container | NodeKind::Ttl(_) => 0,
             };
         Stat {
-            czxid: self.czxid,
-            mzxid: self.mzxid,
+            czxid: self.czxid.raw(),
+            mzxid: self.mzxid.raw(),
             ctime: self.ctime,
             mtime: self.mtime,
             version: self.version,
@@ -134,7 +134,7 @@ impl Node {
             ephemeral_owner,
             data_length: i32::try_from(self.data_len()).unwrap_or(i32::MAX),
             num_children,
-            pzxid: self.pzxid,
+            pzxid: self.pzxid.raw(),
         }
     }
 }
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn visible_cversion_counts_creations_and_deletions() {
-        let mut node = Node::new("n".into(), None, AclId::OPEN, 0, 1, 0);
+        let mut node = Node::new("n".into(), None, AclId::OPEN, 0, Zxid::new(1), 0);
         node.cversion = 1;
         assert_eq!(node.stat(1, false).cversion, 1, "one child created");
         assert_eq!(node.stat(0, false).cversion, 2, "and deleted again");
@@ -161,11 +161,12 @@ mod tests {
             NodeKind::from_owner(ttl_owner, false),
             NodeKind::Ephemeral(SessionId::new(ttl_owner))
         );
-        let node = Node::new("n".into(), None, AclId::OPEN, ttl_owner, 1, 0);
+        let node = Node::new("n".into(), None, AclId::OPEN, ttl_owner, Zxid::new(1), 0);
         assert_eq!(node.stat(0, true).ephemeral_owner, 0);
-        let container = Node::new("n".into(), None, AclId::OPEN, CONTAINER_EPHEMERAL_OWNER, 1, 0);
+        let container =
+            Node::new("n".into(), None, AclId::OPEN, CONTAINER_EPHEMERAL_OWNER, Zxid::new(1), 0);
         assert_eq!(container.stat(0, true).ephemeral_owner, 0);
-        let ephemeral = Node::new("n".into(), None, AclId::OPEN, 0x1234, 1, 0);
+        let ephemeral = Node::new("n".into(), None, AclId::OPEN, 0x1234, Zxid::new(1), 0);
         assert_eq!(ephemeral.stat(0, true).ephemeral_owner, 0x1234);
     }
 

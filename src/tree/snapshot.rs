@@ -22,7 +22,7 @@ use jute::{DecodeError, Reader, Record};
 use crate::tree::acl::AclId;
 use crate::tree::data_tree::DataTree;
 use crate::tree::node::Node;
-use crate::txn::SessionId;
+use crate::txn::{SessionId, Zxid};
 
 /// Chunks are cut once they pass this size (a larger single node makes a larger chunk).
 pub const CHUNK_BYTES: usize = 1 << 18;
@@ -107,9 +107,14 @@ impl ChunkBuilder {
         });
         write_ustring(&mut self.chunk, &node.name);
         write_buffer(&mut self.chunk, node.data.as_deref());
-        for value in
-            [node.czxid, node.mzxid, node.pzxid, node.ctime, node.mtime, node.ephemeral_owner]
-        {
+        for value in [
+            node.czxid.raw(),
+            node.mzxid.raw(),
+            node.pzxid.raw(),
+            node.ctime,
+            node.mtime,
+            node.ephemeral_owner,
+        ] {
             write_i64(&mut self.chunk, value);
         }
         for value in [node.version, node.cversion, node.aversion, local_acl] {
@@ -342,9 +347,9 @@ fn load_groups(
             let node = Node {
                 name: CompactString::from(name),
                 data: data.map(|bytes| Box::from(bytes.as_ref())),
-                czxid,
-                mzxid,
-                pzxid,
+                czxid: Zxid::new(czxid),
+                mzxid: Zxid::new(mzxid),
+                pzxid: Zxid::new(pzxid),
                 ctime,
                 mtime,
                 ephemeral_owner,

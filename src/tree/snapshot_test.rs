@@ -7,7 +7,7 @@ use jute::OpCode;
 use super::*;
 use crate::tree::acl::{perms, world_anyone};
 use crate::tree::Database;
-use crate::txn::{Txn, TxnBody};
+use crate::txn::{Txn, TxnBody, Zxid};
 
 fn txn(zxid: i64, op_type: OpCode, body: TxnBody) -> Txn {
     Txn {
@@ -175,7 +175,7 @@ fn replaying_txns_over_a_fuzzy_snapshot_converges() {
     }
     // A snapshot labelled zxid 2 that already reflects zxid 3, as a fuzzy one may.
     let (loaded_tree, _, _) = round_trip(&database, &[]);
-    let recovered = Database::from_tree(loaded_tree, 2);
+    let recovered = Database::from_tree(loaded_tree, Zxid::new(2));
     for entry in &log[2..] {
         recovered.apply(entry, &mut |_, _| {});
     }

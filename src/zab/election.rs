@@ -206,13 +206,14 @@ impl Election {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::txn::Zxid;
 
     fn quorum() -> Quorum {
         Quorum::new([1, 2, 3].into())
     }
 
     fn vote(leader: ServerId, zxid: i64) -> Vote {
-        Vote { epoch: 1, zxid, leader }
+        Vote { epoch: 1, zxid: Zxid::new(zxid), leader }
     }
 
     fn looking(round: u64, vote: Vote) -> Notification {

@@ -51,8 +51,8 @@ impl Follower {
             stage: Stage::Connecting,
             epoch: 0,
             has_history: false,
-            leader_committed: 0,
-            acked: 0,
+            leader_committed: Zxid::ZERO,
+            acked: Zxid::ZERO,
             silent_ticks: 0,
             syncs: Vec::new(),
         };

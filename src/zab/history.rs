@@ -8,8 +8,8 @@
 
 use std::collections::VecDeque;
 
-use crate::txn::{zxid_counter, Zxid};
-use crate::zab::{epoch_of, Entry};
+use crate::txn::Zxid;
+use crate::zab::Entry;
 
 /// The log's shape and its recent entries.
 #[derive(Debug, Clone, Default)]
@@ -64,11 +64,11 @@ impl History {
     }
 
     fn note_end(&mut self, zxid: Zxid) {
-        if zxid_counter(zxid) == 0 {
+        if zxid.counter() == 0 {
             return;
         }
         match self.epoch_ends.last_mut() {
-            Some(end) if epoch_of(*end) == epoch_of(zxid) => *end = zxid,
+            Some(end) if end.epoch() == zxid.epoch() => *end = zxid,
             _ => self.epoch_ends.push(zxid),
         }
     }
@@ -92,24 +92,23 @@ impl History {
 
     /// The last zxid of `epoch` in this history, if it has entries of that epoch.
     fn end_of(&self, epoch: u32) -> Option<Zxid> {
-        self.epoch_ends.iter().copied().find(|end| epoch_of(*end) == epoch)
+        self.epoch_ends.iter().copied().find(|end| end.epoch() == epoch)
     }
 
     /// The last zxid up to which a learner with these epoch ends agrees with this history.
     pub fn common_point(&self, learner_ends: &[Zxid]) -> Zxid {
         for learner_end in learner_ends.iter().rev() {
-            if let Some(end) = self.end_of(epoch_of(*learner_end)) {
+            if let Some(end) = self.end_of(learner_end.epoch()) {
                 return end.min(*learner_end);
             }
         }
-        0
+        Zxid::ZERO
     }
 
     /// The epoch ends of the history up to `zxid`.
     pub fn epoch_ends_through(&self, zxid: Zxid) -> Vec<Zxid> {
         let mut ends: Vec<Zxid> = self.epoch_ends.iter().copied().filter(|e| *e <= zxid).collect();
-        if zxid_counter(zxid) != 0 && ends.last().map(|end| epoch_of(*end)) != Some(epoch_of(zxid))
-        {
+        if zxid.counter() != 0 && ends.last().map(|end| end.epoch()) != Some(zxid.epoch()) {
             ends.push(zxid);
         }
         ends
@@ -159,39 +158,41 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zab::epoch_start;
 
-    fn entry(epoch: u32, counter: i64) -> Entry {
-        Entry { zxid: epoch_start(epoch) + counter, payload: bytes::Bytes::new() }
+    fn entry(epoch: u32, counter: u32) -> Entry {
+        Entry { zxid: Zxid::epoch_start(epoch) + counter, payload: bytes::Bytes::new() }
     }
 
-    fn history(entries: &[(u32, i64)]) -> History {
-        History::new(0, Vec::new(), entries.iter().map(|(e, c)| entry(*e, *c)).collect())
+    fn history(entries: &[(u32, u32)]) -> History {
+        History::new(Zxid::ZERO, Vec::new(), entries.iter().map(|(e, c)| entry(*e, *c)).collect())
     }
 
     #[test]
     fn entries_are_found_by_zxid_range() {
         let h = history(&[(1, 1), (1, 2), (1, 3), (2, 1)]);
         let zxids = |entries: Vec<Entry>| entries.iter().map(|e| e.zxid).collect::<Vec<_>>();
-        let between = h.entries_between(epoch_start(1) + 1, epoch_start(2) + 1);
-        assert_eq!(zxids(between), [epoch_start(1) + 2, epoch_start(1) + 3, epoch_start(2) + 1]);
-        assert!(h.entries_between(epoch_start(1) + 3, epoch_start(1) + 2).is_empty());
+        let between = h.entries_between(Zxid::epoch_start(1) + 1, Zxid::epoch_start(2) + 1);
         assert_eq!(
-            zxids(h.entries_after(epoch_start(1) + 3).expect("in window")),
-            [epoch_start(2) + 1]
+            zxids(between),
+            [Zxid::epoch_start(1) + 2, Zxid::epoch_start(1) + 3, Zxid::epoch_start(2) + 1]
         );
-        assert_eq!(h.entries_after(epoch_start(3)).expect("in window"), Vec::new());
+        assert!(h.entries_between(Zxid::epoch_start(1) + 3, Zxid::epoch_start(1) + 2).is_empty());
+        assert_eq!(
+            zxids(h.entries_after(Zxid::epoch_start(1) + 3).expect("in window")),
+            [Zxid::epoch_start(2) + 1]
+        );
+        assert_eq!(h.entries_after(Zxid::epoch_start(3)).expect("in window"), Vec::new());
     }
 
     #[test]
     fn epoch_ends_track_appends_and_truncation() {
         let mut h = history(&[(1, 1), (1, 2), (2, 1), (2, 2), (2, 3)]);
-        assert_eq!(h.epoch_ends(), &[epoch_start(1) + 2, epoch_start(2) + 3]);
-        h.truncate_after(epoch_start(2) + 1);
-        assert_eq!(h.epoch_ends(), &[epoch_start(1) + 2, epoch_start(2) + 1]);
-        h.truncate_after(epoch_start(1) + 2);
-        assert_eq!(h.epoch_ends(), &[epoch_start(1) + 2]);
-        assert_eq!(h.last(), epoch_start(1) + 2);
+        assert_eq!(h.epoch_ends(), &[Zxid::epoch_start(1) + 2, Zxid::epoch_start(2) + 3]);
+        h.truncate_after(Zxid::epoch_start(2) + 1);
+        assert_eq!(h.epoch_ends(), &[Zxid::epoch_start(1) + 2, Zxid::epoch_start(2) + 1]);
+        h.truncate_after(Zxid::epoch_start(1) + 2);
+        assert_eq!(h.epoch_ends(), &[Zxid::epoch_start(1) + 2]);
+        assert_eq!(h.last(), Zxid::epoch_start(1) + 2);
     }
 
     #[test]
@@ -199,34 +200,37 @@ mod tests {
         // The leader went 1.1–1.3 then 3.x; the learner holds 1.1–1.2 and a lost 2.x tail.
         let leader = history(&[(1, 1), (1, 2), (1, 3), (3, 1)]);
         let learner = history(&[(1, 1), (1, 2), (2, 1), (2, 2)]);
-        assert_eq!(leader.common_point(learner.epoch_ends()), epoch_start(1) + 2);
+        assert_eq!(leader.common_point(learner.epoch_ends()), Zxid::epoch_start(1) + 2);
         // A learner that is simply behind agrees up to its last entry.
         let behind = history(&[(1, 1), (1, 2), (1, 3)]);
-        assert_eq!(leader.common_point(behind.epoch_ends()), epoch_start(1) + 3);
+        assert_eq!(leader.common_point(behind.epoch_ends()), Zxid::epoch_start(1) + 3);
         // One ahead in the leader's own epoch agrees up to the leader's last entry.
         let ahead = history(&[(1, 1), (1, 2), (1, 3), (3, 1), (3, 2)]);
-        assert_eq!(leader.common_point(ahead.epoch_ends()), epoch_start(3) + 1);
+        assert_eq!(leader.common_point(ahead.epoch_ends()), Zxid::epoch_start(3) + 1);
     }
 
     #[test]
     fn the_window_serves_diffs_until_trimmed() {
         let mut h = history(&[(1, 1), (1, 2), (1, 3), (1, 4)]);
-        assert_eq!(h.entries_after(epoch_start(1) + 2).map(|e| e.len()), Some(2));
-        h.trim(epoch_start(1) + 3, 1);
-        assert_eq!(h.entries_after(epoch_start(1) + 2), None);
-        assert_eq!(h.entries_after(epoch_start(1) + 3).map(|e| e.len()), Some(1));
+        assert_eq!(h.entries_after(Zxid::epoch_start(1) + 2).map(|e| e.len()), Some(2));
+        h.trim(Zxid::epoch_start(1) + 3, 1);
+        assert_eq!(h.entries_after(Zxid::epoch_start(1) + 2), None);
+        assert_eq!(h.entries_after(Zxid::epoch_start(1) + 3).map(|e| e.len()), Some(1));
         // Entries after the applied point stay whatever the limit.
-        h.trim(epoch_start(1) + 3, 0);
-        assert_eq!(h.entries_between(epoch_start(1) + 3, h.last()).len(), 1);
+        h.trim(Zxid::epoch_start(1) + 3, 0);
+        assert_eq!(h.entries_between(Zxid::epoch_start(1) + 3, h.last()).len(), 1);
     }
 
     #[test]
     fn snapshot_restarts_the_history_at_its_zxid() {
         let mut h = history(&[(1, 1), (2, 1)]);
-        h.install_snapshot(epoch_start(3) + 7, vec![epoch_start(1) + 9, epoch_start(3) + 7]);
-        assert_eq!(h.last(), epoch_start(3) + 7);
-        assert_eq!(h.epoch_ends(), &[epoch_start(1) + 9, epoch_start(3) + 7]);
-        assert_eq!(h.entries_after(epoch_start(3) + 7), Some(Vec::new()));
-        assert_eq!(h.entries_after(epoch_start(3) + 6), None);
+        h.install_snapshot(
+            Zxid::epoch_start(3) + 7,
+            vec![Zxid::epoch_start(1) + 9, Zxid::epoch_start(3) + 7],
+        );
+        assert_eq!(h.last(), Zxid::epoch_start(3) + 7);
+        assert_eq!(h.epoch_ends(), &[Zxid::epoch_start(1) + 9, Zxid::epoch_start(3) + 7]);
+        assert_eq!(h.entries_after(Zxid::epoch_start(3) + 7), Some(Vec::new()));
+        assert_eq!(h.entries_after(Zxid::epoch_start(3) + 6), None);
     }
 }

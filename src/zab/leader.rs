@@ -97,7 +97,7 @@ impl Leader {
             epoch: None,
             accepted_epochs: BTreeMap::from([(core.config.id, core.epochs.accepted)]),
             learners: BTreeMap::new(),
-            newleader_zxid: 0,
+            newleader_zxid: Zxid::ZERO,
             now: 0,
             ping_round: 0,
             syncs: Vec::new(),
@@ -238,7 +238,7 @@ impl Leader {
             observer,
             stage: Stage::Connected,
             heard_at: self.now,
-            acked: 0,
+            acked: Zxid::ZERO,
             pong_round: 0,
         };
         match self.learners.get_mut(&from) {
@@ -367,7 +367,7 @@ impl Leader {
 
     fn establish(&mut self, core: &mut Core, out: &mut Vec<Action>) {
         let epoch = self.epoch.unwrap_or(core.epochs.current);
-        tracing::info!(epoch, zxid = format_args!("0x{:x}", self.newleader_zxid), "leading");
+        tracing::info!(epoch, zxid = %self.newleader_zxid, "leading");
         self.phase = Phase::Broadcasting;
         core.apply_through(self.newleader_zxid, out);
         out.push(Action::Role(Role::Leading { epoch, last_zxid: core.history.last() }));
@@ -390,13 +390,13 @@ impl Leader {
                 }
                 let learner = self.learners.get(&id);
                 let synced = learner.filter(|l| l.stage == Stage::Synced && !l.observer);
-                (id, synced.map_or(0, |l| l.acked))
+                (id, synced.map_or(Zxid::ZERO, |l| l.acked))
             })
             .collect();
         let mut acked: Vec<Zxid> = acked_by.iter().map(|(_, zxid)| *zxid).collect();
         acked.sort_unstable_by(|a, b| b.cmp(a));
         let majority = acked.len() / 2;
-        let durable_on_quorum = acked.get(majority).copied().unwrap_or(0);
+        let durable_on_quorum = acked.get(majority).copied().unwrap_or(Zxid::ZERO);
         let commit = durable_on_quorum.min(core.persisted);
         if commit <= core.applied {
             return;
@@ -423,11 +423,7 @@ impl Leader {
     /// A new entry from this server's shell, once established.
     pub fn propose(&mut self, core: &mut Core, entry: Entry, out: &mut Vec<Action>) {
         assert_eq!(self.phase, Phase::Broadcasting, "proposal before the epoch is established");
-        assert_eq!(
-            crate::zab::epoch_of(entry.zxid),
-            self.epoch.unwrap_or(0),
-            "proposal outside the epoch"
-        );
+        assert_eq!(entry.zxid.epoch(), self.epoch.unwrap_or(0), "proposal outside the epoch");
         core.history.append(entry.clone());
         out.push(Action::Append(vec![entry.clone()]));
         for (id, learner) in &self.learners {

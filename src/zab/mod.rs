@@ -231,15 +231,5 @@ pub enum PeerError {
     },
 }
 
-/// The epoch of a zxid.
-pub fn epoch_of(zxid: Zxid) -> u32 {
-    crate::txn::zxid_epoch(zxid)
-}
-
-/// The first zxid of `epoch`, before any entry: `epoch << 32`.
-pub fn epoch_start(epoch: u32) -> Zxid {
-    i64::from(epoch) << 32
-}
-
 #[cfg(test)]
 mod peer_test;

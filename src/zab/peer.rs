@@ -277,7 +277,7 @@ impl Zab {
         // Members in an established epoch all report the same vote: its leader and epoch.
         // (Their election votes may differ: some joined late, on what others reported.)
         let vote = match established_leader {
-            Some(leader) => Vote { epoch: self.core.epochs.current, zxid: 0, leader },
+            Some(leader) => Vote { epoch: self.core.epochs.current, zxid: Zxid::ZERO, leader },
             None => self.settled_vote,
         };
         let reply = Notification { round: self.round, vote, state };

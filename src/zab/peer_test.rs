@@ -3,8 +3,9 @@
 use bytes::Bytes;
 
 use crate::storage::Epochs;
+use crate::txn::Zxid;
 use crate::zab::message::{Message, Notification, PeerState, Vote};
-use crate::zab::{epoch_start, Action, Entry, History, Input, Restored, Role, Zab, ZabConfig};
+use crate::zab::{Action, Entry, History, Input, Restored, Role, Zab, ZabConfig};
 
 fn config(id: u64, voters: &[u64]) -> ZabConfig {
     ZabConfig {
@@ -18,12 +19,15 @@ fn config(id: u64, voters: &[u64]) -> ZabConfig {
     }
 }
 
-fn entry(epoch: u32, counter: i64) -> Entry {
-    Entry { zxid: epoch_start(epoch) + counter, payload: Bytes::from(format!("{epoch}.{counter}")) }
+fn entry(epoch: u32, counter: u32) -> Entry {
+    Entry {
+        zxid: Zxid::epoch_start(epoch) + counter,
+        payload: Bytes::from(format!("{epoch}.{counter}")),
+    }
 }
 
 fn restored(entries: Vec<Entry>, epochs: Epochs) -> Restored {
-    Restored { epochs, history: History::new(0, Vec::new(), entries), applied: 0 }
+    Restored { epochs, history: History::new(Zxid::ZERO, Vec::new(), entries), applied: Zxid::ZERO }
 }
 
 fn messages_to(actions: &[Action], peer: u64) -> Vec<Message> {
@@ -52,12 +56,12 @@ fn a_single_member_leads_and_commits_what_it_persists() {
             Action::PersistEpochs(Epochs { accepted: 1, current: 0 }),
             Action::PersistEpochs(Epochs { accepted: 1, current: 1 }),
             Action::Apply(vec![entry(1, 1)]),
-            Action::Role(Role::Leading { epoch: 1, last_zxid: epoch_start(1) + 1 }),
+            Action::Role(Role::Leading { epoch: 1, last_zxid: Zxid::epoch_start(1) + 1 }),
         ]
     );
     let actions = zab.step(Input::Propose(entry(1, 2)));
     assert_eq!(actions, vec![Action::Append(vec![entry(1, 2)])]);
-    let actions = zab.step(Input::Persisted { zxid: epoch_start(1) + 2 });
+    let actions = zab.step(Input::Persisted { zxid: Zxid::epoch_start(1) + 2 });
     assert_eq!(actions, vec![Action::Apply(vec![entry(1, 2)])]);
 }
 
@@ -101,16 +105,16 @@ fn a_leader_establishes_its_epoch_with_one_follower() {
     // The follower is simply behind: it gets 1.2, with nothing to truncate.
     let ack = Message::AckEpoch {
         current_epoch: 1,
-        last_zxid: epoch_start(1) + 1,
-        epoch_ends: vec![epoch_start(1) + 1],
+        last_zxid: Zxid::epoch_start(1) + 1,
+        epoch_ends: vec![Zxid::epoch_start(1) + 1],
     };
     let actions = zab.step(Input::Message { from: 2, message: ack });
     assert_eq!(actions[0], Action::PersistEpochs(Epochs { accepted: 2, current: 2 }));
     assert_eq!(
         messages_to(&actions, 2),
         vec![
-            Message::Diff { truncate_to: None, entries: vec![entry(1, 2)], committed: 0 },
-            Message::NewLeader { epoch: 2, zxid: epoch_start(1) + 2 },
+            Message::Diff { truncate_to: None, entries: vec![entry(1, 2)], committed: Zxid::ZERO },
+            Message::NewLeader { epoch: 2, zxid: Zxid::epoch_start(1) + 2 },
         ]
     );
     let actions = zab.step(Input::Message { from: 2, message: Message::AckNewLeader { epoch: 2 } });
@@ -118,8 +122,11 @@ fn a_leader_establishes_its_epoch_with_one_follower() {
         actions,
         vec![
             Action::Apply(vec![entry(1, 1), entry(1, 2)]),
-            Action::Role(Role::Leading { epoch: 2, last_zxid: epoch_start(1) + 2 }),
-            Action::Send { to: 2, message: Message::UpToDate { committed: epoch_start(1) + 2 } },
+            Action::Role(Role::Leading { epoch: 2, last_zxid: Zxid::epoch_start(1) + 2 }),
+            Action::Send {
+                to: 2,
+                message: Message::UpToDate { committed: Zxid::epoch_start(1) + 2 }
+            },
         ]
     );
     // Broadcast: the follower hears of a commit before the leader answers its clients.
@@ -131,12 +138,12 @@ fn a_leader_establishes_its_epoch_with_one_follower() {
             Action::Send { to: 2, message: Message::Proposal(entry(2, 1)) },
         ]
     );
-    assert_eq!(zab.step(Input::Persisted { zxid: epoch_start(2) + 1 }), vec![]);
-    let ack = Message::Ack { zxid: epoch_start(2) + 1 };
+    assert_eq!(zab.step(Input::Persisted { zxid: Zxid::epoch_start(2) + 1 }), vec![]);
+    let ack = Message::Ack { zxid: Zxid::epoch_start(2) + 1 };
     assert_eq!(
         zab.step(Input::Message { from: 2, message: ack }),
         vec![
-            Action::Send { to: 2, message: Message::Commit { zxid: epoch_start(2) + 1 } },
+            Action::Send { to: 2, message: Message::Commit { zxid: Zxid::epoch_start(2) + 1 } },
             Action::Apply(vec![entry(2, 1)]),
         ]
     );
@@ -149,8 +156,8 @@ fn a_learner_ahead_of_the_leader_sends_it_back_to_election() {
     zab.step(Input::Message { from: 2, message: info });
     let ack = Message::AckEpoch {
         current_epoch: 1,
-        last_zxid: epoch_start(1) + 5,
-        epoch_ends: vec![epoch_start(1) + 5],
+        last_zxid: Zxid::epoch_start(1) + 5,
+        epoch_ends: vec![Zxid::epoch_start(1) + 5],
     };
     let actions = zab.step(Input::Message { from: 2, message: ack });
     assert!(actions.contains(&Action::Role(Role::Looking)), "{actions:?}");
@@ -162,7 +169,7 @@ fn a_follower_drops_a_divergent_tail_and_acks_newleader_only_once_durable() {
     let mine = vec![entry(1, 1), entry(2, 1), entry(2, 2)];
     let (mut zab, _) = Zab::new(config(2, &[1, 2, 3]), restored(mine, epochs));
     // Members 1 and 3 settled on 1 as leader.
-    let vote = Vote { epoch: 3, zxid: epoch_start(3) + 1, leader: 1 };
+    let vote = Vote { epoch: 3, zxid: Zxid::epoch_start(3) + 1, leader: 1 };
     for (from, state) in [(3, PeerState::Following), (1, PeerState::Leading)] {
         let n = Notification { round: 7, vote, state };
         zab.step(Input::Message { from, message: Message::Notification(n) });
@@ -171,22 +178,22 @@ fn a_follower_drops_a_divergent_tail_and_acks_newleader_only_once_durable() {
     let actions = zab.step(Input::Message { from: 1, message: leader_info });
     assert_eq!(actions[0], Action::PersistEpochs(Epochs { accepted: 4, current: 2 }));
     let diff = Message::Diff {
-        truncate_to: Some(epoch_start(1) + 1),
+        truncate_to: Some(Zxid::epoch_start(1) + 1),
         entries: vec![entry(3, 1)],
-        committed: epoch_start(1) + 1,
+        committed: Zxid::epoch_start(1) + 1,
     };
     let actions = zab.step(Input::Message { from: 1, message: diff });
     assert_eq!(
         actions,
         vec![
-            Action::Truncate(epoch_start(1) + 1),
+            Action::Truncate(Zxid::epoch_start(1) + 1),
             Action::Append(vec![entry(3, 1)]),
             Action::Apply(vec![entry(1, 1)]),
         ]
     );
-    let new_leader = Message::NewLeader { epoch: 4, zxid: epoch_start(3) + 1 };
+    let new_leader = Message::NewLeader { epoch: 4, zxid: Zxid::epoch_start(3) + 1 };
     assert_eq!(zab.step(Input::Message { from: 1, message: new_leader }), vec![]);
-    let actions = zab.step(Input::Persisted { zxid: epoch_start(3) + 1 });
+    let actions = zab.step(Input::Persisted { zxid: Zxid::epoch_start(3) + 1 });
     assert_eq!(
         actions,
         vec![
@@ -196,7 +203,7 @@ fn a_follower_drops_a_divergent_tail_and_acks_newleader_only_once_durable() {
     );
     let actions = zab.step(Input::Message {
         from: 1,
-        message: Message::UpToDate { committed: epoch_start(3) + 1 },
+        message: Message::UpToDate { committed: Zxid::epoch_start(3) + 1 },
     });
     assert_eq!(
         actions,
@@ -211,16 +218,16 @@ fn a_follower_drops_a_divergent_tail_and_acks_newleader_only_once_durable() {
 fn a_follower_applies_a_commit_before_its_own_log_is_durable() {
     let epochs = Epochs { accepted: 2, current: 2 };
     let (mut zab, _) = Zab::new(config(2, &[1, 2, 3]), restored(vec![entry(2, 1)], epochs));
-    let vote = Vote { epoch: 2, zxid: epoch_start(2) + 1, leader: 1 };
+    let vote = Vote { epoch: 2, zxid: Zxid::epoch_start(2) + 1, leader: 1 };
     for (from, state) in [(3, PeerState::Following), (1, PeerState::Leading)] {
         let n = Notification { round: 3, vote, state };
         zab.step(Input::Message { from, message: Message::Notification(n) });
     }
     let from_leader = [
         Message::LeaderInfo { epoch: 3 },
-        Message::Diff { truncate_to: None, entries: vec![], committed: epoch_start(2) + 1 },
-        Message::NewLeader { epoch: 3, zxid: epoch_start(2) + 1 },
-        Message::UpToDate { committed: epoch_start(2) + 1 },
+        Message::Diff { truncate_to: None, entries: vec![], committed: Zxid::epoch_start(2) + 1 },
+        Message::NewLeader { epoch: 3, zxid: Zxid::epoch_start(2) + 1 },
+        Message::UpToDate { committed: Zxid::epoch_start(2) + 1 },
     ];
     for message in from_leader {
         zab.step(Input::Message { from: 1, message });
@@ -232,14 +239,14 @@ fn a_follower_applies_a_commit_before_its_own_log_is_durable() {
     );
     // Members 1 and 3 made it durable and the leader committed it: it is applied here
     // while this member's own write is still on its way to the disk.
-    let commit = Message::Commit { zxid: epoch_start(3) + 1 };
+    let commit = Message::Commit { zxid: Zxid::epoch_start(3) + 1 };
     assert_eq!(
         zab.step(Input::Message { from: 1, message: commit }),
         vec![Action::Apply(vec![entry(3, 1)])]
     );
-    let ack = Message::Ack { zxid: epoch_start(3) + 1 };
+    let ack = Message::Ack { zxid: Zxid::epoch_start(3) + 1 };
     assert_eq!(
-        zab.step(Input::Persisted { zxid: epoch_start(3) + 1 }),
+        zab.step(Input::Persisted { zxid: Zxid::epoch_start(3) + 1 }),
         vec![Action::Send { to: 1, message: ack }]
     );
 }
@@ -249,18 +256,18 @@ fn a_leader_told_to_step_down_starts_a_new_election() {
     let (mut zab, _) = Zab::new(config(1, &[1]), restored(vec![entry(1, 1)], Epochs::default()));
     assert_eq!(zab.role(), Role::Looking);
     zab.step(Input::Tick);
-    assert_eq!(zab.role(), Role::Leading { epoch: 1, last_zxid: epoch_start(1) + 1 });
+    assert_eq!(zab.role(), Role::Leading { epoch: 1, last_zxid: Zxid::epoch_start(1) + 1 });
     assert_eq!(zab.step(Input::StepDown), vec![Action::Role(Role::Looking)]);
     assert_eq!(zab.role(), Role::Looking);
     assert!(zab.step(Input::StepDown).is_empty(), "ignored unless leading");
     // The next election establishes a later epoch, whose counter starts again.
-    let leading = Action::Role(Role::Leading { epoch: 2, last_zxid: epoch_start(1) + 1 });
+    let leading = Action::Role(Role::Leading { epoch: 2, last_zxid: Zxid::epoch_start(1) + 1 });
     assert!(zab.step(Input::Tick).contains(&leading));
 }
 
 /// Member 2 of three, synced with leader 1 in epoch 3 and serving; it has applied
 /// `applied` (a snapshot's zxid in epoch 2).
-fn follower_in_epoch_3(applied: i64) -> Zab {
+fn follower_in_epoch_3(applied: Zxid) -> Zab {
     let epochs = Epochs { accepted: 2, current: 2 };
     let history = History::new(applied, vec![applied], Vec::new());
     let (mut zab, _) = Zab::new(config(2, &[1, 2, 3]), Restored { epochs, history, applied });
@@ -280,7 +287,7 @@ fn drops_the_leader(actions: &[Action]) -> bool {
 
 #[test]
 fn a_follower_whose_leader_follows_it_elects_again() {
-    let mut zab = follower_in_epoch_3(epoch_start(2) + 5);
+    let mut zab = follower_in_epoch_3(Zxid::epoch_start(2) + 5);
     let info = Message::FollowerInfo { accepted_epoch: 2, observer: false };
     let actions = zab.step(Input::Message { from: 1, message: info });
     assert!(actions.contains(&Action::Role(Role::Looking)), "{actions:?}");
@@ -289,12 +296,12 @@ fn a_follower_whose_leader_follows_it_elects_again() {
 
 #[test]
 fn a_diff_that_truncates_applied_entries_drops_the_link_and_keeps_the_state() {
-    let applied = epoch_start(2) + 5;
+    let applied = Zxid::epoch_start(2) + 5;
     let mut zab = follower_in_epoch_3(applied);
     let diff = Message::Diff {
-        truncate_to: Some(epoch_start(2) + 1),
+        truncate_to: Some(Zxid::epoch_start(2) + 1),
         entries: vec![entry(3, 1)],
-        committed: epoch_start(3) + 1,
+        committed: Zxid::epoch_start(3) + 1,
     };
     let actions = zab.step(Input::Message { from: 1, message: diff });
     assert!(drops_the_leader(&actions), "{actions:?}");
@@ -304,7 +311,7 @@ fn a_diff_that_truncates_applied_entries_drops_the_link_and_keeps_the_state() {
 
 #[test]
 fn entries_whose_zxids_do_not_increase_drop_the_link_and_are_not_logged() {
-    let applied = epoch_start(2) + 1;
+    let applied = Zxid::epoch_start(2) + 1;
     let mut zab = follower_in_epoch_3(applied);
     let backwards = Message::Diff {
         truncate_to: None,
@@ -327,7 +334,7 @@ fn entries_whose_zxids_do_not_increase_drop_the_link_and_are_not_logged() {
     }
     let actions = zab.step(Input::Message { from: 1, message: Message::Proposal(entry(3, 1)) });
     assert!(drops_the_leader(&actions), "{actions:?}");
-    assert_eq!(zab.last_zxid(), epoch_start(3) + 1);
+    assert_eq!(zab.last_zxid(), Zxid::epoch_start(3) + 1);
 }
 
 #[test]
@@ -337,7 +344,7 @@ fn a_sync_is_answered_after_the_writes_proposed_before_it() {
     assert_eq!(zab.step(Input::Propose(entry(1, 1))), vec![Action::Append(vec![entry(1, 1)])]);
     assert!(zab.step(Input::Sync { id: 7 }).is_empty(), "the write before it is not committed");
     assert_eq!(
-        zab.step(Input::Persisted { zxid: epoch_start(1) + 1 }),
+        zab.step(Input::Persisted { zxid: Zxid::epoch_start(1) + 1 }),
         vec![Action::Apply(vec![entry(1, 1)]), Action::SyncDone { id: 7 }]
     );
     assert_eq!(zab.step(Input::Sync { id: 8 }), vec![Action::SyncDone { id: 8 }]);

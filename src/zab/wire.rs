@@ -24,7 +24,7 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
             out.put_u8(0);
             write_i64(out, n.round as i64);
             write_i32(out, n.vote.epoch as i32);
-            write_i64(out, n.vote.zxid);
+            write_zxid(out, n.vote.zxid);
             write_i64(out, n.vote.leader as i64);
             out.put_u8(match n.state {
                 PeerState::Looking => 0,
@@ -45,73 +45,81 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
         Message::AckEpoch { current_epoch, last_zxid, epoch_ends } => {
             out.put_u8(3);
             write_i32(out, *current_epoch as i32);
-            write_i64(out, *last_zxid);
+            write_zxid(out, *last_zxid);
             write_zxids(out, epoch_ends);
         }
         Message::Diff { truncate_to, entries, committed } => {
             out.put_u8(4);
             write_optional(out, *truncate_to);
             write_entries(out, entries);
-            write_i64(out, *committed);
+            write_zxid(out, *committed);
         }
         Message::Snap { truncate_to, zxid, epoch_ends, entries, committed } => {
             out.put_u8(5);
             write_optional(out, *truncate_to);
-            write_i64(out, *zxid);
+            write_zxid(out, *zxid);
             write_zxids(out, epoch_ends);
             write_entries(out, entries);
-            write_i64(out, *committed);
+            write_zxid(out, *committed);
         }
         Message::NewLeader { epoch, zxid } => {
             out.put_u8(6);
             write_i32(out, *epoch as i32);
-            write_i64(out, *zxid);
+            write_zxid(out, *zxid);
         }
         Message::AckNewLeader { epoch } => {
             out.put_u8(7);
             write_i32(out, *epoch as i32);
         }
-        Message::UpToDate { committed } => tagged_zxid(out, 8, *committed),
+        Message::UpToDate { committed } => tagged_long(out, 8, committed.raw()),
         Message::Proposal(entry) => {
             out.put_u8(9);
             write_entry(out, entry);
         }
-        Message::Ack { zxid } => tagged_zxid(out, 10, *zxid),
-        Message::Commit { zxid } => tagged_zxid(out, 11, *zxid),
+        Message::Ack { zxid } => tagged_long(out, 10, zxid.raw()),
+        Message::Commit { zxid } => tagged_long(out, 11, zxid.raw()),
         Message::Ping { round, committed } => {
             out.put_u8(12);
             write_i64(out, *round as i64);
-            write_i64(out, *committed);
+            write_zxid(out, *committed);
         }
-        Message::Pong { round } => tagged_zxid(out, 13, *round as i64),
-        Message::SyncRequest { id } => tagged_zxid(out, 14, *id as i64),
+        Message::Pong { round } => tagged_long(out, 13, *round as i64),
+        Message::SyncRequest { id } => tagged_long(out, 14, *id as i64),
         Message::SyncReply { id, zxid } => {
             out.put_u8(15);
             write_i64(out, *id as i64);
-            write_i64(out, *zxid);
+            write_zxid(out, *zxid);
         }
     }
 }
 
-fn tagged_zxid(out: &mut BytesMut, tag: u8, value: i64) {
+fn tagged_long(out: &mut BytesMut, tag: u8, value: i64) {
     out.put_u8(tag);
     write_i64(out, value);
 }
 
+fn write_zxid(out: &mut BytesMut, zxid: Zxid) {
+    write_i64(out, zxid.raw());
+}
+
+fn read_zxid(r: &mut Reader<'_>, what: &'static str) -> Result<Zxid, DecodeError> {
+    r.read_i64(what).map(Zxid::new)
+}
+
 fn write_optional(out: &mut BytesMut, zxid: Option<Zxid>) {
     write_bool(out, zxid.is_some());
-    write_i64(out, zxid.unwrap_or(0));
+    write_zxid(out, zxid.unwrap_or(Zxid::ZERO));
 }
 
 fn write_zxids(out: &mut BytesMut, zxids: &[Zxid]) {
     write_len(out, zxids.len());
     for zxid in zxids {
-        write_i64(out, *zxid);
+        write_zxid(out, *zxid);
     }
 }
 
 fn write_entry(out: &mut BytesMut, entry: &Entry) {
-    write_i64(out, entry.zxid);
+    write_zxid(out, entry.zxid);
     write_buffer(out, Some(&entry.payload));
 }
 
@@ -133,7 +141,7 @@ pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
             round: r.read_i64("round")? as u64,
             vote: Vote {
                 epoch: r.read_i32("vote epoch")? as u32,
-                zxid: r.read_i64("vote zxid")?,
+                zxid: read_zxid(&mut r, "vote zxid")?,
                 leader: r.read_i64("vote leader")? as u64,
             },
             state: match r.read_u8("peer state")? {
@@ -151,34 +159,40 @@ pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
         2 => Message::LeaderInfo { epoch: r.read_i32("epoch")? as u32 },
         3 => Message::AckEpoch {
             current_epoch: r.read_i32("current epoch")? as u32,
-            last_zxid: r.read_i64("last zxid")?,
+            last_zxid: read_zxid(&mut r, "last zxid")?,
             epoch_ends: read_zxids(&mut r)?,
         },
         4 => Message::Diff {
             truncate_to: read_optional(&mut r)?,
             entries: read_entries(&mut r)?,
-            committed: r.read_i64("committed")?,
+            committed: read_zxid(&mut r, "committed")?,
         },
         5 => Message::Snap {
             truncate_to: read_optional(&mut r)?,
-            zxid: r.read_i64("snapshot zxid")?,
+            zxid: read_zxid(&mut r, "snapshot zxid")?,
             epoch_ends: read_zxids(&mut r)?,
             entries: read_entries(&mut r)?,
-            committed: r.read_i64("committed")?,
+            committed: read_zxid(&mut r, "committed")?,
         },
-        6 => Message::NewLeader { epoch: r.read_i32("epoch")? as u32, zxid: r.read_i64("zxid")? },
+        6 => Message::NewLeader {
+            epoch: r.read_i32("epoch")? as u32,
+            zxid: read_zxid(&mut r, "zxid")?,
+        },
         7 => Message::AckNewLeader { epoch: r.read_i32("epoch")? as u32 },
-        8 => Message::UpToDate { committed: r.read_i64("committed")? },
+        8 => Message::UpToDate { committed: read_zxid(&mut r, "committed")? },
         9 => Message::Proposal(read_entry(&mut r)?),
-        10 => Message::Ack { zxid: r.read_i64("zxid")? },
-        11 => Message::Commit { zxid: r.read_i64("zxid")? },
+        10 => Message::Ack { zxid: read_zxid(&mut r, "zxid")? },
+        11 => Message::Commit { zxid: read_zxid(&mut r, "zxid")? },
         12 => Message::Ping {
             round: r.read_i64("round")? as u64,
-            committed: r.read_i64("committed")?,
+            committed: read_zxid(&mut r, "committed")?,
         },
         13 => Message::Pong { round: r.read_i64("round")? as u64 },
         14 => Message::SyncRequest { id: r.read_i64("sync id")? as u64 },
-        15 => Message::SyncReply { id: r.read_i64("sync id")? as u64, zxid: r.read_i64("zxid")? },
+        15 => Message::SyncReply {
+            id: r.read_i64("sync id")? as u64,
+            zxid: read_zxid(&mut r, "zxid")?,
+        },
         _ => return Err(invalid(&r, "message tag", "unknown message")),
     };
     if r.remaining() != 0 {
@@ -193,17 +207,17 @@ fn invalid(r: &Reader<'_>, what: &'static str, reason: &'static str) -> DecodeEr
 
 fn read_optional(r: &mut Reader<'_>) -> Result<Option<Zxid>, DecodeError> {
     let present = r.read_bool("truncation present")?;
-    let zxid = r.read_i64("truncation zxid")?;
+    let zxid = read_zxid(r, "truncation zxid")?;
     Ok(present.then_some(zxid))
 }
 
 fn read_zxids(r: &mut Reader<'_>) -> Result<Vec<Zxid>, DecodeError> {
     let len = r.read_len("epoch ends", 8)?.unwrap_or(0);
-    (0..len).map(|_| r.read_i64("epoch end")).collect()
+    (0..len).map(|_| read_zxid(r, "epoch end")).collect()
 }
 
 fn read_entry(r: &mut Reader<'_>) -> Result<Entry, DecodeError> {
-    let zxid = r.read_i64("entry zxid")?;
+    let zxid = read_zxid(r, "entry zxid")?;
     let payload = r.read_buffer("entry payload")?.unwrap_or_default();
     Ok(Entry { zxid, payload })
 }
@@ -219,13 +233,17 @@ mod tests {
 
     use super::*;
 
+    fn zxid() -> impl Strategy<Value = Zxid> + Clone {
+        any::<i64>().prop_map(Zxid::new)
+    }
+
     fn entry() -> impl Strategy<Value = Entry> + Clone {
-        (any::<i64>(), proptest::collection::vec(any::<u8>(), 0..16))
+        (zxid(), proptest::collection::vec(any::<u8>(), 0..16))
             .prop_map(|(zxid, payload)| Entry { zxid, payload: Bytes::from(payload) })
     }
 
     fn message() -> impl Strategy<Value = Message> {
-        let zxids = proptest::collection::vec(any::<i64>(), 0..4);
+        let zxids = proptest::collection::vec(zxid(), 0..4);
         let entries = proptest::collection::vec(entry(), 0..4);
         let state = prop_oneof![
             Just(PeerState::Looking),
@@ -234,7 +252,7 @@ mod tests {
             Just(PeerState::Observing),
         ];
         prop_oneof![
-            (any::<u64>(), any::<u32>(), any::<i64>(), any::<u64>(), state).prop_map(
+            (any::<u64>(), any::<u32>(), zxid(), any::<u64>(), state).prop_map(
                 |(round, epoch, zxid, leader, state)| Message::Notification(Notification {
                     round,
                     vote: Vote { epoch, zxid, leader },
@@ -245,21 +263,21 @@ mod tests {
                 Message::FollowerInfo { accepted_epoch, observer }
             }),
             any::<u32>().prop_map(|epoch| Message::LeaderInfo { epoch }),
-            (any::<u32>(), any::<i64>(), zxids.clone()).prop_map(
+            (any::<u32>(), zxid(), zxids.clone()).prop_map(
                 |(current_epoch, last_zxid, epoch_ends)| Message::AckEpoch {
                     current_epoch,
                     last_zxid,
                     epoch_ends
                 }
             ),
-            (any::<Option<i64>>(), entries.clone(), any::<i64>()).prop_map(
+            (proptest::option::of(zxid()), entries.clone(), zxid()).prop_map(
                 |(truncate_to, entries, committed)| Message::Diff {
                     truncate_to,
                     entries,
                     committed
                 }
             ),
-            (any::<Option<i64>>(), any::<i64>(), zxids, entries, any::<i64>()).prop_map(
+            (proptest::option::of(zxid()), zxid(), zxids, entries, zxid()).prop_map(
                 |(truncate_to, zxid, epoch_ends, entries, committed)| Message::Snap {
                     truncate_to,
                     zxid,
@@ -268,18 +286,17 @@ mod tests {
                     committed
                 }
             ),
-            (any::<u32>(), any::<i64>())
-                .prop_map(|(epoch, zxid)| Message::NewLeader { epoch, zxid }),
+            (any::<u32>(), zxid()).prop_map(|(epoch, zxid)| Message::NewLeader { epoch, zxid }),
             any::<u32>().prop_map(|epoch| Message::AckNewLeader { epoch }),
-            any::<i64>().prop_map(|committed| Message::UpToDate { committed }),
+            zxid().prop_map(|committed| Message::UpToDate { committed }),
             entry().prop_map(Message::Proposal),
-            any::<i64>().prop_map(|zxid| Message::Ack { zxid }),
-            any::<i64>().prop_map(|zxid| Message::Commit { zxid }),
-            (any::<u64>(), any::<i64>())
+            zxid().prop_map(|zxid| Message::Ack { zxid }),
+            zxid().prop_map(|zxid| Message::Commit { zxid }),
+            (any::<u64>(), zxid())
                 .prop_map(|(round, committed)| Message::Ping { round, committed }),
             any::<u64>().prop_map(|round| Message::Pong { round }),
             any::<u64>().prop_map(|id| Message::SyncRequest { id }),
-            (any::<u64>(), any::<i64>()).prop_map(|(id, zxid)| Message::SyncReply { id, zxid }),
+            (any::<u64>(), zxid()).prop_map(|(id, zxid)| Message::SyncReply { id, zxid }),
         ]
     }
 

@@ -251,7 +251,7 @@ impl Client {
             connection: None,
             session: None,
             resumable: None,
-            last_zxid: 0,
+            last_zxid: Zxid::new(0),
             next_xid: 1,
             outstanding: VecDeque::new(),
             received: Vec::new(),
@@ -293,7 +293,7 @@ impl Client {
         };
         let request = ConnectRequest {
             protocol_version: 0,
-            last_zxid_seen: self.last_zxid,
+            last_zxid_seen: self.last_zxid.raw(),
             time_out: SESSION_TIMEOUT_MS,
             session_id: session_id.raw(),
             passwd,
@@ -648,7 +648,7 @@ impl Client {
             }
             return Ok(());
         }
-        self.last_zxid = self.last_zxid.max(header.zxid);
+        self.last_zxid = self.last_zxid.max(Zxid::new(header.zxid));
         let (_, op) = ordered::next_reply(self.id, &mut self.outstanding, header.xid)?;
         match op {
             Op::Read { key, .. } => {

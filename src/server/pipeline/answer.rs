@@ -198,7 +198,7 @@ fn deliver(shared: &Shared, connection: &Connection, reply: Reply) {
         let mut stats = connection.stats.lock();
         stats.last_op = crate::server::stats::short_op_name(op);
         stats.last_cxid = i64::from(xid);
-        stats.last_zxid = zxid;
+        stats.last_zxid = zxid.raw();
         stats.last_response_ms = now_ms;
         stats.last_latency_ms = latency_ms;
         stats.latency.record(latency_ms);

@@ -267,7 +267,7 @@ impl Pipeline {
                 if let Some(zxid) = first_unsealed(&message) {
                     tracing::warn!(
                         from,
-                        zxid = format_args!("0x{zxid:x}"),
+                        %zxid,
                         "a member sent a log entry that fails its checksum; dropping the link"
                     );
                     self.drop_link(from);
@@ -369,8 +369,8 @@ impl Pipeline {
             let applied = self.shared.database.last_applied_zxid();
             if applied != *zxid {
                 tracing::error!(
-                    zxid = format_args!("0x{zxid:x}"),
-                    applied = format_args!("0x{applied:x}"),
+                    %zxid,
+                    %applied,
                     "snapshot asked for a zxid that is not the applied one"
                 );
             }
@@ -411,7 +411,7 @@ impl Pipeline {
                         reply_to.close();
                         continue;
                     }
-                    if crate::txn::zxid_counter(txn.zxid()) == u32::MAX {
+                    if txn.zxid().counter() == u32::MAX {
                         // ZooKeeper's xid rollover: a new epoch restarts the counter.
                         reply_to.close();
                         self.step(zab::Input::StepDown)?;
@@ -489,7 +489,7 @@ impl Pipeline {
         self.preparer = Preparer::new(zxid);
         self.persist.push(Write::Snapshot(store, self.zab.history().epoch_ends().to_vec()));
         tracing::info!(
-            zxid = format_args!("0x{zxid:x}"),
+            %zxid,
             nodes = loaded.nodes,
             "installed the leader's snapshot"
         );
@@ -530,7 +530,7 @@ impl Pipeline {
                 return;
             }
             Role::Leading { epoch, .. } => {
-                self.preparer = Preparer::new(zab::epoch_start(epoch));
+                self.preparer = Preparer::new(Zxid::epoch_start(epoch));
                 let mut sessions = shared.sessions.lock();
                 sessions.set_reporting(false);
                 sessions.touch_all(shared.clock.now_ms());
@@ -539,11 +539,11 @@ impl Pipeline {
                 shared.sessions.lock().set_reporting(true);
             }
         }
-        let zxid = format_args!("0x{:x}", shared.database.last_applied_zxid());
+        let zxid = shared.database.last_applied_zxid();
         if self.standalone {
-            tracing::debug!(?role, zxid, "a standalone server leads itself");
+            tracing::debug!(?role, %zxid, "a standalone server leads itself");
         } else {
-            tracing::info!(mode = mode.name(), zxid, "serving clients");
+            tracing::info!(mode = mode.name(), %zxid, "serving clients");
         }
         self.persist.push(Write::EpochEnds(self.zab.history().epoch_ends().to_vec()));
     }

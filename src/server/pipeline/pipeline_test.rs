@@ -147,7 +147,8 @@ fn an_expired_session_is_closed_with_its_ephemerals_on_the_session_tick() {
 fn a_member_that_sends_a_corrupt_entry_loses_its_link_and_nothing_is_logged() {
     let (mut pipeline, _shared) = pipeline(&[1, 2, 3]);
     effects(&mut pipeline);
-    let entry = Entry { zxid: 0x1_0000_0001, payload: Bytes::from_static(b"not sealed") };
+    let entry =
+        Entry { zxid: Zxid::new(0x1_0000_0001), payload: Bytes::from_static(b"not sealed") };
     pipeline.peer_frame(2, PeerFrame::Zab(Message::Proposal(entry))).expect("no stop");
     let dropped = effects(&mut pipeline);
     assert!(matches!(&dropped[..], [Effect::ResetLink(2)]), "{dropped:?}");
@@ -155,7 +156,7 @@ fn a_member_that_sends_a_corrupt_entry_loses_its_link_and_nothing_is_logged() {
     assert!(!batch.iter().any(|write| matches!(write, Write::Append(_))));
 
     let sealed = crate::storage::record::seal(b"sealed");
-    let entry = Entry { zxid: 0x1_0000_0001, payload: sealed };
+    let entry = Entry { zxid: Zxid::new(0x1_0000_0001), payload: sealed };
     pipeline.peer_frame(2, PeerFrame::Zab(Message::Proposal(entry))).expect("no stop");
     let kept = effects(&mut pipeline);
     assert!(!kept.iter().any(|effect| matches!(effect, Effect::ResetLink(_))), "{kept:?}");
