@@ -178,7 +178,11 @@ impl Shell {
                     if self.sealing.is_some() => self.snapshot_sealed(sealed)?,
                 outcome = self.written.recv(), if self.pipeline.is_writing() => {
                     write_outcome(outcome)?;
-                    self.pipeline.batch_written()?;
+                    let durable = self.pipeline.batch_written();
+                    if let Some(batch) = self.pipeline.take_batch() {
+                        self.writer.write(batch)?;
+                    }
+                    self.pipeline.persisted(durable)?;
                 }
                 _ = core_ticks.tick() => self.pipeline.core_tick()?,
                 _ = session_ticks.tick() => self.pipeline.session_tick()?,

@@ -561,8 +561,8 @@ impl World {
                 continue;
             }
             let done = self.members[index].disk.finish_due(self.now);
-            let outcome = match (done, &mut self.members[index].running) {
-                (Some(Ok(())), Some(running)) => running.pipeline.batch_written(),
+            let outcome = match (done, &self.members[index].running) {
+                (Some(Ok(())), Some(_)) => self.batch_written(index),
                 (Some(Err(err)), _) => Err(err),
                 _ => Ok(()),
             };
@@ -696,20 +696,35 @@ impl World {
                 }
             }
         }
-        let member = &mut self.members[index];
-        if !member.disk.is_writing() {
-            if let Some(batch) =
-                member.running.as_mut().and_then(|running| running.pipeline.take_batch())
-            {
-                let latency = if self.rng.chance(3) {
-                    10 + self.rng.below(30)
-                } else {
-                    1 + self.rng.below(3)
-                };
-                member.disk.start(batch, self.now + latency);
-            }
-        }
+        self.start_write(index);
         Ok(())
+    }
+
+    /// Member `index`'s batch is durable: as the shell does, its disk starts on the next
+    /// batch before the core hears of the finished one.
+    fn batch_written(&mut self, index: usize) -> Result<(), StorageError> {
+        let Some(running) = &mut self.members[index].running else { return Ok(()) };
+        let durable = running.pipeline.batch_written();
+        self.start_write(index);
+        match &mut self.members[index].running {
+            Some(running) => running.pipeline.persisted(durable),
+            None => Ok(()),
+        }
+    }
+
+    /// Member `index`'s disk starts on the writes its pipeline asks for, if it is idle.
+    fn start_write(&mut self, index: usize) {
+        let member = &mut self.members[index];
+        if member.disk.is_writing() {
+            return;
+        }
+        let Some(batch) = member.running.as_mut().and_then(|running| running.pipeline.take_batch())
+        else {
+            return;
+        };
+        let latency =
+            if self.rng.chance(3) { 10 + self.rng.below(30) } else { 1 + self.rng.below(3) };
+        member.disk.start(batch, self.now + latency);
     }
 }
 

@@ -77,6 +77,12 @@ pub enum Effect {
     Applied(u64),
 }
 
+/// The log position a finished batch made durable (none when a truncation or snapshot
+/// asked for after it makes its appends meaningless), for [`Pipeline::persisted`].
+#[must_use = "the core must hear what is durable"]
+#[derive(Debug)]
+pub struct Durable(Option<Zxid>);
+
 /// A client's `sync` waiting for the core.
 struct PendingSync {
     connection: Arc<crate::server::registry::Connection>,
@@ -183,16 +189,23 @@ impl Pipeline {
     }
 
     /// The batch the storage thread was writing is durable: the messages waiting for it
-    /// go, and the core hears which log position is durable.
-    ///
-    /// # Errors
-    /// If applying what this commits fails; the server must stop.
-    pub fn batch_written(&mut self) -> Result<(), StorageError> {
+    /// go. The shell then hands the storage thread its next batch ([`Pipeline::take_batch`])
+    /// and only then tells the core ([`Pipeline::persisted`]), so the disk writes what was
+    /// proposed meanwhile while this member commits, applies and answers.
+    pub fn batch_written(&mut self) -> Durable {
         let done = self.persist.written();
         for (to, frame) in done.released {
             self.effects.push(Effect::Send { to, frame });
         }
-        match done.persisted {
+        Durable(done.persisted)
+    }
+
+    /// The core hears what a finished batch made durable, and commits what it can.
+    ///
+    /// # Errors
+    /// If applying what this commits fails; the server must stop.
+    pub fn persisted(&mut self, durable: Durable) -> Result<(), StorageError> {
+        match durable.0 {
             Some(zxid) => self.step(zab::Input::Persisted { zxid }),
             None => Ok(()),
         }

@@ -74,7 +74,8 @@ fn new_session(connection: &Arc<Connection>, timeout_ms: i32, sent_read_only: bo
 fn write_all(pipeline: &mut Pipeline) -> usize {
     let mut batches = 0;
     while pipeline.take_batch().is_some() {
-        pipeline.batch_written().expect("applied");
+        let durable = pipeline.batch_written();
+        pipeline.persisted(durable).expect("applied");
         batches += 1;
     }
     batches
@@ -107,7 +108,8 @@ fn a_standalone_write_is_answered_once_its_log_batch_is_durable() {
     let batch = pipeline.take_batch().expect("the createSession txn is to be logged");
     assert!(matches!(&batch[..], [Write::Append(entries)] if entries.len() == 1));
     assert!(pipeline.is_writing());
-    pipeline.batch_written().expect("applied");
+    let durable = pipeline.batch_written();
+    pipeline.persisted(durable).expect("applied");
     assert_eq!(connection.outbox.queued(), 1, "the handshake is answered");
     let session_id = connection.session_id();
     assert_ne!(session_id, SessionId::NONE);
@@ -119,6 +121,31 @@ fn a_standalone_write_is_answered_once_its_log_batch_is_durable() {
     assert!(shared.database.tree().exists("/a"));
     assert_eq!(connection.outbox.queued(), 2);
     assert!(effects(&mut pipeline).iter().all(|effect| matches!(effect, Effect::Applied(_))));
+}
+
+#[test]
+fn the_next_batch_is_handed_over_before_the_finished_one_is_applied() {
+    let (mut pipeline, shared) = pipeline(&[1]);
+    write_all(&mut pipeline);
+    let connection = session(&mut pipeline, &shared, 30_000);
+    pipeline.client_input(create_as(&connection, 1, "/a", 0)).expect("prepared");
+    assert!(pipeline.take_batch().is_some(), "/a is being written");
+    pipeline.client_input(create_as(&connection, 2, "/b", 0)).expect("prepared");
+    assert!(pipeline.take_batch().is_none(), "one batch at a time");
+
+    let durable = pipeline.batch_written();
+    let next = pipeline.take_batch().expect("/b goes to the disk at once");
+    assert!(matches!(&next[..], [Write::Append(entries)] if entries.len() == 1));
+    assert!(!shared.database.tree().exists("/a"), "not applied before the core hears");
+    assert_eq!(connection.outbox.queued(), 1, "only the handshake's answer so far");
+
+    pipeline.persisted(durable).expect("applied");
+    assert!(shared.database.tree().exists("/a"));
+    assert!(!shared.database.tree().exists("/b"), "/b is still being written");
+    assert_eq!(connection.outbox.queued(), 2, "/a is answered while /b is written");
+    let durable = pipeline.batch_written();
+    pipeline.persisted(durable).expect("applied");
+    assert!(shared.database.tree().exists("/b"));
 }
 
 #[test]
