@@ -34,7 +34,7 @@ use zkrs::tree::acl::{perms, world_anyone};
 use zkrs::txn::{SessionId, Zxid};
 use zkrs::zab::ServerId;
 
-use crate::invariants::{lock, ordered, read_your_writes, sync_then_read};
+use crate::invariants::{lock, ordered, read_only, read_your_writes, sync_then_read};
 use crate::rng::Rng;
 
 /// Session timeout the clients ask for.
@@ -208,6 +208,14 @@ pub struct Client {
     pub id: usize,
     /// Runs the lock recipe instead of writing keys.
     pub locker: bool,
+    /// Asks for read-only service in its handshakes, as kazoo's `read_only=True` does.
+    read_only: bool,
+    /// The member opened the current session read-only.
+    session_read_only: bool,
+    /// Sessions members opened read-only for it.
+    pub read_only_sessions: u64,
+    /// Writes refused in those sessions.
+    pub read_only_refusals: u64,
     /// The member it is connected to, and that member's incarnation then.
     pub member: Option<(ServerId, u64)>,
     connection: Option<Arc<Connection>>,
@@ -243,15 +251,19 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(id: usize, locker: bool) -> Client {
+    pub fn new(id: usize, locker: bool, read_only: bool) -> Client {
         Client {
             id,
             locker,
+            read_only,
+            session_read_only: false,
+            read_only_sessions: 0,
+            read_only_refusals: 0,
             member: None,
             connection: None,
             session: None,
             resumable: None,
-            last_zxid: Zxid::new(0),
+            last_zxid: Zxid::ZERO,
             next_xid: 1,
             outstanding: VecDeque::new(),
             received: Vec::new(),
@@ -300,7 +312,7 @@ impl Client {
         };
         let mut body = BytesMut::new();
         request.write(&mut body);
-        false.write(&mut body);
+        self.read_only.write(&mut body);
         let input = match admit(shared, &connection, &body.freeze()) {
             Ok(Admission::Create(input)) => Some(input),
             Ok(Admission::Resumed { attach, .. }) => attach,
@@ -624,6 +636,10 @@ impl Client {
         let mut reader = Reader::new(&frame);
         if self.session.is_none() {
             let response = ConnectResponse::read(&mut reader).map_err(|err| err.to_string())?;
+            // The member appends whether it opened the session read-only to the reply
+            // of a client that asked for read-only service.
+            self.session_read_only = self.read_only && bool::read(&mut reader).unwrap_or(false);
+            self.read_only_sessions += u64::from(self.session_read_only);
             let session_id = SessionId::new(response.session_id);
             if session_id == SessionId::NONE {
                 // Expired: the connection closes; the next one asks for a new session.
@@ -650,6 +666,10 @@ impl Client {
         }
         self.last_zxid = self.last_zxid.max(Zxid::new(header.zxid));
         let (_, op) = ordered::next_reply(self.id, &mut self.outstanding, header.xid)?;
+        if self.session_read_only && !op.is_read() {
+            read_only::check_write(self.id, header.err)?;
+            self.read_only_refusals += 1;
+        }
         match op {
             Op::Read { key, .. } => {
                 let seen = read_data(header.err, &mut reader)?;

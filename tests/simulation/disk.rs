@@ -55,7 +55,7 @@ impl Disk {
     /// read. `None` for an empty log.
     pub fn damage_one_entry(&self, rng: &mut Rng) -> Option<(Zxid, Bytes)> {
         let mut entries = Vec::new();
-        let all = self.durable.read_log(Zxid::new(0), &mut |entry| {
+        let all = self.durable.read_log(Zxid::ZERO, &mut |entry| {
             entries.push(entry);
             true
         });

@@ -2,7 +2,9 @@
 //! (`zkrs::server::pipeline`, with the preparer, the tree, the session tracker and the
 //! replication core), over an in-memory store with crash semantics, a network of
 //! FIFO links that break, and a clock that moves only when the simulator says. Some runs
-//! have local sessions on (made global by their first ephemeral node).
+//! have local sessions on (made global by their first ephemeral node); in some, members
+//! cut off from their quorum serve read-only clients (`readonlymode.enabled`, every
+//! client asking for it, partitions lasting seconds).
 //!
 //! Clients shake hands through the server's own admission (`server::handshake`). Writers
 //! create persistent and ephemeral nodes, set and delete them, write several at once in
@@ -22,6 +24,8 @@
 //!   the node (checked where replies are read, in `client`);
 //! - `sync_then_read`: a read after a `sync` sees every write acknowledged before it;
 //! - `lock`: at most one locker holds the lock at a time;
+//! - `read_only`: every write in a session a member opened read-only is refused with
+//!   NotReadOnly;
 //! - `applied`: a member's applied zxid never goes back;
 //! - `durable`: every acknowledged write is in the converged state;
 //! - `converged`: once calm, every member's tree is the same;

@@ -74,6 +74,9 @@ pub struct Stats {
     pub locks_taken: u64,
     /// Reads of another client's key after a sync.
     pub synced_reads: u64,
+    /// Sessions members opened read-only, and writes refused in them.
+    pub read_only_sessions: u64,
+    pub read_only_refusals: u64,
     /// A hash of the converged tree (of the last seed, when added up).
     pub fingerprint: u64,
 }
@@ -89,6 +92,8 @@ impl std::ops::AddAssign for Stats {
         self.resumed += other.resumed;
         self.locks_taken += other.locks_taken;
         self.synced_reads += other.synced_reads;
+        self.read_only_sessions += other.read_only_sessions;
+        self.read_only_refusals += other.read_only_refusals;
         self.fingerprint = other.fingerprint;
     }
 }
@@ -102,6 +107,9 @@ pub struct World {
     clients: Vec<Client>,
     /// Clients send no new requests.
     quiet: bool,
+    /// Members serve read-only clients without a quorum; partitions then last long
+    /// enough (seconds) for them to start.
+    read_only: bool,
     stats: Stats,
     /// Snapshot chunks a leader made for a learner, waiting for the `Snap` they go ahead of.
     streams: BTreeMap<(ServerId, ServerId), Vec<PeerFrame>>,
@@ -112,17 +120,22 @@ pub struct World {
 
 /// `window_entries`: recent entries a leader keeps for a DIFF; a learner further behind
 /// gets a snapshot. `local_sessions`: sessions start local to their member and become
-/// global when they first create an ephemeral node.
+/// global when they first create an ephemeral node. `read_only`: a member cut off from
+/// its quorum serves clients that ask for read-only service.
 fn member_config(
     id: ServerId,
     window_entries: usize,
     local_sessions: bool,
+    read_only: bool,
 ) -> (Config, Membership) {
     let mut text = format!(
         "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir=/nonexistent\nclientPort=2181\n"
     );
     if local_sessions {
         text.push_str("localSessionsEnabled=true\nlocalSessionsUpgradingEnabled=true\n");
+    }
+    if read_only {
+        text.push_str("readonlymode.enabled=true\n");
     }
     for member in 1..=MEMBERS {
         text.push_str(&format!("server.{member}=127.0.0.1:{}:{}\n", 2888 + member, 3888 + member));
@@ -141,9 +154,13 @@ impl World {
         // snapshot).
         let window_entries = *rng.pick(&[usize::MAX, 50, 500]);
         let local_sessions = rng.chance(30);
+        // In some runs members serve read-only clients without a quorum, and every
+        // client asks for that.
+        let read_only = rng.chance(30);
         let members = (1..=MEMBERS)
             .map(|id| {
-                let (config, membership) = member_config(id, window_entries, local_sessions);
+                let (config, membership) =
+                    member_config(id, window_entries, local_sessions, read_only);
                 Member {
                     id,
                     config,
@@ -154,7 +171,8 @@ impl World {
                 }
             })
             .collect();
-        let clients = (0..WRITERS + LOCKERS).map(|id| Client::new(id, id >= WRITERS)).collect();
+        let clients =
+            (0..WRITERS + LOCKERS).map(|id| Client::new(id, id >= WRITERS, read_only)).collect();
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
         World {
             rng,
@@ -165,6 +183,7 @@ impl World {
             network: Network::default(),
             clients,
             quiet: false,
+            read_only,
             stats: Stats::default(),
             trace,
         }
@@ -229,6 +248,10 @@ impl World {
         }
         self.stats.acknowledged = self.clients.iter().map(|client| client.acknowledged).sum();
         self.stats.locks_taken = self.clients.iter().map(|client| client.locks_taken).sum();
+        self.stats.read_only_sessions =
+            self.clients.iter().map(|client| client.read_only_sessions).sum();
+        self.stats.read_only_refusals =
+            self.clients.iter().map(|client| client.read_only_refusals).sum();
         if let Some(running) = self.members.iter().find_map(|member| member.running.as_ref()) {
             let listing = converged::listing(running.shared.database.tree());
             // FNV-1a: the same listing, the same number, on every run.
@@ -379,7 +402,9 @@ impl World {
                 let ids: Vec<ServerId> = self.members.iter().map(|member| member.id).collect();
                 self.network.isolate(self.now, id, &ids);
             }
-            43..=60 if self.network.is_partitioned() => {
+            43..=60
+                if self.network.is_partitioned() && (!self.read_only || self.rng.chance(15)) =>
+            {
                 self.trace(|| "the partition heals".into());
                 self.network.heal();
             }

@@ -6,5 +6,6 @@ pub mod durable;
 pub mod ephemerals;
 pub mod lock;
 pub mod ordered;
+pub mod read_only;
 pub mod read_your_writes;
 pub mod sync_then_read;
