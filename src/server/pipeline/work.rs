@@ -114,6 +114,18 @@ impl Pipeline {
             self.read_only_input(input);
             return Ok(());
         }
+        if let Input::Request { connection, session_id, .. } = &input {
+            if !self.shared.sessions.lock().contains(*session_id) {
+                // The session ended while the request waited for the pipeline (closed,
+                // expired, or opened read-only and forgotten when read-only service
+                // ended). As ZooKeeper drops a request whose session is missing, it goes
+                // with its connection: forwarded, the leader could take it for another
+                // member's local session and carry it out.
+                tracing::debug!(session_id = %session_id, "request of a session that ended");
+                connection.request_close();
+                return Ok(());
+            }
+        }
         let input = if self.shared.config.local_sessions_enabled && !self.is_looking() {
             match self.local_session_input(input) {
                 Some(input) => input,
