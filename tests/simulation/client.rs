@@ -369,6 +369,10 @@ impl Client {
     /// was in flight has an unknown outcome. The session may be resumed elsewhere.
     pub fn disconnect(&mut self) {
         for (_, op) in std::mem::take(&mut self.outstanding) {
+            if self.session_read_only {
+                // Refused or never carried out: a read-only session changes nothing.
+                continue;
+            }
             for (key, state) in op.outcomes() {
                 let model = &mut self.keys[key];
                 if !model.possible.contains(&state) {
@@ -385,6 +389,7 @@ impl Client {
         self.member = None;
         self.connection = None;
         self.session = None;
+        self.session_read_only = false;
         self.received.clear();
     }
 

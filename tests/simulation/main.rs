@@ -6,7 +6,9 @@
 //! cut off from their quorum serve read-only clients (`readonlymode.enabled`, every
 //! client asking for it, partitions lasting seconds).
 //!
-//! Clients shake hands through the server's own admission (`server::handshake`). Writers
+//! Clients shake hands through the server's own admission (`server::handshake`); what
+//! they send a member's pipeline waits up to a millisecond in its channel, as in the
+//! shell, so a member's role may change under a request on its way. Writers
 //! create persistent and ephemeral nodes, set and delete them, write several at once in
 //! `multi`s (some of which must fail whole), read them with and without watches, `sync`
 //! and then read another writer's key, and resume their sessions on another member when
@@ -25,7 +27,8 @@
 //! - `sync_then_read`: a read after a `sync` sees every write acknowledged before it;
 //! - `lock`: at most one locker holds the lock at a time;
 //! - `read_only`: every write in a session a member opened read-only is refused with
-//!   NotReadOnly;
+//!   NotReadOnly, and none is carried out (`durable` holds it to that, even when the
+//!   connection closes before the reply);
 //! - `applied`: a member's applied zxid never goes back;
 //! - `durable`: every acknowledged write is in the converged state;
 //! - `converged`: once calm, every member's tree is the same;

@@ -40,8 +40,11 @@ struct Running {
     /// The mode last seen, to trace changes.
     mode: Mode,
     shared: Arc<Shared>,
-    /// The queue clients would use; the simulator calls the pipeline directly.
+    /// The queue the shell's clients would use; the simulator keeps its own (`inbox`).
     _inputs: tokio::sync::mpsc::Receiver<Input>,
+    /// Client inputs on their way to the pipeline, as they wait in the shell's channel,
+    /// each with the millisecond it arrives; in order, and lost in a crash.
+    inbox: std::collections::VecDeque<(u64, Input)>,
     applied: Zxid,
     /// A snapshot the member is receiving.
     receiving: Option<transfer::Receiving>,
@@ -346,8 +349,15 @@ impl World {
                 .map_err(|err| format!("member {} cannot start: {err}", member.id))?;
         let applied = shared.database.last_applied_zxid();
         let mode = *shared.mode.lock();
-        member.running =
-            Some(Running { pipeline, mode, shared, _inputs: inputs, applied, receiving: None });
+        member.running = Some(Running {
+            pipeline,
+            mode,
+            shared,
+            _inputs: inputs,
+            inbox: std::collections::VecDeque::new(),
+            applied,
+            receiving: None,
+        });
         self.trace(|| format!("member {id} starts"));
         self.carry_out(index)
     }
@@ -553,13 +563,27 @@ impl World {
         }
     }
 
-    /// Hands member `index` a client's input, as its connection would.
+    /// Sends member `index` a client's input, as its connection would: it waits in the
+    /// channel to the pipeline for up to a millisecond, behind the inputs sent before it.
     fn input(&mut self, index: usize, input: Input) -> Result<(), String> {
-        let outcome = match &mut self.members[index].running {
-            Some(running) => running.pipeline.client_input(input),
-            None => return Ok(()),
-        };
-        self.after(index, outcome)
+        let delay_ms = self.rng.below(2);
+        let Some(running) = &mut self.members[index].running else { return Ok(()) };
+        let after_last = running.inbox.back().map_or(0, |(at, _)| *at);
+        running.inbox.push_back(((self.now + delay_ms).max(after_last), input));
+        Ok(())
+    }
+
+    /// Member `index`'s pipeline takes the client inputs that have arrived.
+    fn take_inputs(&mut self, index: usize) -> Result<(), String> {
+        loop {
+            let Some(running) = &mut self.members[index].running else { return Ok(()) };
+            if running.inbox.front().is_none_or(|(at, _)| *at > self.now) {
+                return Ok(());
+            }
+            let Some((_, input)) = running.inbox.pop_front() else { return Ok(()) };
+            let outcome = running.pipeline.client_input(input);
+            self.after(index, outcome)?;
+        }
     }
 
     /// What a member does in this millisecond: arrivals, its disk, its ticks.
@@ -582,6 +606,7 @@ impl World {
             self.after(member, outcome)?;
         }
         for index in 0..self.members.len() {
+            self.take_inputs(index)?;
             if self.members[index].running.is_none() {
                 continue;
             }
