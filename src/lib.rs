@@ -12,6 +12,7 @@
 //! - [`startup`], [`logging`]: what `zkrs server` does before serving, and where logs go.
 //! - [`zab`]: the replication core (election, discovery, sync, broadcast), a pure state
 //!   machine the server's shell and the simulator drive.
+//! - [`zk_format`]: Apache ZooKeeper's own snapshot and txn log files, read for import.
 //!
 //! `tree`, `session`, `prepare`, `txn` and `zab` own no sockets, tasks, clocks or files: time
 //! comes in as arguments, so they can be driven deterministically.
@@ -33,3 +34,4 @@ pub mod storage;
 pub mod tree;
 pub mod txn;
 pub mod zab;
+pub mod zk_format;

@@ -1,0 +1,139 @@
+//! Apache ZooKeeper's own data files, as its `FileSnap` and `FileTxnLog` write them under
+//! `dataDir/version-2` (and `dataLogDir/version-2`): the way into zkrs for a team moving
+//! from ZooKeeper (`zkrs import`). Reading only; nothing here touches a zkrs store.
+//!
+//! Both kinds of file start with ZooKeeper's `FileHeader` (a magic number, format
+//! version 2, a database id) and carry Adler-32 checksums, as ZooKeeper checks them.
+
+mod adler32;
+pub mod snapshot;
+pub mod txn_log;
+
+use bytes::Bytes;
+use jute::{DecodeError, Reader};
+
+pub use adler32::adler32;
+
+/// What went wrong reading a ZooKeeper file.
+#[derive(Debug, thiserror::Error)]
+pub enum ZkFileError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a file of the kind expected, or of a format version ZooKeeper 3.4-3.9 does not
+    /// write.
+    #[error("{path} is not a ZooKeeper {kind} (magic 0x{magic:08x}, version {version})")]
+    NotThisKind {
+        /// The file.
+        path: String,
+        /// Snapshot or transaction log.
+        kind: &'static str,
+        /// The magic number found.
+        magic: i32,
+        /// The version found.
+        version: i32,
+    },
+    /// The file's bytes do not decode.
+    #[error("{path}: {source}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// Where and why.
+        source: DecodeError,
+    },
+    /// A checksum does not match what was read: ZooKeeper refuses such a file too.
+    #[error("{path}: {what} fails its checksum (ZooKeeper refuses it as well)")]
+    Checksum {
+        /// The file.
+        path: String,
+        /// What failed.
+        what: String,
+    },
+    /// The file is compressed in a way this build does not read.
+    #[error("{path}: {method}-compressed snapshots are not read yet; uncompress it first")]
+    Compressed {
+        /// The file.
+        path: String,
+        /// The compression named by the file's suffix.
+        method: &'static str,
+    },
+}
+
+/// The header both kinds of file start with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileHeader {
+    /// `ZKSN` for a snapshot, `ZKLG` for a transaction log.
+    pub magic: i32,
+    /// Always 2 since ZooKeeper 3.0.
+    pub version: i32,
+    /// ZooKeeper's database id (unused; 0 in practice).
+    pub dbid: i64,
+}
+
+/// The only file format version ZooKeeper writes.
+const VERSION: i32 = 2;
+
+impl FileHeader {
+    fn read(reader: &mut Reader<'_>) -> Result<FileHeader, DecodeError> {
+        Ok(FileHeader {
+            magic: reader.read_i32("magic")?,
+            version: reader.read_i32("version")?,
+            dbid: reader.read_i64("dbid")?,
+        })
+    }
+
+    /// Reads the header of `bytes` (a file at `path`) and checks it names `kind`.
+    fn check(
+        reader: &mut Reader<'_>,
+        path: &str,
+        kind: &'static str,
+        magic: i32,
+    ) -> Result<FileHeader, ZkFileError> {
+        let header = FileHeader::read(reader)
+            .map_err(|source| ZkFileError::Malformed { path: path.to_owned(), source })?;
+        if header.magic != magic || header.version != VERSION {
+            return Err(ZkFileError::NotThisKind {
+                path: path.to_owned(),
+                kind,
+                magic: header.magic,
+                version: header.version,
+            });
+        }
+        Ok(header)
+    }
+}
+
+/// The zxid in a ZooKeeper file's name (`snapshot.1f` or `log.100000001`, hex), the first
+/// zxid a log may hold or the last one a snapshot has applied; `None` for any other name.
+pub fn zxid_of_file_name(name: &str, prefix: &str) -> Option<i64> {
+    let rest = name.strip_prefix(prefix)?.strip_prefix('.')?;
+    let hex = rest.split('.').next()?;
+    u64::from_str_radix(hex, 16).ok().map(|zxid| zxid as i64)
+}
+
+/// Reads the whole file at `path`.
+fn read_file(path: &std::path::Path) -> Result<Bytes, ZkFileError> {
+    std::fs::read(path)
+        .map(Bytes::from)
+        .map_err(|source| ZkFileError::Io { path: path.display().to_string(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_carry_hex_zxids() {
+        assert_eq!(zxid_of_file_name("snapshot.1f", "snapshot"), Some(0x1f));
+        assert_eq!(zxid_of_file_name("snapshot.100000002.gz", "snapshot"), Some(0x1_0000_0002));
+        assert_eq!(zxid_of_file_name("log.100000001", "log"), Some(0x1_0000_0001));
+        assert_eq!(zxid_of_file_name("log.zz", "log"), None);
+        assert_eq!(zxid_of_file_name("logs.1", "log"), None);
+        assert_eq!(zxid_of_file_name("acceptedEpoch", "snapshot"), None);
+    }
+}

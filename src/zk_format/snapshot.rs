@@ -1,0 +1,184 @@
+//! A ZooKeeper snapshot (`snapshot.<zxid>`), as `FileSnap` writes it: the header, the
+//! sessions with their timeouts, the ACL cache, every node in pre-order (its path, data,
+//! ACL reference and `StatPersisted`) until a lone `/`, then the Adler-32 seal of all of
+//! that. ZooKeeper 3.6+ appends the tree's digest and 3.9 the last processed zxid, each
+//! sealed again; a snapshot from before them simply ends earlier, and ZooKeeper reads
+//! both, as this does.
+//!
+//! A snapshot is fuzzy: ZooKeeper writes it while it applies txns, so the tree is only
+//! right once the log's txns from the snapshot's zxid on are replayed over it.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bytes::Bytes;
+use jute::records::{Acl, Id, StatPersisted};
+use jute::{DecodeError, Reader, Record};
+
+use super::{adler32, read_file, FileHeader, ZkFileError};
+
+/// "ZKSN".
+const MAGIC: i32 = 0x5a4b_534e;
+
+/// The ACL reference ZooKeeper keeps for `world:anyone` with every permission, which its
+/// ACL cache does not list (`OPEN_UNSAFE_ACL_ID`).
+const OPEN_ACL_REFERENCE: i64 = -1;
+
+/// Every permission: read, write, create, delete, admin.
+const ALL_PERMISSIONS: i32 = 31;
+
+/// One node as the snapshot holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotNode {
+    /// Its full path; the root's is `/`.
+    pub path: String,
+    /// Its data; `None` for null.
+    pub data: Option<Bytes>,
+    /// Its ACL.
+    pub acl: Vec<Acl>,
+    /// Its stat as ZooKeeper persists it (no data length or child count).
+    pub stat: StatPersisted,
+}
+
+/// Everything a snapshot holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The zxid in the file's name: the last txn applied when the snapshot began.
+    pub zxid: i64,
+    /// Open sessions and their timeouts (ms), by session id.
+    pub sessions: Vec<(i64, i32)>,
+    /// Every node, parents before their children.
+    pub nodes: Vec<SnapshotNode>,
+}
+
+/// Reads the uncompressed snapshot at `path`, whose name gives its zxid.
+///
+/// # Errors
+/// If the file cannot be read, is not a ZooKeeper snapshot, does not decode, fails its
+/// checksum, or is compressed.
+pub fn read_snapshot(path: &Path) -> Result<Snapshot, ZkFileError> {
+    let shown = path.display().to_string();
+    let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+    for (suffix, method) in [(".gz", "gzip"), (".snappy", "snappy")] {
+        if name.ends_with(suffix) {
+            return Err(ZkFileError::Compressed { path: shown, method });
+        }
+    }
+    let zxid = super::zxid_of_file_name(name, "snapshot").unwrap_or(0);
+    let bytes = read_file(path)?;
+    decode(&bytes, zxid, &shown)
+}
+
+/// Decodes a snapshot's bytes (`path` names it in errors).
+///
+/// # Errors
+/// As [`read_snapshot`].
+pub fn decode(bytes: &Bytes, zxid: i64, path: &str) -> Result<Snapshot, ZkFileError> {
+    let malformed = |source| ZkFileError::Malformed { path: path.to_owned(), source };
+    let mut reader = Reader::new(bytes);
+    FileHeader::check(&mut reader, path, "snapshot", MAGIC)?;
+    let sessions = read_sessions(&mut reader).map_err(malformed)?;
+    let acls = read_acl_cache(&mut reader).map_err(malformed)?;
+    let nodes = read_nodes(&mut reader, &acls, path)?;
+    check_seal(&mut reader, bytes, path, "the tree")?;
+    // ZooKeeper 3.6+: the tree's digest, sealed again; an older snapshot ends here.
+    if reader.remaining() > 0 {
+        read_digest(&mut reader).map_err(malformed)?;
+        check_seal(&mut reader, bytes, path, "the digest")?;
+    }
+    // ZooKeeper 3.9: the last processed zxid, sealed again.
+    if reader.remaining() > 0 {
+        reader.read_i64("last processed zxid").map_err(malformed)?;
+        check_seal(&mut reader, bytes, path, "the last processed zxid")?;
+    }
+    Ok(Snapshot { zxid, sessions, nodes })
+}
+
+fn read_sessions(reader: &mut Reader<'_>) -> Result<Vec<(i64, i32)>, DecodeError> {
+    let count = reader.read_len("sessions", 12)?.unwrap_or(0);
+    (0..count)
+        .map(|_| Ok((reader.read_i64("session id")?, reader.read_i32("session timeout")?)))
+        .collect()
+}
+
+/// The ACL lists the nodes refer to, by reference.
+fn read_acl_cache(reader: &mut Reader<'_>) -> Result<HashMap<i64, Vec<Acl>>, DecodeError> {
+    let count = reader.read_len("ACL cache", 12)?.unwrap_or(0);
+    let mut acls = HashMap::with_capacity(count);
+    for _ in 0..count {
+        let reference = reader.read_i64("ACL reference")?;
+        let list = Vec::<Acl>::read(reader)?;
+        acls.insert(reference, list);
+    }
+    Ok(acls)
+}
+
+fn read_nodes(
+    reader: &mut Reader<'_>,
+    acls: &HashMap<i64, Vec<Acl>>,
+    path: &str,
+) -> Result<Vec<SnapshotNode>, ZkFileError> {
+    let malformed = |source| ZkFileError::Malformed { path: path.to_owned(), source };
+    let mut nodes = Vec::new();
+    loop {
+        let node_path = reader.read_ustring("path").map_err(malformed)?.unwrap_or_default();
+        if node_path == "/" {
+            return Ok(nodes);
+        }
+        let data = reader.read_buffer("data").map_err(malformed)?;
+        let reference = reader.read_i64("ACL reference").map_err(malformed)?;
+        let stat = StatPersisted::read(reader).map_err(malformed)?;
+        let acl = match reference {
+            OPEN_ACL_REFERENCE => vec![open_acl()],
+            _ => acls.get(&reference).cloned().ok_or_else(|| {
+                malformed(DecodeError::Invalid {
+                    what: "ACL reference",
+                    offset: reader.position(),
+                    reason: "names no ACL in the snapshot's cache",
+                })
+            })?,
+        };
+        // The root is written with an empty path.
+        let node_path = if node_path.is_empty() { "/".to_owned() } else { node_path };
+        nodes.push(SnapshotNode { path: node_path, data, acl, stat });
+    }
+}
+
+/// `world:anyone` with every permission: ZooKeeper's `OPEN_ACL_UNSAFE`.
+fn open_acl() -> Acl {
+    Acl { perms: ALL_PERMISSIONS, id: Id { scheme: "world".into(), id: "anyone".into() } }
+}
+
+/// ZooKeeper's `ZxidDigest`: a zxid, a digest version, and the digest (a hex string
+/// before version 2). Read only to reach what follows it.
+fn read_digest(reader: &mut Reader<'_>) -> Result<(), DecodeError> {
+    reader.read_i64("digest zxid")?;
+    let version = reader.read_i32("digest version")?;
+    if version < 2 {
+        reader.read_ustring("digest")?;
+    } else {
+        reader.read_i64("digest")?;
+    }
+    Ok(())
+}
+
+/// `SnapStream.checkSealIntegrity`: the Adler-32 of every byte before it, then `/`.
+fn check_seal(
+    reader: &mut Reader<'_>,
+    bytes: &Bytes,
+    path: &str,
+    what: &str,
+) -> Result<(), ZkFileError> {
+    let expected = adler32(&bytes[..reader.position()]);
+    let malformed = |source| ZkFileError::Malformed { path: path.to_owned(), source };
+    let sealed = reader.read_i64("checksum").map_err(malformed)?;
+    reader.read_ustring("seal").map_err(malformed)?;
+    if sealed != i64::from(expected) {
+        return Err(ZkFileError::Checksum { path: path.to_owned(), what: what.to_owned() });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "snapshot_test.rs"]
+mod tests;

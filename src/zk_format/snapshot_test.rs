@@ -1,0 +1,82 @@
+use super::*;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zookeeper-3.8");
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(FIXTURES).join(name)
+}
+
+fn node<'a>(snapshot: &'a Snapshot, path: &str) -> &'a SnapshotNode {
+    snapshot.nodes.iter().find(|node| node.path == path).unwrap_or_else(|| panic!("{path}"))
+}
+
+#[test]
+fn the_first_snapshot_holds_the_system_nodes() {
+    let snapshot = read_snapshot(&fixture("snapshot.0")).expect("reads");
+    assert_eq!(snapshot.zxid, 0);
+    assert!(snapshot.sessions.is_empty());
+    let paths: Vec<&str> = snapshot.nodes.iter().map(|node| node.path.as_str()).collect();
+    assert_eq!(paths, ["/", "/zookeeper", "/zookeeper/config", "/zookeeper/quota"]);
+    assert_eq!(node(&snapshot, "/").acl, [open_acl()]);
+    assert_eq!(node(&snapshot, "/zookeeper/config").acl[0].perms, 1, "world:anyone:r");
+}
+
+#[test]
+fn a_snapshot_holds_nodes_stats_acls_and_sessions() {
+    let snapshot = read_snapshot(&fixture("snapshot.10")).expect("reads");
+    assert_eq!(snapshot.zxid, 0x10);
+    let session = 0x0100_0048_870d_0000;
+    assert_eq!(snapshot.sessions.len(), 1);
+    assert_eq!(snapshot.sessions[0].0, session);
+
+    let app = node(&snapshot, "/app");
+    assert_eq!(app.data.as_deref(), Some(&b"changed"[..]));
+    assert_eq!(app.stat.version, 1);
+    assert_eq!(app.stat.ephemeral_owner, 0);
+    assert!(app.stat.mzxid > app.stat.czxid);
+    assert!(app.stat.pzxid > app.stat.czxid, "children came and went");
+
+    assert_eq!(node(&snapshot, "/app/eph").stat.ephemeral_owner, session);
+    assert_eq!(node(&snapshot, "/deep/a/b").data, None, "null data stays null");
+    assert!(!snapshot.nodes.iter().any(|node| node.path == "/app/n-0000000001"), "deleted");
+    assert!(snapshot.nodes.iter().any(|node| node.path == "/app/n-0000000004"));
+
+    let acl = &node(&snapshot, "/acl").acl;
+    let schemes: Vec<&str> = acl.iter().map(|acl| acl.id.scheme.as_str()).collect();
+    assert_eq!(schemes, ["digest", "ip"]);
+    assert_eq!(acl[0].perms, 31);
+    assert!(acl[0].id.id.starts_with("alice:"));
+    assert_eq!(acl[1].id.id, "127.0.0.1");
+    assert_eq!(acl[1].perms, 1);
+
+    // Parents come before their children.
+    for (index, node) in snapshot.nodes.iter().enumerate().skip(1) {
+        let parent = node.path.rsplit_once('/').map_or("/", |(parent, _)| parent);
+        let parent = if parent.is_empty() { "/" } else { parent };
+        assert!(snapshot.nodes[..index].iter().any(|earlier| earlier.path == parent));
+    }
+}
+
+#[test]
+fn a_changed_byte_fails_the_seal() {
+    let bytes = std::fs::read(fixture("snapshot.10")).expect("fixture");
+    let clean = Bytes::from(bytes.clone());
+    assert!(decode(&clean, 0x10, "snapshot.10").is_ok());
+    // A byte inside /app's data.
+    let at = bytes.windows(7).position(|window| window == b"changed").expect("data");
+    let mut damaged = bytes;
+    damaged[at] ^= 0x20;
+    let err = decode(&Bytes::from(damaged), 0x10, "snapshot.10").expect_err("refused");
+    assert!(matches!(err, ZkFileError::Checksum { .. }), "{err}");
+}
+
+#[test]
+fn a_cut_snapshot_or_another_file_is_refused() {
+    let bytes = std::fs::read(fixture("snapshot.10")).expect("fixture");
+    let cut = Bytes::from(bytes[..bytes.len() / 2].to_vec());
+    assert!(matches!(decode(&cut, 0x10, "cut"), Err(ZkFileError::Malformed { .. })));
+    let log = Bytes::from(std::fs::read(fixture("log.1")).expect("fixture"));
+    assert!(matches!(decode(&log, 1, "log.1"), Err(ZkFileError::NotThisKind { .. })));
+    let compressed = fixture("snapshot.10.snappy");
+    assert!(matches!(read_snapshot(&compressed), Err(ZkFileError::Compressed { .. })));
+}
