@@ -69,6 +69,22 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Makes a zkrs data directory from Apache ZooKeeper's (stopped) data directory: the
+    /// newest snapshot that reads cleanly and every logged txn after it, the sessions and
+    /// the epochs, as ZooKeeper would restore them at start.
+    Import {
+        /// ZooKeeper's dataDir (the one holding version-2/).
+        zookeeper_data_dir: PathBuf,
+        /// ZooKeeper's dataLogDir, when its txn logs are kept apart.
+        #[arg(long)]
+        data_log_dir: Option<PathBuf>,
+        /// The new zkrs dataDir (it must not hold a zkrs store yet).
+        #[arg(long)]
+        to: PathBuf,
+        /// The new zkrs dataLogDir, if the zkrs zoo.cfg will name one.
+        #[arg(long)]
+        to_data_log_dir: Option<PathBuf>,
+    },
 }
 
 /// Where a tool finds the data: a zoo.cfg (which names both directories) or the
@@ -201,6 +217,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Snapshot { action: SnapshotAction::List { location } } => {
             Ok(crate::dump::list_snapshots(&location.open()?, &mut out)?)
+        }
+        Command::Import { zookeeper_data_dir, data_log_dir, to, to_data_log_dir } => {
+            let from = crate::import::ZooKeeperDirs { data_dir: zookeeper_data_dir, data_log_dir };
+            crate::import::import(&from, &to, to_data_log_dir.as_deref(), &mut out)?;
+            Ok(())
         }
         Command::Config { action: ConfigAction::Keys } => {
             use std::io::Write as _;

@@ -12,7 +12,8 @@
 //! - [`startup`], [`logging`]: what `zkrs server` does before serving, and where logs go.
 //! - [`zab`]: the replication core (election, discovery, sync, broadcast), a pure state
 //!   machine the server's shell and the simulator drive.
-//! - [`zk_format`]: Apache ZooKeeper's own snapshot and txn log files, read for import.
+//! - [`zk_format`]: Apache ZooKeeper's own snapshot and txn log files, read for
+//!   [`import`] (`zkrs import`), which makes a zkrs data directory of them.
 //!
 //! `tree`, `session`, `prepare`, `txn` and `zab` own no sockets, tasks, clocks or files: time
 //! comes in as arguments, so they can be driven deterministically.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod dump;
 pub mod ensemble;
 pub mod fast_hash;
+pub mod import;
 pub mod logging;
 pub mod prepare;
 pub mod proto;

@@ -1,6 +1,7 @@
 use super::*;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zookeeper-3.8");
+const FIXTURES: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zookeeper-3.8/version-2");
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(FIXTURES).join(name)

@@ -3,7 +3,8 @@ use jute::OpCode;
 use super::*;
 use crate::txn::{Txn, TxnBody};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zookeeper-3.8");
+const FIXTURES: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zookeeper-3.8/version-2");
 
 fn fixture() -> Vec<u8> {
     std::fs::read(Path::new(FIXTURES).join("log.1")).expect("fixture")

@@ -1,0 +1,309 @@
+//! `zkrs import`: a zkrs data directory made from Apache ZooKeeper's, for a team moving
+//! its data from ZooKeeper. It restores ZooKeeper's state as ZooKeeper's own start does
+//! (`FileTxnSnapLog.restore`): the newest snapshot that reads cleanly (an older one if
+//! not), then every logged txn after it, from the log file that may hold the first of
+//! them on. The snapshot goes into the new store as a zkrs snapshot at the same zxid, the
+//! txns after it as zkrs log entries, which zkrs replays at start as ZooKeeper would; the
+//! epochs come from `acceptedEpoch` and `currentEpoch` (a standalone ZooKeeper has none,
+//! and then the last zxid's epoch is both).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use compact_str::CompactString;
+
+use crate::server::snapshotter::take_snapshot_of;
+use crate::storage::record::encode_entry;
+use crate::storage::rocks::{store_paths, RocksStorage};
+use crate::storage::{Epochs, LogEntry, Storage, StorageError};
+use crate::tree::data_tree::DataTree;
+use crate::tree::node::Node;
+use crate::txn::{SessionId, Txn, Zxid};
+use crate::zk_format::snapshot::{read_snapshot, Snapshot, SnapshotNode};
+use crate::zk_format::txn_log::read_log;
+use crate::zk_format::{zxid_of_file_name, ZkFileError};
+
+/// Log entries appended to the new store at a time.
+const APPEND_BATCH: usize = 10_000;
+
+/// Why an import failed; nothing usable is left in the new directory.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A ZooKeeper file could not be read.
+    #[error(transparent)]
+    ZooKeeper(#[from] ZkFileError),
+    /// The ZooKeeper directory could not be listed.
+    #[error("listing {path}: {source}")]
+    Listing {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No snapshot that reads cleanly: ZooKeeper would not start either.
+    #[error("no readable ZooKeeper snapshot in {0}")]
+    NoSnapshot(String),
+    /// A logged txn is not one ZooKeeper writes.
+    #[error("{file}: the txn at zxid 0x{zxid:x} does not decode: {source}")]
+    BadTxn {
+        /// The log file.
+        file: String,
+        /// Its zxid.
+        zxid: i64,
+        /// Why.
+        source: jute::DecodeError,
+    },
+    /// The logs skip or repeat a zxid after the snapshot.
+    #[error("{file}: zxid 0x{zxid:x} does not follow 0x{previous:x}")]
+    OutOfOrder {
+        /// The log file.
+        file: String,
+        /// The txn's zxid.
+        zxid: i64,
+        /// The zxid before it.
+        previous: i64,
+    },
+    /// The snapshot's tree is not a tree: ZooKeeper refuses it as well.
+    #[error("the snapshot's tree is invalid: {0}")]
+    InvalidTree(String),
+    /// The target already holds a zkrs store.
+    #[error("{0} already holds a zkrs store; import into an empty directory")]
+    TargetInUse(String),
+    /// An epoch file does not hold a number.
+    #[error("{path} does not hold an epoch: {text:?}")]
+    BadEpoch {
+        /// The file.
+        path: String,
+        /// What it holds.
+        text: String,
+    },
+    /// Writing the new store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Writing the report failed.
+    #[error("writing the report: {0}")]
+    Report(#[from] std::io::Error),
+}
+
+/// Where the ZooKeeper data is: `dataDir`, and `dataLogDir` when it has one.
+#[derive(Debug, Clone)]
+pub struct ZooKeeperDirs {
+    /// ZooKeeper's `dataDir` (snapshots, epochs).
+    pub data_dir: PathBuf,
+    /// ZooKeeper's `dataLogDir` (txn logs); `dataDir` when `None`.
+    pub data_log_dir: Option<PathBuf>,
+}
+
+/// What an import brought in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// The snapshot's zxid.
+    pub snapshot_zxid: i64,
+    /// Nodes in the snapshot.
+    pub nodes: usize,
+    /// Sessions in the snapshot.
+    pub sessions: usize,
+    /// Txns after the snapshot, now zkrs log entries.
+    pub txns: usize,
+    /// The last zxid: where the imported state is once replayed.
+    pub last_zxid: i64,
+}
+
+/// Imports the ZooKeeper data in `from` into a new zkrs store in `to` (and its log in
+/// `to_log_dir`, as zoo.cfg's `dataLogDir`), reporting each step to `report`.
+///
+/// # Errors
+/// See [`ImportError`].
+pub fn import(
+    from: &ZooKeeperDirs,
+    to: &Path,
+    to_log_dir: Option<&Path>,
+    report: &mut dyn Write,
+) -> Result<Imported, ImportError> {
+    let snap_dir = from.data_dir.join("version-2");
+    let log_dir = from.data_log_dir.as_deref().unwrap_or(&from.data_dir).join("version-2");
+    let snapshot = newest_readable_snapshot(&snap_dir, report)?;
+    writeln!(
+        report,
+        "snapshot 0x{:x}: {} nodes, {} sessions",
+        snapshot.zxid,
+        snapshot.nodes.len(),
+        snapshot.sessions.len()
+    )?;
+    let txns = txns_after(&log_dir, snapshot.zxid, report)?;
+    let last_zxid = txns.last().map_or(snapshot.zxid, |txn| txn.zxid().raw());
+    let epochs = read_epochs(&snap_dir, Zxid::new(last_zxid))?;
+
+    if store_paths(to, to_log_dir).0.exists() {
+        return Err(ImportError::TargetInUse(to.display().to_string()));
+    }
+    let tree = tree_of(&snapshot)?;
+    let storage = RocksStorage::open(to, to_log_dir, true)?;
+    let sessions: Vec<(SessionId, i32)> =
+        snapshot.sessions.iter().map(|(id, timeout)| (SessionId::new(*id), *timeout)).collect();
+    let created_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX));
+    let stopping = AtomicBool::new(false);
+    take_snapshot_of(&tree, &storage, Zxid::new(snapshot.zxid), &sessions, created_ms, &stopping)?;
+    let entries: Vec<LogEntry> = txns.iter().map(encode_entry).collect();
+    for batch in entries.chunks(APPEND_BATCH) {
+        storage.append(batch)?;
+    }
+    storage.set_epochs(epochs)?;
+    let imported = Imported {
+        snapshot_zxid: snapshot.zxid,
+        nodes: snapshot.nodes.len(),
+        sessions: sessions.len(),
+        txns: txns.len(),
+        last_zxid,
+    };
+    writeln!(
+        report,
+        "imported into {}: {} nodes at 0x{:x}, {} txns after it, up to 0x{:x}; epochs \
+         accepted {} current {}",
+        to.display(),
+        imported.nodes,
+        imported.snapshot_zxid,
+        imported.txns,
+        imported.last_zxid,
+        epochs.accepted,
+        epochs.current
+    )?;
+    Ok(imported)
+}
+
+/// ZooKeeper's files of one kind in `dir`, `(zxid, path)`, by zxid.
+fn files(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, ImportError> {
+    let listing = |source| ImportError::Listing { path: dir.display().to_string(), source };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(listing)? {
+        let path = entry.map_err(listing)?.path();
+        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+        if let Some(zxid) = zxid_of_file_name(name, prefix) {
+            files.push((zxid, path));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// `FileSnap.deserialize`: the newest snapshot first, an older one if it does not read.
+fn newest_readable_snapshot(dir: &Path, report: &mut dyn Write) -> Result<Snapshot, ImportError> {
+    for (_, path) in files(dir, "snapshot")?.into_iter().rev() {
+        match read_snapshot(&path) {
+            Ok(snapshot) => return Ok(snapshot),
+            Err(err @ ZkFileError::Compressed { .. }) => return Err(err.into()),
+            Err(err) => writeln!(report, "skipping {}: {err}", path.display())?,
+        }
+    }
+    Err(ImportError::NoSnapshot(dir.display().to_string()))
+}
+
+/// `FileTxnLog.getLogFiles` and its iterator: the txns after `snapshot_zxid`, from the
+/// newest log file starting at or before it on.
+fn txns_after(
+    dir: &Path,
+    snapshot_zxid: i64,
+    report: &mut dyn Write,
+) -> Result<Vec<Txn>, ImportError> {
+    let logs = files(dir, "log")?;
+    let first = logs.iter().rposition(|(start, _)| *start <= snapshot_zxid).unwrap_or(0);
+    let mut txns: Vec<Txn> = Vec::new();
+    for (_, path) in logs.iter().skip(first) {
+        let file = path.display().to_string();
+        let log = read_log(path)?;
+        if log.partial_tail {
+            writeln!(report, "{file}: its last txn was partial, as after a crash; ignored")?;
+        }
+        for logged in log.txns.into_iter().filter(|logged| logged.zxid > snapshot_zxid) {
+            let previous = txns.last().map_or(snapshot_zxid, |txn| txn.zxid().raw());
+            if logged.zxid <= previous {
+                return Err(ImportError::OutOfOrder {
+                    file: file.clone(),
+                    zxid: logged.zxid,
+                    previous,
+                });
+            }
+            let txn = Txn::decode(&logged.bytes).map_err(|source| ImportError::BadTxn {
+                file: file.clone(),
+                zxid: logged.zxid,
+                source,
+            })?;
+            txns.push(txn);
+        }
+    }
+    Ok(txns)
+}
+
+/// ZooKeeper's `acceptedEpoch` and `currentEpoch` files (decimal text), or, where a
+/// standalone server left none, the epoch of the last zxid.
+fn read_epochs(dir: &Path, last_zxid: Zxid) -> Result<Epochs, ImportError> {
+    let read = |name: &str| -> Result<u32, ImportError> {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse().map_err(|_| ImportError::BadEpoch {
+                path: path.display().to_string(),
+                text: text.clone(),
+            }),
+            Err(_) => Ok(last_zxid.epoch()),
+        }
+    };
+    Ok(Epochs { accepted: read("acceptedEpoch")?, current: read("currentEpoch")? })
+}
+
+/// The snapshot's nodes as a zkrs tree.
+fn tree_of(snapshot: &Snapshot) -> Result<DataTree, ImportError> {
+    let tree = DataTree::empty(true);
+    for node in &snapshot.nodes {
+        let (parent, name) = parent_and_name(&node.path);
+        if !parent.is_empty() && !tree.exists(parent) {
+            // ZooKeeper refuses such a snapshot too ("Invalid Datatree").
+            return Err(ImportError::InvalidTree(format!(
+                "{} comes without its parent",
+                node.path
+            )));
+        }
+        // Each node holds one reference on its interned ACL list.
+        let acl = tree.intern_acl(&node.acl);
+        if tree.load_node(parent, zkrs_node(node, name, acl)).is_err() {
+            return Err(ImportError::InvalidTree(format!("{} appears twice", node.path)));
+        }
+    }
+    Ok(tree)
+}
+
+/// `("", "")` for the root, else the parent's path (`/` at the top) and the last name.
+fn parent_and_name(path: &str) -> (&str, &str) {
+    if path == "/" {
+        return ("", "");
+    }
+    match path.rsplit_once('/') {
+        Some(("", name)) => ("/", name),
+        Some((parent, name)) => (parent, name),
+        None => ("/", path),
+    }
+}
+
+fn zkrs_node(node: &SnapshotNode, name: &str, acl: crate::tree::acl::AclId) -> Node {
+    let stat = &node.stat;
+    Node {
+        name: CompactString::from(name),
+        data: node.data.as_ref().map(|data| Box::from(data.as_ref())),
+        czxid: Zxid::new(stat.czxid),
+        mzxid: Zxid::new(stat.mzxid),
+        pzxid: Zxid::new(stat.pzxid),
+        ctime: stat.ctime,
+        mtime: stat.mtime,
+        ephemeral_owner: stat.ephemeral_owner,
+        version: stat.version,
+        cversion: stat.cversion,
+        aversion: stat.aversion,
+        acl,
+    }
+}
+
+#[cfg(test)]
+#[path = "import_test.rs"]
+mod tests;

@@ -1,0 +1,113 @@
+use super::*;
+use crate::storage::recovery::{recover, Recovered, Replay};
+use crate::tree::data_tree::child_path;
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zookeeper-3.8");
+const SESSION: i64 = 0x0100_0048_870d_0000;
+
+/// A test's own directory (`name`); each test starts with it empty.
+fn scratch(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("zkrs-import-{name}-{}", std::process::id()))
+}
+
+/// The fixture's ZooKeeper `dataDir`, without the files named, in a fresh `scratch(name)`.
+fn zookeeper_dir(name: &str, without: &[&str]) -> ZooKeeperDirs {
+    let _ = std::fs::remove_dir_all(scratch(name));
+    let dir = scratch(name).join("zookeeper");
+    std::fs::create_dir_all(dir.join("version-2")).expect("dir");
+    for entry in std::fs::read_dir(Path::new(FIXTURE).join("version-2")).expect("fixture") {
+        let path = entry.expect("entry").path();
+        let file = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+        if !without.contains(&file) {
+            std::fs::copy(&path, dir.join("version-2").join(file)).expect("copy");
+        }
+    }
+    ZooKeeperDirs { data_dir: dir, data_log_dir: None }
+}
+
+/// Imports, then recovers the new store as `zkrs server` would.
+fn import_and_recover(name: &str, without: &[&str]) -> (Imported, Recovered) {
+    let from = zookeeper_dir(name, without);
+    let to = scratch(name).join("zkrs");
+    let mut report = Vec::new();
+    let imported = import(&from, &to, None, &mut report).expect("imports");
+    let storage = RocksStorage::open(&to, None, true).expect("opens");
+    let recovered = recover(&storage, true, Replay::Apply).expect("recovers");
+    (imported, recovered)
+}
+
+/// Every node below `path`: its path, data, stat and ACL.
+fn listing(recovered: &Recovered, path: &str, out: &mut Vec<String>) {
+    let tree = recovered.database.tree();
+    let data = tree.with_node(path, |node, _| node.data.clone()).expect("node");
+    let stat = tree.stat(path).expect("stat");
+    let acl = tree.with_node(path, |node, _| tree.acl(node.acl)).expect("node");
+    out.push(format!("{path} {data:?} {stat:?} {acl:?}"));
+    let mut children = tree.children(path);
+    children.sort();
+    for child in children {
+        listing(recovered, &child_path(path, &child), out);
+    }
+}
+
+#[test]
+fn a_zookeeper_snapshot_and_the_txns_after_it_make_the_same_tree() {
+    let (whole, from_snapshot) = import_and_recover("snapshot", &[]);
+    assert_eq!((whole.snapshot_zxid, whole.txns), (0x10, 0), "the newest snapshot has all");
+    let (replayed, from_log) = import_and_recover("log", &["snapshot.10"]);
+    assert_eq!(replayed.snapshot_zxid, 0);
+    assert_eq!(replayed.txns, 0x10, "every txn of log.1");
+    assert_eq!(from_log.replayed, 0x10);
+
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    listing(&from_snapshot, "/", &mut a);
+    listing(&from_log, "/", &mut b);
+    assert_eq!(a, b);
+    assert_eq!(from_snapshot.last_zxid, Zxid::new(0x10));
+    assert_eq!(from_log.last_zxid, Zxid::new(0x10));
+
+    let tree = from_snapshot.database.tree();
+    let app = tree.stat("/app").expect("/app");
+    assert_eq!((app.version, app.num_children), (1, 5));
+    assert_eq!(
+        tree.with_node("/app", |node, _| node.data.clone()),
+        Some(Some(b"changed"[..].into()))
+    );
+    assert_eq!(tree.stat("/app/eph").expect("ephemeral").ephemeral_owner, SESSION);
+    assert_eq!(tree.ephemerals(SessionId::new(SESSION)), ["/app/eph"]);
+    let acl = tree.with_node("/acl", |node, _| tree.acl(node.acl)).expect("/acl");
+    assert_eq!(acl.iter().map(|acl| acl.id.scheme.as_str()).collect::<Vec<_>>(), ["digest", "ip"]);
+    for recovered in [&from_snapshot, &from_log] {
+        assert!(recovered.sessions.iter().any(|(id, _)| *id == SessionId::new(SESSION)));
+    }
+    for name in ["snapshot", "log"] {
+        let _ = std::fs::remove_dir_all(scratch(name));
+    }
+}
+
+#[test]
+fn an_import_refuses_a_target_that_holds_a_store() {
+    let from = zookeeper_dir("twice", &[]);
+    let to = scratch("twice").join("zkrs");
+    import(&from, &to, None, &mut Vec::new()).expect("imports");
+    let again = import(&from, &to, None, &mut Vec::new());
+    assert!(matches!(again, Err(ImportError::TargetInUse(_))), "{again:?}");
+    let _ = std::fs::remove_dir_all(scratch("twice"));
+}
+
+#[test]
+fn a_damaged_newest_snapshot_gives_way_to_an_older_one() {
+    let from = zookeeper_dir("damaged", &[]);
+    let newest = from.data_dir.join("version-2").join("snapshot.10");
+    let mut bytes = std::fs::read(&newest).expect("snapshot");
+    let at = bytes.windows(7).position(|window| window == b"changed").expect("data");
+    bytes[at] ^= 0x20;
+    std::fs::write(&newest, bytes).expect("damage");
+    let mut report = Vec::new();
+    let imported = import(&from, &scratch("damaged").join("zkrs"), None, &mut report);
+    let imported = imported.expect("imports from snapshot.0 and the log");
+    assert_eq!((imported.snapshot_zxid, imported.txns), (0, 0x10));
+    let report = String::from_utf8(report).expect("text");
+    assert!(report.contains("skipping") && report.contains("checksum"), "{report}");
+    let _ = std::fs::remove_dir_all(scratch("damaged"));
+}

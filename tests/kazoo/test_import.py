@@ -1,0 +1,142 @@
+"""`zkrs import` against the real thing: Apache ZooKeeper 3.8 (Debian's package) is given a
+varied tree through kazoo and stopped; its data directory is imported; zkrs is started on
+the result; every node's data, Stat and ACL must read back as they did from ZooKeeper."""
+import os
+import shutil
+import subprocess
+import tempfile
+
+from kazoo.client import KazooClient
+from kazoo.security import make_acl, make_digest_acl
+
+from conftest import BINARY, Server, free_ports, wait_until
+
+CLASSPATH = ":".join(
+    "/usr/share/java/%s.jar" % jar for jar in ("zookeeper", "zookeeper-jute", "slf4j-api", "slf4j-simple")
+)
+
+
+def start_zookeeper(directory, port):
+    config = os.path.join(directory, "zoo.cfg")
+    with open(config, "w") as f:
+        f.write(
+            "tickTime=500\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
+            "maxClientCnxns=0\nextendedTypesEnabled=true\nadmin.enableServer=false\n"
+            "snapCount=100\n" % (os.path.join(directory, "data"), port)
+        )
+    log = open(os.path.join(directory, "zookeeper.log"), "w")
+    return subprocess.Popen(
+        ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", CLASSPATH,
+         "org.apache.zookeeper.server.quorum.QuorumPeerMain", config],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+    )
+
+
+def connect(hosts, auth=True):
+    client = KazooClient(hosts=hosts, timeout=30)
+    client.start(timeout=60)
+    if auth:
+        client.add_auth("digest", "alice:secret")
+    return client
+
+
+def populate(zk):
+    """Sequential and ephemeral nodes, ACLs of every scheme, null and large data, deep
+    paths, deleted and rewritten nodes, multis; more txns than snapCount, so ZooKeeper
+    writes snapshots while the log goes on. (This kazoo cannot create container or TTL
+    nodes.)"""
+    zk.create("/app", b"first")
+    for i in range(250):
+        zk.create("/app/seq-", b"v%d" % i, sequence=True)
+    for i in range(0, 250, 3):
+        zk.delete("/app/seq-%010d" % i)
+    zk.set("/app", b"second")
+    zk.set("/app", b"third")
+    zk.create("/app/ephemeral", b"mine", ephemeral=True)
+    zk.create("/app/ephemeral-seq-", b"", ephemeral=True, sequence=True)
+    zk.create("/null")
+    zk.create("/big", b"z" * 900_000)
+    zk.create("/deep/a/b/c/d/e/f/g", b"deep", makepath=True)
+    zk.create(
+        "/acls",
+        b"guarded",
+        acl=[
+            make_digest_acl("alice", "secret", all=True),
+            make_acl("ip", "127.0.0.1", read=True, write=True),
+            make_acl("world", "anyone", read=True),
+            make_acl("auth", "", admin=True),
+        ],
+    )
+    zk.set_acls("/null", [make_acl("world", "anyone", read=True, write=True)])
+    tx = zk.transaction()
+    tx.create("/multi-1", b"1")
+    tx.create("/multi-2", b"2")
+    tx.set_data("/app", b"fourth")
+    tx.commit()
+    for i in range(60):
+        zk.set("/deep/a", b"again %d" % i)
+
+
+def dump(zk, path="/", out=None):
+    """path -> (data, stat, acl) for every node outside /zookeeper."""
+    out = {} if out is None else out
+    if path.startswith("/zookeeper"):
+        return out
+    data, stat = zk.get(path)
+    acl, _ = zk.get_acls(path)
+    out[path] = (data, tuple(stat), sorted((a.perms, a.id.scheme, a.id.id) for a in acl))
+    for child in sorted(zk.get_children(path)):
+        dump(zk, path.rstrip("/") + "/" + child, out)
+    return out
+
+
+def test_a_zookeeper_data_directory_imports_node_for_node():
+    work = tempfile.mkdtemp(prefix="zkrs-import-")
+    zookeeper = None
+    owner = None
+    server = None
+    try:
+        port = free_ports(1)[0]
+        zookeeper = start_zookeeper(work, port)
+        hosts = "127.0.0.1:%d" % port
+        owner = connect(hosts)
+        populate(owner)
+        reader = connect(hosts)
+        before = dump(reader)
+        reader.stop()
+        assert len(before) > 150 and "/app/ephemeral" in before
+        # Stopped as an operator stops it: the owner's session stays in ZooKeeper's data.
+        zookeeper.terminate()
+        zookeeper.wait(timeout=30)
+        zookeeper = None
+        owner.stop()
+        owner = None
+        names = os.listdir(os.path.join(work, "data", "version-2"))
+        assert any(name.startswith("snapshot.") and name != "snapshot.0" for name in names), names
+
+        target = os.path.join(work, "zkrs")
+        os.makedirs(target)
+        imported = subprocess.run(
+            [BINARY, "import", os.path.join(work, "data"), "--to", os.path.join(target, "data")],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert imported.returncode == 0, imported.stderr
+        assert "imported into" in imported.stdout, imported.stdout
+
+        server = Server(directory=target)
+        reader = connect(server.hosts)
+        after = dump(reader)
+        reader.stop()
+        assert sorted(after) == sorted(before)
+        for path in before:
+            assert after[path] == before[path], path
+    finally:
+        for client in (owner,):
+            if client is not None:
+                client.stop()
+        if zookeeper is not None:
+            zookeeper.kill()
+            zookeeper.wait()
+        if server is not None:
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
