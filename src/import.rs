@@ -194,7 +194,6 @@ fn newest_readable_snapshot(dir: &Path, report: &mut dyn Write) -> Result<Snapsh
     for (_, path) in files(dir, "snapshot")?.into_iter().rev() {
         match read_snapshot(&path) {
             Ok(snapshot) => return Ok(snapshot),
-            Err(err @ ZkFileError::Compressed { .. }) => return Err(err.into()),
             Err(err) => writeln!(report, "skipping {}: {err}", path.display())?,
         }
     }

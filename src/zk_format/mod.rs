@@ -54,13 +54,13 @@ pub enum ZkFileError {
         /// What failed.
         what: String,
     },
-    /// The file is compressed in a way this build does not read.
-    #[error("{path}: {method}-compressed snapshots are not read yet; uncompress it first")]
+    /// A compressed snapshot does not uncompress.
+    #[error("{path}: {reason}")]
     Compressed {
         /// The file.
         path: String,
-        /// The compression named by the file's suffix.
-        method: &'static str,
+        /// Why.
+        reason: String,
     },
 }
 

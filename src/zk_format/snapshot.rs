@@ -51,22 +51,58 @@ pub struct Snapshot {
     pub nodes: Vec<SnapshotNode>,
 }
 
-/// Reads the uncompressed snapshot at `path`, whose name gives its zxid.
+/// Reads the snapshot at `path`, whose name gives its zxid and, by its suffix, how
+/// `snapshot.compression.method` compressed it (`.gz`, `.snappy`, or none).
 ///
 /// # Errors
-/// If the file cannot be read, is not a ZooKeeper snapshot, does not decode, fails its
-/// checksum, or is compressed.
+/// If the file cannot be read or uncompressed, is not a ZooKeeper snapshot, does not
+/// decode, or fails its checksum.
 pub fn read_snapshot(path: &Path) -> Result<Snapshot, ZkFileError> {
     let shown = path.display().to_string();
     let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
-    for (suffix, method) in [(".gz", "gzip"), (".snappy", "snappy")] {
-        if name.ends_with(suffix) {
-            return Err(ZkFileError::Compressed { path: shown, method });
-        }
-    }
     let zxid = super::zxid_of_file_name(name, "snapshot").unwrap_or(0);
     let bytes = read_file(path)?;
+    let bytes = if name.ends_with(".gz") {
+        gunzip(&bytes).map_err(|reason| ZkFileError::Compressed { path: shown.clone(), reason })?
+    } else if name.ends_with(".snappy") {
+        unsnappy(&bytes)
+            .map_err(|reason| ZkFileError::Compressed { path: shown.clone(), reason })?
+    } else {
+        bytes
+    };
     decode(&bytes, zxid, &shown)
+}
+
+/// Java's `GZIPInputStream`: one gzip member or several, one after the other.
+fn gunzip(bytes: &[u8]) -> Result<Bytes, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|err| format!("not gzip: {err}"))?;
+    Ok(Bytes::from(out))
+}
+
+/// The stream snappy-java's `SnappyOutputStream` writes: its 16-byte header (a magic,
+/// a version, the oldest version that reads it), then blocks, each a big-endian length
+/// and that many bytes of raw Snappy.
+fn unsnappy(bytes: &[u8]) -> Result<Bytes, String> {
+    const MAGIC: &[u8] = b"\x82SNAPPY\x00";
+    const HEADER_LEN: usize = 16;
+    if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
+        return Err("not a snappy-java stream".into());
+    }
+    let mut decoder = snap::raw::Decoder::new();
+    let mut out = Vec::new();
+    let mut rest = &bytes[HEADER_LEN..];
+    while !rest.is_empty() {
+        let (len, after) = rest.split_first_chunk::<4>().ok_or("a block length cut short")?;
+        let len = usize::try_from(u32::from_be_bytes(*len)).map_err(|err| err.to_string())?;
+        let block = after.get(..len).ok_or("a block cut short")?;
+        out.extend(decoder.decompress_vec(block).map_err(|err| format!("bad block: {err}"))?);
+        rest = &after[len..];
+    }
+    Ok(Bytes::from(out))
 }
 
 /// Decodes a snapshot's bytes (`path` names it in errors).

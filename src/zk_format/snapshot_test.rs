@@ -78,6 +78,27 @@ fn a_cut_snapshot_or_another_file_is_refused() {
     assert!(matches!(decode(&cut, 0x10, "cut"), Err(ZkFileError::Malformed { .. })));
     let log = Bytes::from(std::fs::read(fixture("log.1")).expect("fixture"));
     assert!(matches!(decode(&log, 1, "log.1"), Err(ZkFileError::NotThisKind { .. })));
-    let compressed = fixture("snapshot.10.snappy");
-    assert!(matches!(read_snapshot(&compressed), Err(ZkFileError::Compressed { .. })));
+}
+
+#[test]
+fn snapshots_compressed_by_gzip_or_snappy_read_the_same() {
+    let compressed = Path::new(FIXTURES).join("../../zookeeper-3.8-compressed/version-2");
+    let gzip = read_snapshot(&compressed.join("snapshot.4.gz")).expect("gzip");
+    let snappy = read_snapshot(&compressed.join("snapshot.4.snappy")).expect("snappy");
+    // Two servers made them: the same nodes, created at other times.
+    let contents = |snapshot: &Snapshot| -> Vec<(String, Option<Bytes>)> {
+        snapshot.nodes.iter().map(|node| (node.path.clone(), node.data.clone())).collect()
+    };
+    assert_eq!(contents(&gzip), contents(&snappy));
+    assert_eq!((gzip.zxid, snappy.zxid), (4, 4));
+    let node = node(&gzip, "/compressed");
+    assert_eq!(node.data.as_deref(), Some(&b"data ".repeat(100)[..]));
+    assert!(gzip.nodes.iter().any(|node| node.path == "/compressed/child"));
+
+    let garbage = std::env::temp_dir().join(format!("snapshot.9.gz-{}", std::process::id()));
+    std::fs::write(&garbage, b"not gzip at all").expect("write");
+    let named = garbage.with_file_name(format!("zkrs-{}-snapshot.9.gz", std::process::id()));
+    std::fs::rename(&garbage, &named).expect("rename");
+    assert!(matches!(read_snapshot(&named), Err(ZkFileError::Compressed { .. })));
+    let _ = std::fs::remove_file(&named);
 }

@@ -6,17 +6,19 @@ import shutil
 import subprocess
 import tempfile
 
+import pytest
 from kazoo.client import KazooClient
 from kazoo.security import make_acl, make_digest_acl
 
 from conftest import BINARY, Server, free_ports, wait_until
 
 CLASSPATH = ":".join(
-    "/usr/share/java/%s.jar" % jar for jar in ("zookeeper", "zookeeper-jute", "slf4j-api", "slf4j-simple")
+    "/usr/share/java/%s.jar" % jar
+    for jar in ("zookeeper", "zookeeper-jute", "slf4j-api", "slf4j-simple", "snappy-java")
 )
 
 
-def start_zookeeper(directory, port):
+def start_zookeeper(directory, port, compression):
     config = os.path.join(directory, "zoo.cfg")
     with open(config, "w") as f:
         f.write(
@@ -25,8 +27,9 @@ def start_zookeeper(directory, port):
             "snapCount=100\n" % (os.path.join(directory, "data"), port)
         )
     log = open(os.path.join(directory, "zookeeper.log"), "w")
+    method = ["-Dzookeeper.snapshot.compression.method=" + compression] if compression else []
     return subprocess.Popen(
-        ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", CLASSPATH,
+        ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", *method, "-cp", CLASSPATH,
          "org.apache.zookeeper.server.quorum.QuorumPeerMain", config],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL,
     )
@@ -90,14 +93,15 @@ def dump(zk, path="/", out=None):
     return out
 
 
-def test_a_zookeeper_data_directory_imports_node_for_node():
+@pytest.mark.parametrize("compression", ["", "gz", "snappy"])
+def test_a_zookeeper_data_directory_imports_node_for_node(compression):
     work = tempfile.mkdtemp(prefix="zkrs-import-")
     zookeeper = None
     owner = None
     server = None
     try:
         port = free_ports(1)[0]
-        zookeeper = start_zookeeper(work, port)
+        zookeeper = start_zookeeper(work, port, compression)
         hosts = "127.0.0.1:%d" % port
         owner = connect(hosts)
         populate(owner)
@@ -112,7 +116,9 @@ def test_a_zookeeper_data_directory_imports_node_for_node():
         owner.stop()
         owner = None
         names = os.listdir(os.path.join(work, "data", "version-2"))
-        assert any(name.startswith("snapshot.") and name != "snapshot.0" for name in names), names
+        suffix = "." + compression if compression else ""
+        snapshots = [name for name in names if name.startswith("snapshot.") and name.endswith(suffix)]
+        assert len(snapshots) > 1, names
 
         target = os.path.join(work, "zkrs")
         os.makedirs(target)
