@@ -85,6 +85,19 @@ enum Command {
         #[arg(long)]
         to_data_log_dir: Option<PathBuf>,
     },
+    /// Makes Apache ZooKeeper's data directory from a stopped zkrs server's: one
+    /// ZooKeeper snapshot of the whole state, with its sessions and epochs (the way back
+    /// after `zkrs import`).
+    Export {
+        /// The zkrs dataDir.
+        data_dir: PathBuf,
+        /// The zkrs dataLogDir, when it has one.
+        #[arg(long)]
+        data_log_dir: Option<PathBuf>,
+        /// ZooKeeper's new dataDir (its version-2/ must be empty or missing).
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 /// Where a tool finds the data: a zoo.cfg (which names both directories) or the
@@ -221,6 +234,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { zookeeper_data_dir, data_log_dir, to, to_data_log_dir } => {
             let from = crate::import::ZooKeeperDirs { data_dir: zookeeper_data_dir, data_log_dir };
             crate::import::import(&from, &to, to_data_log_dir.as_deref(), &mut out)?;
+            Ok(())
+        }
+        Command::Export { data_dir, data_log_dir, to } => {
+            crate::export::export(&data_dir, data_log_dir.as_deref(), &to, &mut out)?;
             Ok(())
         }
         Command::Config { action: ConfigAction::Keys } => {

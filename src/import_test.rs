@@ -111,3 +111,29 @@ fn a_damaged_newest_snapshot_gives_way_to_an_older_one() {
     assert!(report.contains("skipping") && report.contains("checksum"), "{report}");
     let _ = std::fs::remove_dir_all(scratch("damaged"));
 }
+
+#[test]
+fn an_import_exported_again_gives_zookeeper_its_own_snapshot_back() {
+    let from = zookeeper_dir("export", &[]);
+    let to = scratch("export").join("zkrs");
+    import(&from, &to, None, &mut Vec::new()).expect("imports");
+    let back = scratch("export").join("back");
+    let exported = crate::export::export(&to, None, &back, &mut Vec::new()).expect("exports");
+    assert_eq!(exported.zxid, 0x10);
+    let original =
+        read_snapshot(&Path::new(FIXTURE).join("version-2/snapshot.10")).expect("fixture");
+    let written =
+        read_snapshot(&back.join("version-2/snapshot.10")).expect("readable by ZooKeeper's rules");
+    let sorted = |snapshot: &Snapshot| {
+        let mut nodes = snapshot.nodes.clone();
+        nodes.sort_by(|a, b| a.path.cmp(&b.path));
+        nodes
+    };
+    assert_eq!(sorted(&written), sorted(&original));
+    assert_eq!(written.sessions, original.sessions);
+    let epoch = std::fs::read_to_string(back.join("version-2/currentEpoch")).expect("epoch");
+    assert_eq!(epoch, "0");
+    let again = crate::export::export(&to, None, &back, &mut Vec::new());
+    assert!(matches!(again, Err(crate::export::ExportError::TargetInUse(_))), "{again:?}");
+    let _ = std::fs::remove_dir_all(scratch("export"));
+}

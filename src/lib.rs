@@ -12,8 +12,9 @@
 //! - [`startup`], [`logging`]: what `zkrs server` does before serving, and where logs go.
 //! - [`zab`]: the replication core (election, discovery, sync, broadcast), a pure state
 //!   machine the server's shell and the simulator drive.
-//! - [`zk_format`]: Apache ZooKeeper's own snapshot and txn log files, read for
-//!   [`import`] (`zkrs import`), which makes a zkrs data directory of them.
+//! - [`zk_format`]: Apache ZooKeeper's own snapshot and txn log files, read by
+//!   [`import`] (`zkrs import`: a zkrs data directory made of them) and written by
+//!   [`export`] (`zkrs export`: the way back).
 //!
 //! `tree`, `session`, `prepare`, `txn` and `zab` own no sockets, tasks, clocks or files: time
 //! comes in as arguments, so they can be driven deterministically.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod dump;
 pub mod ensemble;
+pub mod export;
 pub mod fast_hash;
 pub mod import;
 pub mod logging;

@@ -11,8 +11,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use jute::records::{Acl, Id, StatPersisted};
+use jute::writer::{write_buffer, write_i32, write_i64, write_len, write_ustring};
 use jute::{DecodeError, Reader, Record};
 
 use super::{adler32, read_file, FileHeader, ZkFileError};
@@ -213,6 +214,59 @@ fn check_seal(
         return Err(ZkFileError::Checksum { path: path.to_owned(), what: what.to_owned() });
     }
     Ok(())
+}
+
+/// Encodes `snapshot` as ZooKeeper 3.8 writes a snapshot file (uncompressed, with an
+/// empty digest, which ZooKeeper reads as "no digest to compare"), for `zkrs export`.
+/// Nodes must come parents first, as [`Snapshot::nodes`] says; ACL lists get references
+/// in the order they first appear, `world:anyone` with every permission the implicit -1.
+pub fn encode(snapshot: &Snapshot) -> BytesMut {
+    let mut out = BytesMut::new();
+    write_i32(&mut out, MAGIC);
+    write_i32(&mut out, super::VERSION);
+    write_i64(&mut out, -1);
+    write_len(&mut out, snapshot.sessions.len());
+    for (id, timeout_ms) in &snapshot.sessions {
+        write_i64(&mut out, *id);
+        write_i32(&mut out, *timeout_ms);
+    }
+    let open = vec![open_acl()];
+    let mut references: HashMap<&[Acl], i64> = HashMap::new();
+    let mut lists: Vec<&[Acl]> = Vec::new();
+    for node in &snapshot.nodes {
+        if node.acl != open && !references.contains_key(node.acl.as_slice()) {
+            lists.push(&node.acl);
+            references.insert(&node.acl, i64::try_from(lists.len()).unwrap_or(i64::MAX));
+        }
+    }
+    write_len(&mut out, lists.len());
+    for (index, list) in lists.iter().enumerate() {
+        write_i64(&mut out, i64::try_from(index + 1).unwrap_or(i64::MAX));
+        list.to_vec().write(&mut out);
+    }
+    for node in &snapshot.nodes {
+        // The root is written with an empty path.
+        write_ustring(&mut out, if node.path == "/" { "" } else { &node.path });
+        write_buffer(&mut out, node.data.as_deref());
+        let reference = references.get(node.acl.as_slice()).copied();
+        write_i64(&mut out, reference.unwrap_or(OPEN_ACL_REFERENCE));
+        node.stat.write(&mut out);
+    }
+    write_ustring(&mut out, "/");
+    seal(&mut out);
+    // An empty ZxidDigest (zxid 0, version 2, digest 0), sealed.
+    write_i64(&mut out, 0);
+    write_i32(&mut out, 2);
+    write_i64(&mut out, 0);
+    seal(&mut out);
+    out
+}
+
+/// `SnapStream.sealStream`: the Adler-32 of everything so far, then `/`.
+fn seal(out: &mut BytesMut) {
+    let checksum = adler32(out);
+    write_i64(out, i64::from(checksum));
+    write_ustring(out, "/");
 }
 
 #[cfg(test)]

@@ -102,3 +102,12 @@ fn snapshots_compressed_by_gzip_or_snappy_read_the_same() {
     assert!(matches!(read_snapshot(&named), Err(ZkFileError::Compressed { .. })));
     let _ = std::fs::remove_file(&named);
 }
+
+#[test]
+fn an_encoded_snapshot_decodes_to_what_was_encoded() {
+    let snapshot = read_snapshot(&fixture("snapshot.10")).expect("reads");
+    let encoded = encode(&snapshot).freeze();
+    assert_eq!(decode(&encoded, 0x10, "encoded").expect("decodes"), snapshot);
+    let empty = read_snapshot(&fixture("snapshot.0")).expect("reads");
+    assert_eq!(decode(&encode(&empty).freeze(), 0, "encoded").expect("decodes"), empty);
+}

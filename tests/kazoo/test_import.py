@@ -1,6 +1,8 @@
-"""`zkrs import` against the real thing: Apache ZooKeeper 3.8 (Debian's package) is given a
-varied tree through kazoo and stopped; its data directory is imported; zkrs is started on
-the result; every node's data, Stat and ACL must read back as they did from ZooKeeper."""
+"""`zkrs import` and `zkrs export` against the real thing: Apache ZooKeeper 3.8 (Debian's
+package) is given a varied tree through kazoo and stopped; its data directory is imported;
+zkrs is started on the result; every node's data, Stat and ACL must read back as they did
+from ZooKeeper. Then zkrs is stopped, its data directory exported, and ZooKeeper started on
+that must serve the same again."""
 import os
 import shutil
 import subprocess
@@ -18,11 +20,11 @@ CLASSPATH = ":".join(
 )
 
 
-def start_zookeeper(directory, port, compression):
+def start_zookeeper(directory, port, compression=""):
     config = os.path.join(directory, "zoo.cfg")
     with open(config, "w") as f:
         f.write(
-            "tickTime=500\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
+            "tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
             "maxClientCnxns=0\nextendedTypesEnabled=true\nadmin.enableServer=false\n"
             "snapCount=100\n" % (os.path.join(directory, "data"), port)
         )
@@ -136,6 +138,22 @@ def test_a_zookeeper_data_directory_imports_node_for_node(compression):
         assert sorted(after) == sorted(before)
         for path in before:
             assert after[path] == before[path], path
+        server.kill()
+
+        back = os.path.join(work, "back")
+        exported = subprocess.run(
+            [BINARY, "export", os.path.join(target, "data"), "--to", os.path.join(back, "data")],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert exported.returncode == 0, exported.stderr
+        port = free_ports(1)[0]
+        zookeeper = start_zookeeper(back, port)
+        reader = connect("127.0.0.1:%d" % port)
+        again = dump(reader)
+        reader.stop()
+        assert sorted(again) == sorted(before)
+        for path in before:
+            assert again[path] == before[path], path
     finally:
         for client in (owner,):
             if client is not None:
@@ -144,5 +162,5 @@ def test_a_zookeeper_data_directory_imports_node_for_node(compression):
             zookeeper.kill()
             zookeeper.wait()
         if server is not None:
-            server.stop()
+            server.kill()
         shutil.rmtree(work, ignore_errors=True)
