@@ -5,7 +5,7 @@
 //! them on. The snapshot goes into the new store as a zkrs snapshot at the same zxid, the
 //! txns after it as zkrs log entries, which zkrs replays at start as ZooKeeper would; the
 //! epochs come from `acceptedEpoch` and `currentEpoch` (a standalone ZooKeeper has none,
-//! and then the last zxid's epoch is both).
+//! and then the last zxid's epoch is both), and `myid` is copied along.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,8 +33,8 @@ pub enum ImportError {
     /// A ZooKeeper file could not be read.
     #[error(transparent)]
     ZooKeeper(#[from] ZkFileError),
-    /// The ZooKeeper directory could not be listed.
-    #[error("listing {path}: {source}")]
+    /// A ZooKeeper directory could not be listed, or `myid` copied.
+    #[error("{path}: {source}")]
     Listing {
         /// The directory.
         path: String,
@@ -152,6 +152,7 @@ pub fn import(
         storage.append(batch)?;
     }
     storage.set_epochs(epochs)?;
+    copy_myid(&from.data_dir, to)?;
     let imported = Imported {
         snapshot_zxid: snapshot.zxid,
         nodes: snapshot.nodes.len(),
@@ -172,6 +173,19 @@ pub fn import(
         epochs.current
     )?;
     Ok(imported)
+}
+
+/// ZooKeeper's `myid`, which names an ensemble member in zkrs's dataDir too.
+fn copy_myid(from: &Path, to: &Path) -> Result<(), ImportError> {
+    let source = from.join("myid");
+    if !source.exists() {
+        return Ok(());
+    }
+    let target = to.join("myid");
+    std::fs::copy(&source, &target).map(|_| ()).map_err(|source| ImportError::Listing {
+        path: target.display().to_string(),
+        source,
+    })
 }
 
 /// ZooKeeper's files of one kind in `dir`, `(zxid, path)`, by zxid.

@@ -86,10 +86,12 @@ fn a_zookeeper_snapshot_and_the_txns_after_it_make_the_same_tree() {
 }
 
 #[test]
-fn an_import_refuses_a_target_that_holds_a_store() {
+fn an_import_copies_myid_and_refuses_a_target_that_holds_a_store() {
     let from = zookeeper_dir("twice", &[]);
+    std::fs::write(from.data_dir.join("myid"), "3\n").expect("myid");
     let to = scratch("twice").join("zkrs");
     import(&from, &to, None, &mut Vec::new()).expect("imports");
+    assert_eq!(std::fs::read_to_string(to.join("myid")).expect("myid copied"), "3\n");
     let again = import(&from, &to, None, &mut Vec::new());
     assert!(matches!(again, Err(ImportError::TargetInUse(_))), "{again:?}");
     let _ = std::fs::remove_dir_all(scratch("twice"));
