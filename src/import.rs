@@ -182,10 +182,9 @@ fn copy_myid(from: &Path, to: &Path) -> Result<(), ImportError> {
         return Ok(());
     }
     let target = to.join("myid");
-    std::fs::copy(&source, &target).map(|_| ()).map_err(|source| ImportError::Listing {
-        path: target.display().to_string(),
-        source,
-    })
+    std::fs::copy(&source, &target)
+        .map(|_| ())
+        .map_err(|source| ImportError::Listing { path: target.display().to_string(), source })
 }
 
 /// ZooKeeper's files of one kind in `dir`, `(zxid, path)`, by zxid.

@@ -22,6 +22,8 @@ pub struct ReferenceZooKeeper {
     child: Child,
     /// Where it listens.
     pub address: SocketAddr,
+    /// Its `dataDir`.
+    pub data_dir: std::path::PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -75,7 +77,7 @@ impl ReferenceZooKeeper {
             .spawn()
             .expect("java is required for the differential tests");
         let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let reference = ReferenceZooKeeper { child, address };
+        let reference = ReferenceZooKeeper { child, address, data_dir: dir.join("data") };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let handshake = Handshake { timeout_ms: 5000, ..Handshake::default() };
