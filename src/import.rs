@@ -33,10 +33,10 @@ pub enum ImportError {
     /// A ZooKeeper file could not be read.
     #[error(transparent)]
     ZooKeeper(#[from] ZkFileError),
-    /// A ZooKeeper directory could not be listed, or `myid` copied.
+    /// A ZooKeeper directory could not be listed, or `myid` not copied.
     #[error("{path}: {source}")]
-    Listing {
-        /// The directory.
+    Io {
+        /// The directory or file.
         path: String,
         /// Why.
         source: std::io::Error,
@@ -184,12 +184,12 @@ fn copy_myid(from: &Path, to: &Path) -> Result<(), ImportError> {
     let target = to.join("myid");
     std::fs::copy(&source, &target)
         .map(|_| ())
-        .map_err(|source| ImportError::Listing { path: target.display().to_string(), source })
+        .map_err(|source| ImportError::Io { path: target.display().to_string(), source })
 }
 
 /// ZooKeeper's files of one kind in `dir`, `(zxid, path)`, by zxid.
 fn files(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, ImportError> {
-    let listing = |source| ImportError::Listing { path: dir.display().to_string(), source };
+    let listing = |source| ImportError::Io { path: dir.display().to_string(), source };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(listing)? {
         let path = entry.map_err(listing)?.path();
