@@ -15,6 +15,7 @@ use compact_str::CompactString;
 
 use crate::server::snapshotter::take_snapshot_of;
 use crate::storage::record::encode_entry;
+use crate::storage::recovery::follows;
 use crate::storage::rocks::{store_paths, RocksStorage};
 use crate::storage::{Epochs, LogEntry, Storage, StorageError};
 use crate::tree::data_tree::DataTree;
@@ -54,8 +55,11 @@ pub enum ImportError {
         /// Why.
         source: jute::DecodeError,
     },
-    /// The logs skip or repeat a zxid after the snapshot.
-    #[error("{file}: zxid 0x{zxid:x} does not follow 0x{previous:x}")]
+    /// The logs skip or repeat a zxid after the snapshot: zkrs would refuse such a log
+    /// at start, so the import does first.
+    #[error(
+        "{file}: zxid 0x{zxid:x} does not follow 0x{previous:x} (a txn is missing or repeated)"
+    )]
     OutOfOrder {
         /// The log file.
         file: String,
@@ -231,7 +235,7 @@ fn txns_after(
         }
         for logged in log.txns.into_iter().filter(|logged| logged.zxid > snapshot_zxid) {
             let previous = txns.last().map_or(snapshot_zxid, |txn| txn.zxid().raw());
-            if logged.zxid <= previous {
+            if !follows(Zxid::new(previous), Zxid::new(logged.zxid)) {
                 return Err(ImportError::OutOfOrder {
                     file: file.clone(),
                     zxid: logged.zxid,

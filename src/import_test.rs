@@ -139,3 +139,30 @@ fn an_import_exported_again_gives_zookeeper_its_own_snapshot_back() {
     assert!(matches!(again, Err(crate::export::ExportError::TargetInUse(_))), "{again:?}");
     let _ = std::fs::remove_dir_all(scratch("export"));
 }
+
+#[test]
+fn a_log_missing_a_txn_is_refused_before_anything_is_written() {
+    let from = zookeeper_dir("gap", &["snapshot.10"]);
+    let log = from.data_dir.join("version-2").join("log.1");
+    let bytes = std::fs::read(&log).expect("log");
+    // Records after the 16-byte header: checksum (8), length (4), txn, `B`.
+    let mut starts = vec![16];
+    while let Some(at) = starts.last().copied() {
+        let len = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().expect("length"));
+        if len <= 0 {
+            break;
+        }
+        starts.push(at + 12 + len as usize + 1);
+    }
+    let (fifth, sixth) = (starts[4], starts[5]);
+    let gapped = [&bytes[..fifth], &bytes[sixth..]].concat();
+    std::fs::write(&log, gapped).expect("write");
+    let to = scratch("gap").join("zkrs");
+    let imported = import(&from, &to, None, &mut Vec::new());
+    assert!(
+        matches!(imported, Err(ImportError::OutOfOrder { zxid: 6, previous: 4, .. })),
+        "{imported:?}"
+    );
+    assert!(!to.exists(), "nothing written");
+    let _ = std::fs::remove_dir_all(scratch("gap"));
+}

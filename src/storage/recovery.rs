@@ -91,7 +91,7 @@ fn load_snapshot(
 
 /// Whether `next` may follow `previous` in the log: the next counter of the same epoch,
 /// or the start of a later epoch.
-fn follows(previous: Zxid, next: Zxid) -> bool {
+pub(crate) fn follows(previous: Zxid, next: Zxid) -> bool {
     if next.epoch() == previous.epoch() {
         next == previous + 1
     } else {
