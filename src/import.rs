@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicBool;
 use compact_str::CompactString;
 
 use crate::server::snapshotter::take_snapshot_of;
+use crate::server::Clock;
 use crate::storage::record::encode_entry;
 use crate::storage::recovery::follows;
 use crate::storage::rocks::{store_paths, RocksStorage};
@@ -146,9 +147,7 @@ pub fn import(
     let storage = RocksStorage::open(to, to_log_dir, true)?;
     let sessions: Vec<(SessionId, i32)> =
         snapshot.sessions.iter().map(|(id, timeout)| (SessionId::new(*id), *timeout)).collect();
-    let created_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX));
+    let created_ms = i64::try_from(Clock::system().wall_ms()).unwrap_or(i64::MAX);
     let stopping = AtomicBool::new(false);
     take_snapshot_of(&tree, &storage, Zxid::new(snapshot.zxid), &sessions, created_ms, &stopping)?;
     let entries: Vec<LogEntry> = txns.iter().map(encode_entry).collect();
