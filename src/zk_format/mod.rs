@@ -5,14 +5,16 @@
 //! Both kinds of file start with ZooKeeper's `FileHeader` (a magic number, format
 //! version 2, a database id) and carry Adler-32 checksums, as ZooKeeper checks them.
 
-mod adler32;
 pub mod snapshot;
 pub mod txn_log;
 
 use bytes::Bytes;
 use jute::{DecodeError, Reader};
 
-pub use adler32::adler32;
+/// Java's `Adler32.getValue()` of `bytes`: the checksum both kinds of file carry.
+fn adler32(bytes: &[u8]) -> u32 {
+    adler2::adler32_slice(bytes)
+}
 
 /// What went wrong reading a ZooKeeper file.
 #[derive(Debug, thiserror::Error)]
@@ -64,48 +66,30 @@ pub enum ZkFileError {
     },
 }
 
-/// The header both kinds of file start with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileHeader {
-    /// `ZKSN` for a snapshot, `ZKLG` for a transaction log.
-    pub magic: i32,
-    /// Always 2 since ZooKeeper 3.0.
-    pub version: i32,
-    /// ZooKeeper's database id (unused; 0 in practice).
-    pub dbid: i64,
-}
-
 /// The only file format version ZooKeeper writes.
 const VERSION: i32 = 2;
 
-impl FileHeader {
-    fn read(reader: &mut Reader<'_>) -> Result<FileHeader, DecodeError> {
-        Ok(FileHeader {
-            magic: reader.read_i32("magic")?,
-            version: reader.read_i32("version")?,
-            dbid: reader.read_i64("dbid")?,
-        })
+/// Reads ZooKeeper's `FileHeader` (magic, version, database id) from a file at `path`
+/// and checks it names `kind` by `magic`.
+fn check_header(
+    reader: &mut Reader<'_>,
+    path: &str,
+    kind: &'static str,
+    magic: i32,
+) -> Result<(), ZkFileError> {
+    let malformed = |source| ZkFileError::Malformed { path: path.to_owned(), source };
+    let found = reader.read_i32("magic").map_err(malformed)?;
+    let version = reader.read_i32("version").map_err(malformed)?;
+    reader.read_i64("dbid").map_err(malformed)?;
+    if found != magic || version != VERSION {
+        return Err(ZkFileError::NotThisKind {
+            path: path.to_owned(),
+            kind,
+            magic: found,
+            version,
+        });
     }
-
-    /// Reads the header of `bytes` (a file at `path`) and checks it names `kind`.
-    fn check(
-        reader: &mut Reader<'_>,
-        path: &str,
-        kind: &'static str,
-        magic: i32,
-    ) -> Result<FileHeader, ZkFileError> {
-        let header = FileHeader::read(reader)
-            .map_err(|source| ZkFileError::Malformed { path: path.to_owned(), source })?;
-        if header.magic != magic || header.version != VERSION {
-            return Err(ZkFileError::NotThisKind {
-                path: path.to_owned(),
-                kind,
-                magic: header.magic,
-                version: header.version,
-            });
-        }
-        Ok(header)
-    }
+    Ok(())
 }
 
 /// The zxid in a ZooKeeper file's name (`snapshot.1f` or `log.100000001`, hex), the first

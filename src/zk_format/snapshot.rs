@@ -16,7 +16,7 @@ use jute::records::{Acl, Id, StatPersisted};
 use jute::writer::{write_buffer, write_i32, write_i64, write_len, write_ustring};
 use jute::{DecodeError, Reader, Record};
 
-use super::{adler32, read_file, FileHeader, ZkFileError};
+use super::{adler32, check_header, read_file, ZkFileError};
 
 /// "ZKSN".
 const MAGIC: i32 = 0x5a4b_534e;
@@ -113,7 +113,7 @@ fn unsnappy(bytes: &[u8]) -> Result<Bytes, String> {
 pub fn decode(bytes: &Bytes, zxid: i64, path: &str) -> Result<Snapshot, ZkFileError> {
     let malformed = |source| ZkFileError::Malformed { path: path.to_owned(), source };
     let mut reader = Reader::new(bytes);
-    FileHeader::check(&mut reader, path, "snapshot", MAGIC)?;
+    check_header(&mut reader, path, "snapshot", MAGIC)?;
     let sessions = read_sessions(&mut reader).map_err(malformed)?;
     let acls = read_acl_cache(&mut reader).map_err(malformed)?;
     let nodes = read_nodes(&mut reader, &acls, path)?;

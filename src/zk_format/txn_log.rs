@@ -12,7 +12,7 @@ use std::path::Path;
 use bytes::Bytes;
 use jute::{DecodeError, Reader};
 
-use super::{adler32, read_file, FileHeader, ZkFileError};
+use super::{adler32, check_header, read_file, ZkFileError};
 
 /// "ZKLG".
 const MAGIC: i32 = 0x5a4b_4c47;
@@ -54,7 +54,7 @@ pub fn read_log(path: &Path) -> Result<LogFile, ZkFileError> {
 /// As [`read_log`].
 pub fn decode(bytes: &Bytes, path: &str) -> Result<LogFile, ZkFileError> {
     let mut reader = Reader::new(bytes);
-    FileHeader::check(&mut reader, path, "transaction log", MAGIC)?;
+    check_header(&mut reader, path, "transaction log", MAGIC)?;
     let mut txns = Vec::new();
     loop {
         let (checksum, txn) = match next_record(&mut reader)
