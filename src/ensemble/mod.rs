@@ -5,6 +5,7 @@
 
 pub mod frame;
 pub mod link;
+pub mod zookeeper;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};

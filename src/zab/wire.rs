@@ -1,8 +1,9 @@
 //! The byte form of [`Message`] between zkrs members: a tag, then the fields as jute
 //! primitives (big-endian ints and longs, length-prefixed buffers and vectors).
 //!
-//! Only zkrs members speak it (ZooKeeper's own quorum protocol is not a goal); the peer
-//! transport frames each message with a length, as client frames are. Decoding checks
+//! Only zkrs members speak it, until their links carry ZooKeeper's own quorum protocol
+//! (`ensemble::zookeeper` holds its formats); the peer transport frames each message with
+//! a length, as client frames are. Decoding checks
 //! every length against the frame before allocating and rejects trailing bytes, so a
 //! damaged or hostile frame is an error, never a panic.
 

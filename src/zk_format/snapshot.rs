@@ -25,6 +25,9 @@ const MAGIC: i32 = 0x5a4b_534e;
 /// ACL cache does not list (`OPEN_UNSAFE_ACL_ID`).
 const OPEN_ACL_REFERENCE: i64 = -1;
 
+/// What ends a snapshot a leader streams to a learner.
+const TRANSFER_SIGNATURE: &str = "BenWasHere";
+
 /// Every permission: read, write, create, delete, admin.
 const ALL_PERMISSIONS: i32 = 31;
 
@@ -129,6 +132,44 @@ pub fn decode(bytes: &Bytes, zxid: i64, path: &str) -> Result<Snapshot, ZkFileEr
         check_seal(&mut reader, bytes, path, "the last processed zxid")?;
     }
     Ok(Snapshot { zxid, sessions, nodes })
+}
+
+/// What a ZooKeeper leader writes on the quorum stream after `SNAP` (`LearnerHandler`:
+/// `ZKDatabase.serializeSnapshot`, then the string `BenWasHere`): the sessions, the ACL
+/// cache and the nodes as in a snapshot file, with no header, seals or digest. `zxid` is
+/// the `SNAP` packet's.
+///
+/// Returns `Ok(None)` while `bytes` holds only the start of it, then the snapshot and
+/// how many bytes it took.
+///
+/// # Errors
+/// If the bytes are not such a snapshot, or the signature is not ZooKeeper's.
+pub fn decode_transferred(
+    bytes: &Bytes,
+    zxid: i64,
+) -> Result<Option<(Snapshot, usize)>, ZkFileError> {
+    const WHAT: &str = "the snapshot a leader sent";
+    let mut reader = Reader::new(bytes);
+    let decoded = (|| {
+        let malformed = |source| ZkFileError::Malformed { path: WHAT.to_owned(), source };
+        let sessions = read_sessions(&mut reader).map_err(malformed)?;
+        let acls = read_acl_cache(&mut reader).map_err(malformed)?;
+        let nodes = read_nodes(&mut reader, &acls, WHAT)?;
+        let signature = reader.read_ustring("signature").map_err(malformed)?;
+        if signature.as_deref() != Some(TRANSFER_SIGNATURE) {
+            return Err(malformed(DecodeError::Invalid {
+                what: "signature",
+                offset: reader.position(),
+                reason: "not BenWasHere",
+            }));
+        }
+        Ok(Snapshot { zxid, sessions, nodes })
+    })();
+    match decoded {
+        Ok(snapshot) => Ok(Some((snapshot, reader.position()))),
+        Err(ZkFileError::Malformed { source: DecodeError::Incomplete { .. }, .. }) => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 fn read_sessions(reader: &mut Reader<'_>) -> Result<Vec<(i64, i32)>, DecodeError> {

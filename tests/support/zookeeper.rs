@@ -24,9 +24,12 @@ pub struct ReferenceZooKeeper {
     pub address: SocketAddr,
     /// Its `dataDir`.
     pub data_dir: std::path::PathBuf,
+    /// Its zoo.cfg.
+    pub config: std::path::PathBuf,
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
@@ -39,6 +42,16 @@ impl ReferenceZooKeeper {
     /// # Panics
     /// If ZooKeeper is not installed: the test suite needs it (`scripts/test` installs it).
     pub async fn start(extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
+        ReferenceZooKeeper::launch(None, extra, properties).await
+    }
+
+    /// Starts ZooKeeper as the member `my_id` of the ensemble whose `server.N` lines
+    /// (and other settings) `extra` gives.
+    pub async fn start_member(my_id: u64, extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
+        ReferenceZooKeeper::launch(Some(my_id), extra, properties).await
+    }
+
+    async fn launch(my_id: Option<u64>, extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
         for jar in CLASSPATH {
             assert!(
                 Path::new(jar).exists(),
@@ -47,6 +60,10 @@ impl ReferenceZooKeeper {
             );
         }
         let dir = scratch_dir("zookeeper");
+        if let Some(my_id) = my_id {
+            std::fs::create_dir_all(dir.join("data")).expect("dataDir");
+            std::fs::write(dir.join("data/myid"), format!("{my_id}\n")).expect("myid");
+        }
         let port = free_port();
         let config = dir.join("zoo.cfg");
         std::fs::write(
@@ -77,7 +94,7 @@ impl ReferenceZooKeeper {
             .spawn()
             .expect("java is required for the differential tests");
         let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let reference = ReferenceZooKeeper { child, address, data_dir: dir.join("data") };
+        let reference = ReferenceZooKeeper { child, address, data_dir: dir.join("data"), config };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let handshake = Handshake { timeout_ms: 5000, ..Handshake::default() };

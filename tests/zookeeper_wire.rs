@@ -1,0 +1,243 @@
+//! zkrs's codecs for ZooKeeper's own peer protocol (`zkrs::ensemble::zookeeper`) against
+//! a running Apache ZooKeeper 3.8 leader: this test plays an observer of its ensemble,
+//! on the election port and on the quorum port, through the whole handshake, a
+//! snapshot, committed txns, pings and forwarded requests, with nothing but zkrs's
+//! encoders and decoders.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use jute::records::{CreateRequest, Id};
+use jute::{OpCode, Record};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Decoder, Framed};
+
+use support::client::{open_acl, Client};
+use support::zookeeper::{free_port, ReferenceZooKeeper};
+use zkrs::config::Config;
+use zkrs::ensemble::zookeeper::election::{self, ElectionCodec, InitialMessage, WireNotification};
+use zkrs::ensemble::zookeeper::packet::{
+    self, LearnerInfo, PacketCodec, PacketType, QuorumPacket, PROTOCOL_VERSION,
+};
+use zkrs::txn::{Txn, TxnBody, Zxid};
+use zkrs::zab::{Notification, PeerState, Vote};
+use zkrs::zk_format::snapshot::decode_transferred;
+
+/// How long the leader may take to send what it owes.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The observer's id, and the session id a ZooKeeper learner with that id would give
+/// its first client (the id in the top byte).
+const OBSERVER: u64 = 2;
+const SESSION: i64 = (OBSERVER as i64) << 56 | 1;
+
+struct Ports {
+    quorum: u16,
+    election: u16,
+    observer_quorum: u16,
+    observer_election: u16,
+}
+
+/// ZooKeeper as the only voter of an ensemble whose server.2, an observer, the test plays.
+async fn leader() -> (ReferenceZooKeeper, Ports) {
+    let ports = Ports {
+        quorum: free_port(),
+        election: free_port(),
+        observer_quorum: free_port(),
+        observer_election: free_port(),
+    };
+    let servers = format!(
+        "standaloneEnabled=false\ninitLimit=10\nsyncLimit=5\n\
+         server.1=127.0.0.1:{}:{}:participant\nserver.2=127.0.0.1:{}:{}:observer\n",
+        ports.quorum, ports.election, ports.observer_quorum, ports.observer_election
+    );
+    (ReferenceZooKeeper::start_member(1, &servers, &[]).await, ports)
+}
+
+/// The membership text zkrs makes of the same zoo.cfg.
+fn membership_text(zookeeper: &ReferenceZooKeeper) -> String {
+    let config = Config::load(&zookeeper.config).expect("zkrs reads ZooKeeper's zoo.cfg");
+    config.membership.to_zookeeper_text()
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+#[tokio::test]
+async fn zookeeper_answers_a_notification_and_says_what_zkrs_would_say() {
+    let (zookeeper, ports) = leader().await;
+    let text = membership_text(&zookeeper);
+    let mut stream = TcpStream::connect(local(ports.election)).await.expect("election port");
+    let mut out = BytesMut::new();
+    let hello = InitialMessage {
+        server_id: OBSERVER,
+        addresses: vec![format!("127.0.0.1:{}", ports.observer_election)],
+    };
+    hello.encode(&mut out);
+    let ours = Notification {
+        round: 1,
+        vote: Vote { epoch: 0, zxid: Zxid::ZERO, leader: OBSERVER },
+        state: PeerState::Looking,
+    };
+    tokio_util::codec::Encoder::encode(
+        &mut ElectionCodec,
+        &WireNotification::new(&ours, &text),
+        &mut out,
+    )
+    .expect("encode");
+    stream.write_all(&out).await.expect("send");
+    // A ZooKeeper member answers a non-voter's notification with its own vote, once it
+    // has read it: an answer means it understood ours.
+    let mut buf = BytesMut::new();
+    let payload = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(payload) = ElectionCodec.decode(&mut buf).expect("a frame") {
+                return payload;
+            }
+            assert!(stream.read_buf(&mut buf).await.expect("read") > 0, "closed");
+        }
+    })
+    .await
+    .expect("ZooKeeper answered in time");
+    let theirs = election::decode(&payload).expect("a notification");
+    assert_eq!((theirs.state, theirs.leader, theirs.version), (PeerState::Leading, 1, 2));
+    assert_eq!(theirs.config.as_deref(), Some(text.as_str()), "membership text");
+    assert!(theirs.notification().expect("meaningful").vote.epoch >= 1);
+}
+
+type Quorum = Framed<TcpStream, PacketCodec>;
+
+async fn next(quorum: &mut Quorum) -> QuorumPacket {
+    loop {
+        let packet = tokio::time::timeout(PATIENCE, quorum.next())
+            .await
+            .expect("the leader sent in time")
+            .expect("the connection is open")
+            .expect("a packet zkrs decodes");
+        if packet.kind != PacketType::Ping {
+            return packet;
+        }
+        // A learner answers every ping with the sessions its clients kept alive.
+        let mut touches = BytesMut::new();
+        touches.extend_from_slice(&SESSION.to_be_bytes());
+        touches.extend_from_slice(&30_000i32.to_be_bytes());
+        let reply = QuorumPacket::with_data(PacketType::Ping, packet.zxid, touches.freeze());
+        quorum.send(&reply).await.expect("pong");
+    }
+}
+
+/// Reads the snapshot that follows `SNAP` on the stream.
+async fn transferred_snapshot(
+    quorum: &mut Quorum,
+    zxid: i64,
+) -> zkrs::zk_format::snapshot::Snapshot {
+    loop {
+        let bytes = quorum.read_buffer().clone().freeze();
+        if let Some((snapshot, used)) = decode_transferred(&bytes, zxid).expect("a snapshot") {
+            quorum.read_buffer_mut().advance(used);
+            return snapshot;
+        }
+        let mut more = BytesMut::new();
+        let read = tokio::time::timeout(PATIENCE, quorum.get_mut().read_buf(&mut more))
+            .await
+            .expect("the snapshot came in time")
+            .expect("read");
+        assert!(read > 0, "the leader closed the connection inside the snapshot");
+        quorum.read_buffer_mut().extend_from_slice(&more);
+    }
+}
+
+/// A learner's `REQUEST`: the session, the xid, the opcode and the request's bytes.
+fn request(cxid: i32, op: OpCode, body: &[u8]) -> QuorumPacket {
+    let mut data = BytesMut::new();
+    data.extend_from_slice(&SESSION.to_be_bytes());
+    data.extend_from_slice(&cxid.to_be_bytes());
+    data.extend_from_slice(&op.as_i32().to_be_bytes());
+    data.extend_from_slice(body);
+    QuorumPacket {
+        kind: PacketType::Request,
+        zxid: -1,
+        data: Some(data.freeze()),
+        auth: Some(vec![Id { scheme: "ip".into(), id: "127.0.0.1".into() }]),
+    }
+}
+
+#[tokio::test]
+async fn an_observer_speaking_zkrs_codecs_syncs_follows_and_forwards() {
+    let (zookeeper, ports) = leader().await;
+    let text = membership_text(&zookeeper);
+    let mut writer = Client::connect(zookeeper.address).await;
+    writer.create("/before", b"in the snapshot", 0).await.expect("create");
+
+    let stream = TcpStream::connect(local(ports.quorum)).await.expect("quorum port");
+    let mut quorum = Framed::new(stream, PacketCodec::new(1 << 20));
+    let info =
+        LearnerInfo { server_id: OBSERVER, protocol_version: PROTOCOL_VERSION, config_version: 0 };
+    quorum
+        .send(&QuorumPacket::with_data(PacketType::ObserverInfo, 0, info.encode()))
+        .await
+        .expect("send");
+    let leader_info = next(&mut quorum).await;
+    assert_eq!(leader_info.kind, PacketType::LeaderInfo);
+    assert_eq!(
+        packet::read_int_payload(leader_info.data.as_ref(), "version").ok(),
+        Some(PROTOCOL_VERSION)
+    );
+    let epoch = Zxid::new(leader_info.zxid).epoch();
+    assert!(epoch >= 1 && Zxid::new(leader_info.zxid).counter() == 0);
+    quorum
+        .send(&QuorumPacket::with_data(PacketType::AckEpoch, 0, packet::int_payload(0)))
+        .await
+        .expect("ack epoch");
+
+    // An empty learner gets the whole state.
+    let snap = next(&mut quorum).await;
+    assert_eq!(snap.kind, PacketType::Snap);
+    let snapshot = transferred_snapshot(&mut quorum, snap.zxid).await;
+    let before = snapshot.nodes.iter().find(|node| node.path == "/before").expect("/before");
+    assert_eq!(before.data.as_deref(), Some(&b"in the snapshot"[..]));
+    assert!(snapshot.nodes.iter().any(|node| node.path == "/zookeeper/quota"));
+
+    let new_leader = next(&mut quorum).await;
+    assert_eq!(new_leader.kind, PacketType::NewLeader);
+    assert_eq!(Zxid::new(new_leader.zxid), Zxid::epoch_start(epoch));
+    assert_eq!(new_leader.data.as_deref(), Some(text.as_bytes()), "membership text");
+    quorum.send(&QuorumPacket::bare(PacketType::Ack, new_leader.zxid)).await.expect("ack");
+    assert_eq!(next(&mut quorum).await.kind, PacketType::UpToDate);
+
+    // A write on the leader reaches the observer as an INFORM of the txn.
+    writer.create("/after", b"informed", 0).await.expect("create");
+    let inform = next(&mut quorum).await;
+    assert_eq!(inform.kind, PacketType::Inform);
+    let txn = Txn::decode(inform.data.as_ref().expect("a txn")).expect("zkrs decodes it");
+    let TxnBody::Create(create) = &txn.body else { panic!("a create: {txn:?}") };
+    assert_eq!((create.path.as_str(), create.data.as_deref()), ("/after", Some(&b"informed"[..])));
+
+    // The observer forwards its client's new session and write; the leader commits both.
+    quorum.send(&request(0, OpCode::CreateSession, &30_000i32.to_be_bytes())).await.expect("send");
+    let session = Txn::decode(next(&mut quorum).await.data.as_ref().expect("a txn")).expect("txn");
+    assert_eq!(session.session_id().raw(), SESSION);
+    assert!(
+        matches!(session.body, TxnBody::CreateSession(ref created) if created.time_out == 30_000)
+    );
+    let mut body = BytesMut::new();
+    CreateRequest {
+        path: "/forwarded".into(),
+        data: Some(Bytes::from_static(b"by zkrs")),
+        acl: open_acl(),
+        flags: 1,
+    }
+    .write(&mut body);
+    quorum.send(&request(1, OpCode::Create, &body)).await.expect("send");
+    let created = Txn::decode(next(&mut quorum).await.data.as_ref().expect("a txn")).expect("txn");
+    assert_eq!((created.session_id().raw(), created.header.cxid), (SESSION, 1));
+    let (data, stat) = writer.get_data("/forwarded", false).await.expect("the leader has it");
+    assert_eq!(data.as_deref(), Some(&b"by zkrs"[..]));
+    assert_eq!(stat.ephemeral_owner, SESSION, "an ephemeral of the observer's session");
+}
