@@ -29,6 +29,30 @@ pub enum PeerState {
     Observing,
 }
 
+impl PeerState {
+    /// ZooKeeper's number for the state (`ServerState.ordinal()`), which both the
+    /// election notifications and zkrs's own frames carry.
+    pub fn number(self) -> u8 {
+        match self {
+            PeerState::Looking => 0,
+            PeerState::Following => 1,
+            PeerState::Leading => 2,
+            PeerState::Observing => 3,
+        }
+    }
+
+    /// The state ZooKeeper numbers `number`, if any.
+    pub fn from_number(number: i32) -> Option<PeerState> {
+        Some(match number {
+            0 => PeerState::Looking,
+            1 => PeerState::Following,
+            2 => PeerState::Leading,
+            3 => PeerState::Observing,
+            _ => return None,
+        })
+    }
+}
+
 /// An election message: the sender's round, its current vote and its state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Notification {

@@ -27,12 +27,7 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
             write_i32(out, n.vote.epoch as i32);
             write_zxid(out, n.vote.zxid);
             write_i64(out, n.vote.leader as i64);
-            out.put_u8(match n.state {
-                PeerState::Looking => 0,
-                PeerState::Following => 1,
-                PeerState::Leading => 2,
-                PeerState::Observing => 3,
-            });
+            out.put_u8(n.state.number());
         }
         Message::FollowerInfo { accepted_epoch, observer } => {
             out.put_u8(1);
@@ -145,13 +140,8 @@ pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
                 zxid: read_zxid(&mut r, "vote zxid")?,
                 leader: r.read_i64("vote leader")? as u64,
             },
-            state: match r.read_u8("peer state")? {
-                0 => PeerState::Looking,
-                1 => PeerState::Following,
-                2 => PeerState::Leading,
-                3 => PeerState::Observing,
-                _ => return Err(invalid(&r, "peer state", "unknown state")),
-            },
+            state: PeerState::from_number(i32::from(r.read_u8("peer state")?))
+                .ok_or_else(|| invalid(&r, "peer state", "unknown state"))?,
         }),
         1 => Message::FollowerInfo {
             accepted_epoch: r.read_i32("accepted epoch")? as u32,

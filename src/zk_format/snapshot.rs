@@ -148,28 +148,29 @@ pub fn decode_transferred(
     bytes: &Bytes,
     zxid: i64,
 ) -> Result<Option<(Snapshot, usize)>, ZkFileError> {
-    const WHAT: &str = "the snapshot a leader sent";
     let mut reader = Reader::new(bytes);
-    let decoded = (|| {
-        let malformed = |source| ZkFileError::Malformed { path: WHAT.to_owned(), source };
-        let sessions = read_sessions(&mut reader).map_err(malformed)?;
-        let acls = read_acl_cache(&mut reader).map_err(malformed)?;
-        let nodes = read_nodes(&mut reader, &acls, WHAT)?;
-        let signature = reader.read_ustring("signature").map_err(malformed)?;
-        if signature.as_deref() != Some(TRANSFER_SIGNATURE) {
-            return Err(malformed(DecodeError::Invalid {
-                what: "signature",
-                offset: reader.position(),
-                reason: "not BenWasHere",
-            }));
-        }
-        Ok(Snapshot { zxid, sessions, nodes })
-    })();
-    match decoded {
+    match read_transferred(&mut reader, zxid) {
         Ok(snapshot) => Ok(Some((snapshot, reader.position()))),
         Err(ZkFileError::Malformed { source: DecodeError::Incomplete { .. }, .. }) => Ok(None),
         Err(err) => Err(err),
     }
+}
+
+fn read_transferred(reader: &mut Reader<'_>, zxid: i64) -> Result<Snapshot, ZkFileError> {
+    const WHAT: &str = "the snapshot a leader sent";
+    let malformed = |source| ZkFileError::Malformed { path: WHAT.to_owned(), source };
+    let sessions = read_sessions(reader).map_err(malformed)?;
+    let acls = read_acl_cache(reader).map_err(malformed)?;
+    let nodes = read_nodes(reader, &acls, WHAT)?;
+    let signature = reader.read_ustring("signature").map_err(malformed)?;
+    if signature.as_deref() != Some(TRANSFER_SIGNATURE) {
+        return Err(malformed(DecodeError::Invalid {
+            what: "signature",
+            offset: reader.position(),
+            reason: "not BenWasHere",
+        }));
+    }
+    Ok(Snapshot { zxid, sessions, nodes })
 }
 
 fn read_sessions(reader: &mut Reader<'_>) -> Result<Vec<(i64, i32)>, DecodeError> {

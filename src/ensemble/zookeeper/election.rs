@@ -188,7 +188,7 @@ impl WireNotification {
 
     /// Appends the notification's payload (without the frame length) to `out`.
     pub fn encode(&self, out: &mut BytesMut) {
-        out.put_i32(state_number(self.state));
+        out.put_i32(i32::from(self.state.number()));
         out.put_u64(self.leader);
         out.put_i64(self.zxid.raw());
         out.put_u64(self.round);
@@ -199,16 +199,6 @@ impl WireNotification {
             out.put_i32(i32::try_from(config.len()).unwrap_or(i32::MAX));
             out.put_slice(config.as_bytes());
         }
-    }
-}
-
-/// ZooKeeper's number for a state (`ServerState.ordinal()`).
-fn state_number(state: PeerState) -> i32 {
-    match state {
-        PeerState::Looking => 0,
-        PeerState::Following => 1,
-        PeerState::Leading => 2,
-        PeerState::Observing => 3,
     }
 }
 
@@ -224,13 +214,8 @@ pub fn decode(payload: &[u8]) -> Result<WireNotification, ElectionWireError> {
         return Err(ElectionWireError::Malformed("shorter than 28 bytes"));
     }
     let mut buf = payload;
-    let state = match buf.get_i32() {
-        0 => PeerState::Looking,
-        1 => PeerState::Following,
-        2 => PeerState::Leading,
-        3 => PeerState::Observing,
-        _ => return Err(ElectionWireError::Malformed("an unknown state")),
-    };
+    let state = PeerState::from_number(buf.get_i32())
+        .ok_or(ElectionWireError::Malformed("an unknown state"))?;
     let leader = buf.get_u64();
     let zxid = Zxid::new(buf.get_i64());
     let round = buf.get_u64();

@@ -26,99 +26,82 @@ const HEAD_LEN: usize = 4 + 8 + 4;
 
 /// What a packet is, by ZooKeeper's number for it (`Leader.java`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
 pub enum PacketType {
     /// Learner → leader: a client's write (or `sync`, or a new session) to prepare.
-    Request,
+    Request = 1,
     /// Leader → follower: a txn to log and acknowledge.
-    Proposal,
+    Proposal = 2,
     /// Follower → leader: the txns up to `zxid` are logged (or the new leader's
     /// history is, in answer to `NEWLEADER`).
-    Ack,
+    Ack = 3,
     /// Leader → follower: the txns up to `zxid` are committed.
-    Commit,
+    Commit = 4,
     /// Both ways, every tick: the leader is alive; the learner answers with its
     /// sessions' activity.
-    Ping,
+    Ping = 5,
     /// Learner → leader and back: is this session still alive (a client reconnected).
-    Revalidate,
+    Revalidate = 6,
     /// Leader → learner: the `sync` a client of the learner asked for is done.
-    Sync,
+    Sync = 7,
     /// Leader → observer: a committed txn.
-    Inform,
+    Inform = 8,
     /// Leader → follower: commit, and activate the configuration the txn carries.
-    CommitAndActivate,
+    CommitAndActivate = 9,
     /// Leader → learner: the history sent so far is the new leader's; log it.
-    NewLeader,
+    NewLeader = 10,
     /// Follower → leader, first on a connection: who it is and its acceptedEpoch.
-    FollowerInfo,
+    FollowerInfo = 11,
     /// Leader → learner: synchronisation is over; serve clients.
-    UpToDate,
+    UpToDate = 12,
     /// Leader → learner: proposals and commits from the learner's last zxid follow.
-    Diff,
+    Diff = 13,
     /// Leader → learner: drop the txns after `zxid`.
-    Trunc,
+    Trunc = 14,
     /// Leader → learner: a snapshot of the whole state follows on the stream.
-    Snap,
+    Snap = 15,
     /// Observer → leader, first on a connection: as `FollowerInfo`, without a vote.
-    ObserverInfo,
+    ObserverInfo = 16,
     /// Leader → learner: the epoch it will establish.
-    LeaderInfo,
+    LeaderInfo = 17,
     /// Learner → leader: it accepted the epoch; its currentEpoch and last zxid.
-    AckEpoch,
+    AckEpoch = 18,
     /// Leader → observer: a committed txn that activates a configuration.
-    InformAndActivate,
+    InformAndActivate = 19,
 }
 
 impl PacketType {
+    /// Every type, for [`PacketType::from_number`].
+    const ALL: [PacketType; 19] = [
+        PacketType::Request,
+        PacketType::Proposal,
+        PacketType::Ack,
+        PacketType::Commit,
+        PacketType::Ping,
+        PacketType::Revalidate,
+        PacketType::Sync,
+        PacketType::Inform,
+        PacketType::CommitAndActivate,
+        PacketType::NewLeader,
+        PacketType::FollowerInfo,
+        PacketType::UpToDate,
+        PacketType::Diff,
+        PacketType::Trunc,
+        PacketType::Snap,
+        PacketType::ObserverInfo,
+        PacketType::LeaderInfo,
+        PacketType::AckEpoch,
+        PacketType::InformAndActivate,
+    ];
+
     /// ZooKeeper's number for the type.
     pub fn number(self) -> i32 {
-        match self {
-            PacketType::Request => 1,
-            PacketType::Proposal => 2,
-            PacketType::Ack => 3,
-            PacketType::Commit => 4,
-            PacketType::Ping => 5,
-            PacketType::Revalidate => 6,
-            PacketType::Sync => 7,
-            PacketType::Inform => 8,
-            PacketType::CommitAndActivate => 9,
-            PacketType::NewLeader => 10,
-            PacketType::FollowerInfo => 11,
-            PacketType::UpToDate => 12,
-            PacketType::Diff => 13,
-            PacketType::Trunc => 14,
-            PacketType::Snap => 15,
-            PacketType::ObserverInfo => 16,
-            PacketType::LeaderInfo => 17,
-            PacketType::AckEpoch => 18,
-            PacketType::InformAndActivate => 19,
-        }
+        self as i32
     }
 
     /// The type ZooKeeper numbers `number`, if any.
     pub fn from_number(number: i32) -> Option<PacketType> {
-        Some(match number {
-            1 => PacketType::Request,
-            2 => PacketType::Proposal,
-            3 => PacketType::Ack,
-            4 => PacketType::Commit,
-            5 => PacketType::Ping,
-            6 => PacketType::Revalidate,
-            7 => PacketType::Sync,
-            8 => PacketType::Inform,
-            9 => PacketType::CommitAndActivate,
-            10 => PacketType::NewLeader,
-            11 => PacketType::FollowerInfo,
-            12 => PacketType::UpToDate,
-            13 => PacketType::Diff,
-            14 => PacketType::Trunc,
-            15 => PacketType::Snap,
-            16 => PacketType::ObserverInfo,
-            17 => PacketType::LeaderInfo,
-            18 => PacketType::AckEpoch,
-            19 => PacketType::InformAndActivate,
-            _ => return None,
-        })
+        PacketType::ALL.into_iter().find(|kind| kind.number() == number)
     }
 }
 
@@ -233,10 +216,9 @@ fn length_at(buf: &[u8], at: usize) -> Option<i32> {
 /// A length field as a byte count (-1, null, counts as none).
 fn checked_len(what: &'static str, len: i32, max: usize) -> Result<usize, PacketError> {
     match usize::try_from(len) {
-        Ok(len) if len <= max => Ok(len),
-        Ok(_) => Err(PacketError::TooLong { what, len: i64::from(len), max }),
-        Err(_) if len == -1 => Ok(0),
-        Err(_) => Err(PacketError::TooLong { what, len: i64::from(len), max }),
+        Ok(count) if count <= max => Ok(count),
+        _ if len == -1 => Ok(0),
+        _ => Err(PacketError::TooLong { what, len: i64::from(len), max }),
     }
 }
 
@@ -345,10 +327,6 @@ pub fn int_payload(value: i32) -> Bytes {
 /// # Errors
 /// If `data` is missing or shorter than an `int`.
 pub fn read_int_payload(data: Option<&Bytes>, what: &'static str) -> Result<i32, PacketError> {
-    let data = data.map_or(&[][..], |data| &data[..]);
-    let bytes: [u8; 4] = data
-        .get(..4)
-        .and_then(|bytes| bytes.try_into().ok())
-        .ok_or(PacketError::Malformed(DecodeError::Incomplete { what, offset: 0, needed: 4 }))?;
-    Ok(i32::from_be_bytes(bytes))
+    let empty = Bytes::new();
+    Ok(Reader::new(data.unwrap_or(&empty)).read_i32(what)?)
 }
