@@ -539,7 +539,7 @@ impl Sim {
         let zxid = server.state.last().map_or(Zxid::ZERO, |e| e.zxid);
         server.disk.snapshot_zxid = zxid;
         server.disk.snapshot_state = server.state.clone();
-        server.disk.snapshot_epoch_ends = zab.history().epoch_ends_through(zxid);
+        server.disk.snapshot_epoch_ends = epoch_ends_through(zab.history(), zxid);
         server.disk.log.retain(|e| e.zxid > zxid);
     }
 
@@ -814,4 +814,15 @@ fn ensembles_survive_crashes_partitions_and_message_loss() {
             panic!("simulation failed; replay with ZKRS_SEED={seed}");
         }
     }
+}
+
+/// What a member keeps of its history's epoch ends with a snapshot at `zxid`, as the
+/// server's store keeps them beside its own snapshots: the ends up to `zxid`, and `zxid`
+/// as the end of its epoch so far.
+fn epoch_ends_through(history: &History, zxid: Zxid) -> Vec<Zxid> {
+    let mut ends: Vec<Zxid> = history.epoch_ends().iter().copied().filter(|e| *e <= zxid).collect();
+    if zxid.counter() != 0 && ends.last().map(|end| end.epoch()) != Some(zxid.epoch()) {
+        ends.push(zxid);
+    }
+    ends
 }

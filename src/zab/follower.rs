@@ -136,11 +136,12 @@ impl Follower {
             Message::Diff { truncate_to, entries, committed } if self.stage == Stage::Syncing => {
                 self.take_history(core, truncate_to, None, entries, committed, out)?;
             }
-            Message::Snap { truncate_to, zxid, epoch_ends, entries, committed }
-                if self.stage == Stage::Syncing =>
-            {
-                let snapshot = Some((zxid, epoch_ends));
-                self.take_history(core, truncate_to, snapshot, entries, committed, out)?;
+            Message::Snap { zxid, entries, committed } if self.stage == Stage::Syncing => {
+                if zxid >= core.applied {
+                    self.take_history(core, None, Some(zxid), entries, committed, out)?;
+                } else {
+                    self.take_entries_after_applied(core, zxid, entries, committed, out)?;
+                }
             }
             Message::NewLeader { epoch, zxid } if self.stage == Stage::Syncing => {
                 if epoch != self.epoch || !self.has_history {
@@ -202,18 +203,39 @@ impl Follower {
             Message::AckEpoch {
                 current_epoch: core.epochs.current,
                 last_zxid: core.history.last(),
-                epoch_ends: core.history.epoch_ends().to_vec(),
             },
             out,
         );
         Transition::Stay
     }
 
+    /// A SNAP older than this member's state: a leader not yet established has applied
+    /// only the part of its log its snapshot had, while this member applied more. All
+    /// this member applied is committed, so the leader's entries after its snapshot hold
+    /// it too: the member keeps its state rather than go back, drops its log after it,
+    /// and takes the entries after it, as from a DIFF. The shell discards the snapshot.
+    fn take_entries_after_applied(
+        &mut self,
+        core: &mut Core,
+        zxid: Zxid,
+        entries: Vec<Entry>,
+        committed: Zxid,
+        out: &mut Vec<Action>,
+    ) -> Result<(), PeerError> {
+        let applied = core.applied;
+        if !entries.iter().any(|entry| entry.zxid == applied) {
+            return Err(PeerError::SnapshotSkipsApplied { zxid, applied });
+        }
+        let after: Vec<Entry> = entries.into_iter().filter(|entry| entry.zxid > applied).collect();
+        let truncate_to = (core.history.last() > applied).then_some(applied);
+        self.take_history(core, truncate_to, None, after, committed, out)
+    }
+
     fn take_history(
         &mut self,
         core: &mut Core,
         truncate_to: Option<Zxid>,
-        snapshot: Option<(Zxid, Vec<Zxid>)>,
+        snapshot: Option<Zxid>,
         entries: Vec<Entry>,
         committed: Zxid,
         out: &mut Vec<Action>,
@@ -224,7 +246,7 @@ impl Follower {
             }
         }
         let base = match (&snapshot, truncate_to) {
-            (Some((zxid, _)), _) => *zxid,
+            (Some(zxid), _) => *zxid,
             (None, Some(zxid)) => zxid.min(core.history.last()),
             (None, None) => core.history.last(),
         };
@@ -234,9 +256,9 @@ impl Follower {
             core.history.truncate_after(zxid);
             core.persisted = core.persisted.min(zxid);
         }
-        if let Some((zxid, epoch_ends)) = snapshot {
+        if let Some(zxid) = snapshot {
             out.push(Action::InstallSnapshot(zxid));
-            core.history.install_snapshot(zxid, epoch_ends);
+            core.history.install_snapshot(zxid);
             core.persisted = zxid;
             core.applied = zxid;
         }

@@ -1,10 +1,11 @@
 //! A member's history as the core sees it: the last zxid, where each epoch ends, and a
 //! window of recent entries to bring learners up to date with.
 //!
-//! Two histories agree on every entry up to a common point, and the epoch ends find it:
-//! entries of one epoch all come from that epoch's single leader, in counter order, so
-//! two members that both hold entries of epoch `e` agree on them up to the smaller of
-//! their last zxids in `e` (and on everything before `e`).
+//! Two histories agree on every entry up to a common point, and the leader's epoch ends
+//! find it from the learner's last zxid (all ZooKeeper's ACKEPOCH tells): entries of one
+//! epoch all come from that epoch's single leader, in counter order, so two members that
+//! both hold entries of epoch `e` agree on them up to the smaller of their last zxids in
+//! `e` (and on everything before `e`).
 
 use std::collections::VecDeque;
 
@@ -85,9 +86,12 @@ impl History {
         self.last = zxid;
     }
 
-    /// Starts over from a snapshot at `zxid` whose history's epochs ended at `epoch_ends`.
-    pub fn install_snapshot(&mut self, zxid: Zxid, epoch_ends: Vec<Zxid>) {
-        *self = History::new(zxid, epoch_ends, Vec::new());
+    /// Starts over from a snapshot at `zxid`. Of the epochs before it, it knows only
+    /// that `zxid` ends its own, as a ZooKeeper learner knows after a SNAP; a learner
+    /// whose log ends in an earlier epoch gets a snapshot from it in turn.
+    pub fn install_snapshot(&mut self, zxid: Zxid) {
+        let ends = if zxid.counter() == 0 { Vec::new() } else { vec![zxid] };
+        *self = History::new(zxid, ends, Vec::new());
     }
 
     /// The last zxid of `epoch` in this history, if it has entries of that epoch.
@@ -95,23 +99,22 @@ impl History {
         self.epoch_ends.iter().copied().find(|end| end.epoch() == epoch)
     }
 
-    /// The last zxid up to which a learner with these epoch ends agrees with this history.
-    pub fn common_point(&self, learner_ends: &[Zxid]) -> Zxid {
-        for learner_end in learner_ends.iter().rev() {
-            if let Some(end) = self.end_of(learner_end.epoch()) {
-                return end.min(*learner_end);
-            }
+    /// The last zxid up to which a learner whose log ends at `learner_last` agrees with
+    /// this history, if this history can tell.
+    ///
+    /// Both logs hold every zxid of an epoch from its first up to where they end, and a
+    /// zxid names the same txn in every log that has it (one leader per epoch), with the
+    /// same history before it. So when this history has entries of the learner's last
+    /// epoch, the two agree up to the smaller of their ends in it. When it has none, the
+    /// learner's last epoch never committed, and where its log left this history is not
+    /// known from its last zxid alone (ZooKeeper truncates to the leader's last zxid
+    /// before it, which drops txns the learner may lack): `None`, and the learner gets a
+    /// snapshot.
+    pub fn common_point(&self, learner_last: Zxid) -> Option<Zxid> {
+        if learner_last == Zxid::ZERO {
+            return Some(Zxid::ZERO);
         }
-        Zxid::ZERO
-    }
-
-    /// The epoch ends of the history up to `zxid`.
-    pub fn epoch_ends_through(&self, zxid: Zxid) -> Vec<Zxid> {
-        let mut ends: Vec<Zxid> = self.epoch_ends.iter().copied().filter(|e| *e <= zxid).collect();
-        if zxid.counter() != 0 && ends.last().map(|end| end.epoch()) != Some(zxid.epoch()) {
-            ends.push(zxid);
-        }
-        ends
+        self.end_of(learner_last.epoch()).map(|end| end.min(learner_last))
     }
 
     /// The entries after `zxid`, if the window still has all of them.
@@ -196,17 +199,18 @@ mod tests {
     }
 
     #[test]
-    fn common_point_stops_where_an_uncommitted_epoch_tail_begins() {
-        // The leader went 1.1–1.3 then 3.x; the learner holds 1.1–1.2 and a lost 2.x tail.
+    fn common_point_comes_from_the_learners_last_zxid_alone() {
         let leader = history(&[(1, 1), (1, 2), (1, 3), (3, 1)]);
-        let learner = history(&[(1, 1), (1, 2), (2, 1), (2, 2)]);
-        assert_eq!(leader.common_point(learner.epoch_ends()), Zxid::epoch_start(1) + 2);
-        // A learner that is simply behind agrees up to its last entry.
-        let behind = history(&[(1, 1), (1, 2), (1, 3)]);
-        assert_eq!(leader.common_point(behind.epoch_ends()), Zxid::epoch_start(1) + 3);
-        // One ahead in the leader's own epoch agrees up to the leader's last entry.
-        let ahead = history(&[(1, 1), (1, 2), (1, 3), (3, 1), (3, 2)]);
-        assert_eq!(leader.common_point(ahead.epoch_ends()), Zxid::epoch_start(3) + 1);
+        // Behind in an epoch the leader has: agrees up to its last entry.
+        assert_eq!(leader.common_point(Zxid::epoch_start(1) + 2), Some(Zxid::epoch_start(1) + 2));
+        // Past the leader's end of that epoch (an uncommitted tail): up to the leader's end.
+        assert_eq!(leader.common_point(Zxid::epoch_start(1) + 5), Some(Zxid::epoch_start(1) + 3));
+        assert_eq!(leader.common_point(Zxid::epoch_start(3) + 2), Some(Zxid::epoch_start(3) + 1));
+        // An empty learner agrees on nothing, which every history starts from.
+        assert_eq!(leader.common_point(Zxid::ZERO), Some(Zxid::ZERO));
+        // A learner whose last epoch the leader lacks (its 2.x never committed) cannot be
+        // placed from its last zxid: it may lack 1.3, or not. It needs a snapshot.
+        assert_eq!(leader.common_point(Zxid::epoch_start(2) + 2), None);
     }
 
     #[test]
@@ -224,13 +228,13 @@ mod tests {
     #[test]
     fn snapshot_restarts_the_history_at_its_zxid() {
         let mut h = history(&[(1, 1), (2, 1)]);
-        h.install_snapshot(
-            Zxid::epoch_start(3) + 7,
-            vec![Zxid::epoch_start(1) + 9, Zxid::epoch_start(3) + 7],
-        );
+        h.install_snapshot(Zxid::epoch_start(3) + 7);
         assert_eq!(h.last(), Zxid::epoch_start(3) + 7);
-        assert_eq!(h.epoch_ends(), &[Zxid::epoch_start(1) + 9, Zxid::epoch_start(3) + 7]);
+        assert_eq!(h.epoch_ends(), &[Zxid::epoch_start(3) + 7]);
         assert_eq!(h.entries_after(Zxid::epoch_start(3) + 7), Some(Vec::new()));
         assert_eq!(h.entries_after(Zxid::epoch_start(3) + 6), None);
+        assert_eq!(h.common_point(Zxid::epoch_start(2) + 1), None);
+        h.install_snapshot(Zxid::epoch_start(4));
+        assert_eq!(h.epoch_ends(), &[] as &[Zxid]);
     }
 }

@@ -36,7 +36,7 @@ enum Stage {
     /// FOLLOWERINFO received.
     Connected,
     /// ACKEPOCH received; waiting to be synchronised.
-    EpochAcked { current_epoch: u32, last_zxid: Zxid, epoch_ends: Vec<Zxid> },
+    EpochAcked { current_epoch: u32, last_zxid: Zxid },
     /// History and NEWLEADER sent.
     Syncing,
     /// NEWLEADER acknowledged: its acknowledgements count.
@@ -183,10 +183,10 @@ impl Leader {
         };
         learner.heard_at = now;
         match message {
-            Message::AckEpoch { current_epoch, last_zxid, epoch_ends }
+            Message::AckEpoch { current_epoch, last_zxid }
                 if learner.stage == Stage::Connected && self.epoch.is_some() =>
             {
-                learner.stage = Stage::EpochAcked { current_epoch, last_zxid, epoch_ends };
+                learner.stage = Stage::EpochAcked { current_epoch, last_zxid };
                 return self.on_ack_epoch(core, from, current_epoch, last_zxid, out);
             }
             Message::AckNewLeader { epoch } if learner.stage == Stage::Syncing => {
@@ -326,20 +326,19 @@ impl Leader {
         let (Some(epoch), Some(learner)) = (self.epoch, self.learners.get_mut(&id)) else {
             return;
         };
-        let Stage::EpochAcked { last_zxid, epoch_ends, .. } = &learner.stage else { return };
-        let common = core.history.common_point(epoch_ends);
-        let truncate_to = (*last_zxid > common).then_some(common);
+        let Stage::EpochAcked { last_zxid, .. } = &learner.stage else { return };
+        let last_zxid = *last_zxid;
         let committed = core.applied;
-        let message = match core.history.entries_after(common) {
-            Some(entries) => Message::Diff { truncate_to, entries, committed },
-            None => Message::Snap {
-                truncate_to,
-                zxid: core.applied,
-                epoch_ends: core.history.epoch_ends_through(core.applied),
-                entries: core.history.entries_between(core.applied, core.history.last()),
-                committed,
-            },
-        };
+        let diff = core.history.common_point(last_zxid).and_then(|common| {
+            let entries = core.history.entries_after(common)?;
+            let truncate_to = (last_zxid > common).then_some(common);
+            Some(Message::Diff { truncate_to, entries, committed })
+        });
+        let message = diff.unwrap_or_else(|| Message::Snap {
+            zxid: core.applied,
+            entries: core.history.entries_between(core.applied, core.history.last()),
+            committed,
+        });
         out.push(Action::SendAfterPersist { to: id, message });
         let zxid = core.history.last();
         out.push(Action::SendAfterPersist { to: id, message: Message::NewLeader { epoch, zxid } });

@@ -81,14 +81,14 @@ pub enum Message {
         /// The epoch the leader will establish.
         epoch: u32,
     },
-    /// Learner → leader: ACKEPOCH, after persisting acceptedEpoch.
+    /// Learner → leader: ACKEPOCH, after persisting acceptedEpoch. As in ZooKeeper, it
+    /// says where the learner's log ends and nothing more; the leader finds the common
+    /// point from its own history ([`crate::zab::History::common_point`]).
     AckEpoch {
         /// The learner's currentEpoch.
         current_epoch: u32,
         /// The learner's last logged zxid.
         last_zxid: Zxid,
-        /// The last zxid of each epoch in the learner's history, ascending.
-        epoch_ends: Vec<Zxid>,
     },
     /// Leader → learner: the learner's log matches up to a point; drop what follows it
     /// (if `truncate_to` is set) and append `entries`.
@@ -100,15 +100,11 @@ pub enum Message {
         /// The leader's commit point: entries up to it are committed.
         committed: Zxid,
     },
-    /// Leader → learner: replace the state with the snapshot at `zxid` that the shell sends
-    /// along, then append `entries`.
+    /// Leader → learner: replace the state and the whole log with the snapshot at `zxid`
+    /// that the shell sends along, then append `entries`.
     Snap {
-        /// Where the learner's log diverges, when it has entries after it.
-        truncate_to: Option<Zxid>,
         /// The snapshot's zxid.
         zxid: Zxid,
-        /// The last zxid of each epoch of the history up to `zxid`.
-        epoch_ends: Vec<Zxid>,
         /// The leader's entries after the snapshot.
         entries: Vec<Entry>,
         /// The leader's commit point.

@@ -229,6 +229,15 @@ pub enum PeerError {
         /// What this member has applied.
         applied: Zxid,
     },
+    /// A SNAP older than this member's state whose entries do not hold the txn this
+    /// member applied last: the leader lacks a committed txn.
+    #[error("a snapshot at 0x{zxid:x} with entries that skip the applied 0x{applied:x}")]
+    SnapshotSkipsApplied {
+        /// The snapshot's zxid.
+        zxid: Zxid,
+        /// What this member has applied.
+        applied: Zxid,
+    },
 }
 
 #[cfg(test)]

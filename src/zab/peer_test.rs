@@ -103,11 +103,7 @@ fn a_leader_establishes_its_epoch_with_one_follower() {
         ]
     );
     // The follower is simply behind: it gets 1.2, with nothing to truncate.
-    let ack = Message::AckEpoch {
-        current_epoch: 1,
-        last_zxid: Zxid::epoch_start(1) + 1,
-        epoch_ends: vec![Zxid::epoch_start(1) + 1],
-    };
+    let ack = Message::AckEpoch { current_epoch: 1, last_zxid: Zxid::epoch_start(1) + 1 };
     let actions = zab.step(Input::Message { from: 2, message: ack });
     assert_eq!(actions[0], Action::PersistEpochs(Epochs { accepted: 2, current: 2 }));
     assert_eq!(
@@ -150,15 +146,29 @@ fn a_leader_establishes_its_epoch_with_one_follower() {
 }
 
 #[test]
+fn a_learner_whose_last_epoch_the_leader_lacks_gets_a_snapshot() {
+    let mut zab = leader_of_three(vec![entry(1, 1), entry(1, 2)]);
+    let info = Message::FollowerInfo { accepted_epoch: 1, observer: false };
+    zab.step(Input::Message { from: 2, message: info });
+    // Its log ends in an epoch that never committed: whether it holds 1.1 cannot be told
+    // from its last zxid, so no DIFF or TRUNC is safe.
+    let ack = Message::AckEpoch { current_epoch: 0, last_zxid: Zxid::new(5) };
+    let actions = zab.step(Input::Message { from: 2, message: ack });
+    let sent = messages_to(&actions, 2);
+    let Some(Message::Snap { zxid, entries, .. }) = sent.first() else {
+        panic!("a snapshot first: {sent:?}")
+    };
+    let last = entries.last().map_or(*zxid, |entry| entry.zxid);
+    assert_eq!(last, Zxid::epoch_start(1) + 2, "the snapshot and entries reach the leader's last");
+    assert!(matches!(sent.get(1), Some(Message::NewLeader { .. })), "{sent:?}");
+}
+
+#[test]
 fn a_learner_ahead_of_the_leader_sends_it_back_to_election() {
     let mut zab = leader_of_three(vec![entry(1, 1)]);
     let info = Message::FollowerInfo { accepted_epoch: 1, observer: false };
     zab.step(Input::Message { from: 2, message: info });
-    let ack = Message::AckEpoch {
-        current_epoch: 1,
-        last_zxid: Zxid::epoch_start(1) + 5,
-        epoch_ends: vec![Zxid::epoch_start(1) + 5],
-    };
+    let ack = Message::AckEpoch { current_epoch: 1, last_zxid: Zxid::epoch_start(1) + 5 };
     let actions = zab.step(Input::Message { from: 2, message: ack });
     assert!(actions.contains(&Action::Role(Role::Looking)), "{actions:?}");
 }
@@ -306,6 +316,36 @@ fn a_diff_that_truncates_applied_entries_drops_the_link_and_keeps_the_state() {
     let actions = zab.step(Input::Message { from: 1, message: diff });
     assert!(drops_the_leader(&actions), "{actions:?}");
     assert!(!actions.iter().any(|a| matches!(a, Action::Truncate(_) | Action::Append(_))));
+    assert_eq!((zab.last_zxid(), zab.applied_zxid()), (applied, applied));
+}
+
+#[test]
+fn a_snapshot_older_than_the_applied_state_is_not_installed_and_its_entries_are() {
+    // The leader restarted with its whole log unapplied: its snapshot is at 2.3, while
+    // this member applied up to 2.5.
+    let applied = Zxid::epoch_start(2) + 5;
+    let mut zab = follower_in_epoch_3(applied);
+    let snap = Message::Snap {
+        zxid: Zxid::epoch_start(2) + 3,
+        entries: vec![entry(2, 4), entry(2, 5), entry(2, 6)],
+        committed: Zxid::epoch_start(2) + 3,
+    };
+    let actions = zab.step(Input::Message { from: 1, message: snap });
+    assert_eq!(actions, vec![Action::Append(vec![entry(2, 6)])]);
+    assert_eq!((zab.last_zxid(), zab.applied_zxid()), (Zxid::epoch_start(2) + 6, applied));
+}
+
+#[test]
+fn an_older_snapshot_whose_entries_skip_the_applied_state_drops_the_link() {
+    let applied = Zxid::epoch_start(2) + 5;
+    let mut zab = follower_in_epoch_3(applied);
+    let snap = Message::Snap {
+        zxid: Zxid::epoch_start(2) + 3,
+        entries: vec![entry(2, 4)],
+        committed: Zxid::epoch_start(2) + 3,
+    };
+    let actions = zab.step(Input::Message { from: 1, message: snap });
+    assert!(drops_the_leader(&actions), "{actions:?}");
     assert_eq!((zab.last_zxid(), zab.applied_zxid()), (applied, applied));
 }
 

@@ -38,11 +38,10 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
             out.put_u8(2);
             write_i32(out, *epoch as i32);
         }
-        Message::AckEpoch { current_epoch, last_zxid, epoch_ends } => {
+        Message::AckEpoch { current_epoch, last_zxid } => {
             out.put_u8(3);
             write_i32(out, *current_epoch as i32);
             write_zxid(out, *last_zxid);
-            write_zxids(out, epoch_ends);
         }
         Message::Diff { truncate_to, entries, committed } => {
             out.put_u8(4);
@@ -50,11 +49,9 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
             write_entries(out, entries);
             write_zxid(out, *committed);
         }
-        Message::Snap { truncate_to, zxid, epoch_ends, entries, committed } => {
+        Message::Snap { zxid, entries, committed } => {
             out.put_u8(5);
-            write_optional(out, *truncate_to);
             write_zxid(out, *zxid);
-            write_zxids(out, epoch_ends);
             write_entries(out, entries);
             write_zxid(out, *committed);
         }
@@ -107,13 +104,6 @@ fn write_optional(out: &mut BytesMut, zxid: Option<Zxid>) {
     write_zxid(out, zxid.unwrap_or(Zxid::ZERO));
 }
 
-fn write_zxids(out: &mut BytesMut, zxids: &[Zxid]) {
-    write_len(out, zxids.len());
-    for zxid in zxids {
-        write_zxid(out, *zxid);
-    }
-}
-
 fn write_entry(out: &mut BytesMut, entry: &Entry) {
     write_zxid(out, entry.zxid);
     write_buffer(out, Some(&entry.payload));
@@ -151,7 +141,6 @@ pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
         3 => Message::AckEpoch {
             current_epoch: r.read_i32("current epoch")? as u32,
             last_zxid: read_zxid(&mut r, "last zxid")?,
-            epoch_ends: read_zxids(&mut r)?,
         },
         4 => Message::Diff {
             truncate_to: read_optional(&mut r)?,
@@ -159,9 +148,7 @@ pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
             committed: read_zxid(&mut r, "committed")?,
         },
         5 => Message::Snap {
-            truncate_to: read_optional(&mut r)?,
             zxid: read_zxid(&mut r, "snapshot zxid")?,
-            epoch_ends: read_zxids(&mut r)?,
             entries: read_entries(&mut r)?,
             committed: read_zxid(&mut r, "committed")?,
         },
@@ -202,11 +189,6 @@ fn read_optional(r: &mut Reader<'_>) -> Result<Option<Zxid>, DecodeError> {
     Ok(present.then_some(zxid))
 }
 
-fn read_zxids(r: &mut Reader<'_>) -> Result<Vec<Zxid>, DecodeError> {
-    let len = r.read_len("epoch ends", 8)?.unwrap_or(0);
-    (0..len).map(|_| read_zxid(r, "epoch end")).collect()
-}
-
 fn read_entry(r: &mut Reader<'_>) -> Result<Entry, DecodeError> {
     let zxid = read_zxid(r, "entry zxid")?;
     let payload = r.read_buffer("entry payload")?.unwrap_or_default();
@@ -234,7 +216,6 @@ mod tests {
     }
 
     fn message() -> impl Strategy<Value = Message> {
-        let zxids = proptest::collection::vec(zxid(), 0..4);
         let entries = proptest::collection::vec(entry(), 0..4);
         let state = prop_oneof![
             Just(PeerState::Looking),
@@ -254,13 +235,10 @@ mod tests {
                 Message::FollowerInfo { accepted_epoch, observer }
             }),
             any::<u32>().prop_map(|epoch| Message::LeaderInfo { epoch }),
-            (any::<u32>(), zxid(), zxids.clone()).prop_map(
-                |(current_epoch, last_zxid, epoch_ends)| Message::AckEpoch {
-                    current_epoch,
-                    last_zxid,
-                    epoch_ends
-                }
-            ),
+            (any::<u32>(), zxid()).prop_map(|(current_epoch, last_zxid)| Message::AckEpoch {
+                current_epoch,
+                last_zxid
+            }),
             (proptest::option::of(zxid()), entries.clone(), zxid()).prop_map(
                 |(truncate_to, entries, committed)| Message::Diff {
                     truncate_to,
@@ -268,15 +246,11 @@ mod tests {
                     committed
                 }
             ),
-            (proptest::option::of(zxid()), zxid(), zxids, entries, zxid()).prop_map(
-                |(truncate_to, zxid, epoch_ends, entries, committed)| Message::Snap {
-                    truncate_to,
-                    zxid,
-                    epoch_ends,
-                    entries,
-                    committed
-                }
-            ),
+            (zxid(), entries, zxid()).prop_map(|(zxid, entries, committed)| Message::Snap {
+                zxid,
+                entries,
+                committed
+            }),
             (any::<u32>(), zxid()).prop_map(|(epoch, zxid)| Message::NewLeader { epoch, zxid }),
             any::<u32>().prop_map(|epoch| Message::AckNewLeader { epoch }),
             zxid().prop_map(|committed| Message::UpToDate { committed }),

@@ -286,7 +286,17 @@ impl Pipeline {
                     self.drop_link(from);
                     return Ok(());
                 }
-                self.step(zab::Input::Message { from, message })
+                let offers_snapshot = matches!(message, Message::Snap { .. });
+                self.step(zab::Input::Message { from, message })?;
+                // The core installs an offered snapshot at once, or keeps its own newer
+                // state: then the snapshot goes, unstored.
+                if offers_snapshot && self.sealed.take().is_some() {
+                    tracing::info!(
+                        from,
+                        "kept this member's newer state over the leader's snapshot"
+                    );
+                }
+                Ok(())
             }
             PeerFrame::SnapshotChunk { .. } => {
                 tracing::debug!(from, "a snapshot chunk reached the pipeline; ignored");
