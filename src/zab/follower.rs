@@ -166,11 +166,8 @@ impl Follower {
                 self.committed(core, committed, out);
             }
             Message::Commit { zxid } if self.has_history => self.committed(core, zxid, out),
-            Message::Ping { round, committed } => {
-                self.send(Message::Pong { round }, out);
-                if self.has_history {
-                    self.committed(core, committed, out);
-                }
+            Message::Ping { last_proposed } => {
+                self.send(Message::Pong { echoed: last_proposed }, out);
             }
             Message::SyncReply { id, zxid } => {
                 for sync in &mut self.syncs {

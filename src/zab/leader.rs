@@ -10,7 +10,7 @@
 //! (this server included) has the history durable, the epoch is established and the whole
 //! history committed. Broadcast: propose, count acknowledgements, commit in order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::storage::Epochs;
 use crate::txn::Zxid;
@@ -43,6 +43,10 @@ enum Stage {
     Synced,
 }
 
+/// Most pings a learner may leave unanswered: a tick's ping and one per `sync` while
+/// they travel. Past it the learner is not answering, and is dropped.
+const UNANSWERED_PINGS_MAX: usize = 65_536;
+
 #[derive(Debug)]
 struct Learner {
     observer: bool,
@@ -53,6 +57,17 @@ struct Learner {
     acked: Zxid,
     /// The last ping round it answered.
     pong_round: u64,
+    /// The rounds of the pings sent to it and not answered yet, oldest first: it answers
+    /// every ping in order, so its next answer is to the first.
+    unanswered: VecDeque<u64>,
+}
+
+impl Learner {
+    /// Sends it the ping of `round`.
+    fn ping(&mut self, to: ServerId, round: u64, last_proposed: Zxid, out: &mut Vec<Action>) {
+        self.unanswered.push_back(round);
+        out.push(Action::Send { to, message: Message::Ping { last_proposed } });
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +135,11 @@ impl Leader {
             _ => core.config.init_limit_ticks,
         });
         let now = self.now;
-        self.learners.retain(|_, learner| now - learner.heard_at <= silence_max);
+        // A learner silent too long, or that leaves too many pings unanswered, is gone.
+        self.learners.retain(|_, learner| {
+            now - learner.heard_at <= silence_max
+                && learner.unanswered.len() <= UNANSWERED_PINGS_MAX
+        });
         if self.phase != Phase::Broadcasting && now > u64::from(core.config.init_limit_ticks) {
             tracing::info!(phase = ?self.phase, "no quorum joined in time; electing again");
             return Transition::StepDown;
@@ -133,10 +152,10 @@ impl Leader {
                 return Transition::StepDown;
             }
         }
-        let ping = Message::Ping { round: self.ping_round, committed: core.applied };
-        for (id, learner) in &self.learners {
+        let (round, last_proposed) = (self.ping_round, core.history.last());
+        for (id, learner) in &mut self.learners {
             if matches!(learner.stage, Stage::Syncing | Stage::Synced) {
-                out.push(Action::Send { to: *id, message: ping.clone() });
+                learner.ping(*id, round, last_proposed, out);
             }
         }
         self.finish_syncs(core, out);
@@ -204,8 +223,10 @@ impl Leader {
                 learner.acked = learner.acked.max(zxid);
                 self.progress(core, out);
             }
-            Message::Pong { round } => {
-                learner.pong_round = learner.pong_round.max(round);
+            Message::Pong { .. } => {
+                if let Some(round) = learner.unanswered.pop_front() {
+                    learner.pong_round = round;
+                }
                 self.finish_syncs(core, out);
             }
             Message::SyncRequest { id } => self.sync_for(Some(from), id, core, out),
@@ -240,6 +261,7 @@ impl Leader {
             heard_at: self.now,
             acked: Zxid::ZERO,
             pong_round: 0,
+            unanswered: VecDeque::new(),
         };
         match self.learners.get_mut(&from) {
             // A repeated FOLLOWERINFO before LEADERINFO arrived: answer it again.
@@ -456,10 +478,10 @@ impl Leader {
         self.ping_round += 1;
         let through = core.history.last();
         self.syncs.push(PendingSync { requester, id, round: self.ping_round, through });
-        let ping = Message::Ping { round: self.ping_round, committed: core.applied };
-        for (to, learner) in &self.learners {
+        let (round, last_proposed) = (self.ping_round, core.history.last());
+        for (to, learner) in &mut self.learners {
             if learner.stage == Stage::Synced && !learner.observer {
-                out.push(Action::Send { to: *to, message: ping.clone() });
+                learner.ping(*to, round, last_proposed, out);
             }
         }
         self.finish_syncs(core, out);

@@ -139,18 +139,18 @@ pub enum Message {
         /// The commit point.
         zxid: Zxid,
     },
-    /// Leader → learner, every tick: the leader is alive; `round` numbers the pings so
-    /// a quorum's answers confirm the leadership at a point in time.
+    /// Leader → learner, every tick and for each `sync`: the leader is alive. A learner
+    /// answers every ping, in order, as ZooKeeper's learners do, so the leader knows
+    /// which ping an answer is to without numbering them.
     Ping {
-        /// The ping round.
-        round: u64,
-        /// The commit point.
-        committed: Zxid,
+        /// The leader's last proposed zxid, which ZooKeeper's PING carries (a learner
+        /// only echoes it).
+        last_proposed: Zxid,
     },
-    /// Learner → leader: the answer to a ping.
+    /// Learner → leader: the answer to the oldest ping not yet answered.
     Pong {
-        /// The round answered.
-        round: u64,
+        /// The ping's `last_proposed`, echoed.
+        echoed: Zxid,
     },
     /// Learner → leader: a client of the learner asked for `sync`.
     SyncRequest {

@@ -389,3 +389,23 @@ fn a_sync_is_answered_after_the_writes_proposed_before_it() {
     );
     assert_eq!(zab.step(Input::Sync { id: 8 }), vec![Action::SyncDone { id: 8 }]);
 }
+
+#[test]
+fn a_sync_is_confirmed_by_the_answer_to_its_own_ping_not_an_earlier_one() {
+    let mut zab = leader_of_three(vec![entry(1, 1)]);
+    let info = Message::FollowerInfo { accepted_epoch: 1, observer: false };
+    zab.step(Input::Message { from: 2, message: info });
+    let ack = Message::AckEpoch { current_epoch: 1, last_zxid: Zxid::epoch_start(1) + 1 };
+    zab.step(Input::Message { from: 2, message: ack });
+    zab.step(Input::Persisted { zxid: Zxid::epoch_start(1) + 1 });
+    zab.step(Input::Message { from: 2, message: Message::AckNewLeader { epoch: 2 } });
+    let pings = |actions: &[Action]| {
+        messages_to(actions, 2).iter().filter(|m| matches!(m, Message::Ping { .. })).count()
+    };
+    assert_eq!(pings(&zab.step(Input::Tick)), 1, "the tick's ping");
+    assert_eq!(pings(&zab.step(Input::Sync { id: 9 })), 1, "the sync's own ping");
+    let pong = || Input::Message { from: 2, message: Message::Pong { echoed: Zxid::ZERO } };
+    let done = Action::SyncDone { id: 9 };
+    assert!(!zab.step(pong()).contains(&done), "an answer to the tick's ping confirms nothing");
+    assert!(zab.step(pong()).contains(&done), "the answer to the sync's ping confirms it");
+}

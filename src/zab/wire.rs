@@ -71,12 +71,8 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
         }
         Message::Ack { zxid } => tagged_long(out, 10, zxid.raw()),
         Message::Commit { zxid } => tagged_long(out, 11, zxid.raw()),
-        Message::Ping { round, committed } => {
-            out.put_u8(12);
-            write_i64(out, *round as i64);
-            write_zxid(out, *committed);
-        }
-        Message::Pong { round } => tagged_long(out, 13, *round as i64),
+        Message::Ping { last_proposed } => tagged_long(out, 12, last_proposed.raw()),
+        Message::Pong { echoed } => tagged_long(out, 13, echoed.raw()),
         Message::SyncRequest { id } => tagged_long(out, 14, *id as i64),
         Message::SyncReply { id, zxid } => {
             out.put_u8(15);
@@ -161,11 +157,8 @@ pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
         9 => Message::Proposal(read_entry(&mut r)?),
         10 => Message::Ack { zxid: read_zxid(&mut r, "zxid")? },
         11 => Message::Commit { zxid: read_zxid(&mut r, "zxid")? },
-        12 => Message::Ping {
-            round: r.read_i64("round")? as u64,
-            committed: read_zxid(&mut r, "committed")?,
-        },
-        13 => Message::Pong { round: r.read_i64("round")? as u64 },
+        12 => Message::Ping { last_proposed: read_zxid(&mut r, "last proposed")? },
+        13 => Message::Pong { echoed: read_zxid(&mut r, "echoed")? },
         14 => Message::SyncRequest { id: r.read_i64("sync id")? as u64 },
         15 => Message::SyncReply {
             id: r.read_i64("sync id")? as u64,
@@ -257,9 +250,8 @@ mod tests {
             entry().prop_map(Message::Proposal),
             zxid().prop_map(|zxid| Message::Ack { zxid }),
             zxid().prop_map(|zxid| Message::Commit { zxid }),
-            (any::<u64>(), zxid())
-                .prop_map(|(round, committed)| Message::Ping { round, committed }),
-            any::<u64>().prop_map(|round| Message::Pong { round }),
+            zxid().prop_map(|last_proposed| Message::Ping { last_proposed }),
+            zxid().prop_map(|echoed| Message::Pong { echoed }),
             any::<u64>().prop_map(|id| Message::SyncRequest { id }),
             (any::<u64>(), zxid()).prop_map(|(id, zxid)| Message::SyncReply { id, zxid }),
         ]
