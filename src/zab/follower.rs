@@ -169,11 +169,13 @@ impl Follower {
             Message::Ping { last_proposed } => {
                 self.send(Message::Pong { echoed: last_proposed }, out);
             }
-            Message::SyncReply { id, zxid } => {
-                for sync in &mut self.syncs {
-                    if sync.0 == id {
-                        sync.1 = Some(zxid);
-                    }
+            Message::SyncReply => {
+                // Replies come in the order the syncs were sent, after the commits they
+                // must see: the oldest unconfirmed one is done once this member has
+                // applied what the leader committed so far.
+                let confirmed = self.leader_committed;
+                if let Some(sync) = self.syncs.iter_mut().find(|(_, zxid)| zxid.is_none()) {
+                    sync.1 = Some(confirmed);
                 }
                 self.finish_syncs(core, out);
             }

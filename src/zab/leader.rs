@@ -140,6 +140,8 @@ impl Leader {
             now - learner.heard_at <= silence_max
                 && learner.unanswered.len() <= UNANSWERED_PINGS_MAX
         });
+        let learners = &self.learners;
+        self.syncs.retain(|sync| sync.requester.is_none_or(|peer| learners.contains_key(&peer)));
         if self.phase != Phase::Broadcasting && now > u64::from(core.config.init_limit_ticks) {
             tracing::info!(phase = ?self.phase, "no quorum joined in time; electing again");
             return Transition::StepDown;
@@ -183,6 +185,13 @@ impl Leader {
     /// The connection to a learner broke: it starts over when it reconnects.
     pub fn disconnected(&mut self, peer: ServerId) {
         self.learners.remove(&peer);
+        self.forget_syncs_of(peer);
+    }
+
+    /// Drops the syncs a learner asked for on a connection now gone: it failed them
+    /// when the connection went, and a reply on its next one would answer another.
+    fn forget_syncs_of(&mut self, peer: ServerId) {
+        self.syncs.retain(|sync| sync.requester != Some(peer));
     }
 
     /// A message from a learner.
@@ -269,6 +278,7 @@ impl Leader {
             // Anything else is a new connection: the learner starts over.
             _ => {
                 self.learners.insert(from, fresh);
+                self.forget_syncs_of(from);
             }
         }
         if let Some(epoch) = self.epoch {
@@ -499,16 +509,15 @@ impl Leader {
             if !core.quorum.contains_majority(answered) {
                 return true;
             }
+            if committed < sync.through {
+                return true;
+            }
             match sync.requester {
-                None if committed < sync.through => return true,
                 None => out.push(Action::SyncDone { id: sync.id }),
-                // The learner answers once it has applied what was proposed before the
-                // sync, and no further: a later write of the same session, committed
-                // meanwhile, must be answered after the sync.
-                Some(to) => out.push(Action::Send {
-                    to,
-                    message: Message::SyncReply { id: sync.id, zxid: sync.through },
-                }),
+                // The commits through `through` went to the learner before this, so it
+                // has them when the reply comes; replies leave in the order the syncs
+                // came, which is how the learner tells them apart.
+                Some(to) => out.push(Action::Send { to, message: Message::SyncReply }),
             }
             false
         });

@@ -157,12 +157,8 @@ pub enum Message {
         /// The learner's handle for it.
         id: u64,
     },
-    /// Leader → learner: the leadership is confirmed; once `zxid` is applied, the sync
-    /// `id` may be answered.
-    SyncReply {
-        /// The learner's handle.
-        id: u64,
-        /// The leader's commit point when the leadership was confirmed.
-        zxid: Zxid,
-    },
+    /// Leader → learner: the oldest sync the learner asked for and not yet heard of is
+    /// confirmed, and every commit it must see has been sent before this (ZooKeeper's
+    /// SYNC, which carries neither an id nor a zxid either).
+    SyncReply,
 }

@@ -409,3 +409,53 @@ fn a_sync_is_confirmed_by_the_answer_to_its_own_ping_not_an_earlier_one() {
     assert!(!zab.step(pong()).contains(&done), "an answer to the tick's ping confirms nothing");
     assert!(zab.step(pong()).contains(&done), "the answer to the sync's ping confirms it");
 }
+
+#[test]
+fn sync_replies_confirm_a_learners_syncs_in_the_order_it_sent_them() {
+    let applied = Zxid::epoch_start(2) + 5;
+    let mut zab = follower_in_epoch_3(applied);
+    let from_leader = [
+        Message::Diff { truncate_to: None, entries: vec![], committed: applied },
+        Message::NewLeader { epoch: 3, zxid: applied },
+        Message::UpToDate { committed: applied },
+    ];
+    for message in from_leader {
+        zab.step(Input::Message { from: 1, message });
+    }
+    assert_eq!(zab.role(), Role::Following { leader: 1, epoch: 3 });
+    for id in [1, 2] {
+        let actions = zab.step(Input::Sync { id });
+        assert_eq!(messages_to(&actions, 1), vec![Message::SyncRequest { id }]);
+    }
+    zab.step(Input::Message { from: 1, message: Message::Proposal(entry(3, 1)) });
+    zab.step(Input::Message {
+        from: 1,
+        message: Message::Commit { zxid: Zxid::epoch_start(3) + 1 },
+    });
+    let reply = || Input::Message { from: 1, message: Message::SyncReply };
+    assert_eq!(zab.step(reply()), vec![Action::SyncDone { id: 1 }]);
+    assert_eq!(zab.step(reply()), vec![Action::SyncDone { id: 2 }]);
+    assert_eq!(zab.step(reply()), vec![], "a reply with no sync waiting answers nothing");
+}
+
+#[test]
+fn a_learners_sync_is_answered_after_the_commit_of_what_was_proposed_before_it() {
+    let mut zab = leader_of_three(vec![entry(1, 1)]);
+    let info = Message::FollowerInfo { accepted_epoch: 1, observer: false };
+    zab.step(Input::Message { from: 2, message: info });
+    let ack = Message::AckEpoch { current_epoch: 1, last_zxid: Zxid::epoch_start(1) + 1 };
+    zab.step(Input::Message { from: 2, message: ack });
+    zab.step(Input::Persisted { zxid: Zxid::epoch_start(1) + 1 });
+    zab.step(Input::Message { from: 2, message: Message::AckNewLeader { epoch: 2 } });
+    zab.step(Input::Propose(entry(2, 1)));
+    zab.step(Input::Message { from: 2, message: Message::SyncRequest { id: 5 } });
+    let pong = Input::Message { from: 2, message: Message::Pong { echoed: Zxid::ZERO } };
+    assert_eq!(messages_to(&zab.step(pong), 2), vec![], "confirmed, but 2.1 is not committed");
+    zab.step(Input::Persisted { zxid: Zxid::epoch_start(2) + 1 });
+    let acked =
+        Input::Message { from: 2, message: Message::Ack { zxid: Zxid::epoch_start(2) + 1 } };
+    assert_eq!(
+        messages_to(&zab.step(acked), 2),
+        vec![Message::Commit { zxid: Zxid::epoch_start(2) + 1 }, Message::SyncReply]
+    );
+}

@@ -74,11 +74,7 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
         Message::Ping { last_proposed } => tagged_long(out, 12, last_proposed.raw()),
         Message::Pong { echoed } => tagged_long(out, 13, echoed.raw()),
         Message::SyncRequest { id } => tagged_long(out, 14, *id as i64),
-        Message::SyncReply { id, zxid } => {
-            out.put_u8(15);
-            write_i64(out, *id as i64);
-            write_zxid(out, *zxid);
-        }
+        Message::SyncReply => out.put_u8(15),
     }
 }
 
@@ -160,10 +156,7 @@ pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
         12 => Message::Ping { last_proposed: read_zxid(&mut r, "last proposed")? },
         13 => Message::Pong { echoed: read_zxid(&mut r, "echoed")? },
         14 => Message::SyncRequest { id: r.read_i64("sync id")? as u64 },
-        15 => Message::SyncReply {
-            id: r.read_i64("sync id")? as u64,
-            zxid: read_zxid(&mut r, "zxid")?,
-        },
+        15 => Message::SyncReply,
         _ => return Err(invalid(&r, "message tag", "unknown message")),
     };
     if r.remaining() != 0 {
@@ -253,7 +246,7 @@ mod tests {
             zxid().prop_map(|last_proposed| Message::Ping { last_proposed }),
             zxid().prop_map(|echoed| Message::Pong { echoed }),
             any::<u64>().prop_map(|id| Message::SyncRequest { id }),
-            (any::<u64>(), zxid()).prop_map(|(id, zxid)| Message::SyncReply { id, zxid }),
+            Just(Message::SyncReply),
         ]
     }
 
