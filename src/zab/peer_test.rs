@@ -390,8 +390,8 @@ fn a_sync_is_answered_after_the_writes_proposed_before_it() {
     assert_eq!(zab.step(Input::Sync { id: 8 }), vec![Action::SyncDone { id: 8 }]);
 }
 
-#[test]
-fn a_sync_is_confirmed_by_the_answer_to_its_own_ping_not_an_earlier_one() {
+/// Member 1 of three, leading epoch 2 with member 2 synced (both hold 1.1).
+fn leading_epoch_2_with_follower_2() -> Zab {
     let mut zab = leader_of_three(vec![entry(1, 1)]);
     let info = Message::FollowerInfo { accepted_epoch: 1, observer: false };
     zab.step(Input::Message { from: 2, message: info });
@@ -399,6 +399,12 @@ fn a_sync_is_confirmed_by_the_answer_to_its_own_ping_not_an_earlier_one() {
     zab.step(Input::Message { from: 2, message: ack });
     zab.step(Input::Persisted { zxid: Zxid::epoch_start(1) + 1 });
     zab.step(Input::Message { from: 2, message: Message::AckNewLeader { epoch: 2 } });
+    zab
+}
+
+#[test]
+fn a_sync_is_confirmed_by_the_answer_to_its_own_ping_not_an_earlier_one() {
+    let mut zab = leading_epoch_2_with_follower_2();
     let pings = |actions: &[Action]| {
         messages_to(actions, 2).iter().filter(|m| matches!(m, Message::Ping { .. })).count()
     };
@@ -440,13 +446,7 @@ fn sync_replies_confirm_a_learners_syncs_in_the_order_it_sent_them() {
 
 #[test]
 fn a_learners_sync_is_answered_after_the_commit_of_what_was_proposed_before_it() {
-    let mut zab = leader_of_three(vec![entry(1, 1)]);
-    let info = Message::FollowerInfo { accepted_epoch: 1, observer: false };
-    zab.step(Input::Message { from: 2, message: info });
-    let ack = Message::AckEpoch { current_epoch: 1, last_zxid: Zxid::epoch_start(1) + 1 };
-    zab.step(Input::Message { from: 2, message: ack });
-    zab.step(Input::Persisted { zxid: Zxid::epoch_start(1) + 1 });
-    zab.step(Input::Message { from: 2, message: Message::AckNewLeader { epoch: 2 } });
+    let mut zab = leading_epoch_2_with_follower_2();
     zab.step(Input::Propose(entry(2, 1)));
     zab.step(Input::Message { from: 2, message: Message::SyncRequest { id: 5 } });
     let pong = Input::Message { from: 2, message: Message::Pong { echoed: Zxid::ZERO } };
