@@ -143,11 +143,11 @@ impl Follower {
                     self.take_entries_after_applied(core, zxid, entries, committed, out)?;
                 }
             }
-            Message::NewLeader { epoch, zxid } if self.stage == Stage::Syncing => {
+            Message::NewLeader { epoch } if self.stage == Stage::Syncing => {
                 if epoch != self.epoch || !self.has_history {
                     return Ok(Transition::StepDown);
                 }
-                self.stage = Stage::Persisting { zxid };
+                self.stage = Stage::Persisting { zxid: core.history.last() };
                 self.on_persisted(core, out);
             }
             Message::Proposal(entry) if self.has_history => {

@@ -372,10 +372,9 @@ impl Leader {
             committed,
         });
         out.push(Action::SendAfterPersist { to: id, message });
-        let zxid = core.history.last();
-        out.push(Action::SendAfterPersist { to: id, message: Message::NewLeader { epoch, zxid } });
+        out.push(Action::SendAfterPersist { to: id, message: Message::NewLeader { epoch } });
         learner.stage = Stage::Syncing;
-        learner.acked = zxid;
+        learner.acked = core.history.last();
     }
 
     /// Establishes the epoch or advances the commit point, as acknowledgements allow.

@@ -110,12 +110,12 @@ pub enum Message {
         /// The leader's commit point.
         committed: Zxid,
     },
-    /// Leader → learner: NEWLEADER; persist the history up to `zxid` and currentEpoch.
+    /// Leader → learner: NEWLEADER; persist the history sent before it and
+    /// currentEpoch. As ZooKeeper's, it does not say where that history ends: the
+    /// learner has all of it when this arrives.
     NewLeader {
         /// The new epoch.
         epoch: u32,
-        /// The last zxid of the history sent.
-        zxid: Zxid,
     },
     /// Learner → leader: the history and currentEpoch are durable.
     AckNewLeader {

@@ -110,7 +110,7 @@ fn a_leader_establishes_its_epoch_with_one_follower() {
         messages_to(&actions, 2),
         vec![
             Message::Diff { truncate_to: None, entries: vec![entry(1, 2)], committed: Zxid::ZERO },
-            Message::NewLeader { epoch: 2, zxid: Zxid::epoch_start(1) + 2 },
+            Message::NewLeader { epoch: 2 },
         ]
     );
     let actions = zab.step(Input::Message { from: 2, message: Message::AckNewLeader { epoch: 2 } });
@@ -201,7 +201,7 @@ fn a_follower_drops_a_divergent_tail_and_acks_newleader_only_once_durable() {
             Action::Apply(vec![entry(1, 1)]),
         ]
     );
-    let new_leader = Message::NewLeader { epoch: 4, zxid: Zxid::epoch_start(3) + 1 };
+    let new_leader = Message::NewLeader { epoch: 4 };
     assert_eq!(zab.step(Input::Message { from: 1, message: new_leader }), vec![]);
     let actions = zab.step(Input::Persisted { zxid: Zxid::epoch_start(3) + 1 });
     assert_eq!(
@@ -236,7 +236,7 @@ fn a_follower_applies_a_commit_before_its_own_log_is_durable() {
     let from_leader = [
         Message::LeaderInfo { epoch: 3 },
         Message::Diff { truncate_to: None, entries: vec![], committed: Zxid::epoch_start(2) + 1 },
-        Message::NewLeader { epoch: 3, zxid: Zxid::epoch_start(2) + 1 },
+        Message::NewLeader { epoch: 3 },
         Message::UpToDate { committed: Zxid::epoch_start(2) + 1 },
     ];
     for message in from_leader {
@@ -365,7 +365,7 @@ fn entries_whose_zxids_do_not_increase_drop_the_link_and_are_not_logged() {
     let mut zab = follower_in_epoch_3(applied);
     let from_leader = [
         Message::Diff { truncate_to: None, entries: vec![], committed: applied },
-        Message::NewLeader { epoch: 3, zxid: applied },
+        Message::NewLeader { epoch: 3 },
         Message::UpToDate { committed: applied },
         Message::Proposal(entry(3, 1)),
     ];
@@ -422,7 +422,7 @@ fn sync_replies_confirm_a_learners_syncs_in_the_order_it_sent_them() {
     let mut zab = follower_in_epoch_3(applied);
     let from_leader = [
         Message::Diff { truncate_to: None, entries: vec![], committed: applied },
-        Message::NewLeader { epoch: 3, zxid: applied },
+        Message::NewLeader { epoch: 3 },
         Message::UpToDate { committed: applied },
     ];
     for message in from_leader {

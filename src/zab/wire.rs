@@ -55,10 +55,9 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
             write_entries(out, entries);
             write_zxid(out, *committed);
         }
-        Message::NewLeader { epoch, zxid } => {
+        Message::NewLeader { epoch } => {
             out.put_u8(6);
             write_i32(out, *epoch as i32);
-            write_zxid(out, *zxid);
         }
         Message::AckNewLeader { epoch } => {
             out.put_u8(7);
@@ -144,10 +143,7 @@ pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
             entries: read_entries(&mut r)?,
             committed: read_zxid(&mut r, "committed")?,
         },
-        6 => Message::NewLeader {
-            epoch: r.read_i32("epoch")? as u32,
-            zxid: read_zxid(&mut r, "zxid")?,
-        },
+        6 => Message::NewLeader { epoch: r.read_i32("epoch")? as u32 },
         7 => Message::AckNewLeader { epoch: r.read_i32("epoch")? as u32 },
         8 => Message::UpToDate { committed: read_zxid(&mut r, "committed")? },
         9 => Message::Proposal(read_entry(&mut r)?),
@@ -237,7 +233,7 @@ mod tests {
                 entries,
                 committed
             }),
-            (any::<u32>(), zxid()).prop_map(|(epoch, zxid)| Message::NewLeader { epoch, zxid }),
+            any::<u32>().prop_map(|epoch| Message::NewLeader { epoch }),
             any::<u32>().prop_map(|epoch| Message::AckNewLeader { epoch }),
             zxid().prop_map(|committed| Message::UpToDate { committed }),
             entry().prop_map(Message::Proposal),
