@@ -39,7 +39,7 @@ use crate::zab::ServerId;
 /// dialling member's id.
 const HELLO_MAGIC: u32 = 0x5a4b_5253;
 /// The version of [`PeerFrame`]s this build speaks.
-const PROTOCOL_VERSION: u32 = 6;
+const PROTOCOL_VERSION: u32 = 7;
 /// Largest frame between members: a DIFF of many entries, or a snapshot chunk.
 const FRAME_LEN_MAX: usize = 256 << 20;
 /// How long a dial, or a dialled member's hello, may take.

@@ -192,7 +192,8 @@ impl Follower {
             tracing::warn!(epoch, accepted = core.epochs.accepted, "leader's epoch is stale");
             return Transition::StepDown;
         }
-        if epoch > core.epochs.accepted {
+        let first_to_accept = epoch > core.epochs.accepted;
+        if first_to_accept {
             core.epochs = Epochs { accepted: epoch, current: core.epochs.current };
             out.push(Action::PersistEpochs(core.epochs));
         }
@@ -200,7 +201,7 @@ impl Follower {
         self.stage = Stage::Syncing;
         self.send_after_persist(
             Message::AckEpoch {
-                current_epoch: core.epochs.current,
+                current_epoch: first_to_accept.then_some(core.epochs.current),
                 last_zxid: core.history.last(),
             },
             out,

@@ -36,7 +36,7 @@ enum Stage {
     /// FOLLOWERINFO received.
     Connected,
     /// ACKEPOCH received; waiting to be synchronised.
-    EpochAcked { current_epoch: u32, last_zxid: Zxid },
+    EpochAcked { current_epoch: Option<u32>, last_zxid: Zxid },
     /// History and NEWLEADER sent.
     Syncing,
     /// NEWLEADER acknowledged: its acknowledgements count.
@@ -316,11 +316,14 @@ impl Leader {
         &mut self,
         core: &mut Core,
         from: ServerId,
-        current_epoch: u32,
+        current_epoch: Option<u32>,
         last_zxid: Zxid,
         out: &mut Vec<Action>,
     ) -> Transition {
         if self.phase == Phase::Discovering {
+            // An acknowledgement of an epoch the learner had accepted already is not
+            // one (ZooKeeper's -1): it is neither counted nor compared.
+            let Some(current_epoch) = current_epoch else { return Transition::Stay };
             if (current_epoch, last_zxid) > (core.epochs.current, core.history.last()) {
                 tracing::info!(learner = from, "a learner is ahead of this leader; electing again");
                 return Transition::StepDown;
@@ -335,8 +338,10 @@ impl Leader {
     /// Once a quorum acknowledged the epoch: persist it as current and sync everyone.
     fn try_synchronise(&mut self, core: &mut Core, out: &mut Vec<Action>) {
         let Some(epoch) = self.epoch else { return };
-        let acked =
-            self.learners.iter().filter(|(_, l)| matches!(l.stage, Stage::EpochAcked { .. }));
+        let acked = self
+            .learners
+            .iter()
+            .filter(|(_, l)| matches!(l.stage, Stage::EpochAcked { current_epoch: Some(_), .. }));
         let ids = acked.map(|(id, _)| *id).chain([core.config.id]);
         if self.phase != Phase::Discovering || !core.quorum.contains_majority(ids) {
             return;

@@ -85,8 +85,10 @@ pub enum Message {
     /// says where the learner's log ends and nothing more; the leader finds the common
     /// point from its own history ([`crate::zab::History::common_point`]).
     AckEpoch {
-        /// The learner's currentEpoch.
-        current_epoch: u32,
+        /// The learner's currentEpoch; `None` (ZooKeeper's -1) when it had accepted this
+        /// epoch already, before this LEADERINFO: it cannot acknowledge the epoch twice,
+        /// so the leader syncs it without counting it towards the epoch's quorum.
+        current_epoch: Option<u32>,
         /// The learner's last logged zxid.
         last_zxid: Zxid,
     },

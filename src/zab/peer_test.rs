@@ -103,7 +103,7 @@ fn a_leader_establishes_its_epoch_with_one_follower() {
         ]
     );
     // The follower is simply behind: it gets 1.2, with nothing to truncate.
-    let ack = Message::AckEpoch { current_epoch: 1, last_zxid: Zxid::epoch_start(1) + 1 };
+    let ack = Message::AckEpoch { current_epoch: Some(1), last_zxid: Zxid::epoch_start(1) + 1 };
     let actions = zab.step(Input::Message { from: 2, message: ack });
     assert_eq!(actions[0], Action::PersistEpochs(Epochs { accepted: 2, current: 2 }));
     assert_eq!(
@@ -152,7 +152,7 @@ fn a_learner_whose_last_epoch_the_leader_lacks_gets_a_snapshot() {
     zab.step(Input::Message { from: 2, message: info });
     // Its log ends in an epoch that never committed: whether it holds 1.1 cannot be told
     // from its last zxid, so no DIFF or TRUNC is safe.
-    let ack = Message::AckEpoch { current_epoch: 0, last_zxid: Zxid::new(5) };
+    let ack = Message::AckEpoch { current_epoch: Some(0), last_zxid: Zxid::new(5) };
     let actions = zab.step(Input::Message { from: 2, message: ack });
     let sent = messages_to(&actions, 2);
     let Some(Message::Snap { zxid, entries, .. }) = sent.first() else {
@@ -168,7 +168,7 @@ fn a_learner_ahead_of_the_leader_sends_it_back_to_election() {
     let mut zab = leader_of_three(vec![entry(1, 1)]);
     let info = Message::FollowerInfo { accepted_epoch: 1, observer: false };
     zab.step(Input::Message { from: 2, message: info });
-    let ack = Message::AckEpoch { current_epoch: 1, last_zxid: Zxid::epoch_start(1) + 5 };
+    let ack = Message::AckEpoch { current_epoch: Some(1), last_zxid: Zxid::epoch_start(1) + 5 };
     let actions = zab.step(Input::Message { from: 2, message: ack });
     assert!(actions.contains(&Action::Role(Role::Looking)), "{actions:?}");
 }
@@ -395,7 +395,7 @@ fn leading_epoch_2_with_follower_2() -> Zab {
     let mut zab = leader_of_three(vec![entry(1, 1)]);
     let info = Message::FollowerInfo { accepted_epoch: 1, observer: false };
     zab.step(Input::Message { from: 2, message: info });
-    let ack = Message::AckEpoch { current_epoch: 1, last_zxid: Zxid::epoch_start(1) + 1 };
+    let ack = Message::AckEpoch { current_epoch: Some(1), last_zxid: Zxid::epoch_start(1) + 1 };
     zab.step(Input::Message { from: 2, message: ack });
     zab.step(Input::Persisted { zxid: Zxid::epoch_start(1) + 1 });
     zab.step(Input::Message { from: 2, message: Message::AckNewLeader { epoch: 2 } });
@@ -458,4 +458,28 @@ fn a_learners_sync_is_answered_after_the_commit_of_what_was_proposed_before_it()
         messages_to(&zab.step(acked), 2),
         vec![Message::Commit { zxid: Zxid::epoch_start(2) + 1 }, Message::SyncReply]
     );
+}
+
+#[test]
+fn an_epoch_accepted_before_is_acknowledged_as_zookeepers_minus_one_and_not_counted() {
+    // The follower's side: it had accepted epoch 3 already.
+    let epochs = Epochs { accepted: 3, current: 2 };
+    let (mut follower, _) = Zab::new(config(2, &[1, 2, 3]), restored(vec![], epochs));
+    let vote = Vote { epoch: 2, zxid: Zxid::ZERO, leader: 1 };
+    for (from, state) in [(3, PeerState::Following), (1, PeerState::Leading)] {
+        let n = Notification { round: 3, vote, state };
+        follower.step(Input::Message { from, message: Message::Notification(n) });
+    }
+    let actions =
+        follower.step(Input::Message { from: 1, message: Message::LeaderInfo { epoch: 3 } });
+    assert_eq!(
+        messages_to(&actions, 1),
+        vec![Message::AckEpoch { current_epoch: None, last_zxid: Zxid::ZERO }]
+    );
+    // The leader's side: such an acknowledgement does not make a quorum for the epoch.
+    let mut leader = leader_of_three(vec![entry(1, 1)]);
+    let info = Message::FollowerInfo { accepted_epoch: 1, observer: false };
+    leader.step(Input::Message { from: 2, message: info });
+    let ack = Message::AckEpoch { current_epoch: None, last_zxid: Zxid::epoch_start(1) + 1 };
+    assert_eq!(leader.step(Input::Message { from: 2, message: ack }), vec![]);
 }

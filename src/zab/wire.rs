@@ -40,7 +40,7 @@ pub fn encode(message: &Message, out: &mut BytesMut) {
         }
         Message::AckEpoch { current_epoch, last_zxid } => {
             out.put_u8(3);
-            write_i32(out, *current_epoch as i32);
+            write_i32(out, current_epoch.map_or(-1, |epoch| epoch as i32));
             write_zxid(out, *last_zxid);
         }
         Message::Diff { truncate_to, entries, committed } => {
@@ -130,7 +130,10 @@ pub fn decode(frame: &Bytes) -> Result<Message, DecodeError> {
         },
         2 => Message::LeaderInfo { epoch: r.read_i32("epoch")? as u32 },
         3 => Message::AckEpoch {
-            current_epoch: r.read_i32("current epoch")? as u32,
+            current_epoch: match r.read_i32("current epoch")? {
+                -1 => None,
+                epoch => Some(epoch as u32),
+            },
             last_zxid: read_zxid(&mut r, "last zxid")?,
         },
         4 => Message::Diff {
@@ -217,10 +220,9 @@ mod tests {
                 Message::FollowerInfo { accepted_epoch, observer }
             }),
             any::<u32>().prop_map(|epoch| Message::LeaderInfo { epoch }),
-            (any::<u32>(), zxid()).prop_map(|(current_epoch, last_zxid)| Message::AckEpoch {
-                current_epoch,
-                last_zxid
-            }),
+            (proptest::option::of(0..=i32::MAX as u32), zxid()).prop_map(
+                |(current_epoch, last_zxid)| Message::AckEpoch { current_epoch, last_zxid }
+            ),
             (proptest::option::of(zxid()), entries.clone(), zxid()).prop_map(
                 |(truncate_to, entries, committed)| Message::Diff {
                     truncate_to,
