@@ -1,11 +1,14 @@
-//! zkrs's codecs for ZooKeeper's own peer protocol (`zkrs::ensemble::zookeeper`) against
-//! a running Apache ZooKeeper 3.8 leader: this test plays an observer of its ensemble,
-//! on the election port and on the quorum port, through the whole handshake, a
-//! snapshot, committed txns, pings and forwarded requests, with nothing but zkrs's
-//! encoders and decoders.
+//! zkrs's side of ZooKeeper's own peer protocol (`zkrs::ensemble::zookeeper`) against a
+//! running Apache ZooKeeper 3.8 leader. Two tests play an observer of its ensemble with
+//! nothing but zkrs's encoders and decoders, on the election port and on the quorum port:
+//! the handshake, a snapshot, committed txns, pings and forwarded requests. A third puts
+//! zkrs's replication core itself (`zab::Zab`) behind the learner translator: it learns
+//! the leader from ZooKeeper's notification, syncs from its snapshot, observes, and
+//! applies what ZooKeeper commits.
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -21,11 +24,15 @@ use support::client::{open_acl, Client};
 use support::zookeeper::{free_port, ReferenceZooKeeper};
 use zkrs::config::Config;
 use zkrs::ensemble::zookeeper::election::{self, ElectionCodec, InitialMessage, WireNotification};
+use zkrs::ensemble::zookeeper::learner::LearnerSide;
 use zkrs::ensemble::zookeeper::packet::{
     self, LearnerInfo, PacketCodec, PacketType, QuorumPacket, PROTOCOL_VERSION,
 };
+use zkrs::storage::record::unseal;
 use zkrs::txn::{Txn, TxnBody, Zxid};
-use zkrs::zab::{Notification, PeerState, Vote};
+use zkrs::zab::{
+    Action, Entry, Input, Message, Notification, PeerState, Restored, Role, Vote, Zab, ZabConfig,
+};
 use zkrs::zk_format::snapshot::decode_transferred;
 
 /// How long the leader may take to send what it owes.
@@ -69,10 +76,10 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-#[tokio::test]
-async fn zookeeper_answers_a_notification_and_says_what_zkrs_would_say() {
-    let (zookeeper, ports) = leader().await;
-    let text = membership_text(&zookeeper);
+/// Sends ZooKeeper's election port the observer's initial message and a vote for
+/// itself, and returns ZooKeeper's answer. A ZooKeeper member answers a non-voter's
+/// notification with its own vote once it has read it: an answer means it understood.
+async fn exchange_votes(ports: &Ports, text: &str) -> WireNotification {
     let mut stream = TcpStream::connect(local(ports.election)).await.expect("election port");
     let mut out = BytesMut::new();
     let hello = InitialMessage {
@@ -87,13 +94,11 @@ async fn zookeeper_answers_a_notification_and_says_what_zkrs_would_say() {
     };
     tokio_util::codec::Encoder::encode(
         &mut ElectionCodec,
-        &WireNotification::new(&ours, &text),
+        &WireNotification::new(&ours, text),
         &mut out,
     )
     .expect("encode");
     stream.write_all(&out).await.expect("send");
-    // A ZooKeeper member answers a non-voter's notification with its own vote, once it
-    // has read it: an answer means it understood ours.
     let mut buf = BytesMut::new();
     let payload = tokio::time::timeout(PATIENCE, async {
         loop {
@@ -105,7 +110,14 @@ async fn zookeeper_answers_a_notification_and_says_what_zkrs_would_say() {
     })
     .await
     .expect("ZooKeeper answered in time");
-    let theirs = election::decode(&payload).expect("a notification");
+    election::decode(&payload).expect("a notification")
+}
+
+#[tokio::test]
+async fn zookeeper_answers_a_notification_and_says_what_zkrs_would_say() {
+    let (zookeeper, ports) = leader().await;
+    let text = membership_text(&zookeeper);
+    let theirs = exchange_votes(&ports, &text).await;
     assert_eq!((theirs.state, theirs.leader, theirs.version), (PeerState::Leading, 1, 2));
     assert_eq!(theirs.config.as_deref(), Some(text.as_str()), "membership text");
     assert!(theirs.notification().expect("meaningful").vote.epoch >= 1);
@@ -240,4 +252,127 @@ async fn an_observer_speaking_zkrs_codecs_syncs_follows_and_forwards() {
     let (data, stat) = writer.get_data("/forwarded", false).await.expect("the leader has it");
     assert_eq!(data.as_deref(), Some(&b"by zkrs"[..]));
     assert_eq!(stat.ephemeral_owner, SESSION, "an ephemeral of the observer's session");
+}
+
+/// What the test does for the core, as a shell would: sends its messages, reports its
+/// appends durable at once, and keeps what it applies and the role it announces.
+struct CoreShell {
+    core: Zab,
+    side: LearnerSide,
+    quorum: Quorum,
+    applied: Vec<Entry>,
+    role: Role,
+}
+
+impl CoreShell {
+    /// Steps the core with `input` and carries out everything that follows from it.
+    async fn step(&mut self, input: Input) {
+        let mut inputs = vec![input];
+        while let Some(input) = inputs.pop() {
+            for action in self.core.step(input) {
+                match action {
+                    Action::Send { message, .. } | Action::SendAfterPersist { message, .. } => {
+                        if let Some(packet) = self.side.outgoing(&message).expect("a learner's") {
+                            self.quorum.send(&packet).await.expect("send");
+                        }
+                    }
+                    Action::Append(entries) => {
+                        let zxid = entries.last().map_or(Zxid::ZERO, |entry| entry.zxid);
+                        inputs.push(Input::Persisted { zxid });
+                    }
+                    Action::Apply(entries) => self.applied.extend(entries),
+                    Action::Role(role) => self.role = role,
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Takes the leader's next packet to the core; a snapshot after SNAP is read off the
+    /// stream first, as the shell does.
+    async fn next_packet(&mut self) -> Option<zkrs::zk_format::snapshot::Snapshot> {
+        let packet = tokio::time::timeout(PATIENCE, self.quorum.next())
+            .await
+            .expect("the leader sent in time")
+            .expect("the connection is open")
+            .expect("a packet zkrs decodes");
+        let snapshot = match packet.kind {
+            PacketType::Snap => Some(transferred_snapshot(&mut self.quorum, packet.zxid).await),
+            _ => None,
+        };
+        let mut messages = Vec::new();
+        self.side.incoming(packet, &mut messages).expect("a packet the translator takes");
+        for message in messages {
+            self.step(Input::Message { from: 1, message }).await;
+        }
+        snapshot
+    }
+}
+
+#[tokio::test]
+async fn zkrs_replication_core_observes_a_zookeeper_leader_through_the_translator() {
+    let (zookeeper, ports) = leader().await;
+    let text = membership_text(&zookeeper);
+    let mut writer = Client::connect(zookeeper.address).await;
+    writer.create("/before", b"in the snapshot", 0).await.expect("create");
+
+    // The core, an observer of an ensemble whose only voter is ZooKeeper, learns who
+    // leads from ZooKeeper's notification.
+    let config = ZabConfig {
+        id: OBSERVER,
+        voters: BTreeSet::from([1]),
+        observers: BTreeSet::from([OBSERVER]),
+        init_limit_ticks: 100,
+        sync_limit_ticks: 100,
+        finalize_ticks: 1,
+        window_entries: 100,
+    };
+    let (core, _) = Zab::new(config, Restored::default());
+    let vote = exchange_votes(&ports, &text).await.notification().expect("a vote");
+
+    let stream = TcpStream::connect(local(ports.quorum)).await.expect("quorum port");
+    let mut shell = CoreShell {
+        core,
+        side: LearnerSide::new(OBSERVER, 0),
+        quorum: Framed::new(stream, PacketCodec::new(1 << 20)),
+        applied: Vec::new(),
+        role: Role::Looking,
+    };
+    shell.step(Input::Message { from: 1, message: Message::Notification(vote) }).await;
+    for _ in 0..10 {
+        shell.step(Input::Tick).await;
+    }
+    // OBSERVERINFO went out; the core syncs from the snapshot ZooKeeper streams.
+    let mut snapshot = None;
+    while shell.role == Role::Looking {
+        snapshot = snapshot.or(shell.next_packet().await);
+    }
+    assert!(matches!(shell.role, Role::Observing { leader: 1, .. }), "{:?}", shell.role);
+    let snapshot = snapshot.expect("an empty observer gets a snapshot");
+    assert!(snapshot.nodes.iter().any(|node| node.path == "/before"));
+
+    // A write on ZooKeeper reaches the core as an INFORM, which it applies.
+    writer.create("/after", b"informed", 0).await.expect("create");
+    let applied_after = |shell: &CoreShell| {
+        shell.applied.iter().any(|entry| {
+            let txn = unseal(&entry.payload).and_then(|txn| Txn::decode(&txn).ok());
+            matches!(txn.map(|txn| txn.body), Some(TxnBody::Create(create)) if create.path == "/after")
+        })
+    };
+    while !applied_after(&shell) {
+        shell.next_packet().await;
+    }
+    // The core answered ZooKeeper's pings meanwhile: its observer is still there.
+    let observers = four_letter(zookeeper.address, "mntr");
+    assert!(observers.contains("zk_synced_observers\t1"), "{observers}");
+}
+
+/// Sends a four-letter word and returns the answer.
+fn four_letter(address: SocketAddr, word: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream.write_all(word.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    answer
 }

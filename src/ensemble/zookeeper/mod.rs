@@ -1,7 +1,8 @@
 //! Apache ZooKeeper's own peer protocol, byte for byte, so that zkrs members and
 //! ZooKeeper members can form one ensemble: the election port's initial message and
-//! notifications ([`election`]), and the quorum port's packets between a learner and
-//! its leader ([`packet`]).
+//! notifications ([`election`]), the quorum port's packets between a learner and its
+//! leader ([`packet`]), and what the replication core's messages are as those packets
+//! on a learner's side ([`learner`]).
 //!
 //! Every format here was read from ZooKeeper's sources (`QuorumCnxManager`,
 //! `FastLeaderElection`, `Leader`, `Learner`, `LearnerHandler`) and checked against a
@@ -9,6 +10,7 @@
 //! tests).
 
 pub mod election;
+pub mod learner;
 pub mod packet;
 
 #[cfg(test)]

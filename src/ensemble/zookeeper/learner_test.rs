@@ -1,0 +1,102 @@
+use bytes::Bytes;
+
+use super::*;
+
+fn proposal(zxid: Zxid, txn: &'static [u8]) -> QuorumPacket {
+    QuorumPacket::with_data(PacketType::Proposal, zxid.raw(), Bytes::from_static(txn))
+}
+
+fn feed(side: &mut LearnerSide, packets: Vec<QuorumPacket>) -> Vec<Message> {
+    let mut out = Vec::new();
+    for packet in packets {
+        side.incoming(packet, &mut out).expect("a packet in place");
+    }
+    out
+}
+
+#[test]
+fn a_trunc_and_the_txns_after_it_reach_the_core_as_one_diff_at_newleader() {
+    let mut side = LearnerSide::new(2, 0);
+    let (first, second) = (Zxid::epoch_start(3) + 1, Zxid::epoch_start(3) + 2);
+    let messages = feed(
+        &mut side,
+        vec![
+            QuorumPacket::bare(PacketType::Trunc, (Zxid::epoch_start(2) + 4).raw()),
+            proposal(first, b"one"),
+            QuorumPacket::bare(PacketType::Commit, first.raw()),
+            proposal(second, b"two"),
+        ],
+    );
+    assert_eq!(messages, vec![], "nothing before NEWLEADER");
+    let messages = feed(
+        &mut side,
+        vec![QuorumPacket::bare(PacketType::NewLeader, Zxid::epoch_start(4).raw())],
+    );
+    let entries = vec![
+        Entry { zxid: first, payload: seal(b"one") },
+        Entry { zxid: second, payload: seal(b"two") },
+    ];
+    assert_eq!(
+        messages,
+        vec![
+            Message::Diff {
+                truncate_to: Some(Zxid::epoch_start(2) + 4),
+                entries,
+                committed: first
+            },
+            Message::NewLeader { epoch: 4 },
+        ]
+    );
+    // After it, txns and commits pass one by one, and UPTODATE brings the last commit.
+    let messages = feed(
+        &mut side,
+        vec![
+            QuorumPacket::bare(PacketType::Commit, second.raw()),
+            QuorumPacket::bare(PacketType::UpToDate, -1),
+        ],
+    );
+    assert_eq!(
+        messages,
+        vec![Message::Commit { zxid: second }, Message::UpToDate { committed: second }]
+    );
+}
+
+#[test]
+fn an_inform_is_a_proposal_and_its_commit() {
+    let mut side = LearnerSide::new(4, 0);
+    let zxid = Zxid::epoch_start(1) + 9;
+    let inform = QuorumPacket::with_data(PacketType::Inform, zxid.raw(), Bytes::from_static(b"t"));
+    assert_eq!(
+        feed(&mut side, vec![inform]),
+        vec![Message::Proposal(Entry { zxid, payload: seal(b"t") }), Message::Commit { zxid }]
+    );
+}
+
+#[test]
+fn packets_out_of_place_are_refused() {
+    let mut out = Vec::new();
+    let mut side = LearnerSide::new(2, 0);
+    assert!(side.incoming(QuorumPacket::bare(PacketType::NewLeader, 0), &mut out).is_err());
+    assert!(side.incoming(QuorumPacket::bare(PacketType::Diff, 0), &mut out).is_ok());
+    assert!(side.incoming(QuorumPacket::bare(PacketType::Snap, 0), &mut out).is_err());
+    assert!(side.incoming(QuorumPacket::bare(PacketType::Proposal, 1), &mut out).is_err());
+    assert!(side.incoming(QuorumPacket::bare(PacketType::FollowerInfo, 0), &mut out).is_err());
+}
+
+#[test]
+fn the_learners_messages_become_its_packets_and_followerinfo_goes_once() {
+    let mut side = LearnerSide::new(2, 7);
+    let info = Message::FollowerInfo { accepted_epoch: 3, observer: true };
+    let sent = side.outgoing(&info).expect("a packet").expect("the first");
+    assert_eq!((sent.kind, sent.zxid), (PacketType::ObserverInfo, Zxid::epoch_start(3).raw()));
+    let learner = LearnerInfo::decode(sent.data.as_deref().unwrap_or_default()).expect("info");
+    assert_eq!((learner.server_id, learner.config_version), (2, 7));
+    assert_eq!(side.outgoing(&info).expect("no error"), None, "once per connection");
+    let ack = Message::AckEpoch { current_epoch: None, last_zxid: Zxid::epoch_start(2) + 1 };
+    let sent = side.outgoing(&ack).expect("a packet").expect("sent");
+    assert_eq!(packet::read_int_payload(sent.data.as_ref(), "epoch").ok(), Some(-1));
+    let sent = side.outgoing(&Message::AckNewLeader { epoch: 4 }).expect("a packet").expect("sent");
+    assert_eq!((sent.kind, sent.zxid), (PacketType::Ack, Zxid::epoch_start(4).raw()));
+    assert!(side.outgoing(&Message::SyncRequest { id: 1 }).is_err());
+    assert!(side.outgoing(&Message::LeaderInfo { epoch: 4 }).is_err());
+}
