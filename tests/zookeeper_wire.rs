@@ -1,10 +1,12 @@
 //! zkrs's side of ZooKeeper's own peer protocol (`zkrs::ensemble::zookeeper`) against a
-//! running Apache ZooKeeper 3.8 leader. Two tests play an observer of its ensemble with
-//! nothing but zkrs's encoders and decoders, on the election port and on the quorum port:
-//! the handshake, a snapshot, committed txns, pings and forwarded requests. A third puts
-//! zkrs's replication core itself (`zab::Zab`) behind the learner translator: it learns
-//! the leader from ZooKeeper's notification, syncs from its snapshot, observes, and
-//! applies what ZooKeeper commits.
+//! running Apache ZooKeeper 3.8. Two tests play an observer of its ensemble with nothing
+//! but zkrs's encoders and decoders, on the election port and on the quorum port: the
+//! handshake, a snapshot, committed txns, pings and forwarded requests. Two more put
+//! zkrs's replication core itself (`zab::Zab`) behind the learner translator: as an
+//! observer it learns the leader from ZooKeeper's notification, syncs from its snapshot
+//! and applies what ZooKeeper commits; as the second voter of a two-member ensemble it
+//! elects ZooKeeper, follows it, and acknowledges the write ZooKeeper cannot commit
+//! without it.
 
 mod support;
 
@@ -17,7 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use jute::records::{CreateRequest, Id};
 use jute::{OpCode, Record};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Decoder, Framed};
 
 use support::client::{open_acl, Client};
@@ -31,9 +33,10 @@ use zkrs::ensemble::zookeeper::packet::{
 use zkrs::storage::record::unseal;
 use zkrs::txn::{Txn, TxnBody, Zxid};
 use zkrs::zab::{
-    Action, Entry, Input, Message, Notification, PeerState, Restored, Role, Vote, Zab, ZabConfig,
+    Action, Entry, Input, Message, Notification, PeerState, Restored, Role, ServerId, Vote, Zab,
+    ZabConfig,
 };
-use zkrs::zk_format::snapshot::decode_transferred;
+use zkrs::zk_format::snapshot::{decode_transferred, Snapshot};
 
 /// How long the leader may take to send what it owes.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -145,10 +148,7 @@ async fn next(quorum: &mut Quorum) -> QuorumPacket {
 }
 
 /// Reads the snapshot that follows `SNAP` on the stream.
-async fn transferred_snapshot(
-    quorum: &mut Quorum,
-    zxid: i64,
-) -> zkrs::zk_format::snapshot::Snapshot {
+async fn transferred_snapshot(quorum: &mut Quorum, zxid: i64) -> Snapshot {
     loop {
         let bytes = quorum.read_buffer().clone().freeze();
         if let Some((snapshot, used)) = decode_transferred(&bytes, zxid).expect("a snapshot") {
@@ -254,17 +254,50 @@ async fn an_observer_speaking_zkrs_codecs_syncs_follows_and_forwards() {
     assert_eq!(stat.ephemeral_owner, SESSION, "an ephemeral of the observer's session");
 }
 
-/// What the test does for the core, as a shell would: sends its messages, reports its
-/// appends durable at once, and keeps what it applies and the role it announces.
+/// What the test does for the core, as a shell would: carries its votes on the
+/// election connection ZooKeeper dialled and its other messages on a quorum connection
+/// to ZooKeeper, through the learner translator; reports appends durable at once; keeps
+/// what it applies, the snapshots it is sent and the role it announces.
 struct CoreShell {
     core: Zab,
+    /// The ZooKeeper member the core talks to, and that member's quorum port.
+    zookeeper: ServerId,
+    quorum_address: SocketAddr,
+    /// The membership text votes carry.
+    membership: String,
     side: LearnerSide,
-    quorum: Quorum,
+    quorum: Option<Quorum>,
+    election: Option<Framed<TcpStream, ElectionCodec>>,
     applied: Vec<Entry>,
+    snapshots: Vec<Snapshot>,
     role: Role,
 }
 
+/// What woke the test's loop.
+enum Event {
+    Dialled(TcpStream),
+    Vote(Bytes),
+    Packet(QuorumPacket),
+    Tick,
+}
+
 impl CoreShell {
+    fn new(core: Zab, zookeeper: ServerId, quorum_address: SocketAddr, membership: String) -> Self {
+        let side = LearnerSide::new(core.id(), 0);
+        CoreShell {
+            core,
+            zookeeper,
+            quorum_address,
+            membership,
+            side,
+            quorum: None,
+            election: None,
+            applied: Vec::new(),
+            snapshots: Vec::new(),
+            role: Role::Looking,
+        }
+    }
+
     /// Steps the core with `input` and carries out everything that follows from it.
     async fn step(&mut self, input: Input) {
         let mut inputs = vec![input];
@@ -272,9 +305,7 @@ impl CoreShell {
             for action in self.core.step(input) {
                 match action {
                     Action::Send { message, .. } | Action::SendAfterPersist { message, .. } => {
-                        if let Some(packet) = self.side.outgoing(&message).expect("a learner's") {
-                            self.quorum.send(&packet).await.expect("send");
-                        }
+                        self.send(&message).await;
                     }
                     Action::Append(entries) => {
                         let zxid = entries.last().map_or(Zxid::ZERO, |entry| entry.zxid);
@@ -288,31 +319,132 @@ impl CoreShell {
         }
     }
 
-    /// Takes the leader's next packet to the core; a snapshot after SNAP is read off the
+    async fn send(&mut self, message: &Message) {
+        if let Message::Notification(vote) = message {
+            // Without an election connection the vote is lost; the core sends it again.
+            if let Some(election) = &mut self.election {
+                let wire = WireNotification::new(vote, &self.membership);
+                election.send(&wire).await.expect("send a vote");
+            }
+            return;
+        }
+        if self.quorum.is_none() {
+            // A new leader opens its quorum port a moment after it has won.
+            let deadline = tokio::time::Instant::now() + PATIENCE;
+            let stream = loop {
+                match TcpStream::connect(self.quorum_address).await {
+                    Ok(stream) => break stream,
+                    Err(err) if tokio::time::Instant::now() > deadline => {
+                        panic!("quorum port: {err}")
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            };
+            self.quorum = Some(Framed::new(stream, PacketCodec::new(1 << 20)));
+        }
+        if let (Some(packet), Some(quorum)) =
+            (self.side.outgoing(message).expect("a learner's packet"), &mut self.quorum)
+        {
+            quorum.send(&packet).await.expect("send a packet");
+        }
+    }
+
+    /// Runs the core until `done` holds: ZooKeeper's votes and packets in, ticks of
+    /// 20 ms, the core's messages out.
+    async fn run_until(
+        &mut self,
+        listener: Option<&TcpListener>,
+        done: impl Fn(&CoreShell) -> bool,
+    ) {
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        let deadline = tokio::time::Instant::now() + 3 * PATIENCE;
+        while !done(self) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the core got no further: {:?}",
+                self.role
+            );
+            let event = tokio::select! {
+                dialled = accept(listener) => Event::Dialled(dialled),
+                vote = next_of(&mut self.election) => Event::Vote(vote.expect("a notification frame")),
+                packet = next_of(&mut self.quorum) => Event::Packet(packet.expect("a packet zkrs decodes")),
+                _ = ticks.tick() => Event::Tick,
+            };
+            match event {
+                Event::Dialled(stream) => self.election = Some(election_connection(stream).await),
+                Event::Vote(payload) => {
+                    let vote = election::decode(&payload)
+                        .expect("a vote")
+                        .notification()
+                        .expect("meaningful");
+                    let from = self.zookeeper;
+                    self.step(Input::Message { from, message: Message::Notification(vote) }).await;
+                }
+                Event::Packet(packet) => self.take_packet(packet).await,
+                Event::Tick => self.step(Input::Tick).await,
+            }
+        }
+    }
+
+    /// Takes the leader's packet to the core; a snapshot after SNAP is read off the
     /// stream first, as the shell does.
-    async fn next_packet(&mut self) -> Option<zkrs::zk_format::snapshot::Snapshot> {
-        let packet = tokio::time::timeout(PATIENCE, self.quorum.next())
-            .await
-            .expect("the leader sent in time")
-            .expect("the connection is open")
-            .expect("a packet zkrs decodes");
-        let snapshot = match packet.kind {
-            PacketType::Snap => Some(transferred_snapshot(&mut self.quorum, packet.zxid).await),
-            _ => None,
-        };
+    async fn take_packet(&mut self, packet: QuorumPacket) {
+        if packet.kind == PacketType::Snap {
+            let quorum = self.quorum.as_mut().expect("the packet came on it");
+            self.snapshots.push(transferred_snapshot(quorum, packet.zxid).await);
+        }
         let mut messages = Vec::new();
         self.side.incoming(packet, &mut messages).expect("a packet the translator takes");
         for message in messages {
-            self.step(Input::Message { from: 1, message }).await;
+            self.step(Input::Message { from: self.zookeeper, message }).await;
         }
-        snapshot
+    }
+
+    /// Whether the core applied a create of `path`.
+    fn applied_create(&self, path: &str) -> bool {
+        self.applied.iter().any(|entry| {
+            let txn = unseal(&entry.payload).and_then(|txn| Txn::decode(&txn).ok());
+            matches!(txn.map(|txn| txn.body), Some(TxnBody::Create(create)) if create.path == path)
+        })
+    }
+}
+
+/// The next connection `listener` takes, or never.
+async fn accept(listener: Option<&TcpListener>) -> TcpStream {
+    match listener {
+        Some(listener) => listener.accept().await.expect("accept").0,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next item of `stream`, or never when there is none; a closed stream fails the test.
+async fn next_of<S, T, E>(stream: &mut Option<S>) -> Result<T, E>
+where
+    S: futures_util::Stream<Item = Result<T, E>> + Unpin,
+{
+    match stream {
+        Some(stream) => stream.next().await.expect("ZooKeeper kept the connection open"),
+        None => std::future::pending().await,
+    }
+}
+
+/// An election connection ZooKeeper dialled, once its initial message is read.
+async fn election_connection(mut stream: TcpStream) -> Framed<TcpStream, ElectionCodec> {
+    let mut buf = BytesMut::new();
+    loop {
+        if let Some((hello, len)) = InitialMessage::parse(&buf).expect("an initial message") {
+            assert_eq!(hello.server_id, 2, "the ZooKeeper member dials");
+            let mut framed = Framed::new(stream, ElectionCodec);
+            framed.read_buffer_mut().extend_from_slice(&buf[len..]);
+            return framed;
+        }
+        assert!(stream.read_buf(&mut buf).await.expect("read") > 0, "closed");
     }
 }
 
 #[tokio::test]
 async fn zkrs_replication_core_observes_a_zookeeper_leader_through_the_translator() {
     let (zookeeper, ports) = leader().await;
-    let text = membership_text(&zookeeper);
     let mut writer = Client::connect(zookeeper.address).await;
     writer.create("/before", b"in the snapshot", 0).await.expect("create");
 
@@ -322,49 +454,68 @@ async fn zkrs_replication_core_observes_a_zookeeper_leader_through_the_translato
         id: OBSERVER,
         voters: BTreeSet::from([1]),
         observers: BTreeSet::from([OBSERVER]),
-        init_limit_ticks: 100,
-        sync_limit_ticks: 100,
-        finalize_ticks: 1,
+        init_limit_ticks: 250,
+        sync_limit_ticks: 250,
+        finalize_ticks: 10,
         window_entries: 100,
     };
     let (core, _) = Zab::new(config, Restored::default());
+    let text = membership_text(&zookeeper);
     let vote = exchange_votes(&ports, &text).await.notification().expect("a vote");
-
-    let stream = TcpStream::connect(local(ports.quorum)).await.expect("quorum port");
-    let mut shell = CoreShell {
-        core,
-        side: LearnerSide::new(OBSERVER, 0),
-        quorum: Framed::new(stream, PacketCodec::new(1 << 20)),
-        applied: Vec::new(),
-        role: Role::Looking,
-    };
+    let mut shell = CoreShell::new(core, 1, local(ports.quorum), text);
     shell.step(Input::Message { from: 1, message: Message::Notification(vote) }).await;
-    for _ in 0..10 {
-        shell.step(Input::Tick).await;
-    }
-    // OBSERVERINFO went out; the core syncs from the snapshot ZooKeeper streams.
-    let mut snapshot = None;
-    while shell.role == Role::Looking {
-        snapshot = snapshot.or(shell.next_packet().await);
-    }
+    // OBSERVERINFO goes out; the core syncs from the snapshot ZooKeeper streams.
+    shell.run_until(None, |shell| shell.role != Role::Looking).await;
     assert!(matches!(shell.role, Role::Observing { leader: 1, .. }), "{:?}", shell.role);
-    let snapshot = snapshot.expect("an empty observer gets a snapshot");
+    let snapshot = shell.snapshots.first().expect("an empty observer gets a snapshot");
     assert!(snapshot.nodes.iter().any(|node| node.path == "/before"));
 
     // A write on ZooKeeper reaches the core as an INFORM, which it applies.
     writer.create("/after", b"informed", 0).await.expect("create");
-    let applied_after = |shell: &CoreShell| {
-        shell.applied.iter().any(|entry| {
-            let txn = unseal(&entry.payload).and_then(|txn| Txn::decode(&txn).ok());
-            matches!(txn.map(|txn| txn.body), Some(TxnBody::Create(create)) if create.path == "/after")
-        })
-    };
-    while !applied_after(&shell) {
-        shell.next_packet().await;
-    }
+    shell.run_until(None, |shell| shell.applied_create("/after")).await;
     // The core answered ZooKeeper's pings meanwhile: its observer is still there.
     let observers = four_letter(zookeeper.address, "mntr");
     assert!(observers.contains("zk_synced_observers\t1"), "{observers}");
+}
+
+#[tokio::test]
+async fn zkrs_replication_core_votes_follows_and_acknowledges_in_a_zookeeper_ensemble() {
+    // Two voters: zkrs's core as 1 and ZooKeeper as 2. With equal (empty) histories the
+    // higher id leads, and ZooKeeper needs the core's vote to lead and its ACKs to
+    // commit anything.
+    let (quorum_1, election_1, quorum_2, election_2) =
+        (free_port(), free_port(), free_port(), free_port());
+    let listener = TcpListener::bind(local(election_1)).await.expect("the core's election port");
+    let servers = format!(
+        "initLimit=10\nsyncLimit=5\nserver.1=127.0.0.1:{quorum_1}:{election_1}:participant\n\
+         server.2=127.0.0.1:{quorum_2}:{election_2}:participant\n"
+    );
+    let zookeeper = ReferenceZooKeeper::spawn_member(2, &servers, &[]);
+    let config = ZabConfig {
+        id: 1,
+        voters: BTreeSet::from([1, 2]),
+        observers: BTreeSet::new(),
+        init_limit_ticks: 250,
+        sync_limit_ticks: 250,
+        finalize_ticks: 10,
+        window_entries: 100,
+    };
+    let (core, _) = Zab::new(config, Restored::default());
+    let mut shell = CoreShell::new(core, 2, local(quorum_2), membership_text(&zookeeper));
+    shell.run_until(Some(&listener), |shell| shell.role != Role::Looking).await;
+    assert!(matches!(shell.role, Role::Following { leader: 2, .. }), "{:?}", shell.role);
+
+    // ZooKeeper serves now, and commits a write only with the core's acknowledgement.
+    let address = zookeeper.address;
+    let write = tokio::spawn(async move {
+        let mut client = Client::connect(address).await;
+        client.create("/voted", b"acked by zkrs", 0).await
+    });
+    shell.run_until(Some(&listener), |shell| shell.applied_create("/voted")).await;
+    let created = write.await.expect("the writer finished");
+    assert_eq!(created.as_deref(), Ok("/voted"));
+    let stat = four_letter(zookeeper.address, "stat");
+    assert!(stat.contains("Mode: leader"), "{stat}");
 }
 
 /// Sends a four-letter word and returns the answer.

@@ -42,16 +42,27 @@ impl ReferenceZooKeeper {
     /// # Panics
     /// If ZooKeeper is not installed: the test suite needs it (`scripts/test` installs it).
     pub async fn start(extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
-        ReferenceZooKeeper::launch(None, extra, properties).await
+        let zookeeper = ReferenceZooKeeper::launch(None, extra, properties);
+        zookeeper.wait_until_serving().await;
+        zookeeper
     }
 
     /// Starts ZooKeeper as the member `my_id` of the ensemble whose `server.N` lines
-    /// (and other settings) `extra` gives.
+    /// (and other settings) `extra` gives, and waits until it serves (it needs a quorum
+    /// of those members for that).
     pub async fn start_member(my_id: u64, extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
-        ReferenceZooKeeper::launch(Some(my_id), extra, properties).await
+        let zookeeper = ReferenceZooKeeper::launch(Some(my_id), extra, properties);
+        zookeeper.wait_until_serving().await;
+        zookeeper
     }
 
-    async fn launch(my_id: Option<u64>, extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
+    /// Starts ZooKeeper as the member `my_id`, as [`ReferenceZooKeeper::start_member`],
+    /// without waiting: the rest of its quorum is the caller's to provide.
+    pub fn spawn_member(my_id: u64, extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
+        ReferenceZooKeeper::launch(Some(my_id), extra, properties)
+    }
+
+    fn launch(my_id: Option<u64>, extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
         for jar in CLASSPATH {
             assert!(
                 Path::new(jar).exists(),
@@ -94,17 +105,28 @@ impl ReferenceZooKeeper {
             .spawn()
             .expect("java is required for the differential tests");
         let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let reference = ReferenceZooKeeper { child, address, data_dir: dir.join("data"), config };
+        ReferenceZooKeeper { child, address, data_dir: dir.join("data"), config }
+    }
+
+    /// Waits until ZooKeeper opens sessions.
+    ///
+    /// # Panics
+    /// If it does not within a minute.
+    pub async fn wait_until_serving(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let handshake = Handshake { timeout_ms: 5000, ..Handshake::default() };
-            if let Ok(client) = Client::handshake(address, handshake).await {
+            if let Ok(client) = Client::handshake(self.address, handshake).await {
                 if client.session_id != 0 {
                     client.close().await;
-                    return reference;
+                    return;
                 }
             }
-            assert!(Instant::now() < deadline, "ZooKeeper did not start; see {}", dir.display());
+            assert!(
+                Instant::now() < deadline,
+                "ZooKeeper did not start; see {}",
+                self.config.display()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
