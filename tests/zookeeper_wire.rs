@@ -1,36 +1,36 @@
 //! zkrs's side of ZooKeeper's own peer protocol (`zkrs::ensemble::zookeeper`) against a
 //! running Apache ZooKeeper 3.8. Two tests play an observer of its ensemble with nothing
 //! but zkrs's encoders and decoders, on the election port and on the quorum port: the
-//! handshake, a snapshot, committed txns, pings and forwarded requests. Two more put
-//! zkrs's replication core itself (`zab::Zab`) behind the learner translator: as an
-//! observer it learns the leader from ZooKeeper's notification, syncs from its snapshot
-//! and applies what ZooKeeper commits; as the second voter of a two-member ensemble it
-//! elects ZooKeeper, follows it, and acknowledges the write ZooKeeper cannot commit
-//! without it.
+//! handshake, a snapshot, committed txns, pings and forwarded requests. Three more put
+//! zkrs's replication core itself (`zab::Zab`) behind the translators: as an observer it
+//! learns the leader from ZooKeeper's notification, syncs from its snapshot and applies
+//! what ZooKeeper commits; as one of two voters it elects ZooKeeper, follows it and
+//! acknowledges the write ZooKeeper cannot commit without it; and as the other it is
+//! elected, leads ZooKeeper, and ZooKeeper applies the txn it proposes.
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use jute::records::{CreateRequest, Id};
+use jute::records::{CreateRequest, CreateTxn, Id, TxnHeader};
 use jute::{OpCode, Record};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Decoder, Framed};
 
-use support::client::{open_acl, Client};
+use support::client::{open_acl, Client, Handshake};
 use support::zookeeper::{free_port, ReferenceZooKeeper};
 use zkrs::config::Config;
 use zkrs::ensemble::zookeeper::election::{self, ElectionCodec, InitialMessage, WireNotification};
+use zkrs::ensemble::zookeeper::leader::{LeaderSide, Outgoing};
 use zkrs::ensemble::zookeeper::learner::LearnerSide;
 use zkrs::ensemble::zookeeper::packet::{
     self, LearnerInfo, PacketCodec, PacketType, QuorumPacket, PROTOCOL_VERSION,
 };
-use zkrs::storage::record::unseal;
+use zkrs::storage::record::{seal, unseal};
 use zkrs::txn::{Txn, TxnBody, Zxid};
 use zkrs::zab::{
     Action, Entry, Input, Message, Notification, PeerState, Restored, Role, ServerId, Vote, Zab,
@@ -249,25 +249,42 @@ async fn an_observer_speaking_zkrs_codecs_syncs_follows_and_forwards() {
     quorum.send(&request(1, OpCode::Create, &body)).await.expect("send");
     let created = Txn::decode(next(&mut quorum).await.data.as_ref().expect("a txn")).expect("txn");
     assert_eq!((created.session_id().raw(), created.header.cxid), (SESSION, 1));
-    let (data, stat) = writer.get_data("/forwarded", false).await.expect("the leader has it");
+    // ZooKeeper informs observers as it commits, a moment before it applies the txn.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let (data, stat) = loop {
+        match writer.get_data("/forwarded", false).await {
+            Ok(found) => break found,
+            Err(code) if tokio::time::Instant::now() > deadline => panic!("not applied: {code:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
     assert_eq!(data.as_deref(), Some(&b"by zkrs"[..]));
     assert_eq!(stat.ephemeral_owner, SESSION, "an ephemeral of the observer's session");
 }
 
+/// The core's end of the quorum connection with the ZooKeeper member.
+enum QuorumEnd {
+    /// The core learns: it dials ZooKeeper's quorum port.
+    Learner { side: LearnerSide, address: SocketAddr },
+    /// The core leads: ZooKeeper dials its quorum port.
+    Leader { side: LeaderSide, listener: TcpListener },
+}
+
 /// What the test does for the core, as a shell would: carries its votes on the
-/// election connection ZooKeeper dialled and its other messages on a quorum connection
-/// to ZooKeeper, through the learner translator; reports appends durable at once; keeps
-/// what it applies, the snapshots it is sent and the role it announces.
+/// election connection with ZooKeeper and its other messages on the quorum connection,
+/// through the translator of its end; reports appends durable at once; keeps what it
+/// applies, the snapshots it is sent and the role it announces.
 struct CoreShell {
     core: Zab,
-    /// The ZooKeeper member the core talks to, and that member's quorum port.
+    /// The ZooKeeper member the core talks to.
     zookeeper: ServerId,
-    quorum_address: SocketAddr,
     /// The membership text votes carry.
     membership: String,
-    side: LearnerSide,
+    end: QuorumEnd,
     quorum: Option<Quorum>,
     election: Option<Framed<TcpStream, ElectionCodec>>,
+    /// Where ZooKeeper dials the core's election port, when its id is the higher.
+    election_listener: Option<TcpListener>,
     applied: Vec<Entry>,
     snapshots: Vec<Snapshot>,
     role: Role,
@@ -276,22 +293,22 @@ struct CoreShell {
 /// What woke the test's loop.
 enum Event {
     Dialled(TcpStream),
+    LearnerDialled(TcpStream),
     Vote(Bytes),
     Packet(QuorumPacket),
     Tick,
 }
 
 impl CoreShell {
-    fn new(core: Zab, zookeeper: ServerId, quorum_address: SocketAddr, membership: String) -> Self {
-        let side = LearnerSide::new(core.id(), 0);
+    fn new(core: Zab, zookeeper: ServerId, end: QuorumEnd, membership: String) -> Self {
         CoreShell {
             core,
             zookeeper,
-            quorum_address,
             membership,
-            side,
+            end,
             quorum: None,
             election: None,
+            election_listener: None,
             applied: Vec::new(),
             snapshots: Vec::new(),
             role: Role::Looking,
@@ -305,7 +322,7 @@ impl CoreShell {
             for action in self.core.step(input) {
                 match action {
                     Action::Send { message, .. } | Action::SendAfterPersist { message, .. } => {
-                        self.send(&message).await;
+                        self.send(message).await;
                     }
                     Action::Append(entries) => {
                         let zxid = entries.last().map_or(Zxid::ZERO, |entry| entry.zxid);
@@ -319,8 +336,8 @@ impl CoreShell {
         }
     }
 
-    async fn send(&mut self, message: &Message) {
-        if let Message::Notification(vote) = message {
+    async fn send(&mut self, message: Message) {
+        if let Message::Notification(vote) = &message {
             // Without an election connection the vote is lost; the core sends it again.
             if let Some(election) = &mut self.election {
                 let wire = WireNotification::new(vote, &self.membership);
@@ -328,34 +345,35 @@ impl CoreShell {
             }
             return;
         }
-        if self.quorum.is_none() {
-            // A new leader opens its quorum port a moment after it has won.
-            let deadline = tokio::time::Instant::now() + PATIENCE;
-            let stream = loop {
-                match TcpStream::connect(self.quorum_address).await {
-                    Ok(stream) => break stream,
-                    Err(err) if tokio::time::Instant::now() > deadline => {
-                        panic!("quorum port: {err}")
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        let packets = match &mut self.end {
+            QuorumEnd::Learner { side, address } => {
+                if self.quorum.is_none() {
+                    self.quorum = Some(dial_quorum(*address).await);
                 }
-            };
-            self.quorum = Some(Framed::new(stream, PacketCodec::new(1 << 20)));
-        }
-        if let (Some(packet), Some(quorum)) =
-            (self.side.outgoing(message).expect("a learner's packet"), &mut self.quorum)
-        {
-            quorum.send(&packet).await.expect("send a packet");
+                side.outgoing(&message).expect("a learner's packet").into_iter().collect()
+            }
+            QuorumEnd::Leader { side, .. } => {
+                let mut out = Vec::new();
+                side.outgoing(message, &mut out).expect("a leader's packets");
+                out.into_iter()
+                    .map(|item| match item {
+                        Outgoing::Packet(packet) => packet,
+                        Outgoing::Snapshot(zxid) => panic!("no snapshot was due here: 0x{zxid:x}"),
+                    })
+                    .collect::<Vec<_>>()
+            }
+        };
+        // A leader's messages for a learner that has not connected go nowhere.
+        if let Some(quorum) = &mut self.quorum {
+            for packet in &packets {
+                quorum.send(packet).await.expect("send a packet");
+            }
         }
     }
 
     /// Runs the core until `done` holds: ZooKeeper's votes and packets in, ticks of
     /// 20 ms, the core's messages out.
-    async fn run_until(
-        &mut self,
-        listener: Option<&TcpListener>,
-        done: impl Fn(&CoreShell) -> bool,
-    ) {
+    async fn run_until(&mut self, done: impl Fn(&CoreShell) -> bool) {
         let mut ticks = tokio::time::interval(Duration::from_millis(20));
         let deadline = tokio::time::Instant::now() + 3 * PATIENCE;
         while !done(self) {
@@ -364,14 +382,22 @@ impl CoreShell {
                 "the core got no further: {:?}",
                 self.role
             );
+            let learners = match &self.end {
+                QuorumEnd::Leader { listener, .. } if self.quorum.is_none() => Some(listener),
+                _ => None,
+            };
             let event = tokio::select! {
-                dialled = accept(listener) => Event::Dialled(dialled),
+                dialled = accept(self.election_listener.as_ref()) => Event::Dialled(dialled),
+                dialled = accept(learners) => Event::LearnerDialled(dialled),
                 vote = next_of(&mut self.election) => Event::Vote(vote.expect("a notification frame")),
                 packet = next_of(&mut self.quorum) => Event::Packet(packet.expect("a packet zkrs decodes")),
                 _ = ticks.tick() => Event::Tick,
             };
             match event {
                 Event::Dialled(stream) => self.election = Some(election_connection(stream).await),
+                Event::LearnerDialled(stream) => {
+                    self.quorum = Some(Framed::new(stream, PacketCodec::new(1 << 20)));
+                }
                 Event::Vote(payload) => {
                     let vote = election::decode(&payload)
                         .expect("a vote")
@@ -386,15 +412,23 @@ impl CoreShell {
         }
     }
 
-    /// Takes the leader's packet to the core; a snapshot after SNAP is read off the
+    /// Takes ZooKeeper's packet to the core; a snapshot after SNAP is read off the
     /// stream first, as the shell does.
     async fn take_packet(&mut self, packet: QuorumPacket) {
-        if packet.kind == PacketType::Snap {
-            let quorum = self.quorum.as_mut().expect("the packet came on it");
-            self.snapshots.push(transferred_snapshot(quorum, packet.zxid).await);
-        }
-        let mut messages = Vec::new();
-        self.side.incoming(packet, &mut messages).expect("a packet the translator takes");
+        let messages = match &mut self.end {
+            QuorumEnd::Learner { side, .. } => {
+                if packet.kind == PacketType::Snap {
+                    let quorum = self.quorum.as_mut().expect("the packet came on it");
+                    self.snapshots.push(transferred_snapshot(quorum, packet.zxid).await);
+                }
+                let mut messages = Vec::new();
+                side.incoming(packet, &mut messages).expect("a packet the translator takes");
+                messages
+            }
+            QuorumEnd::Leader { side, .. } => {
+                side.incoming(packet).expect("a learner's packet").into_iter().collect()
+            }
+        };
         for message in messages {
             self.step(Input::Message { from: self.zookeeper, message }).await;
         }
@@ -406,6 +440,19 @@ impl CoreShell {
             let txn = unseal(&entry.payload).and_then(|txn| Txn::decode(&txn).ok());
             matches!(txn.map(|txn| txn.body), Some(TxnBody::Create(create)) if create.path == path)
         })
+    }
+}
+
+/// A connection to a ZooKeeper leader's quorum port, which it opens a moment after it
+/// has won its election.
+async fn dial_quorum(address: SocketAddr) -> Quorum {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match TcpStream::connect(address).await {
+            Ok(stream) => return Framed::new(stream, PacketCodec::new(1 << 20)),
+            Err(err) if tokio::time::Instant::now() > deadline => panic!("quorum port: {err}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
     }
 }
 
@@ -442,6 +489,40 @@ async fn election_connection(mut stream: TcpStream) -> Framed<TcpStream, Electio
     }
 }
 
+/// A fresh replication core `id` of the ensemble with these voters and observers,
+/// counting time in the test loop's 20 ms ticks.
+fn core(id: ServerId, voters: &[ServerId], observers: &[ServerId]) -> Zab {
+    let config = ZabConfig {
+        id,
+        voters: voters.iter().copied().collect(),
+        observers: observers.iter().copied().collect(),
+        init_limit_ticks: 250,
+        sync_limit_ticks: 250,
+        finalize_ticks: 10,
+        window_entries: 100,
+    };
+    Zab::new(config, Restored::default()).0
+}
+
+/// The ports of a two-voter ensemble, members 1 and 2, and its zoo.cfg lines.
+struct TwoVoters {
+    quorum: [u16; 2],
+    election: [u16; 2],
+    servers: String,
+}
+
+impl TwoVoters {
+    fn new() -> TwoVoters {
+        let (quorum, election) = ([free_port(), free_port()], [free_port(), free_port()]);
+        let servers = format!(
+            "initLimit=10\nsyncLimit=5\n\
+             server.1=127.0.0.1:{}:{}:participant\nserver.2=127.0.0.1:{}:{}:participant\n",
+            quorum[0], election[0], quorum[1], election[1]
+        );
+        TwoVoters { quorum, election, servers }
+    }
+}
+
 #[tokio::test]
 async fn zkrs_replication_core_observes_a_zookeeper_leader_through_the_translator() {
     let (zookeeper, ports) = leader().await;
@@ -450,29 +531,22 @@ async fn zkrs_replication_core_observes_a_zookeeper_leader_through_the_translato
 
     // The core, an observer of an ensemble whose only voter is ZooKeeper, learns who
     // leads from ZooKeeper's notification.
-    let config = ZabConfig {
-        id: OBSERVER,
-        voters: BTreeSet::from([1]),
-        observers: BTreeSet::from([OBSERVER]),
-        init_limit_ticks: 250,
-        sync_limit_ticks: 250,
-        finalize_ticks: 10,
-        window_entries: 100,
-    };
-    let (core, _) = Zab::new(config, Restored::default());
+    let core = core(OBSERVER, &[1], &[OBSERVER]);
     let text = membership_text(&zookeeper);
     let vote = exchange_votes(&ports, &text).await.notification().expect("a vote");
-    let mut shell = CoreShell::new(core, 1, local(ports.quorum), text);
+    let end =
+        QuorumEnd::Learner { side: LearnerSide::new(OBSERVER, 0), address: local(ports.quorum) };
+    let mut shell = CoreShell::new(core, 1, end, text);
     shell.step(Input::Message { from: 1, message: Message::Notification(vote) }).await;
     // OBSERVERINFO goes out; the core syncs from the snapshot ZooKeeper streams.
-    shell.run_until(None, |shell| shell.role != Role::Looking).await;
+    shell.run_until(|shell| shell.role != Role::Looking).await;
     assert!(matches!(shell.role, Role::Observing { leader: 1, .. }), "{:?}", shell.role);
     let snapshot = shell.snapshots.first().expect("an empty observer gets a snapshot");
     assert!(snapshot.nodes.iter().any(|node| node.path == "/before"));
 
     // A write on ZooKeeper reaches the core as an INFORM, which it applies.
     writer.create("/after", b"informed", 0).await.expect("create");
-    shell.run_until(None, |shell| shell.applied_create("/after")).await;
+    shell.run_until(|shell| shell.applied_create("/after")).await;
     // The core answered ZooKeeper's pings meanwhile: its observer is still there.
     let observers = four_letter(zookeeper.address, "mntr");
     assert!(observers.contains("zk_synced_observers\t1"), "{observers}");
@@ -483,26 +557,14 @@ async fn zkrs_replication_core_votes_follows_and_acknowledges_in_a_zookeeper_ens
     // Two voters: zkrs's core as 1 and ZooKeeper as 2. With equal (empty) histories the
     // higher id leads, and ZooKeeper needs the core's vote to lead and its ACKs to
     // commit anything.
-    let (quorum_1, election_1, quorum_2, election_2) =
-        (free_port(), free_port(), free_port(), free_port());
-    let listener = TcpListener::bind(local(election_1)).await.expect("the core's election port");
-    let servers = format!(
-        "initLimit=10\nsyncLimit=5\nserver.1=127.0.0.1:{quorum_1}:{election_1}:participant\n\
-         server.2=127.0.0.1:{quorum_2}:{election_2}:participant\n"
-    );
-    let zookeeper = ReferenceZooKeeper::spawn_member(2, &servers, &[]);
-    let config = ZabConfig {
-        id: 1,
-        voters: BTreeSet::from([1, 2]),
-        observers: BTreeSet::new(),
-        init_limit_ticks: 250,
-        sync_limit_ticks: 250,
-        finalize_ticks: 10,
-        window_entries: 100,
-    };
-    let (core, _) = Zab::new(config, Restored::default());
-    let mut shell = CoreShell::new(core, 2, local(quorum_2), membership_text(&zookeeper));
-    shell.run_until(Some(&listener), |shell| shell.role != Role::Looking).await;
+    let ensemble = TwoVoters::new();
+    let listener = TcpListener::bind(local(ensemble.election[0])).await.expect("election port");
+    let zookeeper = ReferenceZooKeeper::spawn_member(2, &ensemble.servers, &[]);
+    let end =
+        QuorumEnd::Learner { side: LearnerSide::new(1, 0), address: local(ensemble.quorum[1]) };
+    let mut shell = CoreShell::new(core(1, &[1, 2], &[]), 2, end, membership_text(&zookeeper));
+    shell.election_listener = Some(listener);
+    shell.run_until(|shell| shell.role != Role::Looking).await;
     assert!(matches!(shell.role, Role::Following { leader: 2, .. }), "{:?}", shell.role);
 
     // ZooKeeper serves now, and commits a write only with the core's acknowledgement.
@@ -511,7 +573,7 @@ async fn zkrs_replication_core_votes_follows_and_acknowledges_in_a_zookeeper_ens
         let mut client = Client::connect(address).await;
         client.create("/voted", b"acked by zkrs", 0).await
     });
-    shell.run_until(Some(&listener), |shell| shell.applied_create("/voted")).await;
+    shell.run_until(|shell| shell.applied_create("/voted")).await;
     let created = write.await.expect("the writer finished");
     assert_eq!(created.as_deref(), Ok("/voted"));
     let stat = four_letter(zookeeper.address, "stat");
@@ -526,4 +588,73 @@ fn four_letter(address: SocketAddr, word: &str) -> String {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("answer");
     answer
+}
+
+#[tokio::test]
+async fn zookeeper_follows_zkrs_replication_core_and_applies_its_txns() {
+    // Two voters: ZooKeeper as 1 and zkrs's core as 2. With equal (empty) histories the
+    // higher id leads: ZooKeeper votes for the core, follows it, and applies its txns.
+    let ensemble = TwoVoters::new();
+    let learners = TcpListener::bind(local(ensemble.quorum[1])).await.expect("quorum port");
+    // The core forwards no client's requests: the reader's session is local to ZooKeeper.
+    let servers = format!("{}localSessionsEnabled=true\n", ensemble.servers);
+    let zookeeper = ReferenceZooKeeper::spawn_member(1, &servers, &[]);
+    let text = membership_text(&zookeeper);
+    let end = QuorumEnd::Leader { side: LeaderSide::new(&text), listener: learners };
+    let mut shell = CoreShell::new(core(2, &[1, 2], &[]), 1, end, text);
+    // The higher id dials: ZooKeeper drops a connection from a lower one and dials back.
+    let mut election = loop {
+        if let Ok(stream) = TcpStream::connect(local(ensemble.election[0])).await {
+            break stream;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut hello = BytesMut::new();
+    InitialMessage { server_id: 2, addresses: vec![format!("127.0.0.1:{}", ensemble.election[1])] }
+        .encode(&mut hello);
+    election.write_all(&hello).await.expect("send");
+    shell.election = Some(Framed::new(election, ElectionCodec));
+    shell.run_until(|shell| shell.role != Role::Looking).await;
+    let Role::Leading { epoch, .. } = shell.role else { panic!("{:?}", shell.role) };
+
+    // A txn the core proposes, ZooKeeper acknowledges, and once the core commits it,
+    // ZooKeeper's clients read it.
+    // Both histories were empty: the epoch's first txn.
+    let zxid = Zxid::epoch_start(epoch) + 1;
+    let txn = Txn {
+        header: TxnHeader {
+            client_id: 0,
+            cxid: 0,
+            zxid: zxid.raw(),
+            time: 1_700_000_000_000,
+            op_type: OpCode::Create.as_i32(),
+        },
+        body: TxnBody::Create(CreateTxn {
+            path: "/from-zkrs".into(),
+            data: Some(Bytes::from_static(b"led by zkrs")),
+            acl: open_acl(),
+            ephemeral: false,
+            parent_cversion: -1,
+        }),
+    };
+    shell.step(Input::Propose(Entry { zxid, payload: seal(&txn.encode()) })).await;
+    let address = zookeeper.address;
+    let reader = tokio::spawn(async move {
+        loop {
+            let handshake = Handshake { timeout_ms: 5000, ..Handshake::default() };
+            if let Ok(mut client) = Client::handshake(address, handshake).await {
+                if let Ok((data, stat)) = client.get_data("/from-zkrs", false).await {
+                    return (data, stat.mzxid);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    shell.run_until(|_| reader.is_finished()).await;
+    let (data, mzxid) = reader.await.expect("the reader finished");
+    assert_eq!(data.as_deref(), Some(&b"led by zkrs"[..]));
+    assert_eq!(Zxid::new(mzxid), zxid, "the core's txn, under the core's zxid");
+    assert!(shell.applied.iter().any(|entry| entry.zxid == zxid), "committed on the core too");
+    let stat = four_letter(zookeeper.address, "stat");
+    assert!(stat.contains("Mode: follower"), "{stat}");
 }

@@ -15,6 +15,7 @@
 use bytes::Bytes;
 
 use crate::ensemble::zookeeper::packet::{self, LearnerInfo, PacketType, QuorumPacket};
+use crate::ensemble::zookeeper::TranslateError;
 use crate::storage::record::seal;
 use crate::txn::Zxid;
 use crate::zab::{Entry, Message, ServerId};
@@ -22,28 +23,6 @@ use crate::zab::{Entry, Message, ServerId};
 /// Most bytes of txns a leader may send between the start of a synchronisation and
 /// NEWLEADER: they are held until it comes.
 const SYNC_BYTES_MAX: usize = 1 << 30;
-
-/// Why the leader's packets make no sense here: the connection is dropped.
-#[derive(Debug, thiserror::Error)]
-pub enum TranslateError {
-    /// A packet the leader should not send now.
-    #[error("a {0:?} packet where the learner protocol has none")]
-    Unexpected(PacketType),
-    /// A packet without the data its type needs.
-    #[error("a malformed {kind:?} packet: {source}")]
-    Malformed {
-        /// The packet's type.
-        kind: PacketType,
-        /// What is wrong.
-        source: packet::PacketError,
-    },
-    /// A synchronisation larger than this learner holds.
-    #[error("the leader's synchronisation passed {SYNC_BYTES_MAX} bytes before NEWLEADER")]
-    SyncTooLarge,
-    /// A core message that does not travel on a learner's quorum connection.
-    #[error("{0} does not go to a leader on the quorum port")]
-    NotForTheLeader(&'static str),
-}
 
 /// How the leader opened the synchronisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,11 +96,11 @@ impl LearnerSide {
             Message::Pong { echoed } => {
                 QuorumPacket::with_data(PacketType::Ping, echoed.raw(), Bytes::new())
             }
-            Message::Notification(_) => return Err(TranslateError::NotForTheLeader("a vote")),
+            Message::Notification(_) => return Err(TranslateError::NotOnThisSide("a vote")),
             Message::SyncRequest { .. } => {
-                return Err(TranslateError::NotForTheLeader("a sync without its request"))
+                return Err(TranslateError::NotOnThisSide("a sync without its request"))
             }
-            _ => return Err(TranslateError::NotForTheLeader("a leader's message")),
+            _ => return Err(TranslateError::NotOnThisSide("a leader's message")),
         };
         Ok(Some(packet))
     }
@@ -131,7 +110,7 @@ impl LearnerSide {
     ///
     /// # Errors
     /// A packet out of place or without the data it needs, or a synchronisation larger
-    /// than [`SYNC_BYTES_MAX`].
+    /// than a learner holds.
     pub fn incoming(
         &mut self,
         packet: QuorumPacket,
@@ -152,7 +131,7 @@ impl LearnerSide {
                     Some(sync) => {
                         sync.bytes += entry.payload.len();
                         if sync.bytes > SYNC_BYTES_MAX {
-                            return Err(TranslateError::SyncTooLarge);
+                            return Err(TranslateError::SyncTooLarge { max: SYNC_BYTES_MAX });
                         }
                         sync.entries.push(entry);
                     }
