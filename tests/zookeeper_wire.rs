@@ -6,7 +6,8 @@
 //! learns the leader from ZooKeeper's notification, syncs from its snapshot and applies
 //! what ZooKeeper commits; as one of two voters it elects ZooKeeper, follows it and
 //! acknowledges the write ZooKeeper cannot commit without it; and as the other it is
-//! elected, leads ZooKeeper, and ZooKeeper applies the txn it proposes.
+//! elected, leads ZooKeeper, and ZooKeeper applies the txn it proposes, or installs the
+//! snapshot it streams (`zk_format::snapshot::encode_transferred`) and serves it.
 
 mod support;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use jute::records::{CreateRequest, CreateTxn, Id, TxnHeader};
+use jute::records::{CreateRequest, CreateTxn, Id, Stat, TxnHeader};
 use jute::{OpCode, Record};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,12 +32,13 @@ use zkrs::ensemble::zookeeper::packet::{
     self, LearnerInfo, PacketCodec, PacketType, QuorumPacket, PROTOCOL_VERSION,
 };
 use zkrs::storage::record::{seal, unseal};
+use zkrs::storage::Epochs;
 use zkrs::txn::{Txn, TxnBody, Zxid};
 use zkrs::zab::{
-    Action, Entry, Input, Message, Notification, PeerState, Restored, Role, ServerId, Vote, Zab,
-    ZabConfig,
+    Action, Entry, History, Input, Message, Notification, PeerState, Restored, Role, ServerId,
+    Vote, Zab, ZabConfig,
 };
-use zkrs::zk_format::snapshot::{decode_transferred, Snapshot};
+use zkrs::zk_format::snapshot::{decode_transferred, encode_transferred, read_snapshot, Snapshot};
 
 /// How long the leader may take to send what it owes.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -287,6 +289,8 @@ struct CoreShell {
     election_listener: Option<TcpListener>,
     applied: Vec<Entry>,
     snapshots: Vec<Snapshot>,
+    /// What the core's state is as ZooKeeper's snapshot, for a SNAP it leads with.
+    state: Option<Snapshot>,
     role: Role,
 }
 
@@ -311,6 +315,7 @@ impl CoreShell {
             election_listener: None,
             applied: Vec::new(),
             snapshots: Vec::new(),
+            state: None,
             role: Role::Looking,
         }
     }
@@ -345,28 +350,32 @@ impl CoreShell {
             }
             return;
         }
-        let packets = match &mut self.end {
+        let items = match &mut self.end {
             QuorumEnd::Learner { side, address } => {
                 if self.quorum.is_none() {
                     self.quorum = Some(dial_quorum(*address).await);
                 }
-                side.outgoing(&message).expect("a learner's packet").into_iter().collect()
+                let packet = side.outgoing(&message).expect("a learner's packet");
+                packet.into_iter().map(Outgoing::Packet).collect()
             }
             QuorumEnd::Leader { side, .. } => {
                 let mut out = Vec::new();
                 side.outgoing(message, &mut out).expect("a leader's packets");
-                out.into_iter()
-                    .map(|item| match item {
-                        Outgoing::Packet(packet) => packet,
-                        Outgoing::Snapshot(zxid) => panic!("no snapshot was due here: 0x{zxid:x}"),
-                    })
-                    .collect::<Vec<_>>()
+                out
             }
         };
         // A leader's messages for a learner that has not connected go nowhere.
-        if let Some(quorum) = &mut self.quorum {
-            for packet in &packets {
-                quorum.send(packet).await.expect("send a packet");
+        let Some(quorum) = &mut self.quorum else { return };
+        for item in items {
+            match item {
+                Outgoing::Packet(packet) => quorum.send(&packet).await.expect("send a packet"),
+                // The snapshot follows its SNAP on the stream, as ZooKeeper's leader writes it.
+                Outgoing::Snapshot(zxid) => {
+                    let state = self.state.as_ref().expect("a state to send");
+                    assert_eq!(Zxid::new(state.zxid), zxid, "the state the core snapshots");
+                    let bytes = encode_transferred(state);
+                    quorum.get_mut().write_all(&bytes).await.expect("send the snapshot");
+                }
             }
         }
     }
@@ -443,6 +452,48 @@ impl CoreShell {
     }
 }
 
+/// Reads `path` from the ZooKeeper at `address` as soon as it serves and has it, with a
+/// session of its own (the core forwards no requests), and then dumps its whole tree.
+fn read_once_there(
+    address: SocketAddr,
+    path: &'static str,
+) -> tokio::task::JoinHandle<(Option<Bytes>, Stat, Vec<String>)> {
+    tokio::spawn(async move {
+        loop {
+            let handshake = Handshake { timeout_ms: 5000, ..Handshake::default() };
+            if let Ok(mut client) = Client::handshake(address, handshake).await {
+                if let Ok((data, stat)) = client.get_data(path, false).await {
+                    return (data, stat, client.dump("/").await);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+}
+
+/// An election connection to the ZooKeeper member at `address`, dialled by the core
+/// `id`, whose election port is `port`: the higher id dials, as ZooKeeper drops a
+/// connection from a lower one and dials back.
+async fn dial_election(
+    address: SocketAddr,
+    id: ServerId,
+    port: u16,
+) -> Framed<TcpStream, ElectionCodec> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut stream = loop {
+        match TcpStream::connect(address).await {
+            Ok(stream) => break stream,
+            Err(err) if tokio::time::Instant::now() > deadline => panic!("election port: {err}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let mut hello = BytesMut::new();
+    InitialMessage { server_id: id, addresses: vec![format!("127.0.0.1:{port}")] }
+        .encode(&mut hello);
+    stream.write_all(&hello).await.expect("send the initial message");
+    Framed::new(stream, ElectionCodec)
+}
+
 /// A connection to a ZooKeeper leader's quorum port, which it opens a moment after it
 /// has won its election.
 async fn dial_quorum(address: SocketAddr) -> Quorum {
@@ -489,10 +540,10 @@ async fn election_connection(mut stream: TcpStream) -> Framed<TcpStream, Electio
     }
 }
 
-/// A fresh replication core `id` of the ensemble with these voters and observers,
-/// counting time in the test loop's 20 ms ticks.
-fn core(id: ServerId, voters: &[ServerId], observers: &[ServerId]) -> Zab {
-    let config = ZabConfig {
+/// The replication core `id` of the ensemble with these voters and observers, counting
+/// time in the test loop's 20 ms ticks.
+fn config(id: ServerId, voters: &[ServerId], observers: &[ServerId]) -> ZabConfig {
+    ZabConfig {
         id,
         voters: voters.iter().copied().collect(),
         observers: observers.iter().copied().collect(),
@@ -500,8 +551,12 @@ fn core(id: ServerId, voters: &[ServerId], observers: &[ServerId]) -> Zab {
         sync_limit_ticks: 250,
         finalize_ticks: 10,
         window_entries: 100,
-    };
-    Zab::new(config, Restored::default()).0
+    }
+}
+
+/// A fresh core, as [`config`] describes it, with nothing recovered.
+fn core(id: ServerId, voters: &[ServerId], observers: &[ServerId]) -> Zab {
+    Zab::new(config(id, voters, observers), Restored::default()).0
 }
 
 /// The ports of a two-voter ensemble, members 1 and 2, and its zoo.cfg lines.
@@ -602,18 +657,8 @@ async fn zookeeper_follows_zkrs_replication_core_and_applies_its_txns() {
     let text = membership_text(&zookeeper);
     let end = QuorumEnd::Leader { side: LeaderSide::new(&text), listener: learners };
     let mut shell = CoreShell::new(core(2, &[1, 2], &[]), 1, end, text);
-    // The higher id dials: ZooKeeper drops a connection from a lower one and dials back.
-    let mut election = loop {
-        if let Ok(stream) = TcpStream::connect(local(ensemble.election[0])).await {
-            break stream;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut hello = BytesMut::new();
-    InitialMessage { server_id: 2, addresses: vec![format!("127.0.0.1:{}", ensemble.election[1])] }
-        .encode(&mut hello);
-    election.write_all(&hello).await.expect("send");
-    shell.election = Some(Framed::new(election, ElectionCodec));
+    shell.election =
+        Some(dial_election(local(ensemble.election[0]), 2, ensemble.election[1]).await);
     shell.run_until(|shell| shell.role != Role::Looking).await;
     let Role::Leading { epoch, .. } = shell.role else { panic!("{:?}", shell.role) };
 
@@ -638,23 +683,59 @@ async fn zookeeper_follows_zkrs_replication_core_and_applies_its_txns() {
         }),
     };
     shell.step(Input::Propose(Entry { zxid, payload: seal(&txn.encode()) })).await;
-    let address = zookeeper.address;
-    let reader = tokio::spawn(async move {
-        loop {
-            let handshake = Handshake { timeout_ms: 5000, ..Handshake::default() };
-            if let Ok(mut client) = Client::handshake(address, handshake).await {
-                if let Ok((data, stat)) = client.get_data("/from-zkrs", false).await {
-                    return (data, stat.mzxid);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    });
+    let reader = read_once_there(zookeeper.address, "/from-zkrs");
     shell.run_until(|_| reader.is_finished()).await;
-    let (data, mzxid) = reader.await.expect("the reader finished");
+    let (data, stat, _) = reader.await.expect("the reader finished");
+    let mzxid = stat.mzxid;
     assert_eq!(data.as_deref(), Some(&b"led by zkrs"[..]));
     assert_eq!(Zxid::new(mzxid), zxid, "the core's txn, under the core's zxid");
     assert!(shell.applied.iter().any(|entry| entry.zxid == zxid), "committed on the core too");
     let stat = four_letter(zookeeper.address, "stat");
     assert!(stat.contains("Mode: follower"), "{stat}");
+}
+
+#[tokio::test]
+async fn zookeeper_takes_a_snapshot_from_zkrs_replication_core_and_serves_it() {
+    // The core (2) recovered a state at 5.3 whose log has nothing before it; ZooKeeper (1)
+    // is empty, so only a snapshot brings it up to date. The state is one ZooKeeper 3.8
+    // wrote (the import fixture), sent as a ZooKeeper leader streams it after SNAP.
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zookeeper-3.8/version-2");
+    let mut state =
+        read_snapshot(&std::path::Path::new(fixture).join("snapshot.10")).expect("fixture");
+    let at = Zxid::epoch_start(5) + 3;
+    state.zxid = at.raw();
+    let ensemble = TwoVoters::new();
+    let learners = TcpListener::bind(local(ensemble.quorum[1])).await.expect("quorum port");
+    let servers = format!("{}localSessionsEnabled=true\n", ensemble.servers);
+    let zookeeper = ReferenceZooKeeper::spawn_member(1, &servers, &[]);
+    let text = membership_text(&zookeeper);
+    let restored = Restored {
+        epochs: Epochs { accepted: 5, current: 5 },
+        history: History::new(at, vec![at], Vec::new()),
+        applied: at,
+    };
+    let (core, _) = Zab::new(config(2, &[1, 2], &[]), restored);
+    let end = QuorumEnd::Leader { side: LeaderSide::new(&text), listener: learners };
+    let mut shell = CoreShell::new(core, 1, end, text);
+    shell.state = Some(state.clone());
+    shell.election =
+        Some(dial_election(local(ensemble.election[0]), 2, ensemble.election[1]).await);
+    shell.run_until(|shell| shell.role != Role::Looking).await;
+    assert!(matches!(shell.role, Role::Leading { .. }), "{:?}", shell.role);
+
+    // ZooKeeper serves the state it was sent.
+    let reader = read_once_there(zookeeper.address, "/app");
+    shell.run_until(|_| reader.is_finished()).await;
+    let (data, _, tree) = reader.await.expect("the reader finished");
+    let app = state.nodes.iter().find(|node| node.path == "/app").expect("in the fixture");
+    assert_eq!(data, app.data);
+    // Every node, with its data (ZooKeeper writes its own membership into /zookeeper).
+    for node in &state.nodes {
+        let line = if node.path.starts_with("/zookeeper") {
+            format!("{} ", node.path)
+        } else {
+            format!("{} {:?} ", node.path, node.data)
+        };
+        assert!(tree.iter().any(|dumped| dumped.starts_with(&line)), "{line}…: {tree:#?}");
+    }
 }

@@ -267,10 +267,32 @@ pub fn encode(snapshot: &Snapshot) -> BytesMut {
     write_i32(&mut out, MAGIC);
     write_i32(&mut out, super::VERSION);
     write_i64(&mut out, -1);
-    write_len(&mut out, snapshot.sessions.len());
+    write_state(snapshot, &mut out);
+    seal(&mut out);
+    // An empty ZxidDigest (zxid 0, version 2, digest 0), sealed.
+    write_i64(&mut out, 0);
+    write_i32(&mut out, 2);
+    write_i64(&mut out, 0);
+    seal(&mut out);
+    out
+}
+
+/// Encodes `snapshot` as a ZooKeeper leader streams it to a learner after SNAP, which
+/// [`decode_transferred`] reads.
+pub fn encode_transferred(snapshot: &Snapshot) -> BytesMut {
+    let mut out = BytesMut::new();
+    write_state(snapshot, &mut out);
+    write_ustring(&mut out, TRANSFER_SIGNATURE);
+    out
+}
+
+/// The sessions, the ACL cache and the nodes, ended by a lone `/`: what a snapshot file
+/// and a transferred snapshot share.
+fn write_state(snapshot: &Snapshot, out: &mut BytesMut) {
+    write_len(out, snapshot.sessions.len());
     for (id, timeout_ms) in &snapshot.sessions {
-        write_i64(&mut out, *id);
-        write_i32(&mut out, *timeout_ms);
+        write_i64(out, *id);
+        write_i32(out, *timeout_ms);
     }
     let open = vec![open_acl()];
     let mut references: HashMap<&[Acl], i64> = HashMap::new();
@@ -281,30 +303,22 @@ pub fn encode(snapshot: &Snapshot) -> BytesMut {
             references.insert(&node.acl, i64::try_from(lists.len()).unwrap_or(i64::MAX));
         }
     }
-    write_len(&mut out, lists.len());
+    write_len(out, lists.len());
     for (index, list) in lists.iter().enumerate() {
-        write_i64(&mut out, i64::try_from(index + 1).unwrap_or(i64::MAX));
-        list.to_vec().write(&mut out);
+        write_i64(out, i64::try_from(index + 1).unwrap_or(i64::MAX));
+        list.to_vec().write(out);
     }
     for node in &snapshot.nodes {
         // The root is written with an empty path.
-        write_ustring(&mut out, if node.path == "/" { "" } else { &node.path });
-        write_buffer(&mut out, node.data.as_deref());
+        write_ustring(out, if node.path == "/" { "" } else { &node.path });
+        write_buffer(out, node.data.as_deref());
         let reference = references.get(node.acl.as_slice()).copied();
-        write_i64(&mut out, reference.unwrap_or(OPEN_ACL_REFERENCE));
-        node.stat.write(&mut out);
+        write_i64(out, reference.unwrap_or(OPEN_ACL_REFERENCE));
+        node.stat.write(out);
     }
-    write_ustring(&mut out, "/");
-    seal(&mut out);
-    // An empty ZxidDigest (zxid 0, version 2, digest 0), sealed.
-    write_i64(&mut out, 0);
-    write_i32(&mut out, 2);
-    write_i64(&mut out, 0);
-    seal(&mut out);
-    out
+    write_ustring(out, "/");
 }
 
-/// `SnapStream.sealStream`: the Adler-32 of everything so far, then `/`.
 fn seal(out: &mut BytesMut) {
     let checksum = adler32(out);
     write_i64(out, i64::from(checksum));

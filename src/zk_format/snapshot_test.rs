@@ -111,3 +111,19 @@ fn an_encoded_snapshot_decodes_to_what_was_encoded() {
     let empty = read_snapshot(&fixture("snapshot.0")).expect("reads");
     assert_eq!(decode(&encode(&empty).freeze(), 0, "encoded").expect("decodes"), empty);
 }
+
+#[test]
+fn a_transferred_snapshot_reads_back_and_waits_while_cut_short() {
+    let snapshot = read_snapshot(&fixture("snapshot.10")).expect("reads");
+    let mut bytes = encode_transferred(&snapshot);
+    bytes.extend_from_slice(b"next packet");
+    let bytes = bytes.freeze();
+    let (read, used) = decode_transferred(&bytes, 0x10).expect("decodes").expect("whole");
+    assert_eq!(read, snapshot);
+    assert_eq!(&bytes[used..], b"next packet");
+    let cut = bytes.slice(..used - 1);
+    assert_eq!(decode_transferred(&cut, 0x10).expect("no error"), None);
+    let mut forged = BytesMut::from(&bytes[..used - 10]);
+    forged.extend_from_slice(b"NotBenHere");
+    assert!(decode_transferred(&forged.freeze(), 0x10).is_err(), "another signature");
+}
