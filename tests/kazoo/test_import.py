@@ -5,6 +5,7 @@ from ZooKeeper. Then zkrs is stopped, its data directory exported, and ZooKeeper
 that must serve the same again."""
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 
@@ -30,11 +31,23 @@ def start_zookeeper(directory, port, compression=""):
         )
     log = open(os.path.join(directory, "zookeeper.log"), "w")
     method = ["-Dzookeeper.snapshot.compression.method=" + compression] if compression else []
-    return subprocess.Popen(
+    process = subprocess.Popen(
         ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", *method, "-cp", CLASSPATH,
          "org.apache.zookeeper.server.quorum.QuorumPeerMain", config],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL,
     )
+    # Connect only once it listens: kazoo backs off further after each refused attempt,
+    # and a slow start could then outlast the imported sessions' timeout.
+    wait_until(lambda: listening(port), timeout=60)
+    return process
+
+
+def listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def connect(hosts, auth=True):
