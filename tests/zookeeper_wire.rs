@@ -31,9 +31,10 @@ use zkrs::ensemble::zookeeper::learner::LearnerSide;
 use zkrs::ensemble::zookeeper::packet::{
     self, LearnerInfo, PacketCodec, PacketType, QuorumPacket, PROTOCOL_VERSION,
 };
+use zkrs::ensemble::zookeeper::sessions::{self, Forwarded};
 use zkrs::storage::record::{seal, unseal};
 use zkrs::storage::Epochs;
-use zkrs::txn::{Txn, TxnBody, Zxid};
+use zkrs::txn::{SessionId, Txn, TxnBody, Zxid};
 use zkrs::zab::{
     Action, Entry, History, Input, Message, Notification, PeerState, Restored, Role, ServerId,
     Vote, Zab, ZabConfig,
@@ -46,7 +47,7 @@ const PATIENCE: Duration = Duration::from_secs(10);
 /// The observer's id, and the session id a ZooKeeper learner with that id would give
 /// its first client (the id in the top byte).
 const OBSERVER: u64 = 2;
-const SESSION: i64 = (OBSERVER as i64) << 56 | 1;
+const SESSION: SessionId = SessionId::new((OBSERVER as i64) << 56 | 1);
 
 struct Ports {
     quorum: u16,
@@ -141,10 +142,8 @@ async fn next(quorum: &mut Quorum) -> QuorumPacket {
             return packet;
         }
         // A learner answers every ping with the sessions its clients kept alive.
-        let mut touches = BytesMut::new();
-        touches.extend_from_slice(&SESSION.to_be_bytes());
-        touches.extend_from_slice(&30_000i32.to_be_bytes());
-        let reply = QuorumPacket::with_data(PacketType::Ping, packet.zxid, touches.freeze());
+        let touched = sessions::touches(&[(SESSION, 30_000)]);
+        let reply = QuorumPacket::with_data(PacketType::Ping, packet.zxid, touched);
         quorum.send(&reply).await.expect("pong");
     }
 }
@@ -167,19 +166,14 @@ async fn transferred_snapshot(quorum: &mut Quorum, zxid: i64) -> Snapshot {
     }
 }
 
-/// A learner's `REQUEST`: the session, the xid, the opcode and the request's bytes.
+/// The observer's client's request `op` with xid `cxid`, forwarded.
 fn request(cxid: i32, op: OpCode, body: &[u8]) -> QuorumPacket {
-    let mut data = BytesMut::new();
-    data.extend_from_slice(&SESSION.to_be_bytes());
-    data.extend_from_slice(&cxid.to_be_bytes());
-    data.extend_from_slice(&op.as_i32().to_be_bytes());
-    data.extend_from_slice(body);
-    QuorumPacket {
-        kind: PacketType::Request,
-        zxid: -1,
-        data: Some(data.freeze()),
-        auth: Some(vec![Id { scheme: "ip".into(), id: "127.0.0.1".into() }]),
-    }
+    let mut frame = BytesMut::new();
+    frame.extend_from_slice(&cxid.to_be_bytes());
+    frame.extend_from_slice(&op.as_i32().to_be_bytes());
+    frame.extend_from_slice(body);
+    let auth = vec![Id { scheme: "ip".into(), id: "127.0.0.1".into() }];
+    Forwarded { session_id: SESSION, frame: frame.freeze(), auth }.packet()
 }
 
 #[tokio::test]
@@ -234,9 +228,9 @@ async fn an_observer_speaking_zkrs_codecs_syncs_follows_and_forwards() {
     assert_eq!((create.path.as_str(), create.data.as_deref()), ("/after", Some(&b"informed"[..])));
 
     // The observer forwards its client's new session and write; the leader commits both.
-    quorum.send(&request(0, OpCode::CreateSession, &30_000i32.to_be_bytes())).await.expect("send");
+    quorum.send(&Forwarded::create_session(SESSION, 30_000).packet()).await.expect("send");
     let session = Txn::decode(next(&mut quorum).await.data.as_ref().expect("a txn")).expect("txn");
-    assert_eq!(session.session_id().raw(), SESSION);
+    assert_eq!(session.session_id(), SESSION);
     assert!(
         matches!(session.body, TxnBody::CreateSession(ref created) if created.time_out == 30_000)
     );
@@ -250,7 +244,7 @@ async fn an_observer_speaking_zkrs_codecs_syncs_follows_and_forwards() {
     .write(&mut body);
     quorum.send(&request(1, OpCode::Create, &body)).await.expect("send");
     let created = Txn::decode(next(&mut quorum).await.data.as_ref().expect("a txn")).expect("txn");
-    assert_eq!((created.session_id().raw(), created.header.cxid), (SESSION, 1));
+    assert_eq!((created.session_id(), created.header.cxid), (SESSION, 1));
     // ZooKeeper informs observers as it commits, a moment before it applies the txn.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let (data, stat) = loop {
@@ -261,7 +255,16 @@ async fn an_observer_speaking_zkrs_codecs_syncs_follows_and_forwards() {
         }
     };
     assert_eq!(data.as_deref(), Some(&b"by zkrs"[..]));
-    assert_eq!(stat.ephemeral_owner, SESSION, "an ephemeral of the observer's session");
+    assert_eq!(stat.ephemeral_owner, SESSION.raw(), "an ephemeral of the observer's session");
+
+    // A client resumes the session here: ZooKeeper says it is alive; an unknown one is not.
+    let unknown = SessionId::new(SESSION.raw() + 1);
+    for (session_id, alive) in [(SESSION, true), (unknown, false)] {
+        quorum.send(&sessions::revalidate(session_id, 30_000)).await.expect("send");
+        let answer = next(&mut quorum).await;
+        assert_eq!(answer.kind, PacketType::Revalidate);
+        assert_eq!(sessions::read_revalidated(&answer).ok(), Some((session_id, alive)));
+    }
 }
 
 /// The core's end of the quorum connection with the ZooKeeper member.
@@ -291,6 +294,8 @@ struct CoreShell {
     snapshots: Vec<Snapshot>,
     /// What the core's state is as ZooKeeper's snapshot, for a SNAP it leads with.
     state: Option<Snapshot>,
+    /// Client requests a ZooKeeper learner forwarded to the core's shell.
+    forwarded: Vec<Forwarded>,
     role: Role,
 }
 
@@ -316,6 +321,7 @@ impl CoreShell {
             applied: Vec::new(),
             snapshots: Vec::new(),
             state: None,
+            forwarded: Vec::new(),
             role: Role::Looking,
         }
     }
@@ -435,6 +441,9 @@ impl CoreShell {
                 messages
             }
             QuorumEnd::Leader { side, .. } => {
+                if packet.kind == PacketType::Request {
+                    self.forwarded.push(Forwarded::read(&packet).expect("a forwarded request"));
+                }
                 side.incoming(packet).expect("a learner's packet").into_iter().collect()
             }
         };
@@ -683,13 +692,30 @@ async fn zookeeper_follows_zkrs_replication_core_and_applies_its_txns() {
         }),
     };
     shell.step(Input::Propose(Entry { zxid, payload: seal(&txn.encode()) })).await;
-    let reader = read_once_there(zookeeper.address, "/from-zkrs");
+    let address = zookeeper.address;
+    let reader = read_once_there(address, "/from-zkrs");
     shell.run_until(|_| reader.is_finished()).await;
     let (data, stat, _) = reader.await.expect("the reader finished");
     let mzxid = stat.mzxid;
     assert_eq!(data.as_deref(), Some(&b"led by zkrs"[..]));
     assert_eq!(Zxid::new(mzxid), zxid, "the core's txn, under the core's zxid");
     assert!(shell.applied.iter().any(|entry| entry.zxid == zxid), "committed on the core too");
+
+    // A write: ZooKeeper forwards it to the core's shell as the client framed it, with the
+    // connection's identities (the test's shell reads it and never answers).
+    let upgrade = tokio::spawn(async move {
+        let mut client = Client::connect(address).await;
+        client.create("/ephemeral", b"", 1).await
+    });
+    shell.run_until(|shell| !shell.forwarded.is_empty()).await;
+    upgrade.abort();
+    let forwarded = &shell.forwarded[0];
+    let mut frame = &forwarded.frame[..];
+    assert_eq!((frame.get_i32(), frame.get_i32()), (1, OpCode::Create.as_i32()), "xid, op");
+    let request = CreateRequest::read(&mut jute::Reader::new(&forwarded.frame.slice(8..)))
+        .expect("a create request");
+    assert_eq!((request.path.as_str(), request.flags), ("/ephemeral", 1));
+    assert_eq!(forwarded.auth, [Id { scheme: "ip".into(), id: "127.0.0.1".into() }]);
     let stat = four_letter(zookeeper.address, "stat");
     assert!(stat.contains("Mode: follower"), "{stat}");
 }

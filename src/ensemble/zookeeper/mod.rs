@@ -1,8 +1,9 @@
 //! Apache ZooKeeper's own peer protocol, byte for byte, so that zkrs members and
 //! ZooKeeper members can form one ensemble: the election port's initial message and
 //! notifications ([`election`]), the quorum port's packets between a learner and its
-//! leader ([`packet`]), and what the replication core's messages are as those packets,
-//! on a learner's side ([`learner`]) and on a leader's ([`leader`]).
+//! leader ([`packet`]), what the replication core's messages are as those packets, on a
+//! learner's side ([`learner`]) and on a leader's ([`leader`]), and what a learner says
+//! of its clients' sessions ([`sessions`]).
 //!
 //! Every format here was read from ZooKeeper's sources (`QuorumCnxManager`,
 //! `FastLeaderElection`, `Leader`, `Learner`, `LearnerHandler`) and checked against a
@@ -13,6 +14,7 @@ pub mod election;
 pub mod leader;
 pub mod learner;
 pub mod packet;
+pub mod sessions;
 
 use crate::txn::Zxid;
 use packet::{PacketError, PacketType};
