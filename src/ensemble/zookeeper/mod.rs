@@ -9,6 +9,24 @@
 //! `FastLeaderElection`, `Leader`, `Learner`, `LearnerHandler`) and checked against a
 //! running ZooKeeper 3.8 (`tests/zookeeper_wire.rs`, and the captured bytes in the unit
 //! tests).
+//!
+//! How the core's messages travel (`zab::Message` → ZooKeeper):
+//!
+//! | core message | on ZooKeeper's wire |
+//! |---|---|
+//! | `Notification` | a notification on the election port |
+//! | `FollowerInfo` | FOLLOWERINFO or OBSERVERINFO, once per connection |
+//! | `LeaderInfo` / `AckEpoch` | LEADERINFO / ACKEPOCH (`None` epoch is -1) |
+//! | `Diff` / `Snap` | DIFF, TRUNC or SNAP (+ the snapshot), then PROPOSAL and COMMIT per txn |
+//! | `NewLeader` / `AckNewLeader` | NEWLEADER / ACK of the epoch's first zxid |
+//! | `UpToDate` | COMMITs still owed, then UPTODATE |
+//! | `Proposal` / `Ack` / `Commit` | PROPOSAL / ACK / a COMMIT per txn (an observer: INFORM) |
+//! | `Ping` / `Pong` | PING both ways (the learner's carries its session touches) |
+//! | `SyncRequest` / `SyncReply` | a forwarded `sync` REQUEST / SYNC |
+//!
+//! The shell's frames between members become REQUEST (forwarded writes and new
+//! sessions), PING data (touches) and REVALIDATE (a session resumed elsewhere):
+//! [`sessions`].
 
 pub mod election;
 pub mod leader;
