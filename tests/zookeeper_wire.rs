@@ -39,7 +39,9 @@ use zkrs::zab::{
     Action, Entry, History, Input, Message, Notification, PeerState, Restored, Role, ServerId,
     Vote, Zab, ZabConfig,
 };
-use zkrs::zk_format::snapshot::{decode_transferred, encode_transferred, read_snapshot, Snapshot};
+use zkrs::zk_format::snapshot::{
+    encode_transferred, read_snapshot, Snapshot, TransferPiece, TransferReader,
+};
 
 /// How long the leader may take to send what it owes.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -150,11 +152,14 @@ async fn next(quorum: &mut Quorum) -> QuorumPacket {
 
 /// Reads the snapshot that follows `SNAP` on the stream.
 async fn transferred_snapshot(quorum: &mut Quorum, zxid: i64) -> Snapshot {
-    loop {
-        let bytes = quorum.read_buffer().clone().freeze();
-        if let Some((snapshot, used)) = decode_transferred(&bytes, zxid).expect("a snapshot") {
-            quorum.read_buffer_mut().advance(used);
-            return snapshot;
+    // What the packet codec read past SNAP is the snapshot's start; the rest comes from
+    // the socket, piece by piece, and what follows its end goes back to the codec.
+    let mut reader = TransferReader::new();
+    let mut pieces = Vec::new();
+    let mut bytes = quorum.read_buffer_mut().split().freeze();
+    let rest = loop {
+        if let Some(rest) = reader.feed(&bytes, &mut pieces).expect("a snapshot") {
+            break rest;
         }
         let mut more = BytesMut::new();
         let read = tokio::time::timeout(PATIENCE, quorum.get_mut().read_buf(&mut more))
@@ -162,8 +167,17 @@ async fn transferred_snapshot(quorum: &mut Quorum, zxid: i64) -> Snapshot {
             .expect("the snapshot came in time")
             .expect("read");
         assert!(read > 0, "the leader closed the connection inside the snapshot");
-        quorum.read_buffer_mut().extend_from_slice(&more);
+        bytes = more.freeze();
+    };
+    quorum.read_buffer_mut().extend_from_slice(&rest);
+    let mut snapshot = Snapshot { zxid, sessions: Vec::new(), nodes: Vec::new() };
+    for piece in pieces {
+        match piece {
+            TransferPiece::Sessions(sessions) => snapshot.sessions = sessions,
+            TransferPiece::Node(node) => snapshot.nodes.push(node),
+        }
     }
+    snapshot
 }
 
 /// The observer's client's request `op` with xid `cxid`, forwarded.

@@ -134,43 +134,118 @@ pub fn decode(bytes: &Bytes, zxid: i64, path: &str) -> Result<Snapshot, ZkFileEr
     Ok(Snapshot { zxid, sessions, nodes })
 }
 
-/// What a ZooKeeper leader writes on the quorum stream after `SNAP` (`LearnerHandler`:
-/// `ZKDatabase.serializeSnapshot`, then the string `BenWasHere`): the sessions, the ACL
-/// cache and the nodes as in a snapshot file, with no header, seals or digest. `zxid` is
-/// the `SNAP` packet's.
-///
-/// Returns `Ok(None)` while `bytes` holds only the start of it, then the snapshot and
-/// how many bytes it took.
-///
-/// # Errors
-/// If the bytes are not such a snapshot, or the signature is not ZooKeeper's.
-pub fn decode_transferred(
-    bytes: &Bytes,
-    zxid: i64,
-) -> Result<Option<(Snapshot, usize)>, ZkFileError> {
-    let mut reader = Reader::new(bytes);
-    match read_transferred(&mut reader, zxid) {
-        Ok(snapshot) => Ok(Some((snapshot, reader.position()))),
-        Err(ZkFileError::Malformed { source: DecodeError::Incomplete { .. }, .. }) => Ok(None),
-        Err(err) => Err(err),
+/// Most bytes one piece of a transferred snapshot may take (the session list, the ACL
+/// cache, or one node): a length past it is refused rather than waited for.
+const TRANSFER_PIECE_MAX: usize = 256 << 20;
+
+/// A part of a transferred snapshot, as soon as it is whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferPiece {
+    /// The open sessions and their timeouts (first).
+    Sessions(Vec<(i64, i32)>),
+    /// One node, parents before children.
+    Node(SnapshotNode),
+}
+
+/// Where a transferred snapshot's reader is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TransferStage {
+    Sessions,
+    AclCache,
+    Nodes,
+    Signature,
+}
+
+/// Reads the snapshot a ZooKeeper leader streams after SNAP (`LearnerHandler`:
+/// `ZKDatabase.serializeSnapshot`, then the string `BenWasHere`: the sessions, the ACL
+/// cache and the nodes as in a snapshot file, with no header, seals or digest) as its
+/// bytes come, holding only the piece not yet whole, so that a learner can store each
+/// node as it arrives instead of holding the whole snapshot.
+#[derive(Debug)]
+pub struct TransferReader {
+    stage: TransferStage,
+    acls: HashMap<i64, Vec<Acl>>,
+    pending: BytesMut,
+}
+
+impl Default for TransferReader {
+    fn default() -> Self {
+        TransferReader::new()
     }
 }
 
-fn read_transferred(reader: &mut Reader<'_>, zxid: i64) -> Result<Snapshot, ZkFileError> {
-    const WHAT: &str = "the snapshot a leader sent";
-    let malformed = |source| ZkFileError::Malformed { path: WHAT.to_owned(), source };
-    let sessions = read_sessions(reader).map_err(malformed)?;
-    let acls = read_acl_cache(reader).map_err(malformed)?;
-    let nodes = read_nodes(reader, &acls, WHAT)?;
-    let signature = reader.read_ustring("signature").map_err(malformed)?;
-    if signature.as_deref() != Some(TRANSFER_SIGNATURE) {
-        return Err(malformed(DecodeError::Invalid {
-            what: "signature",
-            offset: reader.position(),
-            reason: "not BenWasHere",
-        }));
+impl TransferReader {
+    /// A reader at the start of a transferred snapshot.
+    pub fn new() -> TransferReader {
+        TransferReader {
+            stage: TransferStage::Sessions,
+            acls: HashMap::new(),
+            pending: BytesMut::new(),
+        }
     }
-    Ok(Snapshot { zxid, sessions, nodes })
+
+    /// Takes the stream's next `bytes` and appends the pieces they complete to `out`.
+    /// Returns `Ok(None)` while the snapshot goes on, then what followed its end (the
+    /// stream's next packets).
+    ///
+    /// # Errors
+    /// Bytes that are not such a snapshot, a signature that is not ZooKeeper's, or a
+    /// piece longer than 256 MiB.
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        out: &mut Vec<TransferPiece>,
+    ) -> Result<Option<Bytes>, ZkFileError> {
+        const WHAT: &str = "the snapshot a leader sent";
+        let malformed = |source| ZkFileError::Malformed { path: WHAT.to_owned(), source };
+        self.pending.extend_from_slice(bytes);
+        let buffer = std::mem::take(&mut self.pending).freeze();
+        let mut reader = Reader::new(&buffer);
+        loop {
+            let start = reader.position();
+            let read = match self.stage {
+                TransferStage::Sessions => read_sessions(&mut reader).map(|sessions| {
+                    out.push(TransferPiece::Sessions(sessions));
+                    self.stage = TransferStage::AclCache;
+                }),
+                TransferStage::AclCache => read_acl_cache(&mut reader).map(|acls| {
+                    self.acls = acls;
+                    self.stage = TransferStage::Nodes;
+                }),
+                TransferStage::Nodes => read_node(&mut reader, &self.acls).map(|node| match node {
+                    Some(node) => out.push(TransferPiece::Node(node)),
+                    None => self.stage = TransferStage::Signature,
+                }),
+                TransferStage::Signature => match reader.read_ustring("signature") {
+                    Ok(Some(signature)) if signature == TRANSFER_SIGNATURE => {
+                        return Ok(Some(buffer.slice(reader.position()..)));
+                    }
+                    Ok(_) => Err(DecodeError::Invalid {
+                        what: "signature",
+                        offset: start,
+                        reason: "not BenWasHere",
+                    }),
+                    Err(err) => Err(err),
+                },
+            };
+            match read {
+                Ok(()) => {}
+                Err(DecodeError::Incomplete { needed, .. }) => {
+                    let piece = buffer.len() - start + needed;
+                    if piece > TRANSFER_PIECE_MAX {
+                        return Err(malformed(DecodeError::Invalid {
+                            what: "a piece of the snapshot",
+                            offset: start,
+                            reason: "longer than 256 MiB",
+                        }));
+                    }
+                    self.pending = BytesMut::from(&buffer[start..]);
+                    return Ok(None);
+                }
+                Err(source) => return Err(malformed(source)),
+            }
+        }
+    }
 }
 
 fn read_sessions(reader: &mut Reader<'_>) -> Result<Vec<(i64, i32)>, DecodeError> {
@@ -199,28 +274,35 @@ fn read_nodes(
 ) -> Result<Vec<SnapshotNode>, ZkFileError> {
     let malformed = |source| ZkFileError::Malformed { path: path.to_owned(), source };
     let mut nodes = Vec::new();
-    loop {
-        let node_path = reader.read_ustring("path").map_err(malformed)?.unwrap_or_default();
-        if node_path == "/" {
-            return Ok(nodes);
-        }
-        let data = reader.read_buffer("data").map_err(malformed)?;
-        let reference = reader.read_i64("ACL reference").map_err(malformed)?;
-        let stat = StatPersisted::read(reader).map_err(malformed)?;
-        let acl = match reference {
-            OPEN_ACL_REFERENCE => vec![open_acl()],
-            _ => acls.get(&reference).cloned().ok_or_else(|| {
-                malformed(DecodeError::Invalid {
-                    what: "ACL reference",
-                    offset: reader.position(),
-                    reason: "names no ACL in the snapshot's cache",
-                })
-            })?,
-        };
-        // The root is written with an empty path.
-        let node_path = if node_path.is_empty() { "/".to_owned() } else { node_path };
-        nodes.push(SnapshotNode { path: node_path, data, acl, stat });
+    while let Some(node) = read_node(reader, acls).map_err(malformed)? {
+        nodes.push(node);
     }
+    Ok(nodes)
+}
+
+/// The next node, or `None` at the lone `/` that ends them.
+fn read_node(
+    reader: &mut Reader<'_>,
+    acls: &HashMap<i64, Vec<Acl>>,
+) -> Result<Option<SnapshotNode>, DecodeError> {
+    let node_path = reader.read_ustring("path")?.unwrap_or_default();
+    if node_path == "/" {
+        return Ok(None);
+    }
+    let data = reader.read_buffer("data")?;
+    let reference = reader.read_i64("ACL reference")?;
+    let stat = StatPersisted::read(reader)?;
+    let acl = match reference {
+        OPEN_ACL_REFERENCE => vec![open_acl()],
+        _ => acls.get(&reference).cloned().ok_or(DecodeError::Invalid {
+            what: "ACL reference",
+            offset: reader.position(),
+            reason: "names no ACL in the snapshot's cache",
+        })?,
+    };
+    // The root is written with an empty path.
+    let node_path = if node_path.is_empty() { "/".to_owned() } else { node_path };
+    Ok(Some(SnapshotNode { path: node_path, data, acl, stat }))
 }
 
 /// `world:anyone` with every permission: ZooKeeper's `OPEN_ACL_UNSAFE`.
@@ -278,7 +360,7 @@ pub fn encode(snapshot: &Snapshot) -> BytesMut {
 }
 
 /// Encodes `snapshot` as a ZooKeeper leader streams it to a learner after SNAP, which
-/// [`decode_transferred`] reads.
+/// [`TransferReader`] reads.
 pub fn encode_transferred(snapshot: &Snapshot) -> BytesMut {
     let mut out = BytesMut::new();
     write_state(snapshot, &mut out);

@@ -113,17 +113,54 @@ fn an_encoded_snapshot_decodes_to_what_was_encoded() {
 }
 
 #[test]
-fn a_transferred_snapshot_reads_back_and_waits_while_cut_short() {
+fn a_transferred_snapshot_waits_while_cut_short_and_refuses_another_signature() {
+    let snapshot = read_snapshot(&fixture("snapshot.10")).expect("reads");
+    let bytes = encode_transferred(&snapshot);
+    let cut = &bytes[..bytes.len() - 1];
+    assert_eq!(TransferReader::new().feed(cut, &mut Vec::new()).expect("no error"), None);
+    let mut forged = BytesMut::from(&bytes[..bytes.len() - 10]);
+    forged.extend_from_slice(b"NotBenHere");
+    assert!(TransferReader::new().feed(&forged, &mut Vec::new()).is_err(), "another signature");
+}
+
+#[test]
+fn a_transferred_snapshot_is_read_piece_by_piece_as_its_bytes_come() {
     let snapshot = read_snapshot(&fixture("snapshot.10")).expect("reads");
     let mut bytes = encode_transferred(&snapshot);
     bytes.extend_from_slice(b"next packet");
-    let bytes = bytes.freeze();
-    let (read, used) = decode_transferred(&bytes, 0x10).expect("decodes").expect("whole");
-    assert_eq!(read, snapshot);
-    assert_eq!(&bytes[used..], b"next packet");
-    let cut = bytes.slice(..used - 1);
-    assert_eq!(decode_transferred(&cut, 0x10).expect("no error"), None);
-    let mut forged = BytesMut::from(&bytes[..used - 10]);
-    forged.extend_from_slice(b"NotBenHere");
-    assert!(decode_transferred(&forged.freeze(), 0x10).is_err(), "another signature");
+    // A piece is at most a node (its data, its path, a stat) or the small ACL cache.
+    let largest = snapshot
+        .nodes
+        .iter()
+        .map(|node| node.path.len() + node.data.as_ref().map_or(0, |data| data.len()) + 1024);
+    let largest = largest.max().unwrap_or_default();
+    for chunk in [1, 7, 64, 4096] {
+        let mut reader = TransferReader::new();
+        let mut pieces = Vec::new();
+        // What follows the snapshot: the rest of the chunk that ended it, then the stream.
+        let mut after: Option<Vec<u8>> = None;
+        for part in bytes.chunks(chunk) {
+            match &mut after {
+                Some(after) => after.extend_from_slice(part),
+                None => {
+                    let rest = reader.feed(part, &mut pieces).expect("a snapshot");
+                    after = rest.map(|rest| rest.to_vec());
+                    assert!(reader.pending.len() <= largest + chunk, "only the piece in progress");
+                }
+            }
+        }
+        assert_eq!(after.as_deref(), Some(&b"next packet"[..]), "chunks of {chunk}");
+        let mut expected = vec![TransferPiece::Sessions(snapshot.sessions.clone())];
+        expected.extend(snapshot.nodes.iter().cloned().map(TransferPiece::Node));
+        assert_eq!(pieces, expected);
+    }
+}
+
+#[test]
+fn a_transferred_piece_claiming_more_than_the_limit_is_refused() {
+    let mut claim = BytesMut::new();
+    write_i32(&mut claim, 0);
+    write_i32(&mut claim, 0);
+    write_i32(&mut claim, i32::MAX);
+    assert!(TransferReader::new().feed(&claim, &mut Vec::new()).is_err());
 }
