@@ -8,8 +8,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use jute::records::StatPersisted;
-
 use crate::storage::recovery::{recover, Replay};
 use crate::storage::rocks::RocksStorage;
 use crate::storage::{Storage, StorageError};
@@ -106,17 +104,7 @@ fn nodes_of(tree: &DataTree) -> Vec<SnapshotNode> {
             path: path.clone(),
             data: node.data.as_deref().map(bytes::Bytes::copy_from_slice),
             acl: tree.acl(node.acl).to_vec(),
-            stat: StatPersisted {
-                czxid: node.czxid.raw(),
-                mzxid: node.mzxid.raw(),
-                ctime: node.ctime,
-                mtime: node.mtime,
-                version: node.version,
-                cversion: node.cversion,
-                aversion: node.aversion,
-                ephemeral_owner: node.ephemeral_owner,
-                pzxid: node.pzxid.raw(),
-            },
+            stat: node.persisted_stat(),
         });
         if let Some(node) = node {
             nodes.push(node);

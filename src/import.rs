@@ -272,21 +272,32 @@ fn read_epochs(dir: &Path, last_zxid: Zxid) -> Result<Epochs, ImportError> {
 fn tree_of(snapshot: &Snapshot) -> Result<DataTree, ImportError> {
     let tree = DataTree::empty(true);
     for node in &snapshot.nodes {
-        let (parent, name) = parent_and_name(&node.path);
-        if !parent.is_empty() && !tree.exists(parent) {
-            // ZooKeeper refuses such a snapshot too ("Invalid Datatree").
-            return Err(ImportError::InvalidTree(format!(
-                "{} comes without its parent",
-                node.path
-            )));
-        }
-        // Each node holds one reference on its interned ACL list.
-        let acl = tree.intern_acl(&node.acl);
-        if tree.load_node(parent, zkrs_node(node, name, acl)).is_err() {
-            return Err(ImportError::InvalidTree(format!("{} appears twice", node.path)));
-        }
+        load_node(&tree, node).map_err(ImportError::InvalidTree)?;
     }
     Ok(tree)
+}
+
+/// Adds a node of a ZooKeeper snapshot to `tree`, which holds its parent already (as
+/// ZooKeeper's snapshots list parents first): an import's, or a learner's loading the
+/// snapshot a ZooKeeper leader streams.
+///
+/// # Errors
+/// A node without its parent or that appears twice, which ZooKeeper refuses too
+/// ("Invalid Datatree").
+pub fn load_node(tree: &DataTree, node: &SnapshotNode) -> Result<(), String> {
+    let (parent, name) = parent_and_name(&node.path);
+    if !parent.is_empty() && !tree.exists(parent) {
+        return Err(format!("{} comes without its parent", node.path));
+    }
+    // Each node holds one reference on its interned ACL list.
+    let acl = tree.intern_acl(&node.acl);
+    let data = node.data.as_ref().map(|data| Box::from(data.as_ref()));
+    let zkrs_node = Node::from_persisted(CompactString::from(name), data, acl, &node.stat);
+    if tree.load_node(parent, zkrs_node).is_err() {
+        tree.release_acl(acl);
+        return Err(format!("{} appears twice", node.path));
+    }
+    Ok(())
 }
 
 /// `("", "")` for the root, else the parent's path (`/` at the top) and the last name.
@@ -298,24 +309,6 @@ fn parent_and_name(path: &str) -> (&str, &str) {
         Some(("", name)) => ("/", name),
         Some((parent, name)) => (parent, name),
         None => ("/", path),
-    }
-}
-
-fn zkrs_node(node: &SnapshotNode, name: &str, acl: crate::tree::acl::AclId) -> Node {
-    let stat = &node.stat;
-    Node {
-        name: CompactString::from(name),
-        data: node.data.as_ref().map(|data| Box::from(data.as_ref())),
-        czxid: Zxid::new(stat.czxid),
-        mzxid: Zxid::new(stat.mzxid),
-        pzxid: Zxid::new(stat.pzxid),
-        ctime: stat.ctime,
-        mtime: stat.mtime,
-        ephemeral_owner: stat.ephemeral_owner,
-        version: stat.version,
-        cversion: stat.cversion,
-        aversion: stat.aversion,
-        acl,
     }
 }
 

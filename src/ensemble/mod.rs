@@ -1,6 +1,7 @@
 //! What an ensemble member needs around the replication core: who the members are and
-//! where they listen ([`Membership`]), the frames members exchange ([`frame`]) and the
-//! connections that carry them ([`link`]). The server's driver feeds the core and
+//! where they listen ([`Membership`]), the frames the pipeline exchanges with them
+//! ([`frame`]), the connections that carry them ([`link`]) in ZooKeeper's own protocol
+//! ([`zookeeper`]). The server's driver feeds the core and
 //! carries out its actions (`server::pipeline`, fed by `server::driver`).
 
 pub mod frame;
@@ -11,7 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use crate::config::Config;
+use crate::ensemble::link::{LinkConfig, PeerAddresses};
 use crate::zab::{ServerId, ZabConfig};
+
+/// What ZooKeeper adds to `jute.maxbuffer` for the packets between members
+/// (`zookeeper.jute.maxbuffer.extrasize`'s default).
+const JUTE_EXTRA_BYTES: usize = 1024;
 
 /// Core ticks per `tickTime`: the core counts time in tenths of a tick, so a member
 /// notices a silent peer, re-sends a vote and finishes an election within a fraction of a
@@ -61,8 +67,8 @@ pub enum MembershipError {
 pub struct Membership {
     /// The core's configuration: ids, voters, observers, limits in core ticks.
     pub zab: ZabConfig,
-    /// Every member's election address, where links are made.
-    pub addresses: BTreeMap<ServerId, SocketAddr>,
+    /// Where the links are made.
+    pub links: LinkConfig,
     /// How often the core ticks, in milliseconds.
     pub core_tick_ms: u64,
     /// A standalone server: an ensemble of one voter with no peers and no election
@@ -80,16 +86,22 @@ impl Membership {
         if !config.membership.servers.contains_key(&id) {
             return Err(MembershipError::UnknownId(id));
         }
-        let mut addresses = BTreeMap::new();
+        let mut members = BTreeMap::new();
         let (mut voters, mut observers) = (BTreeSet::new(), BTreeSet::new());
         for (&member, spec) in &config.membership.servers {
-            let host = || spec.host.clone();
-            let address = (spec.host.as_str(), spec.election_port)
-                .to_socket_addrs()
-                .map_err(|source| MembershipError::Resolve { member, host: host(), source })?
-                .next()
-                .ok_or_else(|| MembershipError::NoAddress { member, host: host() })?;
-            addresses.insert(member, address);
+            let resolve = |port: u16| -> Result<SocketAddr, MembershipError> {
+                let host = || spec.host.clone();
+                (spec.host.as_str(), port)
+                    .to_socket_addrs()
+                    .map_err(|source| MembershipError::Resolve { member, host: host(), source })?
+                    .next()
+                    .ok_or_else(|| MembershipError::NoAddress { member, host: host() })
+            };
+            let addresses = PeerAddresses {
+                quorum: resolve(spec.quorum_port)?,
+                election: resolve(spec.election_port)?,
+            };
+            members.insert(member, addresses);
             if spec.observer {
                 observers.insert(member);
             } else {
@@ -108,7 +120,14 @@ impl Membership {
             finalize_ticks,
             window_entries: DIFF_WINDOW_ENTRIES,
         };
-        Ok(Membership { zab, addresses, core_tick_ms, standalone: false })
+        let links = LinkConfig {
+            my_id: id,
+            members,
+            membership_text: config.membership.to_zookeeper_text(),
+            config_version: config.membership.version,
+            packet_data_max: config.jute_max_buffer + JUTE_EXTRA_BYTES,
+        };
+        Ok(Membership { zab, links, core_tick_ms, standalone: false })
     }
 
     /// A standalone server as the ensemble of one it is, with the id `id`: it elects
@@ -125,7 +144,14 @@ impl Membership {
             window_entries: 0,
         };
         let core_tick_ms = core_tick_ms(config);
-        Membership { zab, addresses: BTreeMap::new(), core_tick_ms, standalone: true }
+        let links = LinkConfig {
+            my_id: id,
+            members: BTreeMap::new(),
+            membership_text: String::new(),
+            config_version: 0,
+            packet_data_max: config.jute_max_buffer + JUTE_EXTRA_BYTES,
+        };
+        Membership { zab, links, core_tick_ms, standalone: true }
     }
 
     /// This member's id.
@@ -160,7 +186,9 @@ mod tests {
         assert_eq!(membership.zab.finalize_ticks, 4);
         assert_eq!(membership.zab.voters, BTreeSet::from([1, 2]));
         assert_eq!(membership.zab.observers, BTreeSet::from([3]));
-        assert_eq!(membership.addresses[&3], "127.0.0.1:3890".parse().expect("address"));
+        let third = membership.links.members[&3];
+        assert_eq!(third.election, "127.0.0.1:3890".parse().expect("address"));
+        assert_eq!(third.quorum, "127.0.0.1:2890".parse().expect("address"));
     }
 
     #[test]

@@ -15,12 +15,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::ensemble::frame::PeerFrame;
-use crate::ensemble::link::{LinkEvent, Links};
+use crate::ensemble::link::{LinkEvent, Links, Listeners, Streamed};
 use crate::ensemble::Membership;
 use crate::fast_hash::FastHashMap;
 use crate::server::pipeline::{Effect, Input, Pipeline};
@@ -31,6 +30,7 @@ use crate::server::Shared;
 use crate::storage::{Storage, StorageError};
 use crate::txn::Zxid;
 use crate::zab::{Message, Restored, ServerId};
+use crate::zk_format::snapshot::TransferPiece;
 
 /// Most client inputs taken in one round before the pipeline logs what they made.
 const BATCH_MAX: usize = 1000;
@@ -52,24 +52,25 @@ struct Shell {
     standalone: bool,
     /// The snapshot a leader (the member named) is sending.
     inbound: Option<(ServerId, Inbound)>,
-    /// A chunk of it the transfer thread has no room for yet; link events wait behind it.
-    held_chunk: Option<(ServerId, Zxid, u32, Bytes)>,
+    /// Pieces of it the transfer thread has no room for yet; link events wait behind
+    /// them.
+    held_pieces: Option<(ServerId, Zxid, u32, Vec<TransferPiece>)>,
     /// A `Snap` from the member named whose snapshot is being sealed; link events wait
     /// behind it.
     sealing: Option<(ServerId, PeerFrame, SealFuture)>,
     /// Snapshots this member is sending its learners.
     outbound: Vec<Outbound>,
-    /// Snapshot streams started for a learner, waiting for the `Snap` they go ahead of.
-    streams: FastHashMap<ServerId, mpsc::Receiver<Bytes>>,
+    /// Snapshot streams started for a learner, waiting for the `Snap` they go with.
+    streams: FastHashMap<ServerId, mpsc::Receiver<Streamed>>,
     /// The pipeline's effects being carried out.
     effects: Vec<Effect>,
 }
 
 /// Runs the pipeline until `stop` is cancelled, then stops the storage thread and any
 /// snapshot in progress and waits for both, so the store closes before the caller goes
-/// on. `restored` is what it recovered (the state is at `restored.applied`), `election`
-/// its election port (none when standalone). A standalone server elects itself before
-/// it takes its first input.
+/// on. `restored` is what it recovered (the state is at `restored.applied`),
+/// `listeners` its quorum and election ports (none when standalone). A standalone
+/// server elects itself before it takes its first input.
 ///
 /// # Errors
 /// If the log or the store fails; the server must stop.
@@ -80,7 +81,7 @@ pub async fn run(
     stop: CancellationToken,
     membership: Membership,
     restored: Restored,
-    election: Option<tokio::net::TcpListener>,
+    listeners: Option<Listeners>,
 ) -> Result<(), StorageError> {
     let config = &shared.config;
     let (writer, written) =
@@ -93,7 +94,7 @@ pub async fn run(
         shared.clock.wall_ms(),
     );
     let (events_tx, mut events) = mpsc::channel(4096);
-    let links = Links::start(membership.id(), &membership.addresses, election, events_tx, &stop);
+    let links = Links::start(&membership.links, listeners, events_tx, &stop);
     let started =
         Pipeline::start(shared.clone(), membership.zab.clone(), restored, membership.standalone);
     let pipeline = match started {
@@ -115,7 +116,7 @@ pub async fn run(
         links,
         standalone: membership.standalone,
         inbound: None,
-        held_chunk: None,
+        held_pieces: None,
         sealing: None,
         outbound: Vec::new(),
         streams: FastHashMap::default(),
@@ -155,7 +156,7 @@ impl Shell {
             if let Some(batch) = self.pipeline.take_batch() {
                 self.writer.write(batch)?;
             }
-            let held = self.held_chunk.is_some();
+            let held = self.held_pieces.is_some();
             let room = self.inbound.as_ref().filter(|_| held).map(|(_, inbound)| inbound.room());
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
@@ -203,11 +204,15 @@ impl Shell {
             }
             for effect in effects.drain(..) {
                 match effect {
-                    Effect::Send { to, frame } => self.send(to, &frame),
+                    Effect::Send { to, frame } => self.send(to, frame),
                     Effect::StreamSnapshot { to, zxid } => self.stream_snapshot(to, zxid),
                     Effect::ResetLink(peer) => {
                         self.streams.remove(&peer);
                         self.links.reset(peer);
+                    }
+                    Effect::EndTerm => {
+                        self.streams.clear();
+                        self.links.end_term();
                     }
                     Effect::Applied(count) => {
                         let zxid = self.shared.database.last_applied_zxid();
@@ -221,14 +226,14 @@ impl Shell {
         self.effects = effects;
     }
 
-    /// Sends `frame` to `to`; a `Snap` goes behind the stream of its snapshot's chunks,
-    /// and not at all if that stream could not start (the link is being reset).
-    fn send(&mut self, to: ServerId, frame: &PeerFrame) {
+    /// Sends `frame` to `to`; a `Snap` goes with the stream of its snapshot, and not at
+    /// all if that stream could not start (the link is being reset).
+    fn send(&mut self, to: ServerId, frame: PeerFrame) {
         if let PeerFrame::Zab(Message::Snap { .. }) = frame {
-            match self.streams.remove(&to) {
-                Some(chunks) => self.links.stream(to, chunks),
-                None => return,
+            if let Some(snapshot) = self.streams.remove(&to) {
+                self.links.send_snapshot(to, frame, snapshot);
             }
+            return;
         }
         self.links.send(to, frame);
     }
@@ -254,7 +259,7 @@ impl Shell {
     /// not while a received snapshot's chunk or seal waits for its transfer thread, so
     /// the frames behind it keep their order.
     fn takes_link_events(&self) -> bool {
-        !self.standalone && self.held_chunk.is_none() && self.sealing.is_none()
+        !self.standalone && self.held_pieces.is_none() && self.sealing.is_none()
     }
 
     fn link_event(&mut self, event: LinkEvent) -> Result<(), StorageError> {
@@ -268,8 +273,8 @@ impl Shell {
                 }
                 self.pipeline.disconnected(peer)
             }
-            LinkEvent::Frame { from, frame: PeerFrame::SnapshotChunk { zxid, index, chunk } } => {
-                self.snapshot_chunk(from, zxid, index, chunk)
+            LinkEvent::Frame { from, frame: PeerFrame::SnapshotPieces { zxid, index, pieces } } => {
+                self.snapshot_pieces(from, zxid, index, pieces)
             }
             LinkEvent::Frame { from, frame } => {
                 if let PeerFrame::Zab(Message::Snap { zxid, .. }) = &frame {
@@ -281,14 +286,14 @@ impl Shell {
         }
     }
 
-    /// A chunk of the snapshot the leader `from` is sending: the first starts a new
-    /// transfer. A chunk out of order drops the link; the leader starts over.
-    fn snapshot_chunk(
+    /// Pieces of the snapshot the leader `from` is sending: the first batch starts a new
+    /// transfer. A batch out of order drops the link; the leader starts over.
+    fn snapshot_pieces(
         &mut self,
         from: ServerId,
         zxid: Zxid,
         index: u32,
-        chunk: Bytes,
+        pieces: Vec<TransferPiece>,
     ) -> Result<(), StorageError> {
         if index == 0 {
             self.inbound = None;
@@ -301,27 +306,27 @@ impl Shell {
                 })?;
             self.inbound = Some((from, inbound));
         }
-        self.offer(from, zxid, index, chunk);
+        self.offer(from, zxid, index, pieces);
         Ok(())
     }
 
-    /// Hands a chunk to the transfer thread, or holds it while the thread is behind.
-    fn offer(&mut self, from: ServerId, zxid: Zxid, index: u32, chunk: Bytes) {
+    /// Hands pieces to the transfer thread, or holds them while the thread is behind.
+    fn offer(&mut self, from: ServerId, zxid: Zxid, index: u32, pieces: Vec<TransferPiece>) {
         let offered = match &mut self.inbound {
-            Some((source, inbound)) if *source == from => inbound.offer(zxid, index, chunk),
+            Some((source, inbound)) if *source == from => inbound.offer(zxid, index, pieces),
             _ => Err(TransferError::Unexpected { zxid, index }),
         };
         match offered {
             Ok(None) => {}
-            Ok(Some(chunk)) => self.held_chunk = Some((from, zxid, index, chunk)),
+            Ok(Some(pieces)) => self.held_pieces = Some((from, zxid, index, pieces)),
             Err(err) => self.abandon_snapshot(from, &err),
         }
     }
 
     /// The transfer thread has room again: the held chunk goes.
     fn offer_held(&mut self) {
-        if let Some((from, zxid, index, chunk)) = self.held_chunk.take() {
-            self.offer(from, zxid, index, chunk);
+        if let Some((from, zxid, index, pieces)) = self.held_pieces.take() {
+            self.offer(from, zxid, index, pieces);
         }
     }
 

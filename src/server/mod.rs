@@ -211,9 +211,11 @@ pub enum ServerError {
     /// The store failed: it could not be opened or recovered, or a write failed.
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
-    /// The election port cannot be bound.
-    #[error("binding the election port {address}: {source}")]
+    /// The quorum or election port cannot be bound.
+    #[error("binding the {what} port {address}: {source}")]
     Bind {
+        /// Which port.
+        what: &'static str,
         /// The port's address.
         address: std::net::SocketAddr,
         /// Why not.
@@ -296,6 +298,19 @@ pub fn restore(
     Ok(Restart { shared, inputs, restored })
 }
 
+/// Binds a member's quorum or election port (`what`), on every address of the host if
+/// `quorumListenOnAllIPs` (`all_ips`).
+async fn bind(
+    what: &'static str,
+    mut address: std::net::SocketAddr,
+    all_ips: bool,
+) -> Result<TcpListener, ServerError> {
+    if all_ips {
+        address.set_ip(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    }
+    TcpListener::bind(address).await.map_err(|source| ServerError::Bind { what, address, source })
+}
+
 /// Runs a server on `listener` (none without `clientPort`, as in ZooKeeper) until
 /// `shutdown` completes, with its state in RocksDB in the configured `dataDir`
 /// (recovered first).
@@ -343,18 +358,22 @@ pub async fn run_with_storage(
     })
     .await??;
     let stop = CancellationToken::new();
-    let election = if membership.standalone {
+    let listeners = if membership.standalone {
         None
     } else {
-        let mut address = membership.addresses[&membership.id()];
-        if shared.config.quorum_listen_on_all_ips {
-            address.set_ip(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        }
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|source| ServerError::Bind { address, source })?;
-        tracing::info!(id = membership.id(), %address, "ensemble member; electing a leader");
-        Some(listener)
+        let own = membership.links.members[&membership.id()];
+        let all_ips = shared.config.quorum_listen_on_all_ips;
+        let listeners = crate::ensemble::link::Listeners {
+            quorum: bind("quorum", own.quorum, all_ips).await?,
+            election: bind("election", own.election, all_ips).await?,
+        };
+        tracing::info!(
+            id = membership.id(),
+            quorum = %own.quorum,
+            election = %own.election,
+            "ensemble member; electing a leader"
+        );
+        Some(listeners)
     };
     let mut driver = tokio::spawn(driver::run(
         shared.clone(),
@@ -363,7 +382,7 @@ pub async fn run_with_storage(
         stop.clone(),
         membership,
         restored,
-        election,
+        listeners,
     ));
     // Accepting runs on the runtime's workers, like the connections it spawns, not on the
     // thread that awaits this function.

@@ -1,41 +1,54 @@
-//! Snapshots between members, off the driver task and in bounded memory on both sides.
+//! Snapshots between members, off the driver task and in bounded memory on both sides,
+//! in the format ZooKeeper's leaders stream after SNAP (so a ZooKeeper learner takes a
+//! zkrs leader's, and a zkrs learner a ZooKeeper leader's).
 //!
 //! A leader that must send a learner its whole state ([`Outbound`]) walks its tree on a
 //! thread of its own while it goes on applying writes, so the snapshot is fuzzy exactly
 //! as its own periodic ones are: labelled with the zxid applied when it began, holding
 //! possibly some later changes, which the learner's replay of the entries after that
-//! zxid makes harmless. Chunks go to the learner's link through a channel of a few
-//! chunks: the thread waits for the connection, never the other way round.
+//! zxid makes harmless. The bytes go to the learner's link through a channel of a few
+//! pieces: the thread waits for the connection, never the other way round.
 //!
-//! A learner ([`Inbound`]) loads each chunk into a new tree and writes it to a pending
-//! snapshot as it arrives, on a thread of its own, so it never holds the raw snapshot in
-//! memory. Its old state stays untouched until the core installs the new one: a transfer
-//! that breaks off, or a chunk that does not decode, leaves it as it was. Once installed
-//! in memory, the snapshot is stored when the storage thread reaches it ([`Store`]), in
-//! order with the log writes around it.
+//! A learner ([`Inbound`]) gets the stream as pieces (the sessions, then each node, as
+//! the link reads them) and loads them into a new tree on a thread of its own, so it
+//! never holds the raw snapshot in memory. Its old state stays untouched until the core
+//! installs the new one: a transfer that breaks off, or a node without its parent,
+//! leaves it as it was. Once loaded, the tree is written as a pending snapshot of
+//! zkrs's own, stored when the storage thread reaches it ([`Store`]), in order with the
+//! log writes around it.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use jute::records::Acl;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ensemble::frame::{self, PeerFrame};
+use crate::ensemble::link::Streamed;
+use crate::import::load_node;
 use crate::server::Shared;
 use crate::storage::{SnapshotHeader, Storage, StorageError};
-use crate::tree::snapshot::{load_chunk, write_snapshot, Loaded, SnapshotSummary};
+use crate::tree::acl::AclId;
+use crate::tree::data_tree::child_path;
+use crate::tree::snapshot::{write_snapshot, Loaded, CHUNK_BYTES};
 use crate::tree::DataTree;
 use crate::txn::{SessionId, Zxid};
+use crate::zk_format::snapshot::{
+    write_transfer_end, write_transfer_head, write_transfer_node, TransferPiece, OPEN_ACL_REFERENCE,
+};
 
-/// Encoded chunk frames in flight between a leader's snapshot thread and the link.
+/// Pieces of the stream in flight between a leader's snapshot thread and the link.
 const OUTBOUND_CHUNKS_IN_FLIGHT: usize = 4;
-/// Chunks a learner has received but not yet loaded and stored.
+/// Batches of pieces a learner has received but not yet loaded.
 const INBOUND_CHUNKS_IN_FLIGHT: usize = 4;
 /// How often a snapshot thread waiting for room in the link's channel looks again.
 const ROOM_POLL: Duration = Duration::from_millis(1);
+/// Nodes written per hold of their table's lock.
+const NODES_PER_LOCK: usize = 128;
 
 /// A snapshot a leader is streaming to one learner.
 #[derive(Debug)]
@@ -46,8 +59,8 @@ pub struct Outbound {
 
 impl Outbound {
     /// Starts streaming the state, labelled `zxid` (the one applied now), with the live
-    /// `sessions`, as encoded [`PeerFrame::SnapshotChunk`] frames into the channel it
-    /// returns, which the link to `learner` writes out ahead of anything queued after it.
+    /// `sessions`, in ZooKeeper's transfer format into the channel it returns, which the
+    /// link to `learner` writes out after the SNAP that announces it.
     ///
     /// # Errors
     /// If no thread can be started.
@@ -56,13 +69,17 @@ impl Outbound {
         learner: crate::zab::ServerId,
         zxid: Zxid,
         sessions: Vec<(SessionId, i32)>,
-    ) -> std::io::Result<(Outbound, mpsc::Receiver<Bytes>)> {
-        let (chunks, frames) = mpsc::channel(OUTBOUND_CHUNKS_IN_FLIGHT);
+    ) -> std::io::Result<(Outbound, mpsc::Receiver<Streamed>)> {
+        let (chunks, stream) = mpsc::channel(OUTBOUND_CHUNKS_IN_FLIGHT);
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread =
             std::thread::Builder::new().name("zkrs-snapshot-send".into()).spawn(move || {
-                match stream(shared.database.tree(), zxid, &sessions, &chunks, &stopping) {
+                let sent = write_transferred(shared.database.tree(), &sessions, |bytes| {
+                    send(&chunks, Streamed::Bytes(bytes), &stopping)
+                })
+                .and_then(|summary| send(&chunks, Streamed::End, &stopping).map(|()| summary));
+                match sent {
                     Ok(summary) => tracing::info!(
                         learner,
                         %zxid,
@@ -74,9 +91,14 @@ impl Outbound {
                         tracing::info!(learner, "snapshot transfer ended: the connection is gone")
                     }
                     Err(Ended::Stopped) => tracing::debug!(learner, "snapshot transfer stopped"),
+                    Err(Ended::AclChanged) => tracing::warn!(
+                        learner,
+                        "an ACL list appeared while the snapshot was written; the learner \
+                         syncs again"
+                    ),
                 }
             })?;
-        Ok((Outbound { stop, thread }, frames))
+        Ok((Outbound { stop, thread }, stream))
     }
 
     /// Whether the transfer is over, sent in full or not.
@@ -94,48 +116,127 @@ impl Outbound {
     }
 }
 
-/// Why a transfer ended early.
-enum Ended {
+/// Hands `item` to the link, waiting for room without holding up the link's task.
+fn send(chunks: &mpsc::Sender<Streamed>, item: Streamed, stop: &AtomicBool) -> Result<(), Ended> {
+    let mut item = item;
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return Err(Ended::Stopped);
+        }
+        match chunks.try_send(item) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(back)) => {
+                item = back;
+                std::thread::sleep(ROOM_POLL);
+            }
+            Err(TrySendError::Closed(_)) => return Err(Ended::Closed),
+        }
+    }
+}
+
+/// Why a snapshot for a learner was not written whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
     /// The link's connection broke, or the link is gone.
     Closed,
     /// [`Outbound::stop`].
     Stopped,
+    /// A node uses an ACL list interned after the stream's ACL cache was written: the
+    /// stream cannot name it, so the learner must sync again (ZooKeeper's leaders
+    /// have the same race and send such a node with a reference the learner lacks).
+    AclChanged,
 }
 
-fn stream(
+/// What [`write_transferred`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransferSummary {
+    /// Znodes written.
+    pub nodes: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Writes `tree` with `sessions` as a ZooKeeper leader streams its state after SNAP,
+/// handing `emit` a piece at a time (about [`CHUNK_BYTES`] each). The walk is fuzzy, as
+/// every snapshot is: it goes one child table at a time, parents before children (a
+/// table's key sorts after its parent's), a slice of a table per hold of its lock, so
+/// applies go on meanwhile; the learner replays the txns after the snapshot's zxid.
+///
+/// # Errors
+/// What `emit` returns, or [`Ended::AclChanged`].
+pub fn write_transferred(
     tree: &DataTree,
-    zxid: Zxid,
     sessions: &[(SessionId, i32)],
-    chunks: &mpsc::Sender<Bytes>,
-    stop: &AtomicBool,
-) -> Result<SnapshotSummary, Ended> {
-    let mut index = 0u32;
-    let mut encoded = BytesMut::new();
-    write_snapshot(tree, sessions, |chunk| {
-        let chunk = PeerFrame::SnapshotChunk { zxid, index, chunk: chunk.split().freeze() };
-        frame::encode(&chunk, &mut encoded);
-        index += 1;
-        let mut frame = encoded.split().freeze();
-        loop {
-            if stop.load(Ordering::Acquire) {
-                return Err(Ended::Stopped);
-            }
-            match chunks.try_send(frame) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(back)) => {
-                    frame = back;
-                    std::thread::sleep(ROOM_POLL);
+    mut emit: impl FnMut(Bytes) -> Result<(), Ended>,
+) -> Result<TransferSummary, Ended> {
+    let lists = tree.acl_lists();
+    let known: HashSet<AclId> = lists.iter().map(|(id, _)| *id).collect();
+    let listed: Vec<(i64, &[Acl])> = lists
+        .iter()
+        .filter(|(id, _)| *id != AclId::OPEN)
+        .map(|(id, list)| (reference(*id), &list[..]))
+        .collect();
+    let sessions: Vec<(i64, i32)> = sessions.iter().map(|(id, to)| (id.raw(), *to)).collect();
+    let mut out = BytesMut::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 16);
+    write_transfer_head(&sessions, &listed, &mut out);
+    let mut summary = TransferSummary::default();
+    let mut parents = tree.parents();
+    parents.sort();
+    for parent in parents {
+        let names = tree.child_names(&parent);
+        for slice in names.chunks(NODES_PER_LOCK) {
+            let mut unknown_acl = false;
+            tree.with_named_children(&parent, slice, |nodes| {
+                for node in nodes {
+                    if !known.contains(&node.acl) {
+                        unknown_acl = true;
+                        return;
+                    }
+                    // The root, alone in the table keyed "", is written as `/`.
+                    let path = if parent.is_empty() {
+                        "/".to_owned()
+                    } else {
+                        child_path(&parent, &node.name)
+                    };
+                    let stat = node.persisted_stat();
+                    write_transfer_node(
+                        &mut out,
+                        &path,
+                        node.data.as_deref(),
+                        reference(node.acl),
+                        &stat,
+                    );
+                    summary.nodes += 1;
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(Ended::Closed),
+            });
+            if unknown_acl {
+                return Err(Ended::AclChanged);
+            }
+            if out.len() >= CHUNK_BYTES {
+                summary.bytes += out.len() as u64;
+                emit(out.split().freeze())?;
             }
         }
-    })
+    }
+    write_transfer_end(&mut out);
+    summary.bytes += out.len() as u64;
+    emit(out.split().freeze())?;
+    Ok(summary)
+}
+
+/// The reference a snapshot's ACL cache gives a list.
+fn reference(id: AclId) -> i64 {
+    if id == AclId::OPEN {
+        OPEN_ACL_REFERENCE
+    } else {
+        i64::from(id.number())
+    }
 }
 
 /// What a learner's transfer thread is told.
 enum Command {
-    /// The next chunk.
-    Chunk(Bytes),
+    /// The next pieces.
+    Pieces(Vec<TransferPiece>),
     /// Every chunk has come: hand over the new state if all loaded.
     Seal(oneshot::Sender<Result<(DataTree, Loaded), String>>),
     /// The core installed the snapshot: store it durably and drop the log it replaces.
@@ -255,17 +356,18 @@ impl Inbound {
         self.zxid
     }
 
-    /// Hands over the next chunk if the thread has room for it; gives it back if the
-    /// thread is behind: offer it again once [`Inbound::room`] completes. Never waits.
+    /// Hands over the next batch of pieces if the thread has room for it; gives it back
+    /// if the thread is behind: offer it again once [`Inbound::room`] completes. Never
+    /// waits.
     ///
     /// # Errors
-    /// [`TransferError`] if it is not the chunk due or the thread is gone.
+    /// [`TransferError`] if it is not the batch due or the thread is gone.
     pub fn offer(
         &mut self,
         zxid: Zxid,
         index: u32,
-        chunk: Bytes,
-    ) -> Result<Option<Bytes>, TransferError> {
+        pieces: Vec<TransferPiece>,
+    ) -> Result<Option<Vec<TransferPiece>>, TransferError> {
         if zxid != self.zxid || index != self.next_index {
             return Err(TransferError::OutOfOrder {
                 zxid,
@@ -274,12 +376,12 @@ impl Inbound {
                 expected: self.next_index,
             });
         }
-        match self.commands.try_send(Command::Chunk(chunk)) {
+        match self.commands.try_send(Command::Pieces(pieces)) {
             Ok(()) => {
                 self.next_index += 1;
                 Ok(None)
             }
-            Err(TrySendError::Full(Command::Chunk(chunk))) => Ok(Some(chunk)),
+            Err(TrySendError::Full(Command::Pieces(pieces))) => Ok(Some(pieces)),
             Err(_) => Err(TransferError::Gone),
         }
     }
@@ -308,9 +410,10 @@ impl Inbound {
     }
 }
 
-/// The learner's transfer thread: loads and stores chunks until sealed, hands over the
-/// tree, then stores the snapshot when told to. If the channel closes first (the
-/// transfer was abandoned), the pending snapshot goes.
+/// The learner's transfer thread: loads the pieces into a new tree until sealed, writes
+/// the tree as a pending snapshot and hands it over, then stores that snapshot when told
+/// to. If the channel closes first (the transfer was abandoned), the pending snapshot
+/// goes.
 fn receive(
     storage: &dyn Storage,
     tree: DataTree,
@@ -318,25 +421,31 @@ fn receive(
     created_ms: i64,
     mut commands: mpsc::Receiver<Command>,
 ) -> Result<(), StorageError> {
-    let mut writer = storage.begin_snapshot(zxid)?;
     let mut loaded = Loaded::default();
     let mut failure: Option<String> = None;
-    let (mut chunks, mut bytes) = (0usize, 0u64);
     let sealed = loop {
         match commands.blocking_recv() {
-            Some(Command::Chunk(chunk)) => {
+            Some(Command::Pieces(pieces)) => {
                 if failure.is_some() {
                     continue;
                 }
-                if let Err(err) = load_chunk(&tree, chunks, &chunk, &mut loaded) {
-                    failure = Some(err.to_string());
-                    continue;
+                for piece in pieces {
+                    match piece {
+                        TransferPiece::Sessions(sessions) => {
+                            loaded.sessions = sessions
+                                .into_iter()
+                                .map(|(id, timeout_ms)| (SessionId::new(id), timeout_ms))
+                                .collect();
+                        }
+                        TransferPiece::Node(node) => match load_node(&tree, &node) {
+                            Ok(()) => loaded.nodes += 1,
+                            Err(err) => {
+                                failure = Some(err);
+                                break;
+                            }
+                        },
+                    }
                 }
-                bytes += chunk.len() as u64;
-                chunks += 1;
-                let mut chunk =
-                    chunk.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-                writer.put(&mut chunk)?;
             }
             Some(Command::Seal(sealed)) => break sealed,
             Some(Command::Store { .. }) | None => return Ok(()),
@@ -346,12 +455,14 @@ fn receive(
         let _ = sealed.send(Err(failure));
         return Ok(());
     }
+    let mut writer = storage.begin_snapshot(zxid)?;
+    let summary = write_snapshot(&tree, &loaded.sessions, |chunk| writer.put(chunk))?;
     let header = SnapshotHeader {
         zxid,
-        chunks: u32::try_from(chunks).unwrap_or(u32::MAX),
+        chunks: u32::try_from(summary.chunks).unwrap_or(u32::MAX),
         nodes: loaded.nodes,
         sessions: u32::try_from(loaded.sessions.len()).unwrap_or(u32::MAX),
-        bytes,
+        bytes: summary.bytes,
         created_ms,
     };
     if sealed.send(Ok((tree, loaded))).is_err() {

@@ -7,6 +7,7 @@ use crate::storage::memory::MemoryStorage;
 use crate::tree::acl::{perms, world_anyone};
 use crate::tree::Database;
 use crate::txn::{Txn, TxnBody};
+use crate::zk_format::snapshot::TransferReader;
 
 /// A database with `count` nodes under `/n`, each with a little data.
 fn database_with(count: i64) -> Database {
@@ -34,14 +35,27 @@ fn database_with(count: i64) -> Database {
     database
 }
 
-fn chunks_of(database: &Database, sessions: &[(SessionId, i32)]) -> Vec<Bytes> {
-    let mut chunks = Vec::new();
-    let written = write_snapshot(database.tree(), sessions, |chunk| {
-        chunks.push(chunk.split().freeze());
-        Ok::<(), ()>(())
+/// The pieces a learner's link reads from what `write_transferred` writes of
+/// `database`, one batch per piece of the stream (each ends somewhere in the middle of a
+/// node, as reads off a connection do).
+fn batches_of(database: &Database, sessions: &[(SessionId, i32)]) -> Vec<Vec<TransferPiece>> {
+    let mut stream = Vec::new();
+    let written = write_transferred(database.tree(), sessions, |bytes| {
+        stream.extend_from_slice(&bytes);
+        Ok(())
     });
     assert!(written.is_ok());
-    chunks
+    let mut reader = TransferReader::new();
+    let mut batches = Vec::new();
+    for part in stream.chunks(50_000) {
+        let mut pieces = Vec::new();
+        let rest = reader.feed(part, &mut pieces).expect("ZooKeeper's transfer format");
+        batches.push(pieces);
+        if let Some(rest) = rest {
+            assert!(rest.is_empty(), "nothing after the snapshot");
+        }
+    }
+    batches
 }
 
 /// Every node's path and stat, sorted.
@@ -58,16 +72,16 @@ fn stats(tree: &DataTree) -> Vec<String> {
     lines
 }
 
-/// Offers `chunk` until the thread takes it, as the shell does.
+/// Offers `pieces` until the thread takes them, as the shell does.
 async fn hand_over(
     inbound: &mut Inbound,
     zxid: Zxid,
     index: u32,
-    mut chunk: Bytes,
+    mut pieces: Vec<TransferPiece>,
 ) -> Result<(), TransferError> {
-    while let Some(back) = inbound.offer(zxid, index, chunk)? {
+    while let Some(back) = inbound.offer(zxid, index, pieces)? {
         inbound.room().await;
-        chunk = back;
+        pieces = back;
     }
     Ok(())
 }
@@ -76,8 +90,8 @@ async fn hand_over(
 async fn a_received_snapshot_is_stored_then_replaces_the_state_whole() {
     let leader = database_with(5000);
     let sessions = [(SessionId::new(0x99), 4000)];
-    let chunks = chunks_of(&leader, &sessions);
-    assert!(chunks.len() > 2, "several chunks: {}", chunks.len());
+    let chunks = batches_of(&leader, &sessions);
+    assert!(chunks.len() > 2, "several batches: {}", chunks.len());
     let storage = Arc::new(MemoryStorage::default());
     let learner = Database::new(false);
     let mut inbound =
@@ -100,22 +114,24 @@ async fn a_received_snapshot_is_stored_then_replaces_the_state_whole() {
     let headers = storage.snapshots().expect("readable");
     assert_eq!(headers.len(), 1);
     let header = &headers[0];
-    assert_eq!((header.zxid, header.chunks as usize), (Zxid::new(5001), chunks.len()));
+    assert_eq!(header.zxid, Zxid::new(5001));
     assert_eq!((header.nodes, header.sessions, header.created_ms), (5005, 1, 77));
     assert_eq!(storage.epoch_ends().expect("readable"), [Zxid::new(0x1_0000_0000)]);
-    let mut stored = Vec::new();
+    let stored = DataTree::empty(false);
+    let mut loaded = Loaded::default();
     storage
-        .read_snapshot(header, &mut |_, chunk| {
-            stored.push(chunk);
-            Ok(())
+        .read_snapshot(header, &mut |index, chunk| {
+            crate::tree::snapshot::load_chunk(&stored, index, &chunk, &mut loaded)
+                .map_err(|err| StorageError::Backend(err.to_string()))
         })
-        .expect("readable");
-    assert_eq!(stored, chunks);
+        .expect("the stored snapshot loads");
+    assert_eq!(stats(&stored), stats(leader.tree()), "what was stored is what was sent");
+    assert_eq!(loaded.sessions, sessions);
 }
 
 #[tokio::test]
 async fn chunks_out_of_order_or_of_another_snapshot_are_refused() {
-    let chunks = chunks_of(&database_with(10), &[]);
+    let chunks = batches_of(&database_with(10), &[]);
     let storage = Arc::new(MemoryStorage::default());
     let like = DataTree::new(false);
     let mut inbound = Inbound::start(storage, &like, Zxid::new(11), 0).expect("thread");
@@ -131,15 +147,19 @@ async fn chunks_out_of_order_or_of_another_snapshot_are_refused() {
 }
 
 #[tokio::test]
-async fn a_malformed_chunk_fails_the_seal_and_nothing_is_stored() {
-    let chunks = chunks_of(&database_with(10), &[]);
+async fn a_node_without_its_parent_fails_the_seal_and_nothing_is_stored() {
+    let chunks = batches_of(&database_with(10), &[]);
     let storage = Arc::new(MemoryStorage::default());
     let like = DataTree::new(false);
     let mut inbound = Inbound::start(storage.clone(), &like, Zxid::new(11), 0).expect("thread");
     hand_over(&mut inbound, Zxid::new(11), 0, chunks[0].clone()).await.expect("in order");
-    hand_over(&mut inbound, Zxid::new(11), 1, Bytes::from_static(b"\x01garbage"))
-        .await
-        .expect("in order");
+    let orphan = TransferPiece::Node(crate::zk_format::snapshot::SnapshotNode {
+        path: "/nowhere/orphan".into(),
+        data: None,
+        acl: vec![world_anyone(perms::ALL)],
+        stat: jute::records::StatPersisted::default(),
+    });
+    hand_over(&mut inbound, Zxid::new(11), 1, vec![orphan]).await.expect("in order");
     let sealed = inbound.seal().await;
     assert!(matches!(sealed, Err(TransferError::Malformed(_))), "{sealed:?}");
     assert!(storage.snapshots().expect("readable").is_empty());
@@ -148,7 +168,7 @@ async fn a_malformed_chunk_fails_the_seal_and_nothing_is_stored() {
 #[tokio::test]
 async fn a_sealed_snapshot_never_finished_is_not_stored() {
     let leader = database_with(10);
-    let chunks = chunks_of(&leader, &[]);
+    let chunks = batches_of(&leader, &[]);
     let storage = Arc::new(MemoryStorage::default());
     let like = DataTree::new(false);
     let mut inbound = Inbound::start(storage.clone(), &like, Zxid::new(11), 0).expect("thread");

@@ -214,12 +214,19 @@ impl SessionTracker {
         self.touched.clear();
     }
 
-    /// The sessions touched since the last call, each once.
-    pub fn take_touched(&mut self) -> Vec<SessionId> {
+    /// The sessions touched since the last call, each once, with their timeouts (a
+    /// learner's PING answer carries both); those since closed are left out.
+    pub fn take_touched(&mut self) -> Vec<(SessionId, i32)> {
         let mut touched = std::mem::take(&mut self.touched);
         touched.sort_unstable();
         touched.dedup();
         touched
+            .into_iter()
+            .filter_map(|session_id| {
+                let timeout_ms = self.timeout_ms(session_id)?;
+                Some((session_id, i32::try_from(timeout_ms).unwrap_or(i32::MAX)))
+            })
+            .collect()
     }
 
     /// Forgets every session: the state they belonged to was replaced.
@@ -348,7 +355,7 @@ mod tests {
         assert!(tracker.touch(sid(7), 30));
         assert!(tracker.touch(sid(8), 40));
         assert!(!tracker.touch(sid(9), 40));
-        assert_eq!(tracker.take_touched(), [sid(7), sid(8)]);
+        assert_eq!(tracker.take_touched(), [(sid(7), 1000), (sid(8), 1000)]);
         assert!(tracker.take_touched().is_empty());
     }
 

@@ -31,6 +31,12 @@ impl AclId {
     pub const OPEN: AclId = AclId(0);
     /// `world:anyone:r`, the ACL of `/zookeeper/config`.
     pub const READ_ONLY: AclId = AclId(1);
+
+    /// The handle's number: ids are never reused while a node holds them, so a
+    /// snapshot sent to a learner can name lists by it.
+    pub fn number(self) -> u32 {
+        self.0
+    }
 }
 
 /// An ACL list shared by every node that uses it.
@@ -111,6 +117,11 @@ impl AclCache {
                 .map(|(list, _)| list.clone())
                 .unwrap_or_else(|| Arc::new([])),
         }
+    }
+
+    /// Every interned list with its id.
+    pub fn lists(&self) -> Vec<(AclId, AclList)> {
+        self.by_id.iter().map(|(id, (list, _))| (*id, list.clone())).collect()
     }
 
     /// Number of distinct lists.

@@ -402,6 +402,12 @@ impl DataTree {
         }
     }
 
+    /// Every interned ACL list with its id: the ACL cache a snapshot sent to a
+    /// learner starts with.
+    pub fn acl_lists(&self) -> Vec<(AclId, AclList)> {
+        self.acls.read().lists()
+    }
+
     /// Interns an ACL list, taking one reference the caller must give back with
     /// [`DataTree::release_acl`] (snapshot loading interns a list once per chunk).
     pub fn intern_acl(&self, acl: &[Acl]) -> AclId {

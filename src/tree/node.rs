@@ -1,7 +1,7 @@
 //! One znode as stored, and the stat clients see of it.
 
 use compact_str::CompactString;
-use jute::records::Stat;
+use jute::records::{Stat, StatPersisted};
 
 use crate::tree::acl::AclId;
 use crate::txn::{SessionId, Zxid};
@@ -104,6 +104,46 @@ impl Node {
             cversion: 0,
             aversion: 0,
             acl,
+        }
+    }
+
+    /// A node as ZooKeeper's snapshots hold it (an import, or a snapshot a ZooKeeper
+    /// leader sends), named `name`, with its ACL interned as `acl`.
+    pub fn from_persisted(
+        name: CompactString,
+        data: Option<Box<[u8]>>,
+        acl: AclId,
+        stat: &StatPersisted,
+    ) -> Node {
+        Node {
+            name,
+            data,
+            czxid: Zxid::new(stat.czxid),
+            mzxid: Zxid::new(stat.mzxid),
+            pzxid: Zxid::new(stat.pzxid),
+            ctime: stat.ctime,
+            mtime: stat.mtime,
+            ephemeral_owner: stat.ephemeral_owner,
+            version: stat.version,
+            cversion: stat.cversion,
+            aversion: stat.aversion,
+            acl,
+        }
+    }
+
+    /// The stat as ZooKeeper's snapshots persist it (no data length or child count),
+    /// for an export or a snapshot sent to a learner.
+    pub fn persisted_stat(&self) -> StatPersisted {
+        StatPersisted {
+            czxid: self.czxid.raw(),
+            mzxid: self.mzxid.raw(),
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.cversion,
+            aversion: self.aversion,
+            ephemeral_owner: self.ephemeral_owner,
+            pzxid: self.pzxid.raw(),
         }
     }
 

@@ -77,12 +77,19 @@ enum Phase {
     Broadcasting,
 }
 
+/// Who asked for a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncFor {
+    /// A client of this server; the shell's handle for the request.
+    Client(u64),
+    /// A learner, for one of its clients; the reply says which by its order.
+    Learner(ServerId),
+}
+
 /// A sync waiting for a quorum to answer a ping round.
 #[derive(Debug)]
 struct PendingSync {
-    /// The learner that asked, or `None` for this server's own client.
-    requester: Option<ServerId>,
-    id: u64,
+    requester: SyncFor,
     round: u64,
     /// The last zxid proposed when the sync arrived: the requester's earlier writes are
     /// at or before it, and are answered before the sync.
@@ -141,7 +148,10 @@ impl Leader {
                 && learner.unanswered.len() <= UNANSWERED_PINGS_MAX
         });
         let learners = &self.learners;
-        self.syncs.retain(|sync| sync.requester.is_none_or(|peer| learners.contains_key(&peer)));
+        self.syncs.retain(|sync| match sync.requester {
+            SyncFor::Learner(peer) => learners.contains_key(&peer),
+            SyncFor::Client(_) => true,
+        });
         if self.phase != Phase::Broadcasting && now > u64::from(core.config.init_limit_ticks) {
             tracing::info!(phase = ?self.phase, "no quorum joined in time; electing again");
             return Transition::StepDown;
@@ -191,7 +201,7 @@ impl Leader {
     /// Drops the syncs a learner asked for on a connection now gone: it failed them
     /// when the connection went, and a reply on its next one would answer another.
     fn forget_syncs_of(&mut self, peer: ServerId) {
-        self.syncs.retain(|sync| sync.requester != Some(peer));
+        self.syncs.retain(|sync| sync.requester != SyncFor::Learner(peer));
     }
 
     /// A message from a learner.
@@ -238,7 +248,7 @@ impl Leader {
                 }
                 self.finish_syncs(core, out);
             }
-            Message::SyncRequest { id } => self.sync_for(Some(from), id, core, out),
+            Message::SyncRequest { .. } => self.sync_for(SyncFor::Learner(from), core, out),
             _ => {}
         }
         Transition::Stay
@@ -473,25 +483,19 @@ impl Leader {
         self.progress(core, out);
     }
 
-    /// A sync from this server's client (`requester` `None`) or a learner's: confirmed
+    /// A sync from this server's client or a learner's: confirmed
     /// once a quorum answers a ping sent after it arrived, and answered after every
     /// entry proposed before it, so a session's replies keep their order.
-    pub fn sync_for(
-        &mut self,
-        requester: Option<ServerId>,
-        id: u64,
-        core: &Core,
-        out: &mut Vec<Action>,
-    ) {
+    pub fn sync_for(&mut self, requester: SyncFor, core: &Core, out: &mut Vec<Action>) {
         if self.phase != Phase::Broadcasting {
-            if requester.is_none() {
+            if let SyncFor::Client(id) = requester {
                 out.push(Action::SyncFailed { id });
             }
             return;
         }
         self.ping_round += 1;
         let through = core.history.last();
-        self.syncs.push(PendingSync { requester, id, round: self.ping_round, through });
+        self.syncs.push(PendingSync { requester, round: self.ping_round, through });
         let (round, last_proposed) = (self.ping_round, core.history.last());
         for (to, learner) in &mut self.learners {
             if learner.stage == Stage::Synced && !learner.observer {
@@ -517,11 +521,11 @@ impl Leader {
                 return true;
             }
             match sync.requester {
-                None => out.push(Action::SyncDone { id: sync.id }),
+                SyncFor::Client(id) => out.push(Action::SyncDone { id }),
                 // The commits through `through` went to the learner before this, so it
                 // has them when the reply comes; replies leave in the order the syncs
                 // came, which is how the learner tells them apart.
-                Some(to) => out.push(Action::Send { to, message: Message::SyncReply }),
+                SyncFor::Learner(to) => out.push(Action::Send { to, message: Message::SyncReply }),
             }
             false
         });
@@ -530,8 +534,8 @@ impl Leader {
     /// Leaving: this server's own syncs fail.
     pub fn abandon(&mut self, out: &mut Vec<Action>) {
         for sync in self.syncs.drain(..) {
-            if sync.requester.is_none() {
-                out.push(Action::SyncFailed { id: sync.id });
+            if let SyncFor::Client(id) = sync.requester {
+                out.push(Action::SyncFailed { id });
             }
         }
     }

@@ -156,7 +156,8 @@ pub enum Message {
     },
     /// Learner → leader: a client of the learner asked for `sync`.
     SyncRequest {
-        /// The learner's handle for it.
+        /// The learner's handle for it, for its shell, which forwards the client's
+        /// request in its place (as ZooKeeper does): the leader never sees it.
         id: u64,
     },
     /// Leader → learner: the oldest sync the learner asked for and not yet heard of is

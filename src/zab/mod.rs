@@ -30,7 +30,6 @@ mod leader;
 mod message;
 mod peer;
 mod quorum;
-pub mod wire;
 
 pub use history::History;
 pub use leader::LeaderStatus;

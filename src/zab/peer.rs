@@ -7,7 +7,7 @@ use crate::txn::Zxid;
 use crate::zab::election::Election;
 use crate::zab::follower::Follower;
 use crate::zab::history::History;
-use crate::zab::leader::{Leader, LeaderStatus};
+use crate::zab::leader::{Leader, LeaderStatus, SyncFor};
 use crate::zab::message::{Message, Notification, PeerState, Vote};
 use crate::zab::quorum::Quorum;
 use crate::zab::{Action, Input, PeerError, Restored, Role, ServerId, ZabConfig};
@@ -210,7 +210,9 @@ impl Zab {
             Input::Sync { id } => {
                 match &mut self.state {
                     State::Looking(_) => out.push(Action::SyncFailed { id }),
-                    State::Leading(leader) => leader.sync_for(None, id, &self.core, &mut out),
+                    State::Leading(leader) => {
+                        leader.sync_for(SyncFor::Client(id), &self.core, &mut out);
+                    }
                     State::Following(follower) => follower.sync(id, &mut out),
                 }
                 Transition::Stay

@@ -23,7 +23,7 @@ const MAGIC: i32 = 0x5a4b_534e;
 
 /// The ACL reference ZooKeeper keeps for `world:anyone` with every permission, which its
 /// ACL cache does not list (`OPEN_UNSAFE_ACL_ID`).
-const OPEN_ACL_REFERENCE: i64 = -1;
+pub const OPEN_ACL_REFERENCE: i64 = -1;
 
 /// What ends a snapshot a leader streams to a learner.
 const TRANSFER_SIGNATURE: &str = "BenWasHere";
@@ -350,6 +350,7 @@ pub fn encode(snapshot: &Snapshot) -> BytesMut {
     write_i32(&mut out, super::VERSION);
     write_i64(&mut out, -1);
     write_state(snapshot, &mut out);
+    write_ustring(&mut out, "/");
     seal(&mut out);
     // An empty ZxidDigest (zxid 0, version 2, digest 0), sealed.
     write_i64(&mut out, 0);
@@ -364,41 +365,72 @@ pub fn encode(snapshot: &Snapshot) -> BytesMut {
 pub fn encode_transferred(snapshot: &Snapshot) -> BytesMut {
     let mut out = BytesMut::new();
     write_state(snapshot, &mut out);
-    write_ustring(&mut out, TRANSFER_SIGNATURE);
+    write_transfer_end(&mut out);
     out
 }
 
-/// The sessions, the ACL cache and the nodes, ended by a lone `/`: what a snapshot file
-/// and a transferred snapshot share.
+/// The sessions, the ACL cache and the nodes: what a snapshot file and a transferred
+/// snapshot share (the lone `/` that ends the nodes follows).
 fn write_state(snapshot: &Snapshot, out: &mut BytesMut) {
-    write_len(out, snapshot.sessions.len());
-    for (id, timeout_ms) in &snapshot.sessions {
+    let open = vec![open_acl()];
+    let mut references: HashMap<&[Acl], i64> = HashMap::new();
+    let mut lists: Vec<(i64, &[Acl])> = Vec::new();
+    for node in &snapshot.nodes {
+        if node.acl != open && !references.contains_key(node.acl.as_slice()) {
+            let reference = i64::try_from(lists.len() + 1).unwrap_or(i64::MAX);
+            lists.push((reference, &node.acl));
+            references.insert(&node.acl, reference);
+        }
+    }
+    write_transfer_head(&snapshot.sessions, &lists, out);
+    for node in &snapshot.nodes {
+        let reference = references.get(node.acl.as_slice()).copied();
+        let reference = reference.unwrap_or(OPEN_ACL_REFERENCE);
+        write_transfer_node(out, &node.path, node.data.as_deref(), reference, &node.stat);
+    }
+}
+
+/// What a transferred snapshot (or a snapshot file, after its header) begins with: the
+/// sessions and the ACL cache, each list with the reference its nodes give
+/// (`world:anyone` with every permission is [`OPEN_ACL_REFERENCE`] and not listed).
+/// With it, [`write_transfer_node`] and [`write_transfer_end`] write a snapshot one
+/// node at a time, as a leader walking its tree does.
+pub fn write_transfer_head(sessions: &[(i64, i32)], acls: &[(i64, &[Acl])], out: &mut BytesMut) {
+    write_len(out, sessions.len());
+    for (id, timeout_ms) in sessions {
         write_i64(out, *id);
         write_i32(out, *timeout_ms);
     }
-    let open = vec![open_acl()];
-    let mut references: HashMap<&[Acl], i64> = HashMap::new();
-    let mut lists: Vec<&[Acl]> = Vec::new();
-    for node in &snapshot.nodes {
-        if node.acl != open && !references.contains_key(node.acl.as_slice()) {
-            lists.push(&node.acl);
-            references.insert(&node.acl, i64::try_from(lists.len()).unwrap_or(i64::MAX));
+    write_len(out, acls.len());
+    for (reference, list) in acls {
+        write_i64(out, *reference);
+        write_len(out, list.len());
+        for acl in *list {
+            acl.write(out);
         }
     }
-    write_len(out, lists.len());
-    for (index, list) in lists.iter().enumerate() {
-        write_i64(out, i64::try_from(index + 1).unwrap_or(i64::MAX));
-        list.to_vec().write(out);
-    }
-    for node in &snapshot.nodes {
-        // The root is written with an empty path.
-        write_ustring(out, if node.path == "/" { "" } else { &node.path });
-        write_buffer(out, node.data.as_deref());
-        let reference = references.get(node.acl.as_slice()).copied();
-        write_i64(out, reference.unwrap_or(OPEN_ACL_REFERENCE));
-        node.stat.write(out);
-    }
+}
+
+/// One node: its path (the root's `/` as the empty path ZooKeeper writes), its data,
+/// its ACL reference and its persisted stat. Parents must come before their children.
+pub fn write_transfer_node(
+    out: &mut BytesMut,
+    path: &str,
+    data: Option<&[u8]>,
+    reference: i64,
+    stat: &StatPersisted,
+) {
+    write_ustring(out, if path == "/" { "" } else { path });
+    write_buffer(out, data);
+    write_i64(out, reference);
+    stat.write(out);
+}
+
+/// The end of a transferred snapshot: the lone `/` after the nodes, and ZooKeeper's
+/// signature.
+pub fn write_transfer_end(out: &mut BytesMut) {
     write_ustring(out, "/");
+    write_ustring(out, TRANSFER_SIGNATURE);
 }
 
 fn seal(out: &mut BytesMut) {

@@ -1,21 +1,40 @@
-//! The links between members, as TCP gives them: frames on one link arrive in order or
-//! not at all; a link that breaks loses what was in flight on it, and both ends hear
-//! that it broke. A partition cuts links; a frame sent over a cut link, or to a member
-//! that is down, is lost and its sender hears of a broken link.
+//! The links between members, as `zkrs::ensemble::link` makes them over TCP: two
+//! connections per pair, one for election notifications and one for everything else
+//! (the quorum connection). Frames on one connection arrive in order or not at all; a
+//! quorum connection that breaks loses what was in flight on it, and both ends hear that
+//! it broke. An election connection breaks silently: votes are sent again. A partition
+//! cuts both; a frame sent over a cut link, or to a member that is down, is lost, and if
+//! it was for the quorum connection its sender hears of a break.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use zkrs::ensemble::frame::PeerFrame;
-use zkrs::zab::ServerId;
+use zkrs::zab::{Message, ServerId};
 
 use crate::rng::Rng;
+
+/// Which of a pair's two connections a frame takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Connection {
+    Election,
+    Quorum,
+}
+
+impl Connection {
+    fn of(frame: &PeerFrame) -> Connection {
+        match frame {
+            PeerFrame::Zab(Message::Notification(_)) => Connection::Election,
+            _ => Connection::Quorum,
+        }
+    }
+}
 
 /// A frame on its way.
 pub struct Flight {
     pub from: ServerId,
     pub to: ServerId,
     pub frame: PeerFrame,
-    /// The generation of the link it was sent on; a broken link's frames are lost.
+    /// The generation of the connection it was sent on; a broken one's frames are lost.
     generation: u64,
 }
 
@@ -34,10 +53,11 @@ fn pair(a: ServerId, b: ServerId) -> (ServerId, ServerId) {
 /// Every link and what is in flight on it.
 #[derive(Default)]
 pub struct Network {
-    /// Per link, how often it broke: frames of an older generation are lost.
-    generations: BTreeMap<(ServerId, ServerId), u64>,
-    /// When the last frame on each directed link arrives: later ones arrive after it.
-    last_arrival: BTreeMap<(ServerId, ServerId), u64>,
+    /// Per connection, how often it broke: frames of an older generation are lost.
+    generations: BTreeMap<(ServerId, ServerId, Connection), u64>,
+    /// When the last frame on each directed connection arrives: later ones arrive after
+    /// it.
+    last_arrival: BTreeMap<(ServerId, ServerId, Connection), u64>,
     /// Links a partition cuts.
     cut: BTreeSet<(ServerId, ServerId)>,
     /// What arrives when, in order: (time, sequence).
@@ -48,8 +68,14 @@ pub struct Network {
 }
 
 impl Network {
-    fn generation(&self, a: ServerId, b: ServerId) -> u64 {
-        self.generations.get(&pair(a, b)).copied().unwrap_or(0)
+    fn generation(&self, a: ServerId, b: ServerId, connection: Connection) -> u64 {
+        let (low, high) = pair(a, b);
+        self.generations.get(&(low, high, connection)).copied().unwrap_or(0)
+    }
+
+    fn bump(&mut self, a: ServerId, b: ServerId, connection: Connection) {
+        let (low, high) = pair(a, b);
+        *self.generations.entry((low, high, connection)).or_insert(0) += 1;
     }
 
     fn at(&mut self, time: u64, delivery: Delivery) {
@@ -73,29 +99,46 @@ impl Network {
         reachable: bool,
     ) {
         let (from, to, frame) = flight;
+        let connection = Connection::of(&frame);
         if !reachable || self.cut.contains(&pair(from, to)) {
-            self.notice(now, from, to);
+            if connection == Connection::Quorum {
+                self.notice(now, from, to);
+            }
             return;
         }
         let delay = if rng.chance(2) { 5 + rng.below(46) } else { 1 + rng.below(5) };
-        let arrival = (now + delay).max(self.last_arrival.get(&(from, to)).copied().unwrap_or(0));
-        self.last_arrival.insert((from, to), arrival);
-        let generation = self.generation(from, to);
+        let last = self.last_arrival.get(&(from, to, connection)).copied().unwrap_or(0);
+        let arrival = (now + delay).max(last);
+        self.last_arrival.insert((from, to, connection), arrival);
+        let generation = self.generation(from, to, connection);
         self.at(arrival, Delivery::Frame(Flight { from, to, frame, generation }));
     }
 
-    /// Breaks the link between `a` and `b`: what is in flight is lost, both ends hear.
+    /// Breaks the quorum connection between `a` and `b`: what is in flight is lost,
+    /// both ends hear.
     pub fn break_link(&mut self, now: u64, a: ServerId, b: ServerId) {
-        *self.generations.entry(pair(a, b)).or_insert(0) += 1;
+        self.bump(a, b, Connection::Quorum);
         self.notice(now, a, b);
         self.notice(now, b, a);
     }
 
-    /// Cuts every link of `member` until [`Network::heal`].
+    /// Breaks the election connection between `a` and `b`: the votes in flight are
+    /// lost, and nobody hears (the member that dials it dials again).
+    pub fn break_election(&mut self, a: ServerId, b: ServerId) {
+        self.bump(a, b, Connection::Election);
+    }
+
+    /// Breaks both connections between `a` and `b` (one of them stopped).
+    pub fn break_both(&mut self, now: u64, a: ServerId, b: ServerId) {
+        self.break_election(a, b);
+        self.break_link(now, a, b);
+    }
+
+    /// Cuts both connections of `member` to each other member until [`Network::heal`].
     pub fn isolate(&mut self, now: u64, member: ServerId, members: &[ServerId]) {
         for &other in members.iter().filter(|other| **other != member) {
             self.cut.insert(pair(member, other));
-            self.break_link(now, member, other);
+            self.break_both(now, member, other);
         }
     }
 
@@ -119,7 +162,12 @@ impl Network {
             }
             match self.schedule.remove(&key)? {
                 Delivery::Frame(flight)
-                    if flight.generation != self.generation(flight.from, flight.to) => {}
+                    if flight.generation
+                        != self.generation(
+                            flight.from,
+                            flight.to,
+                            Connection::of(&flight.frame),
+                        ) => {}
                 Delivery::Broken { member, peer } => {
                     self.notices.remove(&(member, peer));
                     return Some(Delivery::Broken { member, peer });

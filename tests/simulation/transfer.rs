@@ -1,37 +1,47 @@
-//! Snapshot transfers, as the shell (`zkrs::server::driver`) carries them out: a
-//! leader's snapshot of its state goes out as chunk frames just ahead of the `Snap` that
-//! offers it; a learner hands each chunk to the real transfer thread (`Inbound`), which
-//! stores it in the member's durable store as a pending snapshot, and seals it at the
-//! `Snap`. The simulator waits for that thread where the shell would wait beside other
+//! Snapshot transfers, as the shell (`zkrs::server::driver`) and its links carry them
+//! out: a leader's snapshot of its state, in ZooKeeper's transfer format, is read back
+//! as the learner's link reads it, in batches of pieces that go just ahead of the `Snap`
+//! that offers it; a learner hands each batch to the real transfer thread (`Inbound`),
+//! which loads it and, at the `Snap`, seals it and writes it to the member's durable
+//! store as a pending snapshot. The simulator waits for that thread where the shell would wait beside other
 //! work, so a run stays deterministic.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use zkrs::ensemble::frame::PeerFrame;
 use zkrs::server::snapshotter::live_sessions;
-use zkrs::server::transfer::{Inbound, Sealed, TransferError};
+use zkrs::server::transfer::{write_transferred, Inbound, Sealed, TransferError};
 use zkrs::server::Shared;
 use zkrs::storage::Storage;
-use zkrs::tree::snapshot::write_snapshot;
 use zkrs::txn::Zxid;
 use zkrs::zab::ServerId;
+use zkrs::zk_format::snapshot::{TransferPiece, TransferReader};
 
-/// The chunk frames of `shared`'s state, labelled `zxid`.
+/// Bytes of the stream a learner's link reads at once, in this model.
+const READ_BYTES: usize = 16 << 10;
+
+/// The frames of `shared`'s state, labelled `zxid`, as a learner's link reads them.
 pub fn chunks_of(shared: &Shared, zxid: Zxid) -> Vec<PeerFrame> {
     let sessions = live_sessions(shared);
-    let mut frames = Vec::new();
-    let mut index = 0u32;
-    let written =
-        write_snapshot::<std::convert::Infallible>(shared.database.tree(), &sessions, |chunk| {
-            frames.push(PeerFrame::SnapshotChunk { zxid, index, chunk: chunk.split().freeze() });
-            index += 1;
-            Ok(())
-        });
-    match written {
-        Ok(_) => frames,
-        Err(never) => match never {},
+    let mut stream = Vec::new();
+    let written = write_transferred(shared.database.tree(), &sessions, |bytes| {
+        stream.extend_from_slice(&bytes);
+        Ok(())
+    });
+    if written.is_err() {
+        // No ACL list appears while nothing else runs: the stream is always whole.
+        return Vec::new();
     }
+    let mut reader = TransferReader::new();
+    let mut frames = Vec::new();
+    for (index, part) in (0u32..).zip(stream.chunks(READ_BYTES)) {
+        let mut pieces = Vec::new();
+        if reader.feed(part, &mut pieces).is_err() {
+            return Vec::new();
+        }
+        frames.push(PeerFrame::SnapshotPieces { zxid, index, pieces });
+    }
+    frames
 }
 
 /// A snapshot a learner is receiving from the member named.
@@ -40,14 +50,14 @@ pub struct Receiving {
     inbound: Inbound,
 }
 
-/// A chunk from `from` arrived at a learner with `shared` state and `storage`: the
-/// first starts a transfer (into `receiving`). `Err` if the link must be dropped.
-pub fn chunk(
+/// Pieces from `from` arrived at a learner with `shared` state and `storage`: the
+/// first batch starts a transfer (into `receiving`). `Err` if the link must be dropped.
+pub fn pieces(
     receiving: &mut Option<Receiving>,
     shared: &Shared,
     storage: Arc<dyn Storage>,
     from: ServerId,
-    (zxid, index, mut chunk): (Zxid, u32, Bytes),
+    (zxid, index, mut pieces): (Zxid, u32, Vec<TransferPiece>),
 ) -> Result<(), TransferError> {
     if index == 0 {
         let created_ms = shared.clock.wall_ms() as i64;
@@ -60,9 +70,9 @@ pub fn chunk(
     };
     // The transfer thread drains its few chunks quickly; the shell would wait beside
     // other work, the simulator waits here.
-    while let Some(back) = transfer.inbound.offer(zxid, index, chunk)? {
+    while let Some(back) = transfer.inbound.offer(zxid, index, pieces)? {
         std::thread::yield_now();
-        chunk = back;
+        pieces = back;
     }
     Ok(())
 }

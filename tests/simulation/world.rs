@@ -375,7 +375,7 @@ impl World {
         self.streams.retain(|(from, to), _| *from != id && *to != id);
         let ids: Vec<ServerId> = self.members.iter().map(|member| member.id).collect();
         for other in ids.into_iter().filter(|other| *other != id) {
-            self.network.break_link(self.now, id, other);
+            self.network.break_both(self.now, id, other);
         }
         self.trace(|| format!("member {id} crashes"));
     }
@@ -422,6 +422,11 @@ impl World {
                 let other = self.members[(index + 1) % self.members.len()].id;
                 self.trace(|| format!("the link {id}-{other} breaks"));
                 self.network.break_link(self.now, id, other);
+            }
+            71..=73 => {
+                let other = self.members[(index + 1) % self.members.len()].id;
+                self.trace(|| format!("the election connection {id}-{other} breaks"));
+                self.network.break_election(id, other);
             }
             65..=70 => {
                 let client_index = self.rng.below(self.clients.len() as u64) as usize;
@@ -633,11 +638,11 @@ impl World {
         let member = &mut self.members[index];
         let Some(running) = &mut member.running else { return Ok(()) };
         match frame {
-            PeerFrame::SnapshotChunk { zxid, index, chunk } => {
+            PeerFrame::SnapshotPieces { zxid, index, pieces } => {
                 let storage: Arc<dyn Storage> = member.disk.durable.clone();
                 let shared = &running.shared;
-                let chunk = (zxid, index, chunk);
-                if transfer::chunk(&mut running.receiving, shared, storage, from, chunk).is_err() {
+                let batch = (zxid, index, pieces);
+                if transfer::pieces(&mut running.receiving, shared, storage, from, batch).is_err() {
                     running.receiving = None;
                     running.pipeline.drop_link(from);
                 }
@@ -733,6 +738,13 @@ impl World {
                     Effect::ResetLink(peer) => {
                         self.streams.remove(&(id, peer));
                         self.network.break_link(self.now, id, peer);
+                    }
+                    Effect::EndTerm => {
+                        self.streams.retain(|(from, _), _| *from != id);
+                        let peers: Vec<ServerId> = self.members.iter().map(|m| m.id).collect();
+                        for peer in peers.into_iter().filter(|peer| *peer != id) {
+                            self.network.break_link(self.now, id, peer);
+                        }
                     }
                     Effect::StreamSnapshot { to, zxid } => {
                         self.trace(|| {

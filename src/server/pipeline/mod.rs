@@ -32,6 +32,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use jute::{OpCode, Record};
 
 use crate::ensemble::frame::PeerFrame;
 use crate::fast_hash::FastHashMap;
@@ -73,6 +74,9 @@ pub enum Effect {
     },
     /// Close the link to `peer` (it reconnects), with anything queued for it.
     ResetLink(ServerId),
+    /// This member stopped leading or following: the connections of the term that
+    /// ended close.
+    EndTerm,
     /// `count` txns were applied, towards the next periodic snapshot.
     Applied(u64),
 }
@@ -298,8 +302,12 @@ impl Pipeline {
                 }
                 Ok(())
             }
-            PeerFrame::SnapshotChunk { .. } => {
-                tracing::debug!(from, "a snapshot chunk reached the pipeline; ignored");
+            PeerFrame::SnapshotPieces { .. } => {
+                tracing::debug!(from, "a snapshot's pieces reached the pipeline; ignored");
+                Ok(())
+            }
+            PeerFrame::Revalidated { session_id, valid } => {
+                tracing::debug!(from, %session_id, valid, "the leader revalidated a session");
                 Ok(())
             }
             _ if !self.is_leading() => {
@@ -307,22 +315,16 @@ impl Pipeline {
                 Ok(())
             }
             PeerFrame::Request { session_id, auth, frame } => {
-                self.forwarded_request(from, session_id, auth, &frame);
-                self.propose_prepared()
+                self.learner_request(from, session_id, auth, &frame)
             }
-            PeerFrame::Attach { session_id } => {
-                self.shared.sessions.lock().set_owner(session_id, from);
+            PeerFrame::Revalidate { session_id, .. } => {
+                self.revalidate(from, session_id);
                 Ok(())
-            }
-            PeerFrame::CreateSession { session_id, timeout_ms } => {
-                let txn = self.prepare_create_session(session_id, timeout_ms);
-                self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
-                self.propose_prepared()
             }
             PeerFrame::Touch(sessions) => {
                 let now_ms = self.shared.clock.now_ms();
                 let mut tracker = self.shared.sessions.lock();
-                for session_id in sessions {
+                for (session_id, _) in sessions {
                     tracker.touch(session_id, now_ms);
                 }
                 Ok(())
@@ -399,7 +401,13 @@ impl Pipeline {
             }
             self.effects.push(Effect::StreamSnapshot { to, zxid: *zxid });
         }
-        let frame = PeerFrame::Zab(message);
+        let frame = match message {
+            Message::SyncRequest { id } => match self.forwarded_sync(id) {
+                Some(frame) => frame,
+                None => return,
+            },
+            message => PeerFrame::Zab(message),
+        };
         if !after_persist {
             return self.send_to(to, frame);
         }
@@ -421,6 +429,21 @@ impl Pipeline {
         self.behind_syncs.entry(connection.id).or_default().push_back(Slot::Sync { id, xid });
         self.syncs.insert(id, PendingSync { connection, xid, path, received_ms });
         self.step(zab::Input::Sync { id })
+    }
+
+    /// The request that asks the leader for the sync `id`, as ZooKeeper's learners
+    /// forward it: the client's own `sync` request, in its session.
+    fn forwarded_sync(&self, id: u64) -> Option<PeerFrame> {
+        let sync = self.syncs.get(&id)?;
+        let mut frame = BytesMut::new();
+        jute::writer::write_i32(&mut frame, sync.xid);
+        jute::writer::write_i32(&mut frame, OpCode::Sync.as_i32());
+        jute::records::SyncRequest { path: sync.path.clone() }.write(&mut frame);
+        Some(PeerFrame::Request {
+            session_id: sync.connection.session_id(),
+            auth: sync.connection.auth().ids().to_vec(),
+            frame: frame.freeze(),
+        })
     }
 
     /// Proposes what was prepared (the leader's txns, in zxid order).
@@ -550,6 +573,11 @@ impl Pipeline {
                 self.handshakes.clear();
                 self.syncs.clear();
                 self.behind_syncs.clear();
+                // Connections made for the term that ended (a learner's to its leader,
+                // even one still syncing) close; the next term makes its own.
+                if !self.standalone {
+                    self.effects.push(Effect::EndTerm);
+                }
                 return;
             }
             Role::Leading { epoch, .. } => {

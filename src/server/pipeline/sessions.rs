@@ -66,7 +66,7 @@ impl Pipeline {
         };
         let timeout_ms = i32::try_from(timeout_ms).unwrap_or(i32::MAX);
         tracing::debug!(session_id = %session_id, "upgrading local session");
-        self.send_to(leader, PeerFrame::CreateSession { session_id, timeout_ms });
+        self.send_to(leader, PeerFrame::create_session(session_id, timeout_ms));
     }
 
     /// Expires sessions: local ones here, with no txn; global ones only on the leader,
@@ -200,7 +200,9 @@ impl Pipeline {
         if self.is_leading() {
             self.shared.sessions.lock().set_owner(session_id, self.zab.id());
         } else if let Some(leader) = self.leader() {
-            self.send_to(leader, PeerFrame::Attach { session_id });
+            let timeout_ms = self.shared.sessions.lock().timeout_ms(session_id).unwrap_or(0);
+            let timeout_ms = i32::try_from(timeout_ms).unwrap_or(i32::MAX);
+            self.send_to(leader, PeerFrame::Revalidate { session_id, timeout_ms });
         }
     }
 

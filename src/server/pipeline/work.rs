@@ -17,7 +17,7 @@ use crate::session::{AuthIds, SessionTracker};
 use crate::storage::StorageError;
 use crate::tree::node::NodeKind;
 use crate::txn::{SessionId, Txn, TxnBody};
-use crate::zab::ServerId;
+use crate::zab::{Message, ServerId};
 
 /// Work for the pipeline, sent by client connections.
 #[derive(Debug)]
@@ -210,11 +210,58 @@ impl Pipeline {
                 let session_id = self.shared.sessions.lock().next_session_id();
                 self.handshakes
                     .insert(session_id, ReplyTo::Handshake { connection, sent_read_only });
-                self.send_to(leader, PeerFrame::CreateSession { session_id, timeout_ms });
+                self.send_to(leader, PeerFrame::create_session(session_id, timeout_ms));
             }
             Input::Attach { session_id } => self.attach(session_id),
         }
         Ok(())
+    }
+
+    /// A request a learner forwarded: a new session (whose id the learner chose), a
+    /// `sync` (which the core confirms and answers in order), or a write.
+    pub(super) fn learner_request(
+        &mut self,
+        from: ServerId,
+        session_id: SessionId,
+        auth: Vec<jute::records::Id>,
+        frame: &Bytes,
+    ) -> Result<(), StorageError> {
+        let op = frame
+            .get(4..8)
+            .and_then(|op| OpCode::from_i32(i32::from_be_bytes([op[0], op[1], op[2], op[3]])));
+        match op {
+            Some(OpCode::CreateSession) => {
+                let Some(timeout) = frame.get(8..12) else {
+                    tracing::warn!(from, "a forwarded createSession without its timeout");
+                    return Ok(());
+                };
+                let timeout_ms =
+                    i32::from_be_bytes([timeout[0], timeout[1], timeout[2], timeout[3]]);
+                let txn = self.prepare_create_session(session_id, timeout_ms);
+                self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
+                self.propose_prepared()
+            }
+            Some(OpCode::Sync) => self
+                .step(crate::zab::Input::Message { from, message: Message::SyncRequest { id: 0 } }),
+            _ => {
+                self.forwarded_request(from, session_id, auth, frame);
+                self.propose_prepared()
+            }
+        }
+    }
+
+    /// A learner's client resumed `session_id` there (REVALIDATE): if the session is
+    /// alive, its deadline moves back and the learner owns it; the learner hears which.
+    pub(super) fn revalidate(&mut self, from: ServerId, session_id: SessionId) {
+        let valid = {
+            let mut sessions = self.shared.sessions.lock();
+            let valid = sessions.touch(session_id, self.shared.clock.now_ms());
+            if valid {
+                sessions.set_owner(session_id, from);
+            }
+            valid
+        };
+        self.send_to(from, PeerFrame::Revalidated { session_id, valid });
     }
 
     /// Prepares a write a learner forwarded; the learner answers its client.
