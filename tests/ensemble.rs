@@ -5,112 +5,14 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use jute::records::{CreateRequest, SyncRequest};
 use jute::OpCode;
-use parking_lot::Mutex;
 use support::client::{open_acl, Client, Handshake};
 use support::ensemble::{four_letter, Ensemble};
-
-/// One acknowledged create: its path, when it was sent and when its reply came.
-#[derive(Debug, Clone)]
-struct Acked {
-    path: String,
-    sent: Instant,
-    acked: Instant,
-}
-
-type Ledger = Arc<Mutex<Vec<Acked>>>;
-
-/// Creates unique nodes under `/load` through the members in `addresses` (the first
-/// that accepts a session), one at a time, reconnecting whenever a connection breaks,
-/// until `stop` is set.
-async fn writer(addresses: Vec<SocketAddr>, name: String, ledger: Ledger, stop: Arc<AtomicBool>) {
-    let mut item = 0usize;
-    let mut next_member = 0usize;
-    while !stop.load(Ordering::Relaxed) {
-        let address = addresses[next_member % addresses.len()];
-        next_member += 1;
-        let handshake = Handshake { timeout_ms: 6_000, ..Handshake::default() };
-        let connected =
-            tokio::time::timeout(Duration::from_secs(2), Client::handshake(address, handshake));
-        let Ok(Ok(mut client)) = connected.await else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        };
-        if client.session_id == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
-        }
-        while !stop.load(Ordering::Relaxed) {
-            let path = format!("/load/{name}-{item}");
-            item += 1;
-            let request = CreateRequest {
-                path: path.clone(),
-                data: Some(Bytes::from(path.clone().into_bytes())),
-                acl: open_acl(),
-                flags: 0,
-            };
-            let sent = Instant::now();
-            let Ok(xid) = client.try_send(OpCode::Create, &request).await else { break };
-            match tokio::time::timeout(Duration::from_secs(5), client.try_reply(xid)).await {
-                Ok(Some(reply)) if reply.header.err == 0 => {
-                    ledger.lock().push(Acked { path, sent, acked: Instant::now() });
-                }
-                Ok(Some(reply)) => panic!("{path}: error {} from the ensemble", reply.header.err),
-                _ => break,
-            }
-        }
-    }
-}
-
-/// Writers, one per member (each preferring its own member, failing over to the others).
-struct Load {
-    ledger: Ledger,
-    stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(ensemble: &Ensemble) -> Load {
-        let ledger = Ledger::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks = (0..ensemble.addresses.len())
-            .map(|i| {
-                let mut addresses = ensemble.addresses.clone();
-                addresses.rotate_left(i);
-                tokio::spawn(writer(addresses, format!("w{i}"), ledger.clone(), stop.clone()))
-            })
-            .collect();
-        Load { ledger, stop, tasks }
-    }
-
-    /// Waits until a write sent after `since` is acknowledged; returns when it was.
-    async fn first_ack_sent_after(&self, since: Instant, limit: Duration) -> Instant {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(ack) = self.ledger.lock().iter().find(|ack| ack.sent > since) {
-                return ack.acked;
-            }
-            assert!(Instant::now() < deadline, "no write succeeded within {limit:?}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    async fn finish(self) -> Vec<Acked> {
-        self.stop.store(true, Ordering::Relaxed);
-        for task in self.tasks {
-            task.await.expect("writer");
-        }
-        let acked = self.ledger.lock().clone();
-        acked
-    }
-}
+use support::load::{Acked, Load};
 
 /// A handshake that resumes `client`'s session (on another connection).
 fn resuming(client: &Client) -> Handshake {
@@ -271,7 +173,7 @@ async fn leader_killed_under_load_loses_no_acknowledged_write() {
     let mut ensemble = Ensemble::start(3, "");
     let leader = ensemble.wait_until_settled();
     create_load_root(&ensemble).await;
-    let load = Load::start(&ensemble);
+    let load = Load::start(&ensemble.members());
     tokio::time::sleep(Duration::from_millis(700)).await;
     let killed = Instant::now();
     ensemble.kill(leader);
@@ -340,7 +242,7 @@ async fn a_snapshot_sent_while_writes_go_on_converges_and_loses_none() {
     let follower = (leader + 1) % 3;
     ensemble.kill(follower);
     bulk_create(&ensemble, leader, "snap", 30_000).await;
-    let load = Load::start(&ensemble);
+    let load = Load::start(&ensemble.members());
     load.first_ack_sent_after(Instant::now(), Duration::from_secs(20)).await;
     ensemble.restart(follower);
     ensemble.wait_until_settled();
@@ -361,7 +263,7 @@ async fn two_of_three_down_acknowledges_nothing_until_they_return() {
     let mut ensemble = Ensemble::start(3, "");
     let leader = ensemble.wait_until_settled();
     create_load_root(&ensemble).await;
-    let load = Load::start(&ensemble);
+    let load = Load::start(&ensemble.members());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let survivor = (leader + 2) % 3;
     ensemble.kill(leader);
@@ -409,7 +311,7 @@ enum Stop {
 /// through again.
 async fn restart_under_load(ensemble: &mut Ensemble, members: &[usize], stop: Stop) -> Vec<Acked> {
     create_load_root(ensemble).await;
-    let load = Load::start(ensemble);
+    let load = Load::start(&ensemble.members());
     for &member in members {
         tokio::time::sleep(Duration::from_millis(400)).await;
         match stop {
@@ -536,7 +438,7 @@ async fn five_members_survive_two_failures_including_the_leader() {
     let mut ensemble = Ensemble::start(5, "");
     let leader = ensemble.wait_until_settled();
     create_load_root(&ensemble).await;
-    let load = Load::start(&ensemble);
+    let load = Load::start(&ensemble.members());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let killed = Instant::now();
     ensemble.kill(leader);

@@ -1,19 +1,28 @@
 //! `zkrs server` as a member of ensembles with Apache ZooKeeper 3.8 members, each side
 //! running its own unchanged binary with the same `server.N` lines: a zkrs observer
 //! joining a running ZooKeeper ensemble, a zkrs follower of a ZooKeeper leader, and a
-//! zkrs leader of a ZooKeeper follower. In each, what a client writes on one kind of
-//! member is read back on the other.
+//! zkrs leader of a ZooKeeper follower, in each of which what a client writes on one kind
+//! of member is read back on the other; then the migration an operator runs: a
+//! 3-member ZooKeeper ensemble moved to zkrs one member at a time (`zkrs import` of the
+//! member's data) and back (`zkrs export`), under a load of writes, through stages led
+//! by either kind of member, and with the leader SIGKILLed mid-migration; no
+//! acknowledged write is lost and sessions on the members that stay up live on.
 
 mod support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use jute::records::SyncRequest;
-use jute::OpCode;
+use std::path::Path;
+use std::sync::Arc;
 
-use support::client::Client;
+use jute::records::{CreateRequest, ExistsRequest, SyncRequest};
+use jute::OpCode;
+use parking_lot::Mutex;
+
+use support::client::{open_acl, Client, Handshake};
 use support::ensemble::four_letter;
+use support::load::{Load, Members};
 use support::server::{scratch_dir, ServerProcess};
 use support::zookeeper::{free_port, ReferenceZooKeeper};
 
@@ -42,12 +51,33 @@ fn start_zkrs(my_id: u64, lines: &str) -> ServerProcess {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).expect("dataDir");
     std::fs::write(data.join("myid"), format!("{my_id}\n")).expect("myid");
+    start_zkrs_in(dir, lines)
+}
+
+/// Starts `zkrs server` on the data in `dir/data` (with its `myid`), a member of the
+/// ensemble `lines` describes.
+fn start_zkrs_in(dir: std::path::PathBuf, lines: &str) -> ServerProcess {
+    let data = dir.join("data");
     let config = format!(
         "tickTime=500\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n\
          maxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n{lines}",
         data.display()
     );
-    ServerProcess::start_with_config(dir, &config, false)
+    ServerProcess::start_with_config(dir, &config, true)
+}
+
+/// Runs `zkrs` with `args` (`import` or `export`) and checks that it succeeds.
+fn zkrs_tool(args: &[&Path]) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_zkrs"))
+        .args(args)
+        .output()
+        .expect("zkrs runs");
+    assert!(
+        output.status.success(),
+        "zkrs {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// Waits until the member at `address` reports `mode` (`srvr`'s `Mode:`).
@@ -161,4 +191,281 @@ async fn a_zkrs_member_leads_a_zookeeper_follower() {
         read_synced(follower.address, "/from-zkrs").await.as_deref(),
         Some(&b"proposed"[..])
     );
+}
+
+/// One member of an ensemble being moved, run by one binary or the other.
+enum Member {
+    ZooKeeper(ReferenceZooKeeper),
+    Zkrs(ServerProcess),
+}
+
+impl Member {
+    fn address(&self) -> SocketAddr {
+        match self {
+            Member::ZooKeeper(zookeeper) => zookeeper.address,
+            Member::Zkrs(zkrs) => zkrs.address,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Member::ZooKeeper(_) => "ZooKeeper",
+            Member::Zkrs(_) => "zkrs",
+        }
+    }
+}
+
+/// A 3-member ensemble moved between ZooKeeper and zkrs a member at a time, with the
+/// client addresses of its members published to the writers as they change.
+struct Moving {
+    lines: String,
+    members: Vec<Option<Member>>,
+    addresses: Members,
+}
+
+impl Moving {
+    /// Three ZooKeeper members, serving.
+    async fn start() -> Moving {
+        let lines = ensemble_lines(&[false, false, false]);
+        let members: Vec<Option<Member>> = (1..=3)
+            .map(|id| Some(Member::ZooKeeper(ReferenceZooKeeper::spawn_member(id, &lines, &[]))))
+            .collect();
+        let addresses = members.iter().flatten().map(Member::address).collect();
+        let moving = Moving { lines, members, addresses: Arc::new(Mutex::new(addresses)) };
+        for member in moving.members.iter().flatten() {
+            if let Member::ZooKeeper(zookeeper) = member {
+                zookeeper.wait_until_serving().await;
+            }
+        }
+        moving
+    }
+
+    fn address(&self, index: usize) -> SocketAddr {
+        self.members[index].as_ref().map(Member::address).expect("a running member")
+    }
+
+    /// The members' kinds and the leader's place, for messages and checks.
+    fn leader(&self) -> (usize, &'static str) {
+        let deadline = Instant::now() + JOIN_WAIT;
+        loop {
+            for (index, member) in self.members.iter().enumerate() {
+                let Some(member) = member else { continue };
+                let srvr = four_letter(member.address(), "srvr").unwrap_or_default();
+                if srvr.lines().any(|line| line == "Mode: leader") {
+                    return (index, member.kind());
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader among {}", self.kinds());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn kinds(&self) -> String {
+        let kind = |member: &Option<Member>| member.as_ref().map_or("down", Member::kind);
+        self.members.iter().map(kind).collect::<Vec<_>>().join(", ")
+    }
+
+    fn publish(&self, index: usize) {
+        self.addresses.lock()[index] = self.address(index);
+    }
+
+    /// Replaces the ZooKeeper member at `index` by zkrs: ZooKeeper killed (its txn log
+    /// is synced, so a SIGKILL loses nothing it acknowledged), its data imported, and
+    /// zkrs started on it with the same `myid` and `server.N` lines.
+    async fn move_to_zkrs(&mut self, index: usize) {
+        let Some(Member::ZooKeeper(zookeeper)) = self.members[index].take() else {
+            panic!("member {} is not ZooKeeper", index + 1);
+        };
+        let data = zookeeper.data_dir.clone();
+        drop(zookeeper);
+        let dir = scratch_dir(&format!("moved-member{}", index + 1));
+        let to = dir.join("data");
+        zkrs_tool(&[Path::new("import"), &data, Path::new("--to"), &to]);
+        let zkrs = start_zkrs_in(dir, &self.lines);
+        wait_until_in_sync(zkrs.address, || zkrs.log());
+        self.members[index] = Some(Member::Zkrs(zkrs));
+        self.publish(index);
+    }
+
+    /// Replaces the zkrs member at `index` by ZooKeeper: zkrs stopped, its data exported
+    /// and ZooKeeper started on it.
+    async fn move_to_zookeeper(&mut self, index: usize) {
+        let Some(Member::Zkrs(zkrs)) = self.members[index].take() else {
+            panic!("member {} is not zkrs", index + 1);
+        };
+        let dir = zkrs.terminate();
+        let to = scratch_dir(&format!("exported-member{}", index + 1)).join("data");
+        zkrs_tool(&[Path::new("export"), &dir.join("data"), Path::new("--to"), &to]);
+        let id = u64::try_from(index + 1).expect("small");
+        let zookeeper = ReferenceZooKeeper::spawn_member_on(&to, id, &self.lines);
+        zookeeper.wait_until_serving().await;
+        wait_until_in_sync(zookeeper.address, String::new);
+        self.members[index] = Some(Member::ZooKeeper(zookeeper));
+        self.publish(index);
+    }
+}
+
+/// Waits until the member at `address` follows, observes or leads.
+fn wait_until_in_sync(address: SocketAddr, log: impl Fn() -> String) {
+    let deadline = Instant::now() + JOIN_WAIT;
+    loop {
+        let srvr = four_letter(address, "srvr").unwrap_or_default();
+        let modes = ["Mode: leader", "Mode: follower", "Mode: observer"];
+        if srvr.lines().any(|line| modes.contains(&line)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not in sync: {srvr}\n{}", log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A session on the member at `address` that owns an ephemeral node `path` (retried
+/// while the member is between roles and closes connections).
+async fn session_with_ephemeral(address: SocketAddr, path: &str) -> Client {
+    let deadline = Instant::now() + JOIN_WAIT;
+    loop {
+        let handshake = Handshake { timeout_ms: 10_000, ..Handshake::default() };
+        if let Ok(mut client) = Client::handshake(address, handshake).await {
+            let request =
+                CreateRequest { path: path.into(), data: None, acl: open_acl(), flags: 1 };
+            if let Ok(xid) = client.try_send(OpCode::Create, &request).await {
+                if let Some(reply) = client.try_reply(xid).await {
+                    assert_eq!(reply.header.err, 0, "creating {path}");
+                    return client;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no session on {address}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether `client`'s session is alive and still owns `path`: asked on its connection,
+/// or, if a member closed that (every member does when the leader changes), after
+/// resuming the session on the member at `address`, as a client library would.
+async fn session_lives(client: Client, address: SocketAddr, path: &str) -> bool {
+    let (session_id, password) = (client.session_id, client.password.clone());
+    let mut client = client;
+    let deadline = Instant::now() + JOIN_WAIT;
+    loop {
+        let exists = ExistsRequest { path: path.into(), watch: false };
+        if let Ok(xid) = client.try_send(OpCode::Exists, &exists).await {
+            if let Some(reply) = client.try_reply(xid).await {
+                return reply.header.err == 0;
+            }
+        }
+        assert!(Instant::now() < deadline, "cannot resume the session on {address}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let resume = Handshake {
+            timeout_ms: 10_000,
+            session_id,
+            password: password.clone(),
+            ..Handshake::default()
+        };
+        if let Ok(resumed) = Client::handshake(address, resume).await {
+            if resumed.session_id != session_id || resumed.timeout_ms == 0 {
+                return false;
+            }
+            client = resumed;
+        }
+    }
+}
+
+/// Checks that every acknowledged write is on every member, after a `sync`.
+async fn assert_every_ack_everywhere(moving: &Moving, acked: &[support::load::Acked]) {
+    assert!(!acked.is_empty(), "the load wrote nothing");
+    eprintln!("{} acknowledged writes to check on every member", acked.len());
+    for index in 0..moving.members.len() {
+        let mut client = Client::connect(moving.address(index)).await;
+        client.call(OpCode::Sync, &SyncRequest { path: "/load".into() }).await;
+        let (children, _) = client.children("/load", false).await.expect("/load");
+        let children: std::collections::HashSet<String> = children.into_iter().collect();
+        for ack in acked {
+            let name = ack.path.trim_start_matches("/load/");
+            assert!(children.contains(name), "{} lost on member {}", ack.path, index + 1);
+        }
+        client.close().await;
+    }
+}
+
+/// Which way a member moves.
+#[derive(Clone, Copy)]
+enum Move {
+    ToZkrs,
+    ToZooKeeper,
+}
+
+/// Moves the member at `index` under the load, and checks that writes go on afterwards
+/// and that a session on another member (`survivor`) lived through it.
+async fn move_one(moving: &mut Moving, load: &Load, index: usize, survivor: usize, to: Move) {
+    let path = format!("/survivor-{index}-{survivor}");
+    let session = session_with_ephemeral(moving.address(survivor), &path).await;
+    match to {
+        Move::ToZkrs => moving.move_to_zkrs(index).await,
+        Move::ToZooKeeper => moving.move_to_zookeeper(index).await,
+    }
+    let (leader, kind) = moving.leader();
+    eprintln!("member {} moved: {}; {kind} member {} leads", index + 1, moving.kinds(), leader + 1);
+    load.first_ack_sent_after(Instant::now(), JOIN_WAIT).await;
+    assert!(
+        session_lives(session, moving.address(survivor), &path).await,
+        "the session on member {} did not live through the move of member {} ({})",
+        survivor + 1,
+        index + 1,
+        moving.kinds()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zookeeper_ensemble_moves_to_zkrs_and_back_one_member_at_a_time() {
+    let mut moving = Moving::start().await;
+    create(moving.address(0), "/load", b"").await;
+    let load = Load::start(&moving.addresses);
+    let mut leaders = Vec::new();
+    leaders.push(moving.leader().1);
+    // To zkrs, member by member; the last to go is ZooKeeper's leader (its highest id).
+    for index in 0..3 {
+        let survivor = (index + 1) % 3;
+        move_one(&mut moving, &load, index, survivor, Move::ToZkrs).await;
+        leaders.push(moving.leader().1);
+    }
+    assert_eq!(moving.kinds(), "zkrs, zkrs, zkrs");
+    // And back: ZooKeeper members join zkrs leaders, and elect among mixed members.
+    for index in (0..3).rev() {
+        let survivor = (index + 2) % 3;
+        move_one(&mut moving, &load, index, survivor, Move::ToZooKeeper).await;
+        leaders.push(moving.leader().1);
+    }
+    assert_eq!(moving.kinds(), "ZooKeeper, ZooKeeper, ZooKeeper");
+    assert!(leaders.contains(&"zkrs") && leaders.contains(&"ZooKeeper"), "{leaders:?}");
+    let acked = load.finish().await;
+    assert_every_ack_everywhere(&moving, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_killed_mid_migration_loses_no_acknowledged_write() {
+    let mut moving = Moving::start().await;
+    create(moving.address(0), "/load", b"").await;
+    let load = Load::start(&moving.addresses);
+    let (first_leader, _) = moving.leader();
+    let moved = (first_leader + 1) % 3;
+    move_one(&mut moving, &load, moved, first_leader, Move::ToZkrs).await;
+    // SIGKILL the leader of the mixed ensemble; the two left elect one of themselves.
+    let Some(Member::ZooKeeper(leader)) = moving.members[first_leader].take() else {
+        panic!("ZooKeeper led");
+    };
+    let data = leader.data_dir.clone();
+    drop(leader);
+    let killed = Instant::now();
+    load.first_ack_sent_after(killed, JOIN_WAIT).await;
+    // The killed member comes back as zkrs, on its own data.
+    let dir = scratch_dir(&format!("killed-member{}", first_leader + 1));
+    zkrs_tool(&[Path::new("import"), &data, Path::new("--to"), &dir.join("data")]);
+    let zkrs = start_zkrs_in(dir, &moving.lines);
+    wait_until_in_sync(zkrs.address, || zkrs.log());
+    moving.members[first_leader] = Some(Member::Zkrs(zkrs));
+    moving.publish(first_leader);
+    load.first_ack_sent_after(Instant::now(), JOIN_WAIT).await;
+    let acked = load.finish().await;
+    assert_every_ack_everywhere(&moving, &acked).await;
 }

@@ -375,8 +375,9 @@ impl CoreShell {
                 if self.quorum.is_none() {
                     self.quorum = Some(dial_quorum(*address).await);
                 }
-                let packet = side.outgoing(&message).expect("a learner's packet");
-                packet.into_iter().map(Outgoing::Packet).collect()
+                let mut packets = Vec::new();
+                side.outgoing(&message, &mut packets).expect("a learner's packets");
+                packets.into_iter().map(Outgoing::Packet).collect()
             }
             QuorumEnd::Leader { side, .. } => {
                 let mut out = Vec::new();

@@ -157,6 +157,11 @@ impl Ensemble {
         }
     }
 
+    /// The members' client addresses, for writers under load.
+    pub fn members(&self) -> super::load::Members {
+        std::sync::Arc::new(parking_lot::Mutex::new(self.addresses.clone()))
+    }
+
     /// All members' client addresses as a connect string.
     pub fn connect_string(&self) -> String {
         self.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod ensemble;
+pub mod load;
 pub mod rng;
 pub mod server;
 pub mod zookeeper;

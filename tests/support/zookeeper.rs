@@ -42,7 +42,7 @@ impl ReferenceZooKeeper {
     /// # Panics
     /// If ZooKeeper is not installed: the test suite needs it (`scripts/test` installs it).
     pub async fn start(extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
-        let zookeeper = ReferenceZooKeeper::launch(None, extra, properties);
+        let zookeeper = ReferenceZooKeeper::launch(None, None, extra, properties);
         zookeeper.wait_until_serving().await;
         zookeeper
     }
@@ -51,7 +51,7 @@ impl ReferenceZooKeeper {
     /// (and other settings) `extra` gives, and waits until it serves (it needs a quorum
     /// of those members for that).
     pub async fn start_member(my_id: u64, extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
-        let zookeeper = ReferenceZooKeeper::launch(Some(my_id), extra, properties);
+        let zookeeper = ReferenceZooKeeper::launch(Some(my_id), None, extra, properties);
         zookeeper.wait_until_serving().await;
         zookeeper
     }
@@ -59,10 +59,21 @@ impl ReferenceZooKeeper {
     /// Starts ZooKeeper as the member `my_id`, as [`ReferenceZooKeeper::start_member`],
     /// without waiting: the rest of its quorum is the caller's to provide.
     pub fn spawn_member(my_id: u64, extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
-        ReferenceZooKeeper::launch(Some(my_id), extra, properties)
+        ReferenceZooKeeper::launch(Some(my_id), None, extra, properties)
     }
 
-    fn launch(my_id: Option<u64>, extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
+    /// Starts ZooKeeper as the member `my_id` on the data already in `data_dir` (a
+    /// restart, or data `zkrs export` wrote), without waiting.
+    pub fn spawn_member_on(data_dir: &Path, my_id: u64, extra: &str) -> ReferenceZooKeeper {
+        ReferenceZooKeeper::launch(Some(my_id), Some(data_dir), extra, &[])
+    }
+
+    fn launch(
+        my_id: Option<u64>,
+        data_dir: Option<&Path>,
+        extra: &str,
+        properties: &[&str],
+    ) -> ReferenceZooKeeper {
         for jar in CLASSPATH {
             assert!(
                 Path::new(jar).exists(),
@@ -71,9 +82,10 @@ impl ReferenceZooKeeper {
             );
         }
         let dir = scratch_dir("zookeeper");
+        let data = data_dir.map_or_else(|| dir.join("data"), Path::to_path_buf);
         if let Some(my_id) = my_id {
-            std::fs::create_dir_all(dir.join("data")).expect("dataDir");
-            std::fs::write(dir.join("data/myid"), format!("{my_id}\n")).expect("myid");
+            std::fs::create_dir_all(&data).expect("dataDir");
+            std::fs::write(data.join("myid"), format!("{my_id}\n")).expect("myid");
         }
         let port = free_port();
         let config = dir.join("zoo.cfg");
@@ -82,7 +94,7 @@ impl ReferenceZooKeeper {
             format!(
                 "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n\
                  4lw.commands.whitelist=*\nextendedTypesEnabled=true\nadmin.enableServer=false\n{extra}\n",
-                dir.join("data").display()
+                data.display()
             ),
         )
         .expect("zoo.cfg");
@@ -105,7 +117,7 @@ impl ReferenceZooKeeper {
             .spawn()
             .expect("java is required for the differential tests");
         let address = SocketAddr::from(([127, 0, 0, 1], port));
-        ReferenceZooKeeper { child, address, data_dir: dir.join("data"), config }
+        ReferenceZooKeeper { child, address, data_dir: data, config }
     }
 
     /// Waits until ZooKeeper opens sessions.

@@ -402,11 +402,12 @@ fn translate_out(
     match side {
         Side::Learner(learner, touches) => match frame {
             PeerFrame::Zab(message) => {
-                if let Some(mut packet) = learner.outgoing(&message)? {
+                let first = packets.len();
+                learner.outgoing(&message, packets)?;
+                for packet in &mut packets[first..] {
                     if packet.kind == PacketType::Ping {
                         packet.data = Some(sessions::touches(&std::mem::take(touches)));
                     }
-                    packets.push(packet);
                 }
             }
             PeerFrame::Request { session_id, auth, frame } => {

@@ -8,9 +8,15 @@
 //!   and hands the core one `Diff` or `Snap` and then `NewLeader`.
 //! - UPTODATE carries no commit point: the core gets the last COMMIT heard.
 //! - An INFORM is a committed txn: a `Proposal` and its `Commit`.
+//! - The core acknowledges everything up to a zxid at once; a ZooKeeper leader counts
+//!   an ACK for the one proposal it names, so each proposal gets its own: those of the
+//!   synchronisation not yet committed with the ACK of NEWLEADER (as ZooKeeper's
+//!   learners log and acknowledge them), later ones as the core's `Ack` covers them.
 //!
 //! What ZooKeeper's learner writes into PING answers (its sessions' activity) and the
 //! requests it forwards belong to the sessions, not to the core: they are not here.
+
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 
@@ -23,6 +29,9 @@ use crate::zab::{Entry, Message, ServerId};
 /// Most bytes of txns a leader may send between the start of a synchronisation and
 /// NEWLEADER: they are held until it comes.
 const SYNC_BYTES_MAX: usize = 1 << 30;
+/// Most proposals waiting for their acknowledgement: a leader with more outstanding
+/// than this has long since given up on the learner.
+const UNACKED_MAX: usize = 1 << 20;
 
 /// How the leader opened the synchronisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +61,11 @@ pub struct LearnerSide {
     committed: Zxid,
     /// Whether FOLLOWERINFO or OBSERVERINFO went out on this connection.
     introduced: bool,
+    /// Proposals of the synchronisation that were not committed by NEWLEADER: the ACK
+    /// of NEWLEADER acknowledges each.
+    synced_unacked: Vec<Zxid>,
+    /// Proposals since, oldest first, until the core's `Ack` covers them.
+    unacked: VecDeque<Zxid>,
 }
 
 impl LearnerSide {
@@ -60,49 +74,67 @@ impl LearnerSide {
     pub fn new(server_id: ServerId, config_version: u64) -> LearnerSide {
         let info =
             LearnerInfo { server_id, protocol_version: packet::PROTOCOL_VERSION, config_version };
-        LearnerSide { info, sync: None, committed: Zxid::ZERO, introduced: false }
+        LearnerSide {
+            info,
+            sync: None,
+            committed: Zxid::ZERO,
+            introduced: false,
+            synced_unacked: Vec::new(),
+            unacked: VecDeque::new(),
+        }
     }
 
-    /// The packet that says what the core's `message` says, if it is news to the
-    /// leader: the core repeats FOLLOWERINFO until the leader answers, for links that
-    /// may lose it, but a ZooKeeper leader takes it once per connection, which loses
-    /// nothing it does not lose whole.
+    /// Appends to `out` the packets that say what the core's `message` says, if it is
+    /// news to the leader: the core repeats FOLLOWERINFO until the leader answers, for
+    /// links that may lose it, but a ZooKeeper leader takes it once per connection,
+    /// which loses nothing it does not lose whole.
     ///
     /// # Errors
     /// For messages that go elsewhere: notifications (the election port), the leader's
     /// own messages, and syncs (forwarded as requests, with their session).
-    pub fn outgoing(&mut self, message: &Message) -> Result<Option<QuorumPacket>, TranslateError> {
-        let packet = match message {
-            Message::FollowerInfo { .. } if self.introduced => return Ok(None),
+    pub fn outgoing(
+        &mut self,
+        message: &Message,
+        out: &mut Vec<QuorumPacket>,
+    ) -> Result<(), TranslateError> {
+        match message {
+            Message::FollowerInfo { .. } if self.introduced => {}
             Message::FollowerInfo { accepted_epoch, observer } => {
                 self.introduced = true;
                 let kind =
                     if *observer { PacketType::ObserverInfo } else { PacketType::FollowerInfo };
                 let zxid = Zxid::epoch_start(*accepted_epoch).raw();
-                QuorumPacket::with_data(kind, zxid, self.info.encode())
+                out.push(QuorumPacket::with_data(kind, zxid, self.info.encode()));
             }
             Message::AckEpoch { current_epoch, last_zxid } => {
                 let epoch = current_epoch.map_or(-1, |epoch| epoch as i32);
-                QuorumPacket::with_data(
+                out.push(QuorumPacket::with_data(
                     PacketType::AckEpoch,
                     last_zxid.raw(),
                     packet::int_payload(epoch),
-                )
+                ));
             }
             Message::AckNewLeader { epoch } => {
-                QuorumPacket::bare(PacketType::Ack, Zxid::epoch_start(*epoch).raw())
+                out.push(QuorumPacket::bare(PacketType::Ack, Zxid::epoch_start(*epoch).raw()));
+                let acked = self.synced_unacked.drain(..);
+                out.extend(acked.map(|zxid| QuorumPacket::bare(PacketType::Ack, zxid.raw())));
             }
-            Message::Ack { zxid } => QuorumPacket::bare(PacketType::Ack, zxid.raw()),
+            Message::Ack { zxid } => {
+                while let Some(proposed) = self.unacked.front().copied().filter(|z| z <= zxid) {
+                    self.unacked.pop_front();
+                    out.push(QuorumPacket::bare(PacketType::Ack, proposed.raw()));
+                }
+            }
             Message::Pong { echoed } => {
-                QuorumPacket::with_data(PacketType::Ping, echoed.raw(), Bytes::new())
+                out.push(QuorumPacket::with_data(PacketType::Ping, echoed.raw(), Bytes::new()));
             }
             Message::Notification(_) => return Err(TranslateError::NotOnThisSide("a vote")),
             Message::SyncRequest { .. } => {
                 return Err(TranslateError::NotOnThisSide("a sync without its request"))
             }
             _ => return Err(TranslateError::NotOnThisSide("a leader's message")),
-        };
-        Ok(Some(packet))
+        }
+        Ok(())
     }
 
     /// Appends to `out` what the leader's `packet` means to the core (nothing while a
@@ -135,7 +167,13 @@ impl LearnerSide {
                         }
                         sync.entries.push(entry);
                     }
-                    None => out.push(Message::Proposal(entry)),
+                    None => {
+                        if self.unacked.len() >= UNACKED_MAX {
+                            return Err(TranslateError::TooManyUncommitted { max: UNACKED_MAX });
+                        }
+                        self.unacked.push_back(zxid);
+                        out.push(Message::Proposal(entry));
+                    }
                 }
             }
             PacketType::Commit => {
@@ -154,6 +192,11 @@ impl LearnerSide {
                 let sync = self.sync.take().ok_or(TranslateError::Unexpected(packet.kind))?;
                 let committed = self.committed;
                 let Synchronisation { opening, entries, .. } = sync;
+                self.synced_unacked = entries
+                    .iter()
+                    .map(|entry| entry.zxid)
+                    .filter(|zxid| *zxid > committed)
+                    .collect();
                 out.push(match opening {
                     Opening::Diff => Message::Diff { truncate_to: None, entries, committed },
                     Opening::Trunc(to) => {

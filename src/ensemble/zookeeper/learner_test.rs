@@ -86,17 +86,67 @@ fn packets_out_of_place_are_refused() {
 #[test]
 fn the_learners_messages_become_its_packets_and_followerinfo_goes_once() {
     let mut side = LearnerSide::new(2, 7);
+    let sent = |side: &mut LearnerSide, message: &Message| {
+        let mut out = Vec::new();
+        side.outgoing(message, &mut out).expect("a learner's message");
+        out
+    };
     let info = Message::FollowerInfo { accepted_epoch: 3, observer: true };
-    let sent = side.outgoing(&info).expect("a packet").expect("the first");
-    assert_eq!((sent.kind, sent.zxid), (PacketType::ObserverInfo, Zxid::epoch_start(3).raw()));
-    let learner = LearnerInfo::decode(sent.data.as_deref().unwrap_or_default()).expect("info");
+    let first = sent(&mut side, &info);
+    assert_eq!(
+        (first[0].kind, first[0].zxid),
+        (PacketType::ObserverInfo, Zxid::epoch_start(3).raw())
+    );
+    let learner = LearnerInfo::decode(first[0].data.as_deref().unwrap_or_default()).expect("info");
     assert_eq!((learner.server_id, learner.config_version), (2, 7));
-    assert_eq!(side.outgoing(&info).expect("no error"), None, "once per connection");
+    assert_eq!(sent(&mut side, &info), vec![], "once per connection");
     let ack = Message::AckEpoch { current_epoch: None, last_zxid: Zxid::epoch_start(2) + 1 };
-    let sent = side.outgoing(&ack).expect("a packet").expect("sent");
-    assert_eq!(packet::read_int_payload(sent.data.as_ref(), "epoch").ok(), Some(-1));
-    let sent = side.outgoing(&Message::AckNewLeader { epoch: 4 }).expect("a packet").expect("sent");
-    assert_eq!((sent.kind, sent.zxid), (PacketType::Ack, Zxid::epoch_start(4).raw()));
-    assert!(side.outgoing(&Message::SyncRequest { id: 1 }).is_err());
-    assert!(side.outgoing(&Message::LeaderInfo { epoch: 4 }).is_err());
+    let acked = sent(&mut side, &ack);
+    assert_eq!(packet::read_int_payload(acked[0].data.as_ref(), "epoch").ok(), Some(-1));
+    let acked = sent(&mut side, &Message::AckNewLeader { epoch: 4 });
+    assert_eq!((acked[0].kind, acked[0].zxid), (PacketType::Ack, Zxid::epoch_start(4).raw()));
+    assert!(side.outgoing(&Message::SyncRequest { id: 1 }, &mut Vec::new()).is_err());
+    assert!(side.outgoing(&Message::LeaderInfo { epoch: 4 }, &mut Vec::new()).is_err());
+}
+
+#[test]
+fn each_proposal_is_acknowledged_on_its_own_as_a_zookeeper_leader_counts_them() {
+    let mut side = LearnerSide::new(2, 0);
+    let mut messages = Vec::new();
+    let zxid = |counter| Zxid::epoch_start(4) + counter;
+    let proposal = |counter| {
+        QuorumPacket::with_data(
+            PacketType::Proposal,
+            zxid(counter).raw(),
+            Bytes::from_static(b"txn"),
+        )
+    };
+    let packets = [
+        QuorumPacket::bare(PacketType::Diff, zxid(1).raw()),
+        proposal(1),
+        QuorumPacket::bare(PacketType::Commit, zxid(1).raw()),
+        proposal(2),
+        QuorumPacket::bare(PacketType::NewLeader, zxid(0).raw()),
+        QuorumPacket::bare(PacketType::UpToDate, -1),
+        proposal(3),
+        proposal(4),
+        proposal(5),
+    ];
+    for packet in packets {
+        side.incoming(packet, &mut messages).expect("the leader's packets");
+    }
+    let acks = |side: &mut LearnerSide, message: Message| {
+        let mut out = Vec::new();
+        side.outgoing(&message, &mut out).expect("a learner's message");
+        out.iter().map(|packet| (packet.kind, packet.zxid)).collect::<Vec<_>>()
+    };
+    let ack = |counter| (PacketType::Ack, zxid(counter).raw());
+    assert_eq!(
+        acks(&mut side, Message::AckNewLeader { epoch: 4 }),
+        [ack(0), ack(2)],
+        "NEWLEADER's, and the synchronisation's uncommitted proposal's"
+    );
+    assert_eq!(acks(&mut side, Message::Ack { zxid: zxid(4) }), [ack(3), ack(4)]);
+    assert_eq!(acks(&mut side, Message::Ack { zxid: zxid(4) }), [], "each once");
+    assert_eq!(acks(&mut side, Message::Ack { zxid: zxid(5) }), [ack(5)]);
 }
