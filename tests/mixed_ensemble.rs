@@ -51,15 +51,15 @@ fn start_zkrs(my_id: u64, lines: &str) -> ServerProcess {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).expect("dataDir");
     std::fs::write(data.join("myid"), format!("{my_id}\n")).expect("myid");
-    start_zkrs_in(dir, lines)
+    start_zkrs_in(dir, lines, 0)
 }
 
 /// Starts `zkrs server` on the data in `dir/data` (with its `myid`), a member of the
-/// ensemble `lines` describes.
-fn start_zkrs_in(dir: std::path::PathBuf, lines: &str) -> ServerProcess {
+/// ensemble `lines` describes serving clients on `client_port` (0 for any).
+fn start_zkrs_in(dir: std::path::PathBuf, lines: &str, client_port: u16) -> ServerProcess {
     let data = dir.join("data");
     let config = format!(
-        "tickTime=500\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n\
+        "tickTime=500\ndataDir={}\nclientPort={client_port}\nclientPortAddress=127.0.0.1\n\
          maxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n{lines}",
         data.display()
     );
@@ -215,10 +215,12 @@ impl Member {
     }
 }
 
-/// A 3-member ensemble moved between ZooKeeper and zkrs a member at a time, with the
-/// client addresses of its members published to the writers as they change.
+/// A 3-member ensemble moved between ZooKeeper and zkrs a member at a time. Each member
+/// keeps its client port whichever binary runs it, as an operator's zoo.cfg does, so a
+/// client's connect string stays right throughout.
 struct Moving {
     lines: String,
+    client_ports: Vec<u16>,
     members: Vec<Option<Member>>,
     addresses: Members,
 }
@@ -227,11 +229,17 @@ impl Moving {
     /// Three ZooKeeper members, serving.
     async fn start() -> Moving {
         let lines = ensemble_lines(&[false, false, false]);
+        let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let members: Vec<Option<Member>> = (1..=3)
-            .map(|id| Some(Member::ZooKeeper(ReferenceZooKeeper::spawn_member(id, &lines, &[]))))
+            .zip(&client_ports)
+            .map(|(id, port)| {
+                let zookeeper = ReferenceZooKeeper::spawn_member_on(None, id, *port, &lines);
+                Some(Member::ZooKeeper(zookeeper))
+            })
             .collect();
         let addresses = members.iter().flatten().map(Member::address).collect();
-        let moving = Moving { lines, members, addresses: Arc::new(Mutex::new(addresses)) };
+        let addresses = Arc::new(Mutex::new(addresses));
+        let moving = Moving { lines, client_ports, members, addresses };
         for member in moving.members.iter().flatten() {
             if let Member::ZooKeeper(zookeeper) = member {
                 zookeeper.wait_until_serving().await;
@@ -265,8 +273,14 @@ impl Moving {
         self.members.iter().map(kind).collect::<Vec<_>>().join(", ")
     }
 
-    fn publish(&self, index: usize) {
-        self.addresses.lock()[index] = self.address(index);
+    /// The members' client addresses, as a client's connect string.
+    fn connect_string(&self) -> String {
+        let address = |port: &u16| format!("127.0.0.1:{port}");
+        self.client_ports.iter().map(address).collect::<Vec<_>>().join(",")
+    }
+
+    fn check_client_port(&self, index: usize) {
+        assert_eq!(self.address(index).port(), self.client_ports[index], "the same client port");
     }
 
     /// Replaces the ZooKeeper member at `index` by zkrs: ZooKeeper killed (its txn log
@@ -281,10 +295,10 @@ impl Moving {
         let dir = scratch_dir(&format!("moved-member{}", index + 1));
         let to = dir.join("data");
         zkrs_tool(&[Path::new("import"), &data, Path::new("--to"), &to]);
-        let zkrs = start_zkrs_in(dir, &self.lines);
+        let zkrs = start_zkrs_in(dir, &self.lines, self.client_ports[index]);
         wait_until_in_sync(zkrs.address, || zkrs.log());
         self.members[index] = Some(Member::Zkrs(zkrs));
-        self.publish(index);
+        self.check_client_port(index);
     }
 
     /// Replaces the zkrs member at `index` by ZooKeeper: zkrs stopped, its data exported
@@ -297,11 +311,12 @@ impl Moving {
         let to = scratch_dir(&format!("exported-member{}", index + 1)).join("data");
         zkrs_tool(&[Path::new("export"), &dir.join("data"), Path::new("--to"), &to]);
         let id = u64::try_from(index + 1).expect("small");
-        let zookeeper = ReferenceZooKeeper::spawn_member_on(&to, id, &self.lines);
+        let port = self.client_ports[index];
+        let zookeeper = ReferenceZooKeeper::spawn_member_on(Some(&to), id, port, &self.lines);
         zookeeper.wait_until_serving().await;
         wait_until_in_sync(zookeeper.address, String::new);
         self.members[index] = Some(Member::ZooKeeper(zookeeper));
-        self.publish(index);
+        self.check_client_port(index);
     }
 }
 
@@ -388,6 +403,64 @@ async fn assert_every_ack_everywhere(moving: &Moving, acked: &[support::load::Ac
     }
 }
 
+/// Kazoo clients running a lock recipe around a counter throughout
+/// (`tests/clients/kazoo_lock_worker.py`); killed if the test ends early.
+struct KazooWorkers {
+    child: std::process::Child,
+    stop_file: std::path::PathBuf,
+}
+
+impl KazooWorkers {
+    fn start(connect: &str) -> KazooWorkers {
+        let stop_file = scratch_dir("kazoo").join("stop");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/kazoo_lock_worker.py");
+        let child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(connect)
+            .arg(&stop_file)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 with kazoo (scripts/install-deps installs it)");
+        KazooWorkers { child, stop_file }
+    }
+
+    /// Stops the clients and checks what they saw: no session expired, the lock held,
+    /// and every increment they were told of is in the counter.
+    fn finish(mut self) {
+        std::fs::write(&self.stop_file, b"").expect("stop file");
+        let deadline = Instant::now() + JOIN_WAIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("the kazoo clients") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the kazoo clients did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let mut output = String::new();
+        for stream in [
+            self.child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read>),
+            self.child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let mut stream = stream;
+            let _ = std::io::Read::read_to_string(&mut stream, &mut output);
+        }
+        assert!(status.success(), "the kazoo clients failed ({status}): {output}");
+        eprintln!("kazoo: {}", output.lines().next().unwrap_or_default());
+    }
+}
+
+impl Drop for KazooWorkers {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Which way a member moves.
 #[derive(Clone, Copy)]
 enum Move {
@@ -421,6 +494,7 @@ async fn a_zookeeper_ensemble_moves_to_zkrs_and_back_one_member_at_a_time() {
     let mut moving = Moving::start().await;
     create(moving.address(0), "/load", b"").await;
     let load = Load::start(&moving.addresses);
+    let kazoo = KazooWorkers::start(&moving.connect_string());
     let mut leaders = Vec::new();
     leaders.push(moving.leader().1);
     // To zkrs, member by member; the last to go is ZooKeeper's leader (its highest id).
@@ -438,6 +512,7 @@ async fn a_zookeeper_ensemble_moves_to_zkrs_and_back_one_member_at_a_time() {
     }
     assert_eq!(moving.kinds(), "ZooKeeper, ZooKeeper, ZooKeeper");
     assert!(leaders.contains(&"zkrs") && leaders.contains(&"ZooKeeper"), "{leaders:?}");
+    kazoo.finish();
     let acked = load.finish().await;
     assert_every_ack_everywhere(&moving, &acked).await;
 }
@@ -461,10 +536,10 @@ async fn the_leader_killed_mid_migration_loses_no_acknowledged_write() {
     // The killed member comes back as zkrs, on its own data.
     let dir = scratch_dir(&format!("killed-member{}", first_leader + 1));
     zkrs_tool(&[Path::new("import"), &data, Path::new("--to"), &dir.join("data")]);
-    let zkrs = start_zkrs_in(dir, &moving.lines);
+    let zkrs = start_zkrs_in(dir, &moving.lines, moving.client_ports[first_leader]);
     wait_until_in_sync(zkrs.address, || zkrs.log());
     moving.members[first_leader] = Some(Member::Zkrs(zkrs));
-    moving.publish(first_leader);
+    moving.check_client_port(first_leader);
     load.first_ack_sent_after(Instant::now(), JOIN_WAIT).await;
     let acked = load.finish().await;
     assert_every_ack_everywhere(&moving, &acked).await;

@@ -42,7 +42,7 @@ impl ReferenceZooKeeper {
     /// # Panics
     /// If ZooKeeper is not installed: the test suite needs it (`scripts/test` installs it).
     pub async fn start(extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
-        let zookeeper = ReferenceZooKeeper::launch(None, None, extra, properties);
+        let zookeeper = ReferenceZooKeeper::launch(None, None, None, extra, properties);
         zookeeper.wait_until_serving().await;
         zookeeper
     }
@@ -51,7 +51,7 @@ impl ReferenceZooKeeper {
     /// (and other settings) `extra` gives, and waits until it serves (it needs a quorum
     /// of those members for that).
     pub async fn start_member(my_id: u64, extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
-        let zookeeper = ReferenceZooKeeper::launch(Some(my_id), None, extra, properties);
+        let zookeeper = ReferenceZooKeeper::launch(Some(my_id), None, None, extra, properties);
         zookeeper.wait_until_serving().await;
         zookeeper
     }
@@ -59,18 +59,25 @@ impl ReferenceZooKeeper {
     /// Starts ZooKeeper as the member `my_id`, as [`ReferenceZooKeeper::start_member`],
     /// without waiting: the rest of its quorum is the caller's to provide.
     pub fn spawn_member(my_id: u64, extra: &str, properties: &[&str]) -> ReferenceZooKeeper {
-        ReferenceZooKeeper::launch(Some(my_id), None, extra, properties)
+        ReferenceZooKeeper::launch(Some(my_id), None, None, extra, properties)
     }
 
-    /// Starts ZooKeeper as the member `my_id` on the data already in `data_dir` (a
-    /// restart, or data `zkrs export` wrote), without waiting.
-    pub fn spawn_member_on(data_dir: &Path, my_id: u64, extra: &str) -> ReferenceZooKeeper {
-        ReferenceZooKeeper::launch(Some(my_id), Some(data_dir), extra, &[])
+    /// Starts ZooKeeper as the member `my_id` serving clients on `client_port`, on the
+    /// data already in `data_dir` if given (a restart, or data `zkrs export` wrote),
+    /// without waiting.
+    pub fn spawn_member_on(
+        data_dir: Option<&Path>,
+        my_id: u64,
+        client_port: u16,
+        extra: &str,
+    ) -> ReferenceZooKeeper {
+        ReferenceZooKeeper::launch(Some(my_id), data_dir, Some(client_port), extra, &[])
     }
 
     fn launch(
         my_id: Option<u64>,
         data_dir: Option<&Path>,
+        client_port: Option<u16>,
         extra: &str,
         properties: &[&str],
     ) -> ReferenceZooKeeper {
@@ -87,7 +94,7 @@ impl ReferenceZooKeeper {
             std::fs::create_dir_all(&data).expect("dataDir");
             std::fs::write(data.join("myid"), format!("{my_id}\n")).expect("myid");
         }
-        let port = free_port();
+        let port = client_port.unwrap_or_else(free_port);
         let config = dir.join("zoo.cfg");
         std::fs::write(
             &config,
