@@ -86,8 +86,8 @@ enum Command {
         to_data_log_dir: Option<PathBuf>,
     },
     /// Makes Apache ZooKeeper's data directory from a stopped zkrs server's: one
-    /// ZooKeeper snapshot of the whole state, with its sessions and epochs (the way back
-    /// after `zkrs import`).
+    /// ZooKeeper snapshot of the whole state, with its sessions, epochs and myid (the way
+    /// back after `zkrs import`).
     Export {
         /// The zkrs dataDir.
         data_dir: PathBuf,

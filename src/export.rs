@@ -12,6 +12,7 @@ use crate::storage::recovery::{recover, Replay};
 use crate::storage::rocks::RocksStorage;
 use crate::storage::{Storage, StorageError};
 use crate::tree::data_tree::{child_path, DataTree};
+use crate::zk_format::copy_myid;
 use crate::zk_format::snapshot::{encode, Snapshot, SnapshotNode};
 
 /// Why an export failed.
@@ -78,6 +79,7 @@ pub fn export(
         let path = target.join(name);
         std::fs::write(&path, epoch.to_string()).map_err(write_error(&path))?;
     }
+    copy_myid(data_dir, to).map_err(|(path, source)| write_error(&path)(source))?;
     let exported =
         Exported { zxid, nodes: snapshot.nodes.len(), sessions: snapshot.sessions.len() };
     writeln!(

@@ -24,7 +24,7 @@ use crate::tree::node::Node;
 use crate::txn::{SessionId, Txn, Zxid};
 use crate::zk_format::snapshot::{read_snapshot, Snapshot, SnapshotNode};
 use crate::zk_format::txn_log::read_log;
-use crate::zk_format::{zxid_of_file_name, ZkFileError};
+use crate::zk_format::{copy_myid, zxid_of_file_name, ZkFileError};
 
 /// Log entries appended to the new store at a time.
 const APPEND_BATCH: usize = 10_000;
@@ -155,7 +155,8 @@ pub fn import(
         storage.append(batch)?;
     }
     storage.set_epochs(epochs)?;
-    copy_myid(&from.data_dir, to)?;
+    copy_myid(&from.data_dir, to)
+        .map_err(|(path, source)| ImportError::Io { path: path.display().to_string(), source })?;
     let imported = Imported {
         snapshot_zxid: snapshot.zxid,
         nodes: snapshot.nodes.len(),
@@ -176,18 +177,6 @@ pub fn import(
         epochs.current
     )?;
     Ok(imported)
-}
-
-/// ZooKeeper's `myid`, which names an ensemble member in zkrs's dataDir too.
-fn copy_myid(from: &Path, to: &Path) -> Result<(), ImportError> {
-    let source = from.join("myid");
-    if !source.exists() {
-        return Ok(());
-    }
-    let target = to.join("myid");
-    std::fs::copy(&source, &target)
-        .map(|_| ())
-        .map_err(|source| ImportError::Io { path: target.display().to_string(), source })
 }
 
 /// ZooKeeper's files of one kind in `dir`, `(zxid, path)`, by zxid.

@@ -117,8 +117,10 @@ fn a_damaged_newest_snapshot_gives_way_to_an_older_one() {
 #[test]
 fn an_import_exported_again_gives_zookeeper_its_own_snapshot_back() {
     let from = zookeeper_dir("export", &[]);
+    std::fs::write(from.data_dir.join("myid"), "3\n").expect("myid");
     let to = scratch("export").join("zkrs");
     import(&from, &to, None, &mut Vec::new()).expect("imports");
+    assert_eq!(std::fs::read_to_string(to.join("myid")).ok().as_deref(), Some("3\n"));
     let back = scratch("export").join("back");
     let exported = crate::export::export(&to, None, &back, &mut Vec::new()).expect("exports");
     assert_eq!(exported.zxid, 0x10);
@@ -135,6 +137,8 @@ fn an_import_exported_again_gives_zookeeper_its_own_snapshot_back() {
     assert_eq!(written.sessions, original.sessions);
     let epoch = std::fs::read_to_string(back.join("version-2/currentEpoch")).expect("epoch");
     assert_eq!(epoch, "0");
+    let myid = std::fs::read_to_string(back.join("myid"));
+    assert_eq!(myid.ok().as_deref(), Some("3\n"), "the member keeps its id both ways");
     let again = crate::export::export(&to, None, &back, &mut Vec::new());
     assert!(matches!(again, Err(crate::export::ExportError::TargetInUse(_))), "{again:?}");
     let _ = std::fs::remove_dir_all(scratch("export"));

@@ -403,27 +403,77 @@ async fn assert_every_ack_everywhere(moving: &Moving, acked: &[support::load::Ac
     }
 }
 
-/// Kazoo clients running a lock recipe around a counter throughout
-/// (`tests/clients/kazoo_lock_worker.py`); killed if the test ends early.
-struct KazooWorkers {
+/// Client processes that run a lock recipe around a counter throughout a migration:
+/// kazoo (`tests/clients/kazoo_lock_worker.py`) or Apache Curator
+/// (`tests/clients/CuratorLockWorker.java`, compiled against Debian's Curator 5.4).
+/// Killed if the test ends early.
+struct ClientWorkers {
+    name: &'static str,
     child: std::process::Child,
     stop_file: std::path::PathBuf,
+    /// Where their standard output and error go.
+    output: std::path::PathBuf,
 }
 
-impl KazooWorkers {
-    fn start(connect: &str) -> KazooWorkers {
-        let stop_file = scratch_dir("kazoo").join("stop");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/kazoo_lock_worker.py");
-        let child = std::process::Command::new("python3")
-            .arg(script)
+/// The jars Curator's clients need, from the Debian packages the tests install.
+const CURATOR_CLASSPATH: &[&str] = &[
+    "curator-recipes",
+    "curator-framework",
+    "curator-client",
+    "zookeeper",
+    "zookeeper-jute",
+    "guava",
+    "slf4j-api",
+    "slf4j-nop",
+];
+
+impl ClientWorkers {
+    fn kazoo(connect: &str) -> ClientWorkers {
+        let script = clients_dir().join("kazoo_lock_worker.py");
+        let mut command = std::process::Command::new("python3");
+        command.arg(script);
+        ClientWorkers::start("kazoo", command, connect)
+    }
+
+    fn curator(connect: &str) -> ClientWorkers {
+        let classpath: Vec<String> =
+            CURATOR_CLASSPATH.iter().map(|jar| format!("/usr/share/java/{jar}.jar")).collect();
+        let build = scratch_dir("curator-build");
+        let compiled = std::process::Command::new("javac")
+            .arg("-nowarn")
+            .arg("-d")
+            .arg(&build)
+            .arg("-cp")
+            .arg(classpath.join(":"))
+            .arg(clients_dir().join("CuratorLockWorker.java"))
+            .status()
+            .expect("javac (scripts/install-deps installs the JDK and Curator)");
+        assert!(compiled.success(), "CuratorLockWorker.java does not compile");
+        let mut command = std::process::Command::new("java");
+        command
+            .arg("-cp")
+            .arg(format!("{}:{}", build.display(), classpath.join(":")))
+            .arg("CuratorLockWorker");
+        ClientWorkers::start("Curator", command, connect)
+    }
+
+    fn start(
+        name: &'static str,
+        mut command: std::process::Command,
+        connect: &str,
+    ) -> ClientWorkers {
+        let dir = scratch_dir(name);
+        let stop_file = dir.join("stop");
+        let output = dir.join("output");
+        let file = std::fs::File::create(&output).expect("output file");
+        let child = command
             .arg(connect)
             .arg(&stop_file)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stdout(file.try_clone().expect("output file"))
+            .stderr(file)
             .spawn()
-            .expect("python3 with kazoo (scripts/install-deps installs it)");
-        KazooWorkers { child, stop_file }
+            .expect("the client workers start");
+        ClientWorkers { name, child, stop_file, output }
     }
 
     /// Stops the clients and checks what they saw: no session expired, the lock held,
@@ -432,29 +482,26 @@ impl KazooWorkers {
         std::fs::write(&self.stop_file, b"").expect("stop file");
         let deadline = Instant::now() + JOIN_WAIT;
         let status = loop {
-            if let Some(status) = self.child.try_wait().expect("the kazoo clients") {
+            if let Some(status) = self.child.try_wait().expect("the client workers") {
                 break status;
             }
-            assert!(Instant::now() < deadline, "the kazoo clients did not stop");
+            let output = std::fs::read_to_string(&self.output).unwrap_or_default();
+            assert!(Instant::now() < deadline, "the {} clients did not stop: {output}", self.name);
             std::thread::sleep(Duration::from_millis(100));
         };
-        let mut output = String::new();
-        for stream in [
-            self.child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read>),
-            self.child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let mut stream = stream;
-            let _ = std::io::Read::read_to_string(&mut stream, &mut output);
-        }
-        assert!(status.success(), "the kazoo clients failed ({status}): {output}");
-        eprintln!("kazoo: {}", output.lines().next().unwrap_or_default());
+        let output = std::fs::read_to_string(&self.output).unwrap_or_default();
+        assert!(status.success(), "the {} clients failed ({status}): {output}", self.name);
+        let summary = output.lines().find(|line| line.starts_with("increments"));
+        eprintln!("{}: {}", self.name, summary.unwrap_or_default());
     }
 }
 
-impl Drop for KazooWorkers {
+/// Where the client workers' sources are.
+fn clients_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+impl Drop for ClientWorkers {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -494,7 +541,8 @@ async fn a_zookeeper_ensemble_moves_to_zkrs_and_back_one_member_at_a_time() {
     let mut moving = Moving::start().await;
     create(moving.address(0), "/load", b"").await;
     let load = Load::start(&moving.addresses);
-    let kazoo = KazooWorkers::start(&moving.connect_string());
+    let kazoo = ClientWorkers::kazoo(&moving.connect_string());
+    let curator = ClientWorkers::curator(&moving.connect_string());
     let mut leaders = Vec::new();
     leaders.push(moving.leader().1);
     // To zkrs, member by member; the last to go is ZooKeeper's leader (its highest id).
@@ -513,6 +561,7 @@ async fn a_zookeeper_ensemble_moves_to_zkrs_and_back_one_member_at_a_time() {
     assert_eq!(moving.kinds(), "ZooKeeper, ZooKeeper, ZooKeeper");
     assert!(leaders.contains(&"zkrs") && leaders.contains(&"ZooKeeper"), "{leaders:?}");
     kazoo.finish();
+    curator.finish();
     let acked = load.finish().await;
     assert_every_ack_everywhere(&moving, &acked).await;
 }

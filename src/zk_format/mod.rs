@@ -8,6 +8,8 @@
 pub mod snapshot;
 pub mod txn_log;
 
+use std::path::{Path, PathBuf};
+
 use bytes::Bytes;
 use jute::{DecodeError, Reader};
 
@@ -90,6 +92,24 @@ fn check_header(
         });
     }
     Ok(())
+}
+
+/// Copies `from/myid` to `to/myid`, if there is one: the file that names an ensemble
+/// member, which ZooKeeper's dataDir and zkrs's share, for `zkrs import` and `zkrs
+/// export`. Nothing to do when both are the same directory.
+///
+/// # Errors
+/// If the file cannot be copied; the path that failed comes with the error.
+pub fn copy_myid(from: &Path, to: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    let source = from.join("myid");
+    let target = to.join("myid");
+    let (a, b) = (source.canonicalize(), target.canonicalize());
+    let same = matches!((a, b), (Ok(a), Ok(b)) if a == b);
+    if !source.exists() || same {
+        return Ok(());
+    }
+    std::fs::create_dir_all(to).map_err(|err| (to.to_path_buf(), err))?;
+    std::fs::copy(&source, &target).map(|_| ()).map_err(|err| (target, err))
 }
 
 /// The zxid in a ZooKeeper file's name (`snapshot.1f` or `log.100000001`, hex), the first

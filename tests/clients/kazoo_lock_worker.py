@@ -18,7 +18,13 @@ import threading
 import time
 
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import BadVersionError, ConnectionLoss, OperationTimeoutError, SessionExpiredError
+from kazoo.exceptions import (
+    BadVersionError,
+    ConnectionLoss,
+    LockTimeout,
+    OperationTimeoutError,
+    SessionExpiredError,
+)
 from kazoo.retry import KazooRetry
 
 COUNTER = "/migration/counter"
@@ -59,7 +65,9 @@ class Worker(threading.Thread):
             lock = self.client.Lock(LOCK, self.name)
             while not os.path.exists(self.stop_file) and not self.expired:
                 try:
-                    with lock:
+                    if not lock.acquire(timeout=10):
+                        continue
+                    try:
                         data, stat = self.client.retry(self.client.get, COUNTER)
                         value = count_of(data)
                         update = ("%d %s" % (value + 1, self.name)).encode()
@@ -73,7 +81,9 @@ class Worker(threading.Thread):
                                 return
                         except (ConnectionLoss, OperationTimeoutError):
                             self.uncertain += 1
-                except (ConnectionLoss, OperationTimeoutError, SessionExpiredError):
+                    finally:
+                        self.client.retry(lock.release)
+                except (ConnectionLoss, LockTimeout, OperationTimeoutError, SessionExpiredError):
                     time.sleep(0.1)
         except Exception as error:  # reported, not swallowed: the run fails
             self.failure = repr(error)
