@@ -486,3 +486,72 @@ async fn a_session_that_expires_loses_its_ephemerals_on_every_member() {
     }
     watcher.close().await;
 }
+
+/// Whether the member closes `stream` (reading to its end) within a few seconds.
+async fn closes(stream: &mut tokio::net::TcpStream) -> bool {
+    let mut sink = [0u8; 4096];
+    loop {
+        let read = tokio::io::AsyncReadExt::read(stream, &mut sink);
+        match tokio::time::timeout(Duration::from_secs(10), read).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn hostile_peer_connections_are_closed_and_the_ensemble_carries_on() {
+    let ensemble = Ensemble::start(3, "");
+    let leader = ensemble.wait_until_settled();
+    let follower = (leader + 1) % 3;
+    let (quorum, _) = ensemble.peer_addresses(leader);
+    let (_, election) = ensemble.peer_addresses(follower);
+    let mut info = Vec::new();
+    info.extend_from_slice(&11i32.to_be_bytes()); // FOLLOWERINFO
+    info.extend_from_slice(&0i64.to_be_bytes());
+    info.extend_from_slice(&20i32.to_be_bytes()); // LearnerInfo: sid 99, protocol, version
+    info.extend_from_slice(&99i64.to_be_bytes());
+    info.extend_from_slice(&0x10000i32.to_be_bytes());
+    info.extend_from_slice(&0i64.to_be_bytes());
+    info.extend_from_slice(&(-1i32).to_be_bytes());
+    let mut huge = Vec::new();
+    huge.extend_from_slice(&11i32.to_be_bytes());
+    huge.extend_from_slice(&0i64.to_be_bytes());
+    huge.extend_from_slice(&i32::MAX.to_be_bytes());
+    let quorum_attempts: [(&str, Vec<u8>); 3] = [
+        ("garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        ("a packet claiming 2 GiB of data", huge),
+        ("FOLLOWERINFO from a member the ensemble lacks", info),
+    ];
+    let mut unknown = Vec::new();
+    unknown.extend_from_slice(&(-65536i64).to_be_bytes());
+    unknown.extend_from_slice(&99i64.to_be_bytes());
+    let address = b"127.0.0.1:1";
+    unknown.extend_from_slice(&i32::try_from(address.len()).expect("short").to_be_bytes());
+    unknown.extend_from_slice(address);
+    let mut long_list = Vec::new();
+    long_list.extend_from_slice(&(-65536i64).to_be_bytes());
+    long_list.extend_from_slice(&3i64.to_be_bytes());
+    long_list.extend_from_slice(&i32::MAX.to_be_bytes());
+    let election_attempts: [(&str, Vec<u8>); 3] = [
+        ("an unknown protocol version", (-7i64).to_be_bytes().to_vec()),
+        ("an address list of 2 GiB", long_list),
+        ("an introduction from a member the ensemble lacks", unknown),
+    ];
+    let targets = [(quorum, &quorum_attempts), (election, &election_attempts)];
+    for (address, attempts) in targets {
+        for (what, bytes) in attempts {
+            let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+            tokio::io::AsyncWriteExt::write_all(&mut stream, bytes).await.expect("send");
+            assert!(closes(&mut stream).await, "{what} to {address}: the connection stays open");
+        }
+    }
+    assert_eq!(ensemble.wait_until_settled(), leader, "no election followed");
+    for i in 0..3 {
+        let mut client = Client::connect(ensemble.addresses[i]).await;
+        let path = format!("/after-hostile-{i}");
+        assert_eq!(client.create(&path, b"", 0).await.as_deref(), Ok(path.as_str()));
+        client.close().await;
+    }
+}

@@ -118,6 +118,19 @@ impl Ensemble {
         self.members[i].is_some()
     }
 
+    /// Member `i`'s quorum and election addresses, from its `server.N` line.
+    pub fn peer_addresses(&self, i: usize) -> (SocketAddr, SocketAddr) {
+        let prefix = format!("server.{}=127.0.0.1:", i + 1);
+        let line = self.configs[i]
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .expect("a server line");
+        let mut ports =
+            line.split([':', ';']).take(2).map(|port| port.parse::<u16>().expect("a port"));
+        let mut address = || SocketAddr::from(([127, 0, 0, 1], ports.next().expect("a port")));
+        (address(), address())
+    }
+
     /// Member `i`'s log so far.
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.dirs[i].join("server.log")).unwrap_or_default()

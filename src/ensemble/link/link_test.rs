@@ -183,3 +183,32 @@ async fn members_exchange_votes_whichever_one_needs_the_connection_first() {
     );
     stop.cancel();
 }
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_on_a_quorum_connection_never_panic(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+        snapshot_first in proptest::prelude::any::<bool>(),
+        split in 1usize..64,
+    ) {
+        use tokio_util::codec::Decoder;
+        let mut stream = BytesMut::new();
+        if snapshot_first {
+            // A SNAP puts the decoder in the snapshot's stream, which it then reads.
+            QuorumPacket::bare(PacketType::Snap, 5).encode(&mut stream);
+        }
+        stream.extend_from_slice(&bytes);
+        let mut decoder = quorum::QuorumDecoder::new(1 << 16);
+        let mut buffer = BytesMut::new();
+        'fed: for part in stream.chunks(split) {
+            buffer.extend_from_slice(part);
+            loop {
+                match decoder.decode(&mut buffer) {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => break,
+                    Err(_) => break 'fed,
+                }
+            }
+        }
+    }
+}

@@ -532,7 +532,7 @@ async fn read_packets(
 }
 
 /// What a quorum connection brings.
-enum Incoming {
+pub(super) enum Incoming {
     /// A packet.
     Packet(QuorumPacket),
     /// The next pieces of the snapshot that follows a SNAP.
@@ -548,7 +548,7 @@ enum Incoming {
 
 /// Why a quorum connection's bytes could not be read.
 #[derive(Debug, thiserror::Error)]
-enum ReadError {
+pub(super) enum ReadError {
     /// A malformed packet.
     #[error(transparent)]
     Packet(#[from] PacketError),
@@ -562,14 +562,14 @@ enum ReadError {
 
 /// Cuts a quorum connection's stream into packets and, after a leader's SNAP, into the
 /// pieces of the snapshot that runs on the stream until the packets resume.
-struct QuorumDecoder {
+pub(super) struct QuorumDecoder {
     packets: PacketCodec,
     /// The snapshot being read: its reader, its zxid and the next batch's index.
     snapshot: Option<(TransferReader, Zxid, u32)>,
 }
 
 impl QuorumDecoder {
-    fn new(data_len_max: usize) -> QuorumDecoder {
+    pub(super) fn new(data_len_max: usize) -> QuorumDecoder {
         QuorumDecoder { packets: PacketCodec::new(data_len_max), snapshot: None }
     }
 }
