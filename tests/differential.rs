@@ -9,14 +9,15 @@ mod support;
 
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use jute::records::*;
 use jute::{OpCode, Reader, Record};
 use support::client::{Client, Empty, Incoming};
 use support::rng::Rng;
-use support::server::ServerProcess;
-use support::zookeeper::ReferenceZooKeeper;
+use support::server::{scratch_dir, ServerProcess};
+use support::zookeeper::{free_port, ReferenceZooKeeper};
 
 const SESSIONS: usize = 3;
 
@@ -422,16 +423,13 @@ async fn four_letter(address: std::net::SocketAddr, word: &str) -> String {
     out
 }
 
-async fn run_seed(
-    seed: u64,
-    ops: usize,
-    reference: &ReferenceZooKeeper,
-    candidate: &ServerProcess,
-) {
+/// Runs seed `seed`'s `ops` steps against ZooKeeper at `reference` and zkrs at
+/// `candidate`, comparing every reply and notification.
+async fn run_seed(seed: u64, ops: usize, reference: SocketAddr, candidate: SocketAddr) {
     let mut rng = Rng(seed);
     let prefix = format!("/d{seed}");
-    let mut zookeeper = Side::open(reference.address).await;
-    let mut zkrs = Side::open(candidate.address).await;
+    let mut zookeeper = Side::open(reference).await;
+    let mut zkrs = Side::open(candidate).await;
     for side in [&mut zookeeper, &mut zkrs] {
         assert_eq!(side.clients[0].create(&prefix, b"", 0).await, Ok(prefix.clone()));
     }
@@ -465,7 +463,7 @@ async fn run_seed(
             eprintln!("  events {expected_events:?}");
         }
         if got_events != expected_events {
-            for (name, address) in [("zookeeper", reference.address), ("zkrs", candidate.address)] {
+            for (name, address) in [("zookeeper", reference), ("zkrs", candidate)] {
                 eprintln!("{name} wchc:\n{}", four_letter(address, "wchc").await);
             }
         }
@@ -481,21 +479,67 @@ async fn run_seed(
     }
 }
 
-#[tokio::test]
-async fn random_operations_match_zookeeper() {
-    let no_reaping = "znode.container.checkIntervalMs=3600000";
-    let reference =
-        ReferenceZooKeeper::start("", &["-Dznode.container.checkIntervalMs=3600000"]).await;
-    let candidate = ServerProcess::start(no_reaping);
+/// How many seeds of how many steps a run takes: `ZKRS_DIFF_SEEDS` and `ZKRS_DIFF_OPS`,
+/// or the one seed `ZKRS_SEED`.
+fn seeds_and_ops(default_seeds: u64) -> (Vec<u64>, usize) {
     let env = |name: &str, default: u64| {
         std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
     };
     let ops = env("ZKRS_DIFF_OPS", 250) as usize;
     let seeds: Vec<u64> = match std::env::var("ZKRS_SEED").ok().and_then(|v| v.parse().ok()) {
         Some(seed) => vec![seed],
-        None => (1..=env("ZKRS_DIFF_SEEDS", 12)).collect(),
+        None => (1..=env("ZKRS_DIFF_SEEDS", default_seeds)).collect(),
     };
+    (seeds, ops)
+}
+
+#[tokio::test]
+async fn random_operations_match_zookeeper() {
+    let no_reaping = "znode.container.checkIntervalMs=3600000";
+    let reference =
+        ReferenceZooKeeper::start("", &["-Dznode.container.checkIntervalMs=3600000"]).await;
+    let candidate = ServerProcess::start(no_reaping);
+    let (seeds, ops) = seeds_and_ops(12);
     for seed in seeds {
-        run_seed(seed, ops, &reference, &candidate).await;
+        run_seed(seed, ops, reference.address, candidate.address).await;
+    }
+}
+
+/// The `server.N` lines of a two-voter ensemble on fresh ports.
+fn two_voters() -> String {
+    let mut lines = String::from("initLimit=10\nsyncLimit=5\n");
+    for id in 1..=2 {
+        lines.push_str(&format!("server.{id}=127.0.0.1:{}:{}\n", free_port(), free_port()));
+    }
+    lines
+}
+
+/// A client cannot tell a zkrs member of a ZooKeeper ensemble from a ZooKeeper member:
+/// two ensembles of two voters, each led by a ZooKeeper member (the higher id), one
+/// followed by ZooKeeper and the other by zkrs, get the same operations through their
+/// followers, and every reply and notification matches.
+#[tokio::test]
+async fn a_zkrs_follower_of_zookeeper_answers_as_a_zookeeper_follower_does() {
+    let no_reaping = "znode.container.checkIntervalMs=3600000";
+    let property = "-Dznode.container.checkIntervalMs=3600000";
+    let all_zookeeper = two_voters();
+    let zookeeper_follower = ReferenceZooKeeper::spawn_member(1, &all_zookeeper, &[property]);
+    let _first_leader = ReferenceZooKeeper::start_member(2, &all_zookeeper, &[property]).await;
+    zookeeper_follower.wait_until_serving().await;
+    let mixed = two_voters();
+    let dir = scratch_dir("zkrs-follower");
+    std::fs::create_dir_all(dir.join("data")).expect("dataDir");
+    std::fs::write(dir.join("data/myid"), "1\n").expect("myid");
+    let config = format!(
+        "tickTime=500\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n\
+         maxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n\
+         {no_reaping}\n{mixed}",
+        dir.join("data").display()
+    );
+    let zkrs_follower = ServerProcess::start_with_config(dir, &config, false);
+    let _second_leader = ReferenceZooKeeper::start_member(2, &mixed, &[property]).await;
+    let (seeds, ops) = seeds_and_ops(4);
+    for seed in seeds {
+        run_seed(seed, ops, zookeeper_follower.address, zkrs_follower.address).await;
     }
 }
