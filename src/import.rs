@@ -22,7 +22,7 @@ use crate::storage::{Epochs, LogEntry, Storage, StorageError};
 use crate::tree::data_tree::DataTree;
 use crate::tree::node::Node;
 use crate::txn::{SessionId, Txn, Zxid};
-use crate::zk_format::snapshot::{read_snapshot, Snapshot, SnapshotNode};
+use crate::zk_format::snapshot::{stream_snapshot, SnapshotNode, TransferPiece};
 use crate::zk_format::txn_log::read_log;
 use crate::zk_format::{copy_myid, zxid_of_file_name, ZkFileError};
 
@@ -69,9 +69,6 @@ pub enum ImportError {
         /// The zxid before it.
         previous: i64,
     },
-    /// The snapshot's tree is not a tree: ZooKeeper refuses it as well.
-    #[error("the snapshot's tree is invalid: {0}")]
-    InvalidTree(String),
     /// The target already holds a zkrs store.
     #[error("{0} already holds a zkrs store; import into an empty directory")]
     TargetInUse(String),
@@ -133,7 +130,7 @@ pub fn import(
         report,
         "snapshot 0x{:x}: {} nodes, {} sessions",
         snapshot.zxid,
-        snapshot.nodes.len(),
+        snapshot.nodes,
         snapshot.sessions.len()
     )?;
     let txns = txns_after(&log_dir, snapshot.zxid, report)?;
@@ -143,13 +140,12 @@ pub fn import(
     if store_paths(to, to_log_dir).0.exists() {
         return Err(ImportError::TargetInUse(to.display().to_string()));
     }
-    let tree = tree_of(&snapshot)?;
     let storage = RocksStorage::open(to, to_log_dir, true)?;
-    let sessions: Vec<(SessionId, i32)> =
-        snapshot.sessions.iter().map(|(id, timeout)| (SessionId::new(*id), *timeout)).collect();
+    let sessions = &snapshot.sessions;
     let created_ms = i64::try_from(Clock::system().wall_ms()).unwrap_or(i64::MAX);
     let stopping = AtomicBool::new(false);
-    take_snapshot_of(&tree, &storage, Zxid::new(snapshot.zxid), &sessions, created_ms, &stopping)?;
+    let zxid = Zxid::new(snapshot.zxid);
+    take_snapshot_of(&snapshot.tree, &storage, zxid, sessions, created_ms, &stopping)?;
     let entries: Vec<LogEntry> = txns.iter().map(encode_entry).collect();
     for batch in entries.chunks(APPEND_BATCH) {
         storage.append(batch)?;
@@ -159,7 +155,7 @@ pub fn import(
         .map_err(|(path, source)| ImportError::Io { path: path.display().to_string(), source })?;
     let imported = Imported {
         snapshot_zxid: snapshot.zxid,
-        nodes: snapshot.nodes.len(),
+        nodes: snapshot.nodes,
         sessions: sessions.len(),
         txns: txns.len(),
         last_zxid,
@@ -194,11 +190,37 @@ fn files(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, ImportError> {
     Ok(files)
 }
 
-/// `FileSnap.deserialize`: the newest snapshot first, an older one if it does not read.
-fn newest_readable_snapshot(dir: &Path, report: &mut dyn Write) -> Result<Snapshot, ImportError> {
+/// A ZooKeeper snapshot loaded into a zkrs tree.
+struct LoadedSnapshot {
+    zxid: i64,
+    tree: DataTree,
+    sessions: Vec<(SessionId, i32)>,
+    nodes: usize,
+}
+
+/// `FileSnap.deserialize`: the newest snapshot first, an older one if it does not read
+/// (ZooKeeper skips one that fails its checksum, does not decode, or is no tree). Each
+/// is read as a stream, straight into a tree: the snapshot is never held whole.
+fn newest_readable_snapshot(
+    dir: &Path,
+    report: &mut dyn Write,
+) -> Result<LoadedSnapshot, ImportError> {
     for (_, path) in files(dir, "snapshot")?.into_iter().rev() {
-        match read_snapshot(&path) {
-            Ok(snapshot) => return Ok(snapshot),
+        let tree = DataTree::empty(true);
+        let mut sessions = Vec::new();
+        let mut nodes = 0usize;
+        let read = stream_snapshot(&path, &mut |piece| match piece {
+            TransferPiece::Sessions(list) => {
+                sessions = list.into_iter().map(|(id, to)| (SessionId::new(id), to)).collect();
+                Ok(())
+            }
+            TransferPiece::Node(node) => {
+                nodes += 1;
+                load_node(&tree, &node)
+            }
+        });
+        match read {
+            Ok(zxid) => return Ok(LoadedSnapshot { zxid, tree, sessions, nodes }),
             Err(err) => writeln!(report, "skipping {}: {err}", path.display())?,
         }
     }
@@ -255,15 +277,6 @@ fn read_epochs(dir: &Path, last_zxid: Zxid) -> Result<Epochs, ImportError> {
         }
     };
     Ok(Epochs { accepted: read("acceptedEpoch")?, current: read("currentEpoch")? })
-}
-
-/// The snapshot's nodes as a zkrs tree.
-fn tree_of(snapshot: &Snapshot) -> Result<DataTree, ImportError> {
-    let tree = DataTree::empty(true);
-    for node in &snapshot.nodes {
-        load_node(&tree, node).map_err(ImportError::InvalidTree)?;
-    }
-    Ok(tree)
 }
 
 /// Adds a node of a ZooKeeper snapshot to `tree`, which holds its parent already (as

@@ -1,6 +1,7 @@
 use super::*;
 use crate::storage::recovery::{recover, Recovered, Replay};
 use crate::tree::data_tree::child_path;
+use crate::zk_format::snapshot::{read_snapshot, Snapshot};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zookeeper-3.8");
 const SESSION: i64 = 0x0100_0048_870d_0000;

@@ -58,6 +58,15 @@ pub enum ZkFileError {
         /// What failed.
         what: String,
     },
+    /// The snapshot's nodes do not make a tree (a node before its parent, or twice):
+    /// ZooKeeper refuses such a snapshot too ("Invalid Datatree").
+    #[error("{path}: the tree is invalid: {reason}")]
+    InvalidTree {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A compressed snapshot does not uncompress.
     #[error("{path}: {reason}")]
     Compressed {

@@ -7,6 +7,10 @@
 //!
 //! A snapshot is fuzzy: ZooKeeper writes it while it applies txns, so the tree is only
 //! right once the log's txns from the snapshot's zxid on are replayed over it.
+//!
+//! Snapshots are read as a stream ([`stream_snapshot`]): each node is handed over as soon
+//! as it is whole, and the seal is checked over the bytes as they pass, so reading a
+//! snapshot of any size holds one piece of it at a time.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,7 +20,7 @@ use jute::records::{Acl, Id, StatPersisted};
 use jute::writer::{write_buffer, write_i32, write_i64, write_len, write_ustring};
 use jute::{DecodeError, Reader, Record};
 
-use super::{adler32, check_header, read_file, ZkFileError};
+use super::{adler32, check_header, ZkFileError};
 
 /// "ZKSN".
 const MAGIC: i32 = 0x5a4b_534e;
@@ -56,82 +60,224 @@ pub struct Snapshot {
 }
 
 /// Reads the snapshot at `path`, whose name gives its zxid and, by its suffix, how
-/// `snapshot.compression.method` compressed it (`.gz`, `.snappy`, or none).
+/// `snapshot.compression.method` compressed it (`.gz`, `.snappy`, or none), whole.
+///
+/// # Errors
+/// As [`stream_snapshot`].
+pub fn read_snapshot(path: &Path) -> Result<Snapshot, ZkFileError> {
+    let mut collected = Collected::default();
+    let zxid = stream_snapshot(path, &mut |piece| collected.take(piece))?;
+    Ok(collected.into_snapshot(zxid))
+}
+
+/// Reads the snapshot at `path` (named and compressed as [`read_snapshot`] says) and
+/// hands `piece` its sessions and then each node, parents first, as soon as each is
+/// whole; returns the snapshot's zxid. A piece `piece` refuses makes the snapshot
+/// invalid. Everything handed over before an error is to be discarded: the seal is
+/// checked only at the end.
 ///
 /// # Errors
 /// If the file cannot be read or uncompressed, is not a ZooKeeper snapshot, does not
-/// decode, or fails its checksum.
-pub fn read_snapshot(path: &Path) -> Result<Snapshot, ZkFileError> {
+/// decode, is no tree, or fails its checksum.
+pub fn stream_snapshot(
+    path: &Path,
+    piece: &mut dyn FnMut(TransferPiece) -> Result<(), String>,
+) -> Result<i64, ZkFileError> {
     let shown = path.display().to_string();
     let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
     let zxid = super::zxid_of_file_name(name, "snapshot").unwrap_or(0);
-    let bytes = read_file(path)?;
-    let bytes = if name.ends_with(".gz") {
-        gunzip(&bytes).map_err(|reason| ZkFileError::Compressed { path: shown.clone(), reason })?
+    let io = |source| ZkFileError::Io { path: shown.clone(), source };
+    let file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+    let compressed = |reason| ZkFileError::Compressed { path: shown.clone(), reason };
+    if name.ends_with(".gz") {
+        let mut input = flate2::read::MultiGzDecoder::new(file);
+        read_stream(&mut input, &shown, piece).map_err(|err| gzip_error(err, &shown))?;
     } else if name.ends_with(".snappy") {
-        unsnappy(&bytes)
-            .map_err(|reason| ZkFileError::Compressed { path: shown.clone(), reason })?
+        let mut input = SnappyJavaReader::new(file).map_err(compressed)?;
+        read_stream(&mut input, &shown, piece)?;
     } else {
-        bytes
-    };
-    decode(&bytes, zxid, &shown)
-}
-
-/// Java's `GZIPInputStream`: one gzip member or several, one after the other.
-fn gunzip(bytes: &[u8]) -> Result<Bytes, String> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .map_err(|err| format!("not gzip: {err}"))?;
-    Ok(Bytes::from(out))
-}
-
-/// The stream snappy-java's `SnappyOutputStream` writes: its 16-byte header (a magic,
-/// a version, the oldest version that reads it), then blocks, each a big-endian length
-/// and that many bytes of raw Snappy.
-fn unsnappy(bytes: &[u8]) -> Result<Bytes, String> {
-    const MAGIC: &[u8] = b"\x82SNAPPY\x00";
-    const HEADER_LEN: usize = 16;
-    if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
-        return Err("not a snappy-java stream".into());
+        let mut input = file;
+        read_stream(&mut input, &shown, piece)?;
     }
-    let mut decoder = snap::raw::Decoder::new();
-    let mut out = Vec::new();
-    let mut rest = &bytes[HEADER_LEN..];
-    while !rest.is_empty() {
-        let (len, after) = rest.split_first_chunk::<4>().ok_or("a block length cut short")?;
-        let len = usize::try_from(u32::from_be_bytes(*len)).map_err(|err| err.to_string())?;
-        let block = after.get(..len).ok_or("a block cut short")?;
-        out.extend(decoder.decompress_vec(block).map_err(|err| format!("bad block: {err}"))?);
-        rest = &after[len..];
-    }
-    Ok(Bytes::from(out))
+    Ok(zxid)
 }
 
-/// Decodes a snapshot's bytes (`path` names it in errors).
+/// A gzip stream that fails to inflate is a compression error, not a read error.
+fn gzip_error(err: ZkFileError, path: &str) -> ZkFileError {
+    match err {
+        ZkFileError::Io { source, .. }
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            ) =>
+        {
+            ZkFileError::Compressed { path: path.to_owned(), reason: format!("not gzip: {source}") }
+        }
+        err => err,
+    }
+}
+
+/// Decodes a snapshot already in memory (`path` names it in errors).
 ///
 /// # Errors
-/// As [`read_snapshot`].
+/// As [`stream_snapshot`].
 pub fn decode(bytes: &Bytes, zxid: i64, path: &str) -> Result<Snapshot, ZkFileError> {
+    let mut collected = Collected::default();
+    read_stream(&mut &bytes[..], path, &mut |piece| collected.take(piece))?;
+    Ok(collected.into_snapshot(zxid))
+}
+
+/// A snapshot's pieces gathered whole.
+#[derive(Default)]
+struct Collected {
+    sessions: Vec<(i64, i32)>,
+    nodes: Vec<SnapshotNode>,
+}
+
+impl Collected {
+    fn take(&mut self, piece: TransferPiece) -> Result<(), String> {
+        match piece {
+            TransferPiece::Sessions(sessions) => self.sessions = sessions,
+            TransferPiece::Node(node) => self.nodes.push(node),
+        }
+        Ok(())
+    }
+
+    fn into_snapshot(self, zxid: i64) -> Snapshot {
+        Snapshot { zxid, sessions: self.sessions, nodes: self.nodes }
+    }
+}
+
+/// Bytes of a snapshot read at once.
+const READ_CHUNK: usize = 1 << 20;
+/// Most bytes after a snapshot's nodes: its seals, digest and last processed zxid take
+/// a few dozen.
+const TAIL_MAX: u64 = 1 << 16;
+
+/// Reads an uncompressed snapshot from `input`, handing `piece` each piece as it comes,
+/// and checks every seal (`path` names it in errors).
+fn read_stream(
+    input: &mut dyn std::io::Read,
+    path: &str,
+    piece: &mut dyn FnMut(TransferPiece) -> Result<(), String>,
+) -> Result<(), ZkFileError> {
+    let io = |source| ZkFileError::Io { path: path.to_owned(), source };
     let malformed = |source| ZkFileError::Malformed { path: path.to_owned(), source };
-    let mut reader = Reader::new(bytes);
-    check_header(&mut reader, path, "snapshot", MAGIC)?;
-    let sessions = read_sessions(&mut reader).map_err(malformed)?;
-    let acls = read_acl_cache(&mut reader).map_err(malformed)?;
-    let nodes = read_nodes(&mut reader, &acls, path)?;
-    check_seal(&mut reader, bytes, path, "the tree")?;
+    let cut_short = |what| malformed(DecodeError::Incomplete { what, offset: 0, needed: 1 });
+    let mut header = [0u8; 16];
+    if let Err(err) = input.read_exact(&mut header) {
+        return Err(match err.kind() {
+            std::io::ErrorKind::UnexpectedEof => cut_short("the file header"),
+            _ => io(err),
+        });
+    }
+    check_header(&mut Reader::new(&Bytes::copy_from_slice(&header)), path, "snapshot", MAGIC)?;
+    let mut sum = adler2::Adler32::new();
+    sum.write_slice(&header);
+    let mut state = TransferReader::in_file();
+    let mut buffer = vec![0u8; READ_CHUNK];
+    let mut pieces = Vec::new();
+    let rest = loop {
+        let read = input.read(&mut buffer).map_err(io)?;
+        if read == 0 {
+            return Err(cut_short("the snapshot's nodes"));
+        }
+        let chunk = &buffer[..read];
+        let end = state.feed(chunk, &mut pieces).map_err(|err| match err {
+            ZkFileError::Malformed { source, .. } => malformed(source),
+            err => err,
+        })?;
+        for whole in pieces.drain(..) {
+            piece(whole).map_err(|reason| ZkFileError::InvalidTree {
+                path: path.to_owned(),
+                reason,
+            })?;
+        }
+        // What follows the nodes ends the chunk: the seal covers what comes before it.
+        match end {
+            Some(rest) => {
+                sum.write_slice(&chunk[..read - rest.len()]);
+                break rest;
+            }
+            None => sum.write_slice(chunk),
+        }
+    };
+    let mut tail = rest.to_vec();
+    std::io::Read::read_to_end(&mut std::io::Read::take(input, TAIL_MAX), &mut tail)
+        .map_err(io)?;
+    let tail = Bytes::from(tail);
+    let mut reader = Reader::new(&tail);
+    check_seal(&mut reader, &tail, sum, path, "the tree")?;
     // ZooKeeper 3.6+: the tree's digest, sealed again; an older snapshot ends here.
     if reader.remaining() > 0 {
         read_digest(&mut reader).map_err(malformed)?;
-        check_seal(&mut reader, bytes, path, "the digest")?;
+        check_seal(&mut reader, &tail, sum, path, "the digest")?;
     }
     // ZooKeeper 3.9: the last processed zxid, sealed again.
     if reader.remaining() > 0 {
         reader.read_i64("last processed zxid").map_err(malformed)?;
-        check_seal(&mut reader, bytes, path, "the last processed zxid")?;
+        check_seal(&mut reader, &tail, sum, path, "the last processed zxid")?;
     }
-    Ok(Snapshot { zxid, sessions, nodes })
+    Ok(())
+}
+
+/// The stream snappy-java's `SnappyOutputStream` writes, uncompressed as it is read: its
+/// 16-byte header (a magic, a version, the oldest version that reads it), then blocks,
+/// each a big-endian length and that many bytes of raw Snappy.
+struct SnappyJavaReader<R> {
+    input: R,
+    decoder: snap::raw::Decoder,
+    compressed: Vec<u8>,
+    block: Vec<u8>,
+    at: usize,
+}
+
+impl<R: std::io::Read> SnappyJavaReader<R> {
+    /// Reads the stream's header.
+    fn new(mut input: R) -> Result<SnappyJavaReader<R>, String> {
+        const MAGIC: &[u8] = b"\x82SNAPPY\x00";
+        let mut header = [0u8; 16];
+        input.read_exact(&mut header).map_err(|_| "not a snappy-java stream".to_owned())?;
+        if &header[..MAGIC.len()] != MAGIC {
+            return Err("not a snappy-java stream".into());
+        }
+        let decoder = snap::raw::Decoder::new();
+        Ok(SnappyJavaReader { input, decoder, compressed: Vec::new(), block: Vec::new(), at: 0 })
+    }
+
+    /// The next block, uncompressed; false at the end of the stream.
+    fn next_block(&mut self) -> std::io::Result<bool> {
+        let bad = |reason: String| std::io::Error::new(std::io::ErrorKind::InvalidData, reason);
+        let mut len = [0u8; 4];
+        match self.input.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(err) => return Err(err),
+        }
+        let len = usize::try_from(u32::from_be_bytes(len)).map_err(|err| bad(err.to_string()))?;
+        self.compressed.resize(len, 0);
+        self.input.read_exact(&mut self.compressed)?;
+        self.block = self
+            .decoder
+            .decompress_vec(&self.compressed)
+            .map_err(|err| bad(format!("a bad snappy block: {err}")))?;
+        self.at = 0;
+        Ok(true)
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for SnappyJavaReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.block.len() {
+            if !self.next_block()? {
+                return Ok(0);
+            }
+        }
+        let len = out.len().min(self.block.len() - self.at);
+        out[..len].copy_from_slice(&self.block[self.at..self.at + len]);
+        self.at += len;
+        Ok(len)
+    }
 }
 
 /// Most bytes one piece of a transferred snapshot may take (the session list, the ACL
@@ -166,6 +312,8 @@ pub struct TransferReader {
     stage: TransferStage,
     acls: HashMap<i64, Vec<Acl>>,
     pending: BytesMut,
+    /// Reading a snapshot file, where the seal follows the nodes, not a signature.
+    in_file: bool,
 }
 
 impl Default for TransferReader {
@@ -181,7 +329,15 @@ impl TransferReader {
             stage: TransferStage::Sessions,
             acls: HashMap::new(),
             pending: BytesMut::new(),
+            in_file: false,
         }
+    }
+
+    /// A reader of a snapshot file's body, after its header: it returns what follows
+    /// the lone `/` that ends the nodes (the file's seals), where a transfer has its
+    /// signature.
+    fn in_file() -> TransferReader {
+        TransferReader { in_file: true, ..TransferReader::new() }
     }
 
     /// Takes the stream's next `bytes` and appends the pieces they complete to `out`.
@@ -212,10 +368,20 @@ impl TransferReader {
                     self.acls = acls;
                     self.stage = TransferStage::Nodes;
                 }),
-                TransferStage::Nodes => read_node(&mut reader, &self.acls).map(|node| match node {
-                    Some(node) => out.push(TransferPiece::Node(node)),
-                    None => self.stage = TransferStage::Signature,
-                }),
+                TransferStage::Nodes => match read_node(&mut reader, &self.acls) {
+                    Ok(Some(node)) => {
+                        out.push(TransferPiece::Node(node));
+                        Ok(())
+                    }
+                    Ok(None) if self.in_file => {
+                        return Ok(Some(buffer.slice(reader.position()..)));
+                    }
+                    Ok(None) => {
+                        self.stage = TransferStage::Signature;
+                        Ok(())
+                    }
+                    Err(err) => Err(err),
+                },
                 TransferStage::Signature => match reader.read_ustring("signature") {
                     Ok(Some(signature)) if signature == TRANSFER_SIGNATURE => {
                         return Ok(Some(buffer.slice(reader.position()..)));
@@ -267,19 +433,6 @@ fn read_acl_cache(reader: &mut Reader<'_>) -> Result<HashMap<i64, Vec<Acl>>, Dec
     Ok(acls)
 }
 
-fn read_nodes(
-    reader: &mut Reader<'_>,
-    acls: &HashMap<i64, Vec<Acl>>,
-    path: &str,
-) -> Result<Vec<SnapshotNode>, ZkFileError> {
-    let malformed = |source| ZkFileError::Malformed { path: path.to_owned(), source };
-    let mut nodes = Vec::new();
-    while let Some(node) = read_node(reader, acls).map_err(malformed)? {
-        nodes.push(node);
-    }
-    Ok(nodes)
-}
-
 /// The next node, or `None` at the lone `/` that ends them.
 fn read_node(
     reader: &mut Reader<'_>,
@@ -324,17 +477,20 @@ fn read_digest(reader: &mut Reader<'_>) -> Result<(), DecodeError> {
 }
 
 /// `SnapStream.checkSealIntegrity`: the Adler-32 of every byte before it, then `/`.
+/// `sum` holds the bytes before `tail`, which the seal's reader is in.
 fn check_seal(
     reader: &mut Reader<'_>,
-    bytes: &Bytes,
+    tail: &Bytes,
+    sum: adler2::Adler32,
     path: &str,
     what: &str,
 ) -> Result<(), ZkFileError> {
-    let expected = adler32(&bytes[..reader.position()]);
+    let mut sum = sum;
+    sum.write_slice(&tail[..reader.position()]);
     let malformed = |source| ZkFileError::Malformed { path: path.to_owned(), source };
     let sealed = reader.read_i64("checksum").map_err(malformed)?;
     reader.read_ustring("seal").map_err(malformed)?;
-    if sealed != i64::from(expected) {
+    if sealed != i64::from(sum.checksum()) {
         return Err(ZkFileError::Checksum { path: path.to_owned(), what: what.to_owned() });
     }
     Ok(())

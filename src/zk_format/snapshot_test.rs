@@ -164,3 +164,21 @@ fn a_transferred_piece_claiming_more_than_the_limit_is_refused() {
     write_i32(&mut claim, i32::MAX);
     assert!(TransferReader::new().feed(&claim, &mut Vec::new()).is_err());
 }
+
+#[test]
+fn a_snapshot_streams_piece_by_piece_and_a_refused_piece_makes_it_invalid() {
+    let mut pieces = 0usize;
+    let zxid = stream_snapshot(&fixture("snapshot.10"), &mut |_| {
+        pieces += 1;
+        Ok(())
+    })
+    .expect("streams");
+    assert_eq!(zxid, 0x10);
+    let whole = read_snapshot(&fixture("snapshot.10")).expect("reads");
+    assert_eq!(pieces, whole.nodes.len() + 1, "the sessions, then each node");
+    let refused = stream_snapshot(&fixture("snapshot.10"), &mut |piece| match piece {
+        TransferPiece::Node(node) if node.path == "/app" => Err("no parent".into()),
+        _ => Ok(()),
+    });
+    assert!(matches!(refused, Err(ZkFileError::InvalidTree { .. })), "{refused:?}");
+}
