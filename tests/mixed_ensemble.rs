@@ -593,3 +593,56 @@ async fn the_leader_killed_mid_migration_loses_no_acknowledged_write() {
     let acked = load.finish().await;
     assert_every_ack_everywhere(&moving, &acked).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zookeeper_observer_installs_a_zkrs_leaders_snapshot() {
+    let lines = ensemble_lines(&[false, false, true]);
+    let follower = start_zkrs(1, &lines);
+    let leader = start_zkrs(2, &lines);
+    wait_for_mode(leader.address, "leader", || leader.log());
+    wait_until_in_sync(follower.address, || follower.log());
+    // More txns than a leader keeps for DIFFs: a learner from scratch needs a snapshot.
+    let mut client = Client::connect(leader.address).await;
+    assert_eq!(client.create("/many", b"", 0).await.as_deref(), Ok("/many"));
+    let acl = vec![jute::records::Acl {
+        perms: 1,
+        id: jute::records::Id { scheme: "world".into(), id: "anyone".into() },
+    }];
+    let count = 10_500;
+    for batch in (0..count).collect::<Vec<usize>>().chunks(500) {
+        let mut xids = Vec::new();
+        for i in batch {
+            let request = CreateRequest {
+                path: format!("/many/n{i}"),
+                data: Some(bytes::Bytes::from(format!("value {i}"))),
+                acl: if i % 2 == 0 { open_acl() } else { acl.clone() },
+                flags: 0,
+            };
+            xids.push(client.send(OpCode::Create, &request).await);
+        }
+        for xid in xids {
+            assert_eq!(client.reply(xid).await.header.err, 0);
+        }
+    }
+    let ephemeral = client.create("/held", b"by a session", 1).await;
+    assert_eq!(ephemeral.as_deref(), Ok("/held"));
+    let observer = ReferenceZooKeeper::spawn_member(3, &lines, &[]);
+    observer.wait_until_serving().await;
+    wait_for_mode(observer.address, "observer", || leader.log());
+    assert!(leader.log().contains("sent a snapshot"), "a DIFF did: {}", leader.log());
+    let mut reader = Client::connect(observer.address).await;
+    reader.call(OpCode::Sync, &SyncRequest { path: "/many".into() }).await;
+    let (children, _) = reader.children("/many", false).await.expect("/many");
+    assert_eq!(children.len(), count, "every node, from the zkrs leader's snapshot");
+    for i in [0, 1, count - 1] {
+        let (data, _) = reader.get_data(&format!("/many/n{i}"), false).await.expect("a node");
+        assert_eq!(data.as_deref(), Some(format!("value {i}").as_bytes()));
+        let set = reader.set_data(&format!("/many/n{i}"), b"x", -1).await;
+        let expected = if i % 2 == 0 { Ok(()) } else { Err(jute::Code::NoAuth) };
+        assert_eq!(set.map(|_| ()), expected, "the ACL of /many/n{i} came along");
+    }
+    let held = reader.exists("/held", false).await.expect("the ephemeral node");
+    assert_eq!(held.ephemeral_owner, client.session_id, "owned by the same session");
+    client.close().await;
+    reader.close().await;
+}

@@ -105,6 +105,13 @@ impl Election {
         out: &mut Vec<Action>,
     ) -> Option<Vote> {
         if !quorum.is_voter(from) {
+            // An observer looking for the leader gets this member's vote, as ZooKeeper's
+            // voters answer a non-voter; its own vote counts for nothing. (Observers do
+            // not answer each other, so two of them never keep each other busy.)
+            if quorum.is_voter(self.id) {
+                let message = Message::Notification(self.notification());
+                out.push(Action::Send { to: from, message });
+            }
             return None;
         }
         if n.state == PeerState::Looking {

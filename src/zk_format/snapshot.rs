@@ -188,10 +188,8 @@ fn read_stream(
             err => err,
         })?;
         for whole in pieces.drain(..) {
-            piece(whole).map_err(|reason| ZkFileError::InvalidTree {
-                path: path.to_owned(),
-                reason,
-            })?;
+            piece(whole)
+                .map_err(|reason| ZkFileError::InvalidTree { path: path.to_owned(), reason })?;
         }
         // What follows the nodes ends the chunk: the seal covers what comes before it.
         match end {
@@ -203,8 +201,7 @@ fn read_stream(
         }
     };
     let mut tail = rest.to_vec();
-    std::io::Read::read_to_end(&mut std::io::Read::take(input, TAIL_MAX), &mut tail)
-        .map_err(io)?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(input, TAIL_MAX), &mut tail).map_err(io)?;
     let tail = Bytes::from(tail);
     let mut reader = Reader::new(&tail);
     check_seal(&mut reader, &tail, sum, path, "the tree")?;

@@ -25,6 +25,10 @@ pub const ADDRESSES_LEN_MAX: usize = 2048;
 pub const FRAME_LEN_MAX: usize = 512 * 1024;
 /// The notification version this build sends: the one with the membership.
 pub const NOTIFICATION_VERSION: i32 = 2;
+/// What a ZooKeeper observer, which has no vote, sends as its vote's leader, zxid and
+/// epoch (`Long.MIN_VALUE`, as `QuorumPeer.getInitId` and its siblings return for a
+/// non-voting member).
+pub const NO_VOTE: u64 = 1 << 63;
 
 /// Bytes of a 3.3 notification: state, leader, zxid, round.
 const LEN_WITHOUT_EPOCH: usize = 28;
@@ -172,13 +176,19 @@ impl WireNotification {
     }
 
     /// What it means to the election core. An epoch past what a zxid can hold is
-    /// malformed.
+    /// malformed, except [`NO_VOTE`]: an observer has no vote, and sends `Long.MIN_VALUE`
+    /// for its leader, zxid and epoch; the core, which takes no vote from an observer,
+    /// gets epoch 0 with them.
     ///
     /// # Errors
     /// If the epoch does not fit in 32 bits.
     pub fn notification(&self) -> Result<Notification, ElectionWireError> {
-        let epoch = u32::try_from(self.peer_epoch)
-            .map_err(|_| ElectionWireError::Malformed("an epoch past 32 bits"))?;
+        let epoch = if self.peer_epoch == NO_VOTE {
+            0
+        } else {
+            u32::try_from(self.peer_epoch)
+                .map_err(|_| ElectionWireError::Malformed("an epoch past 32 bits"))?
+        };
         Ok(Notification {
             round: self.round,
             vote: Vote { epoch, zxid: self.zxid, leader: self.leader },

@@ -211,3 +211,22 @@ fn zkrs_membership_text_is_what_zookeeper_sends() {
     let membership = config.expect("a zoo.cfg").membership;
     assert_eq!(membership.to_zookeeper_text(), MEMBERSHIP);
 }
+
+#[test]
+fn an_observers_notification_has_no_vote_and_still_decodes() {
+    let no_vote = WireNotification {
+        state: PeerState::Looking,
+        leader: election::NO_VOTE,
+        zxid: Zxid::new(i64::MIN),
+        round: 1,
+        peer_epoch: election::NO_VOTE,
+        version: 2,
+        config: Some("server.3=127.0.0.1:1:2:observer\nversion=0".into()),
+    };
+    let mut bytes = BytesMut::new();
+    no_vote.encode(&mut bytes);
+    let decoded = election::decode(&bytes).expect("decodes").notification().expect("no vote");
+    assert_eq!((decoded.vote.epoch, decoded.vote.leader), (0, election::NO_VOTE));
+    let past = WireNotification { peer_epoch: 1 << 40, ..no_vote };
+    assert!(past.notification().is_err(), "any other epoch past 32 bits is malformed");
+}
