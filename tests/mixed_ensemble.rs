@@ -156,6 +156,18 @@ async fn a_zkrs_observer_joins_a_running_zookeeper_ensemble() {
         Some(&b"informed"[..]),
         "the zkrs observer applies ZooKeeper's commits"
     );
+    // Restarted a little behind, the observer catches up by DIFF.
+    let dir = observer.terminate();
+    create(second.address, "/while-down", b"missed").await;
+    let observer = start_zkrs_in(dir, &lines, 0);
+    wait_for_mode(observer.address, "observer", || observer.log());
+    assert_eq!(
+        read_synced(observer.address, "/while-down").await.as_deref(),
+        Some(&b"missed"[..]),
+        "caught up"
+    );
+    let snapshots = observer.log().matches("installed the leader's snapshot").count();
+    assert_eq!(snapshots, 1, "the restart synced by DIFF: {}", observer.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
