@@ -1,10 +1,10 @@
 //! The connections between members, in Apache ZooKeeper's own topology and protocol, so
 //! that zkrs members and ZooKeeper members make one ensemble:
-//! - **Election** ([`election`]): one connection per pair on the election ports,
+//! - **Election** (`link::election`): one connection per pair on the election ports,
 //!   carrying notifications only. As ZooKeeper's `QuorumCnxManager` has it, the member
 //!   with the higher id keeps the connection it dialled; one with a lower id that needs
 //!   a connection dials, introduces itself and hangs up, and the other dials back.
-//! - **Quorum** ([`quorum`]): a learner dials its leader's quorum port when it starts to
+//! - **Quorum** (`link::quorum`): a learner dials its leader's quorum port when it starts to
 //!   follow (its core's FOLLOWERINFO), one connection per term; the leader learns who
 //!   dialled from that FOLLOWERINFO. The packets are ZooKeeper's, translated to and from
 //!   the core's messages and the shell's frames by `ensemble::zookeeper`.

@@ -22,11 +22,12 @@
 //! | `UpToDate` | COMMITs still owed, then UPTODATE |
 //! | `Proposal` / `Ack` / `Commit` | PROPOSAL / ACK / a COMMIT per txn (an observer: INFORM) |
 //! | `Ping` / `Pong` | PING both ways (the learner's carries its session touches) |
-//! | `SyncRequest` / `SyncReply` | a forwarded `sync` REQUEST / SYNC |
+//! | `SyncRequest` / `SyncReply` | the client's own `sync`, forwarded as a REQUEST / SYNC |
 //!
-//! The shell's frames between members become REQUEST (forwarded writes and new
-//! sessions), PING data (touches) and REVALIDATE (a session resumed elsewhere):
-//! [`sessions`].
+//! The shell's frames between members become REQUEST (forwarded writes, `sync` and new
+//! sessions), PING data (touches) and REVALIDATE (a session resumed elsewhere, and the
+//! leader's answer): [`sessions`]. `ensemble::link` carries all of it on ZooKeeper's
+//! connections.
 
 pub mod election;
 pub mod leader;
