@@ -93,6 +93,10 @@ async fn a_received_snapshot_is_stored_then_replaces_the_state_whole() {
     let chunks = batches_of(&leader, &sessions);
     assert!(chunks.len() > 2, "several batches: {}", chunks.len());
     let storage = Arc::new(MemoryStorage::default());
+    // The learner's log: an entry the snapshot covers, and one of an epoch the leader
+    // never committed, after it.
+    let logged = |zxid| crate::storage::LogEntry { zxid: Zxid::new(zxid), value: Bytes::new() };
+    storage.append(&[logged(7), logged(0x2_0000_0001)]).expect("logged");
     let learner = Database::new(false);
     let mut inbound =
         Inbound::start(storage.clone(), learner.tree(), Zxid::new(5001), 77).expect("thread");
@@ -117,6 +121,14 @@ async fn a_received_snapshot_is_stored_then_replaces_the_state_whole() {
     assert_eq!(header.zxid, Zxid::new(5001));
     assert_eq!((header.nodes, header.sessions, header.created_ms), (5005, 1, 77));
     assert_eq!(storage.epoch_ends().expect("readable"), [Zxid::new(0x1_0000_0000)]);
+    let mut left = Vec::new();
+    storage
+        .read_log(Zxid::ZERO, &mut |entry| {
+            left.push(entry.zxid);
+            true
+        })
+        .expect("readable");
+    assert_eq!(left, [], "the whole log goes: the leader's history replaces it");
     let stored = DataTree::empty(false);
     let mut loaded = Loaded::default();
     storage

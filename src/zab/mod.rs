@@ -180,8 +180,10 @@ pub enum Action {
     Truncate(Zxid),
     /// Replace the state with the snapshot that came with the last [`Message::Snap`]
     /// (the state at its zxid or later) before the next action, store it, then drop the
-    /// log entries it covers. Completions of appends made before it are not reported
-    /// after it.
+    /// whole log: the entries it covers, and any after it, which may belong to an epoch
+    /// that never committed (the leader sends a snapshot when it cannot place the
+    /// learner's log); the leader's entries after the snapshot follow as appends.
+    /// Completions of appends made before it are not reported after it.
     InstallSnapshot(Zxid),
     /// Persist the epochs.
     PersistEpochs(Epochs),
