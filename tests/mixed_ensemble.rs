@@ -555,23 +555,34 @@ async fn a_zookeeper_ensemble_moves_to_zkrs_and_back_one_member_at_a_time() {
     let load = Load::start(&moving.addresses);
     let kazoo = ClientWorkers::kazoo(&moving.connect_string());
     let curator = ClientWorkers::curator(&moving.connect_string());
-    let mut leaders = Vec::new();
-    leaders.push(moving.leader().1);
-    // To zkrs, member by member; the last to go is ZooKeeper's leader (its highest id).
+    // Each stage: how many members zkrs runs, and which kind leads.
+    let mut stages = Vec::new();
+    let mut record = |moving: &Moving| {
+        let zkrs = moving.kinds().matches("zkrs").count();
+        stages.push((zkrs, moving.leader().1));
+    };
+    record(&moving);
+    // To zkrs, member by member; the last to go is ZooKeeper's leader (its highest id), so
+    // the first two stages are ZooKeeper leading zkrs followers, and the zkrs members
+    // then elect a leader among themselves.
     for index in 0..3 {
         let survivor = (index + 1) % 3;
         move_one(&mut moving, &load, index, survivor, Move::ToZkrs).await;
-        leaders.push(moving.leader().1);
+        record(&moving);
     }
     assert_eq!(moving.kinds(), "zkrs, zkrs, zkrs");
-    // And back: ZooKeeper members join zkrs leaders, and elect among mixed members.
-    for index in (0..3).rev() {
+    // And back, the highest id first: ZooKeeper members join a zkrs leader, and when the
+    // zkrs leader goes, the mixed members left elect one of themselves.
+    for index in [2, 0, 1] {
         let survivor = (index + 2) % 3;
         move_one(&mut moving, &load, index, survivor, Move::ToZooKeeper).await;
-        leaders.push(moving.leader().1);
+        record(&moving);
     }
     assert_eq!(moving.kinds(), "ZooKeeper, ZooKeeper, ZooKeeper");
-    assert!(leaders.contains(&"zkrs") && leaders.contains(&"ZooKeeper"), "{leaders:?}");
+    let mixed_led_by =
+        |kind| stages.iter().any(|(zkrs, leader)| (1..3).contains(zkrs) && *leader == kind);
+    assert!(mixed_led_by("ZooKeeper"), "ZooKeeper never led zkrs followers: {stages:?}");
+    assert!(mixed_led_by("zkrs"), "zkrs never led ZooKeeper followers: {stages:?}");
     kazoo.finish();
     curator.finish();
     let acked = load.finish().await;
