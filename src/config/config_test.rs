@@ -30,6 +30,7 @@ fn defaults_are_zookeepers() {
     assert_eq!(config.max_client_cnxns, 60);
     assert_eq!(config.max_cnxns, 0);
     assert_eq!(config.jute_max_buffer, 0xfffff);
+    assert_eq!(config.jute_max_buffer_extra, 0xfffff, "as much again, as ZooKeeper's default");
     assert_eq!(config.snap_count, 100_000);
     assert!(config.force_sync);
     assert!(!config.extended_types_enabled);
@@ -234,4 +235,13 @@ fn issue_13_dynamic_config_file_forms_an_ensemble() {
     let err = Config::load(&static_file).expect_err("server lines in both files");
     assert!(err.to_string().contains("must be in a separate dynamic config file"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn packets_between_members_may_carry_the_extra_size_zookeeper_allows() {
+    let extra =
+        |text: &str| parse(&format!("dataDir=/d\nclientPort=2181\n{text}")).jute_max_buffer_extra;
+    assert_eq!(extra("jute.maxbuffer=5000\n"), 5000, "the default follows jute.maxbuffer");
+    assert_eq!(extra("jute.maxbuffer.extrasize=4096\n"), 4096);
+    assert_eq!(extra("jute.maxbuffer.extrasize=10\n"), 1024, "never below 1024");
 }

@@ -305,7 +305,8 @@ pub const KEYS: &[Key] = &[
         .note("Only the exact value no turns the log sync off, as in ZooKeeper."),
     key("jute.maxbuffer", DecodedInteger, "1048575", Honoured)
         .note("The largest frame a client may send."),
-    key("jute.maxbuffer.extrasize", DecodedInteger, "1048575", Ignored),
+    key("jute.maxbuffer.extrasize", DecodedInteger, "1048575", Honoured)
+        .note("Added to jute.maxbuffer for packets between members (at least 1024)."),
     key("skipACL", YesUnlessNo, "no", Unsupported(Behaviour)).note("ACLs are always checked."),
     key("quorumListenOnAllIPs", Boolean, "false", Honoured),
     key("zookeeper.datadir.autocreate", LenientBoolean, "true", Honoured)

@@ -34,6 +34,9 @@ clientPort=2181
 /// ZooKeeper's default `jute.maxbuffer`: the largest frame a client may send.
 pub const JUTE_MAX_BUFFER_DEFAULT: usize = 0xfffff;
 
+/// The least `jute.maxbuffer.extrasize` ZooKeeper takes (its value before the setting).
+const JUTE_EXTRA_MIN: usize = 1024;
+
 /// The listen backlog of the client port when `clientPortListenBacklog` is -1.
 pub const LISTEN_BACKLOG_DEFAULT: u32 = 1024;
 
@@ -148,6 +151,10 @@ pub struct Config {
     pub sync_limit: u32,
     /// Largest frame accepted from a client (`jute.maxbuffer`).
     pub jute_max_buffer: usize,
+    /// What packets between members may carry beyond `jute.maxbuffer`
+    /// (`jute.maxbuffer.extrasize`: by default as much again, at least 1024, as
+    /// ZooKeeper's `BinaryInputArchive` allows).
+    pub jute_max_buffer_extra: usize,
     /// Enabled four-letter words.
     pub four_letter_words: BTreeSet<String>,
     /// Whether TTL nodes are allowed (`extendedTypesEnabled`).
@@ -257,6 +264,7 @@ impl Config {
             ));
         }
         let read_only_mode_enabled = read.flag("readonlymode.enabled", false)?;
+        let jute_max_buffer = read.number("jute.maxbuffer", JUTE_MAX_BUFFER_DEFAULT)?;
         let (dynamic_source, membership) = match dynamic {
             Some((path, membership)) => (Some(path), membership),
             None => (None, static_membership(properties)?),
@@ -284,7 +292,10 @@ impl Config {
             session_timeout_ms_max,
             init_limit: read.number("initLimit", 0)?,
             sync_limit: read.number("syncLimit", 0)?,
-            jute_max_buffer: read.number("jute.maxbuffer", JUTE_MAX_BUFFER_DEFAULT)?,
+            jute_max_buffer,
+            jute_max_buffer_extra: read
+                .number("jute.maxbuffer.extrasize", jute_max_buffer)?
+                .max(JUTE_EXTRA_MIN),
             four_letter_words: parse_whitelist(
                 read.text("4lw.commands.whitelist"),
                 read_only_mode_enabled,

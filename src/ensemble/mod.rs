@@ -15,10 +15,6 @@ use crate::config::Config;
 use crate::ensemble::link::{LinkConfig, PeerAddresses};
 use crate::zab::{ServerId, ZabConfig};
 
-/// What ZooKeeper adds to `jute.maxbuffer` for the packets between members
-/// (`zookeeper.jute.maxbuffer.extrasize`'s default).
-const JUTE_EXTRA_BYTES: usize = 1024;
-
 /// Core ticks per `tickTime`: the core counts time in tenths of a tick, so a member
 /// notices a silent peer, re-sends a vote and finishes an election within a fraction of a
 /// tick; the limits of zoo.cfg (`initLimit`, `syncLimit`, in ticks) are scaled to match.
@@ -125,7 +121,7 @@ impl Membership {
             members,
             membership_text: config.membership.to_zookeeper_text(),
             config_version: config.membership.version,
-            packet_data_max: config.jute_max_buffer + JUTE_EXTRA_BYTES,
+            packet_data_max: config.jute_max_buffer + config.jute_max_buffer_extra,
         };
         Ok(Membership { zab, links, core_tick_ms, standalone: false })
     }
@@ -149,7 +145,7 @@ impl Membership {
             members: BTreeMap::new(),
             membership_text: String::new(),
             config_version: 0,
-            packet_data_max: config.jute_max_buffer + JUTE_EXTRA_BYTES,
+            packet_data_max: config.jute_max_buffer + config.jute_max_buffer_extra,
         };
         Membership { zab, links, core_tick_ms, standalone: true }
     }
