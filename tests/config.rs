@@ -4,9 +4,11 @@
 
 mod support;
 
+use support::zookeeper::free_port;
+
 use std::io::{Read, Write};
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 use tokio::io::AsyncReadExt as _;
@@ -14,11 +16,6 @@ use tokio::io::AsyncReadExt as _;
 use support::client::Client;
 use support::ensemble::Ensemble;
 use support::server::{scratch_dir, Launched, ServerProcess};
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
-}
 
 /// Starts `zkrs server` on `text` written to `dir/zoo.cfg`.
 fn launch(dir: &Path, text: &str, envs: &[(&str, &str)]) -> Launched {

@@ -68,13 +68,27 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# Ports handed out lie below Linux's ephemeral range (32768 and up), from which the
+# system picks the local port of every outgoing connection: a port taken from there by
+# binding port 0 may be some member's connection by the time a server binds it.
+_PORTS_FROM, _PORTS = 12000, 20000
+_next_port = [os.getpid() * 7919 % _PORTS]
+
+
 def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
+    ports = []
+    for _ in range(_PORTS):
+        if len(ports) == count:
+            break
+        port = _PORTS_FROM + _next_port[0] % _PORTS
+        _next_port[0] += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    assert len(ports) == count, "no free ports"
     return ports
 
 

@@ -2,7 +2,7 @@
 //! members, find the leader.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -20,11 +20,9 @@ pub struct Ensemble {
     pub addresses: Vec<SocketAddr>,
 }
 
-/// Ports the system considers free right now (bound once, then released).
+/// Ports free right now, outside the range outgoing connections take theirs from.
 fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> =
-        (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("free port")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("address").port()).collect()
+    (0..count).map(|_| super::zookeeper::free_port()).collect()
 }
 
 impl Ensemble {

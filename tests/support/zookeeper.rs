@@ -28,12 +28,33 @@ pub struct ReferenceZooKeeper {
     pub config: std::path::PathBuf,
 }
 
-/// A port nothing listens on now.
+/// Where the ports tests hand out start: below Linux's ephemeral range (32768 and up),
+/// from which the system picks the local port of every outgoing connection. A port
+/// taken from that range by binding port 0 may be the local end of some member's
+/// connection by the time a server binds it.
+const PORTS_FROM: u16 = 12_000;
+/// How many ports there are to hand out.
+const PORTS: u16 = 20_000;
+
+/// A port nothing listens on now, outside the ephemeral range, and not handed out
+/// before in this process (each test process starts at a place its id picks).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("free port")
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+    let start = std::process::id().wrapping_mul(7919) % u32::from(PORTS);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        start,
+        std::sync::atomic::Ordering::Relaxed,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    for _ in 0..PORTS {
+        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % u32::from(PORTS);
+        let port = PORTS_FROM + u16::try_from(offset).expect("below PORTS");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {PORTS_FROM} and {}", PORTS_FROM + PORTS);
 }
 
 impl ReferenceZooKeeper {
