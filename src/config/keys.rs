@@ -318,8 +318,7 @@ pub const KEYS: &[Key] = &[
     key("zookeeper.commitProcessor.numWorkerThreads", DecodedInteger, "", Ignored),
     key("zookeeper.commitProcessor.maxReadBatchSize", DecodedInteger, "-1", Ignored),
     key("zookeeper.commitProcessor.maxCommitBatchSize", DecodedInteger, "1", Ignored),
-    key("znode.container.checkIntervalMs", DecodedInteger, "60000", Honoured)
-        .note("zkrs's default is 1000: empty containers and expired TTL nodes go within a second."),
+    key("znode.container.checkIntervalMs", DecodedInteger, "60000", Honoured),
     key("znode.container.maxPerMinute", DecodedInteger, "10000", Ignored),
     key("znode.container.maxNeverUsedIntervalMs", DecodedInteger, "0", Ignored)
         .note("Never-used containers are kept, as with ZooKeeper's default."),

@@ -309,7 +309,7 @@ impl Config {
             read_only_mode_enabled,
             local_sessions_enabled: read.flag("localSessionsEnabled", false)?,
             local_sessions_upgrading_enabled: read.flag("localSessionsUpgradingEnabled", false)?,
-            container_check_interval_ms: read.number("znode.container.checkIntervalMs", 1000)?,
+            container_check_interval_ms: read.number("znode.container.checkIntervalMs", 60_000)?,
             snap_count: read.number::<u64>("snapCount", 100_000)?.max(2),
             snap_retain_count: snap_retain_count.max(3),
             purge_interval_hours: read.number("autopurge.purgeInterval", 0)?,
