@@ -117,16 +117,6 @@ fn gzip_error(err: ZkFileError, path: &str) -> ZkFileError {
     }
 }
 
-/// Decodes a snapshot already in memory (`path` names it in errors).
-///
-/// # Errors
-/// As [`stream_snapshot`].
-pub fn decode(bytes: &Bytes, zxid: i64, path: &str) -> Result<Snapshot, ZkFileError> {
-    let mut collected = Collected::default();
-    read_stream(&mut &bytes[..], path, &mut |piece| collected.take(piece))?;
-    Ok(collected.into_snapshot(zxid))
-}
-
 /// A snapshot's pieces gathered whole.
 #[derive(Default)]
 struct Collected {

@@ -3,6 +3,13 @@ use super::*;
 const FIXTURES: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zookeeper-3.8/version-2");
 
+/// A snapshot's bytes read as a file's would be (`path` names it in errors).
+fn decode(bytes: &Bytes, zxid: i64, path: &str) -> Result<Snapshot, ZkFileError> {
+    let mut collected = Collected::default();
+    read_stream(&mut &bytes[..], path, &mut |piece| collected.take(piece))?;
+    Ok(collected.into_snapshot(zxid))
+}
+
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(FIXTURES).join(name)
 }

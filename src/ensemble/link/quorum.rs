@@ -182,7 +182,7 @@ impl QuorumLink {
                         }
                     }
                 }
-                accepted = self.ends.accepted() => {
+                accepted = next_accepted(&mut self.ends.accepted, &mut self.ends.accepting) => {
                     if let Some(accepted) = accepted {
                         return Some(Connection::Accepted(accepted));
                     }
@@ -337,11 +337,6 @@ impl QuorumLink {
 }
 
 impl Ends {
-    /// The next connection a listener hands over; `None` (once) if none ever will.
-    async fn accepted(&mut self) -> Option<Accepted> {
-        next_accepted(&mut self.accepted, &mut self.accepting).await
-    }
-
     /// Returns once the connection must end: its reader stopped, the driver asked for
     /// it to close, or the member dialled again.
     async fn closing(&mut self, breaks: u64, reader: &mut Option<JoinHandle<Ended>>) -> Ended {

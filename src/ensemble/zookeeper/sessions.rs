@@ -8,8 +8,8 @@
 //! it is.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use jute::records::Id;
-use jute::{DecodeError, OpCode};
+use jute::records::{Id, RequestHeader};
+use jute::{DecodeError, OpCode, Reader, Record};
 
 use crate::ensemble::zookeeper::packet::{PacketError, PacketType, QuorumPacket};
 use crate::txn::SessionId;
@@ -68,10 +68,19 @@ impl Forwarded {
     /// learner that chose its id forwards it.
     pub fn create_session(session_id: SessionId, timeout_ms: i32) -> Forwarded {
         let mut frame = BytesMut::with_capacity(12);
-        frame.put_i32(0);
-        frame.put_i32(OpCode::CreateSession.as_i32());
+        RequestHeader { xid: 0, op_type: OpCode::CreateSession.as_i32() }.write(&mut frame);
         frame.put_i32(timeout_ms);
         Forwarded { session_id, frame: frame.freeze(), auth: Vec::new() }
+    }
+
+    /// The timeout of a forwarded request `frame` that opens a session (what
+    /// [`Forwarded::create_session`] writes); `None` for any other request.
+    pub fn new_session_timeout(frame: &Bytes) -> Option<i32> {
+        let mut reader = Reader::new(frame);
+        let header = RequestHeader::read(&mut reader).ok()?;
+        (header.op_type == OpCode::CreateSession.as_i32())
+            .then(|| reader.read_i32("session timeout").ok())
+            .flatten()
     }
 }
 

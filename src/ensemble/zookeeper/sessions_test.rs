@@ -34,3 +34,16 @@ fn touches_and_revalidations_read_back() {
     assert_eq!(read_revalidated(&revalidated(SESSION, true)).ok(), Some((SESSION, true)));
     assert!(read_revalidated(&QuorumPacket::bare(PacketType::Revalidate, -1)).is_err());
 }
+
+#[test]
+fn a_new_sessions_request_reads_back_its_timeout_and_no_other_request_has_one() {
+    let created = Forwarded::create_session(SessionId::new(9), 4000);
+    assert_eq!(Forwarded::new_session_timeout(&created.frame), Some(4000));
+    let mut sync = BytesMut::new();
+    sync.put_i32(5);
+    sync.put_i32(OpCode::Sync.as_i32());
+    sync.put_i32(1);
+    sync.put_u8(b'/');
+    assert_eq!(Forwarded::new_session_timeout(&sync.freeze()), None);
+    assert_eq!(Forwarded::new_session_timeout(&Bytes::from_static(b"\0\0")), None);
+}

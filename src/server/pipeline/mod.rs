@@ -32,6 +32,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use jute::records::RequestHeader;
 use jute::{OpCode, Record};
 
 use crate::ensemble::frame::PeerFrame;
@@ -436,8 +437,7 @@ impl Pipeline {
     fn forwarded_sync(&self, id: u64) -> Option<PeerFrame> {
         let sync = self.syncs.get(&id)?;
         let mut frame = BytesMut::new();
-        jute::writer::write_i32(&mut frame, sync.xid);
-        jute::writer::write_i32(&mut frame, OpCode::Sync.as_i32());
+        RequestHeader { xid: sync.xid, op_type: OpCode::Sync.as_i32() }.write(&mut frame);
         jute::records::SyncRequest { path: sync.path.clone() }.write(&mut frame);
         Some(PeerFrame::Request {
             session_id: sync.connection.session_id(),

@@ -9,6 +9,7 @@ use jute::OpCode;
 
 use super::Pipeline;
 use crate::ensemble::frame::PeerFrame;
+use crate::ensemble::zookeeper::sessions::Forwarded;
 use crate::prepare::{Context, SessionCheck};
 use crate::proto::{Frame, Request};
 use crate::server::registry::Connection;
@@ -226,26 +227,23 @@ impl Pipeline {
         auth: Vec<jute::records::Id>,
         frame: &Bytes,
     ) -> Result<(), StorageError> {
-        let op = frame
-            .get(4..8)
-            .and_then(|op| OpCode::from_i32(i32::from_be_bytes([op[0], op[1], op[2], op[3]])));
-        match op {
-            Some(OpCode::CreateSession) => {
-                let Some(timeout) = frame.get(8..12) else {
-                    tracing::warn!(from, "a forwarded createSession without its timeout");
-                    return Ok(());
-                };
-                let timeout_ms =
-                    i32::from_be_bytes([timeout[0], timeout[1], timeout[2], timeout[3]]);
-                let txn = self.prepare_create_session(session_id, timeout_ms);
-                self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
+        if let Some(timeout_ms) = Forwarded::new_session_timeout(frame) {
+            let txn = self.prepare_create_session(session_id, timeout_ms);
+            self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
+            return self.propose_prepared();
+        }
+        match Frame::decode(frame) {
+            Ok(Frame { request: Ok(Request::Sync(_)), .. }) => {
+                let message = Message::SyncRequest { id: 0 };
+                self.step(crate::zab::Input::Message { from, message })
+            }
+            Ok(Frame { xid, request: Ok(request) }) if request.is_write() => {
+                self.forwarded_request(from, session_id, auth, xid, &request);
                 self.propose_prepared()
             }
-            Some(OpCode::Sync) => self
-                .step(crate::zab::Input::Message { from, message: Message::SyncRequest { id: 0 } }),
             _ => {
-                self.forwarded_request(from, session_id, auth, frame);
-                self.propose_prepared()
+                tracing::warn!(from, "a learner forwarded a request that is not a write; ignored");
+                Ok(())
             }
         }
     }
@@ -270,16 +268,9 @@ impl Pipeline {
         from: ServerId,
         session_id: SessionId,
         auth: Vec<jute::records::Id>,
-        frame: &Bytes,
+        xid: i32,
+        request: &Request,
     ) {
-        let decoded = match Frame::decode(frame) {
-            Ok(Frame { xid, request: Ok(request) }) if request.is_write() => (xid, request),
-            _ => {
-                tracing::warn!(from, "a learner forwarded a request that is not a write; ignored");
-                return;
-            }
-        };
-        let (xid, request) = decoded;
         let shared = self.shared.clone();
         let known = shared.sessions.lock().touch(session_id, shared.clock.now_ms());
         // A session the leader does not know, opened by another member while local
@@ -295,7 +286,7 @@ impl Pipeline {
             self.session_check(session_id, from)
         };
         let auth = AuthIds::from_ids(auth);
-        if let Some(txn) = self.prepare_request(session_id, xid, &request, &auth, check) {
+        if let Some(txn) = self.prepare_request(session_id, xid, request, &auth, check) {
             self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
         }
     }
