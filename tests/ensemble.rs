@@ -24,31 +24,11 @@ fn resuming(client: &Client) -> Handshake {
     }
 }
 
-/// Connects to member `i`, retrying while it is not serving yet.
-async fn connect(ensemble: &Ensemble, i: usize) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let handshake = Handshake { timeout_ms: 10_000, ..Handshake::default() };
-        if let Ok(client) = Client::handshake(ensemble.addresses[i], handshake).await {
-            if client.session_id != 0 {
-                return client;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "member {} does not serve: {:?}",
-            i + 1,
-            ensemble.modes()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Every member's tree under `root`, after a `sync` on each.
 async fn dumps(ensemble: &Ensemble, root: &str) -> Vec<Vec<String>> {
     let mut all = Vec::new();
     for i in 0..ensemble.addresses.len() {
-        let mut client = connect(ensemble, i).await;
+        let mut client = ensemble.connect(i).await;
         let reply = client.call(OpCode::Sync, &SyncRequest { path: root.into() }).await;
         assert_eq!(reply.header.err, 0, "sync on member {}", i + 1);
         all.push(client.dump(root).await);
@@ -73,14 +53,14 @@ async fn assert_consistent(ensemble: &Ensemble, acked: &[Acked]) -> Vec<Vec<Stri
 }
 
 async fn create_load_root(ensemble: &Ensemble) {
-    let mut client = connect(ensemble, 0).await;
+    let mut client = ensemble.connect(0).await;
     client.create("/load", b"", 0).await.expect("/load");
     client.close().await;
 }
 
 /// Pipelines `count` creates through member `i`.
 async fn bulk_create(ensemble: &Ensemble, i: usize, prefix: &str, count: usize) {
-    let mut client = connect(ensemble, i).await;
+    let mut client = ensemble.connect(i).await;
     for batch in 0..count.div_ceil(500) {
         let mut xids = Vec::new();
         for item in batch * 500..count.min((batch + 1) * 500) {
@@ -106,7 +86,7 @@ async fn writes_through_every_member_are_seen_by_every_member() {
     create_load_root(&ensemble).await;
     let mut clients = Vec::new();
     for i in 0..3 {
-        clients.push(connect(&ensemble, i).await);
+        clients.push(ensemble.connect(i).await);
     }
     for (i, client) in clients.iter_mut().enumerate() {
         for item in 0..20 {
@@ -135,7 +115,7 @@ async fn writes_through_every_member_are_seen_by_every_member() {
     assert!(conf.contains("peerType=0\nmembership: \nserver.1=127.0.0.1:"), "{conf}");
     assert!(conf.ends_with(":participant\nversion=0"), "{conf}");
     // /zookeeper/config holds the same membership text, as ZooKeeper's members show it.
-    let mut client = connect(&ensemble, follower).await;
+    let mut client = ensemble.connect(follower).await;
     let (data, stat) = client.get_data("/zookeeper/config", false).await.expect("config node");
     let membership = String::from_utf8(data.expect("data").to_vec()).expect("text");
     assert!(conf.ends_with(&format!("membership: \n{membership}")), "{membership}\n{conf}");
@@ -150,7 +130,7 @@ async fn writes_through_every_member_are_seen_by_every_member() {
 async fn sessions_are_global_and_survive_a_move_to_another_member() {
     let ensemble = Ensemble::start(3, "");
     ensemble.wait_until_settled();
-    let mut owner = connect(&ensemble, 0).await;
+    let mut owner = ensemble.connect(0).await;
     owner.create("/owned", b"", 1).await.expect("ephemeral");
     let (session_id, password) = (owner.session_id, owner.password.clone());
     drop(owner);
@@ -161,7 +141,7 @@ async fn sessions_are_global_and_survive_a_move_to_another_member() {
     resumed.close().await;
     // The close went through the leader: the ephemeral is gone on every member.
     for i in 0..3 {
-        let mut client = connect(&ensemble, i).await;
+        let mut client = ensemble.connect(i).await;
         client.call(OpCode::Sync, &SyncRequest { path: "/".into() }).await;
         assert!(client.exists("/owned", false).await.is_err(), "member {}", i + 1);
         client.close().await;
@@ -353,7 +333,7 @@ async fn local_sessions_stay_on_their_member_and_cannot_own_ephemerals() {
     let ensemble = Ensemble::start(3, "localSessionsEnabled=true");
     let leader = ensemble.wait_until_settled();
     let follower = (leader + 1) % 3;
-    let mut local = connect(&ensemble, follower).await;
+    let mut local = ensemble.connect(follower).await;
     assert_eq!(mntr(&ensemble, follower, "zk_local_sessions"), "1");
     assert_eq!(mntr(&ensemble, leader, "zk_global_sessions"), "0", "no txn opened it");
     // Its writes go through the leader like any other.
@@ -375,7 +355,7 @@ async fn a_local_session_creating_an_ephemeral_becomes_global() {
         Ensemble::start(3, "localSessionsEnabled=true\nlocalSessionsUpgradingEnabled=true");
     let leader = ensemble.wait_until_settled();
     let follower = (leader + 1) % 3;
-    let mut client = connect(&ensemble, follower).await;
+    let mut client = ensemble.connect(follower).await;
     client.create("/upgraded", b"", 1).await.expect("the session is upgraded first");
     assert_eq!(mntr(&ensemble, leader, "zk_global_sessions"), "1");
     let moved = resuming(&client);
@@ -384,7 +364,7 @@ async fn a_local_session_creating_an_ephemeral_becomes_global() {
     assert_ne!(resumed.session_id, 0, "a global session moves between members");
     assert!(resumed.exists("/upgraded", false).await.is_ok());
     resumed.close().await;
-    let mut observer = connect(&ensemble, leader).await;
+    let mut observer = ensemble.connect(leader).await;
     observer.call(OpCode::Sync, &SyncRequest { path: "/".into() }).await;
     assert!(observer.exists("/upgraded", false).await.is_err(), "closing removed it");
     observer.close().await;
@@ -395,7 +375,7 @@ async fn a_stale_connection_of_a_moved_session_gets_session_moved() {
     let ensemble = Ensemble::start(3, "");
     let leader = ensemble.wait_until_settled();
     let (first, second) = ((leader + 1) % 3, (leader + 2) % 3);
-    let mut stale = connect(&ensemble, first).await;
+    let mut stale = ensemble.connect(first).await;
     stale.create("/moved", b"old", 0).await.expect("create");
     let moved = resuming(&stale);
     let mut current = Client::handshake(ensemble.addresses[second], moved).await.expect("moves");
@@ -461,7 +441,7 @@ async fn a_session_that_expires_loses_its_ephemerals_on_every_member() {
     let mut doomed =
         Client::handshake(ensemble.addresses[follower], short.clone()).await.expect("session");
     doomed.create("/doomed", b"", 1).await.expect("ephemeral");
-    let mut watcher = connect(&ensemble, leader).await;
+    let mut watcher = ensemble.connect(leader).await;
     assert!(watcher.exists("/doomed", true).await.is_ok());
     // The client goes silent without closing: only the leader's expiry can remove it.
     let started = Instant::now();
@@ -479,7 +459,7 @@ async fn a_session_that_expires_loses_its_ephemerals_on_every_member() {
     }
     reader.close().await;
     for i in 0..3 {
-        let mut client = connect(&ensemble, i).await;
+        let mut client = ensemble.connect(i).await;
         client.call(OpCode::Sync, &SyncRequest { path: "/".into() }).await;
         assert!(client.exists("/doomed", false).await.is_err(), "member {}", i + 1);
         client.close().await;

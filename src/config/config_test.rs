@@ -245,3 +245,11 @@ fn packets_between_members_may_carry_the_extra_size_zookeeper_allows() {
     assert_eq!(extra("jute.maxbuffer.extrasize=4096\n"), 4096);
     assert_eq!(extra("jute.maxbuffer.extrasize=10\n"), 1024, "never below 1024");
 }
+
+#[test]
+fn linearizable_reads_are_off_unless_asked_for() {
+    assert!(!parse("dataDir=/d\n").linearizable_reads);
+    assert!(parse("dataDir=/d\nzkrs.linearizableReads=true\n").linearizable_reads);
+    let err = Config::parse("dataDir=/d\nzkrs.linearizableReads=yes\n").expect_err("strict");
+    assert!(err.to_string().contains("zkrs.linearizableReads"));
+}

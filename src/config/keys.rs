@@ -1,4 +1,5 @@
-//! Every zoo.cfg key ZooKeeper 3.9 documents, and what zkrs does with each.
+//! Every zoo.cfg key ZooKeeper 3.9 documents, and what zkrs does with each, followed by
+//! zkrs's own keys (named `zkrs.*`).
 //!
 //! This table is the one place that says how zkrs treats a key: [`super::Config`] reads
 //! only keys marked [`Support::Honoured`], start-up reports the others through
@@ -350,6 +351,9 @@ pub const KEYS: &[Key] = &[
     )
     .note("No Prometheus endpoint yet; mntr has the counters."),
     key("metricsProvider.*", Text, "", Ignored).note("Settings of the metrics provider."),
+    // zkrs's own keys, which ZooKeeper does not have.
+    key("zkrs.linearizableReads", Boolean, "false", Honoured)
+        .note("zkrs only: a member answers a read once it has every write committed before it."),
 ];
 
 /// The ZooKeeper digest and IP authentication providers, which zkrs has built in.

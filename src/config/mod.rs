@@ -178,6 +178,9 @@ pub struct Config {
     /// Whether a local session that creates an ephemeral node becomes global rather than
     /// failing (`localSessionsUpgradingEnabled`).
     pub local_sessions_upgrading_enabled: bool,
+    /// Whether an ensemble member answers a read only once it has applied every write
+    /// committed before the read arrived (`zkrs.linearizableReads`, zkrs's own key).
+    pub linearizable_reads: bool,
     /// Interval of the container and TTL reaper (`znode.container.checkIntervalMs`).
     pub container_check_interval_ms: u64,
     /// Txns between snapshots, randomised over the second half (`snapCount`).
@@ -309,6 +312,7 @@ impl Config {
             read_only_mode_enabled,
             local_sessions_enabled: read.flag("localSessionsEnabled", false)?,
             local_sessions_upgrading_enabled: read.flag("localSessionsUpgradingEnabled", false)?,
+            linearizable_reads: read.flag("zkrs.linearizableReads", false)?,
             container_check_interval_ms: read.number("znode.container.checkIntervalMs", 60_000)?,
             snap_count: read.number::<u64>("snapCount", 100_000)?.max(2),
             snap_retain_count: snap_retain_count.max(3),

@@ -224,6 +224,24 @@ impl Request {
         )
     }
 
+    /// Whether the request's answer reflects the tree's state, so that under
+    /// `zkrs.linearizableReads` it waits for the read barrier. Pings, watch bookkeeping
+    /// and identity questions do not.
+    pub fn reads_tree(&self) -> bool {
+        matches!(
+            self,
+            Request::Exists(_)
+                | Request::GetData(_)
+                | Request::GetAcl(_)
+                | Request::GetChildren(_)
+                | Request::GetChildren2(_)
+                | Request::MultiRead(_)
+                | Request::SetWatches(_)
+                | Request::GetEphemerals(_)
+                | Request::GetAllChildrenNumber(_)
+        )
+    }
+
     /// The opcode of this request.
     pub fn op(&self) -> OpCode {
         match self {

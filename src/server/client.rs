@@ -17,6 +17,7 @@ use jute::Code;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio_util::codec::FramedRead;
 use tracing::Instrument;
 
@@ -26,10 +27,11 @@ use crate::proto::{Frame, Request, RequestError};
 use crate::server::client_frame::{check_length, ClientFrames, FrameError, FrameTooLong};
 use crate::server::handshake::{admit, Admission, Refusal};
 use crate::server::pipeline::Input;
+use crate::server::read_barrier::{Finished, Passage, ReadBarrier, Ticket};
 use crate::server::reads;
 use crate::server::registry::{Connection, ConnectionLimits, TooManyConnections};
 use crate::server::stats::short_op_name;
-use crate::server::{four_letter, Shared};
+use crate::server::{four_letter, Mode, Shared};
 use crate::session::auth::authenticate;
 use crate::txn::{SessionId, Zxid};
 
@@ -62,6 +64,8 @@ enum ConnectionError {
     AuthFailed(String),
     #[error("the server is shutting down")]
     ServerStopping,
+    #[error("this member could not confirm it is up to date for a read")]
+    ReadBarrierFailed,
     #[error(transparent)]
     Refused(#[from] Refusal),
 }
@@ -96,6 +100,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
                 err @ (ConnectionError::Io(_)
                 | ConnectionError::SessionGone
                 | ConnectionError::ServerStopping
+                | ConnectionError::ReadBarrierFailed
                 | ConnectionError::Refused(Refusal::NotServing)),
             ) => {
                 tracing::debug!(cause = %err, "connection closed")
@@ -152,12 +157,24 @@ async fn read_loop(
     };
 
     let mut frames = FramedRead::new(socket, ClientFrames { limit: frame_len_max });
-    let mut session = Session { shared, connection, session_id, queue: VecDeque::new() };
+    let mut barrier_ends =
+        shared.config.linearizable_reads.then(|| shared.read_barrier.subscribe());
+    let mut session = Session {
+        shared,
+        connection,
+        session_id,
+        queue: VecDeque::new(),
+        reads: ReadGate::default(),
+    };
     loop {
         session.dispatch().await?;
+        let ticket = session.reads.waiting;
         tokio::select! {
             biased;
             () = connection.closing() => return Ok(()),
+            passage = barrier_passage(barrier_ends.as_mut(), ticket), if ticket.is_some() => {
+                session.reads.ended(passage)?;
+            }
             frame = frames.next(), if session.queue.len() < QUEUED_REQUESTS_MAX => match frame {
                 None => return Ok(()),
                 Some(Err(FrameError::Io(err))) => return Err(ConnectionError::Io(err)),
@@ -200,6 +217,17 @@ async fn handshake(
     }
 }
 
+/// Waits for the end of the barrier round `ticket` waits for.
+async fn barrier_passage(
+    ends: Option<&mut watch::Receiver<Finished>>,
+    ticket: Option<Ticket>,
+) -> Passage {
+    match (ends, ticket) {
+        (Some(ends), Some(ticket)) => ReadBarrier::wait(ends, ticket).await,
+        _ => std::future::pending().await,
+    }
+}
+
 /// The request loop's state for an established session.
 struct Session<'a> {
     shared: &'a Arc<Shared>,
@@ -208,6 +236,38 @@ struct Session<'a> {
     /// Requests not yet dispatched, with their xid, arrival time and frame (which a
     /// follower forwards to its leader as the client sent it).
     queue: VecDeque<(i32, Result<Request, RequestError>, u64, Bytes)>,
+    /// Under `zkrs.linearizableReads`, which queued requests a barrier round covers.
+    reads: ReadGate,
+}
+
+/// Where a session's reads stand with the read barrier: a round covers the requests
+/// queued when its ticket was taken, since it began after they arrived.
+#[derive(Debug, Default)]
+struct ReadGate {
+    /// The round the front of the queue waits for, and how many requests it covers.
+    waiting: Option<Ticket>,
+    covers: usize,
+    /// Requests at the front of the queue that a passed round covers.
+    covered: usize,
+}
+
+impl ReadGate {
+    /// A request left the front of the queue.
+    fn popped(&mut self) {
+        self.covered = self.covered.saturating_sub(1);
+    }
+
+    /// The round waited for ended.
+    fn ended(&mut self, passage: Passage) -> Result<(), ConnectionError> {
+        self.waiting = None;
+        match passage {
+            Passage::Passed => {
+                self.covered = self.covers;
+                Ok(())
+            }
+            Passage::Failed => Err(ConnectionError::ReadBarrierFailed),
+        }
+    }
 }
 
 impl Session<'_> {
@@ -262,6 +322,7 @@ impl Session<'_> {
                     let Some((_, Ok(request), _, frame)) = self.queue.pop_front() else {
                         continue;
                     };
+                    self.reads.popped();
                     tracing::debug!(xid, op = ?request.op(), "write");
                     let input = Input::Request {
                         connection: self.connection.clone(),
@@ -280,10 +341,23 @@ impl Session<'_> {
                         .map_err(|_| ConnectionError::ServerStopping)?;
                 }
                 _ if self.connection.writes_in_flight() > 0 => return Ok(()),
+                Ok(request)
+                    if request.reads_tree()
+                        && self.reads.covered == 0
+                        && self.needs_read_barrier() =>
+                {
+                    if self.reads.waiting.is_none() {
+                        let ticket = self.shared.read_barrier.ticket(self.session_id);
+                        self.reads.waiting = Some(ticket);
+                        self.reads.covers = self.queue.len();
+                    }
+                    return Ok(());
+                }
                 Ok(_) => {
                     let Some((_, Ok(request), _, _)) = self.queue.pop_front() else {
                         continue;
                     };
+                    self.reads.popped();
                     self.read(xid, &request, received_ms);
                 }
                 Err(RequestError::UnknownOpcode(op)) => {
@@ -297,10 +371,19 @@ impl Session<'_> {
                     let zxid = self.shared.database.last_applied_zxid();
                     self.connection.send(reply::status(xid, zxid, Code::MarshallingError));
                     self.queue.pop_front();
+                    self.reads.popped();
                 }
             }
         }
         Ok(())
+    }
+
+    /// Whether a read must wait for the read barrier: `zkrs.linearizableReads` is on and
+    /// this member serves as one of several. A standalone server has applied every write
+    /// it acknowledged; a read-only member serves clients that chose stale reads.
+    fn needs_read_barrier(&self) -> bool {
+        self.shared.config.linearizable_reads
+            && !matches!(*self.shared.mode.lock(), Mode::Standalone | Mode::ReadOnly)
     }
 
     fn read(&mut self, xid: i32, request: &Request, received_ms: u64) {

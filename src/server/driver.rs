@@ -185,6 +185,7 @@ impl Shell {
                     }
                     self.pipeline.persisted(durable)?;
                 }
+                () = self.shared.read_barrier.asked() => self.pipeline.read_barrier()?,
                 _ = core_ticks.tick() => self.pipeline.core_tick()?,
                 _ = session_ticks.tick() => self.pipeline.session_tick()?,
                 _ = reaps.tick() => self.pipeline.reap_tick()?,

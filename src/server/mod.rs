@@ -14,6 +14,7 @@ pub mod handshake;
 pub mod listener;
 pub mod outbox;
 pub mod pipeline;
+pub mod read_barrier;
 pub mod reads;
 pub mod registry;
 pub mod snapshotter;
@@ -172,6 +173,8 @@ pub struct Shared {
     pub mode: Mutex<Mode>,
     /// A leader's learners and pending syncs, refreshed every core tick.
     pub leader_status: Mutex<Option<crate::zab::LeaderStatus>>,
+    /// Where reads wait under `zkrs.linearizableReads`.
+    pub read_barrier: read_barrier::ReadBarrier,
 }
 
 impl Shared {
@@ -197,6 +200,7 @@ impl Shared {
             config,
             mode: Mutex::new(mode),
             leader_status: Mutex::new(None),
+            read_barrier: read_barrier::ReadBarrier::default(),
         });
         (shared, inputs)
     }

@@ -6,6 +6,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use super::client::{Client, Handshake};
+use super::network::Network;
 use super::server::{scratch_dir, ServerProcess};
 
 /// How long an ensemble may take to elect a leader.
@@ -33,28 +35,52 @@ impl Ensemble {
 
     /// Starts `voters` voting members, then `observers` observers.
     pub fn start_with_observers(voters: usize, observers: usize, extra: &str) -> Ensemble {
-        Ensemble::start_members(voters, observers, extra, false)
+        Ensemble::start_members(voters, observers, extra, false, None)
+    }
+
+    /// Starts `size` voting members that reach each other only through `network`'s
+    /// proxies, so a test can partition them.
+    pub fn start_partitionable(size: usize, extra: &str, network: &mut Network) -> Ensemble {
+        Ensemble::start_members(size, 0, extra, false, Some(network))
     }
 
     /// Starts `size` voting members configured as ZooKeeper 3.5+ writes them: zoo.cfg
     /// names a `dynamicConfigFile` (`zoo.cfg.dynamic.100000000`, version 0x100000000)
     /// holding the `server.N` lines with each member's client address.
     pub fn start_dynamic(size: usize, extra: &str) -> Ensemble {
-        Ensemble::start_members(size, 0, extra, true)
+        Ensemble::start_members(size, 0, extra, true, None)
     }
 
-    fn start_members(voters: usize, observers: usize, extra: &str, dynamic: bool) -> Ensemble {
+    fn start_members(
+        voters: usize,
+        observers: usize,
+        extra: &str,
+        dynamic: bool,
+        mut network: Option<&mut Network>,
+    ) -> Ensemble {
         let size = voters + observers;
         let ports = free_ports(3 * size);
-        let servers: String = (0..size)
-            .map(|i| {
-                let role = if i < voters { "" } else { ":observer" };
-                let (quorum, election) = (ports[3 * i + 1], ports[3 * i + 2]);
-                let client =
-                    if dynamic { format!(";127.0.0.1:{}", ports[3 * i]) } else { String::new() };
-                format!("server.{}=127.0.0.1:{quorum}:{election}{role}{client}\n", i + 1)
-            })
-            .collect();
+        let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        // The server lines member `me` reads: its own ports, and the others' as it
+        // reaches them (through a proxy when the test partitions the network).
+        let mut servers_for = |me: usize| -> String {
+            (0..size)
+                .map(|i| {
+                    let role = if i < voters { "" } else { ":observer" };
+                    let (mut quorum, mut election) = (ports[3 * i + 1], ports[3 * i + 2]);
+                    if let Some(network) = network.as_deref_mut().filter(|_| i != me) {
+                        quorum = network.route(me, i, local(quorum)).port();
+                        election = network.route(me, i, local(election)).port();
+                    }
+                    let client = if dynamic {
+                        format!(";127.0.0.1:{}", ports[3 * i])
+                    } else {
+                        String::new()
+                    };
+                    format!("server.{}=127.0.0.1:{quorum}:{election}{role}{client}\n", i + 1)
+                })
+                .collect()
+        };
         let mut ensemble = Ensemble {
             members: Vec::new(),
             dirs: Vec::new(),
@@ -62,6 +88,7 @@ impl Ensemble {
             addresses: Vec::new(),
         };
         for i in 0..size {
+            let servers = servers_for(i);
             let dir = scratch_dir(&format!("member{}", i + 1));
             let data = dir.join("data");
             std::fs::create_dir_all(&data).expect("data dir");
@@ -116,6 +143,17 @@ impl Ensemble {
         self.members[i].is_some()
     }
 
+    /// Member `i`'s process id, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].as_ref().map(ServerProcess::pid)
+    }
+
+    /// Whether member `i` was started and its process has ended since, without the test
+    /// stopping it.
+    pub fn has_died(&mut self, i: usize) -> bool {
+        self.members[i].as_mut().is_some_and(|member| !member.is_running())
+    }
+
     /// Member `i`'s quorum and election addresses, from its `server.N` line.
     pub fn peer_addresses(&self, i: usize) -> (SocketAddr, SocketAddr) {
         let prefix = format!("server.{}=127.0.0.1:", i + 1);
@@ -165,6 +203,27 @@ impl Ensemble {
             }
             assert!(Instant::now() < deadline, "no settled leader: {modes:?}");
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A client of member `i` (a new session with a 10 s timeout), retrying while the
+    /// member does not serve yet.
+    pub async fn connect(&self, i: usize) -> Client {
+        let deadline = Instant::now() + ELECTION_WAIT * 2;
+        loop {
+            let handshake = Handshake { timeout_ms: 10_000, ..Handshake::default() };
+            if let Ok(client) = Client::handshake(self.addresses[i], handshake).await {
+                if client.session_id != 0 {
+                    return client;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "member {} does not serve: {:?}",
+                i + 1,
+                self.modes()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod ensemble;
 pub mod load;
+pub mod network;
 pub mod rng;
 pub mod server;
 pub mod zookeeper;

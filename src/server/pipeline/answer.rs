@@ -7,9 +7,10 @@ use jute::records::ConnectResponse;
 use jute::{OpCode, Record};
 
 use super::work::ReplyTo;
-use super::{PendingSync, Pipeline};
+use super::{ClientSync, PendingSync, Pipeline};
 use crate::proto::reply::{self, frame_with};
 use crate::proto::write_reply::write_reply;
+use crate::server::read_barrier::Passage;
 use crate::server::registry::Connection;
 use crate::server::Shared;
 use crate::session::password::session_password;
@@ -108,9 +109,14 @@ impl Pipeline {
     /// Answers the `sync` the core calls `id` done: everything committed before it is
     /// applied. Replies held behind it go now, up to the next `sync` still waiting.
     pub(super) fn sync_done(&mut self, id: u64) {
-        let Some(PendingSync { connection, xid, path, received_ms }) = self.syncs.remove(&id)
-        else {
-            return;
+        let ClientSync { connection, xid, path, received_ms } = match self.syncs.remove(&id) {
+            Some(PendingSync::Client(sync)) => sync,
+            Some(PendingSync::ReadBarrier { round, .. }) => {
+                self.shared.read_barrier.end(round, Passage::Passed);
+                self.read_barrier_ended = true;
+                return;
+            }
+            None => return,
         };
         let zxid = self.shared.database.last_applied_zxid();
         let frame = reply::ok(xid, zxid, &jute::records::SyncResponse { path });
@@ -138,9 +144,16 @@ impl Pipeline {
     /// The `sync` the core calls `id` failed: its client reconnects, and what was held
     /// behind it is dropped with the connection.
     pub(super) fn sync_failed(&mut self, id: u64) {
-        if let Some(sync) = self.syncs.remove(&id) {
-            self.behind_syncs.remove(&sync.connection.id);
-            sync.connection.request_close();
+        match self.syncs.remove(&id) {
+            Some(PendingSync::Client(sync)) => {
+                self.behind_syncs.remove(&sync.connection.id);
+                sync.connection.request_close();
+            }
+            Some(PendingSync::ReadBarrier { round, .. }) => {
+                self.shared.read_barrier.end(round, Passage::Failed);
+                self.read_barrier_ended = true;
+            }
+            None => {}
         }
     }
 

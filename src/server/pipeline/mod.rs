@@ -88,8 +88,15 @@ pub enum Effect {
 #[derive(Debug)]
 pub struct Durable(Option<Zxid>);
 
-/// A client's `sync` waiting for the core.
-struct PendingSync {
+/// A `sync` waiting for the core: a client's, or a round of the read barrier
+/// (`zkrs.linearizableReads`), asked for in the session of one of its readers.
+enum PendingSync {
+    Client(ClientSync),
+    ReadBarrier { round: u64, session_id: SessionId },
+}
+
+/// A client's `sync` request.
+struct ClientSync {
     connection: Arc<crate::server::registry::Connection>,
     xid: i32,
     path: String,
@@ -117,6 +124,8 @@ pub struct Pipeline {
     handshakes: FastHashMap<SessionId, ReplyTo>,
     syncs: FastHashMap<u64, PendingSync>,
     next_sync: u64,
+    /// A round of the read barrier ended while the core was stepped: the next may begin.
+    read_barrier_ended: bool,
     /// Per connection with a `sync` waiting, its replies from that sync on, in order.
     behind_syncs: FastHashMap<ConnId, VecDeque<Slot>>,
     /// The snapshot a leader (the member named) sent in full, installed by its `Snap`.
@@ -161,6 +170,7 @@ impl Pipeline {
             handshakes: FastHashMap::default(),
             syncs: FastHashMap::default(),
             next_sync: 0,
+            read_barrier_ended: false,
             behind_syncs: FastHashMap::default(),
             sealed: None,
             entry_buffer: BytesMut::new(),
@@ -358,7 +368,11 @@ impl Pipeline {
             tracing::trace!(?input, "core input");
         }
         let actions = self.zab.step(input);
-        self.carry_out(actions)
+        self.carry_out(actions)?;
+        if std::mem::take(&mut self.read_barrier_ended) {
+            self.read_barrier()?;
+        }
+        Ok(())
     }
 
     /// Carries out the core's actions in order; storage writes are queued for the
@@ -428,22 +442,45 @@ impl Pipeline {
         let id = self.next_sync;
         self.next_sync += 1;
         self.behind_syncs.entry(connection.id).or_default().push_back(Slot::Sync { id, xid });
-        self.syncs.insert(id, PendingSync { connection, xid, path, received_ms });
+        let sync = ClientSync { connection, xid, path, received_ms };
+        self.syncs.insert(id, PendingSync::Client(sync));
         self.step(zab::Input::Sync { id })
     }
 
+    /// Begins the rounds of the read barrier its readers asked for, one at a time: each
+    /// is a `sync` of the core's, and the next begins when it ends.
+    ///
+    /// # Errors
+    /// If carrying out the core's actions fails; the server must stop.
+    pub fn read_barrier(&mut self) -> Result<(), StorageError> {
+        while let Some((round, session_id)) = self.shared.read_barrier.begin() {
+            let id = self.next_sync;
+            self.next_sync += 1;
+            self.syncs.insert(id, PendingSync::ReadBarrier { round, session_id });
+            self.step(zab::Input::Sync { id })?;
+        }
+        Ok(())
+    }
+
     /// The request that asks the leader for the sync `id`, as ZooKeeper's learners
-    /// forward it: the client's own `sync` request, in its session.
+    /// forward it: the client's own `sync` request, in its session (a round of the read
+    /// barrier is a `sync` of the root in a reader's session).
     fn forwarded_sync(&self, id: u64) -> Option<PeerFrame> {
-        let sync = self.syncs.get(&id)?;
+        let (session_id, auth, xid, path) = match self.syncs.get(&id)? {
+            PendingSync::Client(sync) => (
+                sync.connection.session_id(),
+                sync.connection.auth().ids().to_vec(),
+                sync.xid,
+                sync.path.clone(),
+            ),
+            PendingSync::ReadBarrier { session_id, .. } => {
+                (*session_id, Vec::new(), 0, "/".to_owned())
+            }
+        };
         let mut frame = BytesMut::new();
-        RequestHeader { xid: sync.xid, op_type: OpCode::Sync.as_i32() }.write(&mut frame);
-        jute::records::SyncRequest { path: sync.path.clone() }.write(&mut frame);
-        Some(PeerFrame::Request {
-            session_id: sync.connection.session_id(),
-            auth: sync.connection.auth().ids().to_vec(),
-            frame: frame.freeze(),
-        })
+        RequestHeader { xid, op_type: OpCode::Sync.as_i32() }.write(&mut frame);
+        jute::records::SyncRequest { path }.write(&mut frame);
+        Some(PeerFrame::Request { session_id, auth, frame: frame.freeze() })
     }
 
     /// Proposes what was prepared (the leader's txns, in zxid order).
@@ -573,6 +610,7 @@ impl Pipeline {
                 self.handshakes.clear();
                 self.syncs.clear();
                 self.behind_syncs.clear();
+                shared.read_barrier.fail_all();
                 // Connections made for the term that ended (a learner's to its leader,
                 // even one still syncing) close; the next term makes its own.
                 if !self.standalone {

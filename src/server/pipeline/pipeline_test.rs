@@ -249,3 +249,30 @@ fn a_write_after_a_sync_is_answered_after_it_even_when_both_are_applied_at_once(
     assert!(shared.database.tree().exists("/after"));
     assert_eq!(reply_xids(&connection), [1, 2, 3]);
 }
+
+/// How a read barrier round for `ticket` ended, if it has.
+fn barrier_passage(
+    shared: &Shared,
+    ticket: crate::server::read_barrier::Ticket,
+) -> Option<crate::server::read_barrier::Passage> {
+    let mut ends = shared.read_barrier.subscribe();
+    let wait = crate::server::read_barrier::ReadBarrier::wait(&mut ends, ticket);
+    futures_util::FutureExt::now_or_never(wait)
+}
+
+#[test]
+fn a_read_barrier_round_passes_once_confirmed_and_fails_while_looking() {
+    use crate::server::read_barrier::Passage;
+    let (mut leading, shared) = pipeline(&[1]);
+    let ticket = shared.read_barrier.ticket(SessionId::new(7));
+    assert_eq!(barrier_passage(&shared, ticket), None, "no round has run");
+    leading.read_barrier().expect("begun");
+    assert_eq!(barrier_passage(&shared, ticket), Some(Passage::Passed), "a quorum of one");
+
+    let (mut looking, shared) = pipeline(&[1, 2, 3]);
+    let ticket = shared.read_barrier.ticket(SessionId::new(7));
+    looking.read_barrier().expect("begun");
+    assert_eq!(barrier_passage(&shared, ticket), Some(Passage::Failed), "no leader to ask");
+    let again = shared.read_barrier.ticket(SessionId::new(7));
+    assert_ne!(again, ticket, "a failed round is not waited for again");
+}
