@@ -2,10 +2,10 @@
 //! confirmation round that began after the read arrived has passed, in the manner of
 //! Raft's ReadIndex.
 //!
-//! A round is the core's quorum-confirmed `sync` (a leader pings its voters and waits
-//! for a quorum's answers and for everything proposed before it to commit; a learner asks
-//! its leader and then applies what the leader had committed), so once it passes, this
-//! member has applied every write committed anywhere before the round began. Rounds run
+//! A round is the core's `ReadIndex`, its quorum-confirmed `sync` without the wait for
+//! proposals (a leader pings its voters and waits for a quorum's answers; a learner asks
+//! its leader for a `sync` and then applies what the leader had committed), so once it
+//! passes, this member has applied every write committed anywhere before it began. Rounds run
 //! one at a time: every read that arrives while one is in flight waits for the next,
 //! which starts as soon as the current one ends and covers them all, so the cost is one
 //! round trip per batch of reads rather than per read.

@@ -248,7 +248,9 @@ impl Leader {
                 }
                 self.finish_syncs(core, out);
             }
-            Message::SyncRequest { .. } => self.sync_for(SyncFor::Learner(from), core, out),
+            Message::SyncRequest { .. } => {
+                self.sync_for(SyncFor::Learner(from), core.history.last(), core, out);
+            }
             _ => {}
         }
         Transition::Stay
@@ -484,9 +486,16 @@ impl Leader {
     }
 
     /// A sync from this server's client or a learner's: confirmed
-    /// once a quorum answers a ping sent after it arrived, and answered after every
-    /// entry proposed before it, so a session's replies keep their order.
-    pub fn sync_for(&mut self, requester: SyncFor, core: &Core, out: &mut Vec<Action>) {
+    /// once a quorum answers a ping sent after it arrived, and answered once `through` is
+    /// committed (for a sync, every entry proposed before it, so a session's replies keep
+    /// their order; for a read barrier round, what was committed when it arrived).
+    pub fn sync_for(
+        &mut self,
+        requester: SyncFor,
+        through: Zxid,
+        core: &Core,
+        out: &mut Vec<Action>,
+    ) {
         if self.phase != Phase::Broadcasting {
             if let SyncFor::Client(id) = requester {
                 out.push(Action::SyncFailed { id });
@@ -494,7 +503,6 @@ impl Leader {
             return;
         }
         self.ping_round += 1;
-        let through = core.history.last();
         self.syncs.push(PendingSync { requester, round: self.ping_round, through });
         let (round, last_proposed) = (self.ping_round, core.history.last());
         for (to, learner) in &mut self.learners {

@@ -152,6 +152,14 @@ pub enum Input {
         /// The shell's handle for the request.
         id: u64,
     },
+    /// A round of the read barrier: like [`Input::Sync`], but a leader waits only for
+    /// what was committed when it arrived, not for what was proposed (Raft's ReadIndex),
+    /// as the reads it lets through wait for their sessions' writes themselves. A learner
+    /// cannot ask for less than a sync, so it asks for one.
+    ReadIndex {
+        /// The shell's handle for the round.
+        id: u64,
+    },
 }
 
 /// What the shell must do, in order.

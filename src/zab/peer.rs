@@ -207,11 +207,15 @@ impl Zab {
                 }
                 _ => Transition::Stay,
             },
-            Input::Sync { id } => {
+            Input::Sync { id } | Input::ReadIndex { id } => {
                 match &mut self.state {
                     State::Looking(_) => out.push(Action::SyncFailed { id }),
                     State::Leading(leader) => {
-                        leader.sync_for(SyncFor::Client(id), &self.core, &mut out);
+                        let through = match input {
+                            Input::ReadIndex { .. } => self.core.applied,
+                            _ => self.core.history.last(),
+                        };
+                        leader.sync_for(SyncFor::Client(id), through, &self.core, &mut out);
                     }
                     State::Following(follower) => follower.sync(id, &mut out),
                 }

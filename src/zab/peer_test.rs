@@ -390,6 +390,25 @@ fn a_sync_is_answered_after_the_writes_proposed_before_it() {
     assert_eq!(zab.step(Input::Sync { id: 8 }), vec![Action::SyncDone { id: 8 }]);
 }
 
+#[test]
+fn a_read_index_round_needs_a_quorum_but_not_the_writes_proposed_before_it() {
+    let (mut zab, _) = Zab::new(config(1, &[1]), restored(vec![], Epochs::default()));
+    zab.step(Input::Tick);
+    zab.step(Input::Propose(entry(1, 1)));
+    assert_eq!(
+        zab.step(Input::ReadIndex { id: 7 }),
+        vec![Action::SyncDone { id: 7 }],
+        "nothing was committed before it that is not applied"
+    );
+
+    let mut zab = leading_epoch_2_with_follower_2();
+    zab.step(Input::Propose(entry(2, 1)));
+    let actions = zab.step(Input::ReadIndex { id: 8 });
+    assert!(!actions.contains(&Action::SyncDone { id: 8 }), "the leadership is not confirmed");
+    let pong = Input::Message { from: 2, message: Message::Pong { echoed: Zxid::ZERO } };
+    assert!(zab.step(pong).contains(&Action::SyncDone { id: 8 }), "confirmed, 2.1 uncommitted");
+}
+
 /// Member 1 of three, leading epoch 2 with member 2 synced (both hold 1.1).
 fn leading_epoch_2_with_follower_2() -> Zab {
     let mut zab = leader_of_three(vec![entry(1, 1)]);

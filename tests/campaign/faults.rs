@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::registers::SESSION_TIMEOUT_MS;
+use crate::pinned::SESSION_TIMEOUT_MS;
 use crate::support::ensemble::Ensemble;
 use crate::support::network::{Fault, Network};
 use crate::support::rng::Rng;

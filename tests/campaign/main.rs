@@ -17,7 +17,12 @@
 //! `ZKRS_CAMPAIGN_SEED` its seed (printed; by default it changes each run).
 
 mod checker;
+mod counter;
 mod faults;
+mod group;
+mod lock;
+mod pinned;
+mod queue;
 mod registers;
 #[path = "../support/mod.rs"]
 mod support;
@@ -32,6 +37,7 @@ use jute::OpCode;
 use parking_lot::Mutex;
 
 use checker::{Op, Operation, State};
+use pinned::Pinned;
 use registers::{Reads, Recorder, Worker};
 use support::ensemble::Ensemble;
 use support::network::Network;
@@ -57,11 +63,194 @@ fn seed() -> u64 {
 
 /// What a campaign found.
 struct Report {
+    /// Register operations that completed, and those whose outcome is unknown.
     completed: usize,
     unknown: usize,
     faults: faults::Counts,
     /// Per register, why its history is not linearizable.
     violations: Vec<(usize, checker::Violation)>,
+    /// What the other workloads' checks found wrong.
+    anomalies: Vec<String>,
+}
+
+/// What the workloads other than the registers were told, for their checks.
+#[derive(Default)]
+struct Ledgers {
+    counter: Mutex<counter::Tally>,
+    lock: Mutex<lock::Ledger>,
+    queue: Mutex<queue::Ledger>,
+}
+
+/// Starts every workload's clients, pinned round the members.
+fn start_workers(
+    ensemble: &Ensemble,
+    reads: Reads,
+    pinned_to: impl Fn(usize) -> Pinned,
+    recorder: &Arc<Recorder>,
+    ledgers: &Arc<Ledgers>,
+    seed: u64,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let seed_of = |id: usize| seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9);
+    let mut workers = Vec::new();
+    for id in 0..3 * CLIENTS_PER_MEMBER {
+        let worker = Worker {
+            id,
+            pinned: pinned_to(id % 3),
+            keys: KEYS,
+            reads,
+            recorder: recorder.clone(),
+            seed: seed_of(id),
+        };
+        workers.push(tokio::spawn(worker.run()));
+    }
+    for member in 0..ensemble.addresses.len() {
+        let (pinned, shared) = (pinned_to(member), ledgers.clone());
+        workers.push(tokio::spawn(async move {
+            counter::incrementer(pinned, &shared.counter).await;
+        }));
+        let (pinned, shared) = (pinned_to(member), ledgers.clone());
+        let locker_seed = seed_of(100 + member);
+        workers.push(tokio::spawn(async move {
+            lock::locker(member, pinned, locker_seed, &shared.lock).await;
+        }));
+        let pinned = pinned_to(member);
+        let member_seed = seed_of(200 + member);
+        workers.push(tokio::spawn(async move {
+            group::member(member, pinned, member_seed).await;
+        }));
+        let (pinned, shared) = (pinned_to(member), ledgers.clone());
+        workers.push(tokio::spawn(async move {
+            queue::producer(member, pinned, &shared.queue).await;
+        }));
+        let (pinned, shared) = (pinned_to(member), ledgers.clone());
+        workers.push(tokio::spawn(async move {
+            queue::consumer(pinned, &shared.queue).await;
+        }));
+    }
+    workers
+}
+
+/// Ends each register's history with a read through every member after a sync.
+async fn read_registers_everywhere(ensemble: &Ensemble, recorder: &Recorder, epoch: Instant) {
+    let now = || u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+    for member in 0..3 {
+        let mut client = ensemble.connect(member).await;
+        for key in 0..KEYS {
+            let path = registers::path(key);
+            let invoked = now();
+            let sync = client.call(OpCode::Sync, &SyncRequest { path: path.clone() }).await;
+            assert_eq!(sync.header.err, 0, "sync on member {}", member + 1);
+            let (data, stat) = client.get_data(&path, false).await.expect("read a register");
+            let value = data
+                .as_ref()
+                .and_then(|data: &Bytes| std::str::from_utf8(data).ok()?.parse().ok())
+                .unwrap_or(0);
+            let seen = State { value, version: stat.version };
+            let read = Op::Read { seen };
+            let final_read =
+                Operation { client: usize::MAX, invoked, completed: Some(now()), op: read };
+            recorder.record(key, final_read);
+        }
+        client.close().await;
+    }
+}
+
+/// The other workloads' checks, and once the group is empty everywhere, that every
+/// member holds the same tree.
+async fn check_the_rest(ensemble: &Ensemble, ledgers: &Ledgers) -> Vec<String> {
+    let mut anomalies = Vec::new();
+    let mut values = Vec::new();
+    let mut queued = Vec::new();
+    for member in 0..3 {
+        let mut client = ensemble.connect(member).await;
+        values.push(counter::final_value(&mut client).await);
+        queued.push(queue::remaining(&mut client).await);
+        client.close().await;
+    }
+    if values.iter().any(|value| *value != values[0]) {
+        anomalies.push(format!("the members hold different counters: {values:?}"));
+    }
+    if let Err(wrong) = counter::check(&ledgers.counter.lock(), values[0]) {
+        anomalies.push(wrong);
+    }
+    if queued.iter().any(|items| *items != queued[0]) {
+        anomalies.push("the members hold different queues".to_owned());
+    }
+    anomalies.extend(queue::check(&ledgers.queue.lock(), &queued[0]));
+    for (earlier, later) in lock::overlaps(&ledgers.lock.lock()) {
+        anomalies.push(format!(
+            "two holders at once: locker {} (token {}, released at {} us) and locker {} \
+             (token {}, acquired at {} us)",
+            earlier.locker,
+            earlier.token,
+            earlier.released,
+            later.locker,
+            later.token,
+            later.acquired
+        ));
+    }
+
+    // Every session of the campaign's clients has ended or will expire: their
+    // ephemerals must go, on every member.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut left = Vec::new();
+    for member in 0..3 {
+        let mut client = ensemble.connect(member).await;
+        loop {
+            let listed = group::listed(&mut client).await.unwrap_or_else(|| vec!["?".into()]);
+            if listed.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                left.push((member, listed));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        client.close().await;
+    }
+    for (member, listed) in &left {
+        anomalies.push(format!("member {} still lists {listed:?} in the group", member + 1));
+    }
+    if left.is_empty() {
+        if let Some(difference) = trees_differ(ensemble).await {
+            anomalies.push(difference);
+        }
+    }
+    anomalies
+}
+
+/// Where the members' trees still differ once 30 s have passed for the sessions of the
+/// campaign's clients to expire (their ephemerals' deletions change the tree meanwhile).
+async fn trees_differ(ensemble: &Ensemble) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut trees = Vec::new();
+        for member in 0..3 {
+            let mut client = ensemble.connect(member).await;
+            let sync = client.call(OpCode::Sync, &SyncRequest { path: "/".into() }).await;
+            assert_eq!(sync.header.err, 0, "sync on member {}", member + 1);
+            // Each member's /zookeeper/config is its own zoo.cfg's membership, which
+            // names the others by the proxies it reaches them through.
+            let mut tree = client.dump("/").await;
+            tree.retain(|line| !line.starts_with("/zookeeper/config "));
+            trees.push(tree);
+            client.close().await;
+        }
+        let other = (1..3).find(|member| trees[*member] != trees[0])?;
+        if Instant::now() > deadline {
+            let (first, second) = (&trees[0], &trees[other]);
+            let line = first.iter().zip(second).find(|(a, b)| a != b);
+            return Some(format!(
+                "the trees of members 1 and {} differ after healing ({} and {} nodes; first \
+                 difference {line:?})",
+                other + 1,
+                first.len(),
+                second.len()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Runs one campaign with `extra` in every zoo.cfg and clients reading as `reads`.
@@ -77,28 +266,19 @@ async fn campaign(extra: &str, reads: Reads) -> Report {
     for key in 0..KEYS {
         setup.create(&registers::path(key), b"0", 0).await.expect("create a register");
     }
+    counter::set_up(&mut setup).await;
+    lock::set_up(&mut setup).await;
+    group::set_up(&mut setup).await;
+    queue::set_up(&mut setup).await;
     setup.close().await;
 
     let epoch = Instant::now();
     let recorder = Arc::new(Recorder::default());
+    let ledgers = Arc::new(Ledgers::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let mut workers = Vec::new();
-    for member in 0..3 {
-        for n in 0..CLIENTS_PER_MEMBER {
-            let id = member * CLIENTS_PER_MEMBER + n;
-            let worker = Worker {
-                id,
-                member: ensemble.addresses[member],
-                keys: KEYS,
-                reads,
-                epoch,
-                recorder: recorder.clone(),
-                stop: stop.clone(),
-                seed: seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9),
-            };
-            workers.push(tokio::spawn(worker.run()));
-        }
-    }
+    let addresses = ensemble.addresses.clone();
+    let pinned_to = |member: usize| Pinned { member: addresses[member], stop: stop.clone(), epoch };
+    let workers = start_workers(&ensemble, reads, pinned_to, &recorder, &ledgers, seed);
     let ensemble = Arc::new(Mutex::new(ensemble));
     let injector = {
         let ensemble = ensemble.clone();
@@ -117,46 +297,40 @@ async fn campaign(extra: &str, reads: Reads) -> Report {
 
     let ensemble = Arc::into_inner(ensemble).expect("the injector is done").into_inner();
     ensemble.wait_until_settled();
-    // The final state, read through every member after a sync, ends each history.
-    for member in 0..3 {
-        let mut client = ensemble.connect(member).await;
-        for key in 0..KEYS {
-            let path = registers::path(key);
-            let invoked = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
-            let sync = client.call(OpCode::Sync, &SyncRequest { path: path.clone() }).await;
-            assert_eq!(sync.header.err, 0, "sync on member {}", member + 1);
-            let (data, stat) = client.get_data(&path, false).await.expect("read a register");
-            let completed = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
-            let value = data
-                .as_ref()
-                .and_then(|data: &Bytes| std::str::from_utf8(data).ok()?.parse().ok())
-                .unwrap_or(0);
-            let seen = State { value, version: stat.version };
-            let final_read = Operation {
-                client: usize::MAX,
-                invoked,
-                completed: Some(completed),
-                op: Op::Read { seen },
-            };
-            recorder.record(key, final_read);
-        }
-        client.close().await;
-    }
+    read_registers_everywhere(&ensemble, &recorder, epoch).await;
     let violations = (0..KEYS)
         .filter_map(|key| {
             let history = recorder.history(key);
             checker::check(State { value: 0, version: 0 }, &history).err().map(|v| (key, v))
         })
         .collect();
+    let anomalies = check_the_rest(&ensemble, &ledgers).await;
     let (completed, unknown) = recorder.counts();
-    let report = Report { completed, unknown, faults, violations };
+    let report = Report { completed, unknown, faults, violations, anomalies };
+    print_report(&report, &ledgers);
+    report
+}
+
+fn print_report(report: &Report, ledgers: &Ledgers) {
     println!(
-        "campaign: {} operations completed, {} unknown; faults {:?}; {} register(s) not \
-         linearizable",
+        "campaign: {} register operations completed, {} unknown; faults {:?}; {} register(s) \
+         not linearizable",
         report.completed,
         report.unknown,
         report.faults,
         report.violations.len()
+    );
+    let (tally, lock, queue) = (ledgers.counter.lock(), ledgers.lock.lock(), ledgers.queue.lock());
+    println!(
+        "campaign: counter {} increments acknowledged, {} unknown; lock {} holds released, \
+         {} resource writes, {} fenced off; queue {} enqueued, {} consumed",
+        tally.acknowledged,
+        tally.unknown,
+        lock.holds.len(),
+        lock.written,
+        lock.fenced,
+        queue.enqueued.len(),
+        queue.consumed.len()
     );
     for (key, violation) in &report.violations {
         let stuck = &violation.stuck_at;
@@ -166,7 +340,9 @@ async fn campaign(extra: &str, reads: Reads) -> Report {
             violation.placed, stuck.client, stuck.op, stuck.invoked, stuck.completed
         );
     }
-    report
+    for anomaly in &report.anomalies {
+        println!("  anomaly: {anomaly}");
+    }
 }
 
 /// Runs one campaign on a runtime of its own, after any other campaign has finished.
@@ -185,6 +361,7 @@ fn registers_are_linearizable_under_faults_with_linearizable_reads() {
     let report = run("zkrs.linearizableReads=true", Reads::Plain);
     assert!(report.completed > 100, "too few operations completed to say anything");
     assert!(report.violations.is_empty(), "{:?}", report.violations);
+    assert!(report.anomalies.is_empty(), "{:?}", report.anomalies);
 }
 
 #[test]
@@ -192,6 +369,7 @@ fn registers_are_linearizable_under_faults_with_sync_before_each_read() {
     let report = run("", Reads::AfterSync);
     assert!(report.completed > 100, "too few operations completed to say anything");
     assert!(report.violations.is_empty(), "{:?}", report.violations);
+    assert!(report.anomalies.is_empty(), "{:?}", report.anomalies);
 }
 
 #[test]
@@ -200,5 +378,10 @@ fn plain_reads_in_zookeepers_read_mode_are_caught_stale_under_faults() {
     assert!(
         !report.violations.is_empty(),
         "ZooKeeper's read mode served no stale read the checker caught"
+    );
+    assert!(
+        report.anomalies.is_empty(),
+        "the recipes hold in any read mode: {:?}",
+        report.anomalies
     );
 }

@@ -2,10 +2,7 @@
 //! few znodes (setData with a version), and every operation's invocation and outcome is
 //! recorded for the checker.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use jute::records::SyncRequest;
@@ -14,14 +11,8 @@ use jute::OpCode;
 use parking_lot::Mutex;
 
 use crate::checker::{Op, Operation, State};
-use crate::support::client::{Client, Handshake, Incoming, RecordRef};
+use crate::pinned::{call, Pinned};
 use crate::support::rng::Rng;
-
-/// How long a client waits for a reply before it counts the outcome as unknown.
-const OP_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The session timeout clients ask for; member pauses run both shorter and longer.
-pub const SESSION_TIMEOUT_MS: i32 = 4000;
 
 /// ZooKeeper's BadVersion error code.
 const BAD_VERSION: i32 = -103;
@@ -66,33 +57,14 @@ impl Recorder {
     }
 }
 
-/// A client pinned to one member.
+/// A client of the registers.
 pub struct Worker {
     pub id: usize,
-    pub member: SocketAddr,
+    pub pinned: Pinned,
     pub keys: usize,
     pub reads: Reads,
-    pub epoch: Instant,
     pub recorder: Arc<Recorder>,
-    pub stop: Arc<AtomicBool>,
     pub seed: u64,
-}
-
-/// The outcome of one request.
-enum Outcome {
-    Reply(Incoming),
-    /// The connection broke or went quiet: the request may or may not have happened.
-    Lost,
-}
-
-async fn call(client: &mut Client, op: OpCode, body: &(dyn RecordRef + Sync)) -> Outcome {
-    let Ok(xid) = client.try_send(op, body).await else {
-        return Outcome::Lost;
-    };
-    match tokio::time::timeout(OP_TIMEOUT, client.try_reply(xid)).await {
-        Ok(Some(reply)) => Outcome::Reply(reply),
-        _ => Outcome::Lost,
-    }
 }
 
 fn value_of(data: Option<&Bytes>) -> u64 {
@@ -100,45 +72,27 @@ fn value_of(data: Option<&Bytes>) -> u64 {
 }
 
 impl Worker {
-    fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
-    }
-
-    async fn connect(&self) -> Option<Client> {
-        while !self.stop.load(Ordering::SeqCst) {
-            let handshake = Handshake { timeout_ms: SESSION_TIMEOUT_MS, ..Handshake::default() };
-            let attempt = Client::handshake(self.member, handshake);
-            if let Ok(Ok(client)) = tokio::time::timeout(OP_TIMEOUT, attempt).await {
-                if client.session_id != 0 {
-                    return Some(client);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        None
-    }
-
     /// Runs operations until told to stop.
     pub async fn run(self) {
         let mut rng = Rng(self.seed);
         let mut versions = vec![0i32; self.keys];
         let mut next_value = 0u64;
         let mut client = None;
-        while !self.stop.load(Ordering::SeqCst) {
+        while !self.pinned.stopped() {
             let Some(connected) = client.as_mut() else {
-                client = self.connect().await;
+                client = self.pinned.connect().await;
                 continue;
             };
             let key = rng.below(self.keys as u64) as usize;
             let path = path(key);
             next_value += 1;
             let value = (self.id as u64 + 1) * 1_000_000_000 + next_value;
-            let invoked = self.now();
+            let invoked = self.pinned.now();
             let (op, outcome) = match rng.below(10) {
                 0..=4 => {
                     if self.reads == Reads::AfterSync {
                         let sync = SyncRequest { path: path.clone() };
-                        if let Outcome::Lost = call(connected, OpCode::Sync, &sync).await {
+                        if call(connected, OpCode::Sync, &sync).await.is_none() {
                             client = None;
                             continue;
                         }
@@ -162,7 +116,7 @@ impl Worker {
                 }
             };
             let reply = match outcome {
-                Outcome::Lost => {
+                None => {
                     if op.changes() {
                         self.recorder.record(
                             key,
@@ -172,9 +126,9 @@ impl Worker {
                     client = None;
                     continue;
                 }
-                Outcome::Reply(reply) => reply,
+                Some(reply) => reply,
             };
-            let completed = Some(self.now());
+            let completed = Some(self.pinned.now());
             let op = match (op, reply.header.err) {
                 (Op::Read { .. }, 0) => {
                     let response: GetDataResponse = reply.decode();

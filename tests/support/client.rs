@@ -185,6 +185,54 @@ impl Client {
         }
     }
 
+    /// Sends a request and waits up to `wait` for its reply, keeping notifications that
+    /// arrive first for [`Client::try_next_event`]; `None` if the connection breaks or
+    /// the reply does not come in time (the request may or may not have been carried
+    /// out).
+    pub async fn try_call(
+        &mut self,
+        op: OpCode,
+        body: &(dyn RecordRef + Sync),
+        wait: Duration,
+    ) -> Option<Incoming> {
+        let xid = self.try_send(op, body).await.ok()?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let incoming = self.frame_before(deadline).await?;
+            if incoming.header.xid == xid {
+                return Some(incoming);
+            }
+            if incoming.is_notification() {
+                self.pending.push_back(incoming);
+            }
+        }
+    }
+
+    /// The next watch notification, if one comes within `wait` and the connection holds.
+    pub async fn try_next_event(&mut self, wait: Duration) -> Option<WatcherEvent> {
+        if let Some(index) = self.pending.iter().position(Incoming::is_notification) {
+            return self.pending.remove(index).and_then(|frame| frame.event());
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(event) = self.frame_before(deadline).await?.event() {
+                return Some(event);
+            }
+        }
+    }
+
+    /// The next frame, if it comes before `deadline` and the connection holds.
+    async fn frame_before(&mut self, deadline: tokio::time::Instant) -> Option<Incoming> {
+        let frame =
+            tokio::time::timeout_at(deadline, read_frame(&mut self.stream, &mut self.buffer))
+                .await
+                .ok()?
+                .ok()?;
+        let mut reader = Reader::new(&frame);
+        let header = ReplyHeader::read(&mut reader).ok()?;
+        Some(Incoming { header, body: reader.rest() })
+    }
+
     /// Every node under `root` with its data and stat, one line each, sorted; fetched
     /// with pipelined requests.
     pub async fn dump(&mut self, root: &str) -> Vec<String> {

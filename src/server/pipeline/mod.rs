@@ -457,7 +457,7 @@ impl Pipeline {
             let id = self.next_sync;
             self.next_sync += 1;
             self.syncs.insert(id, PendingSync::ReadBarrier { round, session_id });
-            self.step(zab::Input::Sync { id })?;
+            self.step(zab::Input::ReadIndex { id })?;
         }
         Ok(())
     }
