@@ -336,7 +336,8 @@ pub async fn run(
         Ok::<_, crate::storage::StorageError>(storage)
     })
     .await??;
-    run_with_storage(config, Arc::new(storage), listener, shutdown).await
+    let storage = crate::storage::injected::Injected::from_environment(Arc::new(storage));
+    run_with_storage(config, storage, listener, shutdown).await
 }
 
 /// Runs a server over any [`Storage`]: recovers its state, then serves until `shutdown`.

@@ -12,6 +12,7 @@
 //! power loss; only then may they be acknowledged (and, in an ensemble, acked to the
 //! leader). A failed append poisons the server: it must stop, not retry and carry on.
 
+pub mod injected;
 pub mod memory;
 mod parallel_load;
 pub mod record;

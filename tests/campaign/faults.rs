@@ -1,5 +1,6 @@
 //! The faults a campaign injects, one at a time, each lasting a random while, chosen
-//! from the campaign's seed.
+//! from the campaign's seed: processes killed and stopped, links paused, cut and delayed,
+//! and disks made slow, failing or full (through zkrs's injected storage faults).
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,15 @@ pub struct Counts {
     pub paused_briefly: usize,
     /// A member stopped for longer than the session timeout.
     pub paused_long: usize,
+    /// A member's links delayed.
+    pub delayed: usize,
+    /// A member's disk slow to sync.
+    pub disk_slow: usize,
+    /// A member's syncs failing (after writing), or its disk full.
+    pub disk_failing: usize,
+    pub disk_full: usize,
+    /// Members that stopped, as they must, on a failed or full disk (then restarted).
+    pub stopped_by_disk: usize,
 }
 
 fn signal(pid: u32, name: &str) {
@@ -50,7 +60,7 @@ pub fn inject(ensemble: &Mutex<Ensemble>, network: &Network, seed: u64, until: I
         std::thread::sleep(millis(&mut rng, 300, 1500));
         check_alive(ensemble);
         let member = rng.below(3) as usize;
-        match rng.below(6) {
+        match rng.below(9) {
             0 => {
                 counts.isolated += 1;
                 network.isolate(member, Fault::Paused);
@@ -75,6 +85,46 @@ pub fn inject(ensemble: &Mutex<Ensemble>, network: &Network, seed: u64, until: I
                 ensemble.lock().kill(member);
                 std::thread::sleep(millis(&mut rng, 100, 2000));
                 ensemble.lock().restart(member);
+            }
+            6 => {
+                counts.delayed += 1;
+                let delay = millis(&mut rng, 5, 100);
+                network.isolate(member, Fault::Delayed(delay));
+                std::thread::sleep(millis(&mut rng, 500, 3000));
+                network.heal();
+            }
+            7 => {
+                counts.disk_slow += 1;
+                let slow = format!("slow {}", 20 + rng.below(500));
+                ensemble.lock().inject_storage_fault(member, &slow);
+                std::thread::sleep(millis(&mut rng, 500, 3000));
+                ensemble.lock().inject_storage_fault(member, "");
+            }
+            8 => {
+                let fault = if rng.chance(50) { "fail" } else { "full" };
+                if fault == "fail" {
+                    counts.disk_failing += 1;
+                } else {
+                    counts.disk_full += 1;
+                }
+                ensemble.lock().inject_storage_fault(member, fault);
+                std::thread::sleep(millis(&mut rng, 100, 1500));
+                ensemble.lock().inject_storage_fault(member, "");
+                // A member that had to write meanwhile stops; give it time to go.
+                std::thread::sleep(Duration::from_millis(500));
+                let mut ensemble = ensemble.lock();
+                if let Some(log) = ensemble.reap(member) {
+                    assert!(
+                        log.contains("writing to the store failed; stopping")
+                            && log.contains("an injected fault")
+                            || log.contains("No space left on device"),
+                        "member {} stopped, but not on the disk fault:\n{log}",
+                        member + 1
+                    );
+                    counts.stopped_by_disk += 1;
+                    std::thread::sleep(millis(&mut rng, 100, 1000));
+                    ensemble.restart(member);
+                }
             }
             kind => {
                 let timeout = u64::try_from(SESSION_TIMEOUT_MS).unwrap_or(4000);

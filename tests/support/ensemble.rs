@@ -20,6 +20,9 @@ pub struct Ensemble {
     configs: Vec<String>,
     /// Each member's client address, fixed across restarts.
     pub addresses: Vec<SocketAddr>,
+    /// Whether members read injected storage faults from a control file in their
+    /// directory (`ZKRS_INJECT_STORAGE_FAULTS`).
+    storage_faults: bool,
 }
 
 /// Ports free right now, outside the range outgoing connections take theirs from.
@@ -59,6 +62,7 @@ impl Ensemble {
         mut network: Option<&mut Network>,
     ) -> Ensemble {
         let size = voters + observers;
+        let storage_faults = network.is_some();
         let ports = free_ports(3 * size);
         let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         // The server lines member `me` reads: its own ports, and the others' as it
@@ -86,6 +90,7 @@ impl Ensemble {
             dirs: Vec::new(),
             configs: Vec::new(),
             addresses: Vec::new(),
+            storage_faults,
         };
         for i in 0..size {
             let servers = servers_for(i);
@@ -119,9 +124,39 @@ impl Ensemble {
     /// Starts member `i` (again) on its data.
     pub fn restart(&mut self, i: usize) {
         assert!(self.members[i].is_none(), "member {} is running", i + 1);
-        let process =
-            ServerProcess::start_with_config(self.dirs[i].clone(), &self.configs[i], true);
+        let control = self.storage_fault_control(i);
+        let control = control.to_string_lossy();
+        let envs: &[(&str, &str)] =
+            if self.storage_faults { &[("ZKRS_INJECT_STORAGE_FAULTS", &control)] } else { &[] };
+        let process = ServerProcess::start_with_environment(
+            self.dirs[i].clone(),
+            &self.configs[i],
+            true,
+            envs,
+        );
         self.members[i] = Some(process);
+    }
+
+    fn storage_fault_control(&self, i: usize) -> PathBuf {
+        self.dirs[i].join("storage-faults")
+    }
+
+    /// Gives member `i`'s store the fault `fault` (`slow MS`, `fail`, `full`; empty for
+    /// none), in an ensemble started with a network to fault.
+    pub fn inject_storage_fault(&self, i: usize, fault: &str) {
+        assert!(self.storage_faults, "this ensemble's members do not read storage faults");
+        std::fs::write(self.storage_fault_control(i), fault).expect("write the control file");
+    }
+
+    /// If member `i` has exited, forgets its process (so it can be restarted) and returns
+    /// its log.
+    pub fn reap(&mut self, i: usize) -> Option<String> {
+        if !self.has_died(i) {
+            return None;
+        }
+        let log = self.log(i);
+        self.members[i] = None;
+        Some(log)
     }
 
     /// Kills member `i` with SIGKILL.

@@ -2,10 +2,10 @@
 //! every connection member `i` opens to member `j` (election or quorum) goes through the
 //! proxy for `i → j`, so a partition is a set of proxies that stop carrying bytes.
 //!
-//! A paused link holds what it has read and carries nothing until it is healed, as a
-//! network that drops packets does to TCP (the peers see silence, and their own timeouts
-//! decide when to give up); a cut link closes its connections and refuses new ones, as
-//! a peer's host going away with a reset does.
+//! A delayed link carries bytes late; a paused link holds what it has read and carries
+//! nothing until it is healed, as a network that drops packets does to TCP (the peers see
+//! silence, and their own timeouts decide when to give up); a cut link closes its
+//! connections and refuses new ones, as a peer's host going away with a reset does.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -20,6 +20,8 @@ use parking_lot::Mutex;
 pub enum Fault {
     /// Carries them.
     Healthy,
+    /// Carries them, each read's worth after a delay.
+    Delayed(Duration),
     /// Holds them until healed.
     Paused,
     /// Closes its connections and refuses new ones.
@@ -188,6 +190,10 @@ fn pump(mut from: TcpStream, mut to: TcpStream, state: &LinkState) {
         loop {
             match state.fault() {
                 Fault::Healthy => break,
+                Fault::Delayed(delay) => {
+                    std::thread::sleep(delay);
+                    break;
+                }
                 Fault::Paused if !state.stopped.load(Ordering::SeqCst) => {
                     std::thread::sleep(POLL);
                 }

@@ -165,9 +165,20 @@ impl ServerProcess {
 
     /// Starts a server in `dir` with `config` as its whole zoo.cfg.
     pub fn start_with_config(dir: PathBuf, config_text: &str, keep_dir: bool) -> ServerProcess {
+        ServerProcess::start_with_environment(dir, config_text, keep_dir, &[])
+    }
+
+    /// [`ServerProcess::start_with_config`] with `envs` added to its environment.
+    pub fn start_with_environment(
+        dir: PathBuf,
+        config_text: &str,
+        keep_dir: bool,
+        envs: &[(&str, &str)],
+    ) -> ServerProcess {
         let config = dir.join("zoo.cfg");
         std::fs::write(&config, config_text).expect("write zoo.cfg");
-        let mut process = Launched::spawn(&dir, &[OsStr::new("server"), config.as_os_str()], &[]);
+        let args = [OsStr::new("server"), config.as_os_str()];
+        let mut process = Launched::spawn(&dir, &args, envs);
         let previous_lines = process.log().lines().count();
         let deadline = Instant::now() + START_WAIT;
         let address = loop {
