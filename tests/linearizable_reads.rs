@@ -16,7 +16,7 @@ use bytes::Bytes;
 use jute::records::GetDataRequest;
 use jute::OpCode;
 use support::client::Client;
-use support::ensemble::Ensemble;
+use support::ensemble::{Ensemble, Kind};
 use support::network::{Fault, Network};
 
 /// What a read of `path` through `client` came to.
@@ -47,7 +47,7 @@ async fn read(client: &mut Client, path: &str) -> Read {
 /// the cut-off follower answered, and the ensemble with its network healed.
 async fn read_on_a_cut_off_follower(extra: &str) -> (Read, Ensemble, Network, usize) {
     let mut network = Network::new();
-    let ensemble = Ensemble::start_partitionable(3, extra, &mut network);
+    let ensemble = Ensemble::start_partitionable(Kind::Zkrs, 3, extra, &mut network);
     let leader = ensemble.wait_until_settled();
     let follower = (leader + 1) % 3;
     let mut writer = ensemble.connect(leader).await;
@@ -105,7 +105,8 @@ async fn under_linearizable_reads_a_cut_off_follower_never_answers_a_stale_read(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_linearizable_reads_every_member_sees_every_acknowledged_write() {
     let mut network = Network::new();
-    let ensemble = Ensemble::start_partitionable(3, "zkrs.linearizableReads=true", &mut network);
+    let ensemble =
+        Ensemble::start_partitionable(Kind::Zkrs, 3, "zkrs.linearizableReads=true", &mut network);
     ensemble.wait_until_settled();
     let mut clients = Vec::new();
     for i in 0..3 {

@@ -50,8 +50,15 @@ fn check_alive(ensemble: &Mutex<Ensemble>) {
     }
 }
 
-/// Injects faults until `until`, one at a time, and leaves everything healed and running.
-pub fn inject(ensemble: &Mutex<Ensemble>, network: &Network, seed: u64, until: Instant) -> Counts {
+/// Injects faults until `until`, one at a time, and leaves everything healed and running;
+/// disk faults only when `disks`.
+pub fn inject(
+    ensemble: &Mutex<Ensemble>,
+    network: &Network,
+    seed: u64,
+    until: Instant,
+    disks: bool,
+) -> Counts {
     let mut rng = Rng(seed);
     let mut counts = Counts::default();
     let millis =
@@ -60,7 +67,7 @@ pub fn inject(ensemble: &Mutex<Ensemble>, network: &Network, seed: u64, until: I
         std::thread::sleep(millis(&mut rng, 300, 1500));
         check_alive(ensemble);
         let member = rng.below(3) as usize;
-        match rng.below(9) {
+        match rng.below(if disks { 9 } else { 7 }) {
             0 => {
                 counts.isolated += 1;
                 network.isolate(member, Fault::Paused);

@@ -1,5 +1,5 @@
-//! A 3- or 5-member ensemble of the real `zkrs` binary on 127.0.0.1: start, kill, restart
-//! members, find the leader.
+//! A 3- or 5-member ensemble of the real `zkrs` binary (or, to compare, of Apache
+//! ZooKeeper 3.8) on 127.0.0.1: start, kill, restart members, find the leader.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,13 +9,47 @@ use std::time::{Duration, Instant};
 use super::client::{Client, Handshake};
 use super::network::Network;
 use super::server::{scratch_dir, ServerProcess};
+use super::zookeeper::ReferenceZooKeeper;
 
 /// How long an ensemble may take to elect a leader.
 pub const ELECTION_WAIT: Duration = Duration::from_secs(30);
 
+/// Which server the members run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Zkrs,
+    /// Apache ZooKeeper 3.8, to compare with.
+    ZooKeeper,
+}
+
+/// A running member.
+enum Member {
+    Zkrs(ServerProcess),
+    ZooKeeper(ReferenceZooKeeper),
+}
+
+impl Member {
+    fn pid(&self) -> u32 {
+        match self {
+            Member::Zkrs(process) => process.pid(),
+            Member::ZooKeeper(process) => process.pid(),
+        }
+    }
+
+    fn is_running(&mut self) -> bool {
+        match self {
+            Member::Zkrs(process) => process.is_running(),
+            Member::ZooKeeper(process) => process.is_running(),
+        }
+    }
+}
+
 /// The members of an ensemble; a stopped member is `None` but keeps its directory.
 pub struct Ensemble {
-    members: Vec<Option<ServerProcess>>,
+    kind: Kind,
+    members: Vec<Option<Member>>,
+    /// Each member's log as its last process left it.
+    last_logs: Vec<String>,
     dirs: Vec<PathBuf>,
     configs: Vec<String>,
     /// Each member's client address, fixed across restarts.
@@ -38,23 +72,29 @@ impl Ensemble {
 
     /// Starts `voters` voting members, then `observers` observers.
     pub fn start_with_observers(voters: usize, observers: usize, extra: &str) -> Ensemble {
-        Ensemble::start_members(voters, observers, extra, false, None)
+        Ensemble::start_members(Kind::Zkrs, voters, observers, extra, false, None)
     }
 
-    /// Starts `size` voting members that reach each other only through `network`'s
-    /// proxies, so a test can partition them.
-    pub fn start_partitionable(size: usize, extra: &str, network: &mut Network) -> Ensemble {
-        Ensemble::start_members(size, 0, extra, false, Some(network))
+    /// Starts `size` voting members of `kind` that reach each other only through
+    /// `network`'s proxies, so a test can partition them.
+    pub fn start_partitionable(
+        kind: Kind,
+        size: usize,
+        extra: &str,
+        network: &mut Network,
+    ) -> Ensemble {
+        Ensemble::start_members(kind, size, 0, extra, false, Some(network))
     }
 
     /// Starts `size` voting members configured as ZooKeeper 3.5+ writes them: zoo.cfg
     /// names a `dynamicConfigFile` (`zoo.cfg.dynamic.100000000`, version 0x100000000)
     /// holding the `server.N` lines with each member's client address.
     pub fn start_dynamic(size: usize, extra: &str) -> Ensemble {
-        Ensemble::start_members(size, 0, extra, true, None)
+        Ensemble::start_members(Kind::Zkrs, size, 0, extra, true, None)
     }
 
     fn start_members(
+        kind: Kind,
         voters: usize,
         observers: usize,
         extra: &str,
@@ -62,7 +102,7 @@ impl Ensemble {
         mut network: Option<&mut Network>,
     ) -> Ensemble {
         let size = voters + observers;
-        let storage_faults = network.is_some();
+        let storage_faults = network.is_some() && kind == Kind::Zkrs;
         let ports = free_ports(3 * size);
         let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         // The server lines member `me` reads: its own ports, and the others' as it
@@ -86,7 +126,9 @@ impl Ensemble {
                 .collect()
         };
         let mut ensemble = Ensemble {
+            kind,
             members: Vec::new(),
+            last_logs: vec![String::new(); size],
             dirs: Vec::new(),
             configs: Vec::new(),
             addresses: Vec::new(),
@@ -124,17 +166,32 @@ impl Ensemble {
     /// Starts member `i` (again) on its data.
     pub fn restart(&mut self, i: usize) {
         assert!(self.members[i].is_none(), "member {} is running", i + 1);
-        let control = self.storage_fault_control(i);
-        let control = control.to_string_lossy();
-        let envs: &[(&str, &str)] =
-            if self.storage_faults { &[("ZKRS_INJECT_STORAGE_FAULTS", &control)] } else { &[] };
-        let process = ServerProcess::start_with_environment(
-            self.dirs[i].clone(),
-            &self.configs[i],
-            true,
-            envs,
-        );
-        self.members[i] = Some(process);
+        let member = match self.kind {
+            Kind::Zkrs => {
+                let control = self.storage_fault_control(i);
+                let control = control.to_string_lossy();
+                let envs: &[(&str, &str)] = if self.storage_faults {
+                    &[("ZKRS_INJECT_STORAGE_FAULTS", &control)]
+                } else {
+                    &[]
+                };
+                Member::Zkrs(ServerProcess::start_with_environment(
+                    self.dirs[i].clone(),
+                    &self.configs[i],
+                    true,
+                    envs,
+                ))
+            }
+            Kind::ZooKeeper => {
+                let data = self.dirs[i].join("data");
+                let id = u64::try_from(i + 1).expect("a member id");
+                let port = self.addresses[i].port();
+                let member =
+                    ReferenceZooKeeper::spawn_member_on(Some(&data), id, port, &self.configs[i]);
+                Member::ZooKeeper(member)
+            }
+        };
+        self.members[i] = Some(member);
     }
 
     fn storage_fault_control(&self, i: usize) -> PathBuf {
@@ -155,21 +212,32 @@ impl Ensemble {
             return None;
         }
         let log = self.log(i);
+        self.last_logs[i] = log.clone();
         self.members[i] = None;
         Some(log)
     }
 
     /// Kills member `i` with SIGKILL.
     pub fn kill(&mut self, i: usize) {
-        if let Some(process) = self.members[i].take() {
-            process.kill();
+        self.last_logs[i] = self.log(i);
+        match self.members[i].take() {
+            Some(Member::Zkrs(process)) => {
+                process.kill();
+            }
+            Some(Member::ZooKeeper(process)) => drop(process),
+            None => {}
         }
     }
 
     /// Stops member `i` with SIGTERM, checking it exits cleanly.
     pub fn terminate(&mut self, i: usize) {
-        if let Some(process) = self.members[i].take() {
-            process.terminate();
+        self.last_logs[i] = self.log(i);
+        match self.members[i].take() {
+            Some(Member::Zkrs(process)) => {
+                process.terminate();
+            }
+            Some(Member::ZooKeeper(process)) => drop(process),
+            None => {}
         }
     }
 
@@ -180,7 +248,7 @@ impl Ensemble {
 
     /// Member `i`'s process id, while it runs.
     pub fn pid(&self, i: usize) -> Option<u32> {
-        self.members[i].as_ref().map(ServerProcess::pid)
+        self.members[i].as_ref().map(Member::pid)
     }
 
     /// Whether member `i` was started and its process has ended since, without the test
@@ -202,9 +270,13 @@ impl Ensemble {
         (address(), address())
     }
 
-    /// Member `i`'s log so far.
+    /// Member `i`'s log so far (its last process's, while it is stopped).
     pub fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dirs[i].join("server.log")).unwrap_or_default()
+        match (&self.members[i], self.kind) {
+            (Some(Member::ZooKeeper(process)), _) => process.log(),
+            (None, Kind::ZooKeeper) => self.last_logs[i].clone(),
+            _ => std::fs::read_to_string(self.dirs[i].join("server.log")).unwrap_or_default(),
+        }
     }
 
     /// Member `i`'s mode as `srvr` reports it, if it answers.

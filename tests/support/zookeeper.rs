@@ -172,6 +172,24 @@ impl ReferenceZooKeeper {
     }
 }
 
+impl ReferenceZooKeeper {
+    /// The JVM's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the JVM still runs.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        let log = self.config.with_file_name("zookeeper.log");
+        std::fs::read_to_string(log).unwrap_or_default()
+    }
+}
+
 impl Drop for ReferenceZooKeeper {
     fn drop(&mut self) {
         let _ = self.child.kill();
