@@ -1,6 +1,7 @@
 //! The faults a campaign injects, one at a time, each lasting a random while, chosen
 //! from the campaign's seed: processes killed and stopped, links paused, cut and delayed,
-//! and disks made slow, failing or full (through zkrs's injected storage faults).
+//! disks made slow, failing or full (through zkrs's injected storage faults), and wall
+//! clocks stepped (through libfaketime).
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,8 @@ pub struct Counts {
     pub disk_full: usize,
     /// Members that stopped, as they must, on a failed or full disk (then restarted).
     pub stopped_by_disk: usize,
+    /// A member's wall clock stepped forward or back for a while.
+    pub clock_jumped: usize,
 }
 
 fn signal(pid: u32, name: &str) {
@@ -51,13 +54,13 @@ fn check_alive(ensemble: &Mutex<Ensemble>) {
 }
 
 /// Injects faults until `until`, one at a time, and leaves everything healed and running;
-/// disk faults only when `disks`.
+/// disk and clock faults only when `injected` (zkrs members take them).
 pub fn inject(
     ensemble: &Mutex<Ensemble>,
     network: &Network,
     seed: u64,
     until: Instant,
-    disks: bool,
+    injected: bool,
 ) -> Counts {
     let mut rng = Rng(seed);
     let mut counts = Counts::default();
@@ -67,7 +70,7 @@ pub fn inject(
         std::thread::sleep(millis(&mut rng, 300, 1500));
         check_alive(ensemble);
         let member = rng.below(3) as usize;
-        match rng.below(if disks { 9 } else { 7 }) {
+        match rng.below(if injected { 10 } else { 7 }) {
             0 => {
                 counts.isolated += 1;
                 network.isolate(member, Fault::Paused);
@@ -132,6 +135,14 @@ pub fn inject(
                     std::thread::sleep(millis(&mut rng, 100, 1000));
                     ensemble.restart(member);
                 }
+            }
+            9 => {
+                counts.clock_jumped += 1;
+                let sign = if rng.chance(50) { '+' } else { '-' };
+                let offset = format!("{sign}{}s", 10 + rng.below(3600));
+                ensemble.lock().set_clock_offset(member, &offset);
+                std::thread::sleep(millis(&mut rng, 1500, 4000));
+                ensemble.lock().set_clock_offset(member, "+0");
             }
             kind => {
                 let timeout = u64::try_from(SESSION_TIMEOUT_MS).unwrap_or(4000);

@@ -285,8 +285,8 @@ async fn campaign(kind: Kind, extra: &str, reads: Reads) -> Report {
         let ensemble = ensemble.clone();
         let until = Instant::now() + Duration::from_secs(secs);
         tokio::task::spawn_blocking(move || {
-            let disks = kind == Kind::Zkrs;
-            let counts = faults::inject(&ensemble, &network, seed, until, disks);
+            let injected = kind == Kind::Zkrs;
+            let counts = faults::inject(&ensemble, &network, seed, until, injected);
             (network, counts)
         })
     };

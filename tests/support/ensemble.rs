@@ -54,10 +54,14 @@ pub struct Ensemble {
     configs: Vec<String>,
     /// Each member's client address, fixed across restarts.
     pub addresses: Vec<SocketAddr>,
-    /// Whether members read injected storage faults from a control file in their
-    /// directory (`ZKRS_INJECT_STORAGE_FAULTS`).
-    storage_faults: bool,
+    /// Whether members take injected faults: storage faults from a control file in
+    /// their directory (`ZKRS_INJECT_STORAGE_FAULTS`), and a wall clock that libfaketime
+    /// moves as another file there says.
+    injected_faults: bool,
 }
+
+/// libfaketime for multi-threaded programs (Debian's `faketime` package).
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 
 /// Ports free right now, outside the range outgoing connections take theirs from.
 fn free_ports(count: usize) -> Vec<u16> {
@@ -102,7 +106,7 @@ impl Ensemble {
         mut network: Option<&mut Network>,
     ) -> Ensemble {
         let size = voters + observers;
-        let storage_faults = network.is_some() && kind == Kind::Zkrs;
+        let injected_faults = network.is_some() && kind == Kind::Zkrs;
         let ports = free_ports(3 * size);
         let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         // The server lines member `me` reads: its own ports, and the others' as it
@@ -132,7 +136,7 @@ impl Ensemble {
             dirs: Vec::new(),
             configs: Vec::new(),
             addresses: Vec::new(),
-            storage_faults,
+            injected_faults,
         };
         for i in 0..size {
             let servers = servers_for(i);
@@ -168,10 +172,23 @@ impl Ensemble {
         assert!(self.members[i].is_none(), "member {} is running", i + 1);
         let member = match self.kind {
             Kind::Zkrs => {
-                let control = self.storage_fault_control(i);
-                let control = control.to_string_lossy();
-                let envs: &[(&str, &str)] = if self.storage_faults {
-                    &[("ZKRS_INJECT_STORAGE_FAULTS", &control)]
+                let control = self.storage_fault_control(i).to_string_lossy().into_owned();
+                let clock = self.clock_control(i).to_string_lossy().into_owned();
+                let envs: &[(&str, &str)] = if self.injected_faults {
+                    assert!(
+                        std::path::Path::new(LIBFAKETIME).exists(),
+                        "{LIBFAKETIME} is missing: apt-get install faketime (scripts/test does)"
+                    );
+                    if !self.clock_control(i).exists() {
+                        std::fs::write(self.clock_control(i), "+0").expect("the clock file");
+                    }
+                    &[
+                        ("ZKRS_INJECT_STORAGE_FAULTS", &control),
+                        ("LD_PRELOAD", LIBFAKETIME),
+                        ("FAKETIME_TIMESTAMP_FILE", &clock),
+                        ("FAKETIME_CACHE_DURATION", "1"),
+                        ("DONT_FAKE_MONOTONIC", "1"),
+                    ]
                 } else {
                     &[]
                 };
@@ -198,11 +215,23 @@ impl Ensemble {
         self.dirs[i].join("storage-faults")
     }
 
+    fn clock_control(&self, i: usize) -> PathBuf {
+        self.dirs[i].join("clock")
+    }
+
     /// Gives member `i`'s store the fault `fault` (`slow MS`, `fail`, `full`; empty for
     /// none), in an ensemble started with a network to fault.
     pub fn inject_storage_fault(&self, i: usize, fault: &str) {
-        assert!(self.storage_faults, "this ensemble's members do not read storage faults");
+        assert!(self.injected_faults, "this ensemble's members take no injected faults");
         std::fs::write(self.storage_fault_control(i), fault).expect("write the control file");
+    }
+
+    /// Sets member `i`'s wall clock `offset` from the machine's (`+300s`, `-1h`, `+0`),
+    /// as libfaketime reads it, within a second; its monotonic clock runs on untouched,
+    /// as an NTP step leaves it.
+    pub fn set_clock_offset(&self, i: usize, offset: &str) {
+        assert!(self.injected_faults, "this ensemble's members take no injected faults");
+        std::fs::write(self.clock_control(i), offset).expect("write the clock file");
     }
 
     /// If member `i` has exited, forgets its process (so it can be restarted) and returns
