@@ -126,7 +126,8 @@ pub enum Op {
         key: usize,
         watch: bool,
     },
-    /// getData of another client's key, after a `sync`.
+    /// getData of another client's key, after a `sync` (or, under linearizable reads,
+    /// without one).
     ReadOther(Target),
     Lock(LockOp),
 }
@@ -248,6 +249,9 @@ pub struct Client {
     pub observations: Vec<Observation>,
     /// The time, as the world last said.
     now: u64,
+    /// Members answer reads only past the read barrier (`zkrs.linearizableReads`): the
+    /// client reads other clients' keys without a `sync` first, too.
+    pub linearizable_reads: bool,
 }
 
 impl Client {
@@ -256,6 +260,7 @@ impl Client {
             id,
             locker,
             read_only,
+            linearizable_reads: false,
             session_read_only: false,
             read_only_sessions: 0,
             read_only_refusals: 0,
@@ -420,6 +425,12 @@ impl Client {
         }
         if rng.chance(10) {
             let then_read = other.filter(|_| self.outstanding.is_empty());
+            if self.linearizable_reads && rng.chance(50) {
+                if let Some(target) = then_read {
+                    // Linearizable without a sync: as if synced when the read leaves.
+                    return Some(Op::ReadOther(Target { synced_at: self.now, ..target }));
+                }
+            }
             return Some(Op::Sync { then_read });
         }
         if rng.chance(10) {

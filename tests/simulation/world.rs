@@ -8,6 +8,7 @@ use zkrs::config::Config;
 use zkrs::ensemble::frame::PeerFrame;
 use zkrs::ensemble::Membership;
 use zkrs::server::pipeline::{Effect, Input, Pipeline};
+use zkrs::server::read_barrier::{Passage, ReadBarrier, Ticket};
 use zkrs::server::reads::{self, ReadRequester};
 use zkrs::server::{restore, Clock, Mode, Restart, Shared};
 use zkrs::storage::{Storage, StorageError};
@@ -48,6 +49,9 @@ struct Running {
     applied: Zxid,
     /// A snapshot the member is receiving.
     receiving: Option<transfer::Receiving>,
+    /// Reads waiting for the read barrier, as their connections hold them: the client,
+    /// its request and the round it waits for.
+    held_reads: Vec<(usize, Input, Ticket)>,
 }
 
 /// One member: its disk outlives its crashes.
@@ -113,6 +117,8 @@ pub struct World {
     /// Members serve read-only clients without a quorum; partitions then last long
     /// enough (seconds) for them to start.
     read_only: bool,
+    /// Members answer reads past the read barrier (`zkrs.linearizableReads`).
+    linearizable_reads: bool,
     stats: Stats,
     /// Snapshot chunks a leader made for a learner, waiting for the `Snap` they go ahead of.
     streams: BTreeMap<(ServerId, ServerId), Vec<PeerFrame>>,
@@ -130,6 +136,7 @@ fn member_config(
     window_entries: usize,
     local_sessions: bool,
     read_only: bool,
+    linearizable_reads: bool,
 ) -> (Config, Membership) {
     let mut text = format!(
         "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir=/nonexistent\nclientPort=2181\n"
@@ -139,6 +146,9 @@ fn member_config(
     }
     if read_only {
         text.push_str("readonlymode.enabled=true\n");
+    }
+    if linearizable_reads {
+        text.push_str("zkrs.linearizableReads=true\n");
     }
     for member in 1..=MEMBERS {
         text.push_str(&format!("server.{member}=127.0.0.1:{}:{}\n", 2888 + member, 3888 + member));
@@ -160,10 +170,17 @@ impl World {
         // In some runs members serve read-only clients without a quorum, and every
         // client asks for that.
         let read_only = rng.chance(30);
+        // In some, members answer reads past the read barrier.
+        let linearizable_reads = rng.chance(30);
         let members = (1..=MEMBERS)
             .map(|id| {
-                let (config, membership) =
-                    member_config(id, window_entries, local_sessions, read_only);
+                let (config, membership) = member_config(
+                    id,
+                    window_entries,
+                    local_sessions,
+                    read_only,
+                    linearizable_reads,
+                );
                 Member {
                     id,
                     config,
@@ -174,8 +191,13 @@ impl World {
                 }
             })
             .collect();
-        let clients =
-            (0..WRITERS + LOCKERS).map(|id| Client::new(id, id >= WRITERS, read_only)).collect();
+        let clients = (0..WRITERS + LOCKERS)
+            .map(|id| {
+                let mut client = Client::new(id, id >= WRITERS, read_only);
+                client.linearizable_reads = linearizable_reads;
+                client
+            })
+            .collect();
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
         World {
             rng,
@@ -187,6 +209,7 @@ impl World {
             clients,
             quiet: false,
             read_only,
+            linearizable_reads,
             stats: Stats::default(),
             trace,
         }
@@ -355,6 +378,7 @@ impl World {
             shared,
             _inputs: inputs,
             inbox: std::collections::VecDeque::new(),
+            held_reads: Vec::new(),
             applied,
             receiving: None,
         });
@@ -476,6 +500,15 @@ impl World {
                     continue;
                 }
             }
+            let holding = self.members[index]
+                .running
+                .as_ref()
+                .is_some_and(|running| running.held_reads.iter().any(|(c, ..)| *c == client_index));
+            if holding {
+                // Its connection holds a read for the barrier; later requests wait behind.
+                continue;
+            }
+            let client = &mut self.clients[client_index];
             let acts = client.wants_read_back() || self.rng.chance(3);
             if !(client.is_ready() && !self.quiet && acts) {
                 continue;
@@ -501,7 +534,16 @@ impl World {
             }
             let is_read = op.is_read();
             let input = self.clients[client_index].request(op, running.clock.now_ms());
-            if is_read {
+            let behind_barrier = self.linearizable_reads
+                && *running.mode.lock() != Mode::ReadOnly
+                && matches!(&input, Input::Request { request, .. } if request.reads_tree());
+            if is_read && behind_barrier {
+                let Input::Request { session_id, .. } = &input else { continue };
+                let ticket = running.read_barrier.ticket(*session_id);
+                if let Some(member) = &mut self.members[index].running {
+                    member.held_reads.push((client_index, input, ticket));
+                }
+            } else if is_read {
                 read(&running, &input);
             } else {
                 self.input(index, input)?;
@@ -612,6 +654,10 @@ impl World {
         }
         for index in 0..self.members.len() {
             self.take_inputs(index)?;
+            let Some(running) = &mut self.members[index].running else { continue };
+            // The shell wakes when a connection asks for a round.
+            let outcome = running.pipeline.read_barrier();
+            self.after(index, outcome)?;
             if self.members[index].running.is_none() {
                 continue;
             }
@@ -623,8 +669,33 @@ impl World {
             };
             self.after(index, outcome)?;
             self.tick(index)?;
+            self.release_reads(index);
         }
         Ok(())
+    }
+
+    /// Answers the reads whose barrier round passed on member `index`; a failed round
+    /// closes its reads' connections, as the shell does.
+    fn release_reads(&mut self, index: usize) {
+        let Some(running) = &mut self.members[index].running else { return };
+        let shared = running.shared.clone();
+        let mut ends = shared.read_barrier.subscribe();
+        running.held_reads.retain(|(_, input, ticket)| {
+            let wait = ReadBarrier::wait(&mut ends, *ticket);
+            match futures_util::FutureExt::now_or_never(wait) {
+                None => true,
+                Some(Passage::Passed) => {
+                    read(&shared, input);
+                    false
+                }
+                Some(Passage::Failed) => {
+                    if let Input::Request { connection, .. } = input {
+                        connection.request_close();
+                    }
+                    false
+                }
+            }
+        });
     }
 
     /// A frame from `from` reaches member `index`, handled as its shell would: snapshot

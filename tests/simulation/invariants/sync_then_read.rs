@@ -1,6 +1,7 @@
 //! `sync` then read sees every write acknowledged before the sync: a client that syncs,
 //! then reads a key another client writes, sees the state the owner's last write
-//! acknowledged before the sync left (or a later one), never an earlier one.
+//! acknowledged before the sync left (or a later one), never an earlier one. Under
+//! linearizable reads the same holds of a read sent without a sync, from when it left.
 
 use crate::client::{KeyModel, Observation};
 
