@@ -4,7 +4,8 @@
 //! FIFO links that break, and a clock that moves only when the simulator says. Some runs
 //! have local sessions on (made global by their first ephemeral node); in some, members
 //! cut off from their quorum serve read-only clients (`readonlymode.enabled`, every
-//! client asking for it, partitions lasting seconds).
+//! client asking for it, partitions lasting seconds); in some, members answer reads only
+//! past the read barrier (`zkrs.linearizableReads`).
 //!
 //! Clients shake hands through the server's own admission (`server::handshake`); what
 //! they send a member's pipeline waits up to a millisecond in its channel, as in the
@@ -24,7 +25,8 @@
 //!   moved to;
 //! - a watch a session set fires before the reply to the session's write that changes
 //!   the node (checked where replies are read, in `client`);
-//! - `sync_then_read`: a read after a `sync` sees every write acknowledged before it;
+//! - `sync_then_read`: a read after a `sync` (or, under linearizable reads, any read of
+//!   another client's key) sees every write acknowledged before it;
 //! - `lock`: at most one locker holds the lock at a time;
 //! - `read_only`: every write in a session a member opened read-only is refused with
 //!   NotReadOnly, and none is carried out (`durable` holds it to that, even when the
