@@ -3,7 +3,10 @@
 //! Requests are handled in the order they arrive. Writes go to the driver at once and
 //! pipeline freely; a read waits until every earlier write of the connection has been
 //! answered, then runs against the tree right here, so each session sees its own writes
-//! and replies leave in request order (ZooKeeper's per-session FIFO guarantee).
+//! and replies leave in request order (ZooKeeper's per-session FIFO guarantee). Under
+//! `zkrs.linearizableReads` a read also waits for a round of the read barrier that began
+//! after it arrived (`server::read_barrier`); one round covers every request queued when
+//! its ticket was taken.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -244,8 +247,9 @@ struct Session<'a> {
 /// queued when its ticket was taken, since it began after they arrived.
 #[derive(Debug, Default)]
 struct ReadGate {
-    /// The round the front of the queue waits for, and how many requests it covers.
+    /// The round the front of the queue waits for.
     waiting: Option<Ticket>,
+    /// How many queued requests that round covers.
     covers: usize,
     /// Requests at the front of the queue that a passed round covers.
     covered: usize,
