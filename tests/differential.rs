@@ -520,6 +520,20 @@ fn two_voters() -> String {
 /// followers, and every reply and notification matches.
 #[tokio::test]
 async fn a_zkrs_follower_of_zookeeper_answers_as_a_zookeeper_follower_does() {
+    follower_matches_zookeepers("").await;
+}
+
+/// The same under `zkrs.linearizableReads`: the zkrs follower's reads wait for barrier
+/// rounds its ZooKeeper leader confirms as syncs, and still every reply and
+/// notification, in order, is ZooKeeper's.
+#[tokio::test]
+async fn a_zkrs_follower_with_linearizable_reads_answers_as_a_zookeeper_follower_does() {
+    follower_matches_zookeepers("zkrs.linearizableReads=true").await;
+}
+
+/// Runs the differential seeds through a ZooKeeper follower and a zkrs follower (with
+/// `extra` in its zoo.cfg), each of a ZooKeeper leader.
+async fn follower_matches_zookeepers(extra: &str) {
     let no_reaping = "znode.container.checkIntervalMs=3600000";
     let property = "-Dznode.container.checkIntervalMs=3600000";
     let all_zookeeper = two_voters();
@@ -533,7 +547,7 @@ async fn a_zkrs_follower_of_zookeeper_answers_as_a_zookeeper_follower_does() {
     let config = format!(
         "tickTime=500\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n\
          maxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n\
-         {no_reaping}\n{mixed}",
+         {no_reaping}\n{extra}\n{mixed}",
         dir.join("data").display()
     );
     let zkrs_follower = ServerProcess::start_with_config(dir, &config, false);
