@@ -4,14 +4,11 @@
 
 use bytes::Bytes;
 use jute::records::{GetDataRequest, GetDataResponse, SetDataRequest};
-use jute::OpCode;
+use jute::{Code, OpCode};
 use parking_lot::Mutex;
 
 use crate::pinned::{call, Pinned};
 use crate::support::client::Client;
-
-/// ZooKeeper's BadVersion error code: another increment came first.
-const BAD_VERSION: i32 = -103;
 
 /// The increments the counter's clients were told about.
 #[derive(Debug, Default)]
@@ -62,7 +59,8 @@ pub async fn incrementer(pinned: Pinned, tally: &Mutex<Tally>) {
                 client = None;
             }
             Some(reply) if reply.header.err == 0 => tally.lock().acknowledged += 1,
-            Some(reply) if reply.header.err == BAD_VERSION => {}
+            // BadVersion: another increment came first.
+            Some(reply) if reply.header.err == Code::BadVersion.as_i32() => {}
             Some(_) => client = None,
         }
     }

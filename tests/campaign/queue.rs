@@ -10,7 +10,7 @@ use jute::records::{
     CreateRequest, DeleteRequest, GetChildrenRequest, GetChildrenResponse, GetDataRequest,
     GetDataResponse,
 };
-use jute::OpCode;
+use jute::{Code, OpCode};
 use parking_lot::Mutex;
 
 use crate::pinned::{call, Pinned};
@@ -18,9 +18,6 @@ use crate::support::client::{open_acl, Client};
 
 /// ZooKeeper's create mode for a persistent sequential node.
 const PERSISTENT_SEQUENTIAL: i32 = 2;
-
-/// ZooKeeper's NoNode error code: another consumer took the item.
-const NO_NODE: i32 = -101;
 
 /// What producers and consumers were told.
 #[derive(Debug, Default)]
@@ -113,7 +110,8 @@ async fn take_one(client: &mut Client, ledger: &Mutex<Ledger>) -> Option<()> {
     };
     match reply.header.err {
         0 => *ledger.lock().consumed.entry(payload).or_default() += 1,
-        NO_NODE => {}
+        // Another consumer took it.
+        err if err == Code::NoNode.as_i32() => {}
         _ => return None,
     }
     Some(())

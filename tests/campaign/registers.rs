@@ -7,15 +7,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use jute::records::SyncRequest;
 use jute::records::{GetDataRequest, GetDataResponse, SetDataRequest, SetDataResponse};
-use jute::OpCode;
+use jute::{Code, OpCode};
 use parking_lot::Mutex;
 
 use crate::checker::{Op, Operation, State};
 use crate::pinned::{call, Pinned};
 use crate::support::rng::Rng;
-
-/// ZooKeeper's BadVersion error code.
-const BAD_VERSION: i32 = -103;
 
 /// How clients read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +145,7 @@ impl Worker {
                     versions[key] = expected + 1;
                     Op::Cas { expected, value, succeeded: Some(true) }
                 }
-                (Op::Cas { expected, value, .. }, BAD_VERSION) => {
+                (Op::Cas { expected, value, .. }, err) if err == Code::BadVersion.as_i32() => {
                     Op::Cas { expected, value, succeeded: Some(false) }
                 }
                 // Any other error reply: the request was refused and did nothing.
