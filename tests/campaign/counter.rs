@@ -7,7 +7,7 @@ use jute::records::{GetDataRequest, GetDataResponse, SetDataRequest};
 use jute::{Code, OpCode};
 use parking_lot::Mutex;
 
-use crate::pinned::{call, Pinned};
+use crate::pinned::{call, decimal, Pinned};
 use crate::support::client::Client;
 
 /// The increments the counter's clients were told about.
@@ -20,10 +20,6 @@ pub struct Tally {
 /// Creates `/counter` at 0.
 pub async fn set_up(client: &mut Client) {
     client.create("/counter", b"0", 0).await.expect("create /counter");
-}
-
-fn value(response: &GetDataResponse) -> Option<u64> {
-    std::str::from_utf8(response.data.as_ref()?).ok()?.parse().ok()
 }
 
 /// Increments the counter until the campaign ends.
@@ -44,7 +40,7 @@ pub async fn incrementer(pinned: Pinned, tally: &Mutex<Tally>) {
             continue;
         }
         let response: GetDataResponse = reply.decode();
-        let Some(current) = value(&response) else {
+        let Some(current) = decimal(response.data.as_ref()) else {
             client = None;
             continue;
         };
@@ -84,7 +80,7 @@ pub async fn final_value(client: &mut Client) -> u64 {
     let sync = jute::records::SyncRequest { path: "/counter".into() };
     assert_eq!(client.call(OpCode::Sync, &sync).await.header.err, 0, "sync");
     let (data, _) = client.get_data("/counter", false).await.expect("read /counter");
-    data.as_ref().and_then(|data| std::str::from_utf8(data).ok()?.parse().ok()).unwrap_or(0)
+    decimal(data.as_ref()).unwrap_or(0)
 }
 
 #[cfg(test)]

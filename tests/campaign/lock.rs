@@ -22,7 +22,7 @@ use jute::records::{
 use jute::OpCode;
 use parking_lot::Mutex;
 
-use crate::pinned::{call, event, Pinned};
+use crate::pinned::{call, decimal, Pinned};
 use crate::support::client::{open_acl, Client};
 use crate::support::rng::Rng;
 
@@ -121,7 +121,7 @@ async fn hold_once(
             // Held by the node before: wait for its deletion (or a session event).
             let deadline =
                 Duration::from_millis(u64::from(crate::pinned::SESSION_TIMEOUT_MS.unsigned_abs()));
-            event(client, deadline).await?;
+            client.try_next_event(deadline).await?;
         }
         if pinned.stopped() {
             return None;
@@ -160,11 +160,7 @@ impl Resource {
             return None;
         }
         let current: GetDataResponse = reply.decode();
-        let stored: u64 = current
-            .data
-            .as_ref()
-            .and_then(|data| std::str::from_utf8(data).ok()?.parse().ok())
-            .unwrap_or(0);
+        let stored = decimal(current.data.as_ref()).unwrap_or(0);
         if stored > token {
             ledger.lock().fenced += 1;
             return Some(());

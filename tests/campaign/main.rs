@@ -32,7 +32,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use jute::records::SyncRequest;
 use jute::OpCode;
 use parking_lot::Mutex;
@@ -51,19 +50,24 @@ const CLIENTS_PER_MEMBER: usize = 2;
 /// One campaign at a time: each runs a 3-member ensemble flat out.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// The number in the environment variable `name`, if it holds one.
+fn from_environment(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
 fn seconds() -> u64 {
-    std::env::var("ZKRS_CAMPAIGN_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30)
+    from_environment("ZKRS_CAMPAIGN_SECS").unwrap_or(30)
 }
 
 /// How many campaigns each test runs, one after another on fresh ensembles: a long run
 /// is many campaigns of bounded length, as the checker's search grows with the
 /// operations whose outcome is unknown in one history.
 fn rounds() -> u64 {
-    std::env::var("ZKRS_CAMPAIGN_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
+    from_environment("ZKRS_CAMPAIGN_ROUNDS").unwrap_or(1)
 }
 
 fn seed() -> u64 {
-    std::env::var("ZKRS_CAMPAIGN_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+    from_environment("ZKRS_CAMPAIGN_SEED").unwrap_or_else(|| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
         now.map_or(1, |elapsed| elapsed.as_nanos() as u64)
     })
@@ -149,10 +153,7 @@ async fn read_registers_everywhere(ensemble: &Ensemble, recorder: &Recorder, epo
             let sync = client.call(OpCode::Sync, &SyncRequest { path: path.clone() }).await;
             assert_eq!(sync.header.err, 0, "sync on member {}", member + 1);
             let (data, stat) = client.get_data(&path, false).await.expect("read a register");
-            let value = data
-                .as_ref()
-                .and_then(|data: &Bytes| std::str::from_utf8(data).ok()?.parse().ok())
-                .unwrap_or(0);
+            let value = pinned::decimal(data.as_ref()).unwrap_or(0);
             let seen = State { value, version: stat.version };
             let read = Op::Read { seen };
             let final_read =

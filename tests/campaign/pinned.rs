@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jute::records::WatcherEvent;
+use bytes::Bytes;
 use jute::OpCode;
 
 use crate::support::client::{Client, Handshake, Incoming, RecordRef};
@@ -62,7 +62,7 @@ pub async fn call(
     client.try_call(op, body, OP_TIMEOUT).await
 }
 
-/// The next watch notification, if it comes within `wait`.
-pub async fn event(client: &mut Client, wait: Duration) -> Option<WatcherEvent> {
-    client.try_next_event(wait).await
+/// A znode's data read as the decimal number the workloads write.
+pub fn decimal(data: Option<&Bytes>) -> Option<u64> {
+    std::str::from_utf8(data?).ok()?.parse().ok()
 }

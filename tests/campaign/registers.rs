@@ -11,7 +11,7 @@ use jute::{Code, OpCode};
 use parking_lot::Mutex;
 
 use crate::checker::{Op, Operation, State};
-use crate::pinned::{call, Pinned};
+use crate::pinned::{call, decimal, Pinned};
 use crate::support::rng::Rng;
 
 /// How clients read.
@@ -62,10 +62,6 @@ pub struct Worker {
     pub reads: Reads,
     pub recorder: Arc<Recorder>,
     pub seed: u64,
-}
-
-fn value_of(data: Option<&Bytes>) -> u64 {
-    data.and_then(|data| std::str::from_utf8(data).ok()?.parse().ok()).unwrap_or(0)
 }
 
 impl Worker {
@@ -130,7 +126,7 @@ impl Worker {
                 (Op::Read { .. }, 0) => {
                     let response: GetDataResponse = reply.decode();
                     let seen = State {
-                        value: value_of(response.data.as_ref()),
+                        value: decimal(response.data.as_ref()).unwrap_or(0),
                         version: response.stat.version,
                     };
                     versions[key] = seen.version;

@@ -240,33 +240,28 @@ impl Ensemble {
         if !self.has_died(i) {
             return None;
         }
-        let log = self.log(i);
-        self.last_logs[i] = log.clone();
-        self.members[i] = None;
-        Some(log)
+        self.take(i);
+        Some(self.last_logs[i].clone())
     }
 
-    /// Kills member `i` with SIGKILL.
-    pub fn kill(&mut self, i: usize) {
+    /// Takes member `i`'s process out of the ensemble, keeping its log.
+    fn take(&mut self, i: usize) -> Option<Member> {
         self.last_logs[i] = self.log(i);
-        match self.members[i].take() {
-            Some(Member::Zkrs(process)) => {
-                process.kill();
-            }
-            Some(Member::ZooKeeper(process)) => drop(process),
-            None => {}
+        self.members[i].take()
+    }
+
+    /// Kills member `i` with SIGKILL (a ZooKeeper member is killed when dropped).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(Member::Zkrs(process)) = self.take(i) {
+            process.kill();
         }
     }
 
-    /// Stops member `i` with SIGTERM, checking it exits cleanly.
+    /// Stops member `i` with SIGTERM, checking it exits cleanly (a ZooKeeper member is
+    /// killed).
     pub fn terminate(&mut self, i: usize) {
-        self.last_logs[i] = self.log(i);
-        match self.members[i].take() {
-            Some(Member::Zkrs(process)) => {
-                process.terminate();
-            }
-            Some(Member::ZooKeeper(process)) => drop(process),
-            None => {}
+        if let Some(Member::Zkrs(process)) = self.take(i) {
+            process.terminate();
         }
     }
 
