@@ -171,7 +171,7 @@ async fn read_loop(
     };
     loop {
         session.dispatch().await?;
-        let ticket = session.reads.waiting;
+        let ticket = session.reads.waiting.map(|(ticket, _)| ticket);
         tokio::select! {
             biased;
             () = connection.closing() => return Ok(()),
@@ -247,10 +247,9 @@ struct Session<'a> {
 /// queued when its ticket was taken, since it began after they arrived.
 #[derive(Debug, Default)]
 struct ReadGate {
-    /// The round the front of the queue waits for.
-    waiting: Option<Ticket>,
-    /// How many queued requests that round covers.
-    covers: usize,
+    /// The round the front of the queue waits for, and how many queued requests it
+    /// covers.
+    waiting: Option<(Ticket, usize)>,
     /// Requests at the front of the queue that a passed round covers.
     covered: usize,
 }
@@ -263,10 +262,10 @@ impl ReadGate {
 
     /// The round waited for ended.
     fn ended(&mut self, passage: Passage) -> Result<(), ConnectionError> {
-        self.waiting = None;
+        let covers = self.waiting.take().map_or(0, |(_, covers)| covers);
         match passage {
             Passage::Passed => {
-                self.covered = self.covers;
+                self.covered = covers;
                 Ok(())
             }
             Passage::Failed => Err(ConnectionError::ReadBarrierFailed),
@@ -352,8 +351,7 @@ impl Session<'_> {
                 {
                     if self.reads.waiting.is_none() {
                         let ticket = self.shared.read_barrier.ticket(self.session_id);
-                        self.reads.waiting = Some(ticket);
-                        self.reads.covers = self.queue.len();
+                        self.reads.waiting = Some((ticket, self.queue.len()));
                     }
                     return Ok(());
                 }

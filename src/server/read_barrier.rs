@@ -39,7 +39,7 @@ pub struct Ticket {
 struct Rounds {
     /// The newest round started.
     started: u64,
-    /// The newest round a ticket waits for.
+    /// The newest round a ticket waits for; never behind `started`.
     requested: u64,
     /// Whether the round `started` is still in flight.
     in_flight: bool,
@@ -142,9 +142,8 @@ impl ReadBarrier {
     /// next round will begin from a clean slate.
     pub fn fail_all(&self) {
         let mut rounds = self.rounds.lock();
-        let through = rounds.requested.max(rounds.started);
+        let through = rounds.requested;
         rounds.started = through;
-        rounds.requested = through;
         rounds.in_flight = false;
         drop(rounds);
         self.finished.send_modify(|finished| finished.failed = finished.failed.max(through));
