@@ -190,7 +190,10 @@ pub fn exit_status(err: &anyhow::Error) -> u8 {
     use crate::startup::{DataDirMissing, StartupError};
     let is_config = |cause: &(dyn std::error::Error + 'static)| {
         cause.is::<ConfigError>()
-            || matches!(cause.downcast_ref::<StartupError>(), Some(StartupError::Config(_)))
+            || matches!(
+                cause.downcast_ref::<StartupError>(),
+                Some(StartupError::Config(_) | StartupError::Tls(_))
+            )
     };
     let is_data_dir = |cause: &(dyn std::error::Error + 'static)| {
         cause.is::<DataDirMissing>()

@@ -9,6 +9,7 @@
 //! - [`tree`]: znodes and watches; changed only by applying txns.
 //! - [`txn`]: the transaction model shared by prepare, the log and apply.
 //! - [`config`]: zoo.cfg read as ZooKeeper reads it, and the table of its keys.
+//! - [`tls`]: the client ports' TLS context from ZooKeeper's key and trust stores.
 //! - [`startup`], [`logging`]: what `zkrs server` does before serving, and where logs go.
 //! - [`zab`]: the replication core (election, discovery, sync, broadcast), a pure state
 //!   machine the server's shell and the simulator drive.
@@ -35,6 +36,7 @@ pub mod server;
 pub mod session;
 pub mod startup;
 pub mod storage;
+pub mod tls;
 pub mod tree;
 pub mod txn;
 pub mod zab;

@@ -6,8 +6,11 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use crate::config::{Config, ConfigError};
-use crate::server::ServerError;
+use crate::server::{ClientListeners, ServerError};
+use crate::tls::ServerTls;
 
 /// A data directory is missing and `zookeeper.datadir.autocreate=false` forbids creating
 /// it; exit status 3, ZooKeeper's "Unable to access datadir".
@@ -30,6 +33,9 @@ pub enum StartupError {
     /// The configuration cannot be served (exit status 2).
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The client TLS stores cannot be used (exit status 2, as a bad configuration).
+    #[error("client TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The server failed.
     #[error(transparent)]
     Server(#[from] ServerError),
@@ -69,17 +75,28 @@ pub fn serve(config: Config) -> Result<(), StartupError> {
             prepare_directory("dataLogDir", log_dir, config.data_dir_autocreate)?;
         }
         let _pid_file = PidFile::create()?;
-        let listener = match config.client_address()? {
-            Some(address) => Some(bind_client_port(address, config.client_port_listen_backlog)?),
-            None => {
-                tracing::warn!(
-                    "clientPort is not set: no client listener, as ZooKeeper does (check \
-                     the key's spelling)"
-                );
-                None
-            }
+        let backlog = config.client_port_listen_backlog;
+        let tls = match &config.client_tls {
+            Some(settings) => Some(Arc::new(ServerTls::new(settings.clone())?)),
+            None => None,
         };
-        Ok(crate::server::run(config, listener, shutdown).await?)
+        let secure_address = config.client_tls.as_ref().and_then(|tls| tls.secure_address);
+        let listeners = ClientListeners {
+            plain: match config.client_address()? {
+                Some(address) => Some(bind_client_port(address, backlog)?),
+                None if secure_address.is_some() => None,
+                None => {
+                    tracing::warn!(
+                        "clientPort is not set: no client listener, as ZooKeeper does (check \
+                         the key's spelling)"
+                    );
+                    None
+                }
+            },
+            secure: secure_address.map(|address| bind_client_port(address, backlog)).transpose()?,
+            tls,
+        };
+        Ok(crate::server::run(config, listeners, shutdown).await?)
     })
 }
 

@@ -1,4 +1,6 @@
 use super::*;
+use crate::config::tls::{ClientAuth, Protocol};
+use crate::tls::stores::StoreType;
 
 fn parse(text: &str) -> Config {
     Config::parse(text).unwrap_or_else(|err| panic!("{err}\n{text}"))
@@ -61,24 +63,71 @@ fn parses_the_compat_harness_config() {
     assert_eq!(address, Some("127.0.0.1:32310".parse().expect("address")));
 }
 
+const TLS_ONLY: &str = "tickTime=2000\ndataDir=/d\nsecureClientPort=2281\n\
+    serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+    ssl.keyStore.location=/etc/zk/keystore.jks\nssl.keyStore.password=secret\n\
+    ssl.trustStore.location=/etc/zk/truststore.p12\n\
+    authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n";
+
 #[test]
-fn issue_13_tls_only_file_refuses_instead_of_serving_plaintext() {
-    let messages = refused(
-        "tickTime=2000\ndataDir=/d\nsecureClientPort=2281\n\
-         serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
-         ssl.keyStore.location=/etc/zk/keystore.jks\nssl.keyStore.password=secret\n\
-         ssl.trustStore.location=/etc/zk/truststore.jks\n\
-         authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n",
-    );
-    let all = messages.join("\n");
-    for key in [
-        "secureClientPort",
-        "ssl.keyStore.location",
-        "ssl.trustStore.location",
-        "authProvider.x509",
+fn a_tls_only_file_serves_tls_with_zookeepers_defaults_and_no_plain_port() {
+    let config = parse(TLS_ONLY);
+    assert_eq!(config.static_client_address, None);
+    let tls = config.client_tls.expect("TLS settings");
+    assert_eq!(tls.secure_address, Some("0.0.0.0:2281".parse().expect("address")));
+    assert!(!tls.port_unification);
+    assert_eq!(tls.key_store.kind, StoreType::Jks);
+    assert_eq!(tls.key_store.password, "secret");
+    let trust = tls.trust_store.expect("a trust store");
+    assert_eq!((trust.kind, trust.password.as_str()), (StoreType::Pkcs12, ""));
+    assert_eq!(tls.client_auth, ClientAuth::Need);
+    assert_eq!(tls.protocols, [Protocol::Tls13, Protocol::Tls12]);
+    assert_eq!(tls.cipher_suites, None);
+    assert_eq!(tls.handshake_detection_timeout_ms, 5000);
+}
+
+#[test]
+fn tls_settings_are_read_as_zookeeper_reads_them() {
+    let config = parse(&format!(
+        "{TLS_ONLY}zookeeper.ssl.clientAuth=Want\nssl.protocol=TLSv1.2\n\
+         ssl.ciphersuites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_AES_128_GCM_SHA256\n\
+         client.certReload=true\nssl.keyStore.type=pkcs12\n"
+    ));
+    let tls = config.client_tls.expect("TLS settings");
+    assert_eq!(tls.client_auth, ClientAuth::Want);
+    assert_eq!(tls.protocols, [Protocol::Tls12]);
+    assert_eq!(tls.key_store.kind, StoreType::Pkcs12);
+    assert!(tls.cert_reload);
+    let suites = tls.cipher_suites.expect("suites");
+    assert_eq!(suites, ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"]);
+
+    let config = parse(&format!("{TLS_ONLY}ssl.enabledProtocols=TLSv1.1,TLSv1.2,TLSv1.3\n"));
+    let tls = config.client_tls.expect("TLS settings");
+    assert_eq!(tls.protocols, [Protocol::Tls13, Protocol::Tls12]);
+    assert!(config.notices.iter().any(|notice| notice.warn && notice.message.contains("TLSv1.1")));
+}
+
+#[test]
+fn tls_that_cannot_be_served_refuses_to_start() {
+    for (extra, why) in [
+        ("ssl.enabledProtocols=TLSv1.1\n", "no protocol"),
+        ("ssl.protocol=SSLv2\n", "not a TLS protocol"),
+        ("ssl.clientAuth=maybe\n", "none, want or need"),
+        ("ssl.keyStore.type=BCFKS\n", "BouncyCastle"),
     ] {
-        assert!(all.contains(key), "{key} is not named in:\n{all}");
+        let err = Config::parse(&format!("{TLS_ONLY}{extra}")).expect_err(extra).to_string();
+        assert!(err.contains(why), "{extra}: {err}");
     }
+    let messages = refused(&format!(
+        "{TLS_ONLY}ssl.crl=true\nsslQuorum=true\nssl.quorum.keyStore.location=/q.jks\n"
+    ))
+    .join("\n");
+    for key in ["ssl.crl", "sslQuorum", "ssl.quorum.keyStore.location"] {
+        assert!(messages.contains(key), "{key} is not named in:\n{messages}");
+    }
+    let without_key_store = "dataDir=/d\nclientPort=2181\nclient.portUnification=true\n";
+    let err = Config::parse(without_key_store).expect_err("no key store").to_string();
+    assert!(err.contains("ssl.keyStore.location"), "{err}");
 }
 
 #[test]

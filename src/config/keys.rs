@@ -124,8 +124,8 @@ pub const KEYS: &[Key] = &[
     // Minimum configuration.
     key("clientPort", Integer, "", Honoured)
         .note("Unset: no client listener, as in ZooKeeper (misspelt keys are reported)."),
-    key("secureClientPort", Integer, "", Unsupported(Security)).note("TLS is not supported yet."),
-    key("secureClientPortAddress", Text, "", Unsupported(Security)),
+    key("secureClientPort", Integer, "", Honoured).note("A port that speaks only TLS."),
+    key("secureClientPortAddress", Text, "", Honoured),
     key("observerMasterPort", Integer, "", Ignored)
         .note("Observers sync from the leader instead of a follower."),
     key("dataDir", Text, "", Honoured).note("Required. Created when missing."),
@@ -270,23 +270,54 @@ pub const KEYS: &[Key] = &[
     key("DigestAuthenticationProvider.digestAlg", Text, "SHA1", Unsupported(Security)),
     key("IPAuthenticationProvider.usexforwardedfor", LenientBoolean, "false", Ignored)
         .note("Applies to the AdminServer only."),
-    key("X509AuthenticationProvider.superUser", Text, "", Unsupported(Security)),
+    key("X509AuthenticationProvider.superUser", Text, "", Honoured)
+        .note("A client certificate subject (RFC 2253) that is the super user."),
     key("zookeeper.superUser", Text, "", Unsupported(Security)),
-    key("ssl.authProvider", Text, "", Unsupported(Security)),
+    key("ssl.authProvider", Text, "x509", Unsupported(Security))
+        .note("Only the built-in x509 scheme."),
     key("zookeeper.ensembleAuthName", Text, "", Unsupported(Security)),
     key("sessionRequireClientSASLAuth", LenientBoolean, "false", Unsupported(Security)),
     key("requireClientAuthScheme", Text, "", Unsupported(Security)),
     key("enforce.auth.enabled", LenientBoolean, "false", Unsupported(Security)),
     key("enforce.auth.schemes", Text, "", Unsupported(Security)),
     key("sslQuorum", Boolean, "false", Unsupported(Security)),
-    key("ssl.*", Text, "", Unsupported(Security))
-        .note("Every ssl.* and ssl.quorum.* key: TLS is not supported yet."),
+    key("ssl.keyStore.location", Text, "", Honoured)
+        .note("PEM, PKCS12 or JKS; required for TLS on a client port."),
+    key("ssl.keyStore.password", Text, "", Honoured),
+    key("ssl.keyStore.passwordPath", Text, "", Honoured),
+    key("ssl.keyStore.type", Text, "", Honoured).note("PEM, PKCS12 or JKS; else by extension."),
+    key("ssl.trustStore.location", Text, "", Honoured)
+        .note("Unset: the system's CA roots, as the JVM's default trust store."),
+    key("ssl.trustStore.password", Text, "", Honoured),
+    key("ssl.trustStore.passwordPath", Text, "", Honoured),
+    key("ssl.trustStore.type", Text, "", Honoured),
+    key("ssl.protocol", Text, "", Honoured)
+        .note("Unset: TLSv1.3 and TLSv1.2 (ZooKeeper in FIPS mode: TLSv1.2 only)."),
+    key("ssl.enabledProtocols", Text, "", Honoured).note("TLSv1.2 and TLSv1.3 are served."),
+    key("ssl.ciphersuites", Text, "", Honoured).note("IANA names, as Java spells them."),
+    key("ssl.clientAuth", Text, "need", Honoured).note("none, want or need."),
+    key("ssl.hostnameVerification", LenientBoolean, "true", Honoured)
+        .note("As in ZooKeeper, client certificates are not checked against host names."),
+    key("ssl.clientHostnameVerification", LenientBoolean, "false", Honoured),
+    key("ssl.handshakeDetectionTimeoutMillis", DecodedInteger, "5000", Honoured),
+    key("ssl.crl", LenientBoolean, "false", Unsupported(Security))
+        .note("Certificate revocation lists are not checked yet."),
+    key("ssl.ocsp", LenientBoolean, "false", Unsupported(Security)),
+    key("ssl.context.supplier.class", Text, "", Unsupported(Security))
+        .note("A Java class; zkrs builds its TLS context from the stores."),
+    key("ssl.sslProvider", Text, "JDK", Ignored).note("zkrs's TLS is rustls."),
+    key("ssl.allowReverseDnsLookup", LenientBoolean, "false", Ignored),
+    key("ssl.quorum.*", Text, "", Unsupported(Security))
+        .note("Every ssl.quorum.* key: TLS between members is not supported yet."),
+    key("ssl.*", Text, "", Unsupported(Security)),
     key("sslQuorumReloadCertFiles", Boolean, "false", Unsupported(Security)),
-    key("client.certReload", LenientBoolean, "false", Unsupported(Security)),
-    key("client.portUnification", LenientBoolean, "false", Unsupported(Security)),
+    key("client.certReload", LenientBoolean, "false", Honoured)
+        .note("The stores are read again when their files change."),
+    key("client.portUnification", LenientBoolean, "false", Honoured)
+        .note("The plain client port also takes TLS clients."),
     key("portUnification", Boolean, "false", Unsupported(Security)),
     key("authProvider.*", Text, "", Honoured)
-        .note("ZooKeeper's digest and IP providers only; any other provider refuses to start."),
+        .note("ZooKeeper's digest, IP and x509 providers; any other refuses to start."),
     key("quorum.auth.enableSasl", Boolean, "false", Unsupported(Security)),
     key("quorum.auth.learnerRequireSasl", Boolean, "false", Unsupported(Security)),
     key("quorum.auth.serverRequireSasl", Boolean, "false", Unsupported(Security)),
@@ -298,7 +329,8 @@ pub const KEYS: &[Key] = &[
         .note("A server.N line with several addresses refuses to start."),
     key("multiAddress.reachabilityCheckTimeoutMs", Integer, "1000", Ignored),
     key("multiAddress.reachabilityCheckEnabled", LenientBoolean, "true", Ignored),
-    key("fips-mode", LenientBoolean, "true", Ignored).note("No TLS yet."),
+    key("fips-mode", LenientBoolean, "true", Ignored)
+        .note("zkrs's TLS is rustls, which has no FIPS mode; see ssl.protocol."),
     // Experimental, unsafe and tuning options.
     key("readonlymode.enabled", LenientBoolean, "false", Honoured),
     key("zookeeper.follower.skipLearnerRequestToNextProcessor", LenientBoolean, "false", Ignored),
@@ -356,10 +388,11 @@ pub const KEYS: &[Key] = &[
         .note("zkrs only: a member answers a read once it has every write committed before it."),
 ];
 
-/// The ZooKeeper digest and IP authentication providers, which zkrs has built in.
-const BUILT_IN_AUTH_PROVIDERS: [&str; 2] = [
+/// The ZooKeeper digest, IP and x509 authentication providers, which zkrs has built in.
+const BUILT_IN_AUTH_PROVIDERS: [&str; 3] = [
     "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
     "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
 ];
 
 /// The table entry for a zoo.cfg key: an exact name first, then the longest family, each
@@ -408,8 +441,8 @@ pub fn classify(name: &str, value: &str) -> Verdict {
                 Verdict::Honoured
             } else {
                 Verdict::Refuse(format!(
-                    "{name}={value} (security: only ZooKeeper's digest and IP providers are \
-                     built in; SASL and x509 are not supported yet)"
+                    "{name}={value} (security: only ZooKeeper's digest, IP and x509 providers \
+                     are built in; SASL is not supported yet)"
                 ))
             }
         }
@@ -488,7 +521,11 @@ mod tests {
         assert_eq!(lookup("zookeeper.snapCount").map(|key| key.name), Some("snapCount"));
         assert_eq!(lookup("superUser").map(|key| key.name), Some("zookeeper.superUser"));
         assert_eq!(lookup("server.12").map(|key| key.name), Some("server.*"));
-        assert_eq!(lookup("ssl.quorum.keyStore.location").map(|key| key.name), Some("ssl.*"));
+        assert_eq!(
+            lookup("ssl.quorum.keyStore.location").map(|key| key.name),
+            Some("ssl.quorum.*")
+        );
+        assert_eq!(lookup("zookeeper.ssl.clientAuth").map(|key| key.name), Some("ssl.clientAuth"));
         assert_eq!(lookup("sslQuorum").map(|key| key.name), Some("sslQuorum"));
         assert_eq!(
             lookup("metricsProvider.className").map(|key| key.name),
@@ -499,8 +536,10 @@ mod tests {
 
     #[test]
     fn security_keys_refuse_unless_they_ask_for_the_default() {
-        assert!(matches!(classify("secureClientPort", "2281"), Verdict::Refuse(_)));
-        assert!(matches!(classify("ssl.keyStore.location", "/k.jks"), Verdict::Refuse(_)));
+        assert!(matches!(classify("ssl.quorum.keyStore.location", "/k"), Verdict::Refuse(_)));
+        assert!(matches!(classify("ssl.crl", "true"), Verdict::Refuse(_)));
+        assert!(matches!(classify("ssl.authProvider", "x509"), Verdict::Ignored(_)));
+        assert!(matches!(classify("ssl.authProvider", "custom"), Verdict::Refuse(_)));
         assert!(matches!(classify("sslQuorum", "true"), Verdict::Refuse(_)));
         assert!(matches!(classify("sslQuorum", "false"), Verdict::Ignored(_)));
         assert!(matches!(classify("enforceQuota", "true"), Verdict::Refuse(_)));

@@ -13,6 +13,7 @@
 pub mod keys;
 pub mod membership;
 pub mod properties;
+pub mod tls;
 pub mod values;
 
 use std::collections::BTreeSet;
@@ -135,6 +136,12 @@ pub struct Config {
     /// client listener, as in ZooKeeper. A member's `server.N` client address overrides
     /// it, see [`Config::client_address`].
     pub static_client_address: Option<SocketAddr>,
+    /// TLS on the client ports (`secureClientPort`, `client.portUnification`, `ssl.*`);
+    /// `None` when no client port speaks TLS.
+    pub client_tls: Option<tls::ClientTls>,
+    /// The certificate subject that is the super user
+    /// (`X509AuthenticationProvider.superUser`).
+    pub x509_super_user: Option<String>,
     /// Backlog of the client port's listen queue (`clientPortListenBacklog`).
     pub client_port_listen_backlog: u32,
     /// Connections allowed from one IP address; 0 means no limit.
@@ -279,12 +286,15 @@ impl Config {
             )));
         }
         let backlog = read.number::<i64>("clientPortListenBacklog", -1)?;
+        let client_tls = tls::read_client_tls(&mut read, &mut notices)?;
         let config = Config {
             tick_time_ms,
             data_dir,
             data_log_dir: read.text("dataLogDir").map(PathBuf::from),
             data_dir_autocreate: read.flag("zookeeper.datadir.autocreate", true)?,
             static_client_address: static_client_address(&read)?,
+            client_tls,
+            x509_super_user: read.text("X509AuthenticationProvider.superUser").map(str::to_owned),
             client_port_listen_backlog: u32::try_from(backlog)
                 .ok()
                 .filter(|backlog| *backlog > 0)
@@ -568,21 +578,31 @@ fn membership_servers(properties: &Properties) -> Result<Membership, ConfigError
 /// `clientPort` with `clientPortAddress` (an address or a host name), as ZooKeeper
 /// resolves them when it reads the file.
 fn static_client_address(read: &Reader<'_>) -> Result<Option<SocketAddr>, ConfigError> {
-    let port = match read.text("clientPort") {
+    port_on_address(read, "clientPort", "clientPortAddress")
+}
+
+/// A port key with its optional address key (every address when unset); an address
+/// without its port is an error, as in ZooKeeper.
+fn port_on_address(
+    read: &Reader<'_>,
+    port_key: &str,
+    address_key: &str,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let port = match read.text(port_key) {
         None => None,
         Some(value) => Some(
             values::parse_long(value)
                 .and_then(|port| u16::try_from(port).ok())
-                .ok_or_else(|| ConfigError::invalid("clientPort", value, "not a port".into()))?,
+                .ok_or_else(|| ConfigError::invalid(port_key, value, "not a port".into()))?,
         ),
     };
-    match (port, read.text("clientPortAddress")) {
+    match (port, read.text(address_key)) {
         (None, None) => Ok(None),
-        (None, Some(_)) => Err(ConfigError::Inconsistent(
-            "clientPortAddress is set but clientPort is not set".into(),
-        )),
+        (None, Some(_)) => Err(ConfigError::Inconsistent(format!(
+            "{address_key} is set but {port_key} is not set"
+        ))),
         (Some(port), None) => Ok(Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))),
-        (Some(port), Some(host)) => resolve("clientPortAddress", host, port).map(Some),
+        (Some(port), Some(host)) => resolve(address_key, host, port).map(Some),
     }
 }
 

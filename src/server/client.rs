@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use jute::records::Id;
 use jute::Code;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::codec::FramedRead;
@@ -29,6 +29,7 @@ use crate::proto::reply;
 use crate::proto::{Frame, Request, RequestError};
 use crate::server::client_frame::{check_length, ClientFrames, FrameError, FrameTooLong};
 use crate::server::handshake::{admit, Admission, Refusal};
+use crate::server::listener::{Security, TLS_HANDSHAKE_RECORD};
 use crate::server::pipeline::Input;
 use crate::server::read_barrier::{Finished, Passage, ReadBarrier, Ticket};
 use crate::server::reads;
@@ -36,6 +37,7 @@ use crate::server::registry::{Connection, ConnectionLimits, TooManyConnections};
 use crate::server::stats::short_op_name;
 use crate::server::{four_letter, Mode, Shared};
 use crate::session::auth::authenticate;
+use crate::tls::{client_identity, ServerTls};
 use crate::txn::{SessionId, Zxid};
 
 /// How long a new connection may take to send its handshake (ZooKeeper's
@@ -59,6 +61,16 @@ enum ConnectionError {
     Malformed(#[from] jute::DecodeError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS handshake failed: {0}")]
+    TlsHandshake(std::io::Error),
+    #[error("no TLS handshake within {0:?}")]
+    TlsHandshakeTimeout(Duration),
+    #[error("the client certificate's subject cannot be read")]
+    CertificateSubject,
+    #[error("a plaintext client on a TLS-only port")]
+    PlaintextOnTlsPort,
+    #[error("a TLS client on a plaintext port")]
+    TlsOnPlaintextPort,
     #[error("session expired or closed")]
     SessionGone,
     #[error("unknown opcode {0}")]
@@ -73,8 +85,8 @@ enum ConnectionError {
     Refused(#[from] Refusal),
 }
 
-/// Serves one accepted connection until it closes.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+/// Serves one accepted connection until it closes: over TLS when `security` says so.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, security: Security) {
     let limits = ConnectionLimits {
         per_ip_max: shared.config.max_client_cnxns,
         total_max: shared.config.max_cnxns,
@@ -95,9 +107,20 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let span = tracing::info_span!("connection", peer = %peer, id = connection.id);
     async {
         let _ = stream.set_nodelay(true);
-        let (read_half, write_half) = stream.into_split();
-        let writer = tokio::spawn(write_loop(connection.clone(), write_half));
-        match read_loop(&shared, &connection, read_half).await {
+        let outcome = match security.tls_for(&stream).await {
+            None => {
+                let (read_half, write_half) = stream.into_split();
+                run(&shared, &connection, read_half, write_half).await
+            }
+            Some(tls) => match accept_tls(&shared, &connection, &tls, stream).await {
+                Ok(stream) => {
+                    let (read_half, write_half) = tokio::io::split(stream);
+                    run(&shared, &connection, read_half, write_half).await
+                }
+                Err(err) => Err(err),
+            },
+        };
+        match outcome {
             Ok(()) => tracing::debug!("connection closed"),
             Err(
                 err @ (ConnectionError::Io(_)
@@ -113,8 +136,6 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             }
             Err(err) => tracing::warn!(cause = %err, "closing connection"),
         }
-        connection.outbox.close();
-        let _ = writer.await;
     }
     .instrument(span)
     .await;
@@ -122,7 +143,61 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     shared.database.remove_watcher(connection.id);
 }
 
-async fn write_loop(connection: Arc<Connection>, mut socket: OwnedWriteHalf) {
+/// The TLS handshake, then the identity a client certificate gives: `x509:<subject>`,
+/// and `super` when the subject is `X509AuthenticationProvider.superUser`.
+async fn accept_tls(
+    shared: &Shared,
+    connection: &Connection,
+    tls: &ServerTls,
+    stream: TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, ConnectionError> {
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first))
+        .await
+        .map_err(|_| ConnectionError::TlsHandshakeTimeout(HANDSHAKE_TIMEOUT))??;
+    if peeked == 1 && first[0] != TLS_HANDSHAKE_RECORD {
+        return Err(ConnectionError::PlaintextOnTlsPort);
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+        .await
+        .map_err(|_| ConnectionError::TlsHandshakeTimeout(HANDSHAKE_TIMEOUT))?
+        .map_err(ConnectionError::TlsHandshake)?;
+    if let Some(chain) = stream.get_ref().1.peer_certificates() {
+        let Some(subject) = client_identity(chain) else {
+            shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
+            return Err(ConnectionError::CertificateSubject);
+        };
+        let mut auth = (*connection.auth()).clone();
+        if shared.config.x509_super_user.as_deref() == Some(subject.as_str()) {
+            auth.add(Id { scheme: "super".into(), id: subject.clone() });
+        }
+        tracing::info!(id = %subject, "authenticated by client certificate (x509)");
+        auth.add(Id { scheme: "x509".into(), id: subject });
+        connection.set_auth(auth);
+    }
+    Ok(stream)
+}
+
+/// Runs an accepted connection's two halves until it closes.
+async fn run<R, W>(
+    shared: &Arc<Shared>,
+    connection: &Arc<Connection>,
+    read_half: R,
+    write_half: W,
+) -> Result<(), ConnectionError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let writer = tokio::spawn(write_loop(connection.clone(), write_half));
+    let outcome = read_loop(shared, connection, read_half).await;
+    connection.outbox.close();
+    let _ = writer.await;
+    outcome
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(connection: Arc<Connection>, mut socket: W) {
     let mut buffer = Vec::with_capacity(64 * 1024);
     while connection.outbox.drain_into(&mut buffer).await {
         if socket.write_all(&buffer).await.is_err() {
@@ -134,10 +209,10 @@ async fn write_loop(connection: Arc<Connection>, mut socket: OwnedWriteHalf) {
     let _ = socket.shutdown().await;
 }
 
-async fn read_loop(
+async fn read_loop<R: AsyncRead + Unpin>(
     shared: &Arc<Shared>,
     connection: &Arc<Connection>,
-    mut socket: OwnedReadHalf,
+    mut socket: R,
 ) -> Result<(), ConnectionError> {
     let frame_len_max = shared.config.jute_max_buffer;
     let mut first = [0u8; 4];
@@ -145,6 +220,9 @@ async fn read_loop(
         .await
         .map_err(|_| ConnectionError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
     shared.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+    if first[0] == TLS_HANDSHAKE_RECORD {
+        return Err(ConnectionError::TlsOnPlaintextPort);
+    }
     if let Some(word) = FourLetterWord::parse(first) {
         four_letter::respond(shared, connection, word);
         return Ok(());

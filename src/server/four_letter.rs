@@ -194,7 +194,9 @@ fn connection_info(connection: &Connection, brief: bool, out: &mut String) {
 fn conf(shared: &Shared, out: &mut String) {
     let config = &shared.config;
     let _ = writeln!(out, "clientPort={}", config.serving_client_port());
-    let _ = writeln!(out, "secureClientPort=-1");
+    let secure_port = config.client_tls.as_ref().and_then(|tls| tls.secure_address);
+    let secure_port = secure_port.map_or(-1, |address| i32::from(address.port()));
+    let _ = writeln!(out, "secureClientPort={secure_port}");
     let _ = writeln!(out, "dataDir={}", config.data_dir.display());
     let _ = writeln!(out, "dataDirSize={}", directory_size(&config.data_dir));
     let _ = writeln!(out, "dataLogDir={}", config.log_dir().display());

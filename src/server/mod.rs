@@ -30,6 +30,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -315,7 +316,54 @@ async fn bind(
     TcpListener::bind(address).await.map_err(|source| ServerError::Bind { what, address, source })
 }
 
-/// Runs a server on `listener` (none without `clientPort`, as in ZooKeeper) until
+/// The client ports a server accepts on, bound before it starts.
+#[derive(Debug, Default)]
+pub struct ClientListeners {
+    /// `clientPort`; none without it, as in ZooKeeper.
+    pub plain: Option<TcpListener>,
+    /// `secureClientPort`.
+    pub secure: Option<TcpListener>,
+    /// The TLS context of the secure port, and of the plain one under
+    /// `client.portUnification`.
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
+}
+
+impl ClientListeners {
+    /// Starts accepting on every port; the tasks run until aborted.
+    fn accept(self, shared: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>, ServerError> {
+        let unified = self.tls.as_ref().filter(|tls| tls.settings().port_unification);
+        let plain_security = match unified {
+            Some(tls) => listener::Security::Unified(tls.clone()),
+            None => listener::Security::Plain,
+        };
+        let ports = [
+            (self.plain, plain_security),
+            (
+                self.secure,
+                self.tls.clone().map_or(listener::Security::Plain, listener::Security::Tls),
+            ),
+        ];
+        let mut tasks = Vec::new();
+        for (listener, security) in ports {
+            let Some(listener) = listener else { continue };
+            let address = listener.local_addr().map_err(ServerError::Listener)?;
+            match security {
+                listener::Security::Plain => tracing::info!(%address, "serving clients"),
+                listener::Security::Tls(_) => tracing::info!(%address, "serving clients over TLS"),
+                listener::Security::Unified(_) => {
+                    tracing::info!(%address, "serving clients, in plain or over TLS")
+                }
+            }
+            tasks.push(tokio::spawn(listener::run(shared.clone(), listener, security)));
+        }
+        if let Some(tls) = self.tls {
+            tasks.push(tokio::spawn(tls.reload_on_change()));
+        }
+        Ok(tasks)
+    }
+}
+
+/// Runs a server on its client ports (none without `clientPort`, as in ZooKeeper) until
 /// `shutdown` completes, with its state in RocksDB in the configured `dataDir`
 /// (recovered first).
 ///
@@ -323,7 +371,7 @@ async fn bind(
 /// When the store cannot be opened or recovered, or the write pipeline fails.
 pub async fn run(
     config: Config,
-    listener: Option<TcpListener>,
+    listeners: ClientListeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let (data_dir, log_dir, sync) =
@@ -337,7 +385,7 @@ pub async fn run(
     })
     .await??;
     let storage = crate::storage::injected::Injected::from_environment(Arc::new(storage));
-    run_with_storage(config, storage, listener, shutdown).await
+    run_with_storage(config, storage, listeners, shutdown).await
 }
 
 /// Runs a server over any [`Storage`]: recovers its state, then serves until `shutdown`.
@@ -347,7 +395,7 @@ pub async fn run(
 pub async fn run_with_storage(
     config: Config,
     storage: Arc<dyn Storage>,
-    listener: Option<TcpListener>,
+    clients: ClientListeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let membership = if config.is_standalone() {
@@ -391,14 +439,7 @@ pub async fn run_with_storage(
     ));
     // Accepting runs on the runtime's workers, like the connections it spawns, not on the
     // thread that awaits this function.
-    let accepting = match listener {
-        Some(listener) => {
-            let address = listener.local_addr().map_err(ServerError::Listener)?;
-            tracing::info!(%address, "serving clients");
-            Some(tokio::spawn(listener::run(shared.clone(), listener)))
-        }
-        None => None,
-    };
+    let accepting = clients.accept(&shared)?;
     // Under systemd (Type=notify) the unit is ready now; elsewhere this does nothing.
     if let Err(err) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!(cause = %err, "cannot tell systemd the server is ready");
@@ -407,9 +448,7 @@ pub async fn run_with_storage(
         result = &mut driver => return Ok(result??),
         () = shutdown => tracing::info!("shutting down"),
     }
-    if let Some(accepting) = accepting {
-        accepting.abort();
-    }
+    accepting.iter().for_each(JoinHandle::abort);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     // The driver closes the store on its way out: RocksDB must not outlive it in
     // background threads while the process exits.

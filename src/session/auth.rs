@@ -188,8 +188,36 @@ fn is_valid_id(id: &Id) -> bool {
             parts.len() == 2
         }
         "ip" => parse_ip_expression(&id.id).is_some(),
+        "x509" => is_distinguished_name(&id.id),
         _ => false,
     }
+}
+
+/// Whether `name` reads as a distinguished name (`X500Principal`'s parse, in outline):
+/// attribute `type=value` pairs joined by unescaped `,` or `+`.
+fn is_distinguished_name(name: &str) -> bool {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut escaped = false;
+    for c in name.chars() {
+        match c {
+            _ if escaped => {
+                escaped = false;
+                current.push(c);
+            }
+            '\\' => {
+                escaped = true;
+                current.push(c);
+            }
+            ',' | '+' => parts.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    parts.push(current);
+    !escaped
+        && parts
+            .iter()
+            .all(|part| part.split_once('=').is_some_and(|(kind, _)| !kind.trim().is_empty()))
 }
 
 /// Checks and expands the ACL of a create or setACL (`PrepRequestProcessor.fixupACL`):
@@ -214,8 +242,13 @@ pub fn fixup_acl(acl: &[Acl], auth: &AuthIds) -> Result<Vec<Acl>, Code> {
         if id.scheme == "world" && id.id == "anyone" {
             fixed.push(entry.clone());
         } else if id.scheme == "auth" {
-            let authenticated: Vec<&Id> =
-                auth.ids().iter().filter(|id| id.scheme == "digest").collect();
+            // The identities of providers that authenticate (ZooKeeper's
+            // `isAuthenticated`): digest and x509, not ip.
+            let authenticated: Vec<&Id> = auth
+                .ids()
+                .iter()
+                .filter(|id| matches!(id.scheme.as_str(), "digest" | "x509"))
+                .collect();
             if authenticated.is_empty() {
                 return Err(Code::InvalidAcl);
             }
@@ -245,6 +278,7 @@ pub fn check_acl(acl: &[Acl], perm: i32, auth: &AuthIds) -> Result<(), Code> {
             "world" => id.id == "anyone",
             "digest" => auth.ids().iter().any(|own| own.scheme == "digest" && own.id == id.id),
             "ip" => auth.ids().iter().any(|own| own.scheme == "ip" && ip_matches(&own.id, &id.id)),
+            "x509" => auth.ids().iter().any(|own| own.scheme == "x509" && own.id == id.id),
             _ => false,
         };
         if granted {
@@ -285,6 +319,28 @@ mod tests {
             .map(|info| format!("{}: {}", info.auth_scheme, info.user))
             .collect();
         assert_eq!(infos, ["digest: alice", "ip: 127.0.0.1"]);
+    }
+
+    #[test]
+    fn an_x509_identity_matches_its_own_subject_and_counts_for_auth_acls() {
+        let subject = "CN=client.test,OU=client,O=zkrs tests,C=US";
+        let mut auth = localhost();
+        auth.add(Id { scheme: "x509".into(), id: subject.into() });
+        let own = [acl(perms::READ, "x509", subject)];
+        assert_eq!(check_acl(&own, perms::READ, &auth), Ok(()));
+        let other = [acl(perms::READ, "x509", "CN=other.test")];
+        assert_eq!(check_acl(&other, perms::READ, &auth), Err(Code::NoAuth));
+        let fixed = fixup_acl(&[acl(perms::ALL, "auth", "")], &auth).expect("x509 counts");
+        assert_eq!(fixed, [acl(perms::ALL, "x509", subject)]);
+        assert_eq!(fixup_acl(&own, &auth), Ok(own.to_vec()));
+        for invalid in ["", "no equals sign", "CN=a,", "CN=a\\"] {
+            assert_eq!(
+                fixup_acl(&[acl(perms::READ, "x509", invalid)], &auth),
+                Err(Code::InvalidAcl),
+                "{invalid:?}"
+            );
+        }
+        assert!(is_distinguished_name("CN=a\\,b+UID=7,O=x"));
     }
 
     #[test]

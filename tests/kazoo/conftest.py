@@ -43,7 +43,7 @@ class Server:
                 for line in self.process.stderr:
                     log.write(line)
                     log.flush()
-                    match = re.search(r"serving clients address=(127\.0\.0\.1:\d+)", line)
+                    match = re.search(r"serving clients[^=]* address=(127\.0\.0\.1:\d+)", line)
                     if match and not found.is_set():
                         self.hosts = match.group(1)
                         found.set()

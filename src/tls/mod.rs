@@ -1,0 +1,204 @@
+//! TLS for clients, with rustls: the server's TLS context built from ZooKeeper's key and
+//! trust stores ([`stores`], [`jks`]), its reload when the files change
+//! (`client.certReload`), and the x509 identity a client certificate gives
+//! ([`subject`]).
+//!
+//! The settings come parsed from [`crate::config::tls`]; this module owns no socket.
+//! [`crate::server::listener`] hands each accepted connection to a [`ServerTls`].
+
+pub mod jks;
+pub mod stores;
+pub mod subject;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::RwLock;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+
+use crate::config::tls::{ClientAuth, ClientTls, Protocol};
+use stores::StoreError;
+
+/// How often the stores' files are looked at under `client.certReload`.
+const RELOAD_POLL: Duration = Duration::from_secs(1);
+
+/// Why a TLS context could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A key or trust store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No trust store is set and the system's roots could not be read.
+    #[error("ssl.trustStore.location is not set and the system's CA roots cannot be read")]
+    NoSystemRoots,
+    /// `ssl.ciphersuites` names no suite zkrs has for the enabled protocols.
+    #[error("ssl.ciphersuites names no cipher suite zkrs can serve: {0}")]
+    NoCipherSuite(String),
+    /// rustls refused the settings (a key that does not match its certificate, say).
+    #[error("{0}")]
+    Rustls(#[from] rustls::Error),
+    /// The trust store's certificates cannot verify clients.
+    #[error("the trust store cannot verify client certificates: {0}")]
+    Verifier(String),
+}
+
+/// The TLS server side of the client port(s): the current context, rebuilt when the
+/// stores change if `client.certReload` is on.
+#[derive(Debug)]
+pub struct ServerTls {
+    settings: ClientTls,
+    current: RwLock<Arc<ServerConfig>>,
+}
+
+impl ServerTls {
+    /// Builds the context from the stores, so start-up fails on a bad one.
+    ///
+    /// # Errors
+    /// [`TlsError`] when a store cannot be read or the settings make no context.
+    pub fn new(settings: ClientTls) -> Result<ServerTls, TlsError> {
+        let config = server_config(&settings)?;
+        Ok(ServerTls { settings, current: RwLock::new(config) })
+    }
+
+    /// The settings the context was built from.
+    pub fn settings(&self) -> &ClientTls {
+        &self.settings
+    }
+
+    /// The context for a connection accepted now.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        self.current.read().clone()
+    }
+
+    /// Under `client.certReload`, rebuilds the context whenever a store's file changes,
+    /// until the task is dropped. A store that fails to load is logged and the old
+    /// context kept, so a half-written file never takes the port down.
+    pub async fn reload_on_change(self: Arc<Self>) {
+        if !self.settings.cert_reload {
+            return std::future::pending().await;
+        }
+        let mut seen = self.fingerprint();
+        loop {
+            tokio::time::sleep(RELOAD_POLL).await;
+            let now = self.fingerprint();
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            let settings = self.settings.clone();
+            match tokio::task::spawn_blocking(move || server_config(&settings)).await {
+                Ok(Ok(config)) => {
+                    *self.current.write() = config;
+                    tracing::info!("client TLS stores changed; new connections use them");
+                }
+                Ok(Err(err)) => {
+                    tracing::error!(cause = %err, "cannot reload the client TLS stores; \
+                                    keeping the previous ones")
+                }
+                Err(err) => tracing::error!(cause = %err, "the TLS reload task failed"),
+            }
+        }
+    }
+
+    /// What changes when a store's file is replaced or rewritten.
+    fn fingerprint(&self) -> Vec<Option<(SystemTime, u64)>> {
+        let files = std::iter::once(&self.settings.key_store).chain(&self.settings.trust_store);
+        files
+            .map(|store| {
+                let metadata = std::fs::metadata(&store.location).ok()?;
+                Some((metadata.modified().ok()?, metadata.len()))
+            })
+            .collect()
+    }
+}
+
+/// The x509 identity of a verified client certificate chain: its subject in RFC 2253
+/// form, as ZooKeeper's `X509AuthenticationProvider` names it.
+pub fn client_identity(chain: &[CertificateDer<'_>]) -> Option<String> {
+    chain.first().and_then(|certificate| subject::rfc2253_subject(certificate))
+}
+
+/// A rustls server context for `settings`.
+///
+/// # Errors
+/// [`TlsError`] when a store cannot be read or the settings make no context.
+pub fn server_config(settings: &ClientTls) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(provider(settings)?);
+    let identity = settings.key_store.identity()?;
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> = settings
+        .protocols
+        .iter()
+        .map(|protocol| match protocol {
+            Protocol::Tls13 => &rustls::version::TLS13,
+            Protocol::Tls12 => &rustls::version::TLS12,
+        })
+        .collect();
+    let builder =
+        ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
+    let builder = match settings.client_auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        auth => {
+            let roots = Arc::new(trust_roots(settings)?);
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+            let verifier =
+                if auth == ClientAuth::Want { verifier.allow_unauthenticated() } else { verifier };
+            let verifier = verifier.build().map_err(|err| TlsError::Verifier(err.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    Ok(Arc::new(builder.with_single_cert(identity.chain, identity.key)?))
+}
+
+/// ring's provider, with only the cipher suites `ssl.ciphersuites` names (Java spells
+/// TLS 1.3 suites `TLS_AES_...` where rustls says `TLS13_AES_...`).
+fn provider(settings: &ClientTls) -> Result<CryptoProvider, TlsError> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(names) = &settings.cipher_suites {
+        let iana = |suite: &rustls::SupportedCipherSuite| {
+            let name = suite.suite().as_str().unwrap_or("");
+            name.strip_prefix("TLS13_").map_or(name.to_owned(), |rest| format!("TLS_{rest}"))
+        };
+        provider.cipher_suites.retain(|suite| names.contains(&iana(suite)));
+        for name in names {
+            if !provider.cipher_suites.iter().any(|suite| &iana(suite) == name) {
+                tracing::warn!(suite = %name, "ssl.ciphersuites: zkrs has no such suite");
+            }
+        }
+        let usable = provider.cipher_suites.iter().any(|suite| {
+            settings.protocols.iter().any(|protocol| match protocol {
+                Protocol::Tls13 => suite.tls13().is_some(),
+                Protocol::Tls12 => suite.tls13().is_none(),
+            })
+        });
+        if !usable {
+            return Err(TlsError::NoCipherSuite(names.join(",")));
+        }
+    }
+    Ok(provider)
+}
+
+/// The trust store's certificates, or the system's roots when none is set.
+fn trust_roots(settings: &ClientTls) -> Result<RootCertStore, TlsError> {
+    let certificates = match &settings.trust_store {
+        Some(store) => store.trusted()?,
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            if found.certs.is_empty() {
+                return Err(TlsError::NoSystemRoots);
+            }
+            found.certs
+        }
+    };
+    let mut roots = RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(certificates);
+    if ignored > 0 {
+        tracing::warn!(ignored, "trust store certificates that are not usable as roots");
+    }
+    if added == 0 {
+        return Err(TlsError::Verifier("it holds no usable certificate".into()));
+    }
+    Ok(roots)
+}

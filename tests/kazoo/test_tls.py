@@ -1,0 +1,245 @@
+"""TLS on the client ports, as kazoo (Python's ssl module) sees it: secureClientPort with
+key and trust stores in each format operators use, client certificates as x509 identities
+in ACLs, port unification, certificate reload, and clients that must be turned away.
+
+The stores are made by tests/support/make-tls-stores with openssl and keytool.
+"""
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+from kazoo.security import make_acl
+
+from conftest import ROOT, Server, four_letter, free_ports, wait_until
+
+CLIENT_ID = "CN=client.test,OU=client,O=zkrs tests,C=US"
+
+
+@pytest.fixture(scope="module")
+def stores():
+    directory = tempfile.mkdtemp(prefix="zkrs-tls-")
+    subprocess.run(
+        [os.path.join(ROOT, "tests", "support", "make-tls-stores"), directory], check=True
+    )
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def tls_server(stores, key_store="server.jks", trust_store="trust.jks", extra="", secure=True):
+    """A server with a secure port (and a plain one); returns it with both addresses."""
+    plain_port, secure_port = free_ports(2)
+    lines = [
+        "ssl.keyStore.location=%s" % os.path.join(stores, key_store),
+        "ssl.keyStore.password=testpass",
+        "ssl.trustStore.location=%s" % os.path.join(stores, trust_store),
+        "ssl.trustStore.password=testpass",
+    ]
+    if secure:
+        lines += ["secureClientPort=%d" % secure_port, "secureClientPortAddress=127.0.0.1"]
+    server = Server(extra="\n".join(lines) + "\n" + extra, client_port=plain_port)
+    return server, "127.0.0.1:%d" % plain_port, "127.0.0.1:%d" % secure_port
+
+
+def tls_client(stores, hosts, who="client", start=True, **kwargs):
+    files = {}
+    if who:
+        files = {
+            "certfile": os.path.join(stores, who + ".crt"),
+            "keyfile": os.path.join(stores, who + ".key"),
+        }
+    client = KazooClient(
+        hosts=hosts, use_ssl=True, ca=os.path.join(stores, "ca.pem"), timeout=5, **files, **kwargs
+    )
+    if start:
+        client.start(timeout=10)
+    return client
+
+
+def refused(client):
+    """Whether a client that must be turned away fails to start."""
+    try:
+        client.start(timeout=4)
+    except Exception:
+        return True
+    finally:
+        client.stop()
+        client.close()
+    return False
+
+
+@pytest.mark.parametrize(
+    "key_store,trust_store",
+    [("server.jks", "trust.jks"), ("server.p12", "trust.p12"), ("server.pem", "ca.pem")],
+)
+def test_a_client_certificate_is_an_x509_identity_in_acls(stores, key_store, trust_store):
+    server, _, secure = tls_server(stores, key_store, trust_store)
+    try:
+        owner = tls_client(stores, secure)
+        acl = make_acl("x509", CLIENT_ID, all=True)
+        owner.create("/owned", b"mine", acl=[acl])
+        assert owner.get("/owned")[0] == b"mine"
+        assert owner.get_acls("/owned")[0] == [acl]
+        stranger = tls_client(stores, secure, who="other")
+        with pytest.raises(NoAuthError):
+            stranger.get("/owned")
+        owner.stop()
+        stranger.stop()
+    finally:
+        server.stop()
+
+
+def test_an_encrypted_pem_key_is_opened_with_the_store_password(stores):
+    server, _, secure = tls_server(stores, "server-encrypted.pem")
+    try:
+        client = tls_client(stores, secure)
+        assert client.create("/encrypted", b"x") == "/encrypted"
+        client.stop()
+    finally:
+        server.stop()
+
+
+def test_clients_the_server_must_turn_away_hurt_no_other_session(stores):
+    server, plain, secure = tls_server(stores)
+    try:
+        good = tls_client(stores, secure)
+        good.create("/kept", b"1")
+        # Without a certificate (clientAuth defaults to need), with an expired one, with one
+        # the trust store does not know, plaintext on the TLS port, TLS on the plain port.
+        assert refused(tls_client(stores, secure, who=None, start=False))
+        assert refused(tls_client(stores, secure, who="expired", start=False))
+        assert refused(tls_client(stores, secure, who="stranger", start=False))
+        assert refused(KazooClient(hosts=secure, timeout=3))
+        assert refused(tls_client(stores, plain, start=False))
+        # A handshake cut short, and one that never comes.
+        host, port = secure.split(":")
+        with socket.create_connection((host, int(port))) as cut:
+            cut.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]))
+        idle = socket.create_connection((host, int(port)))
+        assert good.get("/kept")[0] == b"1"
+        assert "secureClientPort=%s\n" % port in four_letter(plain, "conf")
+        good.set("/kept", b"2")
+        assert good.get("/kept")[0] == b"2"
+        idle.close()
+        log = open(os.path.join(server.dir, "server.log")).read()
+        for reason in [
+            "peer sent no certificates",
+            "certificate expired",
+            "UnknownIssuer",
+            "a plaintext client on a TLS-only port",
+            "a TLS client on a plaintext port",
+        ]:
+            warnings = [line for line in log.splitlines() if "WARN" in line]
+            assert reason in log, "%s not in:\n%s" % (reason, "\n".join(warnings))
+        good.stop()
+    finally:
+        server.stop()
+
+
+def test_client_auth_want_lets_a_client_without_certificate_in_without_identity(stores):
+    server, _, secure = tls_server(stores, extra="ssl.clientAuth=want\n")
+    try:
+        owner = tls_client(stores, secure)
+        owner.create("/owned", b"mine", acl=[make_acl("x509", CLIENT_ID, all=True)])
+        anonymous = tls_client(stores, secure, who=None)
+        with pytest.raises(NoAuthError):
+            anonymous.get("/owned")
+        assert owner.get("/owned")[0] == b"mine"
+        owner.stop()
+        anonymous.stop()
+    finally:
+        server.stop()
+
+
+def test_a_unified_port_takes_plain_and_tls_clients_and_four_letter_words(stores):
+    server, plain, _ = tls_server(stores, secure=False, extra="client.portUnification=true\n")
+    try:
+        secured = tls_client(stores, plain)
+        secured.create("/unified", b"tls")
+        clear = KazooClient(hosts=plain, timeout=5)
+        clear.start(timeout=10)
+        assert clear.get("/unified")[0] == b"tls"
+        assert four_letter(plain, "ruok") == "imok"
+        secured.stop()
+        clear.stop()
+    finally:
+        server.stop()
+
+
+def served_subject(hosts, stores):
+    host, port = hosts.split(":")
+    context = ssl.create_default_context(cafile=os.path.join(stores, "ca.pem"))
+    context.check_hostname = False
+    context.load_cert_chain(os.path.join(stores, "client.crt"), os.path.join(stores, "client.key"))
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with context.wrap_socket(raw) as tls:
+            subject = dict(pair[0] for pair in tls.getpeercert()["subject"])
+            return subject["commonName"]
+
+
+def test_certificates_are_reloaded_when_the_store_changes(stores):
+    key_store = os.path.join(stores, "reloaded.jks")
+    shutil.copy(os.path.join(stores, "server.jks"), key_store)
+    server, _, secure = tls_server(stores, "reloaded.jks", extra="client.certReload=true\n")
+    try:
+        assert served_subject(secure, stores) == "server.test"
+        client = tls_client(stores, secure)
+        client.create("/before", b"")
+        shutil.copy(os.path.join(stores, "server2.jks"), key_store + ".new")
+        os.replace(key_store + ".new", key_store)
+        wait_until(lambda: served_subject(secure, stores) == "server2.test", timeout=10)
+        # The session opened before the change carries on.
+        assert client.exists("/before") is not None
+        client.stop()
+    finally:
+        server.stop()
+
+
+ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
+# Debian's zookeeper.jar manifest leaves out the Netty jars its TLS socket needs.
+ZKCLI_CLASSPATH = ":".join(
+    [
+        "/etc/zookeeper/conf",
+        "/usr/share/java/zookeeper.jar",
+        "/usr/share/java/netty-codec.jar",
+        "/usr/share/java/netty-resolver.jar",
+    ]
+)
+
+
+def test_zkcli_over_tls_with_jks_stores_sees_its_x509_identity(stores):
+    server, _, secure = tls_server(stores)
+    try:
+        flags = [
+            "-cp " + ZKCLI_CLASSPATH,
+            "-Dzookeeper.sasl.client=false",
+            "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty",
+            "-Dzookeeper.client.secure=true",
+            "-Dzookeeper.ssl.keyStore.location=" + os.path.join(stores, "client.jks"),
+            "-Dzookeeper.ssl.keyStore.password=testpass",
+            "-Dzookeeper.ssl.trustStore.location=" + os.path.join(stores, "trust.jks"),
+            "-Dzookeeper.ssl.trustStore.password=testpass",
+        ]
+        commands = "whoami\ncreate /cli tls\nget /cli\nquit\n"
+        result = subprocess.run(
+            [ZKCLI, "-server", secure],
+            input=commands,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, CLIENT_JVMFLAGS=" ".join(flags)),
+        )
+        lines = result.stdout.splitlines()
+        # ZooKeeper 3.8 prints the same lines, in this order, for the same certificate.
+        start = lines.index("Auth scheme: User")
+        assert lines[start + 1 : start + 3] == ["x509: " + CLIENT_ID, "ip: 127.0.0.1"], lines
+        assert "Created /cli" in result.stderr + result.stdout
+        assert "tls" in lines
+    finally:
+        server.stop()
