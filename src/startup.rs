@@ -62,7 +62,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
 pub fn serve(config: Config) -> Result<(), StartupError> {
     log_banner(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(server_worker_threads())
+        .worker_threads(server_worker_threads(&config))
         .enable_all()
         .build()
         .map_err(io("starting the runtime"))?;
@@ -104,9 +104,16 @@ pub fn serve(config: Config) -> Result<(), StartupError> {
 /// the threads that finish each write (the log thread's syncs, snapshots, RocksDB's
 /// flushes and compactions) and to whatever else runs there. On this project's 2-core
 /// machine one worker beat two on every zkbench workload (get +17%, connect +12%, set,
-/// create and lock +5-6%), with fewer wake-ups crossing cores.
-fn server_worker_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
+/// create and lock +5-6%), with fewer wake-ups crossing cores. TLS changes that: its
+/// handshakes and record encryption are CPU work on the workers, so a server with TLS
+/// clients gets a worker per core.
+fn server_worker_threads(config: &Config) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    if config.client_tls.is_some() {
+        cores
+    } else {
+        (cores / 2).max(1)
+    }
 }
 
 /// The start-up banner: version, where the configuration came from, the effective

@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import time
@@ -241,5 +242,58 @@ def test_zkcli_over_tls_with_jks_stores_sees_its_x509_identity(stores):
         assert lines[start + 1 : start + 3] == ["x509: " + CLIENT_ID, "ip: 127.0.0.1"], lines
         assert "Created /cli" in result.stderr + result.stdout
         assert "tls" in lines
+    finally:
+        server.stop()
+
+
+def raw_get(tls, path):
+    """Opens a session on a TLS socket and reads `path`: the reply's error code."""
+
+    def frame(body):
+        return struct.pack(">i", len(body)) + body
+
+    def read_frame():
+        def exactly(count):
+            data = b""
+            while len(data) < count:
+                chunk = tls.recv(count - len(data))
+                assert chunk, "the server closed the connection"
+                data += chunk
+            return data
+
+        (length,) = struct.unpack(">i", exactly(4))
+        return exactly(length)
+
+    connect = struct.pack(">iqiqi", 0, 0, 30000, 0, 16) + bytes(16) + b"\0"
+    tls.sendall(frame(connect))
+    read_frame()
+    encoded = path.encode()
+    request = struct.pack(">iii", 1, 4, len(encoded)) + encoded + b"\0"
+    tls.sendall(frame(request))
+    _, _, err = struct.unpack(">iqi", read_frame()[:16])
+    return err
+
+
+def test_a_resumed_tls_session_keeps_its_x509_identity(stores):
+    server, _, secure = tls_server(stores)
+    try:
+        owner = tls_client(stores, secure)
+        owner.create("/owned", b"mine", acl=[make_acl("x509", CLIENT_ID, all=True)])
+        owner.stop()
+        host, port = secure.split(":")
+        context = ssl.create_default_context(cafile=os.path.join(stores, "ca.pem"))
+        context.check_hostname = False
+        context.load_cert_chain(
+            os.path.join(stores, "client.crt"), os.path.join(stores, "client.key")
+        )
+        session, reused = None, []
+        for _ in range(3):
+            with socket.create_connection((host, int(port)), timeout=5) as raw:
+                with context.wrap_socket(raw, session=session) as tls:
+                    assert raw_get(tls, "/owned") == 0
+                    reused.append(tls.session_reused)
+                    session = tls.session
+        # The first connection is a full handshake; the later ones resume its session.
+        assert reused == [False, True, True]
     finally:
         server.stop()
