@@ -54,6 +54,13 @@ struct Args {
     /// Seconds run before measuring.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
+    /// The TLS version offered: TLSv1.2 (what ZooKeeper 3.8 serves and its Java client
+    /// offers) or TLSv1.3.
+    #[arg(long, default_value = "TLSv1.2")]
+    protocol: String,
+    /// Never resume a TLS session: every connection a full handshake, as kazoo makes.
+    #[arg(long)]
+    full_handshakes: bool,
     /// Bytes of each node's data.
     #[arg(long, default_value_t = 1024)]
     value_size: usize,
@@ -148,10 +155,16 @@ fn connector(args: &Args) -> Result<TlsConnector, Error> {
     let chain = CertificateDer::pem_file_iter(&args.cert)?.collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_file(&args.key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[match args.protocol.as_str() {
+            "TLSv1.3" => &rustls::version::TLS13,
+            _ => &rustls::version::TLS12,
+        }])?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)?;
+    if args.full_handshakes {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
     Ok(TlsConnector::from(Arc::new(config)))
 }
 

@@ -22,6 +22,10 @@ use rustls::{RootCertStore, ServerConfig};
 use crate::config::tls::{ClientAuth, ClientTls, Protocol};
 use stores::StoreError;
 
+/// TLS sessions a server remembers for clients resuming by session id (TLS 1.2); a few
+/// hundred bytes each. TLS 1.3 clients resume with stateless tickets.
+const SESSION_CACHE_ENTRIES: usize = 4096;
+
 /// How often the stores' files are looked at under `client.certReload`.
 const RELOAD_POLL: Duration = Duration::from_secs(1);
 
@@ -149,7 +153,13 @@ pub fn server_config(settings: &ClientTls) -> Result<Arc<ServerConfig>, TlsError
             builder.with_client_cert_verifier(verifier)
         }
     };
-    Ok(Arc::new(builder.with_single_cert(identity.chain, identity.key)?))
+    let mut config = builder.with_single_cert(identity.chain, identity.key)?;
+    // Resumption skips the certificate signature and chain checks of a full handshake,
+    // as the JVM's session cache does for ZooKeeper. A reloaded context starts afresh,
+    // so no session verified under an old trust store resumes.
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    Ok(Arc::new(config))
 }
 
 /// ring's provider, with only the cipher suites `ssl.ciphersuites` names (Java spells
