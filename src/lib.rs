@@ -9,6 +9,7 @@
 //! - [`tree`]: znodes and watches; changed only by applying txns.
 //! - [`txn`]: the transaction model shared by prepare, the log and apply.
 //! - [`config`]: zoo.cfg read as ZooKeeper reads it, and the table of its keys.
+//! - [`sasl`]: SASL DIGEST-MD5 authentication of clients, with the JAAS file's users.
 //! - [`tls`]: the client ports' TLS context from ZooKeeper's key and trust stores.
 //! - [`startup`], [`logging`]: what `zkrs server` does before serving, and where logs go.
 //! - [`zab`]: the replication core (election, discovery, sync, broadcast), a pure state
@@ -32,6 +33,7 @@ pub mod import;
 pub mod logging;
 pub mod prepare;
 pub mod proto;
+pub mod sasl;
 pub mod server;
 pub mod session;
 pub mod startup;

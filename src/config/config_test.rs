@@ -302,3 +302,38 @@ fn linearizable_reads_are_off_unless_asked_for() {
     let err = Config::parse("dataDir=/d\nzkrs.linearizableReads=yes\n").expect_err("strict");
     assert!(err.to_string().contains("zkrs.linearizableReads"));
 }
+
+#[test]
+fn sasl_users_come_from_the_jaas_files_server_section() {
+    let dir = std::env::temp_dir().join(format!("zkrs-jaas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let digest = dir.join("digest.conf");
+    std::fs::write(
+        &digest,
+        "Server { org.apache.zookeeper.server.auth.DigestLoginModule required \
+         user_bob=\"bobsecret\"; };",
+    )
+    .expect("write");
+    let kerberos = dir.join("kerberos.conf");
+    std::fs::write(
+        &kerberos,
+        "Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };",
+    )
+    .expect("write");
+    let provider = "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
+    let config = parse(&format!(
+        "dataDir=/d\n{provider}\njava.security.auth.login.config={}\nzookeeper.superUser=bob\n",
+        digest.display()
+    ));
+    let sasl = config.sasl.expect("SASL users");
+    assert_eq!(sasl.passwords.get("bob").map(String::as_str), Some("bobsecret"));
+    assert_eq!(sasl.super_user.as_deref(), Some("bob"));
+    let err = Config::parse(&format!(
+        "dataDir=/d\njava.security.auth.login.config={}\n",
+        kerberos.display()
+    ))
+    .expect_err("GSSAPI only")
+    .to_string();
+    assert!(err.contains("GSSAPI"), "{err}");
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}

@@ -272,7 +272,10 @@ pub const KEYS: &[Key] = &[
         .note("Applies to the AdminServer only."),
     key("X509AuthenticationProvider.superUser", Text, "", Honoured)
         .note("A client certificate subject (RFC 2253) that is the super user."),
-    key("zookeeper.superUser", Text, "", Unsupported(Security)),
+    key("zookeeper.superUser", Text, "", Honoured).note("The SASL user that is the super user."),
+    key("java.security.auth.login.config", Text, "", Honoured).note(
+        "The JAAS file: its Server section's DigestLoginModule users (a JVM flag in ZooKeeper).",
+    ),
     key("ssl.authProvider", Text, "x509", Unsupported(Security))
         .note("Only the built-in x509 scheme."),
     key("zookeeper.ensembleAuthName", Text, "", Unsupported(Security)),
@@ -317,7 +320,7 @@ pub const KEYS: &[Key] = &[
         .note("The plain client port also takes TLS clients."),
     key("portUnification", Boolean, "false", Unsupported(Security)),
     key("authProvider.*", Text, "", Honoured)
-        .note("ZooKeeper's digest, IP and x509 providers; any other refuses to start."),
+        .note("ZooKeeper's digest, IP, x509 and SASL providers; any other refuses to start."),
     key("quorum.auth.enableSasl", Boolean, "false", Unsupported(Security)),
     key("quorum.auth.learnerRequireSasl", Boolean, "false", Unsupported(Security)),
     key("quorum.auth.serverRequireSasl", Boolean, "false", Unsupported(Security)),
@@ -388,11 +391,13 @@ pub const KEYS: &[Key] = &[
         .note("zkrs only: a member answers a read once it has every write committed before it."),
 ];
 
-/// The ZooKeeper digest, IP and x509 authentication providers, which zkrs has built in.
-const BUILT_IN_AUTH_PROVIDERS: [&str; 3] = [
+/// The ZooKeeper digest, IP, x509 and SASL authentication providers, which zkrs has
+/// built in.
+const BUILT_IN_AUTH_PROVIDERS: [&str; 4] = [
     "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
     "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
     "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+    "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
 ];
 
 /// The table entry for a zoo.cfg key: an exact name first, then the longest family, each
@@ -441,8 +446,8 @@ pub fn classify(name: &str, value: &str) -> Verdict {
                 Verdict::Honoured
             } else {
                 Verdict::Refuse(format!(
-                    "{name}={value} (security: only ZooKeeper's digest, IP and x509 providers \
-                     are built in; SASL is not supported yet)"
+                    "{name}={value} (security: only ZooKeeper's digest, IP, x509 and SASL \
+                     providers are built in)"
                 ))
             }
         }
@@ -550,8 +555,8 @@ mod tests {
 
     #[test]
     fn auth_providers_other_than_the_built_in_ones_refuse() {
-        let sasl = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
-        assert!(matches!(classify("authProvider.1", sasl), Verdict::Refuse(_)));
+        let custom = "com.example.TokenAuthenticationProvider";
+        assert!(matches!(classify("authProvider.1", custom), Verdict::Refuse(_)));
         let digest = "org.apache.zookeeper.server.auth.DigestAuthenticationProvider";
         assert_eq!(classify("authProvider.1", digest), Verdict::Honoured);
     }

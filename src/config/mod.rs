@@ -142,6 +142,9 @@ pub struct Config {
     /// The certificate subject that is the super user
     /// (`X509AuthenticationProvider.superUser`).
     pub x509_super_user: Option<String>,
+    /// The users SASL DIGEST-MD5 authenticates (the JAAS file's `Server` section);
+    /// `None` without a JAAS file.
+    pub sasl: Option<crate::sasl::SaslUsers>,
     /// Backlog of the client port's listen queue (`clientPortListenBacklog`).
     pub client_port_listen_backlog: u32,
     /// Connections allowed from one IP address; 0 means no limit.
@@ -287,6 +290,7 @@ impl Config {
         }
         let backlog = read.number::<i64>("clientPortListenBacklog", -1)?;
         let client_tls = tls::read_client_tls(&mut read, &mut notices)?;
+        let sasl = read_sasl(&read, properties)?;
         let config = Config {
             tick_time_ms,
             data_dir,
@@ -294,6 +298,7 @@ impl Config {
             data_dir_autocreate: read.flag("zookeeper.datadir.autocreate", true)?,
             static_client_address: static_client_address(&read)?,
             client_tls,
+            sasl,
             x509_super_user: read.text("X509AuthenticationProvider.superUser").map(str::to_owned),
             client_port_listen_backlog: u32::try_from(backlog)
                 .ok()
@@ -505,6 +510,46 @@ fn classify_keys(
     } else {
         Err(ConfigError::Refused(refusals))
     }
+}
+
+/// The SASL users: the JAAS file's `Server` section, which a SASL authentication provider
+/// needs. A section without ZooKeeper's DIGEST-MD5 module (Kerberos' module, say) is
+/// refused: zkrs does not speak GSSAPI.
+fn read_sasl(
+    read: &Reader<'_>,
+    properties: &Properties,
+) -> Result<Option<crate::sasl::SaslUsers>, ConfigError> {
+    let key = "java.security.auth.login.config";
+    let provider = properties.iter().any(|(name, value)| {
+        keys::lookup(name).is_some_and(|entry| entry.name == "authProvider.*")
+            && value.trim().ends_with(".SASLAuthenticationProvider")
+    });
+    let Some(path) = read.text(key) else {
+        if provider {
+            return Err(ConfigError::Inconsistent(format!(
+                "the SASL authentication provider needs {key}, a JAAS file whose Server \
+                 section lists its users"
+            )));
+        }
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    let sections = crate::sasl::jaas::parse(&text)
+        .map_err(|err| ConfigError::invalid(key, path, err.to_string()))?;
+    let section = crate::sasl::SERVER_SECTION;
+    let passwords = crate::sasl::jaas::digest_users(&sections, section).ok_or_else(|| {
+        ConfigError::invalid(
+            key,
+            path,
+            format!(
+                "its {section} section has no {} (GSSAPI/Kerberos is not supported)",
+                crate::sasl::jaas::DIGEST_LOGIN_MODULE
+            ),
+        )
+    })?;
+    let super_user = read.text("zookeeper.superUser").map(str::to_owned);
+    Ok(Some(crate::sasl::SaslUsers { passwords, super_user }))
 }
 
 fn read_properties(path: &Path) -> Result<Properties, ConfigError> {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use jute::records::Id;
+use jute::records::{Id, SetSaslResponse};
 use jute::Code;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -27,6 +27,7 @@ use tracing::Instrument;
 use crate::proto::four_letter::FourLetterWord;
 use crate::proto::reply;
 use crate::proto::{Frame, Request, RequestError};
+use crate::sasl::{DigestError, DigestMd5Server, Step};
 use crate::server::client_frame::{check_length, ClientFrames, FrameError, FrameTooLong};
 use crate::server::handshake::{admit, Admission, Refusal};
 use crate::server::listener::{Security, TLS_HANDSHAKE_RECORD};
@@ -77,6 +78,8 @@ enum ConnectionError {
     UnknownOpcode(i32),
     #[error("authentication failed for scheme {0}")]
     AuthFailed(String),
+    #[error("SASL authentication failed: {0}")]
+    SaslFailed(#[from] DigestError),
     #[error("the server is shutting down")]
     ServerStopping,
     #[error("this member could not confirm it is up to date for a read")]
@@ -246,6 +249,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         session_id,
         queue: VecDeque::new(),
         reads: ReadGate::default(),
+        sasl: None,
     };
     loop {
         session.dispatch().await?;
@@ -319,6 +323,8 @@ struct Session<'a> {
     queue: VecDeque<(i32, Result<Request, RequestError>, u64, Bytes)>,
     /// Under `zkrs.linearizableReads`, which queued requests a barrier round covers.
     reads: ReadGate,
+    /// The connection's SASL exchange, once the client has begun one.
+    sasl: Option<DigestMd5Server>,
 }
 
 /// Where a session's reads stand with the read barrier: a round covers the requests
@@ -385,8 +391,57 @@ impl Session<'_> {
                     }
                 }
             }
+            // Like ZooKeeper, a SASL token is answered at once, ahead of queued requests.
+            Ok(Request::Sasl(packet)) if self.shared.config.sasl.is_some() => {
+                self.sasl_step(frame.xid, packet.token.as_deref().unwrap_or_default())?;
+            }
             request => self.queue.push_back((frame.xid, request, now_ms, body)),
         }
+        Ok(())
+    }
+
+    /// One step of the connection's DIGEST-MD5 exchange. Completing it adds `sasl:<user>`
+    /// (and `super` for `zookeeper.superUser`); failing it answers AUTHFAILED and closes
+    /// the connection, as ZooKeeper does.
+    fn sasl_step(&mut self, xid: i32, token: &[u8]) -> Result<(), ConnectionError> {
+        let Some(users) = &self.shared.config.sasl else {
+            return Ok(());
+        };
+        let step = match self.sasl.take() {
+            Some(exchange) => Ok(exchange),
+            None => crate::sasl::new_exchange(),
+        }
+        .and_then(|mut exchange| {
+            let step = exchange.step(token, &users.passwords);
+            self.sasl = Some(exchange);
+            step
+        });
+        let token = match step {
+            Ok(Step::Challenge(token)) => token,
+            Ok(Step::Done { token, identity }) => {
+                // In ZooKeeper's order, which decides whoAmI's when ids share a bucket.
+                let mut auth = (*self.connection.auth()).clone();
+                tracing::info!(id = %identity, "authenticated by SASL (DIGEST-MD5)");
+                let is_super = users.super_user.as_deref() == Some(identity.as_str());
+                auth.add(Id { scheme: "sasl".into(), id: identity });
+                if is_super {
+                    auth.add(Id { scheme: "super".into(), id: String::new() });
+                }
+                self.connection.set_auth(auth);
+                token
+            }
+            Err(err) => {
+                // ZooKeeper's failure reply carries an empty token too.
+                self.shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
+                let empty = SetSaslResponse { token: None };
+                let failed = reply::reply(xid, Zxid::ZERO, Code::AuthFailed, Some(&empty));
+                self.connection.send(failed);
+                self.connection.request_close();
+                return Err(err.into());
+            }
+        };
+        let response = SetSaslResponse { token: Some(Bytes::from(token)) };
+        self.connection.send(reply::ok(xid, Zxid::ZERO, &response));
         Ok(())
     }
 

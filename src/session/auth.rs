@@ -189,6 +189,7 @@ fn is_valid_id(id: &Id) -> bool {
         }
         "ip" => parse_ip_expression(&id.id).is_some(),
         "x509" => is_distinguished_name(&id.id),
+        "sasl" => !id.id.is_empty(),
         _ => false,
     }
 }
@@ -243,11 +244,11 @@ pub fn fixup_acl(acl: &[Acl], auth: &AuthIds) -> Result<Vec<Acl>, Code> {
             fixed.push(entry.clone());
         } else if id.scheme == "auth" {
             // The identities of providers that authenticate (ZooKeeper's
-            // `isAuthenticated`): digest and x509, not ip.
+            // `isAuthenticated`): digest, x509 and sasl, not ip.
             let authenticated: Vec<&Id> = auth
                 .ids()
                 .iter()
-                .filter(|id| matches!(id.scheme.as_str(), "digest" | "x509"))
+                .filter(|id| matches!(id.scheme.as_str(), "digest" | "x509" | "sasl"))
                 .collect();
             if authenticated.is_empty() {
                 return Err(Code::InvalidAcl);
@@ -278,7 +279,9 @@ pub fn check_acl(acl: &[Acl], perm: i32, auth: &AuthIds) -> Result<(), Code> {
             "world" => id.id == "anyone",
             "digest" => auth.ids().iter().any(|own| own.scheme == "digest" && own.id == id.id),
             "ip" => auth.ids().iter().any(|own| own.scheme == "ip" && ip_matches(&own.id, &id.id)),
-            "x509" => auth.ids().iter().any(|own| own.scheme == "x509" && own.id == id.id),
+            "x509" | "sasl" => {
+                auth.ids().iter().any(|own| own.scheme == id.scheme && own.id == id.id)
+            }
             _ => false,
         };
         if granted {

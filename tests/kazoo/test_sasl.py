@@ -1,0 +1,125 @@
+"""SASL DIGEST-MD5 as kazoo (pure-sasl) and zkCli (a JAAS Client section) see it: users
+from the JAAS file's Server section, `sasl` identities in ACLs, the super user, and
+exchanges that fail or never finish.
+"""
+import os
+import socket
+import struct
+import subprocess
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import AuthFailedError, NoAuthError
+from kazoo.security import make_acl
+
+from conftest import Server
+
+JAAS = """
+Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_super="adminsecret"
+    user_bob="bobsecret";
+};
+"""
+
+
+@pytest.fixture
+def sasl_server(tmp_path):
+    jaas = tmp_path / "jaas.conf"
+    jaas.write_text(JAAS)
+    server = Server(
+        extra="authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n"
+        "java.security.auth.login.config=%s\nzookeeper.superUser=super\n" % jaas
+    )
+    yield server
+    server.stop()
+
+
+def sasl_client(server, user, password):
+    options = {"mechanism": "DIGEST-MD5", "username": user, "password": password}
+    client = KazooClient(hosts=server.hosts, sasl_options=options, timeout=5)
+    client.start(timeout=10)
+    return client
+
+
+def test_a_sasl_user_is_an_identity_in_acls(sasl_server):
+    bob = sasl_client(sasl_server, "bob", "bobsecret")
+    acl = make_acl("sasl", "bob", all=True)
+    bob.create("/bob", b"mine", acl=[acl])
+    assert bob.get("/bob")[0] == b"mine"
+    assert bob.get_acls("/bob")[0] == [acl]
+    anonymous = KazooClient(hosts=sasl_server.hosts, timeout=5)
+    anonymous.start(timeout=10)
+    with pytest.raises(NoAuthError):
+        anonymous.get("/bob")
+    admin = sasl_client(sasl_server, "super", "adminsecret")
+    assert admin.get("/bob")[0] == b"mine"
+    for client in (bob, anonymous, admin):
+        client.stop()
+
+
+@pytest.mark.parametrize("user,password", [("bob", "wrong"), ("eve", "bobsecret")])
+def test_wrong_credentials_fail_and_hurt_no_other_session(sasl_server, user, password):
+    bob = sasl_client(sasl_server, "bob", "bobsecret")
+    # As with ZooKeeper, kazoo connects first and learns of the failure on its next call.
+    impostor = KazooClient(
+        hosts=sasl_server.hosts,
+        sasl_options={"mechanism": "DIGEST-MD5", "username": user, "password": password},
+        timeout=5,
+    )
+    try:
+        with pytest.raises(AuthFailedError):
+            impostor.start(timeout=10)
+            impostor.get("/")
+    finally:
+        impostor.stop()
+    bob.create("/still", b"here")
+    assert bob.get("/still")[0] == b"here"
+    bob.stop()
+    log = open(os.path.join(sasl_server.dir, "server.log")).read()
+    assert "SASL authentication failed" in log
+
+
+def test_an_exchange_that_never_finishes_hurts_no_other_session(sasl_server):
+    host, port = sasl_server.hosts.split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        connect = struct.pack(">iqiqi", 0, 0, 30000, 0, 16) + bytes(16) + b"\0"
+        raw.sendall(struct.pack(">i", len(connect)) + connect)
+        raw.recv(4096)
+        # The empty first token of DIGEST-MD5: the server answers with its challenge.
+        sasl = struct.pack(">iii", 1, 102, 0)
+        raw.sendall(struct.pack(">i", len(sasl)) + sasl)
+        assert b"nonce=" in raw.recv(4096)
+        bob = sasl_client(sasl_server, "bob", "bobsecret")
+        bob.create("/meanwhile", b"")
+        bob.stop()
+
+
+ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
+
+
+def zkcli(server, tmp_path, password, commands):
+    jaas = tmp_path / "client.conf"
+    jaas.write_text(
+        'Client {\n org.apache.zookeeper.server.auth.DigestLoginModule required\n'
+        ' username="super" password="%s";\n};\n' % password
+    )
+    result = subprocess.run(
+        [ZKCLI, "-server", server.hosts],
+        input=commands,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, CLIENT_JVMFLAGS="-Djava.security.auth.login.config=%s" % jaas),
+    )
+    return (result.stdout + result.stderr).splitlines()
+
+
+def test_zkcli_with_a_jaas_client_section_sees_what_zookeeper_shows(sasl_server, tmp_path):
+    lines = zkcli(sasl_server, tmp_path, "adminsecret", "whoami\nquit\n")
+    start = lines.index("Auth scheme: User")
+    # ZooKeeper 3.8 prints these lines, in this order, for the same JAAS files.
+    assert lines[start + 1 : start + 4] == ["sasl: super", "super: ", "ip: 127.0.0.1"], lines
+    lines = zkcli(sasl_server, tmp_path, "wrong", "ls /\nquit\n")
+    assert "WatchedEvent state:AuthFailed type:None path:null" in lines, lines
+    assert "KeeperErrorCode = AuthFailed for /" in lines, lines
