@@ -12,7 +12,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import AuthFailedError, NoAuthError
 from kazoo.security import make_acl
 
-from conftest import Server
+from conftest import ROOT, Server, four_letter
 
 JAAS = """
 Server {
@@ -78,6 +78,12 @@ def test_wrong_credentials_fail_and_hurt_no_other_session(sasl_server, user, pas
     bob.stop()
     log = open(os.path.join(sasl_server.dir, "server.log")).read()
     assert "SASL authentication failed" in log
+    counts = [
+        line.split("\t")[1]
+        for line in four_letter(sasl_server.hosts, "mntr").splitlines()
+        if line.startswith("zk_auth_failed_count\t")
+    ]
+    assert counts and int(counts[0]) >= 1, counts
 
 
 def test_an_exchange_that_never_finishes_hurts_no_other_session(sasl_server):
@@ -123,3 +129,52 @@ def test_zkcli_with_a_jaas_client_section_sees_what_zookeeper_shows(sasl_server,
     lines = zkcli(sasl_server, tmp_path, "wrong", "ls /\nquit\n")
     assert "WatchedEvent state:AuthFailed type:None path:null" in lines, lines
     assert "KeeperErrorCode = AuthFailed for /" in lines, lines
+
+
+CURATOR_JARS = [
+    "/usr/share/java/%s.jar" % jar
+    for jar in [
+        "curator-framework",
+        "curator-client",
+        "zookeeper",
+        "zookeeper-jute",
+        "guava",
+        "slf4j-api",
+        "slf4j-nop",
+    ]
+]
+
+
+def test_curator_with_a_jaas_client_section_reads_what_only_it_may(sasl_server, tmp_path):
+    source = os.path.join(ROOT, "tests", "clients", "CuratorSaslCheck.java")
+    classpath = ":".join(CURATOR_JARS)
+    subprocess.run(
+        ["javac", "-nowarn", "-d", str(tmp_path), "-cp", classpath, source], check=True
+    )
+    jaas = tmp_path / "client.conf"
+
+    def run(password):
+        jaas.write_text(
+            'Client {\n org.apache.zookeeper.server.auth.DigestLoginModule required\n'
+            ' username="bob" password="%s";\n};\n' % password
+        )
+        return subprocess.run(
+            [
+                "java",
+                "-Djava.security.auth.login.config=%s" % jaas,
+                "-cp",
+                "%s:%s" % (tmp_path, classpath),
+                "CuratorSaslCheck",
+                sasl_server.hosts,
+                "/curator-" + password,
+                "bob",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    good = run("bobsecret")
+    assert good.returncode == 0 and "read curator" in good.stdout, good.stderr
+    bad = run("wrong")
+    assert bad.returncode != 0, bad.stdout
