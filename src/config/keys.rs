@@ -167,38 +167,37 @@ pub const KEYS: &[Key] = &[
     key("fastleader.minNotificationInterval", DecodedInteger, "200", Ignored)
         .note("Elections are timed in tenths of a tick."),
     key("fastleader.maxNotificationInterval", DecodedInteger, "60000", Ignored),
-    key("connectionMaxTokens", DecodedInteger, "0", Unsupported(Behaviour))
-        .note("Connection throttling is not supported yet."),
-    key("connectionTokenFillTime", DecodedInteger, "1", Unsupported(Behaviour)),
-    key("connectionTokenFillCount", DecodedInteger, "1", Unsupported(Behaviour)),
-    key("connectionFreezeTime", DecodedInteger, "-1", Unsupported(Behaviour)),
-    key("connectionDropIncrease", Text, "0.02", Unsupported(Behaviour)),
-    key("connectionDropDecrease", Text, "0.002", Unsupported(Behaviour)),
-    key("connectionDecreaseRatio", Text, "0", Unsupported(Behaviour)),
-    key(
-        "zookeeper.connection_throttle_weight_enabled",
-        LenientBoolean,
-        "false",
-        Unsupported(Behaviour),
+    key("connectionMaxTokens", DecodedInteger, "0", Ignored).note(
+        "ZooKeeper reads the throttle from zookeeper.connection_throttle_tokens, never from \
+         this name; neither does zkrs.",
     ),
-    key(
-        "zookeeper.connection_throttle_global_session_weight",
-        DecodedInteger,
-        "3",
-        Unsupported(Behaviour),
-    ),
-    key(
-        "zookeeper.connection_throttle_local_session_weight",
-        DecodedInteger,
-        "1",
-        Unsupported(Behaviour),
-    ),
-    key(
-        "zookeeper.connection_throttle_renew_session_weight",
-        DecodedInteger,
-        "2",
-        Unsupported(Behaviour),
-    ),
+    key("connectionTokenFillTime", DecodedInteger, "1", Ignored)
+        .note("As connectionMaxTokens: see zookeeper.connection_throttle_fill_time."),
+    key("connectionTokenFillCount", DecodedInteger, "1", Ignored)
+        .note("As connectionMaxTokens: see zookeeper.connection_throttle_fill_count."),
+    key("connectionFreezeTime", DecodedInteger, "-1", Ignored)
+        .note("As connectionMaxTokens: see zookeeper.connection_throttle_freeze_time."),
+    key("connectionDropIncrease", Text, "0.02", Ignored)
+        .note("As connectionMaxTokens: see zookeeper.connection_throttle_drop_increase."),
+    key("connectionDropDecrease", Text, "0.002", Ignored)
+        .note("As connectionMaxTokens: see zookeeper.connection_throttle_drop_decrease."),
+    key("connectionDecreaseRatio", Text, "0", Ignored)
+        .note("As connectionMaxTokens: see zookeeper.connection_throttle_decrease_ratio."),
+    key("zookeeper.connection_throttle_tokens", DecodedInteger, "0", Honoured)
+        .note("Handshakes' token bucket; 0 = no throttle. Refused ones count connection_rejected."),
+    key("zookeeper.connection_throttle_fill_time", DecodedInteger, "1", Honoured)
+        .note("Milliseconds per refill."),
+    key("zookeeper.connection_throttle_fill_count", DecodedInteger, "1", Honoured)
+        .note("Tokens per refill."),
+    key("zookeeper.connection_throttle_freeze_time", DecodedInteger, "-1", Honoured)
+        .note("BLUE random drops: ms between changes of the drop chance; -1 = off."),
+    key("zookeeper.connection_throttle_drop_increase", Text, "0.02", Honoured),
+    key("zookeeper.connection_throttle_drop_decrease", Text, "0.002", Honoured),
+    key("zookeeper.connection_throttle_decrease_ratio", Text, "0", Honoured),
+    key("zookeeper.connection_throttle_weight_enabled", LenientBoolean, "false", Honoured),
+    key("zookeeper.connection_throttle_global_session_weight", DecodedInteger, "3", Honoured),
+    key("zookeeper.connection_throttle_local_session_weight", DecodedInteger, "1", Honoured),
+    key("zookeeper.connection_throttle_renew_session_weight", DecodedInteger, "2", Honoured),
     key("clientPortListenBacklog", Integer, "-1", Honoured).note("-1: zkrs's default of 1024."),
     key("serverCnxnFactory", Text, "", Ignored).note("zkrs has one connection layer."),
     key("flushDelay", DecodedInteger, "0", Ignored).note("zkrs commits in groups without a timer."),

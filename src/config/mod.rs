@@ -13,6 +13,7 @@
 pub mod keys;
 pub mod membership;
 pub mod properties;
+pub mod throttle;
 pub mod tls;
 pub mod values;
 
@@ -145,6 +146,8 @@ pub struct Config {
     /// The users SASL DIGEST-MD5 authenticates (the JAAS file's `Server` section);
     /// `None` without a JAAS file.
     pub sasl: Option<crate::sasl::SaslUsers>,
+    /// The handshakes' token bucket (`zookeeper.connection_throttle_*`).
+    pub connection_throttle: throttle::ConnectionThrottleSettings,
     /// Backlog of the client port's listen queue (`clientPortListenBacklog`).
     pub client_port_listen_backlog: u32,
     /// Connections allowed from one IP address; 0 means no limit.
@@ -291,6 +294,7 @@ impl Config {
         let backlog = read.number::<i64>("clientPortListenBacklog", -1)?;
         let client_tls = tls::read_client_tls(&mut read, &mut notices)?;
         let sasl = read_sasl(&read, properties)?;
+        let connection_throttle = throttle::read_connection_throttle(&mut read, &mut notices)?;
         let config = Config {
             tick_time_ms,
             data_dir,
@@ -299,6 +303,7 @@ impl Config {
             static_client_address: static_client_address(&read)?,
             client_tls,
             sasl,
+            connection_throttle,
             x509_super_user: read.text("X509AuthenticationProvider.superUser").map(str::to_owned),
             client_port_listen_backlog: u32::try_from(backlog)
                 .ok()

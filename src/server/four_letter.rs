@@ -140,10 +140,10 @@ fn server_stats(shared: &Shared, out: &mut String) {
     let latency = *shared.stats.latency.lock();
     let _ = writeln!(
         out,
-        "Latency min/avg/max: {}/{:?}/{}",
-        latency.min_ms,
-        latency.average_ms(),
-        latency.max_ms
+        "Summary min/avg/max: {}/{:?}/{}",
+        latency.min,
+        latency.average(),
+        latency.max
     );
     let _ = writeln!(out, "Received: {}", shared.stats.packets_received.load(Ordering::Relaxed));
     let _ = writeln!(out, "Sent: {}", shared.stats.packets_sent.load(Ordering::Relaxed));
@@ -167,7 +167,7 @@ fn connection_info(connection: &Connection, brief: bool, out: &mut String) {
         stats.sent
     );
     if !brief && session_id != SessionId::NONE {
-        let average = stats.latency.total_ms.checked_div(stats.latency.count).unwrap_or(0);
+        let average = stats.latency.total.checked_div(stats.latency.count).unwrap_or(0);
         let _ = write!(
             out,
             ",sid={session_id},lop={},est={},to={}",
@@ -184,8 +184,8 @@ fn connection_info(connection: &Connection, brief: bool, out: &mut String) {
             stats.last_zxid,
             stats.last_response_ms,
             stats.last_latency_ms,
-            stats.latency.min_ms,
-            stats.latency.max_ms
+            stats.latency.min,
+            stats.latency.max
         );
     }
     out.push(')');
@@ -264,7 +264,7 @@ fn mntr(shared: &Shared, out: &mut String) {
     }
     line("ephemerals_count", tree.ephemeral_count().to_string());
     line("num_alive_connections", shared.registry.len().to_string());
-    line("avg_latency", format!("{:?}", latency.average_ms()));
+    line("avg_latency", format!("{:?}", latency.average()));
     line("outstanding_requests", outstanding(shared).to_string());
     line("znode_count", zookeeper_node_count(shared).to_string());
     let sessions = shared.sessions.lock().sessions();
@@ -275,11 +275,22 @@ fn mntr(shared: &Shared, out: &mut String) {
     line("packets_received", shared.stats.packets_received.load(Ordering::Relaxed).to_string());
     line("watch_count", watch_count.to_string());
     line("auth_failed_count", shared.stats.auth_failed.load(Ordering::Relaxed).to_string());
-    line("min_latency", latency.min_ms.to_string());
-    line("max_latency", latency.max_ms.to_string());
+    line("min_latency", latency.min.to_string());
+    line("max_latency", latency.max.to_string());
     line("approximate_data_size", tree.approximate_data_size().to_string());
     line("open_file_descriptor_count", open_fds.to_string());
     line("uptime", shared.clock.now_ms().to_string());
+    let stats = &shared.stats;
+    let drop_chance = shared.connection_throttle.lock().drop_chance();
+    line("connection_drop_probability", format!("{drop_chance:?}"));
+    line("connection_rejected", stats.connection_rejected.load(Ordering::Relaxed).to_string());
+    line("connection_request_count", stats.connection_requests.load(Ordering::Relaxed).to_string());
+    let deficit = *stats.connection_token_deficit.lock();
+    line("avg_connection_token_deficit", format!("{:?}", deficit.average()));
+    line("min_connection_token_deficit", deficit.min.to_string());
+    line("max_connection_token_deficit", deficit.max.to_string());
+    line("cnt_connection_token_deficit", deficit.count.to_string());
+    line("sum_connection_token_deficit", deficit.total.to_string());
 }
 
 fn dump(shared: &Shared, out: &mut String) {

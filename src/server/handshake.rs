@@ -2,6 +2,7 @@
 //! whether it opens a new session or resumes one. Nothing here waits, so the connection
 //! task and the whole-server simulator run the same decision.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -55,6 +56,9 @@ pub enum Refusal {
     /// this member lost, its ephemerals (a lock) gone to another client.
     #[error("refusing to resume global session {0} in read-only mode")]
     GlobalSessionWhileReadOnly(SessionId),
+    /// The connection throttle's bucket is empty (`connection_throttle_tokens`).
+    #[error("connection throttled: too many handshakes (zookeeper.connection_throttle_tokens)")]
+    Throttled,
 }
 
 /// Decides the handshake whose connect request is `body`, on `connection`.
@@ -84,8 +88,9 @@ pub fn admit(
             server: server_zxid,
         });
     }
-    let timeout_ms = shared.config.negotiate_session_timeout_ms(request.time_out);
     let session_id = SessionId::new(request.session_id);
+    throttle(shared, session_id)?;
+    let timeout_ms = shared.config.negotiate_session_timeout_ms(request.time_out);
     if session_id == SessionId::NONE {
         let connection = connection.clone();
         return Ok(Admission::Create(Input::CreateSession {
@@ -128,4 +133,35 @@ pub fn admit(
     shared.registry.bind_session(connection, session_id, i64::from(timeout_ms));
     let attach = (mode != Mode::Standalone).then_some(Input::Attach { session_id });
     Ok(Admission::Resumed { session_id, attach })
+}
+
+/// Takes the handshake's tokens from the connection throttle, as ZooKeeper's
+/// `processConnectRequest` does before anything else: a new session costs the global or
+/// local weight, a resumed one the renew weight (all 1 unless weights are enabled).
+/// Without throttling every handshake passes, and is counted, as in ZooKeeper.
+fn throttle(shared: &Shared, session_id: SessionId) -> Result<(), Refusal> {
+    let mut throttle = shared.connection_throttle.lock();
+    let weights = throttle.settings().weights;
+    let need = match session_id {
+        SessionId::NONE if shared.config.local_sessions_enabled => weights.local,
+        SessionId::NONE => weights.global,
+        _ => weights.renew,
+    };
+    let draw = if throttle.settings().freeze_time_ms == -1 { 0.0 } else { random_unit() };
+    if !throttle.admit(need, shared.clock.now_ms(), draw) {
+        shared.stats.connection_rejected.fetch_add(1, Ordering::Relaxed);
+        return Err(Refusal::Throttled);
+    }
+    shared.stats.connection_requests.fetch_add(1, Ordering::Relaxed);
+    let deficit = u64::try_from(throttle.deficit()).unwrap_or(0);
+    shared.stats.connection_token_deficit.lock().record(deficit);
+    Ok(())
+}
+
+/// A uniform draw from [0, 1) for BLUE's random drops, from the standard library's
+/// per-process random hash keys (which change with every `RandomState`).
+fn random_unit() -> f64 {
+    use std::hash::BuildHasher;
+    let bits = std::collections::hash_map::RandomState::new().hash_one(0u8) >> 11;
+    bits as f64 / (1u64 << 53) as f64
 }

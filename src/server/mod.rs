@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod client_frame;
+pub mod connection_throttle;
 pub mod driver;
 pub mod four_letter;
 pub mod handshake;
@@ -176,6 +177,8 @@ pub struct Shared {
     pub leader_status: Mutex<Option<crate::zab::LeaderStatus>>,
     /// Where reads wait under `zkrs.linearizableReads`.
     pub read_barrier: read_barrier::ReadBarrier,
+    /// The handshakes' token bucket (`connection_throttle_tokens`).
+    pub connection_throttle: Mutex<connection_throttle::ConnectionThrottle>,
 }
 
 impl Shared {
@@ -191,6 +194,10 @@ impl Shared {
     ) -> (Arc<Shared>, mpsc::Receiver<pipeline::Input>) {
         let (driver, inputs) = mpsc::channel(DRIVER_QUEUE_CAPACITY);
         let mode = if standalone { Mode::Standalone } else { Mode::Looking };
+        let throttle = connection_throttle::ConnectionThrottle::new(
+            config.connection_throttle.clone(),
+            clock.now_ms(),
+        );
         let shared = Arc::new(Shared {
             database,
             sessions: Mutex::new(sessions),
@@ -202,6 +209,7 @@ impl Shared {
             mode: Mutex::new(mode),
             leader_status: Mutex::new(None),
             read_barrier: read_barrier::ReadBarrier::default(),
+            connection_throttle: Mutex::new(throttle),
         });
         (shared, inputs)
     }

@@ -37,36 +37,37 @@ pub fn short_op_name(op: OpCode) -> &'static str {
     }
 }
 
-/// Min/avg/max of request latencies in milliseconds, as ZooKeeper's `ServerStats`.
+/// Min/avg/max of a measurement, as ZooKeeper's `ServerStats` keeps request latencies
+/// (in milliseconds) and its metrics keep summaries (the connection token deficit).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Latency {
-    /// Smallest latency seen (0 before any).
-    pub min_ms: u64,
-    /// Largest latency seen.
-    pub max_ms: u64,
-    /// Sum of all latencies.
-    pub total_ms: u64,
-    /// Number of requests measured.
+pub struct Summary {
+    /// Smallest value seen (0 before any).
+    pub min: u64,
+    /// Largest value seen.
+    pub max: u64,
+    /// Sum of all values.
+    pub total: u64,
+    /// Number of values.
     pub count: u64,
 }
 
-impl Latency {
+impl Summary {
     /// Adds one measurement.
-    pub fn record(&mut self, latency_ms: u64) {
-        if self.count == 0 || latency_ms < self.min_ms {
-            self.min_ms = latency_ms;
+    pub fn record(&mut self, value: u64) {
+        if self.count == 0 || value < self.min {
+            self.min = value;
         }
-        self.max_ms = self.max_ms.max(latency_ms);
-        self.total_ms += latency_ms;
+        self.max = self.max.max(value);
+        self.total += value;
         self.count += 1;
     }
 
-    /// Average latency, 0 before any request.
-    pub fn average_ms(&self) -> f64 {
+    /// The average, 0 before any measurement.
+    pub fn average(&self) -> f64 {
         if self.count == 0 {
             0.0
         } else {
-            self.total_ms as f64 / self.count as f64
+            self.total as f64 / self.count as f64
         }
     }
 }
@@ -78,10 +79,17 @@ pub struct ServerStats {
     pub packets_received: AtomicU64,
     /// Frames sent to clients.
     pub packets_sent: AtomicU64,
-    /// Request latencies.
-    pub latency: Mutex<Latency>,
+    /// Request latencies, in milliseconds.
+    pub latency: Mutex<Summary>,
     /// Failed authentications.
     pub auth_failed: AtomicU64,
+    /// Handshakes the connection throttle refused (`connection_rejected`).
+    pub connection_rejected: AtomicU64,
+    /// Handshakes the connection throttle let through (`connection_request_count`).
+    pub connection_requests: AtomicU64,
+    /// The throttle's token deficit after each handshake let through
+    /// (`connection_token_deficit`).
+    pub connection_token_deficit: Mutex<Summary>,
 }
 
 impl ServerStats {
@@ -89,7 +97,7 @@ impl ServerStats {
     pub fn reset(&self) {
         self.packets_received.store(0, Ordering::Relaxed);
         self.packets_sent.store(0, Ordering::Relaxed);
-        *self.latency.lock() = Latency::default();
+        *self.latency.lock() = Summary::default();
     }
 }
 
@@ -108,10 +116,10 @@ pub struct ConnectionStats {
     pub last_zxid: i64,
     /// When the last reply was sent, on the server's monotonic clock.
     pub last_response_ms: u64,
-    /// Latency of the last request.
+    /// Summary of the last request.
     pub last_latency_ms: u64,
     /// Latencies of this connection's requests.
-    pub latency: Latency,
+    pub latency: Summary,
 }
 
 #[cfg(test)]
@@ -120,12 +128,12 @@ mod tests {
 
     #[test]
     fn latency_min_avg_max() {
-        let mut latency = Latency::default();
-        assert_eq!(latency.average_ms(), 0.0);
+        let mut latency = Summary::default();
+        assert_eq!(latency.average(), 0.0);
         latency.record(4);
         latency.record(2);
         latency.record(9);
-        assert_eq!((latency.min_ms, latency.max_ms, latency.count), (2, 9, 3));
-        assert_eq!(latency.average_ms(), 5.0);
+        assert_eq!((latency.min, latency.max, latency.count), (2, 9, 3));
+        assert_eq!(latency.average(), 5.0);
     }
 }
