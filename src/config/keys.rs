@@ -205,12 +205,24 @@ pub const KEYS: &[Key] = &[
     key("maxBatchSize", DecodedInteger, "1000", Ignored),
     key("enforceQuota", LenientBoolean, "false", Unsupported(Security))
         .note("Quotas are not enforced yet."),
-    key("requestThrottleLimit", DecodedInteger, "0", Unsupported(Behaviour))
+    key("requestThrottleLimit", DecodedInteger, "0", Ignored).note(
+        "ZooKeeper reads zookeeper.request_throttle_max_requests, never this name; neither \
+         does zkrs.",
+    ),
+    key("requestThrottleStallTime", DecodedInteger, "100", Ignored)
+        .note("As requestThrottleLimit: see zookeeper.request_throttle_stall_time."),
+    key("requestThrottleDropStale", LenientBoolean, "true", Ignored)
+        .note("As requestThrottleLimit: see zookeeper.request_throttle_drop_stale."),
+    key("requestStaleLatencyCheck", LenientBoolean, "false", Ignored)
+        .note("As requestThrottleLimit: see zookeeper.request_stale_latency_check."),
+    key("requestStaleConnectionCheck", LenientBoolean, "true", Ignored)
+        .note("As requestThrottleLimit: see zookeeper.request_stale_connection_check."),
+    key("zookeeper.request_throttle_max_requests", DecodedInteger, "0", Unsupported(Behaviour))
         .note("Request throttling is not supported yet."),
-    key("requestThrottleStallTime", DecodedInteger, "100", Unsupported(Behaviour)),
-    key("requestThrottleDropStale", LenientBoolean, "true", Unsupported(Behaviour)),
-    key("requestStaleLatencyCheck", LenientBoolean, "false", Unsupported(Behaviour)),
-    key("requestStaleConnectionCheck", LenientBoolean, "true", Unsupported(Behaviour)),
+    key("zookeeper.request_throttle_stall_time", DecodedInteger, "100", Unsupported(Behaviour)),
+    key("zookeeper.request_throttle_drop_stale", LenientBoolean, "true", Unsupported(Behaviour)),
+    key("zookeeper.request_stale_latency_check", LenientBoolean, "false", Unsupported(Behaviour)),
+    key("zookeeper.request_stale_connection_check", LenientBoolean, "true", Unsupported(Behaviour)),
     key("zookeeper.request_throttler.shutdownTimeout", DecodedInteger, "10000", Ignored),
     key("advancedFlowControlEnabled", LenientBoolean, "false", Ignored)
         .note("Each connection stops reading past 1000 queued requests."),
@@ -576,7 +588,8 @@ mod tests {
     fn behaviour_keys_warn_and_tuning_keys_are_ignored() {
         assert!(matches!(classify("admin.enableServer", "true"), Verdict::Warn(_)));
         assert!(matches!(classify("admin.enableServer", "false"), Verdict::Ignored(_)));
-        assert!(matches!(classify("requestThrottleLimit", "100"), Verdict::Warn(_)));
+        assert!(matches!(classify("request_throttle_max_requests", "100"), Verdict::Warn(_)));
+        assert!(matches!(classify("requestThrottleLimit", "100"), Verdict::Ignored(_)));
         assert!(matches!(classify("preAllocSize", "1"), Verdict::Ignored(_)));
         assert_eq!(classify("tickTime", "2000"), Verdict::Honoured);
     }
