@@ -389,3 +389,24 @@ async fn sync_answers_with_its_path() {
     let reply = client.call(OpCode::Sync, &SyncRequest { path: "/any".into() }).await;
     assert_eq!(reply.decode::<SyncResponse>().path, "/any");
 }
+
+#[tokio::test]
+async fn srvr_answers_with_zookeepers_lines() {
+    let server = ServerProcess::start("");
+    let answer = support::ensemble::four_letter(server.address, "srvr").expect("srvr answers");
+    let labels: Vec<&str> =
+        answer.lines().filter_map(|line| line.split_once(": ")).map(|(label, _)| label).collect();
+    // ZooKeeper 3.8's `srvr`, label for label.
+    let zookeeper = [
+        "Zookeeper version",
+        "Latency min/avg/max",
+        "Received",
+        "Sent",
+        "Connections",
+        "Outstanding",
+        "Zxid",
+        "Mode",
+        "Node count",
+    ];
+    assert_eq!(labels, zookeeper, "{answer}");
+}

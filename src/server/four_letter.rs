@@ -140,7 +140,7 @@ fn server_stats(shared: &Shared, out: &mut String) {
     let latency = *shared.stats.latency.lock();
     let _ = writeln!(
         out,
-        "Summary min/avg/max: {}/{:?}/{}",
+        "Latency min/avg/max: {}/{:?}/{}",
         latency.min,
         latency.average(),
         latency.max
