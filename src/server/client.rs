@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use jute::records::{Id, SetSaslResponse};
+use jute::records::SetSaslResponse;
 use jute::Code;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -37,7 +37,7 @@ use crate::server::reads;
 use crate::server::registry::{Connection, ConnectionLimits, TooManyConnections};
 use crate::server::stats::short_op_name;
 use crate::server::{four_letter, Mode, Shared};
-use crate::session::auth::authenticate;
+use crate::session::auth::{authenticate, sasl_ids, x509_ids};
 use crate::tls::{client_identity, ServerTls};
 use crate::txn::{SessionId, Zxid};
 
@@ -171,13 +171,8 @@ async fn accept_tls(
             shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
             return Err(ConnectionError::CertificateSubject);
         };
-        let mut auth = (*connection.auth()).clone();
-        if shared.config.x509_super_user.as_deref() == Some(subject.as_str()) {
-            auth.add(Id { scheme: "super".into(), id: subject.clone() });
-        }
         tracing::info!(id = %subject, "authenticated by client certificate (x509)");
-        auth.add(Id { scheme: "x509".into(), id: subject });
-        connection.set_auth(auth);
+        connection.add_auth(x509_ids(subject, shared.config.x509_super_user.as_deref()));
     }
     Ok(stream)
 }
@@ -377,9 +372,7 @@ impl Session<'_> {
                     super_digest,
                 ) {
                     Ok(ids) => {
-                        let mut auth = (*self.connection.auth()).clone();
-                        ids.into_iter().for_each(|id| auth.add(id));
-                        self.connection.set_auth(auth);
+                        self.connection.add_auth(ids);
                         tracing::info!(scheme = %packet.scheme, "auth success");
                         self.connection.send(reply::status(frame.xid, Zxid::ZERO, Code::Ok));
                     }
@@ -407,27 +400,16 @@ impl Session<'_> {
         let Some(users) = &self.shared.config.sasl else {
             return Ok(());
         };
-        let step = match self.sasl.take() {
-            Some(exchange) => Ok(exchange),
-            None => crate::sasl::new_exchange(),
-        }
-        .and_then(|mut exchange| {
-            let step = exchange.step(token, &users.passwords);
-            self.sasl = Some(exchange);
-            step
-        });
+        let step = match &mut self.sasl {
+            Some(exchange) => exchange.step(token, &users.passwords),
+            None => crate::sasl::new_exchange()
+                .and_then(|exchange| self.sasl.insert(exchange).step(token, &users.passwords)),
+        };
         let token = match step {
             Ok(Step::Challenge(token)) => token,
             Ok(Step::Done { token, identity }) => {
-                // In ZooKeeper's order, which decides whoAmI's when ids share a bucket.
-                let mut auth = (*self.connection.auth()).clone();
                 tracing::info!(id = %identity, "authenticated by SASL (DIGEST-MD5)");
-                let is_super = users.super_user.as_deref() == Some(identity.as_str());
-                auth.add(Id { scheme: "sasl".into(), id: identity });
-                if is_super {
-                    auth.add(Id { scheme: "super".into(), id: String::new() });
-                }
-                self.connection.set_auth(auth);
+                self.connection.add_auth(sasl_ids(identity, users.super_user.as_deref()));
                 token
             }
             Err(err) => {

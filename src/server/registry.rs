@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::fast_hash::FastDashMap;
 use bytes::Bytes;
+use jute::records::Id;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
@@ -52,9 +53,13 @@ impl Connection {
         self.auth.read().clone()
     }
 
-    /// Replaces the identities after an `addauth`.
-    pub fn set_auth(&self, auth: AuthIds) {
-        *self.auth.write() = Arc::new(auth);
+    /// Adds the identities an `addauth`, a client certificate or a SASL exchange
+    /// granted, in order.
+    pub fn add_auth(&self, ids: impl IntoIterator<Item = Id>) {
+        let mut auth = self.auth.write();
+        let mut updated = (**auth).clone();
+        ids.into_iter().for_each(|id| updated.add(id));
+        *auth = Arc::new(updated);
     }
 
     /// The session bound to this connection, [`SessionId::NONE`] before the handshake.

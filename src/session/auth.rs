@@ -145,6 +145,30 @@ pub fn authenticate(
     }
 }
 
+/// The identities a verified client certificate grants (ZooKeeper's
+/// `X509AuthenticationProvider`): `super:<subject>` first when the subject is
+/// `X509AuthenticationProvider.superUser`, then `x509:<subject>`.
+pub fn x509_ids(subject: String, super_user: Option<&str>) -> Vec<Id> {
+    let mut ids = Vec::with_capacity(2);
+    if super_user == Some(subject.as_str()) {
+        ids.push(Id { scheme: "super".into(), id: subject.clone() });
+    }
+    ids.push(Id { scheme: "x509".into(), id: subject });
+    ids
+}
+
+/// The identities a completed SASL exchange grants, in ZooKeeper's `processSasl` order
+/// (which decides `whoAmI`'s when ids share a bucket): `sasl:<user>`, then `super` when
+/// the user is `zookeeper.superUser`.
+pub fn sasl_ids(user: String, super_user: Option<&str>) -> Vec<Id> {
+    let is_super = super_user == Some(user.as_str());
+    let mut ids = vec![Id { scheme: "sasl".into(), id: user }];
+    if is_super {
+        ids.push(Id { scheme: "super".into(), id: String::new() });
+    }
+    ids
+}
+
 fn parse_ip_expression(expression: &str) -> Option<(IpAddr, u32)> {
     let (address, bits) = match expression.split_once('/') {
         Some((address, bits)) => (address, Some(bits)),
