@@ -38,7 +38,8 @@ use crate::server::registry::{Connection, ConnectionLimits, TooManyConnections};
 use crate::server::stats::short_op_name;
 use crate::server::{four_letter, Mode, Shared};
 use crate::session::auth::{authenticate, sasl_ids, x509_ids};
-use crate::tls::{client_identity, ServerTls};
+use crate::tls::subject::rfc2253_subject;
+use crate::tls::ServerTls;
 use crate::txn::{SessionId, Zxid};
 
 /// How long a new connection may take to send its handshake (ZooKeeper's
@@ -167,7 +168,8 @@ async fn accept_tls(
         .map_err(|_| ConnectionError::TlsHandshakeTimeout(HANDSHAKE_TIMEOUT))?
         .map_err(ConnectionError::TlsHandshake)?;
     if let Some(chain) = stream.get_ref().1.peer_certificates() {
-        let Some(subject) = client_identity(chain) else {
+        let Some(subject) = chain.first().and_then(|certificate| rfc2253_subject(certificate))
+        else {
             shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
             return Err(ConnectionError::CertificateSubject);
         };

@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::RwLock;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
@@ -117,12 +116,6 @@ impl ServerTls {
             })
             .collect()
     }
-}
-
-/// The x509 identity of a verified client certificate chain: its subject in RFC 2253
-/// form, as ZooKeeper's `X509AuthenticationProvider` names it.
-pub fn client_identity(chain: &[CertificateDer<'_>]) -> Option<String> {
-    chain.first().and_then(|certificate| subject::rfc2253_subject(certificate))
 }
 
 /// A rustls server context for `settings`.
