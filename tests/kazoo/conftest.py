@@ -107,6 +107,39 @@ def four_letter(hosts, word):
         return ""
 
 
+ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
+
+
+def zkcli(hosts, commands, jvm_flags=()):
+    """Runs ZooKeeper 3.8's zkCli.sh on `hosts` with `commands` on its standard input.
+
+    Returns its output lines, standard output first.
+    """
+    result = subprocess.run(
+        [ZKCLI, "-server", hosts],
+        input=commands,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, CLIENT_JVMFLAGS=" ".join(jvm_flags)),
+    )
+    return (result.stdout + result.stderr).splitlines()
+
+
+def after_whoami(lines):
+    """What zkCli printed after `whoami`'s heading, the watcher's lines left out.
+
+    zkCli's watcher prints the session's first event from another thread, so its
+    lines ("", "WATCHER::", "WatchedEvent ...") can land inside whoami's output.
+    """
+    start = lines.index("Auth scheme: User") + 1
+    return [
+        line
+        for line in lines[start:]
+        if line not in ("", "WATCHER::") and not line.startswith("WatchedEvent ")
+    ]
+
+
 class Ensemble:
     """Three zkrs members on 127.0.0.1; stop() kills them and removes their directories."""
 

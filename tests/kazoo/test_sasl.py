@@ -13,7 +13,7 @@ from kazoo.exceptions import AuthFailedError, NoAuthError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.security import make_acl
 
-from conftest import ROOT, Server, four_letter
+from conftest import ROOT, Server, after_whoami, four_letter, zkcli
 
 JAAS = """
 Server {
@@ -104,32 +104,20 @@ def test_an_exchange_that_never_finishes_hurts_no_other_session(sasl_server):
         bob.stop()
 
 
-ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
-
-
-def zkcli(server, tmp_path, password, commands):
+def zkcli_as_super(server, tmp_path, password, commands):
     jaas = tmp_path / "client.conf"
     jaas.write_text(
         'Client {\n org.apache.zookeeper.server.auth.DigestLoginModule required\n'
         ' username="super" password="%s";\n};\n' % password
     )
-    result = subprocess.run(
-        [ZKCLI, "-server", server.hosts],
-        input=commands,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, CLIENT_JVMFLAGS="-Djava.security.auth.login.config=%s" % jaas),
-    )
-    return (result.stdout + result.stderr).splitlines()
+    return zkcli(server.hosts, commands, ["-Djava.security.auth.login.config=%s" % jaas])
 
 
 def test_zkcli_with_a_jaas_client_section_sees_what_zookeeper_shows(sasl_server, tmp_path):
-    lines = zkcli(sasl_server, tmp_path, "adminsecret", "whoami\nquit\n")
-    start = lines.index("Auth scheme: User")
+    lines = zkcli_as_super(sasl_server, tmp_path, "adminsecret", "whoami\nquit\n")
     # ZooKeeper 3.8 prints these lines, in this order, for the same JAAS files.
-    assert lines[start + 1 : start + 4] == ["sasl: super", "super: ", "ip: 127.0.0.1"], lines
-    lines = zkcli(sasl_server, tmp_path, "wrong", "ls /\nquit\n")
+    assert after_whoami(lines)[:3] == ["sasl: super", "super: ", "ip: 127.0.0.1"], lines
+    lines = zkcli_as_super(sasl_server, tmp_path, "wrong", "ls /\nquit\n")
     assert "WatchedEvent state:AuthFailed type:None path:null" in lines, lines
     assert "KeeperErrorCode = AuthFailed for /" in lines, lines
 

@@ -18,7 +18,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl
 
-from conftest import ROOT, Server, four_letter, free_ports, wait_until
+from conftest import ROOT, Server, after_whoami, four_letter, free_ports, wait_until, zkcli
 
 CLIENT_ID = "CN=client.test,OU=client,O=zkrs tests,C=US"
 
@@ -202,7 +202,6 @@ def test_certificates_are_reloaded_when_the_store_changes(stores):
         server.stop()
 
 
-ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 # Debian's zookeeper.jar manifest leaves out the Netty jars its TLS socket needs.
 ZKCLI_CLASSPATH = ":".join(
     [
@@ -227,20 +226,10 @@ def test_zkcli_over_tls_with_jks_stores_sees_its_x509_identity(stores):
             "-Dzookeeper.ssl.trustStore.location=" + os.path.join(stores, "trust.jks"),
             "-Dzookeeper.ssl.trustStore.password=testpass",
         ]
-        commands = "whoami\ncreate /cli tls\nget /cli\nquit\n"
-        result = subprocess.run(
-            [ZKCLI, "-server", secure],
-            input=commands,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=dict(os.environ, CLIENT_JVMFLAGS=" ".join(flags)),
-        )
-        lines = result.stdout.splitlines()
+        lines = zkcli(secure, "whoami\ncreate /cli tls\nget /cli\nquit\n", flags)
         # ZooKeeper 3.8 prints the same lines, in this order, for the same certificate.
-        start = lines.index("Auth scheme: User")
-        assert lines[start + 1 : start + 3] == ["x509: " + CLIENT_ID, "ip: 127.0.0.1"], lines
-        assert "Created /cli" in result.stderr + result.stdout
+        assert after_whoami(lines)[:2] == ["x509: " + CLIENT_ID, "ip: 127.0.0.1"], lines
+        assert "Created /cli" in lines
         assert "tls" in lines
     finally:
         server.stop()
