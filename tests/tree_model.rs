@@ -171,6 +171,7 @@ proptest! {
                 session_check: SessionCheck::Tracker,
                 extended_types_enabled: false,
                 reconfig_enabled: false,
+            enforce_quota: false,
             };
             let txn = preparer.prepare(&context, &request(op), 1, index as i64).expect("a txn");
             let result = database.apply(&txn, &mut |_, _| {});

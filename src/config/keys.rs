@@ -133,8 +133,10 @@ pub const KEYS: &[Key] = &[
     // Advanced configuration.
     key("dataLogDir", Text, "", Honoured)
         .note("Holds the store's write-ahead log; created when missing."),
-    key("globalOutstandingLimit", DecodedInteger, "1000", Ignored)
-        .note("zkrs bounds each connection's outstanding requests at 1000."),
+    key("globalOutstandingLimit", DecodedInteger, "1000", Honoured).note(
+        "Past it, connections with requests outstanding are not read from; each connection \
+         also stops reading past 1000 requests of its own.",
+    ),
     key("preAllocSize", DecodedInteger, "65536", Ignored)
         .note("The log is RocksDB's, recycled rather than preallocated."),
     key("snapCount", DecodedInteger, "100000", Honoured),
@@ -203,8 +205,8 @@ pub const KEYS: &[Key] = &[
     key("flushDelay", DecodedInteger, "0", Ignored).note("zkrs commits in groups without a timer."),
     key("maxWriteQueuePollTime", DecodedInteger, "0", Ignored),
     key("maxBatchSize", DecodedInteger, "1000", Ignored),
-    key("enforceQuota", LenientBoolean, "false", Unsupported(Security))
-        .note("Quotas are not enforced yet."),
+    key("enforceQuota", LenientBoolean, "false", Honoured)
+        .note("Refuse writes past a quota's hard limit (QUOTAEXCEEDED)."),
     key("requestThrottleLimit", DecodedInteger, "0", Ignored).note(
         "ZooKeeper reads zookeeper.request_throttle_max_requests, never this name; neither \
          does zkrs.",
@@ -217,12 +219,18 @@ pub const KEYS: &[Key] = &[
         .note("As requestThrottleLimit: see zookeeper.request_stale_latency_check."),
     key("requestStaleConnectionCheck", LenientBoolean, "true", Ignored)
         .note("As requestThrottleLimit: see zookeeper.request_stale_connection_check."),
-    key("zookeeper.request_throttle_max_requests", DecodedInteger, "0", Unsupported(Behaviour))
-        .note("Request throttling is not supported yet."),
-    key("zookeeper.request_throttle_stall_time", DecodedInteger, "100", Unsupported(Behaviour)),
-    key("zookeeper.request_throttle_drop_stale", LenientBoolean, "true", Unsupported(Behaviour)),
-    key("zookeeper.request_stale_latency_check", LenientBoolean, "false", Unsupported(Behaviour)),
-    key("zookeeper.request_stale_connection_check", LenientBoolean, "true", Unsupported(Behaviour)),
+    key("zookeeper.request_throttle_max_requests", DecodedInteger, "0", Honoured)
+        .note("Writes in process past which requests wait their turn (pings never do)."),
+    key("zookeeper.request_throttle_stall_time", DecodedInteger, "100", Ignored)
+        .note("A waiting request goes on as soon as a write completes, not at the next look."),
+    key("zookeeper.request_throttle_drop_stale", LenientBoolean, "true", Unsupported(Behaviour))
+        .note("zkrs drops the requests of a closed connection either way."),
+    key("zookeeper.request_stale_latency_check", LenientBoolean, "false", Honoured)
+        .note("A waiting request older than its session timeout is dropped with its connection."),
+    key("zookeeper.request_stale_connection_check", LenientBoolean, "true", Unsupported(Behaviour))
+        .note("zkrs drops the requests of a closed connection either way."),
+    key("zookeeper.throttled_op_wait_time", DecodedInteger, "0", Honoured)
+        .note("A request that waited longer, in ms, is answered THROTTLEDOP (-127)."),
     key("zookeeper.request_throttler.shutdownTimeout", DecodedInteger, "10000", Ignored),
     key("advancedFlowControlEnabled", LenientBoolean, "false", Ignored)
         .note("Each connection stops reading past 1000 queued requests."),
@@ -238,8 +246,11 @@ pub const KEYS: &[Key] = &[
     key("audit.enable", LenientBoolean, "false", Unsupported(Security))
         .note("Audit logging is not supported yet."),
     key("audit.impl.class", Text, "", Ignored),
-    key("largeRequestMaxBytes", DecodedInteger, "104857600", Unsupported(Behaviour)),
-    key("largeRequestThreshold", DecodedInteger, "-1", Unsupported(Behaviour)),
+    key("largeRequestMaxBytes", DecodedInteger, "104857600", Honoured),
+    key("largeRequestThreshold", DecodedInteger, "-1", Honoured).note(
+        "A frame past it is a large request; one past the large-request budget closes its \
+         connection.",
+    ),
     // Cluster options.
     key("electionAlg", Integer, "3", Honoured).note("Only 3, as in ZooKeeper."),
     key("maxTimeToWaitForEpoch", DecodedInteger, "2000", Ignored),
@@ -558,7 +569,6 @@ mod tests {
         assert!(matches!(classify("ssl.authProvider", "custom"), Verdict::Refuse(_)));
         assert!(matches!(classify("sslQuorum", "true"), Verdict::Refuse(_)));
         assert!(matches!(classify("sslQuorum", "false"), Verdict::Ignored(_)));
-        assert!(matches!(classify("enforceQuota", "true"), Verdict::Refuse(_)));
         assert!(matches!(classify("quorum.auth.enableSasl", "TRUE"), Verdict::Refuse(_)));
         assert!(matches!(classify("zookeeper.db.autocreate", "false"), Verdict::Refuse(_)));
         assert!(matches!(classify("group.1", "1:2:3"), Verdict::Refuse(_)));
@@ -588,7 +598,7 @@ mod tests {
     fn behaviour_keys_warn_and_tuning_keys_are_ignored() {
         assert!(matches!(classify("admin.enableServer", "true"), Verdict::Warn(_)));
         assert!(matches!(classify("admin.enableServer", "false"), Verdict::Ignored(_)));
-        assert!(matches!(classify("request_throttle_max_requests", "100"), Verdict::Warn(_)));
+        assert!(matches!(classify("request_throttle_drop_stale", "false"), Verdict::Warn(_)));
         assert!(matches!(classify("requestThrottleLimit", "100"), Verdict::Ignored(_)));
         assert!(matches!(classify("preAllocSize", "1"), Verdict::Ignored(_)));
         assert_eq!(classify("tickTime", "2000"), Verdict::Honoured);

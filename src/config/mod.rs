@@ -148,6 +148,9 @@ pub struct Config {
     pub sasl: Option<crate::sasl::SaslUsers>,
     /// The handshakes' token bucket (`zookeeper.connection_throttle_*`).
     pub connection_throttle: throttle::ConnectionThrottleSettings,
+    /// How requests are admitted (`zookeeper.request_throttle_*`, `globalOutstandingLimit`,
+    /// large requests).
+    pub request_throttle: throttle::RequestThrottleSettings,
     /// Backlog of the client port's listen queue (`clientPortListenBacklog`).
     pub client_port_listen_backlog: u32,
     /// Connections allowed from one IP address; 0 means no limit.
@@ -176,6 +179,8 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// Whether `reconfig` is enabled (`reconfigEnabled`).
     pub reconfig_enabled: bool,
+    /// Whether writes past a quota's hard limit are refused (`enforceQuota`).
+    pub enforce_quota: bool,
     /// Whether a lone server runs standalone (`standaloneEnabled`).
     pub standalone_enabled: bool,
     /// Whether to fsync the log before acknowledging (`forceSync`).
@@ -295,6 +300,7 @@ impl Config {
         let client_tls = tls::read_client_tls(&mut read, &mut notices)?;
         let sasl = read_sasl(&read, properties)?;
         let connection_throttle = throttle::read_connection_throttle(&mut read, &mut notices)?;
+        let request_throttle = throttle::read_request_throttle(&mut read, &mut notices)?;
         let config = Config {
             tick_time_ms,
             data_dir,
@@ -304,6 +310,7 @@ impl Config {
             client_tls,
             sasl,
             connection_throttle,
+            request_throttle,
             x509_super_user: read.text("X509AuthenticationProvider.superUser").map(str::to_owned),
             client_port_listen_backlog: u32::try_from(backlog)
                 .ok()
@@ -326,6 +333,7 @@ impl Config {
             extended_types_enabled: read.flag("extendedTypesEnabled", false)?,
             super_digest: read.text("DigestAuthenticationProvider.superDigest").map(str::to_owned),
             reconfig_enabled: read.flag("reconfigEnabled", false)?,
+            enforce_quota: read.flag("enforceQuota", false)?,
             standalone_enabled: read.flag("standaloneEnabled", true)?,
             force_sync: read.flag("forceSync", true)?,
             fsync_warning_threshold_ms: read.number("fsync.warningthresholdms", 1000)?,

@@ -1,10 +1,12 @@
-//! Connection throttling's settings, read from the system properties ZooKeeper's
-//! `BlueThrottle` reads (`zookeeper.connection_throttle_*`, in zoo.cfg with or without
-//! the prefix), with its defaults and its corrections of inconsistent weights.
+//! Admission control's settings, read from the system properties ZooKeeper reads (in
+//! zoo.cfg with or without the `zookeeper.` prefix), with its defaults and corrections:
+//! connection throttling (`BlueThrottle`'s `zookeeper.connection_throttle_*`), request
+//! throttling (`RequestThrottler`'s `zookeeper.request_throttle_*`), the global limit on
+//! outstanding requests and the large-request budget.
 //!
-//! ZooKeeper's documentation also names them `connectionMaxTokens` and so on, but
-//! ZooKeeper never reads those names from zoo.cfg; neither does zkrs (the key table says
-//! so at start-up).
+//! ZooKeeper's documentation also names some of them `connectionMaxTokens`,
+//! `requestThrottleLimit` and so on, but ZooKeeper never reads those names from zoo.cfg;
+//! neither does zkrs (the key table says so at start-up).
 
 use super::properties::Reader;
 use super::{ConfigError, Notice};
@@ -101,4 +103,68 @@ fn real(read: &Reader<'_>, key: &str, default: f64) -> Result<f64, ConfigError> 
             .parse()
             .map_err(|_| ConfigError::invalid(key, value, "not a number".into())),
     }
+}
+
+/// How requests are admitted once their connection is in (ZooKeeper's
+/// `RequestThrottler`, `globalOutstandingLimit` and large-request throttling).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestThrottleSettings {
+    /// Writes in process past which requests wait; 0 turns the throttle off
+    /// (`zookeeper.request_throttle_max_requests`).
+    pub max_requests: u64,
+    /// Whether a waiting request older than its session's timeout is dropped with its
+    /// connection (`zookeeper.request_stale_latency_check`).
+    pub drop_late: bool,
+    /// A request that waited longer than this many milliseconds is answered THROTTLEDOP
+    /// instead of carried out; 0: never (`zookeeper.throttled_op_wait_time`).
+    pub throttled_op_wait_ms: u64,
+    /// Outstanding requests past which connections with requests of their own
+    /// outstanding are not read from (`globalOutstandingLimit`).
+    pub global_outstanding_limit: u64,
+    /// Frames longer than this are large requests; `None`: no such limit
+    /// (`zookeeper.largeRequestThreshold`, -1).
+    pub large_request_threshold: Option<usize>,
+    /// The most bytes of large requests received and not yet answered
+    /// (`zookeeper.largeRequestMaxBytes`).
+    pub large_request_max_bytes: usize,
+}
+
+/// The settings, corrected as ZooKeeper corrects them (with the same warnings).
+///
+/// # Errors
+/// A value that is not a number.
+pub fn read_request_throttle(
+    read: &mut Reader<'_>,
+    notices: &mut Vec<Notice>,
+) -> Result<RequestThrottleSettings, ConfigError> {
+    const LARGE_MAX_DEFAULT: i64 = 100 * 1024 * 1024;
+    let threshold: i64 = read.number("largeRequestThreshold", -1)?;
+    let large_request_threshold = if threshold == 0 || threshold < -1 {
+        notices.push(Notice::warn(format!(
+            "Invalid large request threshold {threshold}. It should be -1 or positive. \
+             Setting to -1"
+        )));
+        None
+    } else {
+        usize::try_from(threshold).ok()
+    };
+    let max_bytes: i64 = read.number("largeRequestMaxBytes", LARGE_MAX_DEFAULT)?;
+    let large_request_max_bytes = if max_bytes <= 0 {
+        notices.push(Notice::warn(format!(
+            "Invalid max bytes for all large requests {max_bytes}. It should be a positive \
+             number. The max bytes stay at {LARGE_MAX_DEFAULT}"
+        )));
+        LARGE_MAX_DEFAULT
+    } else {
+        max_bytes
+    };
+    let non_negative = |value: i64| u64::try_from(value).unwrap_or(0);
+    Ok(RequestThrottleSettings {
+        max_requests: non_negative(read.number("zookeeper.request_throttle_max_requests", 0)?),
+        drop_late: read.flag("zookeeper.request_stale_latency_check", false)?,
+        throttled_op_wait_ms: non_negative(read.number("zookeeper.throttled_op_wait_time", 0)?),
+        global_outstanding_limit: non_negative(read.number("globalOutstandingLimit", 1000)?),
+        large_request_threshold,
+        large_request_max_bytes: usize::try_from(large_request_max_bytes).unwrap_or(usize::MAX),
+    })
 }

@@ -9,6 +9,7 @@ use crate::proto::validate_path;
 use crate::session::auth::{check_acl, fixup_acl};
 use crate::tree::acl::perms;
 use crate::tree::node::{NodeKind, CONTAINER_EPHEMERAL_OWNER};
+use crate::tree::quota::Usage;
 use crate::txn::TxnBody;
 
 /// The fields shared by `CreateRequest` and `CreateTtlRequest`.
@@ -110,6 +111,8 @@ pub(super) fn create(
         return Err(Code::NoChildrenForEphemerals);
     }
     let parent_cversion = parent.cversion + 1;
+    let data_len = args.data.map_or(0, Bytes::len);
+    scope.check_quota(&path, Usage::node(data_len))?;
     let data = args.data.cloned();
     let body = match op {
         OpCode::CreateContainer => TxnBody::CreateContainer(CreateContainerTxn {
@@ -150,6 +153,7 @@ pub(super) fn create(
             aversion: 0,
             ephemeral_owner,
             child_count: 0,
+            data_len,
             acl: acl.into(),
         }),
     );

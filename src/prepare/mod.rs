@@ -19,6 +19,8 @@ use jute::{Code, OpCode};
 
 pub use pending::{NodeRecord, PendingChanges};
 
+use crate::tree::quota::{self, Usage};
+
 use crate::proto::Request;
 use crate::session::{AuthIds, SessionTracker};
 use crate::tree::data_tree::DataTree;
@@ -40,6 +42,8 @@ pub struct Context<'a> {
     pub extended_types_enabled: bool,
     /// Whether `reconfig` is enabled.
     pub reconfig_enabled: bool,
+    /// Whether writes past a quota's hard limit are refused (`enforceQuota`).
+    pub enforce_quota: bool,
 }
 
 /// How a request's session is checked: ZooKeeper's `checkSession(sessionId, owner)`.
@@ -68,6 +72,8 @@ struct Scope<'a, 'b> {
     context: &'a Context<'b>,
     pending: &'a PendingChanges,
     changes: Vec<(String, Option<NodeRecord>)>,
+    /// What `changes` do to the usage of quota'd paths, when quotas are enforced.
+    quota_changes: Vec<(String, Usage)>,
 }
 
 impl Scope<'_, '_> {
@@ -87,7 +93,76 @@ impl Scope<'_, '_> {
     }
 
     fn set(&mut self, path: &str, record: Option<NodeRecord>) {
+        if self.context.enforce_quota {
+            if let Some(quota_path) = self.context.tree.quota_path(path) {
+                let usage = |record: Option<&NodeRecord>| {
+                    record.map_or(Usage::default(), |record| Usage::node(record.data_len))
+                };
+                let change = usage(record.as_ref()) - usage(self.lookup(path).as_ref());
+                if change != Usage::default() {
+                    self.quota_changes.push((quota_path, change));
+                }
+            }
+        }
         self.changes.push((path.to_owned(), record));
+    }
+
+    /// Drops the changes made so far: a multi op failed.
+    fn discard(&mut self) {
+        self.changes.clear();
+        self.quota_changes.clear();
+    }
+
+    /// Checks a write that changes the usage under `path` by `change` against the
+    /// quota `path` falls under (`ZooKeeperServer.checkQuota`), in ZooKeeper's order:
+    /// the node count, then the data bytes; past a soft limit it only logs.
+    ///
+    /// The usage counted is the tree's plus every txn prepared before, this request's
+    /// earlier ops included. ZooKeeper counts only the applied tree, so pipelined writes
+    /// or the ops of one multi can together pass a hard limit there; not here.
+    fn check_quota(&self, path: &str, change: Usage) -> Result<(), Code> {
+        if !self.context.enforce_quota {
+            return Ok(());
+        }
+        let tree = self.context.tree;
+        let Some(quota_path) = tree.quota_path(path) else {
+            return Ok(());
+        };
+        let Some(limits) = tree.stats_track(&quota::limits_path(&quota_path)) else {
+            return Ok(());
+        };
+        let count_limit = limits.count_limit().filter(|_| change.count != 0);
+        let byte_limit = limits.byte_limit().filter(|_| change.bytes != 0);
+        if count_limit.is_none() && byte_limit.is_none() {
+            return Ok(());
+        }
+        let Some(usage) = tree.stats_track(&quota::stats_path(&quota_path)) else {
+            tracing::error!(quota = %quota_path, "quota usage node is missing");
+            return Ok(());
+        };
+        let own: Usage = self
+            .quota_changes
+            .iter()
+            .filter(|(changed, _)| *changed == quota_path)
+            .fold(Usage::default(), |sum, (_, change)| sum + *change);
+        let after = usage.usage() + self.pending.quota_change(&quota_path) + own + change;
+        for (what, limit, value) in
+            [("count", count_limit, after.count), ("bytes", byte_limit, after.bytes)]
+        {
+            let Some(limit) = limit.filter(|limit| value > limit.value) else {
+                continue;
+            };
+            let kind = if limit.hard { "hard" } else { "soft" };
+            let name = if what == "count" { "CountLimit" } else { "ByteLimit" };
+            tracing::warn!(
+                "Quota exceeded: {quota_path} [current {what}={value}, {kind}{name}={}]",
+                limit.value
+            );
+            if limit.hard {
+                return Err(Code::QuotaExceeded);
+            }
+        }
+        Ok(())
     }
 
     fn check_session(&self) -> Result<(), Code> {
@@ -128,6 +203,26 @@ fn parent_for_delete(path: &str) -> Result<&str, Code> {
             path.get(..slash).ok_or(Code::BadArguments)
         }
         _ => Err(Code::BadArguments),
+    }
+}
+
+/// Where a prepared write was refused for passing a quota's hard limit, if it was: the
+/// request's path, or for a multi the path of the op refused; what ZooKeeper's
+/// `quota_exceeded_error_per_namespace` counts by.
+pub fn quota_refused_at<'r>(request: &'r Request, txn: &Txn) -> Option<&'r str> {
+    let refused = |body: &TxnBody| match body {
+        TxnBody::Error(error) => error.err == Code::QuotaExceeded.as_i32(),
+        _ => false,
+    };
+    match (request, &txn.body) {
+        (Request::Multi(multi), TxnBody::Multi(subs)) => {
+            let index = subs.iter().position(|sub| refused(&sub.body))?;
+            multi.ops.get(index).map(|op| op.path())
+        }
+        (Request::Create { request, .. }, body) if refused(body) => Some(&request.path),
+        (Request::CreateTtl(request), body) if refused(body) => Some(&request.path),
+        (Request::SetData(request), body) if refused(body) => Some(&request.path),
+        _ => None,
     }
 }
 
@@ -172,12 +267,17 @@ impl Preparer {
         &mut self,
         mut header: TxnHeader,
         scope_changes: Vec<(String, Option<NodeRecord>)>,
+        quota_changes: Vec<(String, Usage)>,
         outcome: Result<(OpCode, TxnBody), Code>,
     ) -> Txn {
         match outcome {
             Ok((op, body)) => {
+                let zxid = Zxid::new(header.zxid);
                 for (path, record) in scope_changes {
-                    self.pending.push(Zxid::new(header.zxid), path, record);
+                    self.pending.push(zxid, path, record);
+                }
+                for (quota_path, change) in quota_changes {
+                    self.pending.push_quota_change(zxid, quota_path, change);
                 }
                 let session_id = SessionId::new(header.client_id);
                 match &body {
@@ -210,7 +310,12 @@ impl Preparer {
             return None;
         }
         let header = self.next_header(context, cxid, time_ms);
-        let mut scope = Scope { context, pending: &self.pending, changes: Vec::new() };
+        let mut scope = Scope {
+            context,
+            pending: &self.pending,
+            changes: Vec::new(),
+            quota_changes: Vec::new(),
+        };
         let outcome = match request {
             Request::Create { op, request } => create::create(
                 &mut scope,
@@ -255,8 +360,8 @@ impl Preparer {
             }
             _ => Err(Code::Unimplemented),
         };
-        let changes = std::mem::take(&mut scope.changes);
-        Some(self.finish(header, changes, outcome))
+        let Scope { changes, quota_changes, .. } = scope;
+        Some(self.finish(header, changes, quota_changes, outcome))
     }
 
     /// Prepares the creation of a session with a negotiated timeout.
@@ -269,6 +374,7 @@ impl Preparer {
         let header = self.next_header(context, 0, time_ms);
         self.finish(
             header,
+            Vec::new(),
             Vec::new(),
             Ok((OpCode::CreateSession, session::create_session(timeout_ms))),
         )

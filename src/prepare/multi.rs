@@ -74,12 +74,12 @@ pub(super) fn multi(scope: &mut Scope<'_, '_>, ops: &[MultiOp]) -> Result<TxnBod
         match prepare_op(scope, op) {
             Ok((op_type, body)) => subs.push(SubTxn { op_type, body }),
             Err(ABORT_WHOLE_MULTI) => {
-                scope.changes.clear();
+                scope.discard();
                 return Err(ABORT_WHOLE_MULTI);
             }
             Err(code) => {
                 failed = true;
-                scope.changes.clear();
+                scope.discard();
                 subs.push(error(code));
             }
         }

@@ -9,6 +9,7 @@ use crate::fast_hash::FastHashMap;
 
 use crate::tree::acl::AclList;
 use crate::tree::data_tree::DataTree;
+use crate::tree::quota::Usage;
 use crate::txn::{SessionId, Zxid};
 
 /// What prepare needs to know of a node (ZooKeeper's `ChangeRecord`).
@@ -24,6 +25,8 @@ pub struct NodeRecord {
     pub ephemeral_owner: i64,
     /// Number of children.
     pub child_count: i32,
+    /// Length of the node's data, for quotas.
+    pub data_len: usize,
     /// The node's ACL.
     pub acl: AclList,
 }
@@ -38,6 +41,10 @@ pub struct PendingChanges {
     /// a later prepared txn, with that txn's zxid. The tracker knows a session from the
     /// moment its createSession applies; until then these count as live.
     opening: VecDeque<(Zxid, SessionId)>,
+    /// What prepared txns change in the usage of quota'd paths, oldest first, and the
+    /// sum per quota'd path: the tree's usage nodes count only applied txns.
+    quota_changes: VecDeque<(Zxid, String, Usage)>,
+    quota_totals: FastHashMap<String, Usage>,
 }
 
 impl PendingChanges {
@@ -51,6 +58,17 @@ impl PendingChanges {
     pub fn push(&mut self, zxid: Zxid, path: String, record: Option<NodeRecord>) {
         self.order.push_back((zxid, path.clone()));
         self.newest.insert(path, (zxid, record));
+    }
+
+    /// Records what a prepared txn changes in the usage of `quota_path`'s subtree.
+    pub fn push_quota_change(&mut self, zxid: Zxid, quota_path: String, change: Usage) {
+        *self.quota_totals.entry(quota_path.clone()).or_default() += change;
+        self.quota_changes.push_back((zxid, quota_path, change));
+    }
+
+    /// What the prepared txns not yet applied change in the usage of `quota_path`.
+    pub fn quota_change(&self, quota_path: &str) -> Usage {
+        self.quota_totals.get(quota_path).copied().unwrap_or_default()
     }
 
     /// Records a prepared createSession txn of `session`.
@@ -72,6 +90,17 @@ impl PendingChanges {
     pub fn applied(&mut self, zxid: Zxid) {
         while self.opening.front().is_some_and(|(opening_zxid, _)| *opening_zxid <= zxid) {
             self.opening.pop_front();
+        }
+        while self.quota_changes.front().is_some_and(|(change_zxid, ..)| *change_zxid <= zxid) {
+            let Some((_, quota_path, change)) = self.quota_changes.pop_front() else {
+                break;
+            };
+            if let Some(total) = self.quota_totals.get_mut(&quota_path) {
+                *total = *total - change;
+                if *total == Usage::default() {
+                    self.quota_totals.remove(&quota_path);
+                }
+            }
         }
         while let Some((pending_zxid, _)) = self.order.front() {
             if *pending_zxid > zxid {
@@ -122,6 +151,7 @@ pub fn record_from_tree(tree: &DataTree, path: &str) -> Option<NodeRecord> {
         aversion: node.aversion,
         ephemeral_owner: node.ephemeral_owner,
         child_count: i32::try_from(num_children).unwrap_or(i32::MAX),
+        data_len: node.data_len(),
         acl: tree.acl(node.acl),
     })
 }
@@ -138,6 +168,7 @@ mod tests {
             aversion: 0,
             ephemeral_owner: 0,
             child_count: 0,
+            data_len: 0,
             acl: vec![world_anyone(perms::ALL)].into(),
         }
     }

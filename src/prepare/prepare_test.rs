@@ -12,6 +12,7 @@ struct Fixture {
     sessions: SessionTracker,
     auth: AuthIds,
     preparer: Preparer,
+    enforce_quota: bool,
 }
 
 impl Fixture {
@@ -23,6 +24,7 @@ impl Fixture {
             sessions,
             auth: AuthIds::for_client("127.0.0.1".parse().expect("ip")),
             preparer: Preparer::new(Zxid::ZERO),
+            enforce_quota: false,
         }
     }
 
@@ -35,6 +37,7 @@ impl Fixture {
             session_check: SessionCheck::Tracker,
             extended_types_enabled: true,
             reconfig_enabled: false,
+            enforce_quota: self.enforce_quota,
         };
         self.preparer.prepare(&context, &request, 1, 1000).expect("a txn")
     }
@@ -152,7 +155,7 @@ fn expired_sessions_cannot_write() {
 
 #[test]
 fn a_session_whose_creation_is_prepared_can_write_before_it_is_applied() {
-    let Fixture { db, sessions, auth, mut preparer } = Fixture::new();
+    let Fixture { db, sessions, auth, mut preparer, .. } = Fixture::new();
     let context = Context {
         tree: db.tree(),
         sessions: &sessions,
@@ -161,6 +164,7 @@ fn a_session_whose_creation_is_prepared_can_write_before_it_is_applied() {
         session_check: SessionCheck::Tracker,
         extended_types_enabled: true,
         reconfig_enabled: false,
+        enforce_quota: false,
     };
     let unknown = preparer.prepare(&context, &create("/u", 0), 1, 1000).expect("a txn");
     assert_eq!(error_of(&unknown), Some(Code::SessionExpired.as_i32()), "not a session yet");
@@ -247,4 +251,125 @@ fn ttl_rules() {
     );
     assert_eq!(error_of(&fixture.run(ttl(100, 5))), None);
     assert_eq!(fixture.db.tree().ttls(), ["/t"]);
+}
+
+fn create_data(path: &str, data: &'static [u8]) -> Request {
+    Request::Create {
+        op: OpCode::Create,
+        request: CreateRequest {
+            path: path.into(),
+            data: Some(Bytes::from_static(data)),
+            acl: vec![world_anyone(perms::ALL)],
+            flags: 0,
+        },
+    }
+}
+
+/// A fixture enforcing quotas, with `/p` (data "d") under a quota of `limits`, set as
+/// zkCli's `setquota` sets it.
+fn quota_fixture(limits: &'static [u8]) -> Fixture {
+    let mut fixture = Fixture::new();
+    fixture.enforce_quota = true;
+    fixture.run(create("/p", 0));
+    fixture.run(create_data("/zookeeper/quota/p", b""));
+    fixture.run(create_data("/zookeeper/quota/p/zookeeper_limits", limits));
+    fixture.run(create_data("/zookeeper/quota/p/zookeeper_stats", b"count=0,bytes=0"));
+    fixture
+}
+
+fn multi(ops: Vec<MultiOp>) -> Request {
+    Request::Multi(MultiRequest { ops })
+}
+
+fn multi_create(path: &str) -> MultiOp {
+    let Request::Create { request, .. } = create(path, 0) else { panic!("not a create") };
+    MultiOp::Create { op_type: OpCode::Create.as_i32(), request }
+}
+
+fn multi_errors(txn: &Txn) -> Vec<Option<i32>> {
+    let TxnBody::Multi(subs) = &txn.body else { panic!("not a multi: {txn:?}") };
+    subs.iter()
+        .map(|sub| match &sub.body {
+            TxnBody::Error(error) => Some(error.err),
+            _ => None,
+        })
+        .collect()
+}
+
+const COUNT_HARD_3: &[u8] = b"count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=3";
+const EXCEEDED: Option<i32> = Some(Code::QuotaExceeded as i32);
+
+#[test]
+fn a_create_past_a_hard_count_limit_is_refused() {
+    let mut fixture = quota_fixture(COUNT_HARD_3);
+    assert_eq!(error_of(&fixture.run(create("/p/a", 0))), None);
+    assert_eq!(error_of(&fixture.run(create("/p/b", 0))), None);
+    let refused_request = create("/p/c", 0);
+    let refused = fixture.run(refused_request.clone());
+    assert_eq!(error_of(&refused), EXCEEDED);
+    assert_eq!(quota_refused_at(&refused_request, &refused), Some("/p/c"));
+    assert!(!fixture.db.tree().exists("/p/c"));
+    assert_eq!(error_of(&fixture.run(create("/elsewhere", 0))), None, "outside the quota");
+    fixture.run(Request::Delete(DeleteRequest { path: "/p/a".into(), version: -1 }));
+    assert_eq!(error_of(&fixture.run(create("/p/c", 0))), None, "room again");
+}
+
+#[test]
+fn writes_prepared_but_not_applied_count_against_the_limit() {
+    let mut fixture = quota_fixture(COUNT_HARD_3);
+    let first = fixture.prepare(create("/p/a", 0));
+    let second = fixture.prepare(create("/p/b", 0));
+    let third = fixture.prepare(create("/p/c", 0));
+    assert_eq!((error_of(&first), error_of(&second), error_of(&third)), (None, None, EXCEEDED));
+    for txn in [&first, &second, &third] {
+        fixture.apply(txn);
+    }
+    let usage = fixture.db.tree().stats_track("/zookeeper/quota/p/zookeeper_stats");
+    assert_eq!(usage.map(|track| track.usage().count), Some(3));
+}
+
+#[test]
+fn a_multi_is_held_to_the_limit_as_a_whole_and_leaves_nothing_behind() {
+    let mut fixture = quota_fixture(COUNT_HARD_3);
+    fixture.run(create("/p/a", 0));
+    let two = multi(vec![multi_create("/p/x"), multi_create("/p/y")]);
+    let refused = fixture.run(two.clone());
+    assert_eq!(multi_errors(&refused), [None, EXCEEDED]);
+    assert_eq!(quota_refused_at(&two, &refused), Some("/p/y"));
+    assert!(!fixture.db.tree().exists("/p/x"));
+    let delete = MultiOp::Delete(DeleteRequest { path: "/p/a".into(), version: -1 });
+    let swap = fixture.run(multi(vec![delete, multi_create("/p/x"), multi_create("/p/y")]));
+    assert_eq!(multi_errors(&swap), [None, None, None], "the delete makes room first");
+    assert!(fixture.db.tree().exists("/p/y"));
+}
+
+#[test]
+fn data_past_a_hard_byte_limit_is_refused_and_shrinking_is_not() {
+    let mut fixture = quota_fixture(b"count=-1,bytes=-1=;byteHardLimit=10;countHardLimit=-1");
+    let set = |data: &'static [u8]| {
+        Request::SetData(SetDataRequest {
+            path: "/p".into(),
+            data: Some(Bytes::from_static(data)),
+            version: -1,
+        })
+    };
+    assert_eq!(error_of(&fixture.run(set(b"0123456789"))), None, "exactly the limit");
+    assert_eq!(error_of(&fixture.run(set(b"0123456789a"))), EXCEEDED);
+    assert_eq!(error_of(&fixture.run(create_data("/p/a", b""))), None, "no bytes added");
+    assert_eq!(error_of(&fixture.run(create_data("/p/b", b"x"))), EXCEEDED);
+    assert_eq!(error_of(&fixture.run(set(b"01234"))), None);
+    assert_eq!(error_of(&fixture.run(create_data("/p/b", b"x"))), None);
+}
+
+#[test]
+fn soft_limits_and_unenforced_quotas_refuse_nothing() {
+    let mut soft = quota_fixture(b"count=1,bytes=1=;byteHardLimit=-1;countHardLimit=-1");
+    assert_eq!(error_of(&soft.run(create_data("/p/a", b"xyz"))), None);
+    let mut unenforced = quota_fixture(COUNT_HARD_3);
+    unenforced.enforce_quota = false;
+    for path in ["/p/a", "/p/b", "/p/c"] {
+        assert_eq!(error_of(&unenforced.run(create(path, 0))), None);
+    }
+    let usage = unenforced.db.tree().stats_track("/zookeeper/quota/p/zookeeper_stats");
+    assert_eq!(usage.map(|track| track.usage().count), Some(4), "still counted");
 }

@@ -1,5 +1,6 @@
 //! setData, setACL and check: changes to an existing node.
 
+use bytes::Bytes;
 use jute::records::{
     CheckVersionRequest, CheckVersionTxn, SetAclRequest, SetAclTxn, SetDataRequest, SetDataTxn,
 };
@@ -9,6 +10,7 @@ use super::{check_and_increment_version, Scope};
 use crate::proto::validate_path;
 use crate::session::auth::{check_acl, fixup_acl};
 use crate::tree::acl::perms;
+use crate::tree::quota::Usage;
 use crate::txn::TxnBody;
 
 /// setData: WRITE permission and the data version.
@@ -20,8 +22,11 @@ pub(super) fn set_data(
     validate_path(&request.path).map_err(|_| Code::BadArguments)?;
     let mut node = scope.record(&request.path)?;
     check_acl(&node.acl, perms::WRITE, scope.context.auth)?;
+    let data_len = request.data.as_ref().map_or(0, Bytes::len);
+    scope.check_quota(&request.path, Usage::node(data_len) - Usage::node(node.data_len))?;
     let version = check_and_increment_version(node.version, request.version)?;
     node.version = version;
+    node.data_len = data_len;
     scope.set(&request.path, Some(node));
     let txn = SetDataTxn { path: request.path.clone(), data: request.data.clone(), version };
     Ok((OpCode::SetData, TxnBody::SetData(txn)))

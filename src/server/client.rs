@@ -8,7 +8,6 @@
 //! after it arrived (`server::read_barrier`); one round covers every request queued when
 //! its ticket was taken.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -34,7 +33,9 @@ use crate::server::listener::{Security, TLS_HANDSHAKE_RECORD};
 use crate::server::pipeline::Input;
 use crate::server::read_barrier::{Finished, Passage, ReadBarrier, Ticket};
 use crate::server::reads;
-use crate::server::registry::{Connection, ConnectionLimits, TooManyConnections};
+use crate::server::registry::{Connection, ConnectionLimits, TooManyConnections, WritePermit};
+use crate::server::request_queue::{Queued, RequestQueue};
+use crate::server::request_throttle::{self, LargeRequestRejected};
 use crate::server::stats::short_op_name;
 use crate::server::{four_letter, Mode, Shared};
 use crate::session::auth::{authenticate, sasl_ids, x509_ids};
@@ -85,6 +86,10 @@ enum ConnectionError {
     ServerStopping,
     #[error("this member could not confirm it is up to date for a read")]
     ReadBarrierFailed,
+    #[error(transparent)]
+    LargeRequest(#[from] LargeRequestRejected),
+    #[error("a request waited at the request throttle past its session's timeout")]
+    LateRequest,
     #[error(transparent)]
     Refused(#[from] Refusal),
 }
@@ -240,30 +245,38 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let mut frames = FramedRead::new(socket, ClientFrames { limit: frame_len_max });
     let mut barrier_ends =
         shared.config.linearizable_reads.then(|| shared.read_barrier.subscribe());
+    let throttle = &shared.config.request_throttle;
     let mut session = Session {
         shared,
         connection,
         session_id,
-        queue: VecDeque::new(),
+        queue: RequestQueue::new(connection, &shared.large_requests),
         reads: ReadGate::default(),
         sasl: None,
+        front_throttled: false,
     };
     loop {
         session.dispatch().await?;
         let ticket = session.reads.waiting.map(|(ticket, _)| ticket);
+        let readable = session.queue.len() < QUEUED_REQUESTS_MAX
+            && request_throttle::may_read(
+                throttle,
+                shared.registry.load(),
+                connection.outstanding(),
+            );
         tokio::select! {
             biased;
             () = connection.closing() => return Ok(()),
             passage = barrier_passage(barrier_ends.as_mut(), ticket), if ticket.is_some() => {
                 session.reads.ended(passage)?;
             }
-            frame = frames.next(), if session.queue.len() < QUEUED_REQUESTS_MAX => match frame {
+            frame = frames.next(), if readable => match frame {
                 None => return Ok(()),
                 Some(Err(FrameError::Io(err))) => return Err(ConnectionError::Io(err)),
                 Some(Err(FrameError::TooLong(err))) => return Err(err.into()),
                 Some(Ok(frame)) => session.receive(frame.freeze())?,
             },
-            () = connection.write_completed(), if !session.queue.is_empty() => {}
+            () = connection.write_completed(), if !session.queue.is_empty() || !readable => {}
         }
     }
 }
@@ -277,7 +290,11 @@ async fn handshake(
 ) -> Result<Option<SessionId>, ConnectionError> {
     match admit(shared, connection, body)? {
         Admission::Create(input) => {
-            connection.submit_write();
+            let permit = tokio::select! {
+                permit = shared.registry.load().permit() => permit,
+                () = connection.closing() => return Ok(None),
+            };
+            connection.submit_write(permit);
             shared.driver.send(input).await.map_err(|_| ConnectionError::ServerStopping)?;
             // The driver binds the session and answers; wait for it like for any write.
             let writes_before = 0;
@@ -315,13 +332,25 @@ struct Session<'a> {
     shared: &'a Arc<Shared>,
     connection: &'a Arc<Connection>,
     session_id: SessionId,
-    /// Requests not yet dispatched, with their xid, arrival time and frame (which a
-    /// follower forwards to its leader as the client sent it).
-    queue: VecDeque<(i32, Result<Request, RequestError>, u64, Bytes)>,
+    /// Requests not yet dispatched.
+    queue: RequestQueue<'a>,
     /// Under `zkrs.linearizableReads`, which queued requests a barrier round covers.
     reads: ReadGate,
     /// The connection's SASL exchange, once the client has begun one.
     sasl: Option<DigestMd5Server>,
+    /// Whether the request at the front waited too long at the request throttle and is
+    /// to be answered THROTTLEDOP.
+    front_throttled: bool,
+}
+
+/// Where a request stands after its turn at the request throttle.
+enum Turn<'a> {
+    /// It goes on, holding this place among the writes in process.
+    Go(WritePermit<'a>),
+    /// It waited too long: answer THROTTLEDOP.
+    Throttled,
+    /// The connection is closing; the request goes with it.
+    Closing,
 }
 
 /// Where a session's reads stand with the read barrier: a round covers the requests
@@ -354,7 +383,7 @@ impl ReadGate {
     }
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
     fn receive(&mut self, body: Bytes) -> Result<(), ConnectionError> {
         self.shared.stats.packets_received.fetch_add(1, Ordering::Relaxed);
         self.connection.stats.lock().received += 1;
@@ -390,7 +419,22 @@ impl Session<'_> {
             Ok(Request::Sasl(packet)) if self.shared.config.sasl.is_some() => {
                 self.sasl_step(frame.xid, packet.token.as_deref().unwrap_or_default())?;
             }
-            request => self.queue.push_back((frame.xid, request, now_ms, body)),
+            request => {
+                self.queue.release_answered_writes();
+                let settings = &self.shared.config.request_throttle;
+                let large =
+                    self.shared.large_requests.hold(settings, body.len()).inspect_err(|_| {
+                        self.shared.stats.large_requests_rejected.fetch_add(1, Ordering::Relaxed);
+                    })?;
+                let xid = frame.xid;
+                self.queue.push_back(Queued {
+                    xid,
+                    request,
+                    received_ms: now_ms,
+                    frame: body,
+                    large,
+                });
+            }
         }
         Ok(())
     }
@@ -430,16 +474,38 @@ impl Session<'_> {
     }
 
     /// Sends writes to the driver and answers reads, in order, as far as the per-session
-    /// ordering allows.
+    /// ordering and the request throttle allow.
     async fn dispatch(&mut self) -> Result<(), ConnectionError> {
-        while let Some((xid, request, received_ms, _)) = self.queue.front() {
-            let (xid, received_ms) = (*xid, *received_ms);
-            match request {
+        self.queue.release_answered_writes();
+        while let Some(front) = self.queue.front() {
+            let (xid, received_ms) = (front.xid, front.received_ms);
+            match &front.request {
+                _ if self.front_throttled => {
+                    if self.connection.writes_in_flight() > 0 {
+                        return Ok(());
+                    }
+                    self.queue.pop_answered();
+                    self.reads.popped();
+                    self.front_throttled = false;
+                    self.shared.stats.throttled_ops.fetch_add(1, Ordering::Relaxed);
+                    let zxid = self.shared.database.last_applied_zxid();
+                    self.connection.send(reply::status(xid, zxid, Code::ThrottledOp));
+                }
                 Ok(request) if request.is_write() => {
                     if self.connection.writes_in_flight() >= WRITES_IN_FLIGHT_MAX {
                         return Ok(());
                     }
-                    let Some((_, Ok(request), _, frame)) = self.queue.pop_front() else {
+                    let throttlable = !matches!(request, Request::CloseSession);
+                    let permit = match self.take_turn(throttlable, received_ms).await? {
+                        Turn::Go(permit) => permit,
+                        Turn::Throttled => {
+                            self.front_throttled = true;
+                            continue;
+                        }
+                        Turn::Closing => return Ok(()),
+                    };
+                    let Some(Queued { request: Ok(request), frame, .. }) = self.queue.pop_write()
+                    else {
                         continue;
                     };
                     self.reads.popped();
@@ -453,7 +519,7 @@ impl Session<'_> {
                         auth: self.connection.auth(),
                         received_ms,
                     };
-                    self.connection.submit_write();
+                    self.connection.submit_write(permit);
                     self.shared
                         .driver
                         .send(input)
@@ -472,8 +538,20 @@ impl Session<'_> {
                     }
                     return Ok(());
                 }
-                Ok(_) => {
-                    let Some((_, Ok(request), _, _)) = self.queue.pop_front() else {
+                Ok(request) => {
+                    // Pings never wait: a client must hear from its server in time.
+                    if !matches!(request, Request::Ping) {
+                        match self.take_turn(true, received_ms).await? {
+                            Turn::Go(_) => {}
+                            Turn::Throttled => {
+                                self.front_throttled = true;
+                                continue;
+                            }
+                            Turn::Closing => return Ok(()),
+                        }
+                    }
+                    let Some(Queued { request: Ok(request), .. }) = self.queue.pop_answered()
+                    else {
                         continue;
                     };
                     self.reads.popped();
@@ -489,12 +567,59 @@ impl Session<'_> {
                     tracing::debug!(op = ?op, cause = %err, "malformed request");
                     let zxid = self.shared.database.last_applied_zxid();
                     self.connection.send(reply::status(xid, zxid, Code::MarshallingError));
-                    self.queue.pop_front();
+                    self.queue.pop_answered();
                     self.reads.popped();
                 }
             }
         }
         Ok(())
+    }
+
+    /// The front request's turn at the request throttle: at once while fewer writes
+    /// than `request_throttle_max_requests` are in process, else after every request
+    /// that began waiting before it. One that waited past `throttled_op_wait_time` is
+    /// answered THROTTLEDOP (unless not `throttlable`), and one that waits past its
+    /// session's timeout under `request_stale_latency_check` goes with its connection.
+    /// A read gives its permit back as soon as it is answered.
+    async fn take_turn(
+        &self,
+        throttlable: bool,
+        received_ms: u64,
+    ) -> Result<Turn<'a>, ConnectionError> {
+        let shared: &'a Arc<Shared> = self.shared;
+        let load = shared.registry.load();
+        if let Some(permit) = load.try_permit() {
+            return Ok(Turn::Go(permit));
+        }
+        let settings = &self.shared.config.request_throttle;
+        let stats = &self.shared.stats;
+        stats.request_throttle_wait_count.fetch_add(1, Ordering::Relaxed);
+        let started_ms = self.shared.clock.now_ms();
+        let timeout_ms = u64::try_from(self.connection.session_timeout_ms()).unwrap_or(0);
+        let late_in = Duration::from_millis(
+            (received_ms + timeout_ms).saturating_sub(started_ms).saturating_add(1),
+        );
+        let stale = || {
+            let dropped = self.queue.len() as u64;
+            stats.stale_requests_dropped.fetch_add(dropped, Ordering::Relaxed);
+        };
+        tokio::select! {
+            permit = load.permit() => {
+                let waited_ms = self.shared.clock.now_ms().saturating_sub(started_ms);
+                if request_throttle::waited_too_long(settings, waited_ms, throttlable) {
+                    return Ok(Turn::Throttled);
+                }
+                Ok(Turn::Go(permit))
+            }
+            () = self.connection.closing() => {
+                stale();
+                Ok(Turn::Closing)
+            }
+            () = tokio::time::sleep(late_in), if settings.drop_late => {
+                stale();
+                Err(ConnectionError::LateRequest)
+            }
+        }
     }
 
     /// Whether a read must wait for the read barrier: `zkrs.linearizableReads` is on and

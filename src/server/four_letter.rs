@@ -1,6 +1,7 @@
 //! The answers to four-letter words, in ZooKeeper 3.8's text formats, so monitoring
 //! scripts and clients (kazoo reads `envi`, Curator and zkServer.sh read `srvr`) parse them.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -9,6 +10,7 @@ use crate::proto::four_letter::FourLetterWord;
 use crate::server::registry::Connection;
 use crate::server::stats::ConnectionStats;
 use crate::server::{Mode, Shared};
+use crate::tree::quota;
 use crate::txn::SessionId;
 
 /// The version zkrs reports: ZooKeeper's protocol generation, then our own version.
@@ -128,7 +130,7 @@ fn zookeeper_node_count(shared: &Shared) -> usize {
 }
 
 fn outstanding(shared: &Shared) -> u64 {
-    shared.registry.all().iter().map(|connection| connection.writes_in_flight()).sum()
+    shared.registry.load().in_process()
 }
 
 /// The words ZooKeeper answers only while it serves clients.
@@ -291,6 +293,46 @@ fn mntr(shared: &Shared, out: &mut String) {
     line("max_connection_token_deficit", deficit.max.to_string());
     line("cnt_connection_token_deficit", deficit.count.to_string());
     line("sum_connection_token_deficit", deficit.total.to_string());
+    for (name, counter) in [
+        ("throttled_ops", &stats.throttled_ops),
+        ("stale_requests_dropped", &stats.stale_requests_dropped),
+        ("request_throttle_wait_count", &stats.request_throttle_wait_count),
+        ("large_requests_rejected", &stats.large_requests_rejected),
+    ] {
+        line(name, counter.load(Ordering::Relaxed).to_string());
+    }
+    quota_metrics(shared, out);
+}
+
+/// ZooKeeper's per-namespace quota metrics: for each top-level path component under
+/// which quotas are set, the sum of their limits (the hard limit where one is set, else
+/// the soft one, -1 for none, as ZooKeeper adds them) and of their usage, and how many
+/// writes there the hard limits refused.
+fn quota_metrics(shared: &Shared, out: &mut String) {
+    let mut sums: BTreeMap<(&str, String), i64> = BTreeMap::new();
+    let quotas = shared.database.tree().quotas();
+    for (quota_path, limits, usage) in &quotas {
+        let Some(namespace) = quota::namespace(quota_path) else {
+            continue;
+        };
+        let mut add = |metric: &'static str, value: i64| {
+            *sums.entry((metric, namespace.to_owned())).or_default() += value;
+        };
+        if let Some(limits) = limits {
+            add("quota_count_limit_per_namespace", limits.count_limit().map_or(-1, |l| l.value));
+            add("quota_bytes_limit_per_namespace", limits.byte_limit().map_or(-1, |l| l.value));
+        }
+        if let Some(usage) = usage {
+            add("quota_count_usage_per_namespace", usage.usage().count);
+            add("quota_bytes_usage_per_namespace", usage.usage().bytes);
+        }
+    }
+    for ((metric, namespace), value) in sums {
+        let _ = writeln!(out, "zk_{namespace}_{metric}\t{value}");
+    }
+    for (namespace, count) in shared.stats.quota_exceeded.lock().iter() {
+        let _ = writeln!(out, "zk_{namespace}_quota_exceeded_error_per_namespace\t{count}");
+    }
 }
 
 fn dump(shared: &Shared, out: &mut String) {

@@ -18,6 +18,8 @@ pub mod pipeline;
 pub mod read_barrier;
 pub mod reads;
 pub mod registry;
+pub mod request_queue;
+pub mod request_throttle;
 pub mod snapshotter;
 pub mod stats;
 pub mod storage_writer;
@@ -179,6 +181,8 @@ pub struct Shared {
     pub read_barrier: read_barrier::ReadBarrier,
     /// The handshakes' token bucket (`connection_throttle_tokens`).
     pub connection_throttle: Mutex<connection_throttle::ConnectionThrottle>,
+    /// The budget of large requests (`largeRequestMaxBytes`).
+    pub large_requests: request_throttle::LargeRequests,
 }
 
 impl Shared {
@@ -201,7 +205,7 @@ impl Shared {
         let shared = Arc::new(Shared {
             database,
             sessions: Mutex::new(sessions),
-            registry: registry::Registry::default(),
+            registry: registry::Registry::new(config.request_throttle.max_requests),
             stats: stats::ServerStats::default(),
             driver,
             clock,
@@ -210,6 +214,7 @@ impl Shared {
             leader_status: Mutex::new(None),
             read_barrier: read_barrier::ReadBarrier::default(),
             connection_throttle: Mutex::new(throttle),
+            large_requests: request_throttle::LargeRequests::default(),
         });
         (shared, inputs)
     }

@@ -9,7 +9,7 @@ use crate::fast_hash::FastDashMap;
 use bytes::Bytes;
 use jute::records::Id;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crate::proto::reply;
 use crate::server::outbox::Outbox;
@@ -39,6 +39,10 @@ pub struct Connection {
     writes_submitted: AtomicU64,
     writes_completed: AtomicU64,
     write_completed: Notify,
+    /// Requests read from the client and not yet handed on or answered.
+    queued: AtomicU64,
+    /// The server-wide sums this connection adds to.
+    load: Arc<Load>,
     close_requested: AtomicBool,
     close: Notify,
     /// Counters for `cons`.
@@ -83,6 +87,8 @@ impl Connection {
     /// writes, so reads waiting behind it may run.
     pub fn complete_write(&self) {
         self.writes_completed.fetch_add(1, Ordering::AcqRel);
+        self.load.in_process.fetch_sub(1, Ordering::AcqRel);
+        self.load.give_back(1);
         self.write_completed.notify_one();
     }
 
@@ -91,9 +97,37 @@ impl Connection {
         self.writes_completed.load(Ordering::Acquire)
     }
 
-    /// Counts a write handed to the driver (the handshake's session creation included).
-    pub fn submit_write(&self) {
+    /// Counts a write handed to the driver (the handshake's session creation included),
+    /// which holds its request-throttle permit until it completes.
+    pub fn submit_write(&self, permit: WritePermit<'_>) {
+        if let Some(permit) = permit.0 {
+            permit.forget();
+        }
         self.writes_submitted.fetch_add(1, Ordering::AcqRel);
+        self.load.in_process.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts a request read from the client, to be handed on or answered later.
+    pub fn queue_request(&self) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.load.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a queued request handed on, answered or dropped.
+    pub fn dequeue_request(&self) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        self.load.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Requests read from this client and not yet answered (ZooKeeper's
+    /// `outstandingCount` of a connection).
+    pub fn outstanding(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed) + self.writes_in_flight()
+    }
+
+    /// Writes handed to the driver so far.
+    pub fn writes_submitted(&self) -> u64 {
+        self.writes_submitted.load(Ordering::Acquire)
     }
 
     /// Writes handed to the driver and not yet answered: ZooKeeper's "outstanding".
@@ -149,6 +183,88 @@ pub struct ConnectionLimits {
     pub total_max: u32,
 }
 
+impl Drop for Connection {
+    /// Takes what the connection still counts out of the server-wide sums: writes whose
+    /// replies will never come (their member lost its role), requests never handed on.
+    fn drop(&mut self) {
+        let in_flight = self.writes_in_flight();
+        self.load.in_process.fetch_sub(in_flight, Ordering::AcqRel);
+        self.load.give_back(in_flight);
+        self.load.queued.fetch_sub(*self.queued.get_mut(), Ordering::Relaxed);
+    }
+}
+
+/// What all connections ask of the server at this moment, for admission control.
+#[derive(Debug, Default)]
+pub struct Load {
+    /// Writes handed to the pipeline and not yet answered (ZooKeeper's "in process").
+    in_process: AtomicU64,
+    /// Requests read and waiting in their connection to be handed on or answered.
+    queued: AtomicU64,
+    /// The request throttle, if on: one permit per write that may be in process
+    /// (`request_throttle_max_requests`), handed out first come, first served.
+    permits: Option<Semaphore>,
+}
+
+/// A write's place among the writes in process, which [`Connection::submit_write`]
+/// keeps until the write completes. Empty when the request throttle is off.
+#[derive(Debug)]
+pub struct WritePermit<'a>(Option<SemaphorePermit<'a>>);
+
+impl WritePermit<'_> {
+    /// The permit of a server without a request throttle.
+    pub fn unthrottled() -> WritePermit<'static> {
+        WritePermit(None)
+    }
+}
+
+impl Load {
+    /// A load whose writes in process are limited to `max_requests` (0: no limit).
+    pub fn new(max_requests: u64) -> Load {
+        let permits = usize::try_from(max_requests)
+            .ok()
+            .filter(|max| *max > 0)
+            .map(|max| Semaphore::new(max.min(Semaphore::MAX_PERMITS)));
+        Load { permits, ..Load::default() }
+    }
+
+    /// A permit taken at once, if the throttle has one free (or is off).
+    pub fn try_permit(&self) -> Option<WritePermit<'_>> {
+        match &self.permits {
+            None => Some(WritePermit(None)),
+            Some(permits) => permits.try_acquire().ok().map(|permit| WritePermit(Some(permit))),
+        }
+    }
+
+    /// Waits for a permit, behind every request that began waiting earlier.
+    pub async fn permit(&self) -> WritePermit<'_> {
+        match &self.permits {
+            None => WritePermit(None),
+            Some(permits) => match permits.acquire().await {
+                Ok(permit) => WritePermit(Some(permit)),
+                // The semaphore is never closed.
+                Err(_) => WritePermit(None),
+            },
+        }
+    }
+
+    fn give_back(&self, count: u64) {
+        if let Some(permits) = &self.permits {
+            permits.add_permits(usize::try_from(count).unwrap_or(0));
+        }
+    }
+
+    /// Writes handed to the pipeline and not yet answered.
+    pub fn in_process(&self) -> u64 {
+        self.in_process.load(Ordering::Acquire)
+    }
+
+    /// Requests read and waiting in their connection.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
 /// All live connections.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -157,9 +273,16 @@ pub struct Registry {
     per_ip: FastDashMap<IpAddr, u32>,
     open: AtomicU32,
     next_id: AtomicU64,
+    load: Arc<Load>,
 }
 
 impl Registry {
+    /// A registry whose connections' writes in process are limited to `max_requests`
+    /// (`request_throttle_max_requests`; 0: no limit).
+    pub fn new(max_requests: u64) -> Registry {
+        Registry { load: Arc::new(Load::new(max_requests)), ..Registry::default() }
+    }
+
     /// Registers a new connection, unless the server or `peer`'s IP is at its limit.
     ///
     /// # Errors
@@ -195,6 +318,8 @@ impl Registry {
             writes_submitted: AtomicU64::new(0),
             writes_completed: AtomicU64::new(0),
             write_completed: Notify::new(),
+            queued: AtomicU64::new(0),
+            load: self.load.clone(),
             close_requested: AtomicBool::new(false),
             close: Notify::new(),
             stats: Mutex::new(ConnectionStats::default()),
@@ -220,6 +345,11 @@ impl Registry {
                 }
             }
         }
+    }
+
+    /// What all connections ask of the server at this moment.
+    pub fn load(&self) -> &Load {
+        &self.load
     }
 
     /// Forgets a closed connection.

@@ -1,5 +1,6 @@
 //! Counters the four-letter words report, server-wide and per connection.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
@@ -90,6 +91,18 @@ pub struct ServerStats {
     /// The throttle's token deficit after each handshake let through
     /// (`connection_token_deficit`).
     pub connection_token_deficit: Mutex<Summary>,
+    /// Requests answered THROTTLEDOP after waiting too long (`throttled_ops`).
+    pub throttled_ops: AtomicU64,
+    /// Requests dropped with their connection while they waited at the request throttle
+    /// (`stale_requests_dropped`).
+    pub stale_requests_dropped: AtomicU64,
+    /// Times a request was held at the request throttle (`request_throttle_wait_count`).
+    pub request_throttle_wait_count: AtomicU64,
+    /// Connections closed for a large request past the budget (`large_requests_rejected`).
+    pub large_requests_rejected: AtomicU64,
+    /// Writes refused past a quota's hard limit, by the top-level path component
+    /// written to (`quota_exceeded_error_per_namespace`).
+    pub quota_exceeded: Mutex<BTreeMap<String, u64>>,
 }
 
 impl ServerStats {

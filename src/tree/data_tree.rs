@@ -22,6 +22,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::tree::acl::{AclCache, AclId, AclList};
 use crate::tree::children::{Children, Hasher};
 use crate::tree::node::{Node, NodeKind};
+use crate::tree::quota::{self, StatsTrack, Usage};
 use crate::txn::{SessionId, Zxid};
 
 /// The znodes, their ACLs, and the indexes ZooKeeper keeps beside them.
@@ -37,6 +38,8 @@ pub struct DataTree {
     node_count: AtomicUsize,
     /// Sum of path and data lengths, ZooKeeper's `approximate_data_size`.
     data_size: AtomicI64,
+    /// The paths that have a quota (a `zookeeper_limits` node), ZooKeeper's `pTrie`.
+    quota_paths: RwLock<BTreeSet<String>>,
     extended_types_enabled: bool,
 }
 
@@ -96,6 +99,7 @@ impl DataTree {
             ttls: Mutex::new(BTreeSet::new()),
             node_count: AtomicUsize::new(0),
             data_size: AtomicI64::new(0),
+            quota_paths: RwLock::new(BTreeSet::new()),
             extended_types_enabled,
         }
     }
@@ -317,6 +321,16 @@ impl DataTree {
                 self.ephemerals.lock().entry(session).or_default().insert(path.to_owned());
             }
         }
+        if let Some(quota_path) = quota::quota_path_of(parent) {
+            match name {
+                quota::LIMITS_NODE => {
+                    self.quota_paths.write().insert(quota_path.to_owned());
+                }
+                quota::STATS_NODE => self.refresh_quota_usage(quota_path),
+                _ => {}
+            }
+        }
+        self.count_in_quota(path, Usage::node(data.map_or(0, <[u8]>::len)));
         Ok(stat)
     }
 
@@ -368,6 +382,12 @@ impl DataTree {
                 }
             }
         }
+        if name == quota::LIMITS_NODE {
+            if let Some(quota_path) = quota::quota_path_of(parent) {
+                self.quota_paths.write().remove(quota_path);
+            }
+        }
+        self.count_in_quota(path, Usage::default() - Usage::node(node.data_len()));
         Ok(Deleted { acl: node.acl })
     }
 
@@ -463,6 +483,122 @@ impl DataTree {
         Ok((result, node.stat(num_children, self.extended_types_enabled)))
     }
 
+    /// The deepest path at or above `path` that has a quota, if any; a quota on `/`
+    /// counts nothing, as in ZooKeeper (`getMaxPrefixWithQuota`).
+    pub fn quota_path(&self, path: &str) -> Option<String> {
+        let quota_paths = self.quota_paths.read();
+        if quota_paths.is_empty() {
+            return None;
+        }
+        let mut candidate = path;
+        while candidate.len() > 1 {
+            if quota_paths.contains(candidate) {
+                return Some(candidate.to_owned());
+            }
+            candidate = split_path(candidate).map_or("", |(parent, _)| parent);
+        }
+        None
+    }
+
+    /// The contents of a quota's limits or usage node (`path` from
+    /// [`quota::limits_path`] or [`quota::stats_path`]), if it exists.
+    pub fn stats_track(&self, path: &str) -> Option<StatsTrack> {
+        self.with_node(path, |node, _| StatsTrack::parse(node.data.as_deref().unwrap_or(&[])))
+    }
+
+    /// Every quota's limits and usage, keyed by the quota'd path, for the quota metrics.
+    pub fn quotas(&self) -> Vec<(String, Option<StatsTrack>, Option<StatsTrack>)> {
+        let quota_paths: Vec<String> = self.quota_paths.read().iter().cloned().collect();
+        quota_paths
+            .into_iter()
+            .map(|quota_path| {
+                let limits = self.stats_track(&quota::limits_path(&quota_path));
+                let usage = self.stats_track(&quota::stats_path(&quota_path));
+                (quota_path, limits, usage)
+            })
+            .collect()
+    }
+
+    /// Nodes and data bytes of `path`'s subtree, `path` included (`DataTree.getCounts`).
+    pub fn subtree_usage(&self, path: &str) -> Usage {
+        let Some(own) = self.with_node(path, |node, _| Usage::node(node.data_len())) else {
+            return Usage::default();
+        };
+        let mut usage = own;
+        let mut pending = vec![children_key(path).to_owned()];
+        while let Some(parent) = pending.pop() {
+            let Some(table) = self.tables.get(parent.as_str()) else {
+                continue;
+            };
+            for name in table.names() {
+                if let Some(child) = table.get(&self.hasher, name) {
+                    usage += Usage::node(child.data_len());
+                }
+                pending.push(child_path(&parent, name));
+            }
+        }
+        usage
+    }
+
+    /// Finds every quota and recounts its usage, after the tree was loaded from a
+    /// snapshot (`DataTree.setupQuota`).
+    pub fn setup_quotas(&self) {
+        let mut found = BTreeSet::new();
+        let mut pending = vec![quota::QUOTA_ROOT.to_owned()];
+        while let Some(parent) = pending.pop() {
+            for name in self.children(&parent) {
+                if name == quota::LIMITS_NODE {
+                    if let Some(quota_path) = quota::quota_path_of(&parent) {
+                        found.insert(quota_path.to_owned());
+                    }
+                }
+                pending.push(child_path(&parent, &name));
+            }
+        }
+        for quota_path in &found {
+            self.refresh_quota_usage(quota_path);
+        }
+        *self.quota_paths.write() = found;
+    }
+
+    /// Writes the usage of `quota_path`'s subtree, counted afresh, into its usage node
+    /// (`DataTree.updateQuotaForPath`).
+    fn refresh_quota_usage(&self, quota_path: &str) {
+        let usage = self.subtree_usage(quota_path);
+        self.replace_quota_usage(quota_path, |track| *track = StatsTrack::of_usage(usage));
+    }
+
+    /// Adds `diff` to the usage of the quota `path` falls under, if any
+    /// (`DataTree.updateQuotaStat`).
+    fn count_in_quota(&self, path: &str, diff: Usage) {
+        if let Some(quota_path) = self.quota_path(path) {
+            self.replace_quota_usage(&quota_path, |track| track.add_usage(diff));
+        }
+    }
+
+    /// Changes a usage node's data in place: as in ZooKeeper, its stat (version, mzxid)
+    /// stays as it was, so the node is a view of the subtree, not a record of writes.
+    fn replace_quota_usage(&self, quota_path: &str, change: impl FnOnce(&mut StatsTrack)) {
+        let path = quota::stats_path(quota_path);
+        let Some((parent, name)) = split_path(&path) else {
+            return;
+        };
+        let size_change = self.tables.get_mut(parent).and_then(|mut table| {
+            let node = table.get_mut(&self.hasher, name)?;
+            let mut track = StatsTrack::parse(node.data.as_deref().unwrap_or(&[]));
+            change(&mut track);
+            let old_len = node.data_len();
+            node.data = Some(track.to_bytes().into_boxed_slice());
+            Some(node.data_len() as i64 - old_len as i64)
+        });
+        match size_change {
+            Some(change) => {
+                self.data_size.fetch_add(change, Ordering::Relaxed);
+            }
+            None => tracing::warn!(path = %path, "quota usage node is missing"),
+        }
+    }
+
     /// Puts an ensemble's membership in `/zookeeper/config`, as ZooKeeper's
     /// `initConfigInZKDatabase` does when a member starts: the text of `zoo.cfg`'s
     /// membership, `mzxid` the membership's version, `version` -1, `mtime` now. It is no
@@ -496,6 +632,7 @@ impl DataTree {
         })?;
         let new_len = data.map_or(0, <[u8]>::len);
         self.data_size.fetch_add(new_len as i64 - old_len as i64, Ordering::Relaxed);
+        self.count_in_quota(path, Usage::node(new_len) - Usage::node(old_len));
         Ok(stat)
     }
 

@@ -147,3 +147,98 @@ fn issue_13_config_node_holds_the_membership_as_zookeeper_sets_it() {
     let stat = tree.stat("/zookeeper/config").expect("config");
     assert_eq!((stat.version, stat.aversion, stat.mtime, stat.mzxid), (-1, -1, 1234, 0));
 }
+
+/// Sets a quota on `path` as zkCli's `setquota` does: the `/zookeeper/quota` parents,
+/// then the limits node, then a usage node the server fills in.
+fn set_quota(tree: &DataTree, path: &str, limits: &[u8], zxid: &mut i64) {
+    let mut quota_dir = quota::QUOTA_ROOT.to_owned();
+    for component in path.split('/').skip(1) {
+        quota_dir = format!("{quota_dir}/{component}");
+        *zxid += 1;
+        let _ = tree.create_node(&quota_dir, None, &open(), 0, -1, Zxid::new(*zxid), 0);
+    }
+    *zxid += 1;
+    let limits_path = quota::limits_path(path);
+    tree.create_node(&limits_path, Some(limits), &open(), 0, -1, Zxid::new(*zxid), 0)
+        .expect("limits node");
+    *zxid += 1;
+    let stats_path = quota::stats_path(path);
+    tree.create_node(&stats_path, Some(b"count=0,bytes=0"), &open(), 0, -1, Zxid::new(*zxid), 0)
+        .expect("usage node");
+}
+
+fn usage_text(tree: &DataTree, path: &str) -> String {
+    let data = tree.with_node(&quota::stats_path(path), |node, _| node.data.clone());
+    String::from_utf8_lossy(&data.flatten().unwrap_or_default()).into_owned()
+}
+
+#[test]
+fn quota_usage_follows_creates_deletes_and_data_changes_in_place() {
+    let tree = DataTree::new(false);
+    create(&tree, "/p", 0, Zxid::new(1)).expect("created");
+    create(&tree, "/p/a", 0, Zxid::new(2)).expect("created");
+    create(&tree, "/other", 0, Zxid::new(3)).expect("created");
+    let mut zxid = 3;
+    set_quota(&tree, "/p", b"count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=3", &mut zxid);
+    assert_eq!(usage_text(&tree, "/p"), "count=2,bytes=8", "counted when the node is made");
+    let stat_before = tree.stat(&quota::stats_path("/p")).expect("usage node");
+    let size_before = tree.approximate_data_size();
+
+    create(&tree, "/p/a/deep", 0, Zxid::new(20)).expect("created");
+    tree.set_data("/p/a", Some(b"longer data"), 1, Zxid::new(21), 0).expect("set");
+    create(&tree, "/other/x", 0, Zxid::new(22)).expect("created");
+    assert_eq!(usage_text(&tree, "/p"), "count=3,bytes=19");
+    tree.delete_node("/p/a/deep", Zxid::new(23)).expect("deleted");
+    assert_eq!(usage_text(&tree, "/p"), "count=2,bytes=15");
+    let stat_after = tree.stat(&quota::stats_path("/p")).expect("usage node");
+    assert_eq!((stat_after.mzxid, stat_after.version), (stat_before.mzxid, stat_before.version));
+    assert_eq!(stat_after.data_length, "count=2,bytes=15".len() as i32);
+    // /p/a's data grew by 7 bytes, /other/x added 12, the usage text one digit.
+    assert_eq!(tree.approximate_data_size(), size_before + 7 + 12 + 1);
+
+    tree.delete_node(&quota::limits_path("/p"), Zxid::new(24)).expect("delquota");
+    assert_eq!(tree.quota_path("/p/a"), None);
+    create(&tree, "/p/b", 0, Zxid::new(25)).expect("created");
+    assert_eq!(usage_text(&tree, "/p"), "count=2,bytes=15", "no quota, no counting");
+}
+
+#[test]
+fn the_deepest_quota_counts_and_the_roots_never_does() {
+    let tree = DataTree::new(false);
+    create(&tree, "/p", 0, Zxid::new(1)).expect("created");
+    create(&tree, "/p/q", 0, Zxid::new(2)).expect("created");
+    create(&tree, "/pq", 0, Zxid::new(3)).expect("created");
+    let mut zxid = 3;
+    set_quota(&tree, "/p", b"count=10,bytes=-1", &mut zxid);
+    set_quota(&tree, "/p/q", b"count=10,bytes=-1", &mut zxid);
+    assert_eq!(tree.quota_path("/p/q/r").as_deref(), Some("/p/q"));
+    assert_eq!(tree.quota_path("/p/q").as_deref(), Some("/p/q"));
+    assert_eq!(tree.quota_path("/p/x").as_deref(), Some("/p"));
+    assert_eq!(tree.quota_path("/pq"), None, "a prefix of the name is not an ancestor");
+    assert_eq!(tree.quota_path("/"), None);
+}
+
+#[test]
+fn quotas_are_found_and_recounted_after_a_load() {
+    let tree = DataTree::new(false);
+    create(&tree, "/p", 0, Zxid::new(1)).expect("created");
+    let mut zxid = 1;
+    set_quota(&tree, "/p", b"count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=3", &mut zxid);
+    // A usage node out of step, as a snapshot taken mid-change may hold it.
+    tree.set_data(&quota::stats_path("/p"), Some(b"count=9,bytes=9"), 1, Zxid::new(30), 0)
+        .expect("set");
+    let loaded = tree.empty_like();
+    for parent in tree.parents() {
+        for name in tree.child_names(&parent) {
+            tree.with_named_children(&parent, &[name], |nodes| {
+                for node in nodes {
+                    loaded.load_node(&parent, (*node).clone()).expect("loaded");
+                }
+            });
+        }
+    }
+    assert_eq!(loaded.quota_path("/p"), None, "nothing indexed before the set-up");
+    loaded.setup_quotas();
+    assert_eq!(loaded.quota_path("/p/x").as_deref(), Some("/p"));
+    assert_eq!(usage_text(&loaded, "/p"), "count=1,bytes=4");
+}

@@ -12,6 +12,7 @@ mod apply;
 pub mod children;
 pub mod data_tree;
 pub mod node;
+pub mod quota;
 pub mod snapshot;
 pub mod watch;
 
@@ -55,6 +56,7 @@ impl Database {
 
     /// A database over a tree recovered from a snapshot, as of `last_applied_zxid`.
     pub fn from_tree(tree: DataTree, last_applied_zxid: Zxid) -> Database {
+        tree.setup_quotas();
         Database {
             gate: RwLock::new(()),
             tree,
@@ -95,6 +97,7 @@ impl Database {
     pub fn install(&self, zxid: Zxid, tree: DataTree) {
         let _gate = self.gate.write();
         self.tree.replace_with(tree);
+        self.tree.setup_quotas();
         self.last_applied_zxid.store(zxid.raw(), Ordering::Release);
     }
 

@@ -147,6 +147,12 @@ impl Client {
         })
     }
 
+    /// The connection, for a test that reads and writes it on its own (replies still
+    /// waiting in this client's buffer are lost).
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// Sends raw bytes.
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("send");

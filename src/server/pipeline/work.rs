@@ -10,13 +10,14 @@ use jute::OpCode;
 use super::Pipeline;
 use crate::ensemble::frame::PeerFrame;
 use crate::ensemble::zookeeper::sessions::Forwarded;
-use crate::prepare::{Context, SessionCheck};
+use crate::prepare::{quota_refused_at, Context, SessionCheck};
 use crate::proto::{Frame, Request};
 use crate::server::registry::Connection;
 use crate::server::{Mode, Shared};
 use crate::session::{AuthIds, SessionTracker};
 use crate::storage::StorageError;
 use crate::tree::node::NodeKind;
+use crate::tree::quota;
 use crate::txn::{SessionId, Txn, TxnBody};
 use crate::zab::{Message, ServerId};
 
@@ -99,6 +100,7 @@ fn context<'a>(
         session_check: SessionCheck::Tracker,
         extended_types_enabled: shared.config.extended_types_enabled,
         reconfig_enabled: shared.config.reconfig_enabled,
+        enforce_quota: shared.config.enforce_quota,
     }
 }
 
@@ -307,6 +309,9 @@ impl Pipeline {
         let txn = self.preparer.prepare(&context, request, xid, wall_ms)?;
         if matches!(txn.body, TxnBody::CloseSession(_)) {
             sessions.set_closing(session_id);
+        }
+        if let Some(namespace) = quota_refused_at(request, &txn).and_then(quota::namespace) {
+            *shared.stats.quota_exceeded.lock().entry(namespace.to_owned()).or_default() += 1;
         }
         Some(txn)
     }
