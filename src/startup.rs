@@ -77,7 +77,7 @@ pub fn serve(config: Config) -> Result<(), StartupError> {
         let _pid_file = PidFile::create()?;
         let backlog = config.client_port_listen_backlog;
         let tls = match &config.client_tls {
-            Some(settings) => Some(Arc::new(ServerTls::new(settings.clone())?)),
+            Some(client_tls) => Some(Arc::new(ServerTls::new(client_tls.settings.clone())?)),
             None => None,
         };
         let secure_address = config.client_tls.as_ref().and_then(|tls| tls.secure_address);

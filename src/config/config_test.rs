@@ -76,14 +76,14 @@ fn a_tls_only_file_serves_tls_with_zookeepers_defaults_and_no_plain_port() {
     let tls = config.client_tls.expect("TLS settings");
     assert_eq!(tls.secure_address, Some("0.0.0.0:2281".parse().expect("address")));
     assert!(!tls.port_unification);
-    assert_eq!(tls.key_store.kind, StoreType::Jks);
-    assert_eq!(tls.key_store.password, "secret");
-    let trust = tls.trust_store.expect("a trust store");
+    assert_eq!(tls.settings.key_store.kind, StoreType::Jks);
+    assert_eq!(tls.settings.key_store.password, "secret");
+    let trust = tls.settings.trust_store.expect("a trust store");
     assert_eq!((trust.kind, trust.password.as_str()), (StoreType::Pkcs12, ""));
-    assert_eq!(tls.client_auth, ClientAuth::Need);
-    assert_eq!(tls.protocols, [Protocol::Tls13, Protocol::Tls12]);
-    assert_eq!(tls.cipher_suites, None);
-    assert_eq!(tls.handshake_detection_timeout_ms, 5000);
+    assert_eq!(tls.settings.client_auth, ClientAuth::Need);
+    assert_eq!(tls.settings.protocols, [Protocol::Tls13, Protocol::Tls12]);
+    assert_eq!(tls.settings.cipher_suites, None);
+    assert_eq!(tls.settings.handshake_detection_timeout_ms, 5000);
 }
 
 #[test]
@@ -94,16 +94,16 @@ fn tls_settings_are_read_as_zookeeper_reads_them() {
          client.certReload=true\nssl.keyStore.type=pkcs12\n"
     ));
     let tls = config.client_tls.expect("TLS settings");
-    assert_eq!(tls.client_auth, ClientAuth::Want);
-    assert_eq!(tls.protocols, [Protocol::Tls12]);
-    assert_eq!(tls.key_store.kind, StoreType::Pkcs12);
-    assert!(tls.cert_reload);
-    let suites = tls.cipher_suites.expect("suites");
+    assert_eq!(tls.settings.client_auth, ClientAuth::Want);
+    assert_eq!(tls.settings.protocols, [Protocol::Tls12]);
+    assert_eq!(tls.settings.key_store.kind, StoreType::Pkcs12);
+    assert!(tls.settings.cert_reload);
+    let suites = tls.settings.cipher_suites.expect("suites");
     assert_eq!(suites, ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"]);
 
     let config = parse(&format!("{TLS_ONLY}ssl.enabledProtocols=TLSv1.1,TLSv1.2,TLSv1.3\n"));
     let tls = config.client_tls.expect("TLS settings");
-    assert_eq!(tls.protocols, [Protocol::Tls13, Protocol::Tls12]);
+    assert_eq!(tls.settings.protocols, [Protocol::Tls13, Protocol::Tls12]);
     assert!(config.notices.iter().any(|notice| notice.warn && notice.message.contains("TLSv1.1")));
 }
 
@@ -118,16 +118,41 @@ fn tls_that_cannot_be_served_refuses_to_start() {
         let err = Config::parse(&format!("{TLS_ONLY}{extra}")).expect_err(extra).to_string();
         assert!(err.contains(why), "{extra}: {err}");
     }
-    let messages = refused(&format!(
-        "{TLS_ONLY}ssl.crl=true\nsslQuorum=true\nssl.quorum.keyStore.location=/q.jks\n"
-    ))
-    .join("\n");
-    for key in ["ssl.crl", "sslQuorum", "ssl.quorum.keyStore.location"] {
+    let messages = refused(&format!("{TLS_ONLY}ssl.crl=true\nssl.quorum.ocsp=true\n")).join("\n");
+    for key in ["ssl.crl", "ssl.quorum.ocsp"] {
         assert!(messages.contains(key), "{key} is not named in:\n{messages}");
     }
     let without_key_store = "dataDir=/d\nclientPort=2181\nclient.portUnification=true\n";
     let err = Config::parse(without_key_store).expect_err("no key store").to_string();
     assert!(err.contains("ssl.keyStore.location"), "{err}");
+    let quorum_without_key_store = "dataDir=/d\nclientPort=2181\nsslQuorum=true\n";
+    let err = Config::parse(quorum_without_key_store).expect_err("no key store").to_string();
+    assert!(err.contains("ssl.quorum.keyStore.location"), "{err}");
+}
+
+#[test]
+fn quorum_tls_reads_the_ssl_quorum_family_with_zookeepers_defaults() {
+    let config = parse(
+        "dataDir=/d\nportUnification=true\nssl.quorum.keyStore.location=/m.p12\n\
+         zookeeper.ssl.quorum.trustStore.location=/t.jks\nssl.quorum.clientAuth=want\n\
+         ssl.quorum.enabledProtocols=TLSv1.2\nsslQuorumReloadCertFiles=true\n",
+    );
+    let tls = config.quorum_tls.expect("quorum TLS settings");
+    assert!(!tls.dial_tls && tls.port_unification);
+    assert!(tls.hostname_verification && tls.client_hostname_verification);
+    assert_eq!(tls.settings.key_store.kind, StoreType::Pkcs12);
+    assert_eq!(tls.settings.trust_store.map(|store| store.kind), Some(StoreType::Jks));
+    assert_eq!(tls.settings.client_auth, ClientAuth::Want);
+    assert_eq!(tls.settings.protocols, [Protocol::Tls12]);
+    assert!(tls.settings.cert_reload);
+    assert!(config.client_tls.is_none(), "the client ports are not touched");
+    let unchecked = parse(
+        "dataDir=/d\nsslQuorum=true\nssl.quorum.keyStore.location=/m.jks\n\
+         ssl.quorum.hostnameVerification=false\n",
+    );
+    let tls = unchecked.quorum_tls.expect("quorum TLS settings");
+    assert!(tls.dial_tls && !tls.hostname_verification && !tls.client_hostname_verification);
+    assert!(parse("dataDir=/d\n").quorum_tls.is_none());
 }
 
 #[test]

@@ -305,7 +305,8 @@ pub const KEYS: &[Key] = &[
     key("requireClientAuthScheme", Text, "", Unsupported(Security)),
     key("enforce.auth.enabled", LenientBoolean, "false", Unsupported(Security)),
     key("enforce.auth.schemes", Text, "", Unsupported(Security)),
-    key("sslQuorum", Boolean, "false", Unsupported(Security)),
+    key("sslQuorum", Boolean, "false", Honoured)
+        .note("Members dial each other over TLS and take only TLS (but see portUnification)."),
     key("ssl.keyStore.location", Text, "", Honoured)
         .note("PEM, PKCS12 or JKS; required for TLS on a client port."),
     key("ssl.keyStore.password", Text, "", Honoured),
@@ -332,15 +333,42 @@ pub const KEYS: &[Key] = &[
         .note("A Java class; zkrs builds its TLS context from the stores."),
     key("ssl.sslProvider", Text, "JDK", Ignored).note("zkrs's TLS is rustls."),
     key("ssl.allowReverseDnsLookup", LenientBoolean, "false", Ignored),
-    key("ssl.quorum.*", Text, "", Unsupported(Security))
-        .note("Every ssl.quorum.* key: TLS between members is not supported yet."),
+    key("ssl.quorum.keyStore.location", Text, "", Honoured)
+        .note("As ssl.keyStore.location, between members; required for quorum TLS."),
+    key("ssl.quorum.keyStore.password", Text, "", Honoured),
+    key("ssl.quorum.keyStore.passwordPath", Text, "", Honoured),
+    key("ssl.quorum.keyStore.type", Text, "", Honoured),
+    key("ssl.quorum.trustStore.location", Text, "", Honoured),
+    key("ssl.quorum.trustStore.password", Text, "", Honoured),
+    key("ssl.quorum.trustStore.passwordPath", Text, "", Honoured),
+    key("ssl.quorum.trustStore.type", Text, "", Honoured),
+    key("ssl.quorum.protocol", Text, "", Honoured),
+    key("ssl.quorum.enabledProtocols", Text, "", Honoured),
+    key("ssl.quorum.ciphersuites", Text, "", Honoured),
+    key("ssl.quorum.clientAuth", Text, "need", Honoured),
+    key("ssl.quorum.hostnameVerification", LenientBoolean, "true", Honoured).note(
+        "A member's certificate must name its IP address, or the host its server.N line \
+         names.",
+    ),
+    key("ssl.quorum.clientHostnameVerification", LenientBoolean, "true", Honoured)
+        .note("Checks the dialling member's certificate too (with hostnameVerification)."),
+    key("ssl.quorum.handshakeDetectionTimeoutMillis", DecodedInteger, "5000", Honoured),
+    key("ssl.quorum.allowReverseDnsLookup", LenientBoolean, "false", Unsupported(Behaviour))
+        .note("A dialling member's certificate must name its IP address."),
+    key("ssl.quorum.crl", LenientBoolean, "false", Unsupported(Security)),
+    key("ssl.quorum.ocsp", LenientBoolean, "false", Unsupported(Security)),
+    key("ssl.quorum.context.supplier.class", Text, "", Unsupported(Security)),
+    key("ssl.quorum.sslProvider", Text, "JDK", Ignored),
+    key("ssl.quorum.*", Text, "", Unsupported(Security)),
     key("ssl.*", Text, "", Unsupported(Security)),
-    key("sslQuorumReloadCertFiles", Boolean, "false", Unsupported(Security)),
+    key("sslQuorumReloadCertFiles", Boolean, "false", Honoured)
+        .note("The quorum stores are read again when their files change."),
     key("client.certReload", LenientBoolean, "false", Honoured)
         .note("The stores are read again when their files change."),
     key("client.portUnification", LenientBoolean, "false", Honoured)
         .note("The plain client port also takes TLS clients."),
-    key("portUnification", Boolean, "false", Unsupported(Security)),
+    key("portUnification", Boolean, "false", Honoured)
+        .note("The quorum and election ports take plain and TLS members alike."),
     key("authProvider.*", Text, "", Honoured)
         .note("ZooKeeper's digest, IP, x509 and SASL providers; any other refuses to start."),
     key("quorum.auth.enableSasl", Boolean, "false", Unsupported(Security)),
@@ -548,10 +576,7 @@ mod tests {
         assert_eq!(lookup("zookeeper.snapCount").map(|key| key.name), Some("snapCount"));
         assert_eq!(lookup("superUser").map(|key| key.name), Some("zookeeper.superUser"));
         assert_eq!(lookup("server.12").map(|key| key.name), Some("server.*"));
-        assert_eq!(
-            lookup("ssl.quorum.keyStore.location").map(|key| key.name),
-            Some("ssl.quorum.*")
-        );
+        assert_eq!(lookup("ssl.quorum.unheardOf").map(|key| key.name), Some("ssl.quorum.*"));
         assert_eq!(lookup("zookeeper.ssl.clientAuth").map(|key| key.name), Some("ssl.clientAuth"));
         assert_eq!(lookup("sslQuorum").map(|key| key.name), Some("sslQuorum"));
         assert_eq!(
@@ -563,12 +588,11 @@ mod tests {
 
     #[test]
     fn security_keys_refuse_unless_they_ask_for_the_default() {
-        assert!(matches!(classify("ssl.quorum.keyStore.location", "/k"), Verdict::Refuse(_)));
+        assert!(matches!(classify("ssl.quorum.crl", "true"), Verdict::Refuse(_)));
         assert!(matches!(classify("ssl.crl", "true"), Verdict::Refuse(_)));
         assert!(matches!(classify("ssl.authProvider", "x509"), Verdict::Ignored(_)));
         assert!(matches!(classify("ssl.authProvider", "custom"), Verdict::Refuse(_)));
-        assert!(matches!(classify("sslQuorum", "true"), Verdict::Refuse(_)));
-        assert!(matches!(classify("sslQuorum", "false"), Verdict::Ignored(_)));
+        assert!(matches!(classify("ssl.quorum.unheardOf", "x"), Verdict::Refuse(_)));
         assert!(matches!(classify("quorum.auth.enableSasl", "TRUE"), Verdict::Refuse(_)));
         assert!(matches!(classify("zookeeper.db.autocreate", "false"), Verdict::Refuse(_)));
         assert!(matches!(classify("group.1", "1:2:3"), Verdict::Refuse(_)));

@@ -140,6 +140,9 @@ pub struct Config {
     /// TLS on the client ports (`secureClientPort`, `client.portUnification`, `ssl.*`);
     /// `None` when no client port speaks TLS.
     pub client_tls: Option<tls::ClientTls>,
+    /// TLS between members (`sslQuorum`, `portUnification`, `ssl.quorum.*`); `None` when
+    /// members speak only plain TCP.
+    pub quorum_tls: Option<tls::QuorumTls>,
     /// The certificate subject that is the super user
     /// (`X509AuthenticationProvider.superUser`).
     pub x509_super_user: Option<String>,
@@ -298,6 +301,7 @@ impl Config {
         }
         let backlog = read.number::<i64>("clientPortListenBacklog", -1)?;
         let client_tls = tls::read_client_tls(&mut read, &mut notices)?;
+        let quorum_tls = tls::read_quorum_tls(&mut read, &mut notices)?;
         let sasl = read_sasl(&read, properties)?;
         let connection_throttle = throttle::read_connection_throttle(&mut read, &mut notices)?;
         let request_throttle = throttle::read_request_throttle(&mut read, &mut notices)?;
@@ -308,6 +312,7 @@ impl Config {
             data_dir_autocreate: read.flag("zookeeper.datadir.autocreate", true)?,
             static_client_address: static_client_address(&read)?,
             client_tls,
+            quorum_tls,
             sasl,
             connection_throttle,
             request_throttle,

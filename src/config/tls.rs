@@ -1,6 +1,7 @@
-//! The client port's TLS settings, read from ZooKeeper's keys: `secureClientPort`,
-//! `client.portUnification` and the `ssl.*` family (`zookeeper.ssl.*` as system
-//! properties), with ZooKeeper's defaults.
+//! TLS settings, read from ZooKeeper's keys with ZooKeeper's defaults: the client port's
+//! (`secureClientPort`, `client.portUnification` and the `ssl.*` family) and the
+//! members' (`sslQuorum`, `portUnification` and the `ssl.quorum.*` family);
+//! `zookeeper.ssl.*` as system properties.
 //!
 //! What is wrong with them is found here, before anything is bound: a secure port without
 //! a key store, a store of an unknown type, protocols or cipher suites zkrs cannot serve
@@ -36,6 +37,31 @@ pub enum Protocol {
     Tls13,
 }
 
+/// What a TLS context is built from: one of ZooKeeper's `X509Util` key families,
+/// `ssl.*` for clients or `ssl.quorum.*` between members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// This server's own key and certificate (`<prefix>keyStore.*`).
+    pub key_store: StoreFile,
+    /// Whom the other end's certificate must chain to (`<prefix>trustStore.*`); `None`:
+    /// the system's roots, as the JVM's default trust store.
+    pub trust_store: Option<StoreFile>,
+    /// `<prefix>clientAuth`.
+    pub client_auth: ClientAuth,
+    /// The protocol versions served, newest first (`<prefix>enabledProtocols`, else
+    /// `<prefix>protocol`).
+    pub protocols: Vec<Protocol>,
+    /// IANA names of the cipher suites allowed (`<prefix>ciphersuites`); `None`:
+    /// rustls's defaults.
+    pub cipher_suites: Option<Vec<String>>,
+    /// Serve the stores' new content when their files change (`client.certReload`,
+    /// `sslQuorumReloadCertFiles`).
+    pub cert_reload: bool,
+    /// How long a unified port waits for a new connection's first bytes
+    /// (`<prefix>handshakeDetectionTimeoutMillis`).
+    pub handshake_detection_timeout_ms: u64,
+}
+
 /// TLS on the client port(s).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientTls {
@@ -43,24 +69,26 @@ pub struct ClientTls {
     pub secure_address: Option<SocketAddr>,
     /// `client.portUnification`: the plain client port also takes TLS clients.
     pub port_unification: bool,
-    /// The server's own key and certificate (`ssl.keyStore.*`).
-    pub key_store: StoreFile,
-    /// Whom client certificates must chain to (`ssl.trustStore.*`); `None`: the system's
-    /// roots, as the JVM's default trust store.
-    pub trust_store: Option<StoreFile>,
-    /// `ssl.clientAuth`.
-    pub client_auth: ClientAuth,
-    /// The protocol versions served, newest first (`ssl.enabledProtocols`, else
-    /// `ssl.protocol`).
-    pub protocols: Vec<Protocol>,
-    /// IANA names of the cipher suites allowed (`ssl.ciphersuites`); `None`: rustls's
-    /// defaults.
-    pub cipher_suites: Option<Vec<String>>,
-    /// `client.certReload`: serve the stores' new content when their files change.
-    pub cert_reload: bool,
-    /// How long a unified port waits for a new connection's first bytes
-    /// (`ssl.handshakeDetectionTimeoutMillis`).
-    pub handshake_detection_timeout_ms: u64,
+    /// The context's stores and protocols (`ssl.*`).
+    pub settings: TlsSettings,
+}
+
+/// TLS between members (`sslQuorum`, `portUnification`, `ssl.quorum.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumTls {
+    /// `sslQuorum`: dial other members over TLS and take only TLS from them.
+    pub dial_tls: bool,
+    /// `portUnification`: the quorum and election ports take plain and TLS members
+    /// alike, for moving an ensemble from one to the other a member at a time.
+    pub port_unification: bool,
+    /// `ssl.quorum.hostnameVerification`: the certificate of a member dialled must name
+    /// its address, or the host its `server.N` line names.
+    pub hostname_verification: bool,
+    /// With it, `ssl.quorum.clientHostnameVerification`: so must the certificate of a
+    /// member that dials this one, by its address.
+    pub client_hostname_verification: bool,
+    /// The context's stores and protocols (`ssl.quorum.*`).
+    pub settings: TlsSettings,
 }
 
 /// The client TLS settings, or `None` when neither a secure port nor port unification
@@ -78,14 +106,53 @@ pub fn read_client_tls(
     if secure_address.is_none() && !port_unification {
         return Ok(None);
     }
-    let key_store = store(read, "ssl.keyStore")?.ok_or_else(|| {
-        ConfigError::Inconsistent(
-            "TLS on the client port (secureClientPort or client.portUnification) needs \
-             ssl.keyStore.location"
-                .into(),
-        )
+    let needs = "TLS on the client port (secureClientPort or client.portUnification)";
+    let settings = read_settings(read, notices, "ssl.", "client.certReload", needs)?;
+    Ok(Some(ClientTls { secure_address, port_unification, settings }))
+}
+
+/// The members' TLS settings, or `None` when neither `sslQuorum` nor `portUnification`
+/// asks for TLS.
+///
+/// # Errors
+/// As [`read_client_tls`], for the `ssl.quorum.*` keys.
+pub fn read_quorum_tls(
+    read: &mut Reader<'_>,
+    notices: &mut Vec<Notice>,
+) -> Result<Option<QuorumTls>, ConfigError> {
+    let dial_tls = read.flag("sslQuorum", false)?;
+    let port_unification = read.flag("portUnification", false)?;
+    if !dial_tls && !port_unification {
+        return Ok(None);
+    }
+    let needs = "TLS between members (sslQuorum or portUnification)";
+    let settings = read_settings(read, notices, "ssl.quorum.", "sslQuorumReloadCertFiles", needs)?;
+    let hostname_verification = read.flag("ssl.quorum.hostnameVerification", true)?;
+    let client_hostname_verification =
+        hostname_verification && read.flag("ssl.quorum.clientHostnameVerification", true)?;
+    Ok(Some(QuorumTls {
+        dial_tls,
+        port_unification,
+        hostname_verification,
+        client_hostname_verification,
+        settings,
+    }))
+}
+
+/// One key family: `<prefix>keyStore.*` (required, for `needs`), `trustStore.*`,
+/// `clientAuth`, the protocols and suites, and the reload flag `reload_key`.
+fn read_settings(
+    read: &mut Reader<'_>,
+    notices: &mut Vec<Notice>,
+    prefix: &str,
+    reload_key: &str,
+    needs: &str,
+) -> Result<TlsSettings, ConfigError> {
+    let key_store = store(read, &format!("{prefix}keyStore"))?.ok_or_else(|| {
+        ConfigError::Inconsistent(format!("{needs} needs {prefix}keyStore.location"))
     })?;
-    let client_auth = match read.text("ssl.clientAuth").map(str::trim) {
+    let auth_key = format!("{prefix}clientAuth");
+    let client_auth = match read.text(&auth_key).map(str::trim) {
         None | Some("") => ClientAuth::Need,
         Some(value) => match value.to_ascii_uppercase().as_str() {
             "NONE" => ClientAuth::None,
@@ -93,35 +160,33 @@ pub fn read_client_tls(
             "NEED" => ClientAuth::Need,
             _ => {
                 return Err(ConfigError::invalid(
-                    "ssl.clientAuth",
+                    &auth_key,
                     value,
                     "expected none, want or need".into(),
                 ))
             }
         },
     };
-    let handshake_detection_timeout_ms =
-        match read.number::<i64>("ssl.handshakeDetectionTimeoutMillis", 0)? {
-            ms if ms >= 1 => ms as u64,
-            _ => HANDSHAKE_DETECTION_TIMEOUT_MS_DEFAULT,
-        };
-    Ok(Some(ClientTls {
-        secure_address,
-        port_unification,
+    let detection_key = format!("{prefix}handshakeDetectionTimeoutMillis");
+    let handshake_detection_timeout_ms = match read.number::<i64>(&detection_key, 0)? {
+        ms if ms >= 1 => ms as u64,
+        _ => HANDSHAKE_DETECTION_TIMEOUT_MS_DEFAULT,
+    };
+    Ok(TlsSettings {
         key_store,
-        trust_store: store(read, "ssl.trustStore")?,
+        trust_store: store(read, &format!("{prefix}trustStore"))?,
         client_auth,
-        protocols: protocols(read, notices)?,
-        cipher_suites: read.text("ssl.ciphersuites").map(|list| {
+        protocols: protocols(read, notices, prefix)?,
+        cipher_suites: read.text(&format!("{prefix}ciphersuites")).map(|list| {
             list.split(',')
                 .map(str::trim)
                 .filter(|name| !name.is_empty())
                 .map(String::from)
                 .collect()
         }),
-        cert_reload: read.flag("client.certReload", false)?,
+        cert_reload: read.flag(reload_key, false)?,
         handshake_detection_timeout_ms,
-    }))
+    })
 }
 
 /// `<prefix>.location`, `.password` or `.passwordPath`, and `.type`.
@@ -148,15 +213,21 @@ fn store(read: &Reader<'_>, prefix: &str) -> Result<Option<StoreFile>, ConfigErr
     Ok(Some(StoreFile { location, password, kind }))
 }
 
-/// The versions to serve: `ssl.enabledProtocols` when set, else what `ssl.protocol`
-/// enables. TLS 1.1 and older are not served (rustls has none); a list left empty by
-/// that refuses to start.
-fn protocols(read: &Reader<'_>, notices: &mut Vec<Notice>) -> Result<Vec<Protocol>, ConfigError> {
-    let (key, names): (&str, Vec<&str>) = match read.text("ssl.enabledProtocols") {
-        Some(list) => ("ssl.enabledProtocols", list.split(',').map(str::trim).collect()),
-        None => match read.text("ssl.protocol").map(str::trim) {
+/// The versions to serve: `<prefix>enabledProtocols` when set, else what
+/// `<prefix>protocol` enables. TLS 1.1 and older are not served (rustls has none); a
+/// list left empty by that refuses to start.
+fn protocols(
+    read: &Reader<'_>,
+    notices: &mut Vec<Notice>,
+    prefix: &str,
+) -> Result<Vec<Protocol>, ConfigError> {
+    let enabled_key = format!("{prefix}enabledProtocols");
+    let protocol_key = format!("{prefix}protocol");
+    let (key, names): (&str, Vec<&str>) = match read.text(&enabled_key) {
+        Some(list) => (&enabled_key, list.split(',').map(str::trim).collect()),
+        None => match read.text(&protocol_key).map(str::trim) {
             None | Some("TLS" | "TLSv1.3") => return Ok(vec![Protocol::Tls13, Protocol::Tls12]),
-            Some(name) => ("ssl.protocol", vec![name]),
+            Some(name) => (&protocol_key, vec![name]),
         },
     };
     let mut protocols = Vec::new();

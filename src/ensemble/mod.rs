@@ -10,9 +10,12 @@ pub mod zookeeper;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 
 use crate::config::Config;
+use crate::ensemble::link::stream::PeerSecurity;
 use crate::ensemble::link::{LinkConfig, PeerAddresses};
+use crate::tls::ServerTls;
 use crate::zab::{ServerId, ZabConfig};
 
 /// Core ticks per `tickTime`: the core counts time in tenths of a tick, so a member
@@ -48,6 +51,9 @@ pub enum MembershipError {
         #[source]
         source: std::io::Error,
     },
+    /// The members' TLS context cannot be built from the `ssl.quorum.*` stores.
+    #[error("TLS between members: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// A member's host name resolves to nothing.
     #[error("server.{member} ({host}) has no address")]
     NoAddress {
@@ -96,6 +102,7 @@ impl Membership {
             let addresses = PeerAddresses {
                 quorum: resolve(spec.quorum_port)?,
                 election: resolve(spec.election_port)?,
+                host: spec.host.clone(),
             };
             members.insert(member, addresses);
             if spec.observer {
@@ -122,6 +129,13 @@ impl Membership {
             membership_text: config.membership.to_zookeeper_text(),
             config_version: config.membership.version,
             packet_data_max: config.jute_max_buffer + config.jute_max_buffer_extra,
+            security: match &config.quorum_tls {
+                None => PeerSecurity::Plain,
+                Some(quorum_tls) => {
+                    let tls = ServerTls::for_members(quorum_tls.settings.clone())?;
+                    PeerSecurity::Tls(Arc::new(tls), quorum_tls.clone())
+                }
+            },
         };
         Ok(Membership { zab, links, core_tick_ms, standalone: false })
     }
@@ -146,6 +160,7 @@ impl Membership {
             membership_text: String::new(),
             config_version: 0,
             packet_data_max: config.jute_max_buffer + config.jute_max_buffer_extra,
+            security: PeerSecurity::Plain,
         };
         Membership { zab, links, core_tick_ms, standalone: true }
     }
@@ -182,7 +197,7 @@ mod tests {
         assert_eq!(membership.zab.finalize_ticks, 4);
         assert_eq!(membership.zab.voters, BTreeSet::from([1, 2]));
         assert_eq!(membership.zab.observers, BTreeSet::from([3]));
-        let third = membership.links.members[&3];
+        let third = &membership.links.members[&3];
         assert_eq!(third.election, "127.0.0.1:3890".parse().expect("address"));
         assert_eq!(third.quorum, "127.0.0.1:2890".parse().expect("address"));
     }

@@ -37,6 +37,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::ensemble::link::stream::PeerSecurity;
 use crate::session::password::initial_session_id;
 use crate::session::SessionTracker;
 use crate::storage::recovery::{recover, Replay};
@@ -344,7 +345,8 @@ pub struct ClientListeners {
 impl ClientListeners {
     /// Starts accepting on every port; the tasks run until aborted.
     fn accept(self, shared: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>, ServerError> {
-        let unified = self.tls.as_ref().filter(|tls| tls.settings().port_unification);
+        let unification = shared.config.client_tls.as_ref().is_some_and(|tls| tls.port_unification);
+        let unified = self.tls.as_ref().filter(|_| unification);
         let plain_security = match unified {
             Some(tls) => listener::Security::Unified(tls.clone()),
             None => listener::Security::Plain,
@@ -427,7 +429,7 @@ pub async fn run_with_storage(
     let listeners = if membership.standalone {
         None
     } else {
-        let own = membership.links.members[&membership.id()];
+        let own = membership.links.members[&membership.id()].clone();
         let all_ips = shared.config.quorum_listen_on_all_ips;
         let listeners = crate::ensemble::link::Listeners {
             quorum: bind("quorum", own.quorum, all_ips).await?,
@@ -441,6 +443,10 @@ pub async fn run_with_storage(
         );
         Some(listeners)
     };
+    let reloading_member_tls = match &membership.links.security {
+        PeerSecurity::Tls(tls, _) => Some(tokio::spawn(tls.clone().reload_on_change())),
+        PeerSecurity::Plain => None,
+    };
     let mut driver = tokio::spawn(driver::run(
         shared.clone(),
         storage,
@@ -452,7 +458,8 @@ pub async fn run_with_storage(
     ));
     // Accepting runs on the runtime's workers, like the connections it spawns, not on the
     // thread that awaits this function.
-    let accepting = clients.accept(&shared)?;
+    let mut accepting = clients.accept(&shared)?;
+    accepting.extend(reloading_member_tls);
     // Under systemd (Type=notify) the unit is ready now; elsewhere this does nothing.
     if let Err(err) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!(cause = %err, "cannot tell systemd the server is ready");

@@ -1,12 +1,14 @@
-//! TLS for clients, with rustls: the server's TLS context built from ZooKeeper's key and
-//! trust stores ([`stores`], [`jks`]), its reload when the files change
-//! (`client.certReload`), and the x509 identity a client certificate gives
-//! ([`subject`]).
+//! TLS with rustls, for clients and between members: the TLS contexts built from
+//! ZooKeeper's key and trust stores ([`stores`], [`jks`]), their reload when the files
+//! change (`client.certReload`, `sslQuorumReloadCertFiles`), the x509 identity a client
+//! certificate gives ([`subject`]), and what members check of each other ([`peers`]).
 //!
 //! The settings come parsed from [`crate::config::tls`]; this module owns no socket.
-//! [`crate::server::listener`] hands each accepted connection to a [`ServerTls`].
+//! [`crate::server::listener`] hands each accepted client connection to a [`ServerTls`];
+//! the ensemble's links dial and accept members with one.
 
 pub mod jks;
+pub mod peers;
 pub mod stores;
 pub mod subject;
 
@@ -16,9 +18,9 @@ use std::time::{Duration, SystemTime};
 use parking_lot::RwLock;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
-use crate::config::tls::{ClientAuth, ClientTls, Protocol};
+use crate::config::tls::{ClientAuth, Protocol, TlsSettings};
 use stores::StoreError;
 
 /// TLS sessions a server remembers for clients resuming by session id (TLS 1.2); a few
@@ -35,7 +37,7 @@ pub enum TlsError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// No trust store is set and the system's roots could not be read.
-    #[error("ssl.trustStore.location is not set and the system's CA roots cannot be read")]
+    #[error("no trust store is set and the system's CA roots cannot be read")]
     NoSystemRoots,
     /// `ssl.ciphersuites` names no suite zkrs has for the enabled protocols.
     #[error("ssl.ciphersuites names no cipher suite zkrs can serve: {0}")]
@@ -48,32 +50,63 @@ pub enum TlsError {
     Verifier(String),
 }
 
-/// The TLS server side of the client port(s): the current context, rebuilt when the
-/// stores change if `client.certReload` is on.
+/// A TLS context for accepting connections (a client port's, or a member's ports'),
+/// and for dialling (a member's), rebuilt when the stores change if the settings ask.
 #[derive(Debug)]
 pub struct ServerTls {
-    settings: ClientTls,
-    current: RwLock<Arc<ServerConfig>>,
+    settings: TlsSettings,
+    current: RwLock<Contexts>,
+}
+
+/// The contexts built from one version of the stores.
+#[derive(Debug, Clone)]
+struct Contexts {
+    server: Arc<ServerConfig>,
+    /// Only for a member, which dials other members.
+    client: Option<Arc<ClientConfig>>,
+}
+
+impl Contexts {
+    fn build(settings: &TlsSettings, dials: bool) -> Result<Contexts, TlsError> {
+        let server = server_config(settings)?;
+        let client = if dials { Some(peers::client_config(settings)?) } else { None };
+        Ok(Contexts { server, client })
+    }
 }
 
 impl ServerTls {
-    /// Builds the context from the stores, so start-up fails on a bad one.
+    /// Builds the context of a client port from the stores, so start-up fails on a bad
+    /// one.
     ///
     /// # Errors
     /// [`TlsError`] when a store cannot be read or the settings make no context.
-    pub fn new(settings: ClientTls) -> Result<ServerTls, TlsError> {
-        let config = server_config(&settings)?;
-        Ok(ServerTls { settings, current: RwLock::new(config) })
+    pub fn new(settings: TlsSettings) -> Result<ServerTls, TlsError> {
+        let contexts = Contexts::build(&settings, false)?;
+        Ok(ServerTls { settings, current: RwLock::new(contexts) })
+    }
+
+    /// Builds the contexts of a member, which also dials other members.
+    ///
+    /// # Errors
+    /// As [`ServerTls::new`].
+    pub fn for_members(settings: TlsSettings) -> Result<ServerTls, TlsError> {
+        let contexts = Contexts::build(&settings, true)?;
+        Ok(ServerTls { settings, current: RwLock::new(contexts) })
     }
 
     /// The settings the context was built from.
-    pub fn settings(&self) -> &ClientTls {
+    pub fn settings(&self) -> &TlsSettings {
         &self.settings
     }
 
     /// The context for a connection accepted now.
     pub fn config(&self) -> Arc<ServerConfig> {
-        self.current.read().clone()
+        self.current.read().server.clone()
+    }
+
+    /// The context for dialling a member now (`None` outside a member).
+    pub fn client_config(&self) -> Option<Arc<ClientConfig>> {
+        self.current.read().client.clone()
     }
 
     /// Under `client.certReload`, rebuilds the context whenever a store's file changes,
@@ -92,13 +125,14 @@ impl ServerTls {
             }
             seen = now;
             let settings = self.settings.clone();
-            match tokio::task::spawn_blocking(move || server_config(&settings)).await {
-                Ok(Ok(config)) => {
-                    *self.current.write() = config;
-                    tracing::info!("client TLS stores changed; new connections use them");
+            let dials = self.current.read().client.is_some();
+            match tokio::task::spawn_blocking(move || Contexts::build(&settings, dials)).await {
+                Ok(Ok(contexts)) => {
+                    *self.current.write() = contexts;
+                    tracing::info!("TLS stores changed; new connections use them");
                 }
                 Ok(Err(err)) => {
-                    tracing::error!(cause = %err, "cannot reload the client TLS stores; \
+                    tracing::error!(cause = %err, "cannot reload the TLS stores; \
                                     keeping the previous ones")
                 }
                 Err(err) => tracing::error!(cause = %err, "the TLS reload task failed"),
@@ -122,19 +156,11 @@ impl ServerTls {
 ///
 /// # Errors
 /// [`TlsError`] when a store cannot be read or the settings make no context.
-pub fn server_config(settings: &ClientTls) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(provider(settings)?);
     let identity = settings.key_store.identity()?;
-    let versions: Vec<&'static rustls::SupportedProtocolVersion> = settings
-        .protocols
-        .iter()
-        .map(|protocol| match protocol {
-            Protocol::Tls13 => &rustls::version::TLS13,
-            Protocol::Tls12 => &rustls::version::TLS12,
-        })
-        .collect();
-    let builder =
-        ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions(settings))?;
     let builder = match settings.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
@@ -155,9 +181,21 @@ pub fn server_config(settings: &ClientTls) -> Result<Arc<ServerConfig>, TlsError
     Ok(Arc::new(config))
 }
 
+/// The protocol versions the settings enable.
+fn versions(settings: &TlsSettings) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    settings
+        .protocols
+        .iter()
+        .map(|protocol| match protocol {
+            Protocol::Tls13 => &rustls::version::TLS13,
+            Protocol::Tls12 => &rustls::version::TLS12,
+        })
+        .collect()
+}
+
 /// ring's provider, with only the cipher suites `ssl.ciphersuites` names (Java spells
 /// TLS 1.3 suites `TLS_AES_...` where rustls says `TLS13_AES_...`).
-fn provider(settings: &ClientTls) -> Result<CryptoProvider, TlsError> {
+fn provider(settings: &TlsSettings) -> Result<CryptoProvider, TlsError> {
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(names) = &settings.cipher_suites {
         let iana = |suite: &rustls::SupportedCipherSuite| {
@@ -184,7 +222,7 @@ fn provider(settings: &ClientTls) -> Result<CryptoProvider, TlsError> {
 }
 
 /// The trust store's certificates, or the system's roots when none is set.
-fn trust_roots(settings: &ClientTls) -> Result<RootCertStore, TlsError> {
+fn trust_roots(settings: &TlsSettings) -> Result<RootCertStore, TlsError> {
     let certificates = match &settings.trust_store {
         Some(store) => store.trusted()?,
         None => {

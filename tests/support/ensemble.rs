@@ -281,6 +281,13 @@ impl Ensemble {
         self.members[i].as_mut().is_some_and(|member| !member.is_running())
     }
 
+    /// Adds `lines` to member `i`'s zoo.cfg for its next start (a later line of a key
+    /// wins, as in Java's `Properties`).
+    pub fn append_config(&mut self, i: usize, lines: &str) {
+        self.configs[i].push_str(lines);
+        self.configs[i].push('\n');
+    }
+
     /// Member `i`'s quorum and election addresses, from its `server.N` line.
     pub fn peer_addresses(&self, i: usize) -> (SocketAddr, SocketAddr) {
         let prefix = format!("server.{}=127.0.0.1:", i + 1);

@@ -9,12 +9,16 @@ use std::time::{Duration, Instant};
 use super::client::{Client, Handshake};
 use super::server::scratch_dir;
 
-/// Jars that make up a runnable ZooKeeper server (the package's manifest pulls in the rest).
+/// Jars that make up a runnable ZooKeeper server (the package's manifest pulls in the
+/// rest, but for the two Netty jars its TLS code needs, which Debian's manifest leaves
+/// out).
 const CLASSPATH: &[&str] = &[
     "/usr/share/java/zookeeper.jar",
     "/usr/share/java/zookeeper-jute.jar",
     "/usr/share/java/slf4j-api.jar",
     "/usr/share/java/slf4j-simple.jar",
+    "/usr/share/java/netty-codec.jar",
+    "/usr/share/java/netty-resolver.jar",
 ];
 
 /// A running reference ZooKeeper; killed when dropped.

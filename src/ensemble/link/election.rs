@@ -6,19 +6,19 @@
 //! with the higher id answers such a call by dialling back (so do ZooKeeper's members).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::codec::{Encoder, FramedRead};
 
-use super::{accept_each, LinkConfig, LinkEvent, CONNECT_TIMEOUT};
+use super::stream::{is_refusal, PeerReader, PeerSecurity, PeerStream};
+use super::{accept_each, LinkConfig, LinkEvent, PeerAddresses, CONNECT_TIMEOUT};
 use crate::ensemble::frame::PeerFrame;
 use crate::ensemble::zookeeper::election::{
     self as wire, ElectionCodec, InitialMessage, WireNotification, ADDRESSES_LEN_MAX,
@@ -33,7 +33,7 @@ const PROMPT_PAUSE: Duration = Duration::from_millis(250);
 /// How the acceptor reaches one member's election link.
 pub(super) struct ElectionHandle {
     /// Connections the member dialled, with what was read after their initial message.
-    accepted: mpsc::Sender<(TcpStream, BytesMut)>,
+    accepted: mpsc::Sender<(PeerStream, BytesMut)>,
     /// The member called to be dialled back.
     poke: Arc<Notify>,
 }
@@ -42,22 +42,22 @@ pub(super) struct ElectionHandle {
 pub(super) struct ElectionLink {
     config: Arc<LinkConfig>,
     peer: ServerId,
-    address: SocketAddr,
+    addresses: PeerAddresses,
     queue: mpsc::Receiver<Notification>,
     events: mpsc::Sender<LinkEvent>,
-    accepted: mpsc::Receiver<(TcpStream, BytesMut)>,
-    accepted_tx: mpsc::Sender<(TcpStream, BytesMut)>,
+    accepted: mpsc::Receiver<(PeerStream, BytesMut)>,
+    accepted_tx: mpsc::Sender<(PeerStream, BytesMut)>,
     poke: Arc<Notify>,
     last_prompt: Option<Instant>,
 }
 
 impl ElectionLink {
-    /// The link to `peer`, whose election port is `address`, sending what comes on
-    /// `queue`.
+    /// The link to `peer`, whose election port is among `addresses`, sending what
+    /// comes on `queue`.
     pub(super) fn new(
         config: Arc<LinkConfig>,
         peer: ServerId,
-        address: SocketAddr,
+        addresses: PeerAddresses,
         queue: mpsc::Receiver<Notification>,
         events: mpsc::Sender<LinkEvent>,
     ) -> ElectionLink {
@@ -65,7 +65,7 @@ impl ElectionLink {
         ElectionLink {
             config,
             peer,
-            address,
+            addresses,
             queue,
             events,
             accepted,
@@ -95,6 +95,11 @@ impl ElectionLink {
                 let dialled = tokio::time::timeout(CONNECT_TIMEOUT, self.dial()).await;
                 match dialled {
                     Ok(Ok(stream)) => Some((stream, BytesMut::new())),
+                    Ok(Err(err)) if is_refusal(&err) => {
+                        let peer = self.peer;
+                        tracing::warn!(peer, cause = %err, "election connection refused");
+                        None
+                    }
                     _ => None,
                 }
             } else {
@@ -150,9 +155,9 @@ impl ElectionLink {
         bytes
     }
 
-    async fn dial(&self) -> std::io::Result<TcpStream> {
-        let mut stream = TcpStream::connect(self.address).await?;
-        stream.set_nodelay(true)?;
+    async fn dial(&self) -> std::io::Result<PeerStream> {
+        let (address, host) = (self.addresses.election, &self.addresses.host);
+        let mut stream = self.config.security.dial(address, host).await?;
         stream.write_all(&self.initial_message()).await?;
         Ok(stream)
     }
@@ -170,7 +175,7 @@ impl ElectionLink {
     }
 
     /// Carries notifications both ways until the connection breaks or is replaced.
-    async fn serve(&mut self, stream: TcpStream, leftover: BytesMut) -> Served {
+    async fn serve(&mut self, stream: PeerStream, leftover: BytesMut) -> Served {
         let (read, mut write) = stream.into_split();
         let mut frames = FramedRead::new(read, ElectionCodec);
         frames.read_buffer_mut().extend_from_slice(&leftover);
@@ -218,7 +223,7 @@ enum Served {
     /// It broke.
     Broke,
     /// The member dialled again; this is its new connection.
-    Replaced(TcpStream, BytesMut),
+    Replaced(PeerStream, BytesMut),
     /// The driver is gone.
     Stopped,
 }
@@ -227,7 +232,7 @@ enum Served {
 /// connection breaks or sends what is not a notification (true), or the driver is gone
 /// (false).
 async fn read_notifications(
-    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, ElectionCodec>,
+    mut frames: FramedRead<PeerReader, ElectionCodec>,
     peer: ServerId,
     events: mpsc::Sender<LinkEvent>,
 ) -> bool {
@@ -258,11 +263,12 @@ async fn read_notifications(
 /// initial message; a member with a lower id is hung up on and dialled back.
 pub(super) async fn accept(
     listener: TcpListener,
+    security: PeerSecurity,
     my_id: ServerId,
     links: BTreeMap<ServerId, ElectionHandle>,
 ) {
     let links = Arc::new(links);
-    accept_each(listener, "election", move |stream, address| {
+    accept_each(listener, "election", security, move |stream, address| {
         let links = links.clone();
         async move {
             let introduced =
@@ -296,8 +302,8 @@ pub(super) async fn accept(
 
 /// Reads a dialling member's initial message; returns it with the bytes read after it.
 async fn read_initial_message(
-    mut stream: TcpStream,
-) -> Result<(TcpStream, InitialMessage, BytesMut), wire::ElectionWireError> {
+    mut stream: PeerStream,
+) -> Result<(PeerStream, InitialMessage, BytesMut), wire::ElectionWireError> {
     let mut buf = BytesMut::with_capacity(64);
     loop {
         if let Some((message, len)) = InitialMessage::parse(&buf)? {

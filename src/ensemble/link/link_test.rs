@@ -23,11 +23,17 @@ async fn listener() -> (TcpListener, SocketAddr) {
 fn config(my_id: ServerId, members: &[(ServerId, PeerAddresses)]) -> LinkConfig {
     LinkConfig {
         my_id,
-        members: members.iter().copied().collect(),
+        members: members.iter().cloned().collect(),
         membership_text: "server.1=127.0.0.1:1:2:participant\nversion=0".into(),
         config_version: 0,
         packet_data_max: 2 << 20,
+        security: stream::PeerSecurity::Plain,
     }
+}
+
+/// A member's addresses on 127.0.0.1.
+fn at(quorum: SocketAddr, election: SocketAddr) -> PeerAddresses {
+    PeerAddresses { quorum, election, host: "127.0.0.1".into() }
 }
 
 fn follower_info() -> PeerFrame {
@@ -50,8 +56,7 @@ async fn a_leader_that_reads_nothing_is_disconnected_once_its_queue_is_full() {
     let (_, election) = listener().await;
     let stop = CancellationToken::new();
     let (events_tx, mut events) = mpsc::channel(16);
-    let unused = PeerAddresses { quorum, election };
-    let members = config(2, &[(1, PeerAddresses { quorum, election }), (2, unused)]);
+    let members = config(2, &[(1, at(quorum, election)), (2, at(quorum, election))]);
     let mut links = Links::start(&members, None, events_tx, &stop);
     links.send(1, follower_info());
     let (held, _) = tokio::time::timeout(PATIENCE, leader.accept())
@@ -83,9 +88,9 @@ async fn a_leader_that_reads_nothing_is_disconnected_once_its_queue_is_full() {
 async fn a_snapshot_runs_between_its_snap_and_the_packets_queued_after_it() {
     let (quorum, quorum_address) = listener().await;
     let (election, election_address) = listener().await;
-    let own = PeerAddresses { quorum: quorum_address, election: election_address };
+    let own = at(quorum_address, election_address);
     let (_, elsewhere) = listener().await;
-    let learner = PeerAddresses { quorum: elsewhere, election: elsewhere };
+    let learner = at(elsewhere, elsewhere);
     let stop = CancellationToken::new();
     let (events_tx, mut events) = mpsc::channel(16);
     let members = config(1, &[(1, own), (2, learner)]);
@@ -136,10 +141,10 @@ async fn members_exchange_votes_whichever_one_needs_the_connection_first() {
     for _ in 0..2 {
         let (quorum, quorum_address) = listener().await;
         let (election, election_address) = listener().await;
-        addresses.push(PeerAddresses { quorum: quorum_address, election: election_address });
+        addresses.push(at(quorum_address, election_address));
         listeners.push(Some(Listeners { quorum, election }));
     }
-    let members = [(1, addresses[0]), (2, addresses[1])];
+    let members = [(1, addresses[0].clone()), (2, addresses[1].clone())];
     let stop = CancellationToken::new();
     let mut links = Vec::new();
     let mut events = Vec::new();

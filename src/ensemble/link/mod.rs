@@ -26,6 +26,7 @@
 
 mod election;
 mod quorum;
+pub mod stream;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,6 +44,9 @@ use crate::zab::{Message, Notification, ServerId};
 
 /// How long a dial, or a dialled member's introduction, may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a member dialling in may take to secure its connection: TLS's handshake,
+/// after up to `ssl.quorum.handshakeDetectionTimeoutMillis` waiting for its first byte.
+const SECURE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes of frames waiting for one member's quorum connection. A frame that would
 /// pass it disconnects the member instead (one frame alone may be larger).
 pub const QUEUE_BYTES_MAX: usize = 64 << 20;
@@ -82,12 +86,15 @@ pub enum Streamed {
 }
 
 /// Where a member listens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerAddresses {
     /// Its quorum port, which learners dial when it leads.
     pub quorum: SocketAddr,
     /// Its election port.
     pub election: SocketAddr,
+    /// The host its `server.N` line names, which its certificate may name instead of
+    /// its address.
+    pub host: String,
 }
 
 /// What the links need to know of the ensemble.
@@ -104,6 +111,8 @@ pub struct LinkConfig {
     pub config_version: u64,
     /// Longest data a quorum packet may carry (`jute.maxbuffer` and its extra).
     pub packet_data_max: usize,
+    /// Plain TCP or TLS, and what is checked of the other member.
+    pub security: stream::PeerSecurity,
 }
 
 /// What the driver queued on a quorum link and the break count it knew then.
@@ -202,7 +211,7 @@ impl Links {
             let election = election::ElectionLink::new(
                 config.clone(),
                 peer,
-                addresses.election,
+                addresses.clone(),
                 queued_notifications,
                 events.clone(),
             );
@@ -217,7 +226,7 @@ impl Links {
             let link = quorum::QuorumLink::new(
                 config.clone(),
                 peer,
-                addresses.quorum,
+                addresses.clone(),
                 queue,
                 queued.clone(),
                 accepted,
@@ -229,13 +238,14 @@ impl Links {
         }
         if let Some(listeners) = listeners {
             let my_id = config.my_id;
+            let security = config.security.clone();
             tokio::spawn(stopping(
                 stop.clone(),
-                election::accept(listeners.election, my_id, elections),
+                election::accept(listeners.election, security.clone(), my_id, elections),
             ));
             tokio::spawn(stopping(
                 stop.clone(),
-                quorum::accept(listeners.quorum, config.packet_data_max, learners),
+                quorum::accept(listeners.quorum, security, config.packet_data_max, learners),
             ));
         }
         Links { peers }
@@ -313,17 +323,37 @@ impl Links {
     }
 }
 
-/// Accepts connections on `listener` (the `what` port) for good, handing each to
-/// `handle` on a task of its own, so a member slow to introduce itself holds up no other.
-async fn accept_each<F, Handled>(listener: TcpListener, what: &'static str, handle: F)
-where
-    F: Fn(tokio::net::TcpStream, SocketAddr) -> Handled,
+/// Accepts connections on `listener` (the `what` port) for good, securing each as
+/// `security` says and handing it to `handle`, on a task of its own, so a member slow to
+/// introduce itself holds up no other. A connection that cannot be secured is closed
+/// with a warning.
+async fn accept_each<F, Handled>(
+    listener: TcpListener,
+    what: &'static str,
+    security: stream::PeerSecurity,
+    handle: F,
+) where
+    F: Fn(stream::PeerStream, SocketAddr) -> Handled + Send + Sync + 'static,
     Handled: std::future::Future<Output = ()> + Send + 'static,
 {
+    let handle = Arc::new(handle);
     loop {
         match listener.accept().await {
             Ok((stream, address)) => {
-                tokio::spawn(handle(stream, address));
+                let (security, handle) = (security.clone(), handle.clone());
+                tokio::spawn(async move {
+                    let secured =
+                        tokio::time::timeout(SECURE_TIMEOUT, security.accept(stream, address));
+                    match secured.await {
+                        Ok(Ok(stream)) => handle(stream, address).await,
+                        Ok(Err(err)) => {
+                            tracing::warn!(port = what, %address, cause = %err,
+                                "closing a member connection")
+                        }
+                        Err(_) => tracing::warn!(port = what, %address,
+                            "closing a member connection: no TLS handshake in time"),
+                    }
+                });
             }
             Err(err) => {
                 tracing::warn!(port = what, cause = %err, "accepting a member connection failed");

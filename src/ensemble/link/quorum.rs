@@ -6,7 +6,6 @@
 //! on the stream between its SNAP and the packets after it, as ZooKeeper's does.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,14 +14,16 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::codec::{Decoder, FramedRead};
 
-use super::{accept_each, Item, LinkConfig, LinkEvent, Outgoing, Streamed, CONNECT_TIMEOUT};
+use super::stream::{is_refusal, PeerReader, PeerSecurity, PeerStream, PeerWriter};
+use super::{
+    accept_each, Item, LinkConfig, LinkEvent, Outgoing, PeerAddresses, Streamed, CONNECT_TIMEOUT,
+};
 use crate::ensemble::frame::PeerFrame;
 use crate::ensemble::zookeeper::leader::{self, LeaderSide};
 use crate::ensemble::zookeeper::learner::LearnerSide;
@@ -46,7 +47,7 @@ const WRITE_BATCH_BYTES: usize = 1 << 20;
 /// A connection a learner dialled to this member, with the FOLLOWERINFO or OBSERVERINFO
 /// it opened with and what was read after it.
 pub(super) struct Accepted {
-    stream: TcpStream,
+    stream: PeerStream,
     first: QuorumPacket,
     leftover: BytesMut,
 }
@@ -71,7 +72,7 @@ enum Ended {
 /// How a connection came about.
 enum Connection {
     /// This member dialled the member it follows, for the FOLLOWERINFO carried along.
-    Dialled(TcpStream, Outgoing),
+    Dialled(PeerStream, Outgoing),
     /// The member dialled this one.
     Accepted(Accepted),
 }
@@ -80,7 +81,7 @@ enum Connection {
 pub(super) struct QuorumLink {
     config: Arc<LinkConfig>,
     peer: ServerId,
-    address: SocketAddr,
+    addresses: PeerAddresses,
     queue: mpsc::UnboundedReceiver<Outgoing>,
     /// Bytes in `queue`, shared with the driver's handle.
     queued: Arc<AtomicUsize>,
@@ -102,12 +103,12 @@ struct Ends {
 }
 
 impl QuorumLink {
-    /// The link to `peer`, whose quorum port is `address`.
+    /// The link to `peer`, whose quorum port is among `addresses`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         config: Arc<LinkConfig>,
         peer: ServerId,
-        address: SocketAddr,
+        addresses: PeerAddresses,
         queue: mpsc::UnboundedReceiver<Outgoing>,
         queued: Arc<AtomicUsize>,
         accepted: mpsc::Receiver<Accepted>,
@@ -117,7 +118,7 @@ impl QuorumLink {
         QuorumLink {
             config,
             peer,
-            address,
+            addresses,
             queue,
             queued,
             events,
@@ -170,9 +171,14 @@ impl QuorumLink {
                         continue;
                     }
                     self.last_dial = Some(Instant::now());
-                    let dial = TcpStream::connect(self.address);
+                    let (address, host) = (self.addresses.quorum, &self.addresses.host);
+                    let dial = self.config.security.dial(address, host);
                     match tokio::time::timeout(CONNECT_TIMEOUT, dial).await {
                         Ok(Ok(stream)) => return Some(Connection::Dialled(stream, outgoing)),
+                        Ok(Err(err)) if is_refusal(&err) => {
+                            let peer = self.peer;
+                            tracing::warn!(peer, cause = %err, "the leader's connection refused");
+                        }
                         Ok(Err(err)) => {
                             let peer = self.peer;
                             tracing::debug!(peer, cause = %err, "cannot reach the leader");
@@ -205,7 +211,6 @@ impl QuorumLink {
                 (stream, Side::Leader(side), Some(first), leftover, None)
             }
         };
-        let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let side = Arc::new(Mutex::new(side));
         let mut frames = FramedRead::new(read, QuorumDecoder::new(self.config.packet_data_max));
@@ -229,7 +234,7 @@ impl QuorumLink {
 
     async fn write(
         &mut self,
-        mut write: OwnedWriteHalf,
+        mut write: PeerWriter,
         side: &Mutex<Side>,
         first: Option<Outgoing>,
         reader: &mut Option<JoinHandle<Ended>>,
@@ -489,7 +494,7 @@ fn translate_in(
 /// Passes what a connection brings on to the driver until the connection breaks or
 /// breaks the protocol ([`Ended::Broke`]), or the driver is gone ([`Ended::Stopped`]).
 async fn read_packets(
-    mut frames: FramedRead<OwnedReadHalf, QuorumDecoder>,
+    mut frames: FramedRead<PeerReader, QuorumDecoder>,
     first: Option<QuorumPacket>,
     side: Arc<Mutex<Side>>,
     peer: ServerId,
@@ -603,11 +608,12 @@ impl Decoder for QuorumDecoder {
 /// FOLLOWERINFO or OBSERVERINFO names.
 pub(super) async fn accept(
     listener: TcpListener,
+    security: PeerSecurity,
     data_len_max: usize,
     links: BTreeMap<ServerId, mpsc::Sender<Accepted>>,
 ) {
     let links = Arc::new(links);
-    accept_each(listener, "quorum", move |stream, address| {
+    accept_each(listener, "quorum", security, move |stream, address| {
         let links = links.clone();
         async move {
             let mut frames = FramedRead::new(stream, PacketCodec::new(data_len_max));
