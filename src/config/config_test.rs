@@ -362,3 +362,45 @@ fn sasl_users_come_from_the_jaas_files_server_section() {
     assert!(err.contains("GSSAPI"), "{err}");
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
+
+#[test]
+fn quorum_sasl_reads_the_jaas_quorum_sections_and_refuses_what_zookeeper_refuses() {
+    let dir = std::env::temp_dir().join(format!("zkrs-quorum-jaas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let jaas = dir.join("jaas.conf");
+    std::fs::write(
+        &jaas,
+        "QuorumServer {\n org.apache.zookeeper.server.auth.DigestLoginModule required\n \
+         user_a=\"secret-a\" user_b=\"secret-b\";\n};\nQuorumLearner {\n \
+         org.apache.zookeeper.server.auth.DigestLoginModule required\n username=\"a\" \
+         password=\"secret-a\";\n};\n",
+    )
+    .expect("jaas");
+    let base = format!("dataDir=/d\njava.security.auth.login.config={}\n", jaas.display());
+    let config = parse(&format!(
+        "{base}quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\n\
+         quorum.auth.serverRequireSasl=true\n"
+    ));
+    let sasl = config.quorum_sasl.expect("quorum SASL");
+    assert!(sasl.learner_required && sasl.server_required);
+    assert_eq!(sasl.learner, ("a".to_owned(), "secret-a".to_owned()));
+    assert_eq!(sasl.users.get("b").map(String::as_str), Some("secret-b"));
+    assert!(config.sasl.is_none(), "no Server section: no client SASL");
+    assert!(parse(&base).quorum_sasl.is_none());
+    for (extra, why) in [
+        ("quorum.auth.serverRequireSasl=true\n", "enableSasl is disabled"),
+        ("quorum.auth.learnerRequireSasl=true\n", "enableSasl is disabled"),
+        (
+            "quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n",
+            "learnerRequireSasl is disabled",
+        ),
+        (
+            "quorum.auth.enableSasl=true\nquorum.auth.server.saslLoginContext=Missing\n",
+            "Missing section has no",
+        ),
+    ] {
+        let err = Config::parse(&format!("{base}{extra}")).expect_err(extra).to_string();
+        assert!(err.contains(why), "{extra}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

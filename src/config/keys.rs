@@ -371,11 +371,14 @@ pub const KEYS: &[Key] = &[
         .note("The quorum and election ports take plain and TLS members alike."),
     key("authProvider.*", Text, "", Honoured)
         .note("ZooKeeper's digest, IP, x509 and SASL providers; any other refuses to start."),
-    key("quorum.auth.enableSasl", Boolean, "false", Unsupported(Security)),
-    key("quorum.auth.learnerRequireSasl", Boolean, "false", Unsupported(Security)),
-    key("quorum.auth.serverRequireSasl", Boolean, "false", Unsupported(Security)),
-    key("quorum.auth.learner.saslLoginContext", Text, "QuorumLearner", Ignored),
-    key("quorum.auth.server.saslLoginContext", Text, "QuorumServer", Ignored),
+    key("quorum.auth.enableSasl", Boolean, "false", Honoured)
+        .note("DIGEST-MD5 between members, from the JAAS file's Quorum sections."),
+    key("quorum.auth.learnerRequireSasl", Boolean, "false", Honoured)
+        .note("This member authenticates to the members it connects to."),
+    key("quorum.auth.serverRequireSasl", Boolean, "false", Honoured)
+        .note("This member refuses members that do not authenticate."),
+    key("quorum.auth.learner.saslLoginContext", Text, "QuorumLearner", Honoured),
+    key("quorum.auth.server.saslLoginContext", Text, "QuorumServer", Honoured),
     key("quorum.auth.kerberos.servicePrincipal", Text, "zkquorum/localhost", Ignored),
     key("quorum.cnxn.threads.size", Integer, "20", Ignored),
     key("multiAddress.enabled", LenientBoolean, "false", Ignored)
@@ -593,7 +596,7 @@ mod tests {
         assert!(matches!(classify("ssl.authProvider", "x509"), Verdict::Ignored(_)));
         assert!(matches!(classify("ssl.authProvider", "custom"), Verdict::Refuse(_)));
         assert!(matches!(classify("ssl.quorum.unheardOf", "x"), Verdict::Refuse(_)));
-        assert!(matches!(classify("quorum.auth.enableSasl", "TRUE"), Verdict::Refuse(_)));
+        assert!(matches!(classify("quorum.auth.enableSasl", "TRUE"), Verdict::Honoured));
         assert!(matches!(classify("zookeeper.db.autocreate", "false"), Verdict::Refuse(_)));
         assert!(matches!(classify("group.1", "1:2:3"), Verdict::Refuse(_)));
     }

@@ -13,6 +13,7 @@
 pub mod keys;
 pub mod membership;
 pub mod properties;
+pub mod quorum_sasl;
 pub mod throttle;
 pub mod tls;
 pub mod values;
@@ -143,6 +144,8 @@ pub struct Config {
     /// TLS between members (`sslQuorum`, `portUnification`, `ssl.quorum.*`); `None` when
     /// members speak only plain TCP.
     pub quorum_tls: Option<tls::QuorumTls>,
+    /// SASL between members (`quorum.auth.*`); `None` without `quorum.auth.enableSasl`.
+    pub quorum_sasl: Option<quorum_sasl::QuorumSasl>,
     /// The certificate subject that is the super user
     /// (`X509AuthenticationProvider.superUser`).
     pub x509_super_user: Option<String>,
@@ -302,6 +305,7 @@ impl Config {
         let backlog = read.number::<i64>("clientPortListenBacklog", -1)?;
         let client_tls = tls::read_client_tls(&mut read, &mut notices)?;
         let quorum_tls = tls::read_quorum_tls(&mut read, &mut notices)?;
+        let quorum_sasl = quorum_sasl::read_quorum_sasl(&mut read)?;
         let sasl = read_sasl(&read, properties)?;
         let connection_throttle = throttle::read_connection_throttle(&mut read, &mut notices)?;
         let request_throttle = throttle::read_request_throttle(&mut read, &mut notices)?;
@@ -313,6 +317,7 @@ impl Config {
             static_client_address: static_client_address(&read)?,
             client_tls,
             quorum_tls,
+            quorum_sasl,
             sasl,
             connection_throttle,
             request_throttle,
@@ -556,6 +561,10 @@ fn read_sasl(
     let sections = crate::sasl::jaas::parse(&text)
         .map_err(|err| ConfigError::invalid(key, path, err.to_string()))?;
     let section = crate::sasl::SERVER_SECTION;
+    if !provider && !sections.contains_key(section) {
+        // A JAAS file for members only (QuorumServer, QuorumLearner).
+        return Ok(None);
+    }
     let passwords = crate::sasl::jaas::digest_users(&sections, section).ok_or_else(|| {
         ConfigError::invalid(
             key,

@@ -129,6 +129,7 @@ impl Membership {
             membership_text: config.membership.to_zookeeper_text(),
             config_version: config.membership.version,
             packet_data_max: config.jute_max_buffer + config.jute_max_buffer_extra,
+            sasl: config.quorum_sasl.clone().map(Arc::new),
             security: match &config.quorum_tls {
                 None => PeerSecurity::Plain,
                 Some(quorum_tls) => {
@@ -161,6 +162,7 @@ impl Membership {
             config_version: 0,
             packet_data_max: config.jute_max_buffer + config.jute_max_buffer_extra,
             security: PeerSecurity::Plain,
+            sasl: None,
         };
         Membership { zab, links, core_tick_ms, standalone: true }
     }

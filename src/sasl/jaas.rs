@@ -69,14 +69,26 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Vec<LoginModule>>, JaasError
     Ok(sections)
 }
 
+/// Section `name`'s `DigestLoginModule`, if it has one.
+pub fn digest_module<'a>(
+    sections: &'a BTreeMap<String, Vec<LoginModule>>,
+    name: &str,
+) -> Option<&'a LoginModule> {
+    sections.get(name)?.iter().find(|module| module.class == DIGEST_LOGIN_MODULE)
+}
+
+/// A login module's option `name`.
+pub fn option<'a>(module: &'a LoginModule, name: &str) -> Option<&'a str> {
+    module.options.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+}
+
 /// The DIGEST-MD5 users (`user_<name>` options) of section `name`'s
 /// `DigestLoginModule`, or `None` when the section has none.
 pub fn digest_users(
     sections: &BTreeMap<String, Vec<LoginModule>>,
     name: &str,
 ) -> Option<BTreeMap<String, String>> {
-    let module = sections.get(name)?.iter().find(|module| module.class == DIGEST_LOGIN_MODULE)?;
-    let users = module
+    let users = digest_module(sections, name)?
         .options
         .iter()
         .filter_map(|(key, value)| Some((key.strip_prefix("user_")?.to_owned(), value.clone())))

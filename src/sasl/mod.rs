@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use ring::rand::SecureRandom;
 
-pub use digest_md5::{DigestError, DigestMd5Server, Step};
+pub use digest_md5::{DigestError, DigestMd5Client, DigestMd5Server, Service, Step};
 
 /// The JAAS section ZooKeeper's server reads (`zookeeper.sasl.serverconfig`'s default).
 pub const SERVER_SECTION: &str = "Server";
@@ -27,16 +27,24 @@ pub struct SaslUsers {
     pub super_user: Option<String>,
 }
 
-/// A new exchange with a fresh random nonce.
+/// A new server exchange for `service` with a fresh random nonce.
 ///
 /// # Errors
 /// [`DigestError`] when the system's random generator fails: no exchange then.
-pub fn new_exchange() -> Result<DigestMd5Server, DigestError> {
+pub fn new_exchange(service: Service) -> Result<DigestMd5Server, DigestError> {
+    Ok(DigestMd5Server::new(service, random_nonce()?))
+}
+
+/// 24 random bytes in base64, for a nonce or a cnonce.
+///
+/// # Errors
+/// [`DigestError`] when the system's random generator fails.
+pub fn random_nonce() -> Result<String, DigestError> {
     let mut bytes = [0u8; 24];
     ring::rand::SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| DigestError("no random nonce to be had".into()))?;
-    Ok(DigestMd5Server::new(base64::engine::general_purpose::STANDARD.encode(bytes)))
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 /// The rest of a double-quoted string whose opening quote was read, `\\` escaping the

@@ -448,7 +448,7 @@ impl<'a> Session<'a> {
         };
         let step = match &mut self.sasl {
             Some(exchange) => exchange.step(token, &users.passwords),
-            None => crate::sasl::new_exchange()
+            None => crate::sasl::new_exchange(crate::sasl::Service::CLIENTS)
                 .and_then(|exchange| self.sasl.insert(exchange).step(token, &users.passwords)),
         };
         let token = match step {

@@ -6,6 +6,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use jute::records::SyncRequest;
+use jute::OpCode;
+
 use super::client::{Client, Handshake};
 use super::network::Network;
 use super::server::{scratch_dir, ServerProcess};
@@ -279,6 +282,26 @@ impl Ensemble {
     /// stopping it.
     pub fn has_died(&mut self, i: usize) -> bool {
         self.members[i].as_mut().is_some_and(|member| !member.is_running())
+    }
+
+    /// Creates `path` through member `from` and checks that member `to` reads it back
+    /// after a `sync`.
+    pub async fn assert_replicated(&self, from: usize, to: usize, path: &str) {
+        let mut writer = self.connect(from).await;
+        assert_eq!(writer.create(path, b"replicated", 0).await.as_deref(), Ok(path));
+        let mut reader = self.connect(to).await;
+        reader.call(OpCode::Sync, &SyncRequest { path: path.into() }).await;
+        let (data, _) = reader.get_data(path, false).await.expect("replicated");
+        assert_eq!(data.as_deref(), Some(&b"replicated"[..]));
+    }
+
+    /// Waits until member `i`'s log holds `needle`.
+    pub fn wait_for_log(&self, i: usize, needle: &str) {
+        let deadline = Instant::now() + ELECTION_WAIT * 2;
+        while !self.log(i).contains(needle) {
+            assert!(Instant::now() < deadline, "no \"{needle}\" in:\n{}", self.log(i));
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Adds `lines` to member `i`'s zoo.cfg for its next start (a later line of a key

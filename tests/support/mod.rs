@@ -4,7 +4,9 @@
 pub mod client;
 pub mod ensemble;
 pub mod load;
+pub mod mixed;
 pub mod network;
 pub mod rng;
 pub mod server;
+pub mod tls;
 pub mod zookeeper;

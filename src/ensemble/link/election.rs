@@ -17,8 +17,9 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::codec::{Encoder, FramedRead};
 
-use super::stream::{is_refusal, PeerReader, PeerSecurity, PeerStream};
-use super::{accept_each, LinkConfig, LinkEvent, PeerAddresses, CONNECT_TIMEOUT};
+use super::stream::{is_refusal, PeerReader, PeerStream};
+use super::{accept_each, authenticate, LinkConfig, LinkEvent, PeerAddresses, CONNECT_TIMEOUT};
+use crate::config::quorum_sasl::QuorumSasl;
 use crate::ensemble::frame::PeerFrame;
 use crate::ensemble::zookeeper::election::{
     self as wire, ElectionCodec, InitialMessage, WireNotification, ADDRESSES_LEN_MAX,
@@ -29,6 +30,9 @@ use crate::zab::{Message, Notification, ServerId};
 const REDIAL_PAUSES_MS: [u64; 4] = [50, 100, 250, 500];
 /// Least time between two calls asking a member with a higher id to dial back.
 const PROMPT_PAUSE: Duration = Duration::from_millis(250);
+/// How long a dialling member may take to introduce itself and, under
+/// `quorum.auth.enableSasl`, to authenticate.
+const SASL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the acceptor reaches one member's election link.
 pub(super) struct ElectionHandle {
@@ -94,7 +98,7 @@ impl ElectionLink {
             } else if self.keeps_dialled() {
                 let dialled = tokio::time::timeout(CONNECT_TIMEOUT, self.dial()).await;
                 match dialled {
-                    Ok(Ok(stream)) => Some((stream, BytesMut::new())),
+                    Ok(Ok(dialled)) => Some(dialled),
                     Ok(Err(err)) if is_refusal(&err) => {
                         let peer = self.peer;
                         tracing::warn!(peer, cause = %err, "election connection refused");
@@ -155,11 +159,18 @@ impl ElectionLink {
         bytes
     }
 
-    async fn dial(&self) -> std::io::Result<PeerStream> {
+    /// Dials the member and introduces this one (authenticating under
+    /// `quorum.auth.learnerRequireSasl`): the connection, and what was read after the
+    /// exchange.
+    async fn dial(&self) -> std::io::Result<(PeerStream, BytesMut)> {
         let (address, host) = (self.addresses.election, &self.addresses.host);
         let mut stream = self.config.security.dial(address, host).await?;
         stream.write_all(&self.initial_message()).await?;
-        Ok(stream)
+        let mut leftover = BytesMut::new();
+        if let Some(sasl) = &self.config.sasl {
+            authenticate::as_learner(&mut stream, sasl, &mut leftover).await?;
+        }
+        Ok((stream, leftover))
     }
 
     /// Asks a member with a higher id to dial this one: an introduction, then hanging
@@ -169,7 +180,7 @@ impl ElectionLink {
             return;
         }
         self.last_prompt = Some(Instant::now());
-        if let Ok(Ok(mut stream)) = tokio::time::timeout(CONNECT_TIMEOUT, self.dial()).await {
+        if let Ok(Ok((mut stream, _))) = tokio::time::timeout(CONNECT_TIMEOUT, self.dial()).await {
             let _ = stream.shutdown().await;
         }
     }
@@ -263,16 +274,20 @@ async fn read_notifications(
 /// initial message; a member with a lower id is hung up on and dialled back.
 pub(super) async fn accept(
     listener: TcpListener,
-    security: PeerSecurity,
-    my_id: ServerId,
+    config: Arc<LinkConfig>,
     links: BTreeMap<ServerId, ElectionHandle>,
 ) {
     let links = Arc::new(links);
+    let my_id = config.my_id;
+    let security = config.security.clone();
     accept_each(listener, "election", security, move |stream, address| {
-        let links = links.clone();
+        let (links, config) = (links.clone(), config.clone());
         async move {
-            let introduced =
-                tokio::time::timeout(CONNECT_TIMEOUT, read_initial_message(stream)).await;
+            let introduced = tokio::time::timeout(
+                SASL_TIMEOUT,
+                read_initial_message(stream, config.sasl.as_deref()),
+            )
+            .await;
             let (stream, message, leftover) = match introduced {
                 Ok(Ok(introduced)) => introduced,
                 Ok(Err(err)) => {
@@ -300,14 +315,19 @@ pub(super) async fn accept(
     .await;
 }
 
-/// Reads a dialling member's initial message; returns it with the bytes read after it.
+/// Reads a dialling member's initial message, then authenticates it if `sasl` is on;
+/// returns the message with the bytes read after it.
 async fn read_initial_message(
     mut stream: PeerStream,
+    sasl: Option<&QuorumSasl>,
 ) -> Result<(PeerStream, InitialMessage, BytesMut), wire::ElectionWireError> {
     let mut buf = BytesMut::with_capacity(64);
     loop {
         if let Some((message, len)) = InitialMessage::parse(&buf)? {
-            let leftover = buf.split_off(len);
+            let mut leftover = buf.split_off(len);
+            if let Some(sasl) = sasl {
+                authenticate::as_server(&mut stream, sasl, &mut leftover).await?;
+            }
             return Ok((stream, message, leftover));
         }
         if buf.len() > ADDRESSES_LEN_MAX + 64 || stream.read_buf(&mut buf).await? == 0 {

@@ -28,6 +28,7 @@ fn config(my_id: ServerId, members: &[(ServerId, PeerAddresses)]) -> LinkConfig 
         config_version: 0,
         packet_data_max: 2 << 20,
         security: stream::PeerSecurity::Plain,
+        sasl: None,
     }
 }
 

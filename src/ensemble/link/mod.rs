@@ -24,6 +24,7 @@
 //! the channel its bytes come through ([`Links::send_snapshot`]), read as the connection
 //! takes them, and frames queued after it wait behind it.
 
+mod authenticate;
 mod election;
 mod quorum;
 pub mod stream;
@@ -113,6 +114,8 @@ pub struct LinkConfig {
     pub packet_data_max: usize,
     /// Plain TCP or TLS, and what is checked of the other member.
     pub security: stream::PeerSecurity,
+    /// SASL between members (`quorum.auth.enableSasl`), if on.
+    pub sasl: Option<Arc<crate::config::quorum_sasl::QuorumSasl>>,
 }
 
 /// What the driver queued on a quorum link and the break count it knew then.
@@ -237,15 +240,13 @@ impl Links {
             peers.insert(peer, Peer { notifications, outgoing, queued, known_breaks: 0, reset });
         }
         if let Some(listeners) = listeners {
-            let my_id = config.my_id;
-            let security = config.security.clone();
             tokio::spawn(stopping(
                 stop.clone(),
-                election::accept(listeners.election, security.clone(), my_id, elections),
+                election::accept(listeners.election, config.clone(), elections),
             ));
             tokio::spawn(stopping(
                 stop.clone(),
-                quorum::accept(listeners.quorum, security, config.packet_data_max, learners),
+                quorum::accept(listeners.quorum, config, learners),
             ));
         }
         Links { peers }

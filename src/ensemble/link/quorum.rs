@@ -20,9 +20,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::codec::{Decoder, FramedRead};
 
-use super::stream::{is_refusal, PeerReader, PeerSecurity, PeerStream, PeerWriter};
+use super::stream::{is_refusal, PeerReader, PeerStream, PeerWriter};
 use super::{
-    accept_each, Item, LinkConfig, LinkEvent, Outgoing, PeerAddresses, Streamed, CONNECT_TIMEOUT,
+    accept_each, authenticate, Item, LinkConfig, LinkEvent, Outgoing, PeerAddresses, Streamed,
+    CONNECT_TIMEOUT,
 };
 use crate::ensemble::frame::PeerFrame;
 use crate::ensemble::zookeeper::leader::{self, LeaderSide};
@@ -43,6 +44,8 @@ const DIAL_PAUSE: Duration = Duration::from_millis(100);
 const TOUCHES_MAX: usize = 1 << 20;
 /// Bytes of packets gathered before they are written.
 const WRITE_BATCH_BYTES: usize = 1 << 20;
+/// How long a learner may take to authenticate under `quorum.auth.enableSasl`.
+const SASL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection a learner dialled to this member, with the FOLLOWERINFO or OBSERVERINFO
 /// it opened with and what was read after it.
@@ -71,8 +74,9 @@ enum Ended {
 
 /// How a connection came about.
 enum Connection {
-    /// This member dialled the member it follows, for the FOLLOWERINFO carried along.
-    Dialled(PeerStream, Outgoing),
+    /// This member dialled the member it follows, for the FOLLOWERINFO carried along,
+    /// with what was read after authenticating.
+    Dialled(PeerStream, BytesMut, Outgoing),
     /// The member dialled this one.
     Accepted(Accepted),
 }
@@ -171,10 +175,10 @@ impl QuorumLink {
                         continue;
                     }
                     self.last_dial = Some(Instant::now());
-                    let (address, host) = (self.addresses.quorum, &self.addresses.host);
-                    let dial = self.config.security.dial(address, host);
-                    match tokio::time::timeout(CONNECT_TIMEOUT, dial).await {
-                        Ok(Ok(stream)) => return Some(Connection::Dialled(stream, outgoing)),
+                    match tokio::time::timeout(CONNECT_TIMEOUT, self.dial()).await {
+                        Ok(Ok((stream, leftover))) => {
+                            return Some(Connection::Dialled(stream, leftover, outgoing));
+                        }
                         Ok(Err(err)) if is_refusal(&err) => {
                             let peer = self.peer;
                             tracing::warn!(peer, cause = %err, "the leader's connection refused");
@@ -197,14 +201,26 @@ impl QuorumLink {
         }
     }
 
+    /// Dials the leader and authenticates under `quorum.auth.learnerRequireSasl`, as
+    /// ZooKeeper's learner does before its FOLLOWERINFO.
+    async fn dial(&self) -> std::io::Result<(PeerStream, BytesMut)> {
+        let (address, host) = (self.addresses.quorum, &self.addresses.host);
+        let mut stream = self.config.security.dial(address, host).await?;
+        let mut leftover = BytesMut::new();
+        if let Some(sasl) = &self.config.sasl {
+            authenticate::as_learner(&mut stream, sasl, &mut leftover).await?;
+        }
+        Ok((stream, leftover))
+    }
+
     /// Carries packets both ways until the connection breaks, is replaced, or the
     /// driver asks for it to be closed. Reading runs on a task of its own, so a member
     /// that stops reading never keeps this one from reading what it sends.
     async fn serve(&mut self, connection: Connection) -> Ended {
         let (stream, side, first_in, leftover, first_out) = match connection {
-            Connection::Dialled(stream, first) => {
+            Connection::Dialled(stream, leftover, first) => {
                 let side = LearnerSide::new(self.config.my_id, self.config.config_version);
-                (stream, Side::Learner(side, Vec::new()), None, BytesMut::new(), Some(first))
+                (stream, Side::Learner(side, Vec::new()), None, leftover, Some(first))
             }
             Connection::Accepted(Accepted { stream, first, leftover }) => {
                 let side = LeaderSide::new(&self.config.membership_text);
@@ -608,15 +624,31 @@ impl Decoder for QuorumDecoder {
 /// FOLLOWERINFO or OBSERVERINFO names.
 pub(super) async fn accept(
     listener: TcpListener,
-    security: PeerSecurity,
-    data_len_max: usize,
+    config: Arc<LinkConfig>,
     links: BTreeMap<ServerId, mpsc::Sender<Accepted>>,
 ) {
     let links = Arc::new(links);
-    accept_each(listener, "quorum", security, move |stream, address| {
-        let links = links.clone();
+    let security = config.security.clone();
+    accept_each(listener, "quorum", security, move |mut stream, address| {
+        let (links, config) = (links.clone(), config.clone());
         async move {
-            let mut frames = FramedRead::new(stream, PacketCodec::new(data_len_max));
+            let mut read = BytesMut::new();
+            if let Some(sasl) = &config.sasl {
+                let authenticated = authenticate::as_server(&mut stream, sasl, &mut read);
+                match tokio::time::timeout(SASL_TIMEOUT, authenticated).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => {
+                        tracing::warn!(%address, cause = %err, "a learner refused; closing it");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%address, "a learner did not authenticate in time");
+                        return;
+                    }
+                }
+            }
+            let mut frames = FramedRead::new(stream, PacketCodec::new(config.packet_data_max));
+            frames.read_buffer_mut().extend_from_slice(&read);
             let first = tokio::time::timeout(CONNECT_TIMEOUT, frames.next()).await;
             let first = match first {
                 Ok(Some(Ok(packet)))

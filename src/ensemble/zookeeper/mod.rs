@@ -33,6 +33,7 @@ pub mod election;
 pub mod leader;
 pub mod learner;
 pub mod packet;
+pub mod quorum_auth;
 pub mod sessions;
 
 use crate::txn::Zxid;
