@@ -435,9 +435,11 @@ pub const KEYS: &[Key] = &[
         "metricsProvider.className",
         Text,
         "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider",
-        Unsupported(Behaviour),
+        Honoured,
     )
-    .note("No Prometheus endpoint yet; mntr has the counters."),
+    .note("PrometheusMetricsProvider serves /metrics; mntr has the metrics either way."),
+    key("metricsProvider.httpHost", Text, "0.0.0.0", Honoured),
+    key("metricsProvider.httpPort", Integer, "7000", Honoured),
     key("metricsProvider.*", Text, "", Ignored).note("Settings of the metrics provider."),
     // zkrs's own keys, which ZooKeeper does not have.
     key("zkrs.linearizableReads", Boolean, "false", Honoured)

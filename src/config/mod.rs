@@ -144,6 +144,9 @@ pub struct Config {
     /// TLS between members (`sslQuorum`, `portUnification`, `ssl.quorum.*`); `None` when
     /// members speak only plain TCP.
     pub quorum_tls: Option<tls::QuorumTls>,
+    /// Where ZooKeeper's Prometheus endpoint listens (`metricsProvider.httpHost` and
+    /// `httpPort` with the Prometheus provider as `metricsProvider.className`).
+    pub prometheus_address: Option<SocketAddr>,
     /// SASL between members (`quorum.auth.*`); `None` without `quorum.auth.enableSasl`.
     pub quorum_sasl: Option<quorum_sasl::QuorumSasl>,
     /// The certificate subject that is the super user
@@ -306,6 +309,7 @@ impl Config {
         let client_tls = tls::read_client_tls(&mut read, &mut notices)?;
         let quorum_tls = tls::read_quorum_tls(&mut read, &mut notices)?;
         let quorum_sasl = quorum_sasl::read_quorum_sasl(&mut read)?;
+        let prometheus_address = read_metrics_provider(&mut read, &mut notices)?;
         let sasl = read_sasl(&read, properties)?;
         let connection_throttle = throttle::read_connection_throttle(&mut read, &mut notices)?;
         let request_throttle = throttle::read_request_throttle(&mut read, &mut notices)?;
@@ -318,6 +322,7 @@ impl Config {
             client_tls,
             quorum_tls,
             quorum_sasl,
+            prometheus_address,
             sasl,
             connection_throttle,
             request_throttle,
@@ -533,6 +538,48 @@ fn classify_keys(
     } else {
         Err(ConfigError::Refused(refusals))
     }
+}
+
+/// ZooKeeper's metrics providers: its default (the metrics `mntr` shows, which zkrs always
+/// has), the null one, and the Prometheus one, whose endpoint zkrs serves.
+const METRICS_PROVIDERS: [&str; 3] = [
+    "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider",
+    "org.apache.zookeeper.metrics.impl.NullMetricsProvider",
+    PROMETHEUS_PROVIDER,
+];
+
+/// ZooKeeper's Prometheus metrics provider.
+const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+
+/// The Prometheus endpoint's address, when `metricsProvider.className` names
+/// ZooKeeper's Prometheus provider (`metricsProvider.httpHost`, default every address;
+/// `metricsProvider.httpPort`, default 7000). Another provider class is warned about:
+/// zkrs has no JVM to load it.
+fn read_metrics_provider(
+    read: &mut Reader<'_>,
+    notices: &mut Vec<Notice>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let class = read.text("metricsProvider.className").map(str::trim).unwrap_or_default();
+    if class != PROMETHEUS_PROVIDER {
+        if !class.is_empty() && !METRICS_PROVIDERS.contains(&class) {
+            notices.push(Notice::warn(format!(
+                "metricsProvider.className={class} is not a provider zkrs has; mntr shows the \
+                 metrics"
+            )));
+        }
+        return Ok(None);
+    }
+    let host = read.text("metricsProvider.httpHost").unwrap_or("0.0.0.0").trim().to_owned();
+    let port: u16 = read.number("metricsProvider.httpPort", 7000)?;
+    let address = (host.as_str(), port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .ok_or_else(|| {
+            ConfigError::invalid("metricsProvider.httpHost", &host, "does not resolve".into())
+        })?;
+    Ok(Some(address))
 }
 
 /// The SASL users: the JAAS file's `Server` section, which a SASL authentication provider

@@ -1,7 +1,6 @@
 //! The answers to four-letter words, in ZooKeeper 3.8's text formats, so monitoring
 //! scripts and clients (kazoo reads `envi`, Curator and zkServer.sh read `srvr`) parse them.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -9,8 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::proto::four_letter::FourLetterWord;
 use crate::server::registry::Connection;
 use crate::server::stats::ConnectionStats;
-use crate::server::{Mode, Shared};
-use crate::tree::quota;
+use crate::server::{metrics, Mode, Shared};
 use crate::txn::SessionId;
 
 /// The version zkrs reports: ZooKeeper's protocol generation, then our own version.
@@ -125,11 +123,12 @@ fn render(shared: &Shared, word: FourLetterWord) -> String {
 
 /// ZooKeeper's node count, which counts the root twice (under `/` and its alias `""`);
 /// reporting the same number keeps dashboards comparable.
-fn zookeeper_node_count(shared: &Shared) -> usize {
+pub(super) fn zookeeper_node_count(shared: &Shared) -> usize {
     shared.database.tree().node_count() + 1
 }
 
-fn outstanding(shared: &Shared) -> u64 {
+/// Writes in process, ZooKeeper's outstanding requests.
+pub(super) fn outstanding(shared: &Shared) -> u64 {
     shared.registry.load().in_process()
 }
 
@@ -243,96 +242,7 @@ fn envi(out: &mut String) {
 }
 
 fn mntr(shared: &Shared, out: &mut String) {
-    let latency = *shared.stats.latency.lock();
-    let tree = shared.database.tree();
-    let watch_count = shared.database.data_watches().summary().watches
-        + shared.database.child_watches().summary().watches;
-    let open_fds = std::fs::read_dir("/proc/self/fd").map(|dir| dir.count()).unwrap_or(0);
-    let mut line = |key: &str, value: String| {
-        let _ = writeln!(out, "zk_{key}\t{value}");
-    };
-    line("version", VERSION.to_owned());
-    let mode = *shared.mode.lock();
-    line("server_state", mode.name().to_owned());
-    if let Some(peer_state) = mode.peer_state() {
-        line("peer_state", peer_state.to_owned());
-    }
-    if let Some(status) = *shared.leader_status.lock() {
-        line("learners", status.learners.to_string());
-        line("synced_followers", status.synced_followers.to_string());
-        line("synced_non_voting_followers", "0".to_owned());
-        line("synced_observers", status.synced_observers.to_string());
-        line("pending_syncs", status.pending_syncs.to_string());
-    }
-    line("ephemerals_count", tree.ephemeral_count().to_string());
-    line("num_alive_connections", shared.registry.len().to_string());
-    line("avg_latency", format!("{:?}", latency.average()));
-    line("outstanding_requests", outstanding(shared).to_string());
-    line("znode_count", zookeeper_node_count(shared).to_string());
-    let sessions = shared.sessions.lock().sessions();
-    let local = sessions.iter().filter(|session| session.local).count();
-    line("global_sessions", (sessions.len() - local).to_string());
-    line("local_sessions", local.to_string());
-    line("packets_sent", shared.stats.packets_sent.load(Ordering::Relaxed).to_string());
-    line("packets_received", shared.stats.packets_received.load(Ordering::Relaxed).to_string());
-    line("watch_count", watch_count.to_string());
-    line("auth_failed_count", shared.stats.auth_failed.load(Ordering::Relaxed).to_string());
-    line("min_latency", latency.min.to_string());
-    line("max_latency", latency.max.to_string());
-    line("approximate_data_size", tree.approximate_data_size().to_string());
-    line("open_file_descriptor_count", open_fds.to_string());
-    line("uptime", shared.clock.now_ms().to_string());
-    let stats = &shared.stats;
-    let drop_chance = shared.connection_throttle.lock().drop_chance();
-    line("connection_drop_probability", format!("{drop_chance:?}"));
-    line("connection_rejected", stats.connection_rejected.load(Ordering::Relaxed).to_string());
-    line("connection_request_count", stats.connection_requests.load(Ordering::Relaxed).to_string());
-    let deficit = *stats.connection_token_deficit.lock();
-    line("avg_connection_token_deficit", format!("{:?}", deficit.average()));
-    line("min_connection_token_deficit", deficit.min.to_string());
-    line("max_connection_token_deficit", deficit.max.to_string());
-    line("cnt_connection_token_deficit", deficit.count.to_string());
-    line("sum_connection_token_deficit", deficit.total.to_string());
-    for (name, counter) in [
-        ("throttled_ops", &stats.throttled_ops),
-        ("stale_requests_dropped", &stats.stale_requests_dropped),
-        ("request_throttle_wait_count", &stats.request_throttle_wait_count),
-        ("large_requests_rejected", &stats.large_requests_rejected),
-    ] {
-        line(name, counter.load(Ordering::Relaxed).to_string());
-    }
-    quota_metrics(shared, out);
-}
-
-/// ZooKeeper's per-namespace quota metrics: for each top-level path component under
-/// which quotas are set, the sum of their limits (the hard limit where one is set, else
-/// the soft one, -1 for none, as ZooKeeper adds them) and of their usage, and how many
-/// writes there the hard limits refused.
-fn quota_metrics(shared: &Shared, out: &mut String) {
-    let mut sums: BTreeMap<(&str, String), i64> = BTreeMap::new();
-    let quotas = shared.database.tree().quotas();
-    for (quota_path, limits, usage) in &quotas {
-        let Some(namespace) = quota::namespace(quota_path) else {
-            continue;
-        };
-        let mut add = |metric: &'static str, value: i64| {
-            *sums.entry((metric, namespace.to_owned())).or_default() += value;
-        };
-        if let Some(limits) = limits {
-            add("quota_count_limit_per_namespace", limits.count_limit().map_or(-1, |l| l.value));
-            add("quota_bytes_limit_per_namespace", limits.byte_limit().map_or(-1, |l| l.value));
-        }
-        if let Some(usage) = usage {
-            add("quota_count_usage_per_namespace", usage.usage().count);
-            add("quota_bytes_usage_per_namespace", usage.usage().bytes);
-        }
-    }
-    for ((metric, namespace), value) in sums {
-        let _ = writeln!(out, "zk_{namespace}_{metric}\t{value}");
-    }
-    for (namespace, count) in shared.stats.quota_exceeded.lock().iter() {
-        let _ = writeln!(out, "zk_{namespace}_quota_exceeded_error_per_namespace\t{count}");
-    }
+    metrics::mntr(&metrics::collect(shared), out);
 }
 
 fn dump(shared: &Shared, out: &mut String) {

@@ -13,8 +13,10 @@ pub mod driver;
 pub mod four_letter;
 pub mod handshake;
 pub mod listener;
+pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
+pub mod prometheus;
 pub mod read_barrier;
 pub mod reads;
 pub mod registry;
@@ -443,6 +445,10 @@ pub async fn run_with_storage(
         );
         Some(listeners)
     };
+    let prometheus = match shared.config.prometheus_address {
+        Some(address) => Some(bind("Prometheus metrics", address, false).await?),
+        None => None,
+    };
     let reloading_member_tls = match &membership.links.security {
         PeerSecurity::Tls(tls, _) => Some(tokio::spawn(tls.clone().reload_on_change())),
         PeerSecurity::Plain => None,
@@ -460,6 +466,11 @@ pub async fn run_with_storage(
     // thread that awaits this function.
     let mut accepting = clients.accept(&shared)?;
     accepting.extend(reloading_member_tls);
+    if let Some(listener) = prometheus {
+        let address = listener.local_addr().map_err(ServerError::Listener)?;
+        tracing::info!(%address, "serving Prometheus metrics at /metrics");
+        accepting.push(tokio::spawn(prometheus::serve(shared.clone(), listener)));
+    }
     // Under systemd (Type=notify) the unit is ready now; elsewhere this does nothing.
     if let Err(err) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!(cause = %err, "cannot tell systemd the server is ready");

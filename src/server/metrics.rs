@@ -1,0 +1,269 @@
+//! The server's metrics under ZooKeeper's names, collected once for both ways ZooKeeper
+//! shows them: the `mntr` four-letter word (`zk_<name>\t<value>` lines, a summary as its
+//! `avg_`, `min_`, `max_`, `cnt_` and `sum_` lines, a per-namespace metric as
+//! `zk_<namespace>_<name>`) and the Prometheus text format that ZooKeeper's
+//! `PrometheusMetricsProvider` serves (a summary as `<name>_count` and `<name>_sum`, a
+//! per-namespace metric labelled `key="<namespace>"`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use crate::server::stats::Summary;
+use crate::server::Shared;
+use crate::tree::quota;
+
+/// One metric's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reading {
+    /// Text (`version`, `server_state`): `mntr` only.
+    Text(String),
+    /// A value that goes up and down; floats print as Java prints doubles.
+    Gauge(f64),
+    /// A count that only grows.
+    Counter(u64),
+    /// A distribution.
+    Summary(Summary),
+}
+
+/// A metric by ZooKeeper's name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// The name, without `mntr`'s `zk_`.
+    pub name: &'static str,
+    /// The namespace of a per-namespace metric (ZooKeeper's gauge sets).
+    pub namespace: Option<String>,
+    /// The value.
+    pub reading: Reading,
+}
+
+fn metric(name: &'static str, reading: Reading) -> Metric {
+    Metric { name, namespace: None, reading }
+}
+
+fn count(value: usize) -> Reading {
+    Reading::Gauge(value as f64)
+}
+
+fn counter(value: &std::sync::atomic::AtomicU64) -> Reading {
+    Reading::Counter(value.load(Ordering::Relaxed))
+}
+
+/// Every metric, in the order `mntr` shows them.
+pub fn collect(shared: &Shared) -> Vec<Metric> {
+    let stats = &shared.stats;
+    let latency = *stats.latency.lock();
+    let tree = shared.database.tree();
+    let watch_count = shared.database.data_watches().summary().watches
+        + shared.database.child_watches().summary().watches;
+    let open_fds = std::fs::read_dir("/proc/self/fd").map(|dir| dir.count()).unwrap_or(0);
+    let mut metrics = vec![metric("version", Reading::Text(super::four_letter::VERSION.into()))];
+    let mode = *shared.mode.lock();
+    metrics.push(metric("server_state", Reading::Text(mode.name().into())));
+    if let Some(peer_state) = mode.peer_state() {
+        metrics.push(metric("peer_state", Reading::Text(peer_state.into())));
+    }
+    if let Some(status) = *shared.leader_status.lock() {
+        metrics.push(metric("learners", count(status.learners)));
+        metrics.push(metric("synced_followers", count(status.synced_followers)));
+        metrics.push(metric("synced_non_voting_followers", count(0)));
+        metrics.push(metric("synced_observers", count(status.synced_observers)));
+        metrics.push(metric("pending_syncs", count(status.pending_syncs)));
+    }
+    let sessions = shared.sessions.lock().sessions();
+    let local = sessions.iter().filter(|session| session.local).count();
+    let drop_chance = shared.connection_throttle.lock().drop_chance();
+    let in_process = super::four_letter::outstanding(shared);
+    metrics.extend([
+        metric("ephemerals_count", count(tree.ephemeral_count())),
+        metric("num_alive_connections", count(shared.registry.len())),
+        metric("avg_latency", Reading::Gauge(latency.average())),
+        metric("outstanding_requests", Reading::Gauge(in_process as f64)),
+        metric("znode_count", count(super::four_letter::zookeeper_node_count(shared))),
+        metric("global_sessions", count(sessions.len() - local)),
+        metric("local_sessions", count(local)),
+        metric("packets_sent", counter(&stats.packets_sent)),
+        metric("packets_received", counter(&stats.packets_received)),
+        metric("watch_count", count(watch_count)),
+        metric("auth_failed_count", counter(&stats.auth_failed)),
+        metric("min_latency", Reading::Gauge(latency.min as f64)),
+        metric("max_latency", Reading::Gauge(latency.max as f64)),
+        metric("approximate_data_size", Reading::Gauge(tree.approximate_data_size() as f64)),
+        metric("open_file_descriptor_count", count(open_fds)),
+        metric("uptime", Reading::Gauge(shared.clock.now_ms() as f64)),
+        metric("connection_drop_probability", Reading::Gauge(drop_chance)),
+        metric("connection_rejected", counter(&stats.connection_rejected)),
+        metric("connection_request_count", counter(&stats.connection_requests)),
+        metric(
+            "connection_token_deficit",
+            Reading::Summary(*stats.connection_token_deficit.lock()),
+        ),
+        metric("throttled_ops", counter(&stats.throttled_ops)),
+        metric("stale_requests_dropped", counter(&stats.stale_requests_dropped)),
+        metric("request_throttle_wait_count", counter(&stats.request_throttle_wait_count)),
+        metric("large_requests_rejected", counter(&stats.large_requests_rejected)),
+    ]);
+    quota_metrics(shared, &mut metrics);
+    metrics
+}
+
+/// ZooKeeper's per-namespace quota metrics: for each top-level path component under
+/// which quotas are set, the sum of their limits (the hard limit where one is set, else
+/// the soft one, -1 for none, as ZooKeeper adds them) and of their usage, and how many
+/// writes there the hard limits refused.
+fn quota_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
+    let mut sums: BTreeMap<(&'static str, String), i64> = BTreeMap::new();
+    for (quota_path, limits, usage) in shared.database.tree().quotas() {
+        let Some(namespace) = quota::namespace(&quota_path) else {
+            continue;
+        };
+        let mut add = |name: &'static str, value: i64| {
+            *sums.entry((name, namespace.to_owned())).or_default() += value;
+        };
+        if let Some(limits) = limits {
+            add("quota_count_limit_per_namespace", limits.count_limit().map_or(-1, |l| l.value));
+            add("quota_bytes_limit_per_namespace", limits.byte_limit().map_or(-1, |l| l.value));
+        }
+        if let Some(usage) = usage {
+            add("quota_count_usage_per_namespace", usage.usage().count);
+            add("quota_bytes_usage_per_namespace", usage.usage().bytes);
+        }
+    }
+    for ((name, namespace), value) in sums {
+        let reading = Reading::Gauge(value as f64);
+        metrics.push(Metric { name, namespace: Some(namespace), reading });
+    }
+    for (namespace, refused) in shared.stats.quota_exceeded.lock().iter() {
+        let reading = Reading::Counter(*refused);
+        let name = "quota_exceeded_error_per_namespace";
+        metrics.push(Metric { name, namespace: Some(namespace.clone()), reading });
+    }
+}
+
+/// A double as Java prints it in `mntr`: integral values without a fraction.
+fn java_number(value: f64, integral: bool) -> String {
+    if integral && value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value:?}")
+    }
+}
+
+/// The metrics as `mntr` lines.
+pub fn mntr(metrics: &[Metric], out: &mut String) {
+    for metric in metrics {
+        let name = match &metric.namespace {
+            Some(namespace) => format!("{namespace}_{}", metric.name),
+            None => metric.name.to_owned(),
+        };
+        let _ = match &metric.reading {
+            Reading::Text(text) => writeln!(out, "zk_{name}\t{text}"),
+            Reading::Gauge(value) => {
+                // ZooKeeper prints these averages and probabilities as doubles.
+                let integral =
+                    !matches!(metric.name, "avg_latency" | "connection_drop_probability");
+                writeln!(out, "zk_{name}\t{}", java_number(*value, integral))
+            }
+            Reading::Counter(value) => writeln!(out, "zk_{name}\t{value}"),
+            Reading::Summary(summary) => writeln!(
+                out,
+                "zk_avg_{name}\t{:?}\nzk_min_{name}\t{}\nzk_max_{name}\t{}\nzk_cnt_{name}\t{}\n\
+                 zk_sum_{name}\t{}",
+                summary.average(),
+                summary.min,
+                summary.max,
+                summary.count,
+                summary.total
+            ),
+        };
+    }
+}
+
+/// The metrics in the Prometheus text format (version 0.0.4), one `# TYPE` line per
+/// name.
+pub fn prometheus(metrics: &[Metric], out: &mut String) {
+    let mut typed = std::collections::BTreeSet::new();
+    for metric in metrics {
+        let name = metric.name;
+        let kind = match metric.reading {
+            Reading::Text(_) => continue,
+            Reading::Gauge(_) => "gauge",
+            Reading::Counter(_) => "counter",
+            Reading::Summary(_) => "summary",
+        };
+        if typed.insert(name) {
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+        }
+        let labels = metric
+            .namespace
+            .as_ref()
+            .map(|namespace| format!("{{key=\"{}\"}}", escape_label(namespace)))
+            .unwrap_or_default();
+        let _ = match &metric.reading {
+            Reading::Text(_) => Ok(()),
+            Reading::Gauge(value) => writeln!(out, "{name}{labels} {value:?}"),
+            Reading::Counter(value) => writeln!(out, "{name}{labels} {value}"),
+            Reading::Summary(summary) => writeln!(
+                out,
+                "{name}_count{labels} {}\n{name}_sum{labels} {}",
+                summary.count, summary.total
+            ),
+        };
+    }
+}
+
+/// A label value with the Prometheus text format's escapes.
+fn escape_label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<Metric> {
+        let mut deficit = Summary::default();
+        deficit.record(2);
+        deficit.record(4);
+        vec![
+            metric("version", Reading::Text("3.8.4-zkrs".into())),
+            metric("znode_count", Reading::Gauge(5.0)),
+            metric("avg_latency", Reading::Gauge(0.0)),
+            metric("packets_sent", Reading::Counter(7)),
+            metric("connection_token_deficit", Reading::Summary(deficit)),
+            Metric {
+                name: "quota_count_limit_per_namespace",
+                namespace: Some("app".into()),
+                reading: Reading::Gauge(3.0),
+            },
+        ]
+    }
+
+    #[test]
+    fn mntr_prints_zookeepers_lines() {
+        let mut out = String::new();
+        mntr(&sample(), &mut out);
+        assert_eq!(
+            out,
+            "zk_version\t3.8.4-zkrs\nzk_znode_count\t5\nzk_avg_latency\t0.0\nzk_packets_sent\t7\n\
+             zk_avg_connection_token_deficit\t3.0\nzk_min_connection_token_deficit\t2\n\
+             zk_max_connection_token_deficit\t4\nzk_cnt_connection_token_deficit\t2\n\
+             zk_sum_connection_token_deficit\t6\nzk_app_quota_count_limit_per_namespace\t3\n"
+        );
+    }
+
+    #[test]
+    fn prometheus_types_each_name_once_and_labels_namespaces() {
+        let mut out = String::new();
+        prometheus(&sample(), &mut out);
+        assert_eq!(
+            out,
+            "# TYPE znode_count gauge\nznode_count 5.0\n# TYPE avg_latency gauge\n\
+             avg_latency 0.0\n# TYPE packets_sent counter\npackets_sent 7\n\
+             # TYPE connection_token_deficit summary\nconnection_token_deficit_count 2\n\
+             connection_token_deficit_sum 6\n# TYPE quota_count_limit_per_namespace gauge\n\
+             quota_count_limit_per_namespace{key=\"app\"} 3.0\n"
+        );
+        assert_eq!(escape_label("a\"b\\c"), "a\\\"b\\\\c");
+    }
+}
