@@ -646,6 +646,9 @@ impl<'a> Session<'a> {
         let latency_ms = now_ms.saturating_sub(received_ms);
         self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
         self.shared.stats.latency.lock().record(latency_ms);
+        if request.reads_tree() {
+            self.shared.stats.read_latency.lock().record(latency_ms);
+        }
         let mut stats = self.connection.stats.lock();
         stats.last_op = short_op_name(request.op());
         stats.last_cxid = i64::from(xid);

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
-use crate::server::stats::Summary;
+use crate::server::stats::{LatencySummary, Summary};
 use crate::server::Shared;
 use crate::tree::quota;
 
@@ -24,7 +24,16 @@ pub enum Reading {
     Counter(u64),
     /// A distribution.
     Summary(Summary),
+    /// A distribution with percentiles over its latest values.
+    Latency(LatencySummary),
 }
+
+/// The percentiles `mntr` shows of a latency, as ZooKeeper names them.
+const MNTR_PERCENTILES: [(&str, f64); 4] =
+    [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)];
+
+/// The quantiles ZooKeeper's Prometheus summaries carry.
+const PROMETHEUS_QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
 
 /// A metric by ZooKeeper's name.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +111,8 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
         metric("stale_requests_dropped", counter(&stats.stale_requests_dropped)),
         metric("request_throttle_wait_count", counter(&stats.request_throttle_wait_count)),
         metric("large_requests_rejected", counter(&stats.large_requests_rejected)),
+        metric("readlatency", Reading::Latency(stats.read_latency.lock().clone())),
+        metric("updatelatency", Reading::Latency(stats.update_latency.lock().clone())),
     ]);
     quota_metrics(shared, &mut metrics);
     metrics
@@ -165,18 +176,29 @@ pub fn mntr(metrics: &[Metric], out: &mut String) {
                 writeln!(out, "zk_{name}\t{}", java_number(*value, integral))
             }
             Reading::Counter(value) => writeln!(out, "zk_{name}\t{value}"),
-            Reading::Summary(summary) => writeln!(
-                out,
-                "zk_avg_{name}\t{:?}\nzk_min_{name}\t{}\nzk_max_{name}\t{}\nzk_cnt_{name}\t{}\n\
-                 zk_sum_{name}\t{}",
-                summary.average(),
-                summary.min,
-                summary.max,
-                summary.count,
-                summary.total
-            ),
+            Reading::Summary(summary) => summary_lines(&name, summary, out),
+            Reading::Latency(latency) => {
+                let _ = summary_lines(&name, &latency.summary, out);
+                MNTR_PERCENTILES.iter().try_for_each(|(label, quantile)| {
+                    writeln!(out, "zk_{label}_{name}\t{}", latency.percentile(*quantile))
+                })
+            }
         };
     }
+}
+
+/// A summary's `mntr` lines.
+fn summary_lines(name: &str, summary: &Summary, out: &mut String) -> std::fmt::Result {
+    writeln!(
+        out,
+        "zk_avg_{name}\t{:?}\nzk_min_{name}\t{}\nzk_max_{name}\t{}\nzk_cnt_{name}\t{}\n\
+         zk_sum_{name}\t{}",
+        summary.average(),
+        summary.min,
+        summary.max,
+        summary.count,
+        summary.total
+    )
 }
 
 /// The metrics in the Prometheus text format (version 0.0.4), one `# TYPE` line per
@@ -189,7 +211,7 @@ pub fn prometheus(metrics: &[Metric], out: &mut String) {
             Reading::Text(_) => continue,
             Reading::Gauge(_) => "gauge",
             Reading::Counter(_) => "counter",
-            Reading::Summary(_) => "summary",
+            Reading::Summary(_) | Reading::Latency(_) => "summary",
         };
         if typed.insert(name) {
             let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -208,6 +230,14 @@ pub fn prometheus(metrics: &[Metric], out: &mut String) {
                 "{name}_count{labels} {}\n{name}_sum{labels} {}",
                 summary.count, summary.total
             ),
+            Reading::Latency(latency) => {
+                for quantile in PROMETHEUS_QUANTILES {
+                    let value = latency.percentile(quantile);
+                    let _ = writeln!(out, "{name}{{quantile=\"{quantile}\"}} {value}");
+                }
+                let summary = &latency.summary;
+                writeln!(out, "{name}_count {}\n{name}_sum {}", summary.count, summary.total)
+            }
         };
     }
 }

@@ -63,12 +63,55 @@ impl Summary {
         self.count += 1;
     }
 
-    /// The average, 0 before any measurement.
+    /// The average rounded to 4 decimal places, half up, as ZooKeeper's
+    /// `AvgMinMaxCounter.getAvg` gives it; 0 before any measurement.
     pub fn average(&self) -> f64 {
         if self.count == 0 {
             0.0
         } else {
-            self.total as f64 / self.count as f64
+            (self.total as f64 / self.count as f64 * 10_000.0).round() / 10_000.0
+        }
+    }
+}
+
+/// Values a latency summary keeps for its percentiles (ZooKeeper's reservoir holds 1028).
+const LATENCY_SAMPLES: usize = 1024;
+
+/// A [`Summary`] with percentiles over the latest values, as ZooKeeper's
+/// `AvgMinMaxPercentileCounter` keeps `readlatency` and `updatelatency`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatencySummary {
+    /// Over every value.
+    pub summary: Summary,
+    /// The latest values, oldest first.
+    recent: std::collections::VecDeque<u64>,
+}
+
+impl LatencySummary {
+    /// Adds one measurement.
+    pub fn record(&mut self, value: u64) {
+        self.summary.record(value);
+        if self.recent.len() == LATENCY_SAMPLES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(value);
+    }
+
+    /// The value at `quantile` of the latest values, as the Dropwizard snapshot
+    /// ZooKeeper uses computes it (interpolating, then truncated), 0 before any.
+    pub fn percentile(&self, quantile: f64) -> u64 {
+        let mut values: Vec<u64> = self.recent.iter().copied().collect();
+        values.sort_unstable();
+        let position = quantile * (values.len() + 1) as f64;
+        let index = position as usize;
+        match values.as_slice() {
+            [] => 0,
+            [first, ..] if index < 1 => *first,
+            [.., last] if index >= values.len() => *last,
+            _ => {
+                let (lower, upper) = (values[index - 1] as f64, values[index] as f64);
+                (lower + position.fract() * (upper - lower)) as u64
+            }
         }
     }
 }
@@ -82,6 +125,10 @@ pub struct ServerStats {
     pub packets_sent: AtomicU64,
     /// Request latencies, in milliseconds.
     pub latency: Mutex<Summary>,
+    /// Latencies of reads, in milliseconds (`readlatency`).
+    pub read_latency: Mutex<LatencySummary>,
+    /// Latencies of writes, in milliseconds (`updatelatency`).
+    pub update_latency: Mutex<LatencySummary>,
     /// Failed authentications.
     pub auth_failed: AtomicU64,
     /// Handshakes the connection throttle refused (`connection_rejected`).
@@ -106,11 +153,13 @@ pub struct ServerStats {
 }
 
 impl ServerStats {
-    /// `srst`: resets latency and packet counters.
+    /// `srst`: resets the latencies and packet counters.
     pub fn reset(&self) {
         self.packets_received.store(0, Ordering::Relaxed);
         self.packets_sent.store(0, Ordering::Relaxed);
         *self.latency.lock() = Summary::default();
+        *self.read_latency.lock() = LatencySummary::default();
+        *self.update_latency.lock() = LatencySummary::default();
     }
 }
 
@@ -148,5 +197,29 @@ mod tests {
         latency.record(9);
         assert_eq!((latency.min, latency.max, latency.count), (2, 9, 3));
         assert_eq!(latency.average(), 5.0);
+        latency.record(0);
+        latency.record(0);
+        assert_eq!(latency.average(), 3.0);
+        latency.record(0);
+        // 15 / 6 = 2.5; 11 / 3 = 3.6666... prints as ZooKeeper's 3.6667.
+        let mut thirds = Summary::default();
+        [1, 4, 6].into_iter().for_each(|value| thirds.record(value));
+        assert_eq!(format!("{:?}", thirds.average()), "3.6667");
+    }
+
+    #[test]
+    fn percentiles_interpolate_over_the_latest_values_as_dropwizard_does() {
+        let mut latency = LatencySummary::default();
+        assert_eq!(latency.percentile(0.5), 0);
+        [1, 4, 6].into_iter().for_each(|value| latency.record(value));
+        // ZooKeeper 3.8 printed p50 4, p95 6, p99 6, p999 6 for these three updates.
+        let printed: Vec<u64> =
+            [0.5, 0.95, 0.99, 0.999].map(|quantile| latency.percentile(quantile)).to_vec();
+        assert_eq!(printed, [4, 6, 6, 6]);
+        for value in 0..5000 {
+            latency.record(value);
+        }
+        assert_eq!(latency.summary.count, 5003);
+        assert!(latency.percentile(0.0) >= 5000 - 1024, "only the latest values count");
     }
 }

@@ -56,6 +56,12 @@ def test_metrics_parse_with_zookeepers_names_and_agree_with_mntr(exporting):
     usage = families["quota_count_usage_per_namespace"].samples[0]
     assert usage.labels == {"key": "app"} and usage.value == 2.0
     assert "version" not in families and "server_state" not in families
+    for name, prefix in [("readlatency", "zk_"), ("updatelatency", "zk_")]:
+        samples = {(s.name, s.labels.get("quantile")): s.value for s in families[name].samples}
+        assert families[name].type == "summary"
+        assert samples[(name + "_count", None)] == float(monitored["zk_cnt_" + name]) > 0
+        assert (name, "0.99") in samples and (name, "0.5") in samples
+        assert prefix + "p999_" + name in monitored
     client.stop()
 
 

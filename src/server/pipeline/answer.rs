@@ -207,6 +207,9 @@ fn deliver(shared: &Shared, connection: &Connection, reply: Reply) {
     let latency_ms = now_ms.saturating_sub(received_ms);
     shared.stats.packets_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     shared.stats.latency.lock().record(latency_ms);
+    if op != jute::OpCode::Sync {
+        shared.stats.update_latency.lock().record(latency_ms);
+    }
     {
         let mut stats = connection.stats.lock();
         stats.last_op = crate::server::stats::short_op_name(op);
