@@ -258,12 +258,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
     loop {
         session.dispatch().await?;
         let ticket = session.reads.waiting.map(|(ticket, _)| ticket);
+        let outstanding = session.queue.len() as u64 + connection.writes_in_flight();
         let readable = session.queue.len() < QUEUED_REQUESTS_MAX
-            && request_throttle::may_read(
-                throttle,
-                shared.registry.load(),
-                connection.outstanding(),
-            );
+            && request_throttle::may_read(throttle, shared.registry.load(), outstanding);
         tokio::select! {
             biased;
             () = connection.closing() => return Ok(()),

@@ -39,8 +39,6 @@ pub struct Connection {
     writes_submitted: AtomicU64,
     writes_completed: AtomicU64,
     write_completed: Notify,
-    /// Requests read from the client and not yet handed on or answered.
-    queued: AtomicU64,
     /// The server-wide sums this connection adds to.
     load: Arc<Load>,
     close_requested: AtomicBool,
@@ -107,22 +105,15 @@ impl Connection {
         self.load.in_process.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Counts a request read from the client, to be handed on or answered later.
+    /// Counts a request read from the client, to be handed on or answered later (the
+    /// connection's [`crate::server::request_queue::RequestQueue`] keeps the count).
     pub fn queue_request(&self) {
-        self.queued.fetch_add(1, Ordering::Relaxed);
         self.load.queued.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a queued request handed on, answered or dropped.
     pub fn dequeue_request(&self) {
-        self.queued.fetch_sub(1, Ordering::Relaxed);
         self.load.queued.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Requests read from this client and not yet answered (ZooKeeper's
-    /// `outstandingCount` of a connection).
-    pub fn outstanding(&self) -> u64 {
-        self.queued.load(Ordering::Relaxed) + self.writes_in_flight()
     }
 
     /// Writes handed to the driver so far.
@@ -184,13 +175,12 @@ pub struct ConnectionLimits {
 }
 
 impl Drop for Connection {
-    /// Takes what the connection still counts out of the server-wide sums: writes whose
-    /// replies will never come (their member lost its role), requests never handed on.
+    /// Takes the writes whose replies will never come (their member lost its role) out
+    /// of the server-wide sums. Requests never handed on went with the connection's queue.
     fn drop(&mut self) {
         let in_flight = self.writes_in_flight();
         self.load.in_process.fetch_sub(in_flight, Ordering::AcqRel);
         self.load.give_back(in_flight);
-        self.load.queued.fetch_sub(*self.queued.get_mut(), Ordering::Relaxed);
     }
 }
 
@@ -210,13 +200,6 @@ pub struct Load {
 /// keeps until the write completes. Empty when the request throttle is off.
 #[derive(Debug)]
 pub struct WritePermit<'a>(Option<SemaphorePermit<'a>>);
-
-impl WritePermit<'_> {
-    /// The permit of a server without a request throttle.
-    pub fn unthrottled() -> WritePermit<'static> {
-        WritePermit(None)
-    }
-}
 
 impl Load {
     /// A load whose writes in process are limited to `max_requests` (0: no limit).
@@ -318,7 +301,6 @@ impl Registry {
             writes_submitted: AtomicU64::new(0),
             writes_completed: AtomicU64::new(0),
             write_completed: Notify::new(),
-            queued: AtomicU64::new(0),
             load: self.load.clone(),
             close_requested: AtomicBool::new(false),
             close: Notify::new(),

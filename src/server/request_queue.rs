@@ -86,6 +86,9 @@ impl<'a> RequestQueue<'a> {
 
     /// Gives back the large-request bytes of writes answered since the last call.
     pub fn release_answered_writes(&mut self) {
+        if self.large_writes.is_empty() {
+            return;
+        }
         let completed = self.connection.writes_completed();
         while let Some(&(submitted, large)) = self.large_writes.front() {
             if submitted > completed {

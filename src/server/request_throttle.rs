@@ -93,7 +93,8 @@ impl LargeRequests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::registry::{ConnectionLimits, Registry, WritePermit};
+    use crate::server::registry::{ConnectionLimits, Registry};
+    use crate::server::request_queue::{Queued, RequestQueue};
 
     fn settings(max_requests: u64) -> RequestThrottleSettings {
         RequestThrottleSettings {
@@ -123,15 +124,20 @@ mod tests {
         let limits = ConnectionLimits { per_ip_max: 0, total_max: 0 };
         let peer = "127.0.0.1:5000".parse().expect("address");
         let connection = registry.open(peer, limits, 0).expect("opened");
+        let large = LargeRequests::default();
+        let mut queue = RequestQueue::new(&connection, &large);
         assert!(may_read(&settings, registry.load(), 5), "nothing outstanding server-wide");
-        for _ in 0..3 {
-            connection.queue_request();
+        for xid in 0..3 {
+            let request = Ok(crate::proto::Request::Ping);
+            let frame = bytes::Bytes::new();
+            queue.push_back(Queued { xid, request, received_ms: 0, frame, large: 0 });
         }
         assert!(!may_read(&settings, registry.load(), 1), "3 queued, past the limit of 2");
         assert!(may_read(&settings, registry.load(), 0), "a connection with nothing outstanding");
-        connection.dequeue_request();
-        connection.submit_write(WritePermit::unthrottled());
+        queue.pop_answered();
+        connection.submit_write(registry.load().try_permit().expect("no throttle"));
         assert!(may_read(&settings, registry.load(), 1), "2 queued and 1 in process");
+        drop(queue);
         registry.close(&connection);
         drop(connection);
         let load = registry.load();
