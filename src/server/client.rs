@@ -29,7 +29,7 @@ use crate::proto::{Frame, Request, RequestError};
 use crate::sasl::{DigestError, DigestMd5Server, Step};
 use crate::server::client_frame::{check_length, ClientFrames, FrameError, FrameTooLong};
 use crate::server::handshake::{admit, Admission, Refusal};
-use crate::server::listener::{Security, TLS_HANDSHAKE_RECORD};
+use crate::server::listener::{opening, Opening, Security, TLS_HANDSHAKE_RECORD};
 use crate::server::pipeline::Input;
 use crate::server::read_barrier::{Finished, Passage, ReadBarrier, Ticket};
 use crate::server::reads;
@@ -160,12 +160,10 @@ async fn accept_tls(
     tls: &ServerTls,
     stream: TcpStream,
 ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, ConnectionError> {
-    let mut first = [0u8; 1];
-    let peeked = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first))
-        .await
-        .map_err(|_| ConnectionError::TlsHandshakeTimeout(HANDSHAKE_TIMEOUT))??;
-    if peeked == 1 && first[0] != TLS_HANDSHAKE_RECORD {
-        return Err(ConnectionError::PlaintextOnTlsPort);
+    match opening(&stream, HANDSHAKE_TIMEOUT).await? {
+        Opening::Silent => return Err(ConnectionError::TlsHandshakeTimeout(HANDSHAKE_TIMEOUT)),
+        Opening::Plain => return Err(ConnectionError::PlaintextOnTlsPort),
+        Opening::Tls | Opening::Nothing => {}
     }
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
     let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))

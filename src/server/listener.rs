@@ -14,6 +14,35 @@ use crate::tls::ServerTls;
 /// 16 MiB) or a four-letter word's first letter, never this.
 pub const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
+/// What a new connection opens with: the one test by which every port that may speak
+/// TLS (client ports, unified or not, and the members' ports) tells TLS from plain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// A TLS handshake.
+    Tls,
+    /// Anything else.
+    Plain,
+    /// The other end hung up before sending anything.
+    Nothing,
+    /// Nothing came in time.
+    Silent,
+}
+
+/// Peeks at `stream`'s first byte, waiting up to `wait` for it.
+///
+/// # Errors
+/// When the connection fails.
+pub async fn opening(stream: &TcpStream, wait: Duration) -> std::io::Result<Opening> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(wait, stream.peek(&mut first)).await {
+        Ok(Ok(0)) => Ok(Opening::Nothing),
+        Ok(Ok(_)) if first[0] == TLS_HANDSHAKE_RECORD => Ok(Opening::Tls),
+        Ok(Ok(_)) => Ok(Opening::Plain),
+        Ok(Err(err)) => Err(err),
+        Err(_) => Ok(Opening::Silent),
+    }
+}
+
 /// What a client port speaks.
 #[derive(Debug, Clone)]
 pub enum Security {
@@ -35,11 +64,8 @@ impl Security {
             Security::Tls(tls) => Some(tls.clone()),
             Security::Unified(tls) => {
                 let wait = Duration::from_millis(tls.settings().handshake_detection_timeout_ms);
-                let mut first = [0u8; 1];
-                match tokio::time::timeout(wait, stream.peek(&mut first)).await {
-                    Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => Some(tls.clone()),
-                    _ => None,
-                }
+                let opens_tls = matches!(opening(stream, wait).await, Ok(Opening::Tls));
+                opens_tls.then(|| tls.clone())
             }
         }
     }

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 
 use crate::config::tls::QuorumTls;
-use crate::server::listener::TLS_HANDSHAKE_RECORD;
+use crate::server::listener::{opening, Opening};
 use crate::tls::peers::verify_names;
 use crate::tls::ServerTls;
 
@@ -85,12 +85,11 @@ impl PeerSecurity {
         };
         let takes_plain = settings.port_unification || !settings.dial_tls;
         let wait = Duration::from_millis(tls.settings().handshake_detection_timeout_ms);
-        let mut first = [0u8; 1];
-        let opens_tls = match tokio::time::timeout(wait, stream.peek(&mut first)).await {
-            Ok(Ok(1)) => first[0] == TLS_HANDSHAKE_RECORD,
-            Ok(Ok(_)) => return Err(refused("the member hung up")),
-            Ok(Err(err)) => return Err(err),
-            Err(_) => !takes_plain,
+        let opens_tls = match opening(&stream, wait).await? {
+            Opening::Tls => true,
+            Opening::Plain => false,
+            Opening::Nothing => return Err(refused("the member hung up")),
+            Opening::Silent => !takes_plain,
         };
         if !opens_tls {
             return if takes_plain {
