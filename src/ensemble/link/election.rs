@@ -18,7 +18,10 @@ use tokio::time::Instant;
 use tokio_util::codec::{Encoder, FramedRead};
 
 use super::stream::{is_refusal, PeerReader, PeerStream};
-use super::{accept_each, authenticate, LinkConfig, LinkEvent, PeerAddresses, CONNECT_TIMEOUT};
+use super::{
+    accept_each, authenticate, LinkConfig, LinkEvent, PeerAddresses, CONNECT_TIMEOUT,
+    SECURE_TIMEOUT,
+};
 use crate::config::quorum_sasl::QuorumSasl;
 use crate::ensemble::frame::PeerFrame;
 use crate::ensemble::zookeeper::election::{
@@ -30,9 +33,6 @@ use crate::zab::{Message, Notification, ServerId};
 const REDIAL_PAUSES_MS: [u64; 4] = [50, 100, 250, 500];
 /// Least time between two calls asking a member with a higher id to dial back.
 const PROMPT_PAUSE: Duration = Duration::from_millis(250);
-/// How long a dialling member may take to introduce itself and, under
-/// `quorum.auth.enableSasl`, to authenticate.
-const SASL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the acceptor reaches one member's election link.
 pub(super) struct ElectionHandle {
@@ -284,7 +284,7 @@ pub(super) async fn accept(
         let (links, config) = (links.clone(), config.clone());
         async move {
             let introduced = tokio::time::timeout(
-                SASL_TIMEOUT,
+                SECURE_TIMEOUT,
                 read_initial_message(stream, config.sasl.as_deref()),
             )
             .await;

@@ -45,8 +45,9 @@ use crate::zab::{Message, Notification, ServerId};
 
 /// How long a dial, or a dialled member's introduction, may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a member dialling in may take to secure its connection: TLS's handshake,
-/// after up to `ssl.quorum.handshakeDetectionTimeoutMillis` waiting for its first byte.
+/// How long a member dialling in may take to secure its connection (TLS's handshake,
+/// after up to `ssl.quorum.handshakeDetectionTimeoutMillis` waiting for its first byte),
+/// and then to introduce itself and authenticate under `quorum.auth.enableSasl`.
 const SECURE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes of frames waiting for one member's quorum connection. A frame that would
 /// pass it disconnects the member instead (one frame alone may be larger).

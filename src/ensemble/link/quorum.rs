@@ -23,7 +23,7 @@ use tokio_util::codec::{Decoder, FramedRead};
 use super::stream::{is_refusal, PeerReader, PeerStream, PeerWriter};
 use super::{
     accept_each, authenticate, Item, LinkConfig, LinkEvent, Outgoing, PeerAddresses, Streamed,
-    CONNECT_TIMEOUT,
+    CONNECT_TIMEOUT, SECURE_TIMEOUT,
 };
 use crate::ensemble::frame::PeerFrame;
 use crate::ensemble::zookeeper::leader::{self, LeaderSide};
@@ -44,8 +44,6 @@ const DIAL_PAUSE: Duration = Duration::from_millis(100);
 const TOUCHES_MAX: usize = 1 << 20;
 /// Bytes of packets gathered before they are written.
 const WRITE_BATCH_BYTES: usize = 1 << 20;
-/// How long a learner may take to authenticate under `quorum.auth.enableSasl`.
-const SASL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection a learner dialled to this member, with the FOLLOWERINFO or OBSERVERINFO
 /// it opened with and what was read after it.
@@ -635,7 +633,7 @@ pub(super) async fn accept(
             let mut read = BytesMut::new();
             if let Some(sasl) = &config.sasl {
                 let authenticated = authenticate::as_server(&mut stream, sasl, &mut read);
-                match tokio::time::timeout(SASL_TIMEOUT, authenticated).await {
+                match tokio::time::timeout(SECURE_TIMEOUT, authenticated).await {
                     Ok(Ok(())) => {}
                     Ok(Err(err)) => {
                         tracing::warn!(%address, cause = %err, "a learner refused; closing it");
