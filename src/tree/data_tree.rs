@@ -198,17 +198,23 @@ impl DataTree {
             return self.node_count().saturating_sub(1);
         }
         let mut count = 0;
+        self.for_each_descendant(path, |_, _| count += 1);
+        count
+    }
+
+    /// Calls `f` with every node below `path` (not `path` itself) and its parent's path,
+    /// holding one child table's lock at a time; `f` must not touch the tree.
+    fn for_each_descendant(&self, path: &str, mut f: impl FnMut(&str, &Node)) {
         let mut pending = vec![children_key(path).to_owned()];
         while let Some(parent) = pending.pop() {
             let Some(table) = self.tables.get(parent.as_str()) else {
                 continue;
             };
-            count += table.len();
-            for name in table.names() {
-                pending.push(child_path(&parent, name));
+            for child in table.iter() {
+                f(&parent, child);
+                pending.push(child_path(&parent, &child.name));
             }
         }
-        count
     }
 
     /// The ACL list behind an id.
@@ -525,18 +531,7 @@ impl DataTree {
             return Usage::default();
         };
         let mut usage = own;
-        let mut pending = vec![children_key(path).to_owned()];
-        while let Some(parent) = pending.pop() {
-            let Some(table) = self.tables.get(parent.as_str()) else {
-                continue;
-            };
-            for name in table.names() {
-                if let Some(child) = table.get(&self.hasher, name) {
-                    usage += Usage::node(child.data_len());
-                }
-                pending.push(child_path(&parent, name));
-            }
-        }
+        self.for_each_descendant(path, |_, child| usage += Usage::node(child.data_len()));
         usage
     }
 
@@ -544,17 +539,13 @@ impl DataTree {
     /// snapshot (`DataTree.setupQuota`).
     pub fn setup_quotas(&self) {
         let mut found = BTreeSet::new();
-        let mut pending = vec![quota::QUOTA_ROOT.to_owned()];
-        while let Some(parent) = pending.pop() {
-            for name in self.children(&parent) {
-                if name == quota::LIMITS_NODE {
-                    if let Some(quota_path) = quota::quota_path_of(&parent) {
-                        found.insert(quota_path.to_owned());
-                    }
+        self.for_each_descendant(quota::QUOTA_ROOT, |parent, node| {
+            if node.name == quota::LIMITS_NODE {
+                if let Some(quota_path) = quota::quota_path_of(parent) {
+                    found.insert(quota_path.to_owned());
                 }
-                pending.push(child_path(&parent, &name));
             }
-        }
+        });
         for quota_path in &found {
             self.refresh_quota_usage(quota_path);
         }
