@@ -51,7 +51,7 @@ class Ensemble:
             )
             with open(self.config(i), "w") as f:
                 f.write(
-                    "tickTime=%d\ninitLimit=10\nsyncLimit=5\ndataDir=%s\nclientPort=%d\n"
+                    "tickTime=%d\ninitLimit=10\nsyncLimit=5\ndataDir=%s\nadmin.enableServer=false\nclientPort=%d\n"
                     "clientPortAddress=127.0.0.1\nmaxClientCnxns=0\nforceSync=yes\n"
                     "admin.enableServer=false\n4lw.commands.whitelist=*\n%s"
                     % (tick_ms, data, self.port(i), servers)

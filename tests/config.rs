@@ -39,7 +39,7 @@ fn a_tls_file_whose_key_store_cannot_be_read_refuses_to_start_with_exit_2() {
     let mut server = launch(
         &dir,
         &format!(
-            "tickTime=2000\ndataDir={}\nsecureClientPort={secure_port}\n\
+            "tickTime=2000\ndataDir={}\nadmin.enableServer=false\nsecureClientPort={secure_port}\n\
              serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
              ssl.keyStore.location=/etc/zookeeper/keystore.jks\nssl.keyStore.password=pw\n",
             dir.join("data").display()
@@ -59,7 +59,7 @@ fn a_sasl_provider_without_a_jaas_file_refuses_to_start_with_exit_2() {
     let mut server = launch(
         &dir,
         &format!(
-            "tickTime=2000\ndataDir={}\nclientPort={}\n\
+            "tickTime=2000\ndataDir={}\nadmin.enableServer=false\nclientPort={}\n\
              authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
             dir.join("data").display(),
             free_port()
@@ -74,11 +74,60 @@ fn a_sasl_provider_without_a_jaas_file_refuses_to_start_with_exit_2() {
 }
 
 #[test]
+fn an_https_admin_server_refuses_to_start_rather_than_serve_plain_http() {
+    let dir = scratch_dir("admin-https");
+    let mut server = launch(
+        &dir,
+        &format!(
+            "tickTime=2000\ndataDir={}\nclientPort={}\nadmin.serverPort={}\n\
+             admin.forceHttps=true\n",
+            dir.join("data").display(),
+            free_port(),
+            free_port()
+        ),
+        &[],
+    );
+    let status = server.wait_exit();
+    let log = server.log();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(log.contains("admin.forceHttps (security"), "{log}");
+    assert!(!log.contains("serving clients"), "{log}");
+}
+
+#[test]
+fn a_standalone_server_whose_admin_port_is_taken_stops_as_zookeeper_does() {
+    let dir = scratch_dir("admin-taken");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port();
+    let mut server = launch(
+        &dir,
+        &format!(
+            "tickTime=2000\ndataDir={}\nclientPort={}\nadmin.serverAddress=127.0.0.1\n\
+             admin.serverPort={port}\n",
+            dir.join("data").display(),
+            free_port()
+        ),
+        &[],
+    );
+    let status = server.wait_exit();
+    let log = server.log();
+    assert_ne!(status.code(), Some(0), "{log}");
+    assert!(log.contains("AdminServer"), "{log}");
+    assert!(!log.contains("serving clients"), "{log}");
+}
+
+#[test]
 fn issue_13_misspelt_client_port_starts_without_a_listener() {
     let dir = scratch_dir("misspelt");
     let port = free_port();
-    let mut server =
-        launch(&dir, &format!("dataDir={}\nclientport={port}\n", dir.join("data").display()), &[]);
+    let mut server = launch(
+        &dir,
+        &format!(
+            "dataDir={}\nadmin.enableServer=false\nclientport={port}\n",
+            dir.join("data").display()
+        ),
+        &[],
+    );
     let warning = server.wait_for_line("did you mean clientPort?").expect("the misspelling named");
     assert!(warning.contains("WARN"), "{warning}");
     server.wait_for_line("no client listener").expect("no listener said");
@@ -94,7 +143,7 @@ fn issue_13_java_properties_syntax_and_zookeeper_defaults() {
     let port = free_port();
     let text = format!(
         "# key value lines, a colon, and a continued line, as Java properties allow\n\
-         dataDir {}\nclientPort: {port}\nclientPortAddress localhost\n\
+         dataDir {}\nadmin.enableServer false\nclientPort: {port}\nclientPortAddress localhost\n\
          4lw.commands.whitelist=conf,\\\n    ruok\n",
         dir.join("data").display()
     );
@@ -124,7 +173,7 @@ fn issue_13_data_log_dir_is_created_and_an_empty_version_2_is_no_zookeeper_data(
     let mut server = launch(
         &dir,
         &format!(
-            "dataDir={}\ndataLogDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n",
+            "dataDir={}\nadmin.enableServer=false\ndataLogDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n",
             data.display(),
             log_dir.display()
         ),
@@ -142,7 +191,7 @@ fn issue_13_a_missing_data_dir_with_autocreate_off_exits_3() {
     let mut server = launch(
         &dir,
         &format!(
-            "dataDir={}\nclientPort={}\nzookeeper.datadir.autocreate=false\n",
+            "dataDir={}\nadmin.enableServer=false\nclientPort={}\nzookeeper.datadir.autocreate=false\n",
             dir.join("missing").display(),
             free_port()
         ),
@@ -156,7 +205,8 @@ fn issue_13_a_missing_data_dir_with_autocreate_off_exits_3() {
 #[test]
 fn issue_13_a_bad_value_exits_2_and_names_the_key() {
     let dir = scratch_dir("bad-value");
-    let mut server = launch(&dir, "dataDir=/tmp/never\ntickTime=2s\n", &[]);
+    let mut server =
+        launch(&dir, "dataDir=/tmp/never\nadmin.enableServer=false\ntickTime=2s\n", &[]);
     assert_eq!(server.wait_exit().code(), Some(2));
     assert!(server.log().contains("tickTime"), "{}", server.log());
 }
@@ -166,7 +216,11 @@ fn issue_13_sighup_is_logged_and_stops_the_server_cleanly() {
     let dir = scratch_dir("sighup");
     let mut server = launch(
         &dir,
-        &format!("dataDir={}\nclientPort={}\n", dir.join("data").display(), free_port()),
+        &format!(
+            "dataDir={}\nadmin.enableServer=false\nclientPort={}\n",
+            dir.join("data").display(),
+            free_port()
+        ),
         &[],
     );
     server.wait_for_line("serving clients").expect("serves");
@@ -181,7 +235,11 @@ fn issue_13_a_bad_log_level_is_reported_and_logging_stays_on() {
     let dir = scratch_dir("bad-level");
     let mut server = launch(
         &dir,
-        &format!("dataDir={}\nclientPort={}\n", dir.join("data").display(), free_port()),
+        &format!(
+            "dataDir={}\nadmin.enableServer=false\nclientPort={}\n",
+            dir.join("data").display(),
+            free_port()
+        ),
         &[("ZKRS_LOG", "inf")],
     );
     let warning = server.wait_for_line("is not a log filter").expect("reported");
@@ -197,7 +255,10 @@ fn issue_13_rust_log_is_honoured_with_a_json_log_file_and_a_pid_file() {
     let port = free_port();
     let mut server = launch(
         &dir,
-        &format!("dataDir={}\nclientPort={port}\n", dir.join("data").display()),
+        &format!(
+            "dataDir={}\nadmin.enableServer=false\nclientPort={port}\n",
+            dir.join("data").display()
+        ),
         &[
             ("RUST_LOG", "debug"),
             ("ZKRS_LOG", ""),
@@ -293,7 +354,7 @@ async fn issue_13_dynamic_config_file_forms_an_ensemble_not_three_standalones() 
 fn issue_13_dump_tools_take_the_zoo_cfg_and_refuse_a_forgotten_data_log_dir() {
     let dir = scratch_dir("dump");
     let config = format!(
-        "tickTime=500\ndataDir={}\ndataLogDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n",
+        "tickTime=500\ndataDir={}\nadmin.enableServer=false\ndataLogDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n",
         dir.join("data").display(),
         dir.join("txnlog").display()
     );
@@ -345,7 +406,10 @@ fn issue_13_readiness_is_reported_to_systemd() {
     systemd.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
     let mut server = launch(
         &dir,
-        &format!("dataDir={}\nclientPort={port}\n", dir.join("data").display()),
+        &format!(
+            "dataDir={}\nadmin.enableServer=false\nclientPort={port}\n",
+            dir.join("data").display()
+        ),
         &[("NOTIFY_SOCKET", socket_path.to_str().expect("utf-8"))],
     );
     let mut message = [0u8; 256];

@@ -545,7 +545,7 @@ async fn follower_matches_zookeepers(extra: &str) {
     std::fs::create_dir_all(dir.join("data")).expect("dataDir");
     std::fs::write(dir.join("data/myid"), "1\n").expect("myid");
     let config = format!(
-        "tickTime=500\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n\
+        "tickTime=500\ndataDir={}\nadmin.enableServer=false\nclientPort=0\nclientPortAddress=127.0.0.1\n\
          maxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n\
          {no_reaping}\n{extra}\n{mixed}",
         dir.join("data").display()

@@ -59,7 +59,7 @@ fn start_zkrs(my_id: u64, lines: &str) -> ServerProcess {
 fn start_zkrs_in(dir: std::path::PathBuf, lines: &str, client_port: u16) -> ServerProcess {
     let data = dir.join("data");
     let config = format!(
-        "tickTime=500\ndataDir={}\nclientPort={client_port}\nclientPortAddress=127.0.0.1\n\
+        "tickTime=500\ndataDir={}\nadmin.enableServer=false\nclientPort={client_port}\nclientPortAddress=127.0.0.1\n\
          maxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n{lines}",
         data.display()
     );

@@ -73,13 +73,10 @@ pub struct Key {
     pub support: Support,
     /// One line for the operator: what the key does in zkrs.
     pub note: &'static str,
-    /// For an unsupported key, the value under which zkrs already does what ZooKeeper
-    /// does: the default, unless ZooKeeper's default turns on something zkrs lacks.
-    pub inert: &'static str,
 }
 
 const fn key(name: &'static str, rule: Rule, default: &'static str, support: Support) -> Key {
-    Key { name, rule, default, support, note: "", inert: default }
+    Key { name, rule, default, support, note: "" }
 }
 
 impl Key {
@@ -88,17 +85,13 @@ impl Key {
         self
     }
 
-    const fn inert(mut self, inert: &'static str) -> Key {
-        self.inert = inert;
-        self
-    }
-
-    /// Whether `value` asks for nothing zkrs lacks.
+    /// Whether `value` asks for nothing zkrs lacks: an unsupported key at ZooKeeper's
+    /// default.
     pub fn is_inert(&self, value: &str) -> bool {
         let value = value.trim();
         match self.rule {
-            Rule::Boolean | Rule::LenientBoolean => value.eq_ignore_ascii_case(self.inert),
-            _ => value == self.inert,
+            Rule::Boolean | Rule::LenientBoolean => value.eq_ignore_ascii_case(self.default),
+            _ => value == self.default,
         }
     }
 
@@ -418,19 +411,21 @@ pub const KEYS: &[Key] = &[
     key("jvm.pause.sleep.time.ms", DecodedInteger, "500", Ignored),
     key("jvm.pause.monitor", Boolean, "false", Ignored),
     // AdminServer and metrics.
-    key("admin.enableServer", LenientBoolean, "true", Unsupported(Behaviour))
-        .inert("false")
-        .note("There is no AdminServer yet (ZooKeeper starts one on 8080 by default)."),
-    key("admin.serverAddress", Text, "0.0.0.0", Ignored),
-    key("admin.serverPort", DecodedInteger, "8080", Ignored),
-    key("admin.idleTimeout", DecodedInteger, "30000", Ignored),
-    key("admin.commandURL", Text, "/commands", Ignored),
-    key("admin.rateLimiterIntervalInMS", DecodedInteger, "300000", Ignored),
-    key("admin.snapshot.enabled", LenientBoolean, "true", Ignored),
-    key("admin.restore.enabled", LenientBoolean, "true", Ignored),
-    key("admin.needClientAuth", LenientBoolean, "false", Ignored),
-    key("admin.forceHttps", LenientBoolean, "false", Ignored),
-    key("admin.portUnification", LenientBoolean, "false", Ignored),
+    key("admin.enableServer", LenientBoolean, "true", Honoured)
+        .note("The AdminServer: ZooKeeper 3.9's commands as JSON under admin.commandURL."),
+    key("admin.serverAddress", Text, "0.0.0.0", Honoured),
+    key("admin.serverPort", DecodedInteger, "8080", Honoured),
+    key("admin.idleTimeout", DecodedInteger, "30000", Honoured),
+    key("admin.commandURL", Text, "/commands", Honoured),
+    key("admin.rateLimiterIntervalInMS", DecodedInteger, "300000", Honoured),
+    key("admin.snapshot.enabled", LenientBoolean, "true", Honoured),
+    key("admin.restore.enabled", LenientBoolean, "true", Honoured),
+    key("admin.needClientAuth", LenientBoolean, "false", Unsupported(Security))
+        .note("The AdminServer speaks plain HTTP only."),
+    key("admin.forceHttps", LenientBoolean, "false", Unsupported(Security))
+        .note("The AdminServer speaks plain HTTP only."),
+    key("admin.portUnification", LenientBoolean, "false", Unsupported(Security))
+        .note("The AdminServer speaks plain HTTP only."),
     key(
         "metricsProvider.className",
         Text,
@@ -625,8 +620,9 @@ mod tests {
 
     #[test]
     fn behaviour_keys_warn_and_tuning_keys_are_ignored() {
-        assert!(matches!(classify("admin.enableServer", "true"), Verdict::Warn(_)));
-        assert!(matches!(classify("admin.enableServer", "false"), Verdict::Ignored(_)));
+        assert_eq!(classify("admin.enableServer", "false"), Verdict::Honoured);
+        assert!(matches!(classify("admin.forceHttps", "true"), Verdict::Refuse(_)));
+        assert!(matches!(classify("admin.forceHttps", "false"), Verdict::Ignored(_)));
         assert!(matches!(classify("request_throttle_drop_stale", "false"), Verdict::Warn(_)));
         assert!(matches!(classify("requestThrottleLimit", "100"), Verdict::Ignored(_)));
         assert!(matches!(classify("preAllocSize", "1"), Verdict::Ignored(_)));

@@ -10,6 +10,7 @@
 //! properties later. What start-up must tell the operator (ignored keys, misspellings,
 //! values ZooKeeper would reinterpret) is collected in [`Config::notices`].
 
+pub mod admin;
 pub mod keys;
 pub mod membership;
 pub mod properties;
@@ -147,6 +148,8 @@ pub struct Config {
     /// Where ZooKeeper's Prometheus endpoint listens (`metricsProvider.httpHost` and
     /// `httpPort` with the Prometheus provider as `metricsProvider.className`).
     pub prometheus_address: Option<SocketAddr>,
+    /// The AdminServer (`admin.*`); `None` with `admin.enableServer=false`.
+    pub admin: Option<admin::AdminSettings>,
     /// SASL between members (`quorum.auth.*`); `None` without `quorum.auth.enableSasl`.
     pub quorum_sasl: Option<quorum_sasl::QuorumSasl>,
     /// The certificate subject that is the super user
@@ -224,6 +227,9 @@ pub struct Config {
     pub my_id: Option<u64>,
     /// The file this configuration came from, for the `conf` four-letter word.
     pub source: Option<PathBuf>,
+    /// The static file's text as read at start, for the AdminServer's
+    /// `initial_configuration`.
+    pub initial_text: String,
     /// The dynamic file the membership came from, if any.
     pub dynamic_source: Option<PathBuf>,
     /// What start-up tells the operator about the configuration.
@@ -238,13 +244,16 @@ impl Config {
     /// [`ConfigError`] for a file that cannot be read, an invalid value, or a setting
     /// zkrs must not run without.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let properties = read_properties(path)?;
+        let text = std::fs::read(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let properties = Properties::parse(&path.display().to_string(), &text)?;
         let dynamic = match properties.get("dynamicConfigFile") {
             Some((_, file)) => Some(read_dynamic(Path::new(file))?),
             None => None,
         };
         let mut config = Config::from_properties(&properties, dynamic)?;
         config.source = Some(path.to_owned());
+        config.initial_text = String::from_utf8_lossy(&text).into_owned();
         let my_id = read_my_id(&config.data_dir)?;
         config.with_my_id(my_id)
     }
@@ -263,7 +272,9 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] on a missing `dataDir`, an invalid value or a refused key.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::from_properties(&Properties::parse("zoo.cfg", text.as_bytes())?, None)
+        let config =
+            Config::from_properties(&Properties::parse("zoo.cfg", text.as_bytes())?, None)?;
+        Ok(Config { initial_text: text.to_owned(), ..config })
     }
 
     /// The configuration of a static file's properties and, when it names one, the
@@ -310,6 +321,7 @@ impl Config {
         let quorum_tls = tls::read_quorum_tls(&mut read, &mut notices)?;
         let quorum_sasl = quorum_sasl::read_quorum_sasl(&mut read)?;
         let prometheus_address = read_metrics_provider(&mut read, &mut notices)?;
+        let admin = admin::read_admin(&mut read)?;
         let sasl = read_sasl(&read, properties)?;
         let connection_throttle = throttle::read_connection_throttle(&mut read, &mut notices)?;
         let request_throttle = throttle::read_request_throttle(&mut read, &mut notices)?;
@@ -323,6 +335,7 @@ impl Config {
             quorum_tls,
             quorum_sasl,
             prometheus_address,
+            admin,
             sasl,
             connection_throttle,
             request_throttle,
@@ -364,6 +377,7 @@ impl Config {
             membership,
             my_id: None,
             source: None,
+            initial_text: String::new(),
             dynamic_source,
             notices: Vec::new(),
         };
@@ -570,16 +584,22 @@ fn read_metrics_provider(
         }
         return Ok(None);
     }
-    let host = read.text("metricsProvider.httpHost").unwrap_or("0.0.0.0").trim().to_owned();
     let port: u16 = read.number("metricsProvider.httpPort", 7000)?;
-    let address = (host.as_str(), port)
+    Ok(Some(http_address(read, "metricsProvider.httpHost", port)?))
+}
+
+/// Where an HTTP endpoint listens: the host its `host_key` names (every address by
+/// default), resolved, and `port`.
+///
+/// # Errors
+/// A host that does not resolve.
+fn http_address(read: &Reader<'_>, host_key: &str, port: u16) -> Result<SocketAddr, ConfigError> {
+    let host = read.text(host_key).unwrap_or("0.0.0.0").trim();
+    (host, port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut addresses| addresses.next())
-        .ok_or_else(|| {
-            ConfigError::invalid("metricsProvider.httpHost", &host, "does not resolve".into())
-        })?;
-    Ok(Some(address))
+        .ok_or_else(|| ConfigError::invalid(host_key, host, "does not resolve".into()))
 }
 
 /// The SASL users: the JAAS file's `Server` section, which a SASL authentication provider

@@ -100,7 +100,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, sec
         per_ip_max: shared.config.max_client_cnxns,
         total_max: shared.config.max_cnxns,
     };
-    let connection = match shared.registry.open(peer, limits, shared.clock.wall_ms()) {
+    let on_secure_port = matches!(security, Security::Tls(_));
+    let opened = shared.registry.open(peer, on_secure_port, limits, shared.clock.wall_ms());
+    let connection = match opened {
         Ok(connection) => connection,
         Err(TooManyConnections::FromAddress) => {
             let limit = limits.per_ip_max;
@@ -633,10 +635,11 @@ impl<'a> Session<'a> {
             session_id: self.session_id,
             auth: &auth,
         };
-        let zxid = {
+        let (zxid, size) = {
             let view = self.shared.database.read();
             reads::answer(&view, &reader, xid, request)
         };
+        self.shared.stats.response_sizes.record(size);
         let now_ms = self.shared.clock.now_ms();
         let latency_ms = now_ms.saturating_sub(received_ms);
         self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);

@@ -23,6 +23,7 @@ use crate::ensemble::link::{LinkEvent, Links, Listeners, Streamed};
 use crate::ensemble::Membership;
 use crate::fast_hash::FastHashMap;
 use crate::server::pipeline::{Effect, Input, Pipeline};
+use crate::server::restore::Restore;
 use crate::server::snapshotter::{live_sessions, Snapshotter};
 use crate::server::storage_writer::{StorageWriter, Written};
 use crate::server::transfer::{Inbound, Outbound, Sealed, TransferError};
@@ -64,6 +65,9 @@ struct Shell {
     streams: FastHashMap<ServerId, mpsc::Receiver<Streamed>>,
     /// The pipeline's effects being carried out.
     effects: Vec<Effect>,
+    /// A restore taken from [`Shared::restore`]: client requests and session expiry
+    /// wait until the writes in flight are applied and it is installed.
+    restoring: Option<Restore>,
 }
 
 /// Runs the pipeline until `stop` is cancelled, then stops the storage thread and any
@@ -84,8 +88,16 @@ pub async fn run(
     listeners: Option<Listeners>,
 ) -> Result<(), StorageError> {
     let config = &shared.config;
+    let timing = shared.clone();
+    let timed = move |took: std::time::Duration, slow: bool| {
+        let stats = &timing.stats;
+        stats.fsync_time.lock().record(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+        if slow {
+            stats.fsync_threshold_exceeded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
     let (writer, written) =
-        StorageWriter::spawn(storage.clone(), config.fsync_warning_threshold_ms)
+        StorageWriter::spawn(storage.clone(), config.fsync_warning_threshold_ms, timed)
             .map_err(|source| StorageError::Io { what: "starting the storage thread", source })?;
     let snapshotter = Snapshotter::new(
         config.snap_count,
@@ -118,6 +130,7 @@ pub async fn run(
         inbound: None,
         held_pieces: None,
         sealing: None,
+        restoring: None,
         outbound: Vec::new(),
         streams: FastHashMap::default(),
         effects: Vec::new(),
@@ -153,14 +166,21 @@ impl Shell {
         let mut reaps = interval(Duration::from_millis(config.container_check_interval_ms.max(1)));
         let mut core_ticks = interval(core_tick);
         loop {
+            if self.restoring.is_some() && self.pipeline.drained() {
+                if let Some(restore) = self.restoring.take() {
+                    self.snapshotter.interrupt();
+                    self.pipeline.restore(restore);
+                }
+            }
             if let Some(batch) = self.pipeline.take_batch() {
                 self.writer.write(batch)?;
             }
+            let taking = self.restoring.is_none();
             let held = self.held_pieces.is_some();
             let room = self.inbound.as_ref().filter(|_| held).map(|(_, inbound)| inbound.room());
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
-                input = inputs.recv() => {
+                input = inputs.recv(), if taking => {
                     let Some(input) = input else { return Ok(()) };
                     self.pipeline.client_input(input)?;
                     for _ in 0..BATCH_MAX {
@@ -186,9 +206,12 @@ impl Shell {
                     self.pipeline.persisted(durable)?;
                 }
                 () = self.shared.read_barrier.asked() => self.pipeline.read_barrier()?,
+                () = self.shared.restore.asked(), if taking => {
+                    self.restoring = self.shared.restore.take();
+                }
                 _ = core_ticks.tick() => self.pipeline.core_tick()?,
-                _ = session_ticks.tick() => self.pipeline.session_tick()?,
-                _ = reaps.tick() => self.pipeline.reap_tick()?,
+                _ = session_ticks.tick(), if taking => self.pipeline.session_tick()?,
+                _ = reaps.tick(), if taking => self.pipeline.reap_tick()?,
             }
             self.carry_out();
         }

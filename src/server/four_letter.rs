@@ -68,10 +68,7 @@ fn render(shared: &Shared, word: FourLetterWord) -> String {
             out.push('\n');
         }
         FourLetterWord::Crst => {
-            for connection in shared.registry.all() {
-                let mut stats = connection.stats.lock();
-                *stats = ConnectionStats { last_op: "NA", ..ConnectionStats::default() };
-            }
+            reset_connection_stats(shared);
             out.push_str("Connection stats reset.\n");
         }
         FourLetterWord::Srst => {
@@ -121,6 +118,20 @@ fn render(shared: &Shared, word: FourLetterWord) -> String {
     out
 }
 
+/// `crst`: every connection's counters start again, its last xid and zxid unknown (-1)
+/// as ZooKeeper's `resetStats` leaves them.
+pub(super) fn reset_connection_stats(shared: &Shared) {
+    for connection in shared.registry.all() {
+        let mut stats = connection.stats.lock();
+        *stats = ConnectionStats {
+            last_op: "NA",
+            last_cxid: -1,
+            last_zxid: -1,
+            ..ConnectionStats::default()
+        };
+    }
+}
+
 /// ZooKeeper's node count, which counts the root twice (under `/` and its alias `""`);
 /// reporting the same number keeps dashboards comparable.
 pub(super) fn zookeeper_node_count(shared: &Shared) -> usize {
@@ -155,10 +166,15 @@ fn server_stats(shared: &Shared, out: &mut String) {
     let _ = writeln!(out, "Node count: {}", zookeeper_node_count(shared));
 }
 
+/// ZooKeeper's interest ops of a connection: reading (1) once it has a session.
+pub(super) fn interest_ops(connection: &Connection) -> u8 {
+    u8::from(connection.session_id() != SessionId::NONE)
+}
+
 fn connection_info(connection: &Connection, brief: bool, out: &mut String) {
     let stats = connection.stats.lock().clone();
     let session_id = connection.session_id();
-    let interest = if session_id == SessionId::NONE { 0 } else { 1 };
+    let interest = interest_ops(connection);
     let _ = write!(
         out,
         " /{}[{interest}](queued={},recved={},sent={}",
@@ -168,7 +184,7 @@ fn connection_info(connection: &Connection, brief: bool, out: &mut String) {
         stats.sent
     );
     if !brief && session_id != SessionId::NONE {
-        let average = stats.latency.total.checked_div(stats.latency.count).unwrap_or(0);
+        let average = stats.average_latency_ms();
         let _ = write!(
             out,
             ",sid={session_id},lop={},est={},to={}",
@@ -225,20 +241,30 @@ fn conf(shared: &Shared, out: &mut String) {
 }
 
 fn envi(out: &mut String) {
+    out.push_str("Environment:\n");
+    for (name, value) in environment() {
+        let _ = writeln!(out, "{name}={value}");
+    }
+}
+
+/// What ZooKeeper's `Environment.list()` reports that applies to zkrs: its version, the
+/// host, the operating system and the user it runs as.
+pub(super) fn environment() -> Vec<(&'static str, String)> {
     let variable = |name: &str| std::env::var(name).unwrap_or_default();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let current_dir =
         std::env::current_dir().map(|dir| dir.display().to_string()).unwrap_or_default();
-    out.push_str("Environment:\n");
-    let _ = writeln!(out, "zookeeper.version={VERSION}");
-    let _ = writeln!(out, "host.name={}", host.trim());
-    let _ = writeln!(out, "os.name={}", std::env::consts::OS);
-    let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
-    let _ = writeln!(out, "os.version={}", os_version.trim());
-    let _ = writeln!(out, "user.name={}", variable("USER"));
-    let _ = writeln!(out, "user.home={}", variable("HOME"));
-    let _ = writeln!(out, "user.dir={current_dir}");
+    vec![
+        ("zookeeper.version", VERSION.to_owned()),
+        ("host.name", host.trim().to_owned()),
+        ("os.name", std::env::consts::OS.to_owned()),
+        ("os.arch", std::env::consts::ARCH.to_owned()),
+        ("os.version", os_version.trim().to_owned()),
+        ("user.name", variable("USER")),
+        ("user.home", variable("HOME")),
+        ("user.dir", current_dir),
+    ]
 }
 
 fn mntr(shared: &Shared, out: &mut String) {
@@ -286,7 +312,7 @@ fn dump(shared: &Shared, out: &mut String) {
 }
 
 /// Total size of the files in a directory tree, 0 if it cannot be read.
-fn directory_size(path: &Path) -> u64 {
+pub(super) fn directory_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };

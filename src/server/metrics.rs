@@ -72,7 +72,7 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
     if let Some(peer_state) = mode.peer_state() {
         metrics.push(metric("peer_state", Reading::Text(peer_state.into())));
     }
-    if let Some(status) = *shared.leader_status.lock() {
+    if let Some(status) = shared.leader_status.lock().clone() {
         metrics.push(metric("learners", count(status.learners)));
         metrics.push(metric("synced_followers", count(status.synced_followers)));
         metrics.push(metric("synced_non_voting_followers", count(0)));
@@ -83,6 +83,7 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
     let local = sessions.iter().filter(|session| session.local).count();
     let drop_chance = shared.connection_throttle.lock().drop_chance();
     let in_process = super::four_letter::outstanding(shared);
+    let (last_size, min_size, max_size) = stats.response_sizes.read();
     metrics.extend([
         metric("ephemerals_count", count(tree.ephemeral_count())),
         metric("num_alive_connections", count(shared.registry.len())),
@@ -111,6 +112,10 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
         metric("stale_requests_dropped", counter(&stats.stale_requests_dropped)),
         metric("request_throttle_wait_count", counter(&stats.request_throttle_wait_count)),
         metric("large_requests_rejected", counter(&stats.large_requests_rejected)),
+        metric("last_client_response_size", Reading::Gauge(last_size as f64)),
+        metric("max_client_response_size", Reading::Gauge(max_size as f64)),
+        metric("min_client_response_size", Reading::Gauge(min_size as f64)),
+        metric("fsynctime", Reading::Summary(*stats.fsync_time.lock())),
         metric("readlatency", Reading::Latency(stats.read_latency.lock().clone())),
         metric("updatelatency", Reading::Latency(stats.update_latency.lock().clone())),
     ]);
@@ -151,54 +156,90 @@ fn quota_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
     }
 }
 
-/// A double as Java prints it in `mntr`: integral values without a fraction.
-fn java_number(value: f64, integral: bool) -> String {
-    if integral && value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
-    } else {
-        format!("{value:?}")
+/// One value of ZooKeeper's monitor output (`mntr` lines, the AdminServer's `monitor`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MonitorValue {
+    /// Text.
+    Text(String),
+    /// A whole number.
+    Integer(i64),
+    /// A double, printed as Java prints one.
+    Double(f64),
+}
+
+impl std::fmt::Display for MonitorValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MonitorValue::Text(text) => f.write_str(text),
+            MonitorValue::Integer(value) => write!(f, "{value}"),
+            MonitorValue::Double(value) => write!(f, "{value:?}"),
+        }
     }
 }
 
-/// The metrics as `mntr` lines.
-pub fn mntr(metrics: &[Metric], out: &mut String) {
+impl From<MonitorValue> for serde_json::Value {
+    fn from(value: MonitorValue) -> serde_json::Value {
+        match value {
+            MonitorValue::Text(text) => serde_json::Value::String(text),
+            MonitorValue::Integer(value) => value.into(),
+            MonitorValue::Double(value) => value.into(),
+        }
+    }
+}
+
+fn whole(value: u64) -> MonitorValue {
+    MonitorValue::Integer(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+/// The metrics as ZooKeeper's monitor output names them, in order: a summary as its
+/// `avg_`, `min_`, `max_`, `cnt_` and `sum_` entries (a latency with its `p50_`..`p999_`
+/// too), a per-namespace metric as `<namespace>_<name>`. Gauges are whole numbers but
+/// for the averages and probabilities ZooKeeper reports as doubles.
+pub fn monitor_entries(metrics: &[Metric]) -> Vec<(String, MonitorValue)> {
+    let mut entries = Vec::with_capacity(metrics.len() + 16);
     for metric in metrics {
         let name = match &metric.namespace {
             Some(namespace) => format!("{namespace}_{}", metric.name),
             None => metric.name.to_owned(),
         };
-        let _ = match &metric.reading {
-            Reading::Text(text) => writeln!(out, "zk_{name}\t{text}"),
+        match &metric.reading {
+            Reading::Text(text) => entries.push((name, MonitorValue::Text(text.clone()))),
             Reading::Gauge(value) => {
-                // ZooKeeper prints these averages and probabilities as doubles.
-                let integral =
-                    !matches!(metric.name, "avg_latency" | "connection_drop_probability");
-                writeln!(out, "zk_{name}\t{}", java_number(*value, integral))
+                let double = matches!(metric.name, "avg_latency" | "connection_drop_probability");
+                let value = if !double && value.fract() == 0.0 && value.abs() < 1e15 {
+                    MonitorValue::Integer(*value as i64)
+                } else {
+                    MonitorValue::Double(*value)
+                };
+                entries.push((name, value));
             }
-            Reading::Counter(value) => writeln!(out, "zk_{name}\t{value}"),
-            Reading::Summary(summary) => summary_lines(&name, summary, out),
+            Reading::Counter(value) => entries.push((name, whole(*value))),
+            Reading::Summary(summary) => summary_entries(&name, summary, &mut entries),
             Reading::Latency(latency) => {
-                let _ = summary_lines(&name, &latency.summary, out);
-                MNTR_PERCENTILES.iter().try_for_each(|(label, quantile)| {
-                    writeln!(out, "zk_{label}_{name}\t{}", latency.percentile(*quantile))
-                })
+                summary_entries(&name, &latency.summary, &mut entries);
+                for (label, quantile) in MNTR_PERCENTILES {
+                    let value = whole(latency.percentile(quantile));
+                    entries.push((format!("{label}_{name}"), value));
+                }
             }
-        };
+        }
     }
+    entries
 }
 
-/// A summary's `mntr` lines.
-fn summary_lines(name: &str, summary: &Summary, out: &mut String) -> std::fmt::Result {
-    writeln!(
-        out,
-        "zk_avg_{name}\t{:?}\nzk_min_{name}\t{}\nzk_max_{name}\t{}\nzk_cnt_{name}\t{}\n\
-         zk_sum_{name}\t{}",
-        summary.average(),
-        summary.min,
-        summary.max,
-        summary.count,
-        summary.total
-    )
+fn summary_entries(name: &str, summary: &Summary, entries: &mut Vec<(String, MonitorValue)>) {
+    entries.push((format!("avg_{name}"), MonitorValue::Double(summary.average())));
+    entries.push((format!("min_{name}"), whole(summary.min)));
+    entries.push((format!("max_{name}"), whole(summary.max)));
+    entries.push((format!("cnt_{name}"), whole(summary.count)));
+    entries.push((format!("sum_{name}"), whole(summary.total)));
+}
+
+/// The metrics as `mntr` lines.
+pub fn mntr(metrics: &[Metric], out: &mut String) {
+    for (name, value) in monitor_entries(metrics) {
+        let _ = writeln!(out, "zk_{name}\t{value}");
+    }
 }
 
 /// The metrics in the Prometheus text format (version 0.0.4), one `# TYPE` line per

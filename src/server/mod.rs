@@ -6,6 +6,7 @@
 //! machine that prepares, proposes, applies and answers them in zxid order, and does
 //! the IO it asks for.
 
+pub mod admin;
 pub mod client;
 pub mod client_frame;
 pub mod connection_throttle;
@@ -22,6 +23,7 @@ pub mod reads;
 pub mod registry;
 pub mod request_queue;
 pub mod request_throttle;
+pub mod restore;
 pub mod snapshotter;
 pub mod stats;
 pub mod storage_writer;
@@ -178,6 +180,9 @@ pub struct Shared {
     pub clock: Clock,
     /// The server's mode, set by the pipeline.
     pub mode: Mutex<Mode>,
+    /// The established leader this member follows or observes, or itself leading: the
+    /// AdminServer's `leader` and `zabstate` name it.
+    pub leader: Mutex<Option<crate::zab::ServerId>>,
     /// A leader's learners and pending syncs, refreshed every core tick.
     pub leader_status: Mutex<Option<crate::zab::LeaderStatus>>,
     /// Where reads wait under `zkrs.linearizableReads`.
@@ -186,6 +191,8 @@ pub struct Shared {
     pub connection_throttle: Mutex<connection_throttle::ConnectionThrottle>,
     /// The budget of large requests (`largeRequestMaxBytes`).
     pub large_requests: request_throttle::LargeRequests,
+    /// A restore waiting for the driver (the AdminServer's `restore`).
+    pub restore: restore::RestoreSlot,
 }
 
 impl Shared {
@@ -214,10 +221,12 @@ impl Shared {
             clock,
             config,
             mode: Mutex::new(mode),
+            leader: Mutex::new(None),
             leader_status: Mutex::new(None),
             read_barrier: read_barrier::ReadBarrier::default(),
             connection_throttle: Mutex::new(throttle),
             large_requests: request_throttle::LargeRequests::default(),
+            restore: restore::RestoreSlot::default(),
         });
         (shared, inputs)
     }
@@ -449,10 +458,24 @@ pub async fn run_with_storage(
         Some(address) => Some(bind("Prometheus metrics", address, false).await?),
         None => None,
     };
+    let admin = match &shared.config.admin {
+        Some(settings) => match bind("AdminServer", settings.address, false).await {
+            Ok(listener) => Some((settings.clone(), listener)),
+            // As ZooKeeper: a standalone server stops, an ensemble member goes on without.
+            Err(err) if membership.standalone => return Err(err),
+            Err(err) => {
+                let problem = "problem starting the AdminServer; going on without it";
+                tracing::warn!(cause = %err, "{problem}");
+                None
+            }
+        },
+        None => None,
+    };
     let reloading_member_tls = match &membership.links.security {
         PeerSecurity::Tls(tls, _) => Some(tokio::spawn(tls.clone().reload_on_change())),
         PeerSecurity::Plain => None,
     };
+    let admin_storage = storage.clone();
     let mut driver = tokio::spawn(driver::run(
         shared.clone(),
         storage,
@@ -470,6 +493,13 @@ pub async fn run_with_storage(
         let address = listener.local_addr().map_err(ServerError::Listener)?;
         tracing::info!(%address, "serving Prometheus metrics at /metrics");
         accepting.push(tokio::spawn(prometheus::serve(shared.clone(), listener)));
+    }
+    if let Some((settings, listener)) = admin {
+        let address = listener.local_addr().map_err(ServerError::Listener)?;
+        let url = settings.command_url.clone();
+        tracing::info!(%address, %url, "started the AdminServer");
+        let serving = admin::serve(shared.clone(), admin_storage, settings, listener);
+        accepting.push(tokio::spawn(serving));
     }
     // Under systemd (Type=notify) the unit is ready now; elsewhere this does nothing.
     if let Err(err) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {

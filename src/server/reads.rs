@@ -33,16 +33,22 @@ pub struct ReadRequester<'a> {
 }
 
 /// Answers a read and queues the reply (and any notifications it causes) on the
-/// connection. Returns the zxid the reply carried.
-pub fn answer(view: &ReadView<'_>, reader: &ReadRequester<'_>, xid: i32, request: &Request) -> i64 {
+/// connection. Returns the zxid the reply carried and the reply's size in bytes.
+pub fn answer(
+    view: &ReadView<'_>,
+    reader: &ReadRequester<'_>,
+    xid: i32,
+    request: &Request,
+) -> (i64, usize) {
     let zxid = view.last_applied_zxid();
     let frame = match execute(view, reader, request) {
         Ok(Some(body)) => reply::ok(xid, zxid, body.as_ref()),
         Ok(None) => reply::status(xid, zxid, Code::Ok),
         Err(code) => reply::status(xid, zxid, code),
     };
+    let size = frame.len();
     reader.connection.send(frame);
-    zxid.raw()
+    (zxid.raw(), size)
 }
 
 type Body = Box<dyn WriteRecord>;

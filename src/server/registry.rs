@@ -34,6 +34,9 @@ pub struct Connection {
     pub outbox: Outbox,
     /// When the connection was accepted, milliseconds since the epoch.
     pub established_ms: u64,
+    /// Whether it came in on the TLS-only `secureClientPort`, which ZooKeeper's
+    /// AdminServer lists apart.
+    pub on_secure_port: bool,
     session_id: AtomicI64,
     session_timeout_ms: AtomicI64,
     writes_submitted: AtomicU64,
@@ -266,13 +269,15 @@ impl Registry {
         Registry { load: Arc::new(Load::new(max_requests)), ..Registry::default() }
     }
 
-    /// Registers a new connection, unless the server or `peer`'s IP is at its limit.
+    /// Registers a new connection, unless the server or `peer`'s IP is at its limit;
+    /// `on_secure_port` says whether it came in on `secureClientPort`.
     ///
     /// # Errors
     /// [`TooManyConnections`] when over either limit.
     pub fn open(
         &self,
         peer: SocketAddr,
+        on_secure_port: bool,
         limits: ConnectionLimits,
         now_ms: u64,
     ) -> Result<Arc<Connection>, TooManyConnections> {
@@ -296,6 +301,7 @@ impl Registry {
             peer,
             outbox: Outbox::default(),
             established_ms: now_ms,
+            on_secure_port,
             session_id: AtomicI64::new(0),
             session_timeout_ms: AtomicI64::new(0),
             writes_submitted: AtomicU64::new(0),
@@ -403,11 +409,14 @@ mod tests {
     fn per_ip_limit() {
         let registry = Registry::default();
         let limits = ConnectionLimits { per_ip_max: 2, total_max: 0 };
-        let first = registry.open(peer(1), limits, 0).expect("first");
-        registry.open(peer(2), limits, 0).expect("second");
-        assert_eq!(registry.open(peer(3), limits, 0).err(), Some(TooManyConnections::FromAddress));
+        let first = registry.open(peer(1), false, limits, 0).expect("first");
+        registry.open(peer(2), false, limits, 0).expect("second");
+        assert_eq!(
+            registry.open(peer(3), false, limits, 0).err(),
+            Some(TooManyConnections::FromAddress)
+        );
         registry.close(&first);
-        registry.open(peer(4), limits, 0).expect("room again");
+        registry.open(peer(4), false, limits, 0).expect("room again");
         assert_eq!(registry.len(), 2);
     }
 
@@ -415,21 +424,26 @@ mod tests {
     fn issue_13_max_cnxns_limits_connections_in_all() {
         let registry = Registry::default();
         let limits = ConnectionLimits { per_ip_max: 0, total_max: 2 };
-        let first = registry.open(peer(1), limits, 0).expect("first");
+        let first = registry.open(peer(1), false, limits, 0).expect("first");
         let other_address = SocketAddr::from(([127, 0, 0, 2], 1));
-        registry.open(other_address, limits, 0).expect("second");
-        assert_eq!(registry.open(peer(3), limits, 0).err(), Some(TooManyConnections::InAll));
+        registry.open(other_address, false, limits, 0).expect("second");
+        assert_eq!(registry.open(peer(3), false, limits, 0).err(), Some(TooManyConnections::InAll));
         let per_ip = ConnectionLimits { per_ip_max: 1, total_max: 3 };
-        assert_eq!(registry.open(peer(4), per_ip, 0).err(), Some(TooManyConnections::FromAddress));
+        assert_eq!(
+            registry.open(peer(4), false, per_ip, 0).err(),
+            Some(TooManyConnections::FromAddress)
+        );
         registry.close(&first);
-        registry.open(peer(5), limits, 0).expect("room again: the refusals released their places");
+        registry
+            .open(peer(5), false, limits, 0)
+            .expect("room again: the refusals released their places");
     }
 
     #[test]
     fn rebinding_a_session_closes_the_old_connection() {
         let registry = Registry::default();
-        let old = registry.open(peer(1), UNLIMITED, 0).expect("open");
-        let new = registry.open(peer(2), UNLIMITED, 0).expect("open");
+        let old = registry.open(peer(1), false, UNLIMITED, 0).expect("open");
+        let new = registry.open(peer(2), false, UNLIMITED, 0).expect("open");
         registry.bind_session(&old, SessionId::new(7), 4000);
         registry.bind_session(&new, SessionId::new(7), 4000);
         assert!(old.close_requested());

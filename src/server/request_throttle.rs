@@ -123,7 +123,7 @@ mod tests {
         let registry = Registry::default();
         let limits = ConnectionLimits { per_ip_max: 0, total_max: 0 };
         let peer = "127.0.0.1:5000".parse().expect("address");
-        let connection = registry.open(peer, limits, 0).expect("opened");
+        let connection = registry.open(peer, false, limits, 0).expect("opened");
         let large = LargeRequests::default();
         let mut queue = RequestQueue::new(&connection, &large);
         assert!(may_read(&settings, registry.load(), 5), "nothing outstanding server-wide");
@@ -149,7 +149,7 @@ mod tests {
         let registry = Registry::new(2);
         let limits = ConnectionLimits { per_ip_max: 0, total_max: 0 };
         let peer = "127.0.0.1:5000".parse().expect("address");
-        let connection = registry.open(peer, limits, 0).expect("opened");
+        let connection = registry.open(peer, false, limits, 0).expect("opened");
         for _ in 0..2 {
             let permit = registry.load().try_permit().expect("a free permit");
             connection.submit_write(permit);

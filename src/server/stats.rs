@@ -1,7 +1,7 @@
 //! Counters the four-letter words report, server-wide and per connection.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -150,16 +150,65 @@ pub struct ServerStats {
     /// Writes refused past a quota's hard limit, by the top-level path component
     /// written to (`quota_exceeded_error_per_namespace`).
     pub quota_exceeded: Mutex<BTreeMap<String, u64>>,
+    /// Sizes of the responses sent to clients (`client_response_stats`).
+    pub response_sizes: ResponseSizes,
+    /// Milliseconds each batch of log writes took to write and sync (`fsynctime`).
+    pub fsync_time: Mutex<Summary>,
+    /// Log syncs slower than `fsync.warningthresholdms` (`fsync_threshold_exceed_count`).
+    pub fsync_threshold_exceeded: AtomicU64,
+}
+
+/// The last, smallest and largest response (without its length prefix), -1 before any:
+/// ZooKeeper's `BufferStats`.
+#[derive(Debug)]
+pub struct ResponseSizes {
+    last: AtomicI64,
+    min: AtomicI64,
+    max: AtomicI64,
+}
+
+impl Default for ResponseSizes {
+    fn default() -> ResponseSizes {
+        ResponseSizes { last: AtomicI64::new(-1), min: AtomicI64::new(-1), max: AtomicI64::new(-1) }
+    }
+}
+
+impl ResponseSizes {
+    /// Records a response of `frame_len` bytes, its 4-byte length prefix included.
+    pub fn record(&self, frame_len: usize) {
+        let size = i64::try_from(frame_len.saturating_sub(4)).unwrap_or(i64::MAX);
+        self.last.store(size, Ordering::Relaxed);
+        let _ = self.min.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |min| {
+            (min == -1 || size < min).then_some(size)
+        });
+        self.max.fetch_max(size, Ordering::Relaxed);
+    }
+
+    /// The last, smallest and largest size.
+    pub fn read(&self) -> (i64, i64, i64) {
+        (
+            self.last.load(Ordering::Relaxed),
+            self.min.load(Ordering::Relaxed),
+            self.max.load(Ordering::Relaxed),
+        )
+    }
+
+    fn reset(&self) {
+        for value in [&self.last, &self.min, &self.max] {
+            value.store(-1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl ServerStats {
-    /// `srst`: resets the latencies and packet counters.
+    /// `srst`: resets the latencies, packet counters and response sizes.
     pub fn reset(&self) {
         self.packets_received.store(0, Ordering::Relaxed);
         self.packets_sent.store(0, Ordering::Relaxed);
         *self.latency.lock() = Summary::default();
         *self.read_latency.lock() = LatencySummary::default();
         *self.update_latency.lock() = LatencySummary::default();
+        self.response_sizes.reset();
     }
 }
 
@@ -182,6 +231,13 @@ pub struct ConnectionStats {
     pub last_latency_ms: u64,
     /// Latencies of this connection's requests.
     pub latency: Summary,
+}
+
+impl ConnectionStats {
+    /// The mean latency in whole milliseconds, as ZooKeeper's `cons` shows it.
+    pub fn average_latency_ms(&self) -> u64 {
+        self.latency.total.checked_div(self.latency.count).unwrap_or(0)
+    }
 }
 
 #[cfg(test)]

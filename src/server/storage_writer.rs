@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::server::restore::Installed;
 use crate::server::transfer::Store;
 use crate::storage::record::unseal;
 use crate::storage::{Epochs, LogEntry, Storage, StorageError};
@@ -31,6 +32,8 @@ pub enum Write {
     /// Store the snapshot received from the leader, with the history's epoch ends, and
     /// drop the log entries it replaces.
     Snapshot(Store, Vec<Zxid>),
+    /// Store a restored state, and drop the snapshots and log of the state it replaced.
+    Restore(Installed),
 }
 
 /// The driver's side of the storage thread.
@@ -47,12 +50,15 @@ impl StorageWriter {
     /// Starts the storage thread; completions arrive on the returned receiver, one per
     /// batch, in order. A batch that takes longer than `sync_warning_ms` to write and sync
     /// is logged at WARN, as ZooKeeper logs a slow fsync (`fsync.warningthresholdms`).
+    /// `timed` hears how long each batch took and whether that was over the threshold
+    /// (ZooKeeper's `fsynctime` and `fsync_threshold_exceed_count`).
     ///
     /// # Errors
     /// If the thread cannot be spawned.
     pub fn spawn(
         storage: Arc<dyn Storage>,
         sync_warning_ms: u64,
+        timed: impl Fn(std::time::Duration, bool) + Send + 'static,
     ) -> std::io::Result<(StorageWriter, mpsc::Receiver<Written>)> {
         let (batches, incoming) = std_mpsc::sync_channel::<Vec<Write>>(1);
         let (done, completions) = mpsc::channel(1);
@@ -68,7 +74,9 @@ impl StorageWriter {
                     .sum();
                 let outcome = batch.into_iter().try_for_each(|write| carry_out(&*storage, write));
                 let took = started.elapsed();
-                if took > std::time::Duration::from_millis(sync_warning_ms) {
+                let slow = took > std::time::Duration::from_millis(sync_warning_ms);
+                timed(took, slow);
+                if slow {
                     tracing::warn!(
                         took_ms = took.as_secs_f64() * 1000.0,
                         txns = appended,
@@ -128,6 +136,7 @@ pub fn carry_out(storage: &dyn Storage, write: Write) -> Result<(), StorageError
         Write::Epochs(epochs) => storage.set_epochs(epochs),
         Write::EpochEnds(ends) => storage.set_epoch_ends(&ends),
         Write::Snapshot(store, epoch_ends) => store.finish(epoch_ends),
+        Write::Restore(installed) => installed.store(storage),
     }
 }
 

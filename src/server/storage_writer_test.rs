@@ -9,7 +9,7 @@ fn entry(zxid: Zxid, payload: &'static [u8]) -> LogEntry {
 
 /// Writes `batch` on the storage thread and waits for its outcome.
 fn write_one(storage: Arc<MemoryStorage>, batch: Vec<Write>) -> Written {
-    let (writer, mut done) = StorageWriter::spawn(storage, 1000).expect("thread");
+    let (writer, mut done) = StorageWriter::spawn(storage, 1000, |_, _| {}).expect("thread");
     writer.write(batch).expect("thread running");
     let outcome = done.blocking_recv().expect("an outcome");
     drop(done);

@@ -38,7 +38,8 @@ use crate::tree::snapshot::{write_snapshot, Loaded, CHUNK_BYTES};
 use crate::tree::DataTree;
 use crate::txn::{SessionId, Zxid};
 use crate::zk_format::snapshot::{
-    write_transfer_end, write_transfer_head, write_transfer_node, TransferPiece, OPEN_ACL_REFERENCE,
+    write_nodes_end, write_transfer_head, write_transfer_node, write_transfer_signature,
+    TransferPiece, OPEN_ACL_REFERENCE,
 };
 
 /// Pieces of the stream in flight between a leader's snapshot thread and the link.
@@ -158,9 +159,8 @@ pub struct TransferSummary {
 
 /// Writes `tree` with `sessions` as a ZooKeeper leader streams its state after SNAP,
 /// handing `emit` a piece at a time (about [`CHUNK_BYTES`] each). The walk is fuzzy, as
-/// every snapshot is: it goes one child table at a time, parents before children (a
-/// table's key sorts after its parent's), a slice of a table per hold of its lock, so
-/// applies go on meanwhile; the learner replays the txns after the snapshot's zxid.
+/// every snapshot is (see [`write_state`]); the learner replays the txns after the
+/// snapshot's zxid.
 ///
 /// # Errors
 /// What `emit` returns, or [`Ended::AclChanged`].
@@ -169,6 +169,29 @@ pub fn write_transferred(
     sessions: &[(SessionId, i32)],
     mut emit: impl FnMut(Bytes) -> Result<(), Ended>,
 ) -> Result<TransferSummary, Ended> {
+    let (mut summary, mut out) = write_state(tree, sessions, BytesMut::new(), &mut emit)?;
+    write_transfer_signature(&mut out);
+    summary.bytes += out.len() as u64;
+    emit(out.freeze())?;
+    Ok(summary)
+}
+
+/// Writes `tree` with `sessions` after the bytes already in `out` (a file's header,
+/// say) in the form a snapshot file and a transferred snapshot share, handing `emit` a
+/// piece at a time (about [`CHUNK_BYTES`] each), and returns what is left to write: the
+/// nodes' lone `/`, which the caller ends its way. The walk goes one child table at a
+/// time, parents before children (a table's key sorts after its parent's), a slice of a
+/// table per hold of its lock, so applies go on meanwhile: on a live tree the snapshot
+/// is fuzzy.
+///
+/// # Errors
+/// What `emit` returns, or [`Ended::AclChanged`].
+pub fn write_state(
+    tree: &DataTree,
+    sessions: &[(SessionId, i32)],
+    mut out: BytesMut,
+    emit: &mut impl FnMut(Bytes) -> Result<(), Ended>,
+) -> Result<(TransferSummary, BytesMut), Ended> {
     let lists = tree.acl_lists();
     let known: HashSet<AclId> = lists.iter().map(|(id, _)| *id).collect();
     let listed: Vec<(i64, &[Acl])> = lists
@@ -177,7 +200,7 @@ pub fn write_transferred(
         .map(|(id, list)| (reference(*id), &list[..]))
         .collect();
     let sessions: Vec<(i64, i32)> = sessions.iter().map(|(id, to)| (id.raw(), *to)).collect();
-    let mut out = BytesMut::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 16);
+    out.reserve(CHUNK_BYTES + CHUNK_BYTES / 16);
     write_transfer_head(&sessions, &listed, &mut out);
     let mut summary = TransferSummary::default();
     let mut parents = tree.parents();
@@ -218,10 +241,8 @@ pub fn write_transferred(
             }
         }
     }
-    write_transfer_end(&mut out);
-    summary.bytes += out.len() as u64;
-    emit(out.split().freeze())?;
-    Ok(summary)
+    write_nodes_end(&mut out);
+    Ok((summary, out))
 }
 
 /// The reference a snapshot's ACL cache gives a list.

@@ -47,6 +47,9 @@ pub enum Replay {
     /// Checks and returns them unapplied: an ensemble member's log may end in txns no
     /// quorum committed, so they wait until a leader says they are.
     Collect,
+    /// Applies them up to and including this zxid and leaves the rest: the state as it
+    /// was at a committed zxid of a running server (the AdminServer's `snapshot`).
+    ApplyThrough(Zxid),
 }
 
 fn load_snapshot(
@@ -142,6 +145,9 @@ pub fn recover(
     let mut unapplied = Vec::new();
     storage.read_log(snapshot_zxid, &mut |entry| {
         let zxid = entry.zxid;
+        if matches!(replay, Replay::ApplyThrough(last) if zxid > last) {
+            return false;
+        }
         let txn = match decode_entry(&entry) {
             Ok(txn) => txn,
             Err(err) => {
@@ -162,7 +168,7 @@ pub fn recover(
         }
         bytes += entry.value.len() as u64;
         match replay {
-            Replay::Apply => {
+            Replay::Apply | Replay::ApplyThrough(_) => {
                 apply_recovered(&database, &txn, &mut sessions);
                 replayed += 1;
             }

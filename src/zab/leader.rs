@@ -19,7 +19,7 @@ use crate::zab::peer::{Core, Transition};
 use crate::zab::{Action, Entry, Role, ServerId};
 
 /// A leader's learners and pending syncs, as `mntr` reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeaderStatus {
     /// Learners connected.
     pub learners: usize,
@@ -27,6 +27,8 @@ pub struct LeaderStatus {
     pub synced_followers: usize,
     /// Observers in sync.
     pub synced_observers: usize,
+    /// Who they are, for the AdminServer's `observers`.
+    pub synced_observer_ids: Vec<ServerId>,
     /// Client `sync`s waiting for a quorum to confirm the leadership.
     pub pending_syncs: usize,
 }
@@ -182,10 +184,13 @@ impl Leader {
             pending_syncs: self.syncs.len(),
             ..LeaderStatus::default()
         };
-        for learner in self.learners.values() {
+        for (id, learner) in &self.learners {
             match (learner.stage == Stage::Synced, learner.observer) {
                 (true, false) => counts.synced_followers += 1,
-                (true, true) => counts.synced_observers += 1,
+                (true, true) => {
+                    counts.synced_observers += 1;
+                    counts.synced_observer_ids.push(*id);
+                }
                 (false, _) => {}
             }
         }

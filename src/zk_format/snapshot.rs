@@ -20,7 +20,7 @@ use jute::records::{Acl, Id, StatPersisted};
 use jute::writer::{write_buffer, write_i32, write_i64, write_len, write_ustring};
 use jute::{DecodeError, Reader, Record};
 
-use super::{adler32, check_header, ZkFileError};
+use super::{check_header, ZkFileError};
 
 /// "ZKSN".
 const MAGIC: i32 = 0x5a4b_534e;
@@ -144,13 +144,17 @@ const READ_CHUNK: usize = 1 << 20;
 /// a few dozen.
 const TAIL_MAX: u64 = 1 << 16;
 
-/// Reads an uncompressed snapshot from `input`, handing `piece` each piece as it comes,
-/// and checks every seal (`path` names it in errors).
-fn read_stream(
+/// Reads an uncompressed snapshot file's bytes from `input` (an upload, say; `name`
+/// names it in errors), handing `piece` each piece as it comes, and checks every seal;
+/// returns the last processed zxid ZooKeeper 3.9 writes after the digest, if there.
+///
+/// # Errors
+/// As [`stream_snapshot`].
+pub fn read_stream(
     input: &mut dyn std::io::Read,
     path: &str,
     piece: &mut dyn FnMut(TransferPiece) -> Result<(), String>,
-) -> Result<(), ZkFileError> {
+) -> Result<Option<i64>, ZkFileError> {
     let io = |source| ZkFileError::Io { path: path.to_owned(), source };
     let malformed = |source| ZkFileError::Malformed { path: path.to_owned(), source };
     let cut_short = |what| malformed(DecodeError::Incomplete { what, offset: 0, needed: 1 });
@@ -201,11 +205,12 @@ fn read_stream(
         check_seal(&mut reader, &tail, sum, path, "the digest")?;
     }
     // ZooKeeper 3.9: the last processed zxid, sealed again.
-    if reader.remaining() > 0 {
-        reader.read_i64("last processed zxid").map_err(malformed)?;
-        check_seal(&mut reader, &tail, sum, path, "the last processed zxid")?;
+    if reader.remaining() == 0 {
+        return Ok(None);
     }
-    Ok(())
+    let last_processed = reader.read_i64("last processed zxid").map_err(malformed)?;
+    check_seal(&mut reader, &tail, sum, path, "the last processed zxid")?;
+    Ok(Some(last_processed))
 }
 
 /// The stream snappy-java's `SnappyOutputStream` writes, uncompressed as it is read: its
@@ -489,18 +494,66 @@ fn check_seal(
 /// in the order they first appear, `world:anyone` with every permission the implicit -1.
 pub fn encode(snapshot: &Snapshot) -> BytesMut {
     let mut out = BytesMut::new();
-    write_i32(&mut out, MAGIC);
-    write_i32(&mut out, super::VERSION);
-    write_i64(&mut out, -1);
+    write_file_header(&mut out);
     write_state(snapshot, &mut out);
-    write_ustring(&mut out, "/");
-    seal(&mut out);
-    // An empty ZxidDigest (zxid 0, version 2, digest 0), sealed.
-    write_i64(&mut out, 0);
-    write_i32(&mut out, 2);
-    write_i64(&mut out, 0);
-    seal(&mut out);
+    write_nodes_end(&mut out);
+    let mut sealing = Sealing::default();
+    sealing.seal(&mut out, 0);
+    let digest_at = out.len();
+    write_empty_digest(&mut out);
+    sealing.seal(&mut out, digest_at);
     out
+}
+
+/// What a snapshot file begins with: the magic, the version and the database id.
+pub fn write_file_header(out: &mut BytesMut) {
+    write_i32(out, MAGIC);
+    write_i32(out, super::VERSION);
+    write_i64(out, -1);
+}
+
+/// An empty `ZxidDigest` (zxid 0, version 2, digest 0), which ZooKeeper reads as no
+/// digest to compare.
+fn write_empty_digest(out: &mut BytesMut) {
+    write_i64(out, 0);
+    write_i32(out, 2);
+    write_i64(out, 0);
+}
+
+/// The Adler-32 of a snapshot file's bytes as they are written, which each seal
+/// appends (ZooKeeper's `CheckedOutputStream`), so a file can be written in pieces.
+#[derive(Default)]
+pub struct Sealing {
+    checksum: adler2::Adler32,
+}
+
+impl Sealing {
+    /// Counts bytes written out before the tail.
+    pub fn passed(&mut self, bytes: &[u8]) {
+        self.checksum.write_slice(bytes);
+    }
+
+    /// Counts `out[from..]` and appends the seal of everything counted, counting it too.
+    fn seal(&mut self, out: &mut BytesMut, from: usize) {
+        self.checksum.write_slice(&out[from..]);
+        let at = out.len();
+        write_i64(out, i64::from(self.checksum.checksum()));
+        write_ustring(out, "/");
+        self.checksum.write_slice(&out[at..]);
+    }
+
+    /// The end of a ZooKeeper 3.9 snapshot file after the nodes' lone `/`, appended to
+    /// `out`, which holds the bytes not yet counted: the seal, an empty digest sealed,
+    /// and `last_zxid` (its `lastProcessedZxid`) sealed.
+    pub fn finish(mut self, last_zxid: i64, out: &mut BytesMut) {
+        self.seal(out, 0);
+        let digest_at = out.len();
+        write_empty_digest(out);
+        self.seal(out, digest_at);
+        let zxid_at = out.len();
+        write_i64(out, last_zxid);
+        self.seal(out, zxid_at);
+    }
 }
 
 /// Encodes `snapshot` as a ZooKeeper leader streams it to a learner after SNAP, which
@@ -572,14 +625,18 @@ pub fn write_transfer_node(
 /// The end of a transferred snapshot: the lone `/` after the nodes, and ZooKeeper's
 /// signature.
 pub fn write_transfer_end(out: &mut BytesMut) {
-    write_ustring(out, "/");
-    write_ustring(out, TRANSFER_SIGNATURE);
+    write_nodes_end(out);
+    write_transfer_signature(out);
 }
 
-fn seal(out: &mut BytesMut) {
-    let checksum = adler32(out);
-    write_i64(out, i64::from(checksum));
+/// The lone `/` that ends the nodes of a snapshot, in a file or transferred.
+pub fn write_nodes_end(out: &mut BytesMut) {
     write_ustring(out, "/");
+}
+
+/// ZooKeeper's signature after a transferred snapshot's nodes.
+pub fn write_transfer_signature(out: &mut BytesMut) {
+    write_ustring(out, TRANSFER_SIGNATURE);
 }
 
 #[cfg(test)]

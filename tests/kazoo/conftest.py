@@ -27,7 +27,7 @@ class Server:
         config = os.path.join(self.dir, "zoo.cfg")
         with open(config, "w") as f:
             f.write(
-                "tickTime=500\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
+                "tickTime=500\ndataDir=%s\nadmin.enableServer=false\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
                 "maxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n"
                 "znode.container.checkIntervalMs=200\n%s\n"
                 % (os.path.join(self.dir, "data"), client_port, extra)
@@ -143,7 +143,8 @@ def after_whoami(lines):
 class Ensemble:
     """Three zkrs members on 127.0.0.1; stop() kills them and removes their directories."""
 
-    def __init__(self, size=3, extra=""):
+    def __init__(self, size=3, extra="", member_extra=None):
+        """`member_extra(i)`, if given, adds lines to member i's zoo.cfg alone."""
         ports = free_ports(3 * size)
         # ZooKeeper refuses an ensemble without initLimit and syncLimit, and so does zkrs.
         self.config = "initLimit=10\nsyncLimit=5\n" + extra + "\n" + "".join(
@@ -151,18 +152,22 @@ class Ensemble:
             for i in range(size)
         )
         self.ports = [ports[3 * i] for i in range(size)]
+        self.member_extra = member_extra or (lambda i: "")
         self.members = []
         for i in range(size):
             directory = tempfile.mkdtemp(prefix="zkrs-kazoo-member-")
             os.makedirs(os.path.join(directory, "data"))
             with open(os.path.join(directory, "data", "myid"), "w") as f:
                 f.write("%d\n" % (i + 1))
-            self.members.append(Server(self.config, directory, self.ports[i]))
+            self.members.append(Server(self.member_config(i), directory, self.ports[i]))
         self.hosts = ",".join(member.hosts for member in self.members)
+
+    def member_config(self, i):
+        return self.config + self.member_extra(i)
 
     def restart(self, i):
         """Starts member i again on its data, after kill()."""
-        self.members[i] = Server(self.config, self.members[i].dir, self.ports[i])
+        self.members[i] = Server(self.member_config(i), self.members[i].dir, self.ports[i])
 
     def leader(self):
         """The index of the member that reports Mode: leader, once one does."""
@@ -216,6 +221,45 @@ def wait_until(condition, timeout=10.0, interval=0.02):
             return
         time.sleep(interval)
     raise AssertionError("condition not met within %.1f s" % timeout)
+
+
+ZOOKEEPER_CLASSPATH = ":".join(
+    "/usr/share/java/%s.jar" % jar
+    for jar in ("zookeeper", "zookeeper-jute", "slf4j-api", "slf4j-simple", "snappy-java")
+)
+
+
+def start_zookeeper(directory, port, compression="", extra=""):
+    """Apache ZooKeeper 3.8 (Debian's package) on `directory`/data at `port`, with the
+    zoo.cfg lines `extra` last; returns its process once it listens."""
+    config = os.path.join(directory, "zoo.cfg")
+    with open(config, "w") as f:
+        f.write(
+            "tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
+            "maxClientCnxns=0\nextendedTypesEnabled=true\nadmin.enableServer=false\n"
+            "snapCount=100\n%s\n" % (os.path.join(directory, "data"), port, extra)
+        )
+    log = open(os.path.join(directory, "zookeeper.log"), "w")
+    method = ["-Dzookeeper.snapshot.compression.method=" + compression] if compression else []
+    # Its Jetty AdminServer needs the servlet API, which the package's manifest leaves out.
+    servlet = ["-Xbootclasspath/a:/usr/share/java/servlet-api.jar"]
+    process = subprocess.Popen(
+        ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", *method, *servlet,
+         "-cp", ZOOKEEPER_CLASSPATH, "org.apache.zookeeper.server.quorum.QuorumPeerMain", config],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+    )
+    # Connect only once it listens: kazoo backs off further after each refused attempt,
+    # and a slow start could then outlast the imported sessions' timeout.
+    wait_until(lambda: listening(port), timeout=60)
+    return process
+
+
+def listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 @pytest.fixture

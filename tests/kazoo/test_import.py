@@ -5,7 +5,6 @@ from ZooKeeper. Then zkrs is stopped, its data directory exported, and ZooKeeper
 that must serve the same again."""
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 
@@ -13,42 +12,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.security import make_acl, make_digest_acl
 
-from conftest import BINARY, Server, free_ports, wait_until
-
-CLASSPATH = ":".join(
-    "/usr/share/java/%s.jar" % jar
-    for jar in ("zookeeper", "zookeeper-jute", "slf4j-api", "slf4j-simple", "snappy-java")
-)
-
-
-def start_zookeeper(directory, port, compression=""):
-    config = os.path.join(directory, "zoo.cfg")
-    with open(config, "w") as f:
-        f.write(
-            "tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
-            "maxClientCnxns=0\nextendedTypesEnabled=true\nadmin.enableServer=false\n"
-            "snapCount=100\n" % (os.path.join(directory, "data"), port)
-        )
-    log = open(os.path.join(directory, "zookeeper.log"), "w")
-    method = ["-Dzookeeper.snapshot.compression.method=" + compression] if compression else []
-    process = subprocess.Popen(
-        ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", *method, "-cp", CLASSPATH,
-         "org.apache.zookeeper.server.quorum.QuorumPeerMain", config],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-    )
-    # Connect only once it listens: kazoo backs off further after each refused attempt,
-    # and a slow start could then outlast the imported sessions' timeout.
-    wait_until(lambda: listening(port), timeout=60)
-    return process
-
-
-def listening(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
+from conftest import BINARY, Server, free_ports, start_zookeeper, wait_until
 
 def connect(hosts, auth=True):
     client = KazooClient(hosts=hosts, timeout=30)

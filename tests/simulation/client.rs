@@ -303,7 +303,7 @@ impl Client {
     ) -> Option<Input> {
         let limits = ConnectionLimits { per_ip_max: 0, total_max: 0 };
         let address = format!("127.0.0.1:{}", 10_000 + self.id).parse().expect("address");
-        let connection = shared.registry.open(address, limits, 0).expect("no limits");
+        let connection = shared.registry.open(address, false, limits, 0).expect("no limits");
         let (session_id, passwd) = match (&self.resumable, resume) {
             (Some((session_id, passwd)), true) => (*session_id, passwd.clone()),
             _ => (SessionId::NONE, Bytes::from_static(&[0; 16])),

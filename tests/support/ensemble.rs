@@ -155,7 +155,7 @@ impl Ensemble {
                 format!("clientPort={}\nclientPortAddress=127.0.0.1\n{servers}", ports[3 * i])
             };
             let config = format!(
-                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nmaxClientCnxns=0\n\
+                "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\nadmin.enableServer=false\nmaxClientCnxns=0\n\
                  4lw.commands.whitelist=*\n{membership}{extra}\n",
                 data.display(),
             );

@@ -35,7 +35,7 @@ pub async fn zookeeper_and_zkrs(
     std::fs::create_dir_all(dir.join("data")).expect("dataDir");
     std::fs::write(dir.join("data/myid"), "2\n").expect("myid");
     let config = format!(
-        "tickTime=500\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n\
+        "tickTime=500\ndataDir={}\nadmin.enableServer=false\nclientPort=0\nclientPortAddress=127.0.0.1\n\
          4lw.commands.whitelist=*\n{lines}",
         dir.join("data").display()
     );

@@ -156,7 +156,7 @@ impl ServerProcess {
     /// directory is kept after the server stops when `keep_dir`.
     pub fn start_in(dir: PathBuf, extra: &str, keep_dir: bool) -> ServerProcess {
         let config = format!(
-            "tickTime=500\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n\
+            "tickTime=500\ndataDir={}\nadmin.enableServer=false\nclientPort=0\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n\
              4lw.commands.whitelist=*\nextendedTypesEnabled=true\n{extra}\n",
             dir.join("data").display()
         );

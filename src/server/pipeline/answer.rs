@@ -202,6 +202,7 @@ impl Slot {
 /// Queues `reply` for its client and counts it.
 fn deliver(shared: &Shared, connection: &Connection, reply: Reply) {
     let Reply { frame, op, xid, zxid, received_ms, then_close } = reply;
+    shared.stats.response_sizes.record(frame.len());
     connection.send(frame);
     let now_ms = shared.clock.now_ms();
     let latency_ms = now_ms.saturating_sub(received_ms);

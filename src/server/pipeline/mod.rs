@@ -39,6 +39,7 @@ use crate::ensemble::frame::PeerFrame;
 use crate::fast_hash::FastHashMap;
 use crate::prepare::Preparer;
 use crate::server::registry::ConnId;
+use crate::server::restore::{Installed, Restore};
 use crate::server::storage_writer::Write;
 use crate::server::transfer::Sealed;
 use crate::server::{Mode, Shared};
@@ -561,14 +562,7 @@ impl Pipeline {
         let Sealed { tree, loaded, store } = sealed;
         let shared = self.shared.clone();
         shared.database.install(zxid, tree);
-        {
-            let now_ms = shared.clock.now_ms();
-            let mut sessions = shared.sessions.lock();
-            sessions.clear();
-            for (session_id, timeout_ms) in &loaded.sessions {
-                sessions.add(*session_id, u64::try_from(*timeout_ms).unwrap_or(0), now_ms);
-            }
-        }
+        replace_sessions(&shared, &loaded.sessions);
         self.preparer = Preparer::new(zxid);
         self.persist.push(Write::Snapshot(store, self.zab.history().epoch_ends().to_vec()));
         tracing::info!(
@@ -577,6 +571,35 @@ impl Pipeline {
             "installed the leader's snapshot"
         );
         Ok(())
+    }
+
+    /// Whether every write taken is applied and durable: a restore may replace the state.
+    pub fn drained(&self) -> bool {
+        self.prepared.is_empty() && self.proposed.is_empty() && self.persist.is_idle()
+    }
+
+    /// Replaces a standalone server's state with `restore`'s, once [`Pipeline::drained`]:
+    /// installed at the last applied zxid, with its sessions; every client connection
+    /// closes (its watches were set on the old state, and a session the restored state
+    /// lacks is gone), and the restore is answered once the new state is durable.
+    pub fn restore(&mut self, restore: Restore) {
+        let Restore { tree, sessions, done } = restore;
+        if !self.standalone {
+            let refusal = "restore replaces a standalone server's state; an ensemble member \
+                           restored alone would part from its ensemble";
+            let _ = done.send(Err(refusal.into()));
+            return;
+        }
+        let shared = self.shared.clone();
+        let zxid = shared.database.last_applied_zxid();
+        shared.database.install(zxid, tree);
+        replace_sessions(&shared, &sessions);
+        for connection in shared.registry.all() {
+            connection.request_close();
+        }
+        self.preparer = Preparer::new(zxid);
+        tracing::info!(%zxid, nodes = shared.database.tree().node_count(), "state restored");
+        self.persist.push(Write::Restore(Installed { shared, zxid, sessions, done }));
     }
 
     /// The core announced a role: serve clients or stop serving them.
@@ -596,6 +619,11 @@ impl Pipeline {
             Role::Observing { .. } => Mode::Observer,
         };
         *shared.mode.lock() = mode;
+        *shared.leader.lock() = match role {
+            Role::Looking => None,
+            Role::Leading { .. } => Some(self.zab.id()),
+            Role::Following { leader, .. } | Role::Observing { leader, .. } => Some(leader),
+        };
         match role {
             Role::Looking => {
                 let mut sessions = shared.sessions.lock();
@@ -647,6 +675,17 @@ fn first_unsealed(message: &Message) -> Option<Zxid> {
         _ => &[],
     };
     entries.iter().find(|entry| unseal(&entry.payload).is_none()).map(|entry| entry.zxid)
+}
+
+/// The session tracker holds exactly `sessions`, each with a full timeout from now: the
+/// state was replaced.
+fn replace_sessions(shared: &Shared, sessions: &[(SessionId, i32)]) {
+    let now_ms = shared.clock.now_ms();
+    let mut tracker = shared.sessions.lock();
+    tracker.clear();
+    for (session_id, timeout_ms) in sessions {
+        tracker.add(*session_id, u64::try_from(*timeout_ms).unwrap_or(0), now_ms);
+    }
 }
 
 #[cfg(test)]

@@ -83,6 +83,10 @@ impl<T> PersistQueue<T> {
                 self.log_end = store.zxid();
                 self.rewrites += 1;
             }
+            Write::Restore(ref installed) => {
+                self.log_end = installed.zxid;
+                self.rewrites += 1;
+            }
             Write::Epochs(_) | Write::EpochEnds(_) => {}
         }
         self.asked += 1;
@@ -117,6 +121,11 @@ impl<T> PersistQueue<T> {
     /// Whether a batch is being written.
     pub fn is_writing(&self) -> bool {
         self.in_flight.is_some()
+    }
+
+    /// Whether every write asked for is durable.
+    pub fn is_idle(&self) -> bool {
+        self.in_flight.is_none() && self.waiting.is_empty()
     }
 
     /// Whether a truncation or snapshot install asked for is not yet durable: until it

@@ -39,7 +39,10 @@ fn pipeline_with(voters: &[ServerId], extra: &str) -> (Pipeline, Arc<Shared>) {
 
 fn connection(shared: &Shared) -> Arc<Connection> {
     let limits = ConnectionLimits { per_ip_max: 0, total_max: 0 };
-    shared.registry.open("127.0.0.1:40000".parse().expect("address"), limits, 0).expect("open")
+    shared
+        .registry
+        .open("127.0.0.1:40000".parse().expect("address"), false, limits, 0)
+        .expect("open")
 }
 
 fn create(connection: &Arc<Connection>, path: &str, flags: i32) -> Input {
