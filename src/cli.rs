@@ -85,6 +85,30 @@ enum Command {
         #[arg(long)]
         to_data_log_dir: Option<PathBuf>,
     },
+    /// Keeps a backup directory current from a running member's AdminServer: snapshots
+    /// now and then, and every committed txn as it commits. Killed at any point, it goes
+    /// on where it was. `zkrs backup verify DIR` checks a backup.
+    Backup(BackupArgs),
+    /// Makes a new data directory holding exactly the state after one txn of a backup,
+    /// for a server or a new ensemble to start from.
+    Restore {
+        /// The backup directory.
+        #[arg(long)]
+        backup: PathBuf,
+        /// The state after this txn (`0x1f` or `31`).
+        #[arg(long, value_parser = parse_zxid, conflicts_with = "to_time")]
+        to_zxid: Option<i64>,
+        /// The state after the last txn at or before this time: milliseconds since the
+        /// epoch, or UTC as `2026-12-05T01:02:03Z` (fractions of a second allowed).
+        #[arg(long, value_parser = parse_time)]
+        to_time: Option<i64>,
+        /// The new dataDir (it must not hold a zkrs store yet).
+        #[arg(long)]
+        to: PathBuf,
+        /// The new dataLogDir, if the zoo.cfg will name one.
+        #[arg(long)]
+        to_data_log_dir: Option<PathBuf>,
+    },
     /// Makes Apache ZooKeeper's data directory from a stopped zkrs server's: one
     /// ZooKeeper snapshot of the whole state, with its sessions, epochs and myid (the way
     /// back after `zkrs import`).
@@ -97,6 +121,37 @@ enum Command {
         /// ZooKeeper's new dataDir (its version-2/ must be empty or missing).
         #[arg(long)]
         to: PathBuf,
+    },
+}
+
+/// `zkrs backup`: keep a backup current, or check one.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct BackupArgs {
+    #[command(subcommand)]
+    action: Option<BackupAction>,
+    /// The member's AdminServer: http://host:port.
+    #[arg(long, required = true)]
+    server: Option<String>,
+    /// The Authorization header the AdminServer wants for snapshots: `digest user:password`
+    /// (a user with every permission on /), or `ip`.
+    #[arg(long)]
+    auth: Option<String>,
+    /// The backup directory.
+    #[arg(long, required = true)]
+    dir: Option<PathBuf>,
+    /// Txns between snapshots.
+    #[arg(long, default_value_t = 100_000)]
+    snapshot_every: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupAction {
+    /// Reads every snapshot and txn of a backup, checking every checksum, and says which
+    /// zxids it can restore; fails on a damaged file.
+    Verify {
+        /// The backup directory.
+        dir: PathBuf,
     },
 }
 
@@ -174,6 +229,32 @@ enum ConfigAction {
     },
 }
 
+/// Milliseconds since the epoch, or a UTC time `YYYY-MM-DDTHH:MM:SS[.fff]Z`.
+fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let bad = || format!("{text:?} is neither milliseconds nor YYYY-MM-DDTHH:MM:SS[.fff]Z");
+    let utc = text.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = utc.split_once('T').ok_or_else(bad)?;
+    let numbers = |part: &str, separator: char| -> Result<Vec<i64>, String> {
+        part.split(separator).map(|field| field.parse::<i64>().map_err(|_| bad())).collect()
+    };
+    let (seconds_text, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let [year, month, day] = numbers(date, '-')?[..] else { return Err(bad()) };
+    let [hour, minute, second] = numbers(seconds_text, ':')?[..] else { return Err(bad()) };
+    let millis: i64 =
+        format!("{fraction:0<3}").get(..3).and_then(|ms| ms.parse().ok()).ok_or_else(bad)?;
+    // Howard Hinnant's days-from-civil.
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Ok(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+}
+
 /// `0x1f` or `31`.
 fn parse_zxid(text: &str) -> Result<i64, String> {
     let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
@@ -239,6 +320,39 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             crate::import::import(&from, &to, to_data_log_dir.as_deref(), &mut out)?;
             Ok(())
         }
+        Command::Backup(BackupArgs { action: Some(BackupAction::Verify { dir }), .. }) => {
+            crate::backup::verify(&dir, &mut out).map_err(anyhow::Error::msg)?;
+            Ok(())
+        }
+        Command::Backup(BackupArgs { action: None, server, auth, dir, snapshot_every }) => {
+            let (Some(server), Some(dir)) = (server, dir) else {
+                anyhow::bail!("zkrs backup needs --server and --dir");
+            };
+            let options = crate::backup::Options {
+                server,
+                authorization: auth,
+                dir,
+                snapshot_every: snapshot_every.max(1),
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                tokio::select! {
+                    kept = crate::backup::keep_current(options) => Ok(kept?),
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            })
+        }
+        Command::Restore { backup, to_zxid, to_time, to, to_data_log_dir } => {
+            use crate::backup::restore::{restore, Target};
+            let target = match (to_zxid, to_time) {
+                (Some(zxid), _) => Target::Zxid(Zxid::new(zxid)),
+                (None, Some(ms)) => Target::Time(ms),
+                (None, None) => Target::Latest,
+            };
+            restore(&backup, target, &to, to_data_log_dir.as_deref(), &mut out)
+                .map_err(anyhow::Error::msg)?;
+            Ok(())
+        }
         Command::Export { data_dir, data_log_dir, to } => {
             crate::export::export(&data_dir, data_log_dir.as_deref(), &to, &mut out)?;
             Ok(())
@@ -253,5 +367,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
             Ok(crate::startup::describe_config(&config, &mut out)?)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_milliseconds_or_utc() {
+        assert_eq!(parse_time("1796433371766"), Ok(1_796_433_371_766));
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(0));
+        // ZooKeeper's `dump` on 2026-11-22 printed this time for 1795306529000.
+        assert_eq!(parse_time("2026-11-22T00:15:29Z"), Ok(1_795_306_529_000));
+        assert_eq!(parse_time("2000-02-29T12:00:00.5Z"), Ok(951_825_600_500));
+        assert!(parse_time("yesterday").is_err());
     }
 }

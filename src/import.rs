@@ -137,26 +137,14 @@ pub fn import(
     let last_zxid = txns.last().map_or(snapshot.zxid, |txn| txn.zxid().raw());
     let epochs = read_epochs(&snap_dir, Zxid::new(last_zxid))?;
 
-    if store_paths(to, to_log_dir).0.exists() {
-        return Err(ImportError::TargetInUse(to.display().to_string()));
-    }
-    let storage = RocksStorage::open(to, to_log_dir, true)?;
-    let sessions = &snapshot.sessions;
-    let created_ms = i64::try_from(Clock::system().wall_ms()).unwrap_or(i64::MAX);
-    let stopping = AtomicBool::new(false);
-    let zxid = Zxid::new(snapshot.zxid);
-    take_snapshot_of(&snapshot.tree, &storage, zxid, sessions, created_ms, &stopping)?;
     let entries: Vec<LogEntry> = txns.iter().map(encode_entry).collect();
-    for batch in entries.chunks(APPEND_BATCH) {
-        storage.append(batch)?;
-    }
-    storage.set_epochs(epochs)?;
+    write_store(to, to_log_dir, &snapshot, &entries, epochs)?;
     copy_myid(&from.data_dir, to)
         .map_err(|(path, source)| ImportError::Io { path: path.display().to_string(), source })?;
     let imported = Imported {
         snapshot_zxid: snapshot.zxid,
         nodes: snapshot.nodes,
-        sessions: sessions.len(),
+        sessions: snapshot.sessions.len(),
         txns: txns.len(),
         last_zxid,
     };
@@ -190,12 +178,66 @@ fn files(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, ImportError> {
     Ok(files)
 }
 
+/// Makes a new zkrs store in `to` (its log in `to_log_dir`) that starts from `snapshot`
+/// and replays `entries` (the txns after it, in order) at start, with `epochs`.
+///
+/// # Errors
+/// [`ImportError::TargetInUse`] if `to` holds a store already, or the store's errors.
+pub fn write_store(
+    to: &Path,
+    to_log_dir: Option<&Path>,
+    snapshot: &LoadedSnapshot,
+    entries: &[LogEntry],
+    epochs: Epochs,
+) -> Result<(), ImportError> {
+    if store_paths(to, to_log_dir).0.exists() {
+        return Err(ImportError::TargetInUse(to.display().to_string()));
+    }
+    let storage = RocksStorage::open(to, to_log_dir, true)?;
+    let created_ms = i64::try_from(Clock::system().wall_ms()).unwrap_or(i64::MAX);
+    let stopping = AtomicBool::new(false);
+    let zxid = Zxid::new(snapshot.zxid);
+    let sessions = &snapshot.sessions;
+    take_snapshot_of(&snapshot.tree, &storage, zxid, sessions, created_ms, &stopping)?;
+    for batch in entries.chunks(APPEND_BATCH) {
+        storage.append(batch)?;
+    }
+    storage.set_epochs(epochs)?;
+    Ok(())
+}
+
 /// A ZooKeeper snapshot loaded into a zkrs tree.
-struct LoadedSnapshot {
-    zxid: i64,
-    tree: DataTree,
-    sessions: Vec<(SessionId, i32)>,
-    nodes: usize,
+pub struct LoadedSnapshot {
+    /// Its zxid.
+    pub zxid: i64,
+    /// Its nodes.
+    pub tree: DataTree,
+    /// Its sessions.
+    pub sessions: Vec<(SessionId, i32)>,
+    /// How many nodes.
+    pub nodes: usize,
+}
+
+/// Loads the ZooKeeper snapshot file at `path` (named `snapshot.<zxid>`) into a new tree,
+/// as a stream: it is never held whole.
+///
+/// # Errors
+/// As [`stream_snapshot`], or a node without its parent.
+pub fn load_snapshot(path: &Path) -> Result<LoadedSnapshot, ZkFileError> {
+    let tree = DataTree::empty(true);
+    let mut sessions = Vec::new();
+    let mut nodes = 0usize;
+    let zxid = stream_snapshot(path, &mut |piece| match piece {
+        TransferPiece::Sessions(list) => {
+            sessions = list.into_iter().map(|(id, to)| (SessionId::new(id), to)).collect();
+            Ok(())
+        }
+        TransferPiece::Node(node) => {
+            nodes += 1;
+            load_node(&tree, &node)
+        }
+    })?;
+    Ok(LoadedSnapshot { zxid, tree, sessions, nodes })
 }
 
 /// `FileSnap.deserialize`: the newest snapshot first, an older one if it does not read
@@ -206,21 +248,8 @@ fn newest_readable_snapshot(
     report: &mut dyn Write,
 ) -> Result<LoadedSnapshot, ImportError> {
     for (_, path) in files(dir, "snapshot")?.into_iter().rev() {
-        let tree = DataTree::empty(true);
-        let mut sessions = Vec::new();
-        let mut nodes = 0usize;
-        let read = stream_snapshot(&path, &mut |piece| match piece {
-            TransferPiece::Sessions(list) => {
-                sessions = list.into_iter().map(|(id, to)| (SessionId::new(id), to)).collect();
-                Ok(())
-            }
-            TransferPiece::Node(node) => {
-                nodes += 1;
-                load_node(&tree, &node)
-            }
-        });
-        match read {
-            Ok(zxid) => return Ok(LoadedSnapshot { zxid, tree, sessions, nodes }),
+        match load_snapshot(&path) {
+            Ok(loaded) => return Ok(loaded),
             Err(err) => writeln!(report, "skipping {}: {err}", path.display())?,
         }
     }

@@ -17,12 +17,15 @@
 //! - [`zk_format`]: Apache ZooKeeper's own snapshot and txn log files, read by
 //!   [`import`] (`zkrs import`: a zkrs data directory made of them) and written by
 //!   [`export`] (`zkrs export`: the way back).
+//! - [`backup`]: `zkrs backup` and `zkrs restore`: a backup directory kept current from
+//!   a running member's AdminServer, restored to a chosen zxid or time.
 //!
 //! `tree`, `session`, `prepare`, `txn` and `zab` own no sockets, tasks, clocks or files: time
 //! comes in as arguments, so they can be driven deterministically.
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod dump;

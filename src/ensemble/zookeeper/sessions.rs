@@ -105,7 +105,7 @@ pub fn touches(sessions: &[(SessionId, i32)]) -> Bytes {
 /// If the data is not a whole number of sessions.
 pub fn read_touches(data: Option<&Bytes>) -> Result<Vec<(SessionId, i32)>, PacketError> {
     let mut data = data.map_or(&[][..], |data| &data[..]);
-    if data.len() % TOUCH_LEN != 0 {
+    if !data.len().is_multiple_of(TOUCH_LEN) {
         return Err(cut_short("a session touch", TOUCH_LEN - data.len() % TOUCH_LEN));
     }
     let mut sessions = Vec::with_capacity(data.len() / TOUCH_LEN);

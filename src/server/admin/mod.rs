@@ -14,6 +14,7 @@ pub mod commands;
 mod idle;
 pub mod json;
 mod snapshot;
+pub mod txns;
 mod upload;
 
 use std::net::IpAddr;
@@ -78,7 +79,8 @@ pub async fn serve(
     let mut app = Router::new()
         .route(&format!("{base}/"), get(links))
         .route(&format!("{base}/{{name}}"), get(run_get).post(run_post))
-        .route("/ready", get(ready));
+        .route("/ready", get(ready))
+        .route("/backup/txns", get(backup_txns));
     if !base.is_empty() {
         app = app.route(base, get(links));
     }
@@ -325,6 +327,49 @@ async fn restore(admin: &Arc<Admin>, body: Body) -> Answer {
             Answer::failed("restore", err, 500)
         }
     }
+}
+
+/// `GET /backup/txns?after=<zxid>` (zkrs only, for `zkrs backup`): the committed txns
+/// after the zxid, then each as it commits ([`txns`]); needs what `snapshot` needs.
+async fn backup_txns(
+    State(admin): State<Arc<Admin>>,
+    RawQuery(query): RawQuery,
+    ConnectInfo(ClientAddress(peer)): ConnectInfo<ClientAddress>,
+    headers: HeaderMap,
+) -> Response {
+    const NAME: &str = "backup_txns";
+    if let Err(refused) = admin.authorize(NAME, &headers, peer.ip()) {
+        return json_response(&refused, &[]);
+    }
+    if !admin.shared.mode.lock().is_serving() {
+        let error = "This ZooKeeper instance is not currently serving requests";
+        return json_response(&Answer::failed(NAME, error, 503), &[]);
+    }
+    let arguments = parse_query(query.as_deref().unwrap_or(""));
+    let after = arguments.iter().find(|(name, _)| name == "after").map(|(_, value)| {
+        let parsed = match value.strip_prefix("0x") {
+            Some(hex) => i64::from_str_radix(hex, 16),
+            None => value.parse(),
+        };
+        parsed.map(crate::txn::Zxid::new)
+    });
+    let Some(Ok(after)) = after else {
+        return json_response(&Answer::failed(NAME, "after=<zxid> is required", 400), &[]);
+    };
+    let started = txns::start(admin.shared.clone(), admin.storage.clone(), after).await;
+    let pieces = match started {
+        Ok(pieces) => pieces,
+        Err(refused) => {
+            let status = match refused {
+                txns::Refused::Gone(_) => 410,
+                txns::Refused::Ahead { .. } => 409,
+                txns::Refused::Storage(_) => 500,
+            };
+            return json_response(&Answer::failed(NAME, refused.to_string(), status), &[]);
+        }
+    };
+    tracing::info!(%peer, %after, "streaming txns to a backup");
+    octet_stream(pieces)
 }
 
 /// `GET /ready`: 200 while the member serves clients (standalone, leading, following or

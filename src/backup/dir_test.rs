@@ -1,0 +1,87 @@
+use bytes::Bytes;
+use jute::records::{SetDataTxn, TxnHeader};
+use jute::OpCode;
+
+use super::*;
+use crate::storage::record::encode_entry;
+use crate::txn::TxnBody;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zkrs-backup-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn record(zxid: i64) -> Record {
+    let txn = Txn {
+        header: TxnHeader {
+            client_id: 1,
+            cxid: 0,
+            zxid,
+            time: zxid,
+            op_type: OpCode::SetData.as_i32(),
+        },
+        body: TxnBody::SetData(SetDataTxn {
+            path: "/a".into(),
+            data: Some(Bytes::from_static(b"value")),
+            version: 1,
+        }),
+    };
+    let entry = encode_entry(&txn);
+    Record { zxid: entry.zxid, entry: entry.value }
+}
+
+#[test]
+fn records_come_off_a_buffer_only_whole() {
+    let mut bytes = BytesMut::new();
+    record(7).encode(&mut bytes);
+    let whole = bytes.len();
+    let mut partial = BytesMut::from(&bytes[..whole - 1]);
+    assert!(take_record(&mut partial).expect("no error").is_none());
+    let taken = take_record(&mut bytes).expect("no error").expect("whole");
+    assert_eq!(taken.zxid, Zxid::new(7));
+    assert!(taken.txn().is_ok());
+    assert!(bytes.is_empty());
+}
+
+#[test]
+fn a_crash_mid_record_is_cut_off_and_the_writer_goes_on() {
+    let dir = scratch("torn");
+    let mut writer = SegmentWriter::resume(&dir, &Scan::default()).expect("writer");
+    writer.append(Zxid::new(0), &[record(1), record(2), record(3)]).expect("appended");
+    let segment = dir.join("txns.1");
+    let mut torn = BytesMut::new();
+    record(4).encode(&mut torn);
+    let mut file = OpenOptions::new().append(true).open(&segment).expect("open");
+    file.write_all(&torn[..torn.len() - 3]).expect("torn write");
+    drop(file);
+    let scan = scan(&dir).expect("scan");
+    assert_eq!(scan.reaches(), Some(Zxid::new(3)));
+    assert!(scan.torn_tail > 0 && scan.damaged_tail.is_none());
+    let mut writer = SegmentWriter::resume(&dir, &scan).expect("resumed");
+    writer.append(Zxid::new(3), &[record(4)]).expect("appended");
+    // Txns that do not go on from the last one kept start a new segment.
+    writer.append(Zxid::new(8), &[record(9)]).expect("appended");
+    let scan = super::scan(&dir).expect("scan");
+    assert_eq!((scan.torn_tail, scan.segments.len()), (0, 2));
+    assert_eq!(scan.segments[0].last, Zxid::new(4));
+    assert_eq!((scan.segments[1].after, scan.segments[1].first), (Zxid::new(8), Zxid::new(9)));
+}
+
+#[test]
+fn a_damaged_record_is_reported_not_skipped() {
+    let dir = scratch("damaged");
+    let mut writer = SegmentWriter::resume(&dir, &Scan::default()).expect("writer");
+    writer.append(Zxid::new(0), &[record(1), record(2)]).expect("appended");
+    writer.append(Zxid::new(4), &[record(5)]).expect("appended");
+    let first = dir.join("txns.1");
+    let mut bytes = std::fs::read(&first).expect("read");
+    bytes[SEGMENT_HEAD as usize + RECORD_HEAD + 3] ^= 0xff;
+    std::fs::write(&first, bytes).expect("write");
+    assert!(matches!(scan(&dir), Err(DirError::Corrupt { .. })));
+    let newest = dir.join("txns.5");
+    std::fs::remove_file(&newest).expect("remove");
+    let scan = scan(&dir).expect("the newest segment's damage is reported, not fatal");
+    assert!(scan.damaged_tail.is_some());
+}
