@@ -85,6 +85,15 @@ enum Command {
         #[arg(long)]
         to_data_log_dir: Option<PathBuf>,
     },
+    /// A client shell with zkCli.sh's commands and output: `zkrs shell -server
+    /// host:port,... [-timeout ms] [command args]`; a script on standard input, or
+    /// interactive with line editing, history and tab completion.
+    #[command(disable_help_flag = true)]
+    Shell {
+        /// zkCli's arguments: -server, -timeout, -waitforconnection, then a command.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        arguments: Vec<String>,
+    },
     /// Keeps a backup directory current from a running member's AdminServer: snapshots
     /// now and then, and every committed txn as it commits. Killed at any point, it goes
     /// on where it was. `zkrs backup verify DIR` checks a backup.
@@ -264,6 +273,12 @@ fn parse_zxid(text: &str) -> Result<i64, String> {
     parsed.map_err(|err| format!("{text:?} is not a zxid: {err}"))
 }
 
+/// A shell command or script failed: the shell has said why, so nothing more is logged,
+/// and the exit status is 1, as zkCli's.
+#[derive(Debug, thiserror::Error)]
+#[error("a shell command failed")]
+pub struct ShellFailed;
+
 /// How a failed command ends, with ZooKeeper's exit codes: 2 for a configuration it
 /// would also refuse ("Invalid config, exiting abnormally"), 3 for a data directory it
 /// may not create, 1 for everything else.
@@ -294,7 +309,8 @@ pub fn exit_status(err: &anyhow::Error) -> u8 {
 /// # Errors
 /// A bad configuration, a port that cannot be bound, or a failed server.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    // Not locked for the whole command: the shell's threads print too (watch events).
+    let mut out = std::io::stdout();
     match cli.command {
         Command::Server { config } => {
             let config = match &config {
@@ -320,6 +336,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             crate::import::import(&from, &to, to_data_log_dir.as_deref(), &mut out)?;
             Ok(())
         }
+        Command::Shell { arguments } => match crate::shell::run(&arguments) {
+            0 => Ok(()),
+            _ => Err(anyhow::Error::new(ShellFailed)),
+        },
         Command::Backup(BackupArgs { action: Some(BackupAction::Verify { dir }), .. }) => {
             crate::backup::verify(&dir, &mut out).map_err(anyhow::Error::msg)?;
             Ok(())

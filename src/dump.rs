@@ -5,9 +5,10 @@ use std::io::Write;
 use std::ops::RangeInclusive;
 
 use bytes::Bytes;
-use jute::records::Acl;
+use jute::records::{Acl, Stat};
 use jute::{Code, OpCode};
 
+use crate::proto::stat_text::stat_lines;
 use crate::server::four_letter::java_date;
 use crate::storage::record::decode_entry;
 use crate::storage::{SnapshotHeader, Storage, StorageError};
@@ -236,22 +237,11 @@ pub fn write_tree(tree: &DataTree, out: &mut dyn Write) -> Result<(), DumpError>
         let Some(line) = tree.with_node(&path, |node, children| {
             let stat = node.stat(children, tree.extended_types_enabled());
             let data = node.data.as_deref().map(Bytes::copy_from_slice);
+            let stat = Stat { ephemeral_owner: node.ephemeral_owner, ..stat };
+            let lines: String =
+                stat_lines(&stat).lines().map(|line| format!("  {line}\n")).collect();
             format!(
-                "{path}\n  cZxid = 0x{:x}\n  ctime = {}\n  mZxid = 0x{:x}\n  mtime = {}\n  \
-                 pZxid = 0x{:x}\n  cversion = {}\n  dataVersion = {}\n  aclVersion = {}\n  \
-                 ephemeralOwner = 0x{:x}\n  dataLength = {}\n  numChildren = {}\n  data = {}\n  \
-                 acl = {}",
-                stat.czxid,
-                java_date(u64::try_from(stat.ctime).unwrap_or(0)),
-                stat.mzxid,
-                java_date(u64::try_from(stat.mtime).unwrap_or(0)),
-                stat.pzxid,
-                stat.cversion,
-                stat.version,
-                stat.aversion,
-                node.ephemeral_owner,
-                stat.data_length,
-                stat.num_children,
+                "{path}\n{lines}  data = {}\n  acl = {}",
                 show_data(data.as_ref()),
                 show_acl(&tree.acl(node.acl)),
             )

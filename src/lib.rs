@@ -17,6 +17,7 @@
 //! - [`zk_format`]: Apache ZooKeeper's own snapshot and txn log files, read by
 //!   [`import`] (`zkrs import`: a zkrs data directory made of them) and written by
 //!   [`export`] (`zkrs export`: the way back).
+//! - [`shell`]: `zkrs shell`, a zkCli.sh-compatible client shell.
 //! - [`backup`]: `zkrs backup` and `zkrs restore`: a backup directory kept current from
 //!   a running member's AdminServer, restored to a chosen zxid or time.
 //!
@@ -39,6 +40,7 @@ pub mod proto;
 pub mod sasl;
 pub mod server;
 pub mod session;
+pub mod shell;
 pub mod startup;
 pub mod storage;
 pub mod tls;

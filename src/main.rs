@@ -32,6 +32,7 @@ fn main() -> std::process::ExitCode {
     }
     match zkrs::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) if err.is::<zkrs::cli::ShellFailed>() => std::process::ExitCode::from(1),
         Err(err) => {
             let status = zkrs::cli::exit_status(&err);
             if status == 2 {

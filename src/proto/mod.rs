@@ -7,6 +7,7 @@ pub mod four_letter;
 pub mod path;
 pub mod reply;
 pub mod request;
+pub mod stat_text;
 pub mod write_reply;
 
 pub use path::validate_path;

@@ -1,0 +1,116 @@
+"""zkrs shell: zkCli.sh's scripted session (../shared/compat, recorded against ZooKeeper
+3.8) replayed through `zkrs shell` and compared line by line; one-shot commands and
+their exit statuses; zkrs's own tree/find/du/find_big; and the interactive shell driven
+in a real terminal (tmux): tab completion of commands and paths, history across runs,
+Ctrl-C and Ctrl-D."""
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import BINARY, ROOT, Server, free_ports, wait_until
+
+COMPAT = os.path.join(os.path.dirname(ROOT), "shared", "compat")
+
+
+def shell(hosts, *command, stdin=None):
+    return subprocess.run([BINARY, "shell", "-server", hosts, *command], input=stdin,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(COMPAT, "zkcli-check")),
+                    reason="../shared/compat is not there")
+def test_zkclis_scripted_session_through_zkrs_shell_matches_zookeepers_transcript():
+    work = tempfile.mkdtemp(prefix="zkrs-shell-")
+    try:
+        wrapper = os.path.join(work, "zkCli.sh")
+        with open(wrapper, "w") as f:
+            f.write('#!/bin/sh\nexec "%s" shell "$@"\n' % BINARY)
+        os.chmod(wrapper, 0o755)
+        port, = free_ports(1)
+        env = dict(os.environ, ZKCLI=wrapper, ZK_START="%s server" % BINARY,
+                   ZKCLI_PORT=str(port))
+        result = subprocess.run([os.path.join(COMPAT, "zkcli-check")], env=env,
+                                capture_output=True, text=True, timeout=300)
+        last = result.stdout.strip().splitlines()[-1]
+        assert last.endswith(" passed, 0 failed"), result.stdout + result.stderr
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_one_shot_commands_print_as_zkcli_and_say_how_they_went(server):
+    hosts = server.hosts
+    created = shell(hosts, "create", "/shell", "top")
+    assert created.returncode == 0 and "Created /shell" in created.stderr
+    for i in range(3):
+        assert shell(hosts, "create", "/shell/n%d" % i, "x" * (10 * i)).returncode == 0
+    assert shell(hosts, "create", "/shell/n1/deep", "d").returncode == 0
+    got = shell(hosts, "get", "-s", "/shell")
+    lines = got.stdout.splitlines()
+    assert got.returncode == 0 and "top" in lines and "numChildren = 3" in lines
+    missing = shell(hosts, "get", "/shell/missing")
+    assert missing.returncode == 1
+    assert "Node does not exist: /shell/missing" in missing.stderr
+    assert shell(hosts, "ls", "/shell").stdout.splitlines()[-1] == "[n0, n1, n2]"
+    tree = shell(hosts, "tree", "/shell").stdout.splitlines()
+    assert tree[-5:] == ["/shell", "├── n0", "├── n1", "│   └── deep", "└── n2"], tree
+    assert shell(hosts, "find", "/shell", "ee").stdout.splitlines()[-1] == "/shell/n1/deep"
+    du = shell(hosts, "du", "/shell").stdout.splitlines()[-1]
+    assert du == "34\t5 nodes\t/shell", du
+    big = shell(hosts, "find_big", "/shell", "-b", "15").stdout.splitlines()
+    assert big[-1] == "20\t0 children\t/shell/n2", big
+    # A script on standard input; its status says whether every command worked.
+    script = shell(hosts, stdin="set /shell again\nget /shell\ndelete /shell\n")
+    assert script.returncode == 1 and "again" in script.stdout
+    assert "Node not empty: /shell" in script.stderr
+    assert shell(hosts, "deleteall", "/shell").returncode == 0
+    assert shell(hosts, "ls", "/").stdout.splitlines()[-1] == "[zookeeper]"
+
+
+def tmux(*arguments):
+    return subprocess.run(["tmux", *arguments], capture_output=True, text=True, timeout=30)
+
+
+def screen(name):
+    return tmux("capture-pane", "-p", "-t", name).stdout
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_interactive_shell_in_a_terminal(server):
+    home = tempfile.mkdtemp(prefix="zkrs-shell-home-")
+    name = "zkrs-shell-%d" % os.getpid()
+    command = "HOME=%s %s shell -server %s" % (home, BINARY, server.hosts)
+    try:
+        client = server.client()
+        client.create("/tmuxed/alpha", b"a", makepath=True)
+        client.create("/tmuxed/beta", b"b")
+        client.stop()
+        tmux("new-session", "-d", "-s", name, "-x", "160", "-y", "40", command)
+        wait_until(lambda: "(CONNECTED) 0]" in screen(name), timeout=20)
+        # A command, then a path, completed with Tab.
+        tmux("send-keys", "-t", name, "getAllChildren", "Tab")
+        wait_until(lambda: "getAllChildrenNumber" in screen(name), timeout=10)
+        tmux("send-keys", "-t", name, " /tmu", "Tab")
+        wait_until(lambda: "getAllChildrenNumber /tmuxed" in screen(name), timeout=10)
+        tmux("send-keys", "-t", name, "Enter")
+        wait_until(lambda: "(CONNECTED) 1]" in screen(name), timeout=10)
+        assert "\n2\n" in screen(name)
+        tmux("send-keys", "-t", name, "get /tmuxed/al", "Tab", "Enter")
+        wait_until(lambda: "(CONNECTED) 2]" in screen(name), timeout=10)
+        # Up brings the last line back; Ctrl-C drops it unrun.
+        tmux("send-keys", "-t", name, "Up")
+        wait_until(lambda: screen(name).rstrip().endswith("get /tmuxed/alpha"), timeout=10)
+        tmux("send-keys", "-t", name, "C-c")
+        time.sleep(0.3)
+        assert "(CONNECTED) 3]" not in screen(name)
+        # Ctrl-D ends the session and the shell, keeping the history.
+        tmux("send-keys", "-t", name, "C-d")
+        wait_until(lambda: tmux("has-session", "-t", name).returncode != 0, timeout=10)
+        history = open(os.path.join(home, ".zkrs_shell_history")).read()
+        assert "getAllChildrenNumber /tmuxed" in history and "get /tmuxed/alpha" in history
+    finally:
+        tmux("kill-session", "-t", name)
+        shutil.rmtree(home, ignore_errors=True)
