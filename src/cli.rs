@@ -264,13 +264,9 @@ fn parse_time(text: &str) -> Result<i64, String> {
     Ok(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
 }
 
-/// `0x1f` or `31`.
+/// `0x1f` or `31`, as a raw zxid.
 fn parse_zxid(text: &str) -> Result<i64, String> {
-    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        Some(hex) => i64::from_str_radix(hex, 16),
-        None => text.parse(),
-    };
-    parsed.map_err(|err| format!("{text:?} is not a zxid: {err}"))
+    Zxid::parse(text).map(Zxid::raw)
 }
 
 /// A shell command or script failed: the shell has said why, so nothing more is logged,

@@ -26,6 +26,18 @@ impl Zxid {
     /// Before any transaction: what an empty history has applied.
     pub const ZERO: Zxid = Zxid(0);
 
+    /// A zxid as operators write one: `0x1f` or `31`.
+    ///
+    /// # Errors
+    /// Text that is neither.
+    pub fn parse(text: &str) -> Result<Zxid, String> {
+        let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            Some(hex) => i64::from_str_radix(hex, 16),
+            None => text.parse(),
+        };
+        parsed.map(Zxid).map_err(|err| format!("{text:?} is not a zxid: {err}"))
+    }
+
     /// The zxid whose wire value is `raw`.
     pub const fn new(raw: i64) -> Zxid {
         Zxid(raw)

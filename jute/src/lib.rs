@@ -31,6 +31,26 @@ pub use error::DecodeError;
 pub use opcode::OpCode;
 pub use reader::Reader;
 
+/// A request body whose record type varies at run time (a client's `dyn` argument): any
+/// record, or [`Empty`].
+pub trait RecordRef {
+    /// Appends the body.
+    fn write_to(&self, out: &mut BytesMut);
+}
+
+impl<T: Record> RecordRef for T {
+    fn write_to(&self, out: &mut BytesMut) {
+        self.write(out);
+    }
+}
+
+/// The body of requests that have none (ping, closeSession, whoAmI).
+pub struct Empty;
+
+impl RecordRef for Empty {
+    fn write_to(&self, _out: &mut BytesMut) {}
+}
+
 /// A value with a jute encoding: a primitive, a vector, or a generated record.
 pub trait Record: Sized {
     /// The fewest bytes one encoded value takes. Vector counts are checked against it

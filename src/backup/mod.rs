@@ -157,8 +157,7 @@ async fn take_snapshot(endpoint: &Endpoint, dir: &Path) -> Result<Zxid, Ended> {
         response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
     };
     let zxid = header("last_zxid")
-        .and_then(|text| i64::from_str_radix(text.trim_start_matches("0x"), 16).ok())
-        .map(Zxid::new)
+        .and_then(|text| Zxid::parse(&text).ok())
         .ok_or_else(|| Ended::Unreachable("a snapshot without last_zxid".into()))?;
     let size: Option<u64> = header("snapshot_size").and_then(|text| text.parse().ok());
     let path = Scan::snapshot_path(dir, zxid);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use jute::records::{ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, WatcherEvent};
-use jute::{Code, OpCode, Reader, Record};
+use jute::{Code, Empty, OpCode, Reader, Record, RecordRef};
 
 /// Largest frame the shell takes from a server (ZooKeeper's default `jute.maxbuffer`).
 const FRAME_MAX: usize = 0xfffff + 1024;
@@ -269,25 +269,6 @@ impl Session {
         }
         self.disconnect();
     }
-}
-
-/// A request's body, whatever its record.
-pub trait RecordRef {
-    /// Appends the body.
-    fn write_to(&self, out: &mut BytesMut);
-}
-
-impl<T: Record> RecordRef for T {
-    fn write_to(&self, out: &mut BytesMut) {
-        self.write(out);
-    }
-}
-
-/// A request without a body.
-pub struct Empty;
-
-impl RecordRef for Empty {
-    fn write_to(&self, _out: &mut BytesMut) {}
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

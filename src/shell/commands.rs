@@ -14,10 +14,11 @@ use jute::records::{
     GetEphemeralsResponse, Id, RemoveWatchesRequest, SetAclRequest, SetAclResponse, SetDataRequest,
     SetDataResponse, Stat, SyncRequest, WhoAmIResponse,
 };
-use jute::{Code, OpCode, Record};
+use jute::{Code, Empty, OpCode, Record, RecordRef};
 
-use super::client::{Empty, Failure, RecordRef, Reply, Session};
+use super::client::{Failure, Reply, Session};
 use crate::proto::stat_text::stat_lines;
+use crate::tree::acl::{perms, world_anyone};
 
 /// What a command left the shell to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,7 +200,7 @@ fn perm_letters(perms: i32) -> String {
 }
 
 fn open_acl() -> Vec<Acl> {
-    vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }]
+    vec![world_anyone(perms::ALL)]
 }
 
 fn child_path(parent: &str, child: &str) -> String {
@@ -236,14 +237,8 @@ fn subtree(session: &mut Session, path: &str) -> Result<Vec<String>, Outcome> {
 
 fn stat_of(session: &mut Session, path: &str, watch: bool) -> Result<Stat, Outcome> {
     let body = ExistsRequest { path: path.to_owned(), watch };
-    match session.call(OpCode::Exists, &body) {
-        Ok(reply) if reply.code() == Code::Ok => {
-            let ExistsResponse { stat } = reply.decode().map_err(failed)?;
-            Ok(stat)
-        }
-        Ok(reply) => Err(failed(error_text(reply.code(), path))),
-        Err(_) => Err(failed(format!("KeeperErrorCode = ConnectionLoss for {path}"))),
-    }
+    let ExistsResponse { stat } = request(session, OpCode::Exists, &body, path)?;
+    Ok(stat)
 }
 
 /// Runs one command line's words; `history` is the lines run so far.

@@ -417,21 +417,4 @@ pub fn result(reply: &Incoming) -> Result<(), Code> {
     }
 }
 
-/// A request body: any record, or [`Empty`].
-pub trait RecordRef {
-    /// Appends the body.
-    fn write_to(&self, out: &mut BytesMut);
-}
-
-impl<T: Record> RecordRef for T {
-    fn write_to(&self, out: &mut BytesMut) {
-        self.write(out);
-    }
-}
-
-/// The body of requests that have none (ping, closeSession, whoAmI).
-pub struct Empty;
-
-impl RecordRef for Empty {
-    fn write_to(&self, _out: &mut BytesMut) {}
-}
+pub use jute::{Empty, RecordRef};

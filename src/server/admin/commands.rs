@@ -103,13 +103,9 @@ impl Answer {
         Answer { error: Some(error.into()), status, ..Answer::new(command) }
     }
 
-    fn put(&mut self, key: &str, value: impl Into<Value>) {
+    /// Adds a field (last, or in place of one of the same name).
+    pub fn put(&mut self, key: &str, value: impl Into<Value>) {
         self.data.insert(key.to_owned(), value.into());
-    }
-
-    /// `restore`'s `last_zxid`: the zxid the restored state was installed at.
-    pub fn put_zxid(&mut self, zxid: Zxid) {
-        self.put("last_zxid", zxid.raw());
     }
 
     /// The JSON object ZooKeeper prints.

@@ -38,11 +38,9 @@ use crate::server::{Mode, Shared};
 use crate::session::auth::{authenticate, check_acl};
 use crate::session::AuthIds;
 use crate::storage::Storage;
+use crate::tree::acl::perms;
 use commands::{Answer, Command, Context};
 use idle::{ClientAddress, IdleListener};
-
-/// Every permission, which `snapshot` needs on `/`.
-const ALL_PERMISSIONS: i32 = 31;
 
 /// What the AdminServer's handlers share.
 struct Admin {
@@ -227,9 +225,11 @@ impl Admin {
         let auth = AuthIds::from_ids(ids);
         let tree = self.shared.database.tree();
         let acl = tree.with_node("/", |node, _| tree.acl(node.acl).to_vec()).unwrap_or_default();
-        let permitted = (0..5)
+        // Each permission on its own, as ZooKeeper checks them: different entries may grant
+        // different ones.
+        let permitted = (0..i32::BITS)
             .map(|bit| 1 << bit)
-            .filter(|bit| ALL_PERMISSIONS & bit != 0)
+            .filter(|bit| perms::ALL & bit != 0)
             .all(|bit| check_acl(&acl, bit, &auth).is_ok());
         if permitted {
             Ok(())
@@ -319,7 +319,7 @@ async fn restore(admin: &Arc<Admin>, body: Body) -> Answer {
     }
     match upload::restore(&admin.shared, body).await {
         Ok(zxid) => {
-            answer.put_zxid(zxid);
+            answer.put("last_zxid", zxid.raw());
             answer
         }
         Err(err) => {
@@ -346,13 +346,10 @@ async fn backup_txns(
         return json_response(&Answer::failed(NAME, error, 503), &[]);
     }
     let arguments = parse_query(query.as_deref().unwrap_or(""));
-    let after = arguments.iter().find(|(name, _)| name == "after").map(|(_, value)| {
-        let parsed = match value.strip_prefix("0x") {
-            Some(hex) => i64::from_str_radix(hex, 16),
-            None => value.parse(),
-        };
-        parsed.map(crate::txn::Zxid::new)
-    });
+    let after = arguments
+        .iter()
+        .find(|(name, _)| name == "after")
+        .map(|(_, value)| crate::txn::Zxid::parse(value));
     let Some(Ok(after)) = after else {
         return json_response(&Answer::failed(NAME, "after=<zxid> is required", 400), &[]);
     };

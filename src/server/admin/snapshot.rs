@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::server::transfer::{write_state, Ended};
 use crate::storage::recovery::{recover, Recovered, Replay};
 use crate::storage::Storage;
-use crate::txn::{SessionId, Zxid};
+use crate::txn::Zxid;
 use crate::zk_format::snapshot::{write_file_header, Sealing};
 
 /// Pieces of the file in flight to the HTTP connection.
@@ -93,7 +93,6 @@ fn write_file(
     recovered: &Recovered,
     mut emit: impl FnMut(Bytes) -> Result<(), Ended>,
 ) -> Result<(), Ended> {
-    let sessions: Vec<(SessionId, i32)> = recovered.sessions.clone();
     let mut sealing = Sealing::default();
     let mut header = BytesMut::new();
     write_file_header(&mut header);
@@ -101,7 +100,8 @@ fn write_file(
         sealing.passed(&piece);
         emit(piece)
     };
-    let (_, mut rest) = write_state(recovered.database.tree(), &sessions, header, &mut counted)?;
+    let (_, mut rest) =
+        write_state(recovered.database.tree(), &recovered.sessions, header, &mut counted)?;
     sealing.finish(recovered.last_zxid.raw(), &mut rest);
     emit(rest.freeze())
 }
