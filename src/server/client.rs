@@ -384,7 +384,8 @@ impl<'a> Session<'a> {
     fn receive(&mut self, body: Bytes) -> Result<(), ConnectionError> {
         self.shared.stats.packets_received.fetch_add(1, Ordering::Relaxed);
         self.connection.stats.lock().received += 1;
-        let now_ms = self.shared.clock.now_ms();
+        let now_us = self.shared.clock.now_us();
+        let now_ms = now_us / 1000;
         if !self.shared.sessions.lock().touch(self.session_id, now_ms) {
             return Err(ConnectionError::SessionGone);
         }
@@ -427,7 +428,7 @@ impl<'a> Session<'a> {
                 self.queue.push_back(Queued {
                     xid,
                     request,
-                    received_ms: now_ms,
+                    received_us: now_us,
                     frame: body,
                     large,
                 });
@@ -475,7 +476,7 @@ impl<'a> Session<'a> {
     async fn dispatch(&mut self) -> Result<(), ConnectionError> {
         self.queue.release_answered_writes();
         while let Some(front) = self.queue.front() {
-            let (xid, received_ms) = (front.xid, front.received_ms);
+            let (xid, received_us) = (front.xid, front.received_us);
             match &front.request {
                 _ if self.front_throttled => {
                     if self.connection.writes_in_flight() > 0 {
@@ -493,7 +494,7 @@ impl<'a> Session<'a> {
                         return Ok(());
                     }
                     let throttlable = !matches!(request, Request::CloseSession);
-                    let permit = match self.take_turn(throttlable, received_ms).await? {
+                    let permit = match self.take_turn(throttlable, received_us).await? {
                         Turn::Go(permit) => permit,
                         Turn::Throttled => {
                             self.front_throttled = true;
@@ -514,7 +515,7 @@ impl<'a> Session<'a> {
                         request,
                         frame,
                         auth: self.connection.auth(),
-                        received_ms,
+                        received_us,
                     };
                     self.connection.submit_write(permit);
                     self.shared
@@ -538,7 +539,7 @@ impl<'a> Session<'a> {
                 Ok(request) => {
                     // Pings never wait: a client must hear from its server in time.
                     if !matches!(request, Request::Ping) {
-                        match self.take_turn(true, received_ms).await? {
+                        match self.take_turn(true, received_us).await? {
                             Turn::Go(_) => {}
                             Turn::Throttled => {
                                 self.front_throttled = true;
@@ -552,7 +553,7 @@ impl<'a> Session<'a> {
                         continue;
                     };
                     self.reads.popped();
-                    self.read(xid, &request, received_ms);
+                    self.read(xid, &request, received_us);
                 }
                 Err(RequestError::UnknownOpcode(op)) => {
                     let op = *op;
@@ -581,7 +582,7 @@ impl<'a> Session<'a> {
     async fn take_turn(
         &self,
         throttlable: bool,
-        received_ms: u64,
+        received_us: u64,
     ) -> Result<Turn<'a>, ConnectionError> {
         let shared: &'a Arc<Shared> = self.shared;
         let load = shared.registry.load();
@@ -594,7 +595,7 @@ impl<'a> Session<'a> {
         let started_ms = self.shared.clock.now_ms();
         let timeout_ms = u64::try_from(self.connection.session_timeout_ms()).unwrap_or(0);
         let late_in = Duration::from_millis(
-            (received_ms + timeout_ms).saturating_sub(started_ms).saturating_add(1),
+            (received_us / 1000 + timeout_ms).saturating_sub(started_ms).saturating_add(1),
         );
         let stale = || {
             let dropped = self.queue.len() as u64;
@@ -627,7 +628,7 @@ impl<'a> Session<'a> {
             && !matches!(*self.shared.mode.lock(), Mode::Standalone | Mode::ReadOnly)
     }
 
-    fn read(&mut self, xid: i32, request: &Request, received_ms: u64) {
+    fn read(&mut self, xid: i32, request: &Request, received_us: u64) {
         tracing::debug!(xid, op = ?request.op(), "read");
         let auth = self.connection.auth();
         let reader = reads::ReadRequester {
@@ -640,12 +641,14 @@ impl<'a> Session<'a> {
             reads::answer(&view, &reader, xid, request)
         };
         self.shared.stats.response_sizes.record(size);
-        let now_ms = self.shared.clock.now_ms();
-        let latency_ms = now_ms.saturating_sub(received_ms);
+        let now_us = self.shared.clock.now_us();
+        let now_ms = now_us / 1000;
+        let latency_ms = now_ms.saturating_sub(received_us / 1000);
         self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
         self.shared.stats.latency.lock().record(latency_ms);
         if request.reads_tree() {
             self.shared.stats.read_latency.lock().record(latency_ms);
+            self.shared.stats.reads.record(now_us.saturating_sub(received_us));
         }
         let mut stats = self.connection.stats.lock();
         stats.last_op = short_op_name(request.op());

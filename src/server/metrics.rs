@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
+use crate::server::histogram::{HistogramReading, WriteStage, BOUNDS_US};
 use crate::server::stats::{LatencySummary, Summary};
 use crate::server::Shared;
 use crate::tree::quota;
@@ -26,6 +27,9 @@ pub enum Reading {
     Summary(Summary),
     /// A distribution with percentiles over its latest values.
     Latency(LatencySummary),
+    /// zkrs's own latency histogram in microseconds, shown in seconds, with the label
+    /// that tells its series apart (`stage="log"`): Prometheus only.
+    Histogram(Option<(&'static str, &'static str)>, HistogramReading),
 }
 
 /// The percentiles `mntr` shows of a latency, as ZooKeeper names them.
@@ -118,9 +122,46 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
         metric("fsynctime", Reading::Summary(*stats.fsync_time.lock())),
         metric("readlatency", Reading::Latency(stats.read_latency.lock().clone())),
         metric("updatelatency", Reading::Latency(stats.update_latency.lock().clone())),
+        metric("snapshottime", Reading::Summary(*stats.snapshot_time.lock())),
+        metric("dbinittime", Reading::Summary(*stats.db_init_time.lock())),
     ]);
+    quorum_metrics(shared, &mut metrics);
     quota_metrics(shared, &mut metrics);
+    for stage in WriteStage::ALL {
+        let reading = stats.write_stages.stage(stage).read();
+        let label = Some(("stage", stage.name()));
+        metrics.push(metric("zkrs_write_stage_seconds", Reading::Histogram(label, reading)));
+    }
+    metrics.push(metric("zkrs_read_seconds", Reading::Histogram(None, stats.reads.read())));
+    let log_syncs = Reading::Histogram(None, stats.log_syncs.read());
+    metrics.push(metric("zkrs_log_sync_seconds", log_syncs));
     metrics
+}
+
+/// ZooKeeper's metrics of elections, syncs and the broadcast, which it shows on every
+/// server (zero on a standalone one).
+fn quorum_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
+    let quorum = &shared.stats.quorum;
+    let summary = |value: &parking_lot::Mutex<Summary>| Reading::Summary(*value.lock());
+    let latency =
+        |value: &parking_lot::Mutex<LatencySummary>| Reading::Latency(value.lock().clone());
+    metrics.extend([
+        metric("looking_count", counter(&quorum.looking)),
+        metric("election_time", summary(&quorum.election_time)),
+        metric("follower_sync_time", summary(&quorum.follower_sync_time)),
+        metric("observer_sync_time", summary(&quorum.observer_sync_time)),
+        metric("unavailable_time", summary(&quorum.unavailable_time)),
+        metric("leader_unavailable_time", summary(&quorum.leader_unavailable_time)),
+        metric("snap_count", counter(&quorum.snaps)),
+        metric("diff_count", counter(&quorum.diffs)),
+        metric("proposal_count", counter(&quorum.proposals)),
+        metric("commit_count", counter(&quorum.commits)),
+        metric("quorum_ack_latency", latency(&quorum.quorum_ack_latency)),
+        metric("learner_proposal_received_count", counter(&quorum.learner_proposals)),
+        metric("learner_commit_received_count", counter(&quorum.learner_commits)),
+        metric("proposal_latency", latency(&quorum.proposal_latency)),
+        metric("commit_propagation_latency", latency(&quorum.commit_propagation_latency)),
+    ]);
 }
 
 /// ZooKeeper's per-namespace quota metrics: for each top-level path component under
@@ -222,6 +263,7 @@ pub fn monitor_entries(metrics: &[Metric]) -> Vec<(String, MonitorValue)> {
                     entries.push((format!("{label}_{name}"), value));
                 }
             }
+            Reading::Histogram(..) => {}
         }
     }
     entries
@@ -253,6 +295,7 @@ pub fn prometheus(metrics: &[Metric], out: &mut String) {
             Reading::Gauge(_) => "gauge",
             Reading::Counter(_) => "counter",
             Reading::Summary(_) | Reading::Latency(_) => "summary",
+            Reading::Histogram(..) => "histogram",
         };
         if typed.insert(name) {
             let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -279,8 +322,36 @@ pub fn prometheus(metrics: &[Metric], out: &mut String) {
                 let summary = &latency.summary;
                 writeln!(out, "{name}_count {}\n{name}_sum {}", summary.count, summary.total)
             }
+            Reading::Histogram(label, histogram) => write_histogram(name, *label, histogram, out),
         };
     }
+}
+
+/// A histogram's `_bucket` lines (`le` in seconds), then its `_sum` and `_count`.
+fn write_histogram(
+    name: &str,
+    label: Option<(&str, &str)>,
+    histogram: &HistogramReading,
+    out: &mut String,
+) -> std::fmt::Result {
+    let own = label.map(|(key, value)| format!("{key}=\"{}\"", escape_label(value)));
+    let with_le = |le: &str| match &own {
+        Some(own) => format!("{{{own},le=\"{le}\"}}"),
+        None => format!("{{le=\"{le}\"}}"),
+    };
+    for (bound_us, count) in BOUNDS_US.iter().zip(&histogram.cumulative) {
+        writeln!(out, "{name}_bucket{} {count}", with_le(&seconds(*bound_us)))?;
+    }
+    writeln!(out, "{name}_bucket{} {}", with_le("+Inf"), histogram.count)?;
+    let labels = own.map(|own| format!("{{{own}}}")).unwrap_or_default();
+    let sum_seconds = histogram.sum_us as f64 / 1e6;
+    writeln!(out, "{name}_sum{labels} {sum_seconds:?}\n{name}_count{labels} {}", histogram.count)
+}
+
+/// Microseconds as a decimal number of seconds, without trailing zeros (`0.0025`, `1`).
+fn seconds(us: u64) -> String {
+    let text = format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// A label value with the Prometheus text format's escapes.
@@ -336,5 +407,30 @@ mod tests {
              quota_count_limit_per_namespace{key=\"app\"} 3.0\n"
         );
         assert_eq!(escape_label("a\"b\\c"), "a\\\"b\\\\c");
+    }
+
+    #[test]
+    fn histograms_print_cumulative_buckets_in_seconds() {
+        let histogram = crate::server::histogram::Histogram::default();
+        histogram.record(30);
+        histogram.record(2_000);
+        let label = Some(("stage", "log"));
+        let metrics =
+            vec![metric("zkrs_write_stage_seconds", Reading::Histogram(label, histogram.read()))];
+        let mut out = String::new();
+        prometheus(&metrics, &mut out);
+        assert!(out.starts_with("# TYPE zkrs_write_stage_seconds histogram\n"));
+        assert!(out.contains("zkrs_write_stage_seconds_bucket{stage=\"log\",le=\"0.000025\"} 0\n"));
+        assert!(out.contains("zkrs_write_stage_seconds_bucket{stage=\"log\",le=\"0.00005\"} 1\n"));
+        assert!(out.contains("zkrs_write_stage_seconds_bucket{stage=\"log\",le=\"0.0025\"} 2\n"));
+        assert!(out.contains("zkrs_write_stage_seconds_bucket{stage=\"log\",le=\"10\"} 2\n"));
+        assert!(out.ends_with(
+            "zkrs_write_stage_seconds_bucket{stage=\"log\",le=\"+Inf\"} 2\n\
+             zkrs_write_stage_seconds_sum{stage=\"log\"} 0.00203\n\
+             zkrs_write_stage_seconds_count{stage=\"log\"} 2\n"
+        ));
+        let mut monitor = String::new();
+        mntr(&metrics, &mut monitor);
+        assert_eq!(monitor, "", "zkrs's own histograms stay out of ZooKeeper's mntr");
     }
 }

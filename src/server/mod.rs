@@ -13,6 +13,7 @@ pub mod connection_throttle;
 pub mod driver;
 pub mod four_letter;
 pub mod handshake;
+pub mod histogram;
 pub mod listener;
 pub mod metrics;
 pub mod outbox;
@@ -92,11 +93,19 @@ impl Clock {
 
     /// Milliseconds since the server started (monotonic).
     pub fn now_ms(&self) -> u64 {
+        self.now_us() / 1000
+    }
+
+    /// Microseconds since the server started (monotonic): what a request's stages are
+    /// timed in. A manual clock moves in whole milliseconds.
+    pub fn now_us(&self) -> u64 {
         match &self.source {
             ClockSource::System { start } => {
-                u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+                u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
             }
-            ClockSource::Manual { now_ms, .. } => now_ms.load(Ordering::Acquire),
+            ClockSource::Manual { now_ms, .. } => {
+                now_ms.load(Ordering::Acquire).saturating_mul(1000)
+            }
         }
     }
 
@@ -325,6 +334,8 @@ pub fn restore(
         applied,
     };
     let (shared, inputs) = Shared::new(config, recovered.database, sessions, clock, standalone);
+    let loaded_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    shared.stats.db_init_time.lock().record(loaded_ms);
     Ok(Restart { shared, inputs, restored })
 }
 

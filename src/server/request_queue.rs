@@ -20,7 +20,7 @@ pub struct Queued {
     /// The request, or why it could not be read.
     pub request: Result<Request, RequestError>,
     /// When it arrived, on the server's monotonic clock.
-    pub received_ms: u64,
+    pub received_us: u64,
     /// The frame as the client sent it (a follower forwards it to its leader).
     pub frame: Bytes,
     /// Large-request bytes it holds (0 for a request under the threshold).

@@ -130,7 +130,7 @@ mod tests {
         for xid in 0..3 {
             let request = Ok(crate::proto::Request::Ping);
             let frame = bytes::Bytes::new();
-            queue.push_back(Queued { xid, request, received_ms: 0, frame, large: 0 });
+            queue.push_back(Queued { xid, request, received_us: 0, frame, large: 0 });
         }
         assert!(!may_read(&settings, registry.load(), 1), "3 queued, past the limit of 2");
         assert!(may_read(&settings, registry.load(), 0), "a connection with nothing outstanding");

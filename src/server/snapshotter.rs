@@ -142,8 +142,11 @@ fn take_snapshot(
     stopping: &AtomicBool,
 ) -> Result<(), StorageError> {
     let created_ms = shared.clock.wall_ms() as i64;
-    take_snapshot_of(shared.database.tree(), storage, zxid, sessions, created_ms, stopping)
-        .map(|_| ())
+    let started_ms = shared.clock.now_ms();
+    take_snapshot_of(shared.database.tree(), storage, zxid, sessions, created_ms, stopping)?;
+    let took_ms = shared.clock.now_ms().saturating_sub(started_ms);
+    shared.stats.snapshot_time.lock().record(took_ms);
+    Ok(())
 }
 
 /// Writes a (fuzzy) snapshot labelled `zxid` of `tree` and `sessions`, unless `stopping`

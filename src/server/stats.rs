@@ -7,6 +7,8 @@ use parking_lot::Mutex;
 
 use jute::OpCode;
 
+use crate::server::histogram::{Histogram, WriteStages};
+
 /// The four-letter name ZooKeeper's `cons` shows for an operation (`lop=`).
 pub fn short_op_name(op: OpCode) -> &'static str {
     match op {
@@ -156,6 +158,61 @@ pub struct ServerStats {
     pub fsync_time: Mutex<Summary>,
     /// Log syncs slower than `fsync.warningthresholdms` (`fsync_threshold_exceed_count`).
     pub fsync_threshold_exceeded: AtomicU64,
+    /// Where writes spend their time, stage by stage (zkrs's own, in microseconds).
+    pub write_stages: WriteStages,
+    /// Reads from receipt to reply (zkrs's own, in microseconds).
+    pub reads: Histogram,
+    /// Each batch of log writes, written and synced: the part of a write's `log` stage
+    /// spent on the disk rather than waiting for it (zkrs's own, in microseconds).
+    pub log_syncs: Histogram,
+    /// Milliseconds each periodic snapshot took (`snapshottime`).
+    pub snapshot_time: Mutex<Summary>,
+    /// Milliseconds loading the state took at start (`dbinittime`).
+    pub db_init_time: Mutex<Summary>,
+    /// ZooKeeper's quorum metrics, which a standalone server leaves at zero.
+    pub quorum: QuorumStats,
+}
+
+/// What ZooKeeper's `ServerMetrics` counts about elections, syncs and the broadcast,
+/// under its names. Times are in milliseconds.
+#[derive(Debug, Default)]
+pub struct QuorumStats {
+    /// Elections begun (`looking_count`).
+    pub looking: AtomicU64,
+    /// From looking until the election settled (`election_time`).
+    pub election_time: Mutex<Summary>,
+    /// From the election settling until in sync with the leader, as a follower
+    /// (`follower_sync_time`) and an observer (`observer_sync_time`).
+    pub follower_sync_time: Mutex<Summary>,
+    /// See `follower_sync_time`.
+    pub observer_sync_time: Mutex<Summary>,
+    /// From looking until serving again (`unavailable_time`), and the same when the
+    /// member then leads (`leader_unavailable_time`).
+    pub unavailable_time: Mutex<Summary>,
+    /// See `unavailable_time`.
+    pub leader_unavailable_time: Mutex<Summary>,
+    /// Learners a leader synced by a snapshot (`snap_count`) and by a diff (`diff_count`).
+    pub snaps: AtomicU64,
+    /// See `snaps`.
+    pub diffs: AtomicU64,
+    /// Txns a leader proposed (`proposal_count`) and committed (`commit_count`).
+    pub proposals: AtomicU64,
+    /// See `proposals`.
+    pub commits: AtomicU64,
+    /// On a leader, from a write's arrival until a quorum acknowledged it
+    /// (`quorum_ack_latency`).
+    pub quorum_ack_latency: Mutex<LatencySummary>,
+    /// Proposals (`learner_proposal_received_count`) and commits
+    /// (`learner_commit_received_count`) a learner received.
+    pub learner_proposals: AtomicU64,
+    /// See `learner_proposals`.
+    pub learner_commits: AtomicU64,
+    /// On a learner, from the leader's txn time until the proposal arrived
+    /// (`proposal_latency`), and from its arrival until it was committed here
+    /// (`commit_propagation_latency`).
+    pub proposal_latency: Mutex<LatencySummary>,
+    /// See `proposal_latency`.
+    pub commit_propagation_latency: Mutex<LatencySummary>,
 }
 
 /// The last, smallest and largest response (without its length prefix), -1 before any:

@@ -121,6 +121,12 @@ impl Zab {
         self.role
     }
 
+    /// Whether an election is under way (ZooKeeper's LOOKING state proper): false from
+    /// the moment it settles, while the member syncs with its leader or leads.
+    pub fn is_electing(&self) -> bool {
+        matches!(self.state, State::Looking(_))
+    }
+
     /// The last logged zxid.
     pub fn last_zxid(&self) -> Zxid {
         self.core.history.last()

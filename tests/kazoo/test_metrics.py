@@ -6,7 +6,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import Server, four_letter, free_ports, zkcli
+from conftest import Ensemble, Server, four_letter, free_ports, wait_until, zkcli
 
 PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
 
@@ -69,3 +69,93 @@ def test_only_metrics_is_served(exporting):
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(exporting.metrics_url.replace("/metrics", "/other"), timeout=10)
     assert error.value.code == 404
+
+
+def histograms(family, label):
+    """Each series of a histogram family by its `label` value: buckets (le, count), sum, count."""
+    series = {}
+    for sample in family.samples:
+        entry = series.setdefault(sample.labels.get(label), {"buckets": []})
+        if sample.name.endswith("_bucket"):
+            entry["buckets"].append((float(sample.labels["le"]), sample.value))
+        else:
+            entry[sample.name.rsplit("_", 1)[1]] = sample.value
+    return series
+
+
+def test_write_stages_and_reads_are_histograms_that_add_up(exporting):
+    before = histograms(scrape(exporting.metrics_url)["zkrs_write_stage_seconds"], "stage")
+    client = exporting.client()
+    for i in range(20):
+        client.create("/stages-%d" % i, b"x" * 100)
+    for i in range(30):
+        client.get("/stages-%d" % (i % 20))
+    families = scrape(exporting.metrics_url)
+    stages = histograms(families["zkrs_write_stage_seconds"], "stage")
+    assert families["zkrs_write_stage_seconds"].type == "histogram"
+    assert set(stages) == {"queue", "log", "quorum", "leader", "apply", "total"}
+    for name in ["queue", "log", "quorum", "apply", "total"]:
+        stage = stages[name]
+        assert stage["count"] - before[name]["count"] == 20, name
+        counts = [count for _, count in stage["buckets"]]
+        assert counts == sorted(counts) and stage["buckets"][-1] == (float("inf"), stage["count"])
+    # A standalone server forwards nothing; its writes wait for the disk.
+    assert stages["leader"]["count"] == 0
+    assert stages["log"]["sum"] > 0
+    total, parts = stages["total"]["sum"], sum(stages[n]["sum"] for n in ["queue", "log", "quorum"])
+    assert parts <= total * 1.01 + 1e-3
+    reads = histograms(families["zkrs_read_seconds"], None)[None]
+    assert reads["count"] >= 30
+    syncs = histograms(families["zkrs_log_sync_seconds"], None)[None]
+    # Batches of the log (handshakes' txns and epochs too), each written and synced.
+    assert syncs["count"] > 0 and syncs["sum"] > 0
+    monitored = mntr(exporting.hosts)
+    # ZooKeeper's quorum metrics are there, and still at zero on a standalone server.
+    for name in ["zk_looking_count", "zk_commit_count", "zk_proposal_count", "zk_cnt_election_time",
+                 "zk_cnt_quorum_ack_latency", "zk_learner_proposal_received_count"]:
+        assert monitored[name] == "0", name
+    assert monitored["zk_cnt_dbinittime"] == "1"
+    assert "zkrs_write_stage_seconds" not in str(monitored)
+    client.stop()
+
+
+def test_ensemble_members_count_elections_syncs_proposals_and_commits():
+    ports = free_ports(3)
+    ensemble = Ensemble(member_extra=lambda i: (
+        "metricsProvider.className=%s\nmetricsProvider.httpHost=127.0.0.1\n"
+        "metricsProvider.httpPort=%d\n" % (PROVIDER, ports[i])))
+    try:
+        leader = ensemble.leader()
+        followers = [i for i in range(3) if i != leader]
+        client = ensemble.members[followers[0]].client()
+        for i in range(10):
+            client.create("/quorum-%d" % i, b"x")
+        client.stop()
+
+        def committed_everywhere():
+            return all(int(mntr(m.hosts)["zk_learner_commit_received_count"]) >= 10
+                       for m in (ensemble.members[i] for i in followers))
+
+        wait_until(committed_everywhere, timeout=20)
+        led = mntr(ensemble.members[leader].hosts)
+        assert int(led["zk_proposal_count"]) >= 10 and int(led["zk_commit_count"]) >= 10
+        assert int(led["zk_cnt_quorum_ack_latency"]) >= 10
+        assert int(led["zk_looking_count"]) >= 1 and int(led["zk_cnt_election_time"]) >= 1
+        assert int(led["zk_snap_count"]) + int(led["zk_diff_count"]) >= 2
+        assert int(led["zk_cnt_leader_unavailable_time"]) >= 1
+        for i in followers:
+            followed = mntr(ensemble.members[i].hosts)
+            assert int(followed["zk_learner_proposal_received_count"]) >= 10
+            assert int(followed["zk_cnt_follower_sync_time"]) >= 1
+            assert int(followed["zk_cnt_unavailable_time"]) >= 1
+            assert int(followed["zk_cnt_proposal_latency"]) >= 10
+            assert int(followed["zk_cnt_commit_propagation_latency"]) >= 10
+            assert followed["zk_commit_count"] == "0"
+        url = "http://127.0.0.1:%d/metrics" % ports[followers[0]]
+        stages = histograms(scrape(url)["zkrs_write_stage_seconds"], "stage")
+        # The follower's client's writes (10 creates and its closeSession) went through the
+        # leader, not through proposals of its own.
+        assert stages["leader"]["count"] == 11 and stages["total"]["count"] == 11
+        assert stages["log"]["count"] == 0
+    finally:
+        ensemble.stop()

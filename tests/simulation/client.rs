@@ -533,7 +533,15 @@ impl Client {
         let connection = self.connection.clone().expect("ready clients are connected");
         let session_id = self.session.unwrap_or(SessionId::NONE);
         let auth = connection.auth();
-        Input::Request { connection, session_id, xid, request, frame, auth, received_ms: now_ms }
+        Input::Request {
+            connection,
+            session_id,
+            xid,
+            request,
+            frame,
+            auth,
+            received_us: now_ms * 1000,
+        }
     }
 
     fn op_code(&self, op: &Op) -> OpCode {

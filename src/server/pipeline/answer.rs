@@ -47,10 +47,10 @@ impl Pipeline {
         }
         match reply_to {
             ReplyTo::Nobody => {}
-            ReplyTo::Client { connection, op, xid, received_ms } => {
+            ReplyTo::Client { connection, op, xid, received_us } => {
                 let frame = write_reply(op, &result, xid, zxid);
                 let then_close = op == OpCode::CloseSession;
-                self.answer(&connection, Reply { frame, op, xid, zxid, received_ms, then_close });
+                self.answer(&connection, Reply { frame, op, xid, zxid, received_us, then_close });
             }
             ReplyTo::Handshake { connection, sent_read_only } => {
                 if let TxnBody::CreateSession(create) = &txn.body {
@@ -98,18 +98,18 @@ impl Pipeline {
         op: OpCode,
         xid: i32,
         code: jute::Code,
-        received_ms: u64,
+        received_us: u64,
     ) {
         let zxid = self.shared.database.last_applied_zxid();
         let frame = reply::status(xid, zxid, code);
         let then_close = op == OpCode::CloseSession;
-        self.answer(connection, Reply { frame, op, xid, zxid, received_ms, then_close });
+        self.answer(connection, Reply { frame, op, xid, zxid, received_us, then_close });
     }
 
     /// Answers the `sync` the core calls `id` done: everything committed before it is
     /// applied. Replies held behind it go now, up to the next `sync` still waiting.
     pub(super) fn sync_done(&mut self, id: u64) {
-        let ClientSync { connection, xid, path, received_ms } = match self.syncs.remove(&id) {
+        let ClientSync { connection, xid, path, received_us } = match self.syncs.remove(&id) {
             Some(PendingSync::Client(sync)) => sync,
             Some(PendingSync::ReadBarrier { round, .. }) => {
                 self.shared.read_barrier.end(round, Passage::Passed);
@@ -120,7 +120,7 @@ impl Pipeline {
         };
         let zxid = self.shared.database.last_applied_zxid();
         let frame = reply::ok(xid, zxid, &jute::records::SyncResponse { path });
-        let reply = Reply { frame, op: OpCode::Sync, xid, zxid, received_ms, then_close: false };
+        let reply = Reply { frame, op: OpCode::Sync, xid, zxid, received_us, then_close: false };
         let Some(slots) = self.behind_syncs.get_mut(&connection.id) else {
             deliver(&self.shared, &connection, reply);
             return;
@@ -177,7 +177,7 @@ pub(super) struct Reply {
     op: OpCode,
     xid: i32,
     zxid: Zxid,
-    received_ms: u64,
+    received_us: u64,
     /// The connection ends once the reply is out (a closeSession).
     then_close: bool,
 }
@@ -201,11 +201,11 @@ impl Slot {
 
 /// Queues `reply` for its client and counts it.
 fn deliver(shared: &Shared, connection: &Connection, reply: Reply) {
-    let Reply { frame, op, xid, zxid, received_ms, then_close } = reply;
+    let Reply { frame, op, xid, zxid, received_us, then_close } = reply;
     shared.stats.response_sizes.record(frame.len());
     connection.send(frame);
     let now_ms = shared.clock.now_ms();
-    let latency_ms = now_ms.saturating_sub(received_ms);
+    let latency_ms = now_ms.saturating_sub(received_us);
     shared.stats.packets_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     shared.stats.latency.lock().record(latency_ms);
     if op != jute::OpCode::Sync {

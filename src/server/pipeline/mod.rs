@@ -26,9 +26,11 @@
 mod answer;
 mod persist_queue;
 mod sessions;
+mod timing;
 mod work;
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -51,6 +53,7 @@ use crate::zab::{self, Action, Entry, Message, Restored, Role, ServerId, Zab, Za
 
 use answer::Slot;
 use persist_queue::PersistQueue;
+use timing::{ElectionClock, Proposed};
 pub use work::Input;
 use work::{ReplyTo, Work};
 
@@ -101,7 +104,7 @@ struct ClientSync {
     connection: Arc<crate::server::registry::Connection>,
     xid: i32,
     path: String,
-    received_ms: u64,
+    received_us: u64,
 }
 
 /// The pipeline of a server, standalone or an ensemble member.
@@ -118,9 +121,13 @@ pub struct Pipeline {
     /// Prepared work, in order, waiting to be proposed.
     prepared: Vec<Work>,
     /// The leader's own proposals, in zxid order, with whom to answer.
-    proposed: VecDeque<(Txn, ReplyTo)>,
-    /// Writes forwarded to the leader, by session and xid.
-    forwarded: FastHashMap<(SessionId, i32), ReplyTo>,
+    proposed: VecDeque<Proposed>,
+    /// Writes forwarded to the leader, by session and xid, with when they went.
+    forwarded: FastHashMap<(SessionId, i32), (ReplyTo, u64)>,
+    /// A follower's proposals not yet applied, with when each arrived.
+    arrivals: VecDeque<(Zxid, u64)>,
+    /// The election under way or the last one, for ZooKeeper's election metrics.
+    election: ElectionClock,
     /// New sessions asked of the leader, by the id this member chose.
     handshakes: FastHashMap<SessionId, ReplyTo>,
     syncs: FastHashMap<u64, PendingSync>,
@@ -168,6 +175,8 @@ impl Pipeline {
             prepared: Vec::new(),
             proposed: VecDeque::new(),
             forwarded: FastHashMap::default(),
+            arrivals: VecDeque::new(),
+            election: ElectionClock::default(),
             handshakes: FastHashMap::default(),
             syncs: FastHashMap::default(),
             next_sync: 0,
@@ -178,6 +187,7 @@ impl Pipeline {
             effects: Vec::new(),
         };
         pipeline.carry_out(actions)?;
+        pipeline.time_election();
         if standalone {
             pipeline.step(zab::Input::Tick)?;
         }
@@ -222,7 +232,10 @@ impl Pipeline {
     /// If applying what this commits fails; the server must stop.
     pub fn persisted(&mut self, durable: Durable) -> Result<(), StorageError> {
         match durable.0 {
-            Some(zxid) => self.step(zab::Input::Persisted { zxid }),
+            Some(zxid) => {
+                self.time_logged(zxid);
+                self.step(zab::Input::Persisted { zxid })
+            }
             None => Ok(()),
         }
     }
@@ -302,6 +315,13 @@ impl Pipeline {
                     self.drop_link(from);
                     return Ok(());
                 }
+                match &message {
+                    Message::Proposal(entry) => self.time_proposal_arrived(entry),
+                    Message::Commit { .. } => {
+                        self.shared.stats.quorum.learner_commits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
                 let offers_snapshot = matches!(message, Message::Snap { .. });
                 self.step(zab::Input::Message { from, message })?;
                 // The core installs an offered snapshot at once, or keeps its own newer
@@ -370,6 +390,7 @@ impl Pipeline {
         }
         let actions = self.zab.step(input);
         self.carry_out(actions)?;
+        self.time_election();
         if std::mem::take(&mut self.read_barrier_ended) {
             self.read_barrier()?;
         }
@@ -417,6 +438,11 @@ impl Pipeline {
             }
             self.effects.push(Effect::StreamSnapshot { to, zxid: *zxid });
         }
+        match &message {
+            Message::Snap { .. } => self.shared.stats.quorum.snaps.fetch_add(1, Ordering::Relaxed),
+            Message::Diff { .. } => self.shared.stats.quorum.diffs.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
         let frame = match message {
             Message::SyncRequest { id } => match self.forwarded_sync(id) {
                 Some(frame) => frame,
@@ -438,12 +464,12 @@ impl Pipeline {
         connection: Arc<crate::server::registry::Connection>,
         xid: i32,
         path: String,
-        received_ms: u64,
+        received_us: u64,
     ) -> Result<(), StorageError> {
         let id = self.next_sync;
         self.next_sync += 1;
         self.behind_syncs.entry(connection.id).or_default().push_back(Slot::Sync { id, xid });
-        let sync = ClientSync { connection, xid, path, received_ms };
+        let sync = ClientSync { connection, xid, path, received_us };
         self.syncs.insert(id, PendingSync::Client(sync));
         self.step(zab::Input::Sync { id })
     }
@@ -487,6 +513,7 @@ impl Pipeline {
     /// Proposes what was prepared (the leader's txns, in zxid order).
     fn propose_prepared(&mut self) -> Result<(), StorageError> {
         let prepared = std::mem::take(&mut self.prepared);
+        let now_us = self.shared.clock.now_us();
         for work in prepared {
             match work {
                 Work::Txn(txn, reply_to) => {
@@ -504,11 +531,23 @@ impl Pipeline {
                     encode_entry_into(&txn, &mut self.entry_buffer);
                     let entry =
                         Entry { zxid: txn.zxid(), payload: self.entry_buffer.split().freeze() };
-                    self.proposed.push_back((txn, reply_to));
+                    if let Some(received_us) = reply_to.received_us() {
+                        self.time_queued(received_us, now_us);
+                    }
+                    if !self.standalone {
+                        self.shared.stats.quorum.proposals.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let prepared_us = now_us;
+                    self.proposed.push_back(Proposed {
+                        txn,
+                        reply_to,
+                        prepared_us,
+                        logged_us: None,
+                    });
                     self.step(zab::Input::Propose(entry))?;
                 }
-                Work::Sync { connection, xid, path, received_ms } => {
-                    self.sync(connection, xid, path, received_ms)?;
+                Work::Sync { connection, xid, path, received_us } => {
+                    self.sync(connection, xid, path, received_us)?;
                 }
             }
         }
@@ -518,19 +557,33 @@ impl Pipeline {
     /// Applies committed entries and answers the clients waiting for them.
     fn apply(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
         let count = entries.len() as u64;
+        let committed_us = self.shared.clock.now_us();
+        let mut quorum_acks_ms = Vec::new();
         for entry in entries {
-            let own = self.proposed.front().is_some_and(|(txn, _)| txn.zxid() == entry.zxid);
-            let proposed = if own { self.proposed.pop_front() } else { None };
-            let (txn, reply_to) = match proposed {
-                Some(proposed) => proposed,
+            let own = self.proposed.front().is_some_and(|own| own.txn.zxid() == entry.zxid);
+            match if own { self.proposed.pop_front() } else { None } {
+                Some(Proposed { txn, reply_to, prepared_us, logged_us }) => {
+                    let received_us = reply_to.received_us();
+                    self.apply_txn(&txn, reply_to);
+                    self.time_own_commit(
+                        received_us,
+                        prepared_us,
+                        logged_us,
+                        committed_us,
+                        &mut quorum_acks_ms,
+                    );
+                }
                 None => {
                     let txn = decode_entry(&LogEntry { zxid: entry.zxid, value: entry.payload })?;
-                    let reply_to = self.reply_to(&txn);
-                    (txn, reply_to)
+                    let (reply_to, forwarded_us) = self.reply_to(&txn);
+                    let received_us = reply_to.received_us();
+                    self.apply_txn(&txn, reply_to);
+                    self.time_learner_commit(entry.zxid, committed_us);
+                    self.time_forwarded_commit(received_us, forwarded_us, committed_us);
                 }
-            };
-            self.apply_txn(&txn, reply_to);
+            }
         }
+        self.time_commits(count, &quorum_acks_ms);
         // A periodic snapshot would store the received state before the store holds it.
         if count > 0 && !self.persist.rewriting() {
             self.effects.push(Effect::Applied(count));
@@ -538,15 +591,16 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Who waits here for a txn the leader committed: a forwarded write or handshake.
-    fn reply_to(&mut self, txn: &Txn) -> ReplyTo {
+    /// Who waits here for a txn the leader committed (a forwarded write or handshake),
+    /// and when a write was forwarded.
+    fn reply_to(&mut self, txn: &Txn) -> (ReplyTo, u64) {
         let session_id = txn.session_id();
         let waiting = if matches!(txn.body, TxnBody::CreateSession(_)) {
-            self.handshakes.remove(&session_id)
+            self.handshakes.remove(&session_id).map(|reply_to| (reply_to, 0))
         } else {
             self.forwarded.remove(&(session_id, txn.header.cxid))
         };
-        waiting.unwrap_or(ReplyTo::Nobody)
+        waiting.unwrap_or((ReplyTo::Nobody, 0))
     }
 
     /// Replaces the state with the snapshot the leader sent and has the storage thread
@@ -607,8 +661,10 @@ impl Pipeline {
         let shared = self.shared.clone();
         if role == Role::Looking {
             self.looking_since_ms.get_or_insert_with(|| shared.clock.now_ms());
+            self.forget_arrivals();
         } else {
-            self.looking_since_ms = None;
+            let looking_since_ms = self.looking_since_ms.take();
+            self.time_serving(role, looking_since_ms);
             self.end_read_only();
         }
         let mode = match role {

@@ -65,7 +65,7 @@ fn create_as(connection: &Arc<Connection>, xid: i32, path: &str, flags: i32) -> 
         },
         frame: Bytes::new(),
         auth: connection.auth(),
-        received_ms: 0,
+        received_us: 0,
     }
 }
 
@@ -244,7 +244,7 @@ fn a_write_after_a_sync_is_answered_after_it_even_when_both_are_applied_at_once(
         request: Request::Sync(jute::records::SyncRequest { path: "/".into() }),
         frame: Bytes::new(),
         auth: connection.auth(),
-        received_ms: 0,
+        received_us: 0,
     };
     pipeline.client_input(sync).expect("asked");
     pipeline.client_input(create_as(&connection, 3, "/after", 0)).expect("prepared");

@@ -29,14 +29,14 @@ impl Pipeline {
                 self.open_local_session(&connection, timeout_ms, sent_read_only.then_some(false));
                 None
             }
-            Input::Request { connection, session_id, xid, request, received_ms, .. }
+            Input::Request { connection, session_id, xid, request, received_us, .. }
                 if shared.sessions.lock().is_local(session_id)
                     && (matches!(request, Request::CloseSession)
                         || (request.creates_ephemeral()
                             && !shared.config.local_sessions_upgrading_enabled)) =>
             {
                 let refusal = Code::EphemeralOnLocalSession;
-                self.answer_here(&connection, session_id, xid, &request, refusal, received_ms);
+                self.answer_here(&connection, session_id, xid, &request, refusal, received_us);
                 None
             }
             Input::Request { session_id, ref request, .. }
@@ -132,9 +132,9 @@ impl Pipeline {
             Input::CreateSession { connection, timeout_ms, .. } => {
                 self.open_local_session(&connection, timeout_ms, Some(true));
             }
-            Input::Request { connection, session_id, xid, request, received_ms, .. } => {
+            Input::Request { connection, session_id, xid, request, received_us, .. } => {
                 let refusal = Code::NotReadOnly;
-                self.answer_here(&connection, session_id, xid, &request, refusal, received_ms);
+                self.answer_here(&connection, session_id, xid, &request, refusal, received_us);
             }
         }
     }
@@ -167,7 +167,7 @@ impl Pipeline {
         xid: i32,
         request: &Request,
         refusal: Code,
-        received_ms: u64,
+        received_us: u64,
     ) {
         let op = request.op();
         let code = if op == OpCode::CloseSession {
@@ -176,7 +176,7 @@ impl Pipeline {
         } else {
             refusal
         };
-        self.answer_status(connection, op, xid, code, received_ms);
+        self.answer_status(connection, op, xid, code, received_us);
     }
 
     /// The leader's check of a request that `member` sent for `session_id`: once the

@@ -39,7 +39,7 @@ pub enum Input {
         /// The connection's identities when the request was read.
         auth: Arc<AuthIds>,
         /// When the request was read, for latency statistics.
-        received_ms: u64,
+        received_us: u64,
     },
     /// A handshake resumed an existing session on this server; in an ensemble, the
     /// leader learns that the session's client is here now.
@@ -63,7 +63,7 @@ pub(super) enum ReplyTo {
     /// Nobody: the server's own txns, and those a learner forwarded.
     Nobody,
     /// A client request.
-    Client { connection: Arc<Connection>, op: OpCode, xid: i32, received_ms: u64 },
+    Client { connection: Arc<Connection>, op: OpCode, xid: i32, received_us: u64 },
     /// A handshake waiting for its new session.
     Handshake { connection: Arc<Connection>, sent_read_only: bool },
 }
@@ -83,7 +83,7 @@ impl ReplyTo {
 /// One prepared unit of work, kept in order.
 pub(super) enum Work {
     Txn(Txn, ReplyTo),
-    Sync { connection: Arc<Connection>, xid: i32, path: String, received_ms: u64 },
+    Sync { connection: Arc<Connection>, xid: i32, path: String, received_us: u64 },
 }
 
 fn context<'a>(
@@ -154,16 +154,16 @@ impl Pipeline {
     fn lead_input(&mut self, input: Input) -> Result<(), StorageError> {
         match input {
             Input::Request {
-                request: Request::Sync(sync), connection, xid, received_ms, ..
+                request: Request::Sync(sync), connection, xid, received_us, ..
             } => {
-                return self.sync(connection, xid, sync.path, received_ms);
+                return self.sync(connection, xid, sync.path, received_us);
             }
-            Input::Request { connection, session_id, xid, request, auth, received_ms, .. } => {
+            Input::Request { connection, session_id, xid, request, auth, received_us, .. } => {
                 let check = self.session_check(session_id, self.zab.id());
                 match self.prepare_request(session_id, xid, &request, &auth, check) {
                     Some(txn) => {
                         let op = request.op();
-                        let reply_to = ReplyTo::Client { connection, op, xid, received_ms };
+                        let reply_to = ReplyTo::Client { connection, op, xid, received_us };
                         self.prepared.push(Work::Txn(txn, reply_to));
                     }
                     None => {
@@ -171,7 +171,7 @@ impl Pipeline {
                             Request::Sync(sync) => sync.path,
                             _ => String::new(),
                         };
-                        self.prepared.push(Work::Sync { connection, xid, path, received_ms });
+                        self.prepared.push(Work::Sync { connection, xid, path, received_us });
                     }
                 }
             }
@@ -193,19 +193,19 @@ impl Pipeline {
     fn forward_input(&mut self, leader: ServerId, input: Input) -> Result<(), StorageError> {
         match input {
             Input::Request {
-                connection, request: Request::Sync(sync), xid, received_ms, ..
+                connection, request: Request::Sync(sync), xid, received_us, ..
             } => {
-                self.sync(connection, xid, sync.path, received_ms)?;
+                self.sync(connection, xid, sync.path, received_us)?;
             }
-            Input::Request { connection, session_id, xid, request, frame, auth, received_ms } => {
+            Input::Request { connection, session_id, xid, request, frame, auth, received_us } => {
                 if matches!(request, Request::CloseSession) {
                     self.shared.sessions.lock().set_closing(session_id);
                 }
                 let op = request.op();
-                self.forwarded.insert(
-                    (session_id, xid),
-                    ReplyTo::Client { connection, op, xid, received_ms },
-                );
+                let now_us = self.shared.clock.now_us();
+                self.time_queued(received_us, now_us);
+                let reply_to = ReplyTo::Client { connection, op, xid, received_us };
+                self.forwarded.insert((session_id, xid), (reply_to, now_us));
                 let auth = auth.ids().to_vec();
                 self.send_to(leader, PeerFrame::Request { session_id, auth, frame });
             }

@@ -1,0 +1,209 @@
+//! Where the pipeline's time goes: each client write timed through its stages (the
+//! histograms of [`WriteStage`]) and ZooKeeper's quorum metrics (elections, syncs,
+//! proposals, commits), read from the pipeline's clock, so the simulator's runs time
+//! themselves too. Recording never changes what the pipeline does.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+
+use super::work::ReplyTo;
+use super::Pipeline;
+use crate::server::histogram::WriteStage;
+use crate::txn::{Txn, Zxid};
+use crate::zab::{Entry, Role};
+
+/// Proposals a learner remembers the arrival of, for `commit_propagation_latency`;
+/// past this many uncommitted ones, later arrivals go untimed.
+const ARRIVALS_MAX: usize = 65_536;
+
+/// A leader's own proposal, with whom to answer and when it passed each stage.
+pub(super) struct Proposed {
+    pub(super) txn: Txn,
+    pub(super) reply_to: ReplyTo,
+    /// When it was proposed.
+    pub(super) prepared_us: u64,
+    /// When this member's log held it.
+    pub(super) logged_us: Option<u64>,
+}
+
+/// The election this member is in, or the last one: for ZooKeeper's election metrics.
+#[derive(Debug, Default)]
+pub(super) struct ElectionClock {
+    electing: bool,
+    since_ms: u64,
+    /// When the last election settled, until the member serves.
+    settled_ms: Option<u64>,
+}
+
+impl ReplyTo {
+    /// When a client's request arrived; none for the server's own txns and handshakes.
+    pub(super) fn received_us(&self) -> Option<u64> {
+        match self {
+            ReplyTo::Client { received_us, .. } => Some(*received_us),
+            _ => None,
+        }
+    }
+}
+
+impl Pipeline {
+    fn record(&self, stage: WriteStage, from_us: u64, to_us: u64) {
+        self.shared.stats.write_stages.stage(stage).record(to_us.saturating_sub(from_us));
+    }
+
+    /// A client write waited from `received_us` until it was proposed or forwarded at
+    /// `now_us`.
+    pub(super) fn time_queued(&self, received_us: u64, now_us: u64) {
+        self.record(WriteStage::Queue, received_us, now_us);
+    }
+
+    /// The proposals up to `zxid` are durable in this member's log.
+    pub(super) fn time_logged(&mut self, zxid: Zxid) {
+        let now_us = self.shared.clock.now_us();
+        let start = self.proposed.partition_point(|proposed| proposed.logged_us.is_some());
+        let stage = self.shared.stats.write_stages.stage(WriteStage::Log);
+        for proposed in self.proposed.range_mut(start..) {
+            if proposed.txn.zxid() > zxid {
+                break;
+            }
+            proposed.logged_us = Some(now_us);
+            if proposed.reply_to.received_us().is_some() {
+                stage.record(now_us.saturating_sub(proposed.prepared_us));
+            }
+        }
+    }
+
+    /// This member's own proposal, committed at `committed_us`, is applied and answered.
+    pub(super) fn time_own_commit(
+        &self,
+        received_us: Option<u64>,
+        prepared_us: u64,
+        logged_us: Option<u64>,
+        committed_us: u64,
+        quorum_acks_ms: &mut Vec<u64>,
+    ) {
+        if !self.standalone {
+            let arrived_us = received_us.unwrap_or(prepared_us);
+            quorum_acks_ms.push(committed_us.saturating_sub(arrived_us) / 1000);
+        }
+        let Some(received_us) = received_us else {
+            return;
+        };
+        let answered_us = self.shared.clock.now_us();
+        self.record(WriteStage::Quorum, logged_us.unwrap_or(committed_us), committed_us);
+        self.record(WriteStage::Apply, committed_us, answered_us);
+        self.record(WriteStage::Total, received_us, answered_us);
+    }
+
+    /// A write this member forwarded at `forwarded_us`, committed by the leader at
+    /// `committed_us`, is applied and answered.
+    pub(super) fn time_forwarded_commit(
+        &self,
+        received_us: Option<u64>,
+        forwarded_us: u64,
+        committed_us: u64,
+    ) {
+        let Some(received_us) = received_us else {
+            return;
+        };
+        let answered_us = self.shared.clock.now_us();
+        self.record(WriteStage::Leader, forwarded_us, committed_us);
+        self.record(WriteStage::Apply, committed_us, answered_us);
+        self.record(WriteStage::Total, received_us, answered_us);
+    }
+
+    /// What a batch of commits adds to ZooKeeper's quorum metrics.
+    pub(super) fn time_commits(&self, count: u64, quorum_acks_ms: &[u64]) {
+        let quorum = &self.shared.stats.quorum;
+        if self.is_leading() && !self.standalone {
+            quorum.commits.fetch_add(count, Ordering::Relaxed);
+        }
+        if !quorum_acks_ms.is_empty() {
+            let mut latency = quorum.quorum_ack_latency.lock();
+            quorum_acks_ms.iter().for_each(|ms| latency.record(*ms));
+        }
+    }
+
+    /// A learner received the leader's proposal `entry`: ZooKeeper's
+    /// `learner_proposal_received_count` and `proposal_latency` (from the txn's time,
+    /// the leader's wall clock, as ZooKeeper measures it; skipped if that is ahead).
+    pub(super) fn time_proposal_arrived(&mut self, entry: &Entry) {
+        if !matches!(self.zab.role(), Role::Following { .. }) {
+            return;
+        }
+        let quorum = &self.shared.stats.quorum;
+        quorum.learner_proposals.fetch_add(1, Ordering::Relaxed);
+        if let Some(time_ms) = Txn::header_time_ms(&entry.payload) {
+            let now_ms = i64::try_from(self.shared.clock.wall_ms()).unwrap_or(i64::MAX);
+            if let Ok(latency) = u64::try_from(now_ms - time_ms) {
+                quorum.proposal_latency.lock().record(latency);
+            }
+        }
+        if self.arrivals.len() < ARRIVALS_MAX {
+            self.arrivals.push_back((entry.zxid, self.shared.clock.now_us()));
+        }
+    }
+
+    /// A learner applies `zxid`, committed at `committed_us`: the time since its
+    /// proposal arrived (`commit_propagation_latency`).
+    pub(super) fn time_learner_commit(&mut self, zxid: Zxid, committed_us: u64) {
+        while let Some((arrived, arrived_us)) = self.arrivals.front().copied() {
+            if arrived > zxid {
+                break;
+            }
+            self.arrivals.pop_front();
+            if arrived == zxid {
+                let latency_ms = committed_us.saturating_sub(arrived_us) / 1000;
+                self.shared.stats.quorum.commit_propagation_latency.lock().record(latency_ms);
+            }
+        }
+    }
+
+    /// After each step of the core: an election began or settled.
+    pub(super) fn time_election(&mut self) {
+        let electing = self.zab.is_electing();
+        if self.standalone || electing == self.election.electing {
+            return;
+        }
+        let now_ms = self.shared.clock.now_ms();
+        let quorum = &self.shared.stats.quorum;
+        self.election.electing = electing;
+        if electing {
+            quorum.looking.fetch_add(1, Ordering::Relaxed);
+            self.election.since_ms = now_ms;
+            self.election.settled_ms = None;
+        } else {
+            quorum.election_time.lock().record(now_ms.saturating_sub(self.election.since_ms));
+            self.election.settled_ms = Some(now_ms);
+        }
+    }
+
+    /// The member serves as `role` after being unavailable since `looking_since_ms`.
+    pub(super) fn time_serving(&mut self, role: Role, looking_since_ms: Option<u64>) {
+        if self.standalone {
+            return;
+        }
+        let now_ms = self.shared.clock.now_ms();
+        let quorum = &self.shared.stats.quorum;
+        if let Some(since_ms) = looking_since_ms {
+            let unavailable_ms = now_ms.saturating_sub(since_ms);
+            quorum.unavailable_time.lock().record(unavailable_ms);
+            if matches!(role, Role::Leading { .. }) {
+                quorum.leader_unavailable_time.lock().record(unavailable_ms);
+            }
+        }
+        let Some(settled_ms) = self.election.settled_ms.take() else {
+            return;
+        };
+        let sync_ms = now_ms.saturating_sub(settled_ms);
+        match role {
+            Role::Following { .. } => quorum.follower_sync_time.lock().record(sync_ms),
+            Role::Observing { .. } => quorum.observer_sync_time.lock().record(sync_ms),
+            Role::Leading { .. } | Role::Looking => {}
+        }
+    }
+
+    /// A role ended: proposals that arrived in it will not be committed in it.
+    pub(super) fn forget_arrivals(&mut self) {
+        self.arrivals = VecDeque::new();
+    }
+}
