@@ -74,7 +74,7 @@ fn a_sasl_provider_without_a_jaas_file_refuses_to_start_with_exit_2() {
 }
 
 #[test]
-fn an_https_admin_server_refuses_to_start_rather_than_serve_plain_http() {
+fn an_https_admin_server_without_a_key_store_refuses_to_start_rather_than_serve_plain_http() {
     let dir = scratch_dir("admin-https");
     let mut server = launch(
         &dir,
@@ -90,7 +90,7 @@ fn an_https_admin_server_refuses_to_start_rather_than_serve_plain_http() {
     let status = server.wait_exit();
     let log = server.log();
     assert_eq!(status.code(), Some(2), "{log}");
-    assert!(log.contains("admin.forceHttps (security"), "{log}");
+    assert!(log.contains("needs ssl.quorum.keyStore.location"), "{log}");
     assert!(!log.contains("serving clients"), "{log}");
 }
 

@@ -5,7 +5,8 @@
 use std::net::SocketAddr;
 
 use super::properties::Reader;
-use super::ConfigError;
+use super::tls::{read_admin_tls, AdminTls};
+use super::{ConfigError, Notice};
 
 /// How the AdminServer serves, when `admin.enableServer` leaves it on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,13 +24,19 @@ pub struct AdminSettings {
     pub snapshot_enabled: bool,
     /// Whether `restore` runs (`admin.restore.enabled`).
     pub restore_enabled: bool,
+    /// HTTPS (`admin.forceHttps`, `admin.portUnification`); `None`: plain HTTP.
+    pub tls: Option<AdminTls>,
 }
 
 /// The settings, or `None` with `admin.enableServer=false`.
 ///
 /// # Errors
-/// An address that does not resolve, or a value that is not a number.
-pub fn read_admin(read: &mut Reader<'_>) -> Result<Option<AdminSettings>, ConfigError> {
+/// An address that does not resolve, a value that is not a number, or HTTPS without the
+/// `ssl.quorum` key store.
+pub fn read_admin(
+    read: &mut Reader<'_>,
+    notices: &mut Vec<Notice>,
+) -> Result<Option<AdminSettings>, ConfigError> {
     if !read.flag("admin.enableServer", true)? {
         return Ok(None);
     }
@@ -44,5 +51,6 @@ pub fn read_admin(read: &mut Reader<'_>) -> Result<Option<AdminSettings>, Config
         rate_limit_interval_ms: read.number("admin.rateLimiterIntervalInMS", 300_000)?,
         snapshot_enabled: read.flag("admin.snapshot.enabled", true)?,
         restore_enabled: read.flag("admin.restore.enabled", true)?,
+        tls: read_admin_tls(read, notices)?,
     }))
 }

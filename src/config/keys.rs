@@ -420,12 +420,13 @@ pub const KEYS: &[Key] = &[
     key("admin.rateLimiterIntervalInMS", DecodedInteger, "300000", Honoured),
     key("admin.snapshot.enabled", LenientBoolean, "true", Honoured),
     key("admin.restore.enabled", LenientBoolean, "true", Honoured),
-    key("admin.needClientAuth", LenientBoolean, "false", Unsupported(Security))
-        .note("The AdminServer speaks plain HTTP only."),
-    key("admin.forceHttps", LenientBoolean, "false", Unsupported(Security))
-        .note("The AdminServer speaks plain HTTP only."),
-    key("admin.portUnification", LenientBoolean, "false", Unsupported(Security))
-        .note("The AdminServer speaks plain HTTP only."),
+    key("admin.needClientAuth", LenientBoolean, "false", Honoured).note(
+        "Over HTTPS, clients must present a certificate the ssl.quorum trust store verifies.",
+    ),
+    key("admin.forceHttps", LenientBoolean, "false", Honoured)
+        .note("HTTPS only, with the ssl.quorum key and trust stores, as ZooKeeper's."),
+    key("admin.portUnification", LenientBoolean, "false", Honoured)
+        .note("HTTP and HTTPS on the one port."),
     key(
         "metricsProvider.className",
         Text,
@@ -621,8 +622,7 @@ mod tests {
     #[test]
     fn behaviour_keys_warn_and_tuning_keys_are_ignored() {
         assert_eq!(classify("admin.enableServer", "false"), Verdict::Honoured);
-        assert!(matches!(classify("admin.forceHttps", "true"), Verdict::Refuse(_)));
-        assert!(matches!(classify("admin.forceHttps", "false"), Verdict::Ignored(_)));
+        assert_eq!(classify("admin.forceHttps", "true"), Verdict::Honoured);
         assert!(matches!(classify("request_throttle_drop_stale", "false"), Verdict::Warn(_)));
         assert!(matches!(classify("requestThrottleLimit", "100"), Verdict::Ignored(_)));
         assert!(matches!(classify("preAllocSize", "1"), Verdict::Ignored(_)));

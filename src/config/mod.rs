@@ -321,7 +321,7 @@ impl Config {
         let quorum_tls = tls::read_quorum_tls(&mut read, &mut notices)?;
         let quorum_sasl = quorum_sasl::read_quorum_sasl(&mut read)?;
         let prometheus_address = read_metrics_provider(&mut read, &mut notices)?;
-        let admin = admin::read_admin(&mut read)?;
+        let admin = admin::read_admin(&mut read, &mut notices)?;
         let sasl = read_sasl(&read, properties)?;
         let connection_throttle = throttle::read_connection_throttle(&mut read, &mut notices)?;
         let request_throttle = throttle::read_request_throttle(&mut read, &mut notices)?;

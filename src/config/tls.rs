@@ -139,6 +139,60 @@ pub fn read_quorum_tls(
     }))
 }
 
+/// HTTPS on the AdminServer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTls {
+    /// `admin.portUnification`: plain HTTP is served on the same port too.
+    pub port_unification: bool,
+    /// The context: the `ssl.quorum` stores, a client certificate required only under
+    /// `admin.needClientAuth`.
+    pub settings: TlsSettings,
+}
+
+/// The AdminServer's HTTPS, or `None` when neither `admin.forceHttps` nor
+/// `admin.portUnification` asks for it. As ZooKeeper's `JettyAdminServer`, it takes only
+/// the `ssl.quorum` key and trust stores, and asks for client certificates only under
+/// `admin.needClientAuth` (which plain HTTP ignores, with a warning here).
+///
+/// # Errors
+/// No `ssl.quorum.keyStore.location`, or a store setting that cannot be read.
+pub fn read_admin_tls(
+    read: &mut Reader<'_>,
+    notices: &mut Vec<Notice>,
+) -> Result<Option<AdminTls>, ConfigError> {
+    let force_https = read.flag("admin.forceHttps", false)?;
+    let port_unification = read.flag("admin.portUnification", false)?;
+    let need_client_auth = read.flag("admin.needClientAuth", false)?;
+    if !force_https && !port_unification {
+        if need_client_auth {
+            notices.push(Notice::warn(
+                "admin.needClientAuth=true asks nothing of clients over plain HTTP (as in \
+                 ZooKeeper): set admin.forceHttps=true for the AdminServer to require \
+                 certificates"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let key_store = store(read, "ssl.quorum.keyStore")?.ok_or_else(|| {
+        ConfigError::Inconsistent(
+            "HTTPS on the AdminServer (admin.forceHttps or admin.portUnification) needs \
+             ssl.quorum.keyStore.location"
+                .into(),
+        )
+    })?;
+    let settings = TlsSettings {
+        key_store,
+        trust_store: store(read, "ssl.quorum.trustStore")?,
+        client_auth: if need_client_auth { ClientAuth::Need } else { ClientAuth::None },
+        protocols: vec![Protocol::Tls13, Protocol::Tls12],
+        cipher_suites: None,
+        cert_reload: false,
+        handshake_detection_timeout_ms: HANDSHAKE_DETECTION_TIMEOUT_MS_DEFAULT,
+    };
+    Ok(Some(AdminTls { port_unification: port_unification && !force_https, settings }))
+}
+
 /// One key family: `<prefix>keyStore.*` (required, for `needs`), `trustStore.*`,
 /// `clientAuth`, the protocols and suites, and the reload flag `reload_key`.
 fn read_settings(

@@ -264,6 +264,9 @@ pub enum ServerError {
     /// The client listener does not say where it listens.
     #[error("the client listener: {0}")]
     Listener(#[source] std::io::Error),
+    /// The AdminServer's HTTPS context cannot be built from the `ssl.quorum` stores.
+    #[error("the AdminServer's TLS: {0}")]
+    AdminTls(#[source] crate::tls::TlsError),
     /// A task of the server panicked or was cancelled.
     #[error("a server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -337,6 +340,27 @@ pub fn restore(
     let loaded_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     shared.stats.db_init_time.lock().record(loaded_ms);
     Ok(Restart { shared, inputs, restored })
+}
+
+/// The AdminServer's port, bound, and what it speaks: HTTP, or HTTPS with the `ssl.quorum`
+/// stores (alone, or beside HTTP under `admin.portUnification`).
+async fn open_admin(
+    settings: &crate::config::admin::AdminSettings,
+) -> Result<(TcpListener, listener::Security), ServerError> {
+    let security = match &settings.tls {
+        None => listener::Security::Plain,
+        Some(tls) => {
+            let context =
+                crate::tls::ServerTls::new(tls.settings.clone()).map_err(ServerError::AdminTls)?;
+            let context = Arc::new(context);
+            if tls.port_unification {
+                listener::Security::Unified(context)
+            } else {
+                listener::Security::Tls(context)
+            }
+        }
+    };
+    Ok((bind("AdminServer", settings.address, false).await?, security))
 }
 
 /// Binds a member's quorum or election port (`what`), on every address of the host if
@@ -470,8 +494,8 @@ pub async fn run_with_storage(
         None => None,
     };
     let admin = match &shared.config.admin {
-        Some(settings) => match bind("AdminServer", settings.address, false).await {
-            Ok(listener) => Some((settings.clone(), listener)),
+        Some(settings) => match open_admin(settings).await {
+            Ok((listener, security)) => Some((settings.clone(), listener, security)),
             // As ZooKeeper: a standalone server stops, an ensemble member goes on without.
             Err(err) if membership.standalone => return Err(err),
             Err(err) => {
@@ -505,11 +529,13 @@ pub async fn run_with_storage(
         tracing::info!(%address, "serving Prometheus metrics at /metrics");
         accepting.push(tokio::spawn(prometheus::serve(shared.clone(), listener)));
     }
-    if let Some((settings, listener)) = admin {
+    if let Some((settings, listener, security)) = admin {
         let address = listener.local_addr().map_err(ServerError::Listener)?;
         let url = settings.command_url.clone();
-        tracing::info!(%address, %url, "started the AdminServer");
-        let serving = admin::serve(shared.clone(), admin_storage, settings, listener);
+        let https = settings.tls.is_some();
+        tracing::info!(%address, %url, https, "started the AdminServer");
+        let serving = admin::serve(shared.clone(), admin_storage, settings, listener, security)
+            .map_err(ServerError::Listener)?;
         accepting.push(tokio::spawn(serving));
     }
     // Under systemd (Type=notify) the unit is ready now; elsewhere this does nothing.

@@ -10,6 +10,7 @@
 pub mod jks;
 pub mod peers;
 pub mod stores;
+pub mod stream;
 pub mod subject;
 
 use std::sync::Arc;

@@ -12,9 +12,9 @@ import time
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
-from kazoo.security import make_digest_acl
+from kazoo.security import make_acl, make_digest_acl
 
-from conftest import Ensemble, Server, free_ports, start_zookeeper, wait_until
+from conftest import ROOT, Ensemble, Server, free_ports, start_zookeeper, wait_until
 
 # What ZooKeeper 3.8's /commands lists; zkrs lists these and 3.9's snapshot and restore.
 ZOOKEEPER_COMMANDS = [
@@ -348,3 +348,64 @@ def test_readiness_and_the_ensemble_commands():
         assert command(bases[leader], "mntr")[1]["server_state"] == "looking"
     finally:
         ensemble.stop()
+
+
+CLIENT_ID = "CN=client.test,OU=client,O=zkrs tests,C=US"
+
+
+def https_lines(stores, port, *flags):
+    """An AdminServer on `port` with the ssl.quorum stores (ZooKeeper's for HTTPS)."""
+    return admin_lines(port) + "admin.enableServer=true\n" + "".join(
+        flag + "\n" for flag in flags
+    ) + (
+        "ssl.quorum.keyStore.location=%s\nssl.quorum.keyStore.password=testpass\n"
+        "ssl.quorum.trustStore.location=%s\nssl.quorum.trustStore.password=testpass\n"
+        % (os.path.join(stores, "server.jks"), os.path.join(stores, "trust.jks"))
+    )
+
+
+def reaches(url, *args):
+    """Whether curl gets any HTTP answer from `url` (not a failed connection or handshake)."""
+    result = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", *args, url],
+                            capture_output=True, text=True, timeout=60)
+    return result.returncode == 0 and result.stdout != "000"
+
+
+def test_https_with_client_certificates_as_x509_identities():
+    stores = tempfile.mkdtemp(prefix="zkrs-admin-tls-")
+    subprocess.run([os.path.join(ROOT, "tests", "support", "make-tls-stores"), stores], check=True)
+    admin_port, unified_port = free_ports(2)
+    forced = Server(https_lines(stores, admin_port, "admin.forceHttps=true",
+                                "admin.needClientAuth=true"))
+    unified = Server(https_lines(stores, unified_port, "admin.portUnification=true"))
+    ca = ["--cacert", os.path.join(stores, "ca.pem")]
+
+    def as_who(who):
+        return ca + ["--cert", os.path.join(stores, who + ".crt"),
+                     "--key", os.path.join(stores, who + ".key")]
+
+    try:
+        base = "https://localhost:%d" % admin_port
+        assert command(base, "ruok", *as_who("client")) == (200, {"command": "ruok", "error": None})
+        # HTTPS only, and only for a client whose certificate the trust store verifies.
+        assert not reaches(base + "/commands/ruok", *ca)
+        assert not reaches("http://127.0.0.1:%d/commands/ruok" % admin_port)
+        client = forced.client()
+        client.set_acls("/", [make_acl("x509", CLIENT_ID, all=True)])
+        url = base + "/commands/snapshot?streaming=false"
+        status, _, body = curl(url, "-H", "Authorization: x509", *as_who("client"))
+        assert status == 200 and json.loads(body)["error"] is None, body
+        status, _, body = curl(url, "-H", "Authorization: x509", *as_who("other"))
+        assert (status, json.loads(body)["error"]) == (403, "Not authorized")
+        client.stop()
+        # A unified port answers HTTP and HTTPS; with no certificate x509 names nobody.
+        unified_base = "localhost:%d" % unified_port
+        assert command("http://" + unified_base, "ruok")[0] == 200
+        assert command("https://" + unified_base, "ruok", *ca)[0] == 200
+        status, _, body = curl("https://%s/commands/snapshot" % unified_base,
+                               "-H", "Authorization: x509", *ca)
+        assert (status, json.loads(body)["error"]) == (401, "Not authenticated")
+    finally:
+        forced.stop()
+        unified.stop()
+        shutil.rmtree(stores, ignore_errors=True)

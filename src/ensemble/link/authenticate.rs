@@ -13,10 +13,10 @@ use std::io;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::stream::PeerStream;
 use crate::config::quorum_sasl::QuorumSasl;
 use crate::ensemble::zookeeper::quorum_auth::{AuthPacket, Status};
 use crate::sasl::{self, DigestMd5Client, Service, Step};
+use crate::tls::stream::Transport;
 
 /// Challenges a member may take before ZooKeeper's server gives up on it.
 const CHALLENGES_MAX: usize = 5;
@@ -30,7 +30,7 @@ fn failed(reason: impl Into<String>) -> io::Error {
 /// # Errors
 /// When the other member refuses it, or proves not to know the password itself.
 pub async fn as_learner(
-    stream: &mut PeerStream,
+    stream: &mut Transport,
     sasl: &QuorumSasl,
     buf: &mut BytesMut,
 ) -> io::Result<()> {
@@ -63,7 +63,7 @@ pub async fn as_learner(
 /// # Errors
 /// Under `serverRequireSasl`, a member that does not authenticate or fails to.
 pub async fn as_server(
-    stream: &mut PeerStream,
+    stream: &mut Transport,
     sasl: &QuorumSasl,
     buf: &mut BytesMut,
 ) -> io::Result<()> {
@@ -98,7 +98,7 @@ pub async fn as_server(
 
 /// The server's side of one exchange: the user the member proved to be.
 async fn exchange(
-    stream: &mut PeerStream,
+    stream: &mut Transport,
     sasl: &QuorumSasl,
     buf: &mut BytesMut,
 ) -> io::Result<String> {
@@ -123,14 +123,14 @@ async fn exchange(
     Err(failed("the member's SASL exchange went on too long"))
 }
 
-async fn send(stream: &mut PeerStream, status: Status, token: Option<Bytes>) -> io::Result<()> {
+async fn send(stream: &mut Transport, status: Status, token: Option<Bytes>) -> io::Result<()> {
     let mut out = BytesMut::new();
     AuthPacket { status, token }.encode(&mut out);
     stream.write_all(&out).await?;
     stream.flush().await
 }
 
-async fn receive(stream: &mut PeerStream, buf: &mut BytesMut) -> io::Result<AuthPacket> {
+async fn receive(stream: &mut Transport, buf: &mut BytesMut) -> io::Result<AuthPacket> {
     loop {
         match AuthPacket::decode(buf) {
             Ok(Some(packet)) => return Ok(packet),

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::codec::{Encoder, FramedRead};
 
-use super::stream::{is_refusal, PeerReader, PeerStream};
+use super::stream::{is_refusal, PeerReader};
 use super::{
     accept_each, authenticate, LinkConfig, LinkEvent, PeerAddresses, CONNECT_TIMEOUT,
     SECURE_TIMEOUT,
@@ -27,6 +27,7 @@ use crate::ensemble::frame::PeerFrame;
 use crate::ensemble::zookeeper::election::{
     self as wire, ElectionCodec, InitialMessage, WireNotification, ADDRESSES_LEN_MAX,
 };
+use crate::tls::stream::Transport;
 use crate::zab::{Message, Notification, ServerId};
 
 /// Pauses between dials of an unreachable member, growing up to the last.
@@ -37,7 +38,7 @@ const PROMPT_PAUSE: Duration = Duration::from_millis(250);
 /// How the acceptor reaches one member's election link.
 pub(super) struct ElectionHandle {
     /// Connections the member dialled, with what was read after their initial message.
-    accepted: mpsc::Sender<(PeerStream, BytesMut)>,
+    accepted: mpsc::Sender<(Transport, BytesMut)>,
     /// The member called to be dialled back.
     poke: Arc<Notify>,
 }
@@ -49,8 +50,8 @@ pub(super) struct ElectionLink {
     addresses: PeerAddresses,
     queue: mpsc::Receiver<Notification>,
     events: mpsc::Sender<LinkEvent>,
-    accepted: mpsc::Receiver<(PeerStream, BytesMut)>,
-    accepted_tx: mpsc::Sender<(PeerStream, BytesMut)>,
+    accepted: mpsc::Receiver<(Transport, BytesMut)>,
+    accepted_tx: mpsc::Sender<(Transport, BytesMut)>,
     poke: Arc<Notify>,
     last_prompt: Option<Instant>,
 }
@@ -162,7 +163,7 @@ impl ElectionLink {
     /// Dials the member and introduces this one (authenticating under
     /// `quorum.auth.learnerRequireSasl`): the connection, and what was read after the
     /// exchange.
-    async fn dial(&self) -> std::io::Result<(PeerStream, BytesMut)> {
+    async fn dial(&self) -> std::io::Result<(Transport, BytesMut)> {
         let (address, host) = (self.addresses.election, &self.addresses.host);
         let mut stream = self.config.security.dial(address, host).await?;
         stream.write_all(&self.initial_message()).await?;
@@ -186,7 +187,7 @@ impl ElectionLink {
     }
 
     /// Carries notifications both ways until the connection breaks or is replaced.
-    async fn serve(&mut self, stream: PeerStream, leftover: BytesMut) -> Served {
+    async fn serve(&mut self, stream: Transport, leftover: BytesMut) -> Served {
         let (read, mut write) = stream.into_split();
         let mut frames = FramedRead::new(read, ElectionCodec);
         frames.read_buffer_mut().extend_from_slice(&leftover);
@@ -234,7 +235,7 @@ enum Served {
     /// It broke.
     Broke,
     /// The member dialled again; this is its new connection.
-    Replaced(PeerStream, BytesMut),
+    Replaced(Transport, BytesMut),
     /// The driver is gone.
     Stopped,
 }
@@ -318,9 +319,9 @@ pub(super) async fn accept(
 /// Reads a dialling member's initial message, then authenticates it if `sasl` is on;
 /// returns the message with the bytes read after it.
 async fn read_initial_message(
-    mut stream: PeerStream,
+    mut stream: Transport,
     sasl: Option<&QuorumSasl>,
-) -> Result<(PeerStream, InitialMessage, BytesMut), wire::ElectionWireError> {
+) -> Result<(Transport, InitialMessage, BytesMut), wire::ElectionWireError> {
     let mut buf = BytesMut::with_capacity(64);
     loop {
         if let Some((message, len)) = InitialMessage::parse(&buf)? {

@@ -335,7 +335,7 @@ async fn accept_each<F, Handled>(
     security: stream::PeerSecurity,
     handle: F,
 ) where
-    F: Fn(stream::PeerStream, SocketAddr) -> Handled + Send + Sync + 'static,
+    F: Fn(crate::tls::stream::Transport, SocketAddr) -> Handled + Send + Sync + 'static,
     Handled: std::future::Future<Output = ()> + Send + 'static,
 {
     let handle = Arc::new(handle);

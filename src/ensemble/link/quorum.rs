@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::codec::{Decoder, FramedRead};
 
-use super::stream::{is_refusal, PeerReader, PeerStream, PeerWriter};
+use super::stream::{is_refusal, PeerReader, PeerWriter};
 use super::{
     accept_each, authenticate, Item, LinkConfig, LinkEvent, Outgoing, PeerAddresses, Streamed,
     CONNECT_TIMEOUT, SECURE_TIMEOUT,
@@ -33,6 +33,7 @@ use crate::ensemble::zookeeper::packet::{
 };
 use crate::ensemble::zookeeper::sessions::{self, Forwarded};
 use crate::ensemble::zookeeper::TranslateError;
+use crate::tls::stream::Transport;
 use crate::txn::{SessionId, Zxid};
 use crate::zab::{Message, ServerId};
 use crate::zk_format::snapshot::{TransferPiece, TransferReader};
@@ -48,7 +49,7 @@ const WRITE_BATCH_BYTES: usize = 1 << 20;
 /// A connection a learner dialled to this member, with the FOLLOWERINFO or OBSERVERINFO
 /// it opened with and what was read after it.
 pub(super) struct Accepted {
-    stream: PeerStream,
+    stream: Transport,
     first: QuorumPacket,
     leftover: BytesMut,
 }
@@ -74,7 +75,7 @@ enum Ended {
 enum Connection {
     /// This member dialled the member it follows, for the FOLLOWERINFO carried along,
     /// with what was read after authenticating.
-    Dialled(PeerStream, BytesMut, Outgoing),
+    Dialled(Transport, BytesMut, Outgoing),
     /// The member dialled this one.
     Accepted(Accepted),
 }
@@ -201,7 +202,7 @@ impl QuorumLink {
 
     /// Dials the leader and authenticates under `quorum.auth.learnerRequireSasl`, as
     /// ZooKeeper's learner does before its FOLLOWERINFO.
-    async fn dial(&self) -> std::io::Result<(PeerStream, BytesMut)> {
+    async fn dial(&self) -> std::io::Result<(Transport, BytesMut)> {
         let (address, host) = (self.addresses.quorum, &self.addresses.host);
         let mut stream = self.config.security.dial(address, host).await?;
         let mut leftover = BytesMut::new();

@@ -20,6 +20,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 use crate::config::tls::QuorumTls;
 use crate::server::listener::{opening, Opening};
 use crate::tls::peers::verify_names;
+use crate::tls::stream::{delegate_read, delegate_write, Transport};
 use crate::tls::ServerTls;
 
 /// How this member secures its connections to the others.
@@ -49,12 +50,12 @@ impl PeerSecurity {
     ///
     /// # Errors
     /// When the member cannot be reached, or its handshake or certificate fails.
-    pub async fn dial(&self, address: SocketAddr, host: &str) -> io::Result<PeerStream> {
+    pub async fn dial(&self, address: SocketAddr, host: &str) -> io::Result<Transport> {
         let stream = TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
         let (tls, settings) = match self {
             PeerSecurity::Tls(tls, settings) if settings.dial_tls => (tls, settings),
-            _ => return Ok(PeerStream::Plain(stream)),
+            _ => return Ok(Transport::Plain(stream)),
         };
         let config = tls.client_config().ok_or_else(|| refused("no TLS context for dialling"))?;
         let name = ServerName::IpAddress(address.ip().into());
@@ -67,7 +68,7 @@ impl PeerSecurity {
             verify_names(certificate, address.ip(), Some(host))
                 .map_err(|err| refused(err.to_string()))?;
         }
-        Ok(PeerStream::Tls(Box::new(TlsStream::Client(stream))))
+        Ok(Transport::Tls(Box::new(TlsStream::Client(stream))))
     }
 
     /// Secures a connection a member at `address` dialled: TLS when it opens with a TLS
@@ -77,10 +78,10 @@ impl PeerSecurity {
     ///
     /// # Errors
     /// A plaintext member on a TLS-only port, a failed handshake or certificate.
-    pub async fn accept(&self, stream: TcpStream, address: SocketAddr) -> io::Result<PeerStream> {
+    pub async fn accept(&self, stream: TcpStream, address: SocketAddr) -> io::Result<Transport> {
         let _ = stream.set_nodelay(true);
         let (tls, settings) = match self {
-            PeerSecurity::Plain => return Ok(PeerStream::Plain(stream)),
+            PeerSecurity::Plain => return Ok(Transport::Plain(stream)),
             PeerSecurity::Tls(tls, settings) => (tls, settings),
         };
         let takes_plain = settings.port_unification || !settings.dial_tls;
@@ -93,7 +94,7 @@ impl PeerSecurity {
         };
         if !opens_tls {
             return if takes_plain {
-                Ok(PeerStream::Plain(stream))
+                Ok(Transport::Plain(stream))
             } else {
                 Err(refused("a plaintext member on a TLS-only member port (sslQuorum)"))
             };
@@ -107,20 +108,11 @@ impl PeerSecurity {
                     .map_err(|err| refused(err.to_string()))?;
             }
         }
-        Ok(PeerStream::Tls(Box::new(TlsStream::Server(stream))))
+        Ok(Transport::Tls(Box::new(TlsStream::Server(stream))))
     }
 }
 
-/// A member's connection.
-#[derive(Debug)]
-pub enum PeerStream {
-    /// Plain TCP.
-    Plain(TcpStream),
-    /// TLS, dialled or accepted.
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-/// The reading half of a [`PeerStream`].
+/// The reading half of a [`Transport`].
 #[derive(Debug)]
 pub enum PeerReader {
     /// Of a plain connection.
@@ -129,7 +121,7 @@ pub enum PeerReader {
     Tls(ReadHalf<Box<TlsStream<TcpStream>>>),
 }
 
-/// The writing half of a [`PeerStream`].
+/// The writing half of a [`Transport`].
 #[derive(Debug)]
 pub enum PeerWriter {
     /// Of a plain connection.
@@ -138,15 +130,15 @@ pub enum PeerWriter {
     Tls(WriteHalf<Box<TlsStream<TcpStream>>>),
 }
 
-impl PeerStream {
+impl Transport {
     /// Splits the connection into halves that can be used from different tasks.
     pub fn into_split(self) -> (PeerReader, PeerWriter) {
         match self {
-            PeerStream::Plain(stream) => {
+            Transport::Plain(stream) => {
                 let (read, write) = stream.into_split();
                 (PeerReader::Plain(read), PeerWriter::Plain(write))
             }
-            PeerStream::Tls(stream) => {
+            Transport::Tls(stream) => {
                 let (read, write) = tokio::io::split(stream);
                 (PeerReader::Tls(read), PeerWriter::Tls(write))
             }
@@ -154,58 +146,5 @@ impl PeerStream {
     }
 }
 
-/// Implements `AsyncRead` for an enum of a `Plain` and a `Tls` reader by passing each
-/// call to the variant at hand.
-macro_rules! delegate_read {
-    ($kind:ident) => {
-        impl AsyncRead for $kind {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut ReadBuf<'_>,
-            ) -> Poll<io::Result<()>> {
-                match self.get_mut() {
-                    $kind::Plain(inner) => Pin::new(inner).poll_read(cx, buf),
-                    $kind::Tls(inner) => Pin::new(inner).poll_read(cx, buf),
-                }
-            }
-        }
-    };
-}
-
-/// Implements `AsyncWrite` for an enum of a `Plain` and a `Tls` writer likewise.
-macro_rules! delegate_write {
-    ($kind:ident) => {
-        impl AsyncWrite for $kind {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                match self.get_mut() {
-                    $kind::Plain(inner) => Pin::new(inner).poll_write(cx, buf),
-                    $kind::Tls(inner) => Pin::new(inner).poll_write(cx, buf),
-                }
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                match self.get_mut() {
-                    $kind::Plain(inner) => Pin::new(inner).poll_flush(cx),
-                    $kind::Tls(inner) => Pin::new(inner).poll_flush(cx),
-                }
-            }
-
-            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                match self.get_mut() {
-                    $kind::Plain(inner) => Pin::new(inner).poll_shutdown(cx),
-                    $kind::Tls(inner) => Pin::new(inner).poll_shutdown(cx),
-                }
-            }
-        }
-    };
-}
-
-delegate_read!(PeerStream);
-delegate_write!(PeerStream);
 delegate_read!(PeerReader);
 delegate_write!(PeerWriter);

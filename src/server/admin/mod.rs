@@ -17,7 +17,7 @@ mod snapshot;
 pub mod txns;
 mod upload;
 
-use std::net::IpAddr;
+use std::future::Future;
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,8 +34,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::config::admin::AdminSettings;
+use crate::server::listener::Security;
 use crate::server::{Mode, Shared};
-use crate::session::auth::{authenticate, check_acl};
+use crate::session::auth::{authenticate, check_acl, x509_ids};
 use crate::session::AuthIds;
 use crate::storage::Storage;
 use crate::tree::acl::perms;
@@ -52,13 +53,18 @@ struct Admin {
     restores: RateLimiter,
 }
 
-/// Serves the AdminServer on `listener` until the task is dropped.
-pub async fn serve(
+/// The AdminServer on `listener`, speaking as `security` says, serving until the task
+/// is dropped.
+///
+/// # Errors
+/// If the listener's address cannot be read.
+pub fn serve(
     shared: Arc<Shared>,
     storage: Arc<dyn Storage>,
     settings: AdminSettings,
     listener: TcpListener,
-) {
+    security: Security,
+) -> std::io::Result<impl Future<Output = ()>> {
     // ZooKeeper 3.9 builds the snapshot's limiter with the interval in microseconds,
     // so a snapshot may follow the last after a thousandth of the interval configured;
     // backup scripts that run as often as that allows keep working.
@@ -83,9 +89,12 @@ pub async fn serve(
         app = app.route(base, get(links));
     }
     let app = app.with_state(admin).into_make_service_with_connect_info::<ClientAddress>();
-    if let Err(err) = axum::serve(IdleListener::new(listener, idle), app).await {
-        tracing::error!(cause = %err, "the AdminServer stopped");
-    }
+    let listener = IdleListener::new(listener, idle, security)?;
+    Ok(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(cause = %err, "the AdminServer stopped");
+        }
+    })
 }
 
 /// ZooKeeper's `RateLimiter`: one call per interval, the first at once.
@@ -123,11 +132,11 @@ async fn run_get(
     State(admin): State<Arc<Admin>>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
-    ConnectInfo(ClientAddress(peer)): ConnectInfo<ClientAddress>,
+    ConnectInfo(client): ConnectInfo<ClientAddress>,
     headers: HeaderMap,
 ) -> Response {
     let arguments = parse_query(query.as_deref().unwrap_or(""));
-    let command = match admin.admit(&name, false, &headers, peer.ip()) {
+    let command = match admin.admit(&name, false, &headers, &client) {
         Ok(command) => command,
         Err(refused) => return json_response(&refused, &[]),
     };
@@ -153,11 +162,11 @@ async fn run_get(
 async fn run_post(
     State(admin): State<Arc<Admin>>,
     Path(name): Path<String>,
-    ConnectInfo(ClientAddress(peer)): ConnectInfo<ClientAddress>,
+    ConnectInfo(client): ConnectInfo<ClientAddress>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(refused) = admin.admit(&name, true, &headers, peer.ip()) {
+    if let Err(refused) = admin.admit(&name, true, &headers, &client) {
         return json_response(&refused, &[]);
     }
     json_response(&restore(&admin, body).await, &[])
@@ -172,7 +181,7 @@ impl Admin {
         name: &str,
         post: bool,
         headers: &HeaderMap,
-        client_ip: IpAddr,
+        client: &ClientAddress,
     ) -> Result<&'static Command, Box<Answer>> {
         let Some(command) = commands::find(name) else {
             return Err(Box::new(Answer::failed(name, format!("Unknown command: {name}"), 200)));
@@ -191,18 +200,19 @@ impl Admin {
             return Err(Box::new(Answer::failed(primary, error, 200)));
         }
         if command.needs_auth {
-            self.authorize(primary, headers, client_ip)?;
+            self.authorize(primary, headers, client)?;
         }
         Ok(command)
     }
 
-    /// ZooKeeper's check of an `AuthRequest`: the `Authorization` header's identities
-    /// must hold every permission on `/`.
+    /// ZooKeeper's check of an `AuthRequest`: the identities the `Authorization` header
+    /// names (`digest user:password`, `ip`, or `x509` for the client certificate of an
+    /// HTTPS connection) must hold every permission on `/`.
     fn authorize(
         &self,
         primary: &str,
         headers: &HeaderMap,
-        client_ip: IpAddr,
+        client: &ClientAddress,
     ) -> Result<(), Box<Answer>> {
         let Some(header) = headers.get(AUTHORIZATION) else {
             return Err(Box::new(Answer::failed(
@@ -219,9 +229,18 @@ impl Admin {
             [scheme, credentials] => (*scheme, *credentials),
             _ => return Err(not_authenticated()),
         };
-        let super_digest = self.shared.config.super_digest.as_deref();
-        let ids = authenticate(scheme, credentials.as_bytes(), client_ip, super_digest)
-            .map_err(|_| not_authenticated())?;
+        let config = &self.shared.config;
+        let ids = match (scheme, &client.x509_subject) {
+            ("x509", Some(subject)) => x509_ids(subject.clone(), config.x509_super_user.as_deref()),
+            ("x509", None) => return Err(not_authenticated()),
+            _ => authenticate(
+                scheme,
+                credentials.as_bytes(),
+                client.peer.ip(),
+                config.super_digest.as_deref(),
+            )
+            .map_err(|_| not_authenticated())?,
+        };
         let auth = AuthIds::from_ids(ids);
         let tree = self.shared.database.tree();
         let acl = tree.with_node("/", |node, _| tree.acl(node.acl).to_vec()).unwrap_or_default();
@@ -334,11 +353,11 @@ async fn restore(admin: &Arc<Admin>, body: Body) -> Answer {
 async fn backup_txns(
     State(admin): State<Arc<Admin>>,
     RawQuery(query): RawQuery,
-    ConnectInfo(ClientAddress(peer)): ConnectInfo<ClientAddress>,
+    ConnectInfo(client): ConnectInfo<ClientAddress>,
     headers: HeaderMap,
 ) -> Response {
     const NAME: &str = "backup_txns";
-    if let Err(refused) = admin.authorize(NAME, &headers, peer.ip()) {
+    if let Err(refused) = admin.authorize(NAME, &headers, &client) {
         return json_response(&refused, &[]);
     }
     if !admin.shared.mode.lock().is_serving() {
@@ -365,7 +384,7 @@ async fn backup_txns(
             return json_response(&Answer::failed(NAME, refused.to_string(), status), &[]);
         }
     };
-    tracing::info!(%peer, %after, "streaming txns to a backup");
+    tracing::info!(peer = %client.peer, %after, "streaming txns to a backup");
     octet_stream(pieces)
 }
 
