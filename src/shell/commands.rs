@@ -17,6 +17,7 @@ use jute::records::{
 use jute::{Code, Empty, OpCode, Record, RecordRef};
 
 use super::client::{Failure, Reply, Session};
+use super::quota;
 use crate::proto::stat_text::stat_lines;
 use crate::tree::acl::{perms, world_anyone};
 
@@ -41,6 +42,7 @@ pub const USAGE: &[(&str, &str)] = &[
     ("create", "[-s] [-e] [-c] [-t ttl] path [data] [acl]"),
     ("delete", "[-v version] path"),
     ("deleteall", "path [-b batch size]"),
+    ("delquota", "[-n|-b|-N|-B] path"),
     ("du", "path # zkrs: nodes and bytes of a subtree"),
     ("find", "path name # zkrs: nodes under path whose name contains name"),
     ("find_big", "path [-b bytes] [-c children] # zkrs: nodes over a size or child count"),
@@ -49,12 +51,14 @@ pub const USAGE: &[(&str, &str)] = &[
     ("getAllChildrenNumber", "path"),
     ("getEphemerals", "path"),
     ("history", ""),
+    ("listquota", "path"),
     ("ls", "[-s] [-w] [-R] path"),
     ("quit", ""),
     ("redo", "cmdno"),
     ("removewatches", "path [-c|-d|-a] [-l]"),
     ("set", "[-s] [-v version] path data"),
     ("setAcl", "[-s] [-v version] [-R] path acl"),
+    ("setquota", "-n|-b|-N|-B val path"),
     ("stat", "[-w] path"),
     ("sync", "path"),
     ("tree", "[path] # zkrs: the subtree drawn"),
@@ -73,13 +77,17 @@ pub fn print_usage() {
 /// A command line split into its options (those among `switches`, and those among
 /// `with_value` with the word after them, anywhere in the line, as zkCli's parser takes
 /// them) and its other words.
-struct Parsed<'a> {
+pub(super) struct Parsed<'a> {
     flags: Vec<(&'a str, Option<&'a str>)>,
-    words: Vec<&'a str>,
+    pub(super) words: Vec<&'a str>,
 }
 
 impl<'a> Parsed<'a> {
-    fn new(arguments: &'a [String], switches: &[&str], with_value: &[&str]) -> Parsed<'a> {
+    pub(super) fn new(
+        arguments: &'a [String],
+        switches: &[&str],
+        with_value: &[&str],
+    ) -> Parsed<'a> {
         let mut parsed = Parsed { flags: Vec::new(), words: Vec::new() };
         let mut items = arguments.iter().map(String::as_str);
         while let Some(item) = items.next() {
@@ -94,17 +102,17 @@ impl<'a> Parsed<'a> {
         parsed
     }
 
-    fn has(&self, flag: &str) -> bool {
+    pub(super) fn has(&self, flag: &str) -> bool {
         self.flags.iter().any(|(name, _)| *name == flag)
     }
 
-    fn value(&self, flag: &str) -> Option<&'a str> {
+    pub(super) fn value(&self, flag: &str) -> Option<&'a str> {
         self.flags.iter().find(|(name, _)| *name == flag).and_then(|(_, value)| *value)
     }
 }
 
 /// Prints an error as zkCli words it.
-fn failed(message: impl AsRef<str>) -> Outcome {
+pub(super) fn failed(message: impl AsRef<str>) -> Outcome {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{}", message.as_ref());
     let _ = err.flush();
@@ -137,13 +145,33 @@ fn request<T: Record>(
 }
 
 /// Sends a request; a failure is printed.
-fn call(
+pub(super) fn call(
     session: &mut Session,
     op: OpCode,
     body: &dyn RecordRef,
     path: &str,
 ) -> Result<Reply, Outcome> {
+    answered(session.call(op, body), path)
+}
+
+/// Sends a request; `None` if it fails with `expected` (NONODE for a node that may be
+/// missing, say), any other failure printed.
+pub(super) fn call_unless(
+    session: &mut Session,
+    op: OpCode,
+    body: &dyn RecordRef,
+    path: &str,
+    expected: Code,
+) -> Result<Option<Reply>, Outcome> {
     match session.call(op, body) {
+        Ok(reply) if reply.code() == expected => Ok(None),
+        other => answered(other, path).map(Some),
+    }
+}
+
+/// A successful reply, or the failure printed in zkCli's words.
+fn answered(reply: Result<Reply, Failure>, path: &str) -> Result<Reply, Outcome> {
+    match reply {
         Ok(reply) if reply.code() == Code::Ok => Ok(reply),
         Ok(reply) => Err(failed(error_text(reply.code(), path))),
         Err(Failure::ConnectionLoss) => {
@@ -155,7 +183,7 @@ fn call(
     }
 }
 
-fn print(text: impl AsRef<str>) {
+pub(super) fn print(text: impl AsRef<str>) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{}", text.as_ref());
     let _ = out.flush();
@@ -199,7 +227,7 @@ fn perm_letters(perms: i32) -> String {
         .collect()
 }
 
-fn open_acl() -> Vec<Acl> {
+pub(super) fn open_acl() -> Vec<Acl> {
     vec![world_anyone(perms::ALL)]
 }
 
@@ -261,6 +289,9 @@ pub fn run(session: &mut Session, words: &[String], history: &[String]) -> Outco
         "sync" => sync(session, arguments),
         "getAllChildrenNumber" => count_children(session, arguments),
         "getEphemerals" => ephemerals(session, arguments),
+        "setquota" => quota::setquota(session, arguments),
+        "listquota" => quota::listquota(session, arguments),
+        "delquota" => quota::delquota(session, arguments),
         "addWatch" => add_watch(session, arguments),
         "removewatches" => remove_watches(session, arguments),
         "config" => config(session, arguments),

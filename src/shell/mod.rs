@@ -6,6 +6,7 @@
 
 mod client;
 mod commands;
+mod quota;
 
 use std::cell::RefCell;
 use std::io::{BufRead, IsTerminal};

@@ -135,8 +135,15 @@ impl StatsTrack {
         track
     }
 
-    fn get(&self, key: &str) -> i64 {
+    /// The value of `key`, -1 when not set.
+    pub fn get(&self, key: &str) -> i64 {
         self.values.get(key).copied().unwrap_or(-1)
+    }
+
+    /// Sets `key` (-1 records it as not set, and keeps it in the text, as ZooKeeper's
+    /// `StatsTrack` setters do).
+    pub fn set(&mut self, key: &str, value: i64) {
+        self.values.insert(key.to_owned(), value);
     }
 
     /// The usage this track records.

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, ROOT, Server, free_ports, wait_until
+from conftest import BINARY, ROOT, Server, free_ports, wait_until, zkcli
 
 # scripts/test says where the shared checks are (it fails without them); by hand, beside
 # the project.
@@ -117,3 +117,68 @@ def test_the_interactive_shell_in_a_terminal(server):
     finally:
         tmux("kill-session", "-t", name)
         shutil.rmtree(home, ignore_errors=True)
+
+
+# Every outcome of zkCli's quota commands: each limit, nested quotas refused both ways,
+# removing one limit and then the quota, bad options and paths.
+QUOTA_SCRIPT = """create /q x
+create /q/a y
+setquota -n 5 /q
+setquota -N 10 -B 100 /q
+listquota /q
+setquota -N 10 /q
+setquota -B 100 /q
+get /zookeeper/quota/q/zookeeper_limits
+listquota /q
+setquota -n 3 /q/a
+setquota -b 7 /nosuch
+listquota /q/a
+create /r z
+setquota -b 50 /r
+setquota -n 1 /r
+create /r/more m
+setquota -n 1 /r
+delquota -b /r
+get /zookeeper/quota/r/zookeeper_limits
+delquota -n /q
+listquota /q
+delquota /q
+listquota /q
+delquota /q
+ls /zookeeper/quota
+setquota /q
+setquota -n 0 /q
+setquota -b x /q
+setquota -n 2 /zookeeper/quota
+setquota -n 2 /
+listquota /nosuch
+create /p p
+create /p/c c
+setquota -n 4 /p/c
+setquota -n 9 /p
+delquota /r
+delquota /p/c
+ls /zookeeper/quota
+"""
+
+
+def transcript(lines):
+    """What a script printed, without the client's connection, watcher and log lines."""
+    noise = ("Connecting to", "WATCHER::", "WatchedEvent", "Welcome to", "JLine", "[zk:", "SLF4J:")
+    return [line for line in lines
+            if line.strip() and not line.startswith(noise) and " INFO " not in line]
+
+
+def test_quota_commands_do_and_print_what_zkclis_do():
+    transcripts = []
+    for run in (lambda hosts: zkcli(hosts, QUOTA_SCRIPT),
+                lambda hosts: (lambda done: (done.stdout + done.stderr).splitlines())(
+                    shell(hosts, stdin=QUOTA_SCRIPT))):
+        server = Server()
+        try:
+            transcripts.append(transcript(run(server.hosts)))
+        finally:
+            server.stop()
+    zkclis, ours = transcripts
+    assert "Output quota for /q count=5,bytes=-1=;byteHardLimit=100;countHardLimit=10" in zkclis
+    assert ours == zkclis
