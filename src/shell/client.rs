@@ -3,6 +3,7 @@
 //! pinger that keeps the session alive. A broken connection is tried again on the next
 //! server of the list, with the same session.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
@@ -11,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use jute::records::{ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, WatcherEvent};
+use jute::records::{
+    ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, SetWatches2, WatcherEvent,
+};
 use jute::{Code, Empty, OpCode, Reader, Record, RecordRef};
 
 /// Largest frame the shell takes from a server (ZooKeeper's default `jute.maxbuffer`).
@@ -23,6 +26,77 @@ const PING_XID: i32 = -2;
 const AUTH_XID: i32 = -4;
 /// The xid of a watch notification.
 const NOTIFICATION_XID: i32 = -1;
+/// The xid of the watches set again after a reconnect, as ZooKeeper's clients send it.
+const SET_WATCHES_XID: i32 = -8;
+
+/// The kinds of watch a client sets, as the Java client's `ZKWatchManager` keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchKind {
+    /// On a node's data (`get -w`, `stat -w` of a node that exists).
+    Data,
+    /// On a node's creation (`stat -w` of a node that does not exist).
+    Exist,
+    /// On a node's children (`ls -w`).
+    Child,
+    /// `addWatch -m PERSISTENT`.
+    Persistent,
+    /// `addWatch` (PERSISTENT_RECURSIVE).
+    PersistentRecursive,
+}
+
+/// The watches this session has set and not yet seen fire: the server a reconnect lands
+/// on hears them again (`SetWatches2`), so none is lost with the connection.
+#[derive(Debug, Default)]
+pub struct Watches {
+    data: BTreeSet<String>,
+    exist: BTreeSet<String>,
+    child: BTreeSet<String>,
+    persistent: BTreeSet<String>,
+    recursive: BTreeSet<String>,
+}
+
+impl Watches {
+    fn set_of(&mut self, kind: WatchKind) -> &mut BTreeSet<String> {
+        match kind {
+            WatchKind::Data => &mut self.data,
+            WatchKind::Exist => &mut self.exist,
+            WatchKind::Child => &mut self.child,
+            WatchKind::Persistent => &mut self.persistent,
+            WatchKind::PersistentRecursive => &mut self.recursive,
+        }
+    }
+
+    /// A one-time watch fired on `path` with an event of `event_type`: it is gone, as
+    /// the Java client drops it (persistent ones stay).
+    fn fired(&mut self, event_type: i32, path: &str) {
+        let kinds: &[WatchKind] = match event_type {
+            1 | 3 => &[WatchKind::Data, WatchKind::Exist],
+            2 => &[WatchKind::Data, WatchKind::Exist, WatchKind::Child],
+            4 => &[WatchKind::Child],
+            _ => &[],
+        };
+        for kind in kinds {
+            self.set_of(*kind).remove(path);
+        }
+    }
+
+    /// The request that sets them again on a new connection, if there are any.
+    fn to_set_again(&self, relative_zxid: i64) -> Option<SetWatches2> {
+        let list = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>();
+        let request = SetWatches2 {
+            relative_zxid,
+            data_watches: list(&self.data),
+            exist_watches: list(&self.exist),
+            child_watches: list(&self.child),
+            persistent_watches: list(&self.persistent),
+            persistent_recursive_watches: list(&self.recursive),
+        };
+        let empty = [&self.data, &self.exist, &self.child, &self.persistent, &self.recursive]
+            .iter()
+            .all(|set| set.is_empty());
+        (!empty).then_some(request)
+    }
+}
 
 /// What a request got back.
 #[derive(Debug)]
@@ -75,6 +149,7 @@ pub struct Session {
     waiting: Waiting,
     alive: Arc<AtomicBool>,
     expired: bool,
+    watches: Arc<Mutex<Watches>>,
 }
 
 impl Session {
@@ -110,6 +185,7 @@ impl Session {
             waiting: Arc::new(Mutex::new(None)),
             alive: Arc::new(AtomicBool::new(false)),
             expired: false,
+            watches: Arc::new(Mutex::new(Watches::default())),
         }
     }
 
@@ -127,6 +203,7 @@ impl Session {
                 Ok(()) => return Ok(()),
                 Err(Failure::SessionExpired) => {
                     print_event("Expired", "None", None);
+                    *lock(&self.watches) = Watches::default();
                     self.session_id = 0;
                     self.password = Bytes::from_static(&[0u8; 16]);
                     self.expired = true;
@@ -169,7 +246,18 @@ impl Session {
         self.alive = alive.clone();
         let reading = stream.try_clone().map_err(|_| Failure::ConnectionLoss)?;
         let (waiting, last_zxid) = (self.waiting.clone(), self.last_zxid.clone());
-        std::thread::spawn(move || read_replies(reading, &waiting, &last_zxid, &alive));
+        let watches = self.watches.clone();
+        std::thread::spawn(move || read_replies(reading, &waiting, &last_zxid, &watches, &alive));
+        // Before anything else goes out, the server hears the watches set on the last one.
+        let relative_zxid = self.last_zxid.load(Ordering::Acquire);
+        if let Some(set_again) = lock(&self.watches).to_set_again(relative_zxid) {
+            let mut out = BytesMut::new();
+            let header =
+                RequestHeader { xid: SET_WATCHES_XID, op_type: OpCode::SetWatches2.as_i32() };
+            header.write(&mut out);
+            set_again.write(&mut out);
+            send_frame(&mut stream, &out).map_err(|_| Failure::ConnectionLoss)?;
+        }
         let stream = Arc::new(Mutex::new(stream));
         let pinging = stream.clone();
         let interval = Duration::from_millis(u64::try_from(self.timeout_ms / 3).unwrap_or(1000));
@@ -185,6 +273,20 @@ impl Session {
         self.alive.store(false, Ordering::Release);
         if let Some(stream) = self.stream.take() {
             let _ = lock(&stream).shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// A watch of `kind` on `path` was set: it is set again after a reconnect until it
+    /// fires.
+    pub fn watching(&self, kind: WatchKind, path: &str) {
+        lock(&self.watches).set_of(kind).insert(path.to_owned());
+    }
+
+    /// Watches of these `kinds` on `path` were removed (`removewatches`).
+    pub fn unwatch(&self, kinds: &[WatchKind], path: &str) {
+        let mut watches = lock(&self.watches);
+        for kind in kinds {
+            watches.set_of(*kind).remove(path);
         }
     }
 
@@ -315,6 +417,7 @@ fn read_replies(
     mut stream: TcpStream,
     waiting: &Waiting,
     last_zxid: &AtomicI64,
+    watches: &Mutex<Watches>,
     alive: &AtomicBool,
 ) {
     while alive.load(Ordering::Acquire) {
@@ -330,9 +433,10 @@ fn read_replies(
         }
         let body = frame.slice(reader.position()..);
         match header.xid {
-            PING_XID => {}
+            PING_XID | SET_WATCHES_XID => {}
             NOTIFICATION_XID => {
                 if let Ok(event) = WatcherEvent::read(&mut Reader::new(&body)) {
+                    lock(watches).fired(event.event_type, &event.path);
                     print_event(
                         "SyncConnected",
                         event_type_name(event.event_type),

@@ -16,7 +16,7 @@ use jute::records::{
 };
 use jute::{Code, Empty, OpCode, Record, RecordRef};
 
-use super::client::{Failure, Reply, Session};
+use super::client::{Failure, Reply, Session, WatchKind};
 use super::quota;
 use crate::proto::stat_text::stat_lines;
 use crate::tree::acl::{perms, world_anyone};
@@ -346,6 +346,9 @@ fn ls(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcome> {
         return Ok(Outcome::Done);
     }
     let (names, stat) = children(session, path, parsed.has("-w"))?;
+    if parsed.has("-w") {
+        session.watching(WatchKind::Child, path);
+    }
     print(list(&names));
     if parsed.has("-s") {
         print(stat_lines(&stat));
@@ -394,6 +397,9 @@ fn get(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcome> 
     let path = path_of(&parsed, "get")?;
     let body = GetDataRequest { path: path.to_owned(), watch: parsed.has("-w") };
     let GetDataResponse { data, stat } = request(session, OpCode::GetData, &body, path)?;
+    if parsed.has("-w") {
+        session.watching(WatchKind::Data, path);
+    }
     match data {
         Some(data) => print(String::from_utf8_lossy(&data)),
         None => print("null"),
@@ -426,7 +432,16 @@ fn set(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcome> 
 fn stat(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcome> {
     let parsed = Parsed::new(arguments, &["-w"], &[]);
     let path = path_of(&parsed, "stat")?;
-    let stat = stat_of(session, path, parsed.has("-w"))?;
+    let watch = parsed.has("-w");
+    let stat = stat_of(session, path, watch).inspect_err(|_| {
+        // A watch on a node that does not exist waits for its creation.
+        if watch {
+            session.watching(WatchKind::Exist, path);
+        }
+    })?;
+    if watch {
+        session.watching(WatchKind::Data, path);
+    }
     print(stat_lines(&stat));
     Ok(Outcome::Done)
 }
@@ -552,6 +567,8 @@ fn add_watch(session: &mut Session, arguments: &[String]) -> Result<Outcome, Out
         Some(other) => return Err(failed(format!("Unsupported mode: {other}"))),
     };
     call(session, OpCode::AddWatch, &AddWatchRequest { path: path.to_owned(), mode }, path)?;
+    let kind = if mode == 0 { WatchKind::Persistent } else { WatchKind::PersistentRecursive };
+    session.watching(kind, path);
     Ok(Outcome::Done)
 }
 
@@ -567,6 +584,18 @@ fn remove_watches(session: &mut Session, arguments: &[String]) -> Result<Outcome
     };
     let body = RemoveWatchesRequest { path: path.to_owned(), watcher_type };
     call(session, OpCode::RemoveWatches, &body, path)?;
+    let kinds: &[WatchKind] = match watcher_type {
+        1 => &[WatchKind::Child],
+        2 => &[WatchKind::Data, WatchKind::Exist],
+        _ => &[
+            WatchKind::Data,
+            WatchKind::Exist,
+            WatchKind::Child,
+            WatchKind::Persistent,
+            WatchKind::PersistentRecursive,
+        ],
+    };
+    session.unwatch(kinds, path);
     Ok(Outcome::Done)
 }
 
@@ -575,6 +604,9 @@ fn config(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcom
     let path = "/zookeeper/config";
     let body = GetDataRequest { path: path.to_owned(), watch: parsed.has("-w") };
     let GetDataResponse { data, stat } = request(session, OpCode::GetData, &body, path)?;
+    if parsed.has("-w") {
+        session.watching(WatchKind::Data, path);
+    }
     print(String::from_utf8_lossy(data.as_deref().unwrap_or_default()));
     if parsed.has("-s") {
         print(stat_lines(&stat));

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -182,3 +183,51 @@ def test_quota_commands_do_and_print_what_zkclis_do():
     zkclis, ours = transcripts
     assert "Output quota for /q count=5,bytes=-1=;byteHardLimit=100;countHardLimit=10" in zkclis
     assert ours == zkclis
+
+
+def test_watches_are_set_again_on_the_server_a_reconnect_lands_on():
+    port, = free_ports(1)
+    server = Server(client_port=port)
+    directory = server.dir
+    shell_process = subprocess.Popen([BINARY, "shell", "-server", server.hosts],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+    printed = []
+    reader = threading.Thread(target=lambda: printed.extend(iter(shell_process.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        client = server.client()
+        client.create("/watched", b"1")
+        client.create("/persistent", b"p")
+        client.stop()
+        shell_process.stdin.write("get -w /watched\naddWatch -m PERSISTENT /persistent\n"
+                                  "stat -w /later\n")
+        wait_until(lambda: any("Node does not exist: /later" in line for line in printed),
+                   timeout=20)
+        # The server goes down and comes back on its data (the session is durable);
+        # the watches were in the old process only.
+        server.kill()
+        server = Server(directory=directory, client_port=port)
+        shell_process.stdin.write("ls /\n")
+        wait_until(lambda: any(line.startswith("[persistent, watched") for line in printed),
+                   timeout=20)
+        client = server.client()
+        client.set("/watched", b"2")
+        client.set("/persistent", b"q")
+        client.set("/persistent", b"r")
+        client.create("/later", b"now")
+        client.stop()
+
+        def events():
+            return [line.strip() for line in printed if line.startswith("WatchedEvent")]
+
+        wanted = ["WatchedEvent state:SyncConnected type:NodeDataChanged path:/watched",
+                  "WatchedEvent state:SyncConnected type:NodeCreated path:/later"]
+        wait_until(lambda: all(event in events() for event in wanted)
+                   and events().count("WatchedEvent state:SyncConnected type:NodeDataChanged "
+                                       "path:/persistent") == 2, timeout=20)
+    finally:
+        shell_process.stdin.close()
+        shell_process.wait(timeout=30)
+        server.stop()
