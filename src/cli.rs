@@ -152,6 +152,10 @@ struct BackupArgs {
     /// Txns between snapshots.
     #[arg(long, default_value_t = 100_000)]
     snapshot_every: u64,
+    /// Snapshots to keep, with the txns after the oldest of them; older ones are deleted
+    /// after each new snapshot (0 keeps everything).
+    #[arg(long, default_value_t = 0)]
+    retain: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -340,7 +344,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             crate::backup::verify(&dir, &mut out).map_err(anyhow::Error::msg)?;
             Ok(())
         }
-        Command::Backup(BackupArgs { action: None, server, auth, dir, snapshot_every }) => {
+        Command::Backup(BackupArgs { action: None, server, auth, dir, snapshot_every, retain }) => {
             let (Some(server), Some(dir)) = (server, dir) else {
                 anyhow::bail!("zkrs backup needs --server and --dir");
             };
@@ -349,6 +353,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 authorization: auth,
                 dir,
                 snapshot_every: snapshot_every.max(1),
+                retain,
             };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {

@@ -172,18 +172,8 @@ fn zxid_in_name(name: &str, prefix: &str) -> Option<Zxid> {
 /// end.
 pub fn scan(dir: &Path) -> Result<Scan, DirError> {
     let mut scan = Scan::default();
-    let mut segments = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
-        let path = entry.map_err(io_error(dir))?.path();
-        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
-        if let Some(zxid) = zxid_in_name(name, "snapshot") {
-            scan.snapshots.push(zxid);
-        } else if let Some(zxid) = zxid_in_name(name, "txns") {
-            segments.push((zxid, path));
-        }
-    }
-    scan.snapshots.sort();
-    segments.sort();
+    let Files { snapshots, segments } = files(dir)?;
+    scan.snapshots = snapshots;
     let count = segments.len();
     for (index, (first, path)) in segments.into_iter().enumerate() {
         let newest = index + 1 == count;
@@ -241,6 +231,72 @@ pub fn scan(dir: &Path) -> Result<Scan, DirError> {
         }
     }
     Ok(scan)
+}
+
+/// A backup directory's files by their names: the snapshots' zxids, and each segment's
+/// first zxid and file, each sorted.
+struct Files {
+    snapshots: Vec<Zxid>,
+    segments: Vec<(Zxid, PathBuf)>,
+}
+
+fn files(dir: &Path) -> Result<Files, DirError> {
+    let (mut snapshots, mut segments) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let path = entry.map_err(io_error(dir))?.path();
+        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+        if let Some(zxid) = zxid_in_name(name, "snapshot") {
+            snapshots.push(zxid);
+        } else if let Some(zxid) = zxid_in_name(name, "txns") {
+            segments.push((zxid, path));
+        }
+    }
+    snapshots.sort();
+    segments.sort();
+    Ok(Files { snapshots, segments })
+}
+
+/// What [`prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Snapshots.
+    pub snapshots: usize,
+    /// Segments of txns.
+    pub segments: usize,
+}
+
+/// Keeps the `keep` newest snapshots and what restores from the oldest of them (0 keeps
+/// everything): older snapshots go first, then each segment whose txns all lie at or
+/// before the oldest snapshot kept, which the next segment's head tells without reading
+/// it. The newest segment always stays, for the backup appends to it. Killed between
+/// removals, what is left still restores every zxid from the oldest snapshot on.
+///
+/// # Errors
+/// If the directory cannot be read or a file removed.
+pub fn prune(dir: &Path, keep: usize) -> Result<Pruned, DirError> {
+    let Files { snapshots, segments } = files(dir)?;
+    let mut pruned = Pruned::default();
+    let Some(old) = snapshots.len().checked_sub(keep).filter(|old| keep > 0 && *old > 0) else {
+        return Ok(pruned);
+    };
+    let oldest_kept = snapshots[old];
+    for zxid in &snapshots[..old] {
+        let path = Scan::snapshot_path(dir, *zxid);
+        std::fs::remove_file(&path).map_err(io_error(&path))?;
+        pruned.snapshots += 1;
+    }
+    for pair in segments.windows(2) {
+        let [(_, path), (_, next)] = pair else {
+            continue;
+        };
+        if segment_after(next)?.is_none_or(|after| after > oldest_kept) {
+            break;
+        }
+        std::fs::remove_file(path).map_err(io_error(path))?;
+        pruned.segments += 1;
+    }
+    sync_dir(dir)?;
+    Ok(pruned)
 }
 
 /// The zxid the segment at `path` goes on from; `None` if its head is not whole.

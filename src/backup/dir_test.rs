@@ -85,3 +85,30 @@ fn a_damaged_record_is_reported_not_skipped() {
     let scan = scan(&dir).expect("the newest segment's damage is reported, not fatal");
     assert!(scan.damaged_tail.is_some());
 }
+
+#[test]
+fn pruning_keeps_the_newest_snapshots_and_every_txn_after_the_oldest_kept() {
+    let dir = scratch("prune");
+    let mut writer = SegmentWriter::resume(&dir, &Scan::default()).expect("writer");
+    // Three segments (1-2, 5-6, 9-10) around snapshots at 2, 6 and 9.
+    writer.append(Zxid::new(0), &[record(1), record(2)]).expect("appended");
+    writer.append(Zxid::new(4), &[record(5), record(6)]).expect("appended");
+    writer.append(Zxid::new(8), &[record(9), record(10)]).expect("appended");
+    for zxid in [2, 6, 9] {
+        std::fs::write(Scan::snapshot_path(&dir, Zxid::new(zxid)), b"s").expect("snapshot");
+    }
+    assert_eq!(prune(&dir, 0).expect("pruned"), Pruned::default());
+    assert_eq!(prune(&dir, 3).expect("pruned"), Pruned::default());
+    // Keeping two: the snapshot at 2 goes; the segment 1-2 goes (the next goes on from
+    // 4, before 6); 5-6 stays, for the txns after 6 lie in the segment after it.
+    assert_eq!(prune(&dir, 2).expect("pruned"), Pruned { snapshots: 1, segments: 1 });
+    let scan = scan(&dir).expect("scan");
+    assert_eq!(scan.snapshots, [Zxid::new(6), Zxid::new(9)]);
+    let firsts: Vec<_> = scan.segments.iter().map(|segment| segment.first).collect();
+    assert_eq!(firsts, [Zxid::new(5), Zxid::new(9)]);
+    // Keeping one: the segment 5-6 goes too; the newest stays whatever it holds.
+    assert_eq!(prune(&dir, 1).expect("pruned"), Pruned { snapshots: 1, segments: 1 });
+    let scan = super::scan(&dir).expect("scan");
+    assert_eq!(scan.snapshots, [Zxid::new(9)]);
+    assert_eq!(scan.segments.len(), 1);
+}

@@ -38,6 +38,8 @@ pub struct Options {
     pub dir: PathBuf,
     /// Txns between snapshots.
     pub snapshot_every: u64,
+    /// Snapshots kept, with the txns after the oldest of them (0: all).
+    pub retain: usize,
 }
 
 /// Why the backup stopped.
@@ -105,6 +107,11 @@ pub async fn keep_current(options: Options) -> Result<(), BackupError> {
             match take_snapshot(&endpoint, &options.dir).await {
                 Ok(zxid) => {
                     since_snapshot = 0;
+                    let pruned = dir::prune(&options.dir, options.retain)?;
+                    if pruned != dir::Pruned::default() {
+                        let (snapshots, segments) = (pruned.snapshots, pruned.segments);
+                        tracing::info!(snapshots, segments, "removed what --retain leaves out");
+                    }
                     if from_snapshot {
                         cursor = Some(zxid);
                         from_snapshot = false;

@@ -19,10 +19,11 @@ from conftest import BINARY, Server, free_ports, wait_until
 PATHS = ["/k/%d" % i for i in range(8)]
 
 
-def start_backup(admin_port, directory, log):
+def start_backup(admin_port, directory, log, *options):
+    options = options or ("--snapshot-every", "150")
     return subprocess.Popen(
         [BINARY, "backup", "--server", "http://127.0.0.1:%d" % admin_port, "--auth", "ip",
-         "--dir", directory, "--snapshot-every", "150"],
+         "--dir", directory, *options],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL,
     )
 
@@ -157,6 +158,58 @@ def test_restores_reach_every_acknowledged_write_at_the_zxid_or_time_chosen():
             backup.wait()
         for restored in restored_servers:
             restored.stop()
+        server.stop()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_retain_keeps_the_newest_snapshots_and_every_zxid_after_the_oldest():
+    admin_port, = free_ports(1)
+    server = Server("admin.enableServer=true\nadmin.serverAddress=127.0.0.1\n"
+                    "admin.serverPort=%d\n" % admin_port)
+    work = tempfile.mkdtemp(prefix="zkrs-backup-retain-")
+    directory = os.path.join(work, "backup")
+    log = open(os.path.join(work, "backup.log"), "w")
+    backup = start_backup(admin_port, directory, log, "--snapshot-every", "30", "--retain", "2")
+    try:
+        client = server.client()
+        client.create("/k/0", b"", makepath=True)
+        ledger = []
+        for step in range(200):
+            stat = client.set("/k/0", b"value %d" % step)
+            ledger.append(stat.mzxid)
+            # Slow enough for the backup to take a snapshot every 30 txns or so.
+            time.sleep(0.005)
+        last = ledger[-1]
+        wait_until(lambda: any(b >= last for _, b in restorable(directory)), timeout=60)
+        backup.kill()
+        backup.wait()
+        client.stop()
+        log.flush()
+        stored = open(os.path.join(work, "backup.log")).read().count("snapshot stored")
+        snapshots = sorted(int(f.split(".")[1], 16) for f in os.listdir(directory)
+                           if f.startswith("snapshot."))
+        assert stored >= 4 and len(snapshots) == 2, (stored, snapshots)
+        # Every zxid from the oldest snapshot kept on still restores (verify names a
+        # range from each snapshot).
+        ranges = restorable(directory)
+        assert sorted(a for a, _ in ranges) == snapshots, (ranges, snapshots)
+        assert all(b >= last for _, b in ranges), ranges
+        target = os.path.join(work, "restored")
+        result = subprocess.run([BINARY, "restore", "--backup", directory, "--to-zxid",
+                                 "0x%x" % last, "--to", os.path.join(target, "data")],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        restored = Server("", directory=target)
+        try:
+            restored_client = restored.client()
+            assert restored_client.get("/k/0")[0] == b"value 199"
+            restored_client.stop()
+        finally:
+            restored.stop()
+    finally:
+        backup.kill()
+        backup.wait()
         server.stop()
         log.close()
         shutil.rmtree(work, ignore_errors=True)
