@@ -436,6 +436,8 @@ pub const KEYS: &[Key] = &[
     .note("PrometheusMetricsProvider serves /metrics; mntr has the metrics either way."),
     key("metricsProvider.httpHost", Text, "0.0.0.0", Honoured),
     key("metricsProvider.httpPort", Integer, "7000", Honoured),
+    key("metricsProvider.httpsPort", Integer, "-1", Unsupported(Security))
+        .note("HTTPS on /metrics (ZooKeeper 3.10): zkrs serves it over plain HTTP only."),
     key("metricsProvider.*", Text, "", Ignored).note("Settings of the metrics provider."),
     // zkrs's own keys, which ZooKeeper does not have.
     key("zkrs.linearizableReads", Boolean, "false", Honoured)
@@ -623,6 +625,8 @@ mod tests {
     fn behaviour_keys_warn_and_tuning_keys_are_ignored() {
         assert_eq!(classify("admin.enableServer", "false"), Verdict::Honoured);
         assert_eq!(classify("admin.forceHttps", "true"), Verdict::Honoured);
+        assert!(matches!(classify("metricsProvider.httpsPort", "7443"), Verdict::Refuse(_)));
+        assert!(matches!(classify("metricsProvider.exportJvmInfo", "true"), Verdict::Ignored(_)));
         assert!(matches!(classify("request_throttle_drop_stale", "false"), Verdict::Warn(_)));
         assert!(matches!(classify("requestThrottleLimit", "100"), Verdict::Ignored(_)));
         assert!(matches!(classify("preAllocSize", "1"), Verdict::Ignored(_)));

@@ -54,6 +54,14 @@ pub const USAGE: &[(&str, &str)] = &[
     ("listquota", "path"),
     ("ls", "[-s] [-w] [-R] path"),
     ("quit", ""),
+    (
+        "reconfig",
+        concat!(
+            "[-s] [-v version] [[-file path] | ",
+            "[-members serverID=host:port1:port2;port3[,...]*]] | ",
+            "[-add serverId=host:port1:port2;port3[,...]]* [-remove serverId[,...]*]"
+        ),
+    ),
     ("redo", "cmdno"),
     ("removewatches", "path [-c|-d|-a] [-l]"),
     ("set", "[-s] [-v version] path data"),
@@ -129,6 +137,8 @@ fn error_text(code: Code, path: &str) -> String {
         Code::NoAuth => format!("Insufficient permission : {path}"),
         Code::NoChildrenForEphemerals => format!("Ephemerals cannot have children: {path}"),
         Code::InvalidAcl => format!("Acl is not valid : {path}"),
+        // Java's message leaves the path out when the request has none (reconfig).
+        other if path.is_empty() => format!("KeeperErrorCode = {other:?}"),
         other => format!("KeeperErrorCode = {other:?} for {path}"),
     }
 }
@@ -295,6 +305,7 @@ pub fn run(session: &mut Session, words: &[String], history: &[String]) -> Outco
         "addWatch" => add_watch(session, arguments),
         "removewatches" => remove_watches(session, arguments),
         "config" => config(session, arguments),
+        "reconfig" => reconfig(session, arguments),
         "tree" => tree(session, arguments),
         "find" => find(session, arguments),
         "du" => du(session, arguments),
@@ -597,6 +608,68 @@ fn remove_watches(session: &mut Session, arguments: &[String]) -> Result<Outcome
     };
     session.unwatch(kinds, path);
     Ok(Outcome::Done)
+}
+
+/// `reconfig`: zkCli's checks of its options, then the request; the new configuration
+/// as zkCli prints it, or why the ensemble refused.
+fn reconfig(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcome> {
+    let parsed = Parsed::new(arguments, &["-s"], &["-v", "-file", "-members", "-add", "-remove"]);
+    let whole = parsed.has("-file") || parsed.has("-members");
+    let incremental = parsed.has("-add") || parsed.has("-remove");
+    if !whole && !incremental {
+        let usage = USAGE.iter().find(|(name, _)| *name == "reconfig").map_or("", |(_, u)| u);
+        return Err(failed(format!("reconfig {usage}")));
+    }
+    let cur_config_id = match parsed.value("-v") {
+        Some(text) => i64::from_str_radix(text, 16)
+            .map_err(|_| failed("-v must be followed by a long (configuration version)"))?,
+        None => -1,
+    };
+    if whole && incremental {
+        return Err(failed(
+            "Can't use -file or -members together with -add or -remove (mixing incremental \
+             and non-incremental modes is not allowed)",
+        ));
+    }
+    if parsed.has("-file") && parsed.has("-members") {
+        return Err(failed(
+            "Can't use -file and -members together (conflicting non-incremental modes)",
+        ));
+    }
+    let lower = |option: &str| parsed.value(option).map(str::to_lowercase);
+    let new_members = match parsed.value("-file") {
+        Some(file) => Some(members_of_file(file)?),
+        None => lower("-members"),
+    };
+    let body = jute::records::ReconfigRequest {
+        joining_servers: lower("-add"),
+        leaving_servers: lower("-remove"),
+        new_members,
+        cur_config_id,
+    };
+    let Some(reply) = call_unless(session, OpCode::Reconfig, &body, "", Code::ReconfigDisabled)?
+    else {
+        return Err(failed("KeeperErrorCode = Reconfig is disabled"));
+    };
+    let GetDataResponse { data, stat } = reply.decode().map_err(failed)?;
+    print(format!(
+        "Committed new configuration:\n{}",
+        String::from_utf8_lossy(data.as_deref().unwrap_or_default())
+    ));
+    if parsed.has("-s") {
+        print(stat_lines(&stat));
+    }
+    Ok(Outcome::Done)
+}
+
+/// The membership lines (`server.N=...`) of a dynamic configuration file, for
+/// `reconfig -file`.
+fn members_of_file(file: &str) -> Result<String, Outcome> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|err| failed(format!("Error processing {file}{err}")))?;
+    let members: Vec<&str> =
+        text.lines().map(str::trim).filter(|line| line.starts_with("server.")).collect();
+    Ok(members.join("\n"))
 }
 
 fn config(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcome> {

@@ -170,18 +170,40 @@ def transcript(lines):
             if line.strip() and not line.startswith(noise) and " INFO " not in line]
 
 
-def test_quota_commands_do_and_print_what_zkclis_do():
+# reconfig's option checks, and a server with reconfigEnabled off refusing it.
+RECONFIG_SCRIPT = """reconfig
+reconfig -s
+reconfig -add server.4=127.0.0.1:2888:3888;2181 -members server.1=127.0.0.1:2888:3888
+reconfig -file /nonexistent -members server.1=127.0.0.1:2888:3888
+reconfig -v zz -remove 3
+reconfig -remove 3
+reconfig -s -v 100000000 -add server.4=127.0.0.1:2888:3888;2181
+"""
+
+
+def transcripts_of(script):
+    """What zkCli.sh and zkrs shell print for `script`, each against a fresh server."""
     transcripts = []
-    for run in (lambda hosts: zkcli(hosts, QUOTA_SCRIPT),
+    for run in (lambda hosts: zkcli(hosts, script),
                 lambda hosts: (lambda done: (done.stdout + done.stderr).splitlines())(
-                    shell(hosts, stdin=QUOTA_SCRIPT))):
+                    shell(hosts, stdin=script))):
         server = Server()
         try:
             transcripts.append(transcript(run(server.hosts)))
         finally:
             server.stop()
-    zkclis, ours = transcripts
+    return transcripts
+
+
+def test_quota_commands_do_and_print_what_zkclis_do():
+    zkclis, ours = transcripts_of(QUOTA_SCRIPT)
     assert "Output quota for /q count=5,bytes=-1=;byteHardLimit=100;countHardLimit=10" in zkclis
+    assert ours == zkclis
+
+
+def test_reconfig_checks_and_refusals_print_what_zkclis_do():
+    zkclis, ours = transcripts_of(RECONFIG_SCRIPT)
+    assert len(zkclis) >= 7, zkclis
     assert ours == zkclis
 
 
