@@ -368,10 +368,10 @@ fn ls(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcome> {
 }
 
 fn create(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcome> {
-    let parsed = Parsed::new(arguments, &["-s", "-e", "-c"], &["-t"]);
+    let parsed = Parsed::new(arguments, &["-s", "-e", "-c"], &["-t", "-f"]);
     let path = path_of(&parsed, "create")?;
-    let data = parsed.words.get(1).map(|data| Bytes::copy_from_slice(data.as_bytes()));
-    let acl = match parsed.words.get(2) {
+    let (data, next) = data_of(&parsed)?;
+    let acl = match parsed.words.get(next) {
         Some(text) => parse_acl(text).map_err(failed)?,
         None => open_acl(),
     };
@@ -403,13 +403,33 @@ fn create(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcom
     Ok(Outcome::Done)
 }
 
+/// The data a `create` or `set` writes: the bytes of the file `-f` names (zkrs's own
+/// option, for binary data), else the word after the path as UTF-8 text, as zkCli takes
+/// it; with the index of the word after it.
+fn data_of(parsed: &Parsed<'_>) -> Result<(Option<Bytes>, usize), Outcome> {
+    match parsed.value("-f") {
+        Some(file) => match std::fs::read(file) {
+            Ok(bytes) => Ok((Some(Bytes::from(bytes)), 1)),
+            Err(err) => Err(failed(format!("cannot read {file}: {err}"))),
+        },
+        None => Ok((parsed.words.get(1).map(|data| Bytes::copy_from_slice(data.as_bytes())), 2)),
+    }
+}
+
 fn get(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcome> {
-    let parsed = Parsed::new(arguments, &["-s", "-w"], &[]);
+    let parsed = Parsed::new(arguments, &["-s", "-w"], &["-f"]);
     let path = path_of(&parsed, "get")?;
     let body = GetDataRequest { path: path.to_owned(), watch: parsed.has("-w") };
     let GetDataResponse { data, stat } = request(session, OpCode::GetData, &body, path)?;
     if parsed.has("-w") {
         session.watching(WatchKind::Data, path);
+    }
+    if let Some(file) = parsed.value("-f") {
+        // The bytes as they are, into the file (zkrs's own option, for binary data).
+        return match std::fs::write(file, data.as_deref().unwrap_or_default()) {
+            Ok(()) => Ok(Outcome::Done),
+            Err(err) => Err(failed(format!("cannot write {file}: {err}"))),
+        };
     }
     match data {
         Some(data) => print(String::from_utf8_lossy(&data)),
@@ -429,9 +449,9 @@ fn version(parsed: &Parsed<'_>) -> Result<i32, Outcome> {
 }
 
 fn set(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcome> {
-    let parsed = Parsed::new(arguments, &["-s"], &["-v"]);
+    let parsed = Parsed::new(arguments, &["-s"], &["-v", "-f"]);
     let path = path_of(&parsed, "set")?;
-    let data = parsed.words.get(1).map(|data| Bytes::copy_from_slice(data.as_bytes()));
+    let (data, _) = data_of(&parsed)?;
     let body = SetDataRequest { path: path.to_owned(), data, version: version(&parsed)? };
     let SetDataResponse { stat } = request(session, OpCode::SetData, &body, path)?;
     if parsed.has("-s") {

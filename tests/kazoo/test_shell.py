@@ -253,3 +253,32 @@ def test_watches_are_set_again_on_the_server_a_reconnect_lands_on():
         shell_process.stdin.close()
         shell_process.wait(timeout=30)
         server.stop()
+
+
+def test_binary_data_goes_in_from_a_file_and_out_into_one(server):
+    every_byte = bytes(range(256)) * 4
+    work = tempfile.mkdtemp(prefix="zkrs-shell-binary-")
+    try:
+        source, target = os.path.join(work, "in.bin"), os.path.join(work, "out.bin")
+        with open(source, "wb") as f:
+            f.write(every_byte)
+        hosts = server.hosts
+        assert shell(hosts, "create", "-f", source, "/binary").returncode == 0
+        assert shell(hosts, "create", "-f", source, "/binary-read-only",
+                     "world:anyone:r").returncode == 0
+        client = server.client()
+        assert client.get("/binary")[0] == every_byte
+        assert client.get_acls("/binary-read-only")[0][0].perms == 1
+        client.set("/binary", every_byte[::-1])
+        client.stop()
+        assert shell(hosts, "get", "-f", target, "/binary").returncode == 0
+        with open(target, "rb") as f:
+            assert f.read() == every_byte[::-1]
+        assert shell(hosts, "set", "-f", source, "/binary").returncode == 0
+        assert shell(hosts, "get", "-f", target, "/binary").returncode == 0
+        with open(target, "rb") as f:
+            assert f.read() == every_byte
+        missing = shell(hosts, "set", "-f", os.path.join(work, "none"), "/binary")
+        assert missing.returncode == 1 and "cannot read" in missing.stderr
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
