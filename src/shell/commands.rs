@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::io::Write;
 
+use base64::Engine;
 use bytes::Bytes;
 use jute::records::{
     Acl, AddWatchRequest, AuthPacket, CreateRequest, CreateResponse, CreateTtlRequest,
@@ -17,6 +18,7 @@ use jute::records::{
 use jute::{Code, Empty, OpCode, Record, RecordRef};
 
 use super::client::{Failure, Reply, Session, WatchKind};
+use super::hex_dump::hex_dump;
 use super::quota;
 use crate::proto::stat_text::stat_lines;
 use crate::tree::acl::{perms, world_anyone};
@@ -46,7 +48,7 @@ pub const USAGE: &[(&str, &str)] = &[
     ("du", "path # zkrs: nodes and bytes of a subtree"),
     ("find", "path name # zkrs: nodes under path whose name contains name"),
     ("find_big", "path [-b bytes] [-c children] # zkrs: nodes over a size or child count"),
-    ("get", "[-s] [-w] path"),
+    ("get", "[-s] [-w] [-b] [-x] path"),
     ("getAcl", "[-s] path"),
     ("getAllChildrenNumber", "path"),
     ("getEphemerals", "path"),
@@ -64,7 +66,7 @@ pub const USAGE: &[(&str, &str)] = &[
     ),
     ("redo", "cmdno"),
     ("removewatches", "path [-c|-d|-a] [-l]"),
-    ("set", "[-s] [-v version] path data"),
+    ("set", "path data [-s] [-v version] [-b]"),
     ("setAcl", "[-s] [-v version] [-R] path acl"),
     ("setquota", "-n|-b|-N|-B val path"),
     ("stat", "[-w] path"),
@@ -417,7 +419,7 @@ fn data_of(parsed: &Parsed<'_>) -> Result<(Option<Bytes>, usize), Outcome> {
 }
 
 fn get(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcome> {
-    let parsed = Parsed::new(arguments, &["-s", "-w"], &["-f"]);
+    let parsed = Parsed::new(arguments, &["-s", "-w", "-b", "-x"], &["-f"]);
     let path = path_of(&parsed, "get")?;
     let body = GetDataRequest { path: path.to_owned(), watch: parsed.has("-w") };
     let GetDataResponse { data, stat } = request(session, OpCode::GetData, &body, path)?;
@@ -431,9 +433,14 @@ fn get(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcome> 
             Err(err) => Err(failed(format!("cannot write {file}: {err}"))),
         };
     }
-    match data {
-        Some(data) => print(String::from_utf8_lossy(&data)),
-        None => print("null"),
+    // As zkCli 3.9: no data reads as "null", then base64 (-b) or a hex dump (-x).
+    let data = data.unwrap_or(Bytes::from_static(b"null"));
+    if parsed.has("-x") {
+        print(hex_dump(&data));
+    } else if parsed.has("-b") {
+        print(base64::engine::general_purpose::STANDARD.encode(&data));
+    } else {
+        print(String::from_utf8_lossy(&data));
     }
     if parsed.has("-s") {
         print(stat_lines(&stat));
@@ -449,9 +456,17 @@ fn version(parsed: &Parsed<'_>) -> Result<i32, Outcome> {
 }
 
 fn set(session: &mut Session, arguments: &[String]) -> Result<Outcome, Outcome> {
-    let parsed = Parsed::new(arguments, &["-s"], &["-v", "-f"]);
+    let parsed = Parsed::new(arguments, &["-s", "-b"], &["-v", "-f"]);
     let path = path_of(&parsed, "set")?;
-    let (data, _) = data_of(&parsed)?;
+    let (mut data, _) = data_of(&parsed)?;
+    if parsed.has("-b") {
+        // zkCli 3.9: the data given in base64.
+        let text = data.unwrap_or_default();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(&text)
+            .map_err(|err| failed(format!("the data is not base64: {err}")))?;
+        data = Some(Bytes::from(decoded));
+    }
     let body = SetDataRequest { path: path.to_owned(), data, version: version(&parsed)? };
     let SetDataResponse { stat } = request(session, OpCode::SetData, &body, path)?;
     if parsed.has("-s") {

@@ -6,6 +6,7 @@
 
 mod client;
 mod commands;
+mod hex_dump;
 mod quota;
 
 use std::cell::RefCell;

@@ -3,6 +3,7 @@
 their exit statuses; zkrs's own tree/find/du/find_big; and the interactive shell driven
 in a real terminal (tmux): tab completion of commands and paths, history across runs,
 Ctrl-C and Ctrl-D."""
+import base64
 import os
 import shutil
 import subprocess
@@ -280,5 +281,19 @@ def test_binary_data_goes_in_from_a_file_and_out_into_one(server):
             assert f.read() == every_byte
         missing = shell(hosts, "set", "-f", os.path.join(work, "none"), "/binary")
         assert missing.returncode == 1 and "cannot read" in missing.stderr
+        # zkCli 3.9's options: set -b takes base64, get -b prints it, get -x a hex dump.
+        encoded = base64.b64encode(every_byte[::-1]).decode()
+        assert shell(hosts, "set", "/binary", encoded, "-b").returncode == 0
+        assert shell(hosts, "get", "-b", "/binary").stdout.splitlines()[-1] == encoded
+        assert shell(hosts, "set", "/binary", base64.b64encode(b"zk\x00\xff").decode(),
+                     "-b").returncode == 0
+        dump = shell(hosts, "get", "-x", "/binary").stdout.splitlines()[-5:]
+        assert dump == [
+            "         +-------------------------------------------------+",
+            "         |  0  1  2  3  4  5  6  7  8  9  a  b  c  d  e  f |",
+            "+--------+-------------------------------------------------+----------------+",
+            "|00000000| 7a 6b 00 ff                                     |zk..            |",
+            "+--------+-------------------------------------------------+----------------+",
+        ], dump
     finally:
         shutil.rmtree(work, ignore_errors=True)
