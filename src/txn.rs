@@ -16,6 +16,10 @@ use jute::records::{
 };
 use jute::{DecodeError, OpCode, Reader, Record};
 
+/// The encoded size of a [`TxnHeader`], which starts every encoded txn: two longs, an
+/// int, a long and an int.
+const TXN_HEADER_BYTES: usize = 8 + 4 + 8 + 8 + 4;
+
 /// A transaction's id: `epoch << 32 | counter`, ordered as ZooKeeper orders them (as a
 /// signed `long`). On the wire, in txn records and in stats it is a plain `long`, so it
 /// becomes one only at those boundaries. Shown as ZooKeeper logs it: `0x` and hex.
@@ -285,8 +289,9 @@ impl Txn {
 
     /// The leader's wall time (ms) in an encoded txn's header, without decoding the
     /// rest: a learner times a proposal as it arrives. `None` if the header is cut short.
-    pub fn header_time_ms(encoded: &Bytes) -> Option<i64> {
-        TxnHeader::read(&mut Reader::new(encoded)).ok().map(|header| header.time)
+    pub fn header_time_ms(encoded: &[u8]) -> Option<i64> {
+        let bytes = Bytes::copy_from_slice(encoded.get(..TXN_HEADER_BYTES)?);
+        TxnHeader::read(&mut Reader::new(&bytes)).ok().map(|header| header.time)
     }
 
     /// Decodes what [`Txn::encode`] wrote.
@@ -346,8 +351,7 @@ mod tests {
         };
         let encoded = txn.encode();
         assert_eq!(Txn::header_time_ms(&encoded), Some(1234));
-        // A header of a long, an int, two longs and an int, cut a byte short.
-        assert_eq!(Txn::header_time_ms(&encoded.slice(..8 + 4 + 8 + 8 + 4 - 1)), None);
+        assert_eq!(Txn::header_time_ms(&encoded[..TXN_HEADER_BYTES - 1]), None);
     }
 
     #[test]
