@@ -1,9 +1,9 @@
 //! The server's metrics under ZooKeeper's names, collected once for both ways ZooKeeper
 //! shows them: the `mntr` four-letter word (`zk_<name>\t<value>` lines, a summary as its
-//! `avg_`, `min_`, `max_`, `cnt_` and `sum_` lines, a per-namespace metric as
-//! `zk_<namespace>_<name>`) and the Prometheus text format that ZooKeeper's
+//! `avg_`, `min_`, `max_`, `cnt_` and `sum_` lines, a metric of a set (per namespace,
+//! per member) as `zk_<key>_<name>`) and the Prometheus text format that ZooKeeper's
 //! `PrometheusMetricsProvider` serves (a summary as `<name>_count` and `<name>_sum`, a
-//! per-namespace metric labelled `key="<namespace>"`).
+//! metric of a set labelled `key="<key>"`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -44,14 +44,15 @@ const PROMETHEUS_QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
 pub struct Metric {
     /// The name, without `mntr`'s `zk_`.
     pub name: &'static str,
-    /// The namespace of a per-namespace metric (ZooKeeper's gauge sets).
-    pub namespace: Option<String>,
+    /// Which one of a set this is: the namespace of a per-namespace metric, the member
+    /// of a per-member one (ZooKeeper's gauge and summary sets).
+    pub key: Option<String>,
     /// The value.
     pub reading: Reading,
 }
 
 fn metric(name: &'static str, reading: Reading) -> Metric {
-    Metric { name, namespace: None, reading }
+    Metric { name, key: None, reading }
 }
 
 fn count(value: usize) -> Reading {
@@ -161,7 +162,12 @@ fn quorum_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
         metric("learner_commit_received_count", counter(&quorum.learner_commits)),
         metric("proposal_latency", latency(&quorum.proposal_latency)),
         metric("commit_propagation_latency", latency(&quorum.commit_propagation_latency)),
+        metric("proposal_ack_creation_latency", latency(&quorum.proposal_ack_creation_latency)),
     ]);
+    for (voter, latency) in quorum.ack_latency.lock().iter() {
+        let reading = Reading::Latency(latency.clone());
+        metrics.push(Metric { name: "ack_latency", key: Some(voter.to_string()), reading });
+    }
 }
 
 /// ZooKeeper's per-namespace quota metrics: for each top-level path component under
@@ -188,12 +194,12 @@ fn quota_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
     }
     for ((name, namespace), value) in sums {
         let reading = Reading::Gauge(value as f64);
-        metrics.push(Metric { name, namespace: Some(namespace), reading });
+        metrics.push(Metric { name, key: Some(namespace), reading });
     }
     for (namespace, refused) in shared.stats.quota_exceeded.lock().iter() {
         let reading = Reading::Counter(*refused);
         let name = "quota_exceeded_error_per_namespace";
-        metrics.push(Metric { name, namespace: Some(namespace.clone()), reading });
+        metrics.push(Metric { name, key: Some(namespace.clone()), reading });
     }
 }
 
@@ -234,13 +240,13 @@ fn whole(value: u64) -> MonitorValue {
 
 /// The metrics as ZooKeeper's monitor output names them, in order: a summary as its
 /// `avg_`, `min_`, `max_`, `cnt_` and `sum_` entries (a latency with its `p50_`..`p999_`
-/// too), a per-namespace metric as `<namespace>_<name>`. Gauges are whole numbers but
+/// too), a metric of a set as `<key>_<name>`. Gauges are whole numbers but
 /// for the averages and probabilities ZooKeeper reports as doubles.
 pub fn monitor_entries(metrics: &[Metric]) -> Vec<(String, MonitorValue)> {
     let mut entries = Vec::with_capacity(metrics.len() + 16);
     for metric in metrics {
-        let name = match &metric.namespace {
-            Some(namespace) => format!("{namespace}_{}", metric.name),
+        let name = match &metric.key {
+            Some(key) => format!("{key}_{}", metric.name),
             None => metric.name.to_owned(),
         };
         match &metric.reading {
@@ -300,11 +306,8 @@ pub fn prometheus(metrics: &[Metric], out: &mut String) {
         if typed.insert(name) {
             let _ = writeln!(out, "# TYPE {name} {kind}");
         }
-        let labels = metric
-            .namespace
-            .as_ref()
-            .map(|namespace| format!("{{key=\"{}\"}}", escape_label(namespace)))
-            .unwrap_or_default();
+        let key = metric.key.as_ref().map(|key| format!("key=\"{}\"", escape_label(key)));
+        let labels = key.as_ref().map(|key| format!("{{{key}}}")).unwrap_or_default();
         let _ = match &metric.reading {
             Reading::Text(_) => Ok(()),
             Reading::Gauge(value) => writeln!(out, "{name}{labels} {value:?}"),
@@ -315,12 +318,17 @@ pub fn prometheus(metrics: &[Metric], out: &mut String) {
                 summary.count, summary.total
             ),
             Reading::Latency(latency) => {
+                let key = key.map(|key| format!("{key},")).unwrap_or_default();
                 for quantile in PROMETHEUS_QUANTILES {
                     let value = latency.percentile(quantile);
-                    let _ = writeln!(out, "{name}{{quantile=\"{quantile}\"}} {value}");
+                    let _ = writeln!(out, "{name}{{{key}quantile=\"{quantile}\"}} {value}");
                 }
                 let summary = &latency.summary;
-                writeln!(out, "{name}_count {}\n{name}_sum {}", summary.count, summary.total)
+                writeln!(
+                    out,
+                    "{name}_count{labels} {}\n{name}_sum{labels} {}",
+                    summary.count, summary.total
+                )
             }
             Reading::Histogram(label, histogram) => write_histogram(name, *label, histogram, out),
         };
@@ -375,7 +383,7 @@ mod tests {
             metric("connection_token_deficit", Reading::Summary(deficit)),
             Metric {
                 name: "quota_count_limit_per_namespace",
-                namespace: Some("app".into()),
+                key: Some("app".into()),
                 reading: Reading::Gauge(3.0),
             },
         ]
@@ -407,6 +415,29 @@ mod tests {
              quota_count_limit_per_namespace{key=\"app\"} 3.0\n"
         );
         assert_eq!(escape_label("a\"b\\c"), "a\\\"b\\\\c");
+    }
+
+    #[test]
+    fn a_latency_of_a_set_carries_its_key_as_zookeeper_shows_it() {
+        let mut latency = LatencySummary::default();
+        latency.record(3);
+        let metrics = vec![Metric {
+            name: "ack_latency",
+            key: Some("2".into()),
+            reading: Reading::Latency(latency),
+        }];
+        let mut monitor = String::new();
+        mntr(&metrics, &mut monitor);
+        assert!(monitor.starts_with("zk_avg_2_ack_latency\t3.0\nzk_min_2_ack_latency\t3\n"));
+        assert!(monitor.ends_with("zk_p99_2_ack_latency\t3\nzk_p999_2_ack_latency\t3\n"));
+        let mut out = String::new();
+        prometheus(&metrics, &mut out);
+        assert_eq!(
+            out,
+            "# TYPE ack_latency summary\nack_latency{key=\"2\",quantile=\"0.5\"} 3\n\
+             ack_latency{key=\"2\",quantile=\"0.9\"} 3\nack_latency{key=\"2\",quantile=\"0.99\"} 3\n\
+             ack_latency_count{key=\"2\"} 1\nack_latency_sum{key=\"2\"} 3\n"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use jute::OpCode;
 
 use crate::server::histogram::{Histogram, WriteStages};
+use crate::zab::ServerId;
 
 /// The four-letter name ZooKeeper's `cons` shows for an operation (`lop=`).
 pub fn short_op_name(op: OpCode) -> &'static str {
@@ -213,7 +214,19 @@ pub struct QuorumStats {
     pub proposal_latency: Mutex<LatencySummary>,
     /// See `proposal_latency`.
     pub commit_propagation_latency: Mutex<LatencySummary>,
+    /// On a leader, from a sampled proposal's txn time until each voter (this one too)
+    /// acknowledged it before its commit, by the voter's id (`ack_latency`). ZooKeeper
+    /// samples the zxids that are multiples of `zookeeper.leader.ackLoggingFrequency`
+    /// ([`ACK_SAMPLING`]).
+    pub ack_latency: Mutex<BTreeMap<ServerId, LatencySummary>>,
+    /// On a voter, from a proposal's txn time until this member's log held it and its
+    /// acknowledgement was made (`proposal_ack_creation_latency`).
+    pub proposal_ack_creation_latency: Mutex<LatencySummary>,
 }
+
+/// ZooKeeper's default `zookeeper.leader.ackLoggingFrequency`: `ack_latency` samples the
+/// zxids divisible by it.
+pub const ACK_SAMPLING: i64 = 1000;
 
 /// The last, smallest and largest response (without its length prefix), -1 before any:
 /// ZooKeeper's `BufferStats`.

@@ -128,18 +128,34 @@ def test_ensemble_members_count_elections_syncs_proposals_and_commits():
         leader = ensemble.leader()
         followers = [i for i in range(3) if i != leader]
         client = ensemble.members[followers[0]].client()
-        for i in range(10):
-            client.create("/quorum-%d" % i, b"x")
+        # More than ZooKeeper's ackLoggingFrequency (1000) of txns, so that ack_latency
+        # samples at least one zxid.
+        writes = 1100
+        for result in [client.create_async("/quorum-%d" % i, b"x") for i in range(writes)]:
+            result.get(timeout=20)
         client.stop()
 
         def committed_everywhere():
-            return all(int(mntr(m.hosts)["zk_learner_commit_received_count"]) >= 10
+            return all(int(mntr(m.hosts)["zk_learner_commit_received_count"]) >= writes
                        for m in (ensemble.members[i] for i in followers))
 
         wait_until(committed_everywhere, timeout=20)
         led = mntr(ensemble.members[leader].hosts)
         assert int(led["zk_proposal_count"]) >= 10 and int(led["zk_commit_count"]) >= 10
-        assert int(led["zk_cnt_quorum_ack_latency"]) >= 10
+        assert int(led["zk_cnt_quorum_ack_latency"]) >= writes
+        assert int(led["zk_cnt_proposal_ack_creation_latency"]) >= writes
+        # Per voter, the sampled zxids acknowledged before their commit: the leader's
+        # own acknowledgement or a follower's completes each quorum.
+        sampled = {name: int(value) for name, value in led.items()
+                   if name.startswith("zk_cnt_") and name.endswith("_ack_latency")
+                   and name != "zk_cnt_quorum_ack_latency"}
+        assert sampled and set(sampled) <= {"zk_cnt_%d_ack_latency" % (i + 1) for i in range(3)}
+        assert 1 <= sum(sampled.values()) <= 2 * (writes // 1000 + 1)
+        for name in sampled:
+            assert name.replace("cnt_", "p99_") in led
+        families = scrape("http://127.0.0.1:%d/metrics" % ports[leader])
+        keys = {s.labels["key"] for s in families["ack_latency"].samples}
+        assert keys == {name.split("_")[2] for name in sampled}
         assert int(led["zk_looking_count"]) >= 1 and int(led["zk_cnt_election_time"]) >= 1
         assert int(led["zk_snap_count"]) + int(led["zk_diff_count"]) >= 2
         assert int(led["zk_cnt_leader_unavailable_time"]) >= 1
@@ -148,14 +164,18 @@ def test_ensemble_members_count_elections_syncs_proposals_and_commits():
             assert int(followed["zk_learner_proposal_received_count"]) >= 10
             assert int(followed["zk_cnt_follower_sync_time"]) >= 1
             assert int(followed["zk_cnt_unavailable_time"]) >= 1
-            assert int(followed["zk_cnt_proposal_latency"]) >= 10
-            assert int(followed["zk_cnt_commit_propagation_latency"]) >= 10
+            assert int(followed["zk_cnt_proposal_latency"]) >= writes
+            assert int(followed["zk_cnt_commit_propagation_latency"]) >= writes
+            assert int(followed["zk_cnt_proposal_ack_creation_latency"]) >= writes
+            assert not any(name.endswith("_ack_latency") and name.startswith("zk_cnt_")
+                           and name[7].isdigit() for name in followed)
             assert followed["zk_commit_count"] == "0"
         url = "http://127.0.0.1:%d/metrics" % ports[followers[0]]
         stages = histograms(scrape(url)["zkrs_write_stage_seconds"], "stage")
-        # The follower's client's writes (10 creates and its closeSession) went through the
-        # leader, not through proposals of its own.
-        assert stages["leader"]["count"] == 11 and stages["total"]["count"] == 11
+        # The follower's client's writes (the creates and its closeSession) went through
+        # the leader, not through proposals of its own.
+        assert stages["leader"]["count"] == writes + 1
+        assert stages["total"]["count"] == writes + 1
         assert stages["log"]["count"] == 0
     finally:
         ensemble.stop()

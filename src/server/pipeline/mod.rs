@@ -29,7 +29,7 @@ mod sessions;
 mod timing;
 mod work;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -126,6 +126,10 @@ pub struct Pipeline {
     forwarded: FastHashMap<(SessionId, i32), (ReplyTo, u64)>,
     /// A follower's proposals not yet applied, with when each arrived.
     arrivals: VecDeque<(Zxid, u64)>,
+    /// A follower's proposals not yet in its log, with each one's txn time.
+    unacked: VecDeque<(Zxid, Option<i64>)>,
+    /// On a leader, the last zxid each voter acknowledged.
+    acked: BTreeMap<ServerId, Zxid>,
     /// The election under way or the last one, for ZooKeeper's election metrics.
     election: ElectionClock,
     /// New sessions asked of the leader, by the id this member chose.
@@ -176,6 +180,8 @@ impl Pipeline {
             proposed: VecDeque::new(),
             forwarded: FastHashMap::default(),
             arrivals: VecDeque::new(),
+            unacked: VecDeque::new(),
+            acked: BTreeMap::new(),
             election: ElectionClock::default(),
             handshakes: FastHashMap::default(),
             syncs: FastHashMap::default(),
@@ -317,6 +323,7 @@ impl Pipeline {
                 }
                 match &message {
                     Message::Proposal(entry) => self.time_proposal_arrived(entry),
+                    Message::Ack { zxid } => self.time_ack(from, *zxid),
                     Message::Commit { .. } => {
                         self.shared.stats.quorum.learner_commits.fetch_add(1, Ordering::Relaxed);
                     }

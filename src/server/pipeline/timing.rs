@@ -9,12 +9,21 @@ use std::sync::atomic::Ordering;
 use super::work::ReplyTo;
 use super::Pipeline;
 use crate::server::histogram::WriteStage;
+use crate::server::stats::{LatencySummary, ACK_SAMPLING};
 use crate::txn::{Txn, Zxid};
-use crate::zab::{Entry, Role};
+use crate::zab::{Entry, Role, ServerId};
 
 /// Proposals a learner remembers the arrival of, for `commit_propagation_latency`;
 /// past this many uncommitted ones, later arrivals go untimed.
 const ARRIVALS_MAX: usize = 65_536;
+
+/// Records in `latency` the milliseconds from the txn time `txn_ms` (the leader's wall
+/// clock) until `now_ms`; skipped if the txn time is ahead, as ZooKeeper skips it.
+fn record_since(latency: &mut LatencySummary, txn_ms: i64, now_ms: i64) {
+    if let Ok(elapsed) = u64::try_from(now_ms - txn_ms) {
+        latency.record(elapsed);
+    }
+}
 
 /// A leader's own proposal, with whom to answer and when it passed each stage.
 pub(super) struct Proposed {
@@ -56,9 +65,16 @@ impl Pipeline {
         self.record(WriteStage::Queue, received_us, now_us);
     }
 
-    /// The proposals up to `zxid` are durable in this member's log.
+    /// The proposals up to `zxid` are durable in this member's log, and a voter of an
+    /// ensemble acknowledges them: ZooKeeper's `proposal_ack_creation_latency`, and a
+    /// leader's own `ack_latency`.
     pub(super) fn time_logged(&mut self, zxid: Zxid) {
         let now_us = self.shared.clock.now_us();
+        let wall_ms = self.wall_ms();
+        let own_id = self.zab.id();
+        let quorum = &self.shared.stats.quorum;
+        let mut ack_created =
+            (!self.standalone).then(|| quorum.proposal_ack_creation_latency.lock());
         let start = self.proposed.partition_point(|proposed| proposed.logged_us.is_some());
         let stage = self.shared.stats.write_stages.stage(WriteStage::Log);
         for proposed in self.proposed.range_mut(start..) {
@@ -69,7 +85,58 @@ impl Pipeline {
             if proposed.reply_to.received_us().is_some() {
                 stage.record(now_us.saturating_sub(proposed.prepared_us));
             }
+            if let Some(ack_created) = ack_created.as_mut() {
+                let txn_ms = proposed.txn.header.time;
+                record_since(ack_created, txn_ms, wall_ms);
+                if proposed.txn.zxid().raw() % ACK_SAMPLING == 0 {
+                    record_since(
+                        quorum.ack_latency.lock().entry(own_id).or_default(),
+                        txn_ms,
+                        wall_ms,
+                    );
+                }
+            }
         }
+        while let Some((unacked, txn_ms)) = self.unacked.front().copied() {
+            if unacked > zxid {
+                break;
+            }
+            self.unacked.pop_front();
+            if let (Some(ack_created), Some(txn_ms)) = (ack_created.as_mut(), txn_ms) {
+                record_since(ack_created, txn_ms, wall_ms);
+            }
+        }
+    }
+
+    /// A leader heard voter `from` acknowledge its proposals up to `zxid`: the sampled
+    /// ones among them that are not committed yet go into ZooKeeper's `ack_latency`
+    /// (which skips an acknowledgement that comes after the commit).
+    pub(super) fn time_ack(&mut self, from: ServerId, zxid: Zxid) {
+        if !matches!(self.zab.role(), Role::Leading { .. }) {
+            return;
+        }
+        let before = self.acked.insert(from, zxid).unwrap_or(Zxid::ZERO);
+        let (Some(first), Some(last)) = (self.proposed.front(), self.proposed.back()) else {
+            return;
+        };
+        let from_raw = before.raw().max(first.txn.zxid().raw() - 1);
+        let to_raw = zxid.raw().min(last.txn.zxid().raw());
+        let mut sampled = (from_raw.div_euclid(ACK_SAMPLING) + 1) * ACK_SAMPLING;
+        let wall_ms = self.wall_ms();
+        while sampled <= to_raw {
+            let at = self.proposed.binary_search_by_key(&sampled, |p| p.txn.zxid().raw());
+            if let Ok(index) = at {
+                let txn_ms = self.proposed[index].txn.header.time;
+                let mut latencies = self.shared.stats.quorum.ack_latency.lock();
+                record_since(latencies.entry(from).or_default(), txn_ms, wall_ms);
+            }
+            sampled += ACK_SAMPLING;
+        }
+    }
+
+    /// The wall clock in milliseconds, as txn times are.
+    fn wall_ms(&self) -> i64 {
+        i64::try_from(self.shared.clock.wall_ms()).unwrap_or(i64::MAX)
     }
 
     /// This member's own proposal, committed at `committed_us`, is applied and answered.
@@ -132,14 +199,15 @@ impl Pipeline {
         }
         let quorum = &self.shared.stats.quorum;
         quorum.learner_proposals.fetch_add(1, Ordering::Relaxed);
-        if let Some(time_ms) = Txn::header_time_ms(&entry.payload) {
-            let now_ms = i64::try_from(self.shared.clock.wall_ms()).unwrap_or(i64::MAX);
-            if let Ok(latency) = u64::try_from(now_ms - time_ms) {
-                quorum.proposal_latency.lock().record(latency);
-            }
+        let txn_ms = Txn::header_time_ms(&entry.payload);
+        if let Some(txn_ms) = txn_ms {
+            record_since(&mut quorum.proposal_latency.lock(), txn_ms, self.wall_ms());
         }
         if self.arrivals.len() < ARRIVALS_MAX {
             self.arrivals.push_back((entry.zxid, self.shared.clock.now_us()));
+        }
+        if self.unacked.len() < ARRIVALS_MAX {
+            self.unacked.push_back((entry.zxid, txn_ms));
         }
     }
 
@@ -205,5 +273,7 @@ impl Pipeline {
     /// A role ended: proposals that arrived in it will not be committed in it.
     pub(super) fn forget_arrivals(&mut self) {
         self.arrivals = VecDeque::new();
+        self.unacked = VecDeque::new();
+        self.acked.clear();
     }
 }
