@@ -101,9 +101,10 @@ enum Command {
     /// Makes a new data directory holding exactly the state after one txn of a backup,
     /// for a server or a new ensemble to start from.
     Restore {
-        /// The backup directory.
+        /// The backup directory, or its copy in object storage (`s3://bucket/prefix`,
+        /// `file:///path`).
         #[arg(long)]
-        backup: PathBuf,
+        backup: String,
         /// The state after this txn (`0x1f` or `31`).
         #[arg(long, value_parser = parse_zxid, conflicts_with = "to_time")]
         to_zxid: Option<i64>,
@@ -153,9 +154,16 @@ struct BackupArgs {
     #[arg(long, default_value_t = 100_000)]
     snapshot_every: u64,
     /// Snapshots to keep, with the txns after the oldest of them; older ones are deleted
-    /// after each new snapshot (0 keeps everything).
+    /// after each new snapshot (0 keeps everything), in the copy too.
     #[arg(long, default_value_t = 0)]
     retain: usize,
+    /// Keeps a copy of the backup in object storage: `s3://bucket/prefix` (credentials,
+    /// region and endpoint from AWS_* variables) or `file:///path`.
+    #[arg(long)]
+    upload: Option<String>,
+    /// Seconds between updates of the copy: txns reach it within about twice this.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    upload_every: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,8 +171,8 @@ enum BackupAction {
     /// Reads every snapshot and txn of a backup, checking every checksum, and says which
     /// zxids it can restore; fails on a damaged file.
     Verify {
-        /// The backup directory.
-        dir: PathBuf,
+        /// The backup directory, or its copy in object storage.
+        dir: String,
     },
 }
 
@@ -341,10 +349,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             _ => Err(anyhow::Error::new(ShellFailed)),
         },
         Command::Backup(BackupArgs { action: Some(BackupAction::Verify { dir }), .. }) => {
-            crate::backup::verify(&dir, &mut out).map_err(anyhow::Error::msg)?;
+            let location = crate::backup::Location::parse(&dir);
+            crate::backup::verify_at(&location, &mut out).map_err(anyhow::Error::msg)?;
             Ok(())
         }
-        Command::Backup(BackupArgs { action: None, server, auth, dir, snapshot_every, retain }) => {
+        Command::Backup(BackupArgs {
+            action: None,
+            server,
+            auth,
+            dir,
+            snapshot_every,
+            retain,
+            upload,
+            upload_every,
+        }) => {
             let (Some(server), Some(dir)) = (server, dir) else {
                 anyhow::bail!("zkrs backup needs --server and --dir");
             };
@@ -354,6 +372,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 dir,
                 snapshot_every: snapshot_every.max(1),
                 retain,
+                upload,
+                upload_every: std::time::Duration::from_secs(upload_every),
             };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
@@ -364,14 +384,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Restore { backup, to_zxid, to_time, to, to_data_log_dir } => {
-            use crate::backup::restore::{restore, Target};
+            use crate::backup::restore::Target;
             let target = match (to_zxid, to_time) {
                 (Some(zxid), _) => Target::Zxid(Zxid::new(zxid)),
                 (None, Some(ms)) => Target::Time(ms),
                 (None, None) => Target::Latest,
             };
-            restore(&backup, target, &to, to_data_log_dir.as_deref(), &mut out)
-                .map_err(anyhow::Error::msg)?;
+            let location = crate::backup::Location::parse(&backup);
+            crate::backup::restore_from(
+                &location,
+                target,
+                &to,
+                to_data_log_dir.as_deref(),
+                &mut out,
+            )
+            .map_err(anyhow::Error::msg)?;
             Ok(())
         }
         Command::Export { data_dir, data_log_dir, to } => {

@@ -10,11 +10,12 @@
 //! Files appear whole: a snapshot is written as `snapshot.<zxid>.partial` and renamed
 //! once synced; a segment is synced after each batch of records, so a crash leaves at
 //! most an incomplete record at the end of the newest segment, which a scan leaves out
-//! (and the writer cuts off before it goes on).
+//! (and the writer cuts off before it goes on, in a new segment).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -30,7 +31,7 @@ pub const SEGMENT_BYTES: u64 = 64 << 20;
 const RECORD_HEAD: usize = 12;
 
 /// The bytes before a segment's records: the zxid it goes on from.
-const SEGMENT_HEAD: u64 = 8;
+pub const SEGMENT_HEAD: u64 = 8;
 
 /// Most bytes one entry may take: a txn within ZooKeeper's largest `jute.maxbuffer`.
 const ENTRY_MAX: usize = 256 << 20;
@@ -148,7 +149,7 @@ pub struct Scan {
 impl Scan {
     /// The snapshot file of `zxid`.
     pub fn snapshot_path(dir: &Path, zxid: Zxid) -> PathBuf {
-        dir.join(format!("snapshot.{:x}", zxid.raw()))
+        dir.join(Named::Snapshot(zxid).name())
     }
 
     /// The zxid the backup reaches: its last txn or its newest snapshot, whichever is
@@ -160,9 +161,35 @@ impl Scan {
     }
 }
 
-fn zxid_in_name(name: &str, prefix: &str) -> Option<Zxid> {
-    let hex = name.strip_prefix(prefix)?.strip_prefix('.')?;
-    i64::from_str_radix(hex, 16).ok().map(Zxid::new)
+/// What a backup file is, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Named {
+    /// `snapshot.<zxid>`.
+    Snapshot(Zxid),
+    /// `txns.<first zxid>`.
+    Segment(Zxid),
+}
+
+/// What the file `name` is; none for a file that is no part of a backup (a snapshot
+/// being written, the lock).
+pub fn named(name: &str) -> Option<Named> {
+    let (kind, hex) = name.split_once('.')?;
+    let zxid = i64::from_str_radix(hex, 16).ok().map(Zxid::new)?;
+    match kind {
+        "snapshot" => Some(Named::Snapshot(zxid)),
+        "txns" => Some(Named::Segment(zxid)),
+        _ => None,
+    }
+}
+
+impl Named {
+    /// The file's name.
+    pub fn name(self) -> String {
+        match self {
+            Named::Snapshot(zxid) => format!("snapshot.{:x}", zxid.raw()),
+            Named::Segment(zxid) => format!("txns.{:x}", zxid.raw()),
+        }
+    }
 }
 
 /// Scans `dir`, checking every record of every segment.
@@ -235,20 +262,26 @@ pub fn scan(dir: &Path) -> Result<Scan, DirError> {
 
 /// A backup directory's files by their names: the snapshots' zxids, and each segment's
 /// first zxid and file, each sorted.
-struct Files {
-    snapshots: Vec<Zxid>,
-    segments: Vec<(Zxid, PathBuf)>,
+pub struct Files {
+    /// The snapshots' zxids.
+    pub snapshots: Vec<Zxid>,
+    /// Each segment's first zxid and file.
+    pub segments: Vec<(Zxid, PathBuf)>,
 }
 
-fn files(dir: &Path) -> Result<Files, DirError> {
+/// The snapshots and segments in `dir`, by their names.
+///
+/// # Errors
+/// If the directory cannot be read.
+pub fn files(dir: &Path) -> Result<Files, DirError> {
     let (mut snapshots, mut segments) = (Vec::new(), Vec::new());
     for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
         let path = entry.map_err(io_error(dir))?.path();
         let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
-        if let Some(zxid) = zxid_in_name(name, "snapshot") {
-            snapshots.push(zxid);
-        } else if let Some(zxid) = zxid_in_name(name, "txns") {
-            segments.push((zxid, path));
+        match named(name) {
+            Some(Named::Snapshot(zxid)) => snapshots.push(zxid),
+            Some(Named::Segment(zxid)) => segments.push((zxid, path)),
+            None => {}
         }
     }
     snapshots.sort();
@@ -266,37 +299,50 @@ pub struct Pruned {
 }
 
 /// Keeps the `keep` newest snapshots and what restores from the oldest of them (0 keeps
-/// everything): older snapshots go first, then each segment whose txns all lie at or
-/// before the oldest snapshot kept, which the next segment's head tells without reading
-/// it. The newest segment always stays, for the backup appends to it. Killed between
-/// removals, what is left still restores every zxid from the oldest snapshot on.
+/// everything), as [`prunable`] chooses. Killed between removals, what is left still
+/// restores every zxid from the oldest snapshot on.
 ///
 /// # Errors
 /// If the directory cannot be read or a file removed.
 pub fn prune(dir: &Path, keep: usize) -> Result<Pruned, DirError> {
     let Files { snapshots, segments } = files(dir)?;
-    let mut pruned = Pruned::default();
-    let Some(old) = snapshots.len().checked_sub(keep).filter(|old| keep > 0 && *old > 0) else {
-        return Ok(pruned);
-    };
-    let oldest_kept = snapshots[old];
-    for zxid in &snapshots[..old] {
+    let mut heads = Vec::with_capacity(segments.len());
+    for (first, path) in &segments {
+        heads.push((*first, segment_after(path)?));
+    }
+    let (old_snapshots, old_segments) = prunable(&snapshots, &heads, keep);
+    for zxid in &old_snapshots {
         let path = Scan::snapshot_path(dir, *zxid);
         std::fs::remove_file(&path).map_err(io_error(&path))?;
-        pruned.snapshots += 1;
     }
-    for pair in segments.windows(2) {
-        let [(_, path), (_, next)] = pair else {
-            continue;
-        };
-        if segment_after(next)?.is_none_or(|after| after > oldest_kept) {
-            break;
-        }
+    for (_, path) in &segments[..old_segments] {
         std::fs::remove_file(path).map_err(io_error(path))?;
-        pruned.segments += 1;
     }
-    sync_dir(dir)?;
-    Ok(pruned)
+    if old_snapshots.len() + old_segments > 0 {
+        sync_dir(dir)?;
+    }
+    Ok(Pruned { snapshots: old_snapshots.len(), segments: old_segments })
+}
+
+/// What keeping the `keep` newest of `snapshots` (sorted) lets go (nothing for 0): the
+/// older snapshots, and how many of the oldest `segments` (each one's first zxid and the
+/// zxid its head says it goes on from, none for a head not whole; sorted) hold only
+/// txns at or before the oldest snapshot kept, which the next segment's head tells. The
+/// newest segment always stays, for the backup appends after it.
+pub fn prunable(
+    snapshots: &[Zxid],
+    segments: &[(Zxid, Option<Zxid>)],
+    keep: usize,
+) -> (Vec<Zxid>, usize) {
+    let Some(old) = snapshots.len().checked_sub(keep).filter(|old| keep > 0 && *old > 0) else {
+        return (Vec::new(), 0);
+    };
+    let oldest_kept = snapshots[old];
+    let segments = segments
+        .windows(2)
+        .take_while(|pair| pair[1].1.is_some_and(|after| after <= oldest_kept))
+        .count();
+    (snapshots[..old].to_vec(), segments)
 }
 
 /// The zxid the segment at `path` goes on from; `None` if its head is not whole.
@@ -356,21 +402,36 @@ pub fn read_segment(
     }
 }
 
-/// Appends records to the newest segment, or starts one.
+/// Appends records to the newest segment, or starts one. A segment the writer leaves
+/// (full, rolled, or left by an earlier writer that stopped) never changes again, so a
+/// copy of it ([`super::remote`]) is final.
 #[derive(Debug)]
 pub struct SegmentWriter {
     dir: PathBuf,
-    current: Option<(File, PathBuf, u64)>,
+    current: Option<OpenSegment>,
     last: Option<Zxid>,
+    sealed: Option<Zxid>,
+}
+
+/// The segment being appended to.
+#[derive(Debug)]
+struct OpenSegment {
+    file: File,
+    path: PathBuf,
+    first: Zxid,
+    len: u64,
+    opened: Instant,
 }
 
 impl SegmentWriter {
-    /// Goes on after `scan`'s newest segment, its incomplete tail cut off first.
+    /// Goes on after `scan`'s newest segment, its incomplete tail cut off first; the next
+    /// record starts a new segment.
     ///
     /// # Errors
-    /// If the segment cannot be opened or cut.
+    /// If the segment cannot be cut.
     pub fn resume(dir: &Path, scan: &Scan) -> Result<SegmentWriter, DirError> {
-        let mut writer = SegmentWriter { dir: dir.to_owned(), current: None, last: None };
+        let mut writer =
+            SegmentWriter { dir: dir.to_owned(), current: None, last: None, sealed: None };
         if let Some(path) = &scan.empty_segment {
             std::fs::remove_file(path).map_err(io_error(path))?;
         }
@@ -380,9 +441,29 @@ impl SegmentWriter {
             file.set_len(segment.valid_len).map_err(io_error(path))?;
             file.sync_all().map_err(io_error(path))?;
             writer.last = Some(segment.last);
-            writer.current = Some((file, path.clone(), segment.valid_len));
+            writer.sealed = Some(segment.first);
         }
         Ok(writer)
+    }
+
+    /// The first zxid of the newest segment that is whole and will not change: it and
+    /// every segment before it can be copied.
+    pub fn sealed(&self) -> Option<Zxid> {
+        self.sealed
+    }
+
+    /// Leaves the segment being appended to if it was started `age` or longer ago, so
+    /// that the txns in it can be copied; the next record starts a new one.
+    pub fn roll_if_older(&mut self, age: Duration) {
+        if self.current.as_ref().is_some_and(|open| open.opened.elapsed() >= age) {
+            self.leave();
+        }
+    }
+
+    fn leave(&mut self) {
+        if let Some(open) = self.current.take() {
+            self.sealed = Some(open.first);
+        }
     }
 
     /// Appends `records`, the txns that came right after `after` (each following the
@@ -396,10 +477,11 @@ impl SegmentWriter {
         let mut previous = after;
         for record in records {
             let continues = self.last == Some(previous);
-            let full = self.current.as_ref().is_some_and(|(_, _, len)| *len >= SEGMENT_BYTES);
-            if !continues || full {
+            let full = self.current.as_ref().is_some_and(|open| open.len >= SEGMENT_BYTES);
+            if !continues || full || self.current.is_none() {
                 self.flush(&mut out)?;
-                let path = self.dir.join(format!("txns.{:x}", record.zxid.raw()));
+                self.leave();
+                let path = self.dir.join(Named::Segment(record.zxid).name());
                 let file = OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -407,13 +489,14 @@ impl SegmentWriter {
                     .map_err(io_error(&path))?;
                 sync_dir(&self.dir)?;
                 out.extend_from_slice(&previous.raw().to_be_bytes());
-                self.current = Some((file, path, SEGMENT_HEAD));
+                let (first, len, opened) = (record.zxid, SEGMENT_HEAD, Instant::now());
+                self.current = Some(OpenSegment { file, path, first, len, opened });
             }
             previous = record.zxid;
             let before = out.len();
             record.encode(&mut out);
-            if let Some((_, _, len)) = self.current.as_mut() {
-                *len += (out.len() - before) as u64;
+            if let Some(open) = self.current.as_mut() {
+                open.len += (out.len() - before) as u64;
             }
             self.last = Some(record.zxid);
         }
@@ -424,9 +507,9 @@ impl SegmentWriter {
         if out.is_empty() {
             return Ok(());
         }
-        if let Some((file, path, _)) = self.current.as_mut() {
-            file.write_all(out).map_err(io_error(path))?;
-            file.sync_data().map_err(io_error(path))?;
+        if let Some(open) = self.current.as_mut() {
+            open.file.write_all(out).map_err(io_error(&open.path))?;
+            open.file.sync_data().map_err(io_error(&open.path))?;
         }
         out.clear();
         Ok(())
@@ -443,4 +526,4 @@ pub fn sync_dir(dir: &Path) -> Result<(), DirError> {
 
 #[cfg(test)]
 #[path = "dir_test.rs"]
-mod tests;
+pub(crate) mod tests;

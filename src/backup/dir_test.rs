@@ -6,14 +6,31 @@ use super::*;
 use crate::storage::record::encode_entry;
 use crate::txn::TxnBody;
 
-fn scratch(name: &str) -> PathBuf {
+/// A directory of its own for a test, removed after it.
+pub(crate) struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(crate) fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("zkrs-backup-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    Scratch(dir)
 }
 
-fn record(zxid: i64) -> Record {
+pub(crate) fn record(zxid: i64) -> Record {
     let txn = Txn {
         header: TxnHeader {
             client_id: 1,
@@ -60,13 +77,43 @@ fn a_crash_mid_record_is_cut_off_and_the_writer_goes_on() {
     assert_eq!(scan.reaches(), Some(Zxid::new(3)));
     assert!(scan.torn_tail > 0 && scan.damaged_tail.is_none());
     let mut writer = SegmentWriter::resume(&dir, &scan).expect("resumed");
+    assert_eq!(writer.sealed(), Some(Zxid::new(1)), "a resumed writer leaves the old segment");
     writer.append(Zxid::new(3), &[record(4)]).expect("appended");
+    writer.append(Zxid::new(4), &[record(5)]).expect("appended");
     // Txns that do not go on from the last one kept start a new segment.
     writer.append(Zxid::new(8), &[record(9)]).expect("appended");
+    assert_eq!(writer.sealed(), Some(Zxid::new(4)));
     let scan = super::scan(&dir).expect("scan");
-    assert_eq!((scan.torn_tail, scan.segments.len()), (0, 2));
-    assert_eq!(scan.segments[0].last, Zxid::new(4));
-    assert_eq!((scan.segments[1].after, scan.segments[1].first), (Zxid::new(8), Zxid::new(9)));
+    assert_eq!((scan.torn_tail, scan.segments.len()), (0, 3));
+    assert_eq!((scan.segments[0].last, scan.segments[1].last), (Zxid::new(3), Zxid::new(5)));
+    assert_eq!((scan.segments[1].after, scan.segments[1].first), (Zxid::new(3), Zxid::new(4)));
+    assert_eq!((scan.segments[2].after, scan.segments[2].first), (Zxid::new(8), Zxid::new(9)));
+}
+
+#[test]
+fn a_segment_older_than_the_roll_age_is_left_for_the_next() {
+    let dir = scratch("roll");
+    let mut writer = SegmentWriter::resume(&dir, &Scan::default()).expect("writer");
+    writer.append(Zxid::new(0), &[record(1)]).expect("appended");
+    writer.roll_if_older(Duration::from_secs(3600));
+    assert_eq!(writer.sealed(), None, "a young segment stays open");
+    writer.roll_if_older(Duration::ZERO);
+    assert_eq!(writer.sealed(), Some(Zxid::new(1)));
+    writer.append(Zxid::new(1), &[record(2)]).expect("appended");
+    let scan = scan(&dir).expect("scan");
+    let firsts: Vec<_> = scan.segments.iter().map(|segment| segment.first).collect();
+    assert_eq!(firsts, [Zxid::new(1), Zxid::new(2)]);
+    assert_eq!(scan.segments[1].after, Zxid::new(1));
+}
+
+#[test]
+fn names_say_what_a_file_is() {
+    for file in [Named::Snapshot(Zxid::new(0x1_0000_002a)), Named::Segment(Zxid::new(7))] {
+        assert_eq!(named(&file.name()), Some(file));
+    }
+    assert_eq!(named("snapshot.1f.partial"), None);
+    assert_eq!(named("lock"), None);
+    assert_eq!(named("txns.xyz"), None);
 }
 
 #[test]

@@ -5,9 +5,12 @@
 //! member's log has moved past it (the member purged, or the backup was off for long),
 //! it takes a new snapshot. `zkrs backup verify` checks a backup and says which zxids it
 //! can restore; `zkrs restore` ([`restore`]) makes a data directory at one of them.
+//! With `--upload`, a copy of the backup directory is kept in object storage
+//! ([`remote`]), which both read as well.
 
 pub mod dir;
 mod http;
+pub mod remote;
 pub mod restore;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +43,32 @@ pub struct Options {
     pub snapshot_every: u64,
     /// Snapshots kept, with the txns after the oldest of them (0: all).
     pub retain: usize,
+    /// Object storage to keep a copy in (`s3://bucket/prefix`, `file:///path`).
+    pub upload: Option<String>,
+    /// How often the copy is brought up to date; the txns reach it within about this
+    /// long (a segment is left for a new one once it is this old).
+    pub upload_every: Duration,
+}
+
+/// How the segment being written is left for copying: when it is old enough, and where
+/// the writer says which segments are whole.
+struct Sealing {
+    roll_after: Option<Duration>,
+    sealed: tokio::sync::watch::Sender<Option<Zxid>>,
+}
+
+impl Sealing {
+    /// After the writer took a piece of the stream (a heartbeat too).
+    fn after_piece(&self, writer: &mut SegmentWriter) {
+        if let Some(age) = self.roll_after {
+            writer.roll_if_older(age);
+        }
+        self.sealed.send_if_modified(|sealed| {
+            let changed = *sealed != writer.sealed();
+            *sealed = writer.sealed();
+            changed
+        });
+    }
 }
 
 /// Why the backup stopped.
@@ -48,6 +77,9 @@ pub enum BackupError {
     /// The backup directory failed.
     #[error(transparent)]
     Dir(#[from] DirError),
+    /// The object storage named cannot be used.
+    #[error(transparent)]
+    Remote(#[from] remote::RemoteError),
     /// The options are wrong.
     #[error("{0}")]
     Options(String),
@@ -100,6 +132,14 @@ pub async fn keep_current(options: Options) -> Result<(), BackupError> {
     // too; only a backup without txns starts at its newest snapshot.
     let mut cursor = scan.segments.last().map(|segment| segment.last).or(scan.reaches());
     let mut writer = SegmentWriter::resume(&options.dir, &scan)?;
+    let (sealed, sealed_now) = tokio::sync::watch::channel(writer.sealed());
+    let roll_after = options.upload.as_ref().map(|_| options.upload_every);
+    if let Some(url) = &options.upload {
+        let uploader =
+            remote::Uploader::new(remote::Remote::open(url)?, &options.dir, options.retain);
+        tokio::spawn(remote::keep_uploaded(uploader, sealed_now, options.upload_every));
+    }
+    let sealing = Sealing { roll_after, sealed };
     let mut from_snapshot = cursor.is_none();
     let mut since_snapshot = 0u64;
     loop {
@@ -136,7 +176,8 @@ pub async fn keep_current(options: Options) -> Result<(), BackupError> {
             continue;
         };
         let budget = options.snapshot_every.saturating_sub(since_snapshot);
-        let (reached, appended, ended) = follow(&endpoint, &mut writer, after, budget).await;
+        let (reached, appended, ended) =
+            follow(&endpoint, &mut writer, &sealing, after, budget).await;
         cursor = Some(reached);
         since_snapshot += appended;
         match ended {
@@ -237,6 +278,7 @@ fn remove_partial_snapshots(dir: &Path) -> Result<(), DirError> {
 async fn follow(
     endpoint: &Endpoint,
     writer: &mut SegmentWriter,
+    sealing: &Sealing,
     after: Zxid,
     budget: u64,
 ) -> (Zxid, u64, Option<Ended>) {
@@ -284,6 +326,7 @@ async fn follow(
         if let Err(err) = writer.append(reached, &records) {
             return (reached, appended, Some(Ended::Local(err)));
         }
+        sealing.after_piece(writer);
         if let Some(last) = records.last() {
             reached = last.zxid;
         }
@@ -319,6 +362,9 @@ pub fn verify(dir: &Path, report: &mut dyn std::io::Write) -> Result<Verified, S
     let scan = dir::scan(dir).map_err(|err| err.to_string())?;
     if let Some(damage) = &scan.damaged_tail {
         return Err(damage.clone());
+    }
+    if scan.snapshots.is_empty() && scan.segments.is_empty() {
+        return Err(format!("{} holds no backup", dir.display()));
     }
     for zxid in &scan.snapshots {
         let path = Scan::snapshot_path(dir, *zxid);
@@ -356,4 +402,75 @@ pub fn verify(dir: &Path, report: &mut dyn std::io::Write) -> Result<Verified, S
         let _ = writeln!(report, "restorable: 0x{:x} through 0x{:x}", first.raw(), last.raw());
     }
     Ok(Verified { snapshots: scan.snapshots.len(), txns, ranges })
+}
+
+/// Where a backup is: a directory, or a copy in object storage (`s3://...`, `file://...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A backup directory.
+    Dir(PathBuf),
+    /// The URL of a copy in object storage.
+    Remote(String),
+}
+
+impl Location {
+    /// A URL (anything with `://`) names object storage; anything else a directory.
+    pub fn parse(text: &str) -> Location {
+        if text.contains("://") {
+            Location::Remote(text.to_owned())
+        } else {
+            Location::Dir(PathBuf::from(text))
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    let built = tokio::runtime::Builder::new_current_thread().enable_all().build();
+    built.map_err(|err| err.to_string())
+}
+
+/// [`verify`] of the backup at `location`, brought down first if it is in object storage.
+///
+/// # Errors
+/// A damaged file, or object storage that cannot be read.
+pub fn verify_at(location: &Location, report: &mut dyn std::io::Write) -> Result<Verified, String> {
+    match location {
+        Location::Dir(dir) => verify(dir, report),
+        Location::Remote(url) => {
+            let remote = remote::Remote::open(url).map_err(|err| err.to_string())?;
+            let downloaded = runtime()?.block_on(remote::download_all(&remote));
+            let downloaded = downloaded.map_err(|err| err.to_string())?;
+            // Named as the copy's objects, not as the files brought down.
+            let local = downloaded.dir.display().to_string();
+            let url = url.trim_end_matches('/');
+            let mut said = Vec::new();
+            let verified = verify(&downloaded.dir, &mut said);
+            let _ =
+                report.write_all(String::from_utf8_lossy(&said).replace(&local, url).as_bytes());
+            verified.map_err(|err| err.replace(&local, url))
+        }
+    }
+}
+
+/// [`restore::restore`] from the backup at `location`; from object storage, only what
+/// the target needs is brought down.
+///
+/// # Errors
+/// As [`restore::restore`], or object storage that cannot be read.
+pub fn restore_from(
+    location: &Location,
+    target: restore::Target,
+    to: &Path,
+    to_log_dir: Option<&Path>,
+    report: &mut dyn std::io::Write,
+) -> Result<restore::Restored, String> {
+    match location {
+        Location::Dir(dir) => restore::restore(dir, target, to, to_log_dir, report),
+        Location::Remote(url) => {
+            let remote = remote::Remote::open(url).map_err(|err| err.to_string())?;
+            let (downloaded, zxid) = runtime()?.block_on(remote::download_for(&remote, target))?;
+            let target = restore::Target::Zxid(zxid);
+            restore::restore(&downloaded.dir, target, to, to_log_dir, report)
+        }
+    }
 }

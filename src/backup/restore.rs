@@ -127,7 +127,7 @@ pub fn restore(
 }
 
 /// The zxid of the last txn at or before `ms`.
-fn last_at_or_before(scan: &Scan, ms: i64) -> Result<Zxid, String> {
+pub(crate) fn last_at_or_before(scan: &Scan, ms: i64) -> Result<Zxid, String> {
     let mut found = None;
     for segment in &scan.segments {
         let outcome = dir::read_segment(&segment.path, &mut |record: Record, _| {

@@ -2,15 +2,18 @@
 while `zkrs backup` follows the member; the backup process and the member are killed
 at random moments and started again; then the backup is verified and restored to
 several zxids and times, and each restored tree must be the state the ledger says
-existed then. ZKRS_BACKUP_SEED replays a run."""
+existed then. The same runs with the backup copied to S3 (moto's S3 server) and
+restored from there. ZKRS_BACKUP_SEED replays a run."""
 import os
 import random
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
+import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 
@@ -18,25 +21,62 @@ from conftest import BINARY, Server, free_ports, wait_until
 
 PATHS = ["/k/%d" % i for i in range(8)]
 
+BUCKET = "zkrs-backups"
 
-def start_backup(admin_port, directory, log, *options):
+
+@pytest.fixture
+def s3():
+    """An S3 server (moto's) on 127.0.0.1 with an empty bucket; yields the environment
+    zkrs reads it with."""
+    port, = free_ports(1)
+    endpoint = "http://127.0.0.1:%d" % port
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    env = dict(os.environ, AWS_ENDPOINT=endpoint, AWS_ALLOW_HTTP="true",
+               AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1")
+    try:
+        import boto3
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="test", aws_secret_access_key="test")
+
+        def created():
+            try:
+                client.create_bucket(Bucket=BUCKET)
+                return True
+            except Exception:
+                return False
+
+        wait_until(created, timeout=30)
+        env["S3_CLIENT"] = client
+        yield env
+    finally:
+        server.kill()
+        server.wait()
+
+
+def zkrs_env(env):
+    return {key: value for key, value in (env or os.environ).items() if isinstance(value, str)}
+
+
+def start_backup(admin_port, directory, log, *options, env=None):
     options = options or ("--snapshot-every", "150")
     return subprocess.Popen(
         [BINARY, "backup", "--server", "http://127.0.0.1:%d" % admin_port, "--auth", "ip",
          "--dir", directory, *options],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=zkrs_env(env),
     )
 
 
-def verify(directory):
-    result = subprocess.run([BINARY, "backup", "verify", directory], capture_output=True,
-                            text=True, timeout=120)
+def verify(location, env=None):
+    result = subprocess.run([BINARY, "backup", "verify", location], capture_output=True,
+                            text=True, timeout=120, env=zkrs_env(env))
     return result.returncode, result.stdout + result.stderr
 
 
-def restorable(directory):
+def restorable(location, env=None):
     """The (first, last) zxid ranges `zkrs backup verify` reports."""
-    code, output = verify(directory)
+    code, output = verify(location, env)
     assert code == 0, output
     return [(int(a, 16), int(b, 16))
             for a, b in re.findall(r"restorable: 0x([0-9a-f]+) through 0x([0-9a-f]+)", output)]
@@ -74,7 +114,9 @@ def read_tree(hosts):
     return found
 
 
-def test_restores_reach_every_acknowledged_write_at_the_zxid_or_time_chosen():
+@pytest.mark.parametrize("copied", [False, True], ids=["dir", "s3"])
+def test_restores_reach_every_acknowledged_write_at_the_zxid_or_time_chosen(copied, request):
+    env = request.getfixturevalue("s3") if copied else None
     seed = int(os.environ.get("ZKRS_BACKUP_SEED", random.randrange(1 << 30)))
     print("ZKRS_BACKUP_SEED=%d" % seed)
     rng = random.Random(seed)
@@ -84,6 +126,10 @@ def test_restores_reach_every_acknowledged_write_at_the_zxid_or_time_chosen():
     server = Server(extra, client_port=client_port)
     work = tempfile.mkdtemp(prefix="zkrs-backup-")
     directory = os.path.join(work, "backup")
+    # Copied, the backup is read back from the copy alone.
+    url = "s3://%s/cluster-a" % BUCKET
+    location = url if copied else directory
+    upload = ("--snapshot-every", "150", "--upload", url, "--upload-every", "1") if copied else ()
     log = open(os.path.join(work, "backup.log"), "w")
     backup = None
     restored_servers = []
@@ -95,7 +141,7 @@ def test_restores_reach_every_acknowledged_write_at_the_zxid_or_time_chosen():
             client.create(path, b"", makepath=True)
             stat = client.exists(path)
             ledger.append((stat.czxid, stat.mtime, path, b""))
-        backup = start_backup(admin_port, directory, log)
+        backup = start_backup(admin_port, directory, log, *upload, env=env)
         steps = 700
         backup_kills = set(rng.sample(range(50, steps), 4))
         server_kill = rng.randrange(100, steps - 100)
@@ -108,16 +154,16 @@ def test_restores_reach_every_acknowledged_write_at_the_zxid_or_time_chosen():
             if step in backup_kills:
                 backup.kill()
                 backup.wait()
-                backup = start_backup(admin_port, directory, log)
+                backup = start_backup(admin_port, directory, log, *upload, env=env)
             if step == server_kill:
                 server.kill()
                 server = Server(extra, directory=server.dir, client_port=client_port)
         last = max(entry[0] for entry in ledger)
-        wait_until(lambda: any(b >= last for _, b in restorable(directory)), timeout=60)
+        wait_until(lambda: any(b >= last for _, b in restorable(location, env)), timeout=60)
         backup.kill()
         backup.wait()
         client.stop()
-        ranges = restorable(directory)
+        ranges = restorable(location, env)
         first = min(a for a, _ in ranges)
         reachable = [entry for entry in ledger if entry[0] >= first
                      and any(a <= entry[0] <= b for a, b in ranges)]
@@ -130,9 +176,9 @@ def test_restores_reach_every_acknowledged_write_at_the_zxid_or_time_chosen():
             target = os.path.join(work, "restored-%d" % index)
             argument = ["--to-time", str(mtime)] if by_time else ["--to-zxid", "0x%x" % zxid]
             result = subprocess.run(
-                [BINARY, "restore", "--backup", directory, *argument,
+                [BINARY, "restore", "--backup", location, *argument,
                  "--to", os.path.join(target, "data")],
-                capture_output=True, text=True, timeout=120,
+                capture_output=True, text=True, timeout=120, env=zkrs_env(env),
             )
             assert result.returncode == 0, result.stdout + result.stderr
             # By time: every txn of that millisecond is in, as the ledger's mtimes say.
@@ -144,13 +190,22 @@ def test_restores_reach_every_acknowledged_write_at_the_zxid_or_time_chosen():
             )
             restored.stop()
         # A damaged txn is found.
-        segment = sorted(f for f in os.listdir(directory) if f.startswith("txns."))[0]
-        with open(os.path.join(directory, segment), "r+b") as f:
-            f.seek(30)
-            byte = f.read(1)
-            f.seek(30)
-            f.write(bytes([byte[0] ^ 0xFF]))
-        code, output = verify(directory)
+        if copied:
+            s3 = env["S3_CLIENT"]
+            keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"])
+            key = [k for k in keys if k.startswith("cluster-a/txns.")][0]
+            body = bytearray(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+            body[30] ^= 0xFF
+            s3.put_object(Bucket=BUCKET, Key=key, Body=bytes(body))
+            segment = key.split("/")[1]
+        else:
+            segment = sorted(f for f in os.listdir(directory) if f.startswith("txns."))[0]
+            with open(os.path.join(directory, segment), "r+b") as f:
+                f.seek(30)
+                byte = f.read(1)
+                f.seek(30)
+                f.write(bytes([byte[0] ^ 0xFF]))
+        code, output = verify(location, env)
         assert code != 0 and segment in output, output
     finally:
         if backup:
@@ -163,7 +218,11 @@ def test_restores_reach_every_acknowledged_write_at_the_zxid_or_time_chosen():
         shutil.rmtree(work, ignore_errors=True)
 
 
-def test_retain_keeps_the_newest_snapshots_and_every_zxid_after_the_oldest():
+@pytest.mark.parametrize("copied", [False, True], ids=["dir", "s3"])
+def test_retain_keeps_the_newest_snapshots_and_every_zxid_after_the_oldest(copied, request):
+    env = request.getfixturevalue("s3") if copied else None
+    url = "s3://%s/retained" % BUCKET
+    upload = ("--upload", url, "--upload-every", "1") if copied else ()
     admin_port, = free_ports(1)
     # The snapshot's rate limit (a thousandth of this interval, as ZooKeeper's) lets the
     # backup take one every millisecond.
@@ -172,7 +231,8 @@ def test_retain_keeps_the_newest_snapshots_and_every_zxid_after_the_oldest():
     work = tempfile.mkdtemp(prefix="zkrs-backup-retain-")
     directory = os.path.join(work, "backup")
     log = open(os.path.join(work, "backup.log"), "w")
-    backup = start_backup(admin_port, directory, log, "--snapshot-every", "30", "--retain", "2")
+    backup = start_backup(admin_port, directory, log, "--snapshot-every", "30", "--retain", "2",
+                          *upload, env=env)
     try:
         client = server.client()
         client.create("/k/0", b"", makepath=True)
@@ -184,6 +244,17 @@ def test_retain_keeps_the_newest_snapshots_and_every_zxid_after_the_oldest():
             time.sleep(0.005)
         last = ledger[-1]
         wait_until(lambda: any(b >= last for _, b in restorable(directory)), timeout=60)
+        if copied:
+            def copied_and_pruned():
+                keys = [o["Key"] for o in env["S3_CLIENT"].list_objects_v2(
+                    Bucket=BUCKET, Prefix="retained/").get("Contents", [])]
+                snapshots = [k for k in keys if k.startswith("retained/snapshot.")]
+                return len(snapshots) == 2 and any(b >= last for _, b in restorable(url, env))
+
+            # The copy keeps the same two snapshots, and every zxid after the older one.
+            wait_until(copied_and_pruned, timeout=60)
+            ranges = restorable(url, env)
+            assert len(ranges) == 2 and all(b >= last for _, b in ranges), ranges
         backup.kill()
         backup.wait()
         client.stop()
