@@ -645,9 +645,9 @@ impl<'a> Session<'a> {
         let now_ms = now_us / 1000;
         let latency_ms = now_ms.saturating_sub(received_us / 1000);
         self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-        self.shared.stats.latency.lock().record(latency_ms);
+        self.shared.stats.latency.record(latency_ms);
         if request.reads_tree() {
-            self.shared.stats.read_latency.lock().record(latency_ms);
+            self.shared.stats.read_latency.record(latency_ms);
             self.shared.stats.reads.record(now_us.saturating_sub(received_us));
         }
         let mut stats = self.connection.stats.lock();

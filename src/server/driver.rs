@@ -91,7 +91,7 @@ pub async fn run(
     let timing = shared.clone();
     let timed = move |took: std::time::Duration, slow: bool| {
         let stats = &timing.stats;
-        stats.fsync_time.lock().record(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+        stats.fsync_time.record(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
         stats.log_syncs.record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
         if slow {
             stats.fsync_threshold_exceeded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -149,7 +149,7 @@ fn needs_a_running_server(word: FourLetterWord) -> bool {
 }
 
 fn server_stats(shared: &Shared, out: &mut String) {
-    let latency = *shared.stats.latency.lock();
+    let latency = shared.stats.latency.read();
     let _ = writeln!(
         out,
         "Latency min/avg/max: {}/{:?}/{}",

@@ -154,7 +154,7 @@ fn throttle(shared: &Shared, session_id: SessionId) -> Result<(), Refusal> {
     }
     shared.stats.connection_requests.fetch_add(1, Ordering::Relaxed);
     let deficit = u64::try_from(throttle.deficit()).unwrap_or(0);
-    shared.stats.connection_token_deficit.lock().record(deficit);
+    shared.stats.connection_token_deficit.record(deficit);
     Ok(())
 }
 

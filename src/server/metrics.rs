@@ -10,7 +10,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use crate::server::histogram::{HistogramReading, WriteStage, BOUNDS_US};
-use crate::server::stats::{LatencySummary, Summary};
+use crate::server::stats::{AtomicLatency, AtomicSummary, LatencySummary, Summary};
 use crate::server::Shared;
 use crate::tree::quota;
 
@@ -66,7 +66,7 @@ fn counter(value: &std::sync::atomic::AtomicU64) -> Reading {
 /// Every metric, in the order `mntr` shows them.
 pub fn collect(shared: &Shared) -> Vec<Metric> {
     let stats = &shared.stats;
-    let latency = *stats.latency.lock();
+    let latency = stats.latency.read();
     let tree = shared.database.tree();
     let watch_count = shared.database.data_watches().summary().watches
         + shared.database.child_watches().summary().watches;
@@ -109,10 +109,7 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
         metric("connection_drop_probability", Reading::Gauge(drop_chance)),
         metric("connection_rejected", counter(&stats.connection_rejected)),
         metric("connection_request_count", counter(&stats.connection_requests)),
-        metric(
-            "connection_token_deficit",
-            Reading::Summary(*stats.connection_token_deficit.lock()),
-        ),
+        metric("connection_token_deficit", Reading::Summary(stats.connection_token_deficit.read())),
         metric("throttled_ops", counter(&stats.throttled_ops)),
         metric("stale_requests_dropped", counter(&stats.stale_requests_dropped)),
         metric("request_throttle_wait_count", counter(&stats.request_throttle_wait_count)),
@@ -120,11 +117,11 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
         metric("last_client_response_size", Reading::Gauge(last_size as f64)),
         metric("max_client_response_size", Reading::Gauge(max_size as f64)),
         metric("min_client_response_size", Reading::Gauge(min_size as f64)),
-        metric("fsynctime", Reading::Summary(*stats.fsync_time.lock())),
-        metric("readlatency", Reading::Latency(stats.read_latency.lock().clone())),
-        metric("updatelatency", Reading::Latency(stats.update_latency.lock().clone())),
-        metric("snapshottime", Reading::Summary(*stats.snapshot_time.lock())),
-        metric("dbinittime", Reading::Summary(*stats.db_init_time.lock())),
+        metric("fsynctime", Reading::Summary(stats.fsync_time.read())),
+        metric("readlatency", Reading::Latency(stats.read_latency.read())),
+        metric("updatelatency", Reading::Latency(stats.update_latency.read())),
+        metric("snapshottime", Reading::Summary(stats.snapshot_time.read())),
+        metric("dbinittime", Reading::Summary(stats.db_init_time.read())),
     ]);
     quorum_metrics(shared, &mut metrics);
     quota_metrics(shared, &mut metrics);
@@ -143,9 +140,8 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
 /// server (zero on a standalone one).
 fn quorum_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
     let quorum = &shared.stats.quorum;
-    let summary = |value: &parking_lot::Mutex<Summary>| Reading::Summary(*value.lock());
-    let latency =
-        |value: &parking_lot::Mutex<LatencySummary>| Reading::Latency(value.lock().clone());
+    let summary = |value: &AtomicSummary| Reading::Summary(value.read());
+    let latency = |value: &AtomicLatency| Reading::Latency(value.read());
     metrics.extend([
         metric("looking_count", counter(&quorum.looking)),
         metric("election_time", summary(&quorum.election_time)),
@@ -165,7 +161,7 @@ fn quorum_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
         metric("proposal_ack_creation_latency", latency(&quorum.proposal_ack_creation_latency)),
     ]);
     for (voter, latency) in quorum.ack_latency.lock().iter() {
-        let reading = Reading::Latency(latency.clone());
+        let reading = Reading::Latency(latency.read());
         metrics.push(Metric { name: "ack_latency", key: Some(voter.to_string()), reading });
     }
 }
@@ -419,8 +415,9 @@ mod tests {
 
     #[test]
     fn a_latency_of_a_set_carries_its_key_as_zookeeper_shows_it() {
-        let mut latency = LatencySummary::default();
+        let latency = AtomicLatency::default();
         latency.record(3);
+        let latency = latency.read();
         let metrics = vec![Metric {
             name: "ack_latency",
             key: Some("2".into()),

@@ -338,7 +338,7 @@ pub fn restore(
     };
     let (shared, inputs) = Shared::new(config, recovered.database, sessions, clock, standalone);
     let loaded_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    shared.stats.db_init_time.lock().record(loaded_ms);
+    shared.stats.db_init_time.record(loaded_ms);
     Ok(Restart { shared, inputs, restored })
 }
 

@@ -145,7 +145,7 @@ fn take_snapshot(
     let started_ms = shared.clock.now_ms();
     take_snapshot_of(shared.database.tree(), storage, zxid, sessions, created_ms, stopping)?;
     let took_ms = shared.clock.now_ms().saturating_sub(started_ms);
-    shared.stats.snapshot_time.lock().record(took_ms);
+    shared.stats.snapshot_time.record(took_ms);
     Ok(())
 }
 

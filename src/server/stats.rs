@@ -77,33 +77,120 @@ impl Summary {
     }
 }
 
+/// A [`Summary`] that threads record into without a lock (the request path records
+/// every request's latency); [`AtomicSummary::read`] gives its value. A reading taken
+/// while others record may be a value or two behind in one field.
+#[derive(Debug)]
+pub struct AtomicSummary {
+    /// `u64::MAX` before any value.
+    min: AtomicU64,
+    max: AtomicU64,
+    total: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Default for AtomicSummary {
+    fn default() -> AtomicSummary {
+        AtomicSummary {
+            min: AtomicU64::new(u64::MAX),
+            max: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl AtomicSummary {
+    /// Adds one measurement.
+    pub fn record(&self, value: u64) {
+        self.min.fetch_min(value, Ordering::Relaxed);
+        self.max.fetch_max(value, Ordering::Relaxed);
+        self.total.fetch_add(value, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The summary so far.
+    pub fn read(&self) -> Summary {
+        let count = self.count.load(Ordering::Relaxed);
+        let min = self.min.load(Ordering::Relaxed);
+        Summary {
+            min: if count == 0 || min == u64::MAX { 0 } else { min },
+            max: self.max.load(Ordering::Relaxed),
+            total: self.total.load(Ordering::Relaxed),
+            count,
+        }
+    }
+
+    fn reset(&self) {
+        self.min.store(u64::MAX, Ordering::Relaxed);
+        for value in [&self.max, &self.total, &self.count] {
+            value.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Values a latency summary keeps for its percentiles (ZooKeeper's reservoir holds 1028).
 const LATENCY_SAMPLES: usize = 1024;
 
-/// A [`Summary`] with percentiles over the latest values, as ZooKeeper's
-/// `AvgMinMaxPercentileCounter` keeps `readlatency` and `updatelatency`.
+/// An [`AtomicSummary`] with the latest values kept for percentiles, as ZooKeeper's
+/// `AvgMinMaxPercentileCounter` keeps `readlatency` and `updatelatency`; recorded into
+/// without a lock.
+#[derive(Debug)]
+pub struct AtomicLatency {
+    summary: AtomicSummary,
+    /// A ring of the latest values; `recorded` counts every value ever put in it.
+    recent: Box<[AtomicU64]>,
+    recorded: AtomicU64,
+}
+
+impl Default for AtomicLatency {
+    fn default() -> AtomicLatency {
+        AtomicLatency {
+            summary: AtomicSummary::default(),
+            recent: (0..LATENCY_SAMPLES).map(|_| AtomicU64::new(0)).collect(),
+            recorded: AtomicU64::new(0),
+        }
+    }
+}
+
+impl AtomicLatency {
+    /// Adds one measurement.
+    pub fn record(&self, value: u64) {
+        self.summary.record(value);
+        let slot = self.recorded.fetch_add(1, Ordering::Relaxed) as usize % LATENCY_SAMPLES;
+        self.recent[slot].store(value, Ordering::Relaxed);
+    }
+
+    /// The summary and the latest values so far.
+    pub fn read(&self) -> LatencySummary {
+        let recorded = self.recorded.load(Ordering::Relaxed) as usize;
+        let kept = recorded.min(LATENCY_SAMPLES);
+        let recent = (recorded - kept..recorded)
+            .map(|index| self.recent[index % LATENCY_SAMPLES].load(Ordering::Relaxed))
+            .collect();
+        LatencySummary { summary: self.summary.read(), recent }
+    }
+
+    fn reset(&self) {
+        self.summary.reset();
+        self.recorded.store(0, Ordering::Relaxed);
+    }
+}
+
+/// What an [`AtomicLatency`] read: a [`Summary`] with percentiles over the latest values.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LatencySummary {
     /// Over every value.
     pub summary: Summary,
     /// The latest values, oldest first.
-    recent: std::collections::VecDeque<u64>,
+    recent: Vec<u64>,
 }
 
 impl LatencySummary {
-    /// Adds one measurement.
-    pub fn record(&mut self, value: u64) {
-        self.summary.record(value);
-        if self.recent.len() == LATENCY_SAMPLES {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(value);
-    }
-
     /// The value at `quantile` of the latest values, as the Dropwizard snapshot
     /// ZooKeeper uses computes it (interpolating, then truncated), 0 before any.
     pub fn percentile(&self, quantile: f64) -> u64 {
-        let mut values: Vec<u64> = self.recent.iter().copied().collect();
+        let mut values = self.recent.clone();
         values.sort_unstable();
         let position = quantile * (values.len() + 1) as f64;
         let index = position as usize;
@@ -127,11 +214,11 @@ pub struct ServerStats {
     /// Frames sent to clients.
     pub packets_sent: AtomicU64,
     /// Request latencies, in milliseconds.
-    pub latency: Mutex<Summary>,
+    pub latency: AtomicSummary,
     /// Latencies of reads, in milliseconds (`readlatency`).
-    pub read_latency: Mutex<LatencySummary>,
+    pub read_latency: AtomicLatency,
     /// Latencies of writes, in milliseconds (`updatelatency`).
-    pub update_latency: Mutex<LatencySummary>,
+    pub update_latency: AtomicLatency,
     /// Failed authentications.
     pub auth_failed: AtomicU64,
     /// Handshakes the connection throttle refused (`connection_rejected`).
@@ -140,7 +227,7 @@ pub struct ServerStats {
     pub connection_requests: AtomicU64,
     /// The throttle's token deficit after each handshake let through
     /// (`connection_token_deficit`).
-    pub connection_token_deficit: Mutex<Summary>,
+    pub connection_token_deficit: AtomicSummary,
     /// Requests answered THROTTLEDOP after waiting too long (`throttled_ops`).
     pub throttled_ops: AtomicU64,
     /// Requests dropped with their connection while they waited at the request throttle
@@ -156,7 +243,7 @@ pub struct ServerStats {
     /// Sizes of the responses sent to clients (`client_response_stats`).
     pub response_sizes: ResponseSizes,
     /// Milliseconds each batch of log writes took to write and sync (`fsynctime`).
-    pub fsync_time: Mutex<Summary>,
+    pub fsync_time: AtomicSummary,
     /// Log syncs slower than `fsync.warningthresholdms` (`fsync_threshold_exceed_count`).
     pub fsync_threshold_exceeded: AtomicU64,
     /// Where writes spend their time, stage by stage (zkrs's own, in microseconds).
@@ -167,9 +254,9 @@ pub struct ServerStats {
     /// spent on the disk rather than waiting for it (zkrs's own, in microseconds).
     pub log_syncs: Histogram,
     /// Milliseconds each periodic snapshot took (`snapshottime`).
-    pub snapshot_time: Mutex<Summary>,
+    pub snapshot_time: AtomicSummary,
     /// Milliseconds loading the state took at start (`dbinittime`).
-    pub db_init_time: Mutex<Summary>,
+    pub db_init_time: AtomicSummary,
     /// ZooKeeper's quorum metrics, which a standalone server leaves at zero.
     pub quorum: QuorumStats,
 }
@@ -181,17 +268,17 @@ pub struct QuorumStats {
     /// Elections begun (`looking_count`).
     pub looking: AtomicU64,
     /// From looking until the election settled (`election_time`).
-    pub election_time: Mutex<Summary>,
+    pub election_time: AtomicSummary,
     /// From the election settling until in sync with the leader, as a follower
     /// (`follower_sync_time`) and an observer (`observer_sync_time`).
-    pub follower_sync_time: Mutex<Summary>,
+    pub follower_sync_time: AtomicSummary,
     /// See `follower_sync_time`.
-    pub observer_sync_time: Mutex<Summary>,
+    pub observer_sync_time: AtomicSummary,
     /// From looking until serving again (`unavailable_time`), and the same when the
     /// member then leads (`leader_unavailable_time`).
-    pub unavailable_time: Mutex<Summary>,
+    pub unavailable_time: AtomicSummary,
     /// See `unavailable_time`.
-    pub leader_unavailable_time: Mutex<Summary>,
+    pub leader_unavailable_time: AtomicSummary,
     /// Learners a leader synced by a snapshot (`snap_count`) and by a diff (`diff_count`).
     pub snaps: AtomicU64,
     /// See `snaps`.
@@ -202,7 +289,7 @@ pub struct QuorumStats {
     pub commits: AtomicU64,
     /// On a leader, from a write's arrival until a quorum acknowledged it
     /// (`quorum_ack_latency`).
-    pub quorum_ack_latency: Mutex<LatencySummary>,
+    pub quorum_ack_latency: AtomicLatency,
     /// Proposals (`learner_proposal_received_count`) and commits
     /// (`learner_commit_received_count`) a learner received.
     pub learner_proposals: AtomicU64,
@@ -211,17 +298,17 @@ pub struct QuorumStats {
     /// On a learner, from the leader's txn time until the proposal arrived
     /// (`proposal_latency`), and from its arrival until it was committed here
     /// (`commit_propagation_latency`).
-    pub proposal_latency: Mutex<LatencySummary>,
+    pub proposal_latency: AtomicLatency,
     /// See `proposal_latency`.
-    pub commit_propagation_latency: Mutex<LatencySummary>,
+    pub commit_propagation_latency: AtomicLatency,
     /// On a leader, from a sampled proposal's txn time until each voter (this one too)
     /// acknowledged it before its commit, by the voter's id (`ack_latency`). ZooKeeper
     /// samples the zxids that are multiples of `zookeeper.leader.ackLoggingFrequency`
     /// ([`ACK_SAMPLING`]).
-    pub ack_latency: Mutex<BTreeMap<ServerId, LatencySummary>>,
+    pub ack_latency: Mutex<BTreeMap<ServerId, AtomicLatency>>,
     /// On a voter, from a proposal's txn time until this member's log held it and its
     /// acknowledgement was made (`proposal_ack_creation_latency`).
-    pub proposal_ack_creation_latency: Mutex<LatencySummary>,
+    pub proposal_ack_creation_latency: AtomicLatency,
 }
 
 /// ZooKeeper's default `zookeeper.leader.ackLoggingFrequency`: `ack_latency` samples the
@@ -275,9 +362,9 @@ impl ServerStats {
     pub fn reset(&self) {
         self.packets_received.store(0, Ordering::Relaxed);
         self.packets_sent.store(0, Ordering::Relaxed);
-        *self.latency.lock() = Summary::default();
-        *self.read_latency.lock() = LatencySummary::default();
-        *self.update_latency.lock() = LatencySummary::default();
+        self.latency.reset();
+        self.read_latency.reset();
+        self.update_latency.reset();
         self.response_sizes.reset();
     }
 }
@@ -335,17 +422,38 @@ mod tests {
 
     #[test]
     fn percentiles_interpolate_over_the_latest_values_as_dropwizard_does() {
-        let mut latency = LatencySummary::default();
-        assert_eq!(latency.percentile(0.5), 0);
+        let latency = AtomicLatency::default();
+        assert_eq!(latency.read().percentile(0.5), 0);
         [1, 4, 6].into_iter().for_each(|value| latency.record(value));
         // ZooKeeper 3.8 printed p50 4, p95 6, p99 6, p999 6 for these three updates.
+        let read = latency.read();
         let printed: Vec<u64> =
-            [0.5, 0.95, 0.99, 0.999].map(|quantile| latency.percentile(quantile)).to_vec();
+            [0.5, 0.95, 0.99, 0.999].map(|quantile| read.percentile(quantile)).to_vec();
         assert_eq!(printed, [4, 6, 6, 6]);
         for value in 0..5000 {
             latency.record(value);
         }
-        assert_eq!(latency.summary.count, 5003);
-        assert!(latency.percentile(0.0) >= 5000 - 1024, "only the latest values count");
+        let read = latency.read();
+        assert_eq!((read.summary.count, read.summary.min, read.summary.max), (5003, 0, 4999));
+        assert_eq!(read.recent.len(), 1024);
+        assert_eq!(read.recent.first(), Some(&(5000 - 1024)), "only the latest values count");
+        assert_eq!(read.percentile(0.0), 5000 - 1024);
+        latency.reset();
+        assert_eq!(latency.read(), LatencySummary::default());
+    }
+
+    #[test]
+    fn summaries_recorded_from_many_threads_lose_nothing() {
+        let summary = AtomicSummary::default();
+        assert_eq!(summary.read(), Summary::default());
+        std::thread::scope(|scope| {
+            for thread in 0..4u64 {
+                let summary = &summary;
+                scope.spawn(move || (1..=1000).for_each(|value| summary.record(value + thread)));
+            }
+        });
+        let read = summary.read();
+        assert_eq!((read.count, read.min, read.max), (4000, 1, 1003));
+        assert_eq!(read.total, 4 * 500_500 + 1000 * (1 + 2 + 3));
     }
 }

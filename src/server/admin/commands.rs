@@ -308,7 +308,7 @@ fn observers(shared: &Shared, answer: &mut Answer) {
 
 fn server_stats(shared: &Shared, answer: &mut Answer) {
     let stats = &shared.stats;
-    let latency = *stats.latency.lock();
+    let latency = stats.latency.read();
     let (last, min, max) = stats.response_sizes.read();
     let response_sizes =
         json!({ "last_buffer_size": last, "min_buffer_size": min, "max_buffer_size": max });

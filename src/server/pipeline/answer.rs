@@ -205,11 +205,11 @@ fn deliver(shared: &Shared, connection: &Connection, reply: Reply) {
     shared.stats.response_sizes.record(frame.len());
     connection.send(frame);
     let now_ms = shared.clock.now_ms();
-    let latency_ms = now_ms.saturating_sub(received_us);
+    let latency_ms = now_ms.saturating_sub(received_us / 1000);
     shared.stats.packets_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    shared.stats.latency.lock().record(latency_ms);
+    shared.stats.latency.record(latency_ms);
     if op != jute::OpCode::Sync {
-        shared.stats.update_latency.lock().record(latency_ms);
+        shared.stats.update_latency.record(latency_ms);
     }
     {
         let mut stats = connection.stats.lock();

@@ -279,3 +279,20 @@ fn a_read_barrier_round_passes_once_confirmed_and_fails_while_looking() {
     let again = shared.read_barrier.ticket(SessionId::new(7));
     assert_ne!(again, ticket, "a failed round is not waited for again");
 }
+
+#[test]
+fn a_writes_latency_counts_from_its_arrival_in_milliseconds() {
+    let (mut pipeline, shared) = pipeline(&[1]);
+    write_all(&mut pipeline);
+    let connection = session(&mut pipeline, &shared, 30_000);
+    shared.clock.advance(5);
+    let mut request = create(&connection, "/timed", 0);
+    if let Input::Request { received_us, .. } = &mut request {
+        *received_us = 5_000;
+    }
+    pipeline.client_input(request).expect("prepared");
+    shared.clock.advance(7);
+    write_all(&mut pipeline);
+    let latency = shared.stats.update_latency.read();
+    assert_eq!(latency.summary.max, 7, "from 5 ms to 12 ms");
+}

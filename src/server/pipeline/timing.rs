@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use super::work::ReplyTo;
 use super::Pipeline;
 use crate::server::histogram::WriteStage;
-use crate::server::stats::{LatencySummary, ACK_SAMPLING};
+use crate::server::stats::{AtomicLatency, ACK_SAMPLING};
 use crate::txn::{Txn, Zxid};
 use crate::zab::{Entry, Role, ServerId};
 
@@ -19,7 +19,7 @@ const ARRIVALS_MAX: usize = 65_536;
 
 /// Records in `latency` the milliseconds from the txn time `txn_ms` (the leader's wall
 /// clock) until `now_ms`; skipped if the txn time is ahead, as ZooKeeper skips it.
-fn record_since(latency: &mut LatencySummary, txn_ms: i64, now_ms: i64) {
+fn record_since(latency: &AtomicLatency, txn_ms: i64, now_ms: i64) {
     if let Ok(elapsed) = u64::try_from(now_ms - txn_ms) {
         latency.record(elapsed);
     }
@@ -73,8 +73,7 @@ impl Pipeline {
         let wall_ms = self.wall_ms();
         let own_id = self.zab.id();
         let quorum = &self.shared.stats.quorum;
-        let mut ack_created =
-            (!self.standalone).then(|| quorum.proposal_ack_creation_latency.lock());
+        let ack_created = (!self.standalone).then_some(&quorum.proposal_ack_creation_latency);
         let start = self.proposed.partition_point(|proposed| proposed.logged_us.is_some());
         let stage = self.shared.stats.write_stages.stage(WriteStage::Log);
         for proposed in self.proposed.range_mut(start..) {
@@ -85,7 +84,7 @@ impl Pipeline {
             if proposed.reply_to.received_us().is_some() {
                 stage.record(now_us.saturating_sub(proposed.prepared_us));
             }
-            if let Some(ack_created) = ack_created.as_mut() {
+            if let Some(ack_created) = ack_created {
                 let txn_ms = proposed.txn.header.time;
                 record_since(ack_created, txn_ms, wall_ms);
                 if proposed.txn.zxid().raw() % ACK_SAMPLING == 0 {
@@ -102,7 +101,7 @@ impl Pipeline {
                 break;
             }
             self.unacked.pop_front();
-            if let (Some(ack_created), Some(txn_ms)) = (ack_created.as_mut(), txn_ms) {
+            if let (Some(ack_created), Some(txn_ms)) = (ack_created, txn_ms) {
                 record_since(ack_created, txn_ms, wall_ms);
             }
         }
@@ -185,7 +184,7 @@ impl Pipeline {
             quorum.commits.fetch_add(count, Ordering::Relaxed);
         }
         if !quorum_acks_ms.is_empty() {
-            let mut latency = quorum.quorum_ack_latency.lock();
+            let latency = &quorum.quorum_ack_latency;
             quorum_acks_ms.iter().for_each(|ms| latency.record(*ms));
         }
     }
@@ -201,7 +200,7 @@ impl Pipeline {
         quorum.learner_proposals.fetch_add(1, Ordering::Relaxed);
         let txn_ms = Txn::header_time_ms(&entry.payload);
         if let Some(txn_ms) = txn_ms {
-            record_since(&mut quorum.proposal_latency.lock(), txn_ms, self.wall_ms());
+            record_since(&quorum.proposal_latency, txn_ms, self.wall_ms());
         }
         if self.arrivals.len() < ARRIVALS_MAX {
             self.arrivals.push_back((entry.zxid, self.shared.clock.now_us()));
@@ -221,7 +220,7 @@ impl Pipeline {
             self.arrivals.pop_front();
             if arrived == zxid {
                 let latency_ms = committed_us.saturating_sub(arrived_us) / 1000;
-                self.shared.stats.quorum.commit_propagation_latency.lock().record(latency_ms);
+                self.shared.stats.quorum.commit_propagation_latency.record(latency_ms);
             }
         }
     }
@@ -240,7 +239,7 @@ impl Pipeline {
             self.election.since_ms = now_ms;
             self.election.settled_ms = None;
         } else {
-            quorum.election_time.lock().record(now_ms.saturating_sub(self.election.since_ms));
+            quorum.election_time.record(now_ms.saturating_sub(self.election.since_ms));
             self.election.settled_ms = Some(now_ms);
         }
     }
@@ -254,9 +253,9 @@ impl Pipeline {
         let quorum = &self.shared.stats.quorum;
         if let Some(since_ms) = looking_since_ms {
             let unavailable_ms = now_ms.saturating_sub(since_ms);
-            quorum.unavailable_time.lock().record(unavailable_ms);
+            quorum.unavailable_time.record(unavailable_ms);
             if matches!(role, Role::Leading { .. }) {
-                quorum.leader_unavailable_time.lock().record(unavailable_ms);
+                quorum.leader_unavailable_time.record(unavailable_ms);
             }
         }
         let Some(settled_ms) = self.election.settled_ms.take() else {
@@ -264,8 +263,8 @@ impl Pipeline {
         };
         let sync_ms = now_ms.saturating_sub(settled_ms);
         match role {
-            Role::Following { .. } => quorum.follower_sync_time.lock().record(sync_ms),
-            Role::Observing { .. } => quorum.observer_sync_time.lock().record(sync_ms),
+            Role::Following { .. } => quorum.follower_sync_time.record(sync_ms),
+            Role::Observing { .. } => quorum.observer_sync_time.record(sync_ms),
             Role::Leading { .. } | Role::Looking => {}
         }
     }
