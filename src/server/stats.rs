@@ -290,8 +290,8 @@ pub struct QuorumStats {
     /// On a leader, from a write's arrival until a quorum acknowledged it
     /// (`quorum_ack_latency`).
     pub quorum_ack_latency: AtomicLatency,
-    /// Proposals (`learner_proposal_received_count`) and commits
-    /// (`learner_commit_received_count`) a learner received.
+    /// Proposals (`learner_proposal_received_count`) and txns committed by the leader's
+    /// commits (`learner_commit_received_count`) a learner received.
     pub learner_proposals: AtomicU64,
     /// See `learner_proposals`.
     pub learner_commits: AtomicU64,

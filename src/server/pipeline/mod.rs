@@ -126,6 +126,8 @@ pub struct Pipeline {
     forwarded: FastHashMap<(SessionId, i32), (ReplyTo, u64)>,
     /// A follower's proposals not yet applied, with when each arrived.
     arrivals: VecDeque<(Zxid, u64)>,
+    /// Txns applied since the pipeline started.
+    applied_txns: u64,
     /// A follower's proposals not yet in its log, with each one's txn time.
     unacked: VecDeque<(Zxid, Option<i64>)>,
     /// On a leader, the last zxid each voter acknowledged.
@@ -180,6 +182,7 @@ impl Pipeline {
             proposed: VecDeque::new(),
             forwarded: FastHashMap::default(),
             arrivals: VecDeque::new(),
+            applied_txns: 0,
             unacked: VecDeque::new(),
             acked: BTreeMap::new(),
             election: ElectionClock::default(),
@@ -324,13 +327,21 @@ impl Pipeline {
                 match &message {
                     Message::Proposal(entry) => self.time_proposal_arrived(entry),
                     Message::Ack { zxid } => self.time_ack(from, *zxid),
-                    Message::Commit { .. } => {
-                        self.shared.stats.quorum.learner_commits.fetch_add(1, Ordering::Relaxed);
-                    }
                     _ => {}
                 }
                 let offers_snapshot = matches!(message, Message::Snap { .. });
+                let commits = matches!(message, Message::Commit { .. });
+                let applied_before = self.applied_txns;
                 self.step(zab::Input::Message { from, message })?;
+                if commits {
+                    // ZooKeeper counts a COMMIT packet per txn; one Commit here may cover many.
+                    let committed = self.applied_txns - applied_before;
+                    self.shared
+                        .stats
+                        .quorum
+                        .learner_commits
+                        .fetch_add(committed, Ordering::Relaxed);
+                }
                 // The core installs an offered snapshot at once, or keeps its own newer
                 // state: then the snapshot goes, unstored.
                 if offers_snapshot && self.sealed.take().is_some() {
@@ -564,6 +575,7 @@ impl Pipeline {
     /// Applies committed entries and answers the clients waiting for them.
     fn apply(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
         let count = entries.len() as u64;
+        self.applied_txns += count;
         let committed_us = self.shared.clock.now_us();
         let mut quorum_acks_ms = Vec::new();
         for entry in entries {
