@@ -438,7 +438,8 @@ pub fn verify_at(location: &Location, report: &mut dyn std::io::Write) -> Result
         Location::Dir(dir) => verify(dir, report),
         Location::Remote(url) => {
             let remote = remote::Remote::open(url).map_err(|err| err.to_string())?;
-            let downloaded = runtime()?.block_on(remote::download_all(&remote));
+            let downloads = std::env::temp_dir();
+            let downloaded = runtime()?.block_on(remote::download_all(&remote, &downloads));
             let downloaded = downloaded.map_err(|err| err.to_string())?;
             // Named as the copy's objects, not as the files brought down.
             let local = downloaded.dir.display().to_string();
@@ -453,7 +454,7 @@ pub fn verify_at(location: &Location, report: &mut dyn std::io::Write) -> Result
 }
 
 /// [`restore::restore`] from the backup at `location`; from object storage, only what
-/// the target needs is brought down.
+/// the target needs is brought down, into a directory beside `to` that goes afterwards.
 ///
 /// # Errors
 /// As [`restore::restore`], or object storage that cannot be read.
@@ -468,7 +469,13 @@ pub fn restore_from(
         Location::Dir(dir) => restore::restore(dir, target, to, to_log_dir, report),
         Location::Remote(url) => {
             let remote = remote::Remote::open(url).map_err(|err| err.to_string())?;
-            let (downloaded, zxid) = runtime()?.block_on(remote::download_for(&remote, target))?;
+            // Beside the new data directory: on its file system, which has room for it.
+            let parent = to.parent().filter(|parent| !parent.as_os_str().is_empty());
+            let parent = parent.unwrap_or(Path::new("."));
+            std::fs::create_dir_all(parent)
+                .map_err(|err| format!("{}: {err}", parent.display()))?;
+            let (downloaded, zxid) =
+                runtime()?.block_on(remote::download_for(&remote, target, parent))?;
             let target = restore::Target::Zxid(zxid);
             restore::restore(&downloaded.dir, target, to, to_log_dir, report)
         }

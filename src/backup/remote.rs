@@ -63,6 +63,9 @@ pub enum RemoteError {
         /// Why.
         source: std::io::Error,
     },
+    /// The backup directory cannot be read.
+    #[error(transparent)]
+    Dir(#[from] dir::DirError),
     /// An object is not the file it should be a copy of.
     #[error("{object}: {reason}")]
     Mismatch {
@@ -262,10 +265,7 @@ impl Uploader {
             None => self.remote.list().await?,
         };
         let stored = self.stored.insert(stored);
-        let files = dir::files(&self.dir).map_err(|err| RemoteError::Local {
-            path: self.dir.display().to_string(),
-            source: std::io::Error::other(err.to_string()),
-        })?;
+        let files = dir::files(&self.dir)?;
         let mut pass = Pass::default();
         let snapshots = files.snapshots.iter().map(|zxid| (Named::Snapshot(*zxid), None));
         let segments = files
@@ -386,11 +386,12 @@ impl Drop for Downloaded {
 }
 
 impl Downloaded {
-    fn new() -> Result<Downloaded, RemoteError> {
+    /// A new directory in `parent`.
+    fn new(parent: &Path) -> Result<Downloaded, RemoteError> {
         static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let nth = TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("zkrs-download-{}-{nth}", std::process::id());
-        let dir = std::env::temp_dir().join(name);
+        let dir = parent.join(name);
         // A process of the same id before a restart may have left it.
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(local(&dir))?;
@@ -398,29 +399,31 @@ impl Downloaded {
     }
 }
 
-/// Brings down every file of the backup in `remote`.
+/// Brings down every file of the backup in `remote` into a new directory in `parent`.
 ///
 /// # Errors
 /// If the store or the local directory fails.
-pub async fn download_all(remote: &Remote) -> Result<Downloaded, RemoteError> {
-    let downloaded = Downloaded::new()?;
+pub async fn download_all(remote: &Remote, parent: &Path) -> Result<Downloaded, RemoteError> {
+    let downloaded = Downloaded::new(parent)?;
     for file in remote.list().await?.into_keys() {
         remote.download(file, &downloaded.dir).await?;
     }
     Ok(downloaded)
 }
 
-/// Brings down what restoring the state `target` needs: every segment, then snapshots,
-/// newest first, until one at or before the target's zxid reaches it.
+/// Brings down what restoring the state `target` needs into a new directory in `parent`:
+/// every segment, then snapshots, newest first, until one at or before the target's zxid
+/// reaches it.
 ///
 /// # Errors
 /// If the store or the local directory fails, or the backup does not reach the target.
 pub async fn download_for(
     remote: &Remote,
     target: super::restore::Target,
+    parent: &Path,
 ) -> Result<(Downloaded, Zxid), String> {
     use super::restore::Target;
-    let downloaded = Downloaded::new().map_err(|err| err.to_string())?;
+    let downloaded = Downloaded::new(parent).map_err(|err| err.to_string())?;
     let listed = remote.list().await.map_err(|err| err.to_string())?;
     let mut snapshots = Vec::new();
     for file in listed.keys() {

@@ -49,7 +49,7 @@ fn a_pass_copies_what_will_not_change_and_retention_prunes_the_copy() {
     assert_eq!(stored(&remote), ["snapshot.4", "txns.5"]);
     assert_eq!(block_on(remote.segment_after(Zxid::new(5))).expect("head"), Some(Zxid::new(4)));
 
-    let downloaded = block_on(download_all(&remote)).expect("downloaded");
+    let downloaded = block_on(download_all(&remote, &std::env::temp_dir())).expect("downloaded");
     let scan = dir::scan(&downloaded.dir).expect("scan");
     assert_eq!(scan.snapshots, [Zxid::new(4)]);
     assert_eq!(crate::backup::restore::reachable(&scan), [(Zxid::new(4), Zxid::new(5))]);
@@ -75,12 +75,14 @@ fn a_restore_brings_down_the_newest_snapshot_that_reaches_the_target() {
     }
     block_on(Uploader::new(remote.clone(), &dir, 0).pass(writer.sealed())).expect("pass");
     let target = crate::backup::restore::Target::Zxid(Zxid::new(5));
-    let (downloaded, zxid) = block_on(download_for(&remote, target)).expect("downloaded");
+    let (downloaded, zxid) =
+        block_on(download_for(&remote, target, &std::env::temp_dir())).expect("downloaded");
     assert_eq!(zxid, Zxid::new(5));
     assert_eq!(dir::scan(&downloaded.dir).expect("scan").snapshots, [Zxid::new(3)]);
     drop(downloaded);
     let target = crate::backup::restore::Target::Zxid(Zxid::new(7));
-    let refused = block_on(download_for(&remote, target)).expect_err("no state at 7");
+    let refused =
+        block_on(download_for(&remote, target, &std::env::temp_dir())).expect_err("no state at 7");
     assert!(refused.contains("reaches no state at 0x7"), "{refused}");
     assert!(Remote::open("gs://bucket/x").is_err() && Remote::open("not a url").is_err());
 }
