@@ -143,7 +143,10 @@ def test_ensemble_members_count_elections_syncs_proposals_and_commits():
         led = mntr(ensemble.members[leader].hosts)
         assert int(led["zk_proposal_count"]) >= 10 and int(led["zk_commit_count"]) >= 10
         assert int(led["zk_cnt_quorum_ack_latency"]) >= writes
-        assert int(led["zk_cnt_proposal_ack_creation_latency"]) >= writes
+        # Latencies from a txn's time are wall-clock differences, skipped when negative (a
+        # clock stepped back), as ZooKeeper skips them: most proposals have one.
+        assert writes // 2 <= int(led["zk_cnt_proposal_ack_creation_latency"]) <= int(
+            led["zk_proposal_count"])
         # Per voter, the sampled zxids acknowledged before their commit: the leader's
         # own acknowledgement or a follower's completes each quorum.
         sampled = {name: int(value) for name, value in led.items()
@@ -161,12 +164,13 @@ def test_ensemble_members_count_elections_syncs_proposals_and_commits():
         assert int(led["zk_cnt_leader_unavailable_time"]) >= 1
         for i in followers:
             followed = mntr(ensemble.members[i].hosts)
-            assert int(followed["zk_learner_proposal_received_count"]) >= 10
+            received = int(followed["zk_learner_proposal_received_count"])
+            assert received >= writes
             assert int(followed["zk_cnt_follower_sync_time"]) >= 1
             assert int(followed["zk_cnt_unavailable_time"]) >= 1
-            assert int(followed["zk_cnt_proposal_latency"]) >= writes
+            assert writes // 2 <= int(followed["zk_cnt_proposal_latency"]) <= received
             assert int(followed["zk_cnt_commit_propagation_latency"]) >= writes
-            assert int(followed["zk_cnt_proposal_ack_creation_latency"]) >= writes
+            assert writes // 2 <= int(followed["zk_cnt_proposal_ack_creation_latency"]) <= received
             assert not any(name.endswith("_ack_latency") and name.startswith("zk_cnt_")
                            and name[7].isdigit() for name in followed)
             assert followed["zk_commit_count"] == "0"
