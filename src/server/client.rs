@@ -36,7 +36,6 @@ use crate::server::reads;
 use crate::server::registry::{Connection, ConnectionLimits, TooManyConnections, WritePermit};
 use crate::server::request_queue::{Queued, RequestQueue};
 use crate::server::request_throttle::{self, LargeRequestRejected};
-use crate::server::stats::short_op_name;
 use crate::server::{four_letter, Mode, Shared};
 use crate::session::auth::{authenticate, sasl_ids, x509_ids};
 use crate::tls::subject::rfc2253_subject;
@@ -642,20 +641,12 @@ impl<'a> Session<'a> {
         };
         self.shared.stats.response_sizes.record(size);
         let now_us = self.shared.clock.now_us();
-        let now_ms = now_us / 1000;
-        let latency_ms = now_ms.saturating_sub(received_us / 1000);
-        self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-        self.shared.stats.latency.record(latency_ms);
+        let stats = &self.shared.stats;
+        let connection = &self.connection.stats;
+        let latency_ms = stats.answered(connection, request.op(), xid, zxid, received_us, now_us);
         if request.reads_tree() {
-            self.shared.stats.read_latency.record(latency_ms);
-            self.shared.stats.reads.record(now_us.saturating_sub(received_us));
+            stats.read_latency.record(latency_ms);
+            stats.reads.record(now_us.saturating_sub(received_us));
         }
-        let mut stats = self.connection.stats.lock();
-        stats.last_op = short_op_name(request.op());
-        stats.last_cxid = i64::from(xid);
-        stats.last_zxid = zxid;
-        stats.last_response_ms = now_ms;
-        stats.last_latency_ms = latency_ms;
-        stats.latency.record(latency_ms);
     }
 }

@@ -358,6 +358,34 @@ impl ResponseSizes {
 }
 
 impl ServerStats {
+    /// A reply of `op` to request `xid`, carrying `zxid`, left for its client at `now_us`
+    /// (the server's clock) for a request that arrived at `received_us`: counts it here
+    /// and in the connection's `connection` stats, and returns its latency in
+    /// milliseconds, as ZooKeeper counts it (the caller adds it to `readlatency` or
+    /// `updatelatency`).
+    pub fn answered(
+        &self,
+        connection: &Mutex<ConnectionStats>,
+        op: OpCode,
+        xid: i32,
+        zxid: i64,
+        received_us: u64,
+        now_us: u64,
+    ) -> u64 {
+        let now_ms = now_us / 1000;
+        let latency_ms = now_ms.saturating_sub(received_us / 1000);
+        self.packets_sent.fetch_add(1, Ordering::Relaxed);
+        self.latency.record(latency_ms);
+        let mut stats = connection.lock();
+        stats.last_op = short_op_name(op);
+        stats.last_cxid = i64::from(xid);
+        stats.last_zxid = zxid;
+        stats.last_response_ms = now_ms;
+        stats.last_latency_ms = latency_ms;
+        stats.latency.record(latency_ms);
+        latency_ms
+    }
+
     /// `srst`: resets the latencies, packet counters and response sizes.
     pub fn reset(&self) {
         self.packets_received.store(0, Ordering::Relaxed);

@@ -204,21 +204,11 @@ fn deliver(shared: &Shared, connection: &Connection, reply: Reply) {
     let Reply { frame, op, xid, zxid, received_us, then_close } = reply;
     shared.stats.response_sizes.record(frame.len());
     connection.send(frame);
-    let now_ms = shared.clock.now_ms();
-    let latency_ms = now_ms.saturating_sub(received_us / 1000);
-    shared.stats.packets_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    shared.stats.latency.record(latency_ms);
+    let now_us = shared.clock.now_us();
+    let latency_ms =
+        shared.stats.answered(&connection.stats, op, xid, zxid.raw(), received_us, now_us);
     if op != jute::OpCode::Sync {
         shared.stats.update_latency.record(latency_ms);
-    }
-    {
-        let mut stats = connection.stats.lock();
-        stats.last_op = crate::server::stats::short_op_name(op);
-        stats.last_cxid = i64::from(xid);
-        stats.last_zxid = zxid.raw();
-        stats.last_response_ms = now_ms;
-        stats.last_latency_ms = latency_ms;
-        stats.latency.record(latency_ms);
     }
     connection.complete_write();
     if then_close {
