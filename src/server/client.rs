@@ -14,20 +14,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use jute::records::SetSaslResponse;
 use jute::Code;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_util::codec::FramedRead;
 use tracing::Instrument;
 
 use crate::proto::four_letter::FourLetterWord;
 use crate::proto::reply;
 use crate::proto::{Frame, Request, RequestError};
 use crate::sasl::{DigestError, DigestMd5Server, Step};
-use crate::server::client_frame::{check_length, ClientFrames, FrameError, FrameTooLong};
+use crate::server::client_frame::{
+    check_length, ClientInput, FrameError, FrameReader, FrameTooLong,
+};
 use crate::server::handshake::{admit, Admission, Refusal};
 use crate::server::listener::{opening, Opening, Security, TLS_HANDSHAKE_RECORD};
 use crate::server::pipeline::Input;
@@ -122,10 +122,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, sec
                 let (read_half, write_half) = stream.into_split();
                 run(&shared, &connection, read_half, write_half).await
             }
-            Some(tls) => match accept_tls(&shared, &connection, &tls, stream).await {
+            // Boxed, so that a plain connection's task is not sized for a TLS one's.
+            Some(tls) => match Box::pin(accept_tls(&shared, &connection, &tls, stream)).await {
                 Ok(stream) => {
                     let (read_half, write_half) = tokio::io::split(stream);
-                    run(&shared, &connection, read_half, write_half).await
+                    Box::pin(run(&shared, &connection, read_half, write_half)).await
                 }
                 Err(err) => Err(err),
             },
@@ -191,7 +192,7 @@ async fn run<R, W>(
     write_half: W,
 ) -> Result<(), ConnectionError>
 where
-    R: AsyncRead + Unpin,
+    R: ClientInput,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let writer = tokio::spawn(write_loop(connection.clone(), write_half));
@@ -201,19 +202,24 @@ where
     outcome
 }
 
+/// Writes the outbox to the socket, many frames per system call. The buffer lives for one
+/// batch: an idle connection holds none (a hundred thousand idle sessions would otherwise
+/// hold the largest batch each ever wrote).
 async fn write_loop<W: AsyncWrite + Unpin>(connection: Arc<Connection>, mut socket: W) {
-    let mut buffer = Vec::with_capacity(64 * 1024);
-    while connection.outbox.drain_into(&mut buffer).await {
+    loop {
+        let mut buffer = Vec::new();
+        if !connection.outbox.drain_into(&mut buffer).await {
+            break;
+        }
         if socket.write_all(&buffer).await.is_err() {
             connection.request_close();
             break;
         }
-        buffer.clear();
     }
     let _ = socket.shutdown().await;
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(
+async fn read_loop<R: ClientInput>(
     shared: &Arc<Shared>,
     connection: &Arc<Connection>,
     mut socket: R,
@@ -237,11 +243,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
         .await
         .map_err(|_| ConnectionError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
     connection.stats.lock().received += 1;
-    let Some(session_id) = handshake(shared, connection, &Bytes::from(body)).await? else {
+    // Boxed: the handshake's state is needed once, and inline it would stay in every
+    // connection's task for the connection's life.
+    let Some(session_id) = Box::pin(handshake(shared, connection, &Bytes::from(body))).await?
+    else {
         return Ok(());
     };
 
-    let mut frames = FramedRead::new(socket, ClientFrames { limit: frame_len_max });
+    let mut frames = FrameReader::new(socket, frame_len_max);
     let mut barrier_ends =
         shared.config.linearizable_reads.then(|| shared.read_barrier.subscribe());
     let throttle = &shared.config.request_throttle;
@@ -270,7 +279,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 None => return Ok(()),
                 Some(Err(FrameError::Io(err))) => return Err(ConnectionError::Io(err)),
                 Some(Err(FrameError::TooLong(err))) => return Err(err.into()),
-                Some(Ok(frame)) => session.receive(frame.freeze())?,
+                Some(Ok(frame)) => session.receive(frame)?,
             },
             () = connection.write_completed(), if !session.queue.is_empty() || !readable => {}
         }

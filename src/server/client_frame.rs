@@ -1,8 +1,12 @@
 //! Client frames: a 4-byte big-endian length, then that many bytes, the length checked
 //! against `jute.maxbuffer` before anything is buffered for it.
 
-use bytes::{Buf, BytesMut};
-use tokio_util::codec::Decoder;
+use std::future::Future;
+use std::io;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadHalf};
+use tokio::net::tcp::OwnedReadHalf;
 
 /// A frame whose advertised length is negative or over `jute.maxbuffer`; the connection
 /// is closed, as ZooKeeper closes it.
@@ -30,59 +34,160 @@ pub fn check_length(header: [u8; 4], limit: usize) -> Result<usize, FrameTooLong
         .ok_or(FrameTooLong { length: length.into(), limit })
 }
 
-/// Splits the byte stream of a session into frames.
-#[derive(Debug)]
-pub struct ClientFrames {
-    /// `jute.maxbuffer`.
-    pub limit: usize,
-}
-
 /// Why reading frames stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     /// An advertised length over the limit.
     #[error(transparent)]
     TooLong(#[from] FrameTooLong),
-    /// The socket failed.
+    /// The socket failed, or closed in the middle of a frame.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }
 
-impl Decoder for ClientFrames {
-    type Item = BytesMut;
-    type Error = FrameError;
+/// Bytes asked of the socket per read while frames are pipelined.
+const READ_CHUNK: usize = 8 * 1024;
 
-    fn decode(&mut self, source: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
-        let Some(header) = source.get(..4) else {
-            return Ok(None);
-        };
-        let header: [u8; 4] = [header[0], header[1], header[2], header[3]];
-        let length = check_length(header, self.limit)?;
-        let Some(missing) = (4 + length).checked_sub(source.len()).filter(|missing| *missing > 0)
-        else {
-            source.advance(4);
-            return Ok(Some(source.split_to(length)));
-        };
-        source.reserve(missing);
-        Ok(None)
+/// A client's byte stream, read without holding a buffer while it has nothing to read.
+pub trait ClientInput: AsyncRead + Unpin {
+    /// Reads some bytes into `buffer`, with room for `want` more made first; 0 at the end
+    /// of the stream.
+    fn read_some<'a>(
+        &'a mut self,
+        buffer: &'a mut BytesMut,
+        want: usize,
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
+}
+
+impl ClientInput for OwnedReadHalf {
+    /// Plain TCP: waits on the reactor's readiness and makes room only once bytes are
+    /// there, so a quiet connection holds no read buffer. A read that finds nothing lets
+    /// an empty buffer go again.
+    async fn read_some(&mut self, buffer: &mut BytesMut, want: usize) -> io::Result<usize> {
+        loop {
+            self.readable().await?;
+            buffer.reserve(want);
+            match self.try_read_buf(buffer) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    if buffer.is_empty() {
+                        *buffer = BytesMut::new();
+                    }
+                }
+                read => return read,
+            }
+        }
     }
+}
+
+impl<T: AsyncRead + Send + Sync> ClientInput for ReadHalf<T> {
+    /// TLS: a read waits with its buffer (the TLS stream keeps buffers of its own anyway).
+    async fn read_some(&mut self, buffer: &mut BytesMut, want: usize) -> io::Result<usize> {
+        buffer.reserve(want);
+        self.read_buf(buffer).await
+    }
+}
+
+/// Splits a session's byte stream into frames, checking each advertised length against
+/// `jute.maxbuffer` before buffering for it. While a plain client is quiet it holds no
+/// buffer: one is taken when bytes arrive and let go once every byte in it is framed, so a
+/// hundred thousand idle sessions cost no read buffers.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    socket: R,
+    limit: usize,
+    /// Bytes read and not yet returned as frames.
+    buffer: BytesMut,
+}
+
+impl<R: ClientInput> FrameReader<R> {
+    /// Frames from `socket`, none longer than `limit` (`jute.maxbuffer`).
+    pub fn new(socket: R, limit: usize) -> Self {
+        FrameReader { socket, limit, buffer: BytesMut::new() }
+    }
+
+    /// The next frame, or `None` when the client closed between frames. Cancel-safe: the
+    /// bytes read so far stay in the reader.
+    pub async fn next(&mut self) -> Option<Result<Bytes, FrameError>> {
+        loop {
+            let missing = match self.split_frame() {
+                Ok(Split::Frame(frame)) => return Some(Ok(frame)),
+                Ok(Split::Missing(missing)) => missing,
+                Err(err) => return Some(Err(err.into())),
+            };
+            match self.socket.read_some(&mut self.buffer, missing.max(READ_CHUNK)).await {
+                Ok(0) if self.buffer.is_empty() => return None,
+                Ok(0) => return Some(Err(io::Error::from(io::ErrorKind::UnexpectedEof).into())),
+                Ok(_) => {}
+                Err(err) => return Some(Err(err.into())),
+            }
+        }
+    }
+
+    /// Takes one whole frame off the buffer, or says how many more bytes it needs.
+    fn split_frame(&mut self) -> Result<Split, FrameTooLong> {
+        let Some(header) = self.buffer.get(..4) else {
+            return Ok(Split::Missing(4 - self.buffer.len()));
+        };
+        let length = check_length([header[0], header[1], header[2], header[3]], self.limit)?;
+        if let Some(missing) = (4 + length).checked_sub(self.buffer.len()).filter(|m| *m > 0) {
+            return Ok(Split::Missing(missing));
+        }
+        self.buffer.advance(4);
+        let frame = self.buffer.split_to(length).freeze();
+        if self.buffer.is_empty() {
+            self.buffer = BytesMut::new();
+        }
+        Ok(Split::Frame(frame))
+    }
+}
+
+/// What the buffer holds.
+enum Split {
+    Frame(Bytes),
+    Missing(usize),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncWriteExt, DuplexStream};
 
-    #[test]
-    fn frames_are_split_and_over_long_ones_refused() {
-        let mut decoder = ClientFrames { limit: 8 };
-        let mut bytes = BytesMut::from(&[0, 0, 0, 3, b'a', b'b', b'c', 0, 0][..]);
-        assert_eq!(decoder.decode(&mut bytes).expect("ok").as_deref(), Some(&b"abc"[..]));
-        assert!(decoder.decode(&mut bytes).expect("partial").is_none());
-        let mut long = BytesMut::from(&[0, 0, 0, 9][..]);
-        let err = decoder.decode(&mut long).expect_err("too long");
+    fn reader(limit: usize) -> (FrameReader<ReadHalf<DuplexStream>>, DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(64);
+        let (read, _) = tokio::io::split(ours);
+        (FrameReader::new(read, limit), theirs)
+    }
+
+    #[tokio::test]
+    async fn frames_arrive_whole_however_the_bytes_are_cut() {
+        let (mut frames, mut client) = reader(8);
+        client.write_all(&[0, 0, 0, 3, b'a', b'b', b'c', 0, 0]).await.expect("write");
+        assert_eq!(frames.next().await.expect("frame").expect("ok"), &b"abc"[..]);
+        client.write_all(&[0, 2, b'd']).await.expect("write");
+        let second = tokio::spawn(async move { (frames.next().await, frames) });
+        client.write_all(b"e").await.expect("write");
+        let (frame, mut frames) = second.await.expect("task");
+        assert_eq!(frame.expect("frame").expect("ok"), &b"de"[..]);
+        assert_eq!(frames.buffer.capacity(), 0, "a drained reader keeps no buffer");
+        drop(client);
+        assert!(frames.next().await.is_none(), "closed between frames");
+    }
+
+    #[tokio::test]
+    async fn over_long_and_cut_off_frames_are_errors() {
+        let (mut frames, mut client) = reader(8);
+        client.write_all(&[0, 0, 0, 9]).await.expect("write");
+        let err = frames.next().await.expect("an answer").expect_err("too long");
         assert!(err.to_string().contains("advertised length of 9"), "{err}");
         assert!(err.to_string().contains("jute.maxbuffer=8"), "{err}");
-        let mut negative = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
-        assert!(decoder.decode(&mut negative).is_err());
+
+        let (mut frames, mut client) = reader(8);
+        client.write_all(&[0xff, 0xff, 0xff, 0xff]).await.expect("write");
+        assert!(matches!(frames.next().await, Some(Err(FrameError::TooLong(_)))));
+
+        let (mut frames, mut client) = reader(8);
+        client.write_all(&[0, 0, 0, 5, b'a']).await.expect("write");
+        drop(client);
+        assert!(matches!(frames.next().await, Some(Err(FrameError::Io(_)))));
     }
 }

@@ -93,10 +93,14 @@ impl Outbox {
         if state.frames.is_empty() {
             return if state.closed { Taken::Closed } else { Taken::Nothing };
         }
-        for frame in state.frames.drain(..) {
+        // Taken whole, so an idle connection keeps no queue sized for its largest burst.
+        let frames = std::mem::take(&mut state.frames);
+        state.bytes = 0;
+        drop(state);
+        out.reserve(frames.iter().map(Bytes::len).sum());
+        for frame in frames {
             out.extend_from_slice(&frame);
         }
-        state.bytes = 0;
         Taken::Frames
     }
 
