@@ -123,7 +123,7 @@ fn execute(
             if !path.is_empty() && !path.contains('/') {
                 return Err(Code::MarshallingError);
             }
-            return for_watches(view, *watcher_type, |watches| watches.contains(path, watcher));
+            return for_watches(view, *watcher_type, |watches| watches.is_watched(path));
         }
         Request::RemoveWatches(request) => {
             let path = &request.path;
