@@ -122,14 +122,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, sec
                 let (read_half, write_half) = stream.into_split();
                 run(&shared, &connection, read_half, write_half).await
             }
-            // Boxed, so that a plain connection's task is not sized for a TLS one's.
-            Some(tls) => match Box::pin(accept_tls(&shared, &connection, &tls, stream)).await {
-                Ok(stream) => {
-                    let (read_half, write_half) = tokio::io::split(stream);
-                    Box::pin(run(&shared, &connection, read_half, write_half)).await
-                }
-                Err(err) => Err(err),
-            },
+            // Boxed: a TLS stream is large, and inline it would size every plain
+            // connection's task as well.
+            Some(tls) => Box::pin(serve_tls(&shared, &connection, &tls, stream)).await,
         };
         match outcome {
             Ok(()) => tracing::debug!("connection closed"),
@@ -152,6 +147,18 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, sec
     .await;
     shared.registry.close(&connection);
     shared.database.remove_watcher(connection.id);
+}
+
+/// A TLS connection: the handshake, then the request loop over the decrypted stream.
+async fn serve_tls(
+    shared: &Arc<Shared>,
+    connection: &Arc<Connection>,
+    tls: &ServerTls,
+    stream: TcpStream,
+) -> Result<(), ConnectionError> {
+    let stream = accept_tls(shared, connection, tls, stream).await?;
+    let (read_half, write_half) = tokio::io::split(stream);
+    run(shared, connection, read_half, write_half).await
 }
 
 /// The TLS handshake, then the identity a client certificate gives: `x509:<subject>`,
