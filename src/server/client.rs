@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use jute::records::SetSaslResponse;
 use jute::Code;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -25,9 +25,7 @@ use crate::proto::four_letter::FourLetterWord;
 use crate::proto::reply;
 use crate::proto::{Frame, Request, RequestError};
 use crate::sasl::{DigestError, DigestMd5Server, Step};
-use crate::server::client_frame::{
-    check_length, ClientInput, FrameError, FrameReader, FrameTooLong,
-};
+use crate::server::client_frame::{ClientInput, FrameError, FrameReader, FrameTooLong};
 use crate::server::handshake::{admit, Admission, Refusal};
 use crate::server::listener::{opening, Opening, Security, TLS_HANDSHAKE_RECORD};
 use crate::server::pipeline::Input;
@@ -229,11 +227,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(connection: Arc<Connection>, mut sock
 async fn read_loop<R: ClientInput>(
     shared: &Arc<Shared>,
     connection: &Arc<Connection>,
-    mut socket: R,
+    socket: R,
 ) -> Result<(), ConnectionError> {
-    let frame_len_max = shared.config.jute_max_buffer;
-    let mut first = [0u8; 4];
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, socket.read_exact(&mut first))
+    let mut frames = FrameReader::new(socket, shared.config.jute_max_buffer);
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, frames.peek_header())
         .await
         .map_err(|_| ConnectionError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
     shared.stats.packets_received.fetch_add(1, Ordering::Relaxed);
@@ -244,20 +241,20 @@ async fn read_loop<R: ClientInput>(
         four_letter::respond(shared, connection, word);
         return Ok(());
     }
-    let len = check_length(first, frame_len_max)?;
-    let mut body = vec![0u8; len];
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, socket.read_exact(&mut body))
-        .await
-        .map_err(|_| ConnectionError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
+    let connect = match tokio::time::timeout(HANDSHAKE_TIMEOUT, frames.next()).await {
+        Err(_) => return Err(ConnectionError::HandshakeTimeout(HANDSHAKE_TIMEOUT)),
+        Ok(None) => return Ok(()),
+        Ok(Some(Err(FrameError::Io(err)))) => return Err(ConnectionError::Io(err)),
+        Ok(Some(Err(FrameError::TooLong(err)))) => return Err(err.into()),
+        Ok(Some(Ok(connect))) => connect,
+    };
     connection.stats.lock().received += 1;
     // Boxed: the handshake's state is needed once, and inline it would stay in every
     // connection's task for the connection's life.
-    let Some(session_id) = Box::pin(handshake(shared, connection, &Bytes::from(body))).await?
-    else {
+    let Some(session_id) = Box::pin(handshake(shared, connection, &connect)).await? else {
         return Ok(());
     };
 
-    let mut frames = FrameReader::new(socket, frame_len_max);
     let mut barrier_ends =
         shared.config.linearizable_reads.then(|| shared.read_barrier.subscribe());
     let throttle = &shared.config.request_throttle;

@@ -22,11 +22,9 @@ pub struct FrameTooLong {
     pub limit: usize,
 }
 
-/// Checks an advertised frame length against the limit.
-///
-/// # Errors
-/// [`FrameTooLong`] for a negative length or one over `limit`.
-pub fn check_length(header: [u8; 4], limit: usize) -> Result<usize, FrameTooLong> {
+/// Checks an advertised frame length against the limit: [`FrameTooLong`] for a negative
+/// length or one over `limit`.
+fn check_length(header: [u8; 4], limit: usize) -> Result<usize, FrameTooLong> {
     let length = i32::from_be_bytes(header);
     usize::try_from(length)
         .ok()
@@ -105,6 +103,20 @@ impl<R: ClientInput> FrameReader<R> {
         FrameReader { socket, limit, buffer: BytesMut::new() }
     }
 
+    /// The stream's first four bytes, left in the reader: what tells a four-letter word
+    /// or a TLS record from a frame's length. Read with the first frame, in one call.
+    ///
+    /// # Errors
+    /// The socket's, and `UnexpectedEof` if it closes before four bytes came.
+    pub async fn peek_header(&mut self) -> io::Result<[u8; 4]> {
+        while self.buffer.len() < 4 {
+            if self.socket.read_some(&mut self.buffer, READ_CHUNK).await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        Ok([self.buffer[0], self.buffer[1], self.buffer[2], self.buffer[3]])
+    }
+
     /// The next frame, or `None` when the client closed between frames. Cancel-safe: the
     /// bytes read so far stay in the reader.
     pub async fn next(&mut self) -> Option<Result<Bytes, FrameError>> {
@@ -171,6 +183,23 @@ mod tests {
         assert_eq!(frames.buffer.capacity(), 0, "a drained reader keeps no buffer");
         drop(client);
         assert!(frames.next().await.is_none(), "closed between frames");
+    }
+
+    #[tokio::test]
+    async fn the_header_is_peeked_and_stays_for_the_frame() {
+        let (mut frames, mut client) = reader(8);
+        client.write_all(&[0, 0]).await.expect("write");
+        let peeked = tokio::spawn(async move { (frames.peek_header().await, frames) });
+        client.write_all(&[0, 2, b'h', b'i']).await.expect("write");
+        let (header, mut frames) = peeked.await.expect("task");
+        assert_eq!(header.expect("four bytes"), [0, 0, 0, 2]);
+        assert_eq!(frames.next().await.expect("frame").expect("ok"), &b"hi"[..]);
+
+        let (mut frames, mut client) = reader(8);
+        client.write_all(b"ru").await.expect("write");
+        drop(client);
+        let err = frames.peek_header().await.expect_err("closed before four bytes");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[tokio::test]
