@@ -113,6 +113,36 @@ async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
     assert!(closes(&mut stream).await, "no handshake within 10 s");
 }
 
+/// Connections open on the server, as `mntr` counts them (its own included).
+fn alive_connections(server: &ServerProcess) -> Option<u32> {
+    let mntr = support::ensemble::four_letter(server.address, "mntr")?;
+    let line = mntr.lines().find(|line| line.starts_with("zk_num_alive_connections"))?;
+    line.split('\t').nth(1)?.trim().parse().ok()
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_holds_up_only_itself() {
+    let server = ServerProcess::start("");
+    let mut bystander = Client::connect(server.address).await;
+    bystander.create("/big", &vec![7u8; 512 * 1024], 0).await.expect("create");
+    let mut greedy = Client::connect(server.address).await;
+    // 64 MiB of replies asked for and none read: the server writes what the socket takes,
+    // then reads no more of this client's requests until it reads its replies.
+    for _ in 0..128 {
+        greedy.send(OpCode::GetData, &GetDataRequest { path: "/big".into(), watch: false }).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bystander.create("/after", b"", 0).await.expect("other sessions are unaffected");
+    healthy(&server).await;
+    drop(greedy);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while alive_connections(&server) != Some(2) {
+        assert!(tokio::time::Instant::now() < deadline, "the stalled connection lingers");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bystander.close().await;
+}
+
 #[tokio::test]
 async fn many_idle_connections_do_not_hurt() {
     let server = ServerProcess::start("");

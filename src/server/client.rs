@@ -28,6 +28,7 @@ use crate::sasl::{DigestError, DigestMd5Server, Step};
 use crate::server::client_frame::{ClientInput, FrameError, FrameReader, FrameTooLong};
 use crate::server::handshake::{admit, Admission, Refusal};
 use crate::server::listener::{opening, Opening, Security, TLS_HANDSHAKE_RECORD};
+use crate::server::outbox::Outbox;
 use crate::server::pipeline::Input;
 use crate::server::read_barrier::{Finished, Passage, ReadBarrier, Ticket};
 use crate::server::reads;
@@ -43,6 +44,10 @@ use crate::txn::{SessionId, Zxid};
 /// How long a new connection may take to send its handshake (ZooKeeper's
 /// `sessionlessCnxnTimeout`).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a closing connection may take to write what is queued for it: a client that
+/// stops reading would otherwise hold its task and socket for ever.
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Requests read but not yet dispatched, per connection; reading stops beyond it.
 const QUEUED_REQUESTS_MAX: usize = 1000;
@@ -189,7 +194,9 @@ async fn accept_tls(
     Ok(stream)
 }
 
-/// Runs an accepted connection's two halves until it closes.
+/// Runs an accepted connection until it closes, on one task: requests in, replies and
+/// events out. Once the request loop ends, what is queued is written (for at most
+/// [`CLOSE_FLUSH_TIMEOUT`]), then the socket is shut down.
 async fn run<R, W>(
     shared: &Arc<Shared>,
     connection: &Arc<Connection>,
@@ -198,36 +205,66 @@ async fn run<R, W>(
 ) -> Result<(), ConnectionError>
 where
     R: ClientInput,
-    W: AsyncWrite + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin,
 {
-    let writer = tokio::spawn(write_loop(connection.clone(), write_half));
-    let outcome = read_loop(shared, connection, read_half).await;
+    let mut output = Output { socket: write_half, batch: Vec::new(), written: 0 };
+    let outcome = read_loop(shared, connection, read_half, &mut output).await;
     connection.outbox.close();
-    let _ = writer.await;
+    let flush = async {
+        while let Ok(true) = output.step(&connection.outbox).await {}
+        let _ = output.socket.shutdown().await;
+    };
+    let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush).await;
     outcome
 }
 
-/// Writes the outbox to the socket, many frames per system call. The buffer lives for one
-/// batch: an idle connection holds none (a hundred thousand idle sessions would otherwise
-/// hold the largest batch each ever wrote).
-async fn write_loop<W: AsyncWrite + Unpin>(connection: Arc<Connection>, mut socket: W) {
-    loop {
-        let mut buffer = Vec::new();
-        if !connection.outbox.drain_into(&mut buffer).await {
-            break;
-        }
-        if socket.write_all(&buffer).await.is_err() {
-            connection.request_close();
-            break;
-        }
-    }
-    let _ = socket.shutdown().await;
+/// The connection's socket for writing, and the batch of frames on its way into it.
+struct Output<W> {
+    socket: W,
+    /// Frames taken from the outbox, many per system call. It lives for one batch: an
+    /// idle connection holds none (a hundred thousand idle sessions would otherwise hold
+    /// the largest batch each ever wrote).
+    batch: Vec<u8>,
+    /// How much of `batch` the socket took.
+    written: usize,
 }
 
-async fn read_loop<R: ClientInput>(
+/// Queued reply bytes past which they are written before more requests are read.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
+impl<W: AsyncWrite + Unpin> Output<W> {
+    /// Whether writing comes before reading: a batch is half written (the client is slow
+    /// to read) or a large one waits.
+    fn backlogged(&self, outbox: &Outbox) -> bool {
+        self.written < self.batch.len() || outbox.queued_bytes() >= WRITE_BATCH_BYTES
+    }
+
+    /// Writes what the socket takes of the batch, first taking the next batch from the
+    /// outbox (waiting for one) when the last is written. False once the outbox is closed
+    /// and everything in it written. Cancel-safe: what was taken stays in the batch.
+    async fn step(&mut self, outbox: &Outbox) -> std::io::Result<bool> {
+        if self.written == self.batch.len() {
+            self.batch = Vec::new();
+            self.written = 0;
+            if !outbox.drain_into(&mut self.batch).await {
+                return Ok(false);
+            }
+        }
+        match self.socket.write(&self.batch[self.written..]).await? {
+            0 => Err(std::io::ErrorKind::WriteZero.into()),
+            taken => {
+                self.written += taken;
+                Ok(true)
+            }
+        }
+    }
+}
+
+async fn read_loop<R: ClientInput, W: AsyncWrite + Unpin>(
     shared: &Arc<Shared>,
     connection: &Arc<Connection>,
     socket: R,
+    output: &mut Output<W>,
 ) -> Result<(), ConnectionError> {
     let mut frames = FrameReader::new(socket, shared.config.jute_max_buffer);
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, frames.peek_header())
@@ -250,8 +287,9 @@ async fn read_loop<R: ClientInput>(
     };
     connection.stats.lock().received += 1;
     // Boxed: the handshake's state is needed once, and inline it would stay in every
-    // connection's task for the connection's life.
-    let Some(session_id) = Box::pin(handshake(shared, connection, &connect)).await? else {
+    // connection's task for the connection's life. It takes the connect request along,
+    // which shares the read buffer's allocation: kept here, it would pin that for life.
+    let Some(session_id) = Box::pin(handshake(shared, connection, connect)).await? else {
         return Ok(());
     };
 
@@ -279,11 +317,20 @@ async fn read_loop<R: ClientInput>(
             passage = barrier_passage(barrier_ends.as_mut(), ticket), if ticket.is_some() => {
                 session.reads.ended(passage)?;
             }
-            frame = frames.next(), if readable => match frame {
-                None => return Ok(()),
-                Some(Err(FrameError::Io(err))) => return Err(ConnectionError::Io(err)),
-                Some(Err(FrameError::TooLong(err))) => return Err(err.into()),
-                Some(Ok(frame)) => session.receive(frame)?,
+            // Every request already here is read before the replies go out, so they go
+            // out together; unless a batch is half written or a large one waits.
+            frame = frames.next(), if readable && !output.backlogged(&connection.outbox) => {
+                match frame {
+                    None => return Ok(()),
+                    Some(Err(FrameError::Io(err))) => return Err(ConnectionError::Io(err)),
+                    Some(Err(FrameError::TooLong(err))) => return Err(err.into()),
+                    Some(Ok(frame)) => session.receive(frame)?,
+                }
+            }
+            more = output.step(&connection.outbox) => match more {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(err) => return Err(ConnectionError::Io(err)),
             },
             () = connection.write_completed(), if !session.queue.is_empty() || !readable => {}
         }
@@ -295,9 +342,9 @@ async fn read_loop<R: ClientInput>(
 async fn handshake(
     shared: &Arc<Shared>,
     connection: &Arc<Connection>,
-    body: &Bytes,
+    body: Bytes,
 ) -> Result<Option<SessionId>, ConnectionError> {
-    match admit(shared, connection, body)? {
+    match admit(shared, connection, &body)? {
         Admission::Create(input) => {
             let permit = tokio::select! {
                 permit = shared.registry.load().permit() => permit,
