@@ -126,8 +126,8 @@ async fn a_client_that_stops_reading_holds_up_only_itself() {
     let mut bystander = Client::connect(server.address).await;
     bystander.create("/big", &vec![7u8; 512 * 1024], 0).await.expect("create");
     let mut greedy = Client::connect(server.address).await;
-    // 64 MiB of replies asked for and none read: the server writes what the socket takes,
-    // then reads no more of this client's requests until it reads its replies.
+    // 64 MiB of replies asked for and none read: the server queues them up to its limit
+    // for one client and cuts this one off past it; nothing else waits.
     for _ in 0..128 {
         greedy.send(OpCode::GetData, &GetDataRequest { path: "/big".into(), watch: false }).await;
     }

@@ -28,7 +28,6 @@ use crate::sasl::{DigestError, DigestMd5Server, Step};
 use crate::server::client_frame::{ClientInput, FrameError, FrameReader, FrameTooLong};
 use crate::server::handshake::{admit, Admission, Refusal};
 use crate::server::listener::{opening, Opening, Security, TLS_HANDSHAKE_RECORD};
-use crate::server::outbox::Outbox;
 use crate::server::pipeline::Input;
 use crate::server::read_barrier::{Finished, Passage, ReadBarrier, Ticket};
 use crate::server::reads;
@@ -45,8 +44,8 @@ use crate::txn::{SessionId, Zxid};
 /// `sessionlessCnxnTimeout`).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a closing connection may take to write what is queued for it: a client that
-/// stops reading would otherwise hold its task and socket for ever.
+/// How long a closing connection's writer may take to write what is queued: a client that
+/// stops reading would otherwise hold the writer, and its socket, for ever.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Requests read but not yet dispatched, per connection; reading stops beyond it.
@@ -194,9 +193,9 @@ async fn accept_tls(
     Ok(stream)
 }
 
-/// Runs an accepted connection until it closes, on one task: requests in, replies and
-/// events out. Once the request loop ends, what is queued is written (for at most
-/// [`CLOSE_FLUSH_TIMEOUT`]), then the socket is shut down.
+/// Runs an accepted connection's two halves until it closes. The writer is a task of its
+/// own so that replies keep going out while requests come in, whatever order a client
+/// reads and writes in (one that sends a thousand requests before reading any is common).
 async fn run<R, W>(
     shared: &Arc<Shared>,
     connection: &Arc<Connection>,
@@ -205,66 +204,38 @@ async fn run<R, W>(
 ) -> Result<(), ConnectionError>
 where
     R: ClientInput,
-    W: AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
 {
-    let mut output = Output { socket: write_half, batch: Vec::new(), written: 0 };
-    let outcome = read_loop(shared, connection, read_half, &mut output).await;
+    let mut writer = tokio::spawn(write_loop(connection.clone(), write_half));
+    let outcome = read_loop(shared, connection, read_half).await;
     connection.outbox.close();
-    let flush = async {
-        while let Ok(true) = output.step(&connection.outbox).await {}
-        let _ = output.socket.shutdown().await;
-    };
-    let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush).await;
+    if tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, &mut writer).await.is_err() {
+        writer.abort();
+    }
     outcome
 }
 
-/// The connection's socket for writing, and the batch of frames on its way into it.
-struct Output<W> {
-    socket: W,
-    /// Frames taken from the outbox, many per system call. It lives for one batch: an
-    /// idle connection holds none (a hundred thousand idle sessions would otherwise hold
-    /// the largest batch each ever wrote).
-    batch: Vec<u8>,
-    /// How much of `batch` the socket took.
-    written: usize,
-}
-
-/// Queued reply bytes past which they are written before more requests are read.
-const WRITE_BATCH_BYTES: usize = 64 * 1024;
-
-impl<W: AsyncWrite + Unpin> Output<W> {
-    /// Whether writing comes before reading: a batch is half written (the client is slow
-    /// to read) or a large one waits.
-    fn backlogged(&self, outbox: &Outbox) -> bool {
-        self.written < self.batch.len() || outbox.queued_bytes() >= WRITE_BATCH_BYTES
-    }
-
-    /// Writes what the socket takes of the batch, first taking the next batch from the
-    /// outbox (waiting for one) when the last is written. False once the outbox is closed
-    /// and everything in it written. Cancel-safe: what was taken stays in the batch.
-    async fn step(&mut self, outbox: &Outbox) -> std::io::Result<bool> {
-        if self.written == self.batch.len() {
-            self.batch = Vec::new();
-            self.written = 0;
-            if !outbox.drain_into(&mut self.batch).await {
-                return Ok(false);
-            }
+/// Writes the outbox to the socket, many frames per system call. The buffer lives for one
+/// batch: an idle connection holds none (a hundred thousand idle sessions would otherwise
+/// hold the largest batch each ever wrote).
+async fn write_loop<W: AsyncWrite + Unpin>(connection: Arc<Connection>, mut socket: W) {
+    loop {
+        let mut buffer = Vec::new();
+        if !connection.outbox.drain_into(&mut buffer).await {
+            break;
         }
-        match self.socket.write(&self.batch[self.written..]).await? {
-            0 => Err(std::io::ErrorKind::WriteZero.into()),
-            taken => {
-                self.written += taken;
-                Ok(true)
-            }
+        if socket.write_all(&buffer).await.is_err() {
+            connection.request_close();
+            break;
         }
     }
+    let _ = socket.shutdown().await;
 }
 
-async fn read_loop<R: ClientInput, W: AsyncWrite + Unpin>(
+async fn read_loop<R: ClientInput>(
     shared: &Arc<Shared>,
     connection: &Arc<Connection>,
     socket: R,
-    output: &mut Output<W>,
 ) -> Result<(), ConnectionError> {
     let mut frames = FrameReader::new(socket, shared.config.jute_max_buffer);
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, frames.peek_header())
@@ -317,20 +288,11 @@ async fn read_loop<R: ClientInput, W: AsyncWrite + Unpin>(
             passage = barrier_passage(barrier_ends.as_mut(), ticket), if ticket.is_some() => {
                 session.reads.ended(passage)?;
             }
-            // Every request already here is read before the replies go out, so they go
-            // out together; unless a batch is half written or a large one waits.
-            frame = frames.next(), if readable && !output.backlogged(&connection.outbox) => {
-                match frame {
-                    None => return Ok(()),
-                    Some(Err(FrameError::Io(err))) => return Err(ConnectionError::Io(err)),
-                    Some(Err(FrameError::TooLong(err))) => return Err(err.into()),
-                    Some(Ok(frame)) => session.receive(frame)?,
-                }
-            }
-            more = output.step(&connection.outbox) => match more {
-                Ok(true) => {}
-                Ok(false) => return Ok(()),
-                Err(err) => return Err(ConnectionError::Io(err)),
+            frame = frames.next(), if readable => match frame {
+                None => return Ok(()),
+                Some(Err(FrameError::Io(err))) => return Err(ConnectionError::Io(err)),
+                Some(Err(FrameError::TooLong(err))) => return Err(err.into()),
+                Some(Ok(frame)) => session.receive(frame)?,
             },
             () = connection.write_completed(), if !session.queue.is_empty() || !readable => {}
         }

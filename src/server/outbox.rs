@@ -2,8 +2,8 @@
 //!
 //! Replies and notifications are pushed by whoever produces them (the connection's own
 //! reader for reads, the driver for writes and watch events) at the moment they are
-//! produced, so the queue order is the order ZooKeeper guarantees. The connection's task
-//! drains it into the socket, many frames per system call.
+//! produced, so the queue order is the order ZooKeeper guarantees. A writer task drains
+//! it into the socket, many frames per system call.
 
 use std::collections::VecDeque;
 
@@ -102,11 +102,6 @@ impl Outbox {
             out.extend_from_slice(&frame);
         }
         Taken::Frames
-    }
-
-    /// Bytes queued and not yet taken by the writer.
-    pub fn queued_bytes(&self) -> usize {
-        self.state.lock().bytes
     }
 
     /// Frames queued and not yet taken by the writer.
