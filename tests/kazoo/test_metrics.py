@@ -128,13 +128,12 @@ def test_ensemble_members_count_elections_syncs_proposals_and_commits():
         leader = ensemble.leader()
         followers = [i for i in range(3) if i != leader]
 
-        def following():
+        def synced():
             # A member still syncing with the leader would take the writes below in its
             # sync rather than as commits, and count fewer of them.
-            return all("Mode: follower" in four_letter(ensemble.members[i].hosts, "srvr")
-                       for i in followers)
+            return mntr(ensemble.members[leader].hosts).get("zk_synced_followers") == "2"
 
-        wait_until(following, timeout=30)
+        wait_until(synced, timeout=30)
         client = ensemble.members[followers[0]].client()
         # More than ZooKeeper's ackLoggingFrequency (1000) of txns, so that ack_latency
         # samples at least one zxid.
