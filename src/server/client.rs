@@ -95,6 +95,15 @@ enum ConnectionError {
     Refused(#[from] Refusal),
 }
 
+impl From<FrameError> for ConnectionError {
+    fn from(err: FrameError) -> ConnectionError {
+        match err {
+            FrameError::Io(err) => ConnectionError::Io(err),
+            FrameError::TooLong(err) => ConnectionError::FrameLength(err),
+        }
+    }
+}
+
 /// Serves one accepted connection until it closes: over TLS when `security` says so.
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, security: Security) {
     let limits = ConnectionLimits {
@@ -252,8 +261,7 @@ async fn read_loop<R: ClientInput>(
     let connect = match tokio::time::timeout(HANDSHAKE_TIMEOUT, frames.next()).await {
         Err(_) => return Err(ConnectionError::HandshakeTimeout(HANDSHAKE_TIMEOUT)),
         Ok(None) => return Ok(()),
-        Ok(Some(Err(FrameError::Io(err)))) => return Err(ConnectionError::Io(err)),
-        Ok(Some(Err(FrameError::TooLong(err)))) => return Err(err.into()),
+        Ok(Some(Err(err))) => return Err(err.into()),
         Ok(Some(Ok(connect))) => connect,
     };
     connection.stats.lock().received += 1;
@@ -290,8 +298,7 @@ async fn read_loop<R: ClientInput>(
             }
             frame = frames.next(), if readable => match frame {
                 None => return Ok(()),
-                Some(Err(FrameError::Io(err))) => return Err(ConnectionError::Io(err)),
-                Some(Err(FrameError::TooLong(err))) => return Err(err.into()),
+                Some(Err(err)) => return Err(err.into()),
                 Some(Ok(frame)) => session.receive(frame)?,
             },
             () = connection.write_completed(), if !session.queue.is_empty() || !readable => {}

@@ -200,6 +200,12 @@ impl WatchTable {
         slot
     }
 
+    /// Whether `id` (perhaps a stale id from a watcher's list) is a live path that `slot`
+    /// watches.
+    fn holds(&self, slot: Slot, id: PathId) -> bool {
+        self.paths[id as usize].is_some() && self.watches(slot, id)
+    }
+
     /// Whether `slot` is among the watchers of `id`.
     fn watches(&self, slot: Slot, id: PathId) -> bool {
         self.path(id).watchers.find(self.hasher.hash_one(slot), |&s| s == slot).is_some()
@@ -248,7 +254,7 @@ impl WatchTable {
         let mut paths = std::mem::take(&mut self.watcher_mut(slot).paths);
         paths.sort_unstable();
         paths.dedup();
-        paths.retain(|&id| self.paths[id as usize].is_some() && self.watches(slot, id));
+        paths.retain(|&id| self.holds(slot, id));
         self.watcher_mut(slot).paths = paths;
     }
 
@@ -264,7 +270,7 @@ impl WatchTable {
         watcher
             .into_iter()
             .flat_map(|watcher| watcher.paths.iter().copied())
-            .filter(move |&id| self.paths[id as usize].is_some() && self.watches(slot, id))
+            .filter(move |&id| self.holds(slot, id))
     }
 
     fn mode(&self, slot: Slot, id: PathId) -> WatcherMode {
