@@ -248,16 +248,23 @@ def start_zookeeper(directory, port, compression="", extra=""):
          "-cp", ZOOKEEPER_CLASSPATH, "org.apache.zookeeper.server.quorum.QuorumPeerMain", config],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL,
     )
-    # Connect only once it listens: kazoo backs off further after each refused attempt,
-    # and a slow start could then outlast the imported sessions' timeout.
-    wait_until(lambda: listening(port), timeout=60)
+    # Connect only once it serves. ZooKeeper listens before it has loaded its data; a
+    # client that connects in between is never answered nor closed (the close fails on the
+    # missing database), so kazoo waits out its whole session timeout, and the imported
+    # sessions, whose timeout runs from the load, may expire meanwhile.
+    wait_until(lambda: serving(port), timeout=60)
     return process
 
 
-def listening(port):
+def serving(port):
+    """Whether ZooKeeper at `port` answers `srvr` with its mode, as it does once running."""
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"srvr")
+            answer = b""
+            while chunk := s.recv(4096):
+                answer += chunk
+        return b"Mode:" in answer
     except OSError:
         return False
 
