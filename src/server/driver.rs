@@ -199,8 +199,8 @@ impl Shell {
                 sealed = waiting(self.sealing.as_mut().map(|(_, _, seal)| seal.as_mut())),
                     if self.sealing.is_some() => self.snapshot_sealed(sealed)?,
                 outcome = self.written.recv(), if self.pipeline.is_writing() => {
-                    write_outcome(outcome)?;
-                    let durable = self.pipeline.batch_written();
+                    let batches = write_outcome(outcome)?;
+                    let durable = self.pipeline.batch_written(batches);
                     if let Some(batch) = self.pipeline.take_batch() {
                         self.writer.write(batch)?;
                     }
@@ -407,7 +407,7 @@ async fn waiting<F: Future>(future: Option<F>) -> F::Output {
 }
 
 /// A batch's outcome, or the error that must stop the server.
-fn write_outcome(outcome: Option<Written>) -> Result<(), StorageError> {
+fn write_outcome(outcome: Option<Written>) -> Result<usize, StorageError> {
     let outcome =
         outcome.unwrap_or_else(|| Err(StorageError::Backend("the storage thread stopped".into())));
     if let Err(err) = &outcome {

@@ -1,14 +1,24 @@
 //! The storage thread: every write the pipeline makes to its store, in the order it asks
 //! for them, so the driver never waits on RocksDB.
 //!
-//! The driver hands it a batch of writes and keeps going; everything asked for while the
-//! batch is written forms the next batch. So a single fsync covers as many txns as
-//! arrived during the previous one: ZooKeeper's group commit, without a timer. Log
-//! truncations, epochs and a snapshot received from the leader go through the same queue
-//! as appends, so each is durable only once everything asked before it is.
+//! The driver hands it batches of writes and keeps going. The thread takes every batch
+//! waiting when it finishes the last and writes them as one, so a single fsync covers as
+//! many txns as arrived during the previous one: ZooKeeper's group commit, with no round
+//! trip through the driver between two syncs. Log truncations, epochs and a snapshot
+//! received from the leader go through the same queue as appends, so each is durable only
+//! once everything asked before it is.
+//!
+//! One wait is deliberate. When the txns applied just before a batch woke watchers, their
+//! clients tend to write in reply at once (the next holder of a lock deletes its node when
+//! it hears its predecessor's go), and that write would otherwise wait for the batch's sync
+//! and then for a sync of its own. The thread holds such a batch briefly for them, as
+//! PostgreSQL's `commit_delay` does, but only when a reply is likely, only while such
+//! waits have been paying, and never for longer than a sync takes on this disk: on a disk
+//! that syncs in microseconds it hardly waits at all.
 
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -36,45 +46,67 @@ pub enum Write {
     Restore(Installed),
 }
 
+/// The writes handed to the storage thread at once.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The writes, in order.
+    pub writes: Vec<Write>,
+    /// How many watchers the txns applied since the last batch woke: as many log entries
+    /// may follow at once, and the thread waits briefly for them.
+    pub awaited: usize,
+}
+
+/// How many batches the driver may have handed over and not yet heard back about.
+pub const BATCHES_IN_FLIGHT: usize = 16;
+
+/// The longest the thread holds a batch for the writes its watchers' clients may send.
+const MOST_HELD: Duration = Duration::from_micros(300);
+
 /// The driver's side of the storage thread.
 #[derive(Debug)]
 pub struct StorageWriter {
-    batches: std_mpsc::SyncSender<Vec<Write>>,
+    batches: std_mpsc::SyncSender<Batch>,
     thread: std::thread::JoinHandle<()>,
 }
 
-/// The outcome of one batch: every write in it is durable, or the store failed.
-pub type Written = Result<(), StorageError>;
+/// The outcome of writing what was waiting: how many batches, the oldest first, are now
+/// durable, or the store failed.
+pub type Written = Result<usize, StorageError>;
 
 impl StorageWriter {
-    /// Starts the storage thread; completions arrive on the returned receiver, one per
-    /// batch, in order. A batch that takes longer than `sync_warning_ms` to write and sync
-    /// is logged at WARN, as ZooKeeper logs a slow fsync (`fsync.warningthresholdms`).
-    /// `timed` hears how long each batch took and whether that was over the threshold
-    /// (ZooKeeper's `fsynctime` and `fsync_threshold_exceed_count`).
+    /// Starts the storage thread; completions arrive on the returned receiver, in order,
+    /// each counting the batches it covers. Writing and syncing that takes longer than
+    /// `sync_warning_ms` is logged at WARN, as ZooKeeper logs a slow fsync
+    /// (`fsync.warningthresholdms`). `timed` hears how long each took and whether that was
+    /// over the threshold (ZooKeeper's `fsynctime` and `fsync_threshold_exceed_count`).
     ///
     /// # Errors
     /// If the thread cannot be spawned.
     pub fn spawn(
         storage: Arc<dyn Storage>,
         sync_warning_ms: u64,
-        timed: impl Fn(std::time::Duration, bool) + Send + 'static,
+        timed: impl Fn(Duration, bool) + Send + 'static,
     ) -> std::io::Result<(StorageWriter, mpsc::Receiver<Written>)> {
-        let (batches, incoming) = std_mpsc::sync_channel::<Vec<Write>>(1);
-        let (done, completions) = mpsc::channel(1);
+        let (batches, incoming) = std_mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+        let (done, completions) = mpsc::channel(BATCHES_IN_FLIGHT);
         let thread = std::thread::Builder::new().name("zkrs-storage".into()).spawn(move || {
-            while let Ok(batch) = incoming.recv() {
-                let started = std::time::Instant::now();
-                let appended: usize = batch
-                    .iter()
-                    .map(|write| match write {
-                        Write::Append(entries) => entries.len(),
-                        _ => 0,
-                    })
-                    .sum();
-                let outcome = batch.into_iter().try_for_each(|write| carry_out(&*storage, write));
+            let mut sync_took = SyncTime::default();
+            let mut payoff = Payoff::default();
+            while let Ok(first) = incoming.recv() {
+                let mut group = Group::default();
+                group.add(first);
+                while let Ok(batch) = incoming.try_recv() {
+                    group.add(batch);
+                }
+                if group.awaited > 0 && payoff.worth_waiting() {
+                    payoff.record(group.wait_for_replies(&incoming, sync_took.mean()));
+                }
+                let Group { writes, batches, appended, .. } = group;
+                let started = Instant::now();
+                let outcome = writes.into_iter().try_for_each(|write| carry_out(&*storage, write));
                 let took = started.elapsed();
-                let slow = took > std::time::Duration::from_millis(sync_warning_ms);
+                sync_took.record(took);
+                let slow = took > Duration::from_millis(sync_warning_ms);
                 timed(took, slow);
                 if slow {
                     tracing::warn!(
@@ -85,7 +117,16 @@ impl StorageWriter {
                          adversely affects operation latency"
                     );
                 }
-                if done.blocking_send(outcome).is_err() {
+                let failed = outcome.is_err();
+                if done.blocking_send(outcome.map(|()| batches)).is_err() {
+                    break;
+                }
+                if failed {
+                    // Nothing more is written: what was handed over behind the failed
+                    // writes would leave a gap in the log. The thread stays until the
+                    // driver, stopping on the failure, hangs up, so that the driver hears
+                    // of the failure itself and not of a thread gone.
+                    while incoming.recv().is_ok() {}
                     break;
                 }
             }
@@ -93,11 +134,13 @@ impl StorageWriter {
         Ok((StorageWriter { batches, thread }, completions))
     }
 
-    /// Hands a batch to the thread; its completion follows on the receiver.
+    /// Hands a batch to the thread; its completion follows on the receiver. It does not
+    /// block while fewer than [`BATCHES_IN_FLIGHT`] batches are in hand, which the
+    /// pipeline's queue keeps to.
     ///
     /// # Errors
     /// If the thread is gone.
-    pub fn write(&self, batch: Vec<Write>) -> Result<(), StorageError> {
+    pub fn write(&self, batch: Batch) -> Result<(), StorageError> {
         self.batches
             .send(batch)
             .map_err(|_| StorageError::Backend("the storage thread stopped".into()))
@@ -110,6 +153,108 @@ impl StorageWriter {
         if self.thread.join().is_err() {
             tracing::error!("the storage thread panicked");
         }
+    }
+}
+
+/// The batches the thread writes as one: their writes in order, consecutive appends
+/// joined so that one sync covers them.
+#[derive(Default)]
+struct Group {
+    writes: Vec<Write>,
+    batches: usize,
+    appended: usize,
+    /// Log entries still likely to follow at once.
+    awaited: usize,
+}
+
+impl Group {
+    fn add(&mut self, batch: Batch) {
+        self.batches += 1;
+        let mut entries = 0;
+        for write in batch.writes {
+            match (write, self.writes.last_mut()) {
+                (Write::Append(more), Some(Write::Append(joined))) => {
+                    entries += more.len();
+                    joined.extend(more);
+                }
+                (write, _) => {
+                    if let Write::Append(first) = &write {
+                        entries += first.len();
+                    }
+                    self.writes.push(write);
+                }
+            }
+        }
+        self.appended += entries;
+        self.awaited = self.awaited.saturating_sub(entries).max(batch.awaited);
+    }
+
+    /// Takes the batches that arrive within `most` while entries are awaited; returns
+    /// whether any entries came.
+    fn wait_for_replies(&mut self, incoming: &std_mpsc::Receiver<Batch>, most: Duration) -> bool {
+        let before = self.appended;
+        let until = Instant::now() + most;
+        while self.awaited > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            match incoming.recv_timeout(left) {
+                Ok(batch) => self.add(batch),
+                Err(_) => break,
+            }
+        }
+        self.appended > before
+    }
+}
+
+/// Whether waiting for woken watchers' writes has paid lately. Watchers that only read
+/// (a configuration node's readers) never write in reply, and a wait for them would
+/// only slow every write after theirs; so the thread stops waiting while fewer than
+/// half of its recent waits brought entries, and tries again every so often.
+struct Payoff {
+    /// The share of recent waits that brought entries, smoothed.
+    rate: f64,
+    /// Waits skipped since the last one.
+    skipped: u32,
+}
+
+impl Default for Payoff {
+    fn default() -> Payoff {
+        Payoff { rate: 1.0, skipped: 0 }
+    }
+}
+
+impl Payoff {
+    /// After this many skipped waits, one is tried, to see whether waiting pays again.
+    const RETRY_AFTER: u32 = 16;
+
+    fn worth_waiting(&mut self) -> bool {
+        if self.rate >= 0.5 || self.skipped >= Payoff::RETRY_AFTER {
+            self.skipped = 0;
+            return true;
+        }
+        self.skipped += 1;
+        false
+    }
+
+    fn record(&mut self, paid: bool) {
+        self.rate += (f64::from(u8::from(paid)) - self.rate) / 8.0;
+    }
+}
+
+/// How long writing and syncing a group takes on this disk, smoothed: what bounds the
+/// wait for replies. A wait that brings nothing costs at most this, which is what the
+/// write it waited for would have cost had it come: a sync of its own.
+#[derive(Default)]
+struct SyncTime {
+    mean_us: f64,
+}
+
+impl SyncTime {
+    fn record(&mut self, took: Duration) {
+        self.mean_us += (took.as_secs_f64() * 1e6 - self.mean_us) / 8.0;
+    }
+
+    fn mean(&self) -> Duration {
+        Duration::from_secs_f64(self.mean_us / 1e6).min(MOST_HELD)
     }
 }
 

@@ -8,9 +8,9 @@ fn entry(zxid: Zxid, payload: &'static [u8]) -> LogEntry {
 }
 
 /// Writes `batch` on the storage thread and waits for its outcome.
-fn write_one(storage: Arc<MemoryStorage>, batch: Vec<Write>) -> Written {
+fn write_one(storage: Arc<MemoryStorage>, writes: Vec<Write>) -> Written {
     let (writer, mut done) = StorageWriter::spawn(storage, 1000, |_, _| {}).expect("thread");
-    writer.write(batch).expect("thread running");
+    writer.write(Batch { writes, awaited: 0 }).expect("thread running");
     let outcome = done.blocking_recv().expect("an outcome");
     drop(done);
     writer.close();
@@ -56,4 +56,94 @@ fn an_entry_whose_checksum_fails_is_never_logged() {
     let outcome = write_one(storage.clone(), batch);
     assert!(matches!(outcome, Err(StorageError::Corrupt(_))), "{outcome:?}");
     assert_eq!(storage.last_logged_zxid(), Zxid::ZERO, "none of the batch is written");
+}
+
+fn appends(zxids: &[i64]) -> Write {
+    Write::Append(zxids.iter().map(|zxid| entry(Zxid::new(*zxid), b"x")).collect())
+}
+
+#[test]
+fn batches_taken_together_are_written_as_one_append_per_run_of_appends() {
+    let mut group = Group::default();
+    group.add(Batch { writes: vec![appends(&[1, 2])], awaited: 0 });
+    group.add(Batch { writes: vec![appends(&[3])], awaited: 0 });
+    group.add(Batch { writes: vec![Write::Truncate(Zxid::new(2)), appends(&[3])], awaited: 0 });
+    assert_eq!(group.batches, 3);
+    assert_eq!(group.appended, 4);
+    assert!(matches!(
+        &group.writes[..],
+        [Write::Append(first), Write::Truncate(_), Write::Append(last)]
+            if first.len() == 3 && last.len() == 1
+    ));
+}
+
+#[test]
+fn a_batch_that_awaits_entries_takes_the_batches_that_bring_them() {
+    let (send, incoming) = std_mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    let mut group = Group::default();
+    group.add(Batch { writes: vec![appends(&[1])], awaited: 2 });
+    send.send(Batch { writes: vec![appends(&[2])], awaited: 0 }).expect("open");
+    send.send(Batch { writes: vec![appends(&[3])], awaited: 0 }).expect("open");
+    send.send(Batch { writes: vec![appends(&[4])], awaited: 0 }).expect("open");
+    assert!(group.wait_for_replies(&incoming, Duration::from_secs(60)));
+    assert_eq!(group.batches, 3, "it stops once both awaited entries came");
+    assert_eq!(group.awaited, 0);
+    assert!(incoming.try_recv().is_ok(), "the fourth batch is left for the next group");
+}
+
+#[test]
+fn the_wait_for_entries_ends_when_none_come() {
+    let (_send, incoming) = std_mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    let mut group = Group::default();
+    group.add(Batch { writes: vec![appends(&[1])], awaited: 1 });
+    let started = Instant::now();
+    assert!(!group.wait_for_replies(&incoming, Duration::from_millis(5)));
+    assert!(started.elapsed() >= Duration::from_millis(5));
+    assert_eq!(group.batches, 1);
+}
+
+#[test]
+fn the_wait_is_a_sync_and_never_longer_than_the_cap() {
+    let mut took = SyncTime::default();
+    assert_eq!(took.mean(), Duration::ZERO, "nothing measured: no wait");
+    for _ in 0..100 {
+        took.record(Duration::from_micros(100));
+    }
+    let mean = took.mean().as_secs_f64() * 1e6;
+    assert!((99.0..=101.0).contains(&mean), "{mean}");
+    for _ in 0..100 {
+        took.record(Duration::from_millis(20));
+    }
+    assert_eq!(took.mean(), MOST_HELD);
+}
+
+#[test]
+fn waits_that_stop_paying_are_skipped_but_tried_again_now_and_then() {
+    let mut payoff = Payoff::default();
+    assert!(payoff.worth_waiting(), "waiting is tried first");
+    for _ in 0..8 {
+        payoff.record(false);
+    }
+    let tried = (0..=Payoff::RETRY_AFTER).filter(|_| payoff.worth_waiting()).count();
+    assert_eq!(tried, 1, "one retry in {} chances", Payoff::RETRY_AFTER + 1);
+    for _ in 0..8 {
+        payoff.record(true);
+    }
+    assert!(payoff.worth_waiting() && payoff.worth_waiting(), "paying again");
+}
+
+#[test]
+fn nothing_handed_over_after_a_failed_write_is_written() {
+    let storage = Arc::new(MemoryStorage::default());
+    let (writer, mut done) =
+        StorageWriter::spawn(storage.clone(), 1000, |_, _| {}).expect("thread");
+    let mut damaged = entry(Zxid::new(1), b"payload").value.to_vec();
+    damaged[0] ^= 0x40;
+    let failing = vec![Write::Append(vec![LogEntry { zxid: Zxid::new(1), value: damaged.into() }])];
+    writer.write(Batch { writes: failing, awaited: 0 }).expect("thread running");
+    assert!(done.blocking_recv().expect("an outcome").is_err());
+    writer.write(Batch { writes: vec![appends(&[2])], awaited: 0 }).expect("still taken");
+    drop(done);
+    writer.close();
+    assert_eq!(storage.last_logged_zxid(), Zxid::ZERO, "entry 2 would follow a gap");
 }

@@ -1,9 +1,12 @@
-//! A member's store: the in-memory store (what is durable) and the batch its storage
-//! thread is writing (what is not yet). A crash makes a prefix of that batch durable, as
-//! a crash part-way through the thread's writes would, and loses the rest; a failing
+//! A member's store: the in-memory store (what is durable) and the batches its storage
+//! thread has in hand (what is not yet): the group it is writing, and the group of those
+//! handed over meanwhile, which it writes next as one. A crash makes a prefix of those
+//! writes durable, as a crash part-way through the thread's writes would,
+//! and loses the rest; a failing
 //! disk stops the member, as a storage error stops the server. A disk may also return a
 //! log entry damaged once, as the member reads its store to start.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,8 +22,9 @@ use crate::rng::Rng;
 pub struct Disk {
     /// What survives a crash.
     pub durable: Arc<MemoryStorage>,
-    /// The batch being written, and when it will be durable.
-    writing: Option<(u64, Vec<Write>)>,
+    /// The group being written and the one waiting for it, each with when it will be
+    /// durable and its batches.
+    writing: VecDeque<(u64, Vec<Vec<Write>>)>,
     /// The next batch fails to be written.
     pub failing: bool,
 }
@@ -28,26 +32,39 @@ pub struct Disk {
 impl Disk {
     /// Whether a batch is being written.
     pub fn is_writing(&self) -> bool {
-        self.writing.is_some()
+        !self.writing.is_empty()
     }
 
-    /// Starts writing `batch`, durable at `done_at`.
-    pub fn start(&mut self, batch: Vec<Write>, done_at: u64) {
-        self.writing = Some((done_at, batch));
+    /// Takes `batch`: written at once, taking `took`, if nothing is being written;
+    /// otherwise with the group after the one being written, which takes `took` once
+    /// that one is done.
+    pub fn start(&mut self, batch: Vec<Write>, now: u64, took: u64) {
+        if let Some((_, waiting)) = self.writing.get_mut(1) {
+            waiting.push(batch);
+            return;
+        }
+        let start = self.writing.front().map_or(now, |(done_at, _)| (*done_at).max(now));
+        self.writing.push_back((start + took, vec![batch]));
     }
 
-    /// Finishes the batch due by `now`: `Some(Ok)` once it is durable, `Some(Err)` if the
-    /// disk failed (the member must stop), `None` if none is due.
-    pub fn finish_due(&mut self, now: u64) -> Option<Result<(), StorageError>> {
-        if self.writing.as_ref().is_none_or(|(done_at, _)| *done_at > now) {
+    /// Finishes the group being written if it is due by `now`: `Some(Ok(n))` once its n
+    /// batches are durable, `Some(Err)` if the disk failed (the member must stop), `None`
+    /// if none is due.
+    pub fn finish_due(&mut self, now: u64) -> Option<Result<usize, StorageError>> {
+        if self.writing.front().is_none_or(|(done_at, _)| *done_at > now) {
             return None;
         }
-        let (_, batch) = self.writing.take()?;
+        let (_, batches) = self.writing.pop_front()?;
         if std::mem::take(&mut self.failing) {
+            // As the storage thread, it writes nothing after a failure.
+            self.writing.clear();
             return Some(Err(StorageError::Backend("simulated disk failure".into())));
         }
+        let count = batches.len();
         let storage = self.durable.clone();
-        Some(batch.into_iter().try_for_each(|write| carry_out(storage.as_ref(), write)))
+        let written =
+            batches.into_iter().flatten().try_for_each(|write| carry_out(storage.as_ref(), write));
+        Some(written.map(|()| count))
     }
 
     /// Makes the next read of one random log entry return it with a bit flipped, as a
@@ -90,14 +107,14 @@ impl Disk {
         }
     }
 
-    /// The member crashed: a random prefix of the batch in flight reached the disk.
+    /// The member crashed: a random prefix of the writes in hand reached the disk.
     pub fn crash(&mut self, rng: &mut Rng) {
-        if let Some((_, batch)) = self.writing.take() {
-            let kept = rng.below(batch.len() as u64 + 1) as usize;
-            for write in batch.into_iter().take(kept) {
-                if carry_out(self.durable.as_ref(), write).is_err() {
-                    break;
-                }
+        let writes: Vec<Write> =
+            self.writing.drain(..).flat_map(|(_, batches)| batches).flatten().collect();
+        let kept = rng.below(writes.len() as u64 + 1) as usize;
+        for write in writes.into_iter().take(kept) {
+            if carry_out(self.durable.as_ref(), write).is_err() {
+                break;
             }
         }
         self.failing = false;

@@ -663,7 +663,7 @@ impl World {
             }
             let done = self.members[index].disk.finish_due(self.now);
             let outcome = match (done, &self.members[index].running) {
-                (Some(Ok(())), Some(_)) => self.batch_written(index),
+                (Some(Ok(batches)), Some(_)) => self.batch_written(index, batches),
                 (Some(Err(err)), _) => Err(err),
                 _ => Ok(()),
             };
@@ -833,11 +833,11 @@ impl World {
         Ok(())
     }
 
-    /// Member `index`'s batch is durable: as the shell does, its disk starts on the next
-    /// batch before the core hears of the finished one.
-    fn batch_written(&mut self, index: usize) -> Result<(), StorageError> {
+    /// Member `index`'s oldest `batches` batches are durable: as the shell does, its disk
+    /// takes what waits before the core hears of the finished ones.
+    fn batch_written(&mut self, index: usize, batches: usize) -> Result<(), StorageError> {
         let Some(running) = &mut self.members[index].running else { return Ok(()) };
-        let durable = running.pipeline.batch_written();
+        let durable = running.pipeline.batch_written(batches);
         self.start_write(index);
         match &mut self.members[index].running {
             Some(running) => running.pipeline.persisted(durable),
@@ -845,19 +845,15 @@ impl World {
         }
     }
 
-    /// Member `index`'s disk starts on the writes its pipeline asks for, if it is idle.
+    /// Member `index`'s disk takes the writes its pipeline asks for.
     fn start_write(&mut self, index: usize) {
         let member = &mut self.members[index];
-        if member.disk.is_writing() {
-            return;
+        let Some(running) = member.running.as_mut() else { return };
+        while let Some(batch) = running.pipeline.take_batch() {
+            let latency =
+                if self.rng.chance(3) { 10 + self.rng.below(30) } else { 1 + self.rng.below(3) };
+            member.disk.start(batch.writes, self.now, latency);
         }
-        let Some(batch) = member.running.as_mut().and_then(|running| running.pipeline.take_batch())
-        else {
-            return;
-        };
-        let latency =
-            if self.rng.chance(3) { 10 + self.rng.below(30) } else { 1 + self.rng.below(3) };
-        member.disk.start(batch, self.now + latency);
     }
 }
 

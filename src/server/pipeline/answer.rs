@@ -21,9 +21,12 @@ impl Pipeline {
     /// its session here, in every role; a closeSession ends it.
     pub(super) fn apply_txn(&mut self, txn: &Txn, reply_to: ReplyTo) {
         let shared = self.shared.clone();
+        let mut woken = 0;
         let result = shared.database.apply(txn, &mut |watcher, notification| {
             shared.registry.deliver(watcher, notification);
+            woken += 1;
         });
+        self.woken += woken;
         self.preparer.applied(txn.zxid());
         let zxid = txn.zxid();
         let session_id = txn.session_id();

@@ -42,7 +42,7 @@ use crate::fast_hash::FastHashMap;
 use crate::prepare::Preparer;
 use crate::server::registry::ConnId;
 use crate::server::restore::{Installed, Restore};
-use crate::server::storage_writer::Write;
+use crate::server::storage_writer::{Batch, Write};
 use crate::server::transfer::Sealed;
 use crate::server::{Mode, Shared};
 use crate::session::AuthIds;
@@ -128,6 +128,8 @@ pub struct Pipeline {
     arrivals: VecDeque<(Zxid, u64)>,
     /// Txns applied since the pipeline started.
     applied_txns: u64,
+    /// Watchers woken by the txns applied since the last batch went to the storage thread.
+    woken: usize,
     /// A follower's proposals not yet in its log, with each one's txn time.
     unacked: VecDeque<(Zxid, Option<i64>)>,
     /// On a leader, the last zxid each voter acknowledged.
@@ -183,6 +185,7 @@ impl Pipeline {
             forwarded: FastHashMap::default(),
             arrivals: VecDeque::new(),
             applied_txns: 0,
+            woken: 0,
             unacked: VecDeque::new(),
             acked: BTreeMap::new(),
             election: ElectionClock::default(),
@@ -208,9 +211,11 @@ impl Pipeline {
         std::mem::swap(&mut self.effects, into);
     }
 
-    /// The writes to hand the storage thread now, if it is idle and any are waiting.
-    pub fn take_batch(&mut self) -> Option<Vec<Write>> {
-        self.persist.take_batch()
+    /// The writes to hand the storage thread now, if any are waiting and it does not
+    /// have [`crate::server::storage_writer::BATCHES_IN_FLIGHT`] batches in hand already.
+    pub fn take_batch(&mut self) -> Option<Batch> {
+        let writes = self.persist.take_batch()?;
+        Some(Batch { writes, awaited: std::mem::take(&mut self.woken) })
     }
 
     /// Whether the storage thread is writing a batch the pipeline waits for.
@@ -223,12 +228,13 @@ impl Pipeline {
         self.zab.role() == Role::Looking
     }
 
-    /// The batch the storage thread was writing is durable: the messages waiting for it
-    /// go. The shell then hands the storage thread its next batch ([`Pipeline::take_batch`])
-    /// and only then tells the core ([`Pipeline::persisted`]), so the disk writes what was
-    /// proposed meanwhile while this member commits, applies and answers.
-    pub fn batch_written(&mut self) -> Durable {
-        let done = self.persist.written();
+    /// The oldest `batches` batches handed to the storage thread are durable: the messages
+    /// waiting for them go. The shell then hands the storage thread what waits
+    /// ([`Pipeline::take_batch`]) and only then tells the core ([`Pipeline::persisted`]),
+    /// so the disk writes what was proposed meanwhile while this member commits, applies
+    /// and answers.
+    pub fn batch_written(&mut self, batches: usize) -> Durable {
+        let done = self.persist.written(batches);
         for (to, frame) in done.released {
             self.effects.push(Effect::Send { to, frame });
         }

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use crate::server::storage_writer::Write;
+use crate::server::storage_writer::{Write, BATCHES_IN_FLIGHT};
 use crate::storage::LogEntry;
 use crate::txn::Zxid;
 use crate::zab::ServerId;
@@ -18,8 +18,8 @@ use crate::zab::ServerId;
 pub struct PersistQueue<T> {
     /// Writes not yet handed to the storage thread, in order.
     waiting: Vec<Write>,
-    /// The batch the storage thread is writing.
-    in_flight: Option<InFlight>,
+    /// The batches handed to the storage thread and not yet durable, oldest first.
+    in_flight: VecDeque<InFlight>,
     /// Writes asked for so far.
     asked: u64,
     /// Writes known durable so far.
@@ -61,7 +61,7 @@ impl<T> PersistQueue<T> {
     pub fn new(log_end: Zxid) -> PersistQueue<T> {
         PersistQueue {
             waiting: Vec::new(),
-            in_flight: None,
+            in_flight: VecDeque::new(),
             asked: 0,
             durable: 0,
             rewrites: 0,
@@ -108,24 +108,29 @@ impl<T> PersistQueue<T> {
         }
     }
 
-    /// The writes to hand the storage thread now, if it is idle and any are waiting.
+    /// The writes to hand the storage thread now, if any are waiting and it has fewer
+    /// than [`BATCHES_IN_FLIGHT`] batches in hand.
     pub fn take_batch(&mut self) -> Option<Vec<Write>> {
-        if self.in_flight.is_some() || self.waiting.is_empty() {
+        if self.in_flight.len() >= BATCHES_IN_FLIGHT || self.waiting.is_empty() {
             return None;
         }
-        self.in_flight =
-            Some(InFlight { through: self.asked, rewrites: self.rewrites, log_end: self.log_end });
+        let through = self.asked;
+        self.in_flight.push_back(InFlight {
+            through,
+            rewrites: self.rewrites,
+            log_end: self.log_end,
+        });
         Some(std::mem::take(&mut self.waiting))
     }
 
     /// Whether a batch is being written.
     pub fn is_writing(&self) -> bool {
-        self.in_flight.is_some()
+        !self.in_flight.is_empty()
     }
 
     /// Whether every write asked for is durable.
     pub fn is_idle(&self) -> bool {
-        self.in_flight.is_none() && self.waiting.is_empty()
+        self.in_flight.is_empty() && self.waiting.is_empty()
     }
 
     /// Whether a truncation or snapshot install asked for is not yet durable: until it
@@ -134,9 +139,10 @@ impl<T> PersistQueue<T> {
         self.rewrites_durable < self.rewrites
     }
 
-    /// The batch handed over is durable.
-    pub fn written(&mut self) -> Done<T> {
-        let Some(batch) = self.in_flight.take() else {
+    /// The oldest `batches` batches handed over are durable.
+    pub fn written(&mut self, batches: usize) -> Done<T> {
+        let done = batches.min(self.in_flight.len());
+        let Some(batch) = self.in_flight.drain(..done).next_back() else {
             return Done { persisted: None, released: Vec::new() };
         };
         self.durable = batch.through;

@@ -12,7 +12,7 @@ use crate::server::registry::{Connection, ConnectionLimits};
 use crate::server::Clock;
 use crate::session::SessionTracker;
 use crate::tree::acl::{perms, world_anyone};
-use crate::tree::Database;
+use crate::tree::{Database, WatcherMode};
 
 const EPHEMERAL: i32 = 1;
 
@@ -77,7 +77,7 @@ fn new_session(connection: &Arc<Connection>, timeout_ms: i32, sent_read_only: bo
 fn write_all(pipeline: &mut Pipeline) -> usize {
     let mut batches = 0;
     while pipeline.take_batch().is_some() {
-        let durable = pipeline.batch_written();
+        let durable = pipeline.batch_written(1);
         pipeline.persisted(durable).expect("applied");
         batches += 1;
     }
@@ -109,9 +109,9 @@ fn a_standalone_write_is_answered_once_its_log_batch_is_durable() {
     assert!(!shared.sessions.lock().contains(SessionId::new(0x100)), "the session enters at apply");
 
     let batch = pipeline.take_batch().expect("the createSession txn is to be logged");
-    assert!(matches!(&batch[..], [Write::Append(entries)] if entries.len() == 1));
+    assert!(matches!(&batch.writes[..], [Write::Append(entries)] if entries.len() == 1));
     assert!(pipeline.is_writing());
-    let durable = pipeline.batch_written();
+    let durable = pipeline.batch_written(1);
     pipeline.persisted(durable).expect("applied");
     assert_eq!(connection.outbox.queued(), 1, "the handshake is answered");
     let session_id = connection.session_id();
@@ -127,28 +127,50 @@ fn a_standalone_write_is_answered_once_its_log_batch_is_durable() {
 }
 
 #[test]
-fn the_next_batch_is_handed_over_before_the_finished_one_is_applied() {
+fn a_batch_goes_to_the_storage_thread_while_the_one_before_is_written() {
     let (mut pipeline, shared) = pipeline(&[1]);
     write_all(&mut pipeline);
     let connection = session(&mut pipeline, &shared, 30_000);
     pipeline.client_input(create_as(&connection, 1, "/a", 0)).expect("prepared");
     assert!(pipeline.take_batch().is_some(), "/a is being written");
     pipeline.client_input(create_as(&connection, 2, "/b", 0)).expect("prepared");
-    assert!(pipeline.take_batch().is_none(), "one batch at a time");
+    let next = pipeline.take_batch().expect("/b goes to the storage thread at once");
+    assert!(matches!(&next.writes[..], [Write::Append(entries)] if entries.len() == 1));
 
-    let durable = pipeline.batch_written();
-    let next = pipeline.take_batch().expect("/b goes to the disk at once");
-    assert!(matches!(&next[..], [Write::Append(entries)] if entries.len() == 1));
+    let durable = pipeline.batch_written(1);
     assert!(!shared.database.tree().exists("/a"), "not applied before the core hears");
     assert_eq!(connection.outbox.queued(), 1, "only the handshake's answer so far");
-
     pipeline.persisted(durable).expect("applied");
     assert!(shared.database.tree().exists("/a"));
     assert!(!shared.database.tree().exists("/b"), "/b is still being written");
     assert_eq!(connection.outbox.queued(), 2, "/a is answered while /b is written");
-    let durable = pipeline.batch_written();
+    let durable = pipeline.batch_written(1);
     pipeline.persisted(durable).expect("applied");
     assert!(shared.database.tree().exists("/b"));
+}
+
+#[test]
+fn a_batch_after_txns_that_woke_watchers_awaits_as_many_entries() {
+    let (mut pipeline, shared) = pipeline(&[1]);
+    write_all(&mut pipeline);
+    let watcher = session(&mut pipeline, &shared, 30_000);
+    let writer = session(&mut pipeline, &shared, 30_000);
+    assert!(shared.database.data_watches().add("/b", watcher.id, WatcherMode::Standard));
+    pipeline.client_input(create_as(&writer, 1, "/a", 0)).expect("prepared");
+    let batch = pipeline.take_batch().expect("/a");
+    assert_eq!(batch.awaited, 0, "no watch fired yet");
+    pipeline.client_input(create_as(&writer, 2, "/b", 0)).expect("prepared");
+    let batch = pipeline.take_batch().expect("/b");
+    assert_eq!(batch.awaited, 0, "nothing applied yet");
+    let durable = pipeline.batch_written(2);
+    pipeline.persisted(durable).expect("applied: /b fires the watch");
+    pipeline.client_input(create_as(&writer, 3, "/c", 0)).expect("prepared");
+    let batch = pipeline.take_batch().expect("/c");
+    assert_eq!(batch.awaited, 1, "the woken watcher's client may write in reply");
+    let durable = pipeline.batch_written(1);
+    pipeline.persisted(durable).expect("applied");
+    pipeline.client_input(create_as(&writer, 4, "/d", 0)).expect("prepared");
+    assert_eq!(pipeline.take_batch().expect("/d").awaited, 0, "counted once");
 }
 
 #[test]
@@ -183,7 +205,7 @@ fn a_member_that_sends_a_corrupt_entry_loses_its_link_and_nothing_is_logged() {
     let dropped = effects(&mut pipeline);
     assert!(matches!(&dropped[..], [Effect::ResetLink(2)]), "{dropped:?}");
     let batch = pipeline.take_batch().unwrap_or_default();
-    assert!(!batch.iter().any(|write| matches!(write, Write::Append(_))));
+    assert!(!batch.writes.iter().any(|write| matches!(write, Write::Append(_))));
 
     let sealed = crate::storage::record::seal(b"sealed");
     let entry = Entry { zxid: Zxid::new(0x1_0000_0001), payload: sealed };
