@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{Config, ConfigError};
 use crate::storage::rocks::RocksStorage;
@@ -377,10 +378,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
-                tokio::select! {
-                    kept = crate::backup::keep_current(options) => Ok(kept?),
-                    _ = tokio::signal::ctrl_c() => Ok(()),
-                }
+                // Interrupted or terminated (as a service manager stops it), it aborts a
+                // copy to object storage under way before it exits.
+                let stop = tokio_util::sync::CancellationToken::new();
+                let mut terminate = signal(SignalKind::terminate())?;
+                let on_signal = stop.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = terminate.recv() => {}
+                    }
+                    on_signal.cancel();
+                });
+                Ok(crate::backup::keep_current(options, stop).await?)
             })
         }
         Command::Restore { backup, to_zxid, to_time, to, to_data_log_dir } => {

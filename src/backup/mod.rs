@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use tokio_util::sync::CancellationToken;
 
 use crate::storage::recovery::follows;
 use crate::txn::Zxid;
@@ -24,6 +25,8 @@ use crate::zk_format::snapshot::stream_snapshot;
 use dir::{DirError, Record, Scan, SegmentWriter};
 use http::Endpoint;
 
+/// How long a stopping backup waits for the store to drop an aborted copy's parts.
+pub const ABORT_WAIT: Duration = Duration::from_secs(10);
 /// Pause before trying an unreachable member again (or a snapshot its rate limit
 /// refused: ZooKeeper's lets one through every 300 ms by default).
 const RETRY: Duration = Duration::from_millis(500);
@@ -111,11 +114,12 @@ impl From<DirError> for Ended {
     }
 }
 
-/// Keeps `options.dir` current until the process is stopped.
+/// Keeps `options.dir` current until `stop` is cancelled; then aborts a copy to object
+/// storage under way (waiting up to [`ABORT_WAIT`] for the store) and returns.
 ///
 /// # Errors
 /// If the backup directory fails, or the options are wrong.
-pub async fn keep_current(options: Options) -> Result<(), BackupError> {
+pub async fn keep_current(options: Options, stop: CancellationToken) -> Result<(), BackupError> {
     let endpoint = Endpoint::parse(&options.server, options.authorization.clone())
         .map_err(BackupError::Options)?;
     std::fs::create_dir_all(&options.dir)
@@ -130,21 +134,46 @@ pub async fn keep_current(options: Options) -> Result<(), BackupError> {
     }
     // Go on after the last txn kept, so the txns before a later snapshot stay restorable
     // too; only a backup without txns starts at its newest snapshot.
-    let mut cursor = scan.segments.last().map(|segment| segment.last).or(scan.reaches());
+    let cursor = scan.segments.last().map(|segment| segment.last).or(scan.reaches());
     let mut writer = SegmentWriter::resume(&options.dir, &scan)?;
     let (sealed, sealed_now) = tokio::sync::watch::channel(writer.sealed());
     let roll_after = options.upload.as_ref().map(|_| options.upload_every);
+    let mut uploading = None;
     if let Some(url) = &options.upload {
-        let uploader =
-            remote::Uploader::new(remote::Remote::open(url)?, &options.dir, options.retain);
-        tokio::spawn(remote::keep_uploaded(uploader, sealed_now, options.upload_every));
+        let remote = remote::Remote::open(url)?;
+        let uploader = remote::Uploader::new(remote, &options.dir, options.retain, stop.clone());
+        let every = options.upload_every;
+        uploading = Some(tokio::spawn(remote::keep_uploaded(uploader, sealed_now, every)));
     }
     let sealing = Sealing { roll_after, sealed };
+    let following = follow_member(&options, &endpoint, &mut writer, &sealing, cursor);
+    let outcome = tokio::select! {
+        followed = following => followed,
+        () = stop.cancelled() => Ok(()),
+    };
+    stop.cancel();
+    if let Some(uploading) = uploading {
+        if tokio::time::timeout(ABORT_WAIT, uploading).await.is_err() {
+            tracing::warn!("the store did not answer the abort of the copy under way");
+        }
+    }
+    outcome
+}
+
+/// Takes snapshots and follows the member's txns into the backup directory, from after
+/// `cursor` (or from a new snapshot), for as long as it is polled.
+async fn follow_member(
+    options: &Options,
+    endpoint: &Endpoint,
+    writer: &mut SegmentWriter,
+    sealing: &Sealing,
+    mut cursor: Option<Zxid>,
+) -> Result<(), BackupError> {
     let mut from_snapshot = cursor.is_none();
     let mut since_snapshot = 0u64;
     loop {
         if from_snapshot || since_snapshot >= options.snapshot_every {
-            match take_snapshot(&endpoint, &options.dir).await {
+            match take_snapshot(endpoint, &options.dir).await {
                 Ok(zxid) => {
                     since_snapshot = 0;
                     let pruned = dir::prune(&options.dir, options.retain)?;
@@ -176,8 +205,7 @@ pub async fn keep_current(options: Options) -> Result<(), BackupError> {
             continue;
         };
         let budget = options.snapshot_every.saturating_sub(since_snapshot);
-        let (reached, appended, ended) =
-            follow(&endpoint, &mut writer, &sealing, after, budget).await;
+        let (reached, appended, ended) = follow(endpoint, writer, sealing, after, budget).await;
         cursor = Some(reached);
         since_snapshot += appended;
         match ended {

@@ -21,6 +21,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
 use super::dir::{self, named, Named, SEGMENT_HEAD};
 use crate::txn::Zxid;
@@ -73,6 +74,12 @@ pub enum RemoteError {
         object: String,
         /// How.
         reason: String,
+    },
+    /// The backup was stopped during a copy; the store was told to drop its parts.
+    #[error("{object}: stopped before the copy was finished")]
+    Stopped {
+        /// The object.
+        object: String,
     },
 }
 
@@ -149,34 +156,58 @@ impl Remote {
         Ok(files)
     }
 
-    /// Copies the local file at `path` to `file`, and checks the copy's size.
+    /// Copies the local file at `path` to `file`, and checks the copy's size. When
+    /// `stop` is cancelled first, the upload is aborted, so that the store drops the
+    /// parts it took (an S3 multipart upload left open is kept, and billed, until a
+    /// lifecycle rule removes it).
     ///
     /// # Errors
-    /// If the file cannot be read, the store written, or the copy differs in size.
-    pub async fn upload(&self, path: &Path, file: Named) -> Result<u64, RemoteError> {
+    /// If the file cannot be read, the store written, the copy differs in size, or
+    /// `stop` came first ([`RemoteError::Stopped`]).
+    pub async fn upload(
+        &self,
+        path: &Path,
+        file: Named,
+        stop: &CancellationToken,
+    ) -> Result<u64, RemoteError> {
         let mut source = tokio::fs::File::open(path).await.map_err(local(path))?;
         let mut writer = BufWriter::new(self.store.clone(), self.object(file));
         let mut chunk = vec![0u8; UPLOAD_CHUNK];
         let mut sent = 0u64;
+        let stopped = RemoteError::Stopped { object: self.url_of(file) };
         loop {
-            let read = match source.read(&mut chunk).await {
-                Ok(read) => read,
-                Err(err) => {
+            let read = match unless_stopped(stop, source.read(&mut chunk)).await {
+                Some(Ok(read)) => read,
+                Some(Err(err)) => {
                     let _ = writer.abort().await;
                     return Err(local(path)(err));
+                }
+                None => {
+                    let _ = writer.abort().await;
+                    return Err(stopped);
                 }
             };
             if read == 0 {
                 break;
             }
             let piece = bytes::Bytes::copy_from_slice(&chunk[..read]);
-            if let Err(err) = writer.put(piece).await {
-                let _ = writer.abort().await;
-                return Err(self.store_error(file)(err));
+            match unless_stopped(stop, writer.put(piece)).await {
+                Some(Ok(())) => {}
+                Some(Err(err)) => {
+                    let _ = writer.abort().await;
+                    return Err(self.store_error(file)(err));
+                }
+                None => {
+                    let _ = writer.abort().await;
+                    return Err(stopped);
+                }
             }
             sent += read as u64;
         }
-        let finished = writer.shutdown().await;
+        let Some(finished) = unless_stopped(stop, writer.shutdown()).await else {
+            let _ = writer.abort().await;
+            return Err(stopped);
+        };
         finished.map_err(|source| RemoteError::Upload { object: self.url_of(file), source })?;
         let stored = self.store.head(&self.object(file)).await.map_err(self.store_error(file))?;
         if stored.size != sent {
@@ -231,6 +262,8 @@ pub struct Uploader {
     remote: Remote,
     dir: PathBuf,
     retain: usize,
+    /// Cancelled when the backup stops: a copy under way is aborted.
+    stop: CancellationToken,
     /// What the store holds, as last listed and since copied.
     stored: Option<BTreeMap<Named, u64>>,
     /// The heads of stored segments (they never change).
@@ -249,9 +282,10 @@ pub struct Pass {
 }
 
 impl Uploader {
-    /// Copies the backup in `dir` to `remote`.
-    pub fn new(remote: Remote, dir: &Path, retain: usize) -> Uploader {
-        Uploader { remote, dir: dir.to_owned(), retain, stored: None, heads: BTreeMap::new() }
+    /// Copies the backup in `dir` to `remote` until `stop` is cancelled.
+    pub fn new(remote: Remote, dir: &Path, retain: usize, stop: CancellationToken) -> Uploader {
+        let dir = dir.to_owned();
+        Uploader { remote, dir, retain, stop, stored: None, heads: BTreeMap::new() }
     }
 
     /// Copies each snapshot, and each segment up to the one whose first zxid is
@@ -278,7 +312,7 @@ impl Uploader {
                 continue;
             }
             let path = path.unwrap_or_else(|| self.dir.join(file.name()));
-            match self.remote.upload(&path, file).await {
+            match self.remote.upload(&path, file, &self.stop).await {
                 Ok(bytes) => {
                     stored.insert(file, bytes);
                     pass.uploaded += 1;
@@ -347,16 +381,17 @@ impl Uploader {
     }
 }
 
-/// Copies the backup in `dir` to `remote` every `every` until the process stops, each
-/// segment once `sealed` (the writer's [`dir::SegmentWriter::sealed`]) reaches it. A
-/// store that fails is tried again at the next pass; the backup directory goes on
-/// meanwhile.
+/// Copies the backup in `dir` to `remote` every `every` until the uploader's stop is
+/// cancelled, each segment once `sealed` (the writer's [`dir::SegmentWriter::sealed`])
+/// reaches it. A store that fails is tried again at the next pass; the backup directory
+/// goes on meanwhile.
 pub async fn keep_uploaded(
     mut uploader: Uploader,
     mut sealed: tokio::sync::watch::Receiver<Option<Zxid>>,
     every: Duration,
 ) {
     let url = uploader.remote.url().to_owned();
+    let stop = uploader.stop.clone();
     loop {
         let through = *sealed.borrow_and_update();
         match uploader.pass(through).await {
@@ -365,9 +400,27 @@ pub async fn keep_uploaded(
                 tracing::info!(%url, uploaded, bytes, deleted, "backup copied");
             }
             Ok(_) => {}
+            Err(err @ RemoteError::Stopped { .. }) => {
+                tracing::info!(%url, cause = %err, "copy aborted");
+                return;
+            }
             Err(err) => tracing::warn!(%url, cause = %err, "cannot copy the backup; trying again"),
         }
-        tokio::time::sleep(every).await;
+        if unless_stopped(&stop, tokio::time::sleep(every)).await.is_none() {
+            return;
+        }
+    }
+}
+
+/// What `step` gives, unless `stop` is cancelled first (`None`; `step` is dropped).
+async fn unless_stopped<T>(
+    stop: &CancellationToken,
+    step: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        () = stop.cancelled() => None,
+        out = step => Some(out),
     }
 }
 

@@ -27,7 +27,7 @@ fn a_pass_copies_what_will_not_change_and_retention_prunes_the_copy() {
     snapshot(&dir, 2);
     writer.roll_if_older(Duration::ZERO);
     writer.append(Zxid::new(2), &[record(3), record(4)]).expect("appended");
-    let mut uploader = Uploader::new(remote.clone(), &dir, 0);
+    let mut uploader = Uploader::new(remote.clone(), &dir, 0, CancellationToken::new());
     let pass = block_on(uploader.pass(writer.sealed())).expect("pass");
     // The segment being written stays behind.
     assert_eq!((pass.uploaded, pass.deleted), (2, 0));
@@ -41,7 +41,7 @@ fn a_pass_copies_what_will_not_change_and_retention_prunes_the_copy() {
     writer.append(Zxid::new(4), &[record(5)]).expect("appended");
     writer.roll_if_older(Duration::ZERO);
     // A new uploader (a restarted backup) finds what the store holds.
-    let mut uploader = Uploader::new(remote.clone(), &dir, 1);
+    let mut uploader = Uploader::new(remote.clone(), &dir, 1, CancellationToken::new());
     let pass = block_on(uploader.pass(writer.sealed())).expect("pass");
     // Copied: snapshot 4, txns.3 and txns.5; then keeping one snapshot (4), the older
     // one goes, and each segment whose txns all lie at or before 4.
@@ -73,7 +73,10 @@ fn a_restore_brings_down_the_newest_snapshot_that_reaches_the_target() {
     for zxid in [1, 3, 6] {
         snapshot(&dir, zxid);
     }
-    block_on(Uploader::new(remote.clone(), &dir, 0).pass(writer.sealed())).expect("pass");
+    block_on(
+        Uploader::new(remote.clone(), &dir, 0, CancellationToken::new()).pass(writer.sealed()),
+    )
+    .expect("pass");
     let target = crate::backup::restore::Target::Zxid(Zxid::new(5));
     let (downloaded, zxid) =
         block_on(download_for(&remote, target, &std::env::temp_dir())).expect("downloaded");
@@ -85,4 +88,34 @@ fn a_restore_brings_down_the_newest_snapshot_that_reaches_the_target() {
         block_on(download_for(&remote, target, &std::env::temp_dir())).expect_err("no state at 7");
     assert!(refused.contains("reaches no state at 0x7"), "{refused}");
     assert!(Remote::open("gs://bucket/x").is_err() && Remote::open("not a url").is_err());
+}
+
+#[test]
+fn a_stopped_copy_is_aborted_and_leaves_nothing_in_the_store() {
+    let dir = scratch("stopped");
+    let copy = scratch("stopped-copy");
+    let remote = Remote::open(&format!("file://{}", copy.display())).expect("opened");
+    snapshot(&dir, 2);
+    let stop = CancellationToken::new();
+    stop.cancel();
+    let path = Scan::snapshot_path(&dir, Zxid::new(2));
+    let copied = block_on(remote.upload(&path, Named::Snapshot(Zxid::new(2)), &stop));
+    assert!(matches!(copied, Err(RemoteError::Stopped { .. })), "{copied:?}");
+    assert!(stored(&remote).is_empty());
+    let left: Vec<_> = walk(&copy);
+    assert!(left.is_empty(), "no object and no staged part is left: {left:?}");
+}
+
+/// Every file under `dir`, at any depth.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("readable").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
 }

@@ -8,6 +8,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -285,4 +286,43 @@ def test_retain_keeps_the_newest_snapshots_and_every_zxid_after_the_oldest(copie
         backup.wait()
         server.stop()
         log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_backup_stopped_during_a_copy_leaves_no_upload_open_in_the_store(s3):
+    """SIGINT and SIGTERM while a large snapshot is being copied: the multipart upload is
+    aborted, not left open in the bucket (S3 keeps, and bills, open uploads' parts)."""
+    client_s3 = s3["S3_CLIENT"]
+
+    def open_uploads():
+        return client_s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
+
+    admin_port, = free_ports(1)
+    server = Server("admin.enableServer=true\nadmin.serverAddress=127.0.0.1\n"
+                    "admin.serverPort=%d\n" % admin_port)
+    work = tempfile.mkdtemp(prefix="zkrs-backup-stop-")
+    try:
+        client = server.client()
+        # Incompressible data, so the snapshot file is this large and goes in parts.
+        for i in range(60):
+            client.create("/big/%d" % i, os.urandom(1_000_000), makepath=True)
+        client.stop()
+        for number, stop in enumerate([signal.SIGINT, signal.SIGTERM]):
+            url = "s3://%s/stopped-%d" % (BUCKET, number)
+            log = open(os.path.join(work, "backup-%d.log" % number), "w")
+            backup = start_backup(admin_port, os.path.join(work, "backup-%d" % number), log,
+                                  "--upload", url, "--upload-every", "1", env=s3)
+            try:
+                wait_until(lambda: open_uploads(), timeout=60, interval=0.01)
+                backup.send_signal(stop)
+                assert backup.wait(timeout=30) == 0
+            finally:
+                backup.kill()
+                backup.wait()
+                log.close()
+            assert open_uploads() == [], open(log.name).read()
+            copied = client_s3.list_objects_v2(Bucket=BUCKET, Prefix="stopped-%d/" % number)
+            assert "Contents" not in copied, copied
+    finally:
+        server.stop()
         shutil.rmtree(work, ignore_errors=True)
