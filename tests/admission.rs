@@ -34,7 +34,7 @@ fn mntr(server: &ServerProcess, key: &str) -> String {
 
 #[tokio::test]
 async fn handshakes_beyond_the_throttles_tokens_are_refused_and_counted() {
-    let server = ServerProcess::start(
+    let mut server = ServerProcess::start(
         "4lw.commands.whitelist=*\nzookeeper.connection_throttle_tokens=2\n\
          connection_throttle_fill_time=600000\n",
     );
@@ -49,7 +49,8 @@ async fn handshakes_beyond_the_throttles_tokens_are_refused_and_counted() {
     assert_eq!(mntr(&server, "max_connection_token_deficit"), "2");
     assert_eq!(first.create("/admitted", b"", 0).await, Ok("/admitted".to_owned()));
     assert!(second.get_data("/admitted", false).await.is_ok());
-    assert!(server.log().contains("connection throttled"), "{}", server.log());
+    let logged = server.wait_for_line("connection throttled");
+    assert!(logged.is_some(), "{}", server.log());
 }
 
 #[tokio::test]
@@ -162,7 +163,7 @@ async fn a_request_held_at_the_throttle_too_long_is_answered_throttledop() {
 
 #[tokio::test]
 async fn a_large_request_past_the_budget_closes_only_its_connection() {
-    let server =
+    let mut server =
         ServerProcess::start("largeRequestThreshold=100\nzookeeper.largeRequestMaxBytes=500\n");
     let mut bystander = Client::connect(server.address).await;
     let mut client = Client::connect(server.address).await;
@@ -171,7 +172,8 @@ async fn a_large_request_past_the_budget_closes_only_its_connection() {
     let xid = client.send(OpCode::SetData, &set_data_request("/large", &[3; 600])).await;
     assert!(client.try_reply(xid).await.is_none(), "a 600-byte frame past 500 was answered");
     assert_eq!(mntr(&server, "large_requests_rejected"), "1");
-    assert!(server.log().contains("rejecting a large request"), "{}", server.log());
+    let logged = server.wait_for_line("rejecting a large request");
+    assert!(logged.is_some(), "{}", server.log());
     let (data, _) = bystander.get_data("/large", false).await.expect("the others go on");
     assert_eq!(data.as_deref(), Some(&[2; 400][..]));
 }

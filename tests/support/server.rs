@@ -222,6 +222,12 @@ impl ServerProcess {
         self.process.log()
     }
 
+    /// Waits until a log line contains `needle` ([`Launched::wait_for_line`]): a line
+    /// reaches the log file through the reader thread a moment after the server wrote it.
+    pub fn wait_for_line(&mut self, needle: &str) -> Option<String> {
+        self.process.wait_for_line(needle)
+    }
+
     /// The process id the test started, which the server keeps for its whole life.
     pub fn pid(&self) -> u32 {
         self.process.pid()
