@@ -425,7 +425,9 @@ impl Client {
         }
         if rng.chance(10) {
             let then_read = other.filter(|_| self.outstanding.is_empty());
-            if self.linearizable_reads && rng.chance(50) {
+            // A read-only session asked for possibly stale reads: a read-only member
+            // serves it without the read barrier, as the README says.
+            if self.linearizable_reads && !self.session_read_only && rng.chance(50) {
                 if let Some(target) = then_read {
                     // Linearizable without a sync: as if synced when the read leaves.
                     return Some(Op::ReadOther(Target { synced_at: self.now, ..target }));
