@@ -204,10 +204,9 @@ impl Remote {
             }
             sent += read as u64;
         }
-        let Some(finished) = unless_stopped(stop, writer.shutdown()).await else {
-            let _ = writer.abort().await;
-            return Err(stopped);
-        };
+        // Finishing is not cut short: a writer cannot be aborted once it finishes, and a
+        // whole object leaves no open upload behind.
+        let finished = writer.shutdown().await;
         finished.map_err(|source| RemoteError::Upload { object: self.url_of(file), source })?;
         let stored = self.store.head(&self.object(file)).await.map_err(self.store_error(file))?;
         if stored.size != sent {
