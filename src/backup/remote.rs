@@ -172,38 +172,13 @@ impl Remote {
     ) -> Result<u64, RemoteError> {
         let mut source = tokio::fs::File::open(path).await.map_err(local(path))?;
         let mut writer = BufWriter::new(self.store.clone(), self.object(file));
-        let mut chunk = vec![0u8; UPLOAD_CHUNK];
-        let mut sent = 0u64;
-        let stopped = RemoteError::Stopped { object: self.url_of(file) };
-        loop {
-            let read = match unless_stopped(stop, source.read(&mut chunk)).await {
-                Some(Ok(read)) => read,
-                Some(Err(err)) => {
-                    let _ = writer.abort().await;
-                    return Err(local(path)(err));
-                }
-                None => {
-                    let _ = writer.abort().await;
-                    return Err(stopped);
-                }
-            };
-            if read == 0 {
-                break;
+        let sent = match self.send(&mut source, &mut writer, path, file, stop).await {
+            Ok(sent) => sent,
+            Err(err) => {
+                let _ = writer.abort().await;
+                return Err(err);
             }
-            let piece = bytes::Bytes::copy_from_slice(&chunk[..read]);
-            match unless_stopped(stop, writer.put(piece)).await {
-                Some(Ok(())) => {}
-                Some(Err(err)) => {
-                    let _ = writer.abort().await;
-                    return Err(self.store_error(file)(err));
-                }
-                None => {
-                    let _ = writer.abort().await;
-                    return Err(stopped);
-                }
-            }
-            sent += read as u64;
-        }
+        };
         // Finishing is not cut short: a writer cannot be aborted once it finishes, and a
         // whole object leaves no open upload behind.
         let finished = writer.shutdown().await;
@@ -214,6 +189,34 @@ impl Remote {
             return Err(RemoteError::Mismatch { object: self.url_of(file), reason });
         }
         Ok(sent)
+    }
+
+    /// Hands `source` to `writer` a chunk at a time, and returns how many bytes it took.
+    /// `stop` is heard between chunks, never during one: a writer cut short while it
+    /// creates the multipart upload forgets the upload, and could then not abort it. A
+    /// chunk waits at most for one request to the store.
+    async fn send(
+        &self,
+        source: &mut tokio::fs::File,
+        writer: &mut BufWriter,
+        path: &Path,
+        file: Named,
+        stop: &CancellationToken,
+    ) -> Result<u64, RemoteError> {
+        let mut chunk = vec![0u8; UPLOAD_CHUNK];
+        let mut sent = 0u64;
+        loop {
+            if stop.is_cancelled() {
+                return Err(RemoteError::Stopped { object: self.url_of(file) });
+            }
+            let read = source.read(&mut chunk).await.map_err(local(path))?;
+            if read == 0 {
+                return Ok(sent);
+            }
+            let piece = bytes::Bytes::copy_from_slice(&chunk[..read]);
+            writer.put(piece).await.map_err(self.store_error(file))?;
+            sent += read as u64;
+        }
     }
 
     /// Copies `file` into the directory `dir`, synced.

@@ -99,7 +99,7 @@ impl StorageWriter {
                     group.add(batch);
                 }
                 if group.awaited > 0 && payoff.worth_waiting() {
-                    payoff.record(group.wait_for_replies(&incoming, sync_took.mean()));
+                    payoff.record(group.wait_for_replies(&incoming, sync_took.typical()));
                 }
                 let Group { writes, batches, appended, .. } = group;
                 let started = Instant::now();
@@ -156,6 +156,23 @@ impl StorageWriter {
     }
 }
 
+/// Adds `write` after `writes`, joined to the append before it when both are appends, so
+/// that one sync covers both; returns how many log entries it appends.
+pub fn push_joining(writes: &mut Vec<Write>, write: Write) -> usize {
+    match (write, writes.last_mut()) {
+        (Write::Append(more), Some(Write::Append(joined))) => {
+            let entries = more.len();
+            joined.extend(more);
+            entries
+        }
+        (write, _) => {
+            let entries = if let Write::Append(first) = &write { first.len() } else { 0 };
+            writes.push(write);
+            entries
+        }
+    }
+}
+
 /// The batches the thread writes as one: their writes in order, consecutive appends
 /// joined so that one sync covers them.
 #[derive(Default)]
@@ -170,21 +187,8 @@ struct Group {
 impl Group {
     fn add(&mut self, batch: Batch) {
         self.batches += 1;
-        let mut entries = 0;
-        for write in batch.writes {
-            match (write, self.writes.last_mut()) {
-                (Write::Append(more), Some(Write::Append(joined))) => {
-                    entries += more.len();
-                    joined.extend(more);
-                }
-                (write, _) => {
-                    if let Write::Append(first) = &write {
-                        entries += first.len();
-                    }
-                    self.writes.push(write);
-                }
-            }
-        }
+        let entries: usize =
+            batch.writes.into_iter().map(|write| push_joining(&mut self.writes, write)).sum();
         self.appended += entries;
         self.awaited = self.awaited.saturating_sub(entries).max(batch.awaited);
     }
@@ -240,21 +244,32 @@ impl Payoff {
     }
 }
 
-/// How long writing and syncing a group takes on this disk, smoothed: what bounds the
+/// How long writing and syncing a group typically takes on this disk: what bounds the
 /// wait for replies. A wait that brings nothing costs at most this, which is what the
-/// write it waited for would have cost had it come: a sync of its own.
+/// write it waited for would have cost had it come: a sync of its own. The median of the
+/// recent groups, so that an occasional slow one (a memtable flush) does not stretch it.
 #[derive(Default)]
 struct SyncTime {
-    mean_us: f64,
+    /// The recent groups' times, oldest overwritten first.
+    recent: [Duration; SyncTime::KEPT],
+    /// Groups timed so far.
+    timed: usize,
 }
 
 impl SyncTime {
+    /// How many recent groups the median is taken over.
+    const KEPT: usize = 15;
+
     fn record(&mut self, took: Duration) {
-        self.mean_us += (took.as_secs_f64() * 1e6 - self.mean_us) / 8.0;
+        self.recent[self.timed % SyncTime::KEPT] = took;
+        self.timed += 1;
     }
 
-    fn mean(&self) -> Duration {
-        Duration::from_secs_f64(self.mean_us / 1e6).min(MOST_HELD)
+    fn typical(&self) -> Duration {
+        let mut recent = self.recent;
+        let timed = &mut recent[..self.timed.min(SyncTime::KEPT)];
+        timed.sort_unstable();
+        timed.get(timed.len() / 2).copied().unwrap_or_default().min(MOST_HELD)
     }
 }
 
