@@ -1,12 +1,15 @@
 //! Client frames: a 4-byte big-endian length, then that many bytes, the length checked
 //! against `jute.maxbuffer` before anything is buffered for it.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadHalf};
 use tokio::net::tcp::OwnedReadHalf;
+use tokio_util::io::poll_read_buf;
 
 /// A frame whose advertised length is negative or over `jute.maxbuffer`; the connection
 /// is closed, as ZooKeeper closes it.
@@ -61,17 +64,20 @@ impl ClientInput for OwnedReadHalf {
     /// Plain TCP: waits on the reactor's readiness and makes room only once bytes are
     /// there, so a quiet connection holds no read buffer. A read that finds nothing lets
     /// an empty buffer go again.
+    ///
+    /// The read is one poll of `poll_read`, not `try_read_buf`: a read that fills less
+    /// than the room given tells the reactor the socket is drained, where `try_read_buf`
+    /// leaves it ready and the next read is a system call that finds nothing, one per
+    /// request for a client that waits for each reply.
     async fn read_some(&mut self, buffer: &mut BytesMut, want: usize) -> io::Result<usize> {
         loop {
             self.readable().await?;
             buffer.reserve(want);
-            match self.try_read_buf(buffer) {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    if buffer.is_empty() {
-                        *buffer = BytesMut::new();
-                    }
-                }
-                read => return read,
+            let once = poll_fn(|cx| Poll::Ready(poll_read_buf(Pin::new(&mut *self), cx, buffer)));
+            match once.await {
+                Poll::Ready(read) => return read,
+                Poll::Pending if buffer.is_empty() => *buffer = BytesMut::new(),
+                Poll::Pending => {}
             }
         }
     }
