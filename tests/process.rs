@@ -15,10 +15,18 @@ async fn the_server_restarts_itself_once_with_its_allocator_options() {
     let proc_dir = std::path::PathBuf::from(format!("/proc/{}", server.pid()));
     let environment = std::fs::read(proc_dir.join("environ")).expect("read environ");
     let variables: Vec<&[u8]> = environment.split(|&byte| byte == 0).collect();
+    for option in [&b"MIMALLOC_PURGE_DECOMMITS=0"[..], b"MIMALLOC_ALLOW_THP=0"] {
+        assert!(
+            variables.contains(&option),
+            "the serving process lacks the allocator option {}: {:?}",
+            String::from_utf8_lossy(option),
+            String::from_utf8_lossy(&environment)
+        );
+    }
+    let status = std::fs::read_to_string(proc_dir.join("status")).expect("read status");
     assert!(
-        variables.contains(&&b"MIMALLOC_PURGE_DECOMMITS=0"[..]),
-        "the serving process lacks the allocator option: {:?}",
-        String::from_utf8_lossy(&environment)
+        status.lines().any(|line| line.starts_with("THP_enabled:") && line.ends_with('0')),
+        "transparent huge pages are still allowed: {status}"
     );
     let command_line = std::fs::read(proc_dir.join("cmdline")).expect("read cmdline");
     let arguments: Vec<&[u8]> = command_line.split(|&byte| byte == 0).collect();
