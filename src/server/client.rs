@@ -8,16 +8,20 @@
 //! after it arrived (`server::read_barrier`); one round covers every request queued when
 //! its ticket was taken.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::OptionFuture;
 use jute::records::SetSaslResponse;
 use jute::Code;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::error::{SendError, TrySendError};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -247,7 +251,9 @@ async fn read_loop<R: ClientInput>(
     socket: R,
 ) -> Result<(), ConnectionError> {
     let mut frames = FrameReader::new(socket, shared.config.jute_max_buffer);
-    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, frames.peek_header())
+    // The opening's waits are boxed, as the handshake below: their timers, inline, would
+    // size the task for the connection's life.
+    let first = Box::pin(tokio::time::timeout(HANDSHAKE_TIMEOUT, frames.peek_header()))
         .await
         .map_err(|_| ConnectionError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
     shared.stats.packets_received.fetch_add(1, Ordering::Relaxed);
@@ -258,7 +264,7 @@ async fn read_loop<R: ClientInput>(
         four_letter::respond(shared, connection, word);
         return Ok(());
     }
-    let connect = match tokio::time::timeout(HANDSHAKE_TIMEOUT, frames.next()).await {
+    let connect = match Box::pin(tokio::time::timeout(HANDSHAKE_TIMEOUT, frames.next())).await {
         Err(_) => return Err(ConnectionError::HandshakeTimeout(HANDSHAKE_TIMEOUT)),
         Ok(None) => return Ok(()),
         Ok(Some(Err(err))) => return Err(err.into()),
@@ -290,11 +296,17 @@ async fn read_loop<R: ClientInput>(
         let outstanding = session.queue.len() as u64 + connection.writes_in_flight();
         let readable = session.queue.len() < QUEUED_REQUESTS_MAX
             && request_throttle::may_read(throttle, shared.registry.load(), outstanding);
+        // Boxed, and only while a read waits for the barrier: inline, the wait would size
+        // every connection's task, barrier or not.
+        let mut barrier =
+            ticket.map(|ticket| Box::pin(barrier_passage(barrier_ends.as_mut(), ticket)));
         tokio::select! {
             biased;
             () = connection.closing() => return Ok(()),
-            passage = barrier_passage(barrier_ends.as_mut(), ticket), if ticket.is_some() => {
-                session.reads.ended(passage)?;
+            passage = OptionFuture::from(barrier.as_mut()), if barrier.is_some() => {
+                if let Some(passage) = passage {
+                    session.reads.ended(passage)?;
+                }
             }
             frame = frames.next(), if readable => match frame {
                 None => return Ok(()),
@@ -342,13 +354,10 @@ async fn handshake(
 }
 
 /// Waits for the end of the barrier round `ticket` waits for.
-async fn barrier_passage(
-    ends: Option<&mut watch::Receiver<Finished>>,
-    ticket: Option<Ticket>,
-) -> Passage {
-    match (ends, ticket) {
-        (Some(ends), Some(ticket)) => ReadBarrier::wait(ends, ticket).await,
-        _ => std::future::pending().await,
+async fn barrier_passage(ends: Option<&mut watch::Receiver<Finished>>, ticket: Ticket) -> Passage {
+    match ends {
+        Some(ends) => ReadBarrier::wait(ends, ticket).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -367,6 +376,9 @@ struct Session<'a> {
     /// to be answered THROTTLEDOP.
     front_throttled: bool,
 }
+
+/// A write waiting for room in the driver's queue.
+type WaitForRoom<'a> = Pin<Box<dyn Future<Output = Result<(), SendError<Input>>> + Send + 'a>>;
 
 /// Where a request stands after its turn at the request throttle.
 enum Turn<'a> {
@@ -546,11 +558,9 @@ impl<'a> Session<'a> {
                         received_us,
                     };
                     self.connection.submit_write(permit);
-                    self.shared
-                        .driver
-                        .send(input)
-                        .await
-                        .map_err(|_| ConnectionError::ServerStopping)?;
+                    if let Some(wait) = self.hand_on(input)? {
+                        wait.await.map_err(|_| ConnectionError::ServerStopping)?;
+                    }
                 }
                 _ if self.connection.writes_in_flight() > 0 => return Ok(()),
                 Ok(request)
@@ -601,22 +611,46 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    /// Hands a write to the driver at once while its queue has room; otherwise returns
+    /// the wait for room, boxed (as the throttle's, see `take_turn`), so that neither the
+    /// wait nor the write it carries sizes every connection's task.
+    fn hand_on(&self, input: Input) -> Result<Option<WaitForRoom<'a>>, ConnectionError> {
+        match self.shared.driver.try_send(input) {
+            Ok(()) => Ok(None),
+            Err(TrySendError::Full(input)) => Ok(Some(Box::pin(self.shared.driver.send(input)))),
+            Err(TrySendError::Closed(_)) => Err(ConnectionError::ServerStopping),
+        }
+    }
+
     /// The front request's turn at the request throttle: at once while fewer writes
     /// than `request_throttle_max_requests` are in process, else after every request
     /// that began waiting before it. One that waited past `throttled_op_wait_time` is
     /// answered THROTTLEDOP (unless not `throttlable`), and one that waits past its
     /// session's timeout under `request_stale_latency_check` goes with its connection.
     /// A read gives its permit back as soon as it is answered.
+    ///
+    /// The wait is boxed: its timer and permit futures, inline, would size every
+    /// connection's task for a wait most connections never make.
     async fn take_turn(
         &self,
         throttlable: bool,
         received_us: u64,
     ) -> Result<Turn<'a>, ConnectionError> {
         let shared: &'a Arc<Shared> = self.shared;
-        let load = shared.registry.load();
-        if let Some(permit) = load.try_permit() {
+        if let Some(permit) = shared.registry.load().try_permit() {
             return Ok(Turn::Go(permit));
         }
+        Box::pin(self.wait_turn(throttlable, received_us)).await
+    }
+
+    /// The front request's wait at the request throttle, once no permit was free.
+    async fn wait_turn(
+        &self,
+        throttlable: bool,
+        received_us: u64,
+    ) -> Result<Turn<'a>, ConnectionError> {
+        let shared: &'a Arc<Shared> = self.shared;
+        let load = shared.registry.load();
         let settings = &self.shared.config.request_throttle;
         let stats = &self.shared.stats;
         stats.request_throttle_wait_count.fetch_add(1, Ordering::Relaxed);

@@ -4,7 +4,7 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{ready, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadHalf};
@@ -65,21 +65,24 @@ impl ClientInput for OwnedReadHalf {
     /// there, so a quiet connection holds no read buffer. A read that finds nothing lets
     /// an empty buffer go again.
     ///
-    /// The read is one poll of `poll_read`, not `try_read_buf`: a read that fills less
-    /// than the room given tells the reactor the socket is drained, where `try_read_buf`
-    /// leaves it ready and the next read is a system call that finds nothing, one per
-    /// request for a client that waits for each reply.
+    /// The read is a poll of `poll_read`, not `try_read_buf`: a read that fills less than
+    /// the room given tells the reactor the socket is drained, where `try_read_buf` leaves
+    /// it ready and the next read is a system call that finds nothing, one per request for
+    /// a client that waits for each reply. Readiness is polled in place, not awaited as a
+    /// future of its own, which every quiet connection's task would hold.
     async fn read_some(&mut self, buffer: &mut BytesMut, want: usize) -> io::Result<usize> {
-        loop {
-            self.readable().await?;
-            buffer.reserve(want);
-            let once = poll_fn(|cx| Poll::Ready(poll_read_buf(Pin::new(&mut *self), cx, buffer)));
-            match once.await {
-                Poll::Ready(read) => return read,
-                Poll::Pending if buffer.is_empty() => *buffer = BytesMut::new(),
-                Poll::Pending => {}
+        poll_fn(|cx| {
+            if let Err(err) = ready!(self.as_ref().poll_read_ready(cx)) {
+                return Poll::Ready(Err(err));
             }
-        }
+            buffer.reserve(want);
+            let read = poll_read_buf(Pin::new(&mut *self), cx, buffer);
+            if read.is_pending() && buffer.is_empty() {
+                *buffer = BytesMut::new();
+            }
+            read
+        })
+        .await
     }
 }
 
