@@ -81,6 +81,13 @@ impl<'a> RequestQueue<'a> {
     fn pop(&mut self) -> Option<Queued> {
         let queued = self.items.pop_front()?;
         self.connection.dequeue_request();
+        // A session whose queue a ping empties is idle (clients ping only when they have
+        // nothing else to send), and lets the queue's room go: kept, it would hold room
+        // for four requests (736 bytes) after its first ping, or for the thousand it once
+        // pipelined. A busy session keeps its room from one burst to the next.
+        if self.items.is_empty() && matches!(queued.request, Ok(Request::Ping)) {
+            self.items = VecDeque::new();
+        }
         Some(queued)
     }
 
@@ -116,5 +123,33 @@ impl Drop for RequestQueue<'_> {
         for (_, large) in self.large_writes.drain(..) {
             self.large_requests.release(large);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::registry::{ConnectionLimits, Registry};
+
+    fn queued(xid: i32, request: Request) -> Queued {
+        Queued { xid, request: Ok(request), received_us: 0, frame: Bytes::new(), large: 0 }
+    }
+
+    #[test]
+    fn a_queue_emptied_by_a_ping_holds_no_room() {
+        let registry = Registry::default();
+        let limits = ConnectionLimits { per_ip_max: 0, total_max: 0 };
+        let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        let connection = registry.open(peer, false, limits, 0).expect("open");
+        let large = LargeRequests::default();
+        let mut queue = RequestQueue::new(&connection, &large);
+        for xid in 0..100 {
+            queue.push_back(queued(xid, Request::CloseSession));
+        }
+        while queue.pop_write().is_some() {}
+        assert!(queue.items.capacity() >= 100, "a busy session keeps its room between bursts");
+        queue.push_back(queued(100, Request::Ping));
+        assert_eq!(queue.pop_answered().map(|queued| queued.xid), Some(100));
+        assert_eq!(queue.items.capacity(), 0, "an idle session holds no room");
     }
 }
