@@ -159,18 +159,30 @@ impl StorageWriter {
 /// Adds `write` after `writes`, joined to the append before it when both are appends, so
 /// that one sync covers both; returns how many log entries it appends.
 pub fn push_joining(writes: &mut Vec<Write>, write: Write) -> usize {
-    match (write, writes.last_mut()) {
-        (Write::Append(more), Some(Write::Append(joined))) => {
-            let entries = more.len();
-            joined.extend(more);
-            entries
-        }
-        (write, _) => {
-            let entries = if let Write::Append(first) = &write { first.len() } else { 0 };
-            writes.push(write);
-            entries
+    match write {
+        Write::Append(entries) => append_joining(writes, entries),
+        other => {
+            writes.push(other);
+            0
         }
     }
+}
+
+/// Appends `entries` to the append that ends `writes`, or as a new append after any other
+/// write, so that one sync covers the run; returns how many entries it appends.
+pub fn append_joining(
+    writes: &mut Vec<Write>,
+    entries: impl IntoIterator<Item = LogEntry>,
+) -> usize {
+    if let Some(Write::Append(joined)) = writes.last_mut() {
+        let before = joined.len();
+        joined.extend(entries);
+        return joined.len() - before;
+    }
+    let entries: Vec<LogEntry> = entries.into_iter().collect();
+    let appended = entries.len();
+    writes.push(Write::Append(entries));
+    appended
 }
 
 /// The batches the thread writes as one: their writes in order, consecutive appends

@@ -432,8 +432,7 @@ impl Pipeline {
                 Action::Append(entries) => self.persist.append(
                     entries
                         .into_iter()
-                        .map(|entry| LogEntry { zxid: entry.zxid, value: entry.payload })
-                        .collect(),
+                        .map(|entry| LogEntry { zxid: entry.zxid, value: entry.payload }),
                 ),
                 Action::Truncate(zxid) => self.persist.push(Write::Truncate(zxid)),
                 Action::InstallSnapshot(zxid) => self.install_snapshot(zxid)?,

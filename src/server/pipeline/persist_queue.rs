@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use crate::server::storage_writer::{push_joining, Write, BATCHES_IN_FLIGHT};
+use crate::server::storage_writer::{append_joining, Write, BATCHES_IN_FLIGHT};
 use crate::storage::LogEntry;
 use crate::txn::Zxid;
 use crate::zab::ServerId;
@@ -95,12 +95,14 @@ impl<T> PersistQueue<T> {
 
     /// Asks for `entries` to be appended, after every write asked for before. Appends
     /// that follow each other are written together.
-    pub fn append(&mut self, entries: Vec<LogEntry>) {
+    pub fn append(&mut self, entries: impl IntoIterator<Item = LogEntry>) {
         self.asked += 1;
-        if let Some(last) = entries.last() {
-            self.log_end = last.zxid;
+        append_joining(&mut self.waiting, entries);
+        if let Some(Write::Append(waiting)) = self.waiting.last() {
+            if let Some(last) = waiting.last() {
+                self.log_end = last.zxid;
+            }
         }
-        push_joining(&mut self.waiting, Write::Append(entries));
     }
 
     /// The writes to hand the storage thread now, if any are waiting and it has fewer
