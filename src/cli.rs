@@ -121,9 +121,9 @@ enum Command {
         #[arg(long)]
         to_data_log_dir: Option<PathBuf>,
     },
-    /// Makes Apache ZooKeeper's data directory from a stopped zkrs server's: one
-    /// ZooKeeper snapshot of the whole state, with its sessions, epochs and myid (the way
-    /// back after `zkrs import`).
+    /// Makes Apache ZooKeeper's data directory from a stopped zkrs server's: its newest
+    /// snapshot as a ZooKeeper snapshot, with its sessions, the txns after it as a
+    /// ZooKeeper txn log, epochs and myid (the way back after `zkrs import`).
     Export {
         /// The zkrs dataDir.
         data_dir: PathBuf,
@@ -133,6 +133,10 @@ enum Command {
         /// ZooKeeper's new dataDir (its version-2/ must be empty or missing).
         #[arg(long)]
         to: PathBuf,
+        /// ZooKeeper's new dataLogDir, if its zoo.cfg will name one (its version-2/ must
+        /// be empty or missing).
+        #[arg(long)]
+        to_data_log_dir: Option<PathBuf>,
     },
 }
 
@@ -412,7 +416,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
             Ok(())
         }
-        Command::Export { data_dir, data_log_dir, to } => {
+        Command::Export { data_dir, data_log_dir, to, to_data_log_dir } => {
+            let to = crate::export::ZooKeeperTarget { data_dir: to, data_log_dir: to_data_log_dir };
             crate::export::export(&data_dir, data_log_dir.as_deref(), &to, &mut out)?;
             Ok(())
         }

@@ -1,7 +1,9 @@
 use super::*;
+use crate::export::{export, ExportError, ZooKeeperTarget};
 use crate::storage::recovery::{recover, Recovered, Replay};
 use crate::tree::data_tree::child_path;
 use crate::zk_format::snapshot::{read_snapshot, Snapshot};
+use crate::zk_format::txn_log::{read_log, LogFile};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/zookeeper-3.8");
 const SESSION: i64 = 0x0100_0048_870d_0000;
@@ -123,8 +125,10 @@ fn an_import_exported_again_gives_zookeeper_its_own_snapshot_back() {
     import(&from, &to, None, &mut Vec::new()).expect("imports");
     assert_eq!(std::fs::read_to_string(to.join("myid")).ok().as_deref(), Some("3\n"));
     let back = scratch("export").join("back");
-    let exported = crate::export::export(&to, None, &back, &mut Vec::new()).expect("exports");
-    assert_eq!(exported.zxid, 0x10);
+    let target = ZooKeeperTarget { data_dir: back.clone(), data_log_dir: None };
+    let exported = export(&to, None, &target, &mut Vec::new()).expect("exports");
+    assert_eq!((exported.snapshot_zxid, exported.txns), (0x10, 0));
+    assert!(!back.join("version-2/log.11").exists(), "no txns, no log");
     let original =
         read_snapshot(&Path::new(FIXTURE).join("version-2/snapshot.10")).expect("fixture");
     let written =
@@ -140,9 +144,36 @@ fn an_import_exported_again_gives_zookeeper_its_own_snapshot_back() {
     assert_eq!(epoch, "0");
     let myid = std::fs::read_to_string(back.join("myid"));
     assert_eq!(myid.ok().as_deref(), Some("3\n"), "the member keeps its id both ways");
-    let again = crate::export::export(&to, None, &back, &mut Vec::new());
-    assert!(matches!(again, Err(crate::export::ExportError::TargetInUse(_))), "{again:?}");
+    let again = export(&to, None, &target, &mut Vec::new());
+    assert!(matches!(again, Err(ExportError::TargetInUse(_))), "{again:?}");
     let _ = std::fs::remove_dir_all(scratch("export"));
+}
+
+#[test]
+fn the_txns_after_the_snapshot_are_exported_as_a_log_zookeeper_can_truncate() {
+    let from = zookeeper_dir("export-log", &["snapshot.10"]);
+    let to = scratch("export-log").join("zkrs");
+    import(&from, &to, None, &mut Vec::new()).expect("imports from snapshot.0 and the log");
+    let back = scratch("export-log").join("back");
+    let target =
+        ZooKeeperTarget { data_dir: back.join("data"), data_log_dir: Some(back.join("logs")) };
+    let mut report = Vec::new();
+    let exported = export(&to, None, &target, &mut report).expect("exports");
+    let counts = (exported.snapshot_zxid, exported.txns, exported.last_zxid);
+    assert_eq!(counts, (0, 0x10, 0x10));
+    let report = String::from_utf8(report).expect("text");
+    assert!(report.contains("16 txns after it, up to 0x10"), "{report}");
+    assert!(back.join("data/version-2/snapshot.0").exists());
+    assert!(!back.join("data/version-2/log.1").exists(), "the log goes to the dataLogDir");
+    let written = read_log(&back.join("logs/version-2/log.1")).expect("ZooKeeper's format");
+    let original = read_log(&Path::new(FIXTURE).join("version-2/log.1")).expect("fixture");
+    let txns = |log: &LogFile| -> Vec<Txn> {
+        log.txns.iter().map(|logged| Txn::decode(&logged.bytes).expect("a txn")).collect()
+    };
+    assert_eq!(txns(&written), txns(&original));
+    let again = export(&to, None, &target, &mut Vec::new());
+    assert!(matches!(again, Err(ExportError::TargetInUse(_))), "{again:?}");
+    let _ = std::fs::remove_dir_all(scratch("export-log"));
 }
 
 #[test]

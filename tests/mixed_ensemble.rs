@@ -6,7 +6,9 @@
 //! 3-member ZooKeeper ensemble moved to zkrs one member at a time (`zkrs import` of the
 //! member's data) and back (`zkrs export`), under a load of writes, through stages led
 //! by either kind of member, and with the leader SIGKILLed mid-migration; no
-//! acknowledged write is lost and sessions on the members that stay up live on.
+//! acknowledged write is lost and sessions on the members that stay up live on. And a
+//! zkrs member whose log ends in a proposal no quorum committed, exported: ZooKeeper
+//! truncates the proposal when the new leader says so, and joins.
 
 mod support;
 
@@ -668,4 +670,70 @@ async fn a_zookeeper_observer_installs_a_zkrs_leaders_snapshot() {
     assert_eq!(held.ephemeral_owner, client.session_id, "owned by the same session");
     client.close().await;
     reader.close().await;
+}
+
+/// The member among `members` that leads, waited for.
+fn leader_among(members: &[&ServerProcess]) -> usize {
+    let deadline = Instant::now() + JOIN_WAIT;
+    loop {
+        for (index, member) in members.iter().enumerate() {
+            let srvr = four_letter(member.address, "srvr").unwrap_or_default();
+            if srvr.lines().any(|line| line == "Mode: leader") {
+                return index;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader among the zkrs members");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_exported_with_an_uncommitted_tail_lets_zookeeper_truncate_it() {
+    let lines = ensemble_lines(&[false, false, false]);
+    let mut members: Vec<ServerProcess> = (1..=3).map(|id| start_zkrs(id, &lines)).collect();
+    let leading = leader_among(&members.iter().collect::<Vec<_>>());
+    let leader = members.remove(leading);
+    create(leader.address, "/committed", b"everywhere").await;
+    let mut client = Client::connect(leader.address).await;
+    // The followers go (killed: stopped ones would still find the proposal in their
+    // sockets' buffers when continued, log it and commit it in the next epoch). The
+    // leader logs the next proposal, which no quorum will ever commit.
+    let follower_dirs: Vec<_> = members.into_iter().map(ServerProcess::kill).collect();
+    let request = CreateRequest {
+        path: "/uncommitted".into(),
+        data: Some(b"never acknowledged".to_vec().into()),
+        acl: open_acl(),
+        flags: 0,
+    };
+    client.send(OpCode::Create, &request).await;
+    // At its next tick the leader finds no quorum and steps down, its proposal logged.
+    let deadline = Instant::now() + JOIN_WAIT;
+    while four_letter(leader.address, "srvr").unwrap_or_default().contains("Mode: leader") {
+        assert!(Instant::now() < deadline, "the leader kept leading alone");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dir = leader.kill();
+    let members: Vec<ServerProcess> =
+        follower_dirs.into_iter().map(|dir| start_zkrs_in(dir, &lines, 0)).collect();
+    let new_leader = leader_among(&members.iter().collect::<Vec<_>>());
+    create(members[new_leader].address, "/after", b"new epoch").await;
+    // The old leader's data comes back as ZooKeeper's, holding the uncommitted txn last.
+    let to = scratch_dir(&format!("exported-member{}", leading + 1)).join("data");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_zkrs"))
+        .args([Path::new("export"), &dir.join("data"), Path::new("--to"), &to])
+        .output()
+        .expect("zkrs runs");
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{report}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!report.contains(" 0 txns after it"), "the tail is in the log: {report}");
+    let id = u64::try_from(leading + 1).expect("small");
+    let mut zookeeper = ReferenceZooKeeper::spawn_member_on(Some(&to), id, free_port(), &lines);
+    wait_until_in_sync(zookeeper.address, || zookeeper.log());
+    assert!(zookeeper.is_running(), "ZooKeeper exited: {}", zookeeper.log());
+    let log = zookeeper.log();
+    assert!(log.contains("Truncating log to get in sync with the leader"), "no TRUNC: {log}");
+    assert_eq!(read_synced(zookeeper.address, "/uncommitted").await, None, "truncated");
+    assert_eq!(read_synced(zookeeper.address, "/after").await.as_deref(), Some(&b"new epoch"[..]));
+    let committed = read_synced(zookeeper.address, "/committed").await;
+    assert_eq!(committed.as_deref(), Some(&b"everywhere"[..]));
 }

@@ -5,11 +5,14 @@
 //!
 //! Read as ZooKeeper's `FileTxnIterator` reads it: an empty record (the preallocated
 //! zeros) or a record cut short (a crash mid-write) ends the file; a record whose bytes
-//! fail their checksum stops the read, as it stops ZooKeeper's start.
+//! fail their checksum stops the read, as it stops ZooKeeper's start. Written as
+//! `FileTxnLog.append` writes it, without the preallocated zeros, which ZooKeeper reads
+//! the same as the file's end.
 
 use std::path::Path;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+use jute::writer::{write_buffer, write_i32, write_i64};
 use jute::{DecodeError, Reader};
 
 use super::{adler32, check_header, read_file, ZkFileError};
@@ -74,6 +77,23 @@ pub fn decode(bytes: &Bytes, path: &str) -> Result<LogFile, ZkFileError> {
             .map_err(|source| ZkFileError::Malformed { path: path.to_owned(), source })?;
         txns.push(LoggedTxn { zxid, bytes: txn });
     }
+}
+
+/// Encodes a log file holding `txns` (each a `TxnHeader` and its txn record, as
+/// [`LoggedTxn::bytes`]), in order, as ZooKeeper writes one: for `zkrs export`, the txns
+/// after the snapshot, which ZooKeeper replays at start and can truncate when a leader
+/// says they were never committed.
+pub fn encode<'a>(txns: impl IntoIterator<Item = &'a [u8]>) -> BytesMut {
+    let mut out = BytesMut::new();
+    write_i32(&mut out, MAGIC);
+    write_i32(&mut out, super::VERSION);
+    write_i64(&mut out, 0);
+    for txn in txns {
+        write_i64(&mut out, i64::from(adler32(txn)));
+        write_buffer(&mut out, Some(txn));
+        out.put_u8(END_OF_RECORD);
+    }
+    out
 }
 
 /// The zxid in a txn's `TxnHeader` (after the client id and cxid).

@@ -43,3 +43,20 @@ fn a_changed_byte_fails_the_record_checksum() {
     let err = decode(&Bytes::from(bytes), "log.1").expect_err("refused");
     assert!(matches!(err, ZkFileError::Checksum { .. }), "{err}");
 }
+
+#[test]
+fn an_encoded_log_is_byte_for_byte_what_zookeeper_wrote() {
+    let bytes = fixture();
+    let log = decode(&Bytes::from(bytes.clone()), "log.1").expect("reads");
+    let encoded = encode(log.txns.iter().map(|txn| &txn.bytes[..]));
+    let end = bytes.len() - bytes.iter().rev().position(|byte| *byte != 0).unwrap_or(0);
+    assert_eq!(&encoded[..], &bytes[..end]);
+    assert_eq!(decode(&encoded.freeze(), "log.1").expect("reads back").txns, log.txns);
+}
+
+#[test]
+fn a_log_of_no_txns_is_only_the_header() {
+    let encoded = encode(std::iter::empty()).freeze();
+    assert_eq!(encoded.len(), 16);
+    assert_eq!(decode(&encoded, "log.1").expect("reads").txns, vec![]);
+}
