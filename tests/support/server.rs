@@ -13,14 +13,38 @@ const START_WAIT: Duration = Duration::from_secs(30);
 /// How long a server may take to exit once it should.
 const EXIT_WAIT: Duration = Duration::from_secs(60);
 
-/// A fresh directory under the system temp dir, unique per call.
+/// A fresh directory under the system temp dir, unique per call. The first call also
+/// removes what test processes that have exited left behind.
 pub fn scratch_dir(name: &str) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(remove_exited_scratch_dirs);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("zkrs-test-{}-{name}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
+}
+
+/// Removes the scratch directories of test processes no longer running. Directories are
+/// kept for a look after a failure (and some, such as a ZooKeeper member's data, by
+/// design), so without this every run would add to the disk's use for good.
+fn remove_exited_scratch_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|name| name.strip_prefix("zkrs-test-")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|pid| pid.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// A `zkrs` process started with any arguments, its standard error appended to
