@@ -251,12 +251,22 @@ impl Load {
     }
 }
 
+/// What the connections from one address share.
+#[derive(Debug)]
+struct FromAddress {
+    /// Connections open, for `maxClientCnxns`.
+    open: u32,
+    /// The identity every connection from the address starts with (`ip:<address>`):
+    /// one copy, not one a connection (an `addauth` gives its connection a copy of its own).
+    auth: Arc<AuthIds>,
+}
+
 /// All live connections.
 #[derive(Debug, Default)]
 pub struct Registry {
     connections: FastDashMap<ConnId, Arc<Connection>>,
     by_session: FastDashMap<SessionId, ConnId>,
-    per_ip: FastDashMap<IpAddr, u32>,
+    per_ip: FastDashMap<IpAddr, FromAddress>,
     open: AtomicU32,
     next_id: AtomicU64,
     load: Arc<Load>,
@@ -287,14 +297,19 @@ impl Registry {
         if reserved.is_err() {
             return Err(TooManyConnections::InAll);
         }
-        {
-            let mut count = self.per_ip.entry(peer.ip()).or_insert(0);
-            if limits.per_ip_max != 0 && *count >= limits.per_ip_max {
+        let auth = {
+            let ip = peer.ip();
+            let mut from = self.per_ip.entry(ip).or_insert_with(|| FromAddress {
+                open: 0,
+                auth: Arc::new(AuthIds::for_client(ip)),
+            });
+            if limits.per_ip_max != 0 && from.open >= limits.per_ip_max {
                 self.open.fetch_sub(1, Ordering::AcqRel);
                 return Err(TooManyConnections::FromAddress);
             }
-            *count += 1;
-        }
+            from.open += 1;
+            from.auth.clone()
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let connection = Arc::new(Connection {
             id,
@@ -311,7 +326,7 @@ impl Registry {
             close_requested: AtomicBool::new(false),
             close: Notify::new(),
             stats: Mutex::new(ConnectionStats::default()),
-            auth: RwLock::new(Arc::new(AuthIds::for_client(peer.ip()))),
+            auth: RwLock::new(auth),
         });
         self.connections.insert(id, connection.clone());
         Ok(connection)
@@ -350,10 +365,10 @@ impl Registry {
         let session_id = connection.session_id();
         self.by_session.remove_if(&session_id, |_, id| *id == connection.id);
         let ip = connection.peer.ip();
-        if let Some(mut count) = self.per_ip.get_mut(&ip) {
-            *count = count.saturating_sub(1);
+        if let Some(mut from) = self.per_ip.get_mut(&ip) {
+            from.open = from.open.saturating_sub(1);
         }
-        self.per_ip.remove_if(&ip, |_, count| *count == 0);
+        self.per_ip.remove_if(&ip, |_, from| from.open == 0);
     }
 
     /// A connection by id.
@@ -418,6 +433,21 @@ mod tests {
         registry.close(&first);
         registry.open(peer(4), false, limits, 0).expect("room again");
         assert_eq!(registry.len(), 2);
+    }
+
+    #[test]
+    fn connections_from_one_address_share_its_identity_until_one_adds_its_own() {
+        let registry = Registry::default();
+        let first = registry.open(peer(1), false, UNLIMITED, 0).expect("first");
+        let second = registry.open(peer(2), false, UNLIMITED, 0).expect("second");
+        let elsewhere = registry.open(SocketAddr::from(([127, 0, 0, 2], 1)), false, UNLIMITED, 0);
+        let elsewhere = elsewhere.expect("another address");
+        assert!(Arc::ptr_eq(&first.auth(), &second.auth()), "one copy for the address");
+        assert_eq!(elsewhere.auth().ids()[0].id, "127.0.0.2");
+        first.add_auth([Id { scheme: "digest".into(), id: "alice:hash".into() }]);
+        assert_eq!(first.auth().ids().len(), 2);
+        assert_eq!(second.auth().ids().len(), 1, "the other connection keeps only ip");
+        assert_eq!(second.auth().ids()[0].id, "127.0.0.1");
     }
 
     #[test]
