@@ -68,18 +68,37 @@ fn start_zkrs_in(dir: std::path::PathBuf, lines: &str, client_port: u16) -> Serv
     ServerProcess::start_with_config(dir, &config, true)
 }
 
-/// Runs `zkrs` with `args` (`import` or `export`) and checks that it succeeds.
-fn zkrs_tool(args: &[&Path]) {
+/// Runs `zkrs` with `args` (`import` or `export`), checks that it succeeds and returns
+/// its report.
+fn zkrs_tool(args: &[&Path]) -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_zkrs"))
         .args(args)
         .output()
         .expect("zkrs runs");
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
-        "zkrs {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
+        "zkrs {args:?} failed: {report}{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    report
+}
+
+/// The place among `addresses` (`None`: a member that is down) of the member that
+/// leads, waited for; `among` names them in the failure.
+fn wait_for_leader(addresses: &[Option<SocketAddr>], among: impl Fn() -> String) -> usize {
+    let deadline = Instant::now() + JOIN_WAIT;
+    loop {
+        for (index, address) in addresses.iter().enumerate() {
+            let Some(address) = address else { continue };
+            let srvr = four_letter(*address, "srvr").unwrap_or_default();
+            if srvr.lines().any(|line| line == "Mode: leader") {
+                return index;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader among {}", among());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Waits until the member at `address` reports `mode` (`srvr`'s `Mode:`).
@@ -268,18 +287,10 @@ impl Moving {
 
     /// The members' kinds and the leader's place, for messages and checks.
     fn leader(&self) -> (usize, &'static str) {
-        let deadline = Instant::now() + JOIN_WAIT;
-        loop {
-            for (index, member) in self.members.iter().enumerate() {
-                let Some(member) = member else { continue };
-                let srvr = four_letter(member.address(), "srvr").unwrap_or_default();
-                if srvr.lines().any(|line| line == "Mode: leader") {
-                    return (index, member.kind());
-                }
-            }
-            assert!(Instant::now() < deadline, "no leader among {}", self.kinds());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let addresses: Vec<_> =
+            self.members.iter().map(|member| member.as_ref().map(Member::address)).collect();
+        let index = wait_for_leader(&addresses, || self.kinds());
+        (index, self.members[index].as_ref().map_or("down", Member::kind))
     }
 
     fn kinds(&self) -> String {
@@ -672,26 +683,16 @@ async fn a_zookeeper_observer_installs_a_zkrs_leaders_snapshot() {
     reader.close().await;
 }
 
-/// The member among `members` that leads, waited for.
-fn leader_among(members: &[&ServerProcess]) -> usize {
-    let deadline = Instant::now() + JOIN_WAIT;
-    loop {
-        for (index, member) in members.iter().enumerate() {
-            let srvr = four_letter(member.address, "srvr").unwrap_or_default();
-            if srvr.lines().any(|line| line == "Mode: leader") {
-                return index;
-            }
-        }
-        assert!(Instant::now() < deadline, "no leader among the zkrs members");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// The members' client addresses, for [`wait_for_leader`].
+fn addresses(members: &[ServerProcess]) -> Vec<Option<SocketAddr>> {
+    members.iter().map(|member| Some(member.address)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_exported_with_an_uncommitted_tail_lets_zookeeper_truncate_it() {
     let lines = ensemble_lines(&[false, false, false]);
     let mut members: Vec<ServerProcess> = (1..=3).map(|id| start_zkrs(id, &lines)).collect();
-    let leading = leader_among(&members.iter().collect::<Vec<_>>());
+    let leading = wait_for_leader(&addresses(&members), || "the zkrs members".into());
     let leader = members.remove(leading);
     create(leader.address, "/committed", b"everywhere").await;
     let mut client = Client::connect(leader.address).await;
@@ -715,16 +716,11 @@ async fn a_member_exported_with_an_uncommitted_tail_lets_zookeeper_truncate_it()
     let dir = leader.kill();
     let members: Vec<ServerProcess> =
         follower_dirs.into_iter().map(|dir| start_zkrs_in(dir, &lines, 0)).collect();
-    let new_leader = leader_among(&members.iter().collect::<Vec<_>>());
+    let new_leader = wait_for_leader(&addresses(&members), || "the two left".into());
     create(members[new_leader].address, "/after", b"new epoch").await;
     // The old leader's data comes back as ZooKeeper's, holding the uncommitted txn last.
     let to = scratch_dir(&format!("exported-member{}", leading + 1)).join("data");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_zkrs"))
-        .args([Path::new("export"), &dir.join("data"), Path::new("--to"), &to])
-        .output()
-        .expect("zkrs runs");
-    let report = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{report}{}", String::from_utf8_lossy(&output.stderr));
+    let report = zkrs_tool(&[Path::new("export"), &dir.join("data"), Path::new("--to"), &to]);
     assert!(!report.contains(" 0 txns after it"), "the tail is in the log: {report}");
     let id = u64::try_from(leading + 1).expect("small");
     let mut zookeeper = ReferenceZooKeeper::spawn_member_on(Some(&to), id, free_port(), &lines);
