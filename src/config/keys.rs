@@ -124,14 +124,17 @@ pub const KEYS: &[Key] = &[
     key("dataDir", Text, "", Honoured).note("Required. Created when missing."),
     key("tickTime", Integer, "3000", Honoured),
     // Advanced configuration.
-    key("dataLogDir", Text, "", Honoured)
-        .note("Holds the store's write-ahead log; created when missing."),
+    key("dataLogDir", Text, "", Honoured).note(
+        "Holds the txn log (`zkrs-log/`) and RocksDB's write-ahead log; created when missing. \
+         A store refuses to start with another `dataLogDir` than the one it was written with.",
+    ),
     key("globalOutstandingLimit", DecodedInteger, "1000", Honoured).note(
         "Past it, connections with requests outstanding are not read from; each connection \
          also stops reading past 1000 requests of its own.",
     ),
-    key("preAllocSize", DecodedInteger, "65536", Ignored)
-        .note("The log is RocksDB's, recycled rather than preallocated."),
+    key("preAllocSize", DecodedInteger, "65536", Ignored).note(
+        "Log segments are filled to 16 MiB before use, ahead of time on a thread of their own.",
+    ),
     key("snapCount", DecodedInteger, "100000", Honoured),
     key("snapSizeLimitInKb", DecodedInteger, "4194304", Ignored)
         .note("Snapshots are taken by count only."),

@@ -438,11 +438,7 @@ pub async fn run(
     let (data_dir, log_dir, sync) =
         (config.data_dir.clone(), config.data_log_dir.clone(), config.force_sync);
     let storage = tokio::task::spawn_blocking(move || {
-        let storage = RocksStorage::open(&data_dir, log_dir.as_deref(), sync)?;
-        if let Err(err) = storage.prime_log_recycling() {
-            tracing::warn!(cause = %err, "cannot prepare a log file to recycle; syncs cost more");
-        }
-        Ok::<_, crate::storage::StorageError>(storage)
+        RocksStorage::open(&data_dir, log_dir.as_deref(), sync)
     })
     .await??;
     let storage = crate::storage::injected::Injected::from_environment(Arc::new(storage));

@@ -1,7 +1,8 @@
 //! Durable state: the transaction log, snapshots, and the epoch metadata.
 //!
-//! [`Storage`] is the small interface the server needs; [`rocks::RocksStorage`] keeps it in
-//! RocksDB (one column family each for the log, the snapshots and the metadata), and
+//! [`Storage`] is the small interface the server needs; [`rocks::RocksStorage`] keeps the
+//! log in segment files ([`segment_log`], as ZooKeeper keeps its txn logs) and the
+//! snapshots and metadata in RocksDB, and
 //! [`memory::MemoryStorage`] in memory: what unit tests and the whole-server simulator
 //! run on, the simulator keeping the batch being written apart so a crash can lose it
 //! (`tests/simulation/disk.rs`).
@@ -10,7 +11,8 @@
 //! # Durability contract
 //! When [`Storage::append`] returns `Ok` with syncing on, its txns survive a crash or a
 //! power loss; only then may they be acknowledged (and, in an ensemble, acked to the
-//! leader). A failed append poisons the server: it must stop, not retry and carry on.
+//! leader). A crash before it returns keeps a prefix of its txns, none of them
+//! acknowledged. A failed append poisons the server: it must stop, not retry and carry on.
 
 pub mod injected;
 pub mod memory;
@@ -18,6 +20,7 @@ mod parallel_load;
 pub mod record;
 pub mod recovery;
 pub mod rocks;
+pub mod segment_log;
 
 use bytes::{Bytes, BytesMut};
 
@@ -121,8 +124,8 @@ pub struct Epochs {
 /// the snapshot writer and a learner's transfer thread use one storage from their own
 /// threads.
 pub trait Storage: Send + Sync {
-    /// Appends entries (zxids strictly increasing past the last entry) as one atomic
-    /// batch, synced before returning when syncing is on: ZooKeeper's group commit.
+    /// Appends entries (zxids strictly increasing past the last entry) in order, synced
+    /// before returning when syncing is on: ZooKeeper's group commit.
     ///
     /// # Errors
     /// [`StorageError`]; the entries may or may not be stored, and the caller must stop.
@@ -147,7 +150,9 @@ pub trait Storage: Send + Sync {
     /// [`StorageError`] if the store cannot be written.
     fn truncate_after(&self, zxid: Zxid) -> Result<(), StorageError>;
 
-    /// Removes every entry up to and including `zxid`, once a snapshot covers them.
+    /// Removes entries up to and including `zxid`, once a snapshot covers them: all of
+    /// them when the log ends there (a snapshot that replaces the whole log); otherwise a
+    /// store may keep some, which recovery never reads, as it reads after a snapshot.
     ///
     /// # Errors
     /// [`StorageError`] if the store cannot be written.

@@ -1,11 +1,11 @@
 //! Rebuilding the database at start: the newest snapshot that loads, then the log after it.
 //!
 //! - A snapshot that fails a checksum or does not decode is skipped for the one before.
-//! - A damaged log entry, at the tail or anywhere else, is an error, as a CRC failure is
-//!   in ZooKeeper's txn log. The store writes each batch atomically, so a crash never
-//!   leaves half an entry: a damaged one was written whole, may have been acknowledged,
-//!   and truncating it could lose an acknowledged write (or, on an ensemble member,
-//!   leave it disagreeing with the history it promised its leader).
+//! - A damaged log entry is an error, as a CRC failure is in ZooKeeper's txn log. The
+//!   store itself drops what a crash tore (the unsynced tail of its newest segment, never
+//!   acknowledged), so a damaged entry it hands over was written whole, may have been
+//!   acknowledged, and truncating it could lose an acknowledged write (or, on an ensemble
+//!   member, leave it disagreeing with the history it promised its leader).
 //! - A missing entry (a gap) is an error too: starting would serve wrong data.
 
 use std::collections::BTreeMap;

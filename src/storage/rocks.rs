@@ -1,52 +1,59 @@
-//! [`Storage`] on RocksDB: column families `log`, `snapshots` and `metadata` in
-//! `dataDir/zkrs`, with RocksDB's write-ahead log in `dataLogDir` when one is set.
+//! [`Storage`] on RocksDB and a [`SegmentLog`]: the log in segment files of its own
+//! (`dataLogDir/zkrs-log`, or `dataDir/zkrs-log`), the snapshots and the metadata in
+//! column families of a RocksDB store in `dataDir/zkrs`, with RocksDB's write-ahead log in
+//! `dataLogDir` when one is set.
 //!
-//! Each append is one `WriteBatch`, synced when `forceSync` is on: the group commit.
-//! RocksDB's own recovery keeps a consistent prefix of synced batches after a crash; the
-//! checksums in [`record`] catch whatever it cannot (bit rot, a damaged file).
-
+//! The log is the one thing written on every write, so it gets ZooKeeper's plain design
+//! instead of RocksDB's write-ahead log, memtable and flushes (about an eighth of the
+//! server's CPU under a write load went to those). Stores written before the log moved out
+//! of RocksDB (format 2) have their log moved into segments once, at the first writable
+//! open. The checksums in [`record`] catch what the stores' own checks cannot (bit rot, a
+//! damaged file).
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use rocksdb::{
     BottommostLevelCompaction, ColumnFamily, ColumnFamilyDescriptor, CompactOptions,
-    DBCompressionType, DBRecoveryMode, Direction, FlushOptions, IngestExternalFileOptions,
-    IteratorMode, Options, SstFileWriter, WriteBatch, WriteOptions, DB,
+    DBCompressionType, DBRecoveryMode, Direction, IngestExternalFileOptions, IteratorMode, Options,
+    SstFileWriter, WriteBatch, WriteOptions, DB,
 };
 
 use crate::storage::record::{
     decode_header, encode_header, log_key, parse_snapshot_key, seal, seal_in_place, snapshot_key,
     unseal, zxid_of_log_key, HEADER_INDEX,
 };
+use crate::storage::segment_log::SegmentLog;
 use crate::storage::{Epochs, LogEntry, SnapshotHeader, SnapshotWriter, Storage, StorageError};
 use crate::txn::Zxid;
 
+/// The column family that held the log in format 2 stores, empty once it is moved out.
 const LOG: &str = "log";
 const SNAPSHOTS: &str = "snapshots";
 const METADATA: &str = "metadata";
 
 const FORMAT_KEY: &[u8] = b"format";
 // 2: checksums follow their payload; node chunks end with their ACL table.
-const FORMAT: &[u8] = b"zkrs-storage-2";
+// 3: the log is in segment files, not in RocksDB.
+const FORMAT: &[u8] = b"zkrs-storage-3";
+const FORMAT_LOG_IN_ROCKSDB: &[u8] = b"zkrs-storage-2";
 const EPOCHS_KEY: &[u8] = b"epochs";
 const EPOCH_ENDS_KEY: &[u8] = b"epoch_ends";
-/// Deleted (never written) to give a memtable an entry, so that a flush switches log files.
-const PRIMER_KEY: &[u8] = b"log-primer";
-
-/// Each column family's memtable; a log file covers about this much before it is switched.
+/// Each column family's memtable.
 const WRITE_BUFFER_BYTES: usize = 16 << 20;
-/// The size of the log files prepared at open for RocksDB to recycle.
-const PRIMED_LOG_BYTES: usize = WRITE_BUFFER_BYTES;
+/// Entries moved at a time from a format 2 store's log into segments.
+const MOVED_PER_APPEND: usize = 10_000;
 
 /// The subdirectory of `dataDir` that holds the store.
 pub const STORE_DIR: &str = "zkrs";
 
+/// The subdirectory of `dataLogDir` (or, without one, of `dataDir`) that holds the log.
+pub const LOG_DIR: &str = "zkrs-log";
+
 /// The RocksDB-backed store.
 pub struct RocksStorage {
     db: DB,
-    sync: bool,
-    last_logged_zxid: AtomicI64,
+    log: SegmentLog,
     /// Options of the table files snapshots are written into (compression).
     table_options: Options,
     /// Where snapshot table files are built before RocksDB takes them in.
@@ -102,7 +109,7 @@ impl std::fmt::Debug for RocksStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RocksStorage")
             .field("path", &self.db.path())
-            .field("sync", &self.sync)
+            .field("log", &self.log)
             .finish()
     }
 }
@@ -119,11 +126,8 @@ fn database_options(log_dir: Option<&Path>) -> Options {
     let mut options = Options::default();
     options.create_if_missing(true);
     options.create_missing_column_families(true);
-    // Recycled log files are overwritten in place, so a sync does not also have to commit
-    // a new file size: one I/O per fsync instead of two (see `prime_log_recycling`).
-    // Recovery stops at the first record that is not intact, which also drops a torn last
+    // Recovery stops at the first record that is not intact, which drops a torn last
     // record after a crash.
-    options.set_recycle_log_file_num(4);
     options.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
     options.set_max_total_wal_size(64 << 20);
     options.set_keep_log_file_num(2);
@@ -135,24 +139,9 @@ fn database_options(log_dir: Option<&Path>) -> Options {
     options
 }
 
-/// The log is written once and deleted a few snapshots later (`purge_log_through`).
-/// RocksDB deletes whole files in a range only below level 0, so purged entries flushed
-/// into level 0 go when a compaction moves level 0 down, which the purge's range
-/// tombstone lets drop them; the live entries it rewrites once, and files in lower
-/// levels that a later purge covers whole are deleted without a rewrite. A high trigger
-/// makes those compactions rare: in a set load at 120,000 writes a second, about one in
-/// 40 flushes.
-fn log_options() -> Options {
-    let mut options = column_options();
-    options.set_level_zero_file_num_compaction_trigger(32);
-    options.set_level_zero_slowdown_writes_trigger(64);
-    options.set_level_zero_stop_writes_trigger(96);
-    options
-}
-
 fn descriptors() -> Vec<ColumnFamilyDescriptor> {
     vec![
-        ColumnFamilyDescriptor::new(LOG, log_options()),
+        ColumnFamilyDescriptor::new(LOG, column_options()),
         ColumnFamilyDescriptor::new(SNAPSHOTS, column_options()),
         ColumnFamilyDescriptor::new(METADATA, column_options()),
     ]
@@ -215,6 +204,12 @@ pub fn store_paths(data_dir: &Path, data_log_dir: Option<&Path>) -> (PathBuf, Op
     (data_dir.join(STORE_DIR), data_log_dir.map(|dir| dir.join("zkrs-wal")))
 }
 
+/// Where the log of a data directory lives: `dataLogDir`, as ZooKeeper keeps its txn logs
+/// there, or `dataDir` without one.
+pub fn log_path(data_dir: &Path, data_log_dir: Option<&Path>) -> PathBuf {
+    data_log_dir.unwrap_or(data_dir).join(LOG_DIR)
+}
+
 impl RocksStorage {
     /// Opens (or creates) the store in `data_dir`, syncing appends when `sync`.
     ///
@@ -237,6 +232,8 @@ impl RocksStorage {
             }
         }
         let (path, wal_dir) = store_paths(data_dir, data_log_dir);
+        // Another dataLogDir than the store's own would leave its log behind.
+        check_wal_dir(&path, wal_dir.as_deref())?;
         let db =
             DB::open_cf_descriptors(&database_options(wal_dir.as_deref()), &path, descriptors())
                 .map_err(StorageError::Rocks)?;
@@ -245,16 +242,13 @@ impl RocksStorage {
         let _ = std::fs::remove_dir_all(&scratch_dir);
         let storage = RocksStorage {
             db,
-            sync,
-            last_logged_zxid: AtomicI64::new(0),
+            log: SegmentLog::open(&log_path(data_dir, data_log_dir), sync)?,
             table_options: column_options(),
             scratch_dir,
             next_scratch: AtomicU64::new(0),
         };
         storage.check_format()?;
         record_wal_dir(&path, wal_dir.as_deref())?;
-        let last = storage.read_last_logged_zxid()?;
-        storage.last_logged_zxid.store(last.raw(), Ordering::Release);
         Ok(storage)
     }
 
@@ -280,14 +274,18 @@ impl RocksStorage {
             .map_err(StorageError::Rocks)?;
         let storage = RocksStorage {
             db,
-            sync: false,
-            last_logged_zxid: AtomicI64::new(0),
+            log: SegmentLog::open_read_only(&log_path(data_dir, data_log_dir))?,
             table_options: column_options(),
             scratch_dir: data_dir.join("zkrs-snapshot-tmp"),
             next_scratch: AtomicU64::new(0),
         };
-        let last = storage.read_last_logged_zxid()?;
-        storage.last_logged_zxid.store(last.raw(), Ordering::Release);
+        if storage.format()?.as_deref() == Some(FORMAT_LOG_IN_ROCKSDB) {
+            return Err(StorageError::Incompatible(
+                "this store keeps its log in RocksDB, as zkrs did before storage format 3; \
+                 start `zkrs server` on it once, which moves the log into segment files"
+                    .into(),
+            ));
+        }
         Ok(storage)
     }
 
@@ -303,18 +301,28 @@ impl RocksStorage {
         options
     }
 
+    fn format(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        self.db.get_cf(self.cf(METADATA)?, FORMAT_KEY).map_err(StorageError::Rocks)
+    }
+
+    fn set_format(&self) -> Result<(), StorageError> {
+        self.db
+            .put_cf_opt(self.cf(METADATA)?, FORMAT_KEY, FORMAT, &self.write_options(true))
+            .map_err(StorageError::Rocks)
+    }
+
     fn check_format(&self) -> Result<(), StorageError> {
-        let metadata = self.cf(METADATA)?;
-        match self.db.get_cf(metadata, FORMAT_KEY).map_err(StorageError::Rocks)? {
+        match self.format()? {
             Some(format) if format == FORMAT => Ok(()),
+            Some(format) if format == FORMAT_LOG_IN_ROCKSDB => self.move_log_out_of_rocksdb(),
             Some(format) => Err(StorageError::Incompatible(format!(
                 "the data directory was written by an incompatible zkrs ({}); this one writes {}",
                 String::from_utf8_lossy(&format),
                 String::from_utf8_lossy(FORMAT)
             ))),
             None => {
-                let log_empty =
-                    self.db.iterator_cf(self.cf(LOG)?, IteratorMode::Start).next().is_none();
+                let log_empty = self.log.is_empty()
+                    && self.db.iterator_cf(self.cf(LOG)?, IteratorMode::Start).next().is_none();
                 let snapshots_empty =
                     self.db.iterator_cf(self.cf(SNAPSHOTS)?, IteratorMode::Start).next().is_none();
                 if !(log_empty && snapshots_empty) {
@@ -322,55 +330,46 @@ impl RocksStorage {
                         "the data directory has data but no format marker".into(),
                     ));
                 }
-                self.db
-                    .put_cf_opt(metadata, FORMAT_KEY, FORMAT, &self.write_options(true))
-                    .map_err(StorageError::Rocks)
+                self.set_format()
             }
         }
     }
 
-    /// Leaves RocksDB writing into a log file that already has its blocks; nothing to do
-    /// when appends are not synced. The server calls it once after opening; it only makes
-    /// syncs cheaper, so a failure (a full disk) is a warning, not a reason not to start.
-    ///
-    /// A sync that extends a file must also commit its new size (on ext4, a journal
-    /// commit: about 190 us here against 130 us for a sync of blocks the file already has,
-    /// which is what ZooKeeper gets by padding its log files). RocksDB overwrites the log
-    /// files it recycles in place, but recycles only the files this process switched away
-    /// from, and switches only when a memtable fills: left alone, a server appends the
-    /// first 16 MiB of log after each start. So: log a memtable's worth of filler
-    /// (log-only data, which replay skips) and flush, so that RocksDB switches to a new
-    /// file and recycles the filled one; then flush once more to switch into it. The
-    /// second file stays small and fills as the first recycled one after it.
-    ///
-    /// # Errors
-    /// If RocksDB cannot write or flush.
-    pub fn prime_log_recycling(&self) -> Result<(), StorageError> {
-        if !self.sync {
-            return Ok(());
-        }
-        let metadata = self.cf(METADATA)?;
-        let families = [self.cf(LOG)?, self.cf(SNAPSHOTS)?, metadata];
-        for filler_bytes in [PRIMED_LOG_BYTES, 0] {
-            let mut batch = WriteBatch::default();
-            if filler_bytes > 0 {
-                batch.put_log_data(vec![0u8; filler_bytes]);
+    /// Moves a format 2 store's log from its column family into segment files, then marks
+    /// the store format 3. A crash part way leaves format 2 and the entries already moved,
+    /// which the next open skips.
+    fn move_log_out_of_rocksdb(&self) -> Result<(), StorageError> {
+        let family = self.cf(LOG)?;
+        let mut moving = Vec::with_capacity(MOVED_PER_APPEND);
+        let mut moved = 0u64;
+        for item in self.db.iterator_cf(family, IteratorMode::Start) {
+            let (key, value) = item.map_err(StorageError::Rocks)?;
+            let zxid = zxid_of_log_key(&key)
+                .ok_or_else(|| StorageError::Corrupt("a log key is not a zxid".into()))?;
+            if zxid <= self.log.last_logged_zxid() {
+                continue;
             }
-            // A memtable entry, without which the flush would not switch log files.
-            batch.delete_cf(metadata, PRIMER_KEY);
-            self.db.write_opt(batch, &self.write_options(true)).map_err(StorageError::Rocks)?;
-            self.db
-                .flush_cfs_opt(&families, &FlushOptions::default())
-                .map_err(StorageError::Rocks)?;
+            moving.push(LogEntry { zxid, value: Bytes::from(value.into_vec()) });
+            if moving.len() == MOVED_PER_APPEND {
+                self.log.append(&moving)?;
+                moved += moving.len() as u64;
+                moving.clear();
+            }
         }
+        self.log.append(&moving)?;
+        moved += moving.len() as u64;
+        self.set_format()?;
+        let (start, end) = (log_key(Zxid::ZERO), [0xffu8; 9]);
+        self.delete_range(LOG, &start, &end)?;
+        tracing::info!(entries = moved, "moved the log out of RocksDB into segment files");
         Ok(())
     }
 
     /// Moves a snapshot's table file into the `snapshots` family, failing rather than let
     /// RocksDB give the file a sequence number of its own (as it does to a file that
     /// overlaps what the family holds). Such a number has no record in the write-ahead
-    /// log; recovery through a recycled log file (see `prime_log_recycling`) can take the
-    /// gap for lost records and drop the log files after it.
+    /// log; recovery through a recycled log file can take the gap for lost records and
+    /// drop the log files after it.
     fn ingest_snapshot_file(&self, path: &Path) -> Result<(), StorageError> {
         let mut options = IngestExternalFileOptions::default();
         options.set_move_files(true);
@@ -405,45 +404,15 @@ impl RocksStorage {
         batch.delete_range_cf(cf, start, end);
         self.db.write_opt(batch, &self.write_options(false)).map_err(StorageError::Rocks)
     }
-
-    fn read_last_logged_zxid(&self) -> Result<Zxid, StorageError> {
-        match self.db.iterator_cf(self.cf(LOG)?, IteratorMode::End).next() {
-            None => Ok(Zxid::ZERO),
-            Some(item) => {
-                let (key, _) = item.map_err(StorageError::Rocks)?;
-                zxid_of_log_key(&key)
-                    .ok_or_else(|| StorageError::Corrupt("a log key is not a zxid".into()))
-            }
-        }
-    }
 }
 
 impl Storage for RocksStorage {
     fn append(&self, entries: &[LogEntry]) -> Result<(), StorageError> {
-        let Some(first) = entries.first() else {
-            return Ok(());
-        };
-        let last = self.last_logged_zxid();
-        if first.zxid <= last {
-            return Err(StorageError::OutOfOrder { zxid: first.zxid, last });
-        }
-        let log = self.cf(LOG)?;
-        let mut batch = WriteBatch::default();
-        let mut previous = last;
-        for entry in entries {
-            if entry.zxid <= previous {
-                return Err(StorageError::OutOfOrder { zxid: entry.zxid, last: previous });
-            }
-            previous = entry.zxid;
-            batch.put_cf(log, log_key(entry.zxid), &entry.value);
-        }
-        self.db.write_opt(batch, &self.write_options(self.sync)).map_err(StorageError::Rocks)?;
-        self.last_logged_zxid.store(previous.raw(), Ordering::Release);
-        Ok(())
+        self.log.append(entries)
     }
 
     fn last_logged_zxid(&self) -> Zxid {
-        Zxid::new(self.last_logged_zxid.load(Ordering::Acquire))
+        self.log.last_logged_zxid()
     }
 
     fn read_log(
@@ -451,32 +420,15 @@ impl Storage for RocksStorage {
         after: Zxid,
         visit: &mut dyn FnMut(LogEntry) -> bool,
     ) -> Result<(), StorageError> {
-        let start = log_key(after.next());
-        for item in
-            self.db.iterator_cf(self.cf(LOG)?, IteratorMode::From(&start, Direction::Forward))
-        {
-            let (key, value) = item.map_err(StorageError::Rocks)?;
-            let zxid = zxid_of_log_key(&key)
-                .ok_or_else(|| StorageError::Corrupt("a log key is not a zxid".into()))?;
-            if !visit(LogEntry { zxid, value: Bytes::from(value.into_vec()) }) {
-                break;
-            }
-        }
-        Ok(())
+        self.log.read(after, visit)
     }
 
     fn truncate_after(&self, zxid: Zxid) -> Result<(), StorageError> {
-        let mut batch = WriteBatch::default();
-        batch.delete_range_cf(self.cf(LOG)?, &log_key(zxid.next())[..], &[0xffu8; 9][..]);
-        self.db.write_opt(batch, &self.write_options(true)).map_err(StorageError::Rocks)?;
-        let last = self.read_last_logged_zxid()?;
-        self.last_logged_zxid.store(last.raw(), Ordering::Release);
-        Ok(())
+        self.log.truncate_after(zxid)
     }
 
     fn purge_log_through(&self, zxid: Zxid) -> Result<(), StorageError> {
-        let (start, end) = (log_key(Zxid::ZERO), log_key(zxid.next()));
-        self.delete_range(LOG, &start, &end)
+        self.log.purge_through(zxid)
     }
 
     fn begin_snapshot(&self, zxid: Zxid) -> Result<Box<dyn SnapshotWriter + '_>, StorageError> {

@@ -70,9 +70,10 @@ fn the_log_survives_reopening_and_obeys_truncate_and_purge() {
         (zxids(&storage, Zxid::ZERO), storage.last_logged_zxid()),
         (vec![Zxid::new(1), Zxid::new(2), Zxid::new(3)], Zxid::new(3))
     );
-    storage.purge_log_through(Zxid::new(1)).expect("purge");
-    assert_eq!(zxids(&storage, Zxid::ZERO), [Zxid::new(2), Zxid::new(3)]);
     storage.append(&[entry(Zxid::new(4))]).expect("append after truncate");
+    storage.purge_log_through(Zxid::new(4)).expect("purge");
+    assert_eq!(zxids(&storage, Zxid::ZERO), []);
+    storage.append(&[entry(Zxid::new(5))]).expect("append after purge");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -233,62 +234,55 @@ fn issue_13_a_reader_that_forgets_the_data_log_dir_is_refused() {
     }
 }
 
-/// The write-ahead log file RocksDB writes into: the newest one.
-fn current_wal(dir: &Path) -> PathBuf {
-    let number = |path: &PathBuf| {
-        path.file_stem().and_then(|stem| stem.to_str()).and_then(|stem| stem.parse::<u64>().ok())
-    };
-    std::fs::read_dir(dir.join(STORE_DIR))
-        .expect("store dir")
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
-        .max_by_key(|path| number(path))
-        .expect("a write-ahead log file")
+#[test]
+fn a_server_given_another_data_log_dir_than_its_stores_is_refused() {
+    let dir = scratch("moved");
+    let log_dir = scratch("moved-log");
+    {
+        let storage = RocksStorage::open(&dir, Some(&log_dir), true).expect("open");
+        storage.append(&[entry(Zxid::new(1))]).expect("append");
+    }
+    let err = RocksStorage::open(&dir, None, true).expect_err("the log would be left behind");
+    assert!(err.to_string().contains("dataLogDir"), "{err}");
+    let storage = RocksStorage::open(&dir, Some(&log_dir), true).expect("its own dataLogDir");
+    assert_eq!(zxids(&storage, Zxid::ZERO), [Zxid::new(1)]);
+    assert!(log_path(&dir, Some(&log_dir)).starts_with(&log_dir));
+    for dir in [dir, log_dir] {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Makes `dir` a store as zkrs wrote it before storage format 3: the log in RocksDB.
+fn write_format_2_store(dir: &Path, zxids: std::ops::RangeInclusive<i64>) {
+    let (path, _) = store_paths(dir, None);
+    let db = DB::open_cf_descriptors(&database_options(None), &path, descriptors()).expect("db");
+    let metadata = db.cf_handle(METADATA).expect("cf");
+    db.put_cf(metadata, FORMAT_KEY, FORMAT_LOG_IN_ROCKSDB).expect("format");
+    let log = db.cf_handle(LOG).expect("cf");
+    for zxid in zxids {
+        db.put_cf(log, log_key(Zxid::new(zxid)), &entry(Zxid::new(zxid)).value).expect("entry");
+    }
 }
 
 #[test]
-fn a_synced_store_writes_its_log_over_blocks_the_file_already_has() {
-    let dir = scratch("primed");
+fn a_store_with_its_log_in_rocksdb_has_it_moved_into_segments_once() {
+    let dir = scratch("format-2");
+    write_format_2_store(&dir, 1..=25_000);
+    let err = RocksStorage::open_read_only(&dir, None).expect_err("not moved yet");
+    assert!(err.to_string().contains("start `zkrs server` on it once"), "{err}");
+    // A move a crash interrupted: the first entries are in segments already.
+    let moved: Vec<LogEntry> = (1..=10).map(|zxid| entry(Zxid::new(zxid))).collect();
+    SegmentLog::open(&log_path(&dir, None), true).expect("log").append(&moved).expect("moved");
     {
-        let storage = RocksStorage::open(&dir, None, true).expect("open");
-        storage.prime_log_recycling().expect("primed");
-        let wal = current_wal(&dir);
-        let len = std::fs::metadata(&wal).expect("metadata").len();
-        assert!(len >= PRIMED_LOG_BYTES as u64, "{} is {len} bytes", wal.display());
-        for zxid in 1..=100 {
-            storage.append(&[entry(Zxid::new(zxid))]).expect("append");
-        }
-        assert_eq!(current_wal(&dir), wal, "no switch to another file");
-        assert_eq!(std::fs::metadata(&wal).expect("metadata").len(), len, "the file did not grow");
+        let storage = RocksStorage::open(&dir, None, true).expect("open moves the log");
+        assert_eq!(storage.last_logged_zxid(), Zxid::new(25_000));
+        assert_eq!(storage.format().expect("format").as_deref(), Some(FORMAT));
+        let family = storage.cf(LOG).expect("cf");
+        assert!(storage.db.iterator_cf(family, IteratorMode::Start).next().is_none());
+        storage.append(&[entry(Zxid::new(25_001))]).expect("append");
     }
-    let storage = RocksStorage::open(&dir, None, true).expect("reopen");
-    assert_eq!(zxids(&storage, Zxid::ZERO), (1..=100).map(Zxid::new).collect::<Vec<_>>());
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn a_torn_write_ahead_log_tail_loses_only_the_torn_batch() {
-    let dir = scratch("torn");
-    {
-        let storage = RocksStorage::open(&dir, None, true).expect("open");
-        storage.prime_log_recycling().expect("primed");
-        storage.append(&[entry(Zxid::new(1)), entry(Zxid::new(2))]).expect("append");
-        storage.append(&[entry(Zxid::new(3))]).expect("append");
-    }
-    // The log file is recycled: what follows the last record is older bytes (zeros), so
-    // a torn write leaves the record's end as those were.
-    let wal = current_wal(&dir);
-    let mut bytes = std::fs::read(&wal).expect("read wal");
-    let last = entry(Zxid::new(3)).value;
-    let at = bytes
-        .windows(last.len())
-        .rposition(|window| window == &last[..])
-        .expect("the last record is in the newest log file");
-    bytes[at + last.len() - 5..at + last.len()].fill(0);
-    std::fs::write(&wal, &bytes).expect("tear the last record");
-    let storage = RocksStorage::open(&dir, None, true).expect("reopens after a torn tail");
-    assert_eq!(zxids(&storage, Zxid::ZERO), [Zxid::new(1), Zxid::new(2)]);
+    let storage = RocksStorage::open_read_only(&dir, None).expect("moved");
+    assert_eq!(zxids(&storage, Zxid::ZERO), (1..=25_001).map(Zxid::new).collect::<Vec<_>>());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,7 +1,8 @@
 //! A member's store: the in-memory store (what is durable) and the batches its storage
 //! thread has in hand (what is not yet): the group it is writing, and the group of those
 //! handed over meanwhile, which it writes next as one. A crash makes a prefix of those
-//! writes durable, as a crash part-way through the thread's writes would,
+//! writes durable (down to a prefix of one append's entries), as a crash part-way through
+//! the thread's writes would,
 //! and loses the rest; a failing
 //! disk stops the member, as a storage error stops the server. A disk may also return a
 //! log entry damaged once, as the member reads its store to start.
@@ -107,15 +108,19 @@ impl Disk {
         }
     }
 
-    /// The member crashed: a random prefix of the writes in hand reached the disk.
+    /// The member crashed: a random prefix of the writes in hand reached the disk, and of
+    /// the append it was cut short in, a prefix of the entries (the log writes an append's
+    /// records in order, in one write).
     pub fn crash(&mut self, rng: &mut Rng) {
         let writes: Vec<Write> =
             self.writing.drain(..).flat_map(|(_, batches)| batches).flatten().collect();
         let kept = rng.below(writes.len() as u64 + 1) as usize;
-        for write in writes.into_iter().take(kept) {
-            if carry_out(self.durable.as_ref(), write).is_err() {
-                break;
-            }
+        let mut writes = writes.into_iter();
+        let whole =
+            writes.by_ref().take(kept).all(|write| carry_out(self.durable.as_ref(), write).is_ok());
+        if let (true, Some(Write::Append(mut entries))) = (whole, writes.next()) {
+            entries.truncate(rng.below(entries.len() as u64 + 1) as usize);
+            let _ = carry_out(self.durable.as_ref(), Write::Append(entries));
         }
         self.failing = false;
     }
