@@ -63,7 +63,7 @@ const SPARE_PIECE_BYTES: u64 = 1 << 20;
 const RECYCLED_PREFIX: &str = "recycled.";
 
 /// How many purged segments are kept for reuse; more are deleted.
-const RECYCLED_KEPT: usize = 8;
+const RECYCLED_KEPT: usize = 2;
 
 /// What ends the records of a segment.
 const END: [u8; RECORD_HEAD] = [0; RECORD_HEAD];
