@@ -307,6 +307,13 @@ impl SegmentLog {
         let _ = std::fs::remove_file(dir.join(SPARE_NAME));
         let log = SegmentLog::load(dir, sync, true)?;
         log.open_newest()?;
+        {
+            // Without a segment to append to, the first append would wait for one.
+            let mut state = log.state.lock();
+            if state.active.is_none() && state.recycled.is_empty() {
+                state.spare = Some(log.start_spare()?);
+            }
+        }
         Ok(log)
     }
 
