@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use bytes::{Buf, BufMut, BytesMut};
 use parking_lot::Mutex;
@@ -293,6 +293,18 @@ pub struct SegmentLog {
     writable: bool,
     state: Mutex<State>,
     last_logged: AtomicI64,
+    /// Reads in progress. A purge deletes segments instead of recycling them while any
+    /// runs: a reader may hold a purged segment open, which a roll would overwrite.
+    readers: AtomicUsize,
+}
+
+/// Counts a read in progress for as long as it lives.
+struct Reading<'a>(&'a AtomicUsize);
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl SegmentLog {
@@ -365,6 +377,7 @@ impl SegmentLog {
             writable,
             state: Mutex::new(state),
             last_logged: AtomicI64::new(0),
+            readers: AtomicUsize::new(0),
         })
     }
 
@@ -539,8 +552,10 @@ impl SegmentLog {
         visit: &mut dyn FnMut(LogEntry) -> bool,
     ) -> Result<(), StorageError> {
         let last = self.last_logged_zxid();
-        let walkers = {
+        let (walkers, _reading) = {
             let state = self.state.lock();
+            self.readers.fetch_add(1, Ordering::AcqRel);
+            let reading = Reading(&self.readers);
             let from = state
                 .segments
                 .range(..=after.next())
@@ -552,7 +567,7 @@ impl SegmentLog {
                 let start = if first == from { segment.start_for(after) } else { None };
                 walkers.push((Walker::new(file, first, start), segment.path.clone()));
             }
-            walkers
+            (walkers, reading)
         };
         let newest = walkers.len().saturating_sub(1);
         for (number, (mut walker, path)) in walkers.into_iter().enumerate() {
@@ -654,7 +669,7 @@ impl SegmentLog {
 
     /// Keeps a purged segment for reuse, or deletes it when enough are kept.
     fn recycle(&self, state: &mut State, path: &Path) -> Result<(), StorageError> {
-        if state.recycled.len() >= RECYCLED_KEPT {
+        if state.recycled.len() >= RECYCLED_KEPT || self.readers.load(Ordering::Acquire) > 0 {
             return std::fs::remove_file(path).map_err(io("removing a purged log segment"));
         }
         let recycled = self.dir.join(format!("{RECYCLED_PREFIX}{}", state.next_recycled));

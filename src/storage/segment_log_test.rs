@@ -262,6 +262,30 @@ fn purged_segments_are_recycled_and_their_old_records_never_read() {
 }
 
 #[test]
+fn a_segment_purged_while_a_reader_reads_it_is_not_recycled_under_it() {
+    let dir = scratch("reading");
+    let written = write_megabytes(&dir);
+    let log = SegmentLog::open(&dir, false).expect("reopen");
+    let mut seen = Vec::new();
+    log.read(Zxid::ZERO, &mut |found| {
+        if found.zxid == Zxid::new(1) {
+            // Every segment but the newest is purged, and the appends after roll into
+            // new segments, recycled ones if there were any.
+            log.purge_through(Zxid::new(36)).expect("purge");
+            let more: Vec<LogEntry> = (41..=80).map(|zxid| entry(zxid, MIB)).collect();
+            for batch in more.chunks(4) {
+                log.append(batch).expect("append");
+            }
+        }
+        seen.push(found);
+        true
+    })
+    .expect("read");
+    assert_eq!(seen, written, "the reader sees the log as it was when it began");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_read_only_log_of_a_missing_directory_is_empty() {
     let log = SegmentLog::open_read_only(&scratch("missing")).expect("open");
     assert_eq!(log.last_logged_zxid(), Zxid::ZERO);
