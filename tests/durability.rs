@@ -203,3 +203,58 @@ async fn restart_with_100k_znodes_restores_the_same_tree() {
     let dir = server.kill();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The newest segment of the log in `dir` and where the bytes `needle` start in it.
+fn find_in_newest_segment(dir: &std::path::Path, needle: &[u8]) -> (std::path::PathBuf, usize) {
+    let log_dir = dir.join("data").join("zkrs-log");
+    let newest = std::fs::read_dir(&log_dir)
+        .expect("the log directory")
+        .filter_map(|item| item.ok().map(|item| item.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("log.") && name.len() == "log.".len() + 16)
+        })
+        .max()
+        .expect("a log segment");
+    let bytes = std::fs::read(&newest).expect("the segment");
+    let at = bytes.windows(needle.len()).rposition(|window| window == needle).expect("the txn");
+    (newest, at)
+}
+
+#[tokio::test]
+async fn a_torn_log_tail_is_cut_off_at_start_and_every_write_before_it_served() {
+    let server = ServerProcess::start_in(scratch_dir("torn"), CONFIG, true);
+    let mut client = Client::connect(server.address).await;
+    for node in 0..10 {
+        let path = format!("/torn{node}");
+        client.create(&path, format!("value {node}").as_bytes(), 0).await.expect("create");
+    }
+    drop(client);
+    let dir = server.kill();
+    // What a power cut in the middle of writing the last txn leaves.
+    let (segment, at) = find_in_newest_segment(&dir, b"value 9");
+    let file = std::fs::OpenOptions::new().write(true).open(&segment).expect("the segment");
+    std::os::unix::fs::FileExt::write_all_at(&file, b"\xff\xff\xff", at as u64).expect("tear");
+    drop(file);
+
+    let mut server = ServerProcess::start_in(dir, CONFIG, true);
+    let warning = server.wait_for_line("cutting it off");
+    assert!(warning.is_some(), "no warning of the torn tail: {}", server.log());
+    let mut client = Client::connect(server.address).await;
+    for node in 0..9 {
+        let (data, _) = client.get_data(&format!("/torn{node}"), false).await.expect("kept");
+        assert_eq!(data.as_deref(), Some(format!("value {node}").as_bytes()));
+    }
+    assert!(client.exists("/torn9", false).await.is_err(), "the torn txn is gone");
+    client.create("/torn9", b"again", 0).await.expect("the log goes on after the cut");
+    drop(client);
+    let server = ServerProcess::start_in(server.kill(), CONFIG, true);
+    let mut client = Client::connect(server.address).await;
+    assert_eq!(
+        client.get_data("/torn9", false).await.expect("kept").0.as_deref(),
+        Some(&b"again"[..])
+    );
+    let dir = server.kill();
+    let _ = std::fs::remove_dir_all(dir);
+}
