@@ -57,7 +57,7 @@ const SPARE_NAME: &str = "log.spare";
 const BUFFER_KEPT_BYTES: usize = 4 << 20;
 
 /// How much of a spare is filled between two syncs.
-const SPARE_PIECE_BYTES: u64 = 1 << 20;
+const SPARE_PIECE_BYTES: usize = 1 << 20;
 
 /// What purged segments kept for reuse are named, before a number.
 const RECYCLED_PREFIX: &str = "recycled.";
@@ -105,32 +105,18 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir).and_then(|dir| dir.sync_all()).map_err(io("syncing the log directory"))
 }
 
-/// Writes zeros over `[from, to)` of `file`.
-fn zero(file: &File, from: u64, to: u64) -> std::io::Result<()> {
-    let zeros = vec![0u8; READ_CHUNK];
-    let mut at = from;
-    while at < to {
-        let len = usize::try_from(to - at).unwrap_or(usize::MAX).min(zeros.len());
-        file.write_all_at(&zeros[..len], at)?;
-        at += len as u64;
-    }
-    Ok(())
-}
-
 /// Makes a segment ready to use: `SEGMENT_BYTES` of zeros, synced, under [`SPARE_NAME`].
 /// Synced a piece at a time (when the log syncs at all), so that the log's own syncs
 /// never queue behind the whole.
 fn prepare_spare(dir: &Path, sync: bool) -> std::io::Result<PathBuf> {
     let path = dir.join(SPARE_NAME);
     let file = OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
-    let mut at = 0;
-    while at < SEGMENT_BYTES {
-        let to = (at + SPARE_PIECE_BYTES).min(SEGMENT_BYTES);
-        zero(&file, at, to)?;
+    let zeros = vec![0u8; SPARE_PIECE_BYTES];
+    for piece in 0..SEGMENT_BYTES.div_ceil(SPARE_PIECE_BYTES as u64) {
+        file.write_all_at(&zeros, piece * SPARE_PIECE_BYTES as u64)?;
         if sync {
             file.sync_data()?;
         }
-        at = to;
     }
     if sync {
         file.sync_all()?;
@@ -460,13 +446,11 @@ impl SegmentLog {
         let state = &mut *state;
         let mut buffer = std::mem::take(&mut state.buffer);
         buffer.clear();
-        let mut starts = Vec::new();
         for entry in entries {
             if entry.zxid <= previous {
                 return Err(StorageError::OutOfOrder { zxid: entry.zxid, last: previous });
             }
             previous = entry.zxid;
-            starts.push((entry.zxid, buffer.len() as u64));
             put_record(&mut buffer, entry);
         }
         let records_len = buffer.len() as u64;
@@ -483,13 +467,14 @@ impl SegmentLog {
         if self.sync {
             active.file.sync_data().map_err(io("syncing the log"))?;
         }
-        let base = active.end;
-        active.end += records_len;
         if let Some(segment) = state.segments.get_mut(&active.first) {
-            for (zxid, at) in starts {
-                segment.note(zxid, base + at);
+            let mut at = active.end;
+            for entry in entries {
+                segment.note(entry.zxid, at);
+                at += (RECORD_HEAD + entry.value.len()) as u64;
             }
         }
+        active.end += records_len;
         let half_full = active.end >= SEGMENT_BYTES / 2;
         if half_full && state.spare.is_none() && state.recycled.is_empty() {
             state.spare = Some(self.start_spare()?);
