@@ -219,13 +219,19 @@ impl Remote {
         }
     }
 
-    /// Copies `file` into the directory `dir`, synced.
+    /// Copies `file` into the directory `dir`, synced. False if the store no longer holds
+    /// it: a backup's retention may prune the copy between a listing and the fetch, and a
+    /// file pruned is one the backup no longer has, as a listing made after would show.
     ///
     /// # Errors
     /// If the store cannot be read or the file written.
-    pub async fn download(&self, file: Named, dir: &Path) -> Result<PathBuf, RemoteError> {
+    pub async fn download(&self, file: Named, dir: &Path) -> Result<bool, RemoteError> {
         let path = dir.join(file.name());
-        let got = self.store.get(&self.object(file)).await.map_err(self.store_error(file))?;
+        let got = match self.store.get(&self.object(file)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(err) => return Err(self.store_error(file)(err)),
+        };
         let mut stream = got.into_stream();
         let mut out = tokio::fs::File::create(&path).await.map_err(local(&path))?;
         while let Some(piece) = stream.next().await {
@@ -233,7 +239,7 @@ impl Remote {
             out.write_all(&piece).await.map_err(local(&path))?;
         }
         out.sync_all().await.map_err(local(&path))?;
-        Ok(path)
+        Ok(true)
     }
 
     /// The zxid a segment's head says it goes on from.
@@ -454,13 +460,25 @@ impl Downloaded {
     }
 }
 
-/// Brings down every file of the backup in `remote` into a new directory in `parent`.
+/// Brings down every file of the backup in `remote` into a new directory in `parent`
+/// (but those pruned while it runs).
 ///
 /// # Errors
 /// If the store or the local directory fails.
 pub async fn download_all(remote: &Remote, parent: &Path) -> Result<Downloaded, RemoteError> {
+    let listed = remote.list().await?;
+    download_listed(remote, listed.into_keys(), parent).await
+}
+
+/// Brings down `files` of the backup in `remote` into a new directory in `parent`,
+/// leaving out any the store no longer holds.
+async fn download_listed(
+    remote: &Remote,
+    files: impl IntoIterator<Item = Named>,
+    parent: &Path,
+) -> Result<Downloaded, RemoteError> {
     let downloaded = Downloaded::new(parent)?;
-    for file in remote.list().await?.into_keys() {
+    for file in files {
         remote.download(file, &downloaded.dir).await?;
     }
     Ok(downloaded)
@@ -502,7 +520,9 @@ pub async fn download_for(
     };
     for snapshot in snapshots.into_iter().rev().filter(|snapshot| *snapshot <= zxid) {
         let file = Named::Snapshot(snapshot);
-        remote.download(file, &downloaded.dir).await.map_err(|err| err.to_string())?;
+        if !remote.download(file, &downloaded.dir).await.map_err(|err| err.to_string())? {
+            continue;
+        }
         let scan = dir::scan(&downloaded.dir).map_err(|err| err.to_string())?;
         if super::restore::reachable(&scan)
             .iter()

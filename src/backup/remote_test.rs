@@ -119,3 +119,30 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     found
 }
+
+#[test]
+fn a_file_pruned_between_the_listing_and_its_fetch_is_left_out_not_an_error() {
+    let dir = scratch("pruned");
+    let copy = scratch("pruned-copy");
+    let remote = Remote::open(&format!("file://{}", copy.display())).expect("opened");
+    let mut writer = SegmentWriter::resume(&dir, &Scan::default()).expect("writer");
+    writer.append(Zxid::new(0), &[record(1), record(2)]).expect("appended");
+    snapshot(&dir, 1);
+    snapshot(&dir, 2);
+    writer.roll_if_older(Duration::ZERO);
+    block_on(
+        Uploader::new(remote.clone(), &dir, 0, CancellationToken::new()).pass(writer.sealed()),
+    )
+    .expect("pass");
+    let listed = block_on(remote.list()).expect("listed");
+    assert_eq!(listed.len(), 3);
+    // What a running backup's retention does to the copy while a verify fetches it.
+    block_on(remote.delete(Named::Snapshot(Zxid::new(1)))).expect("pruned");
+
+    let downloaded = block_on(download_listed(&remote, listed.into_keys(), &std::env::temp_dir()))
+        .expect("the files still there are brought down");
+    let scan = dir::scan(&downloaded.dir).expect("scan");
+    assert_eq!(scan.snapshots, [Zxid::new(2)]);
+    assert_eq!(crate::backup::restore::reachable(&scan), [(Zxid::new(2), Zxid::new(2))]);
+    assert!(!downloaded.dir.join(Named::Snapshot(Zxid::new(1)).name()).exists());
+}
