@@ -41,6 +41,17 @@ fn segment_files(dir: &Path) -> Vec<Zxid> {
 const MIB: usize = 1 << 20;
 
 /// 40 entries of 1 MiB, four to an append: three segments and part of a fourth.
+/// How many purged segments wait in `dir` for reuse.
+fn recycled_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("log dir")
+        .filter(|item| {
+            let name = item.as_ref().expect("entry").file_name();
+            name.to_str().is_some_and(|name| name.starts_with(RECYCLED_PREFIX))
+        })
+        .count()
+}
+
 fn write_megabytes(dir: &Path) -> Vec<LogEntry> {
     let log = SegmentLog::open(dir, false).expect("open");
     let entries: Vec<LogEntry> = (1..=40).map(|zxid| entry(zxid, MIB)).collect();
@@ -232,16 +243,7 @@ fn purged_segments_are_recycled_and_their_old_records_never_read() {
     let written = write_megabytes(&dir);
     let log = SegmentLog::open(&dir, false).expect("reopen");
     log.purge_through(Zxid::new(36)).expect("purge");
-    let recycled = |dir: &Path| {
-        std::fs::read_dir(dir)
-            .expect("log dir")
-            .filter(|item| {
-                let name = item.as_ref().expect("entry").file_name();
-                name.to_str().is_some_and(|name| name.starts_with(RECYCLED_PREFIX))
-            })
-            .count()
-    };
-    assert_eq!(recycled(&dir), RECYCLED_KEPT, "three purged, the rest deleted");
+    assert_eq!(recycled_files(&dir), RECYCLED_KEPT, "three purged, the rest deleted");
     // Small entries: the old 1 MiB records stay behind them in the recycled files.
     let more: Vec<LogEntry> = (41..=60).map(|zxid| entry(zxid, 100)).collect();
     log.append(&more[..10]).expect("append");
@@ -250,7 +252,7 @@ fn purged_segments_are_recycled_and_their_old_records_never_read() {
     // Big enough to need the next segment, which is a recycled one.
     log.append(&[entry(51, 15 * MIB)]).expect("append");
     log.append(&more[11..]).expect("append");
-    assert_eq!(recycled(&dir), RECYCLED_KEPT - 1);
+    assert_eq!(recycled_files(&dir), RECYCLED_KEPT - 1);
     drop(log);
     let log = SegmentLog::open(&dir, false).expect("reopen");
     let mut expected: Vec<LogEntry> = written[36..].to_vec();
@@ -258,6 +260,32 @@ fn purged_segments_are_recycled_and_their_old_records_never_read() {
     expected.push(entry(51, 15 * MIB));
     expected.extend_from_slice(&more[11..]);
     assert_eq!(read_all(&log, 36), expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_purge_keeps_for_reuse_as_many_segments_as_the_log_started_since_the_last() {
+    let dir = scratch("recycled-rate");
+    let log = SegmentLog::open(&dir, false).expect("open");
+    let entries: Vec<LogEntry> = (1..=80).map(|zxid| entry(zxid, MIB)).collect();
+    for batch in entries.chunks(4) {
+        log.append(batch).expect("append");
+    }
+    let started = segment_files(&dir).len();
+    assert!(started > RECYCLED_KEPT + 1, "{started} segments");
+    log.purge_through(Zxid::new(79)).expect("purge");
+    // Every segment but the newest was purged, and each kept: the log started that many
+    // since it opened, so it will likely need as many before the next purge.
+    assert_eq!(recycled_files(&dir), started - 1);
+    // The segments the appends after start are recycled ones, not written with zeros.
+    let more: Vec<LogEntry> = (81..=120).map(|zxid| entry(zxid, MIB)).collect();
+    for batch in more.chunks(4) {
+        log.append(batch).expect("append");
+    }
+    let new_segments = segment_files(&dir).len() - 1;
+    assert!(new_segments >= RECYCLED_KEPT, "{new_segments} new segments");
+    assert_eq!(recycled_files(&dir), started - 1 - new_segments, "each a recycled one");
+    assert_eq!(read_all(&log, 80), more);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
