@@ -204,6 +204,26 @@ pub struct SubTxn {
 }
 
 impl TxnBody {
+    /// The bytes [`TxnBody::write`] appends.
+    fn size_hint(&self) -> usize {
+        match self {
+            TxnBody::Create(txn) => txn.size_hint(),
+            TxnBody::CreateTtl(txn) => txn.size_hint(),
+            TxnBody::CreateContainer(txn) => txn.size_hint(),
+            TxnBody::Delete(txn) => txn.size_hint(),
+            TxnBody::SetData(txn) => txn.size_hint(),
+            TxnBody::SetAcl(txn) => txn.size_hint(),
+            TxnBody::Check(txn) => txn.size_hint(),
+            TxnBody::CreateSession(txn) => txn.size_hint(),
+            TxnBody::CloseSession(txn) => txn.size_hint(),
+            TxnBody::Error(txn) => txn.size_hint(),
+            // The vector's count, then each sub-txn's op type and its body as a buffer.
+            TxnBody::Multi(subs) => {
+                4 + subs.iter().map(|sub| 8 + sub.body.size_hint()).sum::<usize>()
+            }
+        }
+    }
+
     fn write(&self, out: &mut BytesMut) {
         match self {
             TxnBody::Create(txn) => txn.write(out),
@@ -276,13 +296,19 @@ impl Txn {
 
     /// The jute encoding the log stores: `TxnHeader` then the txn record.
     pub fn encode(&self) -> Bytes {
-        let mut out = BytesMut::with_capacity(64);
+        let mut out = BytesMut::new();
         self.encode_into(&mut out);
         out.freeze()
     }
 
-    /// Appends [`Txn::encode`]'s bytes to `out`.
+    /// The length of [`Txn::encode`]'s bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.header.size_hint() + self.body.size_hint()
+    }
+
+    /// Appends [`Txn::encode`]'s bytes to `out`, making room for them first.
     pub fn encode_into(&self, out: &mut BytesMut) {
+        out.reserve(self.encoded_len());
         self.header.write(out);
         self.body.write(out);
     }
@@ -340,7 +366,9 @@ mod tests {
                 SubTxn { op_type: OpCode::Error, body: TxnBody::Error(ErrorTxn { err: -2 }) },
             ]),
         };
-        assert_eq!(Txn::decode(&txn.encode()).expect("decodes"), txn);
+        let encoded = txn.encode();
+        assert_eq!(Txn::decode(&encoded).expect("decodes"), txn);
+        assert_eq!(txn.encoded_len(), encoded.len());
     }
 
     #[test]

@@ -66,6 +66,13 @@ pub trait Record: Sized {
     /// Appends the encoding of `self`.
     fn write(&self, out: &mut BytesMut);
 
+    /// The bytes [`Record::write`] appends, so that a buffer can be sized once instead
+    /// of grown field by field. Exact for every record defined here (the round-trip test
+    /// checks it); one that does not say gives [`Record::MIN_LEN`].
+    fn size_hint(&self) -> usize {
+        Self::MIN_LEN
+    }
+
     /// Reads one value, naming it by its type in errors.
     ///
     /// # Errors
@@ -86,7 +93,7 @@ pub fn from_bytes<T: Record>(buf: &Bytes) -> Result<T, DecodeError> {
 
 /// Encodes `value` into a fresh buffer.
 pub fn to_bytes<T: Record>(value: &T) -> Bytes {
-    let mut out = BytesMut::new();
+    let mut out = BytesMut::with_capacity(value.size_hint());
     value.write(&mut out);
     out.freeze()
 }
@@ -130,6 +137,9 @@ impl Record for String {
     fn write(&self, out: &mut BytesMut) {
         writer::write_ustring(out, self);
     }
+    fn size_hint(&self) -> usize {
+        4 + self.len()
+    }
 }
 
 /// A nullable `ustring`, for the fields where null and empty mean different things.
@@ -144,6 +154,9 @@ impl Record for Option<String> {
             None => writer::write_buffer(out, None),
         }
     }
+    fn size_hint(&self) -> usize {
+        4 + self.as_ref().map_or(0, String::len)
+    }
 }
 
 /// A `buffer`; a null buffer reads as empty.
@@ -154,6 +167,9 @@ impl Record for Bytes {
     }
     fn write(&self, out: &mut BytesMut) {
         writer::write_buffer(out, Some(self));
+    }
+    fn size_hint(&self) -> usize {
+        4 + self.len()
     }
 }
 
@@ -166,6 +182,9 @@ impl Record for Option<Bytes> {
     }
     fn write(&self, out: &mut BytesMut) {
         writer::write_buffer(out, self.as_deref());
+    }
+    fn size_hint(&self) -> usize {
+        4 + self.as_ref().map_or(0, Bytes::len)
     }
 }
 
@@ -187,6 +206,9 @@ impl<T: Record> Record for Vec<T> {
         for item in self {
             item.write(out);
         }
+    }
+    fn size_hint(&self) -> usize {
+        4 + self.iter().map(Record::size_hint).sum::<usize>()
     }
 }
 
@@ -222,6 +244,10 @@ macro_rules! record {
             #[allow(unused_variables)]
             fn write(&self, out: &mut bytes::BytesMut) {
                 $($crate::Record::write(&self.$field, out);)*
+            }
+
+            fn size_hint(&self) -> usize {
+                0 $(+ $crate::Record::size_hint(&self.$field))*
             }
         }
 

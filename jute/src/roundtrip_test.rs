@@ -12,6 +12,7 @@ fn round_trip<T: Record + Generate + PartialEq + std::fmt::Debug>(entropy: &[u8]
     let value = T::generate(&mut Source::new(entropy));
     let encoded = to_bytes(&value);
     assert!(encoded.len() >= T::MIN_LEN);
+    assert_eq!(value.size_hint(), encoded.len(), "{value:?}");
     let decoded: T = from_bytes(&encoded).expect("a value we encoded must decode");
     assert_eq!(decoded, value);
 }

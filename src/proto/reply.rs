@@ -11,9 +11,10 @@ use crate::txn::Zxid;
 /// `KeeperState.SyncConnected`, the state of every notification a server sends.
 const STATE_SYNC_CONNECTED: i32 = 3;
 
-/// Builds one length-prefixed frame around whatever `write_body` appends.
-pub fn frame_with(write_body: impl FnOnce(&mut BytesMut)) -> Bytes {
-    let mut out = BytesMut::with_capacity(64);
+/// Builds one length-prefixed frame around whatever `write_body` appends, in a buffer
+/// allocated once for the `body_len` bytes it is expected to append.
+pub fn frame_with(body_len: usize, write_body: impl FnOnce(&mut BytesMut)) -> Bytes {
+    let mut out = BytesMut::with_capacity(4 + body_len);
     out.put_i32(0);
     write_body(&mut out);
     let len = i32::try_from(out.len() - 4).unwrap_or(i32::MAX);
@@ -23,7 +24,8 @@ pub fn frame_with(write_body: impl FnOnce(&mut BytesMut)) -> Bytes {
 
 /// A reply: header, then `body` if any. ZooKeeper sends no body with an error.
 pub fn reply(xid: i32, zxid: Zxid, err: Code, body: Option<&dyn WriteRecord>) -> Bytes {
-    frame_with(|out| {
+    let body_len = body.map_or(0, |body| body.record_len());
+    frame_with(ReplyHeader::MIN_LEN + body_len, |out| {
         ReplyHeader { xid, zxid: zxid.raw(), err: err.as_i32() }.write(out);
         if let Some(body) = body {
             body.write_record(out);
@@ -43,14 +45,14 @@ pub fn status(xid: i32, zxid: Zxid, err: Code) -> Bytes {
 
 /// A watch notification: xid -1, zxid -1, as ZooKeeper 3.8 sends them.
 pub fn notification(notification: &WatchEvent) -> Bytes {
-    frame_with(|out| {
+    let event = WatcherEvent {
+        event_type: notification.event as i32,
+        state: STATE_SYNC_CONNECTED,
+        path: notification.path.clone(),
+    };
+    frame_with(ReplyHeader::MIN_LEN + event.size_hint(), |out| {
         ReplyHeader { xid: XID_NOTIFICATION, zxid: -1, err: 0 }.write(out);
-        WatcherEvent {
-            event_type: notification.event as i32,
-            state: STATE_SYNC_CONNECTED,
-            path: notification.path.clone(),
-        }
-        .write(out);
+        event.write(out);
     })
 }
 
@@ -58,11 +60,18 @@ pub fn notification(notification: &WatchEvent) -> Bytes {
 pub trait WriteRecord {
     /// Appends the record's encoding.
     fn write_record(&self, out: &mut BytesMut);
+
+    /// The bytes [`WriteRecord::write_record`] appends ([`Record::size_hint`]).
+    fn record_len(&self) -> usize;
 }
 
 impl<T: Record> WriteRecord for T {
     fn write_record(&self, out: &mut BytesMut) {
         self.write(out);
+    }
+
+    fn record_len(&self) -> usize {
+        self.size_hint()
     }
 }
 

@@ -120,7 +120,7 @@ pub fn admit(
         session_id: reply_session.raw(),
         passwd: Bytes::copy_from_slice(&passwd),
     };
-    connection.send(frame_with(|out: &mut BytesMut| {
+    connection.send(frame_with(response.size_hint() + 1, |out: &mut BytesMut| {
         response.write(out);
         if sent_read_only {
             (mode == Mode::ReadOnly).write(out);

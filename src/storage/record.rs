@@ -78,6 +78,7 @@ pub fn encode_entry(txn: &Txn) -> LogEntry {
 /// entries can share one buffer.
 pub fn encode_entry_into(txn: &Txn, out: &mut BytesMut) {
     let start = out.len();
+    out.reserve(txn.encoded_len() + 4);
     txn.encode_into(out);
     let crc = out.get(start..).map_or(0, crc32c::crc32c);
     out.put_u32(crc);

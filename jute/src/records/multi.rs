@@ -143,6 +143,20 @@ impl Record for MultiRequest {
         }
         MultiHeader { op_type: -1, done: true, err: -1 }.write(out);
     }
+
+    fn size_hint(&self) -> usize {
+        let op = |op: &MultiOp| match op {
+            MultiOp::Create { request, .. } => request.size_hint(),
+            MultiOp::CreateTtl(request) => request.size_hint(),
+            MultiOp::Delete(request) => request.size_hint(),
+            MultiOp::SetData(request) => request.size_hint(),
+            MultiOp::Check(request) => request.size_hint(),
+            MultiOp::GetChildren(request) => request.size_hint(),
+            MultiOp::GetData(request) => request.size_hint(),
+        };
+        let ops: usize = self.ops.iter().map(|item| MultiHeader::MIN_LEN + op(item)).sum();
+        ops + MultiHeader::MIN_LEN
+    }
 }
 
 /// One result of a `multi` or `multiRead` reply.
@@ -260,5 +274,20 @@ impl Record for MultiResponse {
             }
         }
         MultiHeader { op_type: -1, done: true, err: -1 }.write(out);
+    }
+
+    fn size_hint(&self) -> usize {
+        let result = |result: &MultiResult| match result {
+            MultiResult::Create(path) => path.size_hint(),
+            MultiResult::Create2 { path, stat } => path.size_hint() + stat.size_hint(),
+            MultiResult::Delete | MultiResult::Check => 0,
+            MultiResult::SetData(stat) => stat.size_hint(),
+            MultiResult::GetChildren(children) => children.size_hint(),
+            MultiResult::GetData { data, stat } => data.size_hint() + stat.size_hint(),
+            MultiResult::Error(err) => err.size_hint(),
+        };
+        let results: usize =
+            self.results.iter().map(|item| MultiHeader::MIN_LEN + result(item)).sum();
+        results + MultiHeader::MIN_LEN
     }
 }

@@ -80,7 +80,7 @@ impl Pipeline {
             session_id: session_id.raw(),
             passwd: bytes::Bytes::copy_from_slice(&session_password(session_id)),
         };
-        connection.send(frame_with(|out| {
+        connection.send(frame_with(response.size_hint() + 1, |out| {
             response.write(out);
             if let Some(read_only) = read_only {
                 read_only.write(out);
