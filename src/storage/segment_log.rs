@@ -498,9 +498,7 @@ impl SegmentLog {
         &self,
     ) -> Result<std::thread::JoinHandle<std::io::Result<PathBuf>>, StorageError> {
         let (dir, sync) = (self.dir.clone(), self.sync);
-        std::thread::Builder::new()
-            .name("zkrs-log-spare".into())
-            .spawn(move || prepare_spare(&dir, sync))
+        crate::background::spawn("zkrs-log-spare", move || prepare_spare(&dir, sync))
             .map_err(io("starting the thread that prepares a log segment"))
     }
 
