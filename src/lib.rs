@@ -20,14 +20,12 @@
 //! - [`shell`]: `zkrs shell`, a zkCli.sh-compatible client shell.
 //! - [`backup`]: `zkrs backup` and `zkrs restore`: a backup directory kept current from
 //!   a running member's AdminServer, restored to a chosen zxid or time.
-//! - [`background`]: the threads of upkeep (snapshots, log segments), at a lower priority.
 //!
 //! `tree`, `session`, `prepare`, `txn` and `zab` own no sockets, tasks, clocks or files: time
 //! comes in as arguments, so they can be driven deterministically.
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-pub mod background;
 pub mod backup;
 pub mod cli;
 pub mod config;

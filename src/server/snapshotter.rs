@@ -85,7 +85,7 @@ impl Snapshotter {
         let (shared, storage, sessions) = (shared.clone(), storage.clone(), sessions());
         let (retain, purge, stopping) =
             (self.retain, self.purge_after_snapshot, self.stopping.clone());
-        let spawned = crate::background::spawn("zkrs-snapshot", move || {
+        let spawned = std::thread::Builder::new().name("zkrs-snapshot".into()).spawn(move || {
             match take_snapshot(&shared, storage.as_ref(), zxid, &sessions, &stopping) {
                 Ok(()) if purge => {
                     if let Err(err) = purge_old(storage.as_ref(), retain) {

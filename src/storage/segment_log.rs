@@ -498,7 +498,9 @@ impl SegmentLog {
         &self,
     ) -> Result<std::thread::JoinHandle<std::io::Result<PathBuf>>, StorageError> {
         let (dir, sync) = (self.dir.clone(), self.sync);
-        crate::background::spawn("zkrs-log-spare", move || prepare_spare(&dir, sync))
+        std::thread::Builder::new()
+            .name("zkrs-log-spare".into())
+            .spawn(move || prepare_spare(&dir, sync))
             .map_err(io("starting the thread that prepares a log segment"))
     }
 
