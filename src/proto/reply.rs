@@ -2,18 +2,18 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use jute::opcode::XID_NOTIFICATION;
-use jute::records::{ReplyHeader, WatcherEvent};
+use jute::records::{ConnectResponse, ReplyHeader, WatcherEvent};
 use jute::{Code, Record};
 
 use crate::tree::WatchEvent;
-use crate::txn::Zxid;
+use crate::txn::{SessionId, Zxid};
 
 /// `KeeperState.SyncConnected`, the state of every notification a server sends.
 const STATE_SYNC_CONNECTED: i32 = 3;
 
 /// Builds one length-prefixed frame around whatever `write_body` appends, in a buffer
 /// allocated once for the `body_len` bytes it is expected to append.
-pub fn frame_with(body_len: usize, write_body: impl FnOnce(&mut BytesMut)) -> Bytes {
+fn frame_with(body_len: usize, write_body: impl FnOnce(&mut BytesMut)) -> Bytes {
     let mut out = BytesMut::with_capacity(4 + body_len);
     out.put_i32(0);
     write_body(&mut out);
@@ -41,6 +41,29 @@ pub fn ok(xid: i32, zxid: Zxid, body: &dyn WriteRecord) -> Bytes {
 /// An error reply, or a successful one without a body.
 pub fn status(xid: i32, zxid: Zxid, err: Code) -> Bytes {
     reply(xid, zxid, err, None)
+}
+
+/// The answer to a connect request: the session's timeout, id and password (a refused
+/// resume gets 0, 0 and zeros), then the read-only flag if the client sent one, which a
+/// client that did not would take for the start of the next frame.
+pub fn connect_response(
+    time_out: i32,
+    session_id: SessionId,
+    passwd: &[u8],
+    read_only: Option<bool>,
+) -> Bytes {
+    let response = ConnectResponse {
+        protocol_version: 0,
+        time_out,
+        session_id: session_id.raw(),
+        passwd: Bytes::copy_from_slice(passwd),
+    };
+    frame_with(response.size_hint() + 1, |out| {
+        response.write(out);
+        if let Some(read_only) = read_only {
+            read_only.write(out);
+        }
+    })
 }
 
 /// A watch notification: xid -1, zxid -1, as ZooKeeper 3.8 sends them.

@@ -5,11 +5,11 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use jute::records::{ConnectRequest, ConnectResponse};
+use bytes::Bytes;
+use jute::records::ConnectRequest;
 use jute::{Reader, Record};
 
-use crate::proto::reply::frame_with;
+use crate::proto::reply::connect_response;
 use crate::server::pipeline::Input;
 use crate::server::registry::Connection;
 use crate::server::{Mode, Shared};
@@ -114,18 +114,8 @@ pub fn admit(
         );
         (0, SessionId::NONE, [0u8; PASSWORD_LEN])
     };
-    let response = ConnectResponse {
-        protocol_version: 0,
-        time_out,
-        session_id: reply_session.raw(),
-        passwd: Bytes::copy_from_slice(&passwd),
-    };
-    connection.send(frame_with(response.size_hint() + 1, |out: &mut BytesMut| {
-        response.write(out);
-        if sent_read_only {
-            (mode == Mode::ReadOnly).write(out);
-        }
-    }));
+    let read_only = sent_read_only.then_some(mode == Mode::ReadOnly);
+    connection.send(connect_response(time_out, reply_session, &passwd, read_only));
     if !valid {
         connection.request_close();
         return Ok(Admission::Expired);

@@ -3,12 +3,11 @@
 //! is answered when the core says, which may be after later writes of its session are
 //! applied: their replies wait behind it, so a session's replies keep its order.
 
-use jute::records::ConnectResponse;
-use jute::{OpCode, Record};
+use jute::OpCode;
 
 use super::work::ReplyTo;
 use super::{ClientSync, PendingSync, Pipeline};
-use crate::proto::reply::{self, frame_with};
+use crate::proto::reply;
 use crate::proto::write_reply::write_reply;
 use crate::server::read_barrier::Passage;
 use crate::server::registry::Connection;
@@ -74,18 +73,8 @@ impl Pipeline {
         timeout_ms: i32,
         read_only: Option<bool>,
     ) {
-        let response = ConnectResponse {
-            protocol_version: 0,
-            time_out: timeout_ms,
-            session_id: session_id.raw(),
-            passwd: bytes::Bytes::copy_from_slice(&session_password(session_id)),
-        };
-        connection.send(frame_with(response.size_hint() + 1, |out| {
-            response.write(out);
-            if let Some(read_only) = read_only {
-                read_only.write(out);
-            }
-        }));
+        let passwd = session_password(session_id);
+        connection.send(reply::connect_response(timeout_ms, session_id, &passwd, read_only));
         let shared = &self.shared;
         shared.stats.packets_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         shared.registry.bind_session(connection, session_id, i64::from(timeout_ms));
