@@ -296,7 +296,7 @@ impl Txn {
 
     /// The jute encoding the log stores: `TxnHeader` then the txn record.
     pub fn encode(&self) -> Bytes {
-        let mut out = BytesMut::new();
+        let mut out = BytesMut::with_capacity(self.encoded_len());
         self.encode_into(&mut out);
         out.freeze()
     }
@@ -306,9 +306,9 @@ impl Txn {
         self.header.size_hint() + self.body.size_hint()
     }
 
-    /// Appends [`Txn::encode`]'s bytes to `out`, making room for them first.
+    /// Appends [`Txn::encode`]'s bytes to `out` (whose room the caller sizes with
+    /// [`Txn::encoded_len`]).
     pub fn encode_into(&self, out: &mut BytesMut) {
-        out.reserve(self.encoded_len());
         self.header.write(out);
         self.body.write(out);
     }
