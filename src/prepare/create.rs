@@ -96,7 +96,7 @@ pub(super) fn create(
     check_acl(&parent.acl, perms::CREATE, scope.context.auth)?;
 
     let path = if mode.is_sequential() {
-        format!("{}{:010}", args.path, parent.cversion)
+        sequential_path(args.path, parent.cversion)
     } else {
         args.path.to_owned()
     };
@@ -158,4 +158,38 @@ pub(super) fn create(
         }),
     );
     Ok((op, body))
+}
+
+/// `path` with the parent's cversion appended as ZooKeeper's `%010d` writes it. Written
+/// by hand, since the formatter's padding cost as much as the rest of a create's
+/// preparation; a negative cversion (after wrapping) takes the formatter's way.
+fn sequential_path(path: &str, cversion: i32) -> String {
+    const DIGITS: usize = 10;
+    let Ok(mut rest) = u32::try_from(cversion) else {
+        return format!("{path}{cversion:010}");
+    };
+    let mut digits = [b'0'; DIGITS];
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let mut sequential = String::with_capacity(path.len() + DIGITS);
+    sequential.push_str(path);
+    sequential.extend(digits.iter().map(|&digit| char::from(digit)));
+    sequential
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sequential_path;
+
+    #[test]
+    fn sequential_names_are_zero_padded_to_ten_digits_as_in_zookeeper() {
+        assert_eq!(sequential_path("/q/n-", 0), "/q/n-0000000000");
+        assert_eq!(sequential_path("/q/n-", 42), "/q/n-0000000042");
+        assert_eq!(sequential_path("/q/", i32::MAX), "/q/2147483647");
+        // Java's String.format("%010d", -5): the sign counts toward the width.
+        assert_eq!(sequential_path("/q/n-", -5), "/q/n--000000005");
+        assert_eq!(sequential_path("/q/n-", i32::MIN), "/q/n--2147483648");
+    }
 }

@@ -33,35 +33,45 @@ pub enum PathError {
 /// # Errors
 /// The first rule the path breaks.
 pub fn validate_path(path: &str) -> Result<(), PathError> {
-    let chars: Vec<u16> = path.encode_utf16().collect();
-    let Some(&first) = chars.first() else {
+    // An ASCII path's bytes are its UTF-16 units: checked in place, with no copy.
+    if path.is_ascii() {
+        validate_units(path.as_bytes())
+    } else {
+        validate_units(&path.encode_utf16().collect::<Vec<u16>>())
+    }
+}
+
+/// [`validate_path`]'s rules over the path's UTF-16 units (or its bytes, all ASCII).
+fn validate_units<U: Copy + Into<u16>>(units: &[U]) -> Result<(), PathError> {
+    let at = |index: usize| units.get(index).map(|&unit| unit.into());
+    let Some(first) = at(0) else {
         return Err(PathError::Empty);
     };
     if first != u16::from(b'/') {
         return Err(PathError::Relative);
     }
-    if chars.len() == 1 {
+    if units.len() == 1 {
         return Ok(());
-    }
-    if chars.last() == Some(&u16::from(b'/')) {
-        return Err(PathError::TrailingSlash);
     }
     let slash = u16::from(b'/');
     let dot = u16::from(b'.');
-    let at = |index: usize| chars.get(index).copied();
+    if at(units.len() - 1) == Some(slash) {
+        return Err(PathError::TrailingSlash);
+    }
     let mut last = slash;
-    for (index, &c) in chars.iter().enumerate().skip(1) {
-        let next_ends_name = at(index + 1).is_none_or(|next| next == slash);
+    for (index, &unit) in units.iter().enumerate().skip(1) {
+        let c = unit.into();
+        let next_ends_name = || at(index + 1).is_none_or(|next| next == slash);
         if c == 0 {
             return Err(PathError::Nul(index));
         } else if c == slash && last == slash {
             return Err(PathError::EmptyName(index));
         } else if c == dot && last == dot {
-            if index >= 2 && at(index - 2) == Some(slash) && next_ends_name {
+            if index >= 2 && at(index - 2) == Some(slash) && next_ends_name() {
                 return Err(PathError::DotComponent(index));
             }
         } else if c == dot {
-            if at(index - 1) == Some(slash) && next_ends_name {
+            if at(index - 1) == Some(slash) && next_ends_name() {
                 return Err(PathError::DotComponent(index));
             }
         } else if (0x01..=0x1f).contains(&c)
@@ -101,5 +111,13 @@ mod tests {
         assert_eq!(validate_path("/a\u{85}"), Err(PathError::InvalidCharacter(2)));
         assert_eq!(validate_path("/😀"), Err(PathError::InvalidCharacter(1)));
         assert_eq!(validate_path("/\u{e000}"), Err(PathError::InvalidCharacter(1)));
+    }
+
+    #[test]
+    fn indexes_count_utf16_units_not_bytes() {
+        // 'é' is two bytes but one unit: ZooKeeper reports the second slash at 3.
+        assert_eq!(validate_path("/é//b"), Err(PathError::EmptyName(3)));
+        assert_eq!(validate_path("/e//b"), Err(PathError::EmptyName(3)));
+        assert_eq!(validate_path("/é/\u{1}"), Err(PathError::InvalidCharacter(3)));
     }
 }

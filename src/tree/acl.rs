@@ -1,10 +1,11 @@
 //! Interned ACL lists: nodes share one copy of each distinct list, as ZooKeeper's
 //! `ReferenceCountedACLCache` does, since millions of nodes usually carry a handful of ACLs.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use jute::records::{Acl, Id};
+
+use crate::fast_hash::FastHashMap;
 
 /// Permission bits of an ACL entry.
 pub mod perms {
@@ -50,14 +51,15 @@ pub fn world_anyone(perms: i32) -> Acl {
 /// The interned lists with their reference counts.
 #[derive(Debug)]
 pub struct AclCache {
-    by_id: HashMap<AclId, (AclList, u64)>,
-    by_list: HashMap<AclList, AclId>,
+    by_id: FastHashMap<AclId, (AclList, u64)>,
+    by_list: FastHashMap<AclList, AclId>,
     next_id: u32,
 }
 
 impl Default for AclCache {
     fn default() -> Self {
-        let mut cache = AclCache { by_id: HashMap::new(), by_list: HashMap::new(), next_id: 0 };
+        let mut cache =
+            AclCache { by_id: FastHashMap::default(), by_list: FastHashMap::default(), next_id: 0 };
         let open = cache.intern(&[world_anyone(perms::ALL)]);
         let read_only = cache.intern(&[world_anyone(perms::READ)]);
         assert_eq!(open, AclId::OPEN);

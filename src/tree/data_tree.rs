@@ -144,8 +144,13 @@ impl DataTree {
             _ => parent.len() + 1 + name_len,
         };
         let size = (path_len + node.data_len()) as i64;
-        let inserted =
-            self.tables.entry(parent.into()).or_default().insert(&self.hasher, Box::new(node));
+        // The parent's table is usually there: found without allocating its key.
+        let inserted = match self.tables.get_mut(parent) {
+            Some(mut table) => table.insert(&self.hasher, Box::new(node)),
+            None => {
+                self.tables.entry(parent.into()).or_default().insert(&self.hasher, Box::new(node))
+            }
+        };
         if inserted {
             self.data_size.fetch_add(size, Ordering::Relaxed);
             self.node_count.fetch_add(1, Ordering::Relaxed);
@@ -294,10 +299,8 @@ impl DataTree {
             return Err(Code::NodeExists);
         }
         let (grandparent, parent_name) = split_path(parent).ok_or(Code::NoNode)?;
-        if !self.exists(parent) {
-            return Err(Code::NoNode);
-        }
-        // One shard guard at a time: DashMap guards must not nest.
+        // One shard guard at a time: DashMap guards must not nest. A missing parent has
+        // no children, so it fails below, at its own lookup, with NoNode.
         if self.tables.get(parent).is_some_and(|children| children.contains(&self.hasher, name)) {
             return Err(Code::NodeExists);
         }

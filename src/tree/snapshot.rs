@@ -19,6 +19,7 @@ use jute::records::Acl;
 use jute::writer::{write_buffer, write_i32, write_i64, write_ustring};
 use jute::{DecodeError, Reader, Record};
 
+use crate::fast_hash::FastHashMap;
 use crate::tree::acl::AclId;
 use crate::tree::data_tree::DataTree;
 use crate::tree::node::Node;
@@ -71,7 +72,7 @@ pub struct SnapshotSummary {
 /// the buffer it is handed over in: node data is copied once, from the tree.
 struct ChunkBuilder {
     chunk: BytesMut,
-    acls: HashMap<AclId, i32>,
+    acls: FastHashMap<AclId, i32>,
     acl_lists: Vec<(i32, Vec<Acl>)>,
     /// The parent of the group being written, and where its node count sits in `chunk`.
     group: Option<(String, usize, i32)>,
@@ -81,7 +82,7 @@ impl ChunkBuilder {
     /// A builder writing into `chunk` (cleared first).
     fn new(chunk: BytesMut) -> ChunkBuilder {
         let chunk = start_node_chunk(chunk);
-        ChunkBuilder { chunk, acls: HashMap::new(), acl_lists: Vec::new(), group: None }
+        ChunkBuilder { chunk, acls: FastHashMap::default(), acl_lists: Vec::new(), group: None }
     }
 
     fn close_group(&mut self) {
