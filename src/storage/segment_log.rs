@@ -62,8 +62,10 @@ const SPARE_PIECE_BYTES: usize = 1 << 20;
 /// What purged segments kept for reuse are named, before a number.
 const RECYCLED_PREFIX: &str = "recycled.";
 
-/// How many purged segments a purge keeps for reuse at least; more are deleted.
-const RECYCLED_KEPT: usize = 2;
+/// How many segments a purge keeps ready for reuse at least, counting a spare: one, so
+/// that a log that starts a segment now and then holds one 16 MiB file more than its
+/// records need, not two or three.
+const RECYCLED_KEPT: usize = 1;
 
 /// How many purged segments a purge keeps for reuse at most (256 MiB of disk): it keeps
 /// as many as the log started since the purge before, the segments it will likely need
@@ -648,7 +650,9 @@ impl SegmentLog {
         if whole_log {
             state.active = None;
         }
-        let keep = state.rolled_since_purge.clamp(RECYCLED_KEPT, RECYCLED_MAX);
+        // A spare (being filled or ready) is one of the segments kept ready.
+        let ready = state.rolled_since_purge.clamp(RECYCLED_KEPT, RECYCLED_MAX);
+        let keep = ready - usize::from(state.spare.is_some());
         state.rolled_since_purge = 0;
         let firsts: Vec<Zxid> = state.segments.keys().copied().collect();
         for (number, &first) in firsts.iter().enumerate() {

@@ -40,7 +40,6 @@ fn segment_files(dir: &Path) -> Vec<Zxid> {
 
 const MIB: usize = 1 << 20;
 
-/// 40 entries of 1 MiB, four to an append: three segments and part of a fourth.
 /// How many purged segments wait in `dir` for reuse.
 fn recycled_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
@@ -52,6 +51,7 @@ fn recycled_files(dir: &Path) -> usize {
         .count()
 }
 
+/// 40 entries of 1 MiB, four to an append: three segments and part of a fourth.
 fn write_megabytes(dir: &Path) -> Vec<LogEntry> {
     let log = SegmentLog::open(dir, false).expect("open");
     let entries: Vec<LogEntry> = (1..=40).map(|zxid| entry(zxid, MIB)).collect();
@@ -286,6 +286,30 @@ fn a_purge_keeps_for_reuse_as_many_segments_as_the_log_started_since_the_last() 
     assert!(new_segments >= RECYCLED_KEPT, "{new_segments} new segments");
     assert_eq!(recycled_files(&dir), started - 1 - new_segments, "each a recycled one");
     assert_eq!(read_all(&log, 80), more);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_spare_counts_among_the_segments_a_quiet_log_keeps_ready() {
+    let dir = scratch("recycled-spare");
+    let log = SegmentLog::open(&dir, false).expect("open");
+    // Three segments; the third is past half full, so a spare is being prepared.
+    let entries: Vec<LogEntry> = (1..=32).map(|zxid| entry(zxid, MIB)).collect();
+    for batch in entries.chunks(4) {
+        log.append(batch).expect("append");
+    }
+    let firsts = segment_files(&dir);
+    assert_eq!(firsts.len(), 3, "{firsts:?}");
+    log.purge_through(Zxid::new(firsts[1].raw() - 1)).expect("purge the first");
+    assert_eq!(recycled_files(&dir), 1, "the log started three since it opened");
+    // No segment started since: the spare and that recycled one are ready, so the
+    // second purged segment is deleted rather than kept as a third.
+    log.purge_through(Zxid::new(firsts[2].raw() - 1)).expect("purge the second");
+    assert_eq!(recycled_files(&dir), 1);
+    drop(log);
+    assert!(dir.join(SPARE_NAME).exists(), "the spare was prepared");
+    let log = SegmentLog::open(&dir, false).expect("reopen");
+    assert_eq!(read_all(&log, 24), entries[24..]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
