@@ -165,7 +165,7 @@ pub fn take_snapshot_of(
     let started = Instant::now();
     tracing::info!(%zxid, "taking a snapshot");
     let mut writer = storage.begin_snapshot(zxid)?;
-    let summary = write_snapshot(tree, sessions, |chunk| {
+    let summary = write_snapshot(tree, zxid, sessions, |chunk| {
         if stopping.load(Ordering::Acquire) {
             return Err(StorageError::Interrupted);
         }

@@ -33,6 +33,7 @@ use crate::import::load_node;
 use crate::server::Shared;
 use crate::storage::{SnapshotHeader, Storage, StorageError};
 use crate::tree::acl::AclId;
+use crate::tree::child_walk::ChildWalk;
 use crate::tree::data_tree::child_path;
 use crate::tree::snapshot::{write_snapshot, Loaded, CHUNK_BYTES};
 use crate::tree::DataTree;
@@ -48,8 +49,6 @@ const OUTBOUND_CHUNKS_IN_FLIGHT: usize = 4;
 const INBOUND_CHUNKS_IN_FLIGHT: usize = 4;
 /// How often a snapshot thread waiting for room in the link's channel looks again.
 const ROOM_POLL: Duration = Duration::from_millis(1);
-/// Nodes written per hold of their table's lock.
-const NODES_PER_LOCK: usize = 128;
 
 /// A snapshot a leader is streaming to one learner.
 #[derive(Debug)]
@@ -76,7 +75,7 @@ impl Outbound {
         let stopping = stop.clone();
         let thread =
             std::thread::Builder::new().name("zkrs-snapshot-send".into()).spawn(move || {
-                let sent = write_transferred(shared.database.tree(), &sessions, |bytes| {
+                let sent = write_transferred(shared.database.tree(), zxid, &sessions, |bytes| {
                     send(&chunks, Streamed::Bytes(bytes), &stopping)
                 })
                 .and_then(|summary| send(&chunks, Streamed::End, &stopping).map(|()| summary));
@@ -166,28 +165,30 @@ pub struct TransferSummary {
 /// What `emit` returns, or [`Ended::AclChanged`].
 pub fn write_transferred(
     tree: &DataTree,
+    zxid: Zxid,
     sessions: &[(SessionId, i32)],
     mut emit: impl FnMut(Bytes) -> Result<(), Ended>,
 ) -> Result<TransferSummary, Ended> {
-    let (mut summary, mut out) = write_state(tree, sessions, BytesMut::new(), &mut emit)?;
+    let (mut summary, mut out) = write_state(tree, zxid, sessions, BytesMut::new(), &mut emit)?;
     write_transfer_signature(&mut out);
     summary.bytes += out.len() as u64;
     emit(out.freeze())?;
     Ok(summary)
 }
 
-/// Writes `tree` with `sessions` after the bytes already in `out` (a file's header,
-/// say) in the form a snapshot file and a transferred snapshot share, handing `emit` a
-/// piece at a time (about [`CHUNK_BYTES`] each), and returns what is left to write: the
-/// nodes' lone `/`, which the caller ends its way. The walk goes one child table at a
-/// time, parents before children (a table's key sorts after its parent's), a slice of a
-/// table per hold of its lock, so applies go on meanwhile: on a live tree the snapshot
-/// is fuzzy.
+/// Writes `tree` at `zxid` with `sessions` after the bytes already in `out` (a file's
+/// header, say) in the form a snapshot file and a transferred snapshot share, handing
+/// `emit` a piece at a time (about [`CHUNK_BYTES`] each), and returns what is left to
+/// write: the nodes' lone `/`, which the caller ends its way. The walk goes one child
+/// table at a time, parents before children (a table's key sorts after its parent's), a
+/// slice of a table per hold of its lock ([`ChildWalk`]), so applies go on meanwhile: on
+/// a live tree the snapshot is fuzzy.
 ///
 /// # Errors
 /// What `emit` returns, or [`Ended::AclChanged`].
 pub fn write_state(
     tree: &DataTree,
+    zxid: Zxid,
     sessions: &[(SessionId, i32)],
     mut out: BytesMut,
     emit: &mut impl FnMut(Bytes) -> Result<(), Ended>,
@@ -206,10 +207,10 @@ pub fn write_state(
     let mut parents = tree.parents();
     parents.sort();
     for parent in parents {
-        let names = tree.child_names(&parent);
-        for slice in names.chunks(NODES_PER_LOCK) {
+        let mut walk = ChildWalk::new(tree, &parent, zxid);
+        loop {
             let mut unknown_acl = false;
-            tree.with_named_children(&parent, slice, |nodes| {
+            let stepped = walk.step(tree, |nodes| {
                 for node in nodes {
                     if !known.contains(&node.acl) {
                         unknown_acl = true;
@@ -232,6 +233,9 @@ pub fn write_state(
                     summary.nodes += 1;
                 }
             });
+            if !stepped {
+                break;
+            }
             if unknown_acl {
                 return Err(Ended::AclChanged);
             }
@@ -477,11 +481,13 @@ fn receive(
         return Ok(());
     }
     let mut writer = storage.begin_snapshot(zxid)?;
-    let summary = write_snapshot(&tree, &loaded.sessions, |chunk| writer.put(chunk))?;
+    // The stream may hold nodes created after `zxid` (ZooKeeper's leaders, for one, send
+    // such); the snapshot leaves them to the log replay, as every snapshot does.
+    let summary = write_snapshot(&tree, zxid, &loaded.sessions, |chunk| writer.put(chunk))?;
     let header = SnapshotHeader {
         zxid,
         chunks: u32::try_from(summary.chunks).unwrap_or(u32::MAX),
-        nodes: loaded.nodes,
+        nodes: summary.nodes,
         sessions: u32::try_from(loaded.sessions.len()).unwrap_or(u32::MAX),
         bytes: summary.bytes,
         created_ms,

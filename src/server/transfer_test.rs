@@ -40,10 +40,11 @@ fn database_with(count: i64) -> Database {
 /// node, as reads off a connection do).
 fn batches_of(database: &Database, sessions: &[(SessionId, i32)]) -> Vec<Vec<TransferPiece>> {
     let mut stream = Vec::new();
-    let written = write_transferred(database.tree(), sessions, |bytes| {
-        stream.extend_from_slice(&bytes);
-        Ok(())
-    });
+    let written =
+        write_transferred(database.tree(), database.last_applied_zxid(), sessions, |bytes| {
+            stream.extend_from_slice(&bytes);
+            Ok(())
+        });
     assert!(written.is_ok());
     let mut reader = TransferReader::new();
     let mut batches = Vec::new();

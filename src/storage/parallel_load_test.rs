@@ -64,6 +64,7 @@ fn chunks_of(database: &Database) -> Vec<Bytes> {
     let mut chunks = Vec::new();
     write_snapshot(
         database.tree(),
+        database.last_applied_zxid(),
         &[(SessionId::new(7), 4000), (SessionId::new(8), 6000)],
         |chunk| {
             chunks.push(chunk.split().freeze());

@@ -54,8 +54,8 @@ fn snapshot(
     sessions: &[(SessionId, i32)],
 ) {
     let mut writer = storage.begin_snapshot(zxid).expect("begun");
-    let summary =
-        write_snapshot(database.tree(), sessions, |chunk| writer.put(chunk)).expect("written");
+    let summary = write_snapshot(database.tree(), zxid, sessions, |chunk| writer.put(chunk))
+        .expect("written");
     let header = SnapshotHeader {
         zxid,
         chunks: summary.chunks as u32,

@@ -4,6 +4,7 @@
 //! at a million znodes that saves tens of megabytes over a map from name to node.
 
 use std::hash::BuildHasher;
+use std::ops::Range;
 
 use hashbrown::HashTable;
 
@@ -16,6 +17,11 @@ pub type Hasher = crate::fast_hash::FastState;
 #[derive(Debug, Default)]
 pub struct Children {
     table: HashTable<Box<Node>>,
+    /// Counts the inserts that may have moved children to other buckets: those that
+    /// found the table full, which then grows or rehashes it. Removals and other inserts
+    /// move no child, so a walk by bucket over several holds of the table's lock can go
+    /// on while this stays the same.
+    moves: u32,
 }
 
 fn hash(hasher: &Hasher, name: &str) -> u64 {
@@ -44,8 +50,26 @@ impl Children {
         if self.table.find(node_hash, |existing| existing.name == node.name).is_some() {
             return false;
         }
+        if self.table.len() == self.table.capacity() {
+            self.moves = self.moves.wrapping_add(1);
+        }
         self.table.insert_unique(node_hash, node, |existing| hash(hasher, &existing.name));
         true
+    }
+
+    /// How many times children may have moved to other buckets since the table began.
+    pub fn moves(&self) -> u32 {
+        self.moves
+    }
+
+    /// The number of buckets: every child is in one of `0..buckets()`.
+    pub fn buckets(&self) -> usize {
+        self.table.num_buckets()
+    }
+
+    /// The children in the buckets `range`, in bucket order.
+    pub fn in_buckets(&self, range: Range<usize>) -> impl Iterator<Item = &Node> {
+        range.filter_map(|bucket| self.table.get_bucket(bucket)).map(|node| &**node)
     }
 
     /// Removes and returns the child called `name`.

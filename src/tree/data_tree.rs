@@ -11,9 +11,9 @@
 //! its gate for writing around every apply, which also makes a multi atomic for readers.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Deref;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
-use compact_str::CompactString;
 use dashmap::DashMap;
 use jute::records::{Acl, Stat};
 use jute::Code;
@@ -406,29 +406,14 @@ impl DataTree {
         self.tables.iter().map(|entry| entry.key().to_string()).collect()
     }
 
-    /// The names of the children in `parent`'s table (`""` holds the root), if any.
-    pub fn child_names(&self, parent: &str) -> Vec<CompactString> {
-        self.tables
-            .get(parent)
-            .map(|table| table.names().map(CompactString::from).collect())
-            .unwrap_or_default()
+    /// The table of `parent`'s children (`""` holds the root), read-locked while held.
+    pub(super) fn child_table(&self, parent: &str) -> Option<impl Deref<Target = Children> + '_> {
+        self.tables.get(parent)
     }
 
-    /// Calls `f` once with those children of `parent` named in `names` that still exist,
-    /// in the order of `names`, under one hold of the table's lock: a snapshot walks a big
-    /// table a slice at a time, so an apply to it never waits for the whole table to be
-    /// encoded.
-    pub fn with_named_children(
-        &self,
-        parent: &str,
-        names: &[CompactString],
-        f: impl FnOnce(&[&Node]),
-    ) {
-        if let Some(table) = self.tables.get(parent) {
-            let nodes: Vec<&Node> =
-                names.iter().filter_map(|name| table.get(&self.hasher, name)).collect();
-            f(&nodes);
-        }
+    /// The hasher of every child table, to look a child up in one.
+    pub(super) fn hasher(&self) -> &Hasher {
+        &self.hasher
     }
 
     /// Every interned ACL list with its id: the ACL cache a snapshot sent to a

@@ -1,5 +1,6 @@
 use super::*;
 use crate::tree::acl::{perms, world_anyone};
+use crate::tree::child_walk::ChildWalk;
 use crate::tree::node::{NodeKind, CONTAINER_EPHEMERAL_OWNER};
 
 fn open() -> Vec<Acl> {
@@ -113,30 +114,6 @@ fn explicit_parent_cversion_only_moves_forward() {
 }
 
 #[test]
-fn named_children_are_visited_while_they_exist() {
-    let tree = DataTree::new(false);
-    create(&tree, "/t", 0, Zxid::new(1)).expect("created");
-    for (zxid, name) in (2..).zip(["a", "b", "c"]) {
-        create(&tree, &format!("/t/{name}"), 0, Zxid::new(zxid)).expect("created");
-    }
-    let mut names = tree.child_names("/t");
-    names.sort();
-    assert_eq!(names, ["a", "b", "c"]);
-    tree.delete_node("/t/b", Zxid::new(10)).expect("deleted");
-    create(&tree, "/t/d", 0, Zxid::new(11)).expect("created");
-    let mut visited = Vec::new();
-    tree.with_named_children("/t", &names, |nodes| {
-        visited.extend(nodes.iter().map(|node| (node.name.clone(), node.czxid)));
-    });
-    assert_eq!(
-        visited,
-        [("a".into(), Zxid::new(2)), ("c".into(), Zxid::new(4))],
-        "b is gone, d was not named"
-    );
-    assert!(tree.child_names("/nothing").is_empty());
-}
-
-#[test]
 fn issue_13_config_node_holds_the_membership_as_zookeeper_sets_it() {
     let tree = DataTree::new(false);
     let standalone = tree.stat("/zookeeper/config").expect("config");
@@ -229,13 +206,12 @@ fn quotas_are_found_and_recounted_after_a_load() {
         .expect("set");
     let loaded = tree.empty_like();
     for parent in tree.parents() {
-        for name in tree.child_names(&parent) {
-            tree.with_named_children(&parent, &[name], |nodes| {
-                for node in nodes {
-                    loaded.load_node(&parent, (*node).clone()).expect("loaded");
-                }
-            });
-        }
+        let mut walk = ChildWalk::new(&tree, &parent, Zxid::new(zxid));
+        while walk.step(&tree, |nodes| {
+            for node in nodes {
+                loaded.load_node(&parent, (*node).clone()).expect("loaded");
+            }
+        }) {}
     }
     assert_eq!(loaded.quota_path("/p"), None, "nothing indexed before the set-up");
     loaded.setup_quotas();

@@ -9,6 +9,7 @@
 
 pub mod acl;
 mod apply;
+pub mod child_walk;
 pub mod children;
 pub mod data_tree;
 pub mod node;

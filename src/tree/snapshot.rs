@@ -21,15 +21,13 @@ use jute::{DecodeError, Reader, Record};
 
 use crate::fast_hash::FastHashMap;
 use crate::tree::acl::AclId;
+use crate::tree::child_walk::ChildWalk;
 use crate::tree::data_tree::DataTree;
 use crate::tree::node::Node;
 use crate::txn::{SessionId, Zxid};
 
 /// Chunks are cut once they pass this size (a larger single node makes a larger chunk).
 pub const CHUNK_BYTES: usize = 1 << 18;
-
-/// Nodes encoded per hold of their table's lock.
-const NODES_PER_LOCK: usize = 128;
 
 const KIND_NODES: u8 = 1;
 const KIND_SESSIONS: u8 = 2;
@@ -165,14 +163,15 @@ impl SnapshotSummary {
     }
 }
 
-/// Writes the whole state as chunks, handing each to `emit` as soon as it is full.
-/// `sessions` are the live sessions and their timeouts at the snapshot's zxid. `emit` may
-/// change or take the buffer it is given; its allocation is reused if left.
+/// Writes the whole state at `zxid` as chunks, handing each to `emit` as soon as it is
+/// full. `sessions` are the live sessions and their timeouts at `zxid`. `emit` may change
+/// or take the buffer it is given; its allocation is reused if left.
 ///
 /// # Errors
 /// Whatever `emit` returns.
 pub fn write_snapshot<E>(
     tree: &DataTree,
+    zxid: Zxid,
     sessions: &[(SessionId, i32)],
     mut emit: impl FnMut(&mut BytesMut) -> Result<(), E>,
 ) -> Result<SnapshotSummary, E> {
@@ -196,23 +195,20 @@ pub fn write_snapshot<E>(
     let mut parents = tree.parents();
     parents.sort();
     for parent in parents {
-        // A table's names first, then its nodes a slice at a time, each slice encoded
-        // under the table's read lock and stored after it is released, so applies go on
-        // meanwhile. A node added after the names were taken is picked up by the log
-        // replay after loading; one deleted since is skipped.
-        let names = tree.child_names(&parent);
-        for slice in names.chunks(NODES_PER_LOCK) {
-            tree.with_named_children(&parent, slice, |nodes| {
-                load_into_cache(nodes);
-                for node in nodes {
-                    builder.add(tree, &parent, node);
-                    summary.nodes += 1;
-                    if builder.is_full() {
-                        let next = spare.pop().unwrap_or_else(new_chunk_buffer);
-                        full.push(builder.finish(next));
-                    }
+        // Each slice of a table is encoded under the table's read lock and stored after
+        // it is released, so applies go on meanwhile (see ChildWalk).
+        let mut walk = ChildWalk::new(tree, &parent, zxid);
+        while walk.step(tree, |nodes| {
+            load_into_cache(nodes);
+            for node in nodes {
+                builder.add(tree, &parent, node);
+                summary.nodes += 1;
+                if builder.is_full() {
+                    let next = spare.pop().unwrap_or_else(new_chunk_buffer);
+                    full.push(builder.finish(next));
                 }
-            });
+            }
+        }) {
             for mut chunk in full.drain(..) {
                 summary.count(&chunk);
                 emit(&mut chunk)?;

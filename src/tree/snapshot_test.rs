@@ -70,11 +70,12 @@ fn round_trip(
     sessions: &[(SessionId, i32)],
 ) -> (DataTree, Loaded, SnapshotSummary) {
     let mut chunks = Vec::new();
-    let summary = write_snapshot(database.tree(), sessions, |chunk| {
-        chunks.push(chunk.split().freeze());
-        Ok::<(), ()>(())
-    })
-    .expect("written");
+    let summary =
+        write_snapshot(database.tree(), database.last_applied_zxid(), sessions, |chunk| {
+            chunks.push(chunk.split().freeze());
+            Ok::<(), ()>(())
+        })
+        .expect("written");
     let loaded_tree = DataTree::empty(true);
     let mut loaded = Loaded::default();
     for (index, chunk) in chunks.iter().enumerate() {
@@ -209,7 +210,7 @@ fn node_chunks_end_with_their_acl_table() {
     database
         .apply(&txn(1, OpCode::Create, create("/r", Some(b"v"), read_only, false)), &mut |_, _| {});
     let mut chunks = Vec::new();
-    write_snapshot(database.tree(), &[], |chunk| {
+    write_snapshot(database.tree(), database.last_applied_zxid(), &[], |chunk| {
         chunks.push(chunk.split().freeze());
         Ok::<(), ()>(())
     })
@@ -230,7 +231,7 @@ fn damaged_node_chunks_never_panic() {
         &mut |_, _| {},
     );
     let mut chunks = Vec::new();
-    write_snapshot(database.tree(), &[], |chunk| {
+    write_snapshot(database.tree(), database.last_applied_zxid(), &[], |chunk| {
         chunks.push(chunk.split().freeze());
         Ok::<(), ()>(())
     })

@@ -24,7 +24,7 @@ const READ_BYTES: usize = 16 << 10;
 pub fn chunks_of(shared: &Shared, zxid: Zxid) -> Vec<PeerFrame> {
     let sessions = live_sessions(shared);
     let mut stream = Vec::new();
-    let written = write_transferred(shared.database.tree(), &sessions, |bytes| {
+    let written = write_transferred(shared.database.tree(), zxid, &sessions, |bytes| {
         stream.extend_from_slice(&bytes);
         Ok(())
     });

@@ -100,8 +100,9 @@ fn write_file(
         sealing.passed(&piece);
         emit(piece)
     };
+    let tree = recovered.database.tree();
     let (_, mut rest) =
-        write_state(recovered.database.tree(), &recovered.sessions, header, &mut counted)?;
+        write_state(tree, recovered.last_zxid, &recovered.sessions, header, &mut counted)?;
     sealing.finish(recovered.last_zxid.raw(), &mut rest);
     emit(rest.freeze())
 }
