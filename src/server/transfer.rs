@@ -208,34 +208,30 @@ pub fn write_state(
     parents.sort();
     for parent in parents {
         let mut walk = ChildWalk::new(tree, &parent, zxid);
-        loop {
-            let mut unknown_acl = false;
-            let stepped = walk.step(tree, |nodes| {
-                for node in nodes {
-                    if !known.contains(&node.acl) {
-                        unknown_acl = true;
-                        return;
-                    }
-                    // The root, alone in the table keyed "", is written as `/`.
-                    let path = if parent.is_empty() {
-                        "/".to_owned()
-                    } else {
-                        child_path(&parent, &node.name)
-                    };
-                    let stat = node.persisted_stat();
-                    write_transfer_node(
-                        &mut out,
-                        &path,
-                        node.data.as_deref(),
-                        reference(node.acl),
-                        &stat,
-                    );
-                    summary.nodes += 1;
+        let mut unknown_acl = false;
+        while walk.step(tree, |nodes| {
+            for node in nodes {
+                if !known.contains(&node.acl) {
+                    unknown_acl = true;
+                    return;
                 }
-            });
-            if !stepped {
-                break;
+                // The root, alone in the table keyed "", is written as `/`.
+                let path = if parent.is_empty() {
+                    "/".to_owned()
+                } else {
+                    child_path(&parent, &node.name)
+                };
+                let stat = node.persisted_stat();
+                write_transfer_node(
+                    &mut out,
+                    &path,
+                    node.data.as_deref(),
+                    reference(node.acl),
+                    &stat,
+                );
+                summary.nodes += 1;
             }
+        }) {
             if unknown_acl {
                 return Err(Ended::AclChanged);
             }

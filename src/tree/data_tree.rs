@@ -145,12 +145,12 @@ impl DataTree {
         };
         let size = (path_len + node.data_len()) as i64;
         // The parent's table is usually there: found without allocating its key.
-        let inserted = match self.tables.get_mut(parent) {
-            Some(mut table) => table.insert(&self.hasher, Box::new(node)),
-            None => {
-                self.tables.entry(parent.into()).or_default().insert(&self.hasher, Box::new(node))
-            }
+        let mut table = match self.tables.get_mut(parent) {
+            Some(table) => table,
+            None => self.tables.entry(parent.into()).or_default(),
         };
+        let inserted = table.insert(&self.hasher, Box::new(node));
+        drop(table);
         if inserted {
             self.data_size.fetch_add(size, Ordering::Relaxed);
             self.node_count.fetch_add(1, Ordering::Relaxed);
