@@ -75,6 +75,14 @@ impl<'a> Reader<'a> {
         Ok(byte)
     }
 
+    /// Reads `len` raw bytes as a slice of the input (not a jute type; used by formats
+    /// built on jute primitives that prefix lengths their own way).
+    pub fn read_bytes(&mut self, what: &'static str, len: usize) -> Result<Bytes, DecodeError> {
+        let start = self.position;
+        self.take(what, len)?;
+        Ok(self.buf.slice(start..start + len))
+    }
+
     /// Reads a jute `boolean`: one byte, any non-zero value is true (as Java's readBoolean).
     pub fn read_bool(&mut self, what: &'static str) -> Result<bool, DecodeError> {
         let [byte] = self.take_array::<1>(what)?;
@@ -113,9 +121,7 @@ impl<'a> Reader<'a> {
         let Some(len) = self.read_len(what, 1)? else {
             return Ok(None);
         };
-        let start = self.position;
-        self.take(what, len)?;
-        Ok(Some(self.buf.slice(start..start + len)))
+        self.read_bytes(what, len).map(Some)
     }
 
     /// Reads a jute `ustring`: a length (`-1` for null) and UTF-8 bytes. Invalid UTF-8 is

@@ -15,7 +15,10 @@ use crate::txn::{Txn, Zxid};
 pub const HEADER_INDEX: u32 = u32::MAX;
 
 const SNAPSHOT_MAGIC: i64 = 0x5a4b_5253_534e_4150; // "ZKRSSNAP"
-const SNAPSHOT_FORMAT: i32 = 2;
+/// The snapshot format written: 3 packs each node's stat (`tree::snapshot`).
+const SNAPSHOT_FORMAT: i32 = 3;
+/// The snapshot formats read: 2 wrote every stat field at full width.
+const SNAPSHOT_FORMATS_READ: std::ops::RangeInclusive<i32> = 2..=SNAPSHOT_FORMAT;
 
 /// The key of a log entry.
 pub fn log_key(zxid: Zxid) -> [u8; 8] {
@@ -134,9 +137,9 @@ pub fn decode_header(value: &Bytes) -> Result<SnapshotHeader, StorageError> {
         return Err(StorageError::Corrupt("snapshot header has a wrong magic number".into()));
     }
     let format = reader.read_i32("format").map_err(corrupt)?;
-    if format != SNAPSHOT_FORMAT {
+    if !SNAPSHOT_FORMATS_READ.contains(&format) {
         return Err(StorageError::Incompatible(format!(
-            "snapshot format {format}, this zkrs reads {SNAPSHOT_FORMAT}"
+            "snapshot format {format}, this zkrs reads {SNAPSHOT_FORMATS_READ:?}"
         )));
     }
     Ok(SnapshotHeader {
@@ -245,19 +248,38 @@ mod tests {
         assert_eq!(unseal(&seal(b"")), Some(Bytes::new()));
     }
 
-    #[test]
-    fn headers_round_trip() {
-        let header = SnapshotHeader {
+    fn header() -> SnapshotHeader {
+        SnapshotHeader {
             zxid: Zxid::new(42),
             chunks: 3,
             nodes: 1000,
             sessions: 7,
             bytes: 123_456,
             created_ms: 99,
-        };
+        }
+    }
+
+    #[test]
+    fn headers_round_trip() {
+        let header = header();
         assert_eq!(decode_header(&encode_header(&header)).expect("valid"), header);
         let mut damaged = encode_header(&header).to_vec();
         damaged[10] ^= 4;
         assert!(decode_header(&damaged.into()).is_err());
+    }
+
+    #[test]
+    fn headers_of_format_2_are_read_and_of_a_later_format_refused() {
+        let header = header();
+        let with_format = |format: i32| {
+            let mut payload = unseal(&encode_header(&header)).expect("sealed").to_vec();
+            payload[8..12].copy_from_slice(&format.to_be_bytes());
+            seal(&payload)
+        };
+        assert_eq!(decode_header(&with_format(2)).expect("format 2"), header);
+        let err = decode_header(&with_format(4)).expect_err("format 4");
+        assert!(matches!(err, StorageError::Incompatible(_)), "{err}");
+        let err = decode_header(&with_format(1)).expect_err("format 1");
+        assert!(matches!(err, StorageError::Incompatible(_)), "{err}");
     }
 }

@@ -456,6 +456,9 @@ impl Storage for RocksStorage {
             if index == HEADER_INDEX {
                 match decode_header(&Bytes::copy_from_slice(value)) {
                     Ok(header) => headers.push(header),
+                    // A later zkrs's snapshot may hold writes the log no longer has:
+                    // recovering from an older one would lose them.
+                    Err(err @ StorageError::Incompatible(_)) => return Err(err),
                     Err(err) => {
                         tracing::warn!(%zxid, cause = %err, "skipping a damaged snapshot header")
                     }

@@ -3,7 +3,7 @@ use jute::records::{CreateTxn, TxnHeader};
 use jute::OpCode;
 
 use super::*;
-use crate::storage::record::{decode_entry, encode_entry};
+use crate::storage::record::{decode_entry, encode_entry, encode_header, seal, unseal};
 use crate::txn::{Txn, TxnBody};
 
 fn scratch(name: &str) -> PathBuf {
@@ -314,5 +314,22 @@ fn a_snapshot_written_again_at_its_zxid_replaces_it_without_a_gap_in_the_log() {
     assert_eq!(logged_sequence_numbers(&storage, before), (before + 1..=after).collect::<Vec<_>>());
     assert_eq!(storage.snapshots().expect("list"), [header]);
     assert_eq!(read_chunks(&storage, &header), [Bytes::from("new 0"), Bytes::from("new 1")]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_snapshot_of_a_later_format_is_refused_not_skipped() {
+    let dir = scratch("later-snapshot");
+    let storage = RocksStorage::open(&dir, None, true).expect("open");
+    let header = write_snapshot_at(&storage, Zxid::new(7), &["state"]);
+    assert_eq!(storage.snapshots().expect("read"), [header]);
+    let mut payload = unseal(&encode_header(&header)).expect("sealed").to_vec();
+    payload[8..12].copy_from_slice(&99i32.to_be_bytes());
+    let family = storage.cf(SNAPSHOTS).expect("cf");
+    let key = snapshot_key(Zxid::new(9), HEADER_INDEX);
+    storage.db.put_cf(family, key, seal(&payload)).expect("a later header");
+    let err = storage.snapshots().expect_err("refused");
+    assert!(matches!(err, StorageError::Incompatible(_)), "{err}");
+    drop(storage);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,6 +15,7 @@ pub mod data_tree;
 pub mod node;
 pub mod quota;
 pub mod snapshot;
+mod varint;
 pub mod watch;
 
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -10,13 +10,18 @@
 //! Each chunk carries its own ACL dictionary (at its end, so a chunk is written in one
 //! pass) and names the parent of every group of nodes, so chunks decode independently.
 //! Checksums belong to the storage layer.
+//!
+//! A node is written packed (see [`ChunkBuilder::add`]): its stat as what sets it apart
+//! from a node created once and never changed, and its czxid and ctime as steps from the
+//! chunk's node before, so the stat of most nodes takes three or four bytes instead of 64.
+//! Chunks of format 2, with every stat field at full width, still load.
 
 use std::collections::HashMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use compact_str::CompactString;
 use jute::records::Acl;
-use jute::writer::{write_buffer, write_i32, write_i64, write_ustring};
+use jute::writer::{write_i32, write_i64, write_ustring};
 use jute::{DecodeError, Reader, Record};
 
 use crate::fast_hash::FastHashMap;
@@ -24,13 +29,34 @@ use crate::tree::acl::AclId;
 use crate::tree::child_walk::ChildWalk;
 use crate::tree::data_tree::DataTree;
 use crate::tree::node::Node;
+use crate::tree::varint;
 use crate::txn::{SessionId, Zxid};
 
 /// Chunks are cut once they pass this size (a larger single node makes a larger chunk).
 pub const CHUNK_BYTES: usize = 1 << 18;
 
+/// A chunk of nodes with every stat field at full width: what snapshot format 2 wrote.
 const KIND_NODES: u8 = 1;
 const KIND_SESSIONS: u8 = 2;
+/// A chunk of packed nodes: what snapshot format 3 writes.
+const KIND_PACKED_NODES: u8 = 3;
+
+/// The fewest bytes a node takes in a chunk of each kind: a bound on a group's count.
+const FULL_NODE_LEN_MIN: usize = 4 + 4 + 6 * 8 + 4 * 4;
+const PACKED_NODE_LEN_MIN: usize = 5;
+
+/// The bits of a packed node's flags byte: which stat fields differ from a node created
+/// once and never changed (and use the chunk's first ACL), and so follow.
+mod differs {
+    pub const MZXID: u8 = 1;
+    pub const PZXID: u8 = 1 << 1;
+    pub const MTIME: u8 = 1 << 2;
+    pub const EPHEMERAL_OWNER: u8 = 1 << 3;
+    pub const VERSION: u8 = 1 << 4;
+    pub const CVERSION: u8 = 1 << 5;
+    pub const AVERSION: u8 = 1 << 6;
+    pub const ACL: u8 = 1 << 7;
+}
 
 /// Why a snapshot could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -74,13 +100,22 @@ struct ChunkBuilder {
     acl_lists: Vec<(i32, Vec<Acl>)>,
     /// The parent of the group being written, and where its node count sits in `chunk`.
     group: Option<(String, usize, i32)>,
+    /// The czxid and ctime of the node written before in this chunk (zeros at its start),
+    /// from which the next node's are written as steps.
+    previous: (i64, i64),
 }
 
 impl ChunkBuilder {
     /// A builder writing into `chunk` (cleared first).
     fn new(chunk: BytesMut) -> ChunkBuilder {
         let chunk = start_node_chunk(chunk);
-        ChunkBuilder { chunk, acls: FastHashMap::default(), acl_lists: Vec::new(), group: None }
+        ChunkBuilder {
+            chunk,
+            acls: FastHashMap::default(),
+            acl_lists: Vec::new(),
+            group: None,
+            previous: (0, 0),
+        }
     }
 
     fn close_group(&mut self) {
@@ -104,23 +139,67 @@ impl ChunkBuilder {
             self.acl_lists.push((next_id, tree.acl(node.acl).to_vec()));
             next_id
         });
-        write_ustring(&mut self.chunk, &node.name);
-        write_buffer(&mut self.chunk, node.data.as_deref());
-        for value in [
-            node.czxid.raw(),
-            node.mzxid.raw(),
-            node.pzxid.raw(),
-            node.ctime,
-            node.mtime,
-            node.ephemeral_owner,
-        ] {
-            write_i64(&mut self.chunk, value);
-        }
-        for value in [node.version, node.cversion, node.aversion, local_acl] {
-            write_i32(&mut self.chunk, value);
-        }
+        self.put_packed(node, local_acl);
         if let Some((_, _, count)) = self.group.as_mut() {
             *count += 1;
+        }
+    }
+
+    /// Writes a node packed: its name and data each after a variable-length length (the
+    /// data's one more than its length, 0 for none), a byte of [`differs`] flags, its
+    /// czxid and ctime as steps from the node before, then each field its flags name,
+    /// zxids as steps from czxid, mtime from ctime, the owner at full width, and the
+    /// versions and ACL id as they are. Signed numbers are zigzagged.
+    fn put_packed(&mut self, node: &Node, local_acl: i32) {
+        let out = &mut self.chunk;
+        let (czxid, ctime) = (node.czxid.raw(), node.ctime);
+        varint::put_u64(out, node.name.len() as u64);
+        out.put_slice(node.name.as_bytes());
+        match node.data.as_deref() {
+            Some(data) => {
+                varint::put_u64(out, data.len() as u64 + 1);
+                out.put_slice(data);
+            }
+            None => varint::put_u64(out, 0),
+        }
+        let steps = [
+            (differs::MZXID, node.mzxid.raw().wrapping_sub(czxid)),
+            (differs::PZXID, node.pzxid.raw().wrapping_sub(czxid)),
+            (differs::MTIME, node.mtime.wrapping_sub(ctime)),
+        ];
+        let small = [
+            (differs::VERSION, node.version),
+            (differs::CVERSION, node.cversion),
+            (differs::AVERSION, node.aversion),
+            (differs::ACL, local_acl),
+        ];
+        let mut flags = 0;
+        for (flag, value) in
+            steps.into_iter().chain(small.map(|(flag, value)| (flag, value.into())))
+        {
+            if value != 0 {
+                flags |= flag;
+            }
+        }
+        if node.ephemeral_owner != 0 {
+            flags |= differs::EPHEMERAL_OWNER;
+        }
+        out.put_u8(flags);
+        varint::put_i64(out, czxid.wrapping_sub(self.previous.0));
+        varint::put_i64(out, ctime.wrapping_sub(self.previous.1));
+        self.previous = (czxid, ctime);
+        for (flag, step) in steps {
+            if flags & flag != 0 {
+                varint::put_i64(out, step);
+            }
+        }
+        if flags & differs::EPHEMERAL_OWNER != 0 {
+            write_i64(out, node.ephemeral_owner);
+        }
+        for (flag, value) in small {
+            if flags & flag != 0 {
+                varint::put_i64(out, value.into());
+            }
         }
     }
 
@@ -144,6 +223,7 @@ impl ChunkBuilder {
         }
         self.chunk.put_u32(acls_at);
         self.acls.clear();
+        self.previous = (0, 0);
         std::mem::replace(&mut self.chunk, start_node_chunk(next))
     }
 }
@@ -151,7 +231,7 @@ impl ChunkBuilder {
 /// `chunk` emptied and begun as a node chunk.
 fn start_node_chunk(mut chunk: BytesMut) -> BytesMut {
     chunk.clear();
-    chunk.put_u8(KIND_NODES);
+    chunk.put_u8(KIND_PACKED_NODES);
     chunk
 }
 
@@ -275,7 +355,7 @@ pub fn load_chunk(
             }
             Ok(())
         }
-        KIND_NODES => {
+        kind @ (KIND_NODES | KIND_PACKED_NODES) => {
             let (groups, acl_table) = split_node_chunk(chunk).ok_or(inconsistent(
                 "the ACL table of a node chunk is not where the chunk says it is",
             ))?;
@@ -291,7 +371,8 @@ pub fn load_chunk(
             let result = if acl_reader.remaining() > 0 {
                 Err(inconsistent("bytes after the ACL table"))
             } else {
-                load_groups(tree, &mut Reader::new(&groups), &mut acls, loaded, index)
+                let packed = kind == KIND_PACKED_NODES;
+                load_groups(tree, &mut Reader::new(&groups), packed, &mut acls, loaded, index)
             };
             for (acl, uses) in acls.into_values() {
                 tree.acquire_acl(acl, uses);
@@ -314,52 +395,145 @@ fn split_node_chunk(chunk: &Bytes) -> Option<(Bytes, Bytes)> {
 fn load_groups(
     tree: &DataTree,
     reader: &mut Reader<'_>,
+    packed: bool,
     acls: &mut HashMap<i32, (AclId, u64)>,
     loaded: &mut Loaded,
     index: usize,
 ) -> Result<(), SnapshotError> {
     let malformed = |source| SnapshotError::Malformed { chunk: index, source };
     let inconsistent = |reason| SnapshotError::Inconsistent { chunk: index, reason };
+    let node_len_min = if packed { PACKED_NODE_LEN_MIN } else { FULL_NODE_LEN_MIN };
+    let mut previous = (0, 0);
     while reader.remaining() > 0 {
         let parent = String::read(reader).map_err(malformed)?;
-        let count = reader.read_len("nodes", 64).map_err(malformed)?.unwrap_or(0);
+        let count = reader.read_len("nodes", node_len_min).map_err(malformed)?.unwrap_or(0);
         for _ in 0..count {
-            let name = reader.read_ustring("name").map_err(malformed)?.unwrap_or_default();
-            let data = reader.read_buffer("data").map_err(malformed)?;
-            let mut longs = [0i64; 6];
-            for value in &mut longs {
-                *value = reader.read_i64("stat").map_err(malformed)?;
+            let stored = if packed {
+                read_packed_node(reader, &mut previous)
+            } else {
+                read_full_node(reader)
             }
-            let mut ints = [0i32; 4];
-            for value in &mut ints {
-                *value = reader.read_i32("stat").map_err(malformed)?;
-            }
-            let [czxid, mzxid, pzxid, ctime, mtime, ephemeral_owner] = longs;
-            let [version, cversion, aversion, local_acl] = ints;
+            .map_err(malformed)?;
             let (acl, uses) = acls
-                .get_mut(&local_acl)
+                .get_mut(&stored.local_acl())
                 .ok_or(inconsistent("a node names an ACL the chunk lacks"))?;
             *uses += 1;
-            let acl = *acl;
-            let node = Node {
-                name: CompactString::from(name),
-                data: data.map(|bytes| Box::from(bytes.as_ref())),
-                czxid: Zxid::new(czxid),
-                mzxid: Zxid::new(mzxid),
-                pzxid: Zxid::new(pzxid),
-                ctime,
-                mtime,
-                ephemeral_owner,
-                version,
-                cversion,
-                aversion,
-                acl,
-            };
+            let node = stored.into_node(*acl);
             tree.load_node(&parent, node).map_err(|_| inconsistent("a node appears twice"))?;
             loaded.nodes += 1;
         }
     }
     Ok(())
+}
+
+/// A node as a chunk holds it, its ACL named by the chunk's own id.
+struct StoredNode {
+    name: CompactString,
+    data: Option<Bytes>,
+    /// czxid, mzxid, pzxid, ctime, mtime and the ephemeral owner.
+    longs: [i64; 6],
+    /// version, cversion, aversion and the chunk's id of the node's ACL.
+    ints: [i32; 4],
+}
+
+impl StoredNode {
+    fn local_acl(&self) -> i32 {
+        self.ints[3]
+    }
+
+    fn into_node(self, acl: AclId) -> Node {
+        let [czxid, mzxid, pzxid, ctime, mtime, ephemeral_owner] = self.longs;
+        let [version, cversion, aversion, _] = self.ints;
+        Node {
+            name: self.name,
+            data: self.data.map(|bytes| Box::from(bytes.as_ref())),
+            czxid: Zxid::new(czxid),
+            mzxid: Zxid::new(mzxid),
+            pzxid: Zxid::new(pzxid),
+            ctime,
+            mtime,
+            ephemeral_owner,
+            version,
+            cversion,
+            aversion,
+            acl,
+        }
+    }
+}
+
+/// Reads a node of format 2: name, data, then every stat field at full width.
+fn read_full_node(reader: &mut Reader<'_>) -> Result<StoredNode, DecodeError> {
+    let name = CompactString::from(reader.read_ustring("name")?.unwrap_or_default());
+    let data = reader.read_buffer("data")?;
+    let mut longs = [0i64; 6];
+    for value in &mut longs {
+        *value = reader.read_i64("stat")?;
+    }
+    let mut ints = [0i32; 4];
+    for value in &mut ints {
+        *value = reader.read_i32("stat")?;
+    }
+    Ok(StoredNode { name, data, longs, ints })
+}
+
+/// Reads a packed node (see [`ChunkBuilder::put_packed`]); `previous` holds the czxid
+/// and ctime of the chunk's node before and is moved on to this one's.
+fn read_packed_node(
+    reader: &mut Reader<'_>,
+    previous: &mut (i64, i64),
+) -> Result<StoredNode, DecodeError> {
+    let name_len = read_len(reader, "name")?;
+    let name = reader.read_bytes("name", name_len)?;
+    let name = CompactString::from(String::from_utf8_lossy(&name));
+    let data = match read_len(reader, "data")? {
+        0 => None,
+        len_and_one => Some(reader.read_bytes("data", len_and_one - 1)?),
+    };
+    let flags = reader.read_u8("stat flags")?;
+    let czxid = previous.0.wrapping_add(varint::read_i64(reader, "czxid")?);
+    let ctime = previous.1.wrapping_add(varint::read_i64(reader, "ctime")?);
+    *previous = (czxid, ctime);
+    let mut step = |flag, base: i64, what| -> Result<i64, DecodeError> {
+        Ok(if flags & flag == 0 {
+            base
+        } else {
+            base.wrapping_add(varint::read_i64(reader, what)?)
+        })
+    };
+    let mzxid = step(differs::MZXID, czxid, "mzxid")?;
+    let pzxid = step(differs::PZXID, czxid, "pzxid")?;
+    let mtime = step(differs::MTIME, ctime, "mtime")?;
+    let ephemeral_owner = if flags & differs::EPHEMERAL_OWNER == 0 {
+        0
+    } else {
+        reader.read_i64("ephemeral owner")?
+    };
+    let mut small = |flag, what| -> Result<i32, DecodeError> {
+        if flags & flag == 0 {
+            return Ok(0);
+        }
+        let offset = reader.position();
+        i32::try_from(varint::read_i64(reader, what)?).map_err(|_| DecodeError::Invalid {
+            what,
+            offset,
+            reason: "past 32 bits",
+        })
+    };
+    let ints = [
+        small(differs::VERSION, "version")?,
+        small(differs::CVERSION, "cversion")?,
+        small(differs::AVERSION, "aversion")?,
+        small(differs::ACL, "acl id")?,
+    ];
+    Ok(StoredNode { name, data, longs: [czxid, mzxid, pzxid, ctime, mtime, ephemeral_owner], ints })
+}
+
+/// Reads a variable-length length (what it counts is checked against the chunk's end
+/// when read).
+fn read_len(reader: &mut Reader<'_>, what: &'static str) -> Result<usize, DecodeError> {
+    let offset = reader.position();
+    let len = varint::read_u64(reader, what)?;
+    usize::try_from(len).map_err(|_| DecodeError::Invalid { what, offset, reason: "too long" })
 }
 
 #[cfg(test)]

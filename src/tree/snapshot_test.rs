@@ -216,7 +216,7 @@ fn node_chunks_end_with_their_acl_table() {
     })
     .expect("written");
     let nodes = chunks.last().expect("a node chunk");
-    assert_eq!(nodes[0], KIND_NODES);
+    assert_eq!(nodes[0], KIND_PACKED_NODES);
     let (groups, acls) = split_node_chunk(nodes).expect("the table is where the chunk says");
     assert_eq!(1 + groups.len() + acls.len() + 4, nodes.len());
     let mut reader = Reader::new(&acls);
@@ -249,4 +249,154 @@ fn damaged_node_chunks_never_panic() {
         flipped[byte] ^= 0x80;
         let _ = load(&flipped.into());
     }
+}
+
+/// A node's fields, its ACL given as a list: the stats no apply makes on its own (negative
+/// and extreme zxids and times, an mzxid below the czxid, every version at its limits).
+struct Fields {
+    parent: &'static str,
+    name: &'static str,
+    data: Option<&'static [u8]>,
+    longs: [i64; 6],
+    ints: [i32; 3],
+    acl: Vec<Acl>,
+}
+
+fn fields_of_every_width() -> Vec<Fields> {
+    let open = || vec![world_anyone(perms::ALL)];
+    let read = || vec![world_anyone(perms::READ)];
+    vec![
+        Fields { parent: "", name: "", data: None, longs: [0; 6], ints: [0, 5, 0], acl: open() },
+        Fields {
+            parent: "/",
+            name: "max",
+            data: Some(b""),
+            longs: [i64::MAX, i64::MAX, i64::MAX, i64::MAX, i64::MAX, i64::MAX],
+            ints: [i32::MAX, i32::MAX, i32::MAX],
+            acl: read(),
+        },
+        Fields {
+            parent: "/",
+            name: "min",
+            data: Some(b"data"),
+            longs: [i64::MIN, i64::MIN, i64::MIN, i64::MIN, i64::MIN, i64::MIN],
+            ints: [i32::MIN, i32::MIN, i32::MIN],
+            acl: open(),
+        },
+        Fields {
+            parent: "/",
+            name: "mixed",
+            data: Some(&[0, 1, 2, 255]),
+            longs: [0x1_0000_0005, 0x1_0000_0001, 0x7_0000_0000, -3, 1_700_000_000_000, 0x99],
+            ints: [-1, 0, 3],
+            acl: read(),
+        },
+        Fields {
+            parent: "/mixed",
+            name: "é",
+            data: None,
+            longs: [7, 7, 7, 1_700_000_000_000, 1_700_000_000_000, 0],
+            ints: [0, 0, 0],
+            acl: open(),
+        },
+    ]
+}
+
+/// A tree of `fields`, loaded as a snapshot would load it.
+fn tree_of(fields: &[Fields]) -> DataTree {
+    let tree = DataTree::empty(true);
+    for field in fields {
+        let acl = tree.intern_acl(&field.acl);
+        let [version, cversion, aversion] = field.ints;
+        let stored = StoredNode {
+            name: field.name.into(),
+            data: field.data.map(Bytes::from_static),
+            longs: field.longs,
+            ints: [version, cversion, aversion, 0],
+        };
+        tree.load_node(field.parent, stored.into_node(acl)).expect("a new node");
+        tree.acquire_acl(acl, 1);
+        tree.release_acl(acl);
+    }
+    tree
+}
+
+fn load_all(chunks: &[Bytes]) -> DataTree {
+    let tree = DataTree::empty(true);
+    let mut loaded = Loaded::default();
+    for (index, chunk) in chunks.iter().enumerate() {
+        load_chunk(&tree, index, chunk, &mut loaded).expect("loads");
+    }
+    tree
+}
+
+#[test]
+fn packed_stats_of_every_width_round_trip() {
+    let tree = tree_of(&fields_of_every_width());
+    let mut chunks = Vec::new();
+    write_snapshot(&tree, Zxid::new(i64::MAX), &[], |chunk| {
+        chunks.push(chunk.split().freeze());
+        Ok::<(), ()>(())
+    })
+    .expect("written");
+    assert_eq!(chunks.last().map(|chunk| chunk[0]), Some(KIND_PACKED_NODES));
+    assert_eq!(dump(&load_all(&chunks)), dump(&tree));
+}
+
+#[test]
+fn node_chunks_of_format_2_still_load() {
+    let fields = fields_of_every_width();
+    let mut chunk = BytesMut::new();
+    chunk.put_u8(KIND_NODES);
+    let mut acl_ids: Vec<Vec<Acl>> = Vec::new();
+    let mut groups: Vec<(&str, Vec<&Fields>)> = Vec::new();
+    for field in &fields {
+        match groups.last_mut() {
+            Some((parent, members)) if *parent == field.parent => members.push(field),
+            _ => groups.push((field.parent, vec![field])),
+        }
+    }
+    for (parent, members) in groups {
+        write_ustring(&mut chunk, parent);
+        write_i32(&mut chunk, members.len() as i32);
+        for field in members {
+            write_ustring(&mut chunk, field.name);
+            jute::writer::write_buffer(&mut chunk, field.data);
+            field.longs.iter().for_each(|&value| write_i64(&mut chunk, value));
+            field.ints.iter().for_each(|&value| write_i32(&mut chunk, value));
+            let local = acl_ids.iter().position(|acl| *acl == field.acl).unwrap_or_else(|| {
+                acl_ids.push(field.acl.clone());
+                acl_ids.len() - 1
+            });
+            write_i32(&mut chunk, local as i32);
+        }
+    }
+    let acls_at = chunk.len() as u32;
+    write_i32(&mut chunk, acl_ids.len() as i32);
+    for (id, list) in acl_ids.iter().enumerate() {
+        write_i32(&mut chunk, id as i32);
+        list.write(&mut chunk);
+    }
+    chunk.put_u32(acls_at);
+    assert_eq!(dump(&load_all(&[chunk.freeze()])), dump(&tree_of(&fields)));
+}
+
+#[test]
+fn a_packed_node_takes_a_fraction_of_a_full_width_one() {
+    let database = Database::new(false);
+    database.apply(
+        &txn(1, OpCode::Create, create("/d", None, vec![world_anyone(perms::ALL)], false)),
+        &mut |_, _| {},
+    );
+    for i in 0..1000 {
+        let path = format!("/d/n{i:010}");
+        let body = create(&path, Some(b"x"), vec![world_anyone(perms::ALL)], false);
+        database.apply(&txn(2 + i, OpCode::Create, body), &mut |_, _| {});
+    }
+    let (loaded_tree, _, summary) = round_trip(&database, &[]);
+    assert_eq!(dump(&loaded_tree), dump(database.tree()));
+    // Name (1 + 11), data (1 + 1), flags, czxid and ctime steps (1 each): 17 bytes, where
+    // format 2 took 4 + 11 + 4 + 1 + 64 = 84.
+    let per_node = summary.bytes / summary.nodes;
+    assert!(per_node <= 18, "{per_node} bytes per node: {summary:?}");
 }

@@ -1,0 +1,106 @@
+//! Variable-length integers for the packed snapshot node (`tree::snapshot`): LEB128, seven
+//! bits a byte, low bits first, and zigzag for signed values, so that the small numbers a
+//! stat mostly holds (a version, the step from one zxid to the next) take a byte.
+
+use bytes::BufMut;
+use jute::{DecodeError, Reader};
+
+/// Most bytes a `u64` takes.
+const LEN_MAX: usize = 10;
+
+/// Appends `value` as LEB128.
+pub fn put_u64(out: &mut impl BufMut, mut value: u64) {
+    while value >= 0x80 {
+        out.put_u8((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.put_u8(value as u8);
+}
+
+/// Appends `value` zigzagged: 0, -1, 1, -2 ... become 0, 1, 2, 3 ...
+pub fn put_i64(out: &mut impl BufMut, value: i64) {
+    put_u64(out, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+/// Reads a LEB128 `u64`, refusing one longer than ten bytes or past 64 bits.
+///
+/// # Errors
+/// When the input ends inside it, or it does not fit in 64 bits.
+pub fn read_u64(reader: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeError> {
+    let offset = reader.position();
+    let mut value = 0u64;
+    for index in 0..LEN_MAX {
+        let byte = reader.read_u8(what)?;
+        let bits = u64::from(byte & 0x7f);
+        if index == LEN_MAX - 1 && bits > 1 {
+            break;
+        }
+        value |= bits << (7 * index);
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(DecodeError::Invalid { what, offset, reason: "a variable-length integer past 64 bits" })
+}
+
+/// Reads a zigzagged `i64`.
+///
+/// # Errors
+/// As [`read_u64`].
+pub fn read_i64(reader: &mut Reader<'_>, what: &'static str) -> Result<i64, DecodeError> {
+    let zigzag = read_u64(reader, what)?;
+    Ok((zigzag >> 1) as i64 ^ -((zigzag & 1) as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::{Bytes, BytesMut};
+
+    use super::*;
+
+    fn encoded(put: impl FnOnce(&mut BytesMut)) -> Bytes {
+        let mut out = BytesMut::new();
+        put(&mut out);
+        out.freeze()
+    }
+
+    #[test]
+    fn unsigned_values_round_trip_in_as_few_bytes_as_they_need() {
+        for (value, len) in [(0, 1), (1, 1), (127, 1), (128, 2), (16_383, 2), (16_384, 3)]
+            .into_iter()
+            .chain([(u64::from(u32::MAX), 5), (u64::MAX, 10)])
+        {
+            let bytes = encoded(|out| put_u64(out, value));
+            assert_eq!(bytes.len(), len, "{value}");
+            let mut reader = Reader::new(&bytes);
+            assert_eq!(read_u64(&mut reader, "value").expect("decodes"), value);
+            assert_eq!(reader.remaining(), 0);
+        }
+    }
+
+    #[test]
+    fn signed_values_zigzag_so_small_ones_stay_small() {
+        for (value, len) in [(0, 1), (-1, 1), (1, 1), (-64, 1), (64, 2), (i64::MIN, 10)]
+            .into_iter()
+            .chain([(i64::MAX, 10), (-123_456_789, 4)])
+        {
+            let bytes = encoded(|out| put_i64(out, value));
+            assert_eq!(bytes.len(), len, "{value}");
+            assert_eq!(read_i64(&mut Reader::new(&bytes), "value").expect("decodes"), value);
+        }
+    }
+
+    #[test]
+    fn truncated_and_overlong_encodings_are_errors() {
+        let truncated = Bytes::from_static(&[0x80, 0x80]);
+        let err = read_u64(&mut Reader::new(&truncated), "value").expect_err("ends inside");
+        assert!(matches!(err, DecodeError::Incomplete { .. }), "{err}");
+        let eleven = Bytes::from_static(&[0xff; 11]);
+        let err = read_u64(&mut Reader::new(&eleven), "value").expect_err("too long");
+        assert!(matches!(err, DecodeError::Invalid { .. }), "{err}");
+        let past_64_bits =
+            Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]);
+        let err = read_u64(&mut Reader::new(&past_64_bits), "value").expect_err("65 bits");
+        assert!(matches!(err, DecodeError::Invalid { .. }), "{err}");
+    }
+}
