@@ -400,3 +400,44 @@ fn a_packed_node_takes_a_fraction_of_a_full_width_one() {
     let per_node = summary.bytes / summary.nodes;
     assert!(per_node <= 18, "{per_node} bytes per node: {summary:?}");
 }
+
+proptest::proptest! {
+    #[test]
+    fn packed_nodes_of_any_stat_round_trip(
+        stats in proptest::collection::vec(
+            (
+                proptest::prelude::any::<[i64; 6]>(),
+                proptest::prelude::any::<[i32; 3]>(),
+                proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)),
+                proptest::prelude::any::<bool>(),
+            ),
+            1..40,
+        ),
+    ) {
+        let tree = tree_of(&fields_of_every_width()[..1]);
+        let open = tree.intern_acl(&[world_anyone(perms::ALL)]);
+        let read = tree.intern_acl(&[world_anyone(perms::READ)]);
+        for (index, (longs, [version, cversion, aversion], data, read_only)) in
+            stats.into_iter().enumerate()
+        {
+            let acl = if read_only { read } else { open };
+            let stored = StoredNode {
+                name: format!("n{index}").into(),
+                data: data.map(Bytes::from),
+                longs,
+                ints: [version, cversion, aversion, 0],
+            };
+            tree.load_node("/", stored.into_node(acl)).expect("a new node");
+            tree.acquire_acl(acl, 1);
+        }
+        tree.release_acl(open);
+        tree.release_acl(read);
+        let mut chunks = Vec::new();
+        write_snapshot(&tree, Zxid::new(i64::MAX), &[], |chunk| {
+            chunks.push(chunk.split().freeze());
+            Ok::<(), ()>(())
+        })
+        .expect("written");
+        proptest::prop_assert_eq!(dump(&load_all(&chunks)), dump(&tree));
+    }
+}
