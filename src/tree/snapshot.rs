@@ -11,7 +11,7 @@
 //! pass) and names the parent of every group of nodes, so chunks decode independently.
 //! Checksums belong to the storage layer.
 //!
-//! A node is written packed (see [`ChunkBuilder::add`]): its stat as what sets it apart
+//! A node is written packed (see [`ChunkBuilder::put_packed`]): its stat as what sets it apart
 //! from a node created once and never changed, and its czxid and ctime as steps from the
 //! chunk's node before, so the stat of most nodes takes three or four bytes instead of 64.
 //! Chunks of format 2, with every stat field at full width, still load.
@@ -173,16 +173,12 @@ impl ChunkBuilder {
             (differs::AVERSION, node.aversion),
             (differs::ACL, local_acl),
         ];
-        let mut flags = 0;
-        for (flag, value) in
-            steps.into_iter().chain(small.map(|(flag, value)| (flag, value.into())))
-        {
-            if value != 0 {
-                flags |= flag;
-            }
+        let mut flags = if node.ephemeral_owner == 0 { 0 } else { differs::EPHEMERAL_OWNER };
+        for (flag, _) in steps.iter().filter(|(_, step)| *step != 0) {
+            flags |= flag;
         }
-        if node.ephemeral_owner != 0 {
-            flags |= differs::EPHEMERAL_OWNER;
+        for (flag, _) in small.iter().filter(|(_, value)| *value != 0) {
+            flags |= flag;
         }
         out.put_u8(flags);
         varint::put_i64(out, czxid.wrapping_sub(self.previous.0));
@@ -482,10 +478,10 @@ fn read_packed_node(
     reader: &mut Reader<'_>,
     previous: &mut (i64, i64),
 ) -> Result<StoredNode, DecodeError> {
-    let name_len = read_len(reader, "name")?;
+    let name_len = read_varint_len(reader, "name")?;
     let name = reader.read_bytes("name", name_len)?;
     let name = CompactString::from(String::from_utf8_lossy(&name));
-    let data = match read_len(reader, "data")? {
+    let data = match read_varint_len(reader, "data")? {
         0 => None,
         len_and_one => Some(reader.read_bytes("data", len_and_one - 1)?),
     };
@@ -528,9 +524,9 @@ fn read_packed_node(
     Ok(StoredNode { name, data, longs: [czxid, mzxid, pzxid, ctime, mtime, ephemeral_owner], ints })
 }
 
-/// Reads a variable-length length (what it counts is checked against the chunk's end
-/// when read).
-fn read_len(reader: &mut Reader<'_>, what: &'static str) -> Result<usize, DecodeError> {
+/// Reads a packed node's variable-length length (what it counts is checked against the
+/// chunk's end when read); format 2's lengths are jute's, `Reader::read_len`.
+fn read_varint_len(reader: &mut Reader<'_>, what: &'static str) -> Result<usize, DecodeError> {
     let offset = reader.position();
     let len = varint::read_u64(reader, what)?;
     usize::try_from(len).map_err(|_| DecodeError::Invalid { what, offset, reason: "too long" })
