@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::client::{Client, Handshake};
+use jute::OpCode;
+
+use super::client::{Client, Empty, Handshake};
 use super::server::scratch_dir;
 
 /// Jars that make up a runnable ZooKeeper server (the package's manifest pulls in the
@@ -152,7 +154,10 @@ impl ReferenceZooKeeper {
         ReferenceZooKeeper { child, address, data_dir: data, config }
     }
 
-    /// Waits until ZooKeeper opens sessions.
+    /// Waits until ZooKeeper opens and closes a session. Both are asked: a leader
+    /// just elected has been seen (in CI) to grant a session and then drop the
+    /// connection without answering its close, so a handshake alone does not yet
+    /// mean it serves.
     ///
     /// # Panics
     /// If it does not within a minute.
@@ -160,9 +165,12 @@ impl ReferenceZooKeeper {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let handshake = Handshake { timeout_ms: 5000, ..Handshake::default() };
-            if let Ok(client) = Client::handshake(self.address, handshake).await {
-                if client.session_id != 0 {
-                    client.close().await;
+            if let Ok(mut client) = Client::handshake(self.address, handshake).await {
+                let closed = client
+                    .try_call(OpCode::CloseSession, &Empty, Duration::from_secs(5))
+                    .await
+                    .is_some_and(|reply| reply.header.err == 0);
+                if client.session_id != 0 && closed {
                     return;
                 }
             }
