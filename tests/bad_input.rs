@@ -126,14 +126,16 @@ async fn a_client_that_stops_reading_holds_up_only_itself() {
     let mut bystander = Client::connect(server.address).await;
     bystander.create("/big", &vec![7u8; 512 * 1024], 0).await.expect("create");
     let mut greedy = Client::connect(server.address).await;
-    // 64 MiB of replies asked for and none read: the server queues them up to its limit
-    // for one client and cuts this one off past it; nothing else waits.
-    for _ in 0..128 {
+    // 80 MiB of replies asked for and none read: more than the socket's buffers and the
+    // server's 64 MiB limit for one client take. The server cuts this one off past the
+    // limit; nothing else waits.
+    for _ in 0..160 {
         greedy.send(OpCode::GetData, &GetDataRequest { path: "/big".into(), watch: false }).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     bystander.create("/after", b"", 0).await.expect("other sessions are unaffected");
     healthy(&server).await;
+    assert!(greedy.closed_by_server().await, "the client that stopped reading is cut off");
     drop(greedy);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while alive_connections(&server) != Some(2) {

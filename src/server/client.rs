@@ -17,9 +17,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::OptionFuture;
+use futures_util::FutureExt;
 use jute::records::SetSaslResponse;
 use jute::Code;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::error::{SendError, TrySendError};
 use tokio::sync::watch;
@@ -32,12 +33,14 @@ use crate::sasl::{DigestError, DigestMd5Server, Step};
 use crate::server::client_frame::{ClientInput, FrameError, FrameReader, FrameTooLong};
 use crate::server::handshake::{admit, Admission, Refusal};
 use crate::server::listener::{opening, Opening, Security, TLS_HANDSHAKE_RECORD};
+use crate::server::outbox::OUTBOX_BYTES_MAX;
 use crate::server::pipeline::Input;
 use crate::server::read_barrier::{Finished, Passage, ReadBarrier, Ticket};
 use crate::server::reads;
 use crate::server::registry::{Connection, ConnectionLimits, TooManyConnections, WritePermit};
 use crate::server::request_queue::{Queued, RequestQueue};
 use crate::server::request_throttle::{self, LargeRequestRejected};
+use crate::server::socket_writer::{SocketWriter, Wrote};
 use crate::server::{four_letter, Mode, Shared};
 use crate::session::auth::{authenticate, sasl_ids, x509_ids};
 use crate::tls::subject::rfc2253_subject;
@@ -48,9 +51,12 @@ use crate::txn::{SessionId, Zxid};
 /// `sessionlessCnxnTimeout`).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a closing connection's writer may take to write what is queued: a client that
-/// stops reading would otherwise hold the writer, and its socket, for ever.
+/// How long a closing connection may take to write what is queued: a client that stops
+/// reading would otherwise hold the connection, and its socket, for ever.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Requests a connection reads in a row before it writes the replies waiting.
+const WRITE_AFTER_FRAMES: u32 = 64;
 
 /// Requests read but not yet dispatched, per connection; reading stops beyond it.
 const QUEUED_REQUESTS_MAX: usize = 1000;
@@ -89,6 +95,8 @@ enum ConnectionError {
     SaslFailed(#[from] DigestError),
     #[error("the server is shutting down")]
     ServerStopping,
+    #[error("the client left more than {} MiB of replies unread", OUTBOX_BYTES_MAX >> 20)]
+    TooSlow,
     #[error("this member could not confirm it is up to date for a read")]
     ReadBarrierFailed,
     #[error(transparent)]
@@ -206,9 +214,8 @@ async fn accept_tls(
     Ok(stream)
 }
 
-/// Runs an accepted connection's two halves until it closes. The writer is a task of its
-/// own so that replies keep going out while requests come in, whatever order a client
-/// reads and writes in (one that sends a thousand requests before reading any is common).
+/// Runs an accepted connection until it closes: the request loop, which also writes
+/// the replies, then what is left to write.
 async fn run<R, W>(
     shared: &Arc<Shared>,
     connection: &Arc<Connection>,
@@ -217,38 +224,28 @@ async fn run<R, W>(
 ) -> Result<(), ConnectionError>
 where
     R: ClientInput,
-    W: AsyncWrite + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send,
 {
-    let mut writer = tokio::spawn(write_loop(connection.clone(), write_half));
-    let outcome = read_loop(shared, connection, read_half).await;
+    let mut writer = SocketWriter::new(write_half);
+    let outcome = read_loop(shared, connection, read_half, &mut writer).await;
     connection.outbox.close();
-    if tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, &mut writer).await.is_err() {
-        writer.abort();
+    // A client cut off for not reading would not take the rest either.
+    if !matches!(outcome, Err(ConnectionError::TooSlow)) {
+        // Boxed: the flush's timer, inline, would size the task for the connection's life.
+        let finish = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, writer.finish(&connection.outbox));
+        let _ = Box::pin(finish).await;
     }
     outcome
 }
 
-/// Writes the outbox to the socket, many frames per system call. The buffer lives for one
-/// batch: an idle connection holds none (a hundred thousand idle sessions would otherwise
-/// hold the largest batch each ever wrote).
-async fn write_loop<W: AsyncWrite + Unpin>(connection: Arc<Connection>, mut socket: W) {
-    loop {
-        let mut buffer = Vec::new();
-        if !connection.outbox.drain_into(&mut buffer).await {
-            break;
-        }
-        if socket.write_all(&buffer).await.is_err() {
-            connection.request_close();
-            break;
-        }
-    }
-    let _ = socket.shutdown().await;
-}
-
-async fn read_loop<R: ClientInput>(
+/// Reads requests and writes what the outbox gathers, in one task: whatever order a
+/// client reads and writes in (one that sends a thousand requests before reading any is
+/// common), replies keep going out while requests come in.
+async fn read_loop<R: ClientInput, W: AsyncWrite + Unpin>(
     shared: &Arc<Shared>,
     connection: &Arc<Connection>,
     socket: R,
+    writer: &mut SocketWriter<W>,
 ) -> Result<(), ConnectionError> {
     let mut frames = FrameReader::new(socket, shared.config.jute_max_buffer);
     // The opening's waits are boxed, as the handshake below: their timers, inline, would
@@ -290,6 +287,7 @@ async fn read_loop<R: ClientInput>(
         sasl: None,
         front_throttled: false,
     };
+    let mut frames_since_write = 0;
     loop {
         session.dispatch().await?;
         let ticket = session.reads.waiting.map(|(ticket, _)| ticket);
@@ -300,6 +298,19 @@ async fn read_loop<R: ClientInput>(
         // every connection's task, barrier or not.
         let mut barrier =
             ticket.map(|ticket| Box::pin(barrier_passage(barrier_ends.as_mut(), ticket)));
+        // Replies are written once the requests that came together are read, so they
+        // leave together; a client that never stops sending still gets its replies
+        // every WRITE_AFTER_FRAMES requests. A try that finds the socket full leaves a
+        // no-op waker registered, which the select below replaces before the task waits:
+        // it polls every arm before it waits.
+        if frames_since_write >= WRITE_AFTER_FRAMES {
+            if let Some(wrote) = writer.write_some(&connection.outbox).now_or_never() {
+                frames_since_write = 0;
+                if let Some(end) = written_to_the_end(wrote?) {
+                    return end;
+                }
+            }
+        }
         tokio::select! {
             biased;
             () = connection.closing() => return Ok(()),
@@ -311,10 +322,29 @@ async fn read_loop<R: ClientInput>(
             frame = frames.next(), if readable => match frame {
                 None => return Ok(()),
                 Some(Err(err)) => return Err(err.into()),
-                Some(Ok(frame)) => session.receive(frame)?,
+                Some(Ok(frame)) => {
+                    frames_since_write += 1;
+                    session.receive(frame)?;
+                }
             },
+            wrote = writer.write_some(&connection.outbox) => {
+                frames_since_write = 0;
+                if let Some(end) = written_to_the_end(wrote?) {
+                    return end;
+                }
+            }
             () = connection.write_completed(), if !session.queue.is_empty() || !readable => {}
         }
+    }
+}
+
+/// How a running connection ends after a write step, if it does: its outbox closed
+/// when the server asked it to close, or overflowed.
+fn written_to_the_end(wrote: Wrote) -> Option<Result<(), ConnectionError>> {
+    match wrote {
+        Wrote::Bytes => None,
+        Wrote::Everything => Some(Ok(())),
+        Wrote::Overflowed => Some(Err(ConnectionError::TooSlow)),
     }
 }
 

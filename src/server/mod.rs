@@ -26,6 +26,7 @@ pub mod request_queue;
 pub mod request_throttle;
 pub mod restore;
 pub mod snapshotter;
+pub mod socket_writer;
 pub mod stats;
 pub mod storage_writer;
 pub mod transfer;
