@@ -289,6 +289,9 @@ async fn read_loop<R: ClientInput, W: AsyncWrite + Unpin>(
     };
     let mut frames_since_write = 0;
     loop {
+        // Read before the dispatch looks at what is in flight: a write that completes
+        // after that look wakes the wait below.
+        let completed = connection.writes_completed();
         session.dispatch().await?;
         let ticket = session.reads.waiting.map(|(ticket, _)| ticket);
         let outstanding = session.queue.len() as u64 + connection.writes_in_flight();
@@ -333,7 +336,8 @@ async fn read_loop<R: ClientInput, W: AsyncWrite + Unpin>(
                     return end;
                 }
             }
-            () = connection.write_completed(), if !session.queue.is_empty() || !readable => {}
+            () = connection.writes_completed_beyond(completed),
+                if !session.queue.is_empty() || !readable => {}
         }
     }
 }
@@ -364,12 +368,9 @@ async fn handshake(
             connection.submit_write(permit);
             shared.driver.send(input).await.map_err(|_| ConnectionError::ServerStopping)?;
             // The driver binds the session and answers; wait for it like for any write.
-            let writes_before = 0;
-            while connection.writes_completed() == writes_before {
-                tokio::select! {
-                    () = connection.write_completed() => {}
-                    () = connection.closing() => return Ok(None),
-                }
+            tokio::select! {
+                () = connection.writes_completed_beyond(0) => {}
+                () = connection.closing() => return Ok(None),
             }
             Ok(Some(connection.session_id()))
         }

@@ -1,15 +1,18 @@
 //! The live client connections: by id (watch delivery), by session (a reconnect closes
 //! the old connection), and by IP (`maxClientCnxns`).
 
+use std::future::{poll_fn, Future};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 
 use crate::fast_hash::FastDashMap;
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use jute::records::Id;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::proto::reply;
 use crate::server::outbox::Outbox;
@@ -41,11 +44,12 @@ pub struct Connection {
     session_timeout_ms: AtomicI64,
     writes_submitted: AtomicU64,
     writes_completed: AtomicU64,
-    write_completed: Notify,
     /// The server-wide sums this connection adds to.
     load: Arc<Load>,
     close_requested: AtomicBool,
-    close: Notify,
+    /// The connection's own task, the only one that waits on what follows: woken when
+    /// one of its writes completes or a close is asked for.
+    task: AtomicWaker,
     /// Counters for `cons`.
     pub stats: Mutex<ConnectionStats>,
     /// Who the client has authenticated as; notifications are filtered by it.
@@ -90,7 +94,7 @@ impl Connection {
         self.writes_completed.fetch_add(1, Ordering::AcqRel);
         self.load.in_process.fetch_sub(1, Ordering::AcqRel);
         self.load.give_back(1);
-        self.write_completed.notify_one();
+        self.task.wake();
     }
 
     /// Writes completed so far.
@@ -130,16 +134,25 @@ impl Connection {
         self.writes_submitted.load(Ordering::Acquire).saturating_sub(completed)
     }
 
-    /// Waits for the next completed write.
-    pub async fn write_completed(&self) {
-        self.write_completed.notified().await;
+    /// Waits until more than `seen` writes have completed. `seen` is read before the
+    /// caller looks at what is in flight, so a write that completes in between is not
+    /// missed.
+    pub fn writes_completed_beyond(&self, seen: u64) -> impl Future<Output = ()> + '_ {
+        poll_fn(move |cx| {
+            self.task.register(cx.waker());
+            if self.writes_completed() > seen {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 
     /// Asks the connection to stop reading and close once its queued frames are out.
     pub fn request_close(&self) {
         self.close_requested.store(true, Ordering::Release);
         self.outbox.close();
-        self.close.notify_one();
+        self.task.wake();
     }
 
     /// Whether a close was requested.
@@ -148,14 +161,15 @@ impl Connection {
     }
 
     /// Waits until a close is requested.
-    pub async fn closing(&self) {
-        loop {
-            let notified = self.close.notified();
+    pub fn closing(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(|cx| {
+            self.task.register(cx.waker());
             if self.close_requested() {
-                return;
+                Poll::Ready(())
+            } else {
+                Poll::Pending
             }
-            notified.await;
-        }
+        })
     }
 }
 
@@ -321,10 +335,9 @@ impl Registry {
             session_timeout_ms: AtomicI64::new(0),
             writes_submitted: AtomicU64::new(0),
             writes_completed: AtomicU64::new(0),
-            write_completed: Notify::new(),
             load: self.load.clone(),
             close_requested: AtomicBool::new(false),
-            close: Notify::new(),
+            task: AtomicWaker::new(),
             stats: Mutex::new(ConnectionStats::default()),
             auth: RwLock::new(auth),
         });
