@@ -89,7 +89,8 @@ impl Outbox {
         self.overflowed.load(Ordering::Acquire)
     }
 
-    /// Appends all queued frames to `out`: ready with true once there were some, with
+    /// Appends a batch of queued frames to `out` (as [`Outbox::take_into`]): ready with
+    /// true once there were some, with
     /// false once the outbox is closed and empty; pending (the task woken by the next
     /// frame or the close) while it is open and empty.
     pub fn poll_take_into(&self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> Poll<bool> {
