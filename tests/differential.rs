@@ -14,12 +14,25 @@ use std::net::SocketAddr;
 use bytes::{Bytes, BytesMut};
 use jute::records::*;
 use jute::{OpCode, Reader, Record};
-use support::client::{Client, Empty, Incoming};
+use support::client::{Client, Empty, Handshake, Incoming};
 use support::rng::Rng;
 use support::server::{scratch_dir, ServerProcess};
 use support::zookeeper::{free_port, ReferenceZooKeeper};
 
 const SESSIONS: usize = 3;
+
+/// The timeout every session asks for, and the most both servers grant: a step's sessions
+/// on one side sit idle while the other side answers, which on two loaded cores (four
+/// JVMs beside zkrs) once took past ZooKeeper's default ceiling of 20 ticks, 10 s, and
+/// expired an idle session mid-run. A minute outlasts the longest wait the test allows.
+const SESSION_TIMEOUT_MS: i32 = 60_000;
+
+/// zkrs's setting that keeps empty containers for the whole run, so that a reaping at a
+/// different moment on each side cannot tell them apart ...
+const NO_REAPING: &str = "znode.container.checkIntervalMs=3600000";
+
+/// ... and ZooKeeper's, which reads it as a system property only.
+const NO_REAPING_PROPERTY: &str = "-Dznode.container.checkIntervalMs=3600000";
 
 /// One step of a scenario.
 enum Step {
@@ -270,7 +283,13 @@ impl Side {
     }
 
     async fn connect(&mut self) -> Client {
-        let client = Client::connect(self.address).await;
+        let handshake = Handshake {
+            timeout_ms: SESSION_TIMEOUT_MS,
+            read_only_flag: true,
+            ..Handshake::default()
+        };
+        let client = Client::handshake(self.address, handshake).await.expect("handshake");
+        assert_eq!(client.timeout_ms, SESSION_TIMEOUT_MS, "{}: the session timeout", self.name);
         self.labels.insert(client.session_id, format!("S{}", self.next_label));
         self.next_label += 1;
         client
@@ -509,19 +528,19 @@ fn seeds_and_ops(default_seeds: u64) -> (Vec<u64>, usize) {
 
 #[tokio::test]
 async fn random_operations_match_zookeeper() {
-    let no_reaping = "znode.container.checkIntervalMs=3600000";
-    let reference =
-        ReferenceZooKeeper::start("", &["-Dznode.container.checkIntervalMs=3600000"]).await;
-    let candidate = ServerProcess::start(no_reaping);
+    let longest = format!("maxSessionTimeout={SESSION_TIMEOUT_MS}\n");
+    let reference = ReferenceZooKeeper::start(&longest, &[NO_REAPING_PROPERTY]).await;
+    let candidate = ServerProcess::start(&format!("{NO_REAPING}\n{longest}"));
     let (seeds, ops) = seeds_and_ops(12);
     for seed in seeds {
         run_seed(seed, ops, reference.address, candidate.address).await;
     }
 }
 
-/// The `server.N` lines of a two-voter ensemble on fresh ports.
+/// The `server.N` lines of a two-voter ensemble on fresh ports, and the settings its
+/// members share.
 fn two_voters() -> String {
-    let mut lines = String::from("initLimit=10\nsyncLimit=5\n");
+    let mut lines = format!("initLimit=10\nsyncLimit=5\nmaxSessionTimeout={SESSION_TIMEOUT_MS}\n");
     for id in 1..=2 {
         lines.push_str(&format!("server.{id}=127.0.0.1:{}:{}\n", free_port(), free_port()));
     }
@@ -548,8 +567,7 @@ async fn a_zkrs_follower_with_linearizable_reads_answers_as_a_zookeeper_follower
 /// Runs the differential seeds through a ZooKeeper follower and a zkrs follower (with
 /// `extra` in its zoo.cfg), each of a ZooKeeper leader.
 async fn follower_matches_zookeepers(extra: &str) {
-    let no_reaping = "znode.container.checkIntervalMs=3600000";
-    let property = "-Dznode.container.checkIntervalMs=3600000";
+    let property = NO_REAPING_PROPERTY;
     let all_zookeeper = two_voters();
     let zookeeper_follower = ReferenceZooKeeper::spawn_member(1, &all_zookeeper, &[property]);
     let _first_leader = ReferenceZooKeeper::start_member(2, &all_zookeeper, &[property]).await;
@@ -561,7 +579,7 @@ async fn follower_matches_zookeepers(extra: &str) {
     let config = format!(
         "tickTime=500\ndataDir={}\nadmin.enableServer=false\nclientPort=0\nclientPortAddress=127.0.0.1\n\
          maxClientCnxns=0\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n\
-         {no_reaping}\n{extra}\n{mixed}",
+         {NO_REAPING}\n{extra}\n{mixed}",
         dir.join("data").display()
     );
     let zkrs_follower = ServerProcess::start_with_config(dir, &config, false);
