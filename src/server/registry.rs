@@ -138,14 +138,7 @@ impl Connection {
     /// caller looks at what is in flight, so a write that completes in between is not
     /// missed.
     pub fn writes_completed_beyond(&self, seen: u64) -> impl Future<Output = ()> + '_ {
-        poll_fn(move |cx| {
-            self.task.register(cx.waker());
-            if self.writes_completed() > seen {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
+        self.wait_until(move |connection| connection.writes_completed() > seen)
     }
 
     /// Asks the connection to stop reading and close once its queued frames are out.
@@ -162,9 +155,18 @@ impl Connection {
 
     /// Waits until a close is requested.
     pub fn closing(&self) -> impl Future<Output = ()> + '_ {
-        poll_fn(|cx| {
+        self.wait_until(Connection::close_requested)
+    }
+
+    /// Waits until `done` holds, looked at again each time the connection's task is
+    /// woken; the waker is registered before the look, so a wake in between is not lost.
+    fn wait_until<'a>(
+        &'a self,
+        done: impl Fn(&Connection) -> bool + 'a,
+    ) -> impl Future<Output = ()> + 'a {
+        poll_fn(move |cx| {
             self.task.register(cx.waker());
-            if self.close_requested() {
+            if done(self) {
                 Poll::Ready(())
             } else {
                 Poll::Pending
