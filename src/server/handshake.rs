@@ -108,6 +108,7 @@ pub fn admit(
         (timeout_ms, session_id, session_password(session_id))
     } else {
         tracing::info!(
+            peer = %connection.peer,
             session_id = %session_id,
             password_ok,
             "refusing to resume session"

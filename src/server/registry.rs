@@ -356,6 +356,7 @@ impl Registry {
             if previous != connection.id {
                 if let Some(old) = self.get(previous) {
                     tracing::info!(
+                        peer = %old.peer,
                         session_id = %session_id,
                         "closing the session's previous connection"
                     );
