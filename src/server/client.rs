@@ -116,31 +116,41 @@ impl From<FrameError> for ConnectionError {
     }
 }
 
-/// Serves one accepted connection until it closes: over TLS when `security` says so.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, security: Security) {
+/// Registers a connection accepted from `peer`, or refuses it (`None`, with a WARN line)
+/// past `maxClientCnxns` or `maxCnxns`. Before the connection's task starts, so that the
+/// task holds the registered connection only, not the address and limits it came with.
+pub fn register(shared: &Shared, peer: SocketAddr, security: &Security) -> Option<Arc<Connection>> {
     let limits = ConnectionLimits {
         per_ip_max: shared.config.max_client_cnxns,
         total_max: shared.config.max_cnxns,
     };
     let on_secure_port = matches!(security, Security::Tls(_));
-    let opened = shared.registry.open(peer, on_secure_port, limits, shared.clock.wall_ms());
-    let connection = match opened {
-        Ok(connection) => connection,
+    match shared.registry.open(peer, on_secure_port, limits, shared.clock.wall_ms()) {
+        Ok(connection) => Some(connection),
         Err(TooManyConnections::FromAddress) => {
             let limit = limits.per_ip_max;
             tracing::warn!(peer = %peer, limit, "too many connections from this address");
-            return;
+            None
         }
         Err(TooManyConnections::InAll) => {
             let limit = limits.total_max;
             tracing::warn!(peer = %peer, limit, "too many connections in all (maxCnxns)");
-            return;
+            None
         }
-    };
+    }
+}
+
+/// Serves an admitted connection until it closes: over TLS when `security` says so.
+pub async fn serve(
+    shared: Arc<Shared>,
+    connection: Arc<Connection>,
+    stream: TcpStream,
+    security: Security,
+) {
     // At debug level only: an enabled span is kept by the log subscriber for the
     // connection's life, about 550 bytes an idle session, a fifth of what one costs.
     // The lines logged at info and above name the peer themselves.
-    let span = tracing::debug_span!("connection", peer = %peer, id = connection.id);
+    let span = tracing::debug_span!("connection", peer = %connection.peer, id = connection.id);
     async {
         let _ = stream.set_nodelay(true);
         let outcome = match security.tls_for(&stream).await {
@@ -164,9 +174,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, sec
                 tracing::debug!(cause = %err, "connection closed")
             }
             Err(err @ ConnectionError::Refused(Refusal::GlobalSessionWhileReadOnly(_))) => {
-                tracing::info!(peer = %peer, cause = %err, "closing connection")
+                tracing::info!(peer = %connection.peer, cause = %err, "closing connection")
             }
-            Err(err) => tracing::warn!(peer = %peer, cause = %err, "closing connection"),
+            Err(err) => tracing::warn!(peer = %connection.peer, cause = %err, "closing connection"),
         }
     }
     .instrument(span)
@@ -405,8 +415,9 @@ struct Session<'a> {
     queue: RequestQueue<'a>,
     /// Under `zkrs.linearizableReads`, which queued requests a barrier round covers.
     reads: ReadGate,
-    /// The connection's SASL exchange, once the client has begun one.
-    sasl: Option<DigestMd5Server>,
+    /// The connection's SASL exchange, once the client has begun one. Boxed: few
+    /// connections begin one, and inline it would size every connection's task.
+    sasl: Option<Box<DigestMd5Server>>,
     /// Whether the request at the front waited too long at the request throttle and is
     /// to be answered THROTTLEDOP.
     front_throttled: bool,
@@ -522,8 +533,9 @@ impl<'a> Session<'a> {
         };
         let step = match &mut self.sasl {
             Some(exchange) => exchange.step(token, &users.passwords),
-            None => crate::sasl::new_exchange(crate::sasl::Service::CLIENTS)
-                .and_then(|exchange| self.sasl.insert(exchange).step(token, &users.passwords)),
+            None => crate::sasl::new_exchange(crate::sasl::Service::CLIENTS).and_then(|exchange| {
+                self.sasl.insert(Box::new(exchange)).step(token, &users.passwords)
+            }),
         };
         let token = match step {
             Ok(Step::Challenge(token)) => token,

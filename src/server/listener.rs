@@ -77,7 +77,10 @@ pub async fn run(shared: Arc<Shared>, listener: TcpListener, security: Security)
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                tokio::spawn(client::serve(shared.clone(), stream, peer, security.clone()));
+                if let Some(connection) = client::register(&shared, peer, &security) {
+                    let serve = client::serve(shared.clone(), connection, stream, security.clone());
+                    tokio::spawn(serve);
+                }
             }
             Err(err) => {
                 tracing::warn!(cause = %err, "accept failed");
