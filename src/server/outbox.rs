@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
@@ -43,8 +43,10 @@ pub enum Taken {
 #[derive(Debug, Default)]
 pub struct Outbox {
     state: Mutex<State>,
-    /// The task that writes the frames, woken by the first frame after it found none.
-    writer: AtomicWaker,
+    /// The connection's task, which writes the frames: woken by a frame, a close or an
+    /// overflow, and by whatever else its connection signals ([`Outbox::wake_task`]).
+    /// One waker for all of them, as one task waits on all of them.
+    task: AtomicWaker,
     /// The client left more than [`OUTBOX_BYTES_MAX`] unread: the queue was dropped and
     /// the connection is to be cut off, whatever the writer is still writing.
     overflowed: AtomicBool,
@@ -63,20 +65,20 @@ impl Outbox {
             state.frames.clear();
             drop(state);
             self.overflowed.store(true, Ordering::Release);
-            self.writer.wake();
+            self.task.wake();
             return false;
         }
         state.bytes += frame.len();
         state.frames.push_back(frame);
         drop(state);
-        self.writer.wake();
+        self.task.wake();
         true
     }
 
     /// Stops accepting frames; queued ones are still written.
     pub fn close(&self) {
         self.state.lock().closed = true;
-        self.writer.wake();
+        self.task.wake();
     }
 
     /// Whether the outbox was closed.
@@ -89,13 +91,25 @@ impl Outbox {
         self.overflowed.load(Ordering::Acquire)
     }
 
+    /// Registers the connection's task to be woken by the next [`Outbox::wake_task`], or
+    /// by a frame, a close or an overflow; before it looks at what it waits for, so a
+    /// wake in between is not lost.
+    pub fn register_task(&self, waker: &Waker) {
+        self.task.register(waker);
+    }
+
+    /// Wakes the connection's task: something it may wait on, besides frames, changed.
+    pub fn wake_task(&self) {
+        self.task.wake();
+    }
+
     /// Appends a batch of queued frames to `out` (as [`Outbox::take_into`]): ready with
     /// true once there were some, with
     /// false once the outbox is closed and empty; pending (the task woken by the next
     /// frame or the close) while it is open and empty.
     pub fn poll_take_into(&self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> Poll<bool> {
         // Registered before looking: a frame pushed after the look wakes this task.
-        self.writer.register(cx.waker());
+        self.task.register(cx.waker());
         match self.take_into(out) {
             Taken::Frames => Poll::Ready(true),
             Taken::Closed => Poll::Ready(false),

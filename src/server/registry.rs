@@ -9,7 +9,6 @@ use std::task::Poll;
 
 use crate::fast_hash::FastDashMap;
 use bytes::Bytes;
-use futures_util::task::AtomicWaker;
 use jute::records::Id;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -47,9 +46,6 @@ pub struct Connection {
     /// The server-wide sums this connection adds to.
     load: Arc<Load>,
     close_requested: AtomicBool,
-    /// The connection's own task, the only one that waits on what follows: woken when
-    /// one of its writes completes or a close is asked for.
-    task: AtomicWaker,
     /// Counters for `cons`.
     pub stats: Mutex<ConnectionStats>,
     /// Who the client has authenticated as; notifications are filtered by it.
@@ -94,7 +90,7 @@ impl Connection {
         self.writes_completed.fetch_add(1, Ordering::AcqRel);
         self.load.in_process.fetch_sub(1, Ordering::AcqRel);
         self.load.give_back(1);
-        self.task.wake();
+        self.outbox.wake_task();
     }
 
     /// Writes completed so far.
@@ -145,7 +141,7 @@ impl Connection {
     pub fn request_close(&self) {
         self.close_requested.store(true, Ordering::Release);
         self.outbox.close();
-        self.task.wake();
+        self.outbox.wake_task();
     }
 
     /// Whether a close was requested.
@@ -165,7 +161,7 @@ impl Connection {
         done: impl Fn(&Connection) -> bool + 'a,
     ) -> impl Future<Output = ()> + 'a {
         poll_fn(move |cx| {
-            self.task.register(cx.waker());
+            self.outbox.register_task(cx.waker());
             if done(self) {
                 Poll::Ready(())
             } else {
@@ -339,7 +335,6 @@ impl Registry {
             writes_completed: AtomicU64::new(0),
             load: self.load.clone(),
             close_requested: AtomicBool::new(false),
-            task: AtomicWaker::new(),
             stats: Mutex::new(ConnectionStats::default()),
             auth: RwLock::new(auth),
         });
