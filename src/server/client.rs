@@ -140,7 +140,7 @@ pub fn register(shared: &Shared, peer: SocketAddr, security: &Security) -> Optio
     }
 }
 
-/// Serves an admitted connection until it closes: over TLS when `security` says so.
+/// Serves a registered connection until it closes: over TLS when `security` says so.
 pub async fn serve(
     shared: Arc<Shared>,
     connection: Arc<Connection>,

@@ -104,9 +104,9 @@ impl Outbox {
     }
 
     /// Appends a batch of queued frames to `out` (as [`Outbox::take_into`]): ready with
-    /// true once there were some, with
-    /// false once the outbox is closed and empty; pending (the task woken by the next
-    /// frame or the close) while it is open and empty.
+    /// true once there were some, with false once the outbox is closed and empty;
+    /// pending (the task woken by the next frame or the close) while it is open and
+    /// empty.
     pub fn poll_take_into(&self, cx: &mut Context<'_>, out: &mut Vec<u8>) -> Poll<bool> {
         // Registered before looking: a frame pushed after the look wakes this task.
         self.task.register(cx.waker());

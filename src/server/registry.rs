@@ -140,8 +140,8 @@ impl Connection {
     /// Asks the connection to stop reading and close once its queued frames are out.
     pub fn request_close(&self) {
         self.close_requested.store(true, Ordering::Release);
+        // Closing the outbox wakes the connection's task, which then sees the flag.
         self.outbox.close();
-        self.outbox.wake_task();
     }
 
     /// Whether a close was requested.
@@ -495,5 +495,36 @@ mod tests {
             Some(new.id),
             "closing the old one keeps the binding"
         );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_connection_task_is_woken_by_a_close_and_by_a_completed_write() {
+        use std::time::Duration;
+        let registry = Registry::default();
+        let connection = registry.open(peer(1), false, UNLIMITED, 0).expect("open");
+        connection.submit_write(WritePermit(None));
+        let waiter = tokio::spawn({
+            let connection = connection.clone();
+            async move { connection.writes_completed_beyond(0).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "no write has completed yet");
+        connection.complete_write();
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("woken by the completed write")
+            .expect("waiter");
+        let waiter = tokio::spawn({
+            let connection = connection.clone();
+            async move { connection.closing().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "no close was asked for yet");
+        connection.request_close();
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("woken by the close")
+            .expect("waiter");
+        assert!(connection.outbox.is_closed());
     }
 }
