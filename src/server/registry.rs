@@ -497,34 +497,31 @@ mod tests {
         );
     }
 
+    /// Spawns `waiting`, checks that it waits, runs `wake` and checks that it ends.
+    async fn woken_by(
+        waiting: impl Future<Output = ()> + Send + 'static,
+        wake: impl FnOnce(),
+        what: &str,
+    ) {
+        let waiter = tokio::spawn(waiting);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "done before {what}");
+        wake();
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), waiter).await;
+        ended.unwrap_or_else(|_| panic!("not woken by {what}")).expect("waiter");
+    }
+
     #[tokio::test]
     async fn a_waiting_connection_task_is_woken_by_a_close_and_by_a_completed_write() {
-        use std::time::Duration;
         let registry = Registry::default();
         let connection = registry.open(peer(1), false, UNLIMITED, 0).expect("open");
         connection.submit_write(WritePermit(None));
-        let waiter = tokio::spawn({
-            let connection = connection.clone();
-            async move { connection.writes_completed_beyond(0).await }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished(), "no write has completed yet");
-        connection.complete_write();
-        tokio::time::timeout(Duration::from_secs(10), waiter)
-            .await
-            .expect("woken by the completed write")
-            .expect("waiter");
-        let waiter = tokio::spawn({
-            let connection = connection.clone();
-            async move { connection.closing().await }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished(), "no close was asked for yet");
-        connection.request_close();
-        tokio::time::timeout(Duration::from_secs(10), waiter)
-            .await
-            .expect("woken by the close")
-            .expect("waiter");
+        let waiting = connection.clone();
+        let written = async move { waiting.writes_completed_beyond(0).await };
+        woken_by(written, || connection.complete_write(), "a completed write").await;
+        let waiting = connection.clone();
+        let closing = async move { waiting.closing().await };
+        woken_by(closing, || connection.request_close(), "a close").await;
         assert!(connection.outbox.is_closed());
     }
 }
