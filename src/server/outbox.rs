@@ -69,9 +69,14 @@ impl Outbox {
             return false;
         }
         state.bytes += frame.len();
+        let was_empty = state.frames.is_empty();
         state.frames.push_back(frame);
         drop(state);
-        self.task.wake();
+        // The writer waits on the outbox only once it found it empty: a frame queued
+        // behind others is taken with them, without waking the task again.
+        if was_empty {
+            self.task.wake();
+        }
         true
     }
 
