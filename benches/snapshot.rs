@@ -8,7 +8,6 @@
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use compact_str::format_compact;
 use zkrs::server::snapshotter::take_snapshot_of;
 use zkrs::storage::rocks::RocksStorage;
 use zkrs::tree::acl::{perms, world_anyone};
@@ -20,15 +19,15 @@ fn main() {
     let nodes: u64 = std::env::args().skip(1).find_map(|arg| arg.parse().ok()).unwrap_or(300_000);
     let tree = DataTree::new(false);
     let acl = tree.intern_acl(&[world_anyone(perms::ALL)]);
-    let value = vec![b'x'; 1024].into_boxed_slice();
+    let value = vec![b'x'; 1024];
     for parent in 0..32 {
-        let name = format_compact!("s{parent:04}");
-        tree.load_node("/", Node::new(name, None, acl, 0, Zxid::new(1), 0)).expect("a new parent");
+        let name = format!("s{parent:04}");
+        tree.load_node("/", Node::new(&name, None, acl, 0, Zxid::new(1), 0)).expect("a new parent");
     }
     for index in 0..nodes {
         let parent = format!("/s{:04}", index % 32);
-        let name = format_compact!("n-{index:010}");
-        let node = Node::new(name, Some(value.clone()), acl, 0, Zxid::new(index as i64 + 2), 0);
+        let name = format!("n-{index:010}");
+        let node = Node::new(&name, Some(&value), acl, 0, Zxid::new(index as i64 + 2), 0);
         tree.load_node(&parent, node).expect("a new node");
     }
     let dir = std::env::temp_dir().join(format!("zkrs-bench-snapshot-{}", std::process::id()));

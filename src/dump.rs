@@ -236,14 +236,14 @@ pub fn write_tree(tree: &DataTree, out: &mut dyn Write) -> Result<(), DumpError>
     for path in paths {
         let Some(line) = tree.with_node(&path, |node, children| {
             let stat = node.stat(children, tree.extended_types_enabled());
-            let data = node.data.as_deref().map(Bytes::copy_from_slice);
-            let stat = Stat { ephemeral_owner: node.ephemeral_owner, ..stat };
+            let data = node.data().map(Bytes::copy_from_slice);
+            let stat = Stat { ephemeral_owner: node.ephemeral_owner(), ..stat };
             let lines: String =
                 stat_lines(&stat).lines().map(|line| format!("  {line}\n")).collect();
             format!(
                 "{path}\n{lines}  data = {}\n  acl = {}",
                 show_data(data.as_ref()),
-                show_acl(&tree.acl(node.acl)),
+                show_acl(&tree.acl(node.acl())),
             )
         }) else {
             continue;

@@ -147,8 +147,8 @@ fn nodes_of(tree: &DataTree) -> Vec<SnapshotNode> {
     while let Some(path) = pending.pop() {
         let node = tree.with_node(&path, |node, _| SnapshotNode {
             path: path.clone(),
-            data: node.data.as_deref().map(bytes::Bytes::copy_from_slice),
-            acl: tree.acl(node.acl).to_vec(),
+            data: node.data().map(bytes::Bytes::copy_from_slice),
+            acl: tree.acl(node.acl()).to_vec(),
             stat: node.persisted_stat(),
         });
         if let Some(node) = node {

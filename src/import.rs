@@ -11,8 +11,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use compact_str::CompactString;
-
 use crate::server::snapshotter::take_snapshot_of;
 use crate::server::Clock;
 use crate::storage::record::encode_entry;
@@ -322,8 +320,7 @@ pub fn load_node(tree: &DataTree, node: &SnapshotNode) -> Result<(), String> {
     }
     // Each node holds one reference on its interned ACL list.
     let acl = tree.intern_acl(&node.acl);
-    let data = node.data.as_ref().map(|data| Box::from(data.as_ref()));
-    let zkrs_node = Node::from_persisted(CompactString::from(name), data, acl, &node.stat);
+    let zkrs_node = Node::from_persisted(name, node.data.as_deref(), acl, &node.stat);
     if tree.load_node(parent, zkrs_node).is_err() {
         tree.release_acl(acl);
         return Err(format!("{} appears twice", node.path));

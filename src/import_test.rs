@@ -42,9 +42,9 @@ fn import_and_recover(name: &str, without: &[&str]) -> (Imported, Recovered) {
 /// Every node below `path`: its path, data, stat and ACL.
 fn listing(recovered: &Recovered, path: &str, out: &mut Vec<String>) {
     let tree = recovered.database.tree();
-    let data = tree.with_node(path, |node, _| node.data.clone()).expect("node");
+    let data = tree.with_node(path, |node, _| node.data().map(<[u8]>::to_vec)).expect("node");
     let stat = tree.stat(path).expect("stat");
-    let acl = tree.with_node(path, |node, _| tree.acl(node.acl)).expect("node");
+    let acl = tree.with_node(path, |node, _| tree.acl(node.acl())).expect("node");
     out.push(format!("{path} {data:?} {stat:?} {acl:?}"));
     let mut children = tree.children(path);
     children.sort();
@@ -73,12 +73,12 @@ fn a_zookeeper_snapshot_and_the_txns_after_it_make_the_same_tree() {
     let app = tree.stat("/app").expect("/app");
     assert_eq!((app.version, app.num_children), (1, 5));
     assert_eq!(
-        tree.with_node("/app", |node, _| node.data.clone()),
+        tree.with_node("/app", |node, _| node.data().map(<[u8]>::to_vec)),
         Some(Some(b"changed"[..].into()))
     );
     assert_eq!(tree.stat("/app/eph").expect("ephemeral").ephemeral_owner, SESSION);
     assert_eq!(tree.ephemerals(SessionId::new(SESSION)), ["/app/eph"]);
-    let acl = tree.with_node("/acl", |node, _| tree.acl(node.acl)).expect("/acl");
+    let acl = tree.with_node("/acl", |node, _| tree.acl(node.acl())).expect("/acl");
     assert_eq!(acl.iter().map(|acl| acl.id.scheme.as_str()).collect::<Vec<_>>(), ["digest", "ip"]);
     for recovered in [&from_snapshot, &from_log] {
         assert!(recovered.sessions.iter().any(|(id, _)| *id == SessionId::new(SESSION)));

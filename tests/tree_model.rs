@@ -187,7 +187,7 @@ proptest! {
             prop_assert_eq!(stat.num_children as usize, children, "{}", path);
             prop_assert_eq!(stat.cversion, 2 * node.creations - children as i32, "{}", path);
             prop_assert_eq!(stat.ephemeral_owner, if node.ephemeral { SESSION.raw() } else { 0 }, "{}", path);
-            let data = tree.with_node(path, |n, _| n.data.as_deref().map(<[u8]>::to_vec)).flatten();
+            let data = tree.with_node(path, |n, _| n.data().map(<[u8]>::to_vec)).flatten();
             if path != "/" {
                 prop_assert_eq!(data.as_deref(), Some(node.data.as_slice()), "{}", path);
             }

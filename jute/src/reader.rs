@@ -36,6 +36,31 @@ impl<'a> Reader<'a> {
         self.buf.slice(self.position..)
     }
 
+    /// Reads a value in an encoding jute does not know (zkrs's packed nodes) with
+    /// `decode`, zero-copy: it gets the whole buffer and the position to start at, and
+    /// returns the value and the position after it.
+    ///
+    /// # Errors
+    /// What `decode` returns, or `Invalid` if the position it returns is not between the
+    /// start and the buffer's end.
+    pub fn read_foreign<T>(
+        &mut self,
+        what: &'static str,
+        decode: impl FnOnce(&'a [u8], usize) -> Result<(T, usize), DecodeError>,
+    ) -> Result<T, DecodeError> {
+        let start = self.position;
+        let (value, end) = decode(self.buf, start)?;
+        if end < start || end > self.buf.len() {
+            return Err(DecodeError::Invalid {
+                what,
+                offset: start,
+                reason: "decoded past its end",
+            });
+        }
+        self.position = end;
+        Ok(value)
+    }
+
     fn take(&mut self, what: &'static str, len: usize) -> Result<&'a [u8], DecodeError> {
         let start = self.position;
         let Some(end) = start.checked_add(len) else {
@@ -132,5 +157,23 @@ impl<'a> Reader<'a> {
         };
         let bytes = self.take(what, len)?;
         Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_foreign_decoder_reads_from_the_position_and_moves_it_on() {
+        let buf = Bytes::from_static(&[1, 2, 3, 4]);
+        let mut reader = Reader::new(&buf);
+        assert_eq!(reader.read_u8("first"), Ok(1));
+        let pair = reader.read_foreign("pair", |bytes, at| Ok((bytes.get(at..at + 2), at + 2)));
+        assert_eq!(pair, Ok(Some(&[2, 3][..])));
+        assert_eq!(reader.remaining(), 1);
+        let overrun = reader.read_foreign("past the end", |_, at| Ok(((), at + 2)));
+        assert!(matches!(overrun, Err(DecodeError::Invalid { what: "past the end", .. })));
+        assert_eq!(reader.remaining(), 1, "a failed read consumes nothing");
     }
 }

@@ -145,14 +145,17 @@ impl PendingChanges {
 
 /// A record read from the tree.
 pub fn record_from_tree(tree: &DataTree, path: &str) -> Option<NodeRecord> {
-    tree.with_node(path, |node, num_children| NodeRecord {
-        version: node.version,
-        cversion: node.cversion,
-        aversion: node.aversion,
-        ephemeral_owner: node.ephemeral_owner,
-        child_count: i32::try_from(num_children).unwrap_or(i32::MAX),
-        data_len: node.data_len(),
-        acl: tree.acl(node.acl),
+    tree.with_node(path, |node, num_children| {
+        let stat = node.persisted_stat();
+        NodeRecord {
+            version: stat.version,
+            cversion: stat.cversion,
+            aversion: stat.aversion,
+            ephemeral_owner: stat.ephemeral_owner,
+            child_count: i32::try_from(num_children).unwrap_or(i32::MAX),
+            data_len: node.data_len(),
+            acl: tree.acl(node.acl()),
+        }
     })
 }
 

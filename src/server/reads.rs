@@ -55,7 +55,7 @@ type Body = Box<dyn WriteRecord>;
 
 fn node_acl(view: &ReadView<'_>, path: &str) -> Result<Vec<Acl>, Code> {
     let tree = view.tree();
-    tree.with_node(path, |node, _| tree.acl(node.acl).to_vec()).ok_or(Code::NoNode)
+    tree.with_node(path, |node, _| tree.acl(node.acl()).to_vec()).ok_or(Code::NoNode)
 }
 
 fn execute(
@@ -182,7 +182,7 @@ fn get_data(
         view.data_watches().add(path, reader.connection.id, WatcherMode::Standard);
     }
     tree.with_node(path, |node, children| GetDataResponse {
-        data: node.data.as_deref().map(bytes::Bytes::copy_from_slice),
+        data: node.data().map(bytes::Bytes::copy_from_slice),
         stat: node.stat(children, tree.extended_types_enabled()),
     })
     .ok_or(Code::NoNode)
@@ -252,7 +252,7 @@ fn set_watches(view: &ReadView<'_>, reader: &ReadRequester<'_>, watches: &SetWat
     };
     let relative = watches.relative_zxid;
     for path in &watches.data_watches {
-        match tree.with_node(path, |node, _| node.mzxid) {
+        match tree.with_node(path, |node, _| node.mzxid()) {
             None => fire(EventType::NodeDeleted, path),
             Some(mzxid) if mzxid > Zxid::new(relative) => fire(EventType::NodeDataChanged, path),
             Some(_) => {
@@ -268,7 +268,7 @@ fn set_watches(view: &ReadView<'_>, reader: &ReadRequester<'_>, watches: &SetWat
         }
     }
     for path in &watches.child_watches {
-        match tree.with_node(path, |node, _| node.pzxid) {
+        match tree.with_node(path, |node, _| node.pzxid()) {
             None => fire(EventType::NodeDeleted, path),
             Some(pzxid) if pzxid > Zxid::new(relative) => {
                 fire(EventType::NodeChildrenChanged, path)

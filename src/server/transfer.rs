@@ -211,7 +211,7 @@ pub fn write_state(
         let mut unknown_acl = false;
         while walk.step(tree, |nodes| {
             for node in nodes {
-                if !known.contains(&node.acl) {
+                if !known.contains(&node.acl()) {
                     unknown_acl = true;
                     return;
                 }
@@ -219,16 +219,10 @@ pub fn write_state(
                 let path = if parent.is_empty() {
                     "/".to_owned()
                 } else {
-                    child_path(&parent, &node.name)
+                    child_path(&parent, node.name())
                 };
                 let stat = node.persisted_stat();
-                write_transfer_node(
-                    &mut out,
-                    &path,
-                    node.data.as_deref(),
-                    reference(node.acl),
-                    &stat,
-                );
+                write_transfer_node(&mut out, &path, node.data(), reference(node.acl()), &stat);
                 summary.nodes += 1;
             }
         }) {

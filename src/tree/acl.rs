@@ -38,6 +38,11 @@ impl AclId {
     pub fn number(self) -> u32 {
         self.0
     }
+
+    /// The handle with this number, for a node's record that stores it as a number.
+    pub(super) fn from_number(number: u32) -> AclId {
+        AclId(number)
+    }
 }
 
 /// An ACL list shared by every node that uses it.

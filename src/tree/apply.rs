@@ -270,7 +270,7 @@ impl Database {
     }
 
     fn node_acl(&self, path: &str) -> AclList {
-        self.tree.with_node(path, |node, _| self.tree.acl(node.acl)).unwrap_or_default()
+        self.tree.with_node(path, |node, _| self.tree.acl(node.acl())).unwrap_or_default()
     }
 
     /// Fires the data watches of `path` and returns who was notified.

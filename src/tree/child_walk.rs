@@ -66,7 +66,7 @@ impl ChildWalk {
             return false;
         };
         let through = self.through;
-        let wanted = |node: &&Node| node.czxid <= through;
+        let wanted = |node: &&Node| node.czxid() <= through;
         match &mut self.next {
             Next::Done => false,
             Next::Bucket { moves, .. } if *moves != table.moves() => {
@@ -82,7 +82,7 @@ impl ChildWalk {
                 let buckets = table.buckets();
                 let end = (*at + PER_HOLD).min(buckets);
                 let nodes: Vec<&Node> = table.in_buckets(*at..end).filter(wanted).collect();
-                self.met.extend(nodes.iter().map(|node| node.name.clone()));
+                self.met.extend(nodes.iter().map(|node| CompactString::from(node.name())));
                 f(&nodes);
                 *at = end;
                 if end >= buckets {
@@ -123,7 +123,7 @@ mod tests {
         let mut walk = ChildWalk::new(tree, "/t", Zxid::new(through));
         let mut met = Vec::new();
         let mut steps = 0;
-        while walk.step(tree, |nodes| met.extend(nodes.iter().map(|node| node.name.to_string()))) {
+        while walk.step(tree, |nodes| met.extend(nodes.iter().map(|node| node.name().to_owned()))) {
             steps += 1;
             between(steps);
         }

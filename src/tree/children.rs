@@ -1,7 +1,8 @@
 //! The table of one node's children: boxed nodes found by name.
 //!
-//! Each node carries its own name, so the table holds only an 8-byte pointer per child;
-//! at a million znodes that saves tens of megabytes over a map from name to node.
+//! Each node carries its own name, so the table holds only the node's record (a pointer
+//! and a length) per child; at a million znodes that saves tens of megabytes over a map
+//! from name to node.
 
 use std::hash::BuildHasher;
 use std::ops::Range;
@@ -16,7 +17,7 @@ pub type Hasher = crate::fast_hash::FastState;
 /// One node's children.
 #[derive(Debug, Default)]
 pub struct Children {
-    table: HashTable<Box<Node>>,
+    table: HashTable<Node>,
     /// Counts the inserts that may have moved children to other buckets: those that
     /// found the table full, which then grows or rehashes it. Removals and other inserts
     /// move no child, so a walk by bucket over several holds of the table's lock can go
@@ -31,12 +32,12 @@ fn hash(hasher: &Hasher, name: &str) -> u64 {
 impl Children {
     /// The child called `name`.
     pub fn get(&self, hasher: &Hasher, name: &str) -> Option<&Node> {
-        self.table.find(hash(hasher, name), |node| node.name == name).map(|node| &**node)
+        self.table.find(hash(hasher, name), |node| node.name() == name)
     }
 
     /// The child called `name`, to change it.
     pub fn get_mut(&mut self, hasher: &Hasher, name: &str) -> Option<&mut Node> {
-        self.table.find_mut(hash(hasher, name), |node| node.name == name).map(|node| &mut **node)
+        self.table.find_mut(hash(hasher, name), |node| node.name() == name)
     }
 
     /// Whether a child called `name` exists.
@@ -45,15 +46,15 @@ impl Children {
     }
 
     /// Adds a child; returns false (dropping `node`) if the name is taken.
-    pub fn insert(&mut self, hasher: &Hasher, node: Box<Node>) -> bool {
-        let node_hash = hash(hasher, &node.name);
-        if self.table.find(node_hash, |existing| existing.name == node.name).is_some() {
+    pub fn insert(&mut self, hasher: &Hasher, node: Node) -> bool {
+        let node_hash = hash(hasher, node.name());
+        if self.table.find(node_hash, |existing| existing.name() == node.name()).is_some() {
             return false;
         }
         if self.table.len() == self.table.capacity() {
             self.moves = self.moves.wrapping_add(1);
         }
-        self.table.insert_unique(node_hash, node, |existing| hash(hasher, &existing.name));
+        self.table.insert_unique(node_hash, node, |existing| hash(hasher, existing.name()));
         true
     }
 
@@ -69,12 +70,12 @@ impl Children {
 
     /// The children in the buckets `range`, in bucket order.
     pub fn in_buckets(&self, range: Range<usize>) -> impl Iterator<Item = &Node> {
-        range.filter_map(|bucket| self.table.get_bucket(bucket)).map(|node| &**node)
+        range.filter_map(|bucket| self.table.get_bucket(bucket))
     }
 
     /// Removes and returns the child called `name`.
-    pub fn remove(&mut self, hasher: &Hasher, name: &str) -> Option<Box<Node>> {
-        match self.table.find_entry(hash(hasher, name), |node| node.name == name) {
+    pub fn remove(&mut self, hasher: &Hasher, name: &str) -> Option<Node> {
+        match self.table.find_entry(hash(hasher, name), |node| node.name() == name) {
             Ok(entry) => Some(entry.remove().0),
             Err(_) => None,
         }
@@ -92,12 +93,12 @@ impl Children {
 
     /// The children, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Node> {
-        self.table.iter().map(|node| &**node)
+        self.table.iter()
     }
 
     /// The children's names, in no particular order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.table.iter().map(|node| node.name.as_str())
+        self.table.iter().map(Node::name)
     }
 }
 
@@ -107,8 +108,8 @@ mod tests {
     use crate::tree::acl::AclId;
     use crate::txn::Zxid;
 
-    fn node(name: &str) -> Box<Node> {
-        Box::new(Node::new(name.into(), None, AclId::OPEN, 0, Zxid::new(1), 0))
+    fn node(name: &str) -> Node {
+        Node::new(name, None, AclId::OPEN, 0, Zxid::new(1), 0)
     }
 
     #[test]
@@ -121,9 +122,9 @@ mod tests {
             assert!(children.insert(&hasher, node(&format!("n{i}"))));
         }
         assert_eq!(children.len(), 101);
-        children.get_mut(&hasher, "n7").expect("present").version = 3;
-        assert_eq!(children.get(&hasher, "n7").map(|n| n.version), Some(3));
-        assert_eq!(children.remove(&hasher, "a").map(|n| n.name.to_string()), Some("a".into()));
+        children.get_mut(&hasher, "n7").expect("present").change_stat(|stat, _| stat.version = 3);
+        assert_eq!(children.get(&hasher, "n7").map(|n| n.persisted_stat().version), Some(3));
+        assert_eq!(children.remove(&hasher, "a").map(|n| n.name().to_owned()), Some("a".into()));
         assert!(!children.contains(&hasher, "a"));
         assert_eq!(children.names().count(), 100);
     }

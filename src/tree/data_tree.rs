@@ -75,15 +75,14 @@ impl DataTree {
     /// and `/zookeeper/config` (readable by anyone, writable by no one).
     pub fn new(extended_types_enabled: bool) -> DataTree {
         let tree = DataTree::empty(extended_types_enabled);
-        let system_node =
-            |name: &str, acl| Node::new(name.into(), Some(Box::new([])), acl, 0, Zxid::ZERO, 0);
+        let system_node = |name: &str, acl| Node::new(name, Some(&[]), acl, 0, Zxid::ZERO, 0);
         tree.insert_raw("", system_node("", AclId::OPEN));
         tree.insert_raw("/", system_node("zookeeper", AclId::OPEN));
         tree.insert_raw("/zookeeper", system_node("quota", AclId::OPEN));
         // ZooKeeper's addConfigNode sets the node's ACL with version -1, so its aversion
         // is -1 on every server.
         let mut config = system_node("config", AclId::READ_ONLY);
-        config.aversion = -1;
+        config.change_stat(|stat, _| stat.aversion = -1);
         tree.insert_raw("/zookeeper", config);
         tree
     }
@@ -137,7 +136,7 @@ impl DataTree {
     /// the insertion hold the table's lock together, so concurrent loaders cannot both
     /// insert one name.
     fn try_insert(&self, parent: &str, node: Node) -> bool {
-        let name_len = node.name.len();
+        let name_len = node.name().len();
         let path_len = match parent {
             "" => 1,
             "/" => 1 + name_len,
@@ -149,7 +148,7 @@ impl DataTree {
             Some(table) => table,
             None => self.tables.entry(parent.into()).or_default(),
         };
-        let inserted = table.insert(&self.hasher, Box::new(node));
+        let inserted = table.insert(&self.hasher, node);
         drop(table);
         if inserted {
             self.data_size.fetch_add(size, Ordering::Relaxed);
@@ -217,7 +216,7 @@ impl DataTree {
             };
             for child in table.iter() {
                 f(&parent, child);
-                pending.push(child_path(&parent, &child.name));
+                pending.push(child_path(&parent, child.name()));
             }
         }
     }
@@ -307,15 +306,17 @@ impl DataTree {
         {
             let mut table = self.tables.get_mut(grandparent).ok_or(Code::NoNode)?;
             let parent_node = table.get_mut(&self.hasher, parent_name).ok_or(Code::NoNode)?;
-            let parent_cversion =
-                if parent_cversion == -1 { parent_node.cversion + 1 } else { parent_cversion };
-            if parent_cversion > parent_node.cversion {
-                parent_node.cversion = parent_cversion;
-                parent_node.pzxid = zxid;
-            }
+            parent_node.change_stat(|stat, _| {
+                let parent_cversion =
+                    if parent_cversion == -1 { stat.cversion + 1 } else { parent_cversion };
+                if parent_cversion > stat.cversion {
+                    stat.cversion = parent_cversion;
+                    stat.pzxid = zxid.raw();
+                }
+            });
         }
         let acl_id = self.acls.write().intern(acl);
-        let node = Node::new(name.into(), data.map(Box::from), acl_id, ephemeral_owner, zxid, time);
+        let node = Node::new(name, data, acl_id, ephemeral_owner, zxid, time);
         let stat = node.stat(0, self.extended_types_enabled);
         self.insert_raw(parent, node);
         match NodeKind::from_owner(ephemeral_owner, self.extended_types_enabled) {
@@ -357,8 +358,8 @@ impl DataTree {
         {
             let mut table = self.tables.get_mut(grandparent).ok_or(Code::NoNode)?;
             let parent_node = table.get_mut(&self.hasher, parent_name).ok_or(Code::NoNode)?;
-            if zxid > parent_node.pzxid {
-                parent_node.pzxid = zxid;
+            if zxid > parent_node.pzxid() {
+                parent_node.change_stat(|stat, _| stat.pzxid = zxid.raw());
             }
         }
         let node = {
@@ -373,7 +374,7 @@ impl DataTree {
         };
         self.node_count.fetch_sub(1, Ordering::Relaxed);
         self.data_size.fetch_sub((path.len() + node.data_len()) as i64, Ordering::Relaxed);
-        match NodeKind::from_owner(node.ephemeral_owner, self.extended_types_enabled) {
+        match NodeKind::from_owner(node.ephemeral_owner(), self.extended_types_enabled) {
             NodeKind::Persistent => {}
             NodeKind::Container => {
                 self.containers.lock().remove(path);
@@ -397,7 +398,7 @@ impl DataTree {
             }
         }
         self.count_in_quota(path, Usage::default() - Usage::node(node.data_len()));
-        Ok(Deleted { acl: node.acl })
+        Ok(Deleted { acl: node.acl() })
     }
 
     /// Paths of the nodes that have children (the keys of the child tables), for
@@ -440,8 +441,8 @@ impl DataTree {
     /// # Errors
     /// `NodeExists` if the snapshot holds the same node twice.
     pub fn load_node(&self, parent: &str, node: Node) -> Result<(), Code> {
-        let kind = NodeKind::from_owner(node.ephemeral_owner, self.extended_types_enabled);
-        let path = child_path(if parent.is_empty() { "" } else { parent }, &node.name);
+        let kind = NodeKind::from_owner(node.ephemeral_owner(), self.extended_types_enabled);
+        let path = child_path(if parent.is_empty() { "" } else { parent }, node.name());
         if !self.try_insert(parent, node) {
             return Err(Code::NodeExists);
         }
@@ -497,7 +498,7 @@ impl DataTree {
     /// The contents of a quota's limits or usage node (`path` from
     /// [`quota::limits_path`] or [`quota::stats_path`]), if it exists.
     pub fn stats_track(&self, path: &str) -> Option<StatsTrack> {
-        self.with_node(path, |node, _| StatsTrack::parse(node.data.as_deref().unwrap_or(&[])))
+        self.with_node(path, |node, _| StatsTrack::parse(node.data().unwrap_or_default()))
     }
 
     /// Every quota's limits and usage, keyed by the quota'd path, for the quota metrics.
@@ -528,7 +529,7 @@ impl DataTree {
     pub fn setup_quotas(&self) {
         let mut found = BTreeSet::new();
         self.for_each_descendant(quota::QUOTA_ROOT, |parent, node| {
-            if node.name == quota::LIMITS_NODE {
+            if node.name() == quota::LIMITS_NODE {
                 if let Some(quota_path) = quota::quota_path_of(parent) {
                     found.insert(quota_path.to_owned());
                 }
@@ -564,10 +565,10 @@ impl DataTree {
         };
         let size_change = self.tables.get_mut(parent).and_then(|mut table| {
             let node = table.get_mut(&self.hasher, name)?;
-            let mut track = StatsTrack::parse(node.data.as_deref().unwrap_or(&[]));
+            let mut track = StatsTrack::parse(node.data().unwrap_or_default());
             change(&mut track);
             let old_len = node.data_len();
-            node.data = Some(track.to_bytes().into_boxed_slice());
+            node.change_data(Some(&track.to_bytes()), |_| {});
             Some(node.data_len() as i64 - old_len as i64)
         });
         match size_change {
@@ -603,10 +604,11 @@ impl DataTree {
     ) -> Result<Stat, Code> {
         let (old_len, stat) = self.update(path, |node| {
             let old_len = node.data_len();
-            node.data = data.map(Box::from);
-            node.mtime = time;
-            node.mzxid = zxid;
-            node.version = version;
+            node.change_data(data, |stat| {
+                stat.mtime = time;
+                stat.mzxid = zxid.raw();
+                stat.version = version;
+            });
             old_len
         })?;
         let new_len = data.map_or(0, <[u8]>::len);
@@ -622,8 +624,12 @@ impl DataTree {
     pub(super) fn set_acl(&self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, Code> {
         let new_id = self.acls.write().intern(acl);
         match self.update(path, |node| {
-            node.aversion = version;
-            std::mem::replace(&mut node.acl, new_id)
+            let mut old_id = new_id;
+            node.change_stat(|stat, acl| {
+                stat.aversion = version;
+                std::mem::swap(acl, &mut old_id);
+            });
+            old_id
         }) {
             Ok((old_id, stat)) => {
                 self.acls.write().release(old_id);
@@ -648,11 +654,13 @@ impl DataTree {
         zxid: Zxid,
     ) -> Result<(), Code> {
         self.update(path, |node| {
-            let cversion = if cversion == -1 { node.cversion + 1 } else { cversion };
-            if cversion > node.cversion {
-                node.cversion = cversion;
-                node.pzxid = zxid;
-            }
+            node.change_stat(|stat, _| {
+                let cversion = if cversion == -1 { stat.cversion + 1 } else { cversion };
+                if cversion > stat.cversion {
+                    stat.cversion = cversion;
+                    stat.pzxid = zxid.raw();
+                }
+            });
         })
         .map(|_| ())
     }

@@ -93,11 +93,11 @@ fn set_data_and_acl() {
     create(&tree, "/a", 0, Zxid::new(1)).expect("created");
     let stat = tree.set_data("/a", None, 1, Zxid::new(2), 2000).expect("set");
     assert_eq!((stat.version, stat.mzxid, stat.mtime, stat.data_length), (1, 2, 2000, 0));
-    assert_eq!(tree.with_node("/a", |node, _| node.data.clone()), Some(None));
+    assert_eq!(tree.with_node("/a", |node, _| node.data().map(<[u8]>::to_vec)), Some(None));
     let acl = vec![world_anyone(perms::READ)];
     let stat = tree.set_acl("/a", &acl, 1).expect("set");
     assert_eq!(stat.aversion, 1);
-    let acl_id = tree.with_node("/a", |node, _| node.acl).expect("exists");
+    let acl_id = tree.with_node("/a", |node, _| node.acl()).expect("exists");
     assert_eq!(tree.acl(acl_id).as_ref(), acl.as_slice());
     assert_eq!(tree.set_data("/missing", None, 1, Zxid::new(3), 0), Err(Code::NoNode));
 }
@@ -119,7 +119,9 @@ fn issue_13_config_node_holds_the_membership_as_zookeeper_sets_it() {
     let standalone = tree.stat("/zookeeper/config").expect("config");
     assert_eq!((standalone.version, standalone.aversion, standalone.mtime), (0, -1, 0));
     tree.set_config_node("server.1=h:1:2:participant\nversion=0", Zxid::ZERO, 1234);
-    let data = tree.with_node("/zookeeper/config", |node, _| node.data.clone()).expect("config");
+    let data = tree
+        .with_node("/zookeeper/config", |node, _| node.data().map(<[u8]>::to_vec))
+        .expect("config");
     assert_eq!(data.as_deref(), Some(&b"server.1=h:1:2:participant\nversion=0"[..]));
     let stat = tree.stat("/zookeeper/config").expect("config");
     assert_eq!((stat.version, stat.aversion, stat.mtime, stat.mzxid), (-1, -1, 1234, 0));
@@ -145,7 +147,7 @@ fn set_quota(tree: &DataTree, path: &str, limits: &[u8], zxid: &mut i64) {
 }
 
 fn usage_text(tree: &DataTree, path: &str) -> String {
-    let data = tree.with_node(&quota::stats_path(path), |node, _| node.data.clone());
+    let data = tree.with_node(&quota::stats_path(path), |node, _| node.data().map(<[u8]>::to_vec));
     String::from_utf8_lossy(&data.flatten().unwrap_or_default()).into_owned()
 }
 

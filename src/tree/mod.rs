@@ -13,6 +13,7 @@ pub mod child_walk;
 pub mod children;
 pub mod data_tree;
 pub mod node;
+mod packed;
 pub mod quota;
 pub mod snapshot;
 mod varint;

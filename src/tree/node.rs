@@ -1,9 +1,9 @@
 //! One znode as stored, and the stat clients see of it.
 
-use compact_str::CompactString;
 use jute::records::{Stat, StatPersisted};
 
 use crate::tree::acl::AclId;
+use crate::tree::packed::{self, Packed};
 use crate::txn::{SessionId, Zxid};
 
 /// `ephemeralOwner` of a container node.
@@ -51,105 +51,141 @@ impl NodeKind {
     }
 }
 
-/// A znode. It lives in its parent's child table and its children in a table of their
-/// own, so a node holds only its name, its stat and its data.
+/// A znode, packed into one allocation (see [`crate::tree::packed`]): its name, its data,
+/// its stat and its ACL's id. It lives in its parent's child table and its children in a
+/// table of their own. Reading a field unpacks the record; changing one writes a new one.
+///
+/// A million nodes of 100 bytes each take a 128-byte block apiece this way, where a node
+/// with its fields at full width and its data in an allocation of its own took 224.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    /// The last component of the node's path (empty for the root).
-    pub name: CompactString,
-    /// The data; `None` when created with null data, which clients see as null.
-    pub data: Option<Box<[u8]>>,
-    /// zxid of the create.
-    pub czxid: Zxid,
-    /// zxid of the last data change.
-    pub mzxid: Zxid,
-    /// zxid of the last child create or delete.
-    pub pzxid: Zxid,
-    /// Time of the create, milliseconds since the epoch, from the txn header.
-    pub ctime: i64,
-    /// Time of the last data change.
-    pub mtime: i64,
-    /// Session, container marker or TTL (see [`NodeKind`]).
-    pub ephemeral_owner: i64,
-    /// Data version.
-    pub version: i32,
-    /// Number of child creations ever; the visible cversion is derived (see [`Node::stat`]).
-    pub cversion: i32,
-    /// ACL version.
-    pub aversion: i32,
-    /// The node's ACL, interned.
-    pub acl: AclId,
+    record: Box<[u8]>,
 }
 
 impl Node {
     /// A node as created by a txn at `zxid` and `time`.
     pub fn new(
-        name: CompactString,
-        data: Option<Box<[u8]>>,
+        name: &str,
+        data: Option<&[u8]>,
         acl: AclId,
         ephemeral_owner: i64,
         zxid: Zxid,
         time: i64,
     ) -> Node {
-        Node {
-            name,
-            data,
-            czxid: zxid,
-            mzxid: zxid,
-            pzxid: zxid,
+        let stat = StatPersisted {
+            czxid: zxid.raw(),
+            mzxid: zxid.raw(),
             ctime: time,
             mtime: time,
-            ephemeral_owner,
             version: 0,
             cversion: 0,
             aversion: 0,
-            acl,
-        }
+            ephemeral_owner,
+            pzxid: zxid.raw(),
+        };
+        Node::from_persisted(name, data, acl, &stat)
     }
 
-    /// A node as ZooKeeper's snapshots hold it (an import, or a snapshot a ZooKeeper
-    /// leader sends), named `name`, with its ACL interned as `acl`.
+    /// A node with the stat ZooKeeper's snapshots hold (an import, a snapshot a
+    /// ZooKeeper leader sends, or zkrs's own snapshots).
     pub fn from_persisted(
-        name: CompactString,
-        data: Option<Box<[u8]>>,
+        name: &str,
+        data: Option<&[u8]>,
         acl: AclId,
         stat: &StatPersisted,
     ) -> Node {
-        Node {
-            name,
-            data,
-            czxid: Zxid::new(stat.czxid),
-            mzxid: Zxid::new(stat.mzxid),
-            pzxid: Zxid::new(stat.pzxid),
-            ctime: stat.ctime,
-            mtime: stat.mtime,
-            ephemeral_owner: stat.ephemeral_owner,
-            version: stat.version,
-            cversion: stat.cversion,
-            aversion: stat.aversion,
-            acl,
+        Node::pack(name.as_bytes(), data, acl, stat)
+    }
+
+    /// Packs a record in an allocation of exactly its length: the stat first goes to the
+    /// stack, so that the allocator's size class is the smallest that holds the node.
+    fn pack(name: &[u8], data: Option<&[u8]>, acl: AclId, stat: &StatPersisted) -> Node {
+        let mut stat_bytes = [0u8; packed::STAT_LEN_MAX];
+        let mut free = &mut stat_bytes[..];
+        packed::put_stat(&mut free, stat, i64::from(acl.number()), (0, 0));
+        let stat_len = packed::STAT_LEN_MAX - free.len();
+        let mut record = Vec::with_capacity(packed::name_and_data_len(name, data) + stat_len);
+        packed::put_name_and_data(&mut record, name, data);
+        record.extend_from_slice(stat_bytes.get(..stat_len).unwrap_or_default());
+        Node { record: record.into_boxed_slice() }
+    }
+
+    /// The record unpacked. Records are written only by [`Node::pack`], so they decode.
+    pub(super) fn unpacked(&self) -> Packed<'_> {
+        match packed::read(&self.record, 0, (0, 0)) {
+            Ok((node, _)) => node,
+            Err(err) => unreachable!("a node's own record does not decode: {err}"),
         }
     }
 
-    /// The stat as ZooKeeper's snapshots persist it (no data length or child count),
-    /// for an export or a snapshot sent to a learner.
-    pub fn persisted_stat(&self) -> StatPersisted {
-        StatPersisted {
-            czxid: self.czxid.raw(),
-            mzxid: self.mzxid.raw(),
-            ctime: self.ctime,
-            mtime: self.mtime,
-            version: self.version,
-            cversion: self.cversion,
-            aversion: self.aversion,
-            ephemeral_owner: self.ephemeral_owner,
-            pzxid: self.pzxid.raw(),
-        }
+    /// The last component of the node's path (empty for the root).
+    pub fn name(&self) -> &str {
+        let name = packed::read_name(&self.record, 0).map_or(&[][..], |(name, _)| name);
+        std::str::from_utf8(name).unwrap_or_default()
+    }
+
+    /// The data; `None` when created with null data, which clients see as null.
+    pub fn data(&self) -> Option<&[u8]> {
+        self.unpacked().data
     }
 
     /// Length of the data, 0 for null.
     pub fn data_len(&self) -> usize {
-        self.data.as_deref().map_or(0, <[u8]>::len)
+        self.data().map_or(0, <[u8]>::len)
+    }
+
+    /// The node's ACL, interned.
+    pub fn acl(&self) -> AclId {
+        acl_of(&self.unpacked())
+    }
+
+    /// zxid of the create.
+    pub fn czxid(&self) -> Zxid {
+        Zxid::new(self.unpacked().stat.czxid)
+    }
+
+    /// zxid of the last data change.
+    pub fn mzxid(&self) -> Zxid {
+        Zxid::new(self.unpacked().stat.mzxid)
+    }
+
+    /// zxid of the last child create or delete.
+    pub fn pzxid(&self) -> Zxid {
+        Zxid::new(self.unpacked().stat.pzxid)
+    }
+
+    /// Number of child creations ever; the visible cversion is derived (see [`Node::stat`]).
+    pub fn cversion(&self) -> i32 {
+        self.unpacked().stat.cversion
+    }
+
+    /// Session, container marker or TTL (see [`NodeKind`]).
+    pub fn ephemeral_owner(&self) -> i64 {
+        self.unpacked().stat.ephemeral_owner
+    }
+
+    /// The stat as ZooKeeper's snapshots persist it (no data length or child count),
+    /// with the stored cversion.
+    pub fn persisted_stat(&self) -> StatPersisted {
+        self.unpacked().stat
+    }
+
+    /// Changes the stat (and the ACL) with `change`, keeping the name and the data.
+    pub fn change_stat(&mut self, change: impl FnOnce(&mut StatPersisted, &mut AclId)) {
+        let unpacked = self.unpacked();
+        let mut acl = acl_of(&unpacked);
+        let Packed { name, data, mut stat, .. } = unpacked;
+        change(&mut stat, &mut acl);
+        *self = Node::pack(name, data, acl, &stat);
+    }
+
+    /// Replaces the data and changes the stat with `change`, keeping the name and the ACL.
+    pub fn change_data(&mut self, data: Option<&[u8]>, change: impl FnOnce(&mut StatPersisted)) {
+        let unpacked = self.unpacked();
+        let acl = acl_of(&unpacked);
+        let Packed { name, mut stat, .. } = unpacked;
+        change(&mut stat);
+        *self = Node::pack(name, data, acl, &stat);
     }
 
     /// The stat clients see, computed as ZooKeeper's `DataNode.copyStat`: the stored
@@ -157,26 +193,33 @@ impl Node {
     /// present was followed by a deletion, so the visible cversion is `2 * cversion -
     /// num_children`. Containers and TTL nodes show `ephemeralOwner` 0.
     pub fn stat(&self, num_children: usize, extended_types_enabled: bool) -> Stat {
+        let Packed { data, stat, .. } = self.unpacked();
         let num_children = i32::try_from(num_children).unwrap_or(i32::MAX);
         let ephemeral_owner =
-            match NodeKind::from_owner(self.ephemeral_owner, extended_types_enabled) {
+            match NodeKind::from_owner(stat.ephemeral_owner, extended_types_enabled) {
                 NodeKind::Ephemeral(session) => session.raw(),
                 NodeKind::Persistent | NodeKind::Container | NodeKind::Ttl(_) => 0,
             };
+        let data_len = data.map_or(0, <[u8]>::len);
         Stat {
-            czxid: self.czxid.raw(),
-            mzxid: self.mzxid.raw(),
-            ctime: self.ctime,
-            mtime: self.mtime,
-            version: self.version,
-            cversion: self.cversion.wrapping_mul(2).wrapping_sub(num_children),
-            aversion: self.aversion,
+            czxid: stat.czxid,
+            mzxid: stat.mzxid,
+            ctime: stat.ctime,
+            mtime: stat.mtime,
+            version: stat.version,
+            cversion: stat.cversion.wrapping_mul(2).wrapping_sub(num_children),
+            aversion: stat.aversion,
             ephemeral_owner,
-            data_length: i32::try_from(self.data_len()).unwrap_or(i32::MAX),
+            data_length: i32::try_from(data_len).unwrap_or(i32::MAX),
             num_children,
-            pzxid: self.pzxid.raw(),
+            pzxid: stat.pzxid,
         }
     }
+}
+
+/// The ACL of a node's unpacked record, which holds an [`AclId`]'s number.
+pub(super) fn acl_of(node: &Packed<'_>) -> AclId {
+    AclId::from_number(u32::try_from(node.acl).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -185,11 +228,11 @@ mod tests {
 
     #[test]
     fn visible_cversion_counts_creations_and_deletions() {
-        let mut node = Node::new("n".into(), None, AclId::OPEN, 0, Zxid::new(1), 0);
-        node.cversion = 1;
+        let mut node = Node::new("n", None, AclId::OPEN, 0, Zxid::new(1), 0);
+        node.change_stat(|stat, _| stat.cversion = 1);
         assert_eq!(node.stat(1, false).cversion, 1, "one child created");
         assert_eq!(node.stat(0, false).cversion, 2, "and deleted again");
-        node.cversion = 0;
+        node.change_stat(|stat, _| stat.cversion = 0);
         assert_eq!(node.stat(1, false).cversion, -1, "the root with /zookeeper added directly");
     }
 
@@ -201,13 +244,37 @@ mod tests {
             NodeKind::from_owner(ttl_owner, false),
             NodeKind::Ephemeral(SessionId::new(ttl_owner))
         );
-        let node = Node::new("n".into(), None, AclId::OPEN, ttl_owner, Zxid::new(1), 0);
+        let node = Node::new("n", None, AclId::OPEN, ttl_owner, Zxid::new(1), 0);
         assert_eq!(node.stat(0, true).ephemeral_owner, 0);
         let container =
-            Node::new("n".into(), None, AclId::OPEN, CONTAINER_EPHEMERAL_OWNER, Zxid::new(1), 0);
+            Node::new("n", None, AclId::OPEN, CONTAINER_EPHEMERAL_OWNER, Zxid::new(1), 0);
         assert_eq!(container.stat(0, true).ephemeral_owner, 0);
-        let ephemeral = Node::new("n".into(), None, AclId::OPEN, 0x1234, Zxid::new(1), 0);
+        let ephemeral = Node::new("n", None, AclId::OPEN, 0x1234, Zxid::new(1), 0);
         assert_eq!(ephemeral.stat(0, true).ephemeral_owner, 0x1234);
+    }
+
+    #[test]
+    fn changes_rewrite_the_record_and_keep_what_they_do_not_touch() {
+        let data = [b'x'; 100];
+        let mut node = Node::new("n000000123", Some(&data), AclId::READ_ONLY, 0, Zxid::new(9), 5);
+        assert_eq!(node.record.len(), 112 + 4, "name, data; flags, czxid, ctime, ACL");
+        node.change_data(None, |stat| {
+            stat.version = 1;
+            stat.mzxid = 10;
+        });
+        assert_eq!((node.name(), node.data(), node.acl()), ("n000000123", None, AclId::READ_ONLY));
+        assert_eq!(
+            (node.mzxid(), node.czxid(), node.stat(0, false).version),
+            (Zxid::new(10), Zxid::new(9), 1)
+        );
+        node.change_stat(|stat, acl| {
+            stat.pzxid = 11;
+            *acl = AclId::OPEN;
+        });
+        assert_eq!((node.name(), node.data(), node.acl()), ("n000000123", None, AclId::OPEN));
+        assert_eq!((node.pzxid(), node.mzxid()), (Zxid::new(11), Zxid::new(10)));
+        node.change_data(Some(b"v"), |_| {});
+        assert_eq!((node.data(), node.data_len()), (Some(&b"v"[..]), 1));
     }
 
     #[test]

@@ -11,16 +11,15 @@
 //! pass) and names the parent of every group of nodes, so chunks decode independently.
 //! Checksums belong to the storage layer.
 //!
-//! A node is written packed (see [`ChunkBuilder::put_packed`]): its stat as what sets it apart
-//! from a node created once and never changed, and its czxid and ctime as steps from the
-//! chunk's node before, so the stat of most nodes takes three or four bytes instead of 64.
-//! Chunks of format 2, with every stat field at full width, still load.
+//! A node is written packed as the tree holds it (see [`crate::tree::packed`]), but with its
+//! czxid and ctime as steps from the chunk's node before and its ACL by the chunk's own
+//! id, so the stat of most nodes takes three or four bytes instead of 64. Chunks of
+//! format 2, with every stat field at full width, still load.
 
 use std::collections::HashMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use compact_str::CompactString;
-use jute::records::Acl;
+use jute::records::{Acl, StatPersisted};
 use jute::writer::{write_i32, write_i64, write_ustring};
 use jute::{DecodeError, Reader, Record};
 
@@ -28,8 +27,8 @@ use crate::fast_hash::FastHashMap;
 use crate::tree::acl::AclId;
 use crate::tree::child_walk::ChildWalk;
 use crate::tree::data_tree::DataTree;
-use crate::tree::node::Node;
-use crate::tree::varint;
+use crate::tree::node::{self, Node};
+use crate::tree::packed;
 use crate::txn::{SessionId, Zxid};
 
 /// Chunks are cut once they pass this size (a larger single node makes a larger chunk).
@@ -43,20 +42,6 @@ const KIND_PACKED_NODES: u8 = 3;
 
 /// The fewest bytes a node takes in a chunk of each kind: a bound on a group's count.
 const FULL_NODE_LEN_MIN: usize = 4 + 4 + 6 * 8 + 4 * 4;
-const PACKED_NODE_LEN_MIN: usize = 5;
-
-/// The bits of a packed node's flags byte: which stat fields differ from a node created
-/// once and never changed (and use the chunk's first ACL), and so follow.
-mod differs {
-    pub const MZXID: u8 = 1;
-    pub const PZXID: u8 = 1 << 1;
-    pub const MTIME: u8 = 1 << 2;
-    pub const EPHEMERAL_OWNER: u8 = 1 << 3;
-    pub const VERSION: u8 = 1 << 4;
-    pub const CVERSION: u8 = 1 << 5;
-    pub const AVERSION: u8 = 1 << 6;
-    pub const ACL: u8 = 1 << 7;
-}
 
 /// Why a snapshot could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +87,7 @@ struct ChunkBuilder {
     group: Option<(String, usize, i32)>,
     /// The czxid and ctime of the node written before in this chunk (zeros at its start),
     /// from which the next node's are written as steps.
-    previous: (i64, i64),
+    previous: packed::Base,
 }
 
 impl ChunkBuilder {
@@ -134,68 +119,18 @@ impl ChunkBuilder {
             write_i32(&mut self.chunk, 0);
             self.group = Some((parent.to_owned(), count_at, 0));
         }
+        let node = node.unpacked();
+        let acl = node::acl_of(&node);
         let next_id = i32::try_from(self.acls.len()).unwrap_or(i32::MAX);
-        let local_acl = *self.acls.entry(node.acl).or_insert_with(|| {
-            self.acl_lists.push((next_id, tree.acl(node.acl).to_vec()));
+        let local_acl = *self.acls.entry(acl).or_insert_with(|| {
+            self.acl_lists.push((next_id, tree.acl(acl).to_vec()));
             next_id
         });
-        self.put_packed(node, local_acl);
+        packed::put_name_and_data(&mut self.chunk, node.name, node.data);
+        packed::put_stat(&mut self.chunk, &node.stat, i64::from(local_acl), self.previous);
+        self.previous = (node.stat.czxid, node.stat.ctime);
         if let Some((_, _, count)) = self.group.as_mut() {
             *count += 1;
-        }
-    }
-
-    /// Writes a node packed: its name and data each after a variable-length length (the
-    /// data's one more than its length, 0 for none), a byte of [`differs`] flags, its
-    /// czxid and ctime as steps from the node before, then each field its flags name,
-    /// zxids as steps from czxid, mtime from ctime, the owner at full width, and the
-    /// versions and ACL id as they are. Signed numbers are zigzagged.
-    fn put_packed(&mut self, node: &Node, local_acl: i32) {
-        let out = &mut self.chunk;
-        let (czxid, ctime) = (node.czxid.raw(), node.ctime);
-        varint::put_u64(out, node.name.len() as u64);
-        out.put_slice(node.name.as_bytes());
-        match node.data.as_deref() {
-            Some(data) => {
-                varint::put_u64(out, data.len() as u64 + 1);
-                out.put_slice(data);
-            }
-            None => varint::put_u64(out, 0),
-        }
-        let steps = [
-            (differs::MZXID, node.mzxid.raw().wrapping_sub(czxid)),
-            (differs::PZXID, node.pzxid.raw().wrapping_sub(czxid)),
-            (differs::MTIME, node.mtime.wrapping_sub(ctime)),
-        ];
-        let small = [
-            (differs::VERSION, node.version),
-            (differs::CVERSION, node.cversion),
-            (differs::AVERSION, node.aversion),
-            (differs::ACL, local_acl),
-        ];
-        let mut flags = if node.ephemeral_owner == 0 { 0 } else { differs::EPHEMERAL_OWNER };
-        for (flag, _) in steps.iter().filter(|(_, step)| *step != 0) {
-            flags |= flag;
-        }
-        for (flag, _) in small.iter().filter(|(_, value)| *value != 0) {
-            flags |= flag;
-        }
-        out.put_u8(flags);
-        varint::put_i64(out, czxid.wrapping_sub(self.previous.0));
-        varint::put_i64(out, ctime.wrapping_sub(self.previous.1));
-        self.previous = (czxid, ctime);
-        for (flag, step) in steps {
-            if flags & flag != 0 {
-                varint::put_i64(out, step);
-            }
-        }
-        if flags & differs::EPHEMERAL_OWNER != 0 {
-            write_i64(out, node.ephemeral_owner);
-        }
-        for (flag, value) in small {
-            if flags & flag != 0 {
-                varint::put_i64(out, value.into());
-            }
         }
     }
 
@@ -307,7 +242,7 @@ fn load_into_cache(nodes: &[&Node]) {
     const CACHE_LINE_BYTES: usize = 64;
     let mut sum = 0u8;
     for node in nodes {
-        for byte in node.data.iter().flat_map(|data| data.iter().step_by(CACHE_LINE_BYTES)) {
+        for byte in node.data().iter().flat_map(|data| data.iter().step_by(CACHE_LINE_BYTES)) {
             sum ^= byte;
         }
     }
@@ -398,23 +333,32 @@ fn load_groups(
 ) -> Result<(), SnapshotError> {
     let malformed = |source| SnapshotError::Malformed { chunk: index, source };
     let inconsistent = |reason| SnapshotError::Inconsistent { chunk: index, reason };
-    let node_len_min = if packed { PACKED_NODE_LEN_MIN } else { FULL_NODE_LEN_MIN };
+    let node_len_min = if packed { packed::LEN_MIN } else { FULL_NODE_LEN_MIN };
+    // The interned ACL of a chunk's id, counting one more use of it.
+    let mut use_acl = |local: Option<i32>| {
+        let (acl, uses) = local
+            .and_then(|local| acls.get_mut(&local))
+            .ok_or(inconsistent("a node names an ACL the chunk lacks"))?;
+        *uses += 1;
+        Ok::<AclId, SnapshotError>(*acl)
+    };
     let mut previous = (0, 0);
     while reader.remaining() > 0 {
         let parent = String::read(reader).map_err(malformed)?;
         let count = reader.read_len("nodes", node_len_min).map_err(malformed)?.unwrap_or(0);
         for _ in 0..count {
-            let stored = if packed {
-                read_packed_node(reader, &mut previous)
+            let node = if packed {
+                let node = reader
+                    .read_foreign("packed node", |bytes, at| packed::read(bytes, at, previous))
+                    .map_err(malformed)?;
+                previous = (node.stat.czxid, node.stat.ctime);
+                let acl = use_acl(i32::try_from(node.acl).ok())?;
+                let name = String::from_utf8_lossy(node.name);
+                Node::from_persisted(&name, node.data, acl, &node.stat)
             } else {
-                read_full_node(reader)
-            }
-            .map_err(malformed)?;
-            let (acl, uses) = acls
-                .get_mut(&stored.local_acl())
-                .ok_or(inconsistent("a node names an ACL the chunk lacks"))?;
-            *uses += 1;
-            let node = stored.into_node(*acl);
+                let (name, data, stat, local_acl) = read_full_node(reader).map_err(malformed)?;
+                Node::from_persisted(&name, data.as_deref(), use_acl(Some(local_acl))?, &stat)
+            };
             tree.load_node(&parent, node).map_err(|_| inconsistent("a node appears twice"))?;
             loaded.nodes += 1;
         }
@@ -422,44 +366,12 @@ fn load_groups(
     Ok(())
 }
 
-/// A node as a chunk holds it, its ACL named by the chunk's own id.
-struct StoredNode {
-    name: CompactString,
-    data: Option<Bytes>,
-    /// czxid, mzxid, pzxid, ctime, mtime and the ephemeral owner.
-    longs: [i64; 6],
-    /// version, cversion, aversion and the chunk's id of the node's ACL.
-    ints: [i32; 4],
-}
-
-impl StoredNode {
-    fn local_acl(&self) -> i32 {
-        self.ints[3]
-    }
-
-    fn into_node(self, acl: AclId) -> Node {
-        let [czxid, mzxid, pzxid, ctime, mtime, ephemeral_owner] = self.longs;
-        let [version, cversion, aversion, _] = self.ints;
-        Node {
-            name: self.name,
-            data: self.data.map(|bytes| Box::from(bytes.as_ref())),
-            czxid: Zxid::new(czxid),
-            mzxid: Zxid::new(mzxid),
-            pzxid: Zxid::new(pzxid),
-            ctime,
-            mtime,
-            ephemeral_owner,
-            version,
-            cversion,
-            aversion,
-            acl,
-        }
-    }
-}
+/// A node of format 2 as a chunk holds it: name, data, stat, and the chunk's id of its ACL.
+type FullNode = (String, Option<Bytes>, StatPersisted, i32);
 
 /// Reads a node of format 2: name, data, then every stat field at full width.
-fn read_full_node(reader: &mut Reader<'_>) -> Result<StoredNode, DecodeError> {
-    let name = CompactString::from(reader.read_ustring("name")?.unwrap_or_default());
+fn read_full_node(reader: &mut Reader<'_>) -> Result<FullNode, DecodeError> {
+    let name = reader.read_ustring("name")?.unwrap_or_default();
     let data = reader.read_buffer("data")?;
     let mut longs = [0i64; 6];
     for value in &mut longs {
@@ -469,67 +381,8 @@ fn read_full_node(reader: &mut Reader<'_>) -> Result<StoredNode, DecodeError> {
     for value in &mut ints {
         *value = reader.read_i32("stat")?;
     }
-    Ok(StoredNode { name, data, longs, ints })
-}
-
-/// Reads a packed node (see [`ChunkBuilder::put_packed`]); `previous` holds the czxid
-/// and ctime of the chunk's node before and is moved on to this one's.
-fn read_packed_node(
-    reader: &mut Reader<'_>,
-    previous: &mut (i64, i64),
-) -> Result<StoredNode, DecodeError> {
-    let name_len = read_varint_len(reader, "name")?;
-    let name = reader.read_bytes("name", name_len)?;
-    let name = CompactString::from(String::from_utf8_lossy(&name));
-    let data = match read_varint_len(reader, "data")? {
-        0 => None,
-        len_and_one => Some(reader.read_bytes("data", len_and_one - 1)?),
-    };
-    let flags = reader.read_u8("stat flags")?;
-    let czxid = previous.0.wrapping_add(varint::read_i64(reader, "czxid")?);
-    let ctime = previous.1.wrapping_add(varint::read_i64(reader, "ctime")?);
-    *previous = (czxid, ctime);
-    let mut step = |flag, base: i64, what| -> Result<i64, DecodeError> {
-        Ok(if flags & flag == 0 {
-            base
-        } else {
-            base.wrapping_add(varint::read_i64(reader, what)?)
-        })
-    };
-    let mzxid = step(differs::MZXID, czxid, "mzxid")?;
-    let pzxid = step(differs::PZXID, czxid, "pzxid")?;
-    let mtime = step(differs::MTIME, ctime, "mtime")?;
-    let ephemeral_owner = if flags & differs::EPHEMERAL_OWNER == 0 {
-        0
-    } else {
-        reader.read_i64("ephemeral owner")?
-    };
-    let mut small = |flag, what| -> Result<i32, DecodeError> {
-        if flags & flag == 0 {
-            return Ok(0);
-        }
-        let offset = reader.position();
-        i32::try_from(varint::read_i64(reader, what)?).map_err(|_| DecodeError::Invalid {
-            what,
-            offset,
-            reason: "past 32 bits",
-        })
-    };
-    let ints = [
-        small(differs::VERSION, "version")?,
-        small(differs::CVERSION, "cversion")?,
-        small(differs::AVERSION, "aversion")?,
-        small(differs::ACL, "acl id")?,
-    ];
-    Ok(StoredNode { name, data, longs: [czxid, mzxid, pzxid, ctime, mtime, ephemeral_owner], ints })
-}
-
-/// Reads a packed node's variable-length length (what it counts is checked against the
-/// chunk's end when read); format 2's lengths are jute's, `Reader::read_len`.
-fn read_varint_len(reader: &mut Reader<'_>, what: &'static str) -> Result<usize, DecodeError> {
-    let offset = reader.position();
-    let len = varint::read_u64(reader, what)?;
-    usize::try_from(len).map_err(|_| DecodeError::Invalid { what, offset, reason: "too long" })
+    let [version, cversion, aversion, local_acl] = ints;
+    Ok((name, data, packed::persisted_stat(longs, [version, cversion, aversion]), local_acl))
 }
 
 #[cfg(test)]

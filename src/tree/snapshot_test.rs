@@ -52,8 +52,8 @@ fn dump(tree: &DataTree) -> Vec<String> {
             format!(
                 "{path} {:?} {:?} {:?}",
                 node.stat(children, true),
-                node.data,
-                tree.acl(node.acl)
+                node.data(),
+                tree.acl(node.acl())
             )
         });
         lines.push(line.expect("node exists"));
@@ -302,19 +302,18 @@ fn fields_of_every_width() -> Vec<Fields> {
     ]
 }
 
+/// A node with the stat `longs` and `ints` (see [`packed::persisted_stat`]).
+fn node_of(name: &str, data: Option<&[u8]>, longs: [i64; 6], ints: [i32; 3], acl: AclId) -> Node {
+    Node::from_persisted(name, data, acl, &packed::persisted_stat(longs, ints))
+}
+
 /// A tree of `fields`, loaded as a snapshot would load it.
 fn tree_of(fields: &[Fields]) -> DataTree {
     let tree = DataTree::empty(true);
     for field in fields {
         let acl = tree.intern_acl(&field.acl);
-        let [version, cversion, aversion] = field.ints;
-        let stored = StoredNode {
-            name: field.name.into(),
-            data: field.data.map(Bytes::from_static),
-            longs: field.longs,
-            ints: [version, cversion, aversion, 0],
-        };
-        tree.load_node(field.parent, stored.into_node(acl)).expect("a new node");
+        let node = node_of(field.name, field.data, field.longs, field.ints, acl);
+        tree.load_node(field.parent, node).expect("a new node");
         tree.acquire_acl(acl, 1);
         tree.release_acl(acl);
     }
@@ -421,13 +420,14 @@ proptest::proptest! {
             stats.into_iter().enumerate()
         {
             let acl = if read_only { read } else { open };
-            let stored = StoredNode {
-                name: format!("n{index}").into(),
-                data: data.map(Bytes::from),
+            let node = node_of(
+                &format!("n{index}"),
+                data.as_deref(),
                 longs,
-                ints: [version, cversion, aversion, 0],
-            };
-            tree.load_node("/", stored.into_node(acl)).expect("a new node");
+                [version, cversion, aversion],
+                acl,
+            );
+            tree.load_node("/", node).expect("a new node");
             tree.acquire_acl(acl, 1);
         }
         tree.release_acl(open);

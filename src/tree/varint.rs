@@ -1,12 +1,12 @@
-//! Variable-length integers for the packed snapshot node (`tree::snapshot`): LEB128, seven
-//! bits a byte, low bits first, and zigzag for signed values, so that the small numbers a
-//! stat mostly holds (a version, the step from one zxid to the next) take a byte.
+//! Variable-length integers for packed nodes (`tree::packed`): LEB128, seven bits a byte,
+//! low bits first, and zigzag for signed values, so that the small numbers a stat mostly
+//! holds (a version, the step from one zxid to the next) take a byte.
 
 use bytes::BufMut;
-use jute::{DecodeError, Reader};
+use jute::DecodeError;
 
 /// Most bytes a `u64` takes.
-const LEN_MAX: usize = 10;
+pub const LEN_MAX: usize = 10;
 
 /// Appends `value` as LEB128.
 pub fn put_u64(out: &mut impl BufMut, mut value: u64) {
@@ -19,24 +19,37 @@ pub fn put_u64(out: &mut impl BufMut, mut value: u64) {
 
 /// Appends `value` zigzagged: 0, -1, 1, -2 ... become 0, 1, 2, 3 ...
 pub fn put_i64(out: &mut impl BufMut, value: i64) {
-    put_u64(out, ((value << 1) ^ (value >> 63)) as u64);
+    put_u64(out, zigzag(value));
 }
 
-/// Reads a LEB128 `u64`, refusing one longer than ten bytes or past 64 bits.
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+/// How many bytes [`put_u64`] writes for `value`.
+pub fn len_u64(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Reads a LEB128 `u64` at `*at` in `bytes`, moving `*at` past it; refuses one longer
+/// than ten bytes or past 64 bits.
 ///
 /// # Errors
 /// When the input ends inside it, or it does not fit in 64 bits.
-pub fn read_u64(reader: &mut Reader<'_>, what: &'static str) -> Result<u64, DecodeError> {
-    let offset = reader.position();
+pub fn read_u64(bytes: &[u8], at: &mut usize, what: &'static str) -> Result<u64, DecodeError> {
+    let offset = *at;
     let mut value = 0u64;
     for index in 0..LEN_MAX {
-        let byte = reader.read_u8(what)?;
+        let Some(&byte) = bytes.get(offset + index) else {
+            return Err(DecodeError::Incomplete { what, offset, needed: 1 });
+        };
         let bits = u64::from(byte & 0x7f);
         if index == LEN_MAX - 1 && bits > 1 {
             break;
         }
         value |= bits << (7 * index);
         if byte & 0x80 == 0 {
+            *at = offset + index + 1;
             return Ok(value);
         }
     }
@@ -47,21 +60,21 @@ pub fn read_u64(reader: &mut Reader<'_>, what: &'static str) -> Result<u64, Deco
 ///
 /// # Errors
 /// As [`read_u64`].
-pub fn read_i64(reader: &mut Reader<'_>, what: &'static str) -> Result<i64, DecodeError> {
-    let zigzag = read_u64(reader, what)?;
+pub fn read_i64(bytes: &[u8], at: &mut usize, what: &'static str) -> Result<i64, DecodeError> {
+    let zigzag = read_u64(bytes, at, what)?;
     Ok((zigzag >> 1) as i64 ^ -((zigzag & 1) as i64))
 }
 
 #[cfg(test)]
 mod tests {
-    use bytes::{Bytes, BytesMut};
+    use bytes::BytesMut;
 
     use super::*;
 
-    fn encoded(put: impl FnOnce(&mut BytesMut)) -> Bytes {
+    fn encoded(put: impl FnOnce(&mut BytesMut)) -> BytesMut {
         let mut out = BytesMut::new();
         put(&mut out);
-        out.freeze()
+        out
     }
 
     #[test]
@@ -72,9 +85,10 @@ mod tests {
         {
             let bytes = encoded(|out| put_u64(out, value));
             assert_eq!(bytes.len(), len, "{value}");
-            let mut reader = Reader::new(&bytes);
-            assert_eq!(read_u64(&mut reader, "value").expect("decodes"), value);
-            assert_eq!(reader.remaining(), 0);
+            assert_eq!(len_u64(value), len, "{value}");
+            let mut at = 0;
+            assert_eq!(read_u64(&bytes, &mut at, "value").expect("decodes"), value);
+            assert_eq!(at, len);
         }
     }
 
@@ -86,21 +100,29 @@ mod tests {
         {
             let bytes = encoded(|out| put_i64(out, value));
             assert_eq!(bytes.len(), len, "{value}");
-            assert_eq!(read_i64(&mut Reader::new(&bytes), "value").expect("decodes"), value);
+            assert_eq!(len_u64(zigzag(value)), len, "{value}");
+            assert_eq!(read_i64(&bytes, &mut 0, "value").expect("decodes"), value);
         }
     }
 
     #[test]
+    fn reading_starts_where_asked_and_moves_past_the_value() {
+        let bytes = [0xff, 0x96, 0x01, 0x07];
+        let mut at = 1;
+        assert_eq!(read_u64(&bytes, &mut at, "value").expect("decodes"), 150);
+        assert_eq!(at, 3);
+        assert_eq!(read_u64(&bytes, &mut at, "value").expect("decodes"), 7);
+        assert_eq!(at, 4);
+    }
+
+    #[test]
     fn truncated_and_overlong_encodings_are_errors() {
-        let truncated = Bytes::from_static(&[0x80, 0x80]);
-        let err = read_u64(&mut Reader::new(&truncated), "value").expect_err("ends inside");
+        let err = read_u64(&[0x80, 0x80], &mut 0, "value").expect_err("ends inside");
         assert!(matches!(err, DecodeError::Incomplete { .. }), "{err}");
-        let eleven = Bytes::from_static(&[0xff; 11]);
-        let err = read_u64(&mut Reader::new(&eleven), "value").expect_err("too long");
+        let err = read_u64(&[0xff; 11], &mut 0, "value").expect_err("too long");
         assert!(matches!(err, DecodeError::Invalid { .. }), "{err}");
-        let past_64_bits =
-            Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]);
-        let err = read_u64(&mut Reader::new(&past_64_bits), "value").expect_err("65 bits");
+        let past_64_bits = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        let err = read_u64(&past_64_bits, &mut 0, "value").expect_err("65 bits");
         assert!(matches!(err, DecodeError::Invalid { .. }), "{err}");
     }
 }

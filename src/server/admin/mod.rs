@@ -243,7 +243,7 @@ impl Admin {
         };
         let auth = AuthIds::from_ids(ids);
         let tree = self.shared.database.tree();
-        let acl = tree.with_node("/", |node, _| tree.acl(node.acl).to_vec()).unwrap_or_default();
+        let acl = tree.with_node("/", |node, _| tree.acl(node.acl()).to_vec()).unwrap_or_default();
         // Each permission on its own, as ZooKeeper checks them: different entries may grant
         // different ones.
         let permitted = (0..i32::BITS)

@@ -351,7 +351,7 @@ impl Pipeline {
         let wall_ms = shared.clock.wall_ms() as i64;
         let mut candidates = Vec::new();
         for path in tree.containers() {
-            if tree.with_node(&path, |node, children| children == 0 && node.cversion > 0)
+            if tree.with_node(&path, |node, children| children == 0 && node.cversion() > 0)
                 == Some(true)
             {
                 candidates.push(path);
@@ -359,9 +359,10 @@ impl Pipeline {
         }
         for path in tree.ttls() {
             let expired = tree.with_node(&path, |node, children| {
+                let stat = node.persisted_stat();
                 let kind =
-                    NodeKind::from_owner(node.ephemeral_owner, tree.extended_types_enabled());
-                matches!(kind, NodeKind::Ttl(ttl) if children == 0 && wall_ms - node.mtime > ttl)
+                    NodeKind::from_owner(stat.ephemeral_owner, tree.extended_types_enabled());
+                matches!(kind, NodeKind::Ttl(ttl) if children == 0 && wall_ms - stat.mtime > ttl)
             });
             if expired == Some(true) {
                 candidates.push(path);

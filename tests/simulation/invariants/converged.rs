@@ -15,7 +15,7 @@ pub fn listing(tree: &DataTree) -> String {
             continue;
         }
         if let Some(stat) = tree.stat(&path) {
-            let data = tree.with_node(&path, |node, _| node.data.clone()).flatten();
+            let data = tree.with_node(&path, |node, _| node.data().map(<[u8]>::to_vec)).flatten();
             let _ = writeln!(
                 out,
                 "{path} data={:?} czxid={:x} mzxid={:x} version={} owner={:x} children={}",

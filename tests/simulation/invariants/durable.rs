@@ -13,7 +13,8 @@ pub fn check(clients: &[Client], tree: &DataTree) -> Result<(), String> {
     for client in clients {
         for (key, model) in client.keys.iter().enumerate() {
             let path = client.path(key);
-            let state = tree.with_node(&path, |node, _| node.data.clone().map(bytes::Bytes::from));
+            let state =
+                tree.with_node(&path, |node, _| node.data().map(bytes::Bytes::copy_from_slice));
             let state = state.map(|data| data.unwrap_or_default());
             if !model.possible.contains(&state) {
                 return Err(format!(
