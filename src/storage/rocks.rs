@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use rocksdb::{
     BottommostLevelCompaction, ColumnFamily, ColumnFamilyDescriptor, CompactOptions,
     DBCompressionType, DBRecoveryMode, Direction, IngestExternalFileOptions, IteratorMode, Options,
-    SstFileWriter, WriteBatch, WriteOptions, DB,
+    ReadOptions, SstFileWriter, WriteBatch, WriteOptions, DB,
 };
 
 use crate::storage::record::{
@@ -481,7 +481,12 @@ impl Storage for RocksStorage {
         let snapshots = self.cf(SNAPSHOTS)?;
         let start = snapshot_key(header.zxid, 0);
         let mut expected = 0u32;
-        for item in self.db.iterator_cf(snapshots, IteratorMode::From(&start, Direction::Forward)) {
+        // A snapshot is read once, at recovery: kept in RocksDB's block cache its blocks
+        // would only hold memory (32 MiB, the cache's default size) the tree needs.
+        let mut once = ReadOptions::default();
+        once.fill_cache(false);
+        let from = IteratorMode::From(&start, Direction::Forward);
+        for item in self.db.iterator_cf_opt(snapshots, once, from) {
             let (key, value) = item.map_err(StorageError::Rocks)?;
             match parse_snapshot_key(&key) {
                 Some((zxid, index))
