@@ -25,19 +25,21 @@ pub struct Children {
     moves: u32,
 }
 
-fn hash(hasher: &Hasher, name: &str) -> u64 {
+fn hash(hasher: &Hasher, name: &[u8]) -> u64 {
     hasher.hash_one(name)
 }
 
 impl Children {
     /// The child called `name`.
     pub fn get(&self, hasher: &Hasher, name: &str) -> Option<&Node> {
-        self.table.find(hash(hasher, name), |node| node.name() == name)
+        let name = name.as_bytes();
+        self.table.find(hash(hasher, name), |node| node.name_bytes() == name)
     }
 
     /// The child called `name`, to change it.
     pub fn get_mut(&mut self, hasher: &Hasher, name: &str) -> Option<&mut Node> {
-        self.table.find_mut(hash(hasher, name), |node| node.name() == name)
+        let name = name.as_bytes();
+        self.table.find_mut(hash(hasher, name), |node| node.name_bytes() == name)
     }
 
     /// Whether a child called `name` exists.
@@ -47,14 +49,15 @@ impl Children {
 
     /// Adds a child; returns false (dropping `node`) if the name is taken.
     pub fn insert(&mut self, hasher: &Hasher, node: Node) -> bool {
-        let node_hash = hash(hasher, node.name());
-        if self.table.find(node_hash, |existing| existing.name() == node.name()).is_some() {
+        let node_hash = hash(hasher, node.name_bytes());
+        let taken = |existing: &Node| existing.name_bytes() == node.name_bytes();
+        if self.table.find(node_hash, taken).is_some() {
             return false;
         }
         if self.table.len() == self.table.capacity() {
             self.moves = self.moves.wrapping_add(1);
         }
-        self.table.insert_unique(node_hash, node, |existing| hash(hasher, existing.name()));
+        self.table.insert_unique(node_hash, node, |existing| hash(hasher, existing.name_bytes()));
         true
     }
 
@@ -75,7 +78,8 @@ impl Children {
 
     /// Removes and returns the child called `name`.
     pub fn remove(&mut self, hasher: &Hasher, name: &str) -> Option<Node> {
-        match self.table.find_entry(hash(hasher, name), |node| node.name() == name) {
+        let name = name.as_bytes();
+        match self.table.find_entry(hash(hasher, name), |node| node.name_bytes() == name) {
             Ok(entry) => Some(entry.remove().0),
             Err(_) => None,
         }

@@ -442,13 +442,15 @@ impl DataTree {
     /// `NodeExists` if the snapshot holds the same node twice.
     pub fn load_node(&self, parent: &str, node: Node) -> Result<(), Code> {
         let kind = NodeKind::from_owner(node.ephemeral_owner(), self.extended_types_enabled);
-        let path = child_path(if parent.is_empty() { "" } else { parent }, node.name());
+        // Only the nodes an index keeps by path (none of most trees) need their path.
+        let indexed = !parent.is_empty() && kind != NodeKind::Persistent;
+        let path = indexed.then(|| child_path(parent, node.name()));
         if !self.try_insert(parent, node) {
             return Err(Code::NodeExists);
         }
-        if parent.is_empty() {
+        let Some(path) = path else {
             return Ok(());
-        }
+        };
         match kind {
             NodeKind::Persistent => {}
             NodeKind::Container => {

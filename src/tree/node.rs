@@ -120,13 +120,18 @@ impl Node {
 
     /// The last component of the node's path (empty for the root).
     pub fn name(&self) -> &str {
-        let name = packed::read_name(&self.record, 0).map_or(&[][..], |(name, _)| name);
-        std::str::from_utf8(name).unwrap_or_default()
+        std::str::from_utf8(self.name_bytes()).unwrap_or_default()
+    }
+
+    /// The name's bytes, which a child table hashes and compares without checking
+    /// that they are UTF-8 (they are: names come in as `&str`).
+    pub(super) fn name_bytes(&self) -> &[u8] {
+        packed::read_name(&self.record, 0).map_or(&[][..], |(name, _)| name)
     }
 
     /// The data; `None` when created with null data, which clients see as null.
     pub fn data(&self) -> Option<&[u8]> {
-        self.unpacked().data
+        packed::read_name_and_data(&self.record, 0).map_or(None, |(_, data, _)| data)
     }
 
     /// Length of the data, 0 for null.

@@ -126,17 +126,29 @@ pub fn read_name(bytes: &[u8], at: usize) -> Result<(&[u8], usize), DecodeError>
     Ok((name, at))
 }
 
+/// A node's name, its data, and where its stat starts.
+pub type NameAndData<'a> = (&'a [u8], Option<&'a [u8]>, usize);
+
+/// Reads the name and the data at `at` in `bytes`; returns them and where the stat starts.
+///
+/// # Errors
+/// When the bytes end inside them.
+pub fn read_name_and_data(bytes: &[u8], at: usize) -> Result<NameAndData<'_>, DecodeError> {
+    let (name, mut at) = read_name(bytes, at)?;
+    let data = match read_len(bytes, &mut at, "data")? {
+        0 => None,
+        len_and_one => Some(take(bytes, &mut at, len_and_one - 1, "data")?),
+    };
+    Ok((name, data, at))
+}
+
 /// Reads the node at `at` in `bytes`, its czxid and ctime steps from `base`; returns it
 /// and where it ends.
 ///
 /// # Errors
 /// When the bytes end inside it, or a version is past 32 bits.
 pub fn read(bytes: &[u8], at: usize, base: Base) -> Result<(Packed<'_>, usize), DecodeError> {
-    let (name, mut at) = read_name(bytes, at)?;
-    let data = match read_len(bytes, &mut at, "data")? {
-        0 => None,
-        len_and_one => Some(take(bytes, &mut at, len_and_one - 1, "data")?),
-    };
+    let (name, data, mut at) = read_name_and_data(bytes, at)?;
     let flags = *bytes.get(at).ok_or(DecodeError::Incomplete {
         what: "stat flags",
         offset: at,
