@@ -31,10 +31,16 @@ use support::zookeeper::{free_port, ReferenceZooKeeper};
 /// How long a member may take to join.
 const JOIN_WAIT: Duration = Duration::from_secs(60);
 
+/// The timeout of the test's own sessions, which do not ping while a member moves: as long
+/// as a move may take on a loaded machine (a JVM's start, then a sync), so that such a
+/// session is lost only if the ensemble loses it. Every member grants it
+/// (`maxSessionTimeout`; tickTime=500 would cap a session at 10 s).
+const SESSION_TIMEOUT_MS: i32 = 60_000;
+
 /// The `server.N` lines of an ensemble on 127.0.0.1 whose members are `observers` or
 /// not, with fresh ports, and the settings both kinds of member need.
 fn ensemble_lines(observers: &[bool]) -> String {
-    let mut lines = String::from("initLimit=10\nsyncLimit=5\n");
+    let mut lines = format!("initLimit=10\nsyncLimit=5\nmaxSessionTimeout={SESSION_TIMEOUT_MS}\n");
     for (index, observer) in observers.iter().enumerate() {
         let role = if *observer { ":observer" } else { "" };
         lines.push_str(&format!(
@@ -364,8 +370,9 @@ fn wait_until_in_sync(address: SocketAddr, log: impl Fn() -> String) {
 async fn session_with_ephemeral(address: SocketAddr, path: &str) -> Client {
     let deadline = Instant::now() + JOIN_WAIT;
     loop {
-        let handshake = Handshake { timeout_ms: 10_000, ..Handshake::default() };
+        let handshake = Handshake { timeout_ms: SESSION_TIMEOUT_MS, ..Handshake::default() };
         if let Ok(mut client) = Client::handshake(address, handshake).await {
+            assert_eq!(client.timeout_ms, SESSION_TIMEOUT_MS, "the session timeout");
             let request =
                 CreateRequest { path: path.into(), data: None, acl: open_acl(), flags: 1 };
             if let Ok(xid) = client.try_send(OpCode::Create, &request).await {
@@ -397,7 +404,7 @@ async fn session_lives(client: Client, address: SocketAddr, path: &str) -> bool 
         assert!(Instant::now() < deadline, "cannot resume the session on {address}");
         tokio::time::sleep(Duration::from_millis(100)).await;
         let resume = Handshake {
-            timeout_ms: 10_000,
+            timeout_ms: SESSION_TIMEOUT_MS,
             session_id,
             password: password.clone(),
             ..Handshake::default()
