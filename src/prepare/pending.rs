@@ -146,15 +146,15 @@ impl PendingChanges {
 /// A record read from the tree.
 pub fn record_from_tree(tree: &DataTree, path: &str) -> Option<NodeRecord> {
     tree.with_node(path, |node, num_children| {
-        let stat = node.persisted_stat();
+        let (stat, data_len, acl) = node.stat_data_len_and_acl();
         NodeRecord {
             version: stat.version,
             cversion: stat.cversion,
             aversion: stat.aversion,
             ephemeral_owner: stat.ephemeral_owner,
             child_count: i32::try_from(num_children).unwrap_or(i32::MAX),
-            data_len: node.data_len(),
-            acl: tree.acl(node.acl()),
+            data_len,
+            acl: tree.acl(acl),
         }
     })
 }

@@ -100,13 +100,11 @@ impl Node {
     /// Packs a record in an allocation of exactly its length: the stat first goes to the
     /// stack, so that the allocator's size class is the smallest that holds the node.
     fn pack(name: &[u8], data: Option<&[u8]>, acl: AclId, stat: &StatPersisted) -> Node {
-        let mut stat_bytes = [0u8; packed::STAT_LEN_MAX];
-        let mut free = &mut stat_bytes[..];
-        packed::put_stat(&mut free, stat, i64::from(acl.number()), (0, 0));
-        let stat_len = packed::STAT_LEN_MAX - free.len();
-        let mut record = Vec::with_capacity(packed::name_and_data_len(name, data) + stat_len);
+        let stat = PackedStat::new(stat, acl);
+        let mut record =
+            Vec::with_capacity(packed::name_and_data_len(name, data) + stat.bytes().len());
         packed::put_name_and_data(&mut record, name, data);
-        record.extend_from_slice(stat_bytes.get(..stat_len).unwrap_or_default());
+        record.extend_from_slice(stat.bytes());
         Node { record: record.into_boxed_slice() }
     }
 
@@ -146,7 +144,7 @@ impl Node {
 
     /// zxid of the create.
     pub fn czxid(&self) -> Zxid {
-        Zxid::new(self.unpacked().stat.czxid)
+        Zxid::new(packed::read_czxid(&self.record, 0, (0, 0)).unwrap_or_default())
     }
 
     /// zxid of the last data change.
@@ -175,22 +173,57 @@ impl Node {
         self.unpacked().stat
     }
 
-    /// Changes the stat (and the ACL) with `change`, keeping the name and the data.
+    /// The stat, the data's length and the ACL, unpacked at once: what a write checked
+    /// against this node asks of it.
+    pub fn stat_data_len_and_acl(&self) -> (StatPersisted, usize, AclId) {
+        let unpacked = self.unpacked();
+        let acl = acl_of(&unpacked);
+        (unpacked.stat, unpacked.data.map_or(0, <[u8]>::len), acl)
+    }
+
+    /// Changes the stat (and the ACL) with `change`, keeping the name and the data. The
+    /// record is changed in place when the new stat packs to the old one's length (as it
+    /// mostly does when a parent's cversion and pzxid move on), else written anew.
     pub fn change_stat(&mut self, change: impl FnOnce(&mut StatPersisted, &mut AclId)) {
         let unpacked = self.unpacked();
         let mut acl = acl_of(&unpacked);
         let Packed { name, data, mut stat, .. } = unpacked;
         change(&mut stat, &mut acl);
-        *self = Node::pack(name, data, acl, &stat);
+        let new_stat = PackedStat::new(&stat, acl);
+        let stat_at = packed::name_and_data_len(name, data);
+        if self.record.len() - stat_at == new_stat.bytes().len() {
+            self.overwrite(stat_at, new_stat.bytes());
+        } else {
+            *self = Node::pack(name, data, acl, &stat);
+        }
     }
 
-    /// Replaces the data and changes the stat with `change`, keeping the name and the ACL.
+    /// Replaces the data and changes the stat with `change`, keeping the name and the ACL;
+    /// in place when the data and the stat keep their lengths (a set of a value of the
+    /// same size), else in a new record.
     pub fn change_data(&mut self, data: Option<&[u8]>, change: impl FnOnce(&mut StatPersisted)) {
         let unpacked = self.unpacked();
         let acl = acl_of(&unpacked);
-        let Packed { name, mut stat, .. } = unpacked;
+        let Packed { name, data: old_data, mut stat, .. } = unpacked;
         change(&mut stat);
-        *self = Node::pack(name, data, acl, &stat);
+        let new_stat = PackedStat::new(&stat, acl);
+        let data_at = packed::name_and_data_len(name, old_data) - old_data.map_or(0, <[u8]>::len);
+        let same_data_len = old_data.map(<[u8]>::len) == data.map(<[u8]>::len);
+        let stat_at = packed::name_and_data_len(name, data);
+        if same_data_len && self.record.len() - stat_at == new_stat.bytes().len() {
+            self.overwrite(data_at, data.unwrap_or_default());
+            self.overwrite(stat_at, new_stat.bytes());
+        } else {
+            *self = Node::pack(name, data, acl, &stat);
+        }
+    }
+
+    /// Copies `bytes` over the record's from `at`, which the caller has checked hold as
+    /// many.
+    fn overwrite(&mut self, at: usize, bytes: &[u8]) {
+        if let Some(slot) = self.record.get_mut(at..at + bytes.len()) {
+            slot.copy_from_slice(bytes);
+        }
     }
 
     /// The stat clients see, computed as ZooKeeper's `DataNode.copyStat`: the stored
@@ -219,6 +252,26 @@ impl Node {
             num_children,
             pzxid: stat.pzxid,
         }
+    }
+}
+
+/// A stat and ACL packed on the stack, to size a record or to overwrite one's in place.
+struct PackedStat {
+    bytes: [u8; packed::STAT_LEN_MAX],
+    len: usize,
+}
+
+impl PackedStat {
+    fn new(stat: &StatPersisted, acl: AclId) -> PackedStat {
+        let mut bytes = [0u8; packed::STAT_LEN_MAX];
+        let mut free = &mut bytes[..];
+        packed::put_stat(&mut free, stat, i64::from(acl.number()), (0, 0));
+        let len = packed::STAT_LEN_MAX - free.len();
+        PackedStat { bytes, len }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
     }
 }
 
@@ -280,6 +333,15 @@ mod tests {
         assert_eq!((node.pzxid(), node.mzxid()), (Zxid::new(11), Zxid::new(10)));
         node.change_data(Some(b"v"), |_| {});
         assert_eq!((node.data(), node.data_len()), (Some(&b"v"[..]), 1));
+        node.change_stat(|stat, _| stat.cversion = 1);
+        let record_at = node.record.as_ptr();
+        node.change_data(Some(b"w"), |stat| stat.version = 2);
+        node.change_stat(|stat, _| stat.cversion = 2);
+        assert_eq!(node.record.as_ptr(), record_at, "changed in place: same lengths");
+        assert_eq!((node.data(), node.stat(0, false).version), (Some(&b"w"[..]), 2));
+        assert_eq!((node.cversion(), node.name(), node.acl()), (2, "n000000123", AclId::OPEN));
+        node.change_data(None, |_| {});
+        assert_eq!((node.data(), node.pzxid(), node.cversion()), (None, Zxid::new(11), 2));
     }
 
     #[test]

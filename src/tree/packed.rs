@@ -142,6 +142,17 @@ pub fn read_name_and_data(bytes: &[u8], at: usize) -> Result<NameAndData<'_>, De
     Ok((name, data, at))
 }
 
+/// Reads the czxid of the node at `at` in `bytes`, a step from `base`, and nothing after
+/// it: what a snapshot's walk asks of every node.
+///
+/// # Errors
+/// When the bytes end before it.
+pub fn read_czxid(bytes: &[u8], at: usize, base: Base) -> Result<i64, DecodeError> {
+    let (_, _, flags_at) = read_name_and_data(bytes, at)?;
+    let mut at = flags_at + 1;
+    Ok(base.0.wrapping_add(varint::read_i64(bytes, &mut at, "czxid")?))
+}
+
 /// Reads the node at `at` in `bytes`, its czxid and ctime steps from `base`; returns it
 /// and where it ends.
 ///
@@ -319,6 +330,7 @@ mod tests {
         assert_eq!(read(&bytes, 0, (0, 0)).expect("first").0, first);
         assert_eq!(read(&bytes, second_at, (7, 9)).expect("second"), (second, bytes.len()));
         assert_eq!(read_name(&bytes, second_at).expect("name"), (&b"bb"[..], second_at + 3));
+        assert_eq!(read_czxid(&bytes, second_at, (7, 9)).expect("czxid"), 8);
     }
 
     #[test]

@@ -32,11 +32,24 @@ pub fn len_u64(value: u64) -> usize {
 }
 
 /// Reads a LEB128 `u64` at `*at` in `bytes`, moving `*at` past it; refuses one longer
-/// than ten bytes or past 64 bits.
+/// than ten bytes or past 64 bits. A value of one byte (a length, a flag's step) is read
+/// inline; longer ones in [`read_long_u64`].
 ///
 /// # Errors
 /// When the input ends inside it, or it does not fit in 64 bits.
+#[inline]
 pub fn read_u64(bytes: &[u8], at: &mut usize, what: &'static str) -> Result<u64, DecodeError> {
+    match bytes.get(*at) {
+        Some(&byte) if byte < 0x80 => {
+            *at += 1;
+            Ok(u64::from(byte))
+        }
+        _ => read_long_u64(bytes, at, what),
+    }
+}
+
+/// [`read_u64`] for a value of more than one byte.
+fn read_long_u64(bytes: &[u8], at: &mut usize, what: &'static str) -> Result<u64, DecodeError> {
     let offset = *at;
     let mut value = 0u64;
     for index in 0..LEN_MAX {
@@ -60,6 +73,7 @@ pub fn read_u64(bytes: &[u8], at: &mut usize, what: &'static str) -> Result<u64,
 ///
 /// # Errors
 /// As [`read_u64`].
+#[inline]
 pub fn read_i64(bytes: &[u8], at: &mut usize, what: &'static str) -> Result<i64, DecodeError> {
     let zigzag = read_u64(bytes, at, what)?;
     Ok((zigzag >> 1) as i64 ^ -((zigzag & 1) as i64))
