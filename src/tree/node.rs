@@ -53,7 +53,8 @@ impl NodeKind {
 
 /// A znode, packed into one allocation (see [`crate::tree::packed`]): its name, its data,
 /// its stat and its ACL's id. It lives in its parent's child table and its children in a
-/// table of their own. Reading a field unpacks the record; changing one writes a new one.
+/// table of their own. Reading a field unpacks the record; a change rewrites it, in place
+/// when the new fields pack to the old lengths.
 ///
 /// A million nodes of 100 bytes each take a 128-byte block apiece this way, where a node
 /// with its fields at full width and its data in an allocation of its own took 224.
@@ -108,7 +109,8 @@ impl Node {
         Node { record: record.into_boxed_slice() }
     }
 
-    /// The record unpacked. Records are written only by [`Node::pack`], so they decode.
+    /// The record unpacked. Records are written only by [`Node::pack`] and by changes
+    /// of the same lengths, so they decode.
     pub(super) fn unpacked(&self) -> Packed<'_> {
         match packed::read(&self.record, 0, (0, 0)) {
             Ok((node, _)) => node,
