@@ -1,4 +1,4 @@
-//! The table of one node's children: boxed nodes found by name.
+//! The table of one node's children: their records, found by name.
 //!
 //! Each node carries its own name, so the table holds only the node's record (a pointer
 //! and a length) per child; at a million znodes that saves tens of megabytes over a map

@@ -15,7 +15,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
-use jute::records::{Acl, Stat};
+use jute::records::{Acl, Stat, StatPersisted};
 use jute::Code;
 use parking_lot::{Mutex, RwLock};
 
@@ -306,14 +306,7 @@ impl DataTree {
         {
             let mut table = self.tables.get_mut(grandparent).ok_or(Code::NoNode)?;
             let parent_node = table.get_mut(&self.hasher, parent_name).ok_or(Code::NoNode)?;
-            parent_node.change_stat(|stat, _| {
-                let parent_cversion =
-                    if parent_cversion == -1 { stat.cversion + 1 } else { parent_cversion };
-                if parent_cversion > stat.cversion {
-                    stat.cversion = parent_cversion;
-                    stat.pzxid = zxid.raw();
-                }
-            });
+            parent_node.change_stat(|stat, _| advance_cversion(stat, parent_cversion, zxid));
         }
         let acl_id = self.acls.write().intern(acl);
         let node = Node::new(name, data, acl_id, ephemeral_owner, zxid, time);
@@ -656,15 +649,19 @@ impl DataTree {
         zxid: Zxid,
     ) -> Result<(), Code> {
         self.update(path, |node| {
-            node.change_stat(|stat, _| {
-                let cversion = if cversion == -1 { stat.cversion + 1 } else { cversion };
-                if cversion > stat.cversion {
-                    stat.cversion = cversion;
-                    stat.pzxid = zxid.raw();
-                }
-            });
+            node.change_stat(|stat, _| advance_cversion(stat, cversion, zxid));
         })
         .map(|_| ())
+    }
+}
+
+/// Moves a node's cversion to `cversion` (-1: one more than now) and its pzxid to `zxid`,
+/// only ever forward, as a child's create does to its parent.
+fn advance_cversion(stat: &mut StatPersisted, cversion: i32, zxid: Zxid) {
+    let cversion = if cversion == -1 { stat.cversion + 1 } else { cversion };
+    if cversion > stat.cversion {
+        stat.cversion = cversion;
+        stat.pzxid = zxid.raw();
     }
 }
 

@@ -183,37 +183,39 @@ impl Node {
         (unpacked.stat, unpacked.data.map_or(0, <[u8]>::len), acl)
     }
 
-    /// Changes the stat (and the ACL) with `change`, keeping the name and the data. The
-    /// record is changed in place when the new stat packs to the old one's length (as it
-    /// mostly does when a parent's cversion and pzxid move on), else written anew.
+    /// Changes the stat (and the ACL) with `change`, keeping the name and the data: in
+    /// place when the new stat packs to the old one's length (as it mostly does when a
+    /// parent's cversion and pzxid move on), else in a new record.
     pub fn change_stat(&mut self, change: impl FnOnce(&mut StatPersisted, &mut AclId)) {
-        let unpacked = self.unpacked();
-        let mut acl = acl_of(&unpacked);
-        let Packed { name, data, mut stat, .. } = unpacked;
-        change(&mut stat, &mut acl);
-        let new_stat = PackedStat::new(&stat, acl);
-        let stat_at = packed::name_and_data_len(name, data);
-        if self.record.len() - stat_at == new_stat.bytes().len() {
-            self.overwrite(stat_at, new_stat.bytes());
-        } else {
-            *self = Node::pack(name, data, acl, &stat);
-        }
+        self.rewrite(None, change);
     }
 
     /// Replaces the data and changes the stat with `change`, keeping the name and the ACL;
     /// in place when the data and the stat keep their lengths (a set of a value of the
     /// same size), else in a new record.
     pub fn change_data(&mut self, data: Option<&[u8]>, change: impl FnOnce(&mut StatPersisted)) {
+        self.rewrite(Some(data), |stat, _| change(stat));
+    }
+
+    /// Writes the record again with the stat and ACL `change` makes and, if given, new
+    /// data; over the old bytes when the lengths stay, else in a new allocation.
+    fn rewrite(
+        &mut self,
+        new_data: Option<Option<&[u8]>>,
+        change: impl FnOnce(&mut StatPersisted, &mut AclId),
+    ) {
         let unpacked = self.unpacked();
-        let acl = acl_of(&unpacked);
+        let mut acl = acl_of(&unpacked);
         let Packed { name, data: old_data, mut stat, .. } = unpacked;
-        change(&mut stat);
+        change(&mut stat, &mut acl);
+        let data = new_data.unwrap_or(old_data);
         let new_stat = PackedStat::new(&stat, acl);
-        let data_at = packed::name_and_data_len(name, old_data) - old_data.map_or(0, <[u8]>::len);
-        let same_data_len = old_data.map(<[u8]>::len) == data.map(<[u8]>::len);
         let stat_at = packed::name_and_data_len(name, data);
+        let same_data_len = old_data.map(<[u8]>::len) == data.map(<[u8]>::len);
         if same_data_len && self.record.len() - stat_at == new_stat.bytes().len() {
-            self.overwrite(data_at, data.unwrap_or_default());
+            if let Some(Some(new_data)) = new_data {
+                self.overwrite(stat_at - new_data.len(), new_data);
+            }
             self.overwrite(stat_at, new_stat.bytes());
         } else {
             *self = Node::pack(name, data, acl, &stat);
