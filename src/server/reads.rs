@@ -181,9 +181,9 @@ fn get_data(
     if watch {
         view.data_watches().add(path, reader.connection.id, WatcherMode::Standard);
     }
-    tree.with_node(path, |node, children| GetDataResponse {
-        data: node.data().map(bytes::Bytes::copy_from_slice),
-        stat: node.stat(children, tree.extended_types_enabled()),
+    tree.with_node(path, |node, children| {
+        let (data, stat) = node.data_and_stat(children, tree.extended_types_enabled());
+        GetDataResponse { data: data.map(bytes::Bytes::copy_from_slice), stat }
     })
     .ok_or(Code::NoNode)
 }

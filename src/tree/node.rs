@@ -235,6 +235,16 @@ impl Node {
     /// present was followed by a deletion, so the visible cversion is `2 * cversion -
     /// num_children`. Containers and TTL nodes show `ephemeralOwner` 0.
     pub fn stat(&self, num_children: usize, extended_types_enabled: bool) -> Stat {
+        self.data_and_stat(num_children, extended_types_enabled).1
+    }
+
+    /// The data and the stat clients see (see [`Node::stat`]), unpacked at once: what a
+    /// getData answers.
+    pub fn data_and_stat(
+        &self,
+        num_children: usize,
+        extended_types_enabled: bool,
+    ) -> (Option<&[u8]>, Stat) {
         let Packed { data, stat, .. } = self.unpacked();
         let num_children = i32::try_from(num_children).unwrap_or(i32::MAX);
         let ephemeral_owner =
@@ -243,7 +253,7 @@ impl Node {
                 NodeKind::Persistent | NodeKind::Container | NodeKind::Ttl(_) => 0,
             };
         let data_len = data.map_or(0, <[u8]>::len);
-        Stat {
+        let stat = Stat {
             czxid: stat.czxid,
             mzxid: stat.mzxid,
             ctime: stat.ctime,
@@ -255,7 +265,8 @@ impl Node {
             data_length: i32::try_from(data_len).unwrap_or(i32::MAX),
             num_children,
             pzxid: stat.pzxid,
-        }
+        };
+        (data, stat)
     }
 }
 
