@@ -25,8 +25,8 @@ Environment:
   ZKRS_LOG_FORMAT     text (default) or json: one JSON object per line
   ZKRS_PID_FILE       write the server's pid to this file while it runs
   NOTIFY_SOCKET       set by systemd (Type=notify): readiness is reported there
-  MIMALLOC_PURGE_DECOMMITS, MIMALLOC_ALLOW_THP
-                      allocator options the server sets for itself (0 each)
+  MIMALLOC_PURGE_DELAY, MIMALLOC_ALLOW_THP
+                      allocator options the server sets for itself (1000, 0)
 
 Signals: SIGTERM, SIGINT and SIGHUP stop the server cleanly (ZooKeeper's JVM also
 exits on SIGHUP); under nohup, SIGHUP stays ignored.";

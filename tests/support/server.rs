@@ -65,6 +65,7 @@ impl Launched {
             .current_dir(dir)
             .env("ZKRS_LOG", "info")
             .env_remove("RUST_LOG")
+            .env_remove("MIMALLOC_PURGE_DELAY")
             .env_remove("MIMALLOC_PURGE_DECOMMITS")
             .env_remove("MIMALLOC_ALLOW_THP")
             .stdin(Stdio::null())
