@@ -69,9 +69,14 @@ impl ClientInput for OwnedReadHalf {
     /// the room given tells the reactor the socket is drained, where `try_read_buf` leaves
     /// it ready and the next read is a system call that finds nothing, one per request for
     /// a client that waits for each reply. Readiness is polled in place, not awaited as a
-    /// future of its own, which every quiet connection's task would hold.
-    async fn read_some(&mut self, buffer: &mut BytesMut, want: usize) -> io::Result<usize> {
-        poll_fn(|cx| {
+    /// future of its own, which every quiet connection's task would hold; and the poll is
+    /// the future, without an `async fn` around it, which would keep its arguments twice.
+    fn read_some<'a>(
+        &'a mut self,
+        buffer: &'a mut BytesMut,
+        want: usize,
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        poll_fn(move |cx| {
             if let Err(err) = ready!(self.as_ref().poll_read_ready(cx)) {
                 return Poll::Ready(Err(err));
             }
@@ -82,7 +87,6 @@ impl ClientInput for OwnedReadHalf {
             }
             read
         })
-        .await
     }
 }
 

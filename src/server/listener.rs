@@ -78,8 +78,7 @@ pub async fn run(shared: Arc<Shared>, listener: TcpListener, security: Security)
         match listener.accept().await {
             Ok((stream, peer)) => {
                 if let Some(connection) = client::register(&shared, peer, &security) {
-                    let serve = client::serve(shared.clone(), connection, stream, security.clone());
-                    tokio::spawn(serve);
+                    client::spawn_serving(shared.clone(), connection, stream, security.clone());
                 }
             }
             Err(err) => {

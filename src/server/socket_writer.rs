@@ -6,7 +6,7 @@
 //! calls as the socket allows. The batch's buffer lives only while it is being written,
 //! so a quiet connection holds none.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -49,8 +49,14 @@ impl<W: AsyncWrite + Unpin> SocketWriter<W> {
     ///
     /// # Errors
     /// The socket's; a socket that takes no bytes is `WriteZero`.
-    pub async fn write_some(&mut self, outbox: &Outbox) -> io::Result<Wrote> {
-        poll_fn(|cx| self.poll_write_some(cx, outbox)).await
+    ///
+    /// The poll is the future, without an `async fn` around it, which would keep its
+    /// arguments twice in every connection's task.
+    pub fn write_some<'a>(
+        &'a mut self,
+        outbox: &'a Outbox,
+    ) -> impl Future<Output = io::Result<Wrote>> + 'a {
+        poll_fn(move |cx| self.poll_write_some(cx, outbox))
     }
 
     fn poll_write_some(
