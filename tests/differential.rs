@@ -17,7 +17,7 @@ use jute::{OpCode, Reader, Record};
 use support::client::{Client, Empty, Handshake, Incoming};
 use support::rng::Rng;
 use support::server::{scratch_dir, ServerProcess};
-use support::zookeeper::{free_port, ReferenceZooKeeper};
+use support::zookeeper::{free_port, ReferenceZooKeeper, StallBreaker};
 
 const SESSIONS: usize = 3;
 
@@ -572,6 +572,7 @@ async fn follower_matches_zookeepers(extra: &str) {
     let zookeeper_follower = ReferenceZooKeeper::spawn_member(1, &all_zookeeper, &[property]);
     let _first_leader = ReferenceZooKeeper::start_member(2, &all_zookeeper, &[property]).await;
     zookeeper_follower.wait_until_serving().await;
+    let _stall_breaker = StallBreaker::start(zookeeper_follower.address).await;
     let mixed = two_voters();
     let dir = scratch_dir("zkrs-follower");
     std::fs::create_dir_all(dir.join("data")).expect("dataDir");

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use jute::records::ExistsRequest;
 use jute::OpCode;
 
 use super::client::{Client, Empty, Handshake};
@@ -32,6 +33,59 @@ pub struct ReferenceZooKeeper {
     pub data_dir: std::path::PathBuf,
     /// Its zoo.cfg.
     pub config: std::path::PathBuf,
+}
+
+/// Keeps a ZooKeeper 3.8.0 quorum member's request pipeline from stalling while a test
+/// talks to it.
+///
+/// Debian's ZooKeeper is 3.8.0, whose CommitProcessor can go to sleep just after a
+/// request or a commit arrived and miss its wake-up (ZOOKEEPER-4537, fixed in 3.8.1):
+/// that request, and any behind it, then waits for the next one to arrive. A member
+/// that serves one test client at a time can so leave a reply or a pong unsent for good
+/// (seen in CI and here, about one run of the differential tests in ten, always with a
+/// follower). This session asks `exists /` five times a second, as the other clients of
+/// a busy ensemble would, so such a stall lasts a fifth of a second. It sets no watch
+/// and writes nothing: no other session's replies or notifications change, and the
+/// zxid moves only once, when its session is created. Stops when dropped.
+pub struct StallBreaker {
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// How often a [`StallBreaker`] sends its read.
+const STALL_BREAK_INTERVAL: Duration = Duration::from_millis(200);
+
+impl StallBreaker {
+    /// Opens its session on the member at `address` and starts asking.
+    ///
+    /// # Panics
+    /// If the member grants no session in three tries (each new connection is itself
+    /// the arrival that ends a stall of the one before).
+    pub async fn start(address: SocketAddr) -> StallBreaker {
+        let handshake =
+            || Handshake { timeout_ms: 10_000, read_only_flag: true, ..Handshake::default() };
+        let mut session = None;
+        for _ in 0..3 {
+            if let Ok(client) = Client::handshake(address, handshake()).await {
+                session = Some(client);
+                break;
+            }
+        }
+        let mut client = session.expect("a session for the stall breaker");
+        let task = tokio::spawn(async move {
+            let root = ExistsRequest { path: "/".into(), watch: false };
+            loop {
+                let _ = client.try_call(OpCode::Exists, &root, Duration::from_secs(1)).await;
+                tokio::time::sleep(STALL_BREAK_INTERVAL).await;
+            }
+        });
+        StallBreaker { task }
+    }
+}
+
+impl Drop for StallBreaker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Where the ports tests hand out start: below Linux's ephemeral range (32768 and up),
