@@ -101,12 +101,17 @@ pub struct Handshake {
 impl Client {
     /// Opens a new session with a 10 s timeout.
     pub async fn connect(address: SocketAddr) -> Client {
+        Client::try_connect(address).await.expect("handshake")
+    }
+
+    /// Opens a new session with a 10 s timeout, reporting a refused or unanswered
+    /// connection instead of panicking.
+    pub async fn try_connect(address: SocketAddr) -> std::io::Result<Client> {
         Client::handshake(
             address,
             Handshake { timeout_ms: 10_000, read_only_flag: true, ..Handshake::default() },
         )
         .await
-        .expect("handshake")
     }
 
     /// Connects with an explicit handshake. Returns the response even when the server

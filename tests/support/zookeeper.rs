@@ -61,11 +61,9 @@ impl StallBreaker {
     /// If the member grants no session in three tries (each new connection is itself
     /// the arrival that ends a stall of the one before).
     pub async fn start(address: SocketAddr) -> StallBreaker {
-        let handshake =
-            || Handshake { timeout_ms: 10_000, read_only_flag: true, ..Handshake::default() };
         let mut session = None;
         for _ in 0..3 {
-            if let Ok(client) = Client::handshake(address, handshake()).await {
+            if let Ok(client) = Client::try_connect(address).await {
                 session = Some(client);
                 break;
             }
