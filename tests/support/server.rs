@@ -66,7 +66,6 @@ impl Launched {
             .env("ZKRS_LOG", "info")
             .env_remove("RUST_LOG")
             .env_remove("MIMALLOC_PURGE_DELAY")
-            .env_remove("MIMALLOC_PURGE_DECOMMITS")
             .env_remove("MIMALLOC_ALLOW_THP")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
