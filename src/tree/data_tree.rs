@@ -11,7 +11,7 @@
 //! its gate for writing around every apply, which also makes a multi atomic for readers.
 
 use std::collections::{BTreeSet, HashMap};
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
@@ -52,6 +52,15 @@ pub fn split_path(path: &str) -> Option<(&str, &str)> {
     let slash = path.rfind('/')?;
     let parent = if slash == 0 { "/" } else { path.get(..slash)? };
     Some((parent, path.get(slash + 1..)?))
+}
+
+/// The length of the path of `parent`'s child `name`, as ZooKeeper's data size counts it.
+fn path_len(parent: &str, name: &str) -> usize {
+    match parent {
+        "" => 1,
+        "/" => 1 + name.len(),
+        _ => parent.len() + 1 + name.len(),
+    }
 }
 
 /// The key of the table holding `path`'s children (the root's alias `""` maps to `/`).
@@ -136,25 +145,22 @@ impl DataTree {
     /// the insertion hold the table's lock together, so concurrent loaders cannot both
     /// insert one name.
     fn try_insert(&self, parent: &str, node: Node) -> bool {
-        let name_len = node.name().len();
-        let path_len = match parent {
-            "" => 1,
-            "/" => 1 + name_len,
-            _ => parent.len() + 1 + name_len,
-        };
-        let size = (path_len + node.data_len()) as i64;
-        // The parent's table is usually there: found without allocating its key.
-        let mut table = match self.tables.get_mut(parent) {
-            Some(table) => table,
-            None => self.tables.entry(parent.into()).or_default(),
-        };
-        let inserted = table.insert(&self.hasher, node);
-        drop(table);
+        let size = (path_len(parent, node.name()) + node.data_len()) as i64;
+        let inserted = self.table_of(parent).insert(&self.hasher, node);
         if inserted {
             self.data_size.fetch_add(size, Ordering::Relaxed);
             self.node_count.fetch_add(1, Ordering::Relaxed);
         }
         inserted
+    }
+
+    /// The table of `parent`'s children, made if it has none, locked for writing.
+    fn table_of(&self, parent: &str) -> impl DerefMut<Target = Children> + '_ {
+        // The parent's table is usually there: found without allocating its key.
+        match self.tables.get_mut(parent) {
+            Some(table) => table,
+            None => self.tables.entry(parent.into()).or_default(),
+        }
     }
 
     /// Whether TTL owners are decoded as TTLs (`extendedTypesEnabled`).
@@ -434,28 +440,46 @@ impl DataTree {
     /// # Errors
     /// `NodeExists` if the snapshot holds the same node twice.
     pub fn load_node(&self, parent: &str, node: Node) -> Result<(), Code> {
-        let kind = NodeKind::from_owner(node.ephemeral_owner(), self.extended_types_enabled);
+        self.load_nodes(parent, vec![node])
+    }
+
+    /// [`DataTree::load_node`] for several children of `parent` at once (a group of a
+    /// snapshot chunk): one hold of the table's lock, and one merge into a sorted table.
+    ///
+    /// # Errors
+    /// `NodeExists` if a node is there already or comes twice. The tree is then
+    /// part-loaded, to be thrown away.
+    pub fn load_nodes(&self, parent: &str, nodes: Vec<Node>) -> Result<(), Code> {
+        let count = nodes.len();
+        let mut size = 0;
         // Only the nodes an index keeps by path (none of most trees) need their path.
-        let indexed = !parent.is_empty() && kind != NodeKind::Persistent;
-        let path = indexed.then(|| child_path(parent, node.name()));
-        if !self.try_insert(parent, node) {
+        let mut indexed = Vec::new();
+        for node in &nodes {
+            size += (path_len(parent, node.name()) + node.data_len()) as i64;
+            let kind = NodeKind::from_owner(node.ephemeral_owner(), self.extended_types_enabled);
+            if !parent.is_empty() && kind != NodeKind::Persistent {
+                indexed.push((kind, child_path(parent, node.name())));
+            }
+        }
+        if !self.table_of(parent).insert_all(&self.hasher, nodes) {
             return Err(Code::NodeExists);
         }
-        let Some(path) = path else {
-            return Ok(());
-        };
-        match kind {
-            NodeKind::Persistent => {}
-            NodeKind::Container => {
-                self.containers.lock().insert(path);
-            }
-            NodeKind::Ttl(_) => {
-                self.ttls.lock().insert(path);
-            }
-            NodeKind::Ephemeral(session) => {
-                self.ephemerals.lock().entry(session).or_default().insert(path);
+        for (kind, path) in indexed {
+            match kind {
+                NodeKind::Persistent => {}
+                NodeKind::Container => {
+                    self.containers.lock().insert(path);
+                }
+                NodeKind::Ttl(_) => {
+                    self.ttls.lock().insert(path);
+                }
+                NodeKind::Ephemeral(session) => {
+                    self.ephemerals.lock().entry(session).or_default().insert(path);
+                }
             }
         }
+        self.data_size.fetch_add(size, Ordering::Relaxed);
+        self.node_count.fetch_add(count, Ordering::Relaxed);
         Ok(())
     }
 

@@ -346,6 +346,7 @@ fn load_groups(
     while reader.remaining() > 0 {
         let parent = String::read(reader).map_err(malformed)?;
         let count = reader.read_len("nodes", node_len_min).map_err(malformed)?.unwrap_or(0);
+        let mut nodes = Vec::with_capacity(count);
         for _ in 0..count {
             let node = if packed {
                 let node = reader
@@ -359,9 +360,10 @@ fn load_groups(
                 let (name, data, stat, local_acl) = read_full_node(reader).map_err(malformed)?;
                 Node::from_persisted(&name, data.as_deref(), use_acl(Some(local_acl))?, &stat)
             };
-            tree.load_node(&parent, node).map_err(|_| inconsistent("a node appears twice"))?;
-            loaded.nodes += 1;
+            nodes.push(node);
         }
+        tree.load_nodes(&parent, nodes).map_err(|_| inconsistent("a node appears twice"))?;
+        loaded.nodes += count as u64;
     }
     Ok(())
 }
