@@ -154,6 +154,22 @@ impl DataTree {
         inserted
     }
 
+    /// Adds a new node's path to the index its kind has (none for a persistent node).
+    fn index(&self, kind: NodeKind, path: String) {
+        match kind {
+            NodeKind::Persistent => {}
+            NodeKind::Container => {
+                self.containers.lock().insert(path);
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.lock().insert(path);
+            }
+            NodeKind::Ephemeral(session) => {
+                self.ephemerals.lock().entry(session).or_default().insert(path);
+            }
+        }
+    }
+
     /// The table of `parent`'s children, made if it has none, locked for writing.
     fn table_of(&self, parent: &str) -> impl DerefMut<Target = Children> + '_ {
         // The parent's table is usually there: found without allocating its key.
@@ -318,17 +334,9 @@ impl DataTree {
         let node = Node::new(name, data, acl_id, ephemeral_owner, zxid, time);
         let stat = node.stat(0, self.extended_types_enabled);
         self.insert_raw(parent, node);
-        match NodeKind::from_owner(ephemeral_owner, self.extended_types_enabled) {
-            NodeKind::Persistent => {}
-            NodeKind::Container => {
-                self.containers.lock().insert(path.to_owned());
-            }
-            NodeKind::Ttl(_) => {
-                self.ttls.lock().insert(path.to_owned());
-            }
-            NodeKind::Ephemeral(session) => {
-                self.ephemerals.lock().entry(session).or_default().insert(path.to_owned());
-            }
+        let kind = NodeKind::from_owner(ephemeral_owner, self.extended_types_enabled);
+        if kind != NodeKind::Persistent {
+            self.index(kind, path.to_owned());
         }
         if let Some(quota_path) = quota::quota_path_of(parent) {
             match name {
@@ -465,18 +473,7 @@ impl DataTree {
             return Err(Code::NodeExists);
         }
         for (kind, path) in indexed {
-            match kind {
-                NodeKind::Persistent => {}
-                NodeKind::Container => {
-                    self.containers.lock().insert(path);
-                }
-                NodeKind::Ttl(_) => {
-                    self.ttls.lock().insert(path);
-                }
-                NodeKind::Ephemeral(session) => {
-                    self.ephemerals.lock().entry(session).or_default().insert(path);
-                }
-            }
+            self.index(kind, path);
         }
         self.data_size.fetch_add(size, Ordering::Relaxed);
         self.node_count.fetch_add(count, Ordering::Relaxed);
