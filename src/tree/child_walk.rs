@@ -56,7 +56,7 @@ impl ChildWalk {
     /// `through`.
     pub fn new(tree: &DataTree, parent: &str, through: Zxid) -> ChildWalk {
         let next = match tree.child_table(parent) {
-            Some(table) if table.sorted_after(None, 0).is_some() => Next::After(None),
+            Some(table) if table.is_sorted() => Next::After(None),
             Some(table) => Next::Bucket { at: 0, moves: table.moves() },
             None => Next::Done,
         };

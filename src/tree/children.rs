@@ -174,6 +174,11 @@ impl Children {
         }
     }
 
+    /// Whether the table is sorted by name (it has never held more than [`SORTED_MAX`]).
+    pub fn is_sorted(&self) -> bool {
+        matches!(self.table, Table::Sorted(_))
+    }
+
     /// Up to `count` children of a sorted table, in order, from the first whose name
     /// comes after `after` (from the first child for `None`); `None` for a hashed table.
     pub fn sorted_after(&self, after: Option<&str>, count: usize) -> Option<&[Node]> {
@@ -291,7 +296,7 @@ mod tests {
 
         assert!(children.insert(&hasher, node("n00002")));
         assert!(children.insert(&hasher, node("x")), "one past the most sorted");
-        assert!(children.sorted_after(None, 1).is_none(), "hashed");
+        assert!(!children.is_sorted() && children.sorted_after(None, 1).is_none(), "hashed");
         assert_eq!(children.moves(), 1, "every child moved");
         assert!(!children.insert(&hasher, node("n00002")), "names stay unique");
         assert_eq!(children.len(), SORTED_MAX + 1);
@@ -316,7 +321,7 @@ mod tests {
 
         let many: Vec<Node> = (0..SORTED_MAX).map(|i| node(&format!("n{i:05}"))).rev().collect();
         assert!(children.insert_all(&hasher, many), "past the most sorted, one by one");
-        assert!(children.sorted_after(None, 1).is_none(), "hashed");
+        assert!(!children.is_sorted() && children.sorted_after(None, 1).is_none(), "hashed");
         assert_eq!(children.len(), SORTED_MAX + 8);
         assert!(!children.insert_all(&hasher, run(&["q", "a"])), "a is there");
         assert!(children.contains(&hasher, "q"));
