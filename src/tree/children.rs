@@ -102,7 +102,7 @@ impl Children {
                 Err(_) => {
                     let mut table = HashTable::with_capacity(sorted.len() + 1);
                     for child in std::mem::take(sorted).into_iter().chain([node]) {
-                        insert_new(&mut table, hasher, child);
+                        insert_new(&mut table, hasher, hash(hasher, child.name_bytes()), child);
                     }
                     self.table = Table::Hashed(table);
                     self.moves = 1;
@@ -110,17 +110,15 @@ impl Children {
                 }
             },
             Table::Hashed(table) => {
-                let name = node.name_bytes();
-                if table
-                    .find(hash(hasher, name), |existing| existing.name_bytes() == name)
-                    .is_some()
-                {
+                let node_hash = hash(hasher, node.name_bytes());
+                let taken = |existing: &Node| existing.name_bytes() == node.name_bytes();
+                if table.find(node_hash, taken).is_some() {
                     return false;
                 }
                 if table.len() == table.capacity() {
                     self.moves = self.moves.wrapping_add(1);
                 }
-                insert_new(table, hasher, node);
+                insert_new(table, hasher, node_hash, node);
                 true
             }
         }
@@ -229,10 +227,10 @@ impl Children {
 
     /// The children: in name order while the table is sorted, in no particular order
     /// once it is hashed.
-    pub fn iter(&self) -> Box<dyn Iterator<Item = &Node> + '_> {
+    pub fn iter(&self) -> Iter<'_> {
         match &self.table {
-            Table::Sorted(sorted) => Box::new(sorted.iter()),
-            Table::Hashed(table) => Box::new(table.iter()),
+            Table::Sorted(sorted) => Iter::Sorted(sorted.iter()),
+            Table::Hashed(table) => Iter::Hashed(table.iter()),
         }
     }
 
@@ -242,10 +240,30 @@ impl Children {
     }
 }
 
-/// Adds a child known not to be in `table`.
-fn insert_new(table: &mut HashTable<Node>, hasher: &Hasher, node: Node) {
-    let node_hash = hash(hasher, node.name_bytes());
+/// Adds a child known not to be in `table`, whose name hashes to `node_hash`.
+fn insert_new(table: &mut HashTable<Node>, hasher: &Hasher, node_hash: u64, node: Node) {
     table.insert_unique(node_hash, node, |existing| hash(hasher, existing.name_bytes()));
+}
+
+/// The children of either kind of table, without boxing the iterator: getChildren
+/// lists them on the read path.
+#[derive(Debug)]
+pub enum Iter<'a> {
+    /// A sorted table's, in name order.
+    Sorted(std::slice::Iter<'a, Node>),
+    /// A hashed table's, in bucket order.
+    Hashed(hashbrown::hash_table::Iter<'a, Node>),
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a Node;
+
+    fn next(&mut self) -> Option<&'a Node> {
+        match self {
+            Iter::Sorted(sorted) => sorted.next(),
+            Iter::Hashed(hashed) => hashed.next(),
+        }
+    }
 }
 
 #[cfg(test)]
