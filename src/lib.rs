@@ -43,6 +43,7 @@ pub mod session;
 pub mod shell;
 pub mod startup;
 pub mod storage;
+pub mod summary;
 pub mod tls;
 pub mod tree;
 pub mod txn;

@@ -282,6 +282,12 @@ where
     }
 }
 
+/// The bytes a frame took on the wire, its 4-byte length prefix included, as ZooKeeper
+/// counts `bytes_received_count`.
+fn frame_bytes(body: &[u8]) -> u64 {
+    body.len() as u64 + 4
+}
+
 /// Reads requests and writes what the outbox gathers, in one task: whatever order a
 /// client reads and writes in (one that sends a thousand requests before reading any is
 /// common), replies keep going out while requests come in.
@@ -304,6 +310,7 @@ fn read_loop<'a, R: ClientInput + 'a, W: AsyncWrite + Unpin>(
             return Err(ConnectionError::TlsOnPlaintextPort);
         }
         if let Some(word) = FourLetterWord::parse(first) {
+            shared.stats.bytes_received.fetch_add(4, Ordering::Relaxed);
             four_letter::respond(shared, connection, word);
             return Ok(());
         }
@@ -313,6 +320,7 @@ fn read_loop<'a, R: ClientInput + 'a, W: AsyncWrite + Unpin>(
             Ok(Some(Err(err))) => return Err(err.into()),
             Ok(Some(Ok(connect))) => connect,
         };
+        shared.stats.bytes_received.fetch_add(frame_bytes(&connect), Ordering::Relaxed);
         connection.stats.lock().received += 1;
         // Boxed: the handshake's state is needed once, and inline it would stay in every
         // connection's task for the connection's life. It takes the connect request along,
@@ -505,6 +513,7 @@ impl ReadGate {
 impl<'a> Session<'a> {
     fn receive(&mut self, body: Bytes) -> Result<(), ConnectionError> {
         self.shared.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.bytes_received.fetch_add(frame_bytes(&body), Ordering::Relaxed);
         self.connection.stats.lock().received += 1;
         let now_us = self.shared.clock.now_us();
         let now_ms = now_us / 1000;
@@ -792,12 +801,13 @@ impl<'a> Session<'a> {
             connection: self.connection,
             session_id: self.session_id,
             auth: &auth,
+            stats: &self.shared.stats,
         };
         let (zxid, size) = {
             let view = self.shared.database.read();
             reads::answer(&view, &reader, xid, request)
         };
-        self.shared.stats.response_sizes.record(size);
+        self.shared.stats.responded(size);
         let now_us = self.shared.clock.now_us();
         let stats = &self.shared.stats;
         let connection = &self.connection.stats;

@@ -89,8 +89,11 @@ pub async fn run(
 ) -> Result<(), StorageError> {
     let config = &shared.config;
     let timing = shared.clone();
-    let timed = move |took: std::time::Duration, slow: bool| {
+    let timed = move |took: std::time::Duration, slow: bool, txns: usize| {
         let stats = &timing.stats;
+        if txns > 0 {
+            stats.sync_batch_size.record(txns as u64);
+        }
         stats.fsync_time.record(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
         stats.log_syncs.record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
         if slow {

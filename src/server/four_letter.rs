@@ -72,7 +72,7 @@ fn render(shared: &Shared, word: FourLetterWord) -> String {
             out.push_str("Connection stats reset.\n");
         }
         FourLetterWord::Srst => {
-            shared.stats.reset();
+            crate::server::metrics::reset(shared);
             out.push_str("Server stats reset.\n");
         }
         FourLetterWord::Conf => conf(shared, &mut out),

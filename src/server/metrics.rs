@@ -10,9 +10,10 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use crate::server::histogram::{HistogramReading, WriteStage, BOUNDS_US};
-use crate::server::stats::{AtomicLatency, AtomicSummary, LatencySummary, Summary};
+use crate::server::stats::{AtomicLatency, LatencySummary};
 use crate::server::Shared;
-use crate::tree::quota;
+use crate::summary::{AtomicSummary, Summary};
+use crate::tree::{quota, EventType};
 
 /// One metric's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +106,7 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
         metric("max_latency", Reading::Gauge(latency.max as f64)),
         metric("approximate_data_size", Reading::Gauge(tree.approximate_data_size() as f64)),
         metric("open_file_descriptor_count", count(open_fds)),
+        metric("max_file_descriptor_count", Reading::Gauge(max_open_files())),
         metric("uptime", Reading::Gauge(shared.clock.now_ms() as f64)),
         metric("connection_drop_probability", Reading::Gauge(drop_chance)),
         metric("connection_rejected", counter(&stats.connection_rejected)),
@@ -122,7 +124,16 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
         metric("updatelatency", Reading::Latency(stats.update_latency.read())),
         metric("snapshottime", Reading::Summary(stats.snapshot_time.read())),
         metric("dbinittime", Reading::Summary(stats.db_init_time.read())),
+        metric("startup_snap_load_time", Reading::Summary(stats.startup_snap_load_time.read())),
+        metric("startup_txns_loaded", Reading::Summary(stats.startup_txns_loaded.read())),
+        metric("startup_txns_load_time", Reading::Summary(stats.startup_txns_load_time.read())),
+        metric("sync_processor_batch_size", Reading::Summary(stats.sync_batch_size.read())),
+        metric("bytes_received_count", counter(&stats.bytes_received)),
+        metric("response_bytes", counter(&stats.response_bytes)),
+        metric("watch_bytes", counter(&stats.watch_bytes)),
+        metric("stale_sessions_expired", counter(&stats.sessions_expired)),
     ]);
+    watch_fan_out(shared, &mut metrics);
     quorum_metrics(shared, &mut metrics);
     quota_metrics(shared, &mut metrics);
     for stage in WriteStage::ALL {
@@ -134,6 +145,41 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
     let log_syncs = Reading::Histogram(None, stats.log_syncs.read());
     metrics.push(metric("zkrs_log_sync_seconds", log_syncs));
     metrics
+}
+
+/// How many watchers each trigger fired, by event type, over the data and the child
+/// watches together, as ZooKeeper's two watch managers record into one summary each.
+fn watch_fan_out(shared: &Shared, metrics: &mut Vec<Metric>) {
+    let (data, child) = (shared.database.data_watches(), shared.database.child_watches());
+    for (name, event) in [
+        ("node_created_watch_count", EventType::NodeCreated),
+        ("node_deleted_watch_count", EventType::NodeDeleted),
+        ("node_changed_watch_count", EventType::NodeDataChanged),
+        ("node_children_watch_count", EventType::NodeChildrenChanged),
+    ] {
+        let fired = data.fan_out().read(event).merged(child.fan_out().read(event));
+        metrics.push(metric(name, Reading::Summary(fired)));
+    }
+}
+
+/// The most files this process may have open (its soft `RLIMIT_NOFILE`, which start-up
+/// raised to the hard one), as ZooKeeper reports `max_file_descriptor_count`; -1 for
+/// no limit.
+fn max_open_files() -> f64 {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    limit.current.map_or(-1.0, |files| files as f64)
+}
+
+/// `srst` and the AdminServer's `stat_reset`: what ZooKeeper resets (see
+/// [`crate::server::stats::ServerStats::reset`]), the watch fan-out among the metrics
+/// that only its default metrics provider resets.
+pub fn reset(shared: &Shared) {
+    let metrics_too = shared.config.prometheus_address.is_none();
+    shared.stats.reset(metrics_too);
+    if metrics_too {
+        shared.database.data_watches().fan_out().reset();
+        shared.database.child_watches().fan_out().reset();
+    }
 }
 
 /// ZooKeeper's metrics of elections, syncs and the broadcast, which it shows on every

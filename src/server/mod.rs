@@ -324,6 +324,9 @@ pub fn restore(
         let now_ms = i64::try_from(clock.wall_ms()).unwrap_or(i64::MAX);
         recovered.database.tree().set_config_node(&text, Zxid::new(version), now_ms);
     }
+    // ZooKeeper counts every txn it read from the log at start, applied or not.
+    let txns_read = recovered.replayed + recovered.unapplied.len() as u64;
+    let (snapshot_load, log_read) = (recovered.snapshot_load, recovered.log_read);
     // The state is at its snapshot's zxid, or, on a standalone server, at the end of the
     // log it replayed; the history the core starts from begins there.
     let applied = recovered.database.last_applied_zxid();
@@ -338,8 +341,14 @@ pub fn restore(
         applied,
     };
     let (shared, inputs) = Shared::new(config, recovered.database, sessions, clock, standalone);
-    let loaded_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    shared.stats.db_init_time.record(loaded_ms);
+    let millis = |took: std::time::Duration| u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    let stats = &shared.stats;
+    stats.db_init_time.record(millis(started.elapsed()));
+    stats.startup_snap_load_time.record(millis(snapshot_load));
+    if txns_read > 0 {
+        stats.startup_txns_loaded.record(txns_read);
+        stats.startup_txns_load_time.record(millis(log_read));
+    }
     Ok(Restart { shared, inputs, restored })
 }
 

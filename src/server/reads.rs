@@ -16,6 +16,7 @@ use jute::Code;
 use crate::proto::reply::{self, WriteRecord};
 use crate::proto::Request;
 use crate::server::registry::Connection;
+use crate::server::stats::ServerStats;
 use crate::session::auth::check_acl;
 use crate::session::AuthIds;
 use crate::tree::acl::{perms, AclList};
@@ -30,6 +31,8 @@ pub struct ReadRequester<'a> {
     pub session_id: SessionId,
     /// The connection's identities.
     pub auth: &'a AuthIds,
+    /// The server's counters, which count the notifications a read fires.
+    pub stats: &'a ServerStats,
 }
 
 /// Answers a read and queues the reply (and any notifications it causes) on the
@@ -248,7 +251,9 @@ fn set_watches(view: &ReadView<'_>, reader: &ReadRequester<'_>, watches: &SetWat
     let watcher = reader.connection.id;
     let fire = |event, path: &str| {
         let notification = WatchEvent { event, path: path.to_owned(), acl: AclList::default() };
-        reader.connection.send(reply::notification(&notification));
+        let frame = reply::notification(&notification);
+        reader.stats.notified(frame.len());
+        reader.connection.send(frame);
     };
     let relative = watches.relative_zxid;
     for path in &watches.data_watches {

@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::proto::reply;
 use crate::server::outbox::Outbox;
-use crate::server::stats::ConnectionStats;
+use crate::server::stats::{ConnectionStats, ServerStats};
 use crate::session::auth::check_acl;
 use crate::session::AuthIds;
 use crate::tree::acl::perms;
@@ -395,10 +395,12 @@ impl Registry {
 
     /// Sends a watch notification to the connection that registered the watch, if it
     /// may read the node (ZooKeeper's fix for CVE-2024-23944); the watch is spent either way.
-    pub fn deliver(&self, watcher: WatcherId, notification: &WatchEvent) {
+    pub fn deliver(&self, watcher: WatcherId, notification: &WatchEvent, stats: &ServerStats) {
         if let Some(connection) = self.get(watcher) {
             if check_acl(&notification.acl, perms::READ, &connection.auth()).is_ok() {
-                connection.send(reply::notification(notification));
+                let frame = reply::notification(notification);
+                stats.notified(frame.len());
+                connection.send(frame);
             }
         }
     }

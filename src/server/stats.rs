@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use jute::OpCode;
 
 use crate::server::histogram::{Histogram, WriteStages};
+use crate::summary::{AtomicSummary, Summary};
 use crate::zab::ServerId;
 
 /// The four-letter name ZooKeeper's `cons` shows for an operation (`lop=`).
@@ -38,94 +39,6 @@ pub fn short_op_name(op: OpCode) -> &'static str {
         OpCode::WhoAmI => "HOMI",
         OpCode::GetEphemerals => "GETE",
         OpCode::Auth | OpCode::Sasl | OpCode::Notification | OpCode::Error => "NA",
-    }
-}
-
-/// Min/avg/max of a measurement, as ZooKeeper's `ServerStats` keeps request latencies
-/// (in milliseconds) and its metrics keep summaries (the connection token deficit).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Summary {
-    /// Smallest value seen (0 before any).
-    pub min: u64,
-    /// Largest value seen.
-    pub max: u64,
-    /// Sum of all values.
-    pub total: u64,
-    /// Number of values.
-    pub count: u64,
-}
-
-impl Summary {
-    /// Adds one measurement.
-    pub fn record(&mut self, value: u64) {
-        if self.count == 0 || value < self.min {
-            self.min = value;
-        }
-        self.max = self.max.max(value);
-        self.total += value;
-        self.count += 1;
-    }
-
-    /// The average rounded to 4 decimal places, half up, as ZooKeeper's
-    /// `AvgMinMaxCounter.getAvg` gives it; 0 before any measurement.
-    pub fn average(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            (self.total as f64 / self.count as f64 * 10_000.0).round() / 10_000.0
-        }
-    }
-}
-
-/// A [`Summary`] that threads record into without a lock (the request path records
-/// every request's latency); [`AtomicSummary::read`] gives its value. A reading taken
-/// while others record may be a value or two behind in one field.
-#[derive(Debug)]
-pub struct AtomicSummary {
-    /// `u64::MAX` before any value.
-    min: AtomicU64,
-    max: AtomicU64,
-    total: AtomicU64,
-    count: AtomicU64,
-}
-
-impl Default for AtomicSummary {
-    fn default() -> AtomicSummary {
-        AtomicSummary {
-            min: AtomicU64::new(u64::MAX),
-            max: AtomicU64::new(0),
-            total: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-}
-
-impl AtomicSummary {
-    /// Adds one measurement.
-    pub fn record(&self, value: u64) {
-        self.min.fetch_min(value, Ordering::Relaxed);
-        self.max.fetch_max(value, Ordering::Relaxed);
-        self.total.fetch_add(value, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The summary so far.
-    pub fn read(&self) -> Summary {
-        let count = self.count.load(Ordering::Relaxed);
-        let min = self.min.load(Ordering::Relaxed);
-        Summary {
-            min: if count == 0 || min == u64::MAX { 0 } else { min },
-            max: self.max.load(Ordering::Relaxed),
-            total: self.total.load(Ordering::Relaxed),
-            count,
-        }
-    }
-
-    fn reset(&self) {
-        self.min.store(u64::MAX, Ordering::Relaxed);
-        for value in [&self.max, &self.total, &self.count] {
-            value.store(0, Ordering::Relaxed);
-        }
     }
 }
 
@@ -257,6 +170,27 @@ pub struct ServerStats {
     pub snapshot_time: AtomicSummary,
     /// Milliseconds loading the state took at start (`dbinittime`).
     pub db_init_time: AtomicSummary,
+    /// Milliseconds loading the snapshot took at start, none found included
+    /// (`startup_snap_load_time`).
+    pub startup_snap_load_time: AtomicSummary,
+    /// Txns read from the log after the snapshot at start (`startup_txns_loaded`), and
+    /// the milliseconds that took (`startup_txns_load_time`); nothing when there were none.
+    pub startup_txns_loaded: AtomicSummary,
+    /// See `startup_txns_loaded`.
+    pub startup_txns_load_time: AtomicSummary,
+    /// Txns in each group commit of the log (`sync_processor_batch_size`).
+    pub sync_batch_size: AtomicSummary,
+    /// Bytes of the frames received from clients, their length prefixes included
+    /// (`bytes_received_count`).
+    pub bytes_received: AtomicU64,
+    /// Bytes of the replies sent to clients, without their length prefixes
+    /// (`response_bytes`).
+    pub response_bytes: AtomicU64,
+    /// Bytes of the watch notifications sent to clients, without their length prefixes
+    /// (`watch_bytes`).
+    pub watch_bytes: AtomicU64,
+    /// Sessions expired by their timeouts, local ones included (`stale_sessions_expired`).
+    pub sessions_expired: AtomicU64,
     /// ZooKeeper's quorum metrics, which a standalone server leaves at zero.
     pub quorum: QuorumStats,
 }
@@ -309,6 +243,40 @@ pub struct QuorumStats {
     /// On a voter, from a proposal's txn time until this member's log held it and its
     /// acknowledgement was made (`proposal_ack_creation_latency`).
     pub proposal_ack_creation_latency: AtomicLatency,
+}
+
+impl QuorumStats {
+    fn reset(&self) {
+        for counter in [
+            &self.looking,
+            &self.snaps,
+            &self.diffs,
+            &self.proposals,
+            &self.commits,
+            &self.learner_proposals,
+            &self.learner_commits,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        for summary in [
+            &self.election_time,
+            &self.follower_sync_time,
+            &self.observer_sync_time,
+            &self.unavailable_time,
+            &self.leader_unavailable_time,
+        ] {
+            summary.reset();
+        }
+        for latency in [
+            &self.quorum_ack_latency,
+            &self.proposal_latency,
+            &self.commit_propagation_latency,
+            &self.proposal_ack_creation_latency,
+        ] {
+            latency.reset();
+        }
+        self.ack_latency.lock().values().for_each(AtomicLatency::reset);
+    }
 }
 
 /// ZooKeeper's default `zookeeper.leader.ackLoggingFrequency`: `ack_latency` samples the
@@ -386,14 +354,64 @@ impl ServerStats {
         latency_ms
     }
 
-    /// `srst`: resets the latencies, packet counters and response sizes.
-    pub fn reset(&self) {
+    /// A reply of `frame_len` bytes, its length prefix included, left for a client.
+    pub fn responded(&self, frame_len: usize) {
+        self.response_sizes.record(frame_len);
+        let size = frame_len.saturating_sub(4) as u64;
+        self.response_bytes.fetch_add(size, Ordering::Relaxed);
+    }
+
+    /// A watch notification of `frame_len` bytes, its length prefix included, left for a
+    /// client.
+    pub fn notified(&self, frame_len: usize) {
+        let size = frame_len.saturating_sub(4) as u64;
+        self.watch_bytes.fetch_add(size, Ordering::Relaxed);
+    }
+
+    /// What `srst` resets, as ZooKeeper's `ServerStats.reset`: the packet counters, the
+    /// request latency and the response sizes; with `metrics_too`, also every counter
+    /// and summary of ZooKeeper's `ServerMetrics`, which its default metrics provider
+    /// resets and its Prometheus provider leaves alone (a Prometheus counter only
+    /// grows). `auth_failed_count`, `fsync_threshold_exceed_count` and zkrs's own
+    /// histograms stay, as they do in ZooKeeper.
+    pub fn reset(&self, metrics_too: bool) {
         self.packets_received.store(0, Ordering::Relaxed);
         self.packets_sent.store(0, Ordering::Relaxed);
         self.latency.reset();
+        self.response_sizes.reset();
+        if !metrics_too {
+            return;
+        }
+        for counter in [
+            &self.connection_rejected,
+            &self.connection_requests,
+            &self.throttled_ops,
+            &self.stale_requests_dropped,
+            &self.request_throttle_wait_count,
+            &self.large_requests_rejected,
+            &self.bytes_received,
+            &self.response_bytes,
+            &self.watch_bytes,
+            &self.sessions_expired,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        for summary in [
+            &self.connection_token_deficit,
+            &self.fsync_time,
+            &self.snapshot_time,
+            &self.db_init_time,
+            &self.startup_snap_load_time,
+            &self.startup_txns_loaded,
+            &self.startup_txns_load_time,
+            &self.sync_batch_size,
+        ] {
+            summary.reset();
+        }
         self.read_latency.reset();
         self.update_latency.reset();
-        self.response_sizes.reset();
+        self.quota_exceeded.lock().values_mut().for_each(|refused| *refused = 0);
+        self.quorum.reset();
     }
 }
 
@@ -429,23 +447,47 @@ impl ConnectionStats {
 mod tests {
     use super::*;
 
+    fn recorded() -> ServerStats {
+        let stats = ServerStats::default();
+        stats.packets_received.store(3, Ordering::Relaxed);
+        stats.latency.record(2);
+        stats.responded(20);
+        stats.notified(30);
+        stats.bytes_received.store(40, Ordering::Relaxed);
+        stats.auth_failed.store(1, Ordering::Relaxed);
+        stats.fsync_time.record(1);
+        stats.update_latency.record(4);
+        stats.quorum.commits.store(5, Ordering::Relaxed);
+        stats.quorum.ack_latency.lock().entry(2).or_default().record(6);
+        stats.quota_exceeded.lock().insert("app".into(), 7);
+        stats
+    }
+
     #[test]
-    fn latency_min_avg_max() {
-        let mut latency = Summary::default();
-        assert_eq!(latency.average(), 0.0);
-        latency.record(4);
-        latency.record(2);
-        latency.record(9);
-        assert_eq!((latency.min, latency.max, latency.count), (2, 9, 3));
-        assert_eq!(latency.average(), 5.0);
-        latency.record(0);
-        latency.record(0);
-        assert_eq!(latency.average(), 3.0);
-        latency.record(0);
-        // 15 / 6 = 2.5; 11 / 3 = 3.6666... prints as ZooKeeper's 3.6667.
-        let mut thirds = Summary::default();
-        [1, 4, 6].into_iter().for_each(|value| thirds.record(value));
-        assert_eq!(format!("{:?}", thirds.average()), "3.6667");
+    fn srst_resets_zookeepers_server_stats_and_with_its_default_provider_its_metrics() {
+        let stats = recorded();
+        // The Prometheus provider resets none of ZooKeeper's ServerMetrics.
+        stats.reset(false);
+        assert_eq!(stats.packets_received.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.latency.read().count, 0);
+        assert_eq!(stats.response_sizes.read(), (-1, -1, -1));
+        assert_eq!(stats.response_bytes.load(Ordering::Relaxed), 16);
+        assert_eq!(stats.watch_bytes.load(Ordering::Relaxed), 26);
+        assert_eq!(stats.fsync_time.read().count, 1);
+        assert_eq!(stats.update_latency.read().summary.count, 1);
+        // The default provider resets them all, keeping the keys of a set.
+        let stats = recorded();
+        stats.reset(true);
+        for counter in [&stats.response_bytes, &stats.watch_bytes, &stats.bytes_received] {
+            assert_eq!(counter.load(Ordering::Relaxed), 0);
+        }
+        assert_eq!(stats.fsync_time.read().count, 0);
+        assert_eq!(stats.update_latency.read().summary.count, 0);
+        assert_eq!(stats.quorum.commits.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.quorum.ack_latency.lock()[&2].read().summary.count, 0);
+        assert_eq!(stats.quota_exceeded.lock()["app"], 0);
+        // ZooKeeper's auth failures are neither.
+        assert_eq!(stats.auth_failed.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -77,15 +77,16 @@ impl StorageWriter {
     /// Starts the storage thread; completions arrive on the returned receiver, in order,
     /// each counting the batches it covers. Writing and syncing that takes longer than
     /// `sync_warning_ms` is logged at WARN, as ZooKeeper logs a slow fsync
-    /// (`fsync.warningthresholdms`). `timed` hears how long each took and whether that was
-    /// over the threshold (ZooKeeper's `fsynctime` and `fsync_threshold_exceed_count`).
+    /// (`fsync.warningthresholdms`). `timed` hears how long each took, whether that was
+    /// over the threshold and how many txns it appended (ZooKeeper's `fsynctime`,
+    /// `fsync_threshold_exceed_count` and `sync_processor_batch_size`).
     ///
     /// # Errors
     /// If the thread cannot be spawned.
     pub fn spawn(
         storage: Arc<dyn Storage>,
         sync_warning_ms: u64,
-        timed: impl Fn(Duration, bool) + Send + 'static,
+        timed: impl Fn(Duration, bool, usize) + Send + 'static,
     ) -> std::io::Result<(StorageWriter, mpsc::Receiver<Written>)> {
         let (batches, incoming) = std_mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
         let (done, completions) = mpsc::channel(BATCHES_IN_FLIGHT);
@@ -107,7 +108,7 @@ impl StorageWriter {
                 let took = started.elapsed();
                 sync_took.record(took);
                 let slow = took > Duration::from_millis(sync_warning_ms);
-                timed(took, slow);
+                timed(took, slow, appended);
                 if slow {
                     tracing::warn!(
                         took_ms = took.as_secs_f64() * 1000.0,

@@ -9,7 +9,7 @@ fn entry(zxid: Zxid, payload: &'static [u8]) -> LogEntry {
 
 /// Writes `batch` on the storage thread and waits for its outcome.
 fn write_one(storage: Arc<MemoryStorage>, writes: Vec<Write>) -> Written {
-    let (writer, mut done) = StorageWriter::spawn(storage, 1000, |_, _| {}).expect("thread");
+    let (writer, mut done) = StorageWriter::spawn(storage, 1000, |_, _, _| {}).expect("thread");
     writer.write(Batch { writes, awaited: 0 }).expect("thread running");
     let outcome = done.blocking_recv().expect("an outcome");
     drop(done);
@@ -153,7 +153,7 @@ fn waits_that_stop_paying_are_skipped_but_tried_again_now_and_then() {
 fn nothing_handed_over_after_a_failed_write_is_written() {
     let storage = Arc::new(MemoryStorage::default());
     let (writer, mut done) =
-        StorageWriter::spawn(storage.clone(), 1000, |_, _| {}).expect("thread");
+        StorageWriter::spawn(storage.clone(), 1000, |_, _, _| {}).expect("thread");
     let mut damaged = entry(Zxid::new(1), b"payload").value.to_vec();
     damaged[0] ^= 0x40;
     let failing = vec![Write::Append(vec![LogEntry { zxid: Zxid::new(1), value: damaged.into() }])];

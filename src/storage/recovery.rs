@@ -35,6 +35,10 @@ pub struct Recovered {
     pub snapshot: Option<SnapshotHeader>,
     /// Txns replayed from the log.
     pub replayed: u64,
+    /// How long finding and loading the snapshot took (none found included).
+    pub snapshot_load: Duration,
+    /// How long reading the log after the snapshot took.
+    pub log_read: Duration,
     /// With [`Replay::Collect`]: the checked log entries after the snapshot, in order.
     pub unapplied: Vec<LogEntry>,
 }
@@ -112,6 +116,7 @@ pub fn recover(
     extended_types_enabled: bool,
     replay: Replay,
 ) -> Result<Recovered, StorageError> {
+    let loading = Instant::now();
     let mut tree = None;
     let mut sessions = BTreeMap::new();
     let mut snapshot = None;
@@ -135,6 +140,7 @@ pub fn recover(
         tree.unwrap_or_else(|| DataTree::new(extended_types_enabled)),
         snapshot_zxid,
     );
+    let snapshot_load = loading.elapsed();
 
     let started = Instant::now();
     let mut reported = started;
@@ -199,6 +205,8 @@ pub fn recover(
         last_zxid,
         snapshot,
         replayed,
+        snapshot_load,
+        log_read: started.elapsed(),
         unapplied,
     })
 }

@@ -12,6 +12,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 
 use crate::fast_hash::{FastHashMap, FastState};
+use crate::summary::{AtomicSummary, Summary};
 
 use parking_lot::Mutex;
 
@@ -315,6 +316,30 @@ pub struct WatchSummary {
 #[derive(Debug, Default)]
 pub struct WatchManager {
     table: Mutex<WatchTable>,
+    fan_out: FanOut,
+}
+
+/// How many watchers each trigger fired, by event type, a trigger that fired none left
+/// out: ZooKeeper's `node_created_watch_count`, `node_deleted_watch_count`,
+/// `node_changed_watch_count` and `node_children_watch_count`, which its `WatchManager`
+/// records the same way, each manager on its own.
+#[derive(Debug, Default)]
+pub struct FanOut([AtomicSummary; 4]);
+
+impl FanOut {
+    fn record(&self, event: EventType, watchers: usize) {
+        self.0[event as usize - 1].record(watchers as u64);
+    }
+
+    /// The watchers fired by each trigger of `event` so far.
+    pub fn read(&self, event: EventType) -> Summary {
+        self.0[event as usize - 1].read()
+    }
+
+    /// Forgets every trigger, as `srst` does.
+    pub fn reset(&self) {
+        self.0.iter().for_each(AtomicSummary::reset);
+    }
 }
 
 impl WatchManager {
@@ -387,7 +412,16 @@ impl WatchManager {
                 table.remove_pair(slot, id);
             }
         }
+        drop(table);
+        if !fired.is_empty() {
+            self.fan_out.record(event, fired.len());
+        }
         fired
+    }
+
+    /// How many watchers this manager's triggers fired.
+    pub fn fan_out(&self) -> &FanOut {
+        &self.fan_out
     }
 
     /// Counts for `wchs`.
@@ -438,6 +472,26 @@ mod tests {
         assert_eq!(only, [("/a/b", false)]);
         assert_eq!(path_and_parents("/", true).count(), 1);
         assert_eq!(path_and_parents("", true).count(), 0);
+    }
+
+    #[test]
+    fn each_trigger_that_fires_records_how_many_watchers_it_fired() {
+        let watches = WatchManager::default();
+        for watcher in [1, 2, 3] {
+            watches.add("/a", watcher, WatcherMode::Standard);
+        }
+        watches.add("/b", 4, WatcherMode::Persistent);
+        watches.trigger("/a", EventType::NodeDataChanged);
+        watches.trigger("/a", EventType::NodeDataChanged);
+        watches.trigger("/b", EventType::NodeDataChanged);
+        watches.trigger("/b", EventType::NodeDeleted);
+        let changed = watches.fan_out().read(EventType::NodeDataChanged);
+        // The second trigger of /a fired nobody and is left out, as in ZooKeeper.
+        assert_eq!((changed.count, changed.min, changed.max, changed.total), (2, 1, 3, 4));
+        assert_eq!(watches.fan_out().read(EventType::NodeDeleted).count, 1);
+        assert_eq!(watches.fan_out().read(EventType::NodeCreated).count, 0);
+        watches.fan_out().reset();
+        assert_eq!(watches.fan_out().read(EventType::NodeDataChanged).count, 0);
     }
 
     #[test]

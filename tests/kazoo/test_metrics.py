@@ -1,12 +1,16 @@
 """ZooKeeper's Prometheus endpoint (metricsProvider.className=...PrometheusMetricsProvider):
 /metrics read by Prometheus' own parser (prometheus_client), agreeing with mntr."""
+import shutil
+import tempfile
 import urllib.error
 import urllib.request
 
 import pytest
+from kazoo.client import KazooClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import Ensemble, Server, four_letter, free_ports, wait_until, zkcli
+from conftest import (Ensemble, Server, four_letter, free_ports, start_zookeeper, wait_until,
+                      zkcli)
 
 PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
 
@@ -190,3 +194,108 @@ def test_ensemble_members_count_elections_syncs_proposals_and_commits():
         assert stages["log"]["count"] == 0
     finally:
         ensemble.stop()
+
+
+def fan_out_workload(hosts):
+    """Watches of three sessions fired by a set, a create and a delete, by a fourth;
+    returns mntr once every client has closed, with the bytes received meanwhile."""
+    received = int(mntr(hosts)["zk_bytes_received_count"])
+    clients = [KazooClient(hosts=hosts, timeout=30) for _ in range(4)]
+    for client in clients:
+        client.start(timeout=15)
+    writer, first, second, third = clients
+    writer.create("/fan", b"x")
+    for watcher in (first, second, third):
+        watcher.get("/fan", watch=lambda event: None)
+    first.exists("/fan/c", watch=lambda event: None)
+    first.get_children("/fan", watch=lambda event: None)
+    writer.set("/fan", b"y")
+    writer.create("/fan/c", b"")
+    second.get("/fan/c", watch=lambda event: None)
+    third.get("/fan/c", watch=lambda event: None)
+    third.get_children("/fan/c", watch=lambda event: None)
+    second.get_children("/fan", watch=lambda event: None)
+    writer.delete("/fan/c")
+    for client in clients:
+        client.stop()
+        client.close()
+    monitored = mntr(hosts)
+    monitored["received"] = int(monitored["zk_bytes_received_count"]) - received
+    return monitored
+
+
+FAN_OUT = ["zk_%s_node_%s_watch_count" % (part, event)
+           for event in ("created", "deleted", "changed", "children")
+           for part in ("avg", "min", "max", "cnt", "sum")]
+
+
+def test_watch_fan_out_bytes_and_srst_agree_with_zookeeper():
+    zk_port = free_ports(1)[0]
+    zk_dir = tempfile.mkdtemp(prefix="zkrs-metrics-zookeeper-")
+    zookeeper = start_zookeeper(zk_dir, zk_port, extra="4lw.commands.whitelist=*\n")
+    # ZooKeeper's tick, so the sessions' timeouts agree too.
+    zkrs = Server("tickTime=2000\n")
+    try:
+        hosts = {"zookeeper": "127.0.0.1:%d" % zk_port, "zkrs": zkrs.hosts}
+        seen = {name: fan_out_workload(server) for name, server in hosts.items()}
+        # Bytes received are counted from the first mntr: ZooKeeper was asked `srvr`
+        # until it served.
+        compared = FAN_OUT + ["zk_watch_bytes", "zk_response_bytes", "received",
+                              "zk_cnt_startup_snap_load_time", "zk_cnt_startup_txns_loaded"]
+        assert {key: seen["zkrs"][key] for key in compared} == \
+            {key: seen["zookeeper"][key] for key in compared}
+        # Deleting /fan/c fired two data watches, then the child watch on it.
+        assert (seen["zkrs"]["zk_cnt_node_deleted_watch_count"],
+                seen["zkrs"]["zk_sum_node_deleted_watch_count"]) == ("2", "3")
+        assert seen["zkrs"]["zk_max_node_changed_watch_count"] == "3"
+        assert int(seen["zkrs"]["zk_cnt_fsynctime"]) > 0
+        assert int(seen["zkrs"]["zk_max_file_descriptor_count"]) > 0
+        # srst resets ZooKeeper's ServerMetrics with its default provider: mntr, asked
+        # after it, counts only itself.
+        reset = {}
+        for name, server in hosts.items():
+            assert four_letter(server, "srst") == "Server stats reset.\n"
+            reset[name] = mntr(server)
+        after = FAN_OUT + ["zk_cnt_fsynctime", "zk_cnt_updatelatency", "zk_cnt_dbinittime",
+                           "zk_connection_request_count", "zk_watch_bytes", "zk_packets_received",
+                           "zk_bytes_received_count", "zk_cnt_sync_processor_batch_size"]
+        assert {key: reset["zkrs"][key] for key in after} == \
+            {key: reset["zookeeper"][key] for key in after}
+        assert reset["zkrs"]["zk_bytes_received_count"] == "4"
+    finally:
+        zookeeper.kill()
+        zookeeper.wait()
+        shutil.rmtree(zk_dir, ignore_errors=True)
+        zkrs.stop()
+
+
+def test_srst_leaves_the_metrics_prometheus_scrapes(exporting):
+    client = exporting.client()
+    client.create("/reset-me", b"x")
+    client.stop()
+    before = mntr(exporting.hosts)
+    assert four_letter(exporting.hosts, "srst") == "Server stats reset.\n"
+    after = mntr(exporting.hosts)
+    # ZooKeeper's Prometheus provider cannot reset its counters; srst resets only its
+    # ServerStats (packets, the request latency, response sizes).
+    assert after["zk_packets_received"] == "1"
+    assert after["zk_cnt_fsynctime"] == before["zk_cnt_fsynctime"] != "0"
+    assert int(after["zk_bytes_received_count"]) > int(before["zk_bytes_received_count"])
+
+
+def test_a_restart_counts_the_txns_it_read_from_the_log():
+    server = Server()
+    try:
+        client = server.client()
+        for i in range(5):
+            client.create("/restart-%d" % i, b"x")
+        client.stop()
+        server.kill()
+        server = Server(directory=server.dir)
+        monitored = mntr(server.hosts)
+        # The five creates and the session's open and close, after the empty snapshot.
+        assert monitored["zk_cnt_startup_txns_loaded"] == "1"
+        assert monitored["zk_sum_startup_txns_loaded"] == "7"
+        assert monitored["zk_cnt_startup_snap_load_time"] == "1"
+    finally:
+        server.stop()

@@ -861,7 +861,8 @@ impl World {
 /// registering its watch.
 fn read(shared: &Shared, input: &Input) {
     if let Input::Request { connection, session_id, xid, request, auth, .. } = input {
-        let reader = ReadRequester { connection, session_id: *session_id, auth };
+        let reader =
+            ReadRequester { connection, session_id: *session_id, auth, stats: &shared.stats };
         let view = shared.database.read();
         reads::answer(&view, &reader, *xid, request);
     }

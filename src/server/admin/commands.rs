@@ -169,7 +169,7 @@ pub fn run(context: &Context<'_>, command: &Command, arguments: &[(String, Strin
             server_stats(shared, &mut answer);
             connections(shared, true, &mut answer);
         }
-        "stat_reset" => shared.stats.reset(),
+        "stat_reset" => crate::server::metrics::reset(shared),
         "system_properties" => system_properties(shared, &mut answer),
         "voting_view" => voting_view(shared, &mut answer),
         "watches" => watches(shared, &mut answer),

@@ -22,7 +22,7 @@ impl Pipeline {
         let shared = self.shared.clone();
         let mut woken = 0;
         let result = shared.database.apply(txn, &mut |watcher, notification| {
-            shared.registry.deliver(watcher, notification);
+            shared.registry.deliver(watcher, notification, &shared.stats);
             woken += 1;
         });
         self.woken += woken;
@@ -194,7 +194,7 @@ impl Slot {
 /// Queues `reply` for its client and counts it.
 fn deliver(shared: &Shared, connection: &Connection, reply: Reply) {
     let Reply { frame, op, xid, zxid, received_us, then_close } = reply;
-    shared.stats.response_sizes.record(frame.len());
+    shared.stats.responded(frame.len());
     connection.send(frame);
     let now_us = shared.clock.now_us();
     let latency_ms =

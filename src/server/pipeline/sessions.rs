@@ -77,6 +77,8 @@ impl Pipeline {
         let (local, global): (Vec<SessionId>, Vec<SessionId>) = {
             let mut sessions = shared.sessions.lock();
             let expired = sessions.expire_owned(shared.clock.now_ms(), leading);
+            let count = expired.len() as u64;
+            shared.stats.sessions_expired.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
             let (local, global): (Vec<SessionId>, Vec<SessionId>) =
                 expired.into_iter().partition(|id| sessions.is_local(*id));
             for session_id in &local {
