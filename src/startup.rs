@@ -1,12 +1,15 @@
 //! What `zkrs server` does before the server runs, as ZooKeeper's start-up does it: the
 //! banner with the version and the effective configuration, the report on the zoo.cfg's
-//! keys, the stop signals, the pid file, the data directories, and the client listener.
+//! keys, the open files limit, the stop signals, the pid file, the data directories, and
+//! the client listener.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
+
+use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
 use crate::config::{Config, ConfigError};
 use crate::server::{ClientListeners, ServerError};
@@ -61,6 +64,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
 /// A data directory that cannot be made, a port that cannot be bound, or a failed server.
 pub fn serve(config: Config) -> Result<(), StartupError> {
     log_banner(&config);
+    raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(server_worker_threads(&config))
         .enable_all()
@@ -98,6 +102,24 @@ pub fn serve(config: Config) -> Result<(), StartupError> {
         };
         Ok(crate::server::run(config, listeners, shutdown).await?)
     })
+}
+
+/// Raises the soft limit on open files to the hard one, as the JVM does for ZooKeeper at
+/// start (HotSpot's `MaxFDLimit`, on by default on Linux): with the common soft limit of
+/// 1,024 the server would refuse connections ZooKeeper takes. Failing to is logged, as the
+/// JVM warns of it, and the server runs on the limit it has.
+fn raise_open_files_limit() {
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return;
+    }
+    let shown = |value: Option<u64>| value.map_or("unlimited".to_owned(), |n| n.to_string());
+    let (from, to) = (shown(limit.current), shown(limit.maximum));
+    let raised = Rlimit { current: limit.maximum, maximum: limit.maximum };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::info!(%from, %to, "raised the open files limit to its hard limit"),
+        Err(err) => tracing::warn!(%from, %to, %err, "cannot raise the open files limit"),
+    }
 }
 
 /// Tokio workers for a server: half the cores, at least one. The other half is left to
