@@ -22,7 +22,8 @@ BINARY = os.environ.get("ZKRS_BIN", os.path.join(ROOT, "target", "release", "zkr
 class Server:
     """A zkrs process; stop() kills it and removes its directory."""
 
-    def __init__(self, extra="", directory=None, client_port=0):
+    def __init__(self, extra="", directory=None, client_port=0, preexec_fn=None):
+        """`preexec_fn`, if given, runs in the child before the binary starts."""
         self.dir = directory or tempfile.mkdtemp(prefix="zkrs-kazoo-")
         config = os.path.join(self.dir, "zoo.cfg")
         with open(config, "w") as f:
@@ -33,7 +34,8 @@ class Server:
                 % (os.path.join(self.dir, "data"), client_port, extra)
             )
         self.process = subprocess.Popen(
-            [BINARY, "server", config], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+            [BINARY, "server", config], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            preexec_fn=preexec_fn,
         )
         found = threading.Event()
         self.hosts = None

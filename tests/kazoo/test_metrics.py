@@ -1,5 +1,7 @@
 """ZooKeeper's Prometheus endpoint (metricsProvider.className=...PrometheusMetricsProvider):
 /metrics read by Prometheus' own parser (prometheus_client), agreeing with mntr."""
+import os
+import resource
 import shutil
 import tempfile
 import urllib.error
@@ -297,5 +299,18 @@ def test_a_restart_counts_the_txns_it_read_from_the_log():
         assert monitored["zk_cnt_startup_txns_loaded"] == "1"
         assert monitored["zk_sum_startup_txns_loaded"] == "7"
         assert monitored["zk_cnt_startup_snap_load_time"] == "1"
+    finally:
+        server.stop()
+
+
+def test_start_up_raises_the_open_files_limit_to_the_hard_one_as_the_jvm_does():
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    lowered = 256 if hard == resource.RLIM_INFINITY else hard // 2
+    server = Server(preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard)))
+    try:
+        raised = mntr(server.hosts)["zk_max_file_descriptor_count"]
+        assert raised == ("-1" if hard == resource.RLIM_INFINITY else str(hard))
+        with open(os.path.join(server.dir, "server.log")) as log:
+            assert "raised the open files limit to its hard limit" in log.read()
     finally:
         server.stop()
