@@ -248,23 +248,62 @@ fn envi(out: &mut String) {
 }
 
 /// What ZooKeeper's `Environment.list()` reports that applies to zkrs: its version, the
-/// host, the operating system and the user it runs as.
+/// host, the operating system and the user it runs as, with the values Java's system
+/// properties give them (`os.name` `Linux`, `os.arch` `amd64`, the user's name and home
+/// from the password database).
 pub(super) fn environment() -> Vec<(&'static str, String)> {
-    let variable = |name: &str| std::env::var(name).unwrap_or_default();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let current_dir =
         std::env::current_dir().map(|dir| dir.display().to_string()).unwrap_or_default();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let uid = rustix::process::getuid().as_raw();
+    let (user, home) = user_entry(&passwd, uid).unwrap_or_else(|| {
+        let variable = |name: &str| std::env::var(name).unwrap_or_default();
+        (variable("USER"), variable("HOME"))
+    });
     vec![
         ("zookeeper.version", VERSION.to_owned()),
         ("host.name", host.trim().to_owned()),
-        ("os.name", std::env::consts::OS.to_owned()),
-        ("os.arch", std::env::consts::ARCH.to_owned()),
+        ("os.name", java_os_name(std::env::consts::OS)),
+        ("os.arch", java_os_arch(std::env::consts::ARCH).to_owned()),
         ("os.version", os_version.trim().to_owned()),
-        ("user.name", variable("USER")),
-        ("user.home", variable("HOME")),
+        ("user.name", user),
+        ("user.home", home),
         ("user.dir", current_dir),
     ]
+}
+
+/// Java's `os.name` for a Rust target OS: `Linux`, `Mac OS X`, `FreeBSD`, ...
+fn java_os_name(os: &str) -> String {
+    match os {
+        "macos" => "Mac OS X".to_owned(),
+        "freebsd" => "FreeBSD".to_owned(),
+        other => {
+            let mut chars = other.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect::<String>()
+            })
+        }
+    }
+}
+
+/// Java's `os.arch` for a Rust target architecture, which differs for x86.
+fn java_os_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "x86" => "i386",
+        other => other,
+    }
+}
+
+/// The name and home directory of user `uid` in an `/etc/passwd` text.
+fn user_entry(passwd: &str, uid: u32) -> Option<(String, String)> {
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        let (name, id, home) = (fields.first()?, fields.get(2)?, fields.get(5)?);
+        (id.parse::<u32>().ok()? == uid).then(|| (name.to_string(), home.to_string()))
+    })
 }
 
 fn mntr(shared: &Shared, out: &mut String) {
@@ -368,6 +407,21 @@ mod tests {
         // Seen from ZooKeeper's `dump` on 2026-11-22.
         assert_eq!(java_date(1_795_306_529_000), "Sun Nov 22 00:15:29 UTC 2026");
         assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+    }
+
+    #[test]
+    fn the_environment_names_the_system_as_java_does() {
+        // ZooKeeper 3.8 on OpenJDK 17 on this machine: os.name=Linux, os.arch=amd64.
+        assert_eq!(java_os_name("linux"), "Linux");
+        assert_eq!(java_os_name("macos"), "Mac OS X");
+        assert_eq!(java_os_arch("x86_64"), "amd64");
+        assert_eq!(java_os_arch("aarch64"), "aarch64");
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\nzk:x:107:113::/var/lib/zookeeper:/bin/false\n";
+        assert_eq!(user_entry(passwd, 107), Some(("zk".into(), "/var/lib/zookeeper".into())));
+        assert_eq!(user_entry(passwd, 0), Some(("root".into(), "/root".into())));
+        assert_eq!(user_entry(passwd, 5), None);
+        assert_eq!(user_entry("broken line\n", 0), None);
     }
 
     #[test]
