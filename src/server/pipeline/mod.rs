@@ -46,7 +46,7 @@ use crate::server::storage_writer::{Batch, Write};
 use crate::server::transfer::Sealed;
 use crate::server::{Mode, Shared};
 use crate::session::AuthIds;
-use crate::storage::record::{decode_entry, encode_entry_into};
+use crate::storage::record::{decode_entry, encode_entry_into, unseal};
 use crate::storage::{LogEntry, StorageError};
 use crate::txn::{SessionId, Txn, TxnBody, Zxid};
 use crate::zab::{self, Action, Entry, Message, Restored, Role, ServerId, Zab, ZabConfig};
@@ -320,9 +320,16 @@ impl Pipeline {
     /// If applying or proposing fails; the server must stop.
     pub fn peer_frame(&mut self, from: ServerId, frame: PeerFrame) -> Result<(), StorageError> {
         match frame {
-            // A member's entries arrive as ZooKeeper's packets carry them, without a
-            // checksum; the link seals each as it translates it (`ensemble::zookeeper`).
             PeerFrame::Zab(message) => {
+                if let Some(zxid) = first_unsealed(&message) {
+                    tracing::warn!(
+                        from,
+                        %zxid,
+                        "a member sent a log entry that fails its checksum; dropping the link"
+                    );
+                    self.drop_link(from);
+                    return Ok(());
+                }
                 match &message {
                     Message::Proposal(entry) => self.time_proposal_arrived(entry),
                     Message::Ack { zxid } => self.time_ack(from, *zxid),
@@ -738,6 +745,17 @@ impl Pipeline {
         }
         self.persist.push(Write::EpochEnds(self.zab.history().epoch_ends().to_vec()));
     }
+}
+
+/// The first log entry in `message` whose checksum fails, if any: a member's entries are
+/// checked as they arrive, so a corrupted one drops that link instead of reaching the log.
+fn first_unsealed(message: &Message) -> Option<Zxid> {
+    let entries: &[Entry] = match message {
+        Message::Proposal(entry) => std::slice::from_ref(entry),
+        Message::Diff { entries, .. } | Message::Snap { entries, .. } => entries,
+        _ => &[],
+    };
+    entries.iter().find(|entry| unseal(&entry.payload).is_none()).map(|entry| entry.zxid)
 }
 
 /// The session tracker holds exactly `sessions`, each with a full timeout from now: the
