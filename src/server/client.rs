@@ -75,6 +75,8 @@ enum ConnectionError {
     Malformed(#[from] jute::DecodeError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the client closed the connection")]
+    ClosedByClient,
     #[error("TLS handshake failed: {0}")]
     TlsHandshake(std::io::Error),
     #[error("no TLS handshake within {0:?}")]
@@ -105,6 +107,19 @@ enum ConnectionError {
     LateRequest,
     #[error(transparent)]
     Refused(#[from] Refusal),
+}
+
+impl ConnectionError {
+    /// Whether the client closed its end while the server had not chosen to close:
+    /// ZooKeeper counts each such end in `connection_drop_count` (a read at the end of
+    /// the stream, between frames or within one).
+    fn closed_by_client(&self) -> bool {
+        match self {
+            ConnectionError::ClosedByClient => true,
+            ConnectionError::Io(err) => err.kind() == std::io::ErrorKind::UnexpectedEof,
+            _ => false,
+        }
+    }
 }
 
 impl From<FrameError> for ConnectionError {
@@ -197,10 +212,14 @@ fn serve(
 
 /// Logs how a connection ended, and takes it out of the server's tables.
 fn ended(shared: &Shared, connection: &Connection, outcome: Result<(), ConnectionError>) {
+    if outcome.as_ref().is_err_and(ConnectionError::closed_by_client) {
+        shared.stats.connection_drops.fetch_add(1, Ordering::Relaxed);
+    }
     match outcome {
         Ok(()) => tracing::debug!("connection closed"),
         Err(
             err @ (ConnectionError::Io(_)
+            | ConnectionError::ClosedByClient
             | ConnectionError::SessionGone
             | ConnectionError::ServerStopping
             | ConnectionError::ReadBarrierFailed
@@ -316,7 +335,7 @@ fn read_loop<'a, R: ClientInput + 'a, W: AsyncWrite + Unpin>(
         }
         let connect = match Box::pin(tokio::time::timeout(HANDSHAKE_TIMEOUT, frames.next())).await {
             Err(_) => return Err(ConnectionError::HandshakeTimeout(HANDSHAKE_TIMEOUT)),
-            Ok(None) => return Ok(()),
+            Ok(None) => return Err(ConnectionError::ClosedByClient),
             Ok(Some(Err(err))) => return Err(err.into()),
             Ok(Some(Ok(connect))) => connect,
         };
@@ -380,7 +399,7 @@ fn read_loop<'a, R: ClientInput + 'a, W: AsyncWrite + Unpin>(
                     }
                 }
                 frame = frames.next(), if readable => match frame {
-                    None => return Ok(()),
+                    None => return Err(ConnectionError::ClosedByClient),
                     Some(Err(err)) => return Err(err.into()),
                     Some(Ok(frame)) => {
                         frames_since_write += 1;

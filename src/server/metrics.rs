@@ -132,6 +132,7 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
         metric("response_bytes", counter(&stats.response_bytes)),
         metric("watch_bytes", counter(&stats.watch_bytes)),
         metric("stale_sessions_expired", counter(&stats.sessions_expired)),
+        metric("connection_drop_count", counter(&stats.connection_drops)),
     ]);
     watch_fan_out(shared, &mut metrics);
     quorum_metrics(shared, &mut metrics);

@@ -191,6 +191,9 @@ pub struct ServerStats {
     pub watch_bytes: AtomicU64,
     /// Sessions expired by their timeouts, local ones included (`stale_sessions_expired`).
     pub sessions_expired: AtomicU64,
+    /// Connections the client closed while the server had not chosen to
+    /// (`connection_drop_count`).
+    pub connection_drops: AtomicU64,
     /// ZooKeeper's quorum metrics, which a standalone server leaves at zero.
     pub quorum: QuorumStats,
 }
@@ -393,6 +396,7 @@ impl ServerStats {
             &self.response_bytes,
             &self.watch_bytes,
             &self.sessions_expired,
+            &self.connection_drops,
         ] {
             counter.store(0, Ordering::Relaxed);
         }

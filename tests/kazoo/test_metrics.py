@@ -3,6 +3,8 @@
 import os
 import resource
 import shutil
+import socket
+import struct
 import tempfile
 import urllib.error
 import urllib.request
@@ -226,6 +228,17 @@ def fan_out_workload(hosts):
     return monitored
 
 
+def drop_two_connections(hosts):
+    """A session opened and left without closeSession, and a connection closed before its
+    first byte: two connections the client dropped."""
+    host, port = hosts.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as opened:
+        connect = struct.pack(">iqiqi", 0, 0, 30000, 0, 16) + b"\0" * 16
+        opened.sendall(struct.pack(">i", len(connect)) + connect)
+        assert len(opened.recv(1000)) > 4, "a ConnectResponse"
+    socket.create_connection((host, int(port)), timeout=10).close()
+
+
 FAN_OUT = ["zk_%s_node_%s_watch_count" % (part, event)
            for event in ("created", "deleted", "changed", "children")
            for part in ("avg", "min", "max", "cnt", "sum")]
@@ -252,6 +265,12 @@ def test_watch_fan_out_bytes_and_srst_agree_with_zookeeper():
         assert seen["zkrs"]["zk_max_node_changed_watch_count"] == "3"
         assert int(seen["zkrs"]["zk_cnt_fsynctime"]) > 0
         assert int(seen["zkrs"]["zk_max_file_descriptor_count"]) > 0
+        # kazoo's clients closed their sessions: no connection counts as dropped, as in
+        # ZooKeeper's NIO factory, which counts a client's end of stream as a drop.
+        assert seen["zkrs"]["zk_connection_drop_count"] == "0"
+        for server in hosts.values():
+            drop_two_connections(server)
+            wait_until(lambda: mntr(server)["zk_connection_drop_count"] == "2")
         # srst resets ZooKeeper's ServerMetrics with its default provider: mntr, asked
         # after it, counts only itself.
         reset = {}
@@ -260,7 +279,8 @@ def test_watch_fan_out_bytes_and_srst_agree_with_zookeeper():
             reset[name] = mntr(server)
         after = FAN_OUT + ["zk_cnt_fsynctime", "zk_cnt_updatelatency", "zk_cnt_dbinittime",
                            "zk_connection_request_count", "zk_watch_bytes", "zk_packets_received",
-                           "zk_bytes_received_count", "zk_cnt_sync_processor_batch_size"]
+                           "zk_bytes_received_count", "zk_cnt_sync_processor_batch_size",
+                           "zk_connection_drop_count"]
         assert {key: reset["zkrs"][key] for key in after} == \
             {key: reset["zookeeper"][key] for key in after}
         assert reset["zkrs"]["zk_bytes_received_count"] == "4"
