@@ -410,3 +410,17 @@ async fn srvr_answers_with_zookeepers_lines() {
     ];
     assert_eq!(labels, zookeeper, "{answer}");
 }
+
+#[tokio::test]
+async fn stat_lists_its_own_connection_with_the_word_it_received() {
+    let server = ServerProcess::start("");
+    let mut client = Client::connect(server.address).await;
+    client.create("/a", b"", 0).await.expect("create");
+    let stat = support::ensemble::four_letter(server.address, "stat").expect("stat answers");
+    // As ZooKeeper 3.8 lists them: the stat connection has received its word and sent
+    // nothing yet; the session's received its handshake and create.
+    let clients: Vec<&str> = stat.lines().filter(|line| line.starts_with(" /")).collect();
+    assert_eq!(clients.len(), 2, "{stat}");
+    assert!(clients.iter().any(|line| line.ends_with("[0](queued=0,recved=1,sent=0)")), "{stat}");
+    assert!(clients.iter().any(|line| line.ends_with("[1](queued=0,recved=2,sent=2)")), "{stat}");
+}

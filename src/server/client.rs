@@ -330,6 +330,9 @@ fn read_loop<'a, R: ClientInput + 'a, W: AsyncWrite + Unpin>(
         }
         if let Some(word) = FourLetterWord::parse(first) {
             shared.stats.bytes_received.fetch_add(4, Ordering::Relaxed);
+            // Counted on the connection too, so `stat` and `cons` list it with
+            // `recved=1`, as ZooKeeper does.
+            connection.stats.lock().received += 1;
             four_letter::respond(shared, connection, word);
             return Ok(());
         }
