@@ -265,12 +265,15 @@ def test_watch_fan_out_bytes_and_srst_agree_with_zookeeper():
         assert seen["zkrs"]["zk_max_node_changed_watch_count"] == "3"
         assert int(seen["zkrs"]["zk_cnt_fsynctime"]) > 0
         assert int(seen["zkrs"]["zk_max_file_descriptor_count"]) > 0
-        # kazoo's clients closed their sessions: no connection counts as dropped, as in
-        # ZooKeeper's NIO factory, which counts a client's end of stream as a drop.
+        # kazoo's clients closed their sessions and zkrs closed their connections: none
+        # counts as dropped. (ZooKeeper may count one whose end of stream its selector
+        # reads before it closes the connection itself, so only the two drops below are
+        # compared.)
         assert seen["zkrs"]["zk_connection_drop_count"] == "0"
         for server in hosts.values():
+            dropped = int(mntr(server)["zk_connection_drop_count"])
             drop_two_connections(server)
-            wait_until(lambda: mntr(server)["zk_connection_drop_count"] == "2")
+            wait_until(lambda: int(mntr(server)["zk_connection_drop_count"]) == dropped + 2)
         # srst resets ZooKeeper's ServerMetrics with its default provider: mntr, asked
         # after it, counts only itself.
         reset = {}
