@@ -286,6 +286,12 @@ impl QuorumStats {
 /// zxids divisible by it.
 pub const ACK_SAMPLING: i64 = 1000;
 
+/// A frame's size without its 4-byte length prefix: the size ZooKeeper counts for a
+/// reply or a notification.
+fn body_len(frame_len: usize) -> u64 {
+    frame_len.saturating_sub(4) as u64
+}
+
 /// The last, smallest and largest response (without its length prefix), -1 before any:
 /// ZooKeeper's `BufferStats`.
 #[derive(Debug)]
@@ -304,7 +310,7 @@ impl Default for ResponseSizes {
 impl ResponseSizes {
     /// Records a response of `frame_len` bytes, its 4-byte length prefix included.
     pub fn record(&self, frame_len: usize) {
-        let size = i64::try_from(frame_len.saturating_sub(4)).unwrap_or(i64::MAX);
+        let size = i64::try_from(body_len(frame_len)).unwrap_or(i64::MAX);
         self.last.store(size, Ordering::Relaxed);
         let _ = self.min.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |min| {
             (min == -1 || size < min).then_some(size)
@@ -360,15 +366,13 @@ impl ServerStats {
     /// A reply of `frame_len` bytes, its length prefix included, left for a client.
     pub fn responded(&self, frame_len: usize) {
         self.response_sizes.record(frame_len);
-        let size = frame_len.saturating_sub(4) as u64;
-        self.response_bytes.fetch_add(size, Ordering::Relaxed);
+        self.response_bytes.fetch_add(body_len(frame_len), Ordering::Relaxed);
     }
 
     /// A watch notification of `frame_len` bytes, its length prefix included, left for a
     /// client.
     pub fn notified(&self, frame_len: usize) {
-        let size = frame_len.saturating_sub(4) as u64;
-        self.watch_bytes.fetch_add(size, Ordering::Relaxed);
+        self.watch_bytes.fetch_add(body_len(frame_len), Ordering::Relaxed);
     }
 
     /// What `srst` resets, as ZooKeeper's `ServerStats.reset`: the packet counters, the
