@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod audit;
 pub mod backup;
 pub mod cli;
 pub mod config;

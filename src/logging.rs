@@ -5,10 +5,24 @@
 //!
 //! A setting that cannot be used is reported on the log it leaves in place, never
 //! taken silently: a misspelt level would otherwise filter everything out.
+//!
+//! The audit log (`crate::audit`, `audit.enable=true` in zoo.cfg) is logged at INFO
+//! whatever the filter says, unless the filter names its target, and with `ZKRS_LOG_DIR`
+//! goes to `zookeeper_audit.<date>.log` there too, one line per event as ZooKeeper's
+//! audit appender writes them: the time, the level, `audit.Slf4jAuditLogger:`, the line.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
+use tracing::{Event, Subscriber};
+use tracing_appender::rolling::{RollingFileAppender, RollingWriter};
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime as _, SystemTime};
+use tracing_subscriber::fmt::writer::{EitherWriter, MakeWriter};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
@@ -52,9 +66,9 @@ fn settings_from_env() -> Settings {
     let variable = ["ZKRS_LOG", "RUST_LOG"].into_iter().find_map(|name| {
         std::env::var(name).ok().filter(|spec| !spec.trim().is_empty()).map(|spec| (name, spec))
     });
-    let filter = match variable {
+    let filter = match &variable {
         None => EnvFilter::new("info"),
-        Some((name, spec)) => parse_filter(&spec).unwrap_or_else(|reason| {
+        Some((name, spec)) => parse_filter(spec).unwrap_or_else(|reason| {
             problems
                 .push(format!("{name}={spec:?} is not a log filter: {reason}; logging at info"));
             EnvFilter::new("info")
@@ -79,6 +93,12 @@ fn settings_from_env() -> Settings {
             LOG_FILES_MAX_DEFAULT
         }),
     };
+    let spec = variable.as_ref().map(|(_, spec)| spec.as_str()).unwrap_or_default();
+    let audit = format!("{}=info", crate::audit::TARGET).parse();
+    let filter = match audit {
+        Ok(directive) if !spec.contains(crate::audit::TARGET) => filter.add_directive(directive),
+        _ => filter,
+    };
     let directory =
         std::env::var_os("ZKRS_LOG_DIR").filter(|dir| !dir.is_empty()).map(PathBuf::from);
     Settings { filter, json, directory, files_max, problems }
@@ -93,6 +113,71 @@ where
         layer.json().boxed()
     } else {
         layer.with_ansi(ansi).boxed()
+    }
+}
+
+/// `zookeeper_audit.<date>.log` in the log directory, made at the first audit event: a
+/// server without `audit.enable` leaves no empty audit file behind.
+struct AuditFile {
+    directory: PathBuf,
+    appender: OnceLock<Option<RollingFileAppender>>,
+}
+
+impl<'writer> MakeWriter<'writer> for AuditFile {
+    type Writer = EitherWriter<RollingWriter<'writer>, std::io::Sink>;
+
+    fn make_writer(&'writer self) -> Self::Writer {
+        let appender = self.appender.get_or_init(|| {
+            tracing_appender::rolling::Builder::new()
+                .rotation(tracing_appender::rolling::Rotation::DAILY)
+                .filename_prefix("zookeeper_audit")
+                .filename_suffix("log")
+                .build(&self.directory)
+                .inspect_err(|err| {
+                    // Logging from inside the logger would come back here.
+                    eprintln!("cannot write the audit log to {}: {err}", self.directory.display());
+                })
+                .ok()
+        });
+        match appender {
+            Some(appender) => EitherWriter::A(appender.make_writer()),
+            None => EitherWriter::B(std::io::sink()),
+        }
+    }
+}
+
+/// The audit events alone, each on a line as ZooKeeper's audit appender writes them.
+fn audit_layer<W>(writer: W) -> Box<dyn Layer<Registry> + Send + Sync>
+where
+    W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + Send + Sync + 'static,
+{
+    let only_audit = filter_fn(|metadata| metadata.target() == crate::audit::TARGET);
+    tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(false)
+        .event_format(AuditFormat)
+        .with_filter(only_audit)
+        .boxed()
+}
+
+/// `%d %p %c{2}: %m%n`, ZooKeeper's audit appender's pattern, with the time in RFC 3339.
+struct AuditFormat;
+
+impl<S, N> FormatEvent<S, N> for AuditFormat
+where
+    S: Subscriber + for<'lookup> LookupSpan<'lookup>,
+    N: for<'writer> FormatFields<'writer> + 'static,
+{
+    fn format_event(
+        &self,
+        context: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        SystemTime.format_time(&mut writer)?;
+        write!(writer, " {} audit.Slf4jAuditLogger: ", event.metadata().level())?;
+        context.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 
@@ -113,7 +198,11 @@ pub fn init() {
                     .map_err(|err| err.to_string())
             });
         match appender {
-            Ok(appender) => layers.push(format_layer(appender, settings.json, false)),
+            Ok(appender) => {
+                layers.push(format_layer(appender, settings.json, false));
+                let audit = AuditFile { directory: directory.clone(), appender: OnceLock::new() };
+                layers.push(audit_layer(audit));
+            }
             Err(err) => settings.problems.push(format!(
                 "cannot write the log to ZKRS_LOG_DIR={}: {err}; logging to standard error only",
                 directory.display()

@@ -65,43 +65,52 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StartupError {
 pub fn serve(config: Config) -> Result<(), StartupError> {
     log_banner(&config);
     raise_open_files_limit();
+    let audited = config.audit_enabled;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(server_worker_threads(&config))
         .enable_all()
         .build()
         .map_err(io("starting the runtime"))?;
-    runtime.block_on(async move {
-        // Listening for the stop signals comes first: one that arrives while the server
-        // starts must stop it, not be swallowed by a handler installed meanwhile.
-        let shutdown = shutdown_signal().map_err(io("listening for stop signals"))?;
-        prepare_directory("dataDir", &config.data_dir, config.data_dir_autocreate)?;
-        if let Some(log_dir) = &config.data_log_dir {
-            prepare_directory("dataLogDir", log_dir, config.data_dir_autocreate)?;
-        }
-        let _pid_file = PidFile::create()?;
-        let backlog = config.client_port_listen_backlog;
-        let tls = match &config.client_tls {
-            Some(client_tls) => Some(Arc::new(ServerTls::new(client_tls.settings.clone())?)),
-            None => None,
-        };
-        let secure_address = config.client_tls.as_ref().and_then(|tls| tls.secure_address);
-        let listeners = ClientListeners {
-            plain: match config.client_address()? {
-                Some(address) => Some(bind_client_port(address, backlog)?),
-                None if secure_address.is_some() => None,
-                None => {
-                    tracing::warn!(
-                        "clientPort is not set: no client listener, as ZooKeeper does (check \
+    runtime
+        .block_on(async move {
+            // Listening for the stop signals comes first: one that arrives while the server
+            // starts must stop it, not be swallowed by a handler installed meanwhile.
+            let shutdown = shutdown_signal().map_err(io("listening for stop signals"))?;
+            prepare_directory("dataDir", &config.data_dir, config.data_dir_autocreate)?;
+            if let Some(log_dir) = &config.data_log_dir {
+                prepare_directory("dataLogDir", log_dir, config.data_dir_autocreate)?;
+            }
+            let _pid_file = PidFile::create()?;
+            let backlog = config.client_port_listen_backlog;
+            let tls = match &config.client_tls {
+                Some(client_tls) => Some(Arc::new(ServerTls::new(client_tls.settings.clone())?)),
+                None => None,
+            };
+            let secure_address = config.client_tls.as_ref().and_then(|tls| tls.secure_address);
+            let listeners = ClientListeners {
+                plain: match config.client_address()? {
+                    Some(address) => Some(bind_client_port(address, backlog)?),
+                    None if secure_address.is_some() => None,
+                    None => {
+                        tracing::warn!(
+                            "clientPort is not set: no client listener, as ZooKeeper does (check \
                          the key's spelling)"
-                    );
-                    None
-                }
-            },
-            secure: secure_address.map(|address| bind_client_port(address, backlog)).transpose()?,
-            tls,
-        };
-        Ok(crate::server::run(config, listeners, shutdown).await?)
-    })
+                        );
+                        None
+                    }
+                },
+                secure: secure_address
+                    .map(|address| bind_client_port(address, backlog))
+                    .transpose()?,
+                tls,
+            };
+            Ok(crate::server::run(config, listeners, shutdown).await?)
+        })
+        .inspect_err(|_| {
+            if audited {
+                crate::audit::server_started(false);
+            }
+        })
 }
 
 /// Raises the soft limit on open files to the hard one, as the JVM does for ZooKeeper at

@@ -239,9 +239,16 @@ pub const KEYS: &[Key] = &[
     key("snapshot.compression.method", Text, "", Ignored)
         .note("zkrs snapshots are compressed by the store."),
     key("snapshot.trust.empty", LenientBoolean, "false", Ignored),
-    key("audit.enable", LenientBoolean, "false", Unsupported(Security))
-        .note("Audit logging is not supported yet."),
-    key("audit.impl.class", Text, "", Ignored),
+    key("audit.enable", LenientBoolean, "false", Honoured).note(
+        "ZooKeeper's audit lines, target zkrs::audit; also zookeeper_audit.log in ZKRS_LOG_DIR.",
+    ),
+    key(
+        "audit.impl.class",
+        Text,
+        "org.apache.zookeeper.audit.Slf4jAuditLogger",
+        Unsupported(Security),
+    )
+    .note("A Java AuditLogger class: zkrs writes ZooKeeper's own audit lines."),
     key("largeRequestMaxBytes", DecodedInteger, "104857600", Honoured),
     key("largeRequestThreshold", DecodedInteger, "-1", Honoured).note(
         "A frame past it is a large request; one past the large-request budget closes its \

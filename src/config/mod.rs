@@ -191,6 +191,9 @@ pub struct Config {
     pub super_digest: Option<String>,
     /// Whether `reconfig` is enabled (`reconfigEnabled`).
     pub reconfig_enabled: bool,
+    /// Whether client writes and session ends are written to the audit log
+    /// (`audit.enable`).
+    pub audit_enabled: bool,
     /// Whether writes past a quota's hard limit are refused (`enforceQuota`).
     pub enforce_quota: bool,
     /// Whether a lone server runs standalone (`standaloneEnabled`).
@@ -361,6 +364,7 @@ impl Config {
             extended_types_enabled: read.flag("extendedTypesEnabled", false)?,
             super_digest: read.text("DigestAuthenticationProvider.superDigest").map(str::to_owned),
             reconfig_enabled: read.flag("reconfigEnabled", false)?,
+            audit_enabled: read.flag("audit.enable", false)?,
             enforce_quota: read.flag("enforceQuota", false)?,
             standalone_enabled: read.flag("standaloneEnabled", true)?,
             force_sync: read.flag("forceSync", true)?,

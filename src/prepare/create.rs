@@ -24,18 +24,26 @@ pub(super) struct CreateArgs<'a> {
 
 /// ZooKeeper's `CreateMode`, from a request's flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CreateMode {
+pub enum CreateMode {
+    /// 0.
     Persistent,
+    /// 1: deleted with its session.
     Ephemeral,
+    /// 2: a persistent node named with a sequence number.
     PersistentSequential,
+    /// 3.
     EphemeralSequential,
+    /// 4: deleted by the server once its last child is gone.
     Container,
+    /// 5: deleted by the server once unchanged and childless for its TTL.
     PersistentWithTtl,
+    /// 6.
     PersistentSequentialWithTtl,
 }
 
 impl CreateMode {
-    pub(super) fn from_flags(flags: i32) -> Option<CreateMode> {
+    /// The mode `flags` ask for, `None` for flags ZooKeeper refuses.
+    pub fn from_flags(flags: i32) -> Option<CreateMode> {
         Some(match flags {
             0 => CreateMode::Persistent,
             1 => CreateMode::Ephemeral,
@@ -46,6 +54,19 @@ impl CreateMode {
             6 => CreateMode::PersistentSequentialWithTtl,
             _ => return None,
         })
+    }
+
+    /// The mode's Java name in lower case, as ZooKeeper's audit log writes it.
+    pub fn java_name(self) -> &'static str {
+        match self {
+            CreateMode::Persistent => "persistent",
+            CreateMode::Ephemeral => "ephemeral",
+            CreateMode::PersistentSequential => "persistent_sequential",
+            CreateMode::EphemeralSequential => "ephemeral_sequential",
+            CreateMode::Container => "container",
+            CreateMode::PersistentWithTtl => "persistent_with_ttl",
+            CreateMode::PersistentSequentialWithTtl => "persistent_sequential_with_ttl",
+        }
     }
 
     fn is_sequential(self) -> bool {

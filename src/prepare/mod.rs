@@ -17,6 +17,7 @@ mod update;
 use jute::records::{ErrorTxn, TxnHeader};
 use jute::{Code, OpCode};
 
+pub use create::CreateMode;
 pub use pending::{NodeRecord, PendingChanges};
 
 use crate::tree::quota::{self, Usage};

@@ -63,6 +63,7 @@ mod tests {
             path: "/p".into(),
             stat: Some(Stat::default()),
             multi: Vec::new(),
+            ephemerals: Vec::new(),
         }
     }
 

@@ -256,12 +256,7 @@ pub(super) fn environment() -> Vec<(&'static str, String)> {
     let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let current_dir =
         std::env::current_dir().map(|dir| dir.display().to_string()).unwrap_or_default();
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let uid = rustix::process::getuid().as_raw();
-    let (user, home) = user_entry(&passwd, uid).unwrap_or_else(|| {
-        let variable = |name: &str| std::env::var(name).unwrap_or_default();
-        (variable("USER"), variable("HOME"))
-    });
+    let (user, home) = process_user();
     vec![
         ("zookeeper.version", VERSION.to_owned()),
         ("host.name", host.trim().to_owned()),
@@ -295,6 +290,17 @@ fn java_os_arch(arch: &str) -> &str {
         "x86" => "i386",
         other => other,
     }
+}
+
+/// The name and home directory of the user the server runs as, from the password
+/// database as Java's `user.name` and `user.home` read them (else `$USER`, `$HOME`).
+pub(crate) fn process_user() -> (String, String) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let uid = rustix::process::getuid().as_raw();
+    user_entry(&passwd, uid).unwrap_or_else(|| {
+        let variable = |name: &str| std::env::var(name).unwrap_or_default();
+        (variable("USER"), variable("HOME"))
+    })
 }
 
 /// The name and home directory of user `uid` in an `/etc/passwd` text.

@@ -548,9 +548,16 @@ pub async fn run_with_storage(
     if let Err(err) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!(cause = %err, "cannot tell systemd the server is ready");
     }
+    let audited = shared.config.audit_enabled;
+    if audited {
+        crate::audit::server_started(true);
+    }
     tokio::select! {
         result = &mut driver => return Ok(result??),
         () = shutdown => tracing::info!("shutting down"),
+    }
+    if audited {
+        crate::audit::server_stopping();
     }
     accepting.iter().for_each(JoinHandle::abort);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);

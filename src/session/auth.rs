@@ -54,6 +54,19 @@ impl AuthIds {
         self.ids.iter().any(|id| id.scheme == "super")
     }
 
+    /// The identities' user names joined by commas, as ZooKeeper's audit log names who
+    /// sent a request (`AuthUtil.getUsers`); `None` if none has a name (the server's
+    /// own `super`).
+    pub fn user_names(&self) -> Option<String> {
+        let names: Vec<String> = self
+            .client_infos()
+            .into_iter()
+            .filter(|info| info.auth_scheme != "super" && !info.user.trim().is_empty())
+            .map(|info| info.user)
+            .collect();
+        (!names.is_empty()).then(|| names.join(","))
+    }
+
     /// What `whoAmI` reports: each identity's scheme and user name.
     pub fn client_infos(&self) -> Vec<ClientInfo> {
         self.ids

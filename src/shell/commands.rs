@@ -21,7 +21,7 @@ use super::client::{Failure, Reply, Session, WatchKind};
 use super::hex_dump::hex_dump;
 use super::quota;
 use crate::proto::stat_text::stat_lines;
-use crate::tree::acl::{perms, world_anyone};
+use crate::tree::acl::{perm_letters, perms, world_anyone};
 
 /// What a command left the shell to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,14 +228,6 @@ fn parse_acl(text: &str) -> Result<Vec<Acl>, String> {
             }
             Ok(Acl { perms: bits, id: Id { scheme: scheme.to_owned(), id: id.to_owned() } })
         })
-        .collect()
-}
-
-fn perm_letters(perms: i32) -> String {
-    [(4, 'c'), (8, 'd'), (1, 'r'), (2, 'w'), (16, 'a')]
-        .iter()
-        .filter(|(bit, _)| perms & bit != 0)
-        .map(|(_, letter)| *letter)
         .collect()
 }
 

@@ -23,6 +23,17 @@ pub mod perms {
     pub const ALL: i32 = READ | WRITE | CREATE | DELETE | ADMIN;
 }
 
+/// A permission mask as ZooKeeper writes it (`ZKUtil.getPermString`): the letters of
+/// `cdrwa` whose bits are set, in that order.
+pub fn perm_letters(perms: i32) -> String {
+    use perms::{ADMIN, CREATE, DELETE, READ, WRITE};
+    [(CREATE, 'c'), (DELETE, 'd'), (READ, 'r'), (WRITE, 'w'), (ADMIN, 'a')]
+        .iter()
+        .filter(|(bit, _)| perms & bit != 0)
+        .map(|(_, letter)| *letter)
+        .collect()
+}
+
 /// A handle to an interned ACL list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AclId(u32);

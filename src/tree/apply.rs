@@ -40,11 +40,21 @@ pub struct TxnResult {
     pub stat: Option<Stat>,
     /// Per-op results of a multi.
     pub multi: Vec<TxnResult>,
+    /// For a closeSession, each ephemeral node it deleted (true) or found gone (false),
+    /// for the audit log.
+    pub ephemerals: Vec<(String, bool)>,
 }
 
 impl TxnResult {
     fn new(op_type: OpCode) -> TxnResult {
-        TxnResult { op_type, err: Code::Ok, path: String::new(), stat: None, multi: Vec::new() }
+        TxnResult {
+            op_type,
+            err: Code::Ok,
+            path: String::new(),
+            stat: None,
+            multi: Vec::new(),
+            ephemerals: Vec::new(),
+        }
     }
 }
 
@@ -162,7 +172,7 @@ impl Database {
             }
             TxnBody::CreateSession(_) => Ok(()),
             TxnBody::CloseSession(close) => {
-                self.kill_session(
+                result.ephemerals = self.kill_session(
                     txn.session_id(),
                     Zxid::new(zxid),
                     &close.paths_to_delete,
@@ -249,24 +259,31 @@ impl Database {
         Err(Code::NodeExists)
     }
 
+    /// Deletes the ephemeral nodes of `session`: those its closeSession txn lists, then
+    /// any the txn missed; says of each whether it was there to delete.
     fn kill_session(
         &self,
         session: SessionId,
         zxid: Zxid,
         paths: &[String],
         deliver: &mut Deliver<'_>,
-    ) {
+    ) -> Vec<(String, bool)> {
+        let mut outcomes = Vec::with_capacity(paths.len());
         for path in paths {
-            if self.delete(path, zxid, deliver).is_err() {
+            let deleted = self.delete(path, zxid, deliver).is_ok();
+            if !deleted {
                 tracing::warn!(session = %session, path = %path,
                     "ephemeral node of a closed session was already gone");
             }
+            outcomes.push((path.clone(), deleted));
         }
         for path in self.tree.ephemerals(session) {
             tracing::warn!(session = %session, path = %path,
                 "ephemeral node missing from the closeSession txn, deleting it too");
-            let _ = self.delete(&path, zxid, deliver);
+            let deleted = self.delete(&path, zxid, deliver).is_ok();
+            outcomes.push((path, deleted));
         }
+        outcomes
     }
 
     fn node_acl(&self, path: &str) -> AclList {

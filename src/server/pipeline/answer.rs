@@ -7,6 +7,7 @@ use jute::OpCode;
 
 use super::work::ReplyTo;
 use super::{ClientSync, PendingSync, Pipeline};
+use crate::audit;
 use crate::proto::reply;
 use crate::proto::write_reply::write_reply;
 use crate::server::read_barrier::Passage;
@@ -37,6 +38,11 @@ impl Pipeline {
             }
             TxnBody::CloseSession(_) => {
                 shared.sessions.lock().remove(session_id);
+                if shared.config.audit_enabled {
+                    for (path, deleted) in &result.ephemerals {
+                        audit::ephemeral_deleted(session_id, path, *deleted);
+                    }
+                }
                 let own_close =
                     matches!(&reply_to, ReplyTo::Client { op: OpCode::CloseSession, .. });
                 if !own_close {
@@ -49,7 +55,10 @@ impl Pipeline {
         }
         match reply_to {
             ReplyTo::Nobody => {}
-            ReplyTo::Client { connection, op, xid, received_us } => {
+            ReplyTo::Client { connection, op, xid, received_us, audit } => {
+                if let Some(audit) = audit {
+                    audit.applied(&txn.body, &result);
+                }
                 let frame = write_reply(op, &result, xid, zxid);
                 let then_close = op == OpCode::CloseSession;
                 self.answer(&connection, Reply { frame, op, xid, zxid, received_us, then_close });

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use jute::OpCode;
 
 use super::Pipeline;
+use crate::audit::AuditRequest;
 use crate::ensemble::frame::PeerFrame;
 use crate::ensemble::zookeeper::sessions::Forwarded;
 use crate::prepare::{quota_refused_at, Context, SessionCheck};
@@ -62,8 +63,15 @@ pub enum Input {
 pub(super) enum ReplyTo {
     /// Nobody: the server's own txns, and those a learner forwarded.
     Nobody,
-    /// A client request.
-    Client { connection: Arc<Connection>, op: OpCode, xid: i32, received_us: u64 },
+    /// A client request; `audit` is what the audit log needs of it, when it is on and
+    /// the request is one ZooKeeper audits.
+    Client {
+        connection: Arc<Connection>,
+        op: OpCode,
+        xid: i32,
+        received_us: u64,
+        audit: Option<Box<AuditRequest>>,
+    },
     /// A handshake waiting for its new session.
     Handshake { connection: Arc<Connection>, sent_read_only: bool },
 }
@@ -163,7 +171,8 @@ impl Pipeline {
                 match self.prepare_request(session_id, xid, &request, &auth, check) {
                     Some(txn) => {
                         let op = request.op();
-                        let reply_to = ReplyTo::Client { connection, op, xid, received_us };
+                        let audit = self.audit(&request, session_id, &auth, &connection);
+                        let reply_to = ReplyTo::Client { connection, op, xid, received_us, audit };
                         self.prepared.push(Work::Txn(txn, reply_to));
                     }
                     None => {
@@ -189,6 +198,20 @@ impl Pipeline {
         self.propose_prepared()
     }
 
+    /// What the audit log will say of `request` once applied, if it is on.
+    fn audit(
+        &self,
+        request: &Request,
+        session_id: SessionId,
+        auth: &AuthIds,
+        connection: &Connection,
+    ) -> Option<Box<AuditRequest>> {
+        if !self.shared.config.audit_enabled {
+            return None;
+        }
+        AuditRequest::new(request, session_id, auth, connection.peer.ip()).map(Box::new)
+    }
+
     /// A learner sends its clients' writes and new sessions to the `leader`.
     fn forward_input(&mut self, leader: ServerId, input: Input) -> Result<(), StorageError> {
         match input {
@@ -204,7 +227,8 @@ impl Pipeline {
                 let op = request.op();
                 let now_us = self.shared.clock.now_us();
                 self.time_queued(received_us, now_us);
-                let reply_to = ReplyTo::Client { connection, op, xid, received_us };
+                let audit = self.audit(&request, session_id, &auth, &connection);
+                let reply_to = ReplyTo::Client { connection, op, xid, received_us, audit };
                 self.forwarded.insert((session_id, xid), (reply_to, now_us));
                 let auth = auth.ids().to_vec();
                 self.send_to(leader, PeerFrame::Request { session_id, auth, frame });
