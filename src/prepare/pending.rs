@@ -125,21 +125,23 @@ impl PendingChanges {
         self.order.is_empty()
     }
 
-    /// Paths whose newest pending record is an ephemeral of `session`, and paths whose
-    /// newest pending record is a deletion.
-    pub fn ephemeral_changes(&self, session: SessionId) -> (Vec<String>, Vec<String>) {
-        let mut created = Vec::new();
-        let mut deleted = Vec::new();
-        for (path, (_, record)) in &self.newest {
-            match record {
-                None => deleted.push(path.clone()),
-                Some(record) if record.ephemeral_owner == session.raw() => {
-                    created.push(path.clone())
+    /// The pending changes to `session`'s set of ephemeral nodes, in order: each path
+    /// whose newest pending record is an ephemeral of `session` (true) or a deletion
+    /// (false), where its newest record comes among the pending ones.
+    pub fn ephemeral_changes(&self, session: SessionId) -> Vec<(String, bool)> {
+        let mut changes = Vec::new();
+        for (zxid, path) in &self.order {
+            match self.newest.get(path) {
+                Some((newest, None)) if newest == zxid => changes.push((path.clone(), false)),
+                Some((newest, Some(record)))
+                    if newest == zxid && record.ephemeral_owner == session.raw() =>
+                {
+                    changes.push((path.clone(), true));
                 }
-                Some(_) => {}
+                _ => {}
             }
         }
-        (created, deleted)
+        changes
     }
 }
 
@@ -194,8 +196,20 @@ mod tests {
         let mut pending = PendingChanges::default();
         pending.push(Zxid::new(3), "/e".into(), None);
         assert_eq!(pending.get("/e"), Some(None));
-        let (created, deleted) = pending.ephemeral_changes(SessionId::new(7));
-        assert!(created.is_empty());
-        assert_eq!(deleted, ["/e"]);
+        assert_eq!(pending.ephemeral_changes(SessionId::new(7)), [("/e".to_owned(), false)]);
+    }
+
+    #[test]
+    fn ephemeral_changes_come_in_the_order_of_each_paths_newest_record() {
+        let mut pending = PendingChanges::default();
+        let ephemeral = |owner| NodeRecord { ephemeral_owner: owner, ..record(0) };
+        pending.push(Zxid::new(1), "/b".into(), Some(ephemeral(7)));
+        pending.push(Zxid::new(2), "/a".into(), Some(ephemeral(7)));
+        pending.push(Zxid::new(3), "/other".into(), Some(ephemeral(8)));
+        pending.push(Zxid::new(4), "/b".into(), None);
+        pending.push(Zxid::new(5), "/c".into(), Some(ephemeral(7)));
+        let changes = pending.ephemeral_changes(SessionId::new(7));
+        let expected = [("/a", true), ("/b", false), ("/c", true)];
+        assert_eq!(changes, expected.map(|(path, created)| (path.to_owned(), created)));
     }
 }

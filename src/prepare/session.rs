@@ -13,14 +13,17 @@ pub(super) fn create_session(timeout_ms: i32) -> TxnBody {
 /// Closes a session: its ephemeral nodes, counting pending creates and deletes, go with it.
 pub(super) fn close_session(scope: &mut Scope<'_, '_>) -> TxnBody {
     let session = scope.context.session_id;
-    let mut paths: std::collections::BTreeSet<String> =
-        scope.context.tree.ephemerals(session).into_iter().collect();
-    let (created, deleted) = scope.pending.ephemeral_changes(session);
-    paths.extend(created);
-    for path in &deleted {
-        paths.remove(path);
+    // In ZooKeeper's order: its copy of the session's hash set, brought up to date with
+    // the changes in flight one after the other.
+    let mut set = scope.context.tree.ephemeral_set(session);
+    for (path, created) in scope.pending.ephemeral_changes(session) {
+        if created {
+            set.insert(path);
+        } else {
+            set.remove(&path);
+        }
     }
-    let paths: Vec<String> = paths.into_iter().collect();
+    let paths: Vec<String> = set.iter().cloned().collect();
     for path in &paths {
         if let Some((parent, _)) = path.rsplit_once('/') {
             if let Some(mut parent_record) = scope.lookup(parent) {

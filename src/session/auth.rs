@@ -11,6 +11,8 @@ use jute::records::{Acl, ClientInfo, Id};
 use jute::Code;
 use sha1::{Digest, Sha1};
 
+use crate::tree::java_hash_set::java_string_hash;
+
 /// The identities a connection has authenticated as, in the order ZooKeeper's
 /// `ServerCnxn.authInfo` (a `ConcurrentHashMap` key set) iterates them, so `whoAmI` and
 /// `auth`-scheme ACLs come out in the same order as with ZooKeeper.
@@ -80,13 +82,6 @@ impl AuthIds {
             })
             .collect()
     }
-}
-
-/// Java's `String.hashCode`.
-fn java_string_hash(value: &str) -> i32 {
-    value
-        .encode_utf16()
-        .fold(0i32, |hash, unit| hash.wrapping_mul(31).wrapping_add(i32::from(unit)))
 }
 
 /// Orders ids as a `ConcurrentHashMap` key set iterates them: by bucket of the jute

@@ -283,6 +283,7 @@ impl Database {
             let deleted = self.delete(&path, zxid, deliver).is_ok();
             outcomes.push((path, deleted));
         }
+        self.tree.end_ephemerals(session);
         outcomes
     }
 

@@ -21,6 +21,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::tree::acl::{AclCache, AclId, AclList};
 use crate::tree::children::{Children, Hasher};
+use crate::tree::java_hash_set::JavaHashSet;
 use crate::tree::node::{Node, NodeKind};
 use crate::tree::quota::{self, StatsTrack, Usage};
 use crate::txn::{SessionId, Zxid};
@@ -32,7 +33,9 @@ pub struct DataTree {
     /// Hashes child names in every [`Children`] table.
     hasher: Hasher,
     acls: RwLock<AclCache>,
-    ephemerals: Mutex<HashMap<SessionId, BTreeSet<String>>>,
+    /// Each session's ephemeral paths, in the order ZooKeeper's hash set of them has; a
+    /// session keeps its set, emptied or not, until it ends, as in ZooKeeper.
+    ephemerals: Mutex<HashMap<SessionId, JavaHashSet>>,
     containers: Mutex<BTreeSet<String>>,
     ttls: Mutex<BTreeSet<String>>,
     node_count: AtomicUsize,
@@ -253,16 +256,24 @@ impl DataTree {
         self.acls.read().len()
     }
 
-    /// The session's ephemeral nodes, sorted.
+    /// The session's ephemeral nodes, in the order ZooKeeper's `getEphemerals` gives them.
     pub fn ephemerals(&self, session: SessionId) -> Vec<String> {
-        self.ephemerals
-            .lock()
-            .get(&session)
-            .map(|paths| paths.iter().cloned().collect())
-            .unwrap_or_default()
+        self.ephemeral_set(session).iter().cloned().collect()
     }
 
-    /// Every session that owns ephemeral nodes, with its paths, sorted by session.
+    /// A copy of the session's set of ephemeral nodes as ZooKeeper's `getEphemerals`
+    /// makes it, which a closeSession then brings up to date with the pending changes.
+    pub fn ephemeral_set(&self, session: SessionId) -> JavaHashSet {
+        self.ephemerals.lock().get(&session).map(JavaHashSet::java_clone).unwrap_or_default()
+    }
+
+    /// Forgets the set of an ended session (its nodes are deleted by then).
+    pub fn end_ephemerals(&self, session: SessionId) {
+        self.ephemerals.lock().remove(&session);
+    }
+
+    /// Every session that has had ephemeral nodes (ZooKeeper keeps a set emptied by
+    /// deletes until the session ends), with its paths, sorted by session.
     pub fn all_ephemerals(&self) -> Vec<(SessionId, Vec<String>)> {
         let mut all: Vec<_> = self
             .ephemerals
@@ -276,7 +287,7 @@ impl DataTree {
 
     /// Number of ephemeral nodes.
     pub fn ephemeral_count(&self) -> usize {
-        self.ephemerals.lock().values().map(BTreeSet::len).sum()
+        self.ephemerals.lock().values().map(JavaHashSet::len).sum()
     }
 
     /// Paths of all container nodes.
@@ -390,12 +401,8 @@ impl DataTree {
                 self.ttls.lock().remove(path);
             }
             NodeKind::Ephemeral(session) => {
-                let mut ephemerals = self.ephemerals.lock();
-                if let Some(paths) = ephemerals.get_mut(&session) {
+                if let Some(paths) = self.ephemerals.lock().get_mut(&session) {
                     paths.remove(path);
-                    if paths.is_empty() {
-                        ephemerals.remove(&session);
-                    }
                 }
             }
         }

@@ -12,6 +12,7 @@ mod apply;
 pub mod child_walk;
 pub mod children;
 pub mod data_tree;
+pub mod java_hash_set;
 pub mod node;
 mod packed;
 pub mod quota;
