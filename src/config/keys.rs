@@ -240,7 +240,8 @@ pub const KEYS: &[Key] = &[
         .note("zkrs snapshots are compressed by the store."),
     key("snapshot.trust.empty", LenientBoolean, "false", Ignored),
     key("audit.enable", LenientBoolean, "false", Honoured).note(
-        "ZooKeeper's audit lines, target zkrs::audit; also zookeeper_audit.log in ZKRS_LOG_DIR.",
+        "ZooKeeper's audit lines, target zkrs::audit; with ZKRS_LOG_DIR also \
+         zookeeper_audit.<date>.log.",
     ),
     key(
         "audit.impl.class",

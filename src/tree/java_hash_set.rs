@@ -7,10 +7,12 @@
 //! bucket in the order of insertion. The capacity starts at 16, doubles when the size
 //! passes three quarters of it and never shrinks; doubling splits a bucket in two without
 //! reordering either half. A copy (`clone`) is sized for its contents alone and fills in
-//! the original's order. Here the members are kept in iteration order with their hashes,
-//! which is all of that state a small set needs. (A Java bucket of eight or more members
-//! becomes a tree, whose order this does not follow; eight paths of one session in one
-//! bucket are rare.)
+//! the original's order. Here each member is keyed by its bucket and a number that grows
+//! with each insertion, which orders a bucket as Java does and finds a member in the run
+//! of its bucket. (A Java bucket of eight or more members becomes a tree, whose order this
+//! does not follow; eight paths of one session in one bucket are rare.)
+
+use std::collections::BTreeMap;
 
 /// Java's `String.hashCode`, over UTF-16 code units.
 pub fn java_string_hash(value: &str) -> i32 {
@@ -31,10 +33,13 @@ const DEFAULT_CAPACITY: u32 = 16;
 /// Strings in the order a Java `HashSet` of them iterates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JavaHashSet {
-    /// The members with their spread hashes, in iteration order.
-    members: Vec<(u32, String)>,
+    /// The members with their spread hashes, by (bucket, insertion number): in
+    /// iteration order.
+    members: BTreeMap<(u32, u64), (u32, String)>,
     /// The table's capacity, 0 before the first insertion.
     capacity: u32,
+    /// The next insertion's number.
+    inserted: u64,
 }
 
 impl JavaHashSet {
@@ -43,46 +48,53 @@ impl JavaHashSet {
         JavaHashSet::default()
     }
 
-    fn bucket(&self, spread: u32) -> u32 {
-        spread & (self.capacity - 1)
+    /// The key of `value` if it is a member: its bucket's run holds it.
+    fn find(&self, value: &str) -> Option<(u32, u64)> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let bucket = spread(java_string_hash(value)) & (self.capacity - 1);
+        self.members
+            .range((bucket, 0)..=(bucket, u64::MAX))
+            .find(|(_, (_, member))| member == value)
+            .map(|(key, _)| *key)
     }
 
     /// Adds `value` (`HashSet.add`): a new member goes last in its bucket; one already
     /// there stays where it is. Returns whether it was new.
     pub fn insert(&mut self, value: String) -> bool {
-        if self.contains(&value) {
+        if self.find(&value).is_some() {
             return false;
         }
         if self.capacity == 0 {
             self.capacity = DEFAULT_CAPACITY;
         }
         let spread = spread(java_string_hash(&value));
-        let bucket = self.bucket(spread);
-        let at = self.members.partition_point(|(other, _)| self.bucket(*other) <= bucket);
-        self.members.insert(at, (spread, value));
+        self.members.insert((spread & (self.capacity - 1), self.inserted), (spread, value));
+        self.inserted += 1;
         if self.members.len() as u64 > u64::from(self.capacity) * 3 / 4 {
+            // Doubling splits each bucket in two, each half in its order.
             self.capacity = self.capacity.saturating_mul(2);
-            let capacity = self.capacity;
-            // A stable sort: each half of a split bucket keeps its order.
-            self.members.sort_by_key(|(spread, _)| spread & (capacity - 1));
+            let mask = self.capacity - 1;
+            self.members = std::mem::take(&mut self.members)
+                .into_iter()
+                .map(|((_, number), (spread, member))| ((spread & mask, number), (spread, member)))
+                .collect();
         }
         true
     }
 
     /// Removes `value`; the others keep their order. Returns whether it was there.
     pub fn remove(&mut self, value: &str) -> bool {
-        match self.members.iter().position(|(_, member)| member == value) {
-            Some(at) => {
-                self.members.remove(at);
-                true
-            }
+        match self.find(value) {
+            Some(key) => self.members.remove(&key).is_some(),
             None => false,
         }
     }
 
     /// Whether `value` is a member.
     pub fn contains(&self, value: &str) -> bool {
-        self.members.iter().any(|(_, member)| member == value)
+        self.find(value).is_some()
     }
 
     /// A copy as `HashSet.clone` makes it: a table sized for the members alone
@@ -95,7 +107,7 @@ impl JavaHashSet {
         // Java computes `(int) (size / 0.75f + 1.0f)` in floats.
         let wanted = (self.members.len() as f32 / 0.75 + 1.0) as u32;
         copy.capacity = wanted.max(1).next_power_of_two();
-        for (_, value) in &self.members {
+        for value in self.iter() {
             copy.insert(value.clone());
         }
         copy
@@ -103,7 +115,7 @@ impl JavaHashSet {
 
     /// The members in iteration order.
     pub fn iter(&self) -> impl Iterator<Item = &String> {
-        self.members.iter().map(|(_, value)| value)
+        self.members.values().map(|(_, value)| value)
     }
 
     /// The number of members.
@@ -186,5 +198,24 @@ mod tests {
         assert_eq!(order(&grown), ["/x", "/y", "/p1", "/p3", "/p5", "/p7", "/p11", "/p9"]);
         let clone = grown.java_clone();
         assert_eq!(order(&clone), ["/p1", "/p3", "/p5", "/p7", "/p11", "/p9", "/x", "/y"]);
+    }
+
+    #[test]
+    fn a_large_set_stays_ordered_by_bucket_through_its_doublings() {
+        let mut large = JavaHashSet::new();
+        for i in 0..20_000 {
+            assert!(large.insert(format!("/svc/instance-{i}")));
+        }
+        assert_eq!(large.capacity, 32_768);
+        let mask = large.capacity - 1;
+        let buckets: Vec<u32> =
+            large.iter().map(|path| spread(java_string_hash(path)) & mask).collect();
+        assert!(buckets.windows(2).all(|pair| pair[0] <= pair[1]));
+        for i in (0..20_000).step_by(2) {
+            assert!(large.remove(&format!("/svc/instance-{i}")));
+        }
+        assert_eq!(large.len(), 10_000);
+        assert!(large.contains("/svc/instance-1") && !large.contains("/svc/instance-0"));
+        assert_eq!(large.java_clone().capacity, 16_384);
     }
 }
