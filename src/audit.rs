@@ -241,10 +241,9 @@ impl AuditRequest {
 /// Logs an ephemeral node of `session` deleted (or already gone) as the session ended,
 /// in the name of the user the server runs as.
 pub fn ephemeral_deleted(session: SessionId, path: &str, deleted: bool) {
-    let user = server_user();
     let line = Line {
         session: Some(session),
-        user: Some(&user),
+        user: Some(server_user()),
         operation: "ephemeralZNodeDeletionOnSessionCloseOrExpire",
         znode: Some(path),
         ..Line::default()
@@ -254,20 +253,21 @@ pub fn ephemeral_deleted(session: SessionId, path: &str, deleted: bool) {
 
 /// Logs the server's start (`succeeded`) or its failure to start.
 pub fn server_started(succeeded: bool) {
-    let user = server_user();
-    let line = Line { user: Some(&user), operation: "serverStart", ..Line::default() };
+    let line = Line { user: Some(server_user()), operation: "serverStart", ..Line::default() };
     line.log(if succeeded { Outcome::Success } else { Outcome::Failure });
 }
 
 /// Logs that the server was asked to stop.
 pub fn server_stopping() {
-    let user = server_user();
-    Line { user: Some(&user), operation: "serverStop", ..Line::default() }.log(Outcome::Invoked);
+    let line = Line { user: Some(server_user()), operation: "serverStop", ..Line::default() };
+    line.log(Outcome::Invoked);
 }
 
-/// The user the server runs as, as Java's `user.name` gives it.
-fn server_user() -> String {
-    crate::server::four_letter::process_user().0
+/// The user the server runs as, as Java's `user.name` gives it (read once: a session
+/// may lose thousands of ephemerals at once).
+fn server_user() -> &'static str {
+    static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    USER.get_or_init(|| crate::server::four_letter::process_user().0)
 }
 
 #[cfg(test)]
