@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use jute::records::Acl;
 use jute::OpCode;
 
+use crate::fast_hash::FastHashMap;
 use crate::prepare::CreateMode;
 use crate::proto::Request;
 use crate::session::AuthIds;
@@ -54,7 +55,7 @@ enum Audited {
     },
     /// The mode of each create, create2 and createContainer, by requested path.
     Multi {
-        create_modes: Vec<(String, &'static str)>,
+        create_modes: FastHashMap<String, &'static str>,
     },
     Reconfig,
 }
@@ -203,10 +204,7 @@ impl AuditRequest {
                         | OpCode::Create2
                         | OpCode::CreateTtl
                         | OpCode::CreateContainer => {
-                            let mode = create_modes
-                                .iter()
-                                .find(|(requested, _)| *requested == sub.path)
-                                .map(|(_, mode)| *mode);
+                            let mode = create_modes.get(&sub.path).copied();
                             Line { znode_type: mode, ..line("create", path) }.log(Outcome::Success);
                         }
                         OpCode::Delete | OpCode::DeleteContainer => {

@@ -11,7 +11,7 @@
 //! goes to `zookeeper_audit.<date>.log` there too, one line per event as ZooKeeper's
 //! audit appender writes them: the time, the level, `audit.Slf4jAuditLogger:`, the line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use tracing::{Event, Subscriber};
@@ -120,6 +120,7 @@ where
 /// server without `audit.enable` leaves no empty audit file behind.
 struct AuditFile {
     directory: PathBuf,
+    files_max: usize,
     appender: OnceLock<Option<RollingFileAppender>>,
 }
 
@@ -128,11 +129,7 @@ impl<'writer> MakeWriter<'writer> for AuditFile {
 
     fn make_writer(&'writer self) -> Self::Writer {
         let appender = self.appender.get_or_init(|| {
-            tracing_appender::rolling::Builder::new()
-                .rotation(tracing_appender::rolling::Rotation::DAILY)
-                .filename_prefix("zookeeper_audit")
-                .filename_suffix("log")
-                .build(&self.directory)
+            daily_file(&self.directory, "zookeeper_audit", self.files_max)
                 .inspect_err(|err| {
                     // Logging from inside the logger would come back here.
                     eprintln!("cannot write the audit log to {}: {err}", self.directory.display());
@@ -144,6 +141,21 @@ impl<'writer> MakeWriter<'writer> for AuditFile {
             None => EitherWriter::B(std::io::sink()),
         }
     }
+}
+
+/// `<prefix>.<date>.log` in `directory`, a new one each day, the newest `files_max` kept.
+fn daily_file(
+    directory: &Path,
+    prefix: &str,
+    files_max: usize,
+) -> Result<RollingFileAppender, String> {
+    tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix(prefix)
+        .filename_suffix("log")
+        .max_log_files(files_max)
+        .build(directory)
+        .map_err(|err| err.to_string())
 }
 
 /// The audit events alone, each on a line as ZooKeeper's audit appender writes them.
@@ -187,20 +199,17 @@ pub fn init() {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut layers = vec![format_layer(std::io::stderr, settings.json, ansi)];
     if let Some(directory) = &settings.directory {
-        let appender =
-            std::fs::create_dir_all(directory).map_err(|err| err.to_string()).and_then(|()| {
-                tracing_appender::rolling::Builder::new()
-                    .rotation(tracing_appender::rolling::Rotation::DAILY)
-                    .filename_prefix("zkrs")
-                    .filename_suffix("log")
-                    .max_log_files(settings.files_max)
-                    .build(directory)
-                    .map_err(|err| err.to_string())
-            });
+        let appender = std::fs::create_dir_all(directory)
+            .map_err(|err| err.to_string())
+            .and_then(|()| daily_file(directory, "zkrs", settings.files_max));
         match appender {
             Ok(appender) => {
                 layers.push(format_layer(appender, settings.json, false));
-                let audit = AuditFile { directory: directory.clone(), appender: OnceLock::new() };
+                let audit = AuditFile {
+                    directory: directory.clone(),
+                    files_max: settings.files_max,
+                    appender: OnceLock::new(),
+                };
                 layers.push(audit_layer(audit));
             }
             Err(err) => settings.problems.push(format!(
