@@ -18,6 +18,26 @@ from kazoo.client import KazooClient
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("ZKRS_BIN", os.path.join(ROOT, "target", "release", "zkrs"))
 
+# Every server not yet stopped, so that a failing test's report can show what they logged.
+_running = []
+_LOG_LINES_ON_FAILURE = 80
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Adds the last lines of each running server's log to a failing test's report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for server in list(_running):
+        try:
+            with open(os.path.join(server.dir, "server.log")) as log:
+                tail = log.readlines()[-_LOG_LINES_ON_FAILURE:]
+        except OSError:
+            continue
+        report.sections.append(("zkrs log " + server.dir, "".join(tail)))
+
 
 class Server:
     """A zkrs process; stop() kills it and removes its directory."""
@@ -37,6 +57,7 @@ class Server:
             [BINARY, "server", config], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
             preexec_fn=preexec_fn,
         )
+        _running.append(self)
         found = threading.Event()
         self.hosts = None
 
@@ -67,6 +88,8 @@ class Server:
 
     def stop(self):
         self.kill()
+        if self in _running:
+            _running.remove(self)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
