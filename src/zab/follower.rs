@@ -34,6 +34,8 @@ pub(super) struct Follower {
     /// Whether the leader's DIFF or SNAP has been taken: before it, the leader's commit
     /// point says nothing about this learner's own entries.
     has_history: bool,
+    /// How far the history taken is committed once UPTODATE comes (the DIFF's zxid).
+    established: Zxid,
     leader_committed: Zxid,
     /// The last zxid acknowledged to the leader.
     acked: Zxid,
@@ -51,6 +53,7 @@ impl Follower {
             stage: Stage::Connecting,
             epoch: 0,
             has_history: false,
+            established: Zxid::ZERO,
             leader_committed: Zxid::ZERO,
             acked: Zxid::ZERO,
             silent_ticks: 0,
@@ -133,8 +136,11 @@ impl Follower {
         self.silent_ticks = 0;
         match message {
             Message::LeaderInfo { epoch } => return Ok(self.on_leader_info(core, epoch, out)),
-            Message::Diff { truncate_to, entries, committed } if self.stage == Stage::Syncing => {
+            Message::Diff { truncate_to, entries, committed, established }
+                if self.stage == Stage::Syncing =>
+            {
                 self.take_history(core, truncate_to, None, entries, committed, out)?;
+                self.established = established;
             }
             Message::Snap { zxid, entries, committed } if self.stage == Stage::Syncing => {
                 if zxid >= core.applied {
@@ -156,6 +162,13 @@ impl Follower {
                 out.push(Action::Append(vec![entry]));
             }
             Message::UpToDate { committed } if self.stage == Stage::Synced => {
+                // Apply before serving: the shell takes clients, and answers their reads
+                // from the tree on other threads, as soon as it hears the role. Serving
+                // first, or without this member's own entries that the leader committed
+                // when it established the epoch, would show a client that retries an
+                // unanswered write the state before that write; the client would write
+                // again (a second lock node, which no one ever deletes).
+                self.committed(core, committed.max(self.established), out);
                 self.stage = Stage::Active;
                 let (leader, epoch) = (self.leader, self.epoch);
                 out.push(Action::Role(if self.observer {
@@ -163,7 +176,6 @@ impl Follower {
                 } else {
                     Role::Following { leader, epoch }
                 }));
-                self.committed(core, committed, out);
             }
             Message::Commit { zxid } if self.has_history => self.committed(core, zxid, out),
             Message::Ping { last_proposed } => {

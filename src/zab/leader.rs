@@ -383,10 +383,12 @@ impl Leader {
         let Stage::EpochAcked { last_zxid, .. } = &learner.stage else { return };
         let last_zxid = *last_zxid;
         let committed = core.applied;
+        let established =
+            if self.phase == Phase::Broadcasting { committed } else { self.newleader_zxid };
         let diff = core.history.common_point(last_zxid).and_then(|common| {
             let entries = core.history.entries_after(common)?;
             let truncate_to = (last_zxid > common).then_some(common);
-            Some(Message::Diff { truncate_to, entries, committed })
+            Some(Message::Diff { truncate_to, entries, committed, established })
         });
         let message = diff.unwrap_or_else(|| Message::Snap {
             zxid: core.applied,

@@ -101,6 +101,11 @@ pub enum Message {
         entries: Vec<Entry>,
         /// The leader's commit point: entries up to it are committed.
         committed: Zxid,
+        /// How far the learner's log, once it has taken this, is committed when UPTODATE
+        /// comes (ZooKeeper's DIFF zxid): a leader establishing its epoch commits its
+        /// whole log with NEWLEADER, an established one only what it has committed. The
+        /// learner's own entries up to here need no COMMIT of their own.
+        established: Zxid,
     },
     /// Leader → learner: replace the state and the whole log with the snapshot at `zxid`
     /// that the shell sends along, then append `entries`.

@@ -44,6 +44,19 @@ fn messages_to(actions: &[Action], peer: u64) -> Vec<Message> {
         .collect()
 }
 
+/// A DIFF for a learner that has all the leader's log.
+fn empty_diff(committed: Zxid, established: Zxid) -> Message {
+    Message::Diff { truncate_to: None, entries: vec![], committed, established }
+}
+
+/// Members 3 and 1 tell `zab` they settled on 1 as leader with `vote`, in `round`.
+fn settle_on_leader_1(zab: &mut Zab, vote: Vote, round: u64) {
+    for (from, state) in [(3, PeerState::Following), (1, PeerState::Leading)] {
+        let n = Notification { round, vote, state };
+        zab.step(Input::Message { from, message: Message::Notification(n) });
+    }
+}
+
 #[test]
 fn a_single_member_leads_and_commits_what_it_persists() {
     let (mut zab, actions) =
@@ -109,7 +122,12 @@ fn a_leader_establishes_its_epoch_with_one_follower() {
     assert_eq!(
         messages_to(&actions, 2),
         vec![
-            Message::Diff { truncate_to: None, entries: vec![entry(1, 2)], committed: Zxid::ZERO },
+            Message::Diff {
+                truncate_to: None,
+                entries: vec![entry(1, 2)],
+                committed: Zxid::ZERO,
+                established: Zxid::epoch_start(1) + 2,
+            },
             Message::NewLeader { epoch: 2 },
         ]
     );
@@ -180,10 +198,7 @@ fn a_follower_drops_a_divergent_tail_and_acks_newleader_only_once_durable() {
     let (mut zab, _) = Zab::new(config(2, &[1, 2, 3]), restored(mine, epochs));
     // Members 1 and 3 settled on 1 as leader.
     let vote = Vote { epoch: 3, zxid: Zxid::epoch_start(3) + 1, leader: 1 };
-    for (from, state) in [(3, PeerState::Following), (1, PeerState::Leading)] {
-        let n = Notification { round: 7, vote, state };
-        zab.step(Input::Message { from, message: Message::Notification(n) });
-    }
+    settle_on_leader_1(&mut zab, vote, 7);
     let leader_info = Message::LeaderInfo { epoch: 4 };
     let actions = zab.step(Input::Message { from: 1, message: leader_info });
     assert_eq!(actions[0], Action::PersistEpochs(Epochs { accepted: 4, current: 2 }));
@@ -191,6 +206,7 @@ fn a_follower_drops_a_divergent_tail_and_acks_newleader_only_once_durable() {
         truncate_to: Some(Zxid::epoch_start(1) + 1),
         entries: vec![entry(3, 1)],
         committed: Zxid::epoch_start(1) + 1,
+        established: Zxid::epoch_start(1) + 1,
     };
     let actions = zab.step(Input::Message { from: 1, message: diff });
     assert_eq!(
@@ -215,11 +231,12 @@ fn a_follower_drops_a_divergent_tail_and_acks_newleader_only_once_durable() {
         from: 1,
         message: Message::UpToDate { committed: Zxid::epoch_start(3) + 1 },
     });
+    // What the leader committed is applied before the member serves clients.
     assert_eq!(
         actions,
         vec![
-            Action::Role(Role::Following { leader: 1, epoch: 4 }),
             Action::Apply(vec![entry(3, 1)]),
+            Action::Role(Role::Following { leader: 1, epoch: 4 }),
         ]
     );
 }
@@ -229,13 +246,10 @@ fn a_follower_applies_a_commit_before_its_own_log_is_durable() {
     let epochs = Epochs { accepted: 2, current: 2 };
     let (mut zab, _) = Zab::new(config(2, &[1, 2, 3]), restored(vec![entry(2, 1)], epochs));
     let vote = Vote { epoch: 2, zxid: Zxid::epoch_start(2) + 1, leader: 1 };
-    for (from, state) in [(3, PeerState::Following), (1, PeerState::Leading)] {
-        let n = Notification { round: 3, vote, state };
-        zab.step(Input::Message { from, message: Message::Notification(n) });
-    }
+    settle_on_leader_1(&mut zab, vote, 3);
     let from_leader = [
         Message::LeaderInfo { epoch: 3 },
-        Message::Diff { truncate_to: None, entries: vec![], committed: Zxid::epoch_start(2) + 1 },
+        empty_diff(Zxid::epoch_start(2) + 1, Zxid::epoch_start(2) + 1),
         Message::NewLeader { epoch: 3 },
         Message::UpToDate { committed: Zxid::epoch_start(2) + 1 },
     ];
@@ -262,6 +276,38 @@ fn a_follower_applies_a_commit_before_its_own_log_is_durable() {
 }
 
 #[test]
+fn a_follower_applies_its_own_entries_the_new_leader_established_before_it_serves() {
+    // Member 2 logged 1.2 and 1.3 from the old leader, which died before committing
+    // them. The new leader has them too: the DIFF is empty and no COMMIT names them, but
+    // its epoch commits them, and a client must see them once this member serves.
+    let epochs = Epochs { accepted: 1, current: 1 };
+    let mine = vec![entry(1, 1), entry(1, 2), entry(1, 3)];
+    let history = History::new(Zxid::ZERO, vec![], mine);
+    let applied = Zxid::epoch_start(1) + 1;
+    let (mut zab, _) = Zab::new(config(2, &[1, 2, 3]), Restored { epochs, history, applied });
+    let vote = Vote { epoch: 1, zxid: Zxid::epoch_start(1) + 3, leader: 1 };
+    settle_on_leader_1(&mut zab, vote, 2);
+    let from_leader = [
+        Message::LeaderInfo { epoch: 2 },
+        empty_diff(applied, Zxid::epoch_start(1) + 3),
+        Message::NewLeader { epoch: 2 },
+    ];
+    for message in from_leader {
+        let actions = zab.step(Input::Message { from: 1, message });
+        assert!(!actions.iter().any(|a| matches!(a, Action::Apply(_))), "{actions:?}");
+    }
+    zab.step(Input::Persisted { zxid: Zxid::epoch_start(1) + 3 });
+    let up_to_date = Message::UpToDate { committed: applied };
+    assert_eq!(
+        zab.step(Input::Message { from: 1, message: up_to_date }),
+        vec![
+            Action::Apply(vec![entry(1, 2), entry(1, 3)]),
+            Action::Role(Role::Following { leader: 1, epoch: 2 }),
+        ]
+    );
+}
+
+#[test]
 fn a_leader_told_to_step_down_starts_a_new_election() {
     let (mut zab, _) = Zab::new(config(1, &[1]), restored(vec![entry(1, 1)], Epochs::default()));
     assert_eq!(zab.role(), Role::Looking);
@@ -282,10 +328,7 @@ fn follower_in_epoch_3(applied: Zxid) -> Zab {
     let history = History::new(applied, vec![applied], Vec::new());
     let (mut zab, _) = Zab::new(config(2, &[1, 2, 3]), Restored { epochs, history, applied });
     let vote = Vote { epoch: 2, zxid: applied, leader: 1 };
-    for (from, state) in [(3, PeerState::Following), (1, PeerState::Leading)] {
-        let n = Notification { round: 3, vote, state };
-        zab.step(Input::Message { from, message: Message::Notification(n) });
-    }
+    settle_on_leader_1(&mut zab, vote, 3);
     zab.step(Input::Message { from: 1, message: Message::LeaderInfo { epoch: 3 } });
     zab
 }
@@ -312,6 +355,7 @@ fn a_diff_that_truncates_applied_entries_drops_the_link_and_keeps_the_state() {
         truncate_to: Some(Zxid::epoch_start(2) + 1),
         entries: vec![entry(3, 1)],
         committed: Zxid::epoch_start(3) + 1,
+        established: Zxid::epoch_start(2) + 1,
     };
     let actions = zab.step(Input::Message { from: 1, message: diff });
     assert!(drops_the_leader(&actions), "{actions:?}");
@@ -357,6 +401,7 @@ fn entries_whose_zxids_do_not_increase_drop_the_link_and_are_not_logged() {
         truncate_to: None,
         entries: vec![entry(3, 2), entry(3, 1)],
         committed: applied,
+        established: applied,
     };
     let actions = zab.step(Input::Message { from: 1, message: backwards });
     assert!(drops_the_leader(&actions), "{actions:?}");
@@ -364,7 +409,7 @@ fn entries_whose_zxids_do_not_increase_drop_the_link_and_are_not_logged() {
 
     let mut zab = follower_in_epoch_3(applied);
     let from_leader = [
-        Message::Diff { truncate_to: None, entries: vec![], committed: applied },
+        empty_diff(applied, applied),
         Message::NewLeader { epoch: 3 },
         Message::UpToDate { committed: applied },
         Message::Proposal(entry(3, 1)),
@@ -440,7 +485,7 @@ fn sync_replies_confirm_a_learners_syncs_in_the_order_it_sent_them() {
     let applied = Zxid::epoch_start(2) + 5;
     let mut zab = follower_in_epoch_3(applied);
     let from_leader = [
-        Message::Diff { truncate_to: None, entries: vec![], committed: applied },
+        empty_diff(applied, applied),
         Message::NewLeader { epoch: 3 },
         Message::UpToDate { committed: applied },
     ];
@@ -485,10 +530,7 @@ fn an_epoch_accepted_before_is_acknowledged_as_zookeepers_minus_one_and_not_coun
     let epochs = Epochs { accepted: 3, current: 2 };
     let (mut follower, _) = Zab::new(config(2, &[1, 2, 3]), restored(vec![], epochs));
     let vote = Vote { epoch: 2, zxid: Zxid::ZERO, leader: 1 };
-    for (from, state) in [(3, PeerState::Following), (1, PeerState::Leading)] {
-        let n = Notification { round: 3, vote, state };
-        follower.step(Input::Message { from, message: Message::Notification(n) });
-    }
+    settle_on_leader_1(&mut follower, vote, 3);
     let actions =
         follower.step(Input::Message { from: 1, message: Message::LeaderInfo { epoch: 3 } });
     assert_eq!(

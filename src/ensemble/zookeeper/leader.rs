@@ -80,10 +80,10 @@ impl LeaderSide {
                 Zxid::epoch_start(epoch).raw(),
                 packet::int_payload(packet::PROTOCOL_VERSION),
             ))),
-            Message::Diff { truncate_to, entries, committed } => {
+            Message::Diff { truncate_to, entries, committed, established } => {
                 out.push(Outgoing::Packet(match truncate_to {
                     Some(zxid) => QuorumPacket::bare(PacketType::Trunc, zxid.raw()),
-                    None => QuorumPacket::bare(PacketType::Diff, committed.raw()),
+                    None => QuorumPacket::bare(PacketType::Diff, established.raw()),
                 }));
                 self.history(entries, committed, out)?;
             }

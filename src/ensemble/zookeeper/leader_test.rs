@@ -32,17 +32,19 @@ fn introduced(observer: bool) -> LeaderSide {
 fn a_diff_is_each_txn_proposed_and_the_committed_ones_committed() {
     let mut side = introduced(false);
     let mut out = Vec::new();
+    // The DIFF's zxid is where the log is committed once UPTODATE comes, as ZooKeeper's.
     let diff = Message::Diff {
         truncate_to: None,
         entries: vec![entry(1), entry(2)],
         committed: entry(1).zxid,
+        established: entry(2).zxid,
     };
     side.outgoing(diff, &mut out).expect("sent");
     let z = |counter| (Zxid::epoch_start(2) + counter).raw();
     assert_eq!(
         packets(&out),
         vec![
-            (PacketType::Diff, z(1)),
+            (PacketType::Diff, z(2)),
             (PacketType::Proposal, z(1)),
             (PacketType::Commit, z(1)),
             (PacketType::Proposal, z(2)),

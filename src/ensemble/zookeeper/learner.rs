@@ -6,7 +6,10 @@
 //! - DIFF, TRUNC or SNAP opens it, then come the leader's txns as PROPOSALs (each
 //!   committed one followed by its COMMIT), then NEWLEADER. The translator gathers them
 //!   and hands the core one `Diff` or `Snap` and then `NewLeader`.
-//! - UPTODATE carries no commit point: the core gets the last COMMIT heard.
+//! - UPTODATE carries no commit point: the core gets the last COMMIT heard, and the
+//!   zxid of the DIFF or TRUNC, up to which the learner's own log is then committed (a
+//!   ZooKeeper learner has applied its whole log before it syncs; it sends no COMMIT for
+//!   what the learner already had).
 //! - An INFORM is a committed txn: a `Proposal` and its `Commit`.
 //! - The core acknowledges everything up to a zxid at once; a ZooKeeper leader counts
 //!   an ACK for the one proposal it names, so each proposal gets its own: those of the
@@ -36,8 +39,9 @@ const UNACKED_MAX: usize = 1 << 20;
 /// How the leader opened the synchronisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Opening {
-    /// DIFF: the learner's log is a prefix of the leader's.
-    Diff,
+    /// DIFF: the learner's log is a prefix of the leader's, committed up to this zxid
+    /// once UPTODATE comes.
+    Diff(Zxid),
     /// TRUNC: drop the learner's log after this zxid first.
     Trunc(Zxid),
     /// SNAP: the state at this zxid came on the stream.
@@ -151,7 +155,7 @@ impl LearnerSide {
         let zxid = Zxid::new(packet.zxid);
         match packet.kind {
             PacketType::LeaderInfo => out.push(Message::LeaderInfo { epoch: zxid.epoch() }),
-            PacketType::Diff => self.open(Opening::Diff, packet.kind)?,
+            PacketType::Diff => self.open(Opening::Diff(zxid), packet.kind)?,
             PacketType::Trunc => self.open(Opening::Trunc(zxid), packet.kind)?,
             PacketType::Snap => {
                 self.committed = self.committed.max(zxid);
@@ -198,9 +202,11 @@ impl LearnerSide {
                     .filter(|zxid| *zxid > committed)
                     .collect();
                 out.push(match opening {
-                    Opening::Diff => Message::Diff { truncate_to: None, entries, committed },
+                    Opening::Diff(established) => {
+                        Message::Diff { truncate_to: None, entries, committed, established }
+                    }
                     Opening::Trunc(to) => {
-                        Message::Diff { truncate_to: Some(to), entries, committed }
+                        Message::Diff { truncate_to: Some(to), entries, committed, established: to }
                     }
                     Opening::Snap(zxid) => Message::Snap { zxid, entries, committed },
                 });

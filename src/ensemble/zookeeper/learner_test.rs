@@ -42,7 +42,8 @@ fn a_trunc_and_the_txns_after_it_reach_the_core_as_one_diff_at_newleader() {
             Message::Diff {
                 truncate_to: Some(Zxid::epoch_start(2) + 4),
                 entries,
-                committed: first
+                committed: first,
+                established: Zxid::epoch_start(2) + 4,
             },
             Message::NewLeader { epoch: 4 },
         ]
@@ -58,6 +59,33 @@ fn a_trunc_and_the_txns_after_it_reach_the_core_as_one_diff_at_newleader() {
     assert_eq!(
         messages,
         vec![Message::Commit { zxid: second }, Message::UpToDate { committed: second }]
+    );
+}
+
+#[test]
+fn an_empty_diff_says_how_far_the_learners_own_log_is_established() {
+    // A leader that has what this learner logged sends DIFF at the learner's last zxid
+    // and no COMMIT for it (ZooKeeper's learners applied their whole log before syncing).
+    let mut side = LearnerSide::new(2, 0);
+    let last = Zxid::epoch_start(1) + 7;
+    let messages = feed(
+        &mut side,
+        vec![
+            QuorumPacket::bare(PacketType::Diff, last.raw()),
+            QuorumPacket::bare(PacketType::NewLeader, Zxid::epoch_start(2).raw()),
+        ],
+    );
+    assert_eq!(
+        messages,
+        vec![
+            Message::Diff {
+                truncate_to: None,
+                entries: vec![],
+                committed: Zxid::ZERO,
+                established: last
+            },
+            Message::NewLeader { epoch: 2 },
+        ]
     );
 }
 
