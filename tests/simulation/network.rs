@@ -5,10 +5,18 @@
 //! it broke. An election connection breaks silently: votes are sent again. A partition
 //! cuts both; a frame sent over a cut link, or to a member that is down, is lost, and if
 //! it was for the quorum connection its sender hears of a break.
+//!
+//! A quorum connection is up once a learner's FOLLOWERINFO dials it, and until it breaks;
+//! frames sent while none is up are lost, as the link drops them. Its frames go as
+//! ZooKeeper's packets, through both ends' [`QuorumEnd`]s, so what a member hears is what
+//! the packets say (UPTODATE, for one, names no commit point). A frame that does not
+//! translate breaks the connection, as a bad packet does.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use zkrs::ensemble::frame::PeerFrame;
+use zkrs::ensemble::link::QuorumEnd;
+use zkrs::ensemble::zookeeper::TranslateError;
 use zkrs::zab::{Message, ServerId};
 
 use crate::rng::Rng;
@@ -50,6 +58,18 @@ fn pair(a: ServerId, b: ServerId) -> (ServerId, ServerId) {
     (a.min(b), a.max(b))
 }
 
+/// What a leader's NEWLEADER says of the membership; learners do not read it.
+const MEMBERSHIP: &str = "version=0";
+
+/// A quorum connection that is up: the learner that dialled it, and each end's
+/// translation to and from packets.
+struct QuorumConnection {
+    generation: u64,
+    learner: ServerId,
+    learner_end: QuorumEnd,
+    leader_end: QuorumEnd,
+}
+
 /// Every link and what is in flight on it.
 #[derive(Default)]
 pub struct Network {
@@ -64,6 +84,8 @@ pub struct Network {
     schedule: BTreeMap<(u64, u64), Delivery>,
     /// Break notices not yet delivered, so one is pending per member and peer at a time.
     notices: BTreeSet<(ServerId, ServerId)>,
+    /// The quorum connection of each pair, while it is up.
+    connections: BTreeMap<(ServerId, ServerId), QuorumConnection>,
     sequence: u64,
 }
 
@@ -106,12 +128,73 @@ impl Network {
             }
             return;
         }
+        let frames = match connection {
+            Connection::Election => vec![frame],
+            Connection::Quorum => match self.carry(now, from, to, frame) {
+                Some(frames) => frames,
+                None => return,
+            },
+        };
         let delay = if rng.chance(2) { 5 + rng.below(46) } else { 1 + rng.below(5) };
         let last = self.last_arrival.get(&(from, to, connection)).copied().unwrap_or(0);
         let arrival = (now + delay).max(last);
         self.last_arrival.insert((from, to, connection), arrival);
         let generation = self.generation(from, to, connection);
-        self.at(arrival, Delivery::Frame(Flight { from, to, frame, generation }));
+        for frame in frames {
+            self.at(arrival, Delivery::Frame(Flight { from, to, frame, generation }));
+        }
+    }
+
+    /// What `frame` from `from` is when it reaches `to` over their quorum connection:
+    /// its packets, read by the other end. `None` if it is lost: no connection is up
+    /// and the frame is not the FOLLOWERINFO that dials one, the frame is not for this
+    /// end, or it does not translate (the connection then breaks).
+    fn carry(
+        &mut self,
+        now: u64,
+        from: ServerId,
+        to: ServerId,
+        frame: PeerFrame,
+    ) -> Option<Vec<PeerFrame>> {
+        let generation = self.generation(from, to, Connection::Quorum);
+        let key = pair(from, to);
+        if self.connections.get(&key).is_none_or(|up| up.generation != generation) {
+            self.connections.remove(&key);
+            if !matches!(frame, PeerFrame::Zab(Message::FollowerInfo { .. })) {
+                return None;
+            }
+            let up = QuorumConnection {
+                generation,
+                learner: from,
+                learner_end: QuorumEnd::learner(from, 0),
+                leader_end: QuorumEnd::leader(MEMBERSHIP),
+            };
+            self.connections.insert(key, up);
+        }
+        let up = self.connections.get_mut(&key)?;
+        if let PeerFrame::SnapshotPieces { .. } = frame {
+            // A snapshot's bytes follow its SNAP on the connection as they are.
+            return Some(vec![frame]);
+        }
+        let (sender, receiver) = if from == up.learner {
+            (&mut up.learner_end, &mut up.leader_end)
+        } else {
+            (&mut up.leader_end, &mut up.learner_end)
+        };
+        let mut packets = Vec::new();
+        match sender.translate_out(frame, &mut packets, &mut None) {
+            Err(TranslateError::NotOnThisSide(_)) => return None,
+            Err(_) => {}
+            Ok(()) => {
+                let mut frames = Vec::new();
+                let mut read = packets.into_iter();
+                if read.try_for_each(|packet| receiver.translate_in(packet, &mut frames)).is_ok() {
+                    return Some(frames);
+                }
+            }
+        }
+        self.break_link(now, from, to);
+        None
     }
 
     /// Breaks the quorum connection between `a` and `b`: what is in flight is lost,

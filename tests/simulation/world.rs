@@ -17,7 +17,7 @@ use zkrs::zab::{Message, ServerId};
 
 use crate::client::Client;
 use crate::disk::Disk;
-use crate::invariants::{applied, converged, durable, ephemerals};
+use crate::invariants::{applied, converged, durable, ephemerals, served_state};
 use crate::network::{Delivery, Network};
 use crate::rng::Rng;
 use crate::transfer;
@@ -124,6 +124,8 @@ pub struct World {
     streams: BTreeMap<(ServerId, ServerId), Vec<PeerFrame>>,
     /// Runs the transfer thread's seal, which the shell would await.
     runtime: tokio::runtime::Runtime,
+    /// What each member had applied when it last began to lead.
+    established: BTreeMap<ServerId, Zxid>,
     trace: bool,
 }
 
@@ -211,6 +213,7 @@ impl World {
             read_only,
             linearizable_reads,
             stats: Stats::default(),
+            established: BTreeMap::new(),
             trace,
         }
     }
@@ -778,6 +781,17 @@ impl World {
             let mode = *running.shared.mode.lock();
             if mode != running.mode {
                 running.mode = mode;
+                match mode {
+                    Mode::Leader => {
+                        self.established.insert(id, applied_now);
+                    }
+                    Mode::Follower | Mode::Observer => {
+                        let leader = running.shared.leader.lock().unwrap_or_default();
+                        let established = self.established.get(&leader).copied();
+                        served_state::check(id, applied_now, leader, established)?;
+                    }
+                    _ => {}
+                }
                 if self.trace {
                     println!(
                         "{:>6} ms  member {id} is {} at 0x{applied_now:x}",

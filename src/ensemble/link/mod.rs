@@ -29,6 +29,8 @@ mod election;
 mod quorum;
 pub mod stream;
 
+pub use quorum::QuorumEnd;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -54,13 +54,135 @@ pub(super) struct Accepted {
     leftover: BytesMut,
 }
 
-/// This member's end of a quorum connection.
-enum Side {
+/// This member's end of a quorum connection: what its frames are as ZooKeeper's packets,
+/// and what the other end's packets are as frames. Public so that the whole-server
+/// simulator carries frames between members as a connection does.
+pub enum QuorumEnd {
     /// This member follows or observes the other, and holds its clients' session
     /// touches for its next PING answer.
     Learner(LearnerSide, Vec<(SessionId, i32)>),
     /// The other member follows or observes this one.
     Leader(LeaderSide),
+}
+
+impl QuorumEnd {
+    /// The end of the learner `my_id`, which knows the membership version
+    /// `config_version`, on the connection it dialled to its leader.
+    pub fn learner(my_id: ServerId, config_version: u64) -> QuorumEnd {
+        QuorumEnd::Learner(LearnerSide::new(my_id, config_version), Vec::new())
+    }
+
+    /// The leader's end of a connection a learner dialled; NEWLEADER carries
+    /// `membership_text`.
+    pub fn leader(membership_text: &str) -> QuorumEnd {
+        QuorumEnd::Leader(LeaderSide::new(membership_text))
+    }
+
+    /// The packets `frame` is on this end of the connection; `snapshot_at` is where the
+    /// snapshot goes among them, if the frame is a `Snap`.
+    ///
+    /// # Errors
+    /// `NotOnThisSide` for a frame the other end sends, or one it cannot take.
+    pub fn translate_out(
+        &mut self,
+        frame: PeerFrame,
+        packets: &mut Vec<QuorumPacket>,
+        snapshot_at: &mut Option<usize>,
+    ) -> Result<(), TranslateError> {
+        match self {
+            QuorumEnd::Learner(learner, touches) => match frame {
+                PeerFrame::Zab(message) => {
+                    let first = packets.len();
+                    learner.outgoing(&message, packets)?;
+                    for packet in &mut packets[first..] {
+                        if packet.kind == PacketType::Ping {
+                            packet.data = Some(sessions::touches(&std::mem::take(touches)));
+                        }
+                    }
+                }
+                PeerFrame::Request { session_id, auth, frame } => {
+                    packets.push(Forwarded { session_id, frame, auth }.packet());
+                }
+                PeerFrame::Touch(sessions) => {
+                    let room = TOUCHES_MAX.saturating_sub(touches.len());
+                    touches.extend(sessions.into_iter().take(room));
+                }
+                PeerFrame::Revalidate { session_id, timeout_ms } => {
+                    packets.push(sessions::revalidate(session_id, timeout_ms));
+                }
+                PeerFrame::Revalidated { .. } | PeerFrame::SnapshotPieces { .. } => {
+                    return Err(TranslateError::NotOnThisSide("a leader's frame"));
+                }
+            },
+            QuorumEnd::Leader(leader) => match frame {
+                PeerFrame::Zab(message) => {
+                    let mut out = Vec::new();
+                    leader.outgoing(message, &mut out)?;
+                    for outgoing in out {
+                        match outgoing {
+                            leader::Outgoing::Packet(packet) => packets.push(packet),
+                            leader::Outgoing::Snapshot(_) => *snapshot_at = Some(packets.len()),
+                        }
+                    }
+                }
+                PeerFrame::Revalidated { session_id, valid } => {
+                    packets.push(sessions::revalidated(session_id, valid));
+                }
+                _ => return Err(TranslateError::NotOnThisSide("a learner's frame")),
+            },
+        }
+        Ok(())
+    }
+
+    /// What the frames `packet` is from the other end, appended to `out`.
+    ///
+    /// # Errors
+    /// A packet out of place or malformed: the connection is to break.
+    pub fn translate_in(
+        &mut self,
+        packet: QuorumPacket,
+        out: &mut Vec<PeerFrame>,
+    ) -> Result<(), TranslateError> {
+        let malformed = |kind, source| TranslateError::Malformed { kind, source };
+        match self {
+            QuorumEnd::Learner(learner, _) => {
+                if packet.kind == PacketType::Revalidate {
+                    let (session_id, valid) = sessions::read_revalidated(&packet)
+                        .map_err(|source| malformed(PacketType::Revalidate, source))?;
+                    out.push(PeerFrame::Revalidated { session_id, valid });
+                    return Ok(());
+                }
+                let mut messages = Vec::new();
+                learner.incoming(packet, &mut messages)?;
+                out.extend(messages.into_iter().map(PeerFrame::Zab));
+            }
+            QuorumEnd::Leader(leader) => match packet.kind {
+                PacketType::Request => {
+                    let Forwarded { session_id, frame, auth } = Forwarded::read(&packet)
+                        .map_err(|source| malformed(PacketType::Request, source))?;
+                    out.push(PeerFrame::Request { session_id, auth, frame });
+                }
+                PacketType::Revalidate => {
+                    let (session_id, timeout_ms) = sessions::read_revalidate(&packet)
+                        .map_err(|source| malformed(PacketType::Revalidate, source))?;
+                    out.push(PeerFrame::Revalidate { session_id, timeout_ms });
+                }
+                kind => {
+                    if kind == PacketType::Ping {
+                        let touched = sessions::read_touches(packet.data.as_ref())
+                            .map_err(|source| malformed(PacketType::Ping, source))?;
+                        if !touched.is_empty() {
+                            out.push(PeerFrame::Touch(touched));
+                        }
+                    }
+                    if let Some(message) = leader.incoming(packet)? {
+                        out.push(PeerFrame::Zab(message));
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
 }
 
 /// Why a connection ended.
@@ -218,12 +340,12 @@ impl QuorumLink {
     async fn serve(&mut self, connection: Connection) -> Ended {
         let (stream, side, first_in, leftover, first_out) = match connection {
             Connection::Dialled(stream, leftover, first) => {
-                let side = LearnerSide::new(self.config.my_id, self.config.config_version);
-                (stream, Side::Learner(side, Vec::new()), None, leftover, Some(first))
+                let side = QuorumEnd::learner(self.config.my_id, self.config.config_version);
+                (stream, side, None, leftover, Some(first))
             }
             Connection::Accepted(Accepted { stream, first, leftover }) => {
-                let side = LeaderSide::new(&self.config.membership_text);
-                (stream, Side::Leader(side), Some(first), leftover, None)
+                let side = QuorumEnd::leader(&self.config.membership_text);
+                (stream, side, Some(first), leftover, None)
             }
         };
         let (read, write) = stream.into_split();
@@ -250,7 +372,7 @@ impl QuorumLink {
     async fn write(
         &mut self,
         mut write: PeerWriter,
-        side: &Mutex<Side>,
+        side: &Mutex<QuorumEnd>,
         first: Option<Outgoing>,
         reader: &mut Option<JoinHandle<Ended>>,
     ) -> Ended {
@@ -323,7 +445,7 @@ impl QuorumLink {
     fn take(
         &mut self,
         outgoing: Outgoing,
-        side: &Mutex<Side>,
+        side: &Mutex<QuorumEnd>,
         buffer: &mut BytesMut,
         streaming: &mut Option<(mpsc::Receiver<Streamed>, Vec<QuorumPacket>)>,
     ) -> Result<(), TranslateError> {
@@ -336,7 +458,7 @@ impl QuorumLink {
         };
         let mut packets = Vec::new();
         let mut marker = None;
-        match translate_out(&mut side.lock(), frame, &mut packets, &mut marker) {
+        match side.lock().translate_out(frame, &mut packets, &mut marker) {
             Ok(()) => {}
             Err(TranslateError::NotOnThisSide(what)) => {
                 tracing::debug!(peer = self.peer, what, "not for this end of the connection");
@@ -406,112 +528,12 @@ async fn next_accepted(
     next
 }
 
-/// The packets `frame` is on this end of the connection; `snapshot_at` is where the
-/// snapshot goes among them, if the frame is a `Snap`.
-fn translate_out(
-    side: &mut Side,
-    frame: PeerFrame,
-    packets: &mut Vec<QuorumPacket>,
-    snapshot_at: &mut Option<usize>,
-) -> Result<(), TranslateError> {
-    match side {
-        Side::Learner(learner, touches) => match frame {
-            PeerFrame::Zab(message) => {
-                let first = packets.len();
-                learner.outgoing(&message, packets)?;
-                for packet in &mut packets[first..] {
-                    if packet.kind == PacketType::Ping {
-                        packet.data = Some(sessions::touches(&std::mem::take(touches)));
-                    }
-                }
-            }
-            PeerFrame::Request { session_id, auth, frame } => {
-                packets.push(Forwarded { session_id, frame, auth }.packet());
-            }
-            PeerFrame::Touch(sessions) => {
-                let room = TOUCHES_MAX.saturating_sub(touches.len());
-                touches.extend(sessions.into_iter().take(room));
-            }
-            PeerFrame::Revalidate { session_id, timeout_ms } => {
-                packets.push(sessions::revalidate(session_id, timeout_ms));
-            }
-            PeerFrame::Revalidated { .. } | PeerFrame::SnapshotPieces { .. } => {
-                return Err(TranslateError::NotOnThisSide("a leader's frame"));
-            }
-        },
-        Side::Leader(leader) => match frame {
-            PeerFrame::Zab(message) => {
-                let mut out = Vec::new();
-                leader.outgoing(message, &mut out)?;
-                for outgoing in out {
-                    match outgoing {
-                        leader::Outgoing::Packet(packet) => packets.push(packet),
-                        leader::Outgoing::Snapshot(_) => *snapshot_at = Some(packets.len()),
-                    }
-                }
-            }
-            PeerFrame::Revalidated { session_id, valid } => {
-                packets.push(sessions::revalidated(session_id, valid));
-            }
-            _ => return Err(TranslateError::NotOnThisSide("a learner's frame")),
-        },
-    }
-    Ok(())
-}
-
-/// What the frames `packet` is from the other end, appended to `out`.
-fn translate_in(
-    side: &mut Side,
-    packet: QuorumPacket,
-    out: &mut Vec<PeerFrame>,
-) -> Result<(), TranslateError> {
-    let malformed = |kind, source| TranslateError::Malformed { kind, source };
-    match side {
-        Side::Learner(learner, _) => {
-            if packet.kind == PacketType::Revalidate {
-                let (session_id, valid) = sessions::read_revalidated(&packet)
-                    .map_err(|source| malformed(PacketType::Revalidate, source))?;
-                out.push(PeerFrame::Revalidated { session_id, valid });
-                return Ok(());
-            }
-            let mut messages = Vec::new();
-            learner.incoming(packet, &mut messages)?;
-            out.extend(messages.into_iter().map(PeerFrame::Zab));
-        }
-        Side::Leader(leader) => match packet.kind {
-            PacketType::Request => {
-                let Forwarded { session_id, frame, auth } = Forwarded::read(&packet)
-                    .map_err(|source| malformed(PacketType::Request, source))?;
-                out.push(PeerFrame::Request { session_id, auth, frame });
-            }
-            PacketType::Revalidate => {
-                let (session_id, timeout_ms) = sessions::read_revalidate(&packet)
-                    .map_err(|source| malformed(PacketType::Revalidate, source))?;
-                out.push(PeerFrame::Revalidate { session_id, timeout_ms });
-            }
-            kind => {
-                if kind == PacketType::Ping {
-                    let touched = sessions::read_touches(packet.data.as_ref())
-                        .map_err(|source| malformed(PacketType::Ping, source))?;
-                    if !touched.is_empty() {
-                        out.push(PeerFrame::Touch(touched));
-                    }
-                }
-                if let Some(message) = leader.incoming(packet)? {
-                    out.push(PeerFrame::Zab(message));
-                }
-            }
-        },
-    }
-    Ok(())
-}
-
 /// Passes what a connection brings on to the driver until the connection breaks or
 /// breaks the protocol ([`Ended::Broke`]), or the driver is gone ([`Ended::Stopped`]).
 async fn read_packets(
     mut frames: FramedRead<PeerReader, QuorumDecoder>,
     first: Option<QuorumPacket>,
-    side: Arc<Mutex<Side>>,
+    side: Arc<Mutex<QuorumEnd>>,
     peer: ServerId,
     events: mpsc::Sender<LinkEvent>,
 ) -> Ended {
@@ -524,7 +546,7 @@ async fn read_packets(
         };
         match next {
             Some(Ok(Incoming::Packet(packet))) => {
-                if let Err(err) = translate_in(&mut side.lock(), packet, &mut out) {
+                if let Err(err) = side.lock().translate_in(packet, &mut out) {
                     tracing::warn!(peer, cause = %err, "a bad packet from a member; reconnecting");
                     return Ended::Broke(None);
                 }

@@ -8,4 +8,5 @@ pub mod lock;
 pub mod ordered;
 pub mod read_only;
 pub mod read_your_writes;
+pub mod served_state;
 pub mod sync_then_read;
