@@ -48,12 +48,13 @@ impl JavaHashSet {
         JavaHashSet::default()
     }
 
-    /// The key of `value` if it is a member: its bucket's run holds it.
-    fn find(&self, value: &str) -> Option<(u32, u64)> {
+    /// The key of `value`, whose spread hash is `spread`, if it is a member: its
+    /// bucket's run holds it.
+    fn find(&self, spread: u32, value: &str) -> Option<(u32, u64)> {
         if self.capacity == 0 {
             return None;
         }
-        let bucket = spread(java_string_hash(value)) & (self.capacity - 1);
+        let bucket = spread & (self.capacity - 1);
         self.members
             .range((bucket, 0)..=(bucket, u64::MAX))
             .find(|(_, (_, member))| member == value)
@@ -63,13 +64,13 @@ impl JavaHashSet {
     /// Adds `value` (`HashSet.add`): a new member goes last in its bucket; one already
     /// there stays where it is. Returns whether it was new.
     pub fn insert(&mut self, value: String) -> bool {
-        if self.find(&value).is_some() {
+        let spread = spread(java_string_hash(&value));
+        if self.find(spread, &value).is_some() {
             return false;
         }
         if self.capacity == 0 {
             self.capacity = DEFAULT_CAPACITY;
         }
-        let spread = spread(java_string_hash(&value));
         self.members.insert((spread & (self.capacity - 1), self.inserted), (spread, value));
         self.inserted += 1;
         if self.members.len() as u64 > u64::from(self.capacity) * 3 / 4 {
@@ -86,7 +87,7 @@ impl JavaHashSet {
 
     /// Removes `value`; the others keep their order. Returns whether it was there.
     pub fn remove(&mut self, value: &str) -> bool {
-        match self.find(value) {
+        match self.find(spread(java_string_hash(value)), value) {
             Some(key) => self.members.remove(&key).is_some(),
             None => false,
         }
@@ -94,7 +95,7 @@ impl JavaHashSet {
 
     /// Whether `value` is a member.
     pub fn contains(&self, value: &str) -> bool {
-        self.find(value).is_some()
+        self.find(spread(java_string_hash(value)), value).is_some()
     }
 
     /// A copy as `HashSet.clone` makes it: a table sized for the members alone
