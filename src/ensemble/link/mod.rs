@@ -377,3 +377,7 @@ async fn stopping(stop: CancellationToken, work: impl std::future::Future<Output
 #[cfg(test)]
 #[path = "link_test.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "sync_test.rs"]
+mod sync_tests;

@@ -77,7 +77,3 @@ pub enum TranslateError {
 #[cfg(test)]
 #[path = "wire_test.rs"]
 mod tests;
-
-#[cfg(test)]
-#[path = "sync_test.rs"]
-mod sync_tests;

@@ -1,12 +1,12 @@
 //! A leader's and a learner's replication cores synchronising through the ZooKeeper
-//! packets that carry their messages, as over a quorum connection: what one core says
-//! must mean the same to the other once translated, including what the packets leave
-//! unsaid (UPTODATE names no commit point).
+//! packets that carry their messages, each end translating as a quorum connection's
+//! [`QuorumEnd`] does: what one core says must mean the same to the other once
+//! translated, including what the packets leave unsaid (UPTODATE names no commit point).
 
 use std::collections::VecDeque;
 
-use super::leader::{LeaderSide, Outgoing};
-use super::learner::LearnerSide;
+use super::QuorumEnd;
+use crate::ensemble::frame::PeerFrame;
 use crate::storage::record::seal;
 use crate::storage::Epochs;
 use crate::txn::Zxid;
@@ -40,6 +40,21 @@ fn member(id: ServerId) -> Zab {
     let epochs = Epochs { accepted: 1, current: 1 };
     let applied = Zxid::epoch_start(1) + 1;
     Zab::new(config(id), Restored { epochs, history, applied }).0
+}
+
+/// What `message` from `sender`'s end is once `receiver`'s end has read its packets.
+fn carry(sender: &mut QuorumEnd, receiver: &mut QuorumEnd, message: Message) -> Vec<Message> {
+    let mut packets = Vec::new();
+    sender.translate_out(PeerFrame::Zab(message), &mut packets, &mut None).expect("sent");
+    let mut frames = Vec::new();
+    for packet in packets {
+        receiver.translate_in(packet, &mut frames).expect("read");
+    }
+    let message = |frame| match frame {
+        PeerFrame::Zab(message) => message,
+        frame => panic!("a core message, not {frame:?}"),
+    };
+    frames.into_iter().map(message).collect()
 }
 
 /// Feeds `input` to `zab`, then reports every write durable at once (as a shell does once
@@ -80,31 +95,20 @@ fn a_learner_serves_only_once_it_applied_its_own_entries_the_new_epoch_commits()
         let input = Input::Message { from, message: Message::Notification(n) };
         to_leader.extend(step(&mut learner, input, &mut learner_actions));
     }
-    let (mut leader_side, mut learner_side) =
-        (LeaderSide::new("server.1=h:1:2:participant\nversion=0"), LearnerSide::new(LEARNER, 0));
+    let mut leader_end = QuorumEnd::leader("server.1=h:1:2:participant\nversion=0");
+    let mut learner_end = QuorumEnd::learner(LEARNER, 0);
     let mut to_learner = VecDeque::new();
     for _ in 0..20 {
         while let Some(message) = to_leader.pop_front() {
-            let mut packets = Vec::new();
-            learner_side.outgoing(&message, &mut packets).expect("a learner's message");
-            for packet in packets {
-                if let Some(message) = leader_side.incoming(packet).expect("a learner's packet") {
-                    let input = Input::Message { from: LEARNER, message };
-                    to_learner.extend(step(&mut leader, input, &mut leader_actions));
-                }
+            for message in carry(&mut learner_end, &mut leader_end, message) {
+                let input = Input::Message { from: LEARNER, message };
+                to_learner.extend(step(&mut leader, input, &mut leader_actions));
             }
         }
         while let Some(message) = to_learner.pop_front() {
-            let mut outgoing = Vec::new();
-            leader_side.outgoing(message, &mut outgoing).expect("a leader's message");
-            for item in outgoing {
-                let Outgoing::Packet(packet) = item else { panic!("no snapshot: {item:?}") };
-                let mut messages = Vec::new();
-                learner_side.incoming(packet, &mut messages).expect("a leader's packet");
-                for message in messages {
-                    let input = Input::Message { from: LEADER, message };
-                    to_leader.extend(step(&mut learner, input, &mut learner_actions));
-                }
+            for message in carry(&mut leader_end, &mut learner_end, message) {
+                let input = Input::Message { from: LEADER, message };
+                to_leader.extend(step(&mut learner, input, &mut learner_actions));
             }
         }
     }
