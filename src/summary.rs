@@ -81,10 +81,25 @@ impl Default for AtomicSummary {
 impl AtomicSummary {
     /// Adds one measurement.
     pub fn record(&self, value: u64) {
-        self.min.fetch_min(value, Ordering::Relaxed);
-        self.max.fetch_max(value, Ordering::Relaxed);
+        // A compare-and-swap only when the value is a new extreme: most are not.
+        if value < self.min.load(Ordering::Relaxed) {
+            self.min.fetch_min(value, Ordering::Relaxed);
+        }
+        if value > self.max.load(Ordering::Relaxed) {
+            self.max.fetch_max(value, Ordering::Relaxed);
+        }
         self.total.fetch_add(value, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `times` measurements of one `value`.
+    pub fn record_many(&self, value: u64, times: u64) {
+        if times == 0 {
+            return;
+        }
+        self.record(value);
+        self.total.fetch_add(value.saturating_mul(times - 1), Ordering::Relaxed);
+        self.count.fetch_add(times - 1, Ordering::Relaxed);
     }
 
     /// The summary so far.
