@@ -25,7 +25,7 @@ use crate::fast_hash::FastHashMap;
 use crate::server::pipeline::{Effect, Input, Pipeline};
 use crate::server::restore::Restore;
 use crate::server::snapshotter::{live_sessions, Snapshotter};
-use crate::server::storage_writer::{StorageWriter, Written};
+use crate::server::storage_writer::{StorageWriter, Synced, Written};
 use crate::server::transfer::{Inbound, Outbound, Sealed, TransferError};
 use crate::server::Shared;
 use crate::storage::{Storage, StorageError};
@@ -89,17 +89,7 @@ pub async fn run(
 ) -> Result<(), StorageError> {
     let config = &shared.config;
     let timing = shared.clone();
-    let timed = move |took: std::time::Duration, slow: bool, txns: usize| {
-        let stats = &timing.stats;
-        if txns > 0 {
-            stats.sync_batch_size.record(txns as u64);
-        }
-        stats.fsync_time.record(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
-        stats.log_syncs.record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
-        if slow {
-            stats.fsync_threshold_exceeded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    };
+    let timed = move |synced: &Synced<'_>| timing.stats.synced(synced);
     let (writer, written) =
         StorageWriter::spawn(storage.clone(), config.fsync_warning_threshold_ms, timed)
             .map_err(|source| StorageError::Io { what: "starting the storage thread", source })?;
@@ -186,6 +176,8 @@ impl Shell {
                 () = stop.cancelled() => return Ok(()),
                 input = inputs.recv(), if taking => {
                     let Some(input) = input else { return Ok(()) };
+                    let waiting = inputs.len() as u64 + 1;
+                    self.shared.stats.processors.prep_queue_size.record(waiting);
                     self.pipeline.client_input(input)?;
                     for _ in 0..BATCH_MAX {
                         match inputs.try_recv() {

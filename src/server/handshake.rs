@@ -102,6 +102,7 @@ pub fn admit(
     if mode == Mode::ReadOnly && shared.sessions.lock().is_global(session_id) {
         return Err(Refusal::GlobalSessionWhileReadOnly(session_id));
     }
+    shared.stats.processors.connection_revalidations.fetch_add(1, Ordering::Relaxed);
     let password_ok = request.passwd.as_ref() == session_password(session_id);
     let valid = password_ok && shared.sessions.lock().touch(session_id, shared.clock.now_ms());
     let (time_out, reply_session, passwd) = if valid {

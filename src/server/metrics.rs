@@ -136,6 +136,7 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
     ]);
     watch_fan_out(shared, &mut metrics);
     quorum_metrics(shared, &mut metrics);
+    processor_metrics(shared, &mut metrics);
     quota_metrics(shared, &mut metrics);
     for stage in WriteStage::ALL {
         let reading = stats.write_stages.stage(stage).read();
@@ -181,6 +182,34 @@ pub fn reset(shared: &Shared) {
         shared.database.data_watches().fan_out().reset();
         shared.database.child_watches().fan_out().reset();
     }
+}
+
+/// ZooKeeper's metrics of its request processors, taken at zkrs's stages that do their
+/// work (see [`crate::server::stats::ProcessorStats`]).
+fn processor_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
+    let processors = &shared.stats.processors;
+    let summary = |value: &AtomicSummary| Reading::Summary(value.read());
+    let latency = |value: &AtomicLatency| Reading::Latency(value.read());
+    metrics.extend([
+        metric("prep_processor_request_queued", counter(&processors.prep_queued)),
+        metric("prep_processor_queue_size", summary(&processors.prep_queue_size)),
+        metric("prep_processor_queue_time_ms", latency(&processors.prep_queue_time)),
+        metric("prep_process_time", summary(&processors.prep_time)),
+        metric("close_session_prep_time", latency(&processors.close_session_prep_time)),
+        metric("sync_processor_request_queued", counter(&processors.sync_queued)),
+        metric("sync_processor_queue_size", summary(&processors.sync_queue_size)),
+        metric("sync_processor_queue_time_ms", latency(&processors.sync_queue_time)),
+        metric("sync_processor_queue_flush_time_ms", latency(&processors.sync_flush_time)),
+        metric(
+            "sync_processor_queue_and_flush_time_ms",
+            latency(&processors.sync_queue_and_flush_time),
+        ),
+        metric("propagation_latency", latency(&processors.propagation_latency)),
+        metric("write_final_proc_time_ms", latency(&processors.write_final_time)),
+        metric("revalidate_count", counter(&processors.revalidations)),
+        metric("connection_revalidate_count", counter(&processors.connection_revalidations)),
+        metric("stale_replies", counter(&processors.stale_replies)),
+    ]);
 }
 
 /// ZooKeeper's metrics of elections, syncs and the broadcast, which it shows on every

@@ -77,11 +77,13 @@ impl Connection {
         self.session_timeout_ms.load(Ordering::Relaxed)
     }
 
-    /// Queues a frame for the client and counts it.
-    pub fn send(&self, frame: Bytes) {
-        if self.outbox.push(frame) {
+    /// Queues a frame for the client and counts it; false if the connection had closed.
+    pub fn send(&self, frame: Bytes) -> bool {
+        let queued = self.outbox.push(frame);
+        if queued {
             self.stats.lock().sent += 1;
         }
+        queued
     }
 
     /// Called by the pipeline after it queued the reply to one of this connection's

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use jute::OpCode;
 
 use crate::server::histogram::{Histogram, WriteStages};
+use crate::server::storage_writer::Synced;
 use crate::summary::{AtomicSummary, Summary};
 use crate::zab::ServerId;
 
@@ -72,6 +73,18 @@ impl AtomicLatency {
         self.summary.record(value);
         let slot = self.recorded.fetch_add(1, Ordering::Relaxed) as usize % LATENCY_SAMPLES;
         self.recent[slot].store(value, Ordering::Relaxed);
+    }
+
+    /// Adds `times` measurements of one `value`, as `times` calls of [`Self::record`] would.
+    pub fn record_many(&self, value: u64, times: u64) {
+        if times == 0 {
+            return;
+        }
+        self.summary.record_many(value, times);
+        let first = self.recorded.fetch_add(times, Ordering::Relaxed);
+        for index in first..first + times.min(LATENCY_SAMPLES as u64) {
+            self.recent[index as usize % LATENCY_SAMPLES].store(value, Ordering::Relaxed);
+        }
     }
 
     /// The summary and the latest values so far.
@@ -196,6 +209,81 @@ pub struct ServerStats {
     pub connection_drops: AtomicU64,
     /// ZooKeeper's quorum metrics, which a standalone server leaves at zero.
     pub quorum: QuorumStats,
+    /// ZooKeeper's metrics of its request processors.
+    pub processors: ProcessorStats,
+}
+
+/// What ZooKeeper's `ServerMetrics` measures in its request processors (preparing a
+/// txn, logging it, applying it), under its names, taken where zkrs's pipeline does the
+/// same work. Times are in milliseconds.
+#[derive(Debug, Default)]
+pub struct ProcessorStats {
+    /// Client requests the pipeline took in: writes, `sync`s and handshakes; reads do
+    /// not pass through it (`prep_processor_request_queued`).
+    pub prep_queued: AtomicU64,
+    /// Inputs waiting for the pipeline each time it takes them
+    /// (`prep_processor_queue_size`).
+    pub prep_queue_size: AtomicSummary,
+    /// From a write's arrival until it was prepared, or forwarded to the leader
+    /// (`prep_processor_queue_time_ms`).
+    pub prep_queue_time: AtomicLatency,
+    /// Preparing a client's write as a txn (`prep_process_time`), and a closeSession
+    /// among them (`close_session_prep_time`).
+    pub prep_time: AtomicSummary,
+    /// See `prep_time`.
+    pub close_session_prep_time: AtomicLatency,
+    /// Txns handed to the storage thread (`sync_processor_request_queued`).
+    pub sync_queued: AtomicU64,
+    /// Txns waiting for the storage thread each time it takes them; it takes them all
+    /// (`sync_processor_queue_size`).
+    pub sync_queue_size: AtomicSummary,
+    /// Each txn, from its hand-over until the storage thread began writing it
+    /// (`sync_processor_queue_time_ms`).
+    pub sync_queue_time: AtomicLatency,
+    /// Each group of writes, written and synced (`sync_processor_queue_flush_time_ms`).
+    pub sync_flush_time: AtomicLatency,
+    /// Each of this member's txns, from prepared until durable in its log
+    /// (`sync_processor_queue_and_flush_time_ms`).
+    pub sync_queue_and_flush_time: AtomicLatency,
+    /// Each txn, from its time (the leader's wall clock) until applied here; skipped if
+    /// that is ahead (`propagation_latency`).
+    pub propagation_latency: AtomicLatency,
+    /// A client's write, from committed until answered (`write_final_proc_time_ms`).
+    pub write_final_time: AtomicLatency,
+    /// On a leader, sessions its learners' clients resumed there (`revalidate_count`).
+    pub revalidations: AtomicU64,
+    /// Clients that resumed a session on this member (`connection_revalidate_count`).
+    pub connection_revalidations: AtomicU64,
+    /// Answers left for a client whose connection had closed (`stale_replies`).
+    pub stale_replies: AtomicU64,
+}
+
+impl ProcessorStats {
+    fn reset(&self) {
+        for counter in [
+            &self.prep_queued,
+            &self.sync_queued,
+            &self.revalidations,
+            &self.connection_revalidations,
+            &self.stale_replies,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        for summary in [&self.prep_queue_size, &self.prep_time, &self.sync_queue_size] {
+            summary.reset();
+        }
+        for latency in [
+            &self.prep_queue_time,
+            &self.close_session_prep_time,
+            &self.sync_queue_time,
+            &self.sync_flush_time,
+            &self.sync_queue_and_flush_time,
+            &self.propagation_latency,
+            &self.write_final_time,
+        ] {
+            latency.reset();
+        }
+    }
 }
 
 /// What ZooKeeper's `ServerMetrics` counts about elections, syncs and the broadcast,
@@ -369,6 +457,32 @@ impl ServerStats {
         self.response_bytes.fetch_add(body_len(frame_len), Ordering::Relaxed);
     }
 
+    /// The storage thread wrote and synced a group of batches.
+    pub fn synced(&self, synced: &Synced<'_>) {
+        let Synced { took, slow, appended, waited } = *synced;
+        let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        self.fsync_time.record(took_ms);
+        self.log_syncs.record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+        if slow {
+            self.fsync_threshold_exceeded.fetch_add(1, Ordering::Relaxed);
+        }
+        if appended == 0 {
+            return;
+        }
+        let processors = &self.processors;
+        self.sync_batch_size.record(appended as u64);
+        processors.sync_queued.fetch_add(appended as u64, Ordering::Relaxed);
+        processors.sync_queue_size.record(appended as u64);
+        processors.sync_flush_time.record(took_ms);
+        for &(entries, waited) in waited {
+            let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+            let entries = entries as u64;
+            processors.sync_queue_time.record_many(waited_ms, entries);
+            let durable_ms = waited_ms.saturating_add(took_ms);
+            processors.sync_queue_and_flush_time.record_many(durable_ms, entries);
+        }
+    }
+
     /// A watch notification of `frame_len` bytes, its length prefix included, left for a
     /// client.
     pub fn notified(&self, frame_len: usize) {
@@ -420,6 +534,7 @@ impl ServerStats {
         self.update_latency.reset();
         self.quota_exceeded.lock().values_mut().for_each(|refused| *refused = 0);
         self.quorum.reset();
+        self.processors.reset();
     }
 }
 
@@ -454,6 +569,7 @@ impl ConnectionStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn recorded() -> ServerStats {
         let stats = ServerStats::default();
@@ -468,7 +584,28 @@ mod tests {
         stats.quorum.commits.store(5, Ordering::Relaxed);
         stats.quorum.ack_latency.lock().entry(2).or_default().record(6);
         stats.quota_exceeded.lock().insert("app".into(), 7);
+        stats.processors.propagation_latency.record(8);
         stats
+    }
+
+    #[test]
+    fn a_synced_group_times_each_of_its_txns_as_zookeepers_sync_processor_does() {
+        let stats = ServerStats::default();
+        let ms = Duration::from_millis;
+        let waited = [(2, ms(3)), (1, ms(0))];
+        stats.synced(&Synced { took: ms(2), slow: false, appended: 3, waited: &waited });
+        stats.synced(&Synced { took: ms(4), slow: true, appended: 0, waited: &[(0, ms(1))] });
+        let processors = &stats.processors;
+        assert_eq!(processors.sync_queued.load(Ordering::Relaxed), 3);
+        let queued = processors.sync_queue_time.read().summary;
+        assert_eq!((queued.count, queued.total), (3, 6));
+        let durable = processors.sync_queue_and_flush_time.read().summary;
+        assert_eq!((durable.count, durable.total, durable.max), (3, 12, 5));
+        let sizes = processors.sync_queue_size.read();
+        assert_eq!((sizes.count, sizes.total), (1, 3));
+        assert_eq!(processors.sync_flush_time.read().summary.count, 1, "groups that logged");
+        assert_eq!(stats.fsync_time.read().count, 2, "every group");
+        assert_eq!(stats.fsync_threshold_exceeded.load(Ordering::Relaxed), 1);
     }
 
     #[test]
@@ -494,8 +631,20 @@ mod tests {
         assert_eq!(stats.quorum.commits.load(Ordering::Relaxed), 0);
         assert_eq!(stats.quorum.ack_latency.lock()[&2].read().summary.count, 0);
         assert_eq!(stats.quota_exceeded.lock()["app"], 0);
+        assert_eq!(stats.processors.propagation_latency.read().summary.count, 0);
         // ZooKeeper's auth failures are neither.
         assert_eq!(stats.auth_failed.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_value_recorded_many_times_reads_as_recorded_one_at_a_time() {
+        let (many, one_by_one) = (AtomicLatency::default(), AtomicLatency::default());
+        for (value, times) in [(3, 2), (9, 0), (1, 1500), (7, 4)] {
+            many.record_many(value, times);
+            (0..times).for_each(|_| one_by_one.record(value));
+        }
+        assert_eq!(many.read(), one_by_one.read());
+        assert_eq!(many.read().summary.count, 1506);
     }
 
     #[test]

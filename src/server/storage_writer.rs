@@ -65,8 +65,23 @@ const MOST_HELD: Duration = Duration::from_micros(300);
 /// The driver's side of the storage thread.
 #[derive(Debug)]
 pub struct StorageWriter {
-    batches: std_mpsc::SyncSender<Batch>,
+    batches: std_mpsc::SyncSender<(Instant, Batch)>,
     thread: std::thread::JoinHandle<()>,
+}
+
+/// What the storage thread tells of each group of batches it wrote: ZooKeeper's
+/// `fsynctime`, `fsync_threshold_exceed_count` and the sync processor's metrics.
+#[derive(Debug)]
+pub struct Synced<'a> {
+    /// Writing and syncing the group.
+    pub took: Duration,
+    /// Whether that took longer than `fsync.warningthresholdms`.
+    pub slow: bool,
+    /// Log entries the group appended.
+    pub appended: usize,
+    /// Each batch's log entries, with how long the batch waited from its hand-over until
+    /// the thread began writing it.
+    pub waited: &'a [(usize, Duration)],
 }
 
 /// The outcome of writing what was waiting: how many batches, the oldest first, are now
@@ -77,22 +92,21 @@ impl StorageWriter {
     /// Starts the storage thread; completions arrive on the returned receiver, in order,
     /// each counting the batches it covers. Writing and syncing that takes longer than
     /// `sync_warning_ms` is logged at WARN, as ZooKeeper logs a slow fsync
-    /// (`fsync.warningthresholdms`). `timed` hears how long each took, whether that was
-    /// over the threshold and how many txns it appended (ZooKeeper's `fsynctime`,
-    /// `fsync_threshold_exceed_count` and `sync_processor_batch_size`).
+    /// (`fsync.warningthresholdms`). `timed` hears of each group written.
     ///
     /// # Errors
     /// If the thread cannot be spawned.
     pub fn spawn(
         storage: Arc<dyn Storage>,
         sync_warning_ms: u64,
-        timed: impl Fn(Duration, bool, usize) + Send + 'static,
+        timed: impl Fn(&Synced<'_>) + Send + 'static,
     ) -> std::io::Result<(StorageWriter, mpsc::Receiver<Written>)> {
-        let (batches, incoming) = std_mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+        let (batches, incoming) = std_mpsc::sync_channel::<(Instant, Batch)>(BATCHES_IN_FLIGHT);
         let (done, completions) = mpsc::channel(BATCHES_IN_FLIGHT);
         let thread = std::thread::Builder::new().name("zkrs-storage".into()).spawn(move || {
             let mut sync_took = SyncTime::default();
             let mut payoff = Payoff::default();
+            let mut waited = Vec::new();
             while let Ok(first) = incoming.recv() {
                 let mut group = Group::default();
                 group.add(first);
@@ -102,13 +116,15 @@ impl StorageWriter {
                 if group.awaited > 0 && payoff.worth_waiting() {
                     payoff.record(group.wait_for_replies(&incoming, sync_took.typical()));
                 }
-                let Group { writes, batches, appended, .. } = group;
+                let Group { writes, batches, appended, handed, .. } = group;
                 let started = Instant::now();
+                waited.clear();
+                waited.extend(handed.iter().map(|(entries, at)| (*entries, started - *at)));
                 let outcome = writes.into_iter().try_for_each(|write| carry_out(&*storage, write));
                 let took = started.elapsed();
                 sync_took.record(took);
                 let slow = took > Duration::from_millis(sync_warning_ms);
-                timed(took, slow, appended);
+                timed(&Synced { took, slow, appended, waited: &waited });
                 if slow {
                     tracing::warn!(
                         took_ms = took.as_secs_f64() * 1000.0,
@@ -143,7 +159,7 @@ impl StorageWriter {
     /// If the thread is gone.
     pub fn write(&self, batch: Batch) -> Result<(), StorageError> {
         self.batches
-            .send(batch)
+            .send((Instant::now(), batch))
             .map_err(|_| StorageError::Backend("the storage thread stopped".into()))
     }
 
@@ -193,22 +209,29 @@ struct Group {
     writes: Vec<Write>,
     batches: usize,
     appended: usize,
+    /// Each batch's log entries and when it was handed over.
+    handed: Vec<(usize, Instant)>,
     /// Log entries still likely to follow at once.
     awaited: usize,
 }
 
 impl Group {
-    fn add(&mut self, batch: Batch) {
+    fn add(&mut self, (handed, batch): (Instant, Batch)) {
         self.batches += 1;
         let entries: usize =
             batch.writes.into_iter().map(|write| push_joining(&mut self.writes, write)).sum();
         self.appended += entries;
+        self.handed.push((entries, handed));
         self.awaited = self.awaited.saturating_sub(entries).max(batch.awaited);
     }
 
     /// Takes the batches that arrive within `most` while entries are awaited; returns
     /// whether any entries came.
-    fn wait_for_replies(&mut self, incoming: &std_mpsc::Receiver<Batch>, most: Duration) -> bool {
+    fn wait_for_replies(
+        &mut self,
+        incoming: &std_mpsc::Receiver<(Instant, Batch)>,
+        most: Duration,
+    ) -> bool {
         let before = self.appended;
         let until = Instant::now() + most;
         while self.awaited > 0 {

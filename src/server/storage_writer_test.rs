@@ -9,7 +9,7 @@ fn entry(zxid: Zxid, payload: &'static [u8]) -> LogEntry {
 
 /// Writes `batch` on the storage thread and waits for its outcome.
 fn write_one(storage: Arc<MemoryStorage>, writes: Vec<Write>) -> Written {
-    let (writer, mut done) = StorageWriter::spawn(storage, 1000, |_, _, _| {}).expect("thread");
+    let (writer, mut done) = StorageWriter::spawn(storage, 1000, |_| {}).expect("thread");
     writer.write(Batch { writes, awaited: 0 }).expect("thread running");
     let outcome = done.blocking_recv().expect("an outcome");
     drop(done);
@@ -58,6 +58,24 @@ fn an_entry_whose_checksum_fails_is_never_logged() {
     assert_eq!(storage.last_logged_zxid(), Zxid::ZERO, "none of the batch is written");
 }
 
+#[test]
+fn each_group_is_told_with_the_wait_of_each_of_its_batches() {
+    let storage = Arc::new(MemoryStorage::default());
+    let (told, heard) = std_mpsc::channel();
+    let timed = move |synced: &Synced<'_>| {
+        let waited: Vec<usize> = synced.waited.iter().map(|(entries, _)| *entries).collect();
+        told.send((synced.appended, waited)).expect("the test listens");
+    };
+    let (writer, mut done) = StorageWriter::spawn(storage, 1000, timed).expect("thread");
+    writer.write(Batch { writes: vec![appends(&[1, 2])], awaited: 0 }).expect("running");
+    done.blocking_recv().expect("an outcome").expect("written");
+    writer.write(Batch { writes: vec![Write::Truncate(Zxid::new(2))], awaited: 0 }).expect("up");
+    done.blocking_recv().expect("an outcome").expect("written");
+    drop(done);
+    writer.close();
+    assert_eq!(heard.try_iter().collect::<Vec<_>>(), [(2, vec![2]), (0, vec![0])]);
+}
+
 fn appends(zxids: &[i64]) -> Write {
     Write::Append(zxids.iter().map(|zxid| entry(Zxid::new(*zxid), b"x")).collect())
 }
@@ -65,11 +83,16 @@ fn appends(zxids: &[i64]) -> Write {
 #[test]
 fn batches_taken_together_are_written_as_one_append_per_run_of_appends() {
     let mut group = Group::default();
-    group.add(Batch { writes: vec![appends(&[1, 2])], awaited: 0 });
-    group.add(Batch { writes: vec![appends(&[3])], awaited: 0 });
-    group.add(Batch { writes: vec![Write::Truncate(Zxid::new(2)), appends(&[3])], awaited: 0 });
+    group.add((Instant::now(), Batch { writes: vec![appends(&[1, 2])], awaited: 0 }));
+    group.add((Instant::now(), Batch { writes: vec![appends(&[3])], awaited: 0 }));
+    group.add((
+        Instant::now(),
+        Batch { writes: vec![Write::Truncate(Zxid::new(2)), appends(&[3])], awaited: 0 },
+    ));
     assert_eq!(group.batches, 3);
     assert_eq!(group.appended, 4);
+    let entries: Vec<usize> = group.handed.iter().map(|(entries, _)| *entries).collect();
+    assert_eq!(entries, [2, 1, 1], "each batch's entries, for its wait");
     assert!(matches!(
         &group.writes[..],
         [Write::Append(first), Write::Truncate(_), Write::Append(last)]
@@ -81,10 +104,10 @@ fn batches_taken_together_are_written_as_one_append_per_run_of_appends() {
 fn a_batch_that_awaits_entries_takes_the_batches_that_bring_them() {
     let (send, incoming) = std_mpsc::sync_channel(BATCHES_IN_FLIGHT);
     let mut group = Group::default();
-    group.add(Batch { writes: vec![appends(&[1])], awaited: 2 });
-    send.send(Batch { writes: vec![appends(&[2])], awaited: 0 }).expect("open");
-    send.send(Batch { writes: vec![appends(&[3])], awaited: 0 }).expect("open");
-    send.send(Batch { writes: vec![appends(&[4])], awaited: 0 }).expect("open");
+    group.add((Instant::now(), Batch { writes: vec![appends(&[1])], awaited: 2 }));
+    send.send((Instant::now(), Batch { writes: vec![appends(&[2])], awaited: 0 })).expect("open");
+    send.send((Instant::now(), Batch { writes: vec![appends(&[3])], awaited: 0 })).expect("open");
+    send.send((Instant::now(), Batch { writes: vec![appends(&[4])], awaited: 0 })).expect("open");
     assert!(group.wait_for_replies(&incoming, Duration::from_secs(60)));
     assert_eq!(group.batches, 3, "it stops once both awaited entries came");
     assert_eq!(group.awaited, 0);
@@ -95,7 +118,7 @@ fn a_batch_that_awaits_entries_takes_the_batches_that_bring_them() {
 fn the_wait_for_entries_ends_when_none_come() {
     let (_send, incoming) = std_mpsc::sync_channel(BATCHES_IN_FLIGHT);
     let mut group = Group::default();
-    group.add(Batch { writes: vec![appends(&[1])], awaited: 1 });
+    group.add((Instant::now(), Batch { writes: vec![appends(&[1])], awaited: 1 }));
     let started = Instant::now();
     assert!(!group.wait_for_replies(&incoming, Duration::from_millis(5)));
     assert!(started.elapsed() >= Duration::from_millis(5));
@@ -152,8 +175,7 @@ fn waits_that_stop_paying_are_skipped_but_tried_again_now_and_then() {
 #[test]
 fn nothing_handed_over_after_a_failed_write_is_written() {
     let storage = Arc::new(MemoryStorage::default());
-    let (writer, mut done) =
-        StorageWriter::spawn(storage.clone(), 1000, |_, _, _| {}).expect("thread");
+    let (writer, mut done) = StorageWriter::spawn(storage.clone(), 1000, |_| {}).expect("thread");
     let mut damaged = entry(Zxid::new(1), b"payload").value.to_vec();
     damaged[0] ^= 0x40;
     let failing = vec![Write::Append(vec![LogEntry { zxid: Zxid::new(1), value: damaged.into() }])];

@@ -117,6 +117,16 @@ def free_ports(count):
     return ports
 
 
+def recv_exactly(sock, length):
+    """`length` bytes from `sock`, failing the test if the server closes first."""
+    data = b""
+    while len(data) < length:
+        chunk = sock.recv(length - len(data))
+        assert chunk, "the server closed the connection"
+        data += chunk
+    return data
+
+
 def four_letter(hosts, word):
     host, port = hosts.split(":")
     try:

@@ -13,8 +13,8 @@ import pytest
 from kazoo.client import KazooClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import (Ensemble, Server, four_letter, free_ports, start_zookeeper, wait_until,
-                      zkcli)
+from conftest import (Ensemble, Server, four_letter, free_ports, recv_exactly, start_zookeeper,
+                      wait_until, zkcli)
 
 PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
 
@@ -337,3 +337,105 @@ def test_start_up_raises_the_open_files_limit_to_the_hard_one_as_the_jvm_does():
             assert "raised the open files limit to its hard limit" in log.read()
     finally:
         server.stop()
+
+
+# ZooKeeper's request processors' metrics, as zkrs takes them at its own stages: the
+# counters, the summaries (avg, min, max, cnt, sum) and the latencies (with percentiles).
+PROCESSOR_COUNTERS = ["prep_processor_request_queued", "sync_processor_request_queued",
+                      "revalidate_count", "connection_revalidate_count", "stale_replies"]
+PROCESSOR_SUMMARIES = ["prep_processor_queue_size", "prep_process_time",
+                       "sync_processor_queue_size"]
+PROCESSOR_LATENCIES = ["prep_processor_queue_time_ms", "close_session_prep_time",
+                       "sync_processor_queue_time_ms", "sync_processor_queue_flush_time_ms",
+                       "sync_processor_queue_and_flush_time_ms", "propagation_latency",
+                       "write_final_proc_time_ms"]
+
+
+def mntr_lines_of(monitored, name):
+    """The mntr keys that show metric `name`, whatever its kind."""
+    forms = ["zk_" + name] + ["zk_%s_%s" % (part, name) for part in
+                              ["avg", "min", "max", "cnt", "sum", "p50", "p95", "p99", "p999"]]
+    return sorted(key for key in forms if key in monitored)
+
+
+def raw_handshake(hosts, session_id=0, password=b"\0" * 16):
+    """A handshake over a raw socket, which then closes without closing the session;
+    returns the session id and password the server answered."""
+    host, port = hosts.split(":")
+    body = struct.pack(">iqiqi", 0, 0, 30000, session_id, len(password)) + password
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        (length,) = struct.unpack(">i", recv_exactly(s, 4))
+        reply = recv_exactly(s, length)
+    _, _, answered, password_length = struct.unpack(">iiqi", reply[:20])
+    return answered, reply[20:20 + password_length]
+
+
+def processor_workload(hosts):
+    """Ten txns (two sessions opened, six creates, a set, one close), a read, and a
+    session resumed over a raw socket; returns mntr once the txns are applied."""
+    client = KazooClient(hosts=hosts)
+    client.start()
+    client.create("/processors", b"x")
+    for i in range(5):
+        client.create("/processors/c%d" % i, b"x")
+    client.set("/processors", b"y")
+    client.get("/processors")
+    client.stop()
+    client.close()
+    session_id, password = raw_handshake(hosts)
+    assert raw_handshake(hosts, session_id, password)[0] == session_id
+    return mntr(hosts)
+
+
+def test_request_processor_metrics_show_as_zookeepers_and_count_the_txns():
+    zk_port = free_ports(1)[0]
+    zk_dir = tempfile.mkdtemp(prefix="zkrs-processors-zookeeper-")
+    zookeeper = start_zookeeper(zk_dir, zk_port, extra="4lw.commands.whitelist=*\n")
+    metrics_port = free_ports(1)[0]
+    zkrs = Server(
+        "metricsProvider.className=%s\nmetricsProvider.httpHost=127.0.0.1\n"
+        "metricsProvider.httpPort=%d\n" % (PROVIDER, metrics_port)
+    )
+    try:
+        seen = {"zookeeper": processor_workload("127.0.0.1:%d" % zk_port),
+                "zkrs": processor_workload(zkrs.hosts)}
+        for name in PROCESSOR_COUNTERS + PROCESSOR_SUMMARIES + PROCESSOR_LATENCIES:
+            shown = mntr_lines_of(seen["zkrs"], name)
+            assert shown == mntr_lines_of(seen["zookeeper"], name), name
+            assert len(shown) == (1 if name in PROCESSOR_COUNTERS else
+                                  5 if name in PROCESSOR_SUMMARIES else 9), name
+        # Both servers time every txn they apply from its time, and count the resume.
+        for key in ["zk_cnt_propagation_latency", "zk_connection_revalidate_count"]:
+            assert seen["zkrs"][key] == seen["zookeeper"][key], key
+        assert seen["zkrs"]["zk_connection_revalidate_count"] == "1"
+        assert seen["zkrs"]["zk_cnt_propagation_latency"] == "10"
+        # zkrs's pipeline takes in writes and handshakes only (ZooKeeper's takes reads
+        # and pings too): the first session, six creates, the set, the close and the raw
+        # socket's session; the eight writes among them are timed from their arrival.
+        monitored = seen["zkrs"]
+        assert monitored["zk_prep_processor_request_queued"] == "10"
+        assert monitored["zk_cnt_prep_process_time"] == "8"
+        assert monitored["zk_cnt_close_session_prep_time"] == "1"
+        assert monitored["zk_cnt_prep_processor_queue_time_ms"] == "8"
+        # Every txn went through the log, each taken in one of the thread's groups.
+        assert monitored["zk_sync_processor_request_queued"] == "10"
+        assert monitored["zk_sum_sync_processor_queue_size"] == "10"
+        for name in ["sync_processor_queue_time_ms", "sync_processor_queue_and_flush_time_ms"]:
+            assert monitored["zk_cnt_" + name] == "10", name
+        assert monitored["zk_cnt_sync_processor_queue_flush_time_ms"] == \
+            monitored["zk_cnt_sync_processor_queue_size"] != "0"
+        # The client's writes were answered.
+        assert monitored["zk_cnt_write_final_proc_time_ms"] == "8"
+        assert monitored["zk_revalidate_count"] == monitored["zk_stale_replies"] == "0"
+        families = scrape("http://127.0.0.1:%d/metrics" % metrics_port)
+        for name in PROCESSOR_LATENCIES:
+            assert families[name].type == "summary", name
+            count = {s.name: s.value for s in families[name].samples}[name + "_count"]
+            assert count == float(monitored["zk_cnt_" + name]), name
+        assert families["sync_processor_request_queued"].type == "counter"
+    finally:
+        zookeeper.kill()
+        zookeeper.wait()
+        shutil.rmtree(zk_dir, ignore_errors=True)
+        zkrs.stop()

@@ -18,7 +18,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl
 
-from conftest import ROOT, Server, after_whoami, four_letter, free_ports, wait_until, zkcli
+from conftest import (ROOT, Server, after_whoami, four_letter, free_ports, recv_exactly,
+                      wait_until, zkcli)
 
 CLIENT_ID = "CN=client.test,OU=client,O=zkrs tests,C=US"
 
@@ -242,16 +243,8 @@ def raw_get(tls, path):
         return struct.pack(">i", len(body)) + body
 
     def read_frame():
-        def exactly(count):
-            data = b""
-            while len(data) < count:
-                chunk = tls.recv(count - len(data))
-                assert chunk, "the server closed the connection"
-                data += chunk
-            return data
-
-        (length,) = struct.unpack(">i", exactly(4))
-        return exactly(length)
+        (length,) = struct.unpack(">i", recv_exactly(tls, 4))
+        return recv_exactly(tls, length)
 
     connect = struct.pack(">iqiqi", 0, 0, 30000, 0, 16) + bytes(16) + b"\0"
     tls.sendall(frame(connect))

@@ -3,6 +3,8 @@
 //! is answered when the core says, which may be after later writes of its session are
 //! applied: their replies wait behind it, so a session's replies keep its order.
 
+use std::sync::atomic::Ordering;
+
 use jute::OpCode;
 
 use super::work::ReplyTo;
@@ -204,7 +206,9 @@ impl Slot {
 fn deliver(shared: &Shared, connection: &Connection, reply: Reply) {
     let Reply { frame, op, xid, zxid, received_us, then_close } = reply;
     shared.stats.responded(frame.len());
-    connection.send(frame);
+    if !connection.send(frame) {
+        shared.stats.processors.stale_replies.fetch_add(1, Ordering::Relaxed);
+    }
     let now_us = shared.clock.now_us();
     let latency_ms =
         shared.stats.answered(&connection.stats, op, xid, zxid.raw(), received_us, now_us);

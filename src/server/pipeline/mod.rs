@@ -583,12 +583,14 @@ impl Pipeline {
         let count = entries.len() as u64;
         self.applied_txns += count;
         let committed_us = self.shared.clock.now_us();
+        let wall_ms = self.wall_ms();
         let mut quorum_acks_ms = Vec::new();
         for entry in entries {
             let own = self.proposed.front().is_some_and(|own| own.txn.zxid() == entry.zxid);
             match if own { self.proposed.pop_front() } else { None } {
                 Some(Proposed { txn, reply_to, prepared_us, logged_us }) => {
                     let received_us = reply_to.received_us();
+                    self.time_applied(txn.header.time, wall_ms);
                     self.apply_txn(&txn, reply_to);
                     self.time_own_commit(
                         received_us,
@@ -602,6 +604,7 @@ impl Pipeline {
                     let txn = decode_entry(&LogEntry { zxid: entry.zxid, value: entry.payload })?;
                     let (reply_to, forwarded_us) = self.reply_to(&txn);
                     let received_us = reply_to.received_us();
+                    self.time_applied(txn.header.time, wall_ms);
                     self.apply_txn(&txn, reply_to);
                     self.time_learner_commit(entry.zxid, committed_us);
                     self.time_forwarded_commit(received_us, forwarded_us, committed_us);

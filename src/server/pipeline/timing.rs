@@ -63,6 +63,21 @@ impl Pipeline {
     /// `now_us`.
     pub(super) fn time_queued(&self, received_us: u64, now_us: u64) {
         self.record(WriteStage::Queue, received_us, now_us);
+        let queued_ms = now_us.saturating_sub(received_us) / 1000;
+        self.shared.stats.processors.prep_queue_time.record(queued_ms);
+    }
+
+    /// A txn of time `txn_ms` (the leader's wall clock) is applied here:
+    /// `propagation_latency`.
+    pub(super) fn time_applied(&self, txn_ms: i64, wall_ms: i64) {
+        record_since(&self.shared.stats.processors.propagation_latency, txn_ms, wall_ms);
+    }
+
+    /// A client's write committed at `committed_us` is answered at `answered_us`.
+    fn time_answered(&self, committed_us: u64, answered_us: u64) {
+        self.record(WriteStage::Apply, committed_us, answered_us);
+        let final_ms = answered_us.saturating_sub(committed_us) / 1000;
+        self.shared.stats.processors.write_final_time.record(final_ms);
     }
 
     /// The proposals up to `zxid` are durable in this member's log, and a voter of an
@@ -134,7 +149,7 @@ impl Pipeline {
     }
 
     /// The wall clock in milliseconds, as txn times are.
-    fn wall_ms(&self) -> i64 {
+    pub(super) fn wall_ms(&self) -> i64 {
         i64::try_from(self.shared.clock.wall_ms()).unwrap_or(i64::MAX)
     }
 
@@ -156,7 +171,7 @@ impl Pipeline {
         };
         let answered_us = self.shared.clock.now_us();
         self.record(WriteStage::Quorum, logged_us.unwrap_or(committed_us), committed_us);
-        self.record(WriteStage::Apply, committed_us, answered_us);
+        self.time_answered(committed_us, answered_us);
         self.record(WriteStage::Total, received_us, answered_us);
     }
 
@@ -173,7 +188,7 @@ impl Pipeline {
         };
         let answered_us = self.shared.clock.now_us();
         self.record(WriteStage::Leader, forwarded_us, committed_us);
-        self.record(WriteStage::Apply, committed_us, answered_us);
+        self.time_answered(committed_us, answered_us);
         self.record(WriteStage::Total, received_us, answered_us);
     }
 

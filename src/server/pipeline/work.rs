@@ -2,6 +2,7 @@
 //! role (prepared here when leading, forwarded to the leader when following), and the
 //! txns the server makes itself (session expiry, the container and TTL reaper).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -118,6 +119,9 @@ impl Pipeline {
     /// # Errors
     /// If proposing fails; the server must stop.
     pub fn client_input(&mut self, input: Input) -> Result<(), StorageError> {
+        if !matches!(input, Input::Attach { .. }) {
+            self.shared.stats.processors.prep_queued.fetch_add(1, Ordering::Relaxed);
+        }
         if self.is_leading() {
             return self.lead_input(input);
         }
@@ -277,6 +281,7 @@ impl Pipeline {
     /// A learner's client resumed `session_id` there (REVALIDATE): if the session is
     /// alive, its deadline moves back and the learner owns it; the learner hears which.
     pub(super) fn revalidate(&mut self, from: ServerId, session_id: SessionId) {
+        self.shared.stats.processors.revalidations.fetch_add(1, Ordering::Relaxed);
         let valid = {
             let mut sessions = self.shared.sessions.lock();
             let valid = sessions.touch(session_id, self.shared.clock.now_ms());
@@ -328,10 +333,15 @@ impl Pipeline {
     ) -> Option<Txn> {
         let wall_ms = self.shared.clock.wall_ms() as i64;
         let shared = self.shared.clone();
+        let started_us = shared.clock.now_us();
         let mut sessions = shared.sessions.lock();
         let context = Context { session_check, ..context(&shared, &sessions, auth, session_id) };
         let txn = self.preparer.prepare(&context, request, xid, wall_ms)?;
+        let took_ms = shared.clock.now_us().saturating_sub(started_us) / 1000;
+        let processors = &shared.stats.processors;
+        processors.prep_time.record(took_ms);
         if matches!(txn.body, TxnBody::CloseSession(_)) {
+            processors.close_session_prep_time.record(took_ms);
             sessions.set_closing(session_id);
         }
         if let Some(namespace) = quota_refused_at(request, &txn).and_then(quota::namespace) {
