@@ -237,23 +237,23 @@ fn ended(shared: &Shared, connection: &Connection, outcome: Result<(), Connectio
 }
 
 /// The TLS handshake, then the identity a client certificate gives: `x509:<subject>`,
-/// and `super` when the subject is `X509AuthenticationProvider.superUser`.
+/// and `super` when the subject is `X509AuthenticationProvider.superUser`. A handshake
+/// that fails (or never comes, or is not TLS) counts as ZooKeeper's Netty connection
+/// factory counts it: in `unsuccessful_handshake` and `auth_failed_count`.
 async fn accept_tls(
     shared: &Shared,
     connection: &Connection,
     tls: &ServerTls,
     stream: TcpStream,
 ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, ConnectionError> {
-    match opening(&stream, HANDSHAKE_TIMEOUT).await? {
-        Opening::Silent => return Err(ConnectionError::TlsHandshakeTimeout(HANDSHAKE_TIMEOUT)),
-        Opening::Plain => return Err(ConnectionError::PlaintextOnTlsPort),
-        Opening::Tls | Opening::Nothing => {}
-    }
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
-    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-        .await
-        .map_err(|_| ConnectionError::TlsHandshakeTimeout(HANDSHAKE_TIMEOUT))?
-        .map_err(ConnectionError::TlsHandshake)?;
+    let stream = match tls_handshake(tls, stream).await {
+        Ok(stream) => stream,
+        Err(err) => {
+            shared.stats.unsuccessful_handshakes.fetch_add(1, Ordering::Relaxed);
+            shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
+            return Err(err);
+        }
+    };
     if let Some(chain) = stream.get_ref().1.peer_certificates() {
         let Some(subject) = chain.first().and_then(|certificate| rfc2253_subject(certificate))
         else {
@@ -265,6 +265,23 @@ async fn accept_tls(
         connection.add_auth(x509_ids(subject, shared.config.x509_super_user.as_deref()));
     }
     Ok(stream)
+}
+
+/// The server's side of a TLS handshake on `stream`.
+async fn tls_handshake(
+    tls: &ServerTls,
+    stream: TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, ConnectionError> {
+    match opening(&stream, HANDSHAKE_TIMEOUT).await? {
+        Opening::Silent => return Err(ConnectionError::TlsHandshakeTimeout(HANDSHAKE_TIMEOUT)),
+        Opening::Plain => return Err(ConnectionError::PlaintextOnTlsPort),
+        Opening::Tls | Opening::Nothing => {}
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+        .await
+        .map_err(|_| ConnectionError::TlsHandshakeTimeout(HANDSHAKE_TIMEOUT))?
+        .map_err(ConnectionError::TlsHandshake)
 }
 
 /// Runs an accepted connection until it closes: the request loop, which also writes

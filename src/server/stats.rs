@@ -147,6 +147,8 @@ pub struct ServerStats {
     pub update_latency: AtomicLatency,
     /// Failed authentications.
     pub auth_failed: AtomicU64,
+    /// TLS handshakes with clients that failed (`unsuccessful_handshake`).
+    pub unsuccessful_handshakes: AtomicU64,
     /// Handshakes the connection throttle refused (`connection_rejected`).
     pub connection_rejected: AtomicU64,
     /// Handshakes the connection throttle let through (`connection_request_count`).
@@ -515,6 +517,7 @@ impl ServerStats {
             &self.watch_bytes,
             &self.sessions_expired,
             &self.connection_drops,
+            &self.unsuccessful_handshakes,
         ] {
             counter.store(0, Ordering::Relaxed);
         }

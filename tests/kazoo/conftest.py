@@ -258,9 +258,12 @@ def wait_until(condition, timeout=10.0, interval=0.02):
     raise AssertionError("condition not met within %.1f s" % timeout)
 
 
+# Debian's zookeeper.jar manifest leaves out netty-codec and netty-resolver, which its
+# Netty connection factory (TLS) needs.
 ZOOKEEPER_CLASSPATH = ":".join(
     "/usr/share/java/%s.jar" % jar
-    for jar in ("zookeeper", "zookeeper-jute", "slf4j-api", "slf4j-simple", "snappy-java")
+    for jar in ("zookeeper", "zookeeper-jute", "slf4j-api", "slf4j-simple", "snappy-java",
+                "netty-codec", "netty-resolver")
 )
 
 

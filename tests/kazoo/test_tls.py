@@ -19,7 +19,7 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl
 
 from conftest import (ROOT, Server, after_whoami, four_letter, free_ports, recv_exactly,
-                      wait_until, zkcli)
+                      start_zookeeper, wait_until, zkcli)
 
 CLIENT_ID = "CN=client.test,OU=client,O=zkrs tests,C=US"
 
@@ -278,4 +278,71 @@ def test_a_resumed_tls_session_keeps_its_x509_identity(stores):
         # The first connection is a full handshake; the later ones resume its session.
         assert reused == [False, True, True]
     finally:
+        server.stop()
+
+
+def handshake_failures(plain):
+    """ZooKeeper's counts of failed TLS handshakes and of failed authentications."""
+    monitored = dict(line.split("\t", 1) for line in four_letter(plain, "mntr").splitlines())
+    return int(monitored["zk_unsuccessful_handshake"]), int(monitored["zk_auth_failed_count"])
+
+
+def turn_away_tls_clients(stores, plain, secure):
+    """A good TLS client, then six that fail their handshake one after the other: without
+    a certificate, with an expired one, with one nobody trusts, plaintext, a handshake cut
+    short, a connection closed before its handshake. Returns both counts after each."""
+    host, port = secure.split(":")
+
+    def tls_connection(who):
+        context = ssl.create_default_context(cafile=os.path.join(stores, "ca.pem"))
+        context.check_hostname = False
+        if who:
+            context.load_cert_chain(os.path.join(stores, who + ".crt"),
+                                    os.path.join(stores, who + ".key"))
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            try:
+                with context.wrap_socket(raw) as tls:
+                    tls.sendall(struct.pack(">i", 0))
+                    tls.recv(1)
+            except (ssl.SSLError, OSError):
+                pass
+
+    def raw(data, linger=0.0):
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(data)
+            time.sleep(linger)
+
+    cases = [lambda: tls_connection("client"), lambda: tls_connection(None),
+             lambda: tls_connection("expired"), lambda: tls_connection("stranger"),
+             lambda: raw(struct.pack(">i", 44) + bytes(44), linger=0.3),
+             lambda: raw(bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00])),
+             lambda: raw(b"", linger=0.3)]
+    seen = []
+    for failed, case in enumerate(cases):
+        case()
+        wait_until(lambda: handshake_failures(plain)[0] >= failed, timeout=5)
+        seen.append(handshake_failures(plain))
+    return seen
+
+
+def test_failed_handshakes_count_as_zookeepers_netty_factory_counts_them(stores):
+    zk_plain, zk_secure = free_ports(2)
+    zk_dir = tempfile.mkdtemp(prefix="zkrs-tls-zookeeper-")
+    zookeeper = start_zookeeper(zk_dir, zk_plain, extra="\n".join([
+        "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+        "secureClientPort=%d" % zk_secure, "secureClientPortAddress=127.0.0.1",
+        "ssl.keyStore.location=%s" % os.path.join(stores, "server.jks"),
+        "ssl.keyStore.password=testpass",
+        "ssl.trustStore.location=%s" % os.path.join(stores, "trust.jks"),
+        "ssl.trustStore.password=testpass", "4lw.commands.whitelist=*"]))
+    server, plain, secure = tls_server(stores)
+    try:
+        expected = [(failed, failed) for failed in range(7)]
+        assert turn_away_tls_clients(stores, "127.0.0.1:%d" % zk_plain,
+                                     "127.0.0.1:%d" % zk_secure) == expected
+        assert turn_away_tls_clients(stores, plain, secure) == expected
+    finally:
+        zookeeper.kill()
+        zookeeper.wait()
+        shutil.rmtree(zk_dir, ignore_errors=True)
         server.stop()
