@@ -215,6 +215,9 @@ fn ended(shared: &Shared, connection: &Connection, outcome: Result<(), Connectio
     if outcome.as_ref().is_err_and(ConnectionError::closed_by_client) {
         shared.stats.connection_drops.fetch_add(1, Ordering::Relaxed);
     }
+    if let Err(ConnectionError::HandshakeTimeout(_)) = outcome {
+        shared.stats.sessionless_expired.fetch_add(1, Ordering::Relaxed);
+    }
     match outcome {
         Ok(()) => tracing::debug!("connection closed"),
         Err(

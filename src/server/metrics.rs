@@ -103,6 +103,7 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
         metric("watch_count", count(watch_count)),
         metric("auth_failed_count", counter(&stats.auth_failed)),
         metric("unsuccessful_handshake", counter(&stats.unsuccessful_handshakes)),
+        metric("sessionless_connections_expired", counter(&stats.sessionless_expired)),
         metric("min_latency", Reading::Gauge(latency.min as f64)),
         metric("max_latency", Reading::Gauge(latency.max as f64)),
         metric("approximate_data_size", Reading::Gauge(tree.approximate_data_size() as f64)),

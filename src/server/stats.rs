@@ -149,6 +149,9 @@ pub struct ServerStats {
     pub auth_failed: AtomicU64,
     /// TLS handshakes with clients that failed (`unsuccessful_handshake`).
     pub unsuccessful_handshakes: AtomicU64,
+    /// Connections closed for sending no complete handshake in time, as ZooKeeper's
+    /// default connection factory expires them (`sessionless_connections_expired`).
+    pub sessionless_expired: AtomicU64,
     /// Handshakes the connection throttle refused (`connection_rejected`).
     pub connection_rejected: AtomicU64,
     /// Handshakes the connection throttle let through (`connection_request_count`).
@@ -518,6 +521,7 @@ impl ServerStats {
             &self.sessions_expired,
             &self.connection_drops,
             &self.unsuccessful_handshakes,
+            &self.sessionless_expired,
         ] {
             counter.store(0, Ordering::Relaxed);
         }

@@ -294,6 +294,13 @@ def start_zookeeper(directory, port, compression="", extra=""):
     return process
 
 
+def stop_zookeeper(process, directory):
+    """Stops a ZooKeeper that `start_zookeeper` started and removes its directory."""
+    process.kill()
+    process.wait()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def serving(port):
     """Whether ZooKeeper at `port` answers `srvr` with its mode, as it does once running."""
     try:

@@ -14,7 +14,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.security import make_acl, make_digest_acl
 
-from conftest import ROOT, Ensemble, Server, free_ports, start_zookeeper, wait_until
+from conftest import (Ensemble, ROOT, Server, free_ports, start_zookeeper, stop_zookeeper,
+                      wait_until)
 
 # What ZooKeeper 3.8's /commands lists; zkrs lists these and 3.9's snapshot and restore.
 ZOOKEEPER_COMMANDS = [
@@ -84,9 +85,7 @@ def side_by_side():
     }
     for client in clients:
         client.stop()
-    zookeeper.kill()
-    zookeeper.wait()
-    shutil.rmtree(zk_dir, ignore_errors=True)
+    stop_zookeeper(zookeeper, zk_dir)
     zkrs.stop()
 
 
@@ -274,9 +273,7 @@ def test_restore_takes_zookeepers_snapshot_and_is_durable():
         assert reader.exists("/after-backup") is None and reader.exists("/zk") is None
         reader.stop()
     finally:
-        zookeeper.kill()
-        zookeeper.wait()
-        shutil.rmtree(zk_dir, ignore_errors=True)
+        stop_zookeeper(zookeeper, zk_dir)
         zkrs.stop()
 
 

@@ -2,7 +2,6 @@
 /metrics read by Prometheus' own parser (prometheus_client), agreeing with mntr."""
 import os
 import resource
-import shutil
 import socket
 import struct
 import tempfile
@@ -14,7 +13,7 @@ from kazoo.client import KazooClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import (Ensemble, Server, four_letter, free_ports, recv_exactly, start_zookeeper,
-                      wait_until, zkcli)
+                      stop_zookeeper, wait_until, zkcli)
 
 PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
 
@@ -288,9 +287,7 @@ def test_watch_fan_out_bytes_and_srst_agree_with_zookeeper():
             {key: reset["zookeeper"][key] for key in after}
         assert reset["zkrs"]["zk_bytes_received_count"] == "4"
     finally:
-        zookeeper.kill()
-        zookeeper.wait()
-        shutil.rmtree(zk_dir, ignore_errors=True)
+        stop_zookeeper(zookeeper, zk_dir)
         zkrs.stop()
 
 
@@ -435,7 +432,37 @@ def test_request_processor_metrics_show_as_zookeepers_and_count_the_txns():
             assert count == float(monitored["zk_cnt_" + name]), name
         assert families["sync_processor_request_queued"].type == "counter"
     finally:
-        zookeeper.kill()
-        zookeeper.wait()
-        shutil.rmtree(zk_dir, ignore_errors=True)
+        stop_zookeeper(zookeeper, zk_dir)
+        zkrs.stop()
+
+
+def test_connections_without_a_handshake_expire_as_zookeepers_do():
+    zk_port = free_ports(1)[0]
+    zk_dir = tempfile.mkdtemp(prefix="zkrs-sessionless-zookeeper-")
+    zookeeper = start_zookeeper(zk_dir, zk_port, extra="4lw.commands.whitelist=*\n")
+    zkrs = Server()
+    hosts = ["127.0.0.1:%d" % zk_port, zkrs.hosts]
+    opened = []
+    try:
+        # On each server, one connection that sends nothing and one that stops within its
+        # connect request: both are closed after the 10 s either server allows.
+        for server in hosts:
+            host, port = server.split(":")
+            opened.append(socket.create_connection((host, int(port))))
+            partial = socket.create_connection((host, int(port)))
+            partial.sendall(struct.pack(">i", 44) + bytes(2))
+            opened.append(partial)
+
+        def expired(server):
+            return int(mntr(server)["zk_sessionless_connections_expired"])
+
+        wait_until(lambda: all(expired(server) >= 2 for server in hosts), timeout=40)
+        assert [expired(server) for server in hosts] == [2, 2]
+        for connection in opened:
+            connection.settimeout(5)
+            assert connection.recv(1) == b"", "the server closed it"
+    finally:
+        for connection in opened:
+            connection.close()
+        stop_zookeeper(zookeeper, zk_dir)
         zkrs.stop()

@@ -19,7 +19,7 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import make_acl
 
 from conftest import (ROOT, Server, after_whoami, four_letter, free_ports, recv_exactly,
-                      start_zookeeper, wait_until, zkcli)
+                      start_zookeeper, stop_zookeeper, wait_until, zkcli)
 
 CLIENT_ID = "CN=client.test,OU=client,O=zkrs tests,C=US"
 
@@ -342,7 +342,5 @@ def test_failed_handshakes_count_as_zookeepers_netty_factory_counts_them(stores)
                                      "127.0.0.1:%d" % zk_secure) == expected
         assert turn_away_tls_clients(stores, plain, secure) == expected
     finally:
-        zookeeper.kill()
-        zookeeper.wait()
-        shutil.rmtree(zk_dir, ignore_errors=True)
+        stop_zookeeper(zookeeper, zk_dir)
         server.stop()
