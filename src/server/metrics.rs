@@ -64,6 +64,14 @@ fn counter(value: &std::sync::atomic::AtomicU64) -> Reading {
     Reading::Counter(value.load(Ordering::Relaxed))
 }
 
+fn summary(value: &AtomicSummary) -> Reading {
+    Reading::Summary(value.read())
+}
+
+fn latency(value: &AtomicLatency) -> Reading {
+    Reading::Latency(value.read())
+}
+
 /// Every metric, in the order `mntr` shows them.
 pub fn collect(shared: &Shared) -> Vec<Metric> {
     let stats = &shared.stats;
@@ -187,19 +195,20 @@ pub fn reset(shared: &Shared) {
 }
 
 /// ZooKeeper's metrics of its request processors, taken at zkrs's stages that do their
-/// work (see [`crate::server::stats::ProcessorStats`]).
+/// work (see [`crate::server::stats::ProcessorStats`]). The storage thread takes every
+/// txn waiting as one group, so the sync processor's queue sizes are the group commits'
+/// sizes, and the txns it took their sum.
 fn processor_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
     let processors = &shared.stats.processors;
-    let summary = |value: &AtomicSummary| Reading::Summary(value.read());
-    let latency = |value: &AtomicLatency| Reading::Latency(value.read());
+    let logged = shared.stats.sync_batch_size.read();
     metrics.extend([
         metric("prep_processor_request_queued", counter(&processors.prep_queued)),
         metric("prep_processor_queue_size", summary(&processors.prep_queue_size)),
         metric("prep_processor_queue_time_ms", latency(&processors.prep_queue_time)),
         metric("prep_process_time", summary(&processors.prep_time)),
         metric("close_session_prep_time", latency(&processors.close_session_prep_time)),
-        metric("sync_processor_request_queued", counter(&processors.sync_queued)),
-        metric("sync_processor_queue_size", summary(&processors.sync_queue_size)),
+        metric("sync_processor_request_queued", Reading::Counter(logged.total)),
+        metric("sync_processor_queue_size", Reading::Summary(logged)),
         metric("sync_processor_queue_time_ms", latency(&processors.sync_queue_time)),
         metric("sync_processor_queue_flush_time_ms", latency(&processors.sync_flush_time)),
         metric(
@@ -218,8 +227,6 @@ fn processor_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
 /// server (zero on a standalone one).
 fn quorum_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
     let quorum = &shared.stats.quorum;
-    let summary = |value: &AtomicSummary| Reading::Summary(value.read());
-    let latency = |value: &AtomicLatency| Reading::Latency(value.read());
     metrics.extend([
         metric("looking_count", counter(&quorum.looking)),
         metric("election_time", summary(&quorum.election_time)),

@@ -237,17 +237,12 @@ pub struct ProcessorStats {
     pub prep_time: AtomicSummary,
     /// See `prep_time`.
     pub close_session_prep_time: AtomicLatency,
-    /// Txns handed to the storage thread (`sync_processor_request_queued`).
-    pub sync_queued: AtomicU64,
-    /// Txns waiting for the storage thread each time it takes them; it takes them all
-    /// (`sync_processor_queue_size`).
-    pub sync_queue_size: AtomicSummary,
     /// Each txn, from its hand-over until the storage thread began writing it
     /// (`sync_processor_queue_time_ms`).
     pub sync_queue_time: AtomicLatency,
     /// Each group of writes, written and synced (`sync_processor_queue_flush_time_ms`).
     pub sync_flush_time: AtomicLatency,
-    /// Each of this member's txns, from prepared until durable in its log
+    /// Each txn, from its hand-over to the storage thread until durable in the log
     /// (`sync_processor_queue_and_flush_time_ms`).
     pub sync_queue_and_flush_time: AtomicLatency,
     /// Each txn, from its time (the leader's wall clock) until applied here; skipped if
@@ -267,14 +262,13 @@ impl ProcessorStats {
     fn reset(&self) {
         for counter in [
             &self.prep_queued,
-            &self.sync_queued,
             &self.revalidations,
             &self.connection_revalidations,
             &self.stale_replies,
         ] {
             counter.store(0, Ordering::Relaxed);
         }
-        for summary in [&self.prep_queue_size, &self.prep_time, &self.sync_queue_size] {
+        for summary in [&self.prep_queue_size, &self.prep_time] {
             summary.reset();
         }
         for latency in [
@@ -476,8 +470,6 @@ impl ServerStats {
         }
         let processors = &self.processors;
         self.sync_batch_size.record(appended as u64);
-        processors.sync_queued.fetch_add(appended as u64, Ordering::Relaxed);
-        processors.sync_queue_size.record(appended as u64);
         processors.sync_flush_time.record(took_ms);
         for &(entries, waited) in waited {
             let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
@@ -603,12 +595,12 @@ mod tests {
         stats.synced(&Synced { took: ms(2), slow: false, appended: 3, waited: &waited });
         stats.synced(&Synced { took: ms(4), slow: true, appended: 0, waited: &[(0, ms(1))] });
         let processors = &stats.processors;
-        assert_eq!(processors.sync_queued.load(Ordering::Relaxed), 3);
+        assert_eq!(stats.sync_batch_size.read().total, 3, "sync_processor_request_queued");
         let queued = processors.sync_queue_time.read().summary;
         assert_eq!((queued.count, queued.total), (3, 6));
         let durable = processors.sync_queue_and_flush_time.read().summary;
         assert_eq!((durable.count, durable.total, durable.max), (3, 12, 5));
-        let sizes = processors.sync_queue_size.read();
+        let sizes = stats.sync_batch_size.read();
         assert_eq!((sizes.count, sizes.total), (1, 3));
         assert_eq!(processors.sync_flush_time.read().summary.count, 1, "groups that logged");
         assert_eq!(stats.fsync_time.read().count, 2, "every group");
