@@ -8,7 +8,8 @@
 //! by either kind of member, and with the leader SIGKILLed mid-migration; no
 //! acknowledged write is lost and sessions on the members that stay up live on. And a
 //! zkrs member whose log ends in a proposal no quorum committed, exported: ZooKeeper
-//! truncates the proposal when the new leader says so, and joins.
+//! truncates the proposal when the new leader says so, and joins. And hierarchical
+//! quorums, which both count alike.
 
 mod support;
 
@@ -230,6 +231,41 @@ async fn a_zkrs_member_leads_a_zookeeper_follower() {
         read_synced(follower.address, "/from-zkrs").await.as_deref(),
         Some(&b"proposed"[..])
     );
+}
+
+/// Hierarchical quorums (`group.N`, `weight.N`) counted alike by both kinds of member:
+/// the same membership text, and with member 2 (weight 2 of its group's 3) stopped,
+/// members 1 and 3 are a majority but no quorum, so the zkrs leader steps down until 2
+/// is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hierarchical_quorums_are_counted_as_zookeeper_counts_them() {
+    let lines =
+        format!("{}group.1=1:2\ngroup.2=3\nweight.2=2\n", ensemble_lines(&[false, false, false]));
+    let first = ReferenceZooKeeper::spawn_member(1, &lines, &[]);
+    let second = ReferenceZooKeeper::spawn_member(2, &lines, &[]);
+    // Members 1 and 2 are no quorum without group 2: the highest id, 3, leads them.
+    let leader = start_zkrs(3, &lines);
+    wait_for_mode(leader.address, "leader", || leader.log());
+    first.wait_until_serving().await;
+    create(first.address, "/grouped", b"before").await;
+    assert_eq!(read_synced(leader.address, "/grouped").await.as_deref(), Some(&b"before"[..]));
+    let shown = read_synced(first.address, "/zookeeper/config").await.expect("config");
+    let text = String::from_utf8_lossy(&shown).into_owned();
+    assert!(text.contains("\ngroup.1=1:2\ngroup.2=3\nweight.1=1\nweight.2=2\n"), "{text}");
+    assert_eq!(read_synced(leader.address, "/zookeeper/config").await, Some(shown));
+
+    drop(second);
+    let deadline = Instant::now() + JOIN_WAIT;
+    while four_letter(leader.address, "srvr").unwrap_or_default().contains("Mode: leader") {
+        assert!(Instant::now() < deadline, "still leading without a quorum: {}", leader.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let second = ReferenceZooKeeper::spawn_member(2, &lines, &[]);
+    let addresses = [Some(first.address), Some(second.address), Some(leader.address)];
+    let leading = wait_for_leader(&addresses, || leader.log());
+    let through = addresses[leading].expect("up");
+    create(through, "/regrouped", b"after").await;
+    assert_eq!(read_synced(first.address, "/regrouped").await.as_deref(), Some(&b"after"[..]));
 }
 
 /// One member of an ensemble being moved, run by one binary or the other.

@@ -216,6 +216,7 @@ impl Sim {
             id: 0,
             voters: voters.clone(),
             observers: observers.clone(),
+            groups: None,
             init_limit_ticks: 10,
             sync_limit_ticks: 5,
             finalize_ticks: 1,

@@ -571,6 +571,7 @@ fn config(id: ServerId, voters: &[ServerId], observers: &[ServerId]) -> ZabConfi
         id,
         voters: voters.iter().copied().collect(),
         observers: observers.iter().copied().collect(),
+        groups: None,
         init_limit_ticks: 250,
         sync_limit_ticks: 250,
         finalize_ticks: 10,

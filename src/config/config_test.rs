@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::config::tls::{ClientAuth, Protocol};
 use crate::tls::stores::StoreType;
@@ -403,4 +405,37 @@ fn quorum_sasl_reads_the_jaas_quorum_sections_and_refuses_what_zookeeper_refuses
         assert!(err.contains(why), "{extra}: {err}");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn group_and_weight_lines_make_quorums_hierarchical_as_in_zookeeper() {
+    let members = "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/d\n\
+                   server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n\
+                   server.3=127.0.0.1:2890:3890\nserver.4=127.0.0.1:2891:3891:observer\n";
+    assert_eq!(parse(members).membership.quorum_groups(), None, "majorities without groups");
+    let config = parse(&format!("{members}group.1=2:1\ngroup.2=3\nweight.2=0\n"));
+    let groups = config.membership.quorum_groups().expect("hierarchical");
+    assert_eq!(groups.group_of, BTreeMap::from([(1, 1), (2, 1), (3, 2)]));
+    assert_eq!(groups.weight_of, BTreeMap::from([(1, 1), (2, 0), (3, 1)]));
+    // As ZooKeeper 3.8 prints the same lines in /zookeeper/config (checked beside it).
+    assert!(
+        config.membership.to_zookeeper_text().ends_with(
+            "server.4=127.0.0.1:2891:3891:observer\ngroup.1=1:2\ngroup.2=3\n\
+             weight.1=1\nweight.2=0\nweight.3=1\nversion=0"
+        ),
+        "{}",
+        config.membership.to_zookeeper_text()
+    );
+    for (lines, why) in [
+        ("group.1=1:2\n", "Server 3 is not in a group"),
+        ("group.1=1:2\ngroup.2=2:3\n", "server 2 is in multiple groups"),
+        ("group.1=1:2\ngroup.2=3:4\n", "an observer"),
+        ("group.1=1:2\ngroup.2=3:9\n", "no server.9 line"),
+        ("group.1=1:2:3\nweight.1=-1\n", "weight.1"),
+        ("group.1=1:x:3\n", "group.1"),
+        ("weight.1=2\n", "is not in a group"),
+    ] {
+        let err = Config::parse(&format!("{members}{lines}")).expect_err(lines);
+        assert!(err.to_string().contains(why), "{lines}: {err}");
+    }
 }

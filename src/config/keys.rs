@@ -265,8 +265,10 @@ pub const KEYS: &[Key] = &[
     key("server.*", Text, "", Honoured)
         .note("host:port:port[:participant|observer][;[clientHost:]clientPort], one address."),
     key("syncLimit", Integer, "", Honoured).note("Required for an ensemble."),
-    key("group.*", Text, "", Unsupported(Membership)).note("Hierarchical quorums."),
-    key("weight.*", Text, "", Unsupported(Membership)),
+    key("group.*", Text, "", Honoured)
+        .note("Hierarchical quorums: a majority of groups, each by a majority of its weight."),
+    key("weight.*", Integer, "1", Honoured)
+        .note("A member's weight in its group; one of weight 0 is never elected."),
     key("cnxTimeout", DecodedInteger, "5000", Ignored),
     key("quorumCnxnTimeoutMs", DecodedInteger, "-1", Ignored),
     key("standaloneEnabled", Boolean, "true", Honoured),
@@ -609,7 +611,7 @@ mod tests {
         assert!(matches!(classify("ssl.quorum.unheardOf", "x"), Verdict::Refuse(_)));
         assert!(matches!(classify("quorum.auth.enableSasl", "TRUE"), Verdict::Honoured));
         assert!(matches!(classify("zookeeper.db.autocreate", "false"), Verdict::Refuse(_)));
-        assert!(matches!(classify("group.1", "1:2:3"), Verdict::Refuse(_)));
+        assert!(matches!(classify("oraclePath", "/etc/zookeeper/oracle"), Verdict::Refuse(_)));
     }
 
     #[test]

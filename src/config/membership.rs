@@ -1,11 +1,13 @@
 //! The ensemble's membership: `server.N` lines, parsed as ZooKeeper's `QuorumServer`
-//! parses them, and the text ZooKeeper shows for them in `/zookeeper/config` and the
-//! `conf` four-letter word (`QuorumMaj.toString`).
+//! parses them, the `group.N` and `weight.N` lines of hierarchical quorums, and the text
+//! ZooKeeper shows for them in `/zookeeper/config` and the `conf` four-letter word
+//! (`QuorumMaj.toString`, `QuorumHierarchical.toString`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::ConfigError;
+use crate::zab::Groups;
 
 /// One `server.N=host:quorumPort:electionPort[:role][;[clientHost:]clientPort]` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +30,11 @@ pub struct ServerSpec {
 pub struct Membership {
     /// The `server.N` lines by id.
     pub servers: BTreeMap<u64, ServerSpec>,
+    /// The `group.N` lines: each group's members. With these or `weights`, quorums are
+    /// hierarchical, as in ZooKeeper; with neither, majorities.
+    pub groups: BTreeMap<u64, Vec<u64>>,
+    /// The `weight.N` lines: a member's weight in its group (1 when not given).
+    pub weights: BTreeMap<u64, u64>,
     /// The `version` of the membership: the hex suffix of the dynamic file's name, or the
     /// `version` key of a static file; 0 when neither is given.
     pub version: u64,
@@ -39,9 +46,74 @@ impl Membership {
         self.servers.values().filter(|server| !server.observer).count()
     }
 
+    /// Whether quorums are hierarchical: ZooKeeper's test is any `group` or `weight` line.
+    pub fn is_hierarchical(&self) -> bool {
+        !self.groups.is_empty() || !self.weights.is_empty()
+    }
+
+    /// The groups and weights the replication core counts quorums by, for hierarchical
+    /// quorums.
+    pub fn quorum_groups(&self) -> Option<Groups> {
+        if !self.is_hierarchical() {
+            return None;
+        }
+        let mut groups = Groups::default();
+        for (group, members) in &self.groups {
+            for member in members {
+                groups.group_of.insert(*member, *group);
+                groups.weight_of.insert(*member, self.weights.get(member).copied().unwrap_or(1));
+            }
+        }
+        Some(groups)
+    }
+
+    /// ZooKeeper's checks of hierarchical quorums (`QuorumHierarchical.parse`), and two
+    /// it leaves to a crash or to chance: every participant is in a group, no member is in
+    /// two, and only participants are in groups.
+    ///
+    /// # Errors
+    /// The first rule broken.
+    pub fn check_groups(&self) -> Result<(), String> {
+        if !self.is_hierarchical() {
+            return Ok(());
+        }
+        let mut group_of = BTreeMap::new();
+        for (group, members) in &self.groups {
+            for member in members {
+                if let Some(other) = group_of.insert(*member, *group) {
+                    return Err(format!(
+                        "server {member} is in multiple groups ({other} and {group})"
+                    ));
+                }
+                match self.servers.get(member) {
+                    None => {
+                        return Err(format!(
+                            "group.{group} lists {member}, which has no server.{member} line"
+                        ))
+                    }
+                    Some(server) if server.observer => {
+                        return Err(format!(
+                            "group.{group} lists {member}, an observer: only participants vote"
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let ungrouped = self
+            .servers
+            .iter()
+            .find(|(id, server)| !server.observer && !group_of.contains_key(*id));
+        match ungrouped {
+            Some((id, _)) => Err(format!("Server {id} is not in a group")),
+            None => Ok(()),
+        }
+    }
+
     /// The membership as ZooKeeper writes it in `/zookeeper/config`: one `server.N=` line
     /// per member with its role, the client address only when the member's line gave
-    /// one, then `version=<hex>` with no newline after it.
+    /// one; for hierarchical quorums each `group.N` line and each participant's weight
+    /// (and any other weight given); then `version=<hex>` with no newline after it.
     pub fn to_zookeeper_text(&self) -> String {
         let mut out = String::new();
         for (id, server) in &self.servers {
@@ -57,9 +129,51 @@ impl Membership {
             }
             out.push('\n');
         }
+        if self.is_hierarchical() {
+            for (group, members) in &self.groups {
+                let mut members = members.clone();
+                members.sort_unstable();
+                let listed: Vec<String> = members.iter().map(u64::to_string).collect();
+                let _ = writeln!(out, "group.{group}={}", listed.join(":"));
+            }
+            let mut weights = self.weights.clone();
+            for (id, server) in &self.servers {
+                if !server.observer {
+                    weights.entry(*id).or_insert(1);
+                }
+            }
+            for (id, weight) in weights {
+                let _ = writeln!(out, "weight.{id}={weight}");
+            }
+        }
         let _ = write!(out, "version={:x}", self.version);
         out
     }
+}
+
+/// Parses the value of `group.N`: member ids separated by colons.
+///
+/// # Errors
+/// An id that is not a number.
+pub fn parse_group(key: &str, value: &str) -> Result<Vec<u64>, ConfigError> {
+    value
+        .split(':')
+        .map(|id| {
+            super::values::parse_long(id).and_then(|id| u64::try_from(id).ok()).ok_or_else(|| {
+                ConfigError::invalid(key, value, format!("{id:?} is not a server id"))
+            })
+        })
+        .collect()
+}
+
+/// Parses the value of `weight.N`.
+///
+/// # Errors
+/// A value that is not a number, or is negative (ZooKeeper takes those, to no purpose).
+pub fn parse_weight(key: &str, value: &str) -> Result<u64, ConfigError> {
+    super::values::parse_long(value)
+        .and_then(|weight| u64::try_from(weight).ok())
+        .ok_or_else(|| ConfigError::invalid(key, value, "a weight is a number, 0 or more".into()))
 }
 
 /// A host as ZooKeeper prints it: an IPv6 address in brackets.

@@ -399,6 +399,7 @@ impl Config {
     /// ZooKeeper's checks of the membership (`parseDynamicConfig`): which combinations of
     /// participants, observers and `standaloneEnabled` run at all.
     fn check_membership(mut self) -> Result<Config, ConfigError> {
+        self.membership.check_groups().map_err(ConfigError::Inconsistent)?;
         let participants = self.membership.participants();
         let observers = self.membership.servers.len() - participants;
         match participants {
@@ -656,8 +657,8 @@ fn read_properties(path: &Path) -> Result<Properties, ConfigError> {
     Properties::parse(&path.display().to_string(), &bytes)
 }
 
-/// The membership in a `dynamicConfigFile`: only `server.N` lines (and the refused
-/// `group`/`weight`); its version is the hex suffix of the file's name, as in ZooKeeper.
+/// The membership in a `dynamicConfigFile`: only `server.N`, `group.N` and `weight.N`
+/// lines; its version is the hex suffix of the file's name, as in ZooKeeper.
 fn read_dynamic(path: &Path) -> Result<(PathBuf, Membership), ConfigError> {
     let properties = read_properties(path)?;
     if properties.contains("version") {
@@ -666,23 +667,15 @@ fn read_dynamic(path: &Path) -> Result<(PathBuf, Membership), ConfigError> {
             path.display()
         )));
     }
-    let mut refusals = Vec::new();
-    for (key, value) in properties.iter() {
-        if key.starts_with("group") || key.starts_with("weight") {
-            if let keys::Verdict::Refuse(message) = keys::classify(key, value) {
-                refusals.push(message);
-            }
-        } else if !key.starts_with("server.") {
+    for (key, _) in properties.iter() {
+        if !["server.", "group", "weight"].iter().any(|prefix| key.starts_with(prefix)) {
             return Err(ConfigError::Inconsistent(format!(
                 "{}: Unrecognised parameter: {key}",
                 path.display()
             )));
         }
     }
-    if !refusals.is_empty() {
-        return Err(ConfigError::Refused(refusals));
-    }
-    let mut membership = membership_servers(&properties)?;
+    let mut membership = membership_lines(&properties)?;
     membership.version = dynamic_file_version(path).unwrap_or(0);
     Ok((path.to_owned(), membership))
 }
@@ -697,7 +690,7 @@ fn dynamic_file_version(path: &Path) -> Option<u64> {
 /// The membership written in zoo.cfg itself (before ZooKeeper 3.5), with its optional
 /// `version` key.
 fn static_membership(properties: &Properties) -> Result<Membership, ConfigError> {
-    let mut membership = membership_servers(properties)?;
+    let mut membership = membership_lines(properties)?;
     if let Some((key, value)) = properties.get("version") {
         membership.version = u64::from_str_radix(value, 16)
             .map_err(|_| ConfigError::invalid(key, value, "not a hex number".to_owned()))?;
@@ -705,14 +698,21 @@ fn static_membership(properties: &Properties) -> Result<Membership, ConfigError>
     Ok(membership)
 }
 
-fn membership_servers(properties: &Properties) -> Result<Membership, ConfigError> {
+/// The `server.N`, `group.N` and `weight.N` lines among `properties`.
+fn membership_lines(properties: &Properties) -> Result<Membership, ConfigError> {
     let mut membership = Membership::default();
     for (key, value) in properties.iter() {
-        if let Some(id) = key.strip_prefix("server.") {
-            let id = values::parse_long(id)
+        let id = |id: &str| {
+            values::parse_long(id)
                 .and_then(|id| u64::try_from(id).ok())
-                .ok_or_else(|| ConfigError::invalid(key, value, "the id is not a number".into()))?;
-            membership.servers.insert(id, membership::parse_server(key, value)?);
+                .ok_or_else(|| ConfigError::invalid(key, value, "the id is not a number".into()))
+        };
+        if let Some(server) = key.strip_prefix("server.") {
+            membership.servers.insert(id(server)?, membership::parse_server(key, value)?);
+        } else if let Some(group) = key.strip_prefix("group.") {
+            membership.groups.insert(id(group)?, membership::parse_group(key, value)?);
+        } else if let Some(server) = key.strip_prefix("weight.") {
+            membership.weights.insert(id(server)?, membership::parse_weight(key, value)?);
         }
     }
     Ok(membership)

@@ -148,14 +148,19 @@ impl Election {
             });
             return None;
         }
+        // A vote for a member of weight 0 is never better (ZooKeeper's
+        // totalOrderPredicate), nor answered: its sender keeps it for want of a better one.
+        let better = n.vote > self.vote && quorum.may_lead(n.vote.leader);
         if n.round > self.round {
             self.round = n.round;
             self.received.clear();
-            self.vote = self.vote.max(n.vote);
+            if better {
+                self.vote = n.vote;
+            }
             self.settling = None;
             self.record_own();
             self.broadcast(quorum, out);
-        } else if n.vote > self.vote {
+        } else if better {
             self.vote = n.vote;
             self.settling = None;
             self.record_own();
@@ -189,7 +194,7 @@ impl Election {
                 other.leader == vote.leader && other.epoch == vote.epoch
             }
         });
-        quorum.contains_majority(same.map(|(id, _)| *id))
+        quorum.contains_quorum(same.map(|(id, _)| *id))
     }
 
     /// ZooKeeper's checkLeader: a settled quorum counts only if its leader says it leads
@@ -214,9 +219,10 @@ impl Election {
 mod tests {
     use super::*;
     use crate::txn::Zxid;
+    use crate::zab::quorum::Groups;
 
     fn quorum() -> Quorum {
-        Quorum::new([1, 2, 3].into())
+        Quorum::new([1, 2, 3].into(), None)
     }
 
     fn vote(leader: ServerId, zxid: i64) -> Vote {
@@ -257,6 +263,32 @@ mod tests {
         // An equal vote needs no answer.
         assert_eq!(e.on_notification(1, looking(3, vote(2, 9)), &quorum(), &mut out), None);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_vote_for_a_member_of_weight_zero_is_neither_adopted_nor_answered() {
+        // group.1=1:2, group.2=3, weight.2=0: member 2 may vote but never lead.
+        let groups = Groups {
+            group_of: [(1, 1), (2, 1), (3, 2)].into(),
+            weight_of: [(1, 1), (2, 0), (3, 1)].into(),
+        };
+        let weighed = Quorum::new([1, 2, 3].into(), Some(groups));
+        let mut out = Vec::new();
+        let mut e = Election::start(1, 1, vote(1, 5), 1, &weighed, &mut out);
+        out.clear();
+        assert_eq!(e.on_notification(2, looking(1, vote(2, 9)), &weighed, &mut out), None);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(e.on_notification(2, looking(2, vote(2, 9)), &weighed, &mut out), None);
+        assert_eq!(e.round(), 2);
+        let announced = out.iter().all(|action| {
+            matches!(action, Action::Send { message: Message::Notification(n), .. }
+                if n.vote == vote(1, 5))
+        });
+        assert!(announced, "a new round keeps the vote for 1: {out:?}");
+        // With member 3 the vote for 1 is a quorum: both groups, each by a majority.
+        assert_eq!(e.on_notification(3, looking(2, vote(1, 5)), &weighed, &mut out), None);
+        assert_eq!(e.tick(&weighed, &mut out), None);
+        assert_eq!(e.tick(&weighed, &mut out), Some(vote(1, 5)));
     }
 
     #[test]

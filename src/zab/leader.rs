@@ -161,7 +161,7 @@ impl Leader {
         if self.phase == Phase::Broadcasting {
             let live = self.learners.iter().filter(|(_, l)| l.stage == Stage::Synced);
             let ids = live.map(|(id, _)| *id).chain([core.config.id]);
-            if !core.quorum.contains_majority(ids) {
+            if !core.quorum.contains_quorum(ids) {
                 tracing::info!("lost the quorum; electing again");
                 return Transition::StepDown;
             }
@@ -310,7 +310,7 @@ impl Leader {
     /// Once a quorum's accepted epochs are known: the new epoch is above all of them.
     fn try_choose_epoch(&mut self, core: &mut Core, out: &mut Vec<Action>) {
         if self.epoch.is_some()
-            || !core.quorum.contains_majority(self.accepted_epochs.keys().copied())
+            || !core.quorum.contains_quorum(self.accepted_epochs.keys().copied())
         {
             return;
         }
@@ -360,7 +360,7 @@ impl Leader {
             .iter()
             .filter(|(_, l)| matches!(l.stage, Stage::EpochAcked { current_epoch: Some(_), .. }));
         let ids = acked.map(|(id, _)| *id).chain([core.config.id]);
-        if self.phase != Phase::Discovering || !core.quorum.contains_majority(ids) {
+        if self.phase != Phase::Discovering || !core.quorum.contains_quorum(ids) {
             return;
         }
         self.phase = Phase::Synchronising;
@@ -411,7 +411,7 @@ impl Leader {
                 }
                 let synced = self.learners.iter().filter(|(_, l)| l.stage == Stage::Synced);
                 let ids = synced.map(|(id, _)| *id).chain([core.config.id]);
-                if core.quorum.contains_majority(ids) {
+                if core.quorum.contains_quorum(ids) {
                     self.establish(core, out);
                 }
             }
@@ -435,7 +435,7 @@ impl Leader {
 
     /// The highest zxid durable on a quorum, this server included.
     fn advance_commit(&mut self, core: &mut Core, out: &mut Vec<Action>) {
-        let acked_by: Vec<(ServerId, Zxid)> = core
+        let mut acked_by: Vec<(ServerId, Zxid)> = core
             .quorum
             .voters()
             .map(|id| {
@@ -447,19 +447,16 @@ impl Leader {
                 (id, synced.map_or(Zxid::ZERO, |l| l.acked))
             })
             .collect();
-        let mut acked: Vec<Zxid> = acked_by.iter().map(|(_, zxid)| *zxid).collect();
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        let majority = acked.len() / 2;
-        let durable_on_quorum = acked.get(majority).copied().unwrap_or(Zxid::ZERO);
+        let durable_on_quorum = core.quorum.durable_point(&mut acked_by);
         let commit = durable_on_quorum.min(core.persisted);
         if commit <= core.applied {
             return;
         }
         // Pair assertion: counted the other way, the voters holding the commit point
-        // durably are a majority. A commit past that could lose an acknowledged write.
+        // durably are a quorum. A commit past that could lose an acknowledged write.
         let holders = acked_by.iter().filter(|(_, zxid)| *zxid >= commit).map(|(id, _)| *id);
         assert!(
-            core.quorum.contains_majority(holders),
+            core.quorum.contains_quorum(holders),
             "commit 0x{commit:x} passes what a quorum persisted: {acked_by:?}"
         );
         // Learners hear of the commit before this server answers its own clients, as in
@@ -529,7 +526,7 @@ impl Leader {
                 .filter(|(_, l)| l.stage == Stage::Synced && l.pong_round >= sync.round)
                 .map(|(id, _)| *id)
                 .chain([core.config.id]);
-            if !core.quorum.contains_majority(answered) {
+            if !core.quorum.contains_quorum(answered) {
                 return true;
             }
             if committed < sync.through {

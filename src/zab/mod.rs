@@ -35,6 +35,7 @@ pub use history::History;
 pub use leader::LeaderStatus;
 pub use message::{Message, Notification, PeerState, Vote};
 pub use peer::Zab;
+pub use quorum::Groups;
 
 use std::collections::BTreeSet;
 
@@ -64,6 +65,9 @@ pub struct ZabConfig {
     pub voters: BTreeSet<ServerId>,
     /// Members that follow without voting.
     pub observers: BTreeSet<ServerId>,
+    /// The voters' groups and weights when quorums are hierarchical (`group.N` lines);
+    /// majorities otherwise.
+    pub groups: Option<Groups>,
     /// Ticks a new leader waits for a quorum to join and sync (`initLimit`).
     pub init_limit_ticks: u32,
     /// Ticks without hearing from the other side before giving up on it (`syncLimit`).

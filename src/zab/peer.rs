@@ -81,7 +81,7 @@ impl Zab {
     /// are applied only once a leader has them committed.
     pub fn new(config: ZabConfig, restored: Restored) -> (Zab, Vec<Action>) {
         let core = Core {
-            quorum: Quorum::new(config.voters.clone()),
+            quorum: Quorum::new(config.voters.clone(), config.groups.clone()),
             epochs: restored.epochs,
             persisted: restored.history.last(),
             applied: restored.applied,

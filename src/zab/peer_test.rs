@@ -12,6 +12,7 @@ fn config(id: u64, voters: &[u64]) -> ZabConfig {
         id,
         voters: voters.iter().copied().collect(),
         observers: Default::default(),
+        groups: None,
         init_limit_ticks: 10,
         sync_limit_ticks: 5,
         finalize_ticks: 0,

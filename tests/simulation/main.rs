@@ -5,7 +5,8 @@
 //! have local sessions on (made global by their first ephemeral node); in some, members
 //! cut off from their quorum serve read-only clients (`readonlymode.enabled`, every
 //! client asking for it, partitions lasting seconds); in some, members answer reads only
-//! past the read barrier (`zkrs.linearizableReads`).
+//! past the read barrier (`zkrs.linearizableReads`); in some, quorums are hierarchical
+//! (`group.N`, `weight.N`), one member in every quorum or never elected.
 //!
 //! Clients shake hands through the server's own admission (`server::handshake`); what
 //! they send a member's pipeline waits up to a millisecond in its channel, as in the

@@ -129,16 +129,27 @@ pub struct World {
     trace: bool,
 }
 
+/// Hierarchical quorums some runs have instead of majorities: member 3 in every quorum;
+/// member 2 carrying its group alone, so that {2, 3} is a quorum and {1, 3} is not; one
+/// group in which member 3 weighs nothing and is never elected.
+const HIERARCHIES: [&str; 3] = [
+    "group.1=1:2\ngroup.2=3\n",
+    "group.1=1:2\ngroup.2=3\nweight.2=2\n",
+    "group.1=1:2:3\nweight.3=0\n",
+];
+
 /// `window_entries`: recent entries a leader keeps for a DIFF; a learner further behind
 /// gets a snapshot. `local_sessions`: sessions start local to their member and become
 /// global when they first create an ephemeral node. `read_only`: a member cut off from
-/// its quorum serves clients that ask for read-only service.
+/// its quorum serves clients that ask for read-only service. `groups`: the `group.N` and
+/// `weight.N` lines, if any.
 fn member_config(
     id: ServerId,
     window_entries: usize,
     local_sessions: bool,
     read_only: bool,
     linearizable_reads: bool,
+    groups: &str,
 ) -> (Config, Membership) {
     let mut text = format!(
         "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\ndataDir=/nonexistent\nclientPort=2181\n"
@@ -155,6 +166,7 @@ fn member_config(
     for member in 1..=MEMBERS {
         text.push_str(&format!("server.{member}=127.0.0.1:{}:{}\n", 2888 + member, 3888 + member));
     }
+    text.push_str(groups);
     let config = Config::parse(&text).and_then(|config| config.with_my_id(Some(id)));
     let config = config.expect("the simulated zoo.cfg is valid");
     let mut membership = Membership::from_config(&config).expect("membership");
@@ -174,6 +186,8 @@ impl World {
         let read_only = rng.chance(30);
         // In some, members answer reads past the read barrier.
         let linearizable_reads = rng.chance(30);
+        // In some, quorums are hierarchical.
+        let groups = if rng.chance(30) { *rng.pick(&HIERARCHIES) } else { "" };
         let members = (1..=MEMBERS)
             .map(|id| {
                 let (config, membership) = member_config(
@@ -182,6 +196,7 @@ impl World {
                     local_sessions,
                     read_only,
                     linearizable_reads,
+                    groups,
                 );
                 Member {
                     id,

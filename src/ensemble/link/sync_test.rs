@@ -23,6 +23,7 @@ fn config(id: ServerId) -> ZabConfig {
         id,
         voters: [1, 2, 3].into_iter().collect(),
         observers: Default::default(),
+        groups: None,
         init_limit_ticks: 10,
         sync_limit_ticks: 5,
         finalize_ticks: 0,
