@@ -307,10 +307,15 @@ pub const KEYS: &[Key] = &[
     key("ssl.authProvider", Text, "x509", Unsupported(Security))
         .note("Only the built-in x509 scheme."),
     key("zookeeper.ensembleAuthName", Text, "", Unsupported(Security)),
-    key("sessionRequireClientSASLAuth", LenientBoolean, "false", Unsupported(Security)),
+    key("sessionRequireClientSASLAuth", LenientBoolean, "false", Honoured)
+        .note("As enforce.auth.schemes=sasl; needs the SASL authentication provider."),
     key("requireClientAuthScheme", Text, "", Unsupported(Security)),
-    key("enforce.auth.enabled", LenientBoolean, "false", Unsupported(Security)),
-    key("enforce.auth.schemes", Text, "", Unsupported(Security)),
+    key("enforce.auth.enabled", LenientBoolean, "false", Honoured).note(
+        "A client not authenticated by one of enforce.auth.schemes gets \
+         SESSIONCLOSEDREQUIRESASLAUTH (-124) to its first other request, and is disconnected.",
+    ),
+    key("enforce.auth.schemes", Text, "", Honoured)
+        .note("Comma-separated; each needs a provider (ip and digest always have one)."),
     key("sslQuorum", Boolean, "false", Honoured)
         .note("Members dial each other over TLS and take only TLS (but see portUnification)."),
     key("ssl.keyStore.location", Text, "", Honoured)

@@ -11,6 +11,7 @@
 //! values ZooKeeper would reinterpret) is collected in [`Config::notices`].
 
 pub mod admin;
+pub mod enforce_auth;
 pub mod keys;
 pub mod membership;
 pub mod properties;
@@ -158,6 +159,10 @@ pub struct Config {
     /// The users SASL DIGEST-MD5 authenticates (the JAAS file's `Server` section);
     /// `None` without a JAAS file.
     pub sasl: Option<crate::sasl::SaslUsers>,
+    /// The schemes a client must have authenticated with, one of them, before any request
+    /// but `auth` and SASL is served (`enforce.auth.*`, `sessionRequireClientSASLAuth`);
+    /// `None` when nothing is enforced.
+    pub enforced_auth_schemes: Option<Vec<String>>,
     /// The handshakes' token bucket (`zookeeper.connection_throttle_*`).
     pub connection_throttle: throttle::ConnectionThrottleSettings,
     /// How requests are admitted (`zookeeper.request_throttle_*`, `globalOutstandingLimit`,
@@ -326,6 +331,7 @@ impl Config {
         let prometheus_address = read_metrics_provider(&mut read, &mut notices)?;
         let admin = admin::read_admin(&mut read, &mut notices)?;
         let sasl = read_sasl(&read, properties)?;
+        let enforced_auth_schemes = enforce_auth::read_enforced_auth(&mut read, properties)?;
         let connection_throttle = throttle::read_connection_throttle(&mut read, &mut notices)?;
         let request_throttle = throttle::read_request_throttle(&mut read, &mut notices)?;
         let config = Config {
@@ -340,6 +346,7 @@ impl Config {
             prometheus_address,
             admin,
             sasl,
+            enforced_auth_schemes,
             connection_throttle,
             request_throttle,
             x509_super_user: read.text("X509AuthenticationProvider.superUser").map(str::to_owned),
@@ -615,10 +622,7 @@ fn read_sasl(
     properties: &Properties,
 ) -> Result<Option<crate::sasl::SaslUsers>, ConfigError> {
     let key = "java.security.auth.login.config";
-    let provider = properties.iter().any(|(name, value)| {
-        keys::lookup(name).is_some_and(|entry| entry.name == "authProvider.*")
-            && value.trim().ends_with(".SASLAuthenticationProvider")
-    });
+    let provider = enforce_auth::provided_schemes(properties).contains("sasl");
     let Some(path) = read.text(key) else {
         if provider {
             return Err(ConfigError::Inconsistent(format!(

@@ -93,6 +93,8 @@ enum ConnectionError {
     UnknownOpcode(i32),
     #[error("authentication failed for scheme {0}")]
     AuthFailed(String),
+    #[error("a request from a client authenticated only by {0:?}, none of enforce.auth.schemes")]
+    AuthRequired(Vec<String>),
     #[error("SASL authentication failed: {0}")]
     SaslFailed(#[from] DigestError),
     #[error("the server is shutting down")]
@@ -577,12 +579,13 @@ impl<'a> Session<'a> {
                         self.connection.add_auth(ids);
                         let peer = self.connection.peer;
                         tracing::info!(peer = %peer, scheme = %packet.scheme, "auth success");
-                        self.connection.send(reply::status(frame.xid, Zxid::ZERO, Code::Ok));
+                        self.reply_now(reply::status(frame.xid, Zxid::ZERO, Code::Ok));
                     }
                     Err(code) => {
-                        self.shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
-                        self.connection.send(reply::status(frame.xid, Zxid::ZERO, code));
-                        self.connection.request_close();
+                        // Not in auth_failed_count: ZooKeeper counts only failed TLS
+                        // handshakes there (checked beside it).
+                        self.reply_now(reply::status(frame.xid, Zxid::ZERO, code));
+                        self.close_after_refusal();
                         return Err(ConnectionError::AuthFailed(packet.scheme));
                     }
                 }
@@ -590,6 +593,14 @@ impl<'a> Session<'a> {
             // Like ZooKeeper, a SASL token is answered at once, ahead of queued requests.
             Ok(Request::Sasl(packet)) if self.shared.config.sasl.is_some() => {
                 self.sasl_step(frame.xid, packet.token.as_deref().unwrap_or_default())?;
+            }
+            _ if !self.authenticated_as_enforced() => {
+                // As ZooKeeper's AuthenticationHelper: the reply, then the connection
+                // closes; the session stays until it expires.
+                let code = Code::SessionClosedRequireSaslAuth;
+                self.reply_now(reply::status(frame.xid, Zxid::ZERO, code));
+                self.close_after_refusal();
+                return Err(ConnectionError::AuthRequired(self.connection.auth().schemes()));
             }
             request => {
                 self.queue.release_answered_writes();
@@ -609,6 +620,31 @@ impl<'a> Session<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Sends a reply the connection's task makes itself (auth, SASL, refusals), counted
+    /// as ZooKeeper's `sendResponse` counts every reply: a packet sent, and its size.
+    fn reply_now(&self, frame: Bytes) {
+        self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+        self.shared.stats.responded(frame.len());
+        self.connection.send(frame);
+    }
+
+    /// Closes the connection after the reply just sent to a failed `auth` or SASL
+    /// exchange, or to a client that did not authenticate as enforced. ZooKeeper queues
+    /// a close packet there, which it counts as a packet sent (checked beside it).
+    fn close_after_refusal(&self) {
+        self.shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+        self.connection.request_close();
+    }
+
+    /// Whether the connection has authenticated with a scheme the server enforces
+    /// (`enforce.auth.schemes`), or nothing is enforced.
+    fn authenticated_as_enforced(&self) -> bool {
+        let Some(schemes) = &self.shared.config.enforced_auth_schemes else {
+            return true;
+        };
+        self.connection.auth().ids().iter().any(|id| schemes.contains(&id.scheme))
     }
 
     /// One step of the connection's DIGEST-MD5 exchange. Completing it adds `sasl:<user>`
@@ -633,17 +669,24 @@ impl<'a> Session<'a> {
                 token
             }
             Err(err) => {
-                // ZooKeeper's failure reply carries an empty token too.
-                self.shared.stats.auth_failed.fetch_add(1, Ordering::Relaxed);
+                // ZooKeeper's failure reply carries an empty token too, and tells a client
+                // that must authenticate by SASL why it is disconnected. Like a failed
+                // `auth`, not counted in auth_failed_count.
+                let required = self.shared.config.enforced_auth_schemes.as_ref();
+                let code = if required.is_some_and(|schemes| schemes.iter().any(|s| s == "sasl")) {
+                    Code::SessionClosedRequireSaslAuth
+                } else {
+                    Code::AuthFailed
+                };
                 let empty = SetSaslResponse { token: None };
-                let failed = reply::reply(xid, Zxid::ZERO, Code::AuthFailed, Some(&empty));
-                self.connection.send(failed);
-                self.connection.request_close();
+                let failed = reply::reply(xid, Zxid::ZERO, code, Some(&empty));
+                self.reply_now(failed);
+                self.close_after_refusal();
                 return Err(err.into());
             }
         };
         let response = SetSaslResponse { token: Some(Bytes::from(token)) };
-        self.connection.send(reply::ok(xid, Zxid::ZERO, &response));
+        self.reply_now(reply::ok(xid, Zxid::ZERO, &response));
         Ok(())
     }
 
@@ -663,7 +706,7 @@ impl<'a> Session<'a> {
                     self.front_throttled = false;
                     self.shared.stats.throttled_ops.fetch_add(1, Ordering::Relaxed);
                     let zxid = self.shared.database.last_applied_zxid();
-                    self.connection.send(reply::status(xid, zxid, Code::ThrottledOp));
+                    self.reply_now(reply::status(xid, zxid, Code::ThrottledOp));
                 }
                 Ok(request) if request.is_write() => {
                     if self.connection.writes_in_flight() >= WRITES_IN_FLIGHT_MAX {
@@ -719,14 +762,14 @@ impl<'a> Session<'a> {
                 }
                 Err(RequestError::UnknownOpcode(op)) => {
                     let op = *op;
-                    self.connection.send(reply::status(xid, Zxid::new(-1), Code::Unimplemented));
+                    self.reply_now(reply::status(xid, Zxid::new(-1), Code::Unimplemented));
                     self.connection.request_close();
                     return Err(ConnectionError::UnknownOpcode(op));
                 }
                 Err(RequestError::Malformed(op, err)) => {
                     tracing::debug!(op = ?op, cause = %err, "malformed request");
                     let zxid = self.shared.database.last_applied_zxid();
-                    self.connection.send(reply::status(xid, zxid, Code::MarshallingError));
+                    self.reply_now(reply::status(xid, zxid, Code::MarshallingError));
                     self.queue.pop_answered();
                     self.reads.popped();
                 }

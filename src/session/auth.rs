@@ -51,6 +51,11 @@ impl AuthIds {
         &self.ids
     }
 
+    /// The schemes of the identities, in iteration order.
+    pub fn schemes(&self) -> Vec<String> {
+        self.ids.iter().map(|id| id.scheme.clone()).collect()
+    }
+
     /// Whether this connection is the super user.
     pub fn is_super(&self) -> bool {
         self.ids.iter().any(|id| id.scheme == "super")

@@ -267,9 +267,10 @@ ZOOKEEPER_CLASSPATH = ":".join(
 )
 
 
-def start_zookeeper(directory, port, compression="", extra=""):
+def start_zookeeper(directory, port, compression="", extra="", jvm_flags=()):
     """Apache ZooKeeper 3.8 (Debian's package) on `directory`/data at `port`, with the
-    zoo.cfg lines `extra` last; returns its process once it listens."""
+    zoo.cfg lines `extra` last and the JVM's `jvm_flags` (a JAAS file, say); returns its
+    process once it listens."""
     config = os.path.join(directory, "zoo.cfg")
     with open(config, "w") as f:
         f.write(
@@ -283,6 +284,7 @@ def start_zookeeper(directory, port, compression="", extra=""):
     servlet = ["-Xbootclasspath/a:/usr/share/java/servlet-api.jar"]
     process = subprocess.Popen(
         ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", *method, *servlet,
+         *jvm_flags,
          "-cp", ZOOKEEPER_CLASSPATH, "org.apache.zookeeper.server.quorum.QuorumPeerMain", config],
         stdout=log, stderr=log, stdin=subprocess.DEVNULL,
     )
