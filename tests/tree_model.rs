@@ -172,6 +172,7 @@ proptest! {
                 extended_types_enabled: false,
                 reconfig_enabled: false,
             enforce_quota: false,
+            digest_auth_enabled: true,
             };
             let txn = preparer.prepare(&context, &request(op), 1, index as i64).expect("a txn");
             let result = database.apply(&txn, &mut |_, _| {});

@@ -53,7 +53,8 @@ fn parses_the_compat_harness_config() {
     assert_eq!(config.max_client_cnxns, 0);
     assert!(config.extended_types_enabled);
     assert!(config.four_letter_words.contains("mntr"));
-    assert_eq!(config.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
+    let digest = config.digest.as_ref().expect("the digest provider is on");
+    assert_eq!(digest.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
     assert_eq!(config.membership.servers.len(), 3);
     assert!(config.membership.servers[&3].observer);
     assert!(!config.is_standalone());

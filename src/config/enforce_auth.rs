@@ -16,10 +16,10 @@ const PROVIDER_SCHEMES: [(&str, &str); 4] = [
     ("org.apache.zookeeper.server.auth.SASLAuthenticationProvider", "sasl"),
 ];
 
-/// The schemes with a provider, as ZooKeeper's `ProviderRegistry` has them: `ip` and
-/// `digest` always, and those the `authProvider.N` keys add.
-pub fn provided_schemes(properties: &Properties) -> BTreeSet<&'static str> {
-    let mut schemes = BTreeSet::from(["ip", "digest"]);
+/// The schemes the `authProvider.N` keys add to ZooKeeper's `ProviderRegistry`, which
+/// has `ip` and (unless it is off) `digest` without them.
+pub fn configured_schemes(properties: &Properties) -> BTreeSet<&'static str> {
+    let mut schemes = BTreeSet::new();
     for (name, value) in properties.iter() {
         if keys::lookup(name).is_some_and(|entry| entry.name == "authProvider.*") {
             let class = value.trim();
@@ -35,11 +35,13 @@ pub fn provided_schemes(properties: &Properties) -> BTreeSet<&'static str> {
 /// `sessionRequireClientSASLAuth=true` means `sasl`, whatever `enforce.auth.*` say.
 ///
 /// # Errors
-/// Enforcement on with no scheme, or a scheme no provider serves, with ZooKeeper's
+/// Enforcement on with no scheme, or a scheme no provider serves (`digest` while
+/// `digest_enabled` is false), with ZooKeeper's
 /// messages; a flag that is not a boolean.
 pub fn read_enforced_auth(
     read: &mut Reader<'_>,
     properties: &Properties,
+    digest_enabled: bool,
 ) -> Result<Option<Vec<String>>, ConfigError> {
     let schemes = if read.flag("sessionRequireClientSASLAuth", false)? {
         vec!["sasl".to_owned()]
@@ -56,7 +58,11 @@ pub fn read_enforced_auth(
                 .into(),
         ));
     }
-    let provided = provided_schemes(properties);
+    let mut provided = configured_schemes(properties);
+    provided.insert("ip");
+    if digest_enabled {
+        provided.insert("digest");
+    }
     if let Some(missing) = schemes.iter().find(|scheme| !provided.contains(scheme.as_str())) {
         return Err(ConfigError::Inconsistent(format!(
             "Authentication scheme {missing} is not available."
@@ -99,6 +105,10 @@ mod tests {
             "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
                         enforce.auth.enabled=true\nenforce.auth.schemes=x509\n";
         assert_eq!(enforced(provided), Ok(Some(vec!["x509".to_owned()])));
+        let off = "DigestAuthenticationProvider.enabled=false\n\
+                   enforce.auth.enabled=true\nenforce.auth.schemes=digest\n";
+        let digest = enforced(off).expect_err("the digest provider is off");
+        assert!(digest.contains("scheme digest is not available"), "{digest}");
         let sasl = enforced("sessionRequireClientSASLAuth=true\n").expect_err("no provider");
         assert!(sasl.contains("scheme sasl is not available"), "{sasl}");
         // With the provider, the JAAS file is read next, so the error is its absence.

@@ -292,10 +292,11 @@ pub const KEYS: &[Key] = &[
     key("peerType", Text, "participant", Honoured)
         .note("The server.N line of this member decides, as in ZooKeeper."),
     // Encryption, authentication, authorization.
-    key("DigestAuthenticationProvider.enabled", LenientBoolean, "true", Unsupported(Security))
-        .note("Digest authentication is always on."),
+    key("DigestAuthenticationProvider.enabled", LenientBoolean, "true", Honoured)
+        .note("Off: addauth digest fails and digest ACLs are invalid, as in ZooKeeper."),
     key("DigestAuthenticationProvider.superDigest", Text, "", Honoured),
-    key("DigestAuthenticationProvider.digestAlg", Text, "SHA1", Unsupported(Security)),
+    key("DigestAuthenticationProvider.digestAlg", Text, "SHA1", Honoured)
+        .note("SHA-1, SHA-2 (224 to 512, 512/224, 512/256), SHA3 (224 to 512) or MD5."),
     key("IPAuthenticationProvider.usexforwardedfor", LenientBoolean, "false", Ignored)
         .note("Applies to the AdminServer only."),
     key("X509AuthenticationProvider.superUser", Text, "", Honoured)

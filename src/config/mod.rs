@@ -192,8 +192,10 @@ pub struct Config {
     pub four_letter_words: BTreeSet<String>,
     /// Whether TTL nodes are allowed (`extendedTypesEnabled`).
     pub extended_types_enabled: bool,
-    /// `user:base64(sha1(user:password))` of the super user, if any.
-    pub super_digest: Option<String>,
+    /// The digest scheme's provider: its hash (`DigestAuthenticationProvider.digestAlg`)
+    /// and the super user's digest (`...superDigest`); `None` when it is off
+    /// (`DigestAuthenticationProvider.enabled=false`).
+    pub digest: Option<crate::session::auth::DigestProvider>,
     /// Whether `reconfig` is enabled (`reconfigEnabled`).
     pub reconfig_enabled: bool,
     /// Whether client writes and session ends are written to the audit log
@@ -330,8 +332,10 @@ impl Config {
         let quorum_sasl = quorum_sasl::read_quorum_sasl(&mut read)?;
         let prometheus_address = read_metrics_provider(&mut read, &mut notices)?;
         let admin = admin::read_admin(&mut read, &mut notices)?;
+        let digest = read_digest_provider(&mut read)?;
         let sasl = read_sasl(&read, properties)?;
-        let enforced_auth_schemes = enforce_auth::read_enforced_auth(&mut read, properties)?;
+        let enforced_auth_schemes =
+            enforce_auth::read_enforced_auth(&mut read, properties, digest.is_some())?;
         let connection_throttle = throttle::read_connection_throttle(&mut read, &mut notices)?;
         let request_throttle = throttle::read_request_throttle(&mut read, &mut notices)?;
         let config = Config {
@@ -369,7 +373,7 @@ impl Config {
                 read_only_mode_enabled,
             ),
             extended_types_enabled: read.flag("extendedTypesEnabled", false)?,
-            super_digest: read.text("DigestAuthenticationProvider.superDigest").map(str::to_owned),
+            digest,
             reconfig_enabled: read.flag("reconfigEnabled", false)?,
             audit_enabled: read.flag("audit.enable", false)?,
             enforce_quota: read.flag("enforceQuota", false)?,
@@ -614,6 +618,33 @@ fn http_address(read: &Reader<'_>, host_key: &str, port: u16) -> Result<SocketAd
         .ok_or_else(|| ConfigError::invalid(host_key, host, "does not resolve".into()))
 }
 
+/// The digest provider, `None` when `DigestAuthenticationProvider.enabled` is not `true`.
+/// An algorithm Java's `MessageDigest` lacks stops ZooKeeper's provider from loading; zkrs
+/// refuses to start, naming it.
+fn read_digest_provider(
+    read: &mut Reader<'_>,
+) -> Result<Option<crate::session::auth::DigestProvider>, ConfigError> {
+    use crate::session::auth::{DigestAlgorithm, DigestProvider};
+    if !read.flag("DigestAuthenticationProvider.enabled", true)? {
+        return Ok(None);
+    }
+    let key = "DigestAuthenticationProvider.digestAlg";
+    let algorithm = match read.text(key) {
+        None => DigestAlgorithm::default(),
+        Some(name) => DigestAlgorithm::from_java_name(name).ok_or_else(|| {
+            ConfigError::invalid(
+                key,
+                name,
+                format!(
+                    "don't support this ACL digest algorithm: {name} in the current environment"
+                ),
+            )
+        })?,
+    };
+    let super_digest = read.text("DigestAuthenticationProvider.superDigest").map(str::to_owned);
+    Ok(Some(DigestProvider { algorithm, super_digest }))
+}
+
 /// The SASL users: the JAAS file's `Server` section, which a SASL authentication provider
 /// needs. A section without ZooKeeper's DIGEST-MD5 module (Kerberos' module, say) is
 /// refused: zkrs does not speak GSSAPI.
@@ -622,7 +653,7 @@ fn read_sasl(
     properties: &Properties,
 ) -> Result<Option<crate::sasl::SaslUsers>, ConfigError> {
     let key = "java.security.auth.login.config";
-    let provider = enforce_auth::provided_schemes(properties).contains("sasl");
+    let provider = enforce_auth::configured_schemes(properties).contains("sasl");
     let Some(path) = read.text(key) else {
         if provider {
             return Err(ConfigError::Inconsistent(format!(

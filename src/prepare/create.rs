@@ -112,7 +112,7 @@ pub(super) fn create(
     let slash =
         args.path.rfind('/').filter(|_| !args.path.contains('\0')).ok_or(Code::BadArguments)?;
     let parent_path = args.path.get(..slash).ok_or(Code::BadArguments)?;
-    let acl = fixup_acl(args.acl, scope.context.auth)?;
+    let acl = fixup_acl(args.acl, scope.context.auth, scope.context.digest_auth_enabled)?;
     let mut parent = scope.record(parent_path)?;
     check_acl(&parent.acl, perms::CREATE, scope.context.auth)?;
 

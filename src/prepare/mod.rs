@@ -45,6 +45,9 @@ pub struct Context<'a> {
     pub reconfig_enabled: bool,
     /// Whether writes past a quota's hard limit are refused (`enforceQuota`).
     pub enforce_quota: bool,
+    /// Whether the digest scheme has its provider, so that digest ACLs are valid
+    /// (`DigestAuthenticationProvider.enabled`).
+    pub digest_auth_enabled: bool,
 }
 
 /// How a request's session is checked: ZooKeeper's `checkSession(sessionId, owner)`.

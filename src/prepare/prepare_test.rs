@@ -38,6 +38,7 @@ impl Fixture {
             extended_types_enabled: true,
             reconfig_enabled: false,
             enforce_quota: self.enforce_quota,
+            digest_auth_enabled: true,
         };
         self.preparer.prepare(&context, &request, 1, 1000).expect("a txn")
     }
@@ -165,6 +166,7 @@ fn a_session_whose_creation_is_prepared_can_write_before_it_is_applied() {
         extended_types_enabled: true,
         reconfig_enabled: false,
         enforce_quota: false,
+        digest_auth_enabled: true,
     };
     let unknown = preparer.prepare(&context, &create("/u", 0), 1, 1000).expect("a txn");
     assert_eq!(error_of(&unknown), Some(Code::SessionExpired.as_i32()), "not a session yet");

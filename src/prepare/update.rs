@@ -40,7 +40,7 @@ pub(super) fn set_acl(
 ) -> Result<(OpCode, TxnBody), Code> {
     scope.check_session()?;
     validate_path(&request.path).map_err(|_| Code::BadArguments)?;
-    let acl = fixup_acl(&request.acl, scope.context.auth)?;
+    let acl = fixup_acl(&request.acl, scope.context.auth, scope.context.digest_auth_enabled)?;
     let mut node = scope.record(&request.path)?;
     check_acl(&node.acl, perms::ADMIN, scope.context.auth)?;
     let version = check_and_increment_version(node.aversion, request.version)?;

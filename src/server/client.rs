@@ -568,13 +568,9 @@ impl<'a> Session<'a> {
         match frame.request {
             Ok(Request::Auth(packet)) => {
                 // Like ZooKeeper, auth is answered at once, ahead of queued requests.
-                let super_digest = self.shared.config.super_digest.as_deref();
-                match authenticate(
-                    &packet.scheme,
-                    &packet.auth,
-                    self.connection.peer.ip(),
-                    super_digest,
-                ) {
+                let digests = self.shared.config.digest.as_ref();
+                match authenticate(&packet.scheme, &packet.auth, self.connection.peer.ip(), digests)
+                {
                     Ok(ids) => {
                         self.connection.add_auth(ids);
                         let peer = self.connection.peer;

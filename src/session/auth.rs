@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use base64::Engine;
 use jute::records::{Acl, ClientInfo, Id};
 use jute::Code;
-use sha1::{Digest, Sha1};
+use sha1::Digest;
 
 use crate::tree::java_hash_set::java_string_hash;
 
@@ -125,15 +125,101 @@ pub fn java_host_address(ip: IpAddr) -> String {
     }
 }
 
-/// `user:base64(sha1(user:password))` for `user:password`.
-pub fn digest(user_password: &str) -> String {
+/// The hash of the digest scheme (`DigestAuthenticationProvider.digestAlg`), one of the
+/// algorithms Java's `MessageDigest` offers ZooKeeper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DigestAlgorithm {
+    /// SHA-1, ZooKeeper's default.
+    #[default]
+    Sha1,
+    /// SHA-224.
+    Sha224,
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+    /// SHA-512/224.
+    Sha512Trunc224,
+    /// SHA-512/256.
+    Sha512Trunc256,
+    /// SHA3-224.
+    Sha3_224,
+    /// SHA3-256.
+    Sha3_256,
+    /// SHA3-384.
+    Sha3_384,
+    /// SHA3-512.
+    Sha3_512,
+    /// MD5.
+    Md5,
+}
+
+impl DigestAlgorithm {
+    /// The algorithm Java's `MessageDigest.getInstance` finds by `name` (in any case, with
+    /// its aliases: `SHA` and `SHA1` for SHA-1, `SHA256` for SHA-256, ...); `None` for one
+    /// it lacks, or for MD2, which zkrs does not offer.
+    pub fn from_java_name(name: &str) -> Option<DigestAlgorithm> {
+        use DigestAlgorithm::*;
+        let algorithm = match name.to_ascii_uppercase().as_str() {
+            "SHA" | "SHA1" | "SHA-1" => Sha1,
+            "SHA224" | "SHA-224" => Sha224,
+            "SHA256" | "SHA-256" => Sha256,
+            "SHA384" | "SHA-384" => Sha384,
+            "SHA512" | "SHA-512" => Sha512,
+            "SHA512/224" | "SHA-512/224" => Sha512Trunc224,
+            "SHA512/256" | "SHA-512/256" => Sha512Trunc256,
+            "SHA3-224" => Sha3_224,
+            "SHA3-256" => Sha3_256,
+            "SHA3-384" => Sha3_384,
+            "SHA3-512" => Sha3_512,
+            "MD5" => Md5,
+            _ => return None,
+        };
+        Some(algorithm)
+    }
+
+    fn hash(self, data: &[u8]) -> Vec<u8> {
+        use DigestAlgorithm::*;
+        match self {
+            Sha1 => sha1::Sha1::digest(data).to_vec(),
+            Sha224 => sha2::Sha224::digest(data).to_vec(),
+            Sha256 => sha2::Sha256::digest(data).to_vec(),
+            Sha384 => sha2::Sha384::digest(data).to_vec(),
+            Sha512 => sha2::Sha512::digest(data).to_vec(),
+            Sha512Trunc224 => sha2::Sha512_224::digest(data).to_vec(),
+            Sha512Trunc256 => sha2::Sha512_256::digest(data).to_vec(),
+            Sha3_224 => sha3::Sha3_224::digest(data).to_vec(),
+            Sha3_256 => sha3::Sha3_256::digest(data).to_vec(),
+            Sha3_384 => sha3::Sha3_384::digest(data).to_vec(),
+            Sha3_512 => sha3::Sha3_512::digest(data).to_vec(),
+            Md5 => md5::Md5::digest(data).to_vec(),
+        }
+    }
+}
+
+/// ZooKeeper's digest authentication provider as configured: its hash, and the digest
+/// that makes a connection the super user (`DigestAuthenticationProvider.superDigest`).
+/// `None` where the provider is off (`DigestAuthenticationProvider.enabled=false`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestProvider {
+    /// The hash of `user:password`.
+    pub algorithm: DigestAlgorithm,
+    /// `super:<digest>`, as `digest` computes it.
+    pub super_digest: Option<String>,
+}
+
+/// `user:base64(hash(user:password))` for `user:password`.
+pub fn digest(user_password: &str, algorithm: DigestAlgorithm) -> String {
     let user = user_password.split(':').next().unwrap_or("");
-    let hash = Sha1::digest(user_password.as_bytes());
+    let hash = algorithm.hash(user_password.as_bytes());
     format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
 }
 
 /// The identities an `addauth` packet grants, or `AuthFailed` for a scheme without a
-/// provider (ZooKeeper then closes the connection).
+/// provider (ZooKeeper then closes the connection): `digest` only while its provider
+/// is on.
 ///
 /// # Errors
 /// [`Code::AuthFailed`] for unknown schemes.
@@ -141,19 +227,19 @@ pub fn authenticate(
     scheme: &str,
     auth: &[u8],
     client_ip: IpAddr,
-    super_digest: Option<&str>,
+    digests: Option<&DigestProvider>,
 ) -> Result<Vec<Id>, Code> {
-    match scheme {
-        "digest" => {
-            let digest = digest(&String::from_utf8_lossy(auth));
+    match (scheme, digests) {
+        ("digest", Some(provider)) => {
+            let digest = digest(&String::from_utf8_lossy(auth), provider.algorithm);
             let mut ids = Vec::new();
-            if super_digest == Some(digest.as_str()) {
+            if provider.super_digest.as_deref() == Some(digest.as_str()) {
                 ids.push(Id { scheme: "super".into(), id: String::new() });
             }
             ids.push(Id { scheme: "digest".into(), id: digest });
             Ok(ids)
         }
-        "ip" => Ok(vec![Id { scheme: "ip".into(), id: java_host_address(client_ip) }]),
+        ("ip", _) => Ok(vec![Id { scheme: "ip".into(), id: java_host_address(client_ip) }]),
         _ => Err(Code::AuthFailed),
     }
 }
@@ -213,10 +299,11 @@ fn ip_matches(client: &str, expression: &str) -> bool {
     acl_address.is_ipv4() == client.is_ipv4() && masked(acl_address) == masked(client)
 }
 
-/// Whether an ACL id is well formed for its scheme (the provider's `isValid`).
-fn is_valid_id(id: &Id) -> bool {
+/// Whether an ACL id is well formed for its scheme (the provider's `isValid`); a digest id
+/// is valid only while the digest provider is on.
+fn is_valid_id(id: &Id, digest_enabled: bool) -> bool {
     match id.scheme.as_str() {
-        "digest" => {
+        "digest" if digest_enabled => {
             // Java's split(":") drops trailing empty parts.
             let mut parts: Vec<&str> = id.id.split(':').collect();
             while parts.last() == Some(&"") {
@@ -262,9 +349,9 @@ fn is_distinguished_name(name: &str) -> bool {
 /// duplicates dropped, `auth` entries replaced by the requester's authenticated ids.
 ///
 /// # Errors
-/// [`Code::InvalidAcl`] for an empty list, a malformed id, or `auth` without an
-/// authenticated identity.
-pub fn fixup_acl(acl: &[Acl], auth: &AuthIds) -> Result<Vec<Acl>, Code> {
+/// [`Code::InvalidAcl`] for an empty list, a malformed id (a digest one while the digest
+/// provider is off), or `auth` without an authenticated identity.
+pub fn fixup_acl(acl: &[Acl], auth: &AuthIds, digest_enabled: bool) -> Result<Vec<Acl>, Code> {
     let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
     for entry in acl {
         if !unique.contains(&entry) {
@@ -293,7 +380,7 @@ pub fn fixup_acl(acl: &[Acl], auth: &AuthIds) -> Result<Vec<Acl>, Code> {
             fixed.extend(
                 authenticated.into_iter().map(|id| Acl { perms: entry.perms, id: id.clone() }),
             );
-        } else if is_valid_id(id) {
+        } else if is_valid_id(id, digest_enabled) {
             fixed.push(entry.clone());
         } else {
             return Err(Code::InvalidAcl);
@@ -344,15 +431,21 @@ mod tests {
     #[test]
     fn digest_matches_zookeeper() {
         // zkcli-expected.txt: digest:alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E= for alice:secret.
-        assert_eq!(digest("alice:secret"), "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=");
+        assert_eq!(
+            digest("alice:secret", DigestAlgorithm::Sha1),
+            "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E="
+        );
         // The compat harness's super digest is super:test.
-        assert_eq!(digest("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+        assert_eq!(
+            digest("super:test", DigestAlgorithm::Sha1),
+            "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
+        );
     }
 
     #[test]
     fn whoami_order_matches_zookeeper() {
         let mut auth = localhost();
-        auth.add(Id { scheme: "digest".into(), id: digest("alice:secret") });
+        auth.add(Id { scheme: "digest".into(), id: digest("alice:secret", DigestAlgorithm::Sha1) });
         let infos: Vec<String> = auth
             .client_infos()
             .iter()
@@ -370,12 +463,12 @@ mod tests {
         assert_eq!(check_acl(&own, perms::READ, &auth), Ok(()));
         let other = [acl(perms::READ, "x509", "CN=other.test")];
         assert_eq!(check_acl(&other, perms::READ, &auth), Err(Code::NoAuth));
-        let fixed = fixup_acl(&[acl(perms::ALL, "auth", "")], &auth).expect("x509 counts");
+        let fixed = fixup_acl(&[acl(perms::ALL, "auth", "")], &auth, true).expect("x509 counts");
         assert_eq!(fixed, [acl(perms::ALL, "x509", subject)]);
-        assert_eq!(fixup_acl(&own, &auth), Ok(own.to_vec()));
+        assert_eq!(fixup_acl(&own, &auth, true), Ok(own.to_vec()));
         for invalid in ["", "no equals sign", "CN=a,", "CN=a\\"] {
             assert_eq!(
-                fixup_acl(&[acl(perms::READ, "x509", invalid)], &auth),
+                fixup_acl(&[acl(perms::READ, "x509", invalid)], &auth, true),
                 Err(Code::InvalidAcl),
                 "{invalid:?}"
             );
@@ -386,19 +479,54 @@ mod tests {
     #[test]
     fn super_digest_grants_super() {
         let ip = "10.0.0.1".parse().expect("ip");
-        let ids =
-            authenticate("digest", b"super:test", ip, Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="))
-                .expect("ok");
+        let super_digest = Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=".to_owned());
+        let provider = DigestProvider { algorithm: DigestAlgorithm::Sha1, super_digest };
+        let ids = authenticate("digest", b"super:test", ip, Some(&provider)).expect("ok");
         assert_eq!(ids[0].scheme, "super");
-        assert_eq!(authenticate("kerberos", b"x", ip, None), Err(Code::AuthFailed));
+        assert_eq!(authenticate("kerberos", b"x", ip, Some(&provider)), Err(Code::AuthFailed));
+        // With the digest provider off, as ZooKeeper: no provider for the scheme.
+        assert_eq!(authenticate("digest", b"super:test", ip, None), Err(Code::AuthFailed));
+        assert!(authenticate("ip", b"", ip, None).is_ok());
+    }
+
+    #[test]
+    fn every_digest_algorithm_hashes_as_javas_message_digest() {
+        // Java 17's MessageDigest.getInstance(name).digest("bob:secret"), base64.
+        let expected = [
+            ("sha", "fyVmFCwVbTJYrznoSu1koqYEYF0="),
+            ("SHA-224", "5/BxB7nGacUX3CA0wafV2XS7GbQ54deqor/oXg=="),
+            ("SHA256", "huAluaVu3uER4LIpielGv9Qqk5x3YVDr6I2R/mXf2wE="),
+            ("SHA-384", "sK3FknlHR28F5XDVFyv279SPFI+mcaciCe23ZtSFn7CeJGi9j80tCAbRDiVejZ6K"),
+            ("SHA-512/224", "yTt2wxbXBJcyMOIehFa5UplgRq0T/nu9skYVcw=="),
+            ("SHA512/256", "Og/IurIw/GdzbFYQ/Z98uLvNTACkWBakgqXV2r5V1Zw="),
+            ("SHA3-224", "RWLJ9PCRZyjMaWsFPHvSpbY168zfDgTW8akZzQ=="),
+            ("sha3-256", "ukO6WgYOvbjGYGRnCevsZ2T9tQ3ynirMDLl7Q45X6Rc="),
+            ("SHA3-384", "lez47SW3dbfkQSe7psLgnTgaeQNC8V3Q/V4KUvBZqSyP5PYFdLx1bSgbREtiqWkT"),
+            ("md5", "pasriMfeJxH/y5wk/opUWg=="),
+        ];
+        for (name, hash) in expected {
+            let algorithm = DigestAlgorithm::from_java_name(name).expect(name);
+            assert_eq!(digest("bob:secret", algorithm), format!("bob:{hash}"), "{name}");
+        }
+        let sha512 = DigestAlgorithm::from_java_name("SHA512").expect("SHA512");
+        assert!(digest("bob:secret", sha512).starts_with("bob:MON49O1q1UU4gzHRH8XFfdstQyTR"));
+        let sha3_512 = DigestAlgorithm::from_java_name("SHA3-512").expect("SHA3-512");
+        assert!(digest("bob:secret", sha3_512).starts_with("bob:WISyoZv7veYA99eCjRXIryiJS6na"));
+        for unknown in ["SHA3256", "SHA-2", "MD2", ""] {
+            assert_eq!(DigestAlgorithm::from_java_name(unknown), None, "{unknown}");
+        }
     }
 
     #[test]
     fn acl_checks() {
         let mut auth = localhost();
-        let alice = acl(perms::READ | perms::WRITE, "digest", &digest("alice:secret"));
+        let alice = acl(
+            perms::READ | perms::WRITE,
+            "digest",
+            &digest("alice:secret", DigestAlgorithm::Sha1),
+        );
         assert_eq!(check_acl(std::slice::from_ref(&alice), perms::READ, &auth), Err(Code::NoAuth));
-        auth.add(Id { scheme: "digest".into(), id: digest("alice:secret") });
+        auth.add(Id { scheme: "digest".into(), id: digest("alice:secret", DigestAlgorithm::Sha1) });
         assert_eq!(check_acl(std::slice::from_ref(&alice), perms::READ, &auth), Ok(()));
         assert_eq!(check_acl(&[alice], perms::ADMIN, &auth), Err(Code::NoAuth));
         assert_eq!(
@@ -415,16 +543,19 @@ mod tests {
     #[test]
     fn fixup_expands_auth_and_rejects_bad_ids() {
         let mut auth = localhost();
-        assert_eq!(fixup_acl(&[acl(perms::READ, "auth", "")], &auth), Err(Code::InvalidAcl));
+        assert_eq!(fixup_acl(&[acl(perms::READ, "auth", "")], &auth, true), Err(Code::InvalidAcl));
         auth.add(Id { scheme: "digest".into(), id: "alice:x".into() });
-        let fixed = fixup_acl(&[acl(perms::READ, "auth", ""), acl(perms::READ, "auth", "")], &auth)
-            .expect("valid");
+        let fixed =
+            fixup_acl(&[acl(perms::READ, "auth", ""), acl(perms::READ, "auth", "")], &auth, true)
+                .expect("valid");
         assert_eq!(fixed, [acl(perms::READ, "digest", "alice:x")]);
-        assert_eq!(fixup_acl(&[], &auth), Err(Code::InvalidAcl));
-        assert_eq!(fixup_acl(&[acl(1, "digest", "nocolon")], &auth), Err(Code::InvalidAcl));
-        assert_eq!(fixup_acl(&[acl(1, "world", "someone")], &auth), Err(Code::InvalidAcl));
-        assert_eq!(fixup_acl(&[acl(1, "ip", "1.2.3.4/33")], &auth), Err(Code::InvalidAcl));
-        assert!(fixup_acl(&[acl(1, "ip", "1.2.3.4/24")], &auth).is_ok());
-        assert!(fixup_acl(&[acl(1, "digest", "a:b:")], &auth).is_ok());
+        assert_eq!(fixup_acl(&[], &auth, true), Err(Code::InvalidAcl));
+        assert_eq!(fixup_acl(&[acl(1, "digest", "nocolon")], &auth, true), Err(Code::InvalidAcl));
+        assert_eq!(fixup_acl(&[acl(1, "world", "someone")], &auth, true), Err(Code::InvalidAcl));
+        assert_eq!(fixup_acl(&[acl(1, "ip", "1.2.3.4/33")], &auth, true), Err(Code::InvalidAcl));
+        assert!(fixup_acl(&[acl(1, "ip", "1.2.3.4/24")], &auth, true).is_ok());
+        assert!(fixup_acl(&[acl(1, "digest", "a:b:")], &auth, true).is_ok());
+        let off = fixup_acl(&[acl(1, "digest", "a:b")], &auth, false);
+        assert_eq!(off, Err(Code::InvalidAcl), "no digest provider");
     }
 }

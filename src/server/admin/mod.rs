@@ -237,7 +237,7 @@ impl Admin {
                 scheme,
                 credentials.as_bytes(),
                 client.peer.ip(),
-                config.super_digest.as_deref(),
+                config.digest.as_ref(),
             )
             .map_err(|_| not_authenticated())?,
         };

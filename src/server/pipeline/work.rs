@@ -110,6 +110,7 @@ fn context<'a>(
         extended_types_enabled: shared.config.extended_types_enabled,
         reconfig_enabled: shared.config.reconfig_enabled,
         enforce_quota: shared.config.enforce_quota,
+        digest_auth_enabled: shared.config.digest.is_some(),
     }
 }
 
