@@ -236,6 +236,8 @@ fn quorum_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
         metric("leader_unavailable_time", summary(&quorum.leader_unavailable_time)),
         metric("snap_count", counter(&quorum.snaps)),
         metric("diff_count", counter(&quorum.diffs)),
+        metric("inflight_snap_count", summary(&quorum.inflight_snaps)),
+        metric("inflight_diff_count", summary(&quorum.inflight_diffs)),
         metric("proposal_count", counter(&quorum.proposals)),
         metric("commit_count", counter(&quorum.commits)),
         metric("quorum_ack_latency", latency(&quorum.quorum_ack_latency)),

@@ -307,6 +307,13 @@ pub struct QuorumStats {
     pub snaps: AtomicU64,
     /// See `snaps`.
     pub diffs: AtomicU64,
+    /// A leader's learners syncing by a snapshot (`inflight_snap_count`) and by a diff
+    /// (`inflight_diff_count`), sampled as ZooKeeper's learner handlers sample them:
+    /// when a sync begins (counting itself) and when one ends with the learner's
+    /// acknowledgement of NEWLEADER.
+    pub inflight_snaps: AtomicSummary,
+    /// See `inflight_snaps`.
+    pub inflight_diffs: AtomicSummary,
     /// Txns a leader proposed (`proposal_count`) and committed (`commit_count`).
     pub proposals: AtomicU64,
     /// See `proposals`.
@@ -354,6 +361,8 @@ impl QuorumStats {
             &self.observer_sync_time,
             &self.unavailable_time,
             &self.leader_unavailable_time,
+            &self.inflight_snaps,
+            &self.inflight_diffs,
         ] {
             summary.reset();
         }

@@ -31,6 +31,19 @@ pub struct LeaderStatus {
     pub synced_observer_ids: Vec<ServerId>,
     /// Client `sync`s waiting for a quorum to confirm the leadership.
     pub pending_syncs: usize,
+    /// Learners sent a snapshot (`snapshot`) or a diff (`diff`) that have not yet
+    /// acknowledged NEWLEADER: the syncs in flight ZooKeeper's `inflight_snap_count` and
+    /// `inflight_diff_count` sample.
+    pub syncing: SyncsInFlight,
+}
+
+/// Learners in the middle of their sync, by how the leader syncs them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncsInFlight {
+    /// Sent a snapshot.
+    pub snapshot: usize,
+    /// Sent a diff (with or without a truncation).
+    pub diff: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +52,8 @@ enum Stage {
     Connected,
     /// ACKEPOCH received; waiting to be synchronised.
     EpochAcked { current_epoch: Option<u32>, last_zxid: Zxid },
-    /// History and NEWLEADER sent.
-    Syncing,
+    /// History (a snapshot, or a diff) and NEWLEADER sent.
+    Syncing { by_snapshot: bool },
     /// NEWLEADER acknowledged: its acknowledgements count.
     Synced,
 }
@@ -168,7 +181,7 @@ impl Leader {
         }
         let (round, last_proposed) = (self.ping_round, core.history.last());
         for (id, learner) in &mut self.learners {
-            if matches!(learner.stage, Stage::Syncing | Stage::Synced) {
+            if matches!(learner.stage, Stage::Syncing { .. } | Stage::Synced) {
                 learner.ping(*id, round, last_proposed, out);
             }
         }
@@ -185,6 +198,11 @@ impl Leader {
             ..LeaderStatus::default()
         };
         for (id, learner) in &self.learners {
+            match learner.stage {
+                Stage::Syncing { by_snapshot: true } => counts.syncing.snapshot += 1,
+                Stage::Syncing { by_snapshot: false } => counts.syncing.diff += 1,
+                _ => {}
+            }
             match (learner.stage == Stage::Synced, learner.observer) {
                 (true, false) => counts.synced_followers += 1,
                 (true, true) => {
@@ -232,7 +250,7 @@ impl Leader {
                 learner.stage = Stage::EpochAcked { current_epoch, last_zxid };
                 return self.on_ack_epoch(core, from, current_epoch, last_zxid, out);
             }
-            Message::AckNewLeader { epoch } if learner.stage == Stage::Syncing => {
+            Message::AckNewLeader { epoch } if matches!(learner.stage, Stage::Syncing { .. }) => {
                 if Some(epoch) != self.epoch {
                     return Transition::Stay;
                 }
@@ -390,6 +408,7 @@ impl Leader {
             let truncate_to = (last_zxid > common).then_some(common);
             Some(Message::Diff { truncate_to, entries, committed, established })
         });
+        let by_snapshot = diff.is_none();
         let message = diff.unwrap_or_else(|| Message::Snap {
             zxid: core.applied,
             entries: core.history.entries_between(core.applied, core.history.last()),
@@ -397,7 +416,7 @@ impl Leader {
         });
         out.push(Action::SendAfterPersist { to: id, message });
         out.push(Action::SendAfterPersist { to: id, message: Message::NewLeader { epoch } });
-        learner.stage = Stage::Syncing;
+        learner.stage = Stage::Syncing { by_snapshot };
         learner.acked = core.history.last();
     }
 
@@ -478,7 +497,7 @@ impl Leader {
         core.history.append(entry.clone());
         out.push(Action::Append(vec![entry.clone()]));
         for (id, learner) in &self.learners {
-            if matches!(learner.stage, Stage::Syncing | Stage::Synced) {
+            if matches!(learner.stage, Stage::Syncing { .. } | Stage::Synced) {
                 out.push(Action::Send { to: *id, message: Message::Proposal(entry.clone()) });
             }
         }

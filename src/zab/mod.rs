@@ -32,7 +32,7 @@ mod peer;
 mod quorum;
 
 pub use history::History;
-pub use leader::LeaderStatus;
+pub use leader::{LeaderStatus, SyncsInFlight};
 pub use message::{Message, Notification, PeerState, Vote};
 pub use peer::Zab;
 pub use quorum::Groups;

@@ -174,7 +174,17 @@ def test_ensemble_members_count_elections_syncs_proposals_and_commits():
         keys = {s.labels["key"] for s in families["ack_latency"].samples}
         assert keys == {name.split("_")[2] for name in sampled}
         assert int(led["zk_looking_count"]) >= 1 and int(led["zk_cnt_election_time"]) >= 1
-        assert int(led["zk_snap_count"]) + int(led["zk_diff_count"]) >= 2
+        syncs = int(led["zk_snap_count"]) + int(led["zk_diff_count"])
+        assert syncs >= 2
+        # Each sync is sampled as it begins (counting itself) and as its learner
+        # acknowledges NEWLEADER, as ZooKeeper's learner handlers sample it; the last
+        # to end left none in flight.
+        for kind, count in [("snap", led["zk_snap_count"]), ("diff", led["zk_diff_count"])]:
+            sampled = int(led["zk_cnt_inflight_%s_count" % kind])
+            assert int(count) + 1 <= sampled <= 2 * int(count) or sampled == int(count) == 0, kind
+            if sampled:
+                assert led["zk_min_inflight_%s_count" % kind] == "0", kind
+                assert int(led["zk_max_inflight_%s_count" % kind]) >= 1, kind
         assert int(led["zk_cnt_leader_unavailable_time"]) >= 1
         for i in followers:
             followed = mntr(ensemble.members[i].hosts)

@@ -337,8 +337,11 @@ impl Pipeline {
                 }
                 let offers_snapshot = matches!(message, Message::Snap { .. });
                 let commits = matches!(message, Message::Commit { .. });
+                let ends_sync = matches!(message, Message::AckNewLeader { .. });
+                let syncing_before = if ends_sync { self.syncs_in_flight() } else { None };
                 let applied_before = self.applied_txns;
                 self.step(zab::Input::Message { from, message })?;
+                self.sample_ended_syncs(syncing_before);
                 if commits {
                     // ZooKeeper counts a COMMIT packet per txn; one Commit here may cover many.
                     let committed = self.applied_txns - applied_before;
@@ -462,11 +465,18 @@ impl Pipeline {
             }
             self.effects.push(Effect::StreamSnapshot { to, zxid: *zxid });
         }
+        let quorum = &self.shared.stats.quorum;
         match &message {
-            Message::Snap { .. } => self.shared.stats.quorum.snaps.fetch_add(1, Ordering::Relaxed),
-            Message::Diff { .. } => self.shared.stats.quorum.diffs.fetch_add(1, Ordering::Relaxed),
-            _ => 0,
-        };
+            Message::Snap { .. } => {
+                quorum.snaps.fetch_add(1, Ordering::Relaxed);
+                self.sample_syncs_in_flight(true);
+            }
+            Message::Diff { .. } => {
+                quorum.diffs.fetch_add(1, Ordering::Relaxed);
+                self.sample_syncs_in_flight(false);
+            }
+            _ => {}
+        }
         let frame = match message {
             Message::SyncRequest { id } => match self.forwarded_sync(id) {
                 Some(frame) => frame,

@@ -11,7 +11,7 @@ use super::Pipeline;
 use crate::server::histogram::WriteStage;
 use crate::server::stats::{AtomicLatency, ACK_SAMPLING};
 use crate::txn::{Txn, Zxid};
-use crate::zab::{Entry, Role, ServerId};
+use crate::zab::{Entry, Role, ServerId, SyncsInFlight};
 
 /// Proposals a learner remembers the arrival of, for `commit_propagation_latency`;
 /// past this many uncommitted ones, later arrivals go untimed.
@@ -237,6 +237,35 @@ impl Pipeline {
                 let latency_ms = committed_us.saturating_sub(arrived_us) / 1000;
                 self.shared.stats.quorum.commit_propagation_latency.record(latency_ms);
             }
+        }
+    }
+
+    /// Samples the syncs in flight of the kind of the one that just began or ended, as
+    /// the leader's core counts them now (nothing unless leading).
+    pub(super) fn sample_syncs_in_flight(&self, by_snapshot: bool) {
+        let Some(syncing) = self.syncs_in_flight() else { return };
+        let quorum = &self.shared.stats.quorum;
+        if by_snapshot {
+            quorum.inflight_snaps.record(syncing.snapshot as u64);
+        } else {
+            quorum.inflight_diffs.record(syncing.diff as u64);
+        }
+    }
+
+    /// The leader's learners in the middle of their sync; `None` unless leading.
+    pub(super) fn syncs_in_flight(&self) -> Option<SyncsInFlight> {
+        self.zab.status().map(|status| status.syncing)
+    }
+
+    /// Samples the syncs in flight if the learner's message just ended one (its
+    /// acknowledgement of NEWLEADER), given those in flight before the message.
+    pub(super) fn sample_ended_syncs(&self, before: Option<SyncsInFlight>) {
+        let (Some(before), Some(after)) = (before, self.syncs_in_flight()) else { return };
+        if after.snapshot < before.snapshot {
+            self.sample_syncs_in_flight(true);
+        }
+        if after.diff < before.diff {
+            self.sample_syncs_in_flight(false);
         }
     }
 
