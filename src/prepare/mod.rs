@@ -68,6 +68,19 @@ pub enum SessionCheck {
 pub struct Preparer {
     last_zxid: Zxid,
     pending: PendingChanges,
+    counts: ChangeCounts,
+}
+
+/// Change records made and forgotten since they were last taken: ZooKeeper's
+/// `outstanding_changes_queued` and `outstanding_changes_removed`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeCounts {
+    /// Records a request made, one per node it changes, as ZooKeeper's
+    /// `addChangeRecord` makes them: those of a multi's ops before one failed too,
+    /// which are never applied.
+    pub queued: u64,
+    /// Records forgotten once the tree reflected their txn.
+    pub removed: u64,
 }
 
 /// The changes one request makes, looked up before the pending changes and the tree,
@@ -78,6 +91,8 @@ struct Scope<'a, 'b> {
     changes: Vec<(String, Option<NodeRecord>)>,
     /// What `changes` do to the usage of quota'd paths, when quotas are enforced.
     quota_changes: Vec<(String, Usage)>,
+    /// Every change made, discarded ones too (see [`ChangeCounts::queued`]).
+    recorded: u64,
 }
 
 impl Scope<'_, '_> {
@@ -109,6 +124,7 @@ impl Scope<'_, '_> {
             }
         }
         self.changes.push((path.to_owned(), record));
+        self.recorded += 1;
     }
 
     /// Drops the changes made so far: a multi op failed.
@@ -238,7 +254,7 @@ fn is_txn(request: &Request) -> bool {
 impl Preparer {
     /// A preparer whose next zxid follows `last_zxid`.
     pub fn new(last_zxid: Zxid) -> Preparer {
-        Preparer { last_zxid, pending: PendingChanges::default() }
+        Preparer { last_zxid, pending: PendingChanges::default(), counts: ChangeCounts::default() }
     }
 
     /// The zxid of the last prepared txn.
@@ -253,7 +269,12 @@ impl Preparer {
 
     /// Forgets pending changes up to `zxid`, which the tree now reflects.
     pub fn applied(&mut self, zxid: Zxid) {
-        self.pending.applied(zxid);
+        self.counts.removed += self.pending.applied(zxid);
+    }
+
+    /// The change records made and forgotten since the last call.
+    pub fn take_change_counts(&mut self) -> ChangeCounts {
+        std::mem::take(&mut self.counts)
     }
 
     fn next_header(&mut self, context: &Context<'_>, cxid: i32, time_ms: i64) -> TxnHeader {
@@ -319,6 +340,7 @@ impl Preparer {
             pending: &self.pending,
             changes: Vec::new(),
             quota_changes: Vec::new(),
+            recorded: 0,
         };
         let outcome = match request {
             Request::Create { op, request } => create::create(
@@ -364,7 +386,8 @@ impl Preparer {
             }
             _ => Err(Code::Unimplemented),
         };
-        let Scope { changes, quota_changes, .. } = scope;
+        let Scope { changes, quota_changes, recorded, .. } = scope;
+        self.counts.queued += recorded;
         Some(self.finish(header, changes, quota_changes, outcome))
     }
 

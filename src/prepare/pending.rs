@@ -86,8 +86,10 @@ impl PendingChanges {
         self.opening.iter().any(|(_, opening)| *opening == session)
     }
 
-    /// Forgets the changes of txns up to `zxid`, now visible in the tree.
-    pub fn applied(&mut self, zxid: Zxid) {
+    /// Forgets the changes of txns up to `zxid`, now visible in the tree; returns how
+    /// many records went.
+    pub fn applied(&mut self, zxid: Zxid) -> u64 {
+        let mut removed = 0;
         while self.opening.front().is_some_and(|(opening_zxid, _)| *opening_zxid <= zxid) {
             self.opening.pop_front();
         }
@@ -112,7 +114,9 @@ impl PendingChanges {
             if self.newest.get(&path).is_some_and(|(newest, _)| *newest == pending_zxid) {
                 self.newest.remove(&path);
             }
+            removed += 1;
         }
+        removed
     }
 
     /// Number of pending records.

@@ -215,8 +215,28 @@ fn failed_multi_leaves_no_pending_changes() {
         [None, Some(Code::NoNode.as_i32()), Some(Code::RuntimeInconsistency.as_i32())]
     );
     assert_eq!(fixture.preparer.pending_len(), 0);
+    // ZooKeeper counts the records of the create (the node and its parent) all the same.
+    let counts = fixture.preparer.take_change_counts();
+    assert_eq!(counts, ChangeCounts { queued: 2, removed: 0 });
     let after = fixture.prepare(create("/m", 0));
     assert_eq!(error_of(&after), None, "the failed multi's create was rolled back");
+}
+
+#[test]
+fn change_records_are_counted_as_made_and_as_dropped_once_applied() {
+    let mut fixture = Fixture::new();
+    let created = fixture.prepare(create("/a", 0));
+    let set = fixture.prepare(Request::SetData(SetDataRequest {
+        path: "/a".into(),
+        data: None,
+        version: -1,
+    }));
+    assert_eq!(fixture.preparer.take_change_counts(), ChangeCounts { queued: 3, removed: 0 });
+    fixture.apply(&created);
+    assert_eq!(fixture.preparer.take_change_counts(), ChangeCounts { queued: 0, removed: 2 });
+    fixture.apply(&set);
+    assert_eq!(fixture.preparer.take_change_counts(), ChangeCounts { queued: 0, removed: 1 });
+    assert_eq!(fixture.preparer.take_change_counts(), ChangeCounts::default(), "taken once");
 }
 
 #[test]

@@ -207,6 +207,8 @@ fn processor_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
         metric("prep_processor_queue_time_ms", latency(&processors.prep_queue_time)),
         metric("prep_process_time", summary(&processors.prep_time)),
         metric("close_session_prep_time", latency(&processors.close_session_prep_time)),
+        metric("outstanding_changes_queued", counter(&processors.outstanding_changes_queued)),
+        metric("outstanding_changes_removed", counter(&processors.outstanding_changes_removed)),
         metric("sync_processor_request_queued", Reading::Counter(logged.total)),
         metric("sync_processor_queue_size", Reading::Summary(logged)),
         metric("sync_processor_queue_time_ms", latency(&processors.sync_queue_time)),

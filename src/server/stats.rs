@@ -237,6 +237,12 @@ pub struct ProcessorStats {
     pub prep_time: AtomicSummary,
     /// See `prep_time`.
     pub close_session_prep_time: AtomicLatency,
+    /// Change records preparing made (`outstanding_changes_queued`) and dropped once
+    /// their txn applied (`outstanding_changes_removed`); see
+    /// [`crate::prepare::ChangeCounts`].
+    pub outstanding_changes_queued: AtomicU64,
+    /// See `outstanding_changes_queued`.
+    pub outstanding_changes_removed: AtomicU64,
     /// Each txn, from its hand-over until the storage thread began writing it
     /// (`sync_processor_queue_time_ms`).
     pub sync_queue_time: AtomicLatency,
@@ -262,6 +268,8 @@ impl ProcessorStats {
     fn reset(&self) {
         for counter in [
             &self.prep_queued,
+            &self.outstanding_changes_queued,
+            &self.outstanding_changes_removed,
             &self.revalidations,
             &self.connection_revalidations,
             &self.stale_replies,

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -14,6 +15,7 @@ import time
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.protocol.serialization import Create2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("ZKRS_BIN", os.path.join(ROOT, "target", "release", "zkrs"))
@@ -37,6 +39,27 @@ def pytest_runtest_makereport(item, call):
         except OSError:
             continue
         report.sections.append(("zkrs log " + server.dir, "".join(tail)))
+
+
+class CreateContainer(Create2):
+    """createContainer (19), which this kazoo does not offer: a create2 by another opcode."""
+
+    type = 19
+
+
+class CreateTtl(Create2):
+    """createTTL (21): a create2 with a TTL after the flags."""
+
+    type = 21
+
+    def serialize(self):
+        return Create2.serialize(self) + struct.pack(">q", 60000)
+
+
+def call(client, request):
+    result = client.handler.async_result()
+    client._call(request, result)
+    return result.get(timeout=10)
 
 
 class Server:

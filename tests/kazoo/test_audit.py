@@ -5,37 +5,15 @@ connection audits its writes while every member audits the ephemerals a session 
 import os
 import re
 import shutil
-import struct
 import subprocess
 import tempfile
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
-from kazoo.protocol.serialization import Create2
 from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
 
-from conftest import BINARY, Ensemble, Server, free_ports, start_zookeeper, wait_until
-
-
-class CreateContainer(Create2):
-    """createContainer (19), which this kazoo does not offer: a create2 by another opcode."""
-
-    type = 19
-
-
-class CreateTtl(Create2):
-    """createTTL (21): a create2 with a TTL after the flags."""
-
-    type = 21
-
-    def serialize(self):
-        return Create2.serialize(self) + struct.pack(">q", 60000)
-
-
-def call(client, request):
-    result = client.handler.async_result()
-    client._call(request, result)
-    return result.get(timeout=10)
+from conftest import (BINARY, CreateContainer, CreateTtl, Ensemble, Server, call, free_ports,
+                      start_zookeeper, wait_until)
 
 
 def audited_writes(hosts):

@@ -5,15 +5,18 @@ import resource
 import socket
 import struct
 import tempfile
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.exceptions import BadVersionError, NoNodeError, RolledBackError
+from kazoo.security import OPEN_ACL_UNSAFE
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import (Ensemble, Server, four_letter, free_ports, recv_exactly, start_zookeeper,
-                      stop_zookeeper, wait_until, zkcli)
+from conftest import (CreateContainer, Ensemble, Server, call, four_letter, free_ports,
+                      recv_exactly, start_zookeeper, stop_zookeeper, wait_until, zkcli)
 
 PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
 
@@ -474,5 +477,95 @@ def test_connections_without_a_handshake_expire_as_zookeepers_do():
     finally:
         for connection in opened:
             connection.close()
+        stop_zookeeper(zookeeper, zk_dir)
+        zkrs.stop()
+
+
+def change_record_steps(hosts):
+    """Writes of every kind, one step at a time: yields each step's name once its
+    replies are in."""
+    client, other = KazooClient(hosts=hosts), KazooClient(hosts=hosts)
+    client.start()
+    other.start()
+    try:
+        client.create("/changes", b"x")
+        yield "create"
+        client.set("/changes", b"y")
+        yield "set"
+        client.set_acls("/changes", OPEN_ACL_UNSAFE)
+        yield "setACL"
+        other.create("/changes/ephemeral", ephemeral=True)
+        yield "ephemeral create"
+        done = client.transaction()
+        done.create("/changes/m")
+        done.set_data("/changes", b"z")
+        assert done.commit() == ["/changes/m", client.exists("/changes")]
+        yield "multi"
+        # ZooKeeper counts the records of the ops before the one that failed, though
+        # it drops them with the multi.
+        failing = client.transaction()
+        failing.create("/changes/n")
+        failing.check("/changes", 99)
+        assert [type(result) for result in failing.commit()] == [RolledBackError, BadVersionError]
+        yield "failed multi"
+        with pytest.raises(NoNodeError):
+            client.create("/missing/child")
+        yield "failed create"
+        client.create("/changes/s-", sequence=True)
+        client.delete("/changes/m")
+        yield "sequential create and delete"
+        other.stop()
+        wait_until(lambda: not client.exists("/changes/ephemeral"), timeout=10)
+        yield "closed with an ephemeral"
+        call(client, CreateContainer("/container", b"", OPEN_ACL_UNSAFE, 4))
+        client.create("/container/child")
+        client.delete("/container/child")
+        wait_until(lambda: not client.exists("/container"), timeout=30)
+        yield "container reaped"
+        client.delete("/changes", recursive=True)
+        yield "recursive delete"
+    finally:
+        other.stop()
+        client.stop()
+
+
+def test_change_records_count_as_zookeepers_prep_processor_counts_them():
+    zk_port = free_ports(1)[0]
+    zk_dir = tempfile.mkdtemp(prefix="zkrs-changes-zookeeper-")
+    zookeeper = start_zookeeper(zk_dir, zk_port, extra="4lw.commands.whitelist=*\n",
+                                jvm_flags=["-Dznode.container.checkIntervalMs=200"])
+    zkrs = Server()
+    names = ["zk_outstanding_changes_queued", "zk_outstanding_changes_removed"]
+
+    def counts(hosts):
+        monitored = mntr(hosts)
+        return [int(monitored[name]) for name in names]
+
+    def deltas(hosts, start):
+        return [now - before for now, before in zip(counts(hosts), start)]
+
+    def settled(hosts, start, expected):
+        # ZooKeeper drops a txn's records before it answers; zkrs counts them just
+        # after, so its counters get a moment to catch up.
+        deadline = time.time() + 5
+        while deltas(hosts, start) != expected and time.time() < deadline:
+            time.sleep(0.02)
+        return deltas(hosts, start)
+
+    try:
+        zk_hosts = "127.0.0.1:%d" % zk_port
+        start = counts(zk_hosts)
+        seen = {"zookeeper": [(step, deltas(zk_hosts, start))
+                              for step in change_record_steps(zk_hosts)]}
+        start = counts(zkrs.hosts)
+        seen["zkrs"] = [(step, settled(zkrs.hosts, start, expected))
+                        for step, (_, expected) in zip(change_record_steps(zkrs.hosts),
+                                                       seen["zookeeper"])]
+        assert seen["zkrs"] == seen["zookeeper"]
+        # Two records a create and a delete (the node and its parent), one a set; the
+        # failed multi's are counted made, never dropped.
+        assert seen["zkrs"][0] == ("create", [2, 2])
+        assert seen["zkrs"][5] == ("failed multi", [11, 9])
+    finally:
         stop_zookeeper(zookeeper, zk_dir)
         zkrs.stop()

@@ -39,7 +39,7 @@ use jute::{OpCode, Record};
 
 use crate::ensemble::frame::PeerFrame;
 use crate::fast_hash::FastHashMap;
-use crate::prepare::Preparer;
+use crate::prepare::{ChangeCounts, Preparer};
 use crate::server::registry::ConnId;
 use crate::server::restore::{Installed, Restore};
 use crate::server::storage_writer::{Batch, Write};
@@ -207,8 +207,29 @@ impl Pipeline {
     }
 
     /// Moves the effects emitted so far into `into` (which the shell passes empty).
+    /// The shell takes them after every input, so the change records counted since
+    /// the last input are published here too.
     pub fn take_effects(&mut self, into: &mut Vec<Effect>) {
         std::mem::swap(&mut self.effects, into);
+        self.publish_change_counts();
+    }
+
+    /// Adds the change records the preparer made and dropped since last asked to
+    /// ZooKeeper's counters of them.
+    fn publish_change_counts(&mut self) {
+        let counts = self.preparer.take_change_counts();
+        if counts != ChangeCounts::default() {
+            let processors = &self.shared.stats.processors;
+            processors.outstanding_changes_queued.fetch_add(counts.queued, Ordering::Relaxed);
+            processors.outstanding_changes_removed.fetch_add(counts.removed, Ordering::Relaxed);
+        }
+    }
+
+    /// A new preparer whose first txn follows `zxid`, the pending changes of the one
+    /// it replaces dropped (as ZooKeeper drops its outstanding changes with its server).
+    fn replace_preparer(&mut self, zxid: Zxid) {
+        self.publish_change_counts();
+        self.preparer = Preparer::new(zxid);
     }
 
     /// The writes to hand the storage thread now, if any are waiting and it does not
@@ -655,7 +676,7 @@ impl Pipeline {
         let shared = self.shared.clone();
         shared.database.install(zxid, tree);
         replace_sessions(&shared, &loaded.sessions);
-        self.preparer = Preparer::new(zxid);
+        self.replace_preparer(zxid);
         self.persist.push(Write::Snapshot(store, self.zab.history().epoch_ends().to_vec()));
         tracing::info!(
             %zxid,
@@ -689,7 +710,7 @@ impl Pipeline {
         for connection in shared.registry.all() {
             connection.request_close();
         }
-        self.preparer = Preparer::new(zxid);
+        self.replace_preparer(zxid);
         tracing::info!(%zxid, nodes = shared.database.tree().node_count(), "state restored");
         self.persist.push(Write::Restore(Installed { shared, zxid, sessions, done }));
     }
@@ -741,7 +762,7 @@ impl Pipeline {
                 return;
             }
             Role::Leading { epoch, .. } => {
-                self.preparer = Preparer::new(Zxid::epoch_start(epoch));
+                self.replace_preparer(Zxid::epoch_start(epoch));
                 let mut sessions = shared.sessions.lock();
                 sessions.set_reporting(false);
                 sessions.touch_all(shared.clock.now_ms());
