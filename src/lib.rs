@@ -27,6 +27,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod audit;
+pub mod background;
 pub mod backup;
 pub mod cli;
 pub mod config;

@@ -86,6 +86,7 @@ impl Snapshotter {
         let (retain, purge, stopping) =
             (self.retain, self.purge_after_snapshot, self.stopping.clone());
         let spawned = std::thread::Builder::new().name("zkrs-snapshot".into()).spawn(move || {
+            crate::background::lower_this_thread();
             match take_snapshot(&shared, storage.as_ref(), zxid, &sessions, &stopping) {
                 Ok(()) if purge => {
                     if let Err(err) = purge_old(storage.as_ref(), retain) {

@@ -502,7 +502,10 @@ impl SegmentLog {
         let (dir, sync) = (self.dir.clone(), self.sync);
         std::thread::Builder::new()
             .name("zkrs-log-spare".into())
-            .spawn(move || prepare_spare(&dir, sync))
+            .spawn(move || {
+                crate::background::lower_this_thread();
+                prepare_spare(&dir, sync)
+            })
             .map_err(io("starting the thread that prepares a log segment"))
     }
 
