@@ -8,16 +8,22 @@
 //!
 //! A quorum connection is up once a learner's FOLLOWERINFO dials it, and until it breaks;
 //! frames sent while none is up are lost, as the link drops them. Its frames go as
-//! ZooKeeper's packets, through both ends' [`QuorumEnd`]s, so what a member hears is what
-//! the packets say (UPTODATE, for one, names no commit point). A frame that does not
-//! translate breaks the connection, as a bad packet does.
+//! ZooKeeper's packets, through both ends' [`QuorumEnd`]s and through the bytes the
+//! quorum port carries, so what a member hears is what the packets say (UPTODATE, for
+//! one, names no commit point). A frame that does not translate or decode breaks the
+//! connection, as a bad packet does. Votes go as the election port's notifications, in
+//! their bytes; one that does not decode is lost.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bytes::BytesMut;
+use tokio_util::codec::{Decoder, Encoder};
 use zkrs::ensemble::frame::PeerFrame;
 use zkrs::ensemble::link::QuorumEnd;
+use zkrs::ensemble::zookeeper::election::{self, ElectionCodec, WireNotification};
+use zkrs::ensemble::zookeeper::packet::{PacketCodec, QuorumPacket};
 use zkrs::ensemble::zookeeper::TranslateError;
-use zkrs::zab::{Message, ServerId};
+use zkrs::zab::{Message, Notification, ServerId};
 
 use crate::rng::Rng;
 
@@ -58,8 +64,41 @@ fn pair(a: ServerId, b: ServerId) -> (ServerId, ServerId) {
     (a.min(b), a.max(b))
 }
 
-/// What a leader's NEWLEADER says of the membership; learners do not read it.
+/// What a leader's NEWLEADER and every vote say of the membership; the core reads
+/// neither.
 const MEMBERSHIP: &str = "version=0";
+
+/// The longest packet data the simulated quorum port takes (the members' default
+/// `jute.maxbuffer` is below it).
+const PACKET_DATA_MAX: usize = 4 << 20;
+
+/// `notification` as the receiving end reads it off the election port: framed,
+/// decoded and read as a vote, as `ensemble::link::election` does; `None` if any step
+/// fails.
+fn over_the_election_port(notification: &Notification) -> Option<Notification> {
+    let mut bytes = BytesMut::new();
+    ElectionCodec.encode(&WireNotification::new(notification, MEMBERSHIP), &mut bytes).ok()?;
+    let payload = ElectionCodec.decode(&mut bytes).ok()??;
+    if !bytes.is_empty() {
+        return None;
+    }
+    election::decode(&payload).and_then(|wire| wire.notification()).ok()
+}
+
+/// `packets` as the receiving end reads them off the quorum port: written one after the
+/// other and cut apart again; `None` if they do not come back whole and the same.
+fn over_the_quorum_port(packets: Vec<QuorumPacket>) -> Option<Vec<QuorumPacket>> {
+    let mut codec = PacketCodec::new(PACKET_DATA_MAX);
+    let mut bytes = BytesMut::new();
+    for packet in &packets {
+        codec.encode(packet, &mut bytes).ok()?;
+    }
+    let mut read = Vec::with_capacity(packets.len());
+    while let Some(packet) = codec.decode(&mut bytes).ok()? {
+        read.push(packet);
+    }
+    (bytes.is_empty() && read == packets).then_some(read)
+}
 
 /// A quorum connection that is up: the learner that dialled it, and each end's
 /// translation to and from packets.
@@ -128,9 +167,14 @@ impl Network {
             }
             return;
         }
-        let frames = match connection {
-            Connection::Election => vec![frame],
-            Connection::Quorum => match self.carry(now, from, to, frame) {
+        let frames = match (connection, frame) {
+            (Connection::Election, PeerFrame::Zab(Message::Notification(notification))) => {
+                match over_the_election_port(&notification) {
+                    Some(read) => vec![PeerFrame::Zab(Message::Notification(read))],
+                    None => return,
+                }
+            }
+            (_, frame) => match self.carry(now, from, to, frame) {
                 Some(frames) => frames,
                 None => return,
             },
@@ -187,9 +231,13 @@ impl Network {
             Err(_) => {}
             Ok(()) => {
                 let mut frames = Vec::new();
-                let mut read = packets.into_iter();
-                if read.try_for_each(|packet| receiver.translate_in(packet, &mut frames)).is_ok() {
-                    return Some(frames);
+                if let Some(read) = over_the_quorum_port(packets) {
+                    let mut read = read.into_iter();
+                    let translated =
+                        read.try_for_each(|packet| receiver.translate_in(packet, &mut frames));
+                    if translated.is_ok() {
+                        return Some(frames);
+                    }
                 }
             }
         }
