@@ -31,13 +31,10 @@ pub struct LeaderStatus {
     pub synced_observer_ids: Vec<ServerId>,
     /// Client `sync`s waiting for a quorum to confirm the leadership.
     pub pending_syncs: usize,
-    /// Learners sent a snapshot (`snapshot`) or a diff (`diff`) that have not yet
-    /// acknowledged NEWLEADER: the syncs in flight ZooKeeper's `inflight_snap_count` and
-    /// `inflight_diff_count` sample.
-    pub syncing: SyncsInFlight,
 }
 
-/// Learners in the middle of their sync, by how the leader syncs them.
+/// Learners sent a snapshot or a diff that have not yet acknowledged NEWLEADER: the
+/// syncs in flight ZooKeeper's `inflight_snap_count` and `inflight_diff_count` sample.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncsInFlight {
     /// Sent a snapshot.
@@ -198,11 +195,6 @@ impl Leader {
             ..LeaderStatus::default()
         };
         for (id, learner) in &self.learners {
-            match learner.stage {
-                Stage::Syncing { by_snapshot: true } => counts.syncing.snapshot += 1,
-                Stage::Syncing { by_snapshot: false } => counts.syncing.diff += 1,
-                _ => {}
-            }
             match (learner.stage == Stage::Synced, learner.observer) {
                 (true, false) => counts.synced_followers += 1,
                 (true, true) => {
@@ -213,6 +205,19 @@ impl Leader {
             }
         }
         counts
+    }
+
+    /// The learners in the middle of their sync, by snapshot and by diff.
+    pub fn syncs_in_flight(&self) -> SyncsInFlight {
+        let mut syncing = SyncsInFlight::default();
+        for learner in self.learners.values() {
+            match learner.stage {
+                Stage::Syncing { by_snapshot: true } => syncing.snapshot += 1,
+                Stage::Syncing { by_snapshot: false } => syncing.diff += 1,
+                _ => {}
+            }
+        }
+        syncing
     }
 
     /// The connection to a learner broke: it starts over when it reconnects.

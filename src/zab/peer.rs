@@ -7,7 +7,7 @@ use crate::txn::Zxid;
 use crate::zab::election::Election;
 use crate::zab::follower::Follower;
 use crate::zab::history::History;
-use crate::zab::leader::{Leader, LeaderStatus, SyncFor};
+use crate::zab::leader::{Leader, LeaderStatus, SyncFor, SyncsInFlight};
 use crate::zab::message::{Message, Notification, PeerState, Vote};
 use crate::zab::quorum::Quorum;
 use crate::zab::{Action, Input, PeerError, Restored, Role, ServerId, ZabConfig};
@@ -146,6 +146,14 @@ impl Zab {
     pub fn status(&self) -> Option<LeaderStatus> {
         match &self.state {
             State::Leading(leader) => Some(leader.status()),
+            _ => None,
+        }
+    }
+
+    /// The leader's learners in the middle of their sync; `None` unless leading.
+    pub fn syncs_in_flight(&self) -> Option<SyncsInFlight> {
+        match &self.state {
+            State::Leading(leader) => Some(leader.syncs_in_flight()),
             _ => None,
         }
     }

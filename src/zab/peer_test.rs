@@ -132,10 +132,9 @@ fn a_leader_establishes_its_epoch_with_one_follower() {
             Message::NewLeader { epoch: 2 },
         ]
     );
-    let syncing = |zab: &Zab| zab.status().map(|status| status.syncing);
-    assert_eq!(syncing(&zab), Some(SyncsInFlight { snapshot: 0, diff: 1 }));
+    assert_eq!(zab.syncs_in_flight(), Some(SyncsInFlight { snapshot: 0, diff: 1 }));
     let actions = zab.step(Input::Message { from: 2, message: Message::AckNewLeader { epoch: 2 } });
-    assert_eq!(syncing(&zab), Some(SyncsInFlight::default()), "NEWLEADER acknowledged");
+    assert_eq!(zab.syncs_in_flight(), Some(SyncsInFlight::default()), "NEWLEADER acknowledged");
     assert_eq!(
         actions,
         vec![
@@ -183,10 +182,9 @@ fn a_learner_whose_last_epoch_the_leader_lacks_gets_a_snapshot() {
     let last = entries.last().map_or(*zxid, |entry| entry.zxid);
     assert_eq!(last, Zxid::epoch_start(1) + 2, "the snapshot and entries reach the leader's last");
     assert!(matches!(sent.get(1), Some(Message::NewLeader { .. })), "{sent:?}");
-    let syncing = zab.status().map(|status| status.syncing);
-    assert_eq!(syncing, Some(SyncsInFlight { snapshot: 1, diff: 0 }));
+    assert_eq!(zab.syncs_in_flight(), Some(SyncsInFlight { snapshot: 1, diff: 0 }));
     zab.step(Input::Disconnected { peer: 2 });
-    assert_eq!(zab.status().map(|status| status.syncing), Some(SyncsInFlight::default()));
+    assert_eq!(zab.syncs_in_flight(), Some(SyncsInFlight::default()));
 }
 
 #[test]

@@ -24,7 +24,7 @@ use crate::server::read_barrier::{Finished, Passage, ReadBarrier, Ticket};
 use crate::server::reads;
 use crate::server::registry::{Connection, WritePermit};
 use crate::server::request_queue::{Queued, RequestQueue};
-use crate::server::request_throttle::{self};
+use crate::server::request_throttle;
 use crate::server::{Mode, Shared};
 use crate::session::auth::{authenticate, sasl_ids};
 use crate::txn::{SessionId, Zxid};

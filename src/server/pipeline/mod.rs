@@ -359,7 +359,7 @@ impl Pipeline {
                 let offers_snapshot = matches!(message, Message::Snap { .. });
                 let commits = matches!(message, Message::Commit { .. });
                 let ends_sync = matches!(message, Message::AckNewLeader { .. });
-                let syncing_before = if ends_sync { self.syncs_in_flight() } else { None };
+                let syncing_before = if ends_sync { self.zab.syncs_in_flight() } else { None };
                 let applied_before = self.applied_txns;
                 self.step(zab::Input::Message { from, message })?;
                 self.sample_ended_syncs(syncing_before);

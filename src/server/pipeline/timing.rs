@@ -243,7 +243,7 @@ impl Pipeline {
     /// Samples the syncs in flight of the kind of the one that just began or ended, as
     /// the leader's core counts them now (nothing unless leading).
     pub(super) fn sample_syncs_in_flight(&self, by_snapshot: bool) {
-        let Some(syncing) = self.syncs_in_flight() else { return };
+        let Some(syncing) = self.zab.syncs_in_flight() else { return };
         let quorum = &self.shared.stats.quorum;
         if by_snapshot {
             quorum.inflight_snaps.record(syncing.snapshot as u64);
@@ -252,15 +252,10 @@ impl Pipeline {
         }
     }
 
-    /// The leader's learners in the middle of their sync; `None` unless leading.
-    pub(super) fn syncs_in_flight(&self) -> Option<SyncsInFlight> {
-        self.zab.status().map(|status| status.syncing)
-    }
-
     /// Samples the syncs in flight if the learner's message just ended one (its
     /// acknowledgement of NEWLEADER), given those in flight before the message.
     pub(super) fn sample_ended_syncs(&self, before: Option<SyncsInFlight>) {
-        let (Some(before), Some(after)) = (before, self.syncs_in_flight()) else { return };
+        let (Some(before), Some(after)) = (before, self.zab.syncs_in_flight()) else { return };
         if after.snapshot < before.snapshot {
             self.sample_syncs_in_flight(true);
         }
