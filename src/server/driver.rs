@@ -176,8 +176,10 @@ impl Shell {
                 () = stop.cancelled() => return Ok(()),
                 input = inputs.recv(), if taking => {
                     let Some(input) = input else { return Ok(()) };
-                    let waiting = inputs.len() as u64 + 1;
-                    self.shared.stats.processors.prep_queue_size.record(waiting);
+                    if self.pipeline.prepares_here() {
+                        let waiting = inputs.len() as u64 + 1;
+                        self.shared.stats.processors.prep_queue_size.record(waiting);
+                    }
                     self.pipeline.client_input(input)?;
                     for _ in 0..BATCH_MAX {
                         match inputs.try_recv() {

@@ -97,6 +97,7 @@ pub fn admit(
             connection,
             timeout_ms,
             sent_read_only,
+            received_us: shared.clock.now_us(),
         }));
     }
     if mode == Mode::ReadOnly && shared.sessions.lock().is_global(session_id) {

@@ -141,7 +141,8 @@ pub struct ServerStats {
     pub packets_sent: AtomicU64,
     /// Request latencies, in milliseconds.
     pub latency: AtomicSummary,
-    /// Latencies of reads, in milliseconds (`readlatency`).
+    /// Latencies of the requests without a txn (reads, pings, `sync`s), in milliseconds
+    /// (`readlatency`).
     pub read_latency: AtomicLatency,
     /// Latencies of writes, in milliseconds (`updatelatency`).
     pub update_latency: AtomicLatency,
@@ -223,14 +224,15 @@ pub struct ServerStats {
 /// same work. Times are in milliseconds.
 #[derive(Debug, Default)]
 pub struct ProcessorStats {
-    /// Client requests the pipeline took in: writes, `sync`s and handshakes; reads do
-    /// not pass through it (`prep_processor_request_queued`).
+    /// Requests a leader or standalone server took in to prepare: its clients' writes,
+    /// `sync`s and handshakes, and those its learners forwarded; reads do not pass
+    /// through it (`prep_processor_request_queued`).
     pub prep_queued: AtomicU64,
-    /// Inputs waiting for the pipeline each time it takes them
-    /// (`prep_processor_queue_size`).
+    /// On a leader or standalone server, client inputs waiting for the pipeline each
+    /// time it takes them (`prep_processor_queue_size`).
     pub prep_queue_size: AtomicSummary,
-    /// From a write's arrival until it was prepared, or forwarded to the leader
-    /// (`prep_processor_queue_time_ms`).
+    /// On a leader or standalone server, from a client write's arrival until it was
+    /// prepared (`prep_processor_queue_time_ms`).
     pub prep_queue_time: AtomicLatency,
     /// Preparing a client's write as a txn (`prep_process_time`), and a closeSession
     /// among them (`close_session_prep_time`).
@@ -254,7 +256,8 @@ pub struct ProcessorStats {
     /// Each txn, from its time (the leader's wall clock) until applied here; skipped if
     /// that is ahead (`propagation_latency`).
     pub propagation_latency: AtomicLatency,
-    /// A client's write, from committed until answered (`write_final_proc_time_ms`).
+    /// On an ensemble member, each txn from committed until applied and its client, if
+    /// here, answered (`write_final_proc_time_ms`).
     pub write_final_time: AtomicLatency,
     /// On a leader, sessions its learners' clients resumed there (`revalidate_count`).
     pub revalidations: AtomicU64,

@@ -189,8 +189,20 @@ def test_ensemble_members_count_elections_syncs_proposals_and_commits():
                 assert led["zk_min_inflight_%s_count" % kind] == "0", kind
                 assert int(led["zk_max_inflight_%s_count" % kind]) >= 1, kind
         assert int(led["zk_cnt_leader_unavailable_time"]) >= 1
+        # The leader prepares every write, its learners' too (the client's session, its
+        # creates and its close), and applies every txn in its final processing, as
+        # ZooKeeper's leader runs them through its prep and commit processors.
+        assert int(led["zk_prep_processor_request_queued"]) >= writes + 2
+        assert int(led["zk_cnt_prep_process_time"]) >= writes + 2
+        assert int(led["zk_cnt_write_final_proc_time_ms"]) >= writes + 2
         for i in followers:
             followed = mntr(ensemble.members[i].hosts)
+            # A follower has no prep processor in ZooKeeper; it applies every txn.
+            for name in ["zk_prep_processor_request_queued", "zk_cnt_prep_process_time",
+                         "zk_cnt_prep_processor_queue_size",
+                         "zk_cnt_prep_processor_queue_time_ms"]:
+                assert followed[name] == "0", name
+            assert int(followed["zk_cnt_write_final_proc_time_ms"]) >= writes
             received = int(followed["zk_learner_proposal_received_count"])
             assert received >= writes
             assert int(followed["zk_cnt_follower_sync_time"]) >= 1
@@ -422,10 +434,11 @@ def test_request_processor_metrics_show_as_zookeepers_and_count_the_txns():
         assert seen["zkrs"]["zk_cnt_propagation_latency"] == "10"
         # zkrs's pipeline takes in writes and handshakes only (ZooKeeper's takes reads
         # and pings too): the first session, six creates, the set, the close and the raw
-        # socket's session; the eight writes among them are timed from their arrival.
+        # socket's session, each prepared; the eight writes among them are timed from
+        # their arrival.
         monitored = seen["zkrs"]
         assert monitored["zk_prep_processor_request_queued"] == "10"
-        assert monitored["zk_cnt_prep_process_time"] == "8"
+        assert monitored["zk_cnt_prep_process_time"] == "10"
         assert monitored["zk_cnt_close_session_prep_time"] == "1"
         assert monitored["zk_cnt_prep_processor_queue_time_ms"] == "8"
         # Every txn went through the log, each taken in one of the thread's groups.
@@ -435,8 +448,9 @@ def test_request_processor_metrics_show_as_zookeepers_and_count_the_txns():
             assert monitored["zk_cnt_" + name] == "10", name
         assert monitored["zk_cnt_sync_processor_queue_flush_time_ms"] == \
             monitored["zk_cnt_sync_processor_queue_size"] != "0"
-        # The client's writes were answered.
-        assert monitored["zk_cnt_write_final_proc_time_ms"] == "8"
+        # ZooKeeper times a write's final processing in its commit processor, which a
+        # standalone server does not have.
+        assert monitored["zk_cnt_write_final_proc_time_ms"] == "0"
         assert monitored["zk_revalidate_count"] == monitored["zk_stale_replies"] == "0"
         families = scrape("http://127.0.0.1:%d/metrics" % metrics_port)
         for name in PROCESSOR_LATENCIES:
@@ -444,6 +458,81 @@ def test_request_processor_metrics_show_as_zookeepers_and_count_the_txns():
             count = {s.name: s.value for s in families[name].samples}[name + "_count"]
             assert count == float(monitored["zk_cnt_" + name]), name
         assert families["sync_processor_request_queued"].type == "counter"
+    finally:
+        stop_zookeeper(zookeeper, zk_dir)
+        zkrs.stop()
+
+
+def raw_pings(hosts, count):
+    """Opens a session over a raw socket, pings it `count` times and leaves without
+    closing it."""
+    host, port = hosts.split(":")
+    body = struct.pack(">iqiqi", 0, 0, 30000, 0, 16) + b"\0" * 16
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        recv_exactly(s, struct.unpack(">i", recv_exactly(s, 4))[0])
+        for _ in range(count):
+            s.sendall(struct.pack(">iii", 8, -2, 11))
+            (length,) = struct.unpack(">i", recv_exactly(s, 4))
+            xid, _, err = struct.unpack(">iqi", recv_exactly(s, length))
+            assert (xid, err) == (-2, 0)
+
+
+def latency_steps(hosts):
+    """Reads, a sync, writes (one failing) and pings, one kind at a time: yields each
+    step's name once its replies are in."""
+    client = KazooClient(hosts=hosts, timeout=30)
+    client.start()
+    try:
+        client.create("/latencies", b"x")
+        yield "create"
+        for _ in range(4):
+            client.get("/latencies")
+        client.exists("/latencies")
+        client.get_children("/latencies")
+        yield "six reads"
+        client.sync("/latencies")
+        yield "sync"
+        client.set("/latencies", b"y")
+        with pytest.raises(NoNodeError):
+            client.create("/missing/child")
+        yield "a set and a failed create"
+        raw_pings(hosts, 3)
+        yield "three pings"
+    finally:
+        client.stop()
+
+
+def test_requests_without_a_txn_count_as_reads_as_in_zookeeper():
+    """ZooKeeper's readlatency takes every request without a txn (reads, syncs, pings),
+    its updatelatency every txn, a failed one too; the same steps on both servers move
+    them alike."""
+    zk_port = free_ports(1)[0]
+    zk_dir = tempfile.mkdtemp(prefix="zkrs-latencies-zookeeper-")
+    zookeeper = start_zookeeper(zk_dir, zk_port, extra="4lw.commands.whitelist=*\n")
+    zkrs = Server()
+    names = ["zk_cnt_readlatency", "zk_cnt_updatelatency", "zk_cnt_write_final_proc_time_ms"]
+
+    def counts(hosts):
+        monitored = mntr(hosts)
+        return [int(monitored[name]) for name in names]
+
+    def steps(hosts):
+        before = counts(hosts)
+        seen = []
+        for step in latency_steps(hosts):
+            now = counts(hosts)
+            seen.append((step, [a - b for a, b in zip(now, before)]))
+            before = now
+        return seen
+
+    try:
+        seen = {"zookeeper": steps("127.0.0.1:%d" % zk_port), "zkrs": steps(zkrs.hosts)}
+        assert seen["zkrs"] == seen["zookeeper"]
+        # A new session is a txn: the client's and the raw socket's count as updates.
+        assert seen["zkrs"] == [("create", [0, 2, 0]), ("six reads", [6, 0, 0]),
+                                ("sync", [1, 0, 0]), ("a set and a failed create", [0, 2, 0]),
+                                ("three pings", [3, 1, 0])]
     finally:
         stop_zookeeper(zookeeper, zk_dir)
         zkrs.stop()

@@ -460,8 +460,9 @@ impl<'a> Session<'a> {
         let stats = &self.shared.stats;
         let connection = &self.connection.stats;
         let latency_ms = stats.answered(connection, request.op(), xid, zxid, received_us, now_us);
+        // ZooKeeper's `readlatency` takes every request without a txn, pings included.
+        stats.read_latency.record(latency_ms);
         if request.reads_tree() {
-            stats.read_latency.record(latency_ms);
             stats.reads.record(now_us.saturating_sub(received_us));
         }
     }

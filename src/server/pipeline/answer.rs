@@ -65,32 +65,55 @@ impl Pipeline {
                 let then_close = op == OpCode::CloseSession;
                 self.answer(&connection, Reply { frame, op, xid, zxid, received_us, then_close });
             }
-            ReplyTo::Handshake { connection, sent_read_only } => {
+            ReplyTo::Handshake { connection, sent_read_only, received_us } => {
                 if let TxnBody::CreateSession(create) = &txn.body {
                     // A server with a committed txn has a quorum: it is not read-only.
                     let read_only = sent_read_only.then_some(false);
-                    self.establish(&connection, session_id, create.time_out, read_only);
+                    let timeout_ms = create.time_out;
+                    let latency_ms = self.establish(
+                        &connection,
+                        session_id,
+                        timeout_ms,
+                        read_only,
+                        received_us,
+                        zxid,
+                    );
+                    self.shared.stats.update_latency.record(latency_ms);
                 }
             }
         }
     }
 
-    /// Answers a handshake with its new session and binds the session to the connection.
-    /// `read_only` is the flag to append, if the client sent one.
+    /// Answers a handshake read at `received_us` with its new session, opened at `zxid`,
+    /// and binds the session to the connection. `read_only` is the flag to append, if
+    /// the client sent one. Counts the reply as ZooKeeper counts a createSession's and
+    /// returns its latency in milliseconds.
     pub(super) fn establish(
         &self,
         connection: &Connection,
         session_id: SessionId,
         timeout_ms: i32,
         read_only: Option<bool>,
-    ) {
+        received_us: u64,
+        zxid: Zxid,
+    ) -> u64 {
         let passwd = session_password(session_id);
         connection.send(reply::connect_response(timeout_ms, session_id, &passwd, read_only));
         let shared = &self.shared;
-        shared.stats.packets_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now_us = shared.clock.now_us();
+        let stats = &shared.stats;
+        let latency_ms = stats.answered(
+            &connection.stats,
+            OpCode::CreateSession,
+            0,
+            zxid.raw(),
+            received_us,
+            now_us,
+        );
         shared.registry.bind_session(connection, session_id, i64::from(timeout_ms));
         connection.complete_write();
         tracing::debug!(session_id = %session_id, "session established");
+        latency_ms
     }
 
     /// Answers a request decided without a txn (a local session's close, a write refused
@@ -212,7 +235,10 @@ fn deliver(shared: &Shared, connection: &Connection, reply: Reply) {
     let now_us = shared.clock.now_us();
     let latency_ms =
         shared.stats.answered(&connection.stats, op, xid, zxid.raw(), received_us, now_us);
-    if op != jute::OpCode::Sync {
+    // A sync has no txn, so ZooKeeper counts it among the reads.
+    if op == jute::OpCode::Sync {
+        shared.stats.read_latency.record(latency_ms);
+    } else {
         shared.stats.update_latency.record(latency_ms);
     }
     connection.complete_write();

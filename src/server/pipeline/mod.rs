@@ -416,6 +416,13 @@ impl Pipeline {
         matches!(self.zab.role(), Role::Leading { .. })
     }
 
+    /// Whether this member prepares its clients' writes itself (standalone, or leading),
+    /// as only ZooKeeper's leader and standalone server have a `PrepRequestProcessor`:
+    /// its `prep_processor_*` metrics count only there.
+    pub fn prepares_here(&self) -> bool {
+        self.is_leading()
+    }
+
     fn leader(&self) -> Option<ServerId> {
         match self.zab.role() {
             Role::Following { leader, .. } | Role::Observing { leader, .. } => Some(leader),
@@ -641,6 +648,7 @@ impl Pipeline {
                     self.time_forwarded_commit(received_us, forwarded_us, committed_us);
                 }
             }
+            self.time_final(committed_us);
         }
         self.time_commits(count, &quorum_acks_ms);
         // A periodic snapshot would store the received state before the store holds it.

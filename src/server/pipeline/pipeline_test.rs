@@ -70,7 +70,8 @@ fn create_as(connection: &Arc<Connection>, xid: i32, path: &str, flags: i32) -> 
 }
 
 fn new_session(connection: &Arc<Connection>, timeout_ms: i32, sent_read_only: bool) -> Input {
-    Input::CreateSession { connection: connection.clone(), timeout_ms, sent_read_only }
+    let connection = connection.clone();
+    Input::CreateSession { connection, timeout_ms, sent_read_only, received_us: 0 }
 }
 
 /// Hands the waiting writes to a storage that always succeeds, as the shell would.

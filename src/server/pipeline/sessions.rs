@@ -25,8 +25,9 @@ impl Pipeline {
     pub(super) fn local_session_input(&mut self, input: Input) -> Option<Input> {
         let shared = self.shared.clone();
         match input {
-            Input::CreateSession { connection, timeout_ms, sent_read_only } => {
-                self.open_local_session(&connection, timeout_ms, sent_read_only.then_some(false));
+            Input::CreateSession { connection, timeout_ms, sent_read_only, received_us } => {
+                let read_only = sent_read_only.then_some(false);
+                self.open_local_session(&connection, timeout_ms, read_only, received_us);
                 None
             }
             Input::Request { connection, session_id, xid, request, received_us, .. }
@@ -131,8 +132,8 @@ impl Pipeline {
             Input::Attach { .. } => {}
             // Sessions opened while read-only are local: known to no one else, and
             // forgotten when read-only service ends.
-            Input::CreateSession { connection, timeout_ms, .. } => {
-                self.open_local_session(&connection, timeout_ms, Some(true));
+            Input::CreateSession { connection, timeout_ms, received_us, .. } => {
+                self.open_local_session(&connection, timeout_ms, Some(true), received_us);
             }
             Input::Request { connection, session_id, xid, request, received_us, .. } => {
                 let refusal = Code::NotReadOnly;
@@ -148,6 +149,7 @@ impl Pipeline {
         connection: &Connection,
         timeout_ms: i32,
         read_only: Option<bool>,
+        received_us: u64,
     ) {
         let shared = &self.shared;
         let session_id = {
@@ -157,7 +159,11 @@ impl Pipeline {
             sessions.add_local(session_id, timeout, shared.clock.now_ms());
             session_id
         };
-        self.establish(connection, session_id, timeout_ms, read_only);
+        let zxid = shared.database.last_applied_zxid();
+        let latency_ms =
+            self.establish(connection, session_id, timeout_ms, read_only, received_us, zxid);
+        // Without a txn, ZooKeeper counts the new session among the reads.
+        shared.stats.read_latency.record(latency_ms);
     }
 
     /// Answers a request decided here, without a txn: a close of a local session ends

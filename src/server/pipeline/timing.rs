@@ -10,7 +10,7 @@ use super::work::ReplyTo;
 use super::Pipeline;
 use crate::server::histogram::WriteStage;
 use crate::server::stats::{AtomicLatency, ACK_SAMPLING};
-use crate::txn::{Txn, Zxid};
+use crate::txn::{Txn, TxnBody, Zxid};
 use crate::zab::{Entry, Role, ServerId, SyncsInFlight};
 
 /// Proposals a learner remembers the arrival of, for `commit_propagation_latency`;
@@ -60,11 +60,13 @@ impl Pipeline {
     }
 
     /// A client write waited from `received_us` until it was proposed or forwarded at
-    /// `now_us`.
+    /// `now_us`; only the first is ZooKeeper's `prep_processor_queue_time_ms`.
     pub(super) fn time_queued(&self, received_us: u64, now_us: u64) {
         self.record(WriteStage::Queue, received_us, now_us);
-        let queued_ms = now_us.saturating_sub(received_us) / 1000;
-        self.shared.stats.processors.prep_queue_time.record(queued_ms);
+        if self.prepares_here() {
+            let queued_ms = now_us.saturating_sub(received_us) / 1000;
+            self.shared.stats.processors.prep_queue_time.record(queued_ms);
+        }
     }
 
     /// A txn of time `txn_ms` (the leader's wall clock) is applied here:
@@ -73,11 +75,25 @@ impl Pipeline {
         record_since(&self.shared.stats.processors.propagation_latency, txn_ms, wall_ms);
     }
 
-    /// A client's write committed at `committed_us` is answered at `answered_us`.
-    fn time_answered(&self, committed_us: u64, answered_us: u64) {
-        self.record(WriteStage::Apply, committed_us, answered_us);
-        let final_ms = answered_us.saturating_sub(committed_us) / 1000;
-        self.shared.stats.processors.write_final_time.record(final_ms);
+    /// A txn whose preparing began at `started_us` is prepared: ZooKeeper's
+    /// `prep_process_time`, and `close_session_prep_time` for a closeSession.
+    pub(super) fn time_prepared(&self, started_us: u64, txn: &Txn) {
+        let took_ms = self.shared.clock.now_us().saturating_sub(started_us) / 1000;
+        let processors = &self.shared.stats.processors;
+        processors.prep_time.record(took_ms);
+        if matches!(txn.body, TxnBody::CloseSession(_)) {
+            processors.close_session_prep_time.record(took_ms);
+        }
+    }
+
+    /// A txn committed at `committed_us` is applied, and its client answered if it has
+    /// one here: `write_final_proc_time_ms`. ZooKeeper times it in the commit processor
+    /// of every ensemble member, for every txn, and a standalone server has none.
+    pub(super) fn time_final(&self, committed_us: u64) {
+        if !self.standalone {
+            let final_ms = self.shared.clock.now_us().saturating_sub(committed_us) / 1000;
+            self.shared.stats.processors.write_final_time.record(final_ms);
+        }
     }
 
     /// The proposals up to `zxid` are durable in this member's log, and a voter of an
@@ -171,7 +187,7 @@ impl Pipeline {
         };
         let answered_us = self.shared.clock.now_us();
         self.record(WriteStage::Quorum, logged_us.unwrap_or(committed_us), committed_us);
-        self.time_answered(committed_us, answered_us);
+        self.record(WriteStage::Apply, committed_us, answered_us);
         self.record(WriteStage::Total, received_us, answered_us);
     }
 
@@ -188,7 +204,7 @@ impl Pipeline {
         };
         let answered_us = self.shared.clock.now_us();
         self.record(WriteStage::Leader, forwarded_us, committed_us);
-        self.time_answered(committed_us, answered_us);
+        self.record(WriteStage::Apply, committed_us, answered_us);
         self.record(WriteStage::Total, received_us, answered_us);
     }
 

@@ -57,6 +57,8 @@ pub enum Input {
         timeout_ms: i32,
         /// Whether the client sent the `readOnly` byte; then the reply carries one too.
         sent_read_only: bool,
+        /// When the connect request was read, for latency statistics.
+        received_us: u64,
     },
 }
 
@@ -74,7 +76,7 @@ pub(super) enum ReplyTo {
         audit: Option<Box<AuditRequest>>,
     },
     /// A handshake waiting for its new session.
-    Handshake { connection: Arc<Connection>, sent_read_only: bool },
+    Handshake { connection: Arc<Connection>, sent_read_only: bool, received_us: u64 },
 }
 
 impl ReplyTo {
@@ -120,10 +122,10 @@ impl Pipeline {
     /// # Errors
     /// If proposing fails; the server must stop.
     pub fn client_input(&mut self, input: Input) -> Result<(), StorageError> {
-        if !matches!(input, Input::Attach { .. }) {
-            self.shared.stats.processors.prep_queued.fetch_add(1, Ordering::Relaxed);
-        }
         if self.is_leading() {
+            if !matches!(input, Input::Attach { .. }) {
+                self.shared.stats.processors.prep_queued.fetch_add(1, Ordering::Relaxed);
+            }
             return self.lead_input(input);
         }
         if *self.shared.mode.lock() == Mode::ReadOnly {
@@ -193,11 +195,11 @@ impl Pipeline {
                 self.attach(session_id);
                 return Ok(());
             }
-            Input::CreateSession { connection, timeout_ms, sent_read_only } => {
+            Input::CreateSession { connection, timeout_ms, sent_read_only, received_us } => {
                 let session_id = self.shared.sessions.lock().next_session_id();
                 let txn = self.prepare_create_session(session_id, timeout_ms);
-                self.prepared
-                    .push(Work::Txn(txn, ReplyTo::Handshake { connection, sent_read_only }));
+                let reply_to = ReplyTo::Handshake { connection, sent_read_only, received_us };
+                self.prepared.push(Work::Txn(txn, reply_to));
             }
         }
         self.propose_prepared()
@@ -238,10 +240,10 @@ impl Pipeline {
                 let auth = auth.ids().to_vec();
                 self.send_to(leader, PeerFrame::Request { session_id, auth, frame });
             }
-            Input::CreateSession { connection, timeout_ms, sent_read_only } => {
+            Input::CreateSession { connection, timeout_ms, sent_read_only, received_us } => {
                 let session_id = self.shared.sessions.lock().next_session_id();
-                self.handshakes
-                    .insert(session_id, ReplyTo::Handshake { connection, sent_read_only });
+                let reply_to = ReplyTo::Handshake { connection, sent_read_only, received_us };
+                self.handshakes.insert(session_id, reply_to);
                 self.send_to(leader, PeerFrame::create_session(session_id, timeout_ms));
             }
             Input::Attach { session_id } => self.attach(session_id),
@@ -258,6 +260,7 @@ impl Pipeline {
         auth: Vec<jute::records::Id>,
         frame: &Bytes,
     ) -> Result<(), StorageError> {
+        self.shared.stats.processors.prep_queued.fetch_add(1, Ordering::Relaxed);
         if let Some(timeout_ms) = Forwarded::new_session_timeout(frame) {
             let txn = self.prepare_create_session(session_id, timeout_ms);
             self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
@@ -338,11 +341,8 @@ impl Pipeline {
         let mut sessions = shared.sessions.lock();
         let context = Context { session_check, ..context(&shared, &sessions, auth, session_id) };
         let txn = self.preparer.prepare(&context, request, xid, wall_ms)?;
-        let took_ms = shared.clock.now_us().saturating_sub(started_us) / 1000;
-        let processors = &shared.stats.processors;
-        processors.prep_time.record(took_ms);
+        self.time_prepared(started_us, &txn);
         if matches!(txn.body, TxnBody::CloseSession(_)) {
-            processors.close_session_prep_time.record(took_ms);
             sessions.set_closing(session_id);
         }
         if let Some(namespace) = quota_refused_at(request, &txn).and_then(quota::namespace) {
@@ -355,26 +355,36 @@ impl Pipeline {
     pub(super) fn prepare_create_session(&mut self, session_id: SessionId, timeout_ms: i32) -> Txn {
         let wall_ms = self.shared.clock.wall_ms() as i64;
         let shared = self.shared.clone();
+        let started_us = shared.clock.now_us();
         let sessions = shared.sessions.lock();
         let context = context(&shared, &sessions, &self.server_auth, session_id);
-        self.preparer.prepare_create_session(&context, timeout_ms, wall_ms)
+        let txn = self.preparer.prepare_create_session(&context, timeout_ms, wall_ms);
+        self.time_prepared(started_us, &txn);
+        txn
+    }
+
+    /// Prepares what the server asks of itself (a closeSession for an expired session, a
+    /// deleteContainer for a container or TTL node to reap), as `session_id`. ZooKeeper
+    /// sends these through its `PrepRequestProcessor` too, so they count there.
+    fn prepare_own(&mut self, session_id: SessionId, request: &Request) {
+        let shared = self.shared.clone();
+        shared.stats.processors.prep_queued.fetch_add(1, Ordering::Relaxed);
+        let started_us = shared.clock.now_us();
+        let wall_ms = shared.clock.wall_ms() as i64;
+        let sessions = shared.sessions.lock();
+        let context = context(&shared, &sessions, &self.server_auth, session_id);
+        if let Some(txn) = self.preparer.prepare(&context, request, 0, wall_ms) {
+            self.time_prepared(started_us, &txn);
+            self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
+        }
     }
 
     /// Prepares a closeSession txn for each expired session.
     pub(super) fn close_expired(&mut self, expired: Vec<SessionId>) {
-        let shared = self.shared.clone();
-        let sessions = shared.sessions.lock();
         for session_id in expired {
-            tracing::info!(
-                session_id = %session_id,
-                timeout_ms = sessions.timeout_ms(session_id).unwrap_or(0),
-                "expiring session"
-            );
-            let context = context(&shared, &sessions, &self.server_auth, session_id);
-            let wall_ms = shared.clock.wall_ms() as i64;
-            if let Some(txn) = self.preparer.prepare(&context, &Request::CloseSession, 0, wall_ms) {
-                self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
-            }
+            let timeout_ms = self.shared.sessions.lock().timeout_ms(session_id).unwrap_or(0);
+            tracing::info!(session_id = %session_id, timeout_ms, "expiring session");
+            self.prepare_own(session_id, &Request::CloseSession);
         }
     }
 
@@ -403,15 +413,9 @@ impl Pipeline {
                 candidates.push(path);
             }
         }
-        let sessions = shared.sessions.lock();
         for path in candidates {
             tracing::debug!(path = %path, "reaping container or TTL node");
-            let context = context(&shared, &sessions, &self.server_auth, SessionId::NONE);
-            if let Some(txn) =
-                self.preparer.prepare(&context, &Request::DeleteContainer(path), 0, wall_ms)
-            {
-                self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
-            }
+            self.prepare_own(SessionId::NONE, &Request::DeleteContainer(path));
         }
     }
 }
