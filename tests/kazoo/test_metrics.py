@@ -1,5 +1,6 @@
 """ZooKeeper's Prometheus endpoint (metricsProvider.className=...PrometheusMetricsProvider):
 /metrics read by Prometheus' own parser (prometheus_client), agreeing with mntr."""
+import concurrent.futures
 import os
 import resource
 import socket
@@ -536,6 +537,106 @@ def test_requests_without_a_txn_count_as_reads_as_in_zookeeper():
     finally:
         stop_zookeeper(zookeeper, zk_dir)
         zkrs.stop()
+
+
+def start_zookeeper_ensemble():
+    """Three Apache ZooKeeper 3.8 members on 127.0.0.1, started together (none serves
+    before a quorum does); returns their processes, directories and client ports."""
+    ports = free_ports(9)
+    servers = "".join("server.%d=127.0.0.1:%d:%d\n" % (i + 1, ports[3 * i + 1], ports[3 * i + 2])
+                      for i in range(3))
+    directories = []
+    for i in range(3):
+        directory = tempfile.mkdtemp(prefix="zkrs-roles-zookeeper-")
+        os.makedirs(os.path.join(directory, "data"))
+        with open(os.path.join(directory, "data", "myid"), "w") as f:
+            f.write("%d\n" % (i + 1))
+        directories.append(directory)
+    extra = "initLimit=10\nsyncLimit=5\n4lw.commands.whitelist=*\n" + servers
+    client_ports = [ports[3 * i] for i in range(3)]
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        processes = list(pool.map(lambda i: start_zookeeper(directories[i], client_ports[i],
+                                                            extra=extra), range(3)))
+    return processes, directories, client_ports
+
+
+def role_steps(follower, leader):
+    """A client of the follower, then one of the leader, each opening a session,
+    writing, syncing and closing (reads on the follower only: ZooKeeper's leader also
+    prepares reads, zkrs's does not); yields each step's name once its replies are in."""
+    client = KazooClient(hosts=follower, timeout=30)
+    client.start()
+    for i in range(3):
+        client.create("/roles-f%d" % i)
+    client.sync("/")
+    for _ in range(4):
+        client.get("/roles-f0")
+    client.stop()
+    yield "a follower's client"
+    client = KazooClient(hosts=leader, timeout=30)
+    client.start()
+    for i in range(2):
+        client.create("/roles-l%d" % i)
+    client.sync("/")
+    client.stop()
+    yield "the leader's client"
+
+
+def test_ensemble_members_count_requests_by_role_as_zookeepers_do():
+    """ZooKeeper's follower has no prep processor and times every txn (and its clients'
+    syncs) in its commit processor; its leader prepares its learners' requests too. The
+    same steps on a ZooKeeper 3.8 ensemble and a zkrs one move these alike."""
+    names = ["zk_cnt_readlatency", "zk_cnt_updatelatency", "zk_cnt_write_final_proc_time_ms",
+             "zk_prep_processor_request_queued", "zk_cnt_prep_process_time"]
+
+    def counts(hosts):
+        monitored = mntr(hosts)
+        return [int(monitored[name]) for name in names]
+
+    def deltas(members, start):
+        return [[now - before for now, before in zip(counts(m), begun)]
+                for m, begun in zip(members, start)]
+
+    def run(follower, leader, expected=None):
+        members = [follower, leader]
+        seen, start = [], [counts(m) for m in members]
+        for step in role_steps(follower, leader):
+            # zkrs's leader counts a txn as it applies it, which may come just after
+            # the follower answered.
+            deadline = time.time() + 5
+            while expected and deltas(members, start) != expected[len(seen)][1] \
+                    and time.time() < deadline:
+                time.sleep(0.02)
+            seen.append((step, deltas(members, start)))
+            start = [counts(m) for m in members]
+        return seen
+
+    def roles(hosts):
+        modes = {h: four_letter(h, "srvr") for h in hosts}
+        leader = next(h for h, text in modes.items() if "Mode: leader" in text)
+        return next(h for h, text in modes.items() if "Mode: follower" in text), leader
+
+    processes, directories, ports = start_zookeeper_ensemble()
+    try:
+        hosts = ["127.0.0.1:%d" % port for port in ports]
+        wait_until(lambda: any("Mode: leader" in four_letter(h, "srvr") for h in hosts),
+                   timeout=30)
+        seen = {"zookeeper": run(*roles(hosts))}
+    finally:
+        for process, directory in zip(processes, directories):
+            stop_zookeeper(process, directory)
+    ensemble = Ensemble()
+    try:
+        ensemble.leader()
+        hosts = [member.hosts for member in ensemble.members]
+        seen["zkrs"] = run(*roles(hosts), expected=seen["zookeeper"])
+    finally:
+        ensemble.stop()
+    assert seen["zkrs"] == seen["zookeeper"]
+    # [follower, leader]: a session, three creates, a sync, four reads and a close at
+    # the follower; a session, two creates, a sync and a close at the leader.
+    assert seen["zkrs"] == [("a follower's client", [[5, 5, 6, 0, 0], [0, 0, 5, 6, 6]]),
+                            ("the leader's client", [[0, 0, 4, 0, 0], [1, 4, 4, 5, 5]])]
 
 
 def test_connections_without_a_handshake_expire_as_zookeepers_do():

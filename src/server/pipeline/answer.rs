@@ -144,6 +144,11 @@ impl Pipeline {
             }
             None => return,
         };
+        // A learner's commit processor takes a sync as a write to match with the
+        // leader's answer, so ZooKeeper times it among them.
+        if !self.is_leading() {
+            self.time_final(self.shared.clock.now_us());
+        }
         let zxid = self.shared.database.last_applied_zxid();
         let frame = reply::ok(xid, zxid, &jute::records::SyncResponse { path });
         let reply = Reply { frame, op: OpCode::Sync, xid, zxid, received_us, then_close: false };

@@ -528,6 +528,9 @@ impl Pipeline {
         path: String,
         received_us: u64,
     ) -> Result<(), StorageError> {
+        if self.prepares_here() {
+            self.time_sync_prepared();
+        }
         let id = self.next_sync;
         self.next_sync += 1;
         self.behind_syncs.entry(connection.id).or_default().push_back(Slot::Sync { id, xid });

@@ -86,9 +86,16 @@ impl Pipeline {
         }
     }
 
+    /// A `sync` passed where ZooKeeper's `PrepRequestProcessor` would take it, which
+    /// prepares nothing for it: `prep_process_time` counts it, taking no time.
+    pub(super) fn time_sync_prepared(&self) {
+        self.shared.stats.processors.prep_time.record(0);
+    }
+
     /// A txn committed at `committed_us` is applied, and its client answered if it has
-    /// one here: `write_final_proc_time_ms`. ZooKeeper times it in the commit processor
-    /// of every ensemble member, for every txn, and a standalone server has none.
+    /// one here, or a learner's `sync` is answered: `write_final_proc_time_ms`.
+    /// ZooKeeper times these in the commit processor of every ensemble member, and a
+    /// standalone server has none.
     pub(super) fn time_final(&self, committed_us: u64) {
         if !self.standalone {
             let final_ms = self.shared.clock.now_us().saturating_sub(committed_us) / 1000;

@@ -268,6 +268,7 @@ impl Pipeline {
         }
         match Frame::decode(frame) {
             Ok(Frame { request: Ok(Request::Sync(_)), .. }) => {
+                self.time_sync_prepared();
                 let message = Message::SyncRequest { id: 0 };
                 self.step(crate::zab::Input::Message { from, message })
             }
