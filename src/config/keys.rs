@@ -260,8 +260,8 @@ pub const KEYS: &[Key] = &[
     key("maxTimeToWaitForEpoch", DecodedInteger, "2000", Ignored),
     key("initLimit", Integer, "", Honoured).note("Required for an ensemble."),
     key("connectToLearnerMasterLimit", Integer, "0", Ignored).note("initLimit applies."),
-    key("leaderServes", Text, "yes", Unsupported(Behaviour))
-        .note("The leader always serves clients."),
+    key("leaderServes", YesUnlessNo, "yes", Honoured)
+        .note("no: the leader turns clients away and its four-letter words answer as not serving."),
     key("server.*", Text, "", Honoured)
         .note("host:port:port[:participant|observer][;[clientHost:]clientPort], one address."),
     key("syncLimit", Integer, "", Honoured).note("Required for an ensemble."),

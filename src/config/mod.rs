@@ -198,6 +198,8 @@ pub struct Config {
     pub digest: Option<crate::session::auth::DigestProvider>,
     /// Whether `reconfig` is enabled (`reconfigEnabled`).
     pub reconfig_enabled: bool,
+    /// Whether a leader serves clients too (`leaderServes`: anything but `no`).
+    pub leader_serves: bool,
     /// Whether client writes and session ends are written to the audit log
     /// (`audit.enable`).
     pub audit_enabled: bool,
@@ -375,6 +377,7 @@ impl Config {
             extended_types_enabled: read.flag("extendedTypesEnabled", false)?,
             digest,
             reconfig_enabled: read.flag("reconfigEnabled", false)?,
+            leader_serves: read.flag("leaderServes", true)?,
             audit_enabled: read.flag("audit.enable", false)?,
             enforce_quota: read.flag("enforceQuota", false)?,
             standalone_enabled: read.flag("standaloneEnabled", true)?,

@@ -34,7 +34,7 @@ pub fn respond(shared: &Shared, connection: &Connection, word: FourLetterWord) {
 const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
 
 fn render(shared: &Shared, word: FourLetterWord) -> String {
-    let serving = shared.mode.lock().is_serving();
+    let serving = shared.serves_clients();
     if !serving && needs_a_running_server(word) {
         return NOT_SERVING.to_owned();
     }

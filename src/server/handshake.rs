@@ -71,7 +71,7 @@ pub fn admit(
     body: &Bytes,
 ) -> Result<Admission, Refusal> {
     let mode = *shared.mode.lock();
-    if !mode.is_serving() {
+    if !shared.serves_clients() {
         return Err(Refusal::NotServing);
     }
     let mut reader = Reader::new(body);

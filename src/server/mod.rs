@@ -240,6 +240,14 @@ impl Shared {
         });
         (shared, inputs)
     }
+
+    /// Whether this server takes clients now: in a serving mode, and not a leader told
+    /// to leave its clients to the followers (`leaderServes=no`, as ZooKeeper's leader
+    /// then never hands its connection factory a server to serve with).
+    pub fn serves_clients(&self) -> bool {
+        let mode = *self.mode.lock();
+        mode.is_serving() && (mode != Mode::Leader || self.config.leader_serves)
+    }
 }
 
 /// Why a server could not start or stopped.

@@ -3,6 +3,7 @@
 The server binary comes from $ZKRS_BIN (scripts/test sets it), else target/release/zkrs.
 It listens on an ephemeral port of 127.0.0.1; its address is read from its log.
 """
+import concurrent.futures
 import os
 import re
 import shutil
@@ -290,10 +291,10 @@ ZOOKEEPER_CLASSPATH = ":".join(
 )
 
 
-def start_zookeeper(directory, port, compression="", extra="", jvm_flags=()):
+def start_zookeeper(directory, port, compression="", extra="", jvm_flags=(), ready=None):
     """Apache ZooKeeper 3.8 (Debian's package) on `directory`/data at `port`, with the
     zoo.cfg lines `extra` last and the JVM's `jvm_flags` (a JAAS file, say); returns its
-    process once it listens."""
+    process once `ready(port)` holds (by default, once it serves)."""
     config = os.path.join(directory, "zoo.cfg")
     with open(config, "w") as f:
         f.write(
@@ -315,8 +316,32 @@ def start_zookeeper(directory, port, compression="", extra="", jvm_flags=()):
     # client that connects in between is never answered nor closed (the close fails on the
     # missing database), so kazoo waits out its whole session timeout, and the imported
     # sessions, whose timeout runs from the load, may expire meanwhile.
-    wait_until(lambda: serving(port), timeout=60)
+    wait_until(lambda: (ready or serving)(port), timeout=60)
     return process
+
+
+def start_zookeeper_ensemble(extra="", ready=None):
+    """Three Apache ZooKeeper 3.8 members on 127.0.0.1 with the zoo.cfg lines `extra`,
+    started together (none serves before a quorum does), each returned once
+    `ready(port)` holds (by default, once it serves); returns their processes,
+    directories and client ports."""
+    ports = free_ports(9)
+    servers = "".join("server.%d=127.0.0.1:%d:%d\n" % (i + 1, ports[3 * i + 1], ports[3 * i + 2])
+                      for i in range(3))
+    directories = []
+    for i in range(3):
+        directory = tempfile.mkdtemp(prefix="zkrs-kazoo-zookeeper-member-")
+        os.makedirs(os.path.join(directory, "data"))
+        with open(os.path.join(directory, "data", "myid"), "w") as f:
+            f.write("%d\n" % (i + 1))
+        directories.append(directory)
+    extra = "initLimit=10\nsyncLimit=5\n" + extra + "\n" + servers
+    client_ports = [ports[3 * i] for i in range(3)]
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        processes = list(pool.map(
+            lambda i: start_zookeeper(directories[i], client_ports[i], extra=extra, ready=ready),
+            range(3)))
+    return processes, directories, client_ports
 
 
 def stop_zookeeper(process, directory):

@@ -1,6 +1,5 @@
 """ZooKeeper's Prometheus endpoint (metricsProvider.className=...PrometheusMetricsProvider):
 /metrics read by Prometheus' own parser (prometheus_client), agreeing with mntr."""
-import concurrent.futures
 import os
 import resource
 import socket
@@ -17,7 +16,8 @@ from kazoo.security import OPEN_ACL_UNSAFE
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import (CreateContainer, Ensemble, Server, call, four_letter, free_ports,
-                      recv_exactly, start_zookeeper, stop_zookeeper, wait_until, zkcli)
+                      recv_exactly, start_zookeeper, start_zookeeper_ensemble, stop_zookeeper,
+                      wait_until, zkcli)
 
 PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
 
@@ -539,27 +539,6 @@ def test_requests_without_a_txn_count_as_reads_as_in_zookeeper():
         zkrs.stop()
 
 
-def start_zookeeper_ensemble():
-    """Three Apache ZooKeeper 3.8 members on 127.0.0.1, started together (none serves
-    before a quorum does); returns their processes, directories and client ports."""
-    ports = free_ports(9)
-    servers = "".join("server.%d=127.0.0.1:%d:%d\n" % (i + 1, ports[3 * i + 1], ports[3 * i + 2])
-                      for i in range(3))
-    directories = []
-    for i in range(3):
-        directory = tempfile.mkdtemp(prefix="zkrs-roles-zookeeper-")
-        os.makedirs(os.path.join(directory, "data"))
-        with open(os.path.join(directory, "data", "myid"), "w") as f:
-            f.write("%d\n" % (i + 1))
-        directories.append(directory)
-    extra = "initLimit=10\nsyncLimit=5\n4lw.commands.whitelist=*\n" + servers
-    client_ports = [ports[3 * i] for i in range(3)]
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        processes = list(pool.map(lambda i: start_zookeeper(directories[i], client_ports[i],
-                                                            extra=extra), range(3)))
-    return processes, directories, client_ports
-
-
 def role_steps(follower, leader):
     """A client of the follower, then one of the leader, each opening a session,
     writing, syncing and closing (reads on the follower only: ZooKeeper's leader also
@@ -616,7 +595,7 @@ def test_ensemble_members_count_requests_by_role_as_zookeepers_do():
         leader = next(h for h, text in modes.items() if "Mode: leader" in text)
         return next(h for h, text in modes.items() if "Mode: follower" in text), leader
 
-    processes, directories, ports = start_zookeeper_ensemble()
+    processes, directories, ports = start_zookeeper_ensemble("4lw.commands.whitelist=*\n")
     try:
         hosts = ["127.0.0.1:%d" % port for port in ports]
         wait_until(lambda: any("Mode: leader" in four_letter(h, "srvr") for h in hosts),

@@ -389,10 +389,11 @@ async fn backup_txns(
 }
 
 /// `GET /ready`: 200 while the member serves clients (standalone, leading, following or
-/// observing), 503 while it looks for a leader or serves read-only; the role either way.
+/// observing), 503 while it looks for a leader, serves read-only or leads under
+/// `leaderServes=no`; the role either way.
 async fn ready(State(admin): State<Arc<Admin>>) -> Response {
     let mode = *admin.shared.mode.lock();
-    let ready = mode.is_serving() && mode != Mode::ReadOnly;
+    let ready = admin.shared.serves_clients() && mode != Mode::ReadOnly;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json::pretty(&json!({ "ready": ready, "role": mode.name() }));
     (status, [(CONTENT_TYPE, "application/json")], body).into_response()

@@ -785,8 +785,10 @@ impl Pipeline {
         let zxid = shared.database.last_applied_zxid();
         if self.standalone {
             tracing::debug!(?role, %zxid, "a standalone server leads itself");
-        } else {
+        } else if shared.serves_clients() {
             tracing::info!(mode = mode.name(), %zxid, "serving clients");
+        } else {
+            tracing::info!(mode = mode.name(), %zxid, "leading; clients go to the followers (leaderServes=no)");
         }
         self.persist.push(Write::EpochEnds(self.zab.history().epoch_ends().to_vec()));
     }
