@@ -219,6 +219,23 @@ fn force_sync_is_off_only_for_no() {
 }
 
 #[test]
+fn skip_acl_is_on_only_for_yes_and_leader_serves_off_only_for_no() {
+    let skipping = parse("dataDir=/d\nskipACL=yes\n");
+    assert!(skipping.skip_acl);
+    assert!(skipping
+        .notices
+        .iter()
+        .any(|notice| notice.warn && notice.message.contains("skipACL")));
+    assert!(!parse("dataDir=/d\n").skip_acl);
+    let lenient = parse("dataDir=/d\nskipACL=true\n");
+    assert!(!lenient.skip_acl, "ZooKeeper skips ACLs only when the value is exactly yes");
+    assert!(lenient.notices.iter().any(|notice| notice.warn && notice.message.contains("skipACL")));
+    assert!(!parse("dataDir=/d\nleaderServes=no\n").leader_serves);
+    assert!(parse("dataDir=/d\nleaderServes=false\n").leader_serves);
+    assert!(parse("dataDir=/d\n").leader_serves);
+}
+
+#[test]
 fn an_ensemble_needs_init_and_sync_limits_and_a_myid() {
     let servers = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n";
     let missing = Config::parse(&format!("dataDir=/d\nsyncLimit=5\n{servers}"));

@@ -109,7 +109,7 @@ impl Key {
 }
 
 use Impact::{Behaviour, Durability, Membership, Security};
-use Rule::{Boolean, DecodedInteger, Integer, LenientBoolean, Text, YesUnlessNo};
+use Rule::{Boolean, DecodedInteger, Integer, LenientBoolean, NoUnlessYes, Text, YesUnlessNo};
 use Support::{Honoured, Ignored, Unsupported};
 
 /// Every key, in the order of ZooKeeper's administrator's guide.
@@ -408,7 +408,8 @@ pub const KEYS: &[Key] = &[
         .note("The largest frame a client may send."),
     key("jute.maxbuffer.extrasize", DecodedInteger, "1048575", Honoured)
         .note("Added to jute.maxbuffer for packets between members (at least 1024)."),
-    key("skipACL", YesUnlessNo, "no", Unsupported(Behaviour)).note("ACLs are always checked."),
+    key("skipACL", NoUnlessYes, "no", Honoured)
+        .note("yes: no ACL is checked, for any client, as in ZooKeeper."),
     key("quorumListenOnAllIPs", Boolean, "false", Honoured),
     key("zookeeper.datadir.autocreate", LenientBoolean, "true", Honoured)
         .note("false: a missing dataDir or dataLogDir refuses to start."),

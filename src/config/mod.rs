@@ -200,6 +200,8 @@ pub struct Config {
     pub reconfig_enabled: bool,
     /// Whether a leader serves clients too (`leaderServes`: anything but `no`).
     pub leader_serves: bool,
+    /// Whether ACLs go unchecked (`skipACL=yes`).
+    pub skip_acl: bool,
     /// Whether client writes and session ends are written to the audit log
     /// (`audit.enable`).
     pub audit_enabled: bool,
@@ -378,6 +380,7 @@ impl Config {
             digest,
             reconfig_enabled: read.flag("reconfigEnabled", false)?,
             leader_serves: read.flag("leaderServes", true)?,
+            skip_acl: read.flag("skipACL", false)?,
             audit_enabled: read.flag("audit.enable", false)?,
             enforce_quota: read.flag("enforceQuota", false)?,
             standalone_enabled: read.flag("standaloneEnabled", true)?,
@@ -406,6 +409,9 @@ impl Config {
             ));
         }
         notices.append(&mut read.notices);
+        if config.skip_acl {
+            notices.push(Notice::warn("skipACL=yes: no ACL is checked, for any client".into()));
+        }
         let config = Config { notices, ..config };
         config.check_membership()
     }

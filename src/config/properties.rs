@@ -134,6 +134,15 @@ impl<'a> Reader<'a> {
                 }
                 Ok(on)
             }
+            Rule::NoUnlessYes => {
+                let on = value == "yes";
+                if !on && value != "no" {
+                    self.notices.push(Notice::warn(format!(
+                        "{key}={value} is not \"yes\", so it means no, as in ZooKeeper"
+                    )));
+                }
+                Ok(on)
+            }
             _ => {
                 let on = value.eq_ignore_ascii_case("true");
                 if !on && !value.eq_ignore_ascii_case("false") {

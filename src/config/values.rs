@@ -26,8 +26,10 @@ pub enum Rule {
     /// `Boolean.getBoolean`: `true` in any case is true, anything else false.
     LenientBoolean,
     /// `!value.equals("no")`: only the exact text `no` turns the setting off
-    /// (`forceSync`, `skipACL` reads `yes` the same way round).
+    /// (`forceSync`).
     YesUnlessNo,
+    /// `value.equals("yes")`: only the exact text `yes` turns the setting on (`skipACL`).
+    NoUnlessYes,
 }
 
 impl Rule {
@@ -40,6 +42,7 @@ impl Rule {
             Rule::Boolean => "true or false",
             Rule::LenientBoolean => "true (anything else is false)",
             Rule::YesUnlessNo => "no (anything else is yes)",
+            Rule::NoUnlessYes => "yes (anything else is no)",
         }
     }
 }

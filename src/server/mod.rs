@@ -225,7 +225,10 @@ impl Shared {
         let shared = Arc::new(Shared {
             database,
             sessions: Mutex::new(sessions),
-            registry: registry::Registry::new(config.request_throttle.max_requests),
+            registry: registry::Registry::new(
+                config.request_throttle.max_requests,
+                config.skip_acl,
+            ),
             stats: stats::ServerStats::default(),
             driver,
             clock,

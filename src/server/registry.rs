@@ -284,13 +284,17 @@ pub struct Registry {
     open: AtomicU32,
     next_id: AtomicU64,
     load: Arc<Load>,
+    /// Whether every ACL lets its connections through (`skipACL=yes`).
+    acl_skipped: bool,
 }
 
 impl Registry {
     /// A registry whose connections' writes in process are limited to `max_requests`
-    /// (`request_throttle_max_requests`; 0: no limit).
-    pub fn new(max_requests: u64) -> Registry {
-        Registry { load: Arc::new(Load::new(max_requests)), ..Registry::default() }
+    /// (`request_throttle_max_requests`; 0: no limit), and whose connections no ACL
+    /// stops when `skip_acl`.
+    pub fn new(max_requests: u64, skip_acl: bool) -> Registry {
+        let load = Arc::new(Load::new(max_requests));
+        Registry { load, acl_skipped: skip_acl, ..Registry::default() }
     }
 
     /// Registers a new connection, unless the server or `peer`'s IP is at its limit;
@@ -315,7 +319,7 @@ impl Registry {
             let ip = peer.ip();
             let mut from = self.per_ip.entry(ip).or_insert_with(|| FromAddress {
                 open: 0,
-                auth: Arc::new(AuthIds::for_client(ip)),
+                auth: Arc::new(AuthIds::for_client(ip).skipping_acl(self.acl_skipped)),
             });
             if limits.per_ip_max != 0 && from.open >= limits.per_ip_max {
                 self.open.fetch_sub(1, Ordering::AcqRel);

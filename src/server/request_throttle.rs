@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn permits_come_back_when_writes_complete_or_their_connection_goes() {
-        let registry = Registry::new(2);
+        let registry = Registry::new(2, false);
         let limits = ConnectionLimits { per_ip_max: 0, total_max: 0 };
         let peer = "127.0.0.1:5000".parse().expect("address");
         let connection = registry.open(peer, false, limits, 0).expect("opened");

@@ -19,23 +19,35 @@ use crate::tree::java_hash_set::java_string_hash;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthIds {
     ids: Vec<Id>,
+    /// Whether every ACL lets these identities through: the server runs with
+    /// `skipACL=yes`. Not an identity: `whoAmI` does not show it.
+    acl_skipped: bool,
 }
 
 impl AuthIds {
     /// A new connection from `client_ip`, which is its first identity (`ip:<address>`).
     pub fn for_client(client_ip: IpAddr) -> AuthIds {
-        AuthIds { ids: vec![Id { scheme: "ip".into(), id: java_host_address(client_ip) }] }
+        let ids = vec![Id { scheme: "ip".into(), id: java_host_address(client_ip) }];
+        AuthIds { ids, acl_skipped: false }
     }
 
     /// The server's own identity, for the requests it makes itself (session expiry,
     /// container reaping), which no ACL may stop.
     pub fn server() -> AuthIds {
-        AuthIds { ids: vec![Id { scheme: "super".into(), id: String::new() }] }
+        AuthIds { ids: vec![Id { scheme: "super".into(), id: String::new() }], acl_skipped: false }
     }
 
     /// Identities exactly as another member's [`AuthIds::ids`] listed them.
     pub fn from_ids(ids: Vec<Id>) -> AuthIds {
-        AuthIds { ids }
+        AuthIds { ids, acl_skipped: false }
+    }
+
+    /// These identities, let through every ACL when `skip` (`skipACL=yes`), as
+    /// ZooKeeper's `checkACL` returns at once then.
+    #[must_use]
+    pub fn skipping_acl(mut self, skip: bool) -> AuthIds {
+        self.acl_skipped = skip;
+        self
     }
 
     /// Adds an identity; a duplicate is ignored.
@@ -394,7 +406,7 @@ pub fn fixup_acl(acl: &[Acl], auth: &AuthIds, digest_enabled: bool) -> Result<Ve
 /// # Errors
 /// [`Code::NoAuth`] if no entry grants the permission.
 pub fn check_acl(acl: &[Acl], perm: i32, auth: &AuthIds) -> Result<(), Code> {
-    if acl.is_empty() || auth.is_super() {
+    if acl.is_empty() || auth.is_super() || auth.acl_skipped {
         return Ok(());
     }
     for entry in acl.iter().filter(|entry| entry.perms & perm != 0) {

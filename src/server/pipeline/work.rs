@@ -321,7 +321,7 @@ impl Pipeline {
         } else {
             self.session_check(session_id, from)
         };
-        let auth = AuthIds::from_ids(auth);
+        let auth = AuthIds::from_ids(auth).skipping_acl(shared.config.skip_acl);
         if let Some(txn) = self.prepare_request(session_id, xid, request, &auth, check) {
             self.prepared.push(Work::Txn(txn, ReplyTo::Nobody));
         }
