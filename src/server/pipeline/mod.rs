@@ -788,7 +788,8 @@ impl Pipeline {
         } else if shared.serves_clients() {
             tracing::info!(mode = mode.name(), %zxid, "serving clients");
         } else {
-            tracing::info!(mode = mode.name(), %zxid, "leading; clients go to the followers (leaderServes=no)");
+            let why = "leaderServes=no";
+            tracing::info!(mode = mode.name(), %zxid, why, "leading; clients go to followers");
         }
         self.persist.push(Write::EpochEnds(self.zab.history().epoch_ends().to_vec()));
     }
