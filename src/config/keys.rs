@@ -458,6 +458,9 @@ pub const KEYS: &[Key] = &[
     key("metricsProvider.httpPort", Integer, "7000", Honoured),
     key("metricsProvider.httpsPort", Integer, "-1", Unsupported(Security))
         .note("HTTPS on /metrics (ZooKeeper 3.10): zkrs serves it over plain HTTP only."),
+    key("metricsProvider.exportJvmInfo", LenientBoolean, "true", Honoured).note(
+        "true: /metrics adds the process_* metrics (CPU, memory, files, start time); no jvm_*.",
+    ),
     key("metricsProvider.*", Text, "", Ignored).note("Settings of the metrics provider."),
     // zkrs's own keys, which ZooKeeper does not have.
     key("zkrs.linearizableReads", Boolean, "false", Honoured)
@@ -646,7 +649,7 @@ mod tests {
         assert_eq!(classify("admin.enableServer", "false"), Verdict::Honoured);
         assert_eq!(classify("admin.forceHttps", "true"), Verdict::Honoured);
         assert!(matches!(classify("metricsProvider.httpsPort", "7443"), Verdict::Refuse(_)));
-        assert!(matches!(classify("metricsProvider.exportJvmInfo", "true"), Verdict::Ignored(_)));
+        assert_eq!(classify("metricsProvider.exportJvmInfo", "false"), Verdict::Honoured);
         assert!(matches!(classify("request_throttle_drop_stale", "false"), Verdict::Warn(_)));
         assert!(matches!(classify("requestThrottleLimit", "100"), Verdict::Ignored(_)));
         assert!(matches!(classify("preAllocSize", "1"), Verdict::Ignored(_)));

@@ -149,6 +149,9 @@ pub struct Config {
     /// Where ZooKeeper's Prometheus endpoint listens (`metricsProvider.httpHost` and
     /// `httpPort` with the Prometheus provider as `metricsProvider.className`).
     pub prometheus_address: Option<SocketAddr>,
+    /// Whether the Prometheus endpoint adds the process's standard metrics
+    /// (`metricsProvider.exportJvmInfo`, `true` unless set to anything else).
+    pub prometheus_process_metrics: bool,
     /// The AdminServer (`admin.*`); `None` with `admin.enableServer=false`.
     pub admin: Option<admin::AdminSettings>,
     /// SASL between members (`quorum.auth.*`); `None` without `quorum.auth.enableSasl`.
@@ -352,6 +355,7 @@ impl Config {
             quorum_tls,
             quorum_sasl,
             prometheus_address,
+            prometheus_process_metrics: read.flag("metricsProvider.exportJvmInfo", true)?,
             admin,
             sasl,
             enforced_auth_schemes,

@@ -31,6 +31,8 @@ pub enum Reading {
     /// zkrs's own latency histogram in microseconds, shown in seconds, with the label
     /// that tells its series apart (`stage="log"`): Prometheus only.
     Histogram(Option<(&'static str, &'static str)>, HistogramReading),
+    /// A running total of a fractional quantity (CPU seconds): a counter, Prometheus only.
+    Total(f64),
 }
 
 /// The percentiles `mntr` shows of a latency, as ZooKeeper names them.
@@ -79,7 +81,7 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
     let tree = shared.database.tree();
     let watch_count = shared.database.data_watches().summary().watches
         + shared.database.child_watches().summary().watches;
-    let open_fds = std::fs::read_dir("/proc/self/fd").map(|dir| dir.count()).unwrap_or(0);
+    let open_fds = open_files();
     let mut metrics = vec![metric("version", Reading::Text(super::four_letter::VERSION.into()))];
     let mode = *shared.mode.lock();
     metrics.push(metric("server_state", Reading::Text(mode.name().into())));
@@ -174,10 +176,15 @@ fn watch_fan_out(shared: &Shared, metrics: &mut Vec<Metric>) {
     }
 }
 
+/// The files this process has open, as ZooKeeper reports `open_file_descriptor_count`.
+pub fn open_files() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|dir| dir.count()).unwrap_or(0)
+}
+
 /// The most files this process may have open (its soft `RLIMIT_NOFILE`, which start-up
 /// raised to the hard one), as ZooKeeper reports `max_file_descriptor_count`; -1 for
 /// no limit.
-fn max_open_files() -> f64 {
+pub fn max_open_files() -> f64 {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
     limit.current.map_or(-1.0, |files| files as f64)
 }
@@ -354,7 +361,7 @@ pub fn monitor_entries(metrics: &[Metric]) -> Vec<(String, MonitorValue)> {
                     entries.push((format!("{label}_{name}"), value));
                 }
             }
-            Reading::Histogram(..) => {}
+            Reading::Histogram(..) | Reading::Total(_) => {}
         }
     }
     entries
@@ -384,7 +391,7 @@ pub fn prometheus(metrics: &[Metric], out: &mut String) {
         let kind = match metric.reading {
             Reading::Text(_) => continue,
             Reading::Gauge(_) => "gauge",
-            Reading::Counter(_) => "counter",
+            Reading::Counter(_) | Reading::Total(_) => "counter",
             Reading::Summary(_) | Reading::Latency(_) => "summary",
             Reading::Histogram(..) => "histogram",
         };
@@ -395,7 +402,9 @@ pub fn prometheus(metrics: &[Metric], out: &mut String) {
         let labels = key.as_ref().map(|key| format!("{{{key}}}")).unwrap_or_default();
         let _ = match &metric.reading {
             Reading::Text(_) => Ok(()),
-            Reading::Gauge(value) => writeln!(out, "{name}{labels} {value:?}"),
+            Reading::Gauge(value) | Reading::Total(value) => {
+                writeln!(out, "{name}{labels} {value:?}")
+            }
             Reading::Counter(value) => writeln!(out, "{name}{labels} {value}"),
             Reading::Summary(summary) => writeln!(
                 out,

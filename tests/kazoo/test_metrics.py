@@ -82,6 +82,54 @@ def test_only_metrics_is_served(exporting):
     assert error.value.code == 404
 
 
+def proc_status_kib(pid, label):
+    """A line of /proc/PID/status in kibibytes (VmRSS, VmSize)."""
+    with open("/proc/%d/status" % pid) as status:
+        line = next(line for line in status if line.startswith(label + ":"))
+    return int(line.split()[1])
+
+
+def test_process_metrics_show_the_servers_cpu_memory_and_files(exporting):
+    """The standard process metrics ZooKeeper's Prometheus provider adds by default
+    (`metricsProvider.exportJvmInfo`), read here beside what /proc says of the process."""
+    pid = exporting.process.pid
+    before = time.time()
+    families = scrape(exporting.metrics_url)
+    # The parser names a counter's family without its _total.
+    assert families["process_cpu_seconds"].type == "counter"
+    cpu = families["process_cpu_seconds"].samples[0].value
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    assert 0 < cpu and abs(cpu - (int(fields[11]) + int(fields[12])) / ticks) < 1.0
+    rss = families["process_resident_memory_bytes"].samples[0].value
+    assert abs(rss / 1024 - proc_status_kib(pid, "VmRSS")) < 0.25 * proc_status_kib(pid, "VmRSS")
+    virtual = families["process_virtual_memory_bytes"].samples[0].value
+    assert virtual >= rss and abs(virtual / 1024 - proc_status_kib(pid, "VmSize")) < 65536
+    open_fds = families["process_open_fds"].samples[0].value
+    assert abs(open_fds - len(os.listdir("/proc/%d/fd" % pid))) <= 4
+    soft_limit = resource.prlimit(pid, resource.RLIMIT_NOFILE)[0]
+    assert families["process_max_fds"].samples[0].value == float(soft_limit)
+    started = families["process_start_time_seconds"].samples[0].value
+    assert before - 300 < started <= before
+    # They are the provider's, not ZooKeeper's own: mntr leaves them out.
+    assert not any(name.startswith("zk_process_") for name in mntr(exporting.hosts))
+
+
+def test_process_metrics_go_with_export_jvm_info_false():
+    port = free_ports(1)[0]
+    server = Server(
+        "metricsProvider.className=%s\nmetricsProvider.httpHost=127.0.0.1\n"
+        "metricsProvider.httpPort=%d\nmetricsProvider.exportJvmInfo=false\n" % (PROVIDER, port)
+    )
+    try:
+        families = scrape("http://127.0.0.1:%d/metrics" % port)
+        assert "znode_count" in families
+        assert not any(name.startswith("process_") for name in families)
+    finally:
+        server.stop()
+
+
 def histograms(family, label):
     """Each series of a histogram family by its `label` value: buckets (le, count), sum, count."""
     series = {}
