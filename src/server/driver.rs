@@ -176,7 +176,7 @@ impl Shell {
                 () = stop.cancelled() => return Ok(()),
                 input = inputs.recv(), if taking => {
                     let Some(input) = input else { return Ok(()) };
-                    if self.pipeline.prepares_here() {
+                    if self.pipeline.is_leading() {
                         let waiting = inputs.len() as u64 + 1;
                         self.shared.stats.processors.prep_queue_size.record(waiting);
                     }

@@ -45,7 +45,7 @@ async fn scrape(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 /// began, within milliseconds of the process.
 fn process_metrics(shared: &Shared) -> Vec<Metric> {
     let cpu = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    let cpu_seconds = cpu.tv_sec as f64 + f64::from(u32::try_from(cpu.tv_nsec).unwrap_or(0)) / 1e9;
+    let cpu_seconds = cpu.tv_sec as f64 + cpu.tv_nsec as f64 / 1e9;
     let started_ms = shared.clock.wall_ms().saturating_sub(shared.clock.now_ms());
     let mut readings = vec![
         ("process_cpu_seconds_total", Reading::Total(cpu_seconds)),

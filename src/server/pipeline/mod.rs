@@ -412,15 +412,11 @@ impl Pipeline {
         }
     }
 
-    fn is_leading(&self) -> bool {
+    /// Whether this member leads (a standalone server leads itself): it prepares its
+    /// clients' writes itself, where ZooKeeper has a `PrepRequestProcessor`, so its
+    /// `prep_processor_*` metrics count only then.
+    pub fn is_leading(&self) -> bool {
         matches!(self.zab.role(), Role::Leading { .. })
-    }
-
-    /// Whether this member prepares its clients' writes itself (standalone, or leading),
-    /// as only ZooKeeper's leader and standalone server have a `PrepRequestProcessor`:
-    /// its `prep_processor_*` metrics count only there.
-    pub fn prepares_here(&self) -> bool {
-        self.is_leading()
     }
 
     fn leader(&self) -> Option<ServerId> {
@@ -528,7 +524,7 @@ impl Pipeline {
         path: String,
         received_us: u64,
     ) -> Result<(), StorageError> {
-        if self.prepares_here() {
+        if self.is_leading() {
             self.time_sync_prepared();
         }
         let id = self.next_sync;

@@ -63,7 +63,7 @@ impl Pipeline {
     /// `now_us`; only the first is ZooKeeper's `prep_processor_queue_time_ms`.
     pub(super) fn time_queued(&self, received_us: u64, now_us: u64) {
         self.record(WriteStage::Queue, received_us, now_us);
-        if self.prepares_here() {
+        if self.is_leading() {
             let queued_ms = now_us.saturating_sub(received_us) / 1000;
             self.shared.stats.processors.prep_queue_time.record(queued_ms);
         }
