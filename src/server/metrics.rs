@@ -150,6 +150,7 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
     quorum_metrics(shared, &mut metrics);
     processor_metrics(shared, &mut metrics);
     quota_metrics(shared, &mut metrics);
+    namespace_traffic(shared, &mut metrics);
     for stage in WriteStage::ALL {
         let reading = stats.write_stages.stage(stage).read();
         let label = Some(("stage", stage.name()));
@@ -198,6 +199,7 @@ pub fn reset(shared: &Shared) {
     if metrics_too {
         shared.database.data_watches().fan_out().reset();
         shared.database.child_watches().fan_out().reset();
+        shared.database.traffic().reset();
     }
 }
 
@@ -292,6 +294,20 @@ fn quota_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
         let reading = Reading::Counter(*refused);
         let name = "quota_exceeded_error_per_namespace";
         metrics.push(Metric { name, key: Some(namespace.clone()), reading });
+    }
+}
+
+/// ZooKeeper's `read_per_namespace` and `write_per_namespace`: the bytes of each read
+/// answered and each write applied, by top-level path component.
+fn namespace_traffic(shared: &Shared, metrics: &mut Vec<Metric>) {
+    let traffic = shared.database.traffic();
+    for (name, tallies) in
+        [("read_per_namespace", traffic.reads()), ("write_per_namespace", traffic.writes())]
+    {
+        for (namespace, summary) in tallies {
+            let reading = Reading::Summary(summary);
+            metrics.push(Metric { name, key: Some(namespace), reading });
+        }
     }
 }
 

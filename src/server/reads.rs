@@ -20,7 +20,7 @@ use crate::server::stats::ServerStats;
 use crate::session::auth::check_acl;
 use crate::session::AuthIds;
 use crate::tree::acl::{perms, AclList};
-use crate::tree::{EventType, ReadView, WatchEvent, WatchManager, WatcherMode};
+use crate::tree::{traffic, EventType, ReadView, WatchEvent, WatchManager, WatcherMode};
 use crate::txn::{SessionId, Zxid};
 
 /// Who is reading.
@@ -77,7 +77,9 @@ fn execute(
             if *watch {
                 view.data_watches().add(path, watcher, WatcherMode::Standard);
             }
-            Box::new(ExistsResponse { stat: tree.stat(path).ok_or(Code::NoNode)? })
+            let stat = tree.stat(path).ok_or(Code::NoNode)?;
+            view.traffic().read(path, 0);
+            Box::new(ExistsResponse { stat })
         }
         Request::GetData(request) => {
             Box::new(get_data(view, reader, &request.path, request.watch)?)
@@ -184,11 +186,14 @@ fn get_data(
     if watch {
         view.data_watches().add(path, reader.connection.id, WatcherMode::Standard);
     }
-    tree.with_node(path, |node, children| {
-        let (data, stat) = node.data_and_stat(children, tree.extended_types_enabled());
-        GetDataResponse { data: data.map(bytes::Bytes::copy_from_slice), stat }
-    })
-    .ok_or(Code::NoNode)
+    let response = tree
+        .with_node(path, |node, children| {
+            let (data, stat) = node.data_and_stat(children, tree.extended_types_enabled());
+            GetDataResponse { data: data.map(bytes::Bytes::copy_from_slice), stat }
+        })
+        .ok_or(Code::NoNode)?;
+    view.traffic().read(path, response.data.as_ref().map_or(0, |data| data.len() as u64));
+    Ok(response)
 }
 
 fn get_children(
@@ -204,7 +209,10 @@ fn get_children(
     if watch {
         view.child_watches().add(path, reader.connection.id, WatcherMode::Standard);
     }
-    Ok((tree.children(path), stat))
+    let children = tree.children(path);
+    let names: u64 = children.iter().map(|child| traffic::java_length(child)).sum();
+    view.traffic().read(path, names);
+    Ok((children, stat))
 }
 
 /// Clients without ADMIN see digest ids as `user:x` (ZooKeeper 3.8's getACL).

@@ -154,6 +154,8 @@ impl Database {
                 self.tree
                     .set_data(&set.path, set.data.as_deref(), set.version, Zxid::new(zxid), time)
                     .map(|stat| {
+                        let written = set.data.as_ref().map_or(0, |data| data.len() as u64);
+                        self.traffic.written(&set.path, written);
                         let acl = self.node_acl(&set.path);
                         self.notify(&set.path, EventType::NodeDataChanged, acl, deliver);
                         result.stat = Some(stat);
@@ -227,6 +229,7 @@ impl Database {
         deliver: &mut Deliver<'_>,
     ) -> Result<Stat, Code> {
         let stat = self.tree.create_node(path, data, acl, owner, parent_cversion, zxid, time)?;
+        self.traffic.written(path, data.map_or(0, |data| data.len() as u64));
         self.notify(path, EventType::NodeCreated, acl.into(), deliver);
         self.notify_child_list(path, deliver);
         Ok(stat)
@@ -234,6 +237,7 @@ impl Database {
 
     fn delete(&self, path: &str, zxid: Zxid, deliver: &mut Deliver<'_>) -> Result<(), Code> {
         let deleted = self.tree.delete_node(path, zxid)?;
+        self.traffic.written(path, 0);
         let acl = self.tree.acl(deleted.acl);
         let notified = self.notify(path, EventType::NodeDeleted, acl.clone(), deliver);
         let child_watchers = self.child_watches.trigger(path, EventType::NodeDeleted);

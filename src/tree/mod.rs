@@ -17,6 +17,7 @@ pub mod node;
 mod packed;
 pub mod quota;
 pub mod snapshot;
+pub mod traffic;
 mod varint;
 pub mod watch;
 
@@ -26,6 +27,7 @@ use parking_lot::{RwLock, RwLockReadGuard};
 
 pub use apply::{TxnResult, WatchEvent};
 pub use data_tree::DataTree;
+pub use traffic::NamespaceTraffic;
 pub use watch::{EventType, WatchManager, WatcherId, WatcherMode};
 
 use crate::txn::Zxid;
@@ -38,6 +40,7 @@ pub struct Database {
     data_watches: WatchManager,
     child_watches: WatchManager,
     last_applied_zxid: AtomicI64,
+    traffic: NamespaceTraffic,
 }
 
 /// A consistent view for one read request; changes wait until it is dropped.
@@ -55,6 +58,7 @@ impl Database {
             data_watches: WatchManager::default(),
             child_watches: WatchManager::default(),
             last_applied_zxid: AtomicI64::new(0),
+            traffic: NamespaceTraffic::default(),
         }
     }
 
@@ -67,6 +71,7 @@ impl Database {
             data_watches: WatchManager::default(),
             child_watches: WatchManager::default(),
             last_applied_zxid: AtomicI64::new(last_applied_zxid.raw()),
+            traffic: NamespaceTraffic::default(),
         }
     }
 
@@ -93,6 +98,11 @@ impl Database {
     /// Child watches.
     pub fn child_watches(&self) -> &WatchManager {
         &self.child_watches
+    }
+
+    /// The bytes applied writes and answered reads moved, by namespace.
+    pub fn traffic(&self) -> &NamespaceTraffic {
+        &self.traffic
     }
 
     /// Replaces the whole state with `tree` (a snapshot from the leader, built with
@@ -131,5 +141,10 @@ impl ReadView<'_> {
     /// Child watches.
     pub fn child_watches(&self) -> &WatchManager {
         &self.database.child_watches
+    }
+
+    /// Where a read records the bytes it answers.
+    pub fn traffic(&self) -> &NamespaceTraffic {
+        &self.database.traffic
     }
 }

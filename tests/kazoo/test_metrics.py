@@ -67,6 +67,11 @@ def test_metrics_parse_with_zookeepers_names_and_agree_with_mntr(exporting):
     usage = families["quota_count_usage_per_namespace"].samples[0]
     assert usage.labels == {"key": "app"} and usage.value == 2.0
     assert "version" not in families and "server_state" not in families
+    writes = {sample.name: sample.value for sample in families["write_per_namespace"].samples
+              if sample.labels == {"key": "app"}}
+    assert families["write_per_namespace"].type == "summary"
+    assert writes["write_per_namespace_count"] == float(monitored["zk_cnt_app_write_per_namespace"])
+    assert writes["write_per_namespace_sum"] == float(monitored["zk_sum_app_write_per_namespace"])
     for name, prefix in [("readlatency", "zk_"), ("updatelatency", "zk_")]:
         samples = {(s.name, s.labels.get("quantile")): s.value for s in families[name].samples}
         assert families[name].type == "summary"
