@@ -295,6 +295,17 @@ pub struct Restart {
     pub restored: crate::zab::Restored,
 }
 
+/// Puts the ensemble's membership from `config` in `/zookeeper/config` at `wall_ms`, as
+/// ZooKeeper's `initConfigInZKDatabase` does: when a member starts, and on a learner once
+/// it has the leader's snapshot and once it is in sync (so the node shows this member's
+/// own configuration, whatever the leader's tree held).
+pub fn put_membership(config: &Config, database: &Database, wall_ms: u64) {
+    let text = config.membership.to_zookeeper_text();
+    let version = i64::try_from(config.membership.version).unwrap_or(i64::MAX);
+    let now_ms = i64::try_from(wall_ms).unwrap_or(i64::MAX);
+    database.set_config_node(&text, Zxid::new(version), now_ms);
+}
+
 /// Recovers server `id`'s state from `storage`: the tree and sessions of its newest
 /// loadable snapshot and, on a standalone server, the log after it replayed; an ensemble
 /// member's log may end in txns no quorum committed, so those are handed to the core
@@ -330,10 +341,7 @@ pub fn restore(
         "state recovered"
     );
     if !standalone {
-        let text = config.membership.to_zookeeper_text();
-        let version = i64::try_from(config.membership.version).unwrap_or(i64::MAX);
-        let now_ms = i64::try_from(clock.wall_ms()).unwrap_or(i64::MAX);
-        recovered.database.tree().set_config_node(&text, Zxid::new(version), now_ms);
+        put_membership(&config, &recovered.database, clock.wall_ms());
     }
     // ZooKeeper counts every txn it read from the log at start, applied or not.
     let txns_read = recovered.replayed + recovered.unapplied.len() as u64;

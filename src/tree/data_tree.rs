@@ -26,6 +26,9 @@ use crate::tree::node::{Node, NodeKind};
 use crate::tree::quota::{self, StatsTrack, Usage};
 use crate::txn::{SessionId, Zxid};
 
+/// Where every ZooKeeper keeps its ensemble's membership.
+pub const CONFIG_NODE: &str = "/zookeeper/config";
+
 /// The znodes, their ACLs, and the indexes ZooKeeper keeps beside them.
 #[derive(Debug)]
 pub struct DataTree {
@@ -606,11 +609,15 @@ impl DataTree {
     /// `initConfigInZKDatabase` does when a member starts: the text of `zoo.cfg`'s
     /// membership, `mzxid` the membership's version, `version` -1, `mtime` now. It is no
     /// txn: every member sets it for itself at start, so only its data must agree.
-    pub fn set_config_node(&self, membership_text: &str, membership_version: Zxid, now_ms: i64) {
-        let path = "/zookeeper/config";
-        let set =
-            self.set_data(path, Some(membership_text.as_bytes()), -1, membership_version, now_ms);
-        debug_assert!(set.is_ok(), "every tree has {path}");
+    pub(super) fn set_config_node(
+        &self,
+        membership_text: &str,
+        membership_version: Zxid,
+        now_ms: i64,
+    ) {
+        let data = Some(membership_text.as_bytes());
+        let set = self.set_data(CONFIG_NODE, data, -1, membership_version, now_ms);
+        debug_assert!(set.is_ok(), "every tree has {CONFIG_NODE}");
     }
 
     /// Replaces a node's data (`DataTree.setData`).

@@ -115,6 +115,16 @@ impl Database {
         self.last_applied_zxid.store(zxid.raw(), Ordering::Release);
     }
 
+    /// Puts the ensemble's membership in `/zookeeper/config` (see
+    /// [`DataTree::set_config_node`]), counting the write as ZooKeeper's
+    /// `initConfigInZKDatabase` does: at start, and on a learner after each sync with its
+    /// leader and after a snapshot from it.
+    pub fn set_config_node(&self, membership_text: &str, membership_version: Zxid, now_ms: i64) {
+        let _gate = self.gate.write();
+        self.tree.set_config_node(membership_text, membership_version, now_ms);
+        self.traffic.written(data_tree::CONFIG_NODE, membership_text.len() as u64);
+    }
+
     /// Drops every watch of a closed connection.
     pub fn remove_watcher(&self, watcher: WatcherId) {
         self.data_watches.remove_watcher(watcher);

@@ -7,7 +7,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import make_digest_acl
 
-from conftest import Server, four_letter, free_ports, start_zookeeper, stop_zookeeper
+from conftest import (Ensemble, Server, four_letter, free_ports, start_zookeeper,
+                      start_zookeeper_ensemble, stop_zookeeper, wait_until)
 
 
 def per_namespace(hosts):
@@ -105,3 +106,58 @@ def test_bytes_per_namespace_agree_with_zookeeper_after_srst_and_a_restart():
     finally:
         stop_zookeeper(zookeeper, zk_dir)
         zkrs.stop()
+
+
+def by_role(members):
+    """Each member's per-namespace lines, the leader's first, once every member has one."""
+    def mode(hosts):
+        for line in four_letter(hosts, "srvr").splitlines():
+            if line.startswith("Mode: "):
+                return line[len("Mode: "):]
+        return ""
+
+    wait_until(lambda: sorted(map(mode, members)) == ["follower", "follower", "leader"],
+               timeout=60)
+    ordered = sorted(members, key=lambda hosts: mode(hosts) != "leader")
+    return [per_namespace(hosts) for hosts in ordered]
+
+
+def test_ensemble_members_count_the_configuration_they_set_as_zookeepers_do():
+    processes, directories, ports = start_zookeeper_ensemble(
+        extra="tickTime=2000\n4lw.commands.whitelist=*\n")
+    ensemble = Ensemble(extra="tickTime=2000\n")
+    try:
+        members = {"zookeeper": ["127.0.0.1:%d" % port for port in ports],
+                   "zkrs": [member.hosts for member in ensemble.members]}
+        # Every member sets /zookeeper/config when it starts, and a follower again after
+        # each sync with its leader (twice for a snapshot): one write on the leader, and on
+        # each follower two, or more in a ZooKeeper whose follower synced twice at start.
+        writes = "zk_cnt_zookeeper_write_per_namespace"
+        started = {name: by_role(hosts) for name, hosts in members.items()}
+        assert [lines[writes] for lines in started["zkrs"]] == ["1", "2", "2"]
+        assert started["zookeeper"][0][writes] == "1"
+        assert all(int(lines[writes]) >= 2 for lines in started["zookeeper"][1:])
+        assert {key for lines in started["zkrs"] for key in lines} == \
+            {key for lines in started["zookeeper"] for key in lines}
+        for hosts in members.values():
+            client = KazooClient(hosts=hosts[0], timeout=30)
+            client.start(timeout=15)
+            client.create("/app", b"abc")
+            client.get("/zookeeper/config")
+            client.stop()
+            client.close()
+
+        def besides_configuration(lines):
+            return sorted((key, value) for key, value in lines.items()
+                          if not key.endswith("_zookeeper_write_per_namespace"))
+
+        after = {name: sorted(map(besides_configuration, by_role(hosts)))
+                 for name, hosts in members.items()}
+        assert after["zkrs"] == after["zookeeper"]
+        assert sum(("zk_sum_app_write_per_namespace", "7") in lines for lines in after["zkrs"]) == 3
+        assert sum(("zk_sum_zookeeper_read_per_namespace", "223") in lines
+                   for lines in after["zkrs"]) == 1
+    finally:
+        for process, directory in zip(processes, directories):
+            stop_zookeeper(process, directory)
+        ensemble.stop()

@@ -682,6 +682,7 @@ impl Pipeline {
         let Sealed { tree, loaded, store } = sealed;
         let shared = self.shared.clone();
         shared.database.install(zxid, tree);
+        crate::server::put_membership(&shared.config, &shared.database, shared.clock.wall_ms());
         replace_sessions(&shared, &loaded.sessions);
         self.replace_preparer(zxid);
         self.persist.push(Write::Snapshot(store, self.zab.history().epoch_ends().to_vec()));
@@ -776,6 +777,11 @@ impl Pipeline {
             }
             Role::Following { .. } | Role::Observing { .. } => {
                 shared.sessions.lock().set_reporting(true);
+                crate::server::put_membership(
+                    &shared.config,
+                    &shared.database,
+                    shared.clock.wall_ms(),
+                );
             }
         }
         let zxid = shared.database.last_applied_zxid();
