@@ -310,7 +310,10 @@ pub const KEYS: &[Key] = &[
     key("zookeeper.ensembleAuthName", Text, "", Unsupported(Security)),
     key("sessionRequireClientSASLAuth", LenientBoolean, "false", Honoured)
         .note("As enforce.auth.schemes=sasl; needs the SASL authentication provider."),
-    key("requireClientAuthScheme", Text, "", Unsupported(Security)),
+    key("requireClientAuthScheme", Text, "", Unsupported(Security)).note(
+        "ZooKeeper 3.8 never reads it, so it requires nothing there; to require SASL, set \
+         enforce.auth.enabled=true and enforce.auth.schemes=sasl",
+    ),
     key("enforce.auth.enabled", LenientBoolean, "false", Honoured).note(
         "A client not authenticated by one of enforce.auth.schemes gets \
          SESSIONCLOSEDREQUIRESASLAUTH (-124) to its first other request, and is disconnected.",
