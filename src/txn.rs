@@ -325,11 +325,40 @@ impl Txn {
     /// # Errors
     /// [`DecodeError`] if `bytes` is not a valid encoding.
     pub fn decode(bytes: &Bytes) -> Result<Txn, DecodeError> {
+        Txn::decode_with_digest(bytes).map(|(txn, _)| txn)
+    }
+
+    /// Decodes a txn as [`Txn::decode`] does, with the tree digest ZooKeeper 3.6+ writes
+    /// after it (in its log and in its leader's proposals), if there is one.
+    ///
+    /// # Errors
+    /// [`DecodeError`] if `bytes` is not a valid encoding.
+    pub fn decode_with_digest(bytes: &Bytes) -> Result<(Txn, Option<TxnDigest>), DecodeError> {
         let mut reader = Reader::new(bytes);
         let header = TxnHeader::read(&mut reader)?;
         let body = TxnBody::read(header.op_type, &mut reader)?;
-        Ok(Txn { header, body })
+        let digest = if reader.remaining() >= TXN_DIGEST_BYTES {
+            let version = reader.read_i32("digest version")?;
+            let tree_digest = reader.read_i64("tree digest")?;
+            Some(TxnDigest { version, tree_digest })
+        } else {
+            None
+        };
+        Ok((Txn { header, body }, digest))
     }
+}
+
+/// The length of ZooKeeper's `TxnDigest` record: an int and a long.
+const TXN_DIGEST_BYTES: usize = 12;
+
+/// ZooKeeper's `TxnDigest`: the digest its leader expects the tree to have once the txn
+/// it follows is applied (see [`crate::tree::digest`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnDigest {
+    /// The digest's version (2 since ZooKeeper 3.6).
+    pub version: i32,
+    /// The tree's digest, a Java long.
+    pub tree_digest: i64,
 }
 
 #[cfg(test)]

@@ -233,6 +233,69 @@ async fn a_zkrs_member_leads_a_zookeeper_follower() {
     );
 }
 
+/// Writes of every kind through `address`: creates of every mode (the session's
+/// ephemerals go with its close), sets, deletes, enough txns to pass several zxids that
+/// are multiples of 128, where members keep their tree's digest.
+async fn digest_workload(address: SocketAddr, prefix: &str) {
+    let mut client = Client::connect(address).await;
+    let root = format!("/{prefix}");
+    assert!(client.create(&root, b"", 0).await.is_ok());
+    for i in 0..100 {
+        let data = format!("value {i} \u{e9}").into_bytes();
+        let path = client.create(&format!("{root}/n-"), &data, 2).await.expect("sequential");
+        client.set_data(&path, &data[..i % 7], -1).await.expect("set");
+        if i % 3 == 0 {
+            client.delete(&path, -1).await.expect("delete");
+        }
+        if i % 10 == 0 {
+            let ephemeral = format!("{root}/e{i}");
+            client.create(&ephemeral, &data, 1).await.expect("ephemeral");
+        }
+    }
+    client.close().await;
+}
+
+/// The tree's digests a member keeps (`hash`), once it has applied `zxid`'s `/done`.
+fn digests_after(address: SocketAddr, done: &str) -> String {
+    let deadline = Instant::now() + JOIN_WAIT;
+    loop {
+        let hash = four_letter(address, "hash").unwrap_or_default();
+        if hash.lines().last().is_some_and(|line| line.starts_with(done)) {
+            return hash;
+        }
+        assert!(Instant::now() < deadline, "no digest of {done} at {address}: {hash}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// ZooKeeper's tree digest, computed alike: a zkrs follower of a ZooKeeper leader keeps
+/// the same digests as its leader at the same zxids, for writes through either member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zkrs_member_keeps_the_same_tree_digests_as_its_zookeeper_leader() {
+    let lines = ensemble_lines(&[false, false]);
+    let follower = start_zkrs(1, &lines);
+    let leader = ReferenceZooKeeper::start_member(2, &lines, &[]).await;
+    wait_for_mode(follower.address, "follower", || follower.log());
+    digest_workload(follower.address, "through-zkrs").await;
+    digest_workload(leader.address, "through-zookeeper").await;
+    // Pad with creates up to the next multiple of 128, whose digest both keep.
+    let mut client = Client::connect(leader.address).await;
+    let mut last = 0;
+    while last == 0 || last % 128 != 0 {
+        let created = client.create("/pad-", b"", 2).await.expect("pad");
+        let stat = client.exists(&created, false).await.expect("there");
+        last = stat.czxid;
+    }
+    client.close().await;
+    let done = format!("{last:x}:");
+    let (theirs, ours) =
+        (digests_after(leader.address, &done), digests_after(follower.address, &done));
+    assert!(ours.lines().count() >= 3, "digests kept: {ours}");
+    assert_eq!(ours, theirs, "zkrs's digests against ZooKeeper's");
+    // Every proposal carried the leader's digest, and the follower's tree matched each.
+    wait_for_mntr(follower.address, "zk_digest_mismatches_count", "0");
+}
+
 /// Hierarchical quorums (`group.N`, `weight.N`) counted alike by both kinds of member:
 /// the same membership text, and with member 2 (weight 2 of its group's 3) stopped,
 /// members 1 and 3 are a majority but no quorum, so the zkrs leader steps down until 2

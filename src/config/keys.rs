@@ -234,8 +234,8 @@ pub const KEYS: &[Key] = &[
         .note("ACLs are checked where the write is prepared."),
     key("maxConcurrentSnapSyncs", DecodedInteger, "10", Ignored),
     key("maxConcurrentDiffSyncs", DecodedInteger, "100", Ignored),
-    key("digest.enabled", LenientBoolean, "true", Ignored)
-        .note("Every log record and snapshot chunk carries a CRC-32C instead."),
+    key("digest.enabled", LenientBoolean, "true", Honoured)
+        .note("ZooKeeper's tree digest (hash, digest_mismatches_count); false: none is kept."),
     key("snapshot.compression.method", Text, "", Ignored)
         .note("zkrs snapshots are compressed by the store."),
     key("snapshot.trust.empty", LenientBoolean, "false", Ignored),

@@ -46,9 +46,9 @@ const JUTE_EXTRA_MIN: usize = 1024;
 pub const LISTEN_BACKLOG_DEFAULT: u32 = 1024;
 
 /// The four-letter words zkrs knows, for `4lw.commands.whitelist=*`.
-pub const FOUR_LETTER_WORDS: [&str; 15] = [
-    "conf", "cons", "crst", "dirs", "dump", "envi", "isro", "mntr", "ruok", "srst", "srvr", "stat",
-    "wchc", "wchp", "wchs",
+pub const FOUR_LETTER_WORDS: [&str; 16] = [
+    "conf", "cons", "crst", "dirs", "dump", "envi", "hash", "isro", "mntr", "ruok", "srst", "srvr",
+    "stat", "wchc", "wchp", "wchs",
 ];
 
 /// Why a configuration was rejected. Every variant means exit status 2, as ZooKeeper's
@@ -195,6 +195,9 @@ pub struct Config {
     pub four_letter_words: BTreeSet<String>,
     /// Whether TTL nodes are allowed (`extendedTypesEnabled`).
     pub extended_types_enabled: bool,
+    /// Whether the tree's digest is kept (`digest.enabled`, ZooKeeper's
+    /// `zookeeper.digest.enabled`).
+    pub digest_enabled: bool,
     /// The digest scheme's provider: its hash (`DigestAuthenticationProvider.digestAlg`)
     /// and the super user's digest (`...superDigest`); `None` when it is off
     /// (`DigestAuthenticationProvider.enabled=false`).
@@ -381,6 +384,7 @@ impl Config {
                 read_only_mode_enabled,
             ),
             extended_types_enabled: read.flag("extendedTypesEnabled", false)?,
+            digest_enabled: read.flag("digest.enabled", true)?,
             digest,
             reconfig_enabled: read.flag("reconfigEnabled", false)?,
             leader_serves: read.flag("leaderServes", true)?,

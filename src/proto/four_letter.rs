@@ -34,10 +34,12 @@ pub enum FourLetterWord {
     Isro,
     /// `dirs`: sizes of the data and log directories.
     Dirs,
+    /// `hash`: the tree's digests at every 128th zxid lately.
+    Hash,
 }
 
 impl FourLetterWord {
-    const ALL: [FourLetterWord; 15] = [
+    const ALL: [FourLetterWord; 16] = [
         FourLetterWord::Ruok,
         FourLetterWord::Srvr,
         FourLetterWord::Stat,
@@ -53,6 +55,7 @@ impl FourLetterWord {
         FourLetterWord::Dump,
         FourLetterWord::Isro,
         FourLetterWord::Dirs,
+        FourLetterWord::Hash,
     ];
 
     /// The word's four characters.
@@ -73,6 +76,7 @@ impl FourLetterWord {
             FourLetterWord::Dump => "dump",
             FourLetterWord::Isro => "isro",
             FourLetterWord::Dirs => "dirs",
+            FourLetterWord::Hash => "hash",
         }
     }
 

@@ -36,11 +36,15 @@ const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requ
 fn render(shared: &Shared, word: FourLetterWord) -> String {
     let serving = shared.serves_clients();
     if !serving && needs_a_running_server(word) {
-        return NOT_SERVING.to_owned();
+        // ZooKeeper's `hash` prints it without a line end.
+        let answer =
+            if word == FourLetterWord::Hash { NOT_SERVING.trim_end() } else { NOT_SERVING };
+        return answer.to_owned();
     }
     let mut out = String::new();
     match word {
         FourLetterWord::Ruok => out.push_str("imok"),
+        FourLetterWord::Hash => digests(shared, &mut out),
         FourLetterWord::Isro => out.push_str(match *shared.mode.lock() {
             Mode::ReadOnly => "ro",
             _ if serving => "rw",
@@ -144,6 +148,14 @@ pub(super) fn outstanding(shared: &Shared) -> u64 {
 }
 
 /// The words ZooKeeper answers only while it serves clients.
+/// `hash`: each digest kept, `<zxid in hex>: <digest>` (ZooKeeper's `DigestCommand`).
+fn digests(shared: &Shared, out: &mut String) {
+    for (zxid, digest) in shared.database.digests().entries() {
+        // A Java long: a sum that wrapped past 2^63 prints negative.
+        let _ = writeln!(out, "{:x}: {}", zxid.raw(), digest as i64);
+    }
+}
+
 fn needs_a_running_server(word: FourLetterWord) -> bool {
     !matches!(word, FourLetterWord::Ruok | FourLetterWord::Isro | FourLetterWord::Envi)
 }

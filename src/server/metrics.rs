@@ -231,6 +231,7 @@ fn processor_metrics(shared: &Shared, metrics: &mut Vec<Metric>) {
         metric("revalidate_count", counter(&processors.revalidations)),
         metric("connection_revalidate_count", counter(&processors.connection_revalidations)),
         metric("stale_replies", counter(&processors.stale_replies)),
+        metric("digest_mismatches_count", counter(&processors.digest_mismatches)),
     ]);
 }
 

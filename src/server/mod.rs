@@ -343,6 +343,9 @@ pub fn restore(
     if !standalone {
         put_membership(&config, &recovered.database, clock.wall_ms());
     }
+    if !config.digest_enabled {
+        recovered.database.tree().disable_digest();
+    }
     // ZooKeeper counts every txn it read from the log at start, applied or not.
     let txns_read = recovered.replayed + recovered.unapplied.len() as u64;
     let (snapshot_load, log_read) = (recovered.snapshot_load, recovered.log_read);

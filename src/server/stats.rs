@@ -265,6 +265,9 @@ pub struct ProcessorStats {
     pub connection_revalidations: AtomicU64,
     /// Answers left for a client whose connection had closed (`stale_replies`).
     pub stale_replies: AtomicU64,
+    /// Txns after which this learner's tree digest was not the one its leader's
+    /// proposal carried (`digest_mismatches_count`).
+    pub digest_mismatches: AtomicU64,
 }
 
 impl ProcessorStats {
@@ -276,6 +279,7 @@ impl ProcessorStats {
             &self.revalidations,
             &self.connection_revalidations,
             &self.stale_replies,
+            &self.digest_mismatches,
         ] {
             counter.store(0, Ordering::Relaxed);
         }

@@ -9,7 +9,7 @@ use jute::writer::{write_i32, write_i64};
 use jute::{DecodeError, Reader};
 
 use crate::storage::{LogEntry, SnapshotHeader, StorageError};
-use crate::txn::{Txn, Zxid};
+use crate::txn::{Txn, TxnDigest, Zxid};
 
 /// The chunk index under which a snapshot's header is stored.
 pub const HEADER_INDEX: u32 = u32::MAX;
@@ -93,10 +93,20 @@ pub fn encode_entry_into(txn: &Txn, out: &mut BytesMut) {
 /// [`StorageError::Corrupt`] if the checksum fails, the txn does not decode, or its zxid
 /// differs from the key's.
 pub fn decode_entry(entry: &LogEntry) -> Result<Txn, StorageError> {
+    decode_entry_with_digest(entry).map(|(txn, _)| txn)
+}
+
+/// [`decode_entry`], with the tree digest a ZooKeeper leader put after the txn, if any.
+///
+/// # Errors
+/// As [`decode_entry`].
+pub fn decode_entry_with_digest(
+    entry: &LogEntry,
+) -> Result<(Txn, Option<TxnDigest>), StorageError> {
     let payload = unseal(&entry.value).ok_or_else(|| {
         StorageError::Corrupt(format!("log entry 0x{:x} fails its checksum", entry.zxid))
     })?;
-    let txn = Txn::decode(&payload).map_err(|err| {
+    let (txn, digest) = Txn::decode_with_digest(&payload).map_err(|err| {
         StorageError::Corrupt(format!("log entry 0x{:x} does not decode: {err}", entry.zxid))
     })?;
     if txn.zxid() != entry.zxid {
@@ -106,7 +116,7 @@ pub fn decode_entry(entry: &LogEntry) -> Result<Txn, StorageError> {
             txn.zxid()
         )));
     }
-    Ok(txn)
+    Ok((txn, digest))
 }
 
 /// The sealed encoding of a snapshot header.

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use jute::records::{Acl, Stat, StatPersisted};
@@ -21,6 +21,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::tree::acl::{AclCache, AclId, AclList};
 use crate::tree::children::{Children, Hasher};
+use crate::tree::digest::node_digest;
 use crate::tree::java_hash_set::JavaHashSet;
 use crate::tree::node::{Node, NodeKind};
 use crate::tree::quota::{self, StatsTrack, Usage};
@@ -44,6 +45,11 @@ pub struct DataTree {
     node_count: AtomicUsize,
     /// Sum of path and data lengths, ZooKeeper's `approximate_data_size`.
     data_size: AtomicI64,
+    /// The nodes' digests summed, wrapping: ZooKeeper's tree digest
+    /// ([`crate::tree::digest`]).
+    digest: AtomicU64,
+    /// Whether the digest is kept (`digest.enabled`); when not, it stays 0.
+    digest_enabled: AtomicBool,
     /// The paths that have a quota (a `zookeeper_limits` node), ZooKeeper's `pTrie`.
     quota_paths: RwLock<BTreeSet<String>>,
     extended_types_enabled: bool,
@@ -113,6 +119,8 @@ impl DataTree {
             ttls: Mutex::new(BTreeSet::new()),
             node_count: AtomicUsize::new(0),
             data_size: AtomicI64::new(0),
+            digest: AtomicU64::new(0),
+            digest_enabled: AtomicBool::new(true),
             quota_paths: RwLock::new(BTreeSet::new()),
             extended_types_enabled,
         }
@@ -121,14 +129,44 @@ impl DataTree {
     /// An empty tree to be filled from a snapshot and then moved into this one with
     /// [`DataTree::replace_with`]: it hashes child names as this one does.
     pub fn empty_like(&self) -> DataTree {
-        DataTree { hasher: self.hasher, ..DataTree::empty(self.extended_types_enabled) }
+        let digest_enabled = AtomicBool::new(self.digest_enabled.load(Ordering::Relaxed));
+        DataTree {
+            hasher: self.hasher,
+            digest_enabled,
+            ..DataTree::empty(self.extended_types_enabled)
+        }
+    }
+
+    /// Stops keeping the digest (`digest.enabled=false`, as ZooKeeper's
+    /// `zookeeper.digest.enabled`): it stays 0, and trees loaded into this one keep none.
+    pub fn disable_digest(&self) {
+        self.digest_enabled.store(false, Ordering::Relaxed);
+        self.digest.store(0, Ordering::Relaxed);
+    }
+
+    /// A node's digest while the digest is kept, else 0.
+    fn digest_of(&self, parent: &str, node: &Node) -> u64 {
+        if self.digest_enabled.load(Ordering::Relaxed) {
+            node_digest(parent, node)
+        } else {
+            0
+        }
     }
 
     /// Replaces everything in this tree with `other`'s contents, which must come from
     /// [`DataTree::empty_like`] on this tree. The caller keeps readers out meanwhile.
     pub fn replace_with(&self, other: DataTree) {
-        let DataTree { tables, acls, ephemerals, containers, ttls, node_count, data_size, .. } =
-            other;
+        let DataTree {
+            tables,
+            acls,
+            ephemerals,
+            containers,
+            ttls,
+            node_count,
+            data_size,
+            digest,
+            ..
+        } = other;
         self.tables.clear();
         for (parent, children) in tables {
             self.tables.insert(parent, children);
@@ -139,6 +177,32 @@ impl DataTree {
         *self.ttls.lock() = ttls.into_inner();
         self.node_count.store(node_count.into_inner(), Ordering::Relaxed);
         self.data_size.store(data_size.into_inner(), Ordering::Relaxed);
+        self.digest.store(digest.into_inner(), Ordering::Relaxed);
+    }
+
+    /// ZooKeeper's digest of the tree as it is now.
+    pub fn digest(&self) -> u64 {
+        self.digest.load(Ordering::Relaxed)
+    }
+
+    /// The tree's digest computed afresh from every node, which [`DataTree::digest`]
+    /// keeps up to date change by change: what checks that it does.
+    pub fn computed_digest(&self) -> u64 {
+        let root = self
+            .tables
+            .get("")
+            .and_then(|table| table.get(&self.hasher, "").map(|root| self.digest_of("", root)));
+        let mut digest = root.unwrap_or(0);
+        self.for_each_descendant("/", |parent, node| {
+            digest = digest.wrapping_add(self.digest_of(parent, node));
+        });
+        digest
+    }
+
+    /// Counts a node's digest going from `before` to `after` (wrapping, as ZooKeeper's
+    /// long sum does).
+    fn change_digest(&self, before: u64, after: u64) {
+        self.digest.fetch_add(after.wrapping_sub(before), Ordering::Relaxed);
     }
 
     /// Adds `node` to the table of `parent`; the caller has checked that its name is free.
@@ -152,8 +216,10 @@ impl DataTree {
     /// insert one name.
     fn try_insert(&self, parent: &str, node: Node) -> bool {
         let size = (path_len(parent, node.name()) + node.data_len()) as i64;
+        let digest = self.digest_of(parent, &node);
         let inserted = self.table_of(parent).insert(&self.hasher, node);
         if inserted {
+            self.change_digest(0, digest);
             self.data_size.fetch_add(size, Ordering::Relaxed);
             self.node_count.fetch_add(1, Ordering::Relaxed);
         }
@@ -342,7 +408,9 @@ impl DataTree {
         {
             let mut table = self.tables.get_mut(grandparent).ok_or(Code::NoNode)?;
             let parent_node = table.get_mut(&self.hasher, parent_name).ok_or(Code::NoNode)?;
+            let before = self.digest_of(grandparent, parent_node);
             parent_node.change_stat(|stat, _| advance_cversion(stat, parent_cversion, zxid));
+            self.change_digest(before, self.digest_of(grandparent, parent_node));
         }
         let acl_id = self.acls.write().intern(acl);
         let node = Node::new(name, data, acl_id, ephemeral_owner, zxid, time);
@@ -380,7 +448,9 @@ impl DataTree {
             let mut table = self.tables.get_mut(grandparent).ok_or(Code::NoNode)?;
             let parent_node = table.get_mut(&self.hasher, parent_name).ok_or(Code::NoNode)?;
             if zxid > parent_node.pzxid() {
+                let before = self.digest_of(grandparent, parent_node);
                 parent_node.change_stat(|stat, _| stat.pzxid = zxid.raw());
+                self.change_digest(before, self.digest_of(grandparent, parent_node));
             }
         }
         let node = {
@@ -393,6 +463,7 @@ impl DataTree {
             }
             node
         };
+        self.change_digest(self.digest_of(parent, &node), 0);
         self.node_count.fetch_sub(1, Ordering::Relaxed);
         self.data_size.fetch_sub((path.len() + node.data_len()) as i64, Ordering::Relaxed);
         match NodeKind::from_owner(node.ephemeral_owner(), self.extended_types_enabled) {
@@ -470,10 +541,12 @@ impl DataTree {
     pub fn load_nodes(&self, parent: &str, nodes: Vec<Node>) -> Result<(), Code> {
         let count = nodes.len();
         let mut size = 0;
+        let mut digest = 0u64;
         // Only the nodes an index keeps by path (none of most trees) need their path.
         let mut indexed = Vec::new();
         for node in &nodes {
             size += (path_len(parent, node.name()) + node.data_len()) as i64;
+            digest = digest.wrapping_add(self.digest_of(parent, node));
             let kind = NodeKind::from_owner(node.ephemeral_owner(), self.extended_types_enabled);
             if !parent.is_empty() && kind != NodeKind::Persistent {
                 indexed.push((kind, child_path(parent, node.name())));
@@ -485,6 +558,7 @@ impl DataTree {
         for (kind, path) in indexed {
             self.index(kind, path);
         }
+        self.change_digest(0, digest);
         self.data_size.fetch_add(size, Ordering::Relaxed);
         self.node_count.fetch_add(count, Ordering::Relaxed);
         Ok(())
@@ -500,7 +574,9 @@ impl DataTree {
         let num_children = self.num_children(path);
         let mut table = self.tables.get_mut(parent).ok_or(Code::NoNode)?;
         let node = table.get_mut(&self.hasher, name).ok_or(Code::NoNode)?;
+        let before = self.digest_of(parent, node);
         let result = f(node);
+        self.change_digest(before, self.digest_of(parent, node));
         Ok((result, node.stat(num_children, self.extended_types_enabled)))
     }
 

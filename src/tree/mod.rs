@@ -12,6 +12,7 @@ mod apply;
 pub mod child_walk;
 pub mod children;
 pub mod data_tree;
+pub mod digest;
 pub mod java_hash_set;
 pub mod node;
 mod packed;
@@ -30,6 +31,7 @@ pub use data_tree::DataTree;
 pub use traffic::NamespaceTraffic;
 pub use watch::{EventType, WatchManager, WatcherId, WatcherMode};
 
+use crate::tree::digest::DigestLog;
 use crate::txn::Zxid;
 
 /// The tree, its watches, and the last applied zxid, behind one read/apply gate.
@@ -41,6 +43,7 @@ pub struct Database {
     child_watches: WatchManager,
     last_applied_zxid: AtomicI64,
     traffic: NamespaceTraffic,
+    digests: DigestLog,
 }
 
 /// A consistent view for one read request; changes wait until it is dropped.
@@ -59,6 +62,7 @@ impl Database {
             child_watches: WatchManager::default(),
             last_applied_zxid: AtomicI64::new(0),
             traffic: NamespaceTraffic::default(),
+            digests: DigestLog::default(),
         }
     }
 
@@ -72,6 +76,7 @@ impl Database {
             child_watches: WatchManager::default(),
             last_applied_zxid: AtomicI64::new(last_applied_zxid.raw()),
             traffic: NamespaceTraffic::default(),
+            digests: DigestLog::default(),
         }
     }
 
@@ -103,6 +108,20 @@ impl Database {
     /// The bytes applied writes and answered reads moved, by namespace.
     pub fn traffic(&self) -> &NamespaceTraffic {
         &self.traffic
+    }
+
+    /// The tree's digests kept so far (the `hash` command's list).
+    pub fn digests(&self) -> &DigestLog {
+        &self.digests
+    }
+
+    /// Keeps the tree's digest after `zxid` applied, if `zxid` is one of those
+    /// ZooKeeper keeps. Called only for txns applied while serving: before that (a log
+    /// replayed at start, a learner's sync after a snapshot taken while its leader
+    /// wrote) the tree may hold changes of later txns, as ZooKeeper's fuzzy snapshots
+    /// do, and ZooKeeper keeps no digest there either.
+    pub fn keep_digest(&self, zxid: Zxid) {
+        self.digests.applied(zxid, self.tree.digest());
     }
 
     /// Replaces the whole state with `tree` (a snapshot from the leader, built with

@@ -17,7 +17,7 @@ use zkrs::zab::{Message, ServerId};
 
 use crate::client::Client;
 use crate::disk::Disk;
-use crate::invariants::{applied, converged, durable, ephemerals, served_state};
+use crate::invariants::{applied, converged, digest, durable, ephemerals, served_state};
 use crate::network::{Delivery, Network};
 use crate::rng::Rng;
 use crate::transfer;
@@ -352,6 +352,11 @@ impl World {
             })
             .collect();
         converged::check(&listings)?;
+        for member in &self.members {
+            if let Some(running) = &member.running {
+                digest::check(member.id, running.shared.database.tree())?;
+            }
+        }
         let running = self.members.iter().find_map(|member| member.running.as_ref());
         match running {
             Some(running) => durable::check(&self.clients, running.shared.database.tree()),

@@ -137,7 +137,18 @@ pub fn run(context: &Context<'_>, command: &Command, arguments: &[(String, Strin
         "connection_stat_reset" => four_letter::reset_connection_stats(shared),
         "configuration" => configuration(shared, &mut answer),
         "connections" => connections(shared, false, &mut answer),
-        "hash" => answer.error = Some("zkrs keeps no digests of its tree".into()),
+        "hash" => {
+            let digests: Vec<Value> = (shared.database.digests().entries().into_iter())
+                .map(|(zxid, digest)| {
+                    serde_json::json!({
+                        "zxid": zxid.raw(),
+                        "digest": digest as i64,
+                        "digest_version": crate::tree::digest::DIGEST_VERSION,
+                    })
+                })
+                .collect();
+            answer.put("digests", digests);
+        }
         "dirs" => {
             let config = &shared.config;
             answer.put("datadir_size", four_letter::directory_size(&config.data_dir));

@@ -16,7 +16,8 @@ use crate::server::read_barrier::Passage;
 use crate::server::registry::Connection;
 use crate::server::Shared;
 use crate::session::password::session_password;
-use crate::txn::{SessionId, Txn, TxnBody, Zxid};
+use crate::tree::digest;
+use crate::txn::{SessionId, Txn, TxnBody, TxnDigest, Zxid};
 
 impl Pipeline {
     /// Applies a committed `txn` and answers `reply_to`. A createSession starts tracking
@@ -31,6 +32,9 @@ impl Pipeline {
         self.woken += woken;
         self.preparer.applied(txn.zxid());
         let zxid = txn.zxid();
+        if digest::kept_at(zxid) && self.in_sync() {
+            shared.database.keep_digest(zxid);
+        }
         let session_id = txn.session_id();
         match &txn.body {
             TxnBody::CreateSession(create) => {
@@ -81,6 +85,40 @@ impl Pipeline {
                     self.shared.stats.update_latency.record(latency_ms);
                 }
             }
+        }
+    }
+
+    /// Whether this member's tree follows its leader's txn by txn: once it serves, not
+    /// while a log replayed at start or a sync after a snapshot may still meet changes
+    /// the snapshot already holds (ZooKeeper's fuzzy state, in which it neither keeps
+    /// nor compares digests).
+    fn in_sync(&self) -> bool {
+        self.looking_since_ms.is_none()
+    }
+
+    /// Compares the tree's digest after the txn `zxid` with the one the leader's
+    /// proposal carried, as ZooKeeper's `DataTree.compareDigest` does: a mismatch counts
+    /// in `digest_mismatches_count` and is logged (once a second at most).
+    pub(super) fn check_digest(&mut self, zxid: Zxid, expected: TxnDigest) {
+        if !self.in_sync() || expected.version != digest::DIGEST_VERSION {
+            return;
+        }
+        let actual = self.shared.database.tree().digest() as i64;
+        if actual == expected.tree_digest {
+            return;
+        }
+        let stats = &self.shared.stats.processors;
+        let mismatches = stats.digest_mismatches.fetch_add(1, Ordering::Relaxed) + 1;
+        let now_ms = self.shared.clock.now_ms();
+        if self.digest_warned_ms.is_none_or(|warned| now_ms.saturating_sub(warned) >= 1000) {
+            self.digest_warned_ms = Some(now_ms);
+            tracing::warn!(
+                %zxid,
+                expected = expected.tree_digest,
+                actual,
+                mismatches,
+                "the tree's digest differs from the leader's: this member's data may diverge"
+            );
         }
     }
 

@@ -46,7 +46,7 @@ use crate::server::storage_writer::{Batch, Write};
 use crate::server::transfer::Sealed;
 use crate::server::{Mode, Shared};
 use crate::session::AuthIds;
-use crate::storage::record::{decode_entry, encode_entry_into, unseal};
+use crate::storage::record::{decode_entry_with_digest, encode_entry_into, unseal};
 use crate::storage::{LogEntry, StorageError};
 use crate::txn::{SessionId, Txn, TxnBody, Zxid};
 use crate::zab::{self, Action, Entry, Message, Restored, Role, ServerId, Zab, ZabConfig};
@@ -150,6 +150,8 @@ pub struct Pipeline {
     entry_buffer: BytesMut,
     /// Since when (clock milliseconds) this member has been looking for a leader.
     looking_since_ms: Option<u64>,
+    /// When a digest mismatch was last logged.
+    digest_warned_ms: Option<u64>,
     effects: Vec<Effect>,
 }
 
@@ -176,6 +178,7 @@ impl Pipeline {
             preparer: Preparer::new(shared.database.last_applied_zxid()),
             persist: PersistQueue::new(zab.last_zxid()),
             looking_since_ms: Some(shared.clock.now_ms()),
+            digest_warned_ms: None,
             shared,
             zab,
             standalone,
@@ -638,11 +641,15 @@ impl Pipeline {
                     );
                 }
                 None => {
-                    let txn = decode_entry(&LogEntry { zxid: entry.zxid, value: entry.payload })?;
+                    let logged = LogEntry { zxid: entry.zxid, value: entry.payload };
+                    let (txn, digest) = decode_entry_with_digest(&logged)?;
                     let (reply_to, forwarded_us) = self.reply_to(&txn);
                     let received_us = reply_to.received_us();
                     self.time_applied(txn.header.time, wall_ms);
                     self.apply_txn(&txn, reply_to);
+                    if let Some(digest) = digest {
+                        self.check_digest(entry.zxid, digest);
+                    }
                     self.time_learner_commit(entry.zxid, committed_us);
                     self.time_forwarded_commit(received_us, forwarded_us, committed_us);
                 }

@@ -12,7 +12,9 @@ use crate::server::registry::{Connection, ConnectionLimits};
 use crate::server::Clock;
 use crate::session::SessionTracker;
 use crate::tree::acl::{perms, world_anyone};
+use crate::tree::digest::DIGEST_VERSION;
 use crate::tree::{Database, WatcherMode};
+use crate::txn::TxnDigest;
 
 const EPHEMERAL: i32 = 1;
 
@@ -318,4 +320,21 @@ fn a_writes_latency_counts_from_its_arrival_in_milliseconds() {
     write_all(&mut pipeline);
     let latency = shared.stats.update_latency.read();
     assert_eq!(latency.summary.max, 7, "from 5 ms to 12 ms");
+}
+
+#[test]
+fn a_digest_other_than_the_trees_counts_as_a_mismatch() {
+    let (mut pipeline, shared) = pipeline(&[1]);
+    let connection = session(&mut pipeline, &shared, 30_000);
+    pipeline.client_input(create(&connection, "/a", 0)).expect("prepared");
+    write_all(&mut pipeline);
+    let tree = shared.database.tree().digest() as i64;
+    let zxid = shared.database.last_applied_zxid();
+    let mismatches = || shared.stats.processors.digest_mismatches.load(Ordering::Relaxed);
+    pipeline.check_digest(zxid, TxnDigest { version: DIGEST_VERSION, tree_digest: tree });
+    assert_eq!(mismatches(), 0, "the leader's digest");
+    pipeline.check_digest(zxid, TxnDigest { version: DIGEST_VERSION, tree_digest: tree + 1 });
+    assert_eq!(mismatches(), 1, "another digest");
+    pipeline.check_digest(zxid, TxnDigest { version: 1, tree_digest: tree + 1 });
+    assert_eq!(mismatches(), 1, "a digest of another version is not compared");
 }

@@ -2,6 +2,7 @@
 
 pub mod applied;
 pub mod converged;
+pub mod digest;
 pub mod durable;
 pub mod ephemerals;
 pub mod lock;
