@@ -196,6 +196,8 @@ pub const KEYS: &[Key] = &[
     key("zookeeper.connection_throttle_global_session_weight", DecodedInteger, "3", Honoured),
     key("zookeeper.connection_throttle_local_session_weight", DecodedInteger, "1", Honoured),
     key("zookeeper.connection_throttle_renew_session_weight", DecodedInteger, "2", Honoured),
+    key("zookeeper.netty.server.outstandingHandshake.limit", DecodedInteger, "-1", Honoured)
+        .note("TLS handshakes in progress past which a new connection is closed; -1 = none."),
     key("clientPortListenBacklog", Integer, "-1", Honoured).note("-1: zkrs's default of 1024."),
     key("serverCnxnFactory", Text, "", Ignored).note("zkrs has one connection layer."),
     key("flushDelay", DecodedInteger, "0", Ignored).note("zkrs commits in groups without a timer."),

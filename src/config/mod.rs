@@ -168,6 +168,9 @@ pub struct Config {
     pub enforced_auth_schemes: Option<Vec<String>>,
     /// The handshakes' token bucket (`zookeeper.connection_throttle_*`).
     pub connection_throttle: throttle::ConnectionThrottleSettings,
+    /// TLS handshakes in progress past which a new connection on a TLS or unified port
+    /// is closed (`zookeeper.netty.server.outstandingHandshake.limit`); 0 for no limit.
+    pub tls_handshake_limit: u64,
     /// How requests are admitted (`zookeeper.request_throttle_*`, `globalOutstandingLimit`,
     /// large requests).
     pub request_throttle: throttle::RequestThrottleSettings,
@@ -363,6 +366,10 @@ impl Config {
             sasl,
             enforced_auth_schemes,
             connection_throttle,
+            tls_handshake_limit: u64::try_from(
+                read.number::<i32>("zookeeper.netty.server.outstandingHandshake.limit", -1)?,
+            )
+            .unwrap_or(0),
             request_throttle,
             x509_super_user: read.text("X509AuthenticationProvider.superUser").map(str::to_owned),
             client_port_listen_backlog: u32::try_from(backlog)

@@ -82,6 +82,7 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
     let watch_count = shared.database.data_watches().summary().watches
         + shared.database.child_watches().summary().watches;
     let open_fds = open_files();
+    let outstanding_tls = stats.outstanding_tls_handshakes.load(Ordering::Relaxed);
     let mut metrics = vec![metric("version", Reading::Text(super::four_letter::VERSION.into()))];
     let mode = *shared.mode.lock();
     metrics.push(metric("server_state", Reading::Text(mode.name().into())));
@@ -113,6 +114,8 @@ pub fn collect(shared: &Shared) -> Vec<Metric> {
         metric("watch_count", count(watch_count)),
         metric("auth_failed_count", counter(&stats.auth_failed)),
         metric("unsuccessful_handshake", counter(&stats.unsuccessful_handshakes)),
+        metric("outstanding_tls_handshake", Reading::Gauge(outstanding_tls as f64)),
+        metric("tls_handshake_exceeded", counter(&stats.tls_handshakes_exceeded)),
         metric("sessionless_connections_expired", counter(&stats.sessionless_expired)),
         metric("min_latency", Reading::Gauge(latency.min as f64)),
         metric("max_latency", Reading::Gauge(latency.max as f64)),

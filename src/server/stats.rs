@@ -150,6 +150,11 @@ pub struct ServerStats {
     pub auth_failed: AtomicU64,
     /// TLS handshakes with clients that failed (`unsuccessful_handshake`).
     pub unsuccessful_handshakes: AtomicU64,
+    /// TLS handshakes in progress while `outstandingHandshake.limit` is set
+    /// (`outstanding_tls_handshake`).
+    pub outstanding_tls_handshakes: AtomicU64,
+    /// Connections closed for arriving past that limit (`tls_handshake_exceeded`).
+    pub tls_handshakes_exceeded: AtomicU64,
     /// Connections closed for sending no complete handshake in time, as ZooKeeper's
     /// default connection factory expires them (`sessionless_connections_expired`).
     pub sessionless_expired: AtomicU64,
@@ -537,6 +542,7 @@ impl ServerStats {
             &self.sessions_expired,
             &self.connection_drops,
             &self.unsuccessful_handshakes,
+            &self.tls_handshakes_exceeded,
             &self.sessionless_expired,
         ] {
             counter.store(0, Ordering::Relaxed);

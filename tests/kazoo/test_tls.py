@@ -4,6 +4,7 @@ in ACLs, port unification, certificate reload, and clients that must be turned a
 
 The stores are made by tests/support/make-tls-stores with openssl and keytool.
 """
+import json
 import os
 import shutil
 import socket
@@ -344,3 +345,72 @@ def test_failed_handshakes_count_as_zookeepers_netty_factory_counts_them(stores)
     finally:
         stop_zookeeper(zookeeper, zk_dir)
         server.stop()
+
+
+
+def handshake_counts(admin_port):
+    """TLS handshakes in progress, refused past the limit, failed, and failed
+    authentications, from the AdminServer (a four-letter word would be a connection on
+    the limited port itself)."""
+    result = subprocess.run(["curl", "-s", "http://127.0.0.1:%d/commands/monitor" % admin_port],
+                            capture_output=True, text=True, timeout=30, check=True)
+    monitored = json.loads(result.stdout)
+    return tuple(int(monitored[name]) for name in (
+        "outstanding_tls_handshake", "tls_handshake_exceeded", "unsuccessful_handshake",
+        "auth_failed_count"))
+
+
+def fill_the_handshake_limit(stores, admin_port, port, tls):
+    """Two connections that send nothing hold a limit of two; a third is closed at once;
+    once the two close, a client (over TLS if `tls`) gets in. Returns the counts after
+    each step."""
+    seen = [handshake_counts(admin_port)]
+    held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+    wait_until(lambda: handshake_counts(admin_port)[0] == 2, timeout=10)
+    seen.append(handshake_counts(admin_port))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as third:
+        assert third.recv(1) == b"", "closed without a handshake"
+    wait_until(lambda: handshake_counts(admin_port)[1] == 1, timeout=10)
+    seen.append(handshake_counts(admin_port))
+    for connection in held:
+        connection.close()
+    wait_until(lambda: handshake_counts(admin_port)[0] == 0, timeout=10)
+    hosts = "127.0.0.1:%d" % port
+    client = tls_client(stores, hosts, start=False) if tls else KazooClient(hosts=hosts, timeout=5)
+    client.start(timeout=10)
+    client.stop()
+    client.close()
+    seen.append(handshake_counts(admin_port))
+    return seen
+
+
+def test_the_outstanding_handshake_limit_closes_connections_as_zookeeper_does(stores):
+    """On a port that takes TLS and plain clients (`client.portUnification`), as ZooKeeper
+    3.8 applies the limit; zkrs applies it on `secureClientPort` too, where ZooKeeper's
+    Netty factory decides before it knows the port is secure and so never does."""
+    limit = "netty.server.outstandingHandshake.limit=2"
+    zk_port, zk_admin, admin, secure_admin = free_ports(4)
+    zk_dir = tempfile.mkdtemp(prefix="zkrs-tls-zookeeper-")
+    admin_lines = "admin.enableServer=true\nadmin.serverAddress=127.0.0.1\nadmin.serverPort=%d"
+    zookeeper = start_zookeeper(zk_dir, zk_port, extra="\n".join([
+        "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+        "client.portUnification=true",
+        "ssl.keyStore.location=%s" % os.path.join(stores, "server.jks"),
+        "ssl.keyStore.password=testpass",
+        "ssl.trustStore.location=%s" % os.path.join(stores, "trust.jks"),
+        "ssl.trustStore.password=testpass", limit, admin_lines % zk_admin]))
+    unified, plain, _ = tls_server(stores, secure=False, extra="\n".join(
+        ["client.portUnification=true", limit, admin_lines % admin]))
+    secure_only, _, secure = tls_server(stores, extra="\n".join([limit, admin_lines % secure_admin]))
+    try:
+        theirs = fill_the_handshake_limit(stores, zk_admin, zk_port, tls=False)
+        ours = fill_the_handshake_limit(stores, admin, int(plain.split(":")[1]), tls=False)
+        assert ours == theirs
+        assert [counts[:2] for counts in ours] == [(0, 0), (2, 0), (2, 1), (0, 1)]
+        on_secure = fill_the_handshake_limit(stores, secure_admin, int(secure.split(":")[1]),
+                                             tls=True)
+        assert [counts[:2] for counts in on_secure] == [(0, 0), (2, 0), (2, 1), (0, 1)]
+    finally:
+        stop_zookeeper(zookeeper, zk_dir)
+        unified.stop()
+        secure_only.stop()

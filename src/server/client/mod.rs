@@ -13,7 +13,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,6 +80,8 @@ enum ConnectionError {
     PlaintextOnTlsPort,
     #[error("a TLS client on a plaintext port")]
     TlsOnPlaintextPort,
+    #[error("more TLS handshakes in progress than outstandingHandshake.limit")]
+    TooManyTlsHandshakes,
     #[error("session expired or closed")]
     SessionGone,
     #[error("unknown opcode {0}")]
@@ -189,20 +191,63 @@ fn serve(
     // Boxed: a TLS stream is large, and inline it would size every plain connection's
     // task as well.
     Either::Right(Box::pin(async move {
+        let Some(handshaking) = HandshakeSlot::take(&shared) else {
+            return ended(&shared, &connection, Err(ConnectionError::TooManyTlsHandshakes));
+        };
         match security.tls_for(&stream).await {
             None => {
+                drop(handshaking);
                 let (read_half, write_half) = stream.into_split();
                 run(shared, connection, read_half, write_half).await
             }
-            Some(tls) => match accept_tls(&shared, &connection, &tls, stream).await {
-                Ok(stream) => {
-                    let (read_half, write_half) = tokio::io::split(stream);
-                    run(shared, connection, read_half, write_half).await
+            Some(tls) => {
+                let accepted = accept_tls(&shared, &connection, &tls, stream).await;
+                drop(handshaking);
+                match accepted {
+                    Ok(stream) => {
+                        let (read_half, write_half) = tokio::io::split(stream);
+                        run(shared, connection, read_half, write_half).await
+                    }
+                    Err(err) => ended(&shared, &connection, Err(err)),
                 }
-                Err(err) => ended(&shared, &connection, Err(err)),
-            },
+            }
         }
     }))
+}
+
+/// A TLS handshake counted in progress, from the connection's arrival on a TLS or
+/// unified port until the handshake ends (or the client turns out plain), while
+/// `zookeeper.netty.server.outstandingHandshake.limit` is set, as ZooKeeper's Netty
+/// connection factory counts them.
+struct HandshakeSlot<'a> {
+    /// The count to give the slot back to; `None` when no limit is set.
+    outstanding: Option<&'a AtomicU64>,
+}
+
+impl<'a> HandshakeSlot<'a> {
+    /// A slot, or `None` (counted in `tls_handshake_exceeded`) when the limit's worth of
+    /// handshakes are in progress.
+    fn take(shared: &'a Shared) -> Option<HandshakeSlot<'a>> {
+        let limit = shared.config.tls_handshake_limit;
+        if limit == 0 {
+            return Some(HandshakeSlot { outstanding: None });
+        }
+        let outstanding = &shared.stats.outstanding_tls_handshakes;
+        if outstanding.fetch_add(1, Ordering::Relaxed) >= limit {
+            outstanding.fetch_sub(1, Ordering::Relaxed);
+            shared.stats.tls_handshakes_exceeded.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(HandshakeSlot { outstanding: Some(outstanding) })
+    }
+}
+
+impl Drop for HandshakeSlot<'_> {
+    fn drop(&mut self) {
+        if let Some(outstanding) = self.outstanding {
+            outstanding.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Logs how a connection ended, and takes it out of the server's tables.
@@ -220,6 +265,7 @@ fn ended(shared: &Shared, connection: &Connection, outcome: Result<(), Connectio
             | ConnectionError::ClosedByClient
             | ConnectionError::SessionGone
             | ConnectionError::ServerStopping
+            | ConnectionError::TooManyTlsHandshakes
             | ConnectionError::ReadBarrierFailed
             | ConnectionError::Refused(Refusal::NotServing)),
         ) => {
