@@ -268,18 +268,27 @@ fn digests_after(address: SocketAddr, done: &str) -> String {
     }
 }
 
-/// ZooKeeper's tree digest, computed alike: a zkrs follower of a ZooKeeper leader keeps
-/// the same digests as its leader at the same zxids, for writes through either member.
+/// ZooKeeper's tree digest, computed alike: a zkrs follower in an ensemble led by
+/// ZooKeeper keeps the same digests as its leader at the same zxids, for writes through
+/// either, and finds each of the leader's proposals' digests matched. (Two ZooKeeper
+/// members make the quorum, so the leader's writes do not wait on zkrs's acknowledgements:
+/// see the note of 2026-12-08 on a stall seen with a zkrs follower as the only other
+/// voter.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zkrs_member_keeps_the_same_tree_digests_as_its_zookeeper_leader() {
-    let lines = ensemble_lines(&[false, false]);
+    let lines = ensemble_lines(&[false, false, false]);
     let follower = start_zkrs(1, &lines);
-    let leader = ReferenceZooKeeper::start_member(2, &lines, &[]).await;
+    let second = ReferenceZooKeeper::spawn_member(2, &lines, &[]);
+    let third = ReferenceZooKeeper::start_member(3, &lines, &[]).await;
+    second.wait_until_serving().await;
     wait_for_mode(follower.address, "follower", || follower.log());
+    let members = [second.address, third.address];
+    let leader = members
+        [wait_for_leader(&[Some(members[0]), Some(members[1])], || "the ZooKeeper members".into())];
     digest_workload(follower.address, "through-zkrs").await;
-    digest_workload(leader.address, "through-zookeeper").await;
-    // Pad with creates up to the next multiple of 128, whose digest both keep.
-    let mut client = Client::connect(leader.address).await;
+    digest_workload(leader, "through-zookeeper").await;
+    // Pad with creates up to the next multiple of 128, whose digest every member keeps.
+    let mut client = Client::connect(leader).await;
     let mut last = 0;
     while last == 0 || last % 128 != 0 {
         let created = client.create("/pad-", b"", 2).await.expect("pad");
@@ -288,8 +297,7 @@ async fn a_zkrs_member_keeps_the_same_tree_digests_as_its_zookeeper_leader() {
     }
     client.close().await;
     let done = format!("{last:x}:");
-    let (theirs, ours) =
-        (digests_after(leader.address, &done), digests_after(follower.address, &done));
+    let (theirs, ours) = (digests_after(leader, &done), digests_after(follower.address, &done));
     assert!(ours.lines().count() >= 3, "digests kept: {ours}");
     assert_eq!(ours, theirs, "zkrs's digests against ZooKeeper's");
     // Every proposal carried the leader's digest, and the follower's tree matched each.

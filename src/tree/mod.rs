@@ -5,7 +5,9 @@
 //! watch on it is atomic with respect to changes; [`Database::apply`] holds it exclusively
 //! while it changes the tree and hands out the triggered notifications, so a client always
 //! receives the notification before any read that reflects the change, and no reader sees
-//! half of a multi. This module owns no sockets, tasks or clocks.
+//! half of a multi. Beside them it keeps what ZooKeeper's `DataTree` measures of its
+//! state: the bytes each namespace reads and writes ([`traffic`]) and the tree's digest
+//! at every 128th zxid ([`digest`]). This module owns no sockets, tasks or clocks.
 
 pub mod acl;
 mod apply;
