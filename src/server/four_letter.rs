@@ -147,7 +147,6 @@ pub(super) fn outstanding(shared: &Shared) -> u64 {
     shared.registry.load().in_process()
 }
 
-/// The words ZooKeeper answers only while it serves clients.
 /// `hash`: each digest kept, `<zxid in hex>: <digest>` (ZooKeeper's `DigestCommand`).
 fn digests(shared: &Shared, out: &mut String) {
     for (zxid, digest) in shared.database.digests().entries() {
@@ -156,6 +155,7 @@ fn digests(shared: &Shared, out: &mut String) {
     }
 }
 
+/// The words ZooKeeper answers only while it serves clients.
 fn needs_a_running_server(word: FourLetterWord) -> bool {
     !matches!(word, FourLetterWord::Ruok | FourLetterWord::Isro | FourLetterWord::Envi)
 }

@@ -32,8 +32,9 @@ pub fn quota_path_of(parent: &str) -> Option<&str> {
     parent.strip_prefix(QUOTA_ROOT).filter(|rest| rest.starts_with('/'))
 }
 
-/// The first component of a path, which ZooKeeper's per-namespace quota metrics are
-/// keyed by (`PathUtils.getTopNamespace`): `/app/locks` → `app`.
+/// The first component of a path, which ZooKeeper's per-namespace metrics (quotas, read
+/// and write bytes) are keyed by (`PathUtils.getTopNamespace`): `/app/locks` → `app`;
+/// none for `/`.
 pub fn namespace(path: &str) -> Option<&str> {
     path.split('/').nth(1).filter(|namespace| !namespace.is_empty())
 }

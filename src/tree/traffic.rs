@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use parking_lot::RwLock;
 
 use crate::summary::{AtomicSummary, Summary};
+use crate::tree::quota::namespace;
 
 /// What ZooKeeper adds to a read for the stat it returns (`DataTree.STAT_OVERHEAD_BYTES`:
 /// six longs and five ints).
@@ -93,14 +94,6 @@ impl NamespaceTraffic {
         self.reads.reset();
         self.writes.reset();
     }
-}
-
-/// A path's first component, as ZooKeeper's `PathUtils.getTopNamespace` finds it; none
-/// for `/`.
-pub fn namespace(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix('/')?;
-    let first = rest.split('/').next().unwrap_or("");
-    (!first.is_empty()).then_some(first)
 }
 
 /// A text's length as Java's `String.length()` gives it: UTF-16 code units.

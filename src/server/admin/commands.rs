@@ -138,7 +138,11 @@ pub fn run(context: &Context<'_>, command: &Command, arguments: &[(String, Strin
         "configuration" => configuration(shared, &mut answer),
         "connections" => connections(shared, false, &mut answer),
         "hash" => {
-            let digests: Vec<Value> = (shared.database.digests().entries().into_iter())
+            let digests: Vec<Value> = shared
+                .database
+                .digests()
+                .entries()
+                .into_iter()
                 .map(|(zxid, digest)| {
                     serde_json::json!({
                         "zxid": zxid.raw(),
